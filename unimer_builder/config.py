@@ -1,0 +1,82 @@
+"""Build settings. Every field is recorded in the output (shard metadata and build report)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+# OpenCV's DualTVL1OpticalFlow parameters. OpenCV's own defaults are the "opencv" preset; "fast" was
+# measured in shared/research/environment.md §2 at the same end-point error for half the time.
+TVL1_PRESETS: dict[str, dict[str, float]] = {
+    "opencv": dict(tau=0.25, lambda_=0.15, theta=0.3, nscales=5, warps=5, epsilon=0.01,
+                   inner_iterations=30, outer_iterations=10, scale_step=0.8, gamma=0.0, median_filtering=5),
+    "fast": dict(tau=0.25, lambda_=0.15, theta=0.3, nscales=3, warps=3, epsilon=0.01,
+                 inner_iterations=10, outer_iterations=2, scale_step=0.8, gamma=0.0, median_filtering=3),
+    "faster": dict(tau=0.25, lambda_=0.15, theta=0.3, nscales=2, warps=2, epsilon=0.05,
+                   inner_iterations=5, outer_iterations=1, scale_step=0.8, gamma=0.0, median_filtering=3),
+}
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DATA_CARDS_DIR = Path(__file__).resolve().parent.parent / "data_cards"
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    preset: str = "fast"
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 3
+    warps: int = 3
+    epsilon: float = 0.01
+    inner_iterations: int = 10
+    outer_iterations: int = 2
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 3
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: float) -> "FlowConfig":
+        if name not in TVL1_PRESETS:
+            raise ValueError(f"unknown TV-L1 preset {name!r}; choose one of {sorted(TVL1_PRESETS)}")
+        return cls(preset=name, **{**TVL1_PRESETS[name], **overrides})
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    crop_size: int = 224  # aligned face crop, px; flow is computed at this resolution
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    stack_len: int = 8  # frames in the model's frame stack, evenly spaced onset..offset
+    stack_size: int = 112  # px of each stack frame
+    flow_size: int = 56  # px of the reduced (u, v, strain) field stored for the model
+    image_size: int = 224  # px of the stored onset/apex crops
+    # Cross-check thresholds, in units of the face's noise-floor spread (z) and direction cosine.
+    z_supported: float = 4.0
+    z_weak: float = 2.0
+    cos_supported: float = 0.5
+    cos_contradicted: float = -0.3
+    z_unexplained: float = 6.0
+    timing_tolerance: float = 0.35  # |peak_time - apex_time| as a share of onset..offset
+    policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported
+    seed: int = 0
+    templates_dir: str = str(TEMPLATES_DIR)
+    tasks: tuple[str, ...] = ("emotion", "au", "motion", "explain")
+    shard_max_bytes: int = 64 * 1024 * 1024  # 64 MiB per Parquet shard, before compression
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes a row; a resumed build reuses only matching work."""
+        d = self.to_dict()
+        d.pop("shard_max_bytes")
+        blob = json.dumps(d, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_(self, **kw) -> "BuildConfig":
+        return replace(self, **kw)
+
+
+POLICIES = ("keep", "flag", "drop")

@@ -1,0 +1,290 @@
+"""The one FACS table: AU names, phrases, the face regions they move and the way they move them.
+
+Everything that speaks about an AU (the cross-check, the synthetic generator, the templates, the
+model's AU vocabulary) reads it from here, so a phrase or a direction is fixed in one place.
+
+Directions are written in face terms: ``up``/``down`` along the face's vertical axis and ``out``/``in``
+away from / toward the facial midline. :func:`expected_vector` turns them into image vectors for a
+region, whose side decides where "out" points. Sides are the subject's: the subject's left appears
+on the image's right in an unmirrored camera.
+
+Sources: Ekman, Friesen & Hager, *FACS Manual* (2002) for names and appearance changes; the region
+layout follows the landmark ROIs of the public MER code digested in ``shared/research``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .records import AUToken, ParsedAUs
+
+
+@dataclass(frozen=True)
+class AUInfo:
+    au: int
+    name: str  # FACS name, lower case
+    phrase: str  # what the motion looks like, for text ("the inner brows rise")
+    regions: tuple[str, ...] = ()  # region families (see REGIONS); empty: not verifiable by flow
+    up: float = 0.0  # expected motion: + up / - down
+    out: float = 0.0  # + away from the midline / - toward it
+
+
+# Verifiable AUs carry regions and a direction; the rest are known codes we can name but not measure.
+AUS: dict[int, AUInfo] = {
+    a.au: a
+    for a in [
+        AUInfo(1, "inner brow raiser", "the inner ends of the brows rise", ("brow_inner",), up=1),
+        AUInfo(2, "outer brow raiser", "the outer ends of the brows rise", ("brow_outer",), up=1),
+        AUInfo(4, "brow lowerer", "the brows lower and draw together", ("brow_inner", "glabella"), up=-0.8, out=-0.6),
+        AUInfo(5, "upper lid raiser", "the upper eyelids rise", ("upper_lid",), up=1),
+        AUInfo(6, "cheek raiser", "the cheeks rise", ("cheek",), up=1),
+        AUInfo(7, "lid tightener", "the lower eyelids tighten and rise", ("lower_lid",), up=1),
+        AUInfo(8, "lips toward each other", "the lips move toward each other"),
+        AUInfo(9, "nose wrinkler", "the nose wrinkles upward", ("nose",), up=1),
+        AUInfo(10, "upper lip raiser", "the upper lip rises", ("upper_lip",), up=1),
+        AUInfo(11, "nasolabial deepener", "the nasolabial furrow deepens"),
+        AUInfo(12, "lip corner puller", "the lip corners pull up and outward", ("lip_corner",), up=0.6, out=0.8),
+        AUInfo(13, "sharp lip puller", "the lip corners pull sharply upward", ("lip_corner",), up=1),
+        AUInfo(14, "dimpler", "the lip corners tighten inward", ("lip_corner",), out=-1),
+        AUInfo(15, "lip corner depressor", "the lip corners pull down", ("lip_corner",), up=-1),
+        AUInfo(16, "lower lip depressor", "the lower lip pulls down", ("lower_lip",), up=-1),
+        AUInfo(17, "chin raiser", "the chin pushes up", ("chin",), up=1),
+        AUInfo(18, "lip pucker", "the lips pucker toward the centre", ("lip_corner",), out=-1),
+        AUInfo(19, "tongue show", "the tongue shows"),
+        AUInfo(20, "lip stretcher", "the lip corners stretch outward", ("lip_corner",), out=1),
+        AUInfo(21, "neck tightener", "the neck tightens"),
+        AUInfo(22, "lip funneler", "the lips funnel"),
+        AUInfo(23, "lip tightener", "the lips tighten and narrow", ("lip_corner",), out=-1),
+        AUInfo(24, "lip pressor", "the lips press together", ("lower_lip",), up=1),
+        AUInfo(25, "lips part", "the lips part", ("lower_lip",), up=-1),
+        AUInfo(26, "jaw drop", "the jaw drops", ("chin",), up=-1),
+        AUInfo(27, "mouth stretch", "the mouth stretches open", ("chin",), up=-1),
+        AUInfo(28, "lip suck", "the lips are sucked in"),
+        AUInfo(29, "jaw thrust", "the jaw thrusts forward"),
+        AUInfo(30, "jaw sideways", "the jaw moves sideways"),
+        AUInfo(31, "jaw clencher", "the jaw clenches"),
+        AUInfo(32, "lip bite", "the lip is bitten"),
+        AUInfo(33, "cheek blow", "the cheeks blow out"),
+        AUInfo(34, "cheek puff", "the cheeks puff"),
+        AUInfo(35, "cheek suck", "the cheeks are sucked in"),
+        AUInfo(36, "tongue bulge", "the tongue bulges"),
+        AUInfo(37, "lip wipe", "the lips are wiped"),
+        AUInfo(38, "nostril dilator", "the nostrils dilate"),
+        AUInfo(39, "nostril compressor", "the nostrils compress"),
+        AUInfo(41, "lid droop", "the upper lids droop"),
+        AUInfo(42, "slit", "the eyes narrow to a slit"),
+        AUInfo(43, "eyes closed", "the eyes close", ("upper_lid",), up=-1),
+        AUInfo(44, "squint", "the eyes squint"),
+        AUInfo(45, "blink", "the eyes blink", ("upper_lid",), up=-1),
+        AUInfo(46, "wink", "one eye winks"),
+        AUInfo(50, "speech", "speech movements"),
+        AUInfo(51, "head turn left", "the head turns left"),
+        AUInfo(52, "head turn right", "the head turns right"),
+        AUInfo(53, "head up", "the head tilts up"),
+        AUInfo(54, "head down", "the head tilts down"),
+        AUInfo(55, "head tilt left", "the head tilts left"),
+        AUInfo(56, "head tilt right", "the head tilts right"),
+        AUInfo(57, "head forward", "the head moves forward"),
+        AUInfo(58, "head back", "the head moves back"),
+        AUInfo(61, "eyes turn left", "the eyes turn left"),
+        AUInfo(62, "eyes turn right", "the eyes turn right"),
+        AUInfo(63, "eyes up", "the eyes look up"),
+        AUInfo(64, "eyes down", "the eyes look down"),
+        AUInfo(65, "walleye", "the eyes diverge"),
+        AUInfo(66, "cross-eye", "the eyes converge"),
+        AUInfo(80, "swallow", "a swallow"),
+        AUInfo(81, "chewing", "chewing"),
+        AUInfo(82, "shoulder shrug", "the shoulders shrug"),
+        AUInfo(84, "head shake back and forth", "the head shakes"),
+        AUInfo(85, "head nod up and down", "the head nods"),
+    ]
+}
+
+VERIFIABLE_AUS: tuple[int, ...] = tuple(sorted(a for a, i in AUS.items() if i.regions))
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    name: str  # unique id, e.g. "brow_inner_L"
+    family: str  # what AUInfo.regions names, e.g. "brow_inner"
+    side: str | None  # "L"/"R" (subject's) or None on the midline
+    landmarks: tuple[int, ...]  # dlib-68 indices (0-based) whose neighbourhood forms the region
+    phrase: str
+
+
+# dlib-68 (iBUG 300-W) indices, 0-based. The subject's right brow is 17-21 (17 outer), left 22-26
+# (26 outer); right eye 36-41, left eye 42-47; mouth corners 48 (right) and 54 (left).
+REGIONS: tuple[RegionInfo, ...] = (
+    RegionInfo("brow_inner_R", "brow_inner", "R", (20, 21), "the right inner brow"),
+    RegionInfo("brow_inner_L", "brow_inner", "L", (22, 23), "the left inner brow"),
+    RegionInfo("brow_outer_R", "brow_outer", "R", (17, 18), "the right outer brow"),
+    RegionInfo("brow_outer_L", "brow_outer", "L", (25, 26), "the left outer brow"),
+    RegionInfo("glabella", "glabella", None, (21, 22, 27), "the area between the brows"),
+    RegionInfo("upper_lid_R", "upper_lid", "R", (37, 38), "the right upper eyelid"),
+    RegionInfo("upper_lid_L", "upper_lid", "L", (43, 44), "the left upper eyelid"),
+    RegionInfo("lower_lid_R", "lower_lid", "R", (40, 41), "the right lower eyelid"),
+    RegionInfo("lower_lid_L", "lower_lid", "L", (46, 47), "the left lower eyelid"),
+    RegionInfo("cheek_R", "cheek", "R", (1, 2, 31, 41, 48), "the right cheek"),
+    RegionInfo("cheek_L", "cheek", "L", (15, 14, 35, 46, 54), "the left cheek"),
+    RegionInfo("nose", "nose", None, (29, 30, 31, 33, 35), "the nose"),
+    RegionInfo("upper_lip", "upper_lip", None, (50, 51, 52), "the upper lip"),
+    RegionInfo("lip_corner_R", "lip_corner", "R", (48,), "the right lip corner"),
+    RegionInfo("lip_corner_L", "lip_corner", "L", (54,), "the left lip corner"),
+    RegionInfo("lower_lip", "lower_lip", None, (56, 57, 58), "the lower lip"),
+    RegionInfo("chin", "chin", None, (7, 8, 9), "the chin"),
+)
+REGION_BY_NAME: dict[str, RegionInfo] = {r.name: r for r in REGIONS}
+REGION_NAMES: tuple[str, ...] = tuple(r.name for r in REGIONS)
+
+# Landmarks that AUs barely move: rigid head motion is fitted to the flow there.
+STABLE_LANDMARKS: tuple[int, ...] = (0, 16, 27, 28, 39, 42)
+
+# Eight compass words for a direction in face terms (for text). Keyed by octant of atan2(up, out).
+DIRECTION_WORDS: tuple[str, ...] = (
+    "outward", "up and outward", "upward", "up and inward",
+    "inward", "down and inward", "downward", "down and outward",
+)
+
+
+def regions_for(au: int, side: str | None = None) -> tuple[RegionInfo, ...]:
+    """Regions in which ``au`` shows; a unilateral label keeps only that side's regions."""
+    info = AUS.get(au)
+    if info is None:
+        return ()
+    found = tuple(r for r in REGIONS if r.family in info.regions)
+    if side in ("L", "R"):
+        found = tuple(r for r in found if r.side in (side, None))
+    return found
+
+
+def out_sign(region: RegionInfo) -> float:
+    """Image-x sign of "away from the midline" in this region (subject's left = image right)."""
+    return {"L": 1.0, "R": -1.0}.get(region.side or "", 0.0)
+
+
+def expected_vector(au: int, region: RegionInfo) -> tuple[float, float]:
+    """Unit image vector (dx, dy; y down) in which ``au`` moves ``region``; (0, 0) if not verifiable."""
+    info = AUS[au]
+    dx = info.out * out_sign(region)
+    dy = -info.up
+    n = (dx * dx + dy * dy) ** 0.5
+    return (0.0, 0.0) if n == 0 else (dx / n, dy / n)
+
+
+def direction_word(dx: float, dy: float, region: RegionInfo) -> str:
+    """Name an image vector in face terms for ``region`` (midline regions have no in/out)."""
+    import math
+
+    up = -dy
+    s = out_sign(region)
+    out = dx * s if s else 0.0
+    if s == 0.0 and abs(dx) > abs(up):
+        return "toward the subject's left" if dx > 0 else "toward the subject's right"
+    octant = int(round(math.atan2(up, out) / (math.pi / 4))) % 8
+    return DIRECTION_WORDS[octant]
+
+
+def au_name(au: int) -> str:
+    info = AUS.get(au)
+    return info.name if info else f"AU{au}"
+
+
+# --- AU label strings -----------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""^(?P<side>[LRATB])?          # FACS side / top / bottom prefix
+        (?:AU)?\s*(?P<num>\d{1,2})   # the AU number, with an optional AU prefix
+        (?P<suffix>[A-E]|[LR])?      # intensity letter, or MMEW's suffix laterality
+        (?:\((?P<k>[a-zA-Z])\))?$    # 4DME's "(k)" marker
+    """,
+    re.VERBOSE,
+)
+_NONE_WORDS = {"", "none", "nan", "-", "n/a", "na", "0"}
+
+
+def _split_top(text: str, seps: str) -> list[str]:
+    """Split on any of ``seps`` outside parentheses."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        if depth == 0 and ch in seps:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _token(text: str, uncertain: bool) -> AUToken | None:
+    t = text.strip()
+    if t.endswith("?"):
+        uncertain, t = True, t[:-1].strip()
+    m = _TOKEN.match(t.upper() if not t[:1].isdigit() else t.upper())
+    if not m:
+        return None
+    side = m["side"]
+    suffix = m["suffix"]
+    intensity = None
+    if suffix in ("L", "R") and side is None:
+        side = suffix
+    elif suffix:
+        intensity = suffix
+    if m["k"]:
+        uncertain = True
+    return AUToken(au=int(m["num"]), side=side, intensity=intensity, uncertain=uncertain, raw=text.strip())
+
+
+def parse_aus(text: object) -> ParsedAUs:
+    """Parse a database AU string (``4+L10``, ``R14A or 17A``, ``(R6 or R12) + R15``, ``AU12(k)``).
+
+    Never raises: free text goes to ``unparsed``, AU-shaped codes with a number FACS does not define
+    go to ``unknown``, so that the caller decides whether that costs the clip.
+    """
+    if text is None:
+        return ParsedAUs()
+    s = str(text).strip()
+    if s.lower() in _NONE_WORDS or s == "?":
+        return ParsedAUs(unparsed=(s,) if s == "?" else ())
+    s = s.replace("，", ",").replace("；", ";")
+    tokens: list[AUToken] = []
+    unparsed: list[str] = []
+    unknown: list[str] = []
+    for part in _split_top(s, "+,;&"):
+        uncertain = False
+        inner = part
+        if inner.startswith("(") and inner.endswith(")"):
+            inner = inner[1:-1].strip()
+            # "(4)" marks an uncertain AU; "(R6 or R12)" only groups alternatives.
+            uncertain = not re.search(r"\bor\b|/", inner, re.IGNORECASE)
+        choices = [c for c in re.split(r"\s+or\s+|/", inner, flags=re.IGNORECASE) if c.strip()]
+        parsed: list[AUToken] = []
+        for c in choices:
+            if re.fullmatch(r"\s*[A-E]\s*", c) and parsed:
+                continue  # "10A/B": an alternative intensity, not another AU
+            tok = _token(c, uncertain)
+            if tok is None:
+                parsed = []
+                break
+            parsed.append(tok)
+        if not parsed:
+            unparsed.append(part)
+            continue
+        bad = [t for t in parsed if t.au not in AUS]
+        if bad:
+            unknown.extend(t.raw for t in bad)
+            parsed = [t for t in parsed if t.au in AUS]
+            if not parsed:
+                continue
+        first, rest = parsed[0], parsed[1:]
+        if rest:
+            first = AUToken(
+                au=first.au, side=first.side, intensity=first.intensity, uncertain=first.uncertain,
+                raw=part, alternatives=tuple(t.au for t in rest),
+            )
+        tokens.append(first)
+    return ParsedAUs(tokens=tuple(tokens), unparsed=tuple(unparsed), unknown=tuple(unknown))

@@ -1,0 +1,185 @@
+"""Plain records that flow between the builder's stages.
+
+Every stage is a function over these dataclasses, so that a stage can be tested alone and run in a
+process pool (they pickle) with no change. Arrays are numpy; nothing here imports OpenCV or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AUToken:
+    """One parsed Action Unit of a label string such as ``L12B`` or ``(4)``.
+
+    ``side`` follows FACS: ``L``/``R`` are the *subject's* left/right (image right/left on an
+    unmirrored camera), ``A`` asymmetric, ``T`` top, ``B`` bottom, ``None`` bilateral/unspecified.
+    ``alternatives`` holds the other choices of an ``or``/``/`` group (``R14A or 17A``): the token is
+    the first choice and the group counts as supported when any member is.
+    """
+
+    au: int
+    side: str | None = None
+    intensity: str | None = None
+    uncertain: bool = False
+    raw: str = ""
+    alternatives: tuple[int, ...] = ()
+
+    def code(self) -> str:
+        """Canonical text, e.g. ``L12B`` or ``AU4``-free ``4``."""
+        return f"{self.side or ''}{self.au}{self.intensity or ''}"
+
+
+@dataclass(frozen=True)
+class ParsedAUs:
+    tokens: tuple[AUToken, ...] = ()
+    unparsed: tuple[str, ...] = ()  # free text kept verbatim ("soft focus", "ref(7B)")
+    unknown: tuple[str, ...] = ()  # syntactically AU-like codes whose number FACS does not define
+
+
+@dataclass
+class Clip:
+    """One micro-expression sample as a reader found it on disk.
+
+    Frame numbers are the database's own (absolute for SAMM/SMIC, ``img<N>`` numbers for CASME II);
+    ``frames`` maps each available frame number to its file. A video clip instead sets ``video`` and
+    numbers frames from 0.
+    """
+
+    database: str  # casme2 | samm | smic | casme3 | manifest | ...
+    subject: str  # zero-padded as the folder names it ("sub01", "006", "spNO.1", "s1")
+    clip: str  # the database's clip name ("EP02_01f", "006_1_2", "s1_ne_01", "a")
+    onset: int
+    apex: int | None  # None: estimate from motion (SMIC, "/" in a sheet)
+    offset: int | None
+    frames: dict[int, str] = field(default_factory=dict)
+    video: str | None = None
+    emotion: str | None = None  # original label, verbatim
+    au_text: str | None = None  # original AU string, verbatim; None when the database has none
+    aus: ParsedAUs = field(default_factory=ParsedAUs)
+    fps: float | None = None
+    source_file: str = ""  # the spreadsheet/manifest row that produced this clip (for errors)
+    source_row: int | None = None  # 1-based row number as a spreadsheet program shows it
+    extra: dict[str, Any] = field(default_factory=dict)  # objective class, variant (HS/VIS/NIR), ...
+
+    @property
+    def clip_id(self) -> str:
+        """Unique, path-safe id; CAS(ME)^3 clips that share subject and stimulus differ by onset."""
+        key = f"{self.database}/{self.subject}/{self.clip}"
+        if self.database == "casme3":
+            key += f"/{self.onset}"
+        variant = self.extra.get("variant")
+        if variant:
+            key = f"{self.database}/{variant}/{self.subject}/{self.clip}"
+        return key
+
+    @property
+    def au_labelled(self) -> bool:
+        return self.au_text is not None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A clip (or row) that could not be built, with where and why; goes to the build report."""
+
+    clip_id: str
+    reason: str  # short machine-readable kind: missing_frame, bad_frames, unknown_au, no_face, ...
+    message: str  # full sentence naming file, row and field
+    file: str = ""
+    row: int | None = None
+    field: str = ""
+
+
+@dataclass
+class Face:
+    """Alignment of a clip: the same 2x3 affine maps every original frame into the square crop."""
+
+    matrix: np.ndarray  # 2x3 float64, original -> crop
+    landmarks: np.ndarray  # 68x2 float32 in crop coordinates
+    size: int
+    detector: str = "dlib-hog"
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # x, y, w, h in the original onset frame
+
+
+@dataclass(frozen=True)
+class RegionStats:
+    """Motion in one AU region, onset -> apex, after rigid head motion is removed."""
+
+    name: str
+    mean: float  # mean flow magnitude, px at crop resolution
+    peak: float  # 95th percentile magnitude
+    dx: float  # mean flow vector (image axes: x right, y down), px
+    dy: float
+    coherence: float  # |sum v| / sum |v| in [0, 1]: 1 means all pixels move the same way
+    strain: float  # mean optical strain
+    z: float  # (mean - floor) / floor spread: how far above the face's noise floor
+    peak_time: float | None = None  # 0 = onset, 1 = offset: when this region moved most
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Dual-constraint verdict for one labelled (or inferred) AU."""
+
+    au: int
+    side: str | None
+    region: str  # the region that carried the decision
+    verdict: str  # supported | weak | contradicted | unverifiable
+    z: float
+    direction_cos: float  # cosine between measured and expected direction (nan if unverifiable)
+    timing_ok: bool | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unexplained:
+    """Strong motion in a region that no labelled AU explains."""
+
+    region: str
+    au: int | None  # the AU family the motion implies, None if no AU fits its direction
+    z: float
+    dx: float
+    dy: float
+
+
+@dataclass
+class Evidence:
+    """Everything measured on a clip; what the text and the model may rely on."""
+
+    face: Face
+    apex: int
+    apex_estimated: bool
+    flow: np.ndarray  # HxWx2 float32, onset->apex, rigid motion removed, crop resolution
+    strain: np.ndarray  # HxW float32
+    regions: list[RegionStats]
+    floor: float  # noise floor (median region-free magnitude), px
+    floor_spread: float  # robust spread of that floor, px
+    head_motion: dict[str, float]  # tx, ty, rotation (deg), scale of the removed similarity
+    onset_crop: np.ndarray  # SxS uint8 grey
+    apex_crop: np.ndarray  # SxS uint8 grey
+    stack: np.ndarray  # TxKxK uint8 grey, evenly spaced onset..offset
+    stack_frames: list[int]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+@dataclass
+class CrossCheck:
+    verdicts: list[Verdict]
+    unexplained: list[Unexplained]
+    aus_source: str  # "label" | "inferred" (no AU labels: the AUs come from motion alone)
+    supported: list[int]  # AUs that label and motion both support (or inferred ones), sorted
+    flagged: bool  # some labelled AU is not supported
+    flag_reasons: list[str]
+
+
+@dataclass
+class Sample:
+    """One instruction/answer pair; one row of a shard once joined with its clip's columns."""
+
+    task: str
+    template_id: str
+    instruction: str
+    answer: str
