@@ -1,0 +1,212 @@
+"""``unimer``: synthesise a database, build Uni-MER shards from one, check them, publish them.
+
+Exit status of ``build``: 0 every clip built, 1 some clips skipped (the report lists them), 2 the
+input is unusable (nothing was written).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the synthetic database into."),
+    format: str = typer.Option("casme2", "--format", "-f", help="casme2 | samm | smic | casme3 | manifest"),
+    clips: int = typer.Option(24, help="Number of clips."),
+    subjects: int = typer.Option(4, help="Number of subjects."),
+    seed: int = typer.Option(0, help="Seed: the same seed writes the same files."),
+    frames: int = typer.Option(14, help="Frames per clip."),
+) -> None:
+    """Write a small database in a real on-disk format, with planted micro-movements and ground truth."""
+    from .sources import FORMATS
+    from .synth.generate import synthesize
+
+    if format not in FORMATS:
+        _fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    root = synthesize(out, format, clips=clips, subjects=subjects, seed=seed, frames=frames)
+    console.print(f"wrote {clips} {format} clips of {subjects} subjects to {root} (truth: {root / 'ground_truth.json'})")
+
+
+@app.command()
+def build(
+    root: Path = typer.Argument(..., help="Database root (or a manifest CSV/Parquet)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: data/*.parquet, README.md, build_report.json."),
+    format: str = typer.Option(None, "--format", "-f", help="casme2 | samm | smic | casme3 | manifest (default: detect)."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    limit: int = typer.Option(None, help="Build only the first N clips."),
+    seed: int = typer.Option(0, help="Seed for template choice; same seed, same rows."),
+    templates: Path = typer.Option(None, help="Folder of Jinja2 templates (default: the packaged ones)."),
+    policy: str = typer.Option("flag", help="keep | flag | drop samples whose labelled AUs motion does not support."),
+    preset: str = typer.Option("fast", help="TV-L1 preset: opencv | fast | faster."),
+    crop_size: int = typer.Option(224, help="Aligned face crop size in px (flow resolution)."),
+    keep_parts: bool = typer.Option(False, help="Keep the per-clip part files after the shards are written."),
+) -> None:
+    """Build motion-verified instruction shards from a micro-expression database."""
+    import os
+
+    from .config import POLICIES, BuildConfig, FlowConfig
+    from .errors import UnusableInput
+    from .executors import ClipSummary, run_clips
+    from .records import Clip, Skip
+    from .sources import detect_format, read_clips
+
+    if policy not in POLICIES:
+        _fail(f"--policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    if not root.exists():
+        _fail(f"{root}: no such file or folder")
+    fmt = format or detect_format(root)
+    if fmt is None:
+        _fail(f"{root}: cannot tell the database format; pass --format")
+    try:
+        flow = FlowConfig.from_preset(preset)
+    except ValueError as e:
+        _fail(str(e))
+    cfg = BuildConfig(crop_size=crop_size, flow=flow, seed=seed, policy=policy,
+                      **({"templates_dir": str(templates)} if templates else {}))
+    if templates and not templates.is_dir():
+        _fail(f"{templates}: templates folder not found")
+
+    clips: list[Clip] = []
+    skips: list[Skip] = []
+    try:
+        for item in read_clips(root, fmt):
+            if isinstance(item, Skip):
+                skips.append(item)
+            elif limit is None or len(clips) < limit:
+                clips.append(item)
+    except UnusableInput as e:
+        _fail(str(e))
+    if not clips:
+        for s in skips[:20]:
+            console.print(f"  skipped {s.clip_id}: {s.message}")
+        _fail(f"{root}: no usable clips found ({len(skips)} rows skipped)")
+
+    workers = workers or os.cpu_count() or 1
+    workers = min(workers, len(clips))
+    out.mkdir(parents=True, exist_ok=True)
+    parts = out / ".parts"
+    parts.mkdir(exist_ok=True)
+    summaries: dict[str, ClipSummary] = {}
+    t0 = time.perf_counter()
+    columns = (TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("build", total=len(clips), note="")
+        for res in run_clips(clips, cfg, parts, workers=workers):
+            if isinstance(res, Skip):
+                skips.append(res)
+                bar.update(task, advance=1, note=f"[yellow]skipped {res.clip_id}: {res.reason}")
+            else:
+                summaries[res.clip_id] = res
+                bar.update(task, advance=1, note=res.clip_id)
+
+    from . import shards
+    from .card import write_card
+    from .report import build_report, write_json_atomic
+
+    ordered = [summaries[c.clip_id] for c in clips if c.clip_id in summaries]
+    order = [s.clip_id for s in ordered if not s.dropped]
+    shard_paths = shards.consolidate(parts, out, order, cfg.shard_max_bytes)
+    report = build_report(ordered, skips, cfg, str(root), fmt, [str(p.relative_to(out)) for p in shard_paths],
+                          time.perf_counter() - t0, workers)
+    write_json_atomic(out / "build_report.json", report)
+    write_card(out, report, cfg)
+    if not keep_parts:
+        shutil.rmtree(parts, ignore_errors=True)
+    _print_summary(report, out)
+    raise typer.Exit(1 if skips else 0)
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    c = report["counts"]
+    t = Table(title=f"Uni-MER build → {out}", show_header=False)
+    for k in ("clips", "built", "skipped", "dropped_by_policy", "flagged", "rows", "apex_estimated", "aus_inferred"):
+        t.add_row(k.replace("_", " "), str(c[k]))
+    t.add_row("shards", str(len(report["shards"])))
+    t.add_row("seconds", f"{report['run']['seconds']:.1f}")
+    console.print(t)
+    if report["skipped"]:
+        console.print("[yellow]skipped clips[/yellow] (full list in build_report.json):")
+        for s in report["skipped"][:10]:
+            console.print(f"  {s['clip_id']}: {s['message']}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Argument(Path("out/demo"), help="Folder for the synthetic database and the built dataset."),
+    format: str = typer.Option("casme2", "--format", "-f"),
+    clips: int = typer.Option(24),
+    subjects: int = typer.Option(4),
+    seed: int = typer.Option(0),
+) -> None:
+    """Synthesise a database and build Uni-MER from it: the whole pipeline, offline, in a minute."""
+    from .synth.generate import synthesize
+
+    root = synthesize(out / "source", format, clips=clips, subjects=subjects, seed=seed)
+    console.print(f"synthetic {format} database: {root}")
+    try:
+        build(root=root, out=out / "unimer", format=format, workers=0, limit=None, seed=seed, templates=None,
+              policy="flag", preset="fast", crop_size=224, keep_parts=False)
+    except typer.Exit as e:
+        if e.exit_code == 0:
+            _print_truth(root / "ground_truth.json", out / "unimer")
+        raise
+
+
+@app.command()
+def truth(
+    out: Path = typer.Argument(..., help="A built dataset folder."),
+    ground_truth: Path = typer.Option(..., "--truth", help="ground_truth.json written by `unimer synth`."),
+) -> None:
+    """Score a build of a synthetic database against what was planted."""
+    _print_truth(ground_truth, out)
+
+
+def _print_truth(truth_file: Path, out: Path) -> None:
+    from .groundtruth import score
+
+    s = score(truth_file, out)
+    t = Table(title="against the planted ground truth")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_column("n", justify="right")
+    for k, v in s.items():
+        t.add_row(k, "—" if v["rate"] is None else f"{v['rate']:.3f}", str(v["n"]))
+    console.print(t)
+
+
+@app.command()
+def push(
+    out: Path = typer.Argument(..., help="A built dataset folder."),
+    repo_id: str = typer.Argument(..., help="Hub dataset repo, e.g. your-name/uni-mer."),
+    token: str = typer.Option(None, envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN or the cached login)."),
+    public: bool = typer.Option(False, help="Create the repo public (default private: the source databases are licensed)."),
+) -> None:
+    """Publish a built dataset (card, shards, report) to the Hugging Face Hub."""
+    from .hub import push as push_folder
+
+    try:
+        url = push_folder(out, repo_id, token=token, private=not public)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        _fail(str(e))
+    console.print(f"pushed: {url}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,88 @@
+"""``build_report.json``: what was built, what was skipped and why, and how well labels and motion agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from pathlib import Path
+
+from . import __version__
+from .config import BuildConfig
+from .executors import ClipSummary
+from .facs import au_name
+from .records import Skip
+
+VERDICTS = ("supported", "weak", "contradicted", "unverifiable")
+
+
+def _agreement(summaries: list[ClipSummary]) -> dict[str, dict]:
+    counts: dict[int, Counter] = defaultdict(Counter)
+    for s in summaries:
+        if s.aus_source != "label":
+            continue
+        for au, verdict in s.verdicts:
+            counts[au][verdict] += 1
+    out = {}
+    for au in sorted(counts):
+        c = counts[au]
+        checked = c["supported"] + c["weak"] + c["contradicted"]
+        out[f"AU{au}"] = {
+            "name": au_name(au), "labelled": sum(c.values()), **{v: c[v] for v in VERDICTS},
+            "support_rate": round(c["supported"] / checked, 4) if checked else None,
+        }
+    return out
+
+
+def build_report(
+    summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: str, fmt: str,
+    shards: list[str], seconds: float, workers: int,
+) -> dict:
+    import cv2
+
+    by_db: dict[str, list[ClipSummary]] = defaultdict(list)
+    for s in summaries:
+        by_db[s.database].append(s)
+    built = [s for s in summaries if not s.dropped]
+    unexplained = Counter("none" if a is None else f"AU{a}" for s in summaries for a in s.unexplained)
+    stage_totals: Counter = Counter()
+    timed = [s for s in summaries if s.timings]
+    for s in timed:
+        stage_totals.update(s.timings)
+    return {
+        "builder_version": __version__,
+        "root": str(root),
+        "format": fmt,
+        "counts": {
+            "clips": len(summaries) + len(skips),
+            "built": len(built),
+            "skipped": len(skips),
+            "dropped_by_policy": sum(s.dropped for s in summaries),
+            "flagged": sum(s.flagged for s in summaries),
+            "resumed": sum(s.resumed for s in summaries),
+            "rows": sum(s.rows for s in summaries),
+            "apex_estimated": sum(s.apex_source == "estimated" for s in summaries),
+            "aus_inferred": sum(s.aus_source == "inferred" for s in summaries),
+        },
+        "skip_reasons": dict(sorted(Counter(s.reason for s in skips).items())),
+        "skipped": [asdict(s) for s in sorted(skips, key=lambda s: s.clip_id)],
+        "agreement": {"all": _agreement(summaries), **{db: _agreement(v) for db, v in sorted(by_db.items())}},
+        "unexplained_motion": dict(sorted(unexplained.items())),
+        "shards": shards,
+        "config": cfg.to_dict(),
+        "config_fingerprint": cfg.fingerprint(),
+        "policy": cfg.policy,
+        "run": {
+            "seconds": round(seconds, 3), "workers": workers,
+            "mean_stage_seconds": {k: round(v / len(timed), 4) for k, v in sorted(stage_totals.items())} if timed else {},
+            "opencv": cv2.__version__, "python": platform.python_version(),
+        },
+    }
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
