@@ -1,0 +1,142 @@
+"""End to end: `unimer synth` + `unimer build` on a small synthetic database, as a user runs them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from unimer_builder.cli import app
+
+runner = CliRunner()
+
+DOCUMENTED = [
+    "id", "clip_id", "database", "subject", "clip", "onset_frame", "apex_frame", "offset_frame", "apex_source",
+    "fps", "emotion", "emotion_composite", "emotion_class", "class_set", "au_text", "aus", "au_unparsed",
+    "aus_source", "aus_supported", "regions", "verdicts", "unexplained", "noise_floor", "noise_spread",
+    "head_motion", "flagged", "flag_reasons", "task", "template_id", "instruction", "answer", "messages",
+    "onset_image", "apex_image", "frames", "flow", "config_fingerprint",
+]
+
+
+def _run(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("casme2")
+    res = _run("synth", root, "--format", "casme2", "--clips", 6, "--subjects", 2, "--seed", 3, "--frames", 10)
+    assert res.exit_code == 0, res.output
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(source, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("built")
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _digest(out: Path) -> str:
+    """Hash of the rows' content (shard files, in order)."""
+    h = hashlib.sha256()
+    for p in sorted((out / "data").glob("*.parquet")):
+        h.update(pq.read_table(p).to_pandas().drop(columns=[]).to_json(orient="records").encode())
+    return h.hexdigest()
+
+
+def test_build_loads_with_datasets(built):
+    import datasets
+
+    ds = datasets.load_dataset(str(built), split="train")
+    assert len(ds) == 6 * 4  # 6 clips x 4 tasks
+    assert set(DOCUMENTED) <= set(ds.column_names)
+    row = ds[0]
+    assert row["onset_image"].size == (224, 224)
+    assert np.asarray(row["flow"], dtype=np.float32).shape[0] == 3
+    assert row["messages"][0]["role"] == "user" and row["messages"][-1]["content"] == row["answer"]
+    report = json.loads((built / "build_report.json").read_text())
+    assert report["counts"]["built"] == 6 and report["counts"]["skipped"] == 0
+    assert (built / "README.md").read_text().startswith("---")
+    assert not (built / ".parts").exists()
+
+
+def test_same_seed_same_rows_any_worker_count(source, built, tmp_path):
+    out = tmp_path / "again"
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 2, "--seed", 7)
+    assert res.exit_code == 0, res.output
+    assert _digest(out) == _digest(built)
+
+
+def test_killed_build_resumes_to_the_same_rows(source, built, tmp_path, monkeypatch):
+    from unimer_builder import executors
+
+    out = tmp_path / "resumed"
+    real = executors.process_clip
+    calls = {"n": 0}
+
+    def dying(clip, cfg, parts_dir):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the user's Ctrl-C, three clips in
+        return real(clip, cfg, parts_dir)
+
+    monkeypatch.setattr(executors, "process_clip", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
+    assert not list((out / "data").glob("*.parquet")) if (out / "data").exists() else True
+    assert len(list((out / ".parts").glob("*.parquet"))) == 3
+    monkeypatch.setattr(executors, "process_clip", real)
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "build_report.json").read_text())["counts"]["resumed"] == 3
+    assert _digest(out) == _digest(built)
+
+
+def test_bad_clips_are_skipped_and_reported(source, tmp_path):
+    root = tmp_path / "broken"
+    shutil.copytree(source, root)
+    clips = sorted(p for p in (root / "CASME2_RAW_selected").glob("sub*/*") if p.is_dir())
+    # One clip whose onset frame shows no face, one whose last frame is not an image.
+    onset = min(clips[0].glob("img*.jpg"), key=lambda p: int(p.stem[3:]))
+    cv2.imwrite(str(onset), np.full((240, 240), 128, np.uint8))
+    offset = max(clips[1].glob("img*.jpg"), key=lambda p: int(p.stem[3:]))
+    offset.write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    res = _run("build", root, "--format", "casme2", "--out", out, "--workers", 1)
+    assert res.exit_code == 1, res.output
+    report = json.loads((out / "build_report.json").read_text())
+    reasons = {s["reason"] for s in report["skipped"]}
+    assert reasons == {"no_face", "bad_frame"}
+    assert report["counts"]["built"] == 4
+    assert all(s["message"] and s["file"] for s in report["skipped"])
+
+
+def test_unusable_input_exits_2(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _run("build", empty, "--format", "casme2", "--out", tmp_path / "o")
+    assert res.exit_code == 2
+    assert "empty" in res.output or "no " in res.output.lower()
+    res = _run("build", tmp_path / "nowhere", "--format", "samm", "--out", tmp_path / "o")
+    assert res.exit_code == 2
+
+
+def test_drop_policy_removes_unsupported_samples(source, tmp_path):
+    out = tmp_path / "drop"
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--policy", "drop")
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "build_report.json").read_text())
+    rows = sum(pq.read_metadata(p).num_rows for p in (out / "data").glob("*.parquet"))
+    assert rows == 4 * (6 - report["counts"]["dropped_by_policy"])
+    flagged = [r for p in (out / "data").glob("*.parquet") for r in pq.read_table(p, columns=["flagged"]).column(0).to_pylist()]
+    assert not any(flagged)
