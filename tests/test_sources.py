@@ -1,0 +1,473 @@
+"""Database readers and layout writers: round trips, real-layout quirks, and bad input named precisely."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openpyxl
+import pytest
+
+from unimer_builder import sources
+from unimer_builder.errors import InputError, UnusableInput
+from unimer_builder.records import Clip, Skip
+from unimer_builder.sources import _common, casme2, casme3, fixes, manifest, samm, smic
+from unimer_builder.sources.frames import FrameReader
+from unimer_builder.synth.spec import SynthClip
+
+EMOTIONS = {
+    "casme2": ["happiness", "disgust", "repression"],
+    "samm": ["Anger", "Happiness", "Other"],
+    "smic": ["negative", "positive", "surprise"],
+    "casme3": ["Others", "others", "disgust"],
+    "manifest": ["happy", "sad", "surprise"],
+}
+AUS = ["4+L10", "R6+R12", "1+R2+25"]
+
+
+def synth(fmt: str, specs=((1, 1, 10), (1, 2, 30), (2, 1, 100)), n: int = 6) -> list[SynthClip]:
+    out = []
+    for k, (subject, index, first) in enumerate(specs):
+        frames = [np.full((32, 32), 40 + 30 * i, np.uint8) for i in range(n)]
+        out.append(SynthClip(subject=subject, index=index, frames=frames, first_frame=first, apex_offset=2,
+                             emotion=EMOTIONS[fmt][k % 3], au_text=None if fmt == "smic" else AUS[k % 3]))
+    return out
+
+
+def read_all(root: Path, fmt: str) -> tuple[list[Clip], list[Skip]]:
+    items = list(sources.read_clips(root, fmt))
+    return [i for i in items if isinstance(i, Clip)], [i for i in items if isinstance(i, Skip)]
+
+
+def set_cell(path: Path, sheet: str | None, row: int, header: str, value) -> None:
+    """Edit one cell of a written sheet, finding the column by its header text."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb[sheet] if sheet else wb.worksheets[0]
+    col = None
+    for r in ws.iter_rows(min_row=1, max_row=25):
+        for cell in r:
+            if cell.value == header:
+                col = cell.column
+    assert col is not None, header
+    ws.cell(row=row, column=col).value = value  # cell(value=None) would leave the cell as it was
+    wb.save(path)
+
+
+def assert_names(skip: Skip, file: Path | str, row: int | None, field: str) -> None:
+    assert Path(skip.file) == Path(file)
+    assert skip.row == row and skip.field == field
+    assert str(file) in skip.message
+    if row is not None:
+        assert f"row {row}" in skip.message
+    assert repr(field) in skip.message
+
+
+# --- round trips ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", sources.FORMATS)
+def test_round_trip(tmp_path, fmt):
+    clips = synth(fmt)
+    ids = sources.write_layout(tmp_path, fmt, clips)
+    assert sources.detect_format(tmp_path) == fmt
+    got, skips = read_all(tmp_path, fmt)
+    assert skips == []
+    assert [c.clip_id for c in got] == ids
+    assert len(set(ids)) == len(ids)
+    for c, s in zip(got, clips, strict=True):
+        assert c.database == fmt
+        assert c.onset == s.onset and c.offset == s.offset
+        assert c.apex == (None if fmt == "smic" else s.apex)
+        assert c.emotion == s.emotion
+        assert c.au_text == s.au_text
+        assert sorted(c.frames) == list(range(s.onset, s.offset + 1))
+        assert all(Path(p).is_absolute() and Path(p).is_file() for p in c.frames.values())
+        assert c.fps and c.fps > 0
+        assert c.source_file
+        if fmt != "smic":
+            assert c.source_row is not None and [t.au for t in c.aus.tokens]
+        img = FrameReader(c).get(c.onset)
+        assert img.shape == (32, 32) and img.dtype == np.uint8
+        assert abs(int(img.mean()) - 40) <= 3
+
+
+def test_round_trip_spellings(tmp_path):
+    ids = {fmt: sources.write_layout(tmp_path / fmt, fmt, synth(fmt)) for fmt in sources.FORMATS}
+    assert ids["casme2"][0] == "casme2/sub01/EP01_01f"
+    assert ids["samm"][0] == "samm/001/001_1_1"
+    assert ids["smic"][0] == "smic/HS/s1/s1_ne_01"
+    assert ids["casme3"][0] == "casme3/spNO.1/a/10"
+    assert ids["manifest"][0] == "manifest/S01/c01"
+    assert (tmp_path / "casme2/CASME2_RAW_selected/sub01/EP01_01f/img10.jpg").is_file()
+    assert (tmp_path / "samm/SAMM/001/001_1_1/001_00010.jpg").is_file()
+    assert (tmp_path / "smic/SMIC_all_cropped/HS/s1/micro/negative/s1_ne_01/reg_00010.bmp").is_file()
+    assert (tmp_path / "casme3/part_A/spNO.1/a/color/10.jpg").is_file()
+    assert (tmp_path / "manifest/clips/S01/c01/0010.png").is_file()
+
+
+# --- whole input unusable -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", sources.FORMATS)
+def test_empty_or_missing_root(tmp_path, fmt):
+    with pytest.raises(UnusableInput, match="empty"):
+        list(sources.read_clips(tmp_path, fmt))
+    with pytest.raises(UnusableInput, match="does not exist"):
+        list(sources.read_clips(tmp_path / "nope", fmt))
+    (tmp_path / "readme.txt").write_text("no labels here")
+    with pytest.raises(UnusableInput):
+        list(sources.read_clips(tmp_path, fmt))
+
+
+def test_unknown_format(tmp_path):
+    with pytest.raises(UnusableInput, match="unknown database format"):
+        sources.read_clips(tmp_path, "mmew")
+    assert sources.detect_format(tmp_path) is None
+
+
+@pytest.mark.parametrize("fmt, sheet, header", [
+    ("casme2", None, "Estimated Emotion"),
+    ("samm", "MICRO_ONLY", "Onset Frame"),
+    ("casme3", "label", "AU"),
+])
+def test_sheet_missing_column(tmp_path, fmt, sheet, header):
+    sources.write_layout(tmp_path, fmt, synth(fmt))
+    path = next(tmp_path.glob("*.xlsx"))
+    wb = openpyxl.load_workbook(path)
+    ws = wb[sheet] if sheet else wb.worksheets[0]
+    for r in ws.iter_rows(min_row=1, max_row=25):
+        for cell in r:
+            if cell.value == header:
+                cell.value = "Something else"
+    wb.save(path)
+    with pytest.raises(UnusableInput) as e:
+        sources.read_clips(tmp_path, fmt)
+    assert str(path) in str(e.value) and repr(header) in str(e.value)
+
+
+def test_manifest_missing_column(tmp_path):
+    sources.write_layout(tmp_path, "manifest", synth("manifest"))
+    df = (tmp_path / "manifest.csv").read_text().replace("onset", "start")
+    (tmp_path / "manifest.csv").write_text(df)
+    with pytest.raises(UnusableInput, match="'onset'") as e:
+        sources.read_clips(tmp_path, "manifest")
+    assert "manifest.csv" in str(e.value)
+
+
+# --- one bad row: a Skip naming file, row and field; the rest still reads -------------------------
+
+def _casme2(tmp_path):
+    ids = sources.write_layout(tmp_path, "casme2", synth("casme2"))
+    return ids, tmp_path / casme2.SHEET_NAME
+
+
+def test_missing_frame(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    (tmp_path / "CASME2_RAW_selected/sub01/EP02_01f/img32.jpg").unlink()  # the apex of row 3
+    got, skips = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == [ids[0], ids[2]]
+    (s,) = skips
+    assert s.reason == "missing_frame" and s.clip_id == ids[1]
+    assert_names(s, sheet, 3, "ApexFrame")
+
+
+@pytest.mark.parametrize("header, value, field", [
+    ("OffsetFrame", 99, "OffsetFrame"),  # beyond the last frame
+    ("OnsetFrame", 3, "OnsetFrame"),  # before the first frame
+    ("ApexFrame", 40, "ApexFrame"),  # outside the folder
+    ("OnsetFrame", 34, "ApexFrame"),  # inside the folder but after the apex (32)
+    ("OffsetFrame", 31, "ApexFrame"),  # offset before apex
+])
+def test_frames_out_of_range(tmp_path, header, value, field):
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 3, header, value)
+    got, skips = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == [ids[0], ids[2]]
+    (s,) = skips
+    assert s.reason == "frames_out_of_range"
+    assert_names(s, sheet, 3, field)
+
+
+def test_offset_before_onset(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 2, "ApexFrame", "/")
+    set_cell(sheet, None, 2, "OnsetFrame", 14)
+    set_cell(sheet, None, 2, "OffsetFrame", 12)
+    _, skips = read_all(tmp_path, "casme2")
+    (s,) = skips
+    assert s.reason == "frames_out_of_range"
+    assert_names(s, sheet, 2, "OffsetFrame")
+
+
+def test_unknown_au(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 4, "Action Units", "4+99")
+    got, skips = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == ids[:2]
+    (s,) = skips
+    assert s.reason == "unknown_au" and "99" in s.message
+    assert_names(s, sheet, 4, "Action Units")
+
+
+def test_free_text_au_kept(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 2, "Action Units", "R14+17+soft focus")
+    got, skips = read_all(tmp_path, "casme2")
+    assert skips == [] and len(got) == 3
+    assert got[0].au_text == "R14+17+soft focus"
+    assert got[0].aus.unparsed == ("soft focus",)
+    assert [t.au for t in got[0].aus.tokens] == [14, 17]
+
+
+@pytest.mark.parametrize("value", ["abc", None, 12.5])
+def test_bad_onset(tmp_path, value):
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 2, "OnsetFrame", value)
+    got, skips = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == ids[1:]
+    (s,) = skips
+    assert s.reason == "bad_label"
+    assert_names(s, sheet, 2, "OnsetFrame")
+
+
+def test_missing_clip_folder(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    shutil.rmtree(tmp_path / "CASME2_RAW_selected/sub02")
+    got, skips = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == ids[:2]
+    (s,) = skips
+    assert s.reason == "missing_path" and "sub02" in s.message
+    assert_names(s, sheet, 4, "Filename")
+
+
+def test_duplicate_row_is_skipped(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    for header, value in (("Filename", "EP01_01f"), ("OnsetFrame", 10), ("ApexFrame", 12), ("OffsetFrame", 15)):
+        set_cell(sheet, None, 3, header, value)
+    got, skips = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == [ids[0], ids[2]]
+    (s,) = skips
+    assert s.reason == "duplicate_clip" and s.row == 3 and "row 2" in s.message
+
+
+def test_manifest_nonexistent_folder(tmp_path):
+    ids = sources.write_layout(tmp_path, "manifest", synth("manifest"))
+    shutil.rmtree(tmp_path / "clips/S01/c02")
+    got, skips = read_all(tmp_path, "manifest")
+    assert [c.clip_id for c in got] == [ids[0], ids[2]]
+    (s,) = skips
+    assert s.reason == "missing_path" and "c02" in s.message
+    assert_names(s, tmp_path / "manifest.csv", 3, "path")
+
+
+def test_manifest_defaults_and_video(tmp_path):
+    folder = tmp_path / "alice" / "smile1"
+    folder.mkdir(parents=True)
+    for n in (2, 10, 3):
+        cv2.imwrite(str(folder / f"frame_{n}.png"), np.zeros((8, 8), np.uint8))
+    video = tmp_path / "bob" / "take.avi"
+    video.parent.mkdir()
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (16, 16))
+    for _ in range(5):
+        vw.write(np.zeros((16, 16, 3), np.uint8))
+    vw.release()
+    (tmp_path / "manifest.csv").write_text(
+        "path,onset,apex,aus,note\n"
+        "alice/smile1,2,,12,first\n"
+        f"{video},1,3,,\n"
+        "alice/smile1,2,3,4+99,\n"
+    )
+    got, skips = read_all(tmp_path, "manifest")
+    a, b = got
+    assert (a.subject, a.clip, a.onset, a.apex, a.offset) == ("alice", "smile1", 2, None, 10)
+    assert sorted(a.frames) == [2, 3, 10] and a.au_text == "12" and a.extra == {"note": "first"}
+    assert (b.subject, b.clip, b.video, b.frames, b.onset, b.apex, b.offset) == (
+        "bob", "take", str(video.resolve()), {}, 1, 3, None)
+    assert a.fps is None
+    (s,) = skips
+    assert s.reason == "unknown_au"
+    assert_names(s, tmp_path / "manifest.csv", 4, "aus")
+
+
+def test_manifest_parquet_and_file_root(tmp_path):
+    import pandas as pd
+
+    ids = sources.write_layout(tmp_path, "manifest", synth("manifest"))
+    df = pd.read_csv(tmp_path / "manifest.csv")
+    (tmp_path / "manifest.csv").unlink()
+    df.to_parquet(tmp_path / "manifest.parquet")
+    got, skips = read_all(tmp_path, "manifest")
+    assert [c.clip_id for c in got] == ids and skips == []
+    got, _ = read_all(tmp_path / "manifest.parquet", "manifest")
+    assert [c.clip_id for c in got] == ids
+
+
+# --- quirks of the real layouts -------------------------------------------------------------------
+
+def test_casme2_slash_apex_and_apex_on_onset(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 2, "ApexFrame", "/")
+    set_cell(sheet, None, 3, "ApexFrame", 30)  # == onset
+    got, skips = read_all(tmp_path, "casme2")
+    assert skips == []
+    assert [c.apex for c in got] == [None, None, 102]
+
+
+def test_casme2_sheet_layout(tmp_path):
+    import pandas as pd
+
+    _, sheet = _casme2(tmp_path)
+    df = pd.read_excel(sheet)
+    assert list(df.columns) == ["Subject", "Filename", "Unnamed: 2", "OnsetFrame", "ApexFrame", "OffsetFrame",
+                                "Unnamed: 6", "Action Units", "Estimated Emotion"]
+    assert df["Subject"].tolist() == [1, 1, 2]
+    assert openpyxl.load_workbook(sheet).sheetnames == ["Sheet1", "Sheet2", "Sheet3"]
+
+
+def test_casme2_cropped_variant_and_other_sheet_name(tmp_path):
+    ids, sheet = _casme2(tmp_path)
+    raw = tmp_path / "CASME2_RAW_selected"
+    crop = tmp_path / "Cropped-updated" / "Cropped"
+    for sub in raw.iterdir():
+        for clip in sub.iterdir():
+            dst = crop / str(int(sub.name[3:])) / clip.name
+            dst.mkdir(parents=True)
+            for f in clip.iterdir():
+                shutil.copy(f, dst / f"reg_{f.name}")
+    shutil.rmtree(raw)
+    meta = tmp_path / "labels"
+    meta.mkdir()
+    sheet.rename(meta / "CASME2-coding-20140508.xlsx")
+    got, skips = read_all(tmp_path, "casme2")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert all(Path(p).name.startswith("reg_img") for p in got[0].frames.values())
+    assert Path(got[0].source_file).name == "CASME2-coding-20140508.xlsx"
+
+
+def test_samm_header_row_and_zero_padding(tmp_path):
+    import pandas as pd
+
+    ids = sources.write_layout(tmp_path, "samm", synth("samm", specs=((6, 1, 5560), (6, 2, 7000), (12, 1, 300))))
+    sheet = tmp_path / samm.SHEET_FILE
+    df = pd.read_excel(sheet, sheet_name="MICRO_ONLY", header=13)
+    assert list(df.columns) == samm.COLUMNS
+    assert df["Subject"].tolist() == [6, 6, 12]  # an int: the padding is lost in the sheet
+    assert ids == ["samm/006/006_1_1", "samm/006/006_2_1", "samm/012/012_1_1"]
+    got, skips = read_all(tmp_path, "samm")
+    assert skips == [] and [c.subject for c in got] == ["006", "006", "012"]
+    assert [c.source_row for c in got] == [15, 16, 17]
+    assert got[0].extra["objective_class"] == "7" and got[0].extra["micro"] == "Micro - 1/2"
+    # 4-digit padding in some copies
+    for f in (tmp_path / "SAMM/012/012_1_1").iterdir():
+        f.rename(f.with_name(f"012_{int(f.stem.split('_')[1]):04d}.jpg"))
+    got, skips = read_all(tmp_path, "samm")
+    assert skips == [] and sorted(got[2].frames) == list(range(300, 306))
+    # an error row names the row as Excel shows it (header offset included)
+    set_cell(sheet, "MICRO_ONLY", 16, "Offset Frame", 9999)
+    _, skips = read_all(tmp_path, "samm")
+    (s,) = skips
+    assert s.reason == "frames_out_of_range"
+    assert_names(s, sheet, 16, "Offset Frame")
+
+
+def test_casme3_shared_stimulus_and_casing(tmp_path):
+    clips = synth("casme3", specs=((1, 1, 10), (1, 2, 10), (1, 3, 50)))
+    ids = sources.write_layout(tmp_path, "casme3", clips)
+    assert ids[0].rsplit("/", 1)[0] == ids[1].rsplit("/", 1)[0] == "casme3/spNO.1/a"
+    assert ids[0] != ids[1]
+    assert clips[1].first_frame > clips[0].offset  # renumbered: the two share one folder
+    got, skips = read_all(tmp_path, "casme3")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert [c.emotion for c in got] == ["Others", "others", "disgust"]
+    a, b = got[:2]
+    assert (a.subject, a.clip) == (b.subject, b.clip)
+    assert set(a.frames).isdisjoint(b.frames)  # each clip keeps only its own onset..offset
+    assert Path(a.frames[a.onset]).parent == Path(b.frames[b.onset]).parent
+    assert got[0].extra["objective_class"] == "VII"
+    assert openpyxl.load_workbook(tmp_path / casme3.SHEET_FILE).sheetnames == ["label", "Sheet1"]
+
+
+def test_casme3_frame_drop(tmp_path):
+    ids = sources.write_layout(tmp_path, "casme3", synth("casme3"))
+    got, _ = read_all(tmp_path, "casme3")
+    offset = got[0].offset
+    Path(got[0].frames[offset]).unlink()
+    got, skips = read_all(tmp_path, "casme3")
+    (s,) = skips
+    assert s.reason == "missing_frame" and s.clip_id == ids[0]
+    assert_names(s, tmp_path / casme3.SHEET_FILE, 2, "Offset")
+
+
+def test_smic_roots_and_variants(tmp_path):
+    clips = synth("smic")
+    ids = sources.write_layout(tmp_path, "smic", clips)
+    release = tmp_path / smic.RELEASE_DIR
+    for root in (tmp_path, release, release / "HS"):
+        got, skips = read_all(root, "smic")
+        assert [c.clip_id for c in got] == ids and skips == []
+        assert all(c.extra["variant"] == "HS" and c.fps == 100.0 for c in got)
+    smic.write(tmp_path, synth("smic")[:1], variant="NIR")
+    (release / "HS/s1/non_micro/negative/s1_ne_99").mkdir(parents=True)
+    (release / "HS/s2/micro/surprise/s2_sur_09").mkdir(parents=True)  # an empty clip folder
+    got, skips = read_all(tmp_path, "smic")
+    assert [c.clip_id for c in got] == ids + ["smic/NIR/s1/s1_ne_01"]
+    assert got[-1].fps == 25.0
+    (s,) = skips
+    assert s.reason == "missing_frame" and s.clip_id == "smic/HS/s2/s2_sur_09"
+
+
+def test_frame_reader_corrupt_frame(tmp_path):
+    ids = sources.write_layout(tmp_path, "casme2", synth("casme2"))
+    got, _ = read_all(tmp_path, "casme2")
+    clip = got[0]
+    Path(clip.frames[clip.onset + 1]).write_bytes(b"not a jpeg at all")
+    reader = FrameReader(clip)
+    assert reader.get(clip.onset).shape == (32, 32)
+    with pytest.raises(InputError) as e:
+        reader.get(clip.onset + 1)
+    assert e.value.reason == "bad_frame" and clip.frames[clip.onset + 1] in e.value.message
+    with pytest.raises(InputError) as e:
+        reader.get(clip.offset + 50)
+    assert e.value.reason == "missing_frame" and ids[0] in e.value.message
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def test_frame_numbers_and_natural_sort():
+    assert _common.frame_number("img46.jpg") == 46
+    assert _common.frame_number("reg_img46.jpg") == 46
+    assert _common.frame_number("006_05562.jpg") == 5562
+    assert _common.frame_number("reg_00001.bmp") == 1
+    assert _common.frame_number("face.jpg") is None
+    assert sorted(["img10.jpg", "img9.jpg", "img100.jpg"], key=_common.natural_key) == [
+        "img9.jpg", "img10.jpg", "img100.jpg"]
+
+
+def test_to_int():
+    assert _common.to_int(46) == 46 and _common.to_int(46.0) == 46 and _common.to_int(" 46 ") == 46
+    assert _common.to_int("46.0") == 46 and _common.to_int(None) is None and _common.to_int("") is None
+    for bad in ("abc", 4.5, "4.5", True):
+        with pytest.raises(ValueError):
+            _common.to_int(bad)
+
+
+def test_label_fix_applies_only_to_the_defective_value():
+    table = (fixes.Fix("casme2", "sub01", "EP02_01f", "offset", 10, 91, "test"),)
+    cells = {"onset": 46, "offset": 10}
+    fixed = fixes.apply_fixes("casme2", "sub01", "EP02_01f", cells, table=table)
+    assert fixed["offset"] == 91 and fixed["_fixes"] and cells["offset"] == 10
+    assert fixes.apply_fixes("casme2", "sub01", "EP02_01f", {"offset": 88}, table=table) == {"offset": 88}
+    assert fixes.apply_fixes("casme2", "sub02", "EP02_01f", cells, table=table) == cells
+
+
+def test_detect_format_none(tmp_path):
+    assert sources.detect_format(tmp_path / "missing") is None
+    (tmp_path / "x.txt").write_text("")
+    assert sources.detect_format(tmp_path) is None
+
+
+def test_readers_export_find_helpers(tmp_path):
+    sources.write_layout(tmp_path, "casme2", synth("casme2"))
+    assert casme2.find_sheet(tmp_path).name == casme2.SHEET_NAME
+    assert samm.find_sheet(tmp_path) is None and casme3.find_sheet(tmp_path) is None
+    assert manifest.find_manifest(tmp_path) is None and smic.find_micro_dirs(tmp_path) == []

@@ -1,0 +1,57 @@
+"""Database readers (label sheet + frame folders -> ``Clip``/``Skip``) and the matching layout writers.
+
+``read_clips(root, fmt)`` yields a :class:`~unimer_builder.records.Clip` for every usable row and a
+:class:`~unimer_builder.records.Skip` (file, row, field, reason) for every row that is not; it raises
+:class:`~unimer_builder.errors.UnusableInput` only when the whole input cannot be used (no root, no
+label sheet, a sheet missing a required column). ``write_layout`` writes synthetic clips in a
+database's real on-disk layout and returns the clip ids ``read_clips`` will give them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UnusableInput
+from ..records import Clip, Skip
+
+FORMATS = ("casme2", "samm", "smic", "casme3", "manifest")
+
+
+def _module(fmt: str):
+    if fmt not in FORMATS:
+        raise UnusableInput(f"unknown database format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return importlib.import_module(f"{__name__}.{fmt}")
+
+
+def read_clips(root: Path | str, fmt: str) -> Iterator[Clip | Skip]:
+    """Clips and skips of the database at ``root`` in the sheet's row order (folders: natural sort)."""
+    return _module(fmt).read(Path(root))
+
+
+def write_layout(root: Path | str, fmt: str, clips: list) -> list[str]:
+    """Write ``clips`` (``synth.spec.SynthClip``) in ``fmt``'s real layout; the ids ``read_clips`` gives."""
+    return _module(fmt).write(Path(root), list(clips))
+
+
+def detect_format(root: Path | str) -> str | None:
+    """Guess the database format from the files present (a manifest wins, SMIC is a folder pattern)."""
+    from . import casme2, casme3, manifest, samm, smic
+
+    root = Path(root)
+    if not root.exists():
+        return None
+    if manifest.find_manifest(root) is not None:
+        return "manifest"
+    if root.is_file():
+        return None
+    for name, mod in (("casme2", casme2), ("samm", samm), ("casme3", casme3)):
+        if mod.find_sheet(root) is not None:
+            return name
+    if smic.find_micro_dirs(root):
+        return "smic"
+    return None
+
+
+__all__ = ["FORMATS", "read_clips", "write_layout", "detect_format"]

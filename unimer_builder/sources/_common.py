@@ -1,0 +1,442 @@
+"""Helpers shared by the database readers and writers: sheets, frame folders, row validation.
+
+Nothing here knows one database; each ``sources/<db>.py`` states its own columns and layout and
+calls these. Row numbers are always 1-based as a spreadsheet program shows them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import InputError, UnusableInput
+from ..facs import parse_aus
+from ..records import Clip, ParsedAUs, Skip
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+# Cells that mean "no apex given": the apex is then estimated from motion.
+NO_APEX = frozenset({"", "/", "-", "?", "nan", "none", "n/a", "na"})
+_BLANK = frozenset({"", "nan", "none"})
+
+
+# --- names and frames -----------------------------------------------------------------------------
+
+def natural_key(name: str) -> list:
+    """Sort key that orders ``img2`` before ``img10`` (``os.listdir`` order is arbitrary)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
+
+
+def frame_number(name: str) -> int | None:
+    """The frame number of an image file: the last run of digits in its stem (``006_05562`` -> 5562)."""
+    digits = re.findall(r"\d+", Path(name).stem)
+    return int(digits[-1]) if digits else None
+
+
+def list_frames(folder: Path) -> dict[int, str]:
+    """Frame number -> absolute path for every image in ``folder`` (one directory listing)."""
+    base = Path(os.path.abspath(folder))
+    try:
+        names = [e.name for e in os.scandir(base)
+                 if not e.name.startswith(".") and Path(e.name).suffix.lower() in IMAGE_EXTS and e.is_file()]
+    except OSError:
+        return {}
+    frames: dict[int, str] = {}
+    for name in sorted(names, key=natural_key):
+        n = frame_number(name)
+        if n is not None and n not in frames:
+            frames[n] = str(base / name)
+    return frames
+
+
+def subdirs(folder: Path) -> list[Path]:
+    """Visible sub-folders, natural-sorted."""
+    try:
+        found = [Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: natural_key(p.name))
+
+
+def dirs_below(root: Path, depth: int) -> list[Path]:
+    """``root`` and every folder at most ``depth`` levels below it, shallow first, natural-sorted."""
+    out, level = [root], [root]
+    for _ in range(depth):
+        level = [d for parent in level for d in subdirs(parent)]
+        out.extend(level)
+    return out
+
+
+def find_files(root: Path, pattern: re.Pattern[str], depth: int = 2) -> list[Path]:
+    """Files whose name matches ``pattern`` in ``root`` or up to ``depth`` folders below, shallow first."""
+    found = []
+    for d in dirs_below(root, depth):
+        try:
+            names = [e.name for e in os.scandir(d) if e.is_file()]
+        except OSError:
+            continue
+        found.extend(d / n for n in sorted(names, key=natural_key)
+                     if pattern.search(n) and not n.startswith(("~$", ".")))
+    return found
+
+
+class FolderFinder:
+    """Finds ``<base>/<subject folder>/<clip folder>`` under a root whose top levels vary between copies.
+
+    The bases are the root and the folders up to ``depth`` below it; ``prefer(path relative to root)``
+    orders them (lower first), e.g. raw frames before official crops. Listings are cached, so each row costs a few stats.
+    """
+
+    def __init__(self, root: Path, depth: int = 3, prefer=None):
+        bases = dirs_below(root, depth)
+        if prefer is not None:
+            bases = sorted(bases, key=lambda b: (prefer(b.relative_to(root)), len(b.relative_to(root).parts)))
+        self.root, self.bases = root, bases
+        self._names: dict[Path, set[str]] = {}
+
+    def _children(self, d: Path) -> set[str]:
+        if d not in self._names:
+            self._names[d] = {p.name for p in subdirs(d)}
+        return self._names[d]
+
+    def find(self, subject_names: Sequence[str], clip: str) -> Path | None:
+        for base in self.bases:
+            kids = self._children(base)
+            for s in subject_names:
+                if s in kids and clip in self._children(base / s):
+                    return base / s / clip
+        return None
+
+    def expected(self, default_base: str, subject: str, clip: str) -> Path:
+        """Where the clip folder was looked for first, for the error message."""
+        for base in self.bases:
+            if subject in self._children(base):
+                return base / subject / clip
+        return self.root / default_base / subject / clip
+
+
+# --- cells ----------------------------------------------------------------------------------------
+
+def is_blank(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    return str(v).strip().lower() in _BLANK
+
+
+def text(v: Any) -> str | None:
+    """A cell as text (``6.0`` -> ``"6"``), ``None`` for blanks."""
+    if is_blank(v):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, np.generic):
+        return text(v.item())
+    return str(v).strip()
+
+
+def to_int(v: Any) -> int | None:
+    """An integer cell; ``None`` when blank; ``ValueError`` when not a whole number."""
+    if is_blank(v):
+        return None
+    if isinstance(v, bool):
+        raise ValueError(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        if float(v).is_integer():
+            return int(v)
+        raise ValueError(v)
+    s = str(v).strip()
+    if re.fullmatch(r"[+-]?\d+(\.0*)?", s):
+        return int(float(s)) if "." in s else int(s)
+    raise ValueError(v)
+
+
+def snake(name: str) -> str:
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", name.strip()).strip("_").lower()
+    return {"objective_classes": "objective_class"}.get(s, s)
+
+
+def norm_col(name: str) -> str:
+    """Header comparison key: case, spaces, underscores and dashes ignored."""
+    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+
+
+# --- sheets ---------------------------------------------------------------------------------------
+
+@dataclass
+class Sheet:
+    path: Path
+    name: str
+    header_row: int  # 1-based row of the header
+    columns: list[str]  # pandas-style names: a blank header cell is "Unnamed: <j>"
+    rows: list[tuple[int, list[Any]]]  # (1-based row, cell values) for every row below the header
+
+    def locate(self, required: dict[str, Sequence[str]], optional: dict[str, Sequence[str]] | None = None
+               ) -> dict[str, tuple[int, str]]:
+        """Key -> (column index, header name). A missing required column makes the input unusable."""
+        keys = {norm_col(c): j for j, c in reversed(list(enumerate(self.columns)))}
+        out: dict[str, tuple[int, str]] = {}
+        for key, aliases in {**required, **(optional or {})}.items():
+            j = next((keys[norm_col(a)] for a in aliases if norm_col(a) in keys), None)
+            if j is not None:
+                out[key] = (j, self.columns[j])
+            elif key in required:
+                raise UnusableInput(
+                    f"{self.path}: sheet {self.name!r} has no column {aliases[0]!r} (header on row "
+                    f"{self.header_row}; columns found: {', '.join(c for c in self.columns if c)})")
+        return out
+
+
+def _column_names(values: Sequence[Any]) -> list[str]:
+    names, seen = [], {}
+    for j, v in enumerate(values):
+        name = text(v) or f"Unnamed: {j}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        names.append(name)
+    return names
+
+
+def read_table(path: Path, sheet: str | None = None) -> tuple[str, list[tuple[int, list[Any]]]]:
+    """All rows of one sheet with their 1-based row numbers (blank rows kept, so numbers stay true)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            import openpyxl
+
+            wb = openpyxl.load_workbook(path, data_only=True)
+            ws = wb[sheet] if sheet in wb.sheetnames else wb.worksheets[0]
+            rows = [(i, list(r)) for i, r in enumerate(
+                ws.iter_rows(min_row=1, max_row=max(ws.max_row, 1), values_only=True), start=1)]
+            name = ws.title
+            wb.close()
+            return name, rows
+        if suffix == ".xls":
+            import pandas as pd
+
+            sheets = pd.read_excel(path, sheet_name=None, header=None)
+            name = sheet if sheet in sheets else next(iter(sheets))
+            # xlrd drops nothing but pandas skips blank lines: numbers can drift on sheets with gaps.
+            return name, [(i + 1, list(r)) for i, r in enumerate(sheets[name].itertuples(index=False))]
+    except ImportError as e:
+        raise UnusableInput(f"{path}: cannot open a legacy .xls sheet ({e}); save it as .xlsx or "
+                            f"install xlrd") from e
+    except Exception as e:  # noqa: BLE001 - any parser failure means the file cannot be used
+        raise UnusableInput(f"{path}: cannot read the spreadsheet ({type(e).__name__}: {e})") from e
+    raise UnusableInput(f"{path}: not a spreadsheet (.xlsx or .xls)")
+
+
+def open_sheet(path: Path, sheet: str | None, header_has: str, search_rows: int = 25) -> Sheet:
+    """Open ``sheet`` (else the first) and find the header: the first row with a ``header_has`` cell."""
+    name, rows = read_table(path, sheet)
+    want = norm_col(header_has)
+    for k, (rownum, values) in enumerate(rows[:search_rows]):
+        if any(norm_col(text(v) or "") == want for v in values):
+            return Sheet(path, name, rownum, _column_names(values), rows[k + 1:])
+    raise UnusableInput(f"{path}: sheet {name!r} has no column {header_has!r} in its first {search_rows} rows")
+
+
+# --- rows -> clips --------------------------------------------------------------------------------
+
+def make_skip(clip_id: str, reason: str, message: str, file: str | Path = "", row: int | None = None,
+              field: str = "") -> Skip:
+    err = InputError(reason, message, str(file), row, field)
+    return Skip(clip_id, reason, err.message, err.file, row, field)
+
+
+def clip_id(database: str, subject: str, clip: str, onset: object = None, variant: str | None = None) -> str:
+    """The id :attr:`Clip.clip_id` gives, for rows that fail before a Clip exists."""
+    if variant:
+        return f"{database}/{variant}/{subject}/{clip}"
+    key = f"{database}/{subject}/{clip}"
+    return f"{key}/{onset}" if database == "casme3" else key
+
+
+@dataclass
+class Row:
+    """One label row being turned into a Clip: where it came from, for every message."""
+
+    database: str
+    file: str
+    row: int | None
+    id: str
+
+    def skip(self, reason: str, message: str, field: str = "") -> Skip:
+        return make_skip(self.id, reason, message, self.file, self.row, field)
+
+
+def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offset: bool = True
+                 ) -> tuple[int, int | None, int | None] | Skip:
+    """Onset, apex, offset from their cells; ``/`` or blank apex -> ``None``; apex == onset -> ``None``."""
+    try:
+        onset = to_int(cells.get("onset"))
+    except ValueError:
+        return r.skip("bad_label", f"onset {cells.get('onset')!r} is not a frame number", names["onset"])
+    if onset is None:
+        return r.skip("bad_label", "onset frame is missing", names["onset"])
+    raw_apex = cells.get("apex")
+    apex = None
+    if not (is_blank(raw_apex) or str(raw_apex).strip().lower() in NO_APEX):
+        try:
+            apex = to_int(raw_apex)
+        except ValueError:
+            return r.skip("bad_label", f"apex {raw_apex!r} is not a frame number", names.get("apex", "apex"))
+    try:
+        offset = to_int(cells.get("offset"))
+    except ValueError:
+        return r.skip("bad_label", f"offset {cells.get('offset')!r} is not a frame number",
+                      names.get("offset", "offset"))
+    if offset is None and need_offset:
+        return r.skip("bad_label", "offset frame is missing", names.get("offset", "offset"))
+    if apex == onset:
+        apex = None  # a label apex on the onset frame carries no timing: estimate it
+    return onset, apex, offset
+
+
+def check_frames(r: Row, frames: dict[int, str], folder: Path, onset: int, apex: int | None,
+                 offset: int | None, names: dict[str, str]) -> Skip | None:
+    """Onset <= apex <= offset, all inside the frames present, and each of their files there."""
+    if not frames:
+        return r.skip("missing_frame", f"clip folder {folder} holds no frame images", names["onset"])
+    lo, hi = min(frames), max(frames)
+    marks = [("onset", onset), ("apex", apex), ("offset", offset)]
+    for key, n in marks:
+        if n is not None and not lo <= n <= hi:
+            return r.skip("frames_out_of_range",
+                          f"{key} frame {n} is outside the frames present in {folder} ({lo}..{hi})", names[key])
+    if offset is not None and offset < onset:
+        return r.skip("frames_out_of_range", f"offset frame {offset} comes before onset frame {onset}",
+                      names["offset"])
+    if apex is not None and not onset <= apex <= (offset if offset is not None else hi):
+        return r.skip("frames_out_of_range",
+                      f"apex frame {apex} is not between onset {onset} and offset {offset}", names["apex"])
+    for key, n in marks:
+        if n is not None and n not in frames:
+            return r.skip("missing_frame", f"the file of {key} frame {n} is missing from {folder}", names[key])
+    return None
+
+
+def parse_au_cell(r: Row, raw: Any, field: str) -> tuple[str | None, ParsedAUs] | Skip:
+    """The verbatim AU string and its parse; AU-shaped codes FACS does not define cost the row."""
+    au_text = None if raw is None or (isinstance(raw, float) and math.isnan(raw)) else str(raw)
+    if au_text is not None and not au_text.strip():
+        au_text = None
+    if isinstance(raw, float) and raw.is_integer():
+        au_text = str(int(raw))  # a lone AU typed as a number: "12", not "12.0"
+    aus = parse_aus(au_text)
+    if aus.unknown:
+        return r.skip("unknown_au", f"AU label {au_text!r} names codes FACS does not define: "
+                                    f"{', '.join(aus.unknown)}", field)
+    return au_text, aus
+
+
+def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
+    """Pass clips through once; a second clip with the same id becomes a Skip naming both rows."""
+    seen: dict[str, Clip] = {}
+    for it in items:
+        if isinstance(it, Clip):
+            first = seen.get(it.clip_id)
+            if first is not None:
+                yield make_skip(it.clip_id, "duplicate_clip",
+                                f"clip {it.clip_id} repeats row {first.source_row} of {first.source_file}",
+                                it.source_file, it.source_row, "")
+                continue
+            seen[it.clip_id] = it
+        yield it
+
+
+def require_root(root: Path, what: str) -> Path:
+    root = Path(root)
+    if not root.exists():
+        raise UnusableInput(f"{root}: the {what} root does not exist")
+    if root.is_dir() and not any(True for _ in os.scandir(root)):
+        raise UnusableInput(f"{root}: the {what} root is empty")
+    return root
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+def write_frame(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
+    if not cv2.imwrite(str(path), img, params):
+        raise OSError(f"cannot write frame {path}")
+
+
+def write_xlsx(path: Path, sheets: list[tuple[str, list[list[Any]]]]) -> None:
+    """A workbook with the given sheets (rows written from row 1; ``None`` cells stay empty)."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets:
+        ws = wb.create_sheet(name)
+        for r in rows:
+            ws.append(list(r))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+
+
+def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names: dict[str, str],
+               find_folder, fps: float | None, extra: dict[str, Any], restrict: bool = False,
+               lister=list_frames) -> Clip | Skip:
+    """The shared tail of every spreadsheet row: frames, AUs, folder, frame checks -> Clip or Skip.
+
+    ``find_folder()`` returns the clip folder or a Skip. ``restrict`` keeps only onset..offset in
+    ``Clip.frames`` (CAS(ME)^3 folders hold a whole stimulus video shared by several clips);
+    ``lister(folder)`` lists the frames (a reader may pass a cached one for such shared folders).
+    """
+    marks = parse_frames(r, cells, names)
+    if isinstance(marks, Skip):
+        return marks
+    onset, apex, offset = marks
+    au_text, aus = None, ParsedAUs()
+    if "aus" in names:
+        au = parse_au_cell(r, cells.get("aus"), names["aus"])
+        if isinstance(au, Skip):
+            return au
+        au_text, aus = au
+    folder = find_folder()
+    if isinstance(folder, Skip):
+        return folder
+    frames = lister(folder)
+    bad = check_frames(r, frames, folder, onset, apex, offset, names)
+    if bad is not None:
+        return bad
+    if restrict and offset is not None:
+        frames = {n: p for n, p in frames.items() if onset <= n <= offset}
+    if cells.get("_fixes"):
+        extra = {**extra, "label_fixes": list(cells["_fixes"])}
+    return Clip(
+        database=r.database, subject=subject, clip=clip, onset=onset, apex=apex, offset=offset,
+        frames=frames, emotion=text(cells.get("emotion")), au_text=au_text, aus=aus, fps=fps,
+        source_file=r.file, source_row=r.row, extra=extra,
+    )
+
+
+def extra_cells(sheet: Sheet, values: list[Any], used: set[int]) -> dict[str, Any]:
+    """Every other non-blank cell of the row (objective class, notes, ...) under a snake_case key."""
+    return {snake(sheet.columns[j]): text(v) for j, v in enumerate(values)
+            if j not in used and j < len(sheet.columns) and not is_blank(v)}
+
+
+def row_cells(values: list[Any], cols: dict[str, tuple[int, str]]) -> dict[str, Any]:
+    return {k: (values[j] if j < len(values) else None) for k, (j, _) in cols.items()}

@@ -1,0 +1,125 @@
+"""CASME II: ``CASME2-coding-*.xlsx`` + ``CASME2_RAW_selected/sub01/EP02_01f/img46.jpg``.
+
+Layout facts (shared/research/databases-and-peers.md §1.1): data on the first sheet, header on row 1,
+two blank header columns (pandas ``Unnamed: 2`` / ``Unnamed: 6``); ``Subject`` is an int (folder
+``sub01``); frame files are ``img<N>.jpg`` with the database frame number unpadded; official crops
+are ``reg_img<N>.jpg`` under ``Cropped*/`` with the subject folder spelled ``sub01`` or ``1``;
+``ApexFrame`` is ``/`` on at least one row (sub04 EP12_01f). 200 fps.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UnusableInput
+from ..records import Clip, Skip
+from ..synth.spec import SynthClip
+from . import _common as c
+from .fixes import apply_fixes
+
+DATABASE = "casme2"
+FPS = 200.0
+SHEET_NAME = "CASME2-coding-20190701.xlsx"
+FRAMES_DIR = "CASME2_RAW_selected"
+_SHEET = re.compile(r"^(CASME2-coding.*|CASME2_label.*)\.xlsx?$", re.IGNORECASE)
+
+REQUIRED = {
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
+    "apex": ("ApexFrame", "Apex Frame", "Apex"),
+    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
+    "aus": ("Action Units", "AU", "AUs"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
+
+
+def find_sheet(root: Path) -> Path | None:
+    found = c.find_files(Path(root), _SHEET, depth=2) if Path(root).is_dir() else []
+    if not found:
+        return None
+    # Shallowest first; among equals a coding file before a label file, then the newest name.
+    depth = min(len(p.parts) for p in found)
+    top = [p for p in found if len(p.parts) == depth]
+    return sorted(top, key=lambda p: (p.name.lower().startswith("casme2-coding"), p.name))[-1]
+
+
+def _prefer(base: Path) -> int:
+    """Raw frames first (we align faces ourselves), official crops after."""
+    s = str(base).lower()
+    return 0 if "raw" in s else (2 if "crop" in s else 1)
+
+
+def read(root: Path) -> Iterator[Clip | Skip]:
+    root = c.require_root(Path(root), "CASME II")
+    path = find_sheet(root)
+    if path is None:
+        raise UnusableInput(f"{root}: no CASME II coding sheet (CASME2-coding*.xlsx or CASME2_label*.xls[x]) "
+                            f"in it or two levels below")
+    sheet = c.open_sheet(path, None, "Filename")
+    cols = sheet.locate(REQUIRED)
+    return c.dedupe(_rows(root, sheet, cols))
+
+
+def _rows(root: Path, sheet: c.Sheet, cols: dict[str, tuple[int, str]]) -> Iterator[Clip | Skip]:
+    finder = c.FolderFinder(root, depth=3, prefer=_prefer)
+    names = {k: v[1] for k, v in cols.items()}
+    used = {j for j, _ in cols.values()}
+    file = str(sheet.path)
+    for rownum, values in sheet.rows:
+        if all(c.is_blank(v) for v in values):
+            continue
+        cells = c.row_cells(values, cols)
+        raw_subject, clip = c.text(cells["subject"]), c.text(cells["filename"])
+        n = _subject_number(raw_subject)
+        subject = f"sub{n:02d}" if n is not None else (raw_subject or "")
+        r = c.Row(DATABASE, file, rownum, c.clip_id(DATABASE, subject, clip or ""))
+        if n is None:
+            yield r.skip("bad_label", f"subject {raw_subject!r} is not a subject number", names["subject"])
+            continue
+        if not clip:
+            yield r.skip("bad_label", "the clip name is missing", names["filename"])
+            continue
+
+        def folder(n=n, clip=clip, r=r):
+            found = finder.find([f"sub{n:02d}", str(n), f"sub{n}", f"{n:02d}"], clip)
+            if found is None:
+                where = finder.expected(FRAMES_DIR, f"sub{n:02d}", clip)
+                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
+            return found
+
+        yield c.build_clip(r, subject=subject, clip=clip, cells=apply_fixes(DATABASE, subject, clip, cells),
+                           names=names, find_folder=folder, fps=FPS,
+                           extra=c.extra_cells(sheet, values, used))
+
+
+def _subject_number(raw: str | None) -> int | None:
+    try:
+        return c.to_int(raw)
+    except ValueError:
+        m = re.fullmatch(r"sub(\d+)", raw or "", re.IGNORECASE)
+        return int(m.group(1)) if m else None
+
+
+def clip_name(index: int) -> str:
+    return f"EP{index:02d}_01f"
+
+
+def write(root: Path, clips: list[SynthClip]) -> list[str]:
+    """The real layout: coding sheet (blank columns 3 and 7, Sheet2/Sheet3 empty) + ``img<N>.jpg``."""
+    root = Path(root)
+    header = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
+              "Action Units", "Estimated Emotion"]
+    rows: list[list] = [header]
+    ids = []
+    for s in clips:
+        name = clip_name(s.index)
+        folder = root / FRAMES_DIR / f"sub{s.subject:02d}" / name
+        for i, img in enumerate(s.frames):
+            c.write_frame(folder / f"img{s.first_frame + i}.jpg", img)
+        rows.append([s.subject, name, None, s.onset, s.apex, s.offset, None, s.au_text, s.emotion])
+        ids.append(c.clip_id(DATABASE, f"sub{s.subject:02d}", name))
+    c.write_xlsx(root / SHEET_NAME, [("Sheet1", rows), ("Sheet2", []), ("Sheet3", [])])
+    return ids

@@ -1,0 +1,127 @@
+"""CAS(ME)^3 Part A: ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` + ``part_A/spNO.1/b/color/175.jpg``.
+
+Layout facts (shared/research/databases-and-peers.md §1.4): data on sheet ``label``; columns
+``Subject, Filename, Onset, Apex, Offset, AU, Objective class, emotion``; ``Subject`` like
+``spNO.1``; ``Filename`` is a stimulus letter; many rows share (Subject, Filename) and are distinct
+clips of one stimulus video, told apart by onset (``Clip.clip_id`` adds it); frames are unpadded
+``<n>.jpg`` under ``color/`` (``depth/`` beside it); ``Others``/``others`` casing both occur and are
+kept verbatim; frame drops happen. 30 fps.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UnusableInput
+from ..records import Clip, Skip
+from ..synth.spec import SynthClip
+from . import _common as c
+from .fixes import apply_fixes
+
+DATABASE = "casme3"
+FPS = 30.0
+SHEET_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+SHEET_NAME = "label"
+FRAMES_DIR = "part_A"
+LETTERS = "abcdefghijklmnop"
+_SHEET = re.compile(r"^cas\(me\)\^?3_part_?A_ME_label.*\.xlsx?$", re.IGNORECASE)
+
+REQUIRED = {
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("Onset", "OnsetFrame", "Onset Frame"),
+    "apex": ("Apex", "ApexFrame", "Apex Frame"),
+    "offset": ("Offset", "OffsetFrame", "Offset Frame"),
+    "aus": ("AU", "AUs", "Action Units"),
+    "emotion": ("emotion", "Estimated Emotion"),
+}
+
+
+def find_sheet(root: Path) -> Path | None:
+    found = c.find_files(Path(root), _SHEET, depth=2) if Path(root).is_dir() else []
+    return found[0] if found else None
+
+
+def read(root: Path) -> Iterator[Clip | Skip]:
+    root = c.require_root(Path(root), "CAS(ME)^3")
+    path = find_sheet(root)
+    if path is None:
+        raise UnusableInput(f"{root}: no CAS(ME)^3 Part A label sheet (cas(me)3_part_A_ME_label*.xlsx) in it "
+                            f"or two levels below")
+    sheet = c.open_sheet(path, SHEET_NAME, "Filename")
+    cols = sheet.locate(REQUIRED)
+    return c.dedupe(_rows(root, sheet, cols))
+
+
+def _rows(root: Path, sheet: c.Sheet, cols: dict[str, tuple[int, str]]) -> Iterator[Clip | Skip]:
+    finder = c.FolderFinder(root, depth=3)
+    names = {k: v[1] for k, v in cols.items()}
+    used = {j for j, _ in cols.values()}
+    file = str(sheet.path)
+    listed: dict[Path, dict[int, str]] = {}  # one listing per stimulus folder, shared by its clips
+
+    def lister(folder: Path) -> dict[int, str]:
+        if folder not in listed:
+            listed[folder] = c.list_frames(folder)
+        return listed[folder]
+
+    for rownum, values in sheet.rows:
+        if all(c.is_blank(v) for v in values):
+            continue
+        cells = c.row_cells(values, cols)
+        subject, clip = c.text(cells["subject"]), c.text(cells["filename"])
+        r = c.Row(DATABASE, file, rownum,
+                  c.clip_id(DATABASE, subject or "", clip or "", c.text(cells["onset"])))
+        if not subject:
+            yield r.skip("bad_label", "the subject is missing", names["subject"])
+            continue
+        if not clip:
+            yield r.skip("bad_label", "the stimulus (clip) name is missing", names["filename"])
+            continue
+
+        def folder(subject=subject, clip=clip, r=r):
+            found = finder.find([subject], clip)
+            if found is None:
+                where = finder.expected(FRAMES_DIR, subject, clip) / "color"
+                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
+            color = found / "color"
+            return color if color.is_dir() else found
+
+        yield c.build_clip(r, subject=subject, clip=clip,
+                           cells=apply_fixes(DATABASE, subject, clip, cells, onset=cells["onset"]),
+                           names=names, find_folder=folder, fps=FPS, restrict=True, lister=lister,
+                           extra=c.extra_cells(sheet, values, used))
+
+
+def stimulus(index: int) -> str:
+    """Two synthetic clips per stimulus letter, so every pair shares (Subject, Filename)."""
+    return LETTERS[((index - 1) // 2) % len(LETTERS)]
+
+
+def write(root: Path, clips: list[SynthClip]) -> list[str]:
+    """The real layout: sheet ``label`` (+ empty ``Sheet1``), ``part_A/spNO.<N>/<letter>/color/<n>.jpg``.
+
+    Clips that share a stimulus folder must not share frame numbers: a clip whose frames would
+    overlap an earlier one in the same folder is renumbered to start after it, and its
+    ``first_frame`` is updated in place so that the caller's ground truth follows.
+    """
+    root = Path(root)
+    rows: list[list] = [["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]]
+    ids = []
+    last: dict[tuple[str, str], int] = {}  # folder -> highest frame number written
+    for s in clips:
+        sub, letter = f"spNO.{s.subject}", stimulus(s.index)
+        end = last.get((sub, letter))
+        if end is not None and s.first_frame <= end:
+            s.first_frame = end + 1 + 10 * len(s.frames)  # a gap, as between real clips of one video
+        folder = root / FRAMES_DIR / sub / letter / "color"
+        for i, img in enumerate(s.frames):
+            c.write_frame(folder / f"{s.first_frame + i}.jpg", img)
+        last[(sub, letter)] = max(end or 0, s.offset)
+        rows.append([sub, letter, s.onset, s.apex, s.offset, s.au_text, s.extra.get("objective_class", "VII"),
+                     s.emotion])
+        ids.append(c.clip_id(DATABASE, sub, letter, s.onset))
+    c.write_xlsx(root / SHEET_FILE, [(SHEET_NAME, rows), ("Sheet1", [])])
+    return ids

@@ -1,0 +1,130 @@
+"""SAMM: ``SAMM_Micro_FACS_Codes_v2.xlsx`` + ``SAMM/006/006_1_2/006_05562.jpg``.
+
+Layout facts (shared/research/databases-and-peers.md §1.2): one sheet ``MICRO_ONLY`` whose first rows
+are a title and the symbol key, header on row 14 (pandas ``header=13``); ``Subject`` is an int that
+loses its zero padding (folder ``006``); frame files are ``<sub>_<frame:05d>.jpg`` with absolute
+frame numbers (some copies pad to 4 digits); emotions are capitalised. 200 fps.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UnusableInput
+from ..records import Clip, Skip
+from ..synth.spec import SynthClip
+from . import _common as c
+from .fixes import apply_fixes
+
+DATABASE = "samm"
+FPS = 200.0
+SHEET_FILE = "SAMM_Micro_FACS_Codes_v2.xlsx"
+SHEET_NAME = "MICRO_ONLY"
+FRAMES_DIR = "SAMM"
+HEADER_ROW = 14  # 1-based, as Excel shows it
+_SHEET = re.compile(r"^SAMM.*FACS.*Codes.*\.xlsx?$", re.IGNORECASE)
+
+REQUIRED = {
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("Onset Frame", "OnsetFrame", "Onset"),
+    "apex": ("Apex Frame", "ApexFrame", "Apex"),
+    "offset": ("Offset Frame", "OffsetFrame", "Offset"),
+    "aus": ("Action Units", "AU", "AUs"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
+
+COLUMNS = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
+           "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"]
+
+
+def find_sheet(root: Path) -> Path | None:
+    found = c.find_files(Path(root), _SHEET, depth=2) if Path(root).is_dir() else []
+    return found[0] if found else None
+
+
+def read(root: Path) -> Iterator[Clip | Skip]:
+    root = c.require_root(Path(root), "SAMM")
+    path = find_sheet(root)
+    if path is None:
+        raise UnusableInput(f"{root}: no SAMM FACS code sheet (SAMM*_Micro_FACS_Codes*.xlsx) in it or two "
+                            f"levels below")
+    sheet = c.open_sheet(path, SHEET_NAME, "Filename")
+    cols = sheet.locate(REQUIRED)
+    return c.dedupe(_rows(root, sheet, cols))
+
+
+def _rows(root: Path, sheet: c.Sheet, cols: dict[str, tuple[int, str]]) -> Iterator[Clip | Skip]:
+    finder = c.FolderFinder(root, depth=3)
+    names = {k: v[1] for k, v in cols.items()}
+    used = {j for j, _ in cols.values()}
+    file = str(sheet.path)
+    for rownum, values in sheet.rows:
+        if all(c.is_blank(v) for v in values):
+            continue
+        cells = c.row_cells(values, cols)
+        raw_subject, clip = c.text(cells["subject"]), c.text(cells["filename"])
+        try:
+            n = c.to_int(raw_subject)
+        except ValueError:
+            n = None
+        subject = f"{n:03d}" if n is not None else (raw_subject or "")
+        r = c.Row(DATABASE, file, rownum, c.clip_id(DATABASE, subject, clip or ""))
+        if n is None:
+            yield r.skip("bad_label", f"subject {raw_subject!r} is not a subject number", names["subject"])
+            continue
+        if not clip:
+            yield r.skip("bad_label", "the clip name is missing", names["filename"])
+            continue
+
+        def folder(n=n, clip=clip, r=r, subject=subject):
+            found = finder.find([subject, str(n), f"{n:02d}", f"{n:04d}"], clip)
+            if found is None:
+                where = finder.expected(FRAMES_DIR, subject, clip)
+                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
+            return found
+
+        yield c.build_clip(r, subject=subject, clip=clip, cells=apply_fixes(DATABASE, subject, clip, cells),
+                           names=names, find_folder=folder, fps=FPS,
+                           extra=c.extra_cells(sheet, values, used))
+
+
+def clip_name(subject: int, index: int) -> str:
+    return f"{subject:03d}_{index}_1"
+
+
+def _notes() -> list[list]:
+    """The title and symbol-key block above the header (rows 1..13), as in the release."""
+    rows: list[list] = [[] for _ in range(HEADER_ROW - 1)]
+    rows[0] = ["SAMM - Spontaneous Actions and Micro-Movements: FACS codes of the micro-movements"]
+    rows[2] = ["Coded by certified FACS coders; frame numbers are absolute within each clip folder"]
+    rows[4] = ["Key:"]
+    rows[5] = ["/", "= or"]
+    rows[6] = ["?", "= some AU's continue for a while and have unclear offset"]
+    rows[7] = ["L2 or R2", "= Unilateral AU 2 on left/right side"]
+    rows[8] = ["A2", "= Asymmetric AU 2"]
+    rows[9] = ["T / B", "= top / bottom of the face"]
+    rows[10] = ["ref(..)", "= reference only, not coded"]
+    rows[11] = ["Objective Classes", "= 1-7, see the SAMM paper"]
+    return rows
+
+
+def write(root: Path, clips: list[SynthClip]) -> list[str]:
+    """The real layout: notes block, header on row 14, int subjects, ``<sub>_<frame:05d>.jpg``."""
+    root = Path(root)
+    rows = _notes() + [list(COLUMNS)]
+    ids = []
+    for s in clips:
+        sub = f"{s.subject:03d}"
+        name = clip_name(s.subject, s.index)
+        folder = root / FRAMES_DIR / sub / name
+        for i, img in enumerate(s.frames):
+            c.write_frame(folder / f"{sub}_{s.first_frame + i:05d}.jpg", img)
+        rows.append([s.subject, name, s.index, s.onset, s.apex, s.offset, s.offset - s.onset + 1,
+                     "Micro - 1/2", s.au_text, s.emotion, s.extra.get("objective_class", 7),
+                     s.extra.get("notes")])
+        ids.append(c.clip_id(DATABASE, sub, name))
+    c.write_xlsx(root / SHEET_FILE, [(SHEET_NAME, rows)])
+    return ids
