@@ -121,3 +121,11 @@ def test_database_class_sets():
     assert labels.database_class("casme3", "happy", "casme3_3") == "positive"
     assert labels.database_class("manifest", "happy") == "happiness"  # no class set: the canonical word
     assert labels.default_class_set("manifest") is None
+
+
+def test_three_digit_code_is_unknown_not_free_text():
+    from unimer_builder.facs import parse_aus
+
+    p = parse_aus("4+L10+100")
+    assert [t.au for t in p.tokens] == [4, 10]
+    assert p.unknown == ("100",) and p.unparsed == ()

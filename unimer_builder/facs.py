@@ -194,7 +194,7 @@ def au_name(au: int) -> str:
 
 _TOKEN = re.compile(
     r"""^(?P<side>[LRATB])?          # FACS side / top / bottom prefix
-        (?:AU)?\s*(?P<num>\d{1,2})   # the AU number, with an optional AU prefix
+        (?:AU)?\s*(?P<num>\d{1,3})   # the AU number, with an optional AU prefix
         (?P<suffix>[A-E]|[LR])?      # intensity letter, or MMEW's suffix laterality
         (?:\((?P<k>[a-zA-Z])\))?$    # 4DME's "(k)" marker
     """,
