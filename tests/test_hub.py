@@ -1,0 +1,182 @@
+"""``hub.push`` against a fake Hub HTTP server on 127.0.0.1 (no network), and its refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from unimer_builder import hub
+
+
+class FakeHub:
+    """Answers the few endpoints ``create_repo`` + ``upload_folder`` use, and records the commit."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str]] = []
+        self.created: list[dict] = []
+        self.commits: list[list[dict]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # keep pytest output clean
+                pass
+
+            def _body(self) -> bytes:
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    return self.rfile.read(n)
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return data
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                return b""
+
+            def _json(self, obj, code=200):
+                raw = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_POST(self):  # noqa: N802
+                body = self._body()
+                path = self.path.split("?")[0]
+                fake.requests.append(("POST", path))
+                base = f"http://127.0.0.1:{fake.port}"
+                if path == "/api/repos/create":
+                    req = json.loads(body)
+                    fake.created.append(req)
+                    return self._json({"url": f"{base}/datasets/{req.get('organization') or 'me'}/{req['name']}"})
+                if path == "/api/validate-yaml":
+                    return self._json({"errors": [], "warnings": []})
+                if "/preupload/" in path:
+                    files = json.loads(body)["files"]
+                    return self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                                 for f in files]})
+                if "/commit/" in path:
+                    lines = [json.loads(x) for x in body.decode().splitlines() if x.strip()]
+                    fake.commits.append(lines)
+                    repo = path.split("/api/datasets/")[1].split("/commit/")[0]
+                    return self._json({"commitUrl": f"{base}/datasets/{repo}/commit/{'a' * 40}",
+                                       "commitOid": "a" * 40, "pullRequestUrl": None})
+                return self._json({"error": f"unexpected POST {path}"}, 404)
+
+            def do_GET(self):  # noqa: N802
+                fake.requests.append(("GET", self.path))
+                return self._json({"error": f"unexpected GET {self.path}"}, 404)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _built_folder(root: Path) -> Path:
+    out = root / "out"
+    (out / "data").mkdir(parents=True)
+    (out / "README.md").write_text("---\nlicense: other\n---\n# card\n")
+    (out / "data" / "train-00000-of-00002.parquet").write_bytes(b"PAR1 shard 0")
+    (out / "data" / "train-00001-of-00002.parquet").write_bytes(b"PAR1 shard 1")
+    (out / "build_report.json").write_text("{}\n")
+    # never uploaded: resume state, temp files, anything else
+    (out / ".parts").mkdir()
+    (out / ".parts" / "x.parquet").write_bytes(b"part")
+    (out / "notes.txt").write_text("local")
+    return out
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Lift offline mode for this test only (conftest sets HF_HUB_OFFLINE=1 for the session)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True, raising=False)
+    import huggingface_hub.hf_api as hf_api
+
+    monkeypatch.setattr(hf_api, "is_xet_available", lambda: False, raising=False)
+    # Fail loudly if anything tries a non-loopback address.
+    import socket
+
+    real_connect = socket.socket.connect
+
+    def guarded(self, addr):
+        host = addr[0] if isinstance(addr, tuple) else addr
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise AssertionError(f"network access attempted: {addr}")
+        return real_connect(self, addr)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def test_push_uploads_card_shards_and_report(tmp_path, online):
+    out = _built_folder(tmp_path)
+    with FakeHub() as fake:
+        url = hub.push(out, "someone/uni-mer", token="hf_fake", endpoint=fake.url)
+    assert url == f"{fake.url}/datasets/someone/uni-mer/commit/{'a' * 40}"
+    assert fake.created and fake.created[0]["type"] == "dataset" and fake.created[0].get("visibility", "private" if fake.created[0].get("private") else None) == "private"
+    assert len(fake.commits) == 1
+    lines = fake.commits[0]
+    assert lines[0]["key"] == "header"
+    files = {ln["value"]["path"]: base64.b64decode(ln["value"]["content"]) for ln in lines if ln["key"] == "file"}
+    assert sorted(files) == ["README.md", "build_report.json", "data/train-00000-of-00002.parquet",
+                             "data/train-00001-of-00002.parquet"]
+    assert files["data/train-00001-of-00002.parquet"] == b"PAR1 shard 1"
+
+
+def test_push_refuses_incomplete_folder_and_bad_repo(tmp_path, online):
+    out = _built_folder(tmp_path)
+    with pytest.raises(ValueError, match="owner/name"):
+        hub.push(out, "no-owner", endpoint="http://127.0.0.1:9")
+    (out / "README.md").unlink()
+    with pytest.raises(FileNotFoundError, match="README.md"):
+        hub.push(out, "a/b", endpoint="http://127.0.0.1:9")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        hub.push(tmp_path / "missing", "a/b")
+    empty = tmp_path / "empty"
+    (empty / "data").mkdir(parents=True)
+    (empty / "README.md").write_text("card")
+    with pytest.raises(FileNotFoundError, match="no shards"):
+        hub.push(empty, "a/b")
+
+
+def test_push_offline_is_a_clear_error(tmp_path):
+    out = _built_folder(tmp_path)
+    # conftest runs the suite offline: push must say so instead of trying the network
+    with pytest.raises(RuntimeError, match="offline"):
+        hub.push(out, "a/b", endpoint="http://127.0.0.1:9")
+
+
+def test_push_unreachable_endpoint_is_a_clear_error(tmp_path, online):
+    out = _built_folder(tmp_path)
+    with FakeHub() as fake:
+        dead = fake.url  # the port is closed once the server stops
+    with pytest.raises(RuntimeError, match="reach|refused"):
+        hub.push(out, "a/b", token="hf_fake", endpoint=dead)
+
+
+def test_check_folder_lists_upload(tmp_path):
+    out = _built_folder(tmp_path)
+    assert hub.check_folder(out) == ["README.md", "data/train-00000-of-00002.parquet",
+                                     "data/train-00001-of-00002.parquet", "build_report.json"]

@@ -1,0 +1,199 @@
+"""The dataset card: ``OUT/README.md`` (Hub YAML front matter + prose) from ``data_cards/README.md.j2``.
+
+The front matter declares the ``default`` config over ``data/train-*.parquet`` and the full
+``dataset_info.features`` (images as ``image``, flow as ``array3_d``), so that
+``datasets.load_dataset(OUT)`` and the Hub's viewer agree with the shards' own schema metadata.
+Counts per database and emotion are read from the shards themselves; the AU agreement tables and the
+skip reasons come from the build report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from .config import DATA_CARDS_DIR, BuildConfig
+
+PAPER = {
+    "title": "DEFT-LLM: Disentangled Expert Feature Tuning for Micro-Expression Recognition",
+    "authors": "Ren Zhang, Huilai Li, Chao Qi, Guoliang Xu, Tianyu Zhou, Wei Wei, Jianqin Yin",
+    "arxiv": "2511.10948",
+    "bibtex": (
+        "@article{zhang2025deftllm,\n"
+        "  title   = {DEFT-LLM: Disentangled Expert Feature Tuning for Micro-Expression Recognition},\n"
+        "  author  = {Zhang, Ren and Li, Huilai and Qi, Chao and Xu, Guoliang and Zhou, Tianyu and Wei, Wei and Yin, Jianqin},\n"
+        "  journal = {arXiv preprint arXiv:2511.10948},\n"
+        "  year    = {2025}\n"
+        "}"
+    ),
+}
+
+TASK_CATEGORIES = ["video-classification", "image-text-to-text", "visual-question-answering"]
+TAGS = ["micro-expression", "facial-action-units", "facs", "optical-flow", "affective-computing",
+        "instruction-tuning", "uni-mer"]
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "n>10M"
+
+
+def _shard_stats(out_dir: Path) -> dict:
+    files = sorted((out_dir / "data").glob("train-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{out_dir / 'data'}: no shards; run consolidate first")
+    rows = 0
+    num_bytes = 0
+    download = 0
+    clips: dict[str, tuple[str, str | None]] = {}
+    tasks: Counter = Counter()
+    flagged_clips: set[str] = set()
+    inferred_clips: set[str] = set()
+    flow_size = None
+    for f in files:
+        md = pq.read_metadata(f)
+        rows += md.num_rows
+        num_bytes += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+        download += f.stat().st_size
+        t = pq.read_table(f, columns=["clip_id", "database", "emotion", "task", "flagged", "aus_source"])
+        for cid, db, emo, task, flagged, src in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True):
+            clips.setdefault(cid, (db, emo))
+            tasks[task] += 1
+            if flagged:
+                flagged_clips.add(cid)
+            if src == "inferred":
+                inferred_clips.add(cid)
+        if flow_size is None:
+            ext = pq.read_schema(f).field("flow").type
+            shape = getattr(ext, "shape", None)
+            flow_size = int(shape[-1]) if shape else None
+    by_db: Counter = Counter(db for db, _ in clips.values())
+    by_db_emotion: Counter = Counter((db, emo if emo is not None else "(none)") for db, emo in clips.values())
+    return {
+        "files": [f"data/{f.name}" for f in files],
+        "rows": rows,
+        "clips": len(clips),
+        "num_bytes": num_bytes,
+        "download_size": download,
+        "tasks": dict(sorted(tasks.items())),
+        "by_database": dict(sorted(by_db.items())),
+        "by_database_emotion": [
+            {"database": db, "emotion": emo, "clips": n} for (db, emo), n in sorted(by_db_emotion.items())
+        ],
+        "flagged_clips": len(flagged_clips),
+        "inferred_clips": len(inferred_clips),
+        "flow_size": flow_size,
+    }
+
+
+def front_matter(stats: dict, cfg: BuildConfig) -> dict:
+    from .shards import features
+
+    feats = features(stats.get("flow_size") or cfg.flow_size)
+    return {
+        "pretty_name": "Uni-MER: motion-verified micro-expression instructions",
+        "license": "other",
+        "license_name": "source-database-licenses",
+        "task_categories": TASK_CATEGORIES,
+        "tags": TAGS,
+        "size_categories": [_size_category(stats["rows"])],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+        "dataset_info": {
+            "config_name": "default",
+            "features": feats._to_yaml_list(),
+            "splits": [{"name": "train", "num_bytes": stats["num_bytes"], "num_examples": stats["rows"]}],
+            "download_size": stats["download_size"],
+            "dataset_size": stats["num_bytes"],
+        },
+    }
+
+
+def _settings(cfg: BuildConfig) -> list[tuple[str, str]]:
+    d = cfg.to_dict()
+    flow = d.pop("flow")
+    d.pop("templates_dir")
+    out = [(f"flow.{k}", str(v)) for k, v in flow.items()]
+    out += [(k, ", ".join(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in d.items()]
+    templates = Path(cfg.templates_dir)
+    default = Path(BuildConfig().templates_dir)
+    out.append(("templates", "packaged" if templates.resolve() == default.resolve() else templates.name))
+    out.append(("config_fingerprint", cfg.fingerprint()))
+    return out
+
+
+def _agreement_tables(report: dict) -> list[dict]:
+    """``report["agreement"]`` = {scope: {"AU12": {name, labelled, supported, ...}}} -> table dicts."""
+    agreement = report.get("agreement") or {}
+    tables = []
+    scopes = (["all"] if "all" in agreement else []) + sorted(k for k in agreement if k != "all")
+    for scope in scopes:
+        per_au = agreement.get(scope) or {}
+        if not isinstance(per_au, dict) or not per_au:
+            continue
+        cols: list[str] = []
+        for v in per_au.values():
+            for k in (v if isinstance(v, dict) else {}):
+                if k not in cols:
+                    cols.append(k)
+        rows = []
+        for au, v in per_au.items():
+            v = v if isinstance(v, dict) else {"value": v}
+            rows.append([str(au)] + [_cell(v.get(c)) for c in cols])
+        tables.append({"scope": scope, "columns": cols, "rows": rows})
+    return tables
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v).replace("|", "/")
+
+
+def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_dir: Path | str | None = None) -> str:
+    import jinja2
+    import yaml
+
+    out_dir = Path(out_dir)
+    stats = _shard_stats(out_dir)
+    fm = yaml.safe_dump(front_matter(stats, cfg), sort_keys=False, allow_unicode=True, width=1000)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir or DATA_CARDS_DIR)),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False,
+        keep_trailing_newline=True,
+    )
+    from .render import TASKS
+
+    return env.get_template("README.md.j2").render(
+        front_matter=fm.rstrip("\n"),
+        stats=stats,
+        cfg=cfg,
+        settings=_settings(cfg),
+        counts=report.get("counts") or {},
+        skip_reasons=report.get("skip_reasons") or {},
+        unexplained=report.get("unexplained_motion") or {},
+        agreement=_agreement_tables(report),
+        policy=report.get("policy", cfg.policy),
+        builder_version=report.get("builder_version", ""),
+        source_format=report.get("format", ""),
+        tasks=TASKS,
+        paper=PAPER,
+    )
+
+
+def write_card(out_dir: Path | str, report: dict, cfg: BuildConfig) -> Path:
+    """Render ``OUT/README.md`` (atomically) from the shards in ``OUT/data`` and the build report."""
+    out_dir = Path(out_dir)
+    text = render_card(out_dir, report, cfg)
+    path = out_dir / "README.md"
+    tmp = out_dir / f".README.md.{os.getpid()}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

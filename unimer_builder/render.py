@@ -1,0 +1,269 @@
+"""Instruction/answer text from verified evidence, through Jinja2 templates (one file per task).
+
+Templates see only the context dict that :func:`build_context` builds: the AUs that both label and
+motion support (or that motion alone implies, for databases without AU labels), the regions that moved
+above the face's noise floor with their direction words, the emotion, and the motion no label explains.
+Every AU name, AU phrase, region phrase and direction word comes from :mod:`unimer_builder.facs`;
+templates hold only sentence frames.
+
+Each template file defines ``n_variants`` and two macros, ``instruction(v, c)`` and ``answer(v, c)``.
+The variant of a (clip, task) is ``sha256(seed|clip_id|task) mod n_variants``: the same seed gives the
+same rows, whatever the process or the order.
+
+Answers are machine-parsable by :func:`parse_answer`, whatever the variant:
+
+* the emotion is the only text in ``**bold**`` (the canonical emotion word, see :func:`labels.canonical`);
+* an AU stated as present is written ``AU<n>`` (``AU12 (lip corner puller)``); nothing else in an
+  answer is written that way (motion no label explains is named by region and direction only).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+from pathlib import Path
+
+from . import labels
+from .config import BuildConfig
+from .facs import AUS, REGION_BY_NAME, REGIONS, au_name, direction_word
+from .records import Clip, CrossCheck, Evidence, Sample
+
+TASKS = ("emotion", "au", "motion", "explain")
+
+# Regions whose mean direction agrees less than this (|sum v| / sum |v|) get no direction word.
+MIN_COHERENCE = 0.3
+
+# Prototypical AU combinations of the basic emotions (EMFACS; Ekman & Friesen 1978, as tabulated in
+# Ekman, Friesen & Hager, FACS Investigator's Guide 2002, and used by the MER literature to relate
+# CASME II/SAMM labels to AUs). Used only to say whether the supported AUs belong to the labelled
+# emotion's usual pattern; the emotion itself always comes from the database's label.
+EMOTION_AUS: dict[str, frozenset[int]] = {
+    "happiness": frozenset({6, 12}),
+    "surprise": frozenset({1, 2, 5, 26, 27}),
+    "disgust": frozenset({9, 10, 15, 16, 17}),
+    "sadness": frozenset({1, 4, 15, 17}),
+    "fear": frozenset({1, 2, 4, 5, 7, 20, 26}),
+    "anger": frozenset({4, 5, 7, 23, 24}),
+    "contempt": frozenset({12, 14}),
+}
+EMOTION_AUS["positive"] = EMOTION_AUS["happiness"]
+EMOTION_AUS["negative"] = frozenset().union(
+    *(EMOTION_AUS[e] for e in ("disgust", "sadness", "fear", "anger"))
+) | {14}
+
+_SIDE_WORDS = {"L": "left", "R": "right"}
+
+
+# --- environment ---------------------------------------------------------------------------------
+
+
+def _cap(s: str) -> str:
+    """Upper-case the first character only (Jinja's ``capitalize`` lower-cases the rest)."""
+    s = str(s)
+    return s[:1].upper() + s[1:]
+
+
+@functools.lru_cache(maxsize=8)
+def environment(templates_dir: str):
+    """One Jinja2 environment per templates folder and process (StrictUndefined: a typo fails)."""
+    import jinja2
+
+    if not Path(templates_dir).is_dir():
+        raise FileNotFoundError(f"{templates_dir}: templates folder not found")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+    env.filters["cap"] = _cap
+    return env
+
+
+@functools.lru_cache(maxsize=64)
+def _module(templates_dir: str, task: str):
+    env = environment(templates_dir)
+    try:
+        tmpl = env.get_template(f"{task}.j2")
+    except Exception as e:  # jinja2.TemplateNotFound, syntax errors
+        raise FileNotFoundError(f"{Path(templates_dir) / (task + '.j2')}: cannot load template: {e}") from e
+    mod = tmpl.module
+    for name in ("n_variants", "instruction", "answer"):
+        if not hasattr(mod, name):
+            raise ValueError(f"{tmpl.filename}: template must define {name!r}")
+    n = int(mod.n_variants)
+    if n < 1:
+        raise ValueError(f"{tmpl.filename}: n_variants must be >= 1")
+    return mod
+
+
+def n_variants(task: str, templates_dir: str | None = None) -> int:
+    return int(_module(str(templates_dir or BuildConfig().templates_dir), task).n_variants)
+
+
+def pick_variant(seed: int, clip_id: str, task: str, n: int) -> int:
+    """Deterministic across processes and Python versions (hashlib, not ``hash``)."""
+    h = hashlib.sha256(f"{seed}|{clip_id}|{task}".encode()).digest()
+    return int.from_bytes(h[:8], "big") % n
+
+
+def _tidy(text: str) -> str:
+    """One space between words, no blank lines, no leading/trailing space on any line."""
+    lines = (" ".join(line.split()) for line in str(text).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+# --- context -------------------------------------------------------------------------------------
+
+
+def _px(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def _region_ctx(r, cfg: BuildConfig) -> dict:
+    info = REGION_BY_NAME[r.name]
+    direction = direction_word(r.dx, r.dy, info) if r.coherence >= MIN_COHERENCE else None
+    return {
+        "name": r.name,
+        "phrase": info.phrase,
+        "direction": direction,
+        "magnitude": _px(r.mean),
+        "peak": _px(r.peak),
+        "z": f"{r.z:.1f}",
+    }
+
+
+def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig) -> dict:
+    """Everything a template may say, from verified evidence only."""
+    stats = {r.name: r for r in ev.regions}
+    supported = sorted(set(check.supported))
+
+    # AUs: only the supported (or inferred) ones, with the side and regions their verdict names.
+    aus = []
+    for au in supported:
+        vs = [v for v in check.verdicts if v.au == au and v.verdict == "supported"]
+        sides = {v.side for v in vs if v.side in _SIDE_WORDS}
+        side = _SIDE_WORDS[sides.pop()] if len(sides) == 1 else None
+        region_names = [v.region for v in vs if v.region in REGION_BY_NAME]
+        info = AUS.get(au)
+        aus.append({
+            "au": au,
+            "code": f"AU{au}",
+            "name": info.name if info else au_name(au),
+            "phrase": info.phrase if info else au_name(au),
+            "side": side,
+            "regions": [REGION_BY_NAME[n].phrase for n in dict.fromkeys(region_names)],
+        })
+
+    # Regions that moved: above the supported z threshold, or carrying a supported AU's verdict.
+    carrying = {v.region for v in check.verdicts if v.verdict == "supported" and v.au in supported}
+    moved = [
+        _region_ctx(stats[r.name], cfg)
+        for r in REGIONS
+        if r.name in stats and (stats[r.name].z >= cfg.z_supported or r.name in carrying)
+    ]
+
+    unexplained = []
+    for u in check.unexplained:
+        info = REGION_BY_NAME.get(u.region)
+        if info is None:
+            continue
+        mag = stats[u.region].mean if u.region in stats else math.hypot(u.dx, u.dy)
+        unexplained.append({
+            "phrase": info.phrase,
+            "direction": direction_word(u.dx, u.dy, info),
+            "magnitude": _px(mag),
+            # The AU family whose direction fits; named in words only, never as an AU code.
+            "resembles": AUS[u.au].name if u.au in AUS else None,
+        })
+
+    emotion = labels.canonical(clip.emotion)
+    class_set = labels.default_class_set(clip.database)
+    typical = sorted(a for a in supported if emotion and a in EMOTION_AUS.get(emotion, ()))
+    return {
+        "database": clip.database,
+        "crop_size": cfg.crop_size,
+        "emotion": emotion,
+        "emotion_label": clip.emotion,
+        "emotion_composite": labels.composite(clip.database, clip.emotion),
+        "emotion_class": labels.database_class(clip.database, clip.emotion),
+        "class_set": class_set,
+        "aus": aus,
+        "aus_inferred": check.aus_source == "inferred",
+        "typical_aus": [f"AU{a}" for a in typical],
+        "has_pattern": emotion in EMOTION_AUS if emotion else False,
+        "moved": moved,
+        "unexplained": unexplained,
+        "floor": _px(ev.floor),
+        "apex_estimated": bool(ev.apex_estimated),
+    }
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+
+def render_task(task: str, variant: int, ctx: dict, templates_dir: str) -> tuple[str, str]:
+    mod = _module(str(templates_dir), task)
+    v = variant % int(mod.n_variants)
+    return _tidy(mod.instruction(v, ctx)), _tidy(mod.answer(v, ctx))
+
+
+def render_samples(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig) -> list[Sample]:
+    """One sample per task of ``cfg.tasks``; the emotion task is left out for a clip with no emotion."""
+    ctx = build_context(clip, ev, check, cfg)
+    tdir = str(cfg.templates_dir)
+    out = []
+    for task in cfg.tasks:
+        if task == "emotion" and ctx["emotion"] is None:
+            continue
+        n = int(_module(tdir, task).n_variants)
+        v = pick_variant(cfg.seed, clip.clip_id, task, n)
+        instruction, answer = render_task(task, v, ctx, tdir)
+        out.append(Sample(task=task, template_id=f"{task}/{v}", instruction=instruction, answer=answer))
+    return out
+
+
+# --- parsing answers back ------------------------------------------------------------------------
+
+_AU_CODE = re.compile(r"\bAU\s?(\d{1,2})(?!\d)")
+_BOLD = re.compile(r"\*\*\s*([^*\n]+?)\s*\*\*")
+_EMOTION_LINE = re.compile(r"\bemotion\s*(?:is|:|-|—)\s*\**\s*([A-Za-z][A-Za-z ]*?)\s*(?:\*|[.,;(\n]|$)",
+                           re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1)
+def _emotion_words() -> tuple[str, ...]:
+    words = set(labels.COMPOSITE) | set(EMOTION_AUS)
+    for sets in labels.CLASS_SETS.values():
+        for classes in sets.values():
+            words.update(classes)
+    return tuple(sorted(words, key=len, reverse=True))
+
+
+def parse_answer(text: str | None) -> dict:
+    """Recover ``emotion`` (canonical word or None) and ``aus`` (sorted AU numbers) from an answer.
+
+    Exact on the builder's own answers (bold emotion, ``AU<n>`` codes); tolerant of generated text:
+    without bold it reads an ``Emotion: X`` phrase, then the first known emotion word.
+    """
+    text = text or ""
+    aus = sorted({int(m) for m in _AU_CODE.findall(text) if int(m) in AUS})
+    emotion = None
+    m = _BOLD.search(text)
+    if m:
+        emotion = labels.canonical(m.group(1))
+    else:
+        m = _EMOTION_LINE.search(text)
+        if m and labels.canonical(m.group(1)) in _emotion_words():
+            emotion = labels.canonical(m.group(1))
+        else:
+            low = text.lower()
+            hits = [(mm.start(), w) for w in _emotion_words()
+                    for mm in [re.search(rf"\b{re.escape(w)}\b", low)] if mm]
+            if hits:
+                emotion = min(hits)[1]
+    return {"emotion": emotion, "aus": aus}

@@ -1,0 +1,445 @@
+"""Rows, per-clip part files and size-bounded Parquet shards (the layout ``datasets`` and the Hub read).
+
+Layout of a build folder::
+
+    OUT/.parts/<sha256(clip_id)[:20]>-<fingerprint>.parquet   one small file per clip (resume state)
+    OUT/data/train-00000-of-0000N.parquet                     the shards, written by consolidate()
+
+Column types (see ``docs/ARCHITECTURE.md``, "Shard schema"):
+
+* Images (``onset_image``, ``apex_image``, each item of ``frames``) are ``struct{bytes: binary, path:
+  string}`` holding PNG bytes (8-bit grey), which is exactly the storage of ``datasets.Image()``.
+  Each image is PNG-encoded once per clip and the same bytes are shared by that clip's rows.
+* ``flow`` is ``(3, F, F)`` float16 (u, v, optical strain; F = ``flow_size``; values in pixels of the
+  ``crop_size`` crop, resized with INTER_AREA, never normalised). Parquet stores it as the storage of
+  ``datasets.Array3D((3, F, F), "float16")``: ``list<list<list<halffloat>>>``. Part files hold the
+  plain nested list (workers need not import ``datasets``); shards hold the Arrow extension type with
+  the ``huggingface`` schema metadata, so ``datasets.load_dataset(OUT)`` yields ``Array3D`` and
+  decoded images. Read back into numpy without Python objects with :func:`flow_numpy`
+  (three ``flatten()`` calls and a reshape: zero-copy over the float16 buffer).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import labels
+from .config import BuildConfig
+from .records import Clip, CrossCheck, Evidence, Sample
+
+COMPRESSION = "zstd"
+ROW_GROUP_BYTES = 32 * 1024 * 1024  # uncompressed bytes per row group inside a shard (at most a shard)
+_META_KEY = b"unimer"
+
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+FLOW_STORAGE = pa.list_(pa.list_(pa.list_(pa.float16())))
+
+_f32 = pa.float32()
+SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("clip_id", pa.string()),
+    ("database", pa.string()),
+    ("subject", pa.string()),
+    ("clip", pa.string()),
+    ("onset_frame", pa.int32()),
+    ("apex_frame", pa.int32()),
+    ("offset_frame", pa.int32()),
+    ("apex_source", pa.string()),
+    ("fps", _f32),
+    ("emotion", pa.string()),
+    ("emotion_composite", pa.string()),
+    ("emotion_class", pa.string()),
+    ("class_set", pa.string()),
+    ("au_text", pa.string()),
+    ("aus", pa.list_(pa.struct([("au", pa.int32()), ("side", pa.string()), ("intensity", pa.string()),
+                                ("uncertain", pa.bool_())]))),
+    ("au_unparsed", pa.list_(pa.string())),
+    ("aus_source", pa.string()),
+    ("aus_supported", pa.list_(pa.int32())),
+    ("regions", pa.list_(pa.struct([("name", pa.string()), ("mean", _f32), ("peak", _f32), ("dx", _f32),
+                                    ("dy", _f32), ("coherence", _f32), ("strain", _f32), ("z", _f32),
+                                    ("peak_time", _f32)]))),
+    ("verdicts", pa.list_(pa.struct([("au", pa.int32()), ("side", pa.string()), ("region", pa.string()),
+                                     ("verdict", pa.string()), ("z", _f32), ("direction_cos", _f32),
+                                     ("timing_ok", pa.bool_()), ("reason", pa.string())]))),
+    ("unexplained", pa.list_(pa.struct([("region", pa.string()), ("au", pa.int32()), ("z", _f32),
+                                        ("dx", _f32), ("dy", _f32)]))),
+    ("noise_floor", _f32),
+    ("noise_spread", _f32),
+    ("head_motion", pa.struct([("tx", _f32), ("ty", _f32), ("rotation", _f32), ("scale", _f32)])),
+    ("flagged", pa.bool_()),
+    ("flag_reasons", pa.list_(pa.string())),
+    ("task", pa.string()),
+    ("template_id", pa.string()),
+    ("instruction", pa.string()),
+    ("answer", pa.string()),
+    ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+    ("onset_image", IMAGE),
+    ("apex_image", IMAGE),
+    ("frames", pa.list_(IMAGE)),
+    ("stack_frames", pa.list_(pa.int32())),
+    ("flow", FLOW_STORAGE),
+    ("config_fingerprint", pa.string()),
+])
+COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+
+
+# --- datasets features ---------------------------------------------------------------------------
+
+
+def _dtype_feature(t: pa.DataType):
+    import datasets
+
+    if pa.types.is_struct(t):
+        if t == IMAGE:
+            return datasets.Image()
+        return {t.field(i).name: _dtype_feature(t.field(i).type) for i in range(t.num_fields)}
+    if pa.types.is_list(t):
+        return datasets.List(_dtype_feature(t.value_type))
+    return datasets.features.features.generate_from_arrow_type(t)
+
+
+@functools.lru_cache(maxsize=8)
+def features(flow_size: int = BuildConfig.flow_size):
+    """The ``datasets.Features`` of a shard: Image for PNG structs, Array3D for ``flow``."""
+    import datasets
+
+    feats = {}
+    for f in SCHEMA:
+        if f.name == "flow":
+            feats[f.name] = datasets.Array3D(shape=(3, flow_size, flow_size), dtype="float16")
+        else:
+            feats[f.name] = _dtype_feature(f.type)
+    return datasets.Features(feats)
+
+
+@functools.lru_cache(maxsize=8)
+def shard_schema(flow_size: int = BuildConfig.flow_size) -> pa.Schema:
+    """SCHEMA with ``flow`` as datasets' Array3D extension type and the ``huggingface`` metadata."""
+    feats = features(flow_size)
+    hf = feats.arrow_schema
+    fields = [hf.field("flow") if f.name == "flow" else f for f in SCHEMA]
+    return pa.schema(fields).with_metadata({b"huggingface": hf.metadata[b"huggingface"]})
+
+
+def flow_numpy(column, flow_size: int | None = None) -> np.ndarray:
+    """``flow`` column (Array3D or nested lists, chunked or not) -> ``(N, 3, F, F)`` float16 array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if isinstance(column, pa.ExtensionArray):
+        column = column.storage
+    n = len(column)
+    if n == 0:
+        f = flow_size or 0
+        return np.zeros((0, 3, f, f), np.float16)
+    flat = column.flatten().flatten().flatten().to_numpy(zero_copy_only=False)
+    f = flow_size or int(round((flat.size / (3 * n)) ** 0.5))
+    return flat.reshape(n, 3, f, f)
+
+
+def _flow_array(flows: list[np.ndarray]) -> pa.Array:
+    """Nested list array from equal-shape (3, F, F) float16 arrays, without Python lists."""
+    if not flows:
+        return pa.array([], type=FLOW_STORAGE)
+    a = np.ascontiguousarray(np.stack(flows).astype(np.float16, copy=False))
+    n, c, h, w = a.shape
+    values = pa.array(a.reshape(-1))
+    rows_ = pa.ListArray.from_arrays(pa.array(np.arange(0, n * c * h + 1, dtype=np.int32) * w), values)
+    chans = pa.ListArray.from_arrays(pa.array(np.arange(0, n * c + 1, dtype=np.int32) * h), rows_)
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, n + 1, dtype=np.int32) * c), chans)
+
+
+# --- rows ----------------------------------------------------------------------------------------
+
+
+def _png(img: np.ndarray, size: int | None = None) -> bytes:
+    import cv2
+
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if size and img.shape[:2] != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def reduce_flow(flow: np.ndarray, strain: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 2) flow + (H, W) strain -> (3, size, size) float16; values stay in crop pixels."""
+    import cv2
+
+    u = np.asarray(flow[..., 0], np.float32)
+    v = np.asarray(flow[..., 1], np.float32)
+    s = np.asarray(strain, np.float32)
+    out = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape != (size, size) else c
+           for c in (u, v, s)]
+    return np.stack(out).astype(np.float16)
+
+
+def _f(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample], cfg: BuildConfig) -> list[dict]:
+    """One row per sample: the clip's columns (shared objects) joined with each sample's text."""
+    if not samples:
+        return []
+    onset_png = {"bytes": _png(ev.onset_crop, cfg.image_size), "path": "onset.png"}
+    apex_png = {"bytes": _png(ev.apex_crop, cfg.image_size), "path": "apex.png"}
+    frame_nums = [int(n) for n in ev.stack_frames]
+    frames = [{"bytes": _png(f, cfg.stack_size), "path": f"frame_{frame_nums[i] if i < len(frame_nums) else i}.png"}
+              for i, f in enumerate(ev.stack)]
+    flow = reduce_flow(ev.flow, ev.strain, cfg.flow_size)
+    hm = ev.head_motion or {}
+    base = {
+        "clip_id": clip.clip_id,
+        "database": clip.database,
+        "subject": clip.subject,
+        "clip": clip.clip,
+        "onset_frame": int(clip.onset),
+        "apex_frame": int(ev.apex),
+        "offset_frame": None if clip.offset is None else int(clip.offset),
+        "apex_source": "estimated" if ev.apex_estimated else "label",
+        "fps": _f(clip.fps),
+        "emotion": clip.emotion,
+        "emotion_composite": labels.composite(clip.database, clip.emotion),
+        "emotion_class": labels.database_class(clip.database, clip.emotion),
+        "class_set": labels.default_class_set(clip.database),
+        "au_text": clip.au_text,
+        "aus": [{"au": t.au, "side": t.side, "intensity": t.intensity, "uncertain": bool(t.uncertain)}
+                for t in clip.aus.tokens],
+        "au_unparsed": list(clip.aus.unparsed) + list(clip.aus.unknown),
+        "aus_source": check.aus_source,
+        "aus_supported": sorted(int(a) for a in check.supported),
+        "regions": [{"name": r.name, "mean": r.mean, "peak": r.peak, "dx": r.dx, "dy": r.dy,
+                     "coherence": r.coherence, "strain": r.strain, "z": r.z, "peak_time": _f(r.peak_time)}
+                    for r in ev.regions],
+        "verdicts": [{"au": v.au, "side": v.side, "region": v.region, "verdict": v.verdict, "z": v.z,
+                      "direction_cos": v.direction_cos, "timing_ok": v.timing_ok, "reason": v.reason}
+                     for v in check.verdicts],
+        "unexplained": [{"region": u.region, "au": u.au, "z": u.z, "dx": u.dx, "dy": u.dy}
+                        for u in check.unexplained],
+        "noise_floor": float(ev.floor),
+        "noise_spread": float(ev.floor_spread),
+        "head_motion": {k: _f(hm.get(k)) for k in ("tx", "ty", "rotation", "scale")},
+        "flagged": bool(check.flagged),
+        "flag_reasons": list(check.flag_reasons),
+        "onset_image": onset_png,
+        "apex_image": apex_png,
+        "frames": frames,
+        "stack_frames": frame_nums,
+        "flow": flow,
+        "config_fingerprint": cfg.fingerprint(),
+    }
+    rows = []
+    for s in samples:
+        row = {
+            "id": f"{clip.clip_id}#{s.task}",
+            **base,
+            "task": s.task,
+            "template_id": s.template_id,
+            "instruction": s.instruction,
+            "answer": s.answer,
+            "messages": [{"role": "user", "content": s.instruction}, {"role": "assistant", "content": s.answer}],
+        }
+        rows.append({name: row[name] for name in COLUMNS})
+    return rows
+
+
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    """Rows (as :func:`clip_rows` makes them) -> a table of :data:`SCHEMA` (flow as nested lists)."""
+    if not rows:
+        return SCHEMA.empty_table()
+    arrays = []
+    for field in SCHEMA:
+        if field.name == "flow":
+            arrays.append(_flow_array([np.asarray(r["flow"]) for r in rows]))
+        else:
+            arrays.append(pa.array([r[field.name] for r in rows], type=field.type))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+# --- part files (one per clip; the resume state) -------------------------------------------------
+
+
+def _clip_key(clip_id: str) -> str:
+    return hashlib.sha256(clip_id.encode()).hexdigest()[:20]
+
+
+def part_path(parts_dir: Path | str, clip_id: str, fingerprint: str) -> Path:
+    return Path(parts_dir) / f"{_clip_key(clip_id)}-{fingerprint}.parquet"
+
+
+def part_exists(parts_dir: Path | str, clip_id: str, fingerprint: str) -> bool:
+    return part_path(parts_dir, clip_id, fingerprint).exists()
+
+
+def write_part(parts_dir: Path | str, clip_id: str, rows: list[dict], fingerprint: str) -> Path:
+    """Write one clip's rows (possibly none: a dropped clip) atomically; remove its stale parts.
+
+    A clip has at most one part at a time, so a part of other settings never reaches the shards.
+    """
+    parts_dir = Path(parts_dir)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    path = part_path(parts_dir, clip_id, fingerprint)
+    table = rows_to_table(rows)
+    flow_size = int(np.asarray(rows[0]["flow"]).shape[-1]) if rows else None
+    meta = {"clip_id": clip_id, "fingerprint": fingerprint, "flow_size": flow_size}
+    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True).encode()})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression=COMPRESSION)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    for stale in parts_dir.glob(f"{_clip_key(clip_id)}-*.parquet"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    return path
+
+
+def _find_part(parts_dir: Path, clip_id: str, fingerprint: str | None) -> Path:
+    if fingerprint is not None:
+        p = part_path(parts_dir, clip_id, fingerprint)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no part file for clip {clip_id!r} (settings {fingerprint})")
+        return p
+    found = sorted(parts_dir.glob(f"{_clip_key(clip_id)}-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    if not found:
+        raise FileNotFoundError(f"{parts_dir}: no part file for clip {clip_id!r}")
+    return found[-1]  # several only after an interrupted write_part: the newest is the current one
+
+
+def _part_meta(path: Path) -> dict:
+    md = pq.read_metadata(path)
+    kv = md.metadata or {}
+    meta = json.loads(kv[_META_KEY]) if _META_KEY in kv else {}
+    meta["rows"] = md.num_rows
+    meta["bytes"] = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+    return meta
+
+
+# --- shards --------------------------------------------------------------------------------------
+
+
+def _as_shard_table(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    ext = schema.field("flow").type
+    cols = []
+    for f in schema:
+        col = t.column(f.name)
+        if f.name == "flow":
+            chunks = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in col.chunks]
+            col = pa.chunked_array([pa.ExtensionArray.from_storage(ext, c.cast(ext.storage_type))
+                                    for c in chunks], type=ext)
+        elif col.type != f.type:
+            col = col.cast(f.type)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def shard_name(i: int, n: int) -> str:
+    return f"train-{i:05d}-of-{n:05d}.parquet"
+
+
+def consolidate(
+    parts_dir: Path | str,
+    out_dir: Path | str,
+    clip_order: list[str],
+    max_bytes: int,
+    fingerprint: str | None = None,
+) -> list[Path]:
+    """Stream the clips' parts, in ``clip_order``, into ``OUT/data/train-XXXXX-of-NNNNN.parquet``.
+
+    Shards are bounded by ``max_bytes`` of uncompressed data (a clip is never split; a clip larger
+    than the bound gets a shard of its own). At most one row group (<= one shard) is in memory. The
+    new ``data/`` is written beside the old one and swapped in with two renames, so a reader sees the
+    old complete set or the new complete set, never a half-written shard. Same parts, same order ->
+    byte-identical shards. With ``fingerprint`` only parts of those settings are used.
+    """
+    parts_dir, out_dir = Path(parts_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if len(set(clip_order)) != len(clip_order):
+        raise ValueError("clip_order lists a clip more than once")
+
+    # Plan from the parts' footers only.
+    plan: list[tuple[Path, int]] = []
+    flow_sizes = set()
+    for cid in clip_order:
+        p = _find_part(parts_dir, cid, fingerprint)
+        meta = _part_meta(p)
+        if meta["rows"] == 0:
+            continue
+        if meta.get("flow_size"):
+            flow_sizes.add(int(meta["flow_size"]))
+        plan.append((p, meta["bytes"]))
+    if len(flow_sizes) > 1:
+        raise ValueError(f"{parts_dir}: parts disagree on flow_size {sorted(flow_sizes)}; rebuild them")
+    flow_size = flow_sizes.pop() if flow_sizes else BuildConfig.flow_size
+    groups: list[list[Path]] = []
+    size = 0
+    for p, b in plan:
+        if not groups or (size + b > max_bytes and groups[-1]):
+            groups.append([])
+            size = 0
+        groups[-1].append(p)
+        size += b
+    if not groups:
+        groups = [[]]  # an empty build still gets one (empty) shard so that the folder loads
+    schema = shard_schema(flow_size)
+    row_group_bytes = max(1, min(ROW_GROUP_BYTES, max_bytes))
+
+    for stale in [*out_dir.glob(".data.tmp-*"), *out_dir.glob(".data.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted consolidate
+    tmp = out_dir / f".data.tmp-{os.getpid()}"
+    tmp.mkdir()
+    paths: list[Path] = []
+    try:
+        n = len(groups)
+        for i, group in enumerate(groups):
+            name = shard_name(i, n)
+            with pq.ParquetWriter(tmp / name, schema, compression=COMPRESSION) as writer:
+                buf: list[pa.Table] = []
+                buf_bytes = 0
+                for p in group:
+                    with pq.ParquetFile(p) as pf:
+                        t = pf.read(use_threads=False)
+                    buf.append(_as_shard_table(t, schema))
+                    buf_bytes += t.nbytes
+                    if buf_bytes >= row_group_bytes:
+                        writer.write_table(pa.concat_tables(buf).combine_chunks())
+                        buf, buf_bytes = [], 0
+                if buf:
+                    writer.write_table(pa.concat_tables(buf).combine_chunks())
+                elif not group:
+                    writer.write_table(schema.empty_table())
+            paths.append(out_dir / "data" / name)
+        data = out_dir / "data"
+        old = out_dir / f".data.old-{os.getpid()}"
+        if data.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(data, old)
+        os.rename(tmp, data)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths
+
+
+def read_shards(out_dir: Path | str, columns: list[str] | None = None) -> pa.Table:
+    """All shards of a build as one table (for checks and the card); flow stays Arrow."""
+    files = sorted((Path(out_dir) / "data").glob("train-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{Path(out_dir) / 'data'}: no shards")
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
