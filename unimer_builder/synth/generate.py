@@ -1,0 +1,379 @@
+"""A small synthetic micro-expression database in any supported layout, with its ground truth.
+
+``synthesize(out, fmt)`` renders clips with :mod:`.motion`, hands them to the database's own layout
+writer (``sources.write_layout``) and writes ``ground_truth.json`` beside the data. The emotions are
+separable by motion alone: every class plants its own prototype set of AUs (:data:`PROTOTYPES`).
+Two kinds of deliberate label/motion disagreement test the builder's dual constraint:
+
+* *labelled, not moved*: a share of clips carries one extra AU in its label that is not planted;
+* *moved, not labelled*: a share of clips plants one extra AU that no label names.
+
+Both extra AUs come from :func:`distractor_pool`: AUs outside the database's prototypes whose
+regions move in no prototype's direction, so they never change what separates the emotions, that
+no other AU moves the same way (motion alone names them), and whose regions lie away from the
+clip's planted bumps, so they neither cancel nor fake them. The shares are exact (rounded) counts,
+placed on clips in a seeded order, skipping clips where no pool AU fits.
+
+Prototypes (canonical emotion -> AUs; ``lateral`` AUs are sometimes planted and labelled on one
+side only, e.g. ``R14``, ``L2+L1``):
+
+===========  ==============  ==============================================
+emotion      AUs             notes
+===========  ==============  ==============================================
+happiness    6 + 12          also SMIC ``positive``
+surprise     1 + 2           sometimes unilateral (``L2+L1``)
+disgust      4 + 9           also SMIC ``negative``
+repression   14 + 17         14 often unilateral (``R14+17``)
+anger        4 + 7
+contempt     12              always unilateral (``R12`` / ``L12``)
+sadness      1 + 15          15 sometimes unilateral
+fear         1 + 2 + 5 + 20
+others       10 + 25
+===========  ==============  ==============================================
+
+Within every database's class set the AU sets differ (contempt's one-sided 12 differs from
+happiness by the cheek and by the other lip corner).
+
+``ground_truth.json``::
+
+    {"format", "seed", "frames", "subjects", "shares", "prototypes", "distractor_pool",
+     "clips": [{"clip_id",                # as sources.read_clips names the clip
+                "subject", "emotion", "emotion_canonical",
+                "onset", "apex", "offset",  # database frame numbers (after the writer's renumbering)
+                "au_text",                  # the label string written (None for SMIC)
+                "planted": [{"au", "side", "amplitude_px", "regions": [names],
+                             "direction": [dx, dy],           # unit image vector in the first region
+                             "direction_by_region": {region: [dx, dy]},   # per region (L/R differ in x)
+                             "centres": {region: [x, y]},     # bump centre, original frame px
+                             "sigma_px": {region: [sx, sy]}, "labelled": bool}],
+                "labelled": ["12", "L14", ...],   # label tokens, side + AU, no intensity letter
+                "labelled_not_moved": [au],       # in the label, never planted
+                "moved_not_labelled": [{"au", "side", "regions"}],  # planted, in no label
+                "region_motion": {region: [dx, dy]},  # true apex displacement near each region
+                                                      # centre, overlaps summed, no head motion
+                "noise_sigma", "head": {"centre": [x, y], "apex": {"tx", "ty", "rotation_deg"}}}]}
+
+SMIC has no AU labels: ``labelled`` is empty there and ``planted`` still lists all motion. Image
+vectors use image axes (x right, y down); ``head.apex`` is the rigid motion of the apex frame
+relative to the onset (rotation about ``head.centre``, in degrees, positive counter-clockwise as
+displayed, as ``cv2.getRotationMatrix2D`` takes it), which the builder should remove.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import facs, labels
+from . import motion
+from .spec import SynthClip
+
+GROUND_TRUTH = "ground_truth.json"
+
+
+@dataclass(frozen=True)
+class Prototype:
+    aus: tuple[int, ...]
+    lateral: tuple[int, ...] = ()  # AUs that may be planted on one side only
+    lateral_share: float = 0.0  # chance that a clip plants ``lateral`` on one side
+
+
+PROTOTYPES: dict[str, Prototype] = {
+    "happiness": Prototype((6, 12)),
+    "positive": Prototype((6, 12)),
+    "surprise": Prototype((1, 2), lateral=(1, 2), lateral_share=0.25),
+    "disgust": Prototype((4, 9)),
+    "negative": Prototype((4, 9)),
+    "repression": Prototype((14, 17), lateral=(14,), lateral_share=0.5),
+    "anger": Prototype((4, 7)),
+    "contempt": Prototype((12,), lateral=(12,), lateral_share=1.0),
+    "sadness": Prototype((1, 15), lateral=(15,), lateral_share=0.25),
+    "fear": Prototype((1, 2, 5, 20)),
+    "others": Prototype((10, 25)),
+}
+
+# Candidates for the deliberate disagreements; distractor_pool() keeps those safe for a database.
+DISTRACTOR_CANDIDATES: tuple[int, ...] = (5, 7, 10, 17, 24, 25, 26, 43)  # 25, 26, 43 have twins
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a database spells its labels."""
+
+    emotions: tuple[str, ...]  # the database's own spelling, one per class
+    fps: float
+    au_labels: bool = True
+    intensity: bool = False  # SAMM-style intensity letters (12B, R14A)
+    shuffle_tokens: bool = False  # CAS(ME)^3 lists AUs in no fixed order (L2+L1)
+    first_frame: tuple[int, int] = (1, 3000)
+
+
+STYLES: dict[str, Style] = {
+    "casme2": Style(("happiness", "disgust", "repression", "surprise", "others"), fps=200.0),
+    "samm": Style(("Anger", "Happiness", "Other", "Surprise", "Contempt"), fps=200.0, intensity=True,
+                  first_frame=(1000, 8000)),
+    "smic": Style(("negative", "positive", "surprise"), fps=100.0, au_labels=False),
+    "casme3": Style(("happy", "disgust", "surprise", "fear", "anger", "sad", "others"), fps=30.0,
+                    shuffle_tokens=True, first_frame=(100, 6000)),
+    "manifest": Style(("happiness", "surprise", "disgust", "sadness", "anger"), fps=30.0, first_frame=(0, 1)),
+}
+
+# SAMM / CAS(ME)^3 objective classes (Davison et al. 2018: I happiness ... VII others), as an extra.
+_OBJECTIVE = {"happiness": 1, "positive": 1, "surprise": 2, "anger": 3, "disgust": 4, "negative": 4,
+              "sadness": 5, "fear": 6, "contempt": 7, "repression": 7, "others": 7}
+
+_ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII"}
+
+AMPLITUDE_PX = (1.3, 2.5)  # peak displacement range of a planted AU at the apex
+_INTENSITY_EDGES = ((1.55, "A"), (1.8, "B"), (2.05, "C"), (2.3, "D"), (math.inf, "E"))
+
+Writer = Callable[[Path, str, list[SynthClip]], list[str]]
+
+
+def prototype(emotion: str) -> Prototype:
+    key = labels.canonical(emotion)
+    if key not in PROTOTYPES:
+        raise KeyError(f"no motion prototype for emotion {emotion!r}")
+    return PROTOTYPES[key]
+
+
+def _face_vector(au: int) -> np.ndarray:
+    info = facs.AUS[au]
+    return np.array([info.out, info.up], dtype=np.float64)
+
+
+def _motion_twins(au: int) -> list[int]:
+    """Other AUs that move the same regions the same way (25 and 16, 26 and 27, 43 and 45): motion
+    alone cannot tell them apart, so an unlabelled one could never be named right."""
+    info = facs.AUS[au]
+    return [a for a, i in facs.AUS.items()
+            if a != au and i.regions and i.regions == info.regions and (i.up, i.out) == (info.up, info.out)]
+
+
+def distractor_pool(fmt: str) -> tuple[int, ...]:
+    """Candidates outside ``fmt``'s prototypes, with no motion twin, that move no region the way a
+    prototype AU does."""
+    proto = {au for e in STYLES[fmt].emotions for au in prototype(e).aus}
+    pool = []
+    for c in DISTRACTOR_CANDIDATES:
+        if c in proto or _motion_twins(c):
+            continue
+        clash = False
+        for p in proto:
+            if set(facs.AUS[c].regions) & set(facs.AUS[p].regions):
+                a, b = _face_vector(c), _face_vector(p)
+                if a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.3:
+                    clash = True
+        if not clash:
+            pool.append(c)
+    return tuple(pool)
+
+
+def _far_from(face: motion.SubjectFace, au: int, bumps: Sequence[motion.Bump], k: float = 2.5) -> bool:
+    """True when none of ``au``'s regions lies within ``k`` bump widths of a planted bump."""
+    for region in facs.regions_for(au):
+        c = np.array(motion.region_centre(face.landmarks, region))
+        s = motion.region_sigma(face, region)
+        for b in bumps:
+            if np.hypot(*(c - np.array(b.centre))) < k * max(s, b.sigma):
+                return False
+    return True
+
+
+def _assign_emotions(n: int, subjects: int, k: int) -> list[tuple[int, int]]:
+    """(subject, class index) per clip: subjects cycle; classes balanced overall and per subject."""
+    total = [0] * k
+    per = [[0] * k for _ in range(subjects)]
+    out = []
+    for i in range(n):
+        s = i % subjects
+        c = min(range(k), key=lambda j: (total[j], per[s][j], (j - i) % k))
+        total[c] += 1
+        per[s][c] += 1
+        out.append((s + 1, c))
+    return out
+
+
+def _intensity(amplitude: float) -> str:
+    return next(letter for edge, letter in _INTENSITY_EDGES if amplitude < edge)
+
+
+def _label(tokens: list[tuple[int, str | None, float]], style: Style, rng: np.random.Generator) -> str:
+    """The database's AU string for (au, side, amplitude) tokens."""
+    tokens = sorted(tokens, key=lambda t: (t[0], t[1] or ""))
+    if style.shuffle_tokens:
+        tokens = [tokens[i] for i in rng.permutation(len(tokens))]
+    parts = []
+    for au, side, amp in tokens:
+        letter = _intensity(amp) if style.intensity and rng.random() < 0.7 else ""
+        parts.append(f"{side or ''}{au}{letter}")
+    return "+".join(parts)
+
+
+def _r(x: float, nd: int = 4) -> float:
+    return float(round(float(x), nd)) + 0.0  # no "-0.0" in the JSON
+
+
+def synthesize(
+    out: Path,
+    fmt: str,
+    clips: int = 24,
+    subjects: int = 4,
+    seed: int = 0,
+    frames: int = 14,
+    *,
+    labelled_not_moved: float = 0.15,
+    moved_not_labelled: float = 0.15,
+    writer: Writer | None = None,
+) -> Path:
+    """Write a synthetic ``fmt`` database of ``clips`` clips under ``out``; returns the root to read.
+
+    ``ground_truth.json`` in ``out`` records, per clip id, what was planted and what was labelled.
+    The same arguments give byte-identical files. ``writer`` replaces ``sources.write_layout``.
+    """
+    if fmt not in STYLES:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(STYLES)}")
+    if clips < 1 or subjects < 1:
+        raise ValueError("clips and subjects must be at least 1")
+    if writer is None:
+        from ..sources import write_layout as writer  # late: sources imports synth.spec
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    style = STYLES[fmt]
+    rng = np.random.default_rng([seed, 0x5E7])
+    pool = distractor_pool(fmt)
+
+    plan = _assign_emotions(clips, subjects, len(style.emotions))
+    # Pass 1: each clip's prototype motion, from the clip's own generator.
+    crngs = [np.random.default_rng([seed, 0xC11B, i]) for i in range(clips)]
+    protos: list[list[motion.Plant]] = []
+    for i, (_, cls) in enumerate(plan):
+        crng = crngs[i]
+        proto = prototype(style.emotions[cls])
+        side = None
+        if proto.lateral and crng.random() < proto.lateral_share:
+            side = "L" if crng.random() < 0.5 else "R"
+        protos.append([motion.Plant(au, side if au in proto.lateral else None, _r(crng.uniform(*AMPLITUDE_PX), 3))
+                       for au in proto.aus])
+
+    # Pass 2: the deliberate disagreements, on the first clips (in a seeded order) where some pool
+    # AU lies away from everything the clip moves, so that the shares hold whatever the classes.
+    def pick(n: int, moved: dict[int, motion.Plant]) -> dict[int, int]:
+        got: dict[int, int] = {}
+        for i in rng.permutation(clips).tolist():
+            if len(got) >= n:
+                break
+            face = motion.subject_face(plan[i][0])
+            bumps = motion.bumps_for(face, protos[i] + ([moved[i]] if i in moved else []))
+            choices = [a for a in pool if _far_from(face, a, bumps)]
+            if choices:
+                got[i] = int(choices[int(rng.integers(len(choices)))])
+        return got
+
+    n_mnl = round(moved_not_labelled * clips)
+    n_lnm = round(labelled_not_moved * clips) if style.au_labels else 0
+    moved_extra = {i: motion.Plant(au, None, _r(rng.uniform(*AMPLITUDE_PX), 3)) for i, au in pick(n_mnl, {}).items()}
+    label_extra = pick(n_lnm, moved_extra)
+
+    # Pass 3: render and label.
+    synth: list[SynthClip] = []
+    truths: list[dict] = []
+    counters: dict[int, int] = {}
+    for i, (subject, cls) in enumerate(plan):
+        crng = crngs[i]
+        emotion = style.emotions[cls]
+        canon = labels.canonical(emotion)
+        labelled_plants = protos[i]
+        extra_moved = moved_extra.get(i)
+        extra_label = label_extra.get(i)
+        plants = labelled_plants + ([extra_moved] if extra_moved else [])
+        rendered = motion.render_clip(subject, plants, crng, frames=frames)
+
+        tokens = [(p.au, p.side, p.amplitude) for p in labelled_plants]
+        if extra_label is not None:
+            tokens.append((extra_label, None, float(crng.uniform(*AMPLITUDE_PX))))
+        au_text = _label(tokens, style, crng) if style.au_labels else None
+        first = int(crng.integers(*style.first_frame)) if style.first_frame[1] > style.first_frame[0] + 1 \
+            else style.first_frame[0]
+        counters[subject] = counters.get(subject, 0) + 1
+        extra = {}
+        if fmt == "samm":
+            extra["objective_class"] = _OBJECTIVE.get(canon, 7)
+        elif fmt == "casme3":
+            extra["objective_class"] = _ROMAN[_OBJECTIVE.get(canon, 7)]
+        synth.append(SynthClip(
+            subject=subject, index=counters[subject], frames=rendered.frames, first_frame=first,
+            apex_offset=rendered.apex_offset, emotion=emotion, au_text=au_text, fps=style.fps, extra=extra,
+        ))
+        truths.append(_truth(rendered, plants, labelled_plants, extra_moved, extra_label, tokens, style,
+                             subject, emotion, first, len(rendered.frames), au_text))
+
+    ids = writer(out, fmt, synth)
+    if len(ids) != len(truths):
+        raise RuntimeError(f"the {fmt} writer returned {len(ids)} clip ids for {len(truths)} clips")
+    for t, cid, sc in zip(truths, ids, synth, strict=True):
+        # Writers may renumber frames (CAS(ME)^3 keeps clips of one stimulus folder apart): read back.
+        t.update(clip_id=cid, onset=sc.onset, apex=sc.apex, offset=sc.offset)
+    doc = {
+        "format": fmt,
+        "seed": seed,
+        "frames": frames,
+        "subjects": subjects,
+        "shares": {"labelled_not_moved": labelled_not_moved, "moved_not_labelled": moved_not_labelled},
+        "prototypes": {labels.canonical(e): list(prototype(e).aus) for e in style.emotions},
+        "distractor_pool": list(pool),
+        "clips": [{"clip_id": t.pop("clip_id"), **t} for t in truths],
+    }
+    text = json.dumps(doc, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+    tmp = out / (GROUND_TRUTH + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out / GROUND_TRUTH)
+    return out
+
+
+def _truth(rendered: motion.RenderedClip, plants: list[motion.Plant], labelled_plants: list[motion.Plant],
+           extra_moved: motion.Plant | None, extra_label: int | None, tokens, style: Style, subject: int,
+           emotion: str, first: int, n: int, au_text: str | None) -> dict:
+    planted = []
+    for p in plants:
+        bs = [b for b in rendered.bumps if b.au == p.au and b.side == p.side]
+        planted.append({
+            "au": p.au,
+            "side": p.side,
+            "amplitude_px": _r(p.amplitude, 3),
+            "regions": [b.region for b in bs],
+            "direction": [_r(v) for v in bs[0].vector] if bs else [0.0, 0.0],  # first region's
+            "direction_by_region": {b.region: [_r(v) for v in b.vector] for b in bs},
+            "centres": {b.region: [_r(v, 2) for v in b.centre] for b in bs},
+            "sigma_px": {b.region: [_r(b.sigma, 3), _r(b.sigma_y, 3)] for b in bs},  # (x, y) widths
+            "labelled": style.au_labels and p in labelled_plants,
+        })
+    mnl = []
+    if extra_moved is not None:
+        mnl.append({"au": extra_moved.au, "side": extra_moved.side,
+                    "regions": [r.name for r in facs.regions_for(extra_moved.au, extra_moved.side)]})
+    tx, ty, rot = rendered.head[rendered.apex_offset]
+    return {
+        "clip_id": None,
+        "subject": subject,
+        "emotion": emotion,
+        "emotion_canonical": labels.canonical(emotion),
+        "onset": first,
+        "apex": first + rendered.apex_offset,
+        "offset": first + n - 1,
+        "au_text": au_text,
+        "planted": planted,
+        "labelled": [f"{side or ''}{au}" for au, side, _ in tokens] if style.au_labels else [],
+        "labelled_not_moved": [extra_label] if extra_label is not None else [],
+        "moved_not_labelled": mnl,
+        "region_motion": {k: [_r(v[0]), _r(v[1])]
+                          for k, v in motion.region_motion(rendered.face, rendered.field).items()},
+        "noise_sigma": _r(rendered.noise_sigma, 3),
+        "head": {"centre": [_r(v, 2) for v in rendered.head_centre],
+                 "apex": {"tx": _r(tx), "ty": _r(ty), "rotation_deg": _r(rot)}},
+    }
