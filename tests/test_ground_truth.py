@@ -36,3 +36,15 @@ def test_verdicts_match_planted_motion(fmt, tmp_path):
             assert fmt == "smic" and key in ("moved_labelled_supported", "unmoved_labelled_not_supported")
             continue
         assert f["rate"] >= target, f"{fmt} {key}: {f}"
+
+
+def test_direction_tolerance_accepts_a_neighbouring_word_only_near_its_sector():
+    from unimer_builder.facs import REGION_BY_NAME
+    from unimer_builder.groundtruth import _within
+
+    brow = REGION_BY_NAME["brow_inner_R"]  # subject's right: "inward" is image +x
+    planted = [1.26, 2.07]  # 59 degrees below horizontal, toward the midline
+    assert _within("down and inward", planted, brow, 45)
+    assert _within("downward", planted, brow, 45)  # 31 degrees off
+    assert not _within("down and outward", planted, brow, 45)  # 76 degrees off
+    assert not _within("upward", planted, brow, 45)
