@@ -140,3 +140,26 @@ def test_drop_policy_removes_unsupported_samples(source, tmp_path):
     assert rows == 4 * (6 - report["counts"]["dropped_by_policy"])
     flagged = [r for p in (out / "data").glob("*.parquet") for r in pq.read_table(p, columns=["flagged"]).column(0).to_pylist()]
     assert not any(flagged)
+
+
+def test_bad_rows_are_reported_with_file_row_and_field(source, tmp_path):
+    import openpyxl
+
+    root = tmp_path / "badrows"
+    shutil.copytree(source, root)
+    sheet = next(root.glob("CASME2-coding*.xlsx"))
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb.worksheets[0]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("Action Units") + 1, value="4+99")  # no such AU
+    ws.cell(row=3, column=header.index("OnsetFrame") + 1, value=99999)  # outside the clip
+    wb.save(sheet)
+    out = tmp_path / "out"
+    res = _run("build", root, "--format", "casme2", "--out", out, "--workers", 1)
+    assert res.exit_code == 1, res.output
+    report = json.loads((out / "build_report.json").read_text())
+    skipped = {s["row"]: s for s in report["skipped"]}
+    assert skipped[2]["reason"] == "unknown_au" and skipped[2]["field"] == "Action Units"
+    assert skipped[3]["reason"] == "frames_out_of_range" and skipped[3]["field"] == "OnsetFrame"
+    assert all(sheet.name in s["file"] for s in skipped.values())
+    assert report["counts"]["built"] == 4
