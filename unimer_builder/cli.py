@@ -166,6 +166,7 @@ def demo(
     except typer.Exit as e:
         if e.exit_code == 0:
             _print_truth(root / "ground_truth.json", out / "unimer")
+            console.print(f"load it: datasets.load_dataset({str(out / 'unimer')!r}, split='train')")
         raise
 
 
