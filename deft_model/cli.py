@@ -1,0 +1,130 @@
+"""`deft` command line: train, evaluate, predict. Heavy modules are imported inside the commands.
+
+Several processes: ``accelerate launch --num_processes 2 [--cpu] -m deft_model.cli train ...`` (or
+``accelerate launch $(which deft) train ...``) runs the same training under DDP.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="DEFT-LLM: train, evaluate and predict micro-expressions from Uni-MER shards.")
+
+
+def _fail(msg: str, code: int = 2):
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _overrides(experts: str | None, set_: list[str] | None) -> dict:
+    ov: dict = {}
+    if experts:
+        ov["experts"] = [e.strip() for e in experts.split(",") if e.strip()]
+    for kv in set_ or []:
+        if "=" not in kv:
+            _fail(f"--set expects KEY=VALUE (JSON value), got {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            ov[k] = json.loads(v)
+        except json.JSONDecodeError:
+            ov[k] = v
+    return ov
+
+
+def _user_errors():
+    from .data import ShardError
+    from .tokenizer import OfflineModelError
+    from .train import RunError
+
+    return (ShardError, OfflineModelError, RunError, FileNotFoundError, ValueError)
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="folder with the builder's Parquet shards (DIR/data/*.parquet)"),
+    config: str = typer.Option("tiny", "--config", help="tiny | reference | FILE.json"),
+    out: Path = typer.Option(..., "--out", help="run folder"),
+    fold: str = typer.Option(None, "--fold", help="hold out this subject (database/subject or subject)"),
+    epochs: int = typer.Option(None, "--epochs"),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the run's last checkpoint"),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    max_steps: int = typer.Option(None, "--max-steps"),
+    experts: str = typer.Option(None, "--experts", help="comma list, e.g. structure,dynamic (ablation)"),
+    set_: list[str] = typer.Option(None, "--set", help="config override KEY=JSON, repeatable"),
+    log_every: int = typer.Option(None, "--log-every"),
+    save_every: int = typer.Option(None, "--save-every", help="checkpoint every N steps (0: every epoch)"),
+):
+    """Train DEFT-LLM on the shards (all task rows; emotion and AU heads on every row)."""
+    from .train import train as run_train
+
+    try:
+        final = run_train(data, config, out, fold=fold, epochs=epochs, seed=seed, resume=resume,
+                          batch_size=batch_size, max_steps=max_steps, overrides=_overrides(experts, set_),
+                          log_every=log_every, save_every=save_every)
+    except _user_errors() as e:
+        _fail(str(e))
+    typer.echo(f"model saved to {final}")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Option(..., "--run", help="a `deft train --fold` run, or a folder for LOSO fold runs"),
+    protocol: str = typer.Option("loso", "--protocol", help="loso | composite"),
+    data: Path = typer.Option(None, "--data", help="shards (needed to train missing LOSO folds)"),
+    config: str = typer.Option("tiny", "--config"),
+    epochs: int = typer.Option(None, "--epochs"),
+    seed: int = typer.Option(0, "--seed"),
+    generate: bool = typer.Option(True, "--generate/--no-generate", help="also parse greedy answers"),
+    max_folds: int = typer.Option(None, "--max-folds", help="only the first K subjects (quick look; partial)"),
+    experts: str = typer.Option(None, "--experts"),
+    set_: list[str] = typer.Option(None, "--set"),
+):
+    """LOSO / composite evaluation; UF1 and UAR on predictions pooled over folds; JSON + Markdown."""
+    from .evaluate import evaluate_run
+
+    try:
+        res = evaluate_run(run, protocol, data=data, config=config, epochs=epochs, seed=seed, generate=generate,
+                           max_folds=max_folds, overrides=_overrides(experts, set_))
+    except _user_errors() as e:
+        _fail(str(e))
+    d = Path(res["results_dir"])
+    typer.echo((d / f"{protocol}_results.md").read_text())
+    typer.echo(f"results: {d / f'{protocol}_results.json'}")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Option(..., "--run"),
+    clip: Path = typer.Argument(None, help="a clip folder of numbered frames"),
+    onset: int = typer.Option(None, "--onset"),
+    apex: int = typer.Option(None, "--apex"),
+    offset: int = typer.Option(None, "--offset"),
+    row: str = typer.Option(None, "--row", help="a shard row id (<clip_id>#<task>) instead of a clip folder"),
+    data: Path = typer.Option(None, "--data", help="shards holding --row"),
+):
+    """Predict emotion, AUs, motion description and reasoning as JSON."""
+    from .predict import predict_clip, predict_row
+
+    try:
+        if row is not None:
+            if data is None:
+                _fail("--row needs --data DIR")
+            res = predict_row(run, data, row)
+        elif clip is not None:
+            res = predict_clip(run, clip, onset, apex, offset)
+        else:
+            _fail("give a clip folder or --row ID --data DIR")
+    except _user_errors() as e:
+        _fail(str(e))
+    json.dump(res, sys.stdout, indent=1, default=float)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,262 @@
+"""DeftConfig: one Hugging Face config for the whole DEFT-LLM (experts, LLM, heads, losses, training).
+
+Sub-models are named either by a hub id / local folder (``llm``, ``vision``: loaded with their real
+``from_pretrained``) or by an inline config dict (``llm_config``, ``vision_config``: random weights, as
+the ``tiny`` preset does). After loading a named model its config dict is stored too, so that a saved
+DEFT model reloads from its own folder without touching the hub.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import PretrainedConfig
+
+EXPERTS = ("structure", "dynamic", "motion")
+PLACEHOLDERS = {"structure": "<struct>", "dynamic": "<dyn>", "motion": "<motion>"}
+# Per-region statistics columns of the shard's `regions` list, in this order (see docs/ARCHITECTURE.md).
+REGION_STAT_FIELDS = ("mean", "peak", "dx", "dy", "coherence", "strain", "z", "peak_time")
+EMOTION_TARGETS = ("canonical", "composite", "class")
+LLM_MODES = ("lora", "full", "frozen")
+VISION_MODES = ("full", "frozen")
+
+DEFAULT_LOSS_WEIGHTS = {"lm": 1.0, "emotion": 1.0, "au": 1.0, "disentangle": 0.1}
+DEFAULT_TRAINING = {
+    "epochs": 3,
+    "batch_size": 8,
+    "lr": 2e-3,
+    "weight_decay": 0.0,
+    "betas": (0.9, 0.95),
+    "warmup_steps": 10,
+    "max_grad_norm": 1.0,
+    "log_every": 10,
+    "save_every": 0,  # steps between checkpoints; 0: once per epoch
+    "keep_checkpoints": 2,
+    "max_length": 384,
+    "max_new_tokens": 48,
+    "group_by_length": True,  # batches of similar length (less padding); order still fixed by seed + epoch
+    "num_threads": None,  # torch intra-op threads on CPU; tiny models run fastest (and share a busy CPU best) on 1
+}
+
+
+def _region_names() -> list[str]:
+    from unimer_builder.facs import REGION_NAMES
+
+    return list(REGION_NAMES)
+
+
+def _verifiable_aus() -> list[int]:
+    from unimer_builder.facs import VERIFIABLE_AUS
+
+    return list(VERIFIABLE_AUS)
+
+
+class DeftConfig(PretrainedConfig):
+    model_type = "deft"
+
+    def __init__(
+        self,
+        llm: str | None = None,
+        llm_config: dict | None = None,
+        vision: str | None = None,
+        vision_config: dict | None = None,
+        experts: list[str] | tuple[str, ...] = EXPERTS,
+        n_struct_tokens: int = 4,
+        n_dyn_tokens: int = 4,
+        dyn_dim: int = 64,
+        motion_dim: int = 64,
+        image_size: int | None = None,
+        image_mean: float = 0.5,
+        image_std: float = 0.5,
+        stack_len: int = 8,
+        frame_size: int = 56,
+        flow_size: int = 56,
+        flow_scale: float = 1.0,
+        region_names: list[str] | None = None,
+        region_layout: dict[str, list[float]] | None = None,
+        region_sigma: float = 0.07,
+        region_stat_fields: list[str] | tuple[str, ...] = REGION_STAT_FIELDS,
+        au_list: list[int] | None = None,
+        emotion_labels: list[str] | None = None,
+        emotion_target: str = "canonical",
+        emotion_head_input: str = "both",
+        lm_reduction: str = "sample",
+        llm_mode: str = "full",
+        vision_mode: str = "full",
+        train_embeddings: bool = True,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.0,
+        lora_target_modules: list[str] | None = None,
+        loss_weights: dict[str, float] | None = None,
+        placeholders: dict[str, str] | None = None,
+        placeholder_ids: dict[str, int] | None = None,
+        system_prompt: str | None = None,
+        training: dict[str, Any] | None = None,
+        **kwargs,
+    ):
+        kwargs.setdefault("tie_word_embeddings", False)
+        super().__init__(**kwargs)
+        self.llm = llm
+        self.llm_config = copy.deepcopy(llm_config)
+        self.vision = vision
+        self.vision_config = copy.deepcopy(vision_config)
+        self.experts = list(experts)
+        self.n_struct_tokens = n_struct_tokens
+        self.n_dyn_tokens = n_dyn_tokens
+        self.dyn_dim = dyn_dim
+        self.motion_dim = motion_dim
+        self.image_size = image_size
+        self.image_mean = image_mean
+        self.image_std = image_std
+        self.stack_len = stack_len
+        self.frame_size = frame_size
+        self.flow_size = flow_size
+        self.flow_scale = flow_scale
+        self.region_names = list(region_names) if region_names else _region_names()
+        self.region_layout = region_layout
+        self.region_sigma = region_sigma
+        self.region_stat_fields = list(region_stat_fields)
+        self.au_list = [int(a) for a in au_list] if au_list else _verifiable_aus()
+        self.emotion_labels = list(emotion_labels or [])
+        self.emotion_target = emotion_target
+        self.emotion_head_input = emotion_head_input
+        self.lm_reduction = lm_reduction
+        self.llm_mode = llm_mode
+        self.vision_mode = vision_mode
+        self.train_embeddings = train_embeddings
+        self.lora_r = lora_r
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.lora_target_modules = list(lora_target_modules or ["q_proj", "k_proj", "v_proj", "o_proj"])
+        self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.placeholders = {**PLACEHOLDERS, **(placeholders or {})}
+        self.placeholder_ids = dict(placeholder_ids or {})
+        self.system_prompt = system_prompt
+        self.training = {**DEFAULT_TRAINING, **(training or {})}
+        self.validate()
+
+    # ----------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        bad = [e for e in self.experts if e not in EXPERTS]
+        if bad:
+            raise ValueError(f"unknown expert(s) {bad}; choose from {list(EXPERTS)}")
+        if not self.experts:
+            raise ValueError("at least one expert must be switched on (experts: structure, dynamic, motion)")
+        if self.emotion_target not in EMOTION_TARGETS:
+            raise ValueError(f"emotion_target {self.emotion_target!r} is not one of {list(EMOTION_TARGETS)}")
+        if self.llm_mode not in LLM_MODES:
+            raise ValueError(f"llm_mode {self.llm_mode!r} is not one of {list(LLM_MODES)}")
+        if self.vision_mode not in VISION_MODES:
+            raise ValueError(f"vision_mode {self.vision_mode!r} is not one of {list(VISION_MODES)}")
+        if self.lm_reduction not in ("sample", "token"):
+            raise ValueError("lm_reduction must be 'sample' (mean per answer, then over rows) or 'token'")
+        if self.emotion_head_input not in ("experts", "llm", "both"):
+            raise ValueError("emotion_head_input must be 'experts', 'llm' or 'both'")
+        if self.llm is None and self.llm_config is None:
+            raise ValueError("the config names no LLM: set `llm` (hub id or folder) or `llm_config` (a dict)")
+        if "structure" in self.experts and self.vision is None and self.vision_config is None:
+            raise ValueError("the structure expert needs `vision` (hub id or folder) or `vision_config`")
+        unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+
+    def n_tokens(self, expert: str) -> int:
+        return {"structure": self.n_struct_tokens, "dynamic": self.n_dyn_tokens,
+                "motion": len(self.region_names)}[expert]
+
+
+# --- presets ---------------------------------------------------------------------------------------
+
+def _merge(kw: dict, overrides: dict) -> None:
+    """Overrides replace preset values; a ``training`` dict is merged key by key."""
+    for k, v in overrides.items():
+        if k == "training" and isinstance(v, dict):
+            kw["training"] = {**kw.get("training", DEFAULT_TRAINING), **v}
+        else:
+            kw[k] = v
+
+
+def tiny_config(**overrides) -> DeftConfig:
+    """Random weights, builds offline in well under a second: a 2-layer 64-d Qwen2 and a tiny SigLIP."""
+    llm_config = dict(
+        model_type="qwen2", vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+    vision_config = dict(
+        model_type="siglip_vision_model", image_size=32, patch_size=8, num_channels=3, hidden_size=32,
+        intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+    )
+    kw: dict[str, Any] = dict(
+        llm_config=llm_config, vision_config=vision_config, n_struct_tokens=2, n_dyn_tokens=2,
+        dyn_dim=32, motion_dim=32, image_size=32, stack_len=4, frame_size=32, flow_size=16,
+        llm_mode="full", vision_mode="full", train_embeddings=True,
+        training={**DEFAULT_TRAINING, "epochs": 12, "batch_size": 8, "lr": 3e-3, "max_length": 256,
+                  "warmup_steps": 5, "max_new_tokens": 40, "num_threads": 1},
+    )
+    _merge(kw, overrides)
+    return DeftConfig(**kw)
+
+
+def reference_config(**overrides) -> DeftConfig:
+    """Real hub models, for GPU users: Qwen2.5-0.5B-Instruct with LoRA and a frozen SigLIP-base tower."""
+    kw: dict[str, Any] = dict(
+        llm="Qwen/Qwen2.5-0.5B-Instruct", vision="google/siglip-base-patch16-224",
+        n_struct_tokens=8, n_dyn_tokens=8, dyn_dim=256, motion_dim=256, image_size=224,
+        stack_len=8, frame_size=112, flow_size=56, llm_mode="lora", vision_mode="frozen",
+        train_embeddings=False, lora_r=16, lora_alpha=32, lora_dropout=0.05,
+        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        training={**DEFAULT_TRAINING, "epochs": 3, "batch_size": 8, "lr": 2e-4, "max_length": 512,
+                  "warmup_steps": 50, "max_new_tokens": 96},
+        system_prompt="You are an expert in facial micro-expressions and the Facial Action Coding System.",
+    )
+    _merge(kw, overrides)
+    return DeftConfig(**kw)
+
+
+PRESETS = {"tiny": tiny_config, "reference": reference_config}
+
+
+def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
+    """``tiny`` / ``reference`` / a JSON file (optionally ``{"preset": "tiny", ...overrides}``)."""
+    if isinstance(spec, DeftConfig):
+        cfg = copy.deepcopy(spec)
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+        cfg.validate()
+        return cfg
+    s = str(spec)
+    if s in PRESETS:
+        return PRESETS[s](**overrides)
+    p = Path(s)
+    if not p.exists():
+        raise FileNotFoundError(f"config {s!r} is neither a preset ({', '.join(PRESETS)}) nor an existing JSON file")
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config file {p} is not valid JSON: {e}") from e
+    preset = d.pop("preset", None)
+    d.pop("model_type", None)
+    d.pop("transformers_version", None)
+    if "training" in d:
+        d["training"] = {**DEFAULT_TRAINING, **d["training"]}
+    d.update(overrides)
+    if preset:
+        if preset not in PRESETS:
+            raise ValueError(f"config file {p}: unknown preset {preset!r}; choose one of {list(PRESETS)}")
+        base = PRESETS[preset]()
+        merged = base.to_dict()
+        for k in ("model_type", "transformers_version"):
+            merged.pop(k, None)
+        if "training" in d:
+            d["training"] = {**base.training, **d["training"]}
+        merged.update(d)
+        return DeftConfig(**merged)
+    return DeftConfig(**d)

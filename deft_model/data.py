@@ -1,0 +1,489 @@
+"""Reading Uni-MER Parquet shards (docs/ARCHITECTURE.md) into model inputs, folds and the collator.
+
+Light columns (ids, labels, text, per-region statistics) are read for every row. Visual columns are
+read one row group at a time and decoded once per clip (the 4 task rows of a clip share them) at model
+resolution: uint8 onset crop, uint8 frame stack, float16 flow. Nothing else is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .configuration import DeftConfig
+
+BASE_COLUMNS = ("id", "clip_id", "database", "subject", "task", "instruction", "answer", "emotion")
+EXPERT_COLUMNS = {"structure": ("onset_image",), "dynamic": ("frames",), "motion": ("flow", "regions")}
+TARGET_COLUMNS = {"canonical": "emotion", "composite": "emotion_composite", "class": "emotion_class"}
+OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions")
+
+
+class ShardError(ValueError):
+    """Unusable shards: missing files or columns, empty folds."""
+
+
+def find_shards(data_dir: str | Path) -> list[Path]:
+    d = Path(data_dir)
+    if d.is_file() and d.suffix == ".parquet":
+        return [d]
+    if not d.exists():
+        raise ShardError(f"data directory {d} does not exist")
+    files = sorted((d / "data").glob("*.parquet")) if (d / "data").is_dir() else []
+    files = files or sorted(d.glob("*.parquet")) or sorted(d.rglob("*.parquet"))
+    if not files:
+        raise ShardError(f"no Parquet shards (*.parquet) under {d} (expected {d}/data/*.parquet)")
+    return files
+
+
+def required_columns(config: DeftConfig) -> list[str]:
+    cols = list(BASE_COLUMNS)
+    for e in config.experts:
+        cols += EXPERT_COLUMNS[e]
+    if config.emotion_target != "canonical":
+        cols.append(TARGET_COLUMNS[config.emotion_target])
+    return cols
+
+
+def fold_key(database: str, subject: str) -> str:
+    return f"{database}/{subject}"
+
+
+# --- decoding --------------------------------------------------------------------------------------
+
+def _decode_png(b: bytes | None, size: int, where: str) -> np.ndarray:
+    import cv2
+
+    if b is None:
+        raise ShardError(f"{where}: image has no bytes")
+    img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ShardError(f"{where}: image bytes are not a decodable PNG/JPEG")
+    if img.shape != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def _image_bytes(v) -> bytes | None:
+    if isinstance(v, dict):
+        return v.get("bytes")
+    return v
+
+
+def _flow_array(col: pa.ChunkedArray | pa.Array, where: str) -> np.ndarray:
+    """Array3D column (extension, nested lists, or fixed-size lists) -> (n, 3, F, F) float16."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if isinstance(arr.type, pa.ExtensionType):
+        arr = arr.storage
+    n = len(arr)
+    if arr.null_count:
+        raise ShardError(f"{where}: column 'flow' has null rows")
+    vals = arr
+    while pa.types.is_list(vals.type) or pa.types.is_large_list(vals.type) or pa.types.is_fixed_size_list(vals.type):
+        vals = vals.flatten()
+    flat = vals.to_numpy(zero_copy_only=False)
+    if n == 0:
+        return np.zeros((0, 3, 1, 1), np.float16)
+    per = flat.size // n
+    side = int(round((per / 3) ** 0.5))
+    if per * n != flat.size or 3 * side * side != per:
+        raise ShardError(f"{where}: column 'flow' is not (3, F, F) per row ({per} values per row)")
+    return flat.reshape(n, 3, side, side).astype(np.float16, copy=False)
+
+
+def _resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if flow.shape[-1] == size:
+        return flow
+    return np.stack([cv2.resize(c.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+                     for c in flow]).astype(np.float16)
+
+
+# --- the shard set -------------------------------------------------------------------------------
+
+class ShardSet:
+    """All rows' light columns plus per-clip decoded visuals for the experts a config switches on."""
+
+    def __init__(self, data_dir: str | Path, config: DeftConfig):
+        self.data_dir = Path(data_dir)
+        self.files = find_shards(data_dir)
+        self.config = config
+        need = required_columns(config)
+        names_per_file = []
+        for f in self.files:
+            try:
+                names = set(pq.read_schema(f).names)
+            except Exception as e:  # noqa: BLE001
+                raise ShardError(f"{f}: not a readable Parquet file ({e})") from e
+            missing = [c for c in need if c not in names]
+            if missing:
+                raise ShardError(f"shard {f} is missing required column(s) {missing} "
+                                 f"(needed for experts {config.experts}, target {config.emotion_target!r})")
+            if not ({"aus_supported", "aus"} & names):
+                raise ShardError(f"shard {f} is missing required column 'aus_supported' (or its fallback 'aus')")
+            names_per_file.append(names)
+        light = list(BASE_COLUMNS) + [c for c in OPTIONAL_LIGHT]
+        tables = []
+        for f, names in zip(self.files, names_per_file, strict=False):
+            cols = [c for c in light if c in names]
+            t = pq.read_table(f, columns=cols)
+            for c in light:
+                if c not in t.column_names:
+                    t = t.append_column(c, pa.nulls(len(t)))
+            tables.append(t.select(light))
+        table = pa.concat_tables(tables, promote_options="permissive")
+        if len(table) == 0:
+            raise ShardError(f"the shards under {self.data_dir} hold no rows")
+        self.n = len(table)
+        self.file_of_row = np.concatenate([np.full(pq.ParquetFile(f).metadata.num_rows, i)
+                                           for i, f in enumerate(self.files)])
+        g = {c: table.column(c).to_pylist() for c in BASE_COLUMNS if c != "instruction" and c != "answer"}
+        self.ids: list[str] = g["id"]
+        self.clip_ids: list[str] = g["clip_id"]
+        self.database: list[str] = g["database"]
+        self.subject: list[str] = g["subject"]
+        self.task: list[str] = g["task"]
+        self.emotion: list[str] = g["emotion"]
+        self.instruction: list[str] = table.column("instruction").to_pylist()
+        self.answer: list[str] = table.column("answer").to_pylist()
+        for c in ("id", "clip_id", "database", "subject", "task", "instruction", "answer"):
+            vals = getattr(self, {"id": "ids", "clip_id": "clip_ids"}.get(c, c))
+            bad = [i for i, v in enumerate(vals) if v is None]
+            if bad:
+                raise ShardError(f"{self._where(bad[0])}: column {c!r} is null")
+        self.emotion_composite = table.column("emotion_composite").to_pylist()
+        self.emotion_class = table.column("emotion_class").to_pylist()
+        self.folds: list[str] = [fold_key(d, s) for d, s in zip(self.database, self.subject, strict=False)]
+        self.aus = self._au_lists(table)
+        self.region_stats = self._region_stats(table) if "motion" in config.experts else None
+        self.row_of_id = {r: i for i, r in enumerate(self.ids)}
+        self.clip_index: dict[str, int] = {}
+        for c in self.clip_ids:
+            self.clip_index.setdefault(c, len(self.clip_index))
+        self.row_clip = np.array([self.clip_index[c] for c in self.clip_ids], np.int64)
+        self._visuals_loaded = False
+
+    def _where(self, row: int) -> str:
+        f = self.files[int(self.file_of_row[row])]
+        start = int(np.searchsorted(self.file_of_row, self.file_of_row[row]))
+        return f"{f} row {row - start + 1}"
+
+    def _au_lists(self, table: pa.Table) -> list[list[int]]:
+        sup = table.column("aus_supported").to_pylist()
+        lab = table.column("aus").to_pylist()
+        out = []
+        for s, a in zip(sup, lab, strict=False):
+            if s is not None:
+                out.append([int(x) for x in s])
+            elif a is not None:
+                out.append([int(t["au"]) for t in a if t and t.get("au") is not None])
+            else:
+                out.append([])
+        return out
+
+    def _region_stats(self, table: pa.Table) -> np.ndarray:
+        cfg = self.config
+        R, S = len(cfg.region_names), len(cfg.region_stat_fields)
+        col = table.column("regions").combine_chunks()
+        out = np.zeros((self.n, R, S), np.float32)
+        if col.null_count == len(col):
+            raise ShardError(f"column 'regions' is empty in every row of {self.data_dir}")
+        if len(col) != self.n:
+            raise ShardError("column 'regions' has an unexpected length")
+        lengths = col.value_lengths().fill_null(0).to_numpy()
+        structs = col.flatten()
+        if structs.type.get_field_index("name") < 0:
+            raise ShardError("column 'regions' has no field 'name'")
+        names = structs.field("name").to_numpy(zero_copy_only=False)
+        rindex = {n: i for i, n in enumerate(cfg.region_names)}
+        sel = np.array([rindex.get(n, -1) for n in names], np.int64)
+        row = np.repeat(np.arange(self.n), lengths)
+        keep = sel >= 0
+        for j, fld in enumerate(cfg.region_stat_fields):
+            if structs.type.get_field_index(fld) < 0:
+                continue  # e.g. peak_time absent: stays 0
+            v = structs.field(fld).to_numpy(zero_copy_only=False)
+            v = np.nan_to_num(np.asarray(v, dtype=np.float32), nan=0.0)
+            out[row[keep], sel[keep], j] = v[keep]
+        return out
+
+    # -- visuals -----------------------------------------------------------------------------------
+    def load_visuals(self, rows: Sequence[int] | None = None) -> None:
+        """Decode the visuals of the clips of ``rows`` (all rows if None), one row group at a time."""
+        cfg = self.config
+        n_clips = len(self.clip_index)
+        if not self._visuals_loaded:
+            self.onset = np.zeros((n_clips, cfg.image_size or 1, cfg.image_size or 1), np.uint8) \
+                if "structure" in cfg.experts else None
+            self.frames = np.zeros((n_clips, cfg.stack_len, cfg.frame_size, cfg.frame_size), np.uint8) \
+                if "dynamic" in cfg.experts else None
+            self.flow = np.zeros((n_clips, 3, cfg.flow_size, cfg.flow_size), np.float16) \
+                if "motion" in cfg.experts else None
+            self.decoded = np.zeros(n_clips, bool)
+            self._visuals_loaded = True
+        wanted = np.zeros(n_clips, bool)
+        wanted[self.row_clip if rows is None else self.row_clip[np.asarray(list(rows), np.int64)]] = True
+        wanted &= ~self.decoded
+        if not wanted.any():
+            return
+        vis_cols = [c for e in cfg.experts for c in EXPERT_COLUMNS[e] if c != "regions"]
+        row0 = 0
+        for f in self.files:
+            pf = pq.ParquetFile(f)
+            for rg in range(pf.num_row_groups):
+                nrg = pf.metadata.row_group(rg).num_rows
+                clips = self.row_clip[row0: row0 + nrg]
+                first = np.zeros(nrg, bool)
+                seen: set[int] = set()
+                for i, c in enumerate(clips):
+                    if wanted[c] and c not in seen:
+                        first[i] = True
+                        seen.add(int(c))
+                if first.any():
+                    t = pf.read_row_group(rg, columns=vis_cols)
+                    take = np.nonzero(first)[0]
+                    t = t.take(pa.array(take))
+                    self._decode(t, clips[take], row0 + take)
+                    wanted[clips[take]] = False
+                row0 += nrg
+
+    def _decode(self, t: pa.Table, clips: np.ndarray, rows: np.ndarray) -> None:
+        cfg = self.config
+        if "structure" in cfg.experts:
+            imgs = t.column("onset_image").to_pylist()
+            for c, r, v in zip(clips, rows, imgs, strict=False):
+                self.onset[c] = _decode_png(_image_bytes(v), cfg.image_size, f"{self._where(r)} column 'onset_image'")
+        if "dynamic" in cfg.experts:
+            stacks = t.column("frames").to_pylist()
+            for c, r, st in zip(clips, rows, stacks, strict=False):
+                if not st:
+                    raise ShardError(f"{self._where(r)}: column 'frames' is empty")
+                idx = np.linspace(0, len(st) - 1, cfg.stack_len).round().astype(int)
+                for k, j in enumerate(idx):
+                    self.frames[c, k] = _decode_png(_image_bytes(st[j]), cfg.frame_size,
+                                                    f"{self._where(r)} column 'frames'[{j}]")
+        if "motion" in cfg.experts:
+            fl = _flow_array(t.column("flow"), f"{self._where(int(rows[0]))}")
+            for c, f in zip(clips, fl, strict=False):
+                self.flow[c] = _resize_flow(f, cfg.flow_size)
+        self.decoded[clips] = True
+
+    # -- labels and folds --------------------------------------------------------------------------
+    def targets(self) -> list[str | None]:
+        from unimer_builder import labels
+
+        t = self.config.emotion_target
+        if t == "canonical":
+            return [labels.canonical(e) for e in self.emotion]
+        if t == "composite":
+            return list(self.emotion_composite)
+        return list(self.emotion_class)
+
+    def emotion_labels(self) -> list[str]:
+        from unimer_builder import labels
+
+        if self.config.emotion_target == "composite":
+            return list(labels.COMPOSITE)
+        return sorted({t for t in self.targets() if t})
+
+    def subjects(self) -> list[str]:
+        return sorted(set(self.folds))
+
+    def resolve_fold(self, fold: str) -> str:
+        keys = self.subjects()
+        if fold in keys:
+            return fold
+        matches = [k for k in keys if k.split("/", 1)[1] == fold]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ShardError(f"fold {fold!r} is ambiguous: {matches}; name it as database/subject")
+        raise ShardError(f"fold {fold!r} matches no subject in {self.data_dir} (known: {', '.join(keys[:20])}"
+                         f"{' ...' if len(keys) > 20 else ''})")
+
+    def split(self, fold: str | None) -> tuple[list[int], list[int]]:
+        """(train rows, held-out rows) for a subject-held-out fold; rows without a target are dropped
+        under the composite protocol."""
+        keep = np.ones(self.n, bool)
+        if self.config.emotion_target == "composite":
+            keep = np.array([t is not None for t in self.targets()])
+        if fold is None:
+            return list(np.nonzero(keep)[0]), []
+        key = self.resolve_fold(fold)
+        held = np.array([k == key for k in self.folds])
+        test = list(np.nonzero(held & keep)[0])
+        train = list(np.nonzero(~held & keep)[0])
+        if not test:
+            raise ShardError(f"fold {key!r} has no rows to evaluate (emotion target {self.config.emotion_target!r})")
+        if not train:
+            raise ShardError(f"fold {key!r} leaves no training rows")
+        return train, test
+
+
+# --- prompts and the dataset -----------------------------------------------------------------------
+
+def placeholder_text(config: DeftConfig) -> str:
+    return "".join(config.placeholders[e] * config.n_tokens(e) for e in config.experts)
+
+
+def render_prompt(tokenizer, config: DeftConfig, instruction: str) -> str:
+    msgs = []
+    if config.system_prompt:
+        msgs.append({"role": "system", "content": config.system_prompt})
+    msgs.append({"role": "user", "content": f"{placeholder_text(config)}\n{instruction}"})
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+class DeftDataset(torch.utils.data.Dataset):
+    """Rows of a ShardSet as tokenised examples with their (shared, per-clip) visual inputs."""
+
+    def __init__(self, shards: ShardSet, rows: Sequence[int], tokenizer, with_answer: bool = True):
+        self.s = shards
+        self.cfg = shards.config
+        self.rows = np.asarray(list(rows), np.int64)
+        shards.load_visuals(self.rows)
+        cfg = self.cfg
+        self.tokenizer = tokenizer
+        prompts: dict[str, list[int]] = {}
+        self.prompt_ids: list[list[int]] = []
+        self.answer_ids: list[list[int]] = []
+        eos = tokenizer.eos_token_id
+        answers = [shards.answer[r] for r in self.rows]
+        enc = tokenizer(answers, add_special_tokens=False).input_ids if with_answer and len(answers) else []
+        for k, r in enumerate(self.rows):
+            ins = shards.instruction[r]
+            if ins not in prompts:
+                prompts[ins] = tokenizer(render_prompt(tokenizer, cfg, ins), add_special_tokens=False).input_ids
+            self.prompt_ids.append(prompts[ins])
+            self.answer_ids.append(list(enc[k]) + [eos] if with_answer else [])
+        label_index = {c: i for i, c in enumerate(cfg.emotion_labels)}
+        targets = shards.targets()
+        self.emotion = np.array([label_index.get(targets[r], -100) if targets[r] else -100 for r in self.rows],
+                                np.int64)
+        au_index = {a: i for i, a in enumerate(cfg.au_list)}
+        self.au = np.zeros((len(self.rows), len(cfg.au_list)), np.float32)
+        for k, r in enumerate(self.rows):
+            for a in shards.aus[r]:
+                if a in au_index:
+                    self.au[k, au_index[a]] = 1.0
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        r = int(self.rows[i])
+        c = int(self.s.row_clip[r])
+        item = {"row": r, "prompt_ids": self.prompt_ids[i], "answer_ids": self.answer_ids[i],
+                "emotion": int(self.emotion[i]), "au": self.au[i]}
+        if self.s.onset is not None:
+            item["onset"] = self.s.onset[c]
+        if self.s.frames is not None:
+            item["frames"] = self.s.frames[c]
+        if self.s.flow is not None:
+            item["flow"] = self.s.flow[c]
+            item["region_stats"] = self.s.region_stats[r]
+        return item
+
+
+@dataclass
+class DeftCollator:
+    """Pads token ids; labels are -100 on the prompt and padding so only answer tokens carry LM loss.
+
+    ``generation=True`` left-pads prompts only (for ``generate``)."""
+
+    pad_token_id: int
+    max_length: int = 384
+    image_mean: float = 0.5
+    image_std: float = 0.5
+    generation: bool = False
+
+    def __call__(self, items: list[dict]) -> dict:
+        seqs, labs, ends = [], [], []
+        for it in items:
+            p = list(it["prompt_ids"])
+            a = [] if self.generation else list(it["answer_ids"])
+            if len(p) >= self.max_length:
+                raise ValueError(f"prompt of row {it['row']} is {len(p)} tokens, more than max_length={self.max_length}")
+            a = a[: self.max_length - len(p)]
+            seqs.append(p + a)
+            labs.append([-100] * len(p) + a)
+            ends.append(len(p) - 1)
+        L = max(len(s) for s in seqs)
+        B = len(items)
+        ids = torch.full((B, L), self.pad_token_id, dtype=torch.long)
+        att = torch.zeros((B, L), dtype=torch.long)
+        labels = torch.full((B, L), -100, dtype=torch.long)
+        for i, (s, lab) in enumerate(zip(seqs, labs, strict=False)):
+            n = len(s)
+            if self.generation:
+                ids[i, L - n:] = torch.tensor(s)
+                att[i, L - n:] = 1
+                ends[i] = L - 1
+            else:
+                ids[i, :n] = torch.tensor(s)
+                att[i, :n] = 1
+                labels[i, :n] = torch.tensor(lab)
+        batch = {"input_ids": ids, "attention_mask": att, "prompt_end": torch.tensor(ends, dtype=torch.long),
+                 "emotion_labels": torch.tensor([it["emotion"] for it in items], dtype=torch.long),
+                 "au_labels": torch.from_numpy(np.stack([it["au"] for it in items])),
+                 "rows": torch.tensor([it["row"] for it in items], dtype=torch.long)}
+        if not self.generation:
+            batch["labels"] = labels
+        if "onset" in items[0]:
+            x = torch.from_numpy(np.stack([it["onset"] for it in items])).float().div_(255.0)
+            x = (x - self.image_mean) / self.image_std
+            batch["pixel_values"] = x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+        if "frames" in items[0]:
+            batch["frames"] = torch.from_numpy(np.stack([it["frames"] for it in items])).float().div_(255.0)
+        if "flow" in items[0]:
+            batch["flow"] = torch.from_numpy(np.stack([it["flow"] for it in items]).astype(np.float32))
+            batch["region_stats"] = torch.from_numpy(np.stack([it["region_stats"] for it in items]))
+        return batch
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Deterministic shuffle per epoch (seed + epoch), so a resumed run sees the same batches.
+
+    With ``lengths`` and ``batch_size`` it groups rows of similar length into batches (sorted inside
+    shuffled windows of ``window`` batches, then the full batches shuffled; a partial batch comes last):
+    the short emotion answers then do not pay for the padding of long explanations."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True, lengths: Sequence[int] | None = None,
+                 batch_size: int = 1, window: int = 16):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.lengths = None if lengths is None else np.asarray(lengths)
+        self.batch_size, self.window = batch_size, window
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        rng = np.random.default_rng(self.seed + self.epoch)
+        perm = rng.permutation(self.n)
+        if self.lengths is None or self.batch_size <= 1:
+            return iter(perm.tolist())
+        bs = self.batch_size
+        span = bs * self.window
+        batches = []
+        for i in range(0, self.n, span):
+            chunk = perm[i:i + span]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[j:j + bs] for j in range(0, len(chunk), bs)]
+        full = [b for b in batches if len(b) == bs]
+        part = [b for b in batches if len(b) < bs]
+        order = rng.permutation(len(full))
+        out = [full[k] for k in order]
+        rest = np.concatenate(part) if part else np.zeros(0, np.int64)
+        out += [rest[j:j + bs] for j in range(0, len(rest), bs)]
+        return iter(np.concatenate(out).tolist() if out else [])
+
+    def __len__(self):
+        return self.n

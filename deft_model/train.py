@@ -1,0 +1,278 @@
+"""Training under accelerate: `deft train` and `accelerate launch -m deft_model.cli train` run this.
+
+Run folder layout::
+
+    RUN/run.json            data, fold, seed, epochs, held-out and training subjects, the full config
+    RUN/tokenizer/          the tokenizer (built once, reused on resume and by every process)
+    RUN/log.jsonl           one line per logged step / epoch (losses, lr, step and data-loading time)
+    RUN/checkpoints/step-N/ accelerate state (model, optimiser, scheduler, RNG) + trainer_state.json
+    RUN/model/              the final model (save_pretrained) + tokenizer
+
+Epochs are fixed (no checkpoint selection on held-out data).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .configuration import DeftConfig, load_config
+from .data import DeftCollator, DeftDataset, EpochSampler, ShardError, ShardSet
+
+
+class RunError(RuntimeError):
+    pass
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    ck = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1)
+    ck = [c for c in ck if (c / "trainer_state.json").exists()]
+    return ck[-1] if ck else None
+
+
+def build_tokenizer(cfg: DeftConfig, shards: ShardSet, rows) -> object:
+    from .tokenizer import build_tiny_tokenizer, load_hub_tokenizer
+
+    if cfg.llm is None:
+        texts = [shards.instruction[r] for r in rows] + [shards.answer[r] for r in rows]
+        vocab = int((cfg.llm_config or {}).get("vocab_size", 512))
+        return build_tiny_tokenizer(texts, [cfg.placeholders[e] for e in ("structure", "dynamic", "motion")], vocab)
+    return load_hub_tokenizer(cfg.llm, [cfg.placeholders[e] for e in ("structure", "dynamic", "motion")])
+
+
+def _distributed_cpu() -> bool:
+    """Several processes (torchrun / `accelerate launch --multi_gpu`) on a machine with no GPU: gloo on CPU.
+
+    (`accelerate launch --cpu --num_processes N` starts one process unless given an MPI hostfile.)"""
+    import os
+
+    ranked = "LOCAL_RANK" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return ranked and not torch.cuda.is_available()
+
+
+def quiet_hf() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def set_cpu_threads(cfg: DeftConfig, device) -> None:
+    n = cfg.training.get("num_threads")
+    if n and torch.device(device).type == "cpu":
+        torch.set_num_threads(int(n))
+
+
+def _lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        if total <= warmup:
+            return 1.0
+        p = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
+    return f
+
+
+def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str | Path = "runs/deft",
+          fold: str | None = None, epochs: int | None = None, seed: int = 0, resume: bool = False,
+          max_steps: int | None = None, batch_size: int | None = None, shards: ShardSet | None = None,
+          log_every: int | None = None, save_every: int | None = None, overrides: dict | None = None,
+          verbose: bool = True, stop_after: int | None = None) -> Path | None:
+    """Train one model (optionally holding out subject ``fold``); returns the final model folder.
+
+    ``stop_after`` stops after that many global steps without finishing (as if the job were killed; the
+    last checkpoint stays for ``resume``); returns None then."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+    out = Path(out)
+    acc = Accelerator(cpu=_distributed_cpu(),
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    say = (lambda *a: acc.print(*a)) if verbose else (lambda *a: None)
+    run_file = out / "run.json"
+    if (out / "model" / "config.json").exists():
+        if resume:
+            say(f"{out}: already finished; nothing to resume")
+            return out / "model"
+        raise RunError(f"run folder {out} already holds a finished model; use a new --out")
+    ckpt = _latest_checkpoint(out)
+    if resume and run_file.exists():
+        run = json.loads(run_file.read_text())
+        cfg = DeftConfig(**{k: v for k, v in run["config"].items() if k not in ("model_type", "transformers_version")})
+        data, fold, seed, epochs = run["data"], run["fold"], run["seed"], run["epochs"]
+        max_steps = run.get("max_steps", max_steps)
+    else:
+        if ckpt is not None or run_file.exists():
+            raise RunError(f"run folder {out} already holds a run; pass --resume to continue it or use a new --out")
+        cfg = load_config(config, **(overrides or {}))
+        resume = False
+    tr = cfg.training
+    epochs = int(epochs if epochs is not None else tr["epochs"])
+    bs = int(batch_size or tr["batch_size"])
+    log_every = int(log_every if log_every is not None else tr["log_every"])
+    save_every = int(save_every if save_every is not None else tr["save_every"])
+
+    if shards is None or shards.config.experts != cfg.experts or shards.config.emotion_target != cfg.emotion_target:
+        shards = ShardSet(data, cfg)
+    else:
+        shards.config = cfg
+    if not cfg.emotion_labels:
+        cfg.emotion_labels = shards.emotion_labels()
+    if not cfg.emotion_labels:
+        raise ShardError(f"no emotion labels found in {data} for target {cfg.emotion_target!r}")
+    train_rows, held_rows = shards.split(fold)
+    held_key = shards.resolve_fold(fold) if fold else None
+    train_subjects = sorted({shards.folds[r] for r in train_rows})
+    assert held_key not in train_subjects
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok_dir = out / "tokenizer"
+    if acc.is_main_process and not (tok_dir / "tokenizer_config.json").exists():
+        tok = build_tokenizer(cfg, shards, train_rows)
+        tok.save_pretrained(tok_dir)
+    acc.wait_for_everyone()
+    from .tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tok_dir)
+    if acc.is_main_process and not run_file.exists():
+        run_file.write_text(json.dumps({
+            "data": str(Path(data).resolve()), "fold": held_key, "seed": seed, "epochs": epochs,
+            "max_steps": max_steps, "batch_size": bs, "held_out": held_key, "train_subjects": train_subjects,
+            "n_train_rows": len(train_rows), "n_held_out_rows": len(held_rows),
+            "num_processes": acc.num_processes, "config": cfg.to_dict()}, indent=1, default=str))
+
+    set_cpu_threads(cfg, acc.device)
+    quiet_hf()
+    set_seed(seed)
+    from .modeling import DeftModel
+
+    model = DeftModel.from_components(cfg, tok)
+    ds = DeftDataset(shards, train_rows, tok)
+    collator = DeftCollator(tok.pad_token_id, max_length=int(tr["max_length"]), image_mean=cfg.image_mean,
+                            image_std=cfg.image_std)
+    lengths = [len(p) + len(a) for p, a in zip(ds.prompt_ids, ds.answer_ids, strict=False)] if tr.get("group_by_length", True) else None
+    sampler = EpochSampler(len(ds), seed, lengths=lengths, batch_size=bs)
+    loader = torch.utils.data.DataLoader(ds, batch_size=bs, sampler=sampler, collate_fn=collator, num_workers=0)
+    params = model.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]),
+                            betas=tuple(tr.get("betas", (0.9, 0.999))), foreach=True)
+    model, opt, loader = acc.prepare(model, opt, loader)
+    steps_per_epoch = len(loader)
+    total = epochs * steps_per_epoch if not max_steps else min(max_steps, epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(int(tr["warmup_steps"]), total))
+    acc.register_for_checkpointing(sched)
+
+    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0}
+    if resume and ckpt is not None:
+        acc.load_state(str(ckpt))
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        say(f"resumed from {ckpt} (step {state['global_step']})")
+        if acc.is_main_process and (out / "log.jsonl").exists():  # drop lines past the checkpoint
+            lines = [ln for ln in (out / "log.jsonl").read_text().splitlines()
+                     if ln.strip() and json.loads(ln).get("step", 0) <= state["global_step"]]
+            (out / "log.jsonl").write_text("".join(ln + "\n" for ln in lines))
+    acc.wait_for_everyone()
+
+    def log(rec: dict):
+        if acc.is_main_process:
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    def checkpoint(st: dict):
+        d = out / "checkpoints" / f"step-{st['global_step']:07d}"
+        acc.save_state(str(d))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (d / "trainer_state.json").write_text(json.dumps(st))
+            keep = int(tr.get("keep_checkpoints", 2))
+            old = sorted((out / "checkpoints").glob("step-*"))[:-keep] if keep > 0 else []
+            for o in old:
+                shutil.rmtree(o, ignore_errors=True)
+        acc.wait_for_everyone()
+
+    g = state["global_step"]
+    window: dict[str, float] = {}
+    n_window = 0
+    t_step = t_data = 0.0
+    model.train()
+    done = max_steps is not None and g >= max_steps
+    for epoch in range(state["epoch"], epochs):
+        if done:
+            break
+        # accelerate's loaders re-seed the sampler from their own iteration counter on every __iter__:
+        # set it explicitly (also on the skipping loader of a resumed epoch) so the order is seed + epoch
+        sampler.set_epoch(epoch)
+        loader.set_epoch(epoch)
+        skip = state["step_in_epoch"] if epoch == state["epoch"] else 0
+        it = acc.skip_first_batches(loader, skip) if skip else loader
+        if skip and hasattr(it, "set_epoch"):
+            it.set_epoch(epoch)
+        k = skip
+        t0 = time.perf_counter()
+        correct = seen = 0
+        for batch in it:
+            t1 = time.perf_counter()
+            batch.pop("rows")
+            outp = model(**batch)
+            acc.backward(outp.loss)
+            if tr["max_grad_norm"]:
+                acc.clip_grad_norm_(params, float(tr["max_grad_norm"]))
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            g += 1
+            k += 1
+            t2 = time.perf_counter()
+            t_data += t1 - t0
+            t_step += t2 - t1
+            lab = batch["emotion_labels"]
+            m = lab >= 0
+            correct += int((outp.emotion_logits.argmax(-1)[m] == lab[m]).sum())
+            seen += int(m.sum())
+            window["loss"] = window.get("loss", 0.0) + float(outp.loss.detach())
+            for kk, v in outp.losses.items():
+                window[kk] = window.get(kk, 0.0) + float(v)
+            n_window += 1
+            if log_every and g % log_every == 0:
+                vals = torch.tensor([window[kk] / n_window for kk in sorted(window)], device=acc.device)
+                vals = acc.reduce(vals, "mean")
+                rec = {"step": g, "epoch": epoch, **{kk: round(float(v), 6) for kk, v in zip(sorted(window), vals, strict=False)},
+                       "lr": sched.get_last_lr()[0], "step_s": round(t_step / n_window, 5),
+                       "data_s": round(t_data / n_window, 5)}
+                log(rec)
+                say(json.dumps(rec))
+                window, n_window, t_step, t_data = {}, 0, 0.0, 0.0
+            if save_every and g % save_every == 0:
+                checkpoint({"global_step": g, "epoch": epoch, "step_in_epoch": k})
+            if max_steps is not None and g >= max_steps:
+                done = True
+                break
+            if stop_after is not None and g >= stop_after:
+                acc.wait_for_everyone()
+                return None
+            t0 = time.perf_counter()
+        if not done:
+            acc_t = acc.reduce(torch.tensor([correct, seen], device=acc.device, dtype=torch.float), "sum")
+            rec = {"step": g, "epoch": epoch, "epoch_end": True,
+                   "train_emotion_acc": round(float(acc_t[0] / max(1.0, float(acc_t[1]))), 4)}
+            log(rec)
+            say(json.dumps(rec))
+            if not save_every or g % save_every:
+                checkpoint({"global_step": g, "epoch": epoch + 1, "step_in_epoch": 0})
+    acc.wait_for_everyone()
+    final = out / "model"
+    if acc.is_main_process:
+        tmp = out / "model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        unwrapped = acc.unwrap_model(model)
+        unwrapped.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    acc.wait_for_everyone()
+    return final

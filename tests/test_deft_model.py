@@ -1,0 +1,160 @@
+"""DeftModel: save/load round trip, ablations, LoRA, offline errors, disentanglement loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from deft_model.configuration import DeftConfig, load_config, reference_config, tiny_config
+from deft_model.experts import disentangle_loss
+from deft_model.modeling import DeftModel
+from deft_model.tokenizer import OfflineModelError, build_tiny_tokenizer
+
+
+def _model(**over):
+    cfg = tiny_config(emotion_labels=["a", "b", "c"], **over)
+    tok = build_tiny_tokenizer(["The emotion is a.", "What emotion?"], list(cfg.placeholders.values()))
+    torch.manual_seed(0)
+    return DeftModel.from_components(cfg, tok), tok
+
+
+def _batch(model, tok, B=3):
+    cfg = model.config
+    ph = "".join(cfg.placeholders[e] * cfg.n_tokens(e) for e in cfg.experts)
+    ids = tok([ph + "What emotion? The emotion is a."] * B, add_special_tokens=False, return_tensors="pt").input_ids
+    g = torch.Generator().manual_seed(1)
+    return dict(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids.clone(), return_logits=True,
+                pixel_values=torch.randn(B, 3, 32, 32, generator=g), frames=torch.rand(B, 4, 32, 32, generator=g),
+                flow=torch.randn(B, 3, 16, 16, generator=g), region_stats=torch.randn(B, 17, 8, generator=g),
+                emotion_labels=torch.tensor([0, 1, 2][:B]), au_labels=torch.zeros(B, len(cfg.au_list)))
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_save_pretrained_round_trip_gives_identical_logits(tmp_path, mode):
+    model, tok = _model(llm_mode=mode)
+    if mode == "lora":  # make the adapters non-trivial so that losing them would show
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.1)
+    model.eval()
+    b = _batch(model, tok)
+    with torch.no_grad():
+        o1 = model(**b)
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    m2 = DeftModel.from_pretrained(tmp_path / "m")
+    m2.eval()
+    with torch.no_grad():
+        o2 = m2(**b)
+    assert torch.equal(o1.logits, o2.logits)
+    assert torch.equal(o1.emotion_logits, o2.emotion_logits)
+    assert torch.equal(o1.au_logits, o2.au_logits)
+    assert m2.config.emotion_labels == ["a", "b", "c"]
+    if mode == "lora":
+        trainable = [n for n, p in m2.named_parameters() if p.requires_grad and n.startswith("llm.")]
+        assert trainable and all("lora_" in n or "embed" in n or "lm_head" in n for n in trainable)
+
+
+def test_hybrid_loss_has_all_terms_and_backpropagates():
+    model, tok = _model()
+    b = _batch(model, tok)
+    out = model(**b)
+    assert set(out.losses) == {"lm", "emotion", "au", "disentangle"}
+    out.loss.backward()
+    for name in ("structure", "dynamic", "motion"):
+        grads = [p.grad for p in model.experts[name].parameters() if p.requires_grad]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+
+
+def test_lm_loss_ignores_prompt_labels():
+    model, tok = _model()
+    b = _batch(model, tok)
+    b2 = dict(b)
+    b2["labels"] = torch.full_like(b["labels"], -100)
+    b2["labels"][:, -3:] = b["labels"][:, -3:]
+    b2["labels"][0, -1] = -100  # answers of different lengths: 3, 2, 3 tokens
+    out = model(**b2)
+    ce = torch.nn.functional.cross_entropy(out.logits[:, -4:-1].transpose(1, 2), b2["labels"][:, -3:],
+                                           ignore_index=-100, reduction="none")
+    per_row = ce.sum(1) / (b2["labels"][:, -3:] != -100).sum(1)
+    assert torch.allclose(out.losses["lm"], per_row.mean(), atol=1e-6)  # lm_reduction="sample"
+    model.config.lm_reduction = "token"
+    out = model(**b2)
+    assert torch.allclose(out.losses["lm"], ce.sum() / 8, atol=1e-6)
+    # training without return_logits computes no full logits
+    b2.pop("return_logits")
+    assert model(**b2).logits is None
+
+
+@pytest.mark.parametrize("experts", [["structure", "dynamic"], ["motion"], ["dynamic", "motion"]])
+def test_ablation_switches_experts_off(experts, tmp_path):
+    model, tok = _model(experts=experts)
+    assert sorted(model.experts) == sorted(experts)
+    b = _batch(model, tok)
+    for e in ("structure", "dynamic", "motion"):
+        tid = tok.convert_tokens_to_ids(model.config.placeholders[e])
+        assert ((b["input_ids"] == tid).sum() > 0) == (e in experts)
+    out = model(**b)
+    assert torch.isfinite(out.loss)
+    assert out.au_logits.shape == (3, len(model.config.au_list))
+    model.save_pretrained(tmp_path / "m")
+    assert DeftModel.from_pretrained(tmp_path / "m").config.experts == experts
+
+
+def test_config_rejects_unknown_expert_and_empty_experts():
+    with pytest.raises(ValueError, match="unknown expert"):
+        tiny_config(experts=["structure", "optical"])
+    with pytest.raises(ValueError, match="at least one expert"):
+        tiny_config(experts=[])
+
+
+def test_config_file_with_preset_and_overrides(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"preset": "tiny", "experts": ["motion"], "training": {"epochs": 7}}))
+    cfg = load_config(p)
+    assert cfg.experts == ["motion"] and cfg.training["epochs"] == 7 and cfg.training["batch_size"] == 8
+    assert cfg.llm_config["hidden_size"] == 64
+    with pytest.raises(FileNotFoundError, match="neither a preset"):
+        load_config(tmp_path / "nope.json")
+
+
+def test_reference_config_names_hub_models_and_fails_offline_clearly():
+    cfg = reference_config(emotion_labels=["a"])
+    assert cfg.llm.startswith("Qwen/") and "siglip" in cfg.vision
+    from deft_model.tokenizer import load_hub_tokenizer
+
+    with pytest.raises(OfflineModelError, match=r"Qwen/Qwen2\.5-0\.5B-Instruct.*offline"):
+        load_hub_tokenizer(cfg.llm, ["<struct>"])
+    tok = build_tiny_tokenizer(["x"], list(cfg.placeholders.values()))
+    with pytest.raises(OfflineModelError, match=r"cannot load LLM 'Qwen/Qwen2\.5-0\.5B-Instruct'.*offline"):
+        DeftModel.from_components(cfg, tok)
+
+
+def test_disentangle_loss_is_high_for_correlated_and_low_for_independent_summaries():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(512, 4, generator=g)
+    b = torch.randn(512, 4, generator=g)
+    assert disentangle_loss([a, a]) > 0.2
+    assert disentangle_loss([a, b]) < 0.01
+    assert disentangle_loss([a[:1], b[:1]]) == 0
+
+
+def test_tiny_tokenizer_is_deterministic_and_has_placeholders():
+    texts = ["The emotion is happiness.", "Which AUs are active?"] * 3
+    t1 = build_tiny_tokenizer(texts, ["<struct>", "<dyn>", "<motion>"])
+    t2 = build_tiny_tokenizer(list(reversed(texts)), ["<struct>", "<dyn>", "<motion>"])
+    assert t1.get_vocab() == t2.get_vocab()
+    ids = t1("<struct><struct><dyn>", add_special_tokens=False).input_ids
+    assert ids == [t1.convert_tokens_to_ids("<struct>")] * 2 + [t1.convert_tokens_to_ids("<dyn>")]
+
+
+def test_deft_config_is_a_pretrained_config():
+    from transformers import PretrainedConfig
+
+    assert issubclass(DeftConfig, PretrainedConfig)
+    cfg = tiny_config()
+    d = cfg.to_dict()
+    assert DeftConfig(**{k: v for k, v in d.items() if k not in ("model_type", "transformers_version")}).experts == cfg.experts
