@@ -81,21 +81,21 @@ def test_killed_build_resumes_to_the_same_rows(source, built, tmp_path, monkeypa
     from unimer_builder import executors
 
     out = tmp_path / "resumed"
-    real = executors.process_clip
+    real = executors._measure
     calls = {"n": 0}
 
-    def dying(clip, cfg, parts_dir):
+    def dying(clip, cfg):
         calls["n"] += 1
         if calls["n"] == 4:
-            raise KeyboardInterrupt  # the user's Ctrl-C, three clips in
-        return real(clip, cfg, parts_dir)
+            raise KeyboardInterrupt  # the user's Ctrl-C while the fourth clip is measured
+        return real(clip, cfg)
 
-    monkeypatch.setattr(executors, "process_clip", dying)
+    monkeypatch.setattr(executors, "_measure", dying)
     res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
     assert res.exit_code != 0  # click turns the interrupt into "Aborted!", exit 1
     assert not (out / "data").exists() and not (out / "build_report.json").exists()
     assert len(list((out / ".parts").glob("*.parquet"))) == 3
-    monkeypatch.setattr(executors, "process_clip", real)
+    monkeypatch.setattr(executors, "_measure", real)
     res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
     assert res.exit_code == 0, res.output
     assert json.loads((out / "build_report.json").read_text())["counts"]["resumed"] == 3

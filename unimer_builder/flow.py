@@ -151,13 +151,25 @@ class RigidFit:
             pick = np.linspace(0, len(ii) - 1, MAX_PAIRS).round().astype(int)
             ii, jj = ii[pick], jj[pick]
         self._pairs = np.stack([ii, jj], axis=1)
+        # Everything of the fit that depends on the geometry only, computed once (a clip fits ~10 flows).
+        self._pc = self._p[:, 0] + 1j * self._p[:, 1]
+        dp = self._pc[jj] - self._pc[ii]
+        self._dp_ok = np.abs(dp) > 1e-9
+        self._dp_safe = np.where(self._dp_ok, dp, 1)
+        self._k = max(2, int(np.ceil(FIT_QUANTILE * n)) - 1)
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32) - np.float32(self.centre[0]),
                              np.arange(h, dtype=np.float32) - np.float32(self.centre[1]))
         self._grid = (gx, gy)
 
     def point_vectors(self, flow: np.ndarray) -> np.ndarray:
         """Median flow (Px2) in each stable point's neighbourhood."""
-        return np.median(flow[self.ys, self.xs], axis=1).astype(np.float64)
+        g = flow[self.ys, self.xs]  # P x K x 2
+        k = g.shape[1]
+        if k % 2 == 1 and k > 0 and not np.isnan(g).any():
+            # np.median of an odd count is the middle order statistic: one partition, same values,
+            # without np.median's generic bookkeeping (this runs for every DIS frame of every clip).
+            return np.partition(g, k // 2, axis=1)[:, k // 2].astype(np.float64)
+        return np.median(g, axis=1).astype(np.float64)
 
     def fit(self, flow: np.ndarray) -> np.ndarray:
         """Parameters (a, b, tx, ty) of the similarity displacement field."""
@@ -168,16 +180,16 @@ class RigidFit:
         if n < 3:
             t = v.mean(axis=0)
             return np.array([0.0, 0.0, t[0], t[1]])
-        pc = self._p[:, 0] + 1j * self._p[:, 1]
+        pc = self._pc
         vc = v[:, 0] + 1j * v[:, 1]
         i, j = self._pairs[:, 0], self._pairs[:, 1]
-        dp = pc[j] - pc[i]
-        ab = np.where(np.abs(dp) > 1e-9, (vc[j] - vc[i]) / np.where(np.abs(dp) > 1e-9, dp, 1), 0)
+        ab = np.where(self._dp_ok, (vc[j] - vc[i]) / self._dp_safe, 0)
         ok = (np.abs(ab.real) <= MAX_SIMILARITY) & (np.abs(ab.imag) <= MAX_SIMILARITY)
         ab = np.concatenate([ab[ok], [0j]])
-        t = np.concatenate([vc[i][ok] - ab[:-1] * pc[i][ok], [np.median(v[:, 0]) + 1j * np.median(v[:, 1])]])
+        mx, my = np.median(v, axis=0)  # one call for both columns: the same values
+        t = np.concatenate([vc[i][ok] - ab[:-1] * pc[i][ok], [mx + 1j * my]])
         res = np.abs(vc[None, :] - (ab[:, None] * pc[None, :] + t[:, None]))  # M x P
-        k = max(2, int(np.ceil(FIT_QUANTILE * n)) - 1)
+        k = self._k
         med = np.partition(res, k, axis=1)[:, k]
         best = int(np.argmin(med))
         inl = res[best] <= max(INLIER_FACTOR * med[best], 0.03)

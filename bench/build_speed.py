@@ -1,0 +1,309 @@
+"""Builder cost against the optical-flow floor, worker scaling, and memory against build size.
+
+    python bench/build_speed.py overhead [--clips 30] [--repeat 3] [--preset fast] [--crop 224]
+    python bench/build_speed.py scaling  [--clips 40] [--repeat 3]
+    python bench/build_speed.py memory   [--small 20 --large 200] [--workers 1]
+
+overhead: builder wall time per clip (one worker as `unimer build --workers 1` runs it: run_clips +
+          consolidation, models already loaded) divided by the time of TV-L1 calls alone on the same
+          aligned onset/apex crops, with the same TV-L1 object, parameters and OpenCV threads, made inside
+          the same build (each builder call is duplicated and the duplicate timed; see overhead()). With
+          the output stage overlapped (default) and strictly sequential; best of --repeat and the median.
+scaling:  clips per second of 1 worker x 1 OpenCV thread, 1 worker x all cores, and 2 workers x 1 thread
+          (a warm pool: spawned and models loaded before the clock starts; the start-up is printed
+          separately, and a cold run_clips with its own pool is timed too). Best of --repeat each,
+          measured round-robin so that load from other processes hits every variant alike.
+memory:   peak RSS of a `unimer build` process tree (the parent's and each worker's own high-water mark,
+          read from /proc) for the large database against the small one, and of consolidation alone.
+
+Everything is measured on synthetic casme2 clips (`unimer synth`, seed 0, 4 subjects, 14 frames of
+288x288 px); --tmp keeps the databases between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+
+def synth(root: Path, clips: int, subjects: int = 4, fmt: str = "casme2") -> Path:
+    from unimer_builder.synth.generate import synthesize
+
+    if not (root / "ground_truth.json").exists():
+        synthesize(root, fmt, clips=clips, subjects=subjects, seed=0)
+    return root
+
+
+def load(root: Path, fmt: str = "casme2"):
+    from unimer_builder.records import Clip
+    from unimer_builder.sources import read_clips
+
+    return [c for c in read_clips(root, fmt) if isinstance(c, Clip)]
+
+
+def build_in_process(clips, cfg, out: Path, workers: int = 1, pool=None) -> tuple[float, list, float]:
+    """(seconds for run_clips + consolidation, summaries, seconds of consolidation): what `unimer build`
+    does after reading the sheet."""
+    from unimer_builder import shards
+    from unimer_builder.executors import ClipSummary, run_clips
+
+    shutil.rmtree(out, ignore_errors=True)
+    parts = out / ".parts"
+    parts.mkdir(parents=True)
+    t = time.perf_counter()
+    done = list(run_clips(clips, cfg, parts, workers=workers, pool=pool))
+    built = {d.clip_id for d in done if isinstance(d, ClipSummary) and not d.dropped}
+    t_c = time.perf_counter()
+    shards.consolidate(parts, out, [c.clip_id for c in clips if c.clip_id in built], cfg.shard_max_bytes)
+    end = time.perf_counter()
+    return end - t, done, end - t_c
+
+
+def machine() -> str:
+    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), "?")
+    load1 = os.getloadavg()[0]
+    return f"nproc={os.cpu_count()} cpu='{model}' opencv={cv2.__version__} load1={load1:.2f}"
+
+
+def overhead(args) -> None:
+    import numpy as np
+
+    from unimer_builder.config import BuildConfig, FlowConfig
+    from unimer_builder.executors import _tools, _worker_init, cv2_threads_single
+
+    tmp = Path(args.tmp)
+    clips = load(synth(tmp / f"src{args.clips}", args.clips))
+    cfg = BuildConfig(flow=FlowConfig.from_preset(args.preset), crop_size=args.crop)
+    _worker_init(cv2_threads_single(), cfg)  # what run_clips does for one worker
+    _tools(cfg)
+    build_in_process(clips[:2], cfg, tmp / "warm")  # first-call allocations, for both measurements alike
+    print(machine())
+    print(f"preset={args.preset} crop={args.crop} clips={len(clips)} opencv_threads={cv2.getNumThreads()} "
+          f"repeats={args.repeat}")
+    from unimer_builder import executors
+
+    # The floor is measured inside the very build it is compared with: the builder's TV-L1 object is
+    # wrapped so that each of its calls is made twice on the same crops, once timed as "TV-L1 alone"
+    # and once used by the builder (alternating which comes first). The builder's own wall time is the
+    # build's wall time minus the duplicate calls. Load from other processes then hits both alike.
+    class Twice:
+        def __init__(self, real):
+            self.real, self.alone, self.calls = real, 0.0, 0
+
+        def calc(self, a, b, out):
+            self.calls += 1
+            if self.calls % 2:
+                t = time.perf_counter()
+                self.real.calc(a, b, None)
+                self.alone += time.perf_counter() - t
+                return self.real.calc(a, b, out)
+            flow = self.real.calc(a, b, out)
+            t = time.perf_counter()
+            self.real.calc(a, b, None)
+            self.alone += time.perf_counter() - t
+            return flow
+
+    n = len(clips)
+    variants = {"overlapped output (default)": True, "strictly sequential": False}
+    rows: dict[str, list[tuple[float, float, float, list]]] = {k: [] for k in variants}
+    real = executors._STATE["tvl1"]
+    try:
+        for i in range(args.repeat):
+            line = []
+            for name, overlap in variants.items():
+                twice = executors._STATE["tvl1"] = Twice(real)
+                executors.OVERLAP_OUTPUT = overlap
+                sec, done, c_sec = build_in_process(clips, cfg, tmp / "out")
+                b, f = (sec - twice.alone) / n, twice.alone / n
+                rows[name].append((b, f, c_sec / n, done))
+                line.append(f"{name}: builder {1000 * b:6.1f}, TV-L1 alone {1000 * f:6.1f} ms/clip, ratio {b / f:.3f}")
+            print(f"  repeat {i + 1}: " + "; ".join(line) + f"  (load1 {os.getloadavg()[0]:.2f})", flush=True)
+    finally:
+        executors._STATE["tvl1"] = real
+        executors.OVERLAP_OUTPUT = True
+    for name, rs in rows.items():
+        ratios = [r[0] / r[1] for r in rs]
+        k = int(np.argmin(ratios))
+        b, f, c, done = rs[k]
+        stage = {key: float(np.mean([d.timings.get(key, 0.0) for d in done]))
+                 for key in ("decode", "face", "rest", "output")}  # its "tvl1" holds the duplicate calls too
+        print(f"{name}: builder {1000 * b:.1f} ms/clip, TV-L1 alone {1000 * f:.1f} ms/clip (same build), "
+              f"ratio {b / f:.3f} best of {args.repeat}, median {statistics.median(ratios):.3f}  target <= 1.15")
+        print("    stages of that build, ms per clip: " + ", ".join(f"{key} {1000 * v:.1f}" for key, v in stage.items())
+              + f", consolidation {1000 * c:.1f}")
+
+
+def scaling(args) -> None:
+    from unimer_builder import executors
+    from unimer_builder.config import BuildConfig, FlowConfig
+
+    tmp = Path(args.tmp)
+    clips = load(synth(tmp / f"src{args.clips}", args.clips))
+    cfg = BuildConfig(flow=FlowConfig.from_preset(args.preset), crop_size=args.crop)
+    cores = os.cpu_count() or 1
+
+    def in_process(threads: int) -> float:
+        orig = executors.cv2_threads_single
+        executors.cv2_threads_single = lambda: threads
+        try:
+            return len(clips) / build_in_process(clips, cfg, tmp / "out")[0]
+        finally:
+            executors.cv2_threads_single = orig
+
+    print(machine())
+    in_process(1)  # warm the in-process models and templates
+    t = time.perf_counter()
+    pool = executors.WorkerPool(2, cfg)
+    startup = pool.start()
+    print(f"{len(clips)} clips, preset={args.preset}, crop={args.crop}, {cores} cores; pool of 2 workers x "
+          f"{pool.threads} thread: start-up {startup:.2f} s (spawn, imports, models, templates; "
+          f"{time.perf_counter() - t:.2f} s with the executor)")
+    runs: dict[str, list[float]] = {"1w x 1t": [], f"1w x {cores}t": [], "2w x 1t (warm pool)": [],
+                                    "2w x 1t (cold, own pool)": []}
+    with pool:
+        for i in range(args.repeat):
+            runs["1w x 1t"].append(in_process(1))
+            runs[f"1w x {cores}t"].append(in_process(cores))
+            runs["2w x 1t (warm pool)"].append(len(clips) / build_in_process(clips, cfg, tmp / "out", pool=pool)[0])
+            runs["2w x 1t (cold, own pool)"].append(len(clips) / build_in_process(clips, cfg, tmp / "out",
+                                                                                  workers=2)[0])
+            print(f"  repeat {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items())
+                  + f" clips/s (load1 {os.getloadavg()[0]:.2f})", flush=True)
+    best = {k: max(v) for k, v in runs.items()}
+    for k, v in best.items():
+        print(f"{k:26s}: {v:6.2f} clips/s (best of {args.repeat})")
+    one_1t, one_all = best["1w x 1t"], best[f"1w x {cores}t"]
+    two, cold = best["2w x 1t (warm pool)"], best["2w x 1t (cold, own pool)"]
+    print(f"per-core scaling, 2w x 1t / 1w x 1t   : {two / one_1t:.2f}x warm pool, {cold / one_1t:.2f}x cold  "
+          f"(target >= 1.7)")
+    print(f"against 1 worker on all cores         : {two / one_all:.2f}x warm pool, {cold / one_all:.2f}x cold")
+    print(f"TV-L1's own threading, 1w x {cores}t / 1w x 1t: {one_all / one_1t:.2f}x")
+
+
+# --- memory ----------------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _hwm_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for ln in f:
+                if ln.startswith("VmHWM:"):
+                    return int(ln.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def peak_rss(cmd: list[str]) -> tuple[float, dict[int, float], float]:
+    """Run ``cmd``; (its own peak RSS MiB, {descendant pid: peak RSS MiB}, seconds). Each process's
+    VmHWM (a high-water mark) is sampled every 20 ms until it exits."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peaks: dict[int, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            todo = [proc.pid]
+            while todo:
+                p = todo.pop()
+                h = _hwm_mib(p)
+                if h is not None:
+                    peaks[p] = max(peaks.get(p, 0.0), h)
+                todo += _children(p)
+            stop.wait(0.02)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    rc = proc.wait()
+    stop.set()
+    th.join()
+    if rc not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} exited {rc}")
+    parent = peaks.pop(proc.pid, 0.0)
+    return parent, peaks, time.perf_counter() - t
+
+
+def memory(args) -> None:
+    tmp = Path(args.tmp)
+    print(machine())
+    dbs = {n: synth(tmp / f"src{n}", n) for n in (args.small, args.large)}
+    results = {}
+    for n, root in dbs.items():
+        out = tmp / f"out{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-m", "unimer_builder.cli", "build", str(root), "--format", "casme2",
+               "--out", str(out), "--workers", str(args.workers), "--keep-parts"]
+        parent, workers, sec = peak_rss(cmd)
+        # Consolidation alone, in a fresh process, from the parts the build kept.
+        code = ("import resource, sys; from pathlib import Path; from unimer_builder import shards; "
+                "from unimer_builder.config import BuildConfig; o = Path(sys.argv[1]); "
+                "ids = sorted(p.name for p in (o / '.parts').glob('*.parquet')); "
+                "import pyarrow.parquet as pq, json; "
+                "order = [json.loads(pq.read_metadata(o / '.parts' / i).metadata[b'unimer'])['clip_id'] for i in ids]; "
+                "shards.consolidate(o / '.parts', o, order, BuildConfig.shard_max_bytes); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        base = ("import resource, pyarrow.parquet, unimer_builder.shards; "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        cons = int(subprocess.run([sys.executable, "-c", code, str(out)], check=True, capture_output=True,
+                                  text=True).stdout.split()[-1]) / 1024
+        imports = int(subprocess.run([sys.executable, "-c", base], check=True, capture_output=True,
+                                     text=True).stdout.split()[-1]) / 1024
+        results[n] = (parent, workers, sec, cons, imports)
+        w = ", ".join(f"{v:.0f}" for v in workers.values()) or "none"
+        print(f"build of {n:4d} clips, {args.workers} worker(s): parent peak RSS {parent:7.1f} MiB, workers' "
+              f"[{w}] MiB ({sec:.0f} s); consolidation alone {cons:.1f} MiB (its imports alone {imports:.1f} MiB)",
+              flush=True)
+    (ps, ws, _, cs, imp), (pl, wl, _, cl, _) = results[args.small], results[args.large]
+    tot_s = ps + sum(ws.values())
+    tot_l = pl + sum(wl.values())
+    print(f"ratio {args.large}/{args.small} clips: parent {pl / ps:.3f}"
+          + (f", largest worker {max(wl.values()) / max(ws.values()):.3f}, whole tree {tot_l / tot_s:.3f}"
+             if ws and wl else "")
+          + f", consolidation {cl / cs:.3f} (above its imports: {cl - imp:.1f} vs {cs - imp:.1f} MiB)"
+          + "  target <= 1.2")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["overhead", "scaling", "memory"])
+    ap.add_argument("--clips", type=int, default=None, help="clips (overhead 30, scaling 40)")
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--crop", type=int, default=224)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--small", type=int, default=20)
+    ap.add_argument("--large", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=1, help="memory: --workers of the builds")
+    ap.add_argument("--tmp", default=None, help="work folder (kept); default: a temporary one")
+    args = ap.parse_args()
+    args.clips = args.clips or {"overhead": 30, "scaling": 40}.get(args.what, 30)
+    with tempfile.TemporaryDirectory() as d:
+        args.tmp = args.tmp or d
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
+        {"overhead": overhead, "scaling": scaling, "memory": memory}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
