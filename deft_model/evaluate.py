@@ -90,14 +90,18 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
         probs = np.mean([p["emotion_probs"] for p in ps], 0)
         aup = np.mean([p["au_probs"] for p in ps], 0)
         head = cfg.emotion_labels[int(np.argmax(probs))]
+        texts = {shards.task[p["row"]]: p["generated"] for p in ps if p.get("generated") is not None}
+        parsed = {task: parse_answer(text, cfg.emotion_labels) for task, text in texts.items()}
         gen_text, gen = None, None
         for task in ("emotion", "explain"):
-            cand = [p for p in ps if shards.task[p["row"]] == task and p.get("generated") is not None]
-            if cand:
-                gen_text = cand[0]["generated"]
-                gen = parse_answer(gen_text, cfg.emotion_labels)["emotion"]
+            if task in parsed:
+                gen_text, gen = texts[task], parsed[task]["emotion"]
                 if gen is not None:
                     break
+        # A generated AU answer "parses" when it names AU codes (or, like its reference, says none).
+        au_task = "au" if "au" in parsed else ("explain" if "explain" in parsed else None)
+        gen_aus = parsed[au_task]["aus"] if au_task else None
+        au_parsed = None if au_task is None else bool(gen_aus) or not shards.aus[r0]
         truth = targets[r0]
         if protocol == "composite":
             truth = shards.emotion_composite[r0]
@@ -111,6 +115,7 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
         out.append({
             "clip_id": clip, "database": db, "subject": shards.subject[r0], "fold": shards.folds[r0],
             "label": truth, "head": head, "answer": gen, "generated": gen_text,
+            "answer_aus": gen_aus, "answer_aus_parsed": au_parsed, "generated_by_task": texts,
             "emotion_probs": {c: round(float(x), 4) for c, x in zip(cfg.emotion_labels, probs, strict=False)},
             "aus_true": sorted(set(shards.aus[r0])),
             "aus_pred": [int(a) for a, x in zip(cfg.au_list, aup, strict=False) if x > 0.5],
@@ -128,6 +133,12 @@ def summarise(clips: list[dict], au_list: Sequence[int], protocol: str) -> dict:
         gen_cs = [c for c in cs if c["generated"] is not None]
         ans = classification_metrics([c["label"] for c in gen_cs], [c["answer"] for c in gen_cs], classes)
         ans["parsed_rate"] = (sum(1 for c in gen_cs if c["answer"] is not None) / len(gen_cs)) if gen_cs else None
+        au_cs = [c for c in cs if c.get("answer_aus_parsed") is not None]
+        ans["au_parsed_rate"] = (sum(c["answer_aus_parsed"] for c in au_cs) / len(au_cs)) if au_cs else None
+        both = [c for c in gen_cs if c.get("answer_aus_parsed") is not None]
+        ans["both_parsed_rate"] = (sum(c["answer"] is not None and c["answer_aus_parsed"] for c in both) / len(both)
+                                   if both else None)
+        ans["au"] = au_metrics([c["aus_true"] for c in au_cs], [c["answer_aus"] for c in au_cs], au_list)
         au = au_metrics([c["aus_true"] for c in cs], [c["aus_pred"] for c in cs], au_list)
         return {"n_clips": len(cs), "head": head, "answer": ans, "au": au}
 
@@ -143,13 +154,16 @@ def _fmt(x) -> str:
 
 def markdown_table(res: dict, title: str) -> str:
     lines = [f"### {title}", "",
-             "| scope | clips | UF1 (head) | UAR (head) | Acc (head) | UF1 (answer) | UAR (answer) | Acc (answer) | AU F1 (macro) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| scope | clips | UF1 (head) | UAR (head) | Acc (head) | UF1 (answer) | UAR (answer) | Acc (answer) "
+             "| AU F1 (head) | AU F1 (answer) | answers parsed (emotion / AUs) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = [("all (pooled)", res)] + list(res.get("per_database", {}).items())
     for name, b in rows:
         lines.append(f"| {name} | {b['n_clips']} | {_fmt(b['head']['uf1'])} | {_fmt(b['head']['uar'])} | "
                      f"{_fmt(b['head']['acc'])} | {_fmt(b['answer']['uf1'])} | {_fmt(b['answer']['uar'])} | "
-                     f"{_fmt(b['answer']['acc'])} | {_fmt(b['au']['macro_f1'])} |")
+                     f"{_fmt(b['answer']['acc'])} | {_fmt(b['au']['macro_f1'])} | "
+                     f"{_fmt(b['answer'].get('au', {}).get('macro_f1'))} | "
+                     f"{_fmt(b['answer'].get('parsed_rate'))} / {_fmt(b['answer'].get('au_parsed_rate'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -172,7 +186,7 @@ def predict_fold(model_path: Path, shards, held_rows: Sequence[int], protocol: s
         ds = DeftDataset(shards, held_rows, tok, with_answer=False)
         gen_rows = None
         if generate:
-            gen_rows = {r for r in held_rows if shards.task[r] in ("emotion", "explain")}
+            gen_rows = {r for r in held_rows if shards.task[r] in ("emotion", "au", "explain")}
             # one row per clip and task is enough
             seen, keep = set(), set()
             for r in sorted(gen_rows):

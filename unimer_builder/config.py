@@ -38,7 +38,7 @@ class FlowConfig:
     median_filtering: int = 3
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: float) -> "FlowConfig":
+    def from_preset(cls, name: str, **overrides: float) -> FlowConfig:
         if name not in TVL1_PRESETS:
             raise ValueError(f"unknown TV-L1 preset {name!r}; choose one of {sorted(TVL1_PRESETS)}")
         return cls(preset=name, **{**TVL1_PRESETS[name], **overrides})
@@ -75,7 +75,7 @@ class BuildConfig:
         blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def with_(self, **kw) -> "BuildConfig":
+    def with_(self, **kw) -> BuildConfig:
         return replace(self, **kw)
 
 
