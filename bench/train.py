@@ -71,6 +71,17 @@ def loso(args) -> None:
 
         print(f"| {name} | {f(h['uf1'])} | {f(h['uar'])} | {f(a['uf1'])} | {f(res['au']['macro_f1'])} | "
               f"{f(a.get('parsed_rate'))} / {f(a.get('au_parsed_rate'))} | {secs:.0f} | {peak:.0f} |")
+    truth = {c["clip_id"]: {p["au"] for p in c["planted"]}
+             for c in json.loads((tmp / "src" / "ground_truth.json").read_text())["clips"]}
+    for name, _, _, _ in rows:
+        run = tmp / f"run-{name.split()[0]}" / "loso" / "loso_predictions.jsonl"
+        tp = fp = fn = 0
+        for line in run.read_text().splitlines():
+            c = json.loads(line)
+            planted, pred = truth[c["clip_id"]], set(c["aus_pred"])
+            tp, fp, fn = tp + len(planted & pred), fp + len(pred - planted), fn + len(planted - pred)
+        print(f"AU head against the planted AUs ({name}): micro F1 {2 * tp / max(1, 2 * tp + fp + fn):.3f} "
+              f"(tp {tp}, fp {fp}, fn {fn})")
     full, ablated = rows[0][1]["head"]["uf1"], rows[1][1]["head"]["uf1"]
     print(f"\nUF1 drop without the motion-semantics expert: {full - ablated:+.3f} ({full:.3f} -> {ablated:.3f})")
 
