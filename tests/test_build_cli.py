@@ -22,7 +22,7 @@ DOCUMENTED = [
     "fps", "emotion", "emotion_composite", "emotion_class", "class_set", "au_text", "aus", "au_unparsed",
     "aus_source", "aus_supported", "regions", "verdicts", "unexplained", "noise_floor", "noise_spread",
     "head_motion", "flagged", "flag_reasons", "task", "template_id", "instruction", "answer", "messages",
-    "onset_image", "apex_image", "frames", "flow", "config_fingerprint",
+    "onset_image", "apex_image", "frames", "stack_frames", "flow", "config_fingerprint",
 ]
 
 
