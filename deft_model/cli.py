@@ -69,7 +69,17 @@ def train(
                           log_every=log_every, save_every=save_every)
     except _user_errors() as e:
         _fail(str(e))
+    finally:
+        _end_distributed()
     typer.echo(f"model saved to {final}")
+
+
+def _end_distributed() -> None:
+    """Tear the process group down before exit (a gloo group left to the interpreter's exit can abort it)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @app.command()

@@ -245,18 +245,15 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     preset = d.pop("preset", None)
     d.pop("model_type", None)
     d.pop("transformers_version", None)
-    if "training" in d:
-        d["training"] = {**DEFAULT_TRAINING, **d["training"]}
-    d.update(overrides)
+    kw: dict[str, Any] = {}
     if preset:
         if preset not in PRESETS:
             raise ValueError(f"config file {p}: unknown preset {preset!r}; choose one of {list(PRESETS)}")
-        base = PRESETS[preset]()
-        merged = base.to_dict()
+        kw = PRESETS[preset]().to_dict()
         for k in ("model_type", "transformers_version"):
-            merged.pop(k, None)
-        if "training" in d:
-            d["training"] = {**base.training, **d["training"]}
-        merged.update(d)
-        return DeftConfig(**merged)
-    return DeftConfig(**d)
+            kw.pop(k, None)
+    # the file's keys, then the call's overrides; a ``training`` dict is merged key by key onto the
+    # preset's training (or onto DEFAULT_TRAINING without a preset)
+    _merge(kw, d)
+    _merge(kw, overrides)
+    return DeftConfig(**kw)

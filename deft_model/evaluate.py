@@ -11,6 +11,7 @@ subject.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,8 +77,7 @@ def au_metrics(true_sets: Sequence[Sequence[int]], pred_sets: Sequence[Sequence[
 def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protocol: str) -> list[dict]:
     """Pool row predictions per clip; map labels to the protocol's class set."""
     from unimer_builder import labels as L
-
-    from .predict import parse_answer
+    from unimer_builder.render import parse_answer
 
     targets = shards.targets()
     by_clip: dict[str, list[dict]] = {}
@@ -91,7 +91,7 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
         aup = np.mean([p["au_probs"] for p in ps], 0)
         head = cfg.emotion_labels[int(np.argmax(probs))]
         texts = {shards.task[p["row"]]: p["generated"] for p in ps if p.get("generated") is not None}
-        parsed = {task: parse_answer(text, cfg.emotion_labels) for task, text in texts.items()}
+        parsed = {task: parse_answer(text) for task, text in texts.items()}
         gen_text, gen = None, None
         for task in ("emotion", "explain"):
             if task in parsed:
@@ -201,6 +201,40 @@ def predict_fold(model_path: Path, shards, held_rows: Sequence[int], protocol: s
         shards.config = saved
 
 
+_NOT_COMPARED = ("model_type", "transformers_version")
+_FILLED_AT_TRAIN = ("emotion_labels", "placeholder_ids")  # compared only when the request sets them
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x, default=str))
+
+
+def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int) -> str | None:
+    """Why the fold folder ``fdir`` (finished or partial) does not hold the requested training; None if it
+    does or holds nothing yet."""
+    if not (fdir / "run.json").exists():
+        if fdir.exists() and any(fdir.iterdir()):
+            return "its folder holds no run.json"
+        return None
+    info = json.loads((fdir / "run.json").read_text())
+    diffs = []
+    if info.get("epochs") != epochs:
+        diffs.append(f"epochs {info.get('epochs')} != {epochs}")
+    if info.get("seed") != seed:
+        diffs.append(f"seed {info.get('seed')} != {seed}")
+    if info.get("max_steps") is not None:
+        diffs.append(f"it stopped at max_steps {info['max_steps']}")
+    if info.get("data") != str(Path(data).resolve()):
+        diffs.append(f"data {info.get('data')} != {Path(data).resolve()}")
+    old, new = _jsonable(info.get("config", {})), _jsonable(cfg.to_dict())
+    for k in sorted(set(old) | set(new)):
+        if k in _NOT_COMPARED or (k in _FILLED_AT_TRAIN and not new.get(k)):
+            continue
+        if old.get(k) != new.get(k):
+            diffs.append(f"config {k} {old.get(k)!r} != {new.get(k)!r}" if k == "experts" else f"config {k} differs")
+    return "; ".join(diffs) or None
+
+
 def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | None = None, config="tiny",
                  epochs: int | None = None, seed: int = 0, generate: bool = True, max_folds: int | None = None,
                  folds: Sequence[str] | None = None, overrides: dict | None = None, verbose: bool = True) -> dict:
@@ -220,6 +254,8 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
     run = Path(run)
     say = print if verbose else (lambda *a, **k: None)
     single = (run / "model" / "config.json").exists()
+    used: list[dict] = []  # run.json of every evaluated model
+    reused: list[str] = []  # LOSO folds whose existing model matched the request
     if single:
         info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
         if not info.get("fold"):
@@ -228,6 +264,7 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
 
         model, _ = load_run(run)
         cfg = model.config
+        used.append({"epochs": info.get("epochs"), "seed": info.get("seed"), "config": {"experts": list(cfg.experts)}})
         shards = ShardSet(data or info["data"], cfg)
         _, held = shards.split(info["fold"])
         if protocol == "composite":
@@ -252,24 +289,40 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         if not fold_keys:
             raise ValueError(f"no subjects to evaluate in {data} under protocol {protocol!r}")
         out_dir = run / protocol
+        want_epochs = int(epochs if epochs is not None else cfg.training["epochs"])
         clips = []
         for i, key in enumerate(fold_keys):
             fdir = out_dir / "folds" / _safe(key)
             _, held = shards.split(key)
+            fold_cfg = load_config(config, **extra)
+            why = _fold_mismatch(fdir, data, fold_cfg, want_epochs, seed)
+            if why:
+                say(f"[{protocol}] fold {key}: {why}; retraining it")
+                shutil.rmtree(fdir)
+            elif (fdir / "model" / "config.json").exists():
+                reused.append(key)
             if not (fdir / "model" / "config.json").exists():
-                train(data, load_config(config, **extra), fdir, fold=key, epochs=epochs, seed=seed,
+                train(data, fold_cfg, fdir, fold=key, epochs=want_epochs, seed=seed,
                       resume=(fdir / "run.json").exists(), shards=shards, verbose=False)
             info = json.loads((fdir / "run.json").read_text())
             assert key not in info["train_subjects"], f"fold {key} leaked into its own training set"
+            used.append(info)
             fc = predict_fold(fdir, shards, held, protocol, generate)
             clips += fc
             ok = sum(c["head"] == c["label"] for c in fc)
             say(f"[{protocol}] fold {i + 1}/{len(fold_keys)} {key}: {ok}/{len(fc)} clips right (head)")
     res = summarise(clips, cfg.au_list, protocol)
+    # what the fold models were actually trained with (from their run.json), not what was asked for
+    ep = sorted({u.get("epochs") for u in used}, key=str)
+    sd = sorted({u.get("seed") for u in used}, key=str)
+    ex = sorted({tuple(u.get("config", {}).get("experts") or ()) for u in used})
     res.update({"protocol": protocol, "folds": fold_keys, "n_folds": len(fold_keys),
                 "partial": bool(max_folds) and not single,
-                "epochs": epochs if epochs is not None else int(cfg.training["epochs"]), "seed": seed,
-                "emotion_labels": list(cfg.emotion_labels), "experts": list(cfg.experts)})
+                "epochs": ep[0] if len(ep) == 1 else ep, "seed": sd[0] if len(sd) == 1 else sd,
+                "emotion_labels": list(cfg.emotion_labels or (used[0].get("config", {}).get("emotion_labels") or [])
+                                       if used else cfg.emotion_labels),
+                "experts": list(ex[0]) if len(ex) == 1 else [list(e) for e in ex],
+                "reused_folds": reused})
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{protocol}_results.json").write_text(json.dumps(res, indent=1, default=float))
     (out_dir / f"{protocol}_results.md").write_text(markdown_table(res, f"DEFT-LLM, {protocol} protocol "

@@ -10,8 +10,6 @@ Each expert returns ``(tokens (B, n, D), summary (B, D))`` with ``D`` the LLM hi
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -161,14 +159,3 @@ def disentangle_loss(summaries: list[torch.Tensor], eps: float = 1e-5) -> torch.
             n += 1
     return total / n
 
-
-def gelu_init_(module: nn.Module, std: float = 0.02) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)

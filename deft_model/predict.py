@@ -3,20 +3,33 @@ motion evidence."""
 
 from __future__ import annotations
 
-import re
+import functools
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from unimer_builder.render import parse_answer
+
 from .configuration import DeftConfig
 from .data import DeftCollator, DeftDataset, ShardError, ShardSet
 
-STANDARD_INSTRUCTIONS = {
-    "emotion": "What emotion does this micro-expression show?",
-    "motion": "Describe the facial motion.",
-    "explain": "Explain which emotion this is and why.",
-}
+
+@functools.lru_cache(maxsize=4)
+def standard_instructions(templates_dir: str | None = None) -> dict[str, str]:
+    """Task -> the instruction of template variant 0 of every builder task (``render.TASKS``), rendered
+    from the builder's own templates, so that a clip is asked in the wording the model was trained on."""
+    from unimer_builder import render
+    from unimer_builder.config import BuildConfig
+
+    bc = BuildConfig()
+    env = render.environment(str(templates_dir or bc.templates_dir))
+    ctx = {"crop_size": bc.crop_size}  # the only context an instruction may name
+    out = {}
+    for task in render.TASKS:
+        text = env.get_template(f"{task}.j2").module.instruction(0, ctx)
+        out[task] = " ".join(str(text).split())
+    return out
 
 
 def model_dir(run: str | Path) -> Path:
@@ -42,45 +55,6 @@ def load_run(run: str | Path):
     set_cpu_threads(model.config, next(model.parameters()).device)
     tok = load_tokenizer(d)
     return model, tok
-
-
-# --- answer parsing ---------------------------------------------------------------------------------
-
-_AU_RE = re.compile(r"\bAU\s?(\d{1,2})\b", re.IGNORECASE)
-
-
-def fallback_parse_answer(text: str, emotions: list[str] | None = None) -> dict:
-    """Emotion = the earliest known emotion word in the text; AUs = every ``AU<n>`` mentioned."""
-    from unimer_builder import labels
-
-    words = set(emotions or []) | set(labels._CANONICAL) | set(labels.COMPOSITE)
-    low = text.lower()
-    best, pos = None, len(low) + 1
-    for w in words:
-        m = re.search(rf"\b{re.escape(w)}\b", low)
-        if m and m.start() < pos:
-            best, pos = w, m.start()
-    emotion = labels.canonical(best) if best else None
-    if emotions and best in emotions:
-        emotion = best
-    aus = sorted({int(a) for a in _AU_RE.findall(text)})
-    return {"emotion": emotion, "aus": aus}
-
-
-def parse_answer(text: str, emotions: list[str] | None = None) -> dict:
-    """The builder's parser when it exists (``unimer_builder.render.parse_answer``), else the fallback."""
-    try:
-        from unimer_builder.render import parse_answer as builder_parse
-    except Exception:  # noqa: BLE001 - module not written yet or broken: use ours
-        return fallback_parse_answer(text, emotions)
-    try:
-        got = builder_parse(text) or {}
-    except Exception:  # noqa: BLE001
-        got = {}
-    if not got.get("emotion"):
-        fb = fallback_parse_answer(text, emotions)
-        got = {"emotion": fb["emotion"], "aus": got.get("aus") or fb["aus"]}
-    return {"emotion": got.get("emotion"), "aus": list(got.get("aus") or [])}
 
 
 # --- batched prediction -------------------------------------------------------------------------
@@ -155,7 +129,8 @@ def _result(cfg: DeftConfig, pred: dict, texts: dict[str, str], region_stats) ->
         "emotion_probs": {lab: round(float(p), 4) for lab, p in zip(labels, probs, strict=False)},
         "aus": aus,
         "au_probs": {f"AU{a}": round(float(p), 4) for a, p in zip(cfg.au_list, pred["au_probs"], strict=False)},
-        "answer_emotion": parse_answer(texts.get("emotion", ""), labels)["emotion"],
+        "answer_emotion": parse_answer(texts.get("emotion"))["emotion"],
+        "answer_aus": parse_answer(texts.get("au"))["aus"],
         "motion": texts.get("motion"),
         "reasoning": texts.get("explain"),
     }
@@ -188,7 +163,7 @@ class _Shim:
 
 def _predict_visuals(model, tok, onset, frames, flow, region_stats, extra_instruction: str | None = None) -> dict:
     cfg = model.config
-    tasks = dict(STANDARD_INSTRUCTIONS)
+    tasks = dict(standard_instructions())
     if extra_instruction:
         tasks["answer"] = extra_instruction
     names = list(tasks)
@@ -227,29 +202,24 @@ def predict_row(run: str | Path, data: str | Path, row_id: str) -> dict:
     return res
 
 
-_NUM = re.compile(r"(\d+)(?!.*\d)")
-
-
 def clip_from_folder(folder: str | Path, onset: int | None, apex: int | None, offset: int | None):
+    """A Clip over a folder of numbered frames, listed and range-checked by the builder's own helpers."""
     from unimer_builder.records import Clip
+    from unimer_builder.sources import _common
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"clip folder {folder} does not exist")
-    frames = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
-            m = _NUM.search(p.stem)
-            if m:
-                frames[int(m.group(1))] = str(p)
+    frames = _common.list_frames(folder)
     if not frames:
         raise ShardError(f"clip folder {folder} holds no numbered image frames (e.g. img12.jpg)")
-    nums = sorted(frames)
-    onset = nums[0] if onset is None else onset
-    offset = nums[-1] if offset is None else offset
-    for name, v in (("onset", onset), ("apex", apex), ("offset", offset)):
-        if v is not None and v not in frames:
-            raise ShardError(f"clip folder {folder}: --{name} {v} is not a frame number there ({nums[0]}..{nums[-1]})")
+    onset = min(frames) if onset is None else onset
+    offset = max(frames) if offset is None else offset
+    row = _common.Row(database="manifest", file=str(folder), row=None, id=str(folder))
+    skip = _common.check_frames(row, frames, folder, onset, apex, offset,
+                                {"onset": "--onset", "apex": "--apex", "offset": "--offset"})
+    if skip is not None:
+        raise ShardError(f"clip folder {folder}: {skip.message}")
     return Clip(database="manifest", subject="user", clip=folder.name, onset=onset, apex=apex, offset=offset,
                 frames=frames, source_file=str(folder))
 
@@ -280,11 +250,9 @@ def evidence_inputs(ev, cfg: DeftConfig):
 def predict_clip(run: str | Path, folder: str | Path, onset: int | None = None, apex: int | None = None,
                  offset: int | None = None, build_config=None) -> dict:
     """Run the builder's motion evidence on a clip folder, then the model."""
-    try:
-        from unimer_builder.config import BuildConfig
-        from unimer_builder.evidence import compute_evidence
-    except ImportError as e:
-        raise RuntimeError(f"clip-folder prediction needs unimer_builder.evidence ({e})") from e
+    from unimer_builder.config import BuildConfig
+    from unimer_builder.evidence import compute_evidence
+
     model, tok = load_run(run)
     cfg = model.config
     clip = clip_from_folder(folder, onset, apex, offset)

@@ -247,12 +247,15 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
                 log(rec)
                 say(json.dumps(rec))
                 window, n_window, t_step, t_data = {}, 0, 0.0, 0.0
-            if save_every and g % save_every == 0:
+            last = k >= steps_per_epoch
+            # the last step of an epoch is checkpointed after the epoch-end bookkeeping, as the start of the
+            # next epoch (a checkpoint "inside" a finished epoch would log its epoch_end again on resume)
+            if save_every and g % save_every == 0 and not last:
                 checkpoint({"global_step": g, "epoch": epoch, "step_in_epoch": k})
             if max_steps is not None and g >= max_steps:
                 done = True
                 break
-            if stop_after is not None and g >= stop_after:
+            if stop_after is not None and g >= stop_after and not last:
                 acc.wait_for_everyone()
                 return None
             t0 = time.perf_counter()
@@ -262,8 +265,10 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
                    "train_emotion_acc": round(float(acc_t[0] / max(1.0, float(acc_t[1]))), 4)}
             log(rec)
             say(json.dumps(rec))
-            if not save_every or g % save_every:
-                checkpoint({"global_step": g, "epoch": epoch + 1, "step_in_epoch": 0})
+            checkpoint({"global_step": g, "epoch": epoch + 1, "step_in_epoch": 0})
+            if stop_after is not None and g >= stop_after:
+                acc.wait_for_everyone()
+                return None
     acc.wait_for_everyone()
     final = out / "model"
     if acc.is_main_process:

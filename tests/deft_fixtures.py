@@ -211,6 +211,12 @@ def shards_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_shards_dir(tmp_path_factory) -> Path:
+    """2 subjects x 4 classes x 1 clip x 4 tasks (32 rows): a held-out fold trains 2 steps per epoch."""
+    return write_shards(tmp_path_factory.mktemp("deft_small"), n_subjects=2, clips_per_class=1, seed=0, n_files=1)
+
+
+@pytest.fixture(scope="session")
 def two_db_dir(tmp_path_factory) -> Path:
     return write_shards(tmp_path_factory.mktemp("deft_two_db"), n_subjects=3, clips_per_class=1, seed=1,
                         databases=("casme2", "samm"))

@@ -1,11 +1,10 @@
-"""UF1/UAR/accuracy/AU F1 on hand-computed examples and the answer parser."""
+"""UF1/UAR/accuracy/AU F1 on hand-computed examples."""
 
 from __future__ import annotations
 
 import pytest
 
 from deft_model.evaluate import au_metrics, classification_metrics
-from deft_model.predict import fallback_parse_answer
 
 
 def test_uf1_uar_hand_computed():
@@ -46,9 +45,3 @@ def test_au_f1():
     assert m["macro_f1"] == pytest.approx(0.5)
     assert m["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 2))
 
-
-def test_fallback_parser():
-    got = fallback_parse_answer("The cheeks rise (AU6, AU12), which indicates happiness.", ["happiness", "others"])
-    assert got == {"emotion": "happiness", "aus": [6, 12]}
-    assert fallback_parse_answer("no idea")["emotion"] is None
-    assert fallback_parse_answer("Surprise, not disgust.")["emotion"] == "surprise"

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from deft_model.configuration import DeftConfig, load_config, reference_config, tiny_config
+from deft_model.configuration import DEFAULT_TRAINING, DeftConfig, load_config, reference_config, tiny_config
 from deft_model.experts import disentangle_loss
 from deft_model.modeling import DeftModel
 from deft_model.tokenizer import OfflineModelError, build_tiny_tokenizer
@@ -117,6 +117,19 @@ def test_config_file_with_preset_and_overrides(tmp_path):
     cfg = load_config(p)
     assert cfg.experts == ["motion"] and cfg.training["epochs"] == 7 and cfg.training["batch_size"] == 8
     assert cfg.llm_config["hidden_size"] == 64
+    # a training key merges onto the preset's training, not onto DEFAULT_TRAINING
+    tiny = tiny_config().training
+    p.write_text(json.dumps({"preset": "tiny", "training": {"lr": 1e-3}}))
+    cfg = load_config(p)
+    assert cfg.training["lr"] == 1e-3
+    assert cfg.training["epochs"] == tiny["epochs"] == 12 and cfg.training["max_length"] == tiny["max_length"] == 256
+    assert cfg.training["num_threads"] == tiny["num_threads"]
+    # call overrides merge key by key too
+    cfg = load_config(p, training={"batch_size": 4})
+    assert cfg.training["batch_size"] == 4 and cfg.training["lr"] == 1e-3 and cfg.training["epochs"] == 12
+    # without a preset the file's training completes DEFAULT_TRAINING
+    p.write_text(json.dumps({**tiny_config().to_dict(), "training": {"lr": 1e-3}}))
+    assert load_config(p).training == {**DEFAULT_TRAINING, "lr": 1e-3}
     with pytest.raises(FileNotFoundError, match="neither a preset"):
         load_config(tmp_path / "nope.json")
 

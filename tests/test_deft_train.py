@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deft_fixtures import shards_dir, trained_run, write_shards  # noqa: F401
+import torch
+from deft_fixtures import shards_dir, small_shards_dir, trained_run, write_shards  # noqa: F401
 from typer.testing import CliRunner
 
 from deft_model.cli import app
@@ -118,30 +119,112 @@ def test_ablation_trains_without_the_motion_expert(shards_dir, tmp_path):
 
 
 def test_clip_folder_prediction(trained_run, tmp_path):
-    pytest.importorskip("unimer_builder.evidence", reason="builder motion evidence not written yet")
-    import cv2
+    from deft_model.data import ShardError
+    from deft_model.predict import clip_from_folder, predict_clip, standard_instructions
+    from unimer_builder import facs, render
+    from unimer_builder.config import BuildConfig
+    from unimer_builder.crosscheck import cross_check
+    from unimer_builder.evidence import compute_evidence
+    from unimer_builder.synth.generate import synthesize
 
-    from deft_model.predict import predict_clip
+    root = Path(synthesize(tmp_path / "syn", "manifest", clips=2, subjects=1, seed=0))
+    gt = {c["clip_id"]: c for c in json.loads((root / "ground_truth.json").read_text())["clips"]}["manifest/S01/c01"]
+    folder = root / "clips" / "S01" / "c01"
+    # the frame listing and range checks are the builder's
+    clip = clip_from_folder(folder, None, None, None)
+    assert (clip.onset, clip.offset, len(clip.frames)) == (0, 13, 14)
+    with pytest.raises(ShardError, match="apex frame 20 is outside the frames present"):
+        clip_from_folder(folder, gt["onset"], 20, None)
+    with pytest.raises(ShardError, match="offset frame 2 comes before onset frame 5"):
+        clip_from_folder(folder, 5, None, 2)
 
-    try:
-        from unimer_builder.synth.motion import render_clip  # type: ignore[attr-defined]
-        frames = render_clip()
-    except Exception:  # noqa: BLE001 - any face will do: the astronaut of scikit-image
-        from skimage import data
+    res = predict_clip(trained_run, folder, onset=gt["onset"], apex=gt["apex"], offset=gt["offset"])
+    cfg = json.loads((trained_run / "model" / "config.json").read_text())
+    assert (res["onset"], res["apex"], res["offset"]) == (gt["onset"], gt["apex"], gt["offset"])
+    assert res["emotion"] in cfg["emotion_labels"] and set(res["emotion_probs"]) == set(cfg["emotion_labels"])
+    assert isinstance(res["aus"], list) and set(res["aus"]) <= set(cfg["au_list"])
+    assert set(res["au_probs"]) == {f"AU{a}" for a in cfg["au_list"]}
+    assert isinstance(res["answer_aus"], list) and set(res["answer_aus"]) <= set(facs.AUS)
+    for key in ("motion", "reasoning", "measured_motion"):
+        assert isinstance(res[key], str) and res[key].strip(), key
+    # the planted happiness motion (cheeks and lip corners rise) reaches the model's region statistics
+    assert "cheek" in res["measured_motion"] or "lip corner" in res["measured_motion"], res["measured_motion"]
 
-        face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
-        frames = [np.roll(face, k // 3, axis=0) for k in range(8)]
-    clip = tmp_path / "clip"
-    clip.mkdir()
-    for i, f in enumerate(frames, start=1):
-        cv2.imwrite(str(clip / f"img{i}.jpg"), np.asarray(f))
-    try:
-        res = predict_clip(trained_run, clip, onset=1, apex=4, offset=len(frames))
-    except Exception as e:  # noqa: BLE001
-        if "face" in str(e).lower():
-            pytest.skip(f"the builder found no face in the test frames: {e}")
-        raise
-    assert res["emotion"] in res["emotion_probs"] and "reasoning" in res
+    # the model is asked in the builder's wording: variant 0 of every task's template
+    bc = BuildConfig(stack_len=4)
+    c = clip_from_folder(folder, gt["onset"], gt["apex"], gt["offset"])
+    ev = compute_evidence(c, bc)
+    ctx = render.build_context(c, ev, cross_check(c, ev, bc), bc)
+    asked = standard_instructions()
+    assert list(asked) == list(render.TASKS)
+    for task in render.TASKS:
+        assert asked[task] == render.render_task(task, 0, ctx, bc.templates_dir)[0], task
+
+
+def test_lora_training_changes_only_adapters_and_experts(small_shards_dir, tmp_path):
+    from accelerate.utils import set_seed
+    from safetensors.torch import load_file
+
+    from deft_model.configuration import DeftConfig
+    from deft_model.modeling import DeftModel
+    from deft_model.tokenizer import load_tokenizer
+
+    out = tmp_path / "lora"
+    train(small_shards_dir, "tiny", out, fold="casme2/sub01", max_steps=2, seed=0, verbose=False,
+          overrides={"llm_mode": "lora", "train_embeddings": False})
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["llm_mode"] == "lora"
+    # the untrained model, rebuilt exactly as train() built it
+    cfg = DeftConfig(**{k: v for k, v in run["config"].items() if k not in ("model_type", "transformers_version")})
+    set_seed(run["seed"])
+    init = DeftModel.from_components(cfg, load_tokenizer(out / "tokenizer")).state_dict()
+    final = load_file(str(out / "model" / "model.safetensors"))
+    assert set(final) <= set(init)
+    changed = {k for k in final if not torch.equal(final[k], init[k])}
+    assert any("lora_" in k for k in changed) and any(k.startswith("experts.") for k in changed)
+    base_llm = [k for k in final if k.startswith("llm.") and "lora_" not in k]
+    assert base_llm and not changed & set(base_llm), sorted(changed & set(base_llm))[:5]
+    assert all("lora_" in k or k.startswith(("experts.", "emotion_head.", "au_head.")) for k in changed)
+
+
+def test_resume_from_an_epoch_end_checkpoint_logs_each_epoch_end_once(small_shards_dir, tmp_path):
+    # the held-out fold trains 16 rows = 2 steps per epoch: save_every=2 falls on each epoch's last step
+    kw = dict(fold="casme2/sub01", epochs=2, seed=1, log_every=1, save_every=2, verbose=False)
+    train(small_shards_dir, "tiny", tmp_path / "a", **kw)
+    assert train(small_shards_dir, "tiny", tmp_path / "b", stop_after=3, **kw) is None  # killed in epoch 2
+    state = json.loads((tmp_path / "b" / "checkpoints" / "step-0000002" / "trainer_state.json").read_text())
+    assert state == {"global_step": 2, "epoch": 1, "step_in_epoch": 0}
+    train(small_shards_dir, "tiny", tmp_path / "b", resume=True, **kw)
+    lb = _log(tmp_path / "b")
+    assert [(r["step"], r["epoch"]) for r in lb if r.get("epoch_end")] == [(2, 0), (4, 1)]
+    assert [r["step"] for r in lb if "loss" in r] == [1, 2, 3, 4]
+    la = [r["loss"] for r in _log(tmp_path / "a") if "loss" in r]
+    np.testing.assert_allclose(la, [r["loss"] for r in lb if "loss" in r], rtol=1e-5, atol=1e-6)
+
+
+def test_loso_retrains_a_fold_trained_differently(small_shards_dir, tmp_path):
+    from deft_model.evaluate import evaluate_run
+
+    kw = dict(data=small_shards_dir, seed=0, folds=["casme2/sub01"], generate=False, verbose=False)
+    fdir = tmp_path / "loso" / "folds" / "casme2__sub01"
+
+    def fold_info():
+        return json.loads((fdir / "run.json").read_text()), (fdir / "model" / "model.safetensors").stat().st_mtime_ns
+
+    res = evaluate_run(tmp_path, "loso", epochs=1, **kw)
+    info, t1 = fold_info()
+    assert info["epochs"] == res["epochs"] == 1 and res["reused_folds"] == []
+    res = evaluate_run(tmp_path, "loso", epochs=1, **kw)  # same request: the fold model is reused
+    assert res["reused_folds"] == ["casme2/sub01"] and fold_info()[1] == t1
+    res = evaluate_run(tmp_path, "loso", epochs=2, **kw)  # other epochs: retrained, and reported as used
+    info, t2 = fold_info()
+    assert info["epochs"] == res["epochs"] == 2 and res["reused_folds"] == [] and t2 != t1
+    assert sum(1 for r in _log(fdir) if r.get("epoch_end")) == 2
+    res = evaluate_run(tmp_path, "loso", epochs=2, overrides={"experts": ["motion"]}, **kw)  # other config
+    info, _ = fold_info()
+    assert info["config"]["experts"] == res["experts"] == ["motion"] and res["reused_folds"] == []
+    res = evaluate_run(tmp_path, "loso", epochs=2, **{**kw, "seed": 5})  # other seed
+    assert fold_info()[0]["seed"] == res["seed"] == 5 and res["reused_folds"] == []
 
 
 @pytest.mark.slow
