@@ -32,8 +32,8 @@ def main() -> None:
     args = ap.parse_args()
     runner = CliRunner()
     header = " | ".join(f"{k} (≥{v:.2f})" for k, v in TARGETS.items())
-    print(f"| format | clips | {header} | seconds |")
-    print("|---|---|" + "---|" * len(TARGETS) + "---|")
+    print(f"| format | clips | {header} | exact direction word | seconds |")
+    print("|---|---|" + "---|" * len(TARGETS) + "---|---|")
     with tempfile.TemporaryDirectory() as d:
         for fmt in args.formats:
             src, out = Path(d) / fmt, Path(d) / f"{fmt}-out"
@@ -46,7 +46,9 @@ def main() -> None:
             s = score(src / "ground_truth.json", out)
             cells = " | ".join("n/a" if s[k]["rate"] is None else f"{s[k]['rate']:.3f} ({s[k]['hits']}/{s[k]['n']})"
                                for k in TARGETS)
-            print(f"| {fmt} | {args.clips} | {cells} | {time.perf_counter() - t:.0f} |", flush=True)
+            e = s["text_direction_exact_word"]
+            exact = "n/a" if e["rate"] is None else f"{e['rate']:.3f}"
+            print(f"| {fmt} | {args.clips} | {cells} | {exact} | {time.perf_counter() - t:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
