@@ -362,6 +362,24 @@ def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
         yield it
 
 
+def find_sheet(root: Path, pattern: re.Pattern[str]) -> Path | None:
+    """The first label spreadsheet matching ``pattern`` in ``root`` or two levels below."""
+    found = find_files(Path(root), pattern, depth=2) if Path(root).is_dir() else []
+    return found[0] if found else None
+
+
+def open_label_sheet(root: Path, what: str, find, described: str, sheet_name: str | None,
+                     required: Sequence[str]) -> tuple[Path, Sheet, dict[str, tuple[int, str]]]:
+    """Root, sheet and required columns of a spreadsheet-labelled database, or ``UnusableInput``
+    naming what is missing (the root, the sheet, a column). ``find(root)`` locates the sheet."""
+    root = require_root(Path(root), what)
+    path = find(root)
+    if path is None:
+        raise UnusableInput(f"{root}: no {what} label sheet ({described}) in it or two levels below")
+    sheet = open_sheet(path, sheet_name, "Filename")
+    return root, sheet, sheet.locate(required)
+
+
 def require_root(root: Path, what: str) -> Path:
     root = Path(root)
     if not root.exists():

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UnusableInput
 from ..records import Clip, Skip
 from ..synth.spec import SynthClip
 from . import _common as c
@@ -53,13 +52,8 @@ def _prefer(base: Path) -> int:
 
 
 def read(root: Path) -> Iterator[Clip | Skip]:
-    root = c.require_root(Path(root), "CASME II")
-    path = find_sheet(root)
-    if path is None:
-        raise UnusableInput(f"{root}: no CASME II coding sheet (CASME2-coding*.xlsx or CASME2_label*.xls[x]) "
-                            f"in it or two levels below")
-    sheet = c.open_sheet(path, None, "Filename")
-    cols = sheet.locate(REQUIRED)
+    root, sheet, cols = c.open_label_sheet(root, "CASME II", find_sheet, "CASME2-coding*.xlsx or CASME2_label*.xls[x]",
+                                           None, REQUIRED)
     return c.dedupe(_rows(root, sheet, cols))
 
 

@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UnusableInput
 from ..records import Clip, Skip
 from ..synth.spec import SynthClip
 from . import _common as c
@@ -40,18 +39,12 @@ REQUIRED = {
 
 
 def find_sheet(root: Path) -> Path | None:
-    found = c.find_files(Path(root), _SHEET, depth=2) if Path(root).is_dir() else []
-    return found[0] if found else None
+    return c.find_sheet(root, _SHEET)
 
 
 def read(root: Path) -> Iterator[Clip | Skip]:
-    root = c.require_root(Path(root), "CAS(ME)^3")
-    path = find_sheet(root)
-    if path is None:
-        raise UnusableInput(f"{root}: no CAS(ME)^3 Part A label sheet (cas(me)3_part_A_ME_label*.xlsx) in it "
-                            f"or two levels below")
-    sheet = c.open_sheet(path, SHEET_NAME, "Filename")
-    cols = sheet.locate(REQUIRED)
+    root, sheet, cols = c.open_label_sheet(root, "CAS(ME)^3", find_sheet, "cas(me)3_part_A_ME_label*.xlsx",
+                                           SHEET_NAME, REQUIRED)
     return c.dedupe(_rows(root, sheet, cols))
 
 

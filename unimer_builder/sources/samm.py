@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UnusableInput
 from ..records import Clip, Skip
 from ..synth.spec import SynthClip
 from . import _common as c
@@ -41,18 +40,12 @@ COLUMNS = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame"
 
 
 def find_sheet(root: Path) -> Path | None:
-    found = c.find_files(Path(root), _SHEET, depth=2) if Path(root).is_dir() else []
-    return found[0] if found else None
+    return c.find_sheet(root, _SHEET)
 
 
 def read(root: Path) -> Iterator[Clip | Skip]:
-    root = c.require_root(Path(root), "SAMM")
-    path = find_sheet(root)
-    if path is None:
-        raise UnusableInput(f"{root}: no SAMM FACS code sheet (SAMM*_Micro_FACS_Codes*.xlsx) in it or two "
-                            f"levels below")
-    sheet = c.open_sheet(path, SHEET_NAME, "Filename")
-    cols = sheet.locate(REQUIRED)
+    root, sheet, cols = c.open_label_sheet(root, "SAMM", find_sheet, "SAMM*_Micro_FACS_Codes*.xlsx",
+                                           SHEET_NAME, REQUIRED)
     return c.dedupe(_rows(root, sheet, cols))
 
 
