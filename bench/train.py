@@ -1,6 +1,6 @@
 """DEFT-LLM on a synthetic Uni-MER build: LOSO accuracy, the motion expert's share, training throughput.
 
-    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 12]
+    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 30]
     python bench/train.py throughput  [--steps 60]
 
 loso:       `unimer synth` + `unimer build` (CASME II format, 5 classes), then `deft evaluate --protocol loso`
@@ -110,7 +110,7 @@ def main() -> None:
     ap.add_argument("what", choices=["loso", "throughput"])
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--subjects", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--tmp", default=None, help="work folder (kept, reused); default: a temporary one")
     args = ap.parse_args()
