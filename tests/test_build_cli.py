@@ -163,3 +163,19 @@ def test_bad_rows_are_reported_with_file_row_and_field(source, tmp_path):
     assert skipped[3]["reason"] == "frames_out_of_range" and skipped[3]["field"] == "OnsetFrame"
     assert all(sheet.name in s["file"] for s in skipped.values())
     assert report["counts"]["built"] == 4
+
+
+def test_readme_demo_command_exits_cleanly(tmp_path):
+    """The README's main job as a user runs it, in its own process: synth, build (process pool), score.
+
+    It once aborted at interpreter exit ("terminate called without an active exception") after the
+    ground-truth scoring read the shards with pyarrow's thread pool; a subprocess is what catches that.
+    """
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "unimer_builder.cli", "demo", str(tmp_path / "demo"), "--clips", "4",
+                          "--subjects", "2"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "datasets.load_dataset" in res.stderr
+    assert (tmp_path / "demo" / "unimer" / "build_report.json").exists()

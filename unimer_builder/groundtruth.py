@@ -80,7 +80,9 @@ def load_rows(out: Path) -> dict[str, dict]:
     """clip_id -> {verdicts, unexplained, aus_source, aus_supported, answers: {task: answer}}."""
     clips: dict[str, dict] = {}
     for shard in sorted((Path(out) / "data").glob("*.parquet")):
-        for r in pq.read_table(shard, columns=_COLUMNS).to_pylist():
+        # Single-threaded read: in `unimer demo`, a threaded read after the build's process pool made the
+        # interpreter abort at exit (tests/test_build_cli.py::test_readme_demo_command_exits_cleanly).
+        for r in pq.read_table(shard, columns=_COLUMNS, use_threads=False).to_pylist():
             c = clips.setdefault(r["clip_id"], {**r, "answers": {}})
             c["answers"][r["task"]] = r["answer"]
     return clips
