@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from skimage import data
+from test_evidence import planted_field  # the same Gaussian-bump planting as the evidence tests
 
 from unimer_builder import facs
 from unimer_builder import flow as fl
@@ -35,14 +36,7 @@ def render(tmp_path, env, plants, n=9, apex=4):
     """Frames with Gaussian bumps (crop px ``amp``) at the regions of ``plants`` = [(au, side, amp, vec)]."""
     h, w = BASE.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    d = np.zeros((h, w, 2), np.float32)
-    for au, side, amp, vec in plants:
-        for r in facs.regions_for(au, side):
-            v = vec if vec is not None else facs.expected_vector(au, r)
-            c = env["lm"][list(r.landmarks)].mean(0)
-            g = np.exp(-((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (2 * (0.13 * env["iod"]) ** 2))
-            d[..., 0] += g * v[0] * amp / env["scale"]
-            d[..., 1] += g * v[1] * amp / env["scale"]
+    d = planted_field((env["lm"], env["scale"], env["iod"]), plants)
     frames = {}
     for i in range(n):
         p = 0.0 if i == 0 else math.exp(-((i - apex) / (0.25 * n)) ** 2)
