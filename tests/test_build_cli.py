@@ -19,7 +19,7 @@ runner = CliRunner()
 
 DOCUMENTED = [
     "id", "clip_id", "database", "subject", "clip", "onset_frame", "apex_frame", "offset_frame", "apex_source",
-    "fps", "emotion", "emotion_composite", "emotion_class", "class_set", "au_text", "aus", "au_unparsed",
+    "fps", "duration_s", "duration_class", "emotion", "emotion_composite", "emotion_class", "class_set", "au_text", "aus", "au_unparsed",
     "aus_source", "aus_supported", "regions", "verdicts", "unexplained", "noise_floor", "noise_spread",
     "head_motion", "flagged", "flag_reasons", "task", "template_id", "instruction", "answer", "messages",
     "onset_image", "apex_image", "frames", "stack_frames", "flow", "config_fingerprint",
@@ -66,6 +66,12 @@ def test_build_loads_with_datasets(built):
     assert row["messages"][0]["role"] == "user" and row["messages"][-1]["content"] == row["answer"]
     report = json.loads((built / "build_report.json").read_text())
     assert report["counts"]["built"] == 6 and report["counts"]["skipped"] == 0
+    # a database `unimer synth` wrote (ground_truth.json at its root) is not the MEGC2019 release itself
+    from unimer_builder import labels
+
+    assert report["config"]["composite"] == "labels"
+    assert ds["emotion_composite"] == [labels.composite("casme2", e) for e in ds["emotion"]]
+    assert report["counts"]["beyond_micro"] == 0 and set(ds["duration_class"]) == {"micro"}
     assert (built / "README.md").read_text().startswith("---")
     assert not (built / ".parts").exists()
 

@@ -15,7 +15,9 @@ from unimer_builder.facs import AUS, parse_aus
 
 
 def toks(text):
-    return [(t.au, t.side, t.intensity, t.uncertain, t.alternatives) for t in parse_aus(text).tokens]
+    """(au, side, intensity, uncertain, the other choices of an or-group as codes) per token."""
+    return [(t.au, t.side, t.intensity, t.uncertain, tuple(a.code() for a in t.alternatives))
+            for t in parse_aus(text).tokens]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -27,9 +29,10 @@ def toks(text):
     ("4D+9B", [(4, None, "D", False, ()), (9, None, "B", False, ())]),
     ("A1B+A2C", [(1, "A", "B", False, ()), (2, "A", "C", False, ())]),
     ("L12A+25", [(12, "L", "A", False, ()), (25, None, None, False, ())]),
-    ("R14A or 17A or 24A", [(14, "R", "A", False, (17, 24))]),
-    ("(R6 or R12) + R15", [(6, "R", None, False, (12,)), (15, "R", None, False, ())]),
-    ("10A/B", [(10, None, "A", False, ())]),
+    ("R14A or 17A or 24A", [(14, "R", "A", False, ("17A", "24A"))]),
+    ("(R6 or R12) + R15", [(6, "R", None, False, ("R12",)), (15, "R", None, False, ())]),
+    ("10A/B", [(10, None, "A", False, ("10B",))]),
+    ("A/L12", [(12, "A", None, False, ("L12",))]),
     ("T18+39", [(18, "T", None, False, ()), (39, None, None, False, ())]),
     ("B18+25", [(18, "B", None, False, ()), (25, None, None, False, ())]),
     ("L12 + 61", [(12, "L", None, False, ()), (61, None, None, False, ())]),
@@ -57,7 +60,9 @@ def test_parse_aus_free_text_and_references():
     assert [t.au for t in p.tokens] == [14, 17] and p.unparsed == ("soft focus",)
     p = parse_aus("ref(7B)+43")
     assert [t.au for t in p.tokens] == [43] and p.unparsed == ("ref(7B)",)
-    assert parse_aus("?").unparsed == ("?",) and parse_aus("?").tokens == ()
+    q = parse_aus("?")  # the AUs were not coded: unknown, not "no AUs"
+    assert q.label_unknown and q.tokens == () and q.unparsed == ()
+    assert not parse_aus("none").label_unknown
 
 
 @pytest.mark.parametrize("blank", [None, "", "none", "None", "nan", "-", math.nan])

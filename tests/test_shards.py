@@ -58,7 +58,8 @@ def _report() -> dict:
 
 
 def test_clip_rows_columns_and_shared_images():
-    clip, ev, check = make_records(size=32, stack=4, stack_size=16)
+    # sub01/EP02_01f (happiness) is a clip of the official MEGC2019 composite list
+    clip, ev, check = make_records(clip="EP02_01f", size=32, stack=4, stack_size=16)
     samples = render.render_samples(clip, ev, check, CFG)
     rows = shards.clip_rows(clip, ev, check, samples, CFG)
     assert len(rows) == len(samples) == 4
@@ -79,11 +80,12 @@ def test_clip_rows_columns_and_shared_images():
     want_u = cv2.resize(ev.flow[..., 0], (8, 8), interpolation=cv2.INTER_AREA)
     np.testing.assert_allclose(flow[0], want_u, atol=2e-3)
     assert abs(float(flow[1].mean()) - float(ev.flow[..., 1].mean())) < 1e-2
-    assert r["aus"] == [{"au": 6, "side": None, "intensity": None, "uncertain": False},
-                        {"au": 12, "side": "L", "intensity": None, "uncertain": False},
-                        {"au": 4, "side": None, "intensity": None, "uncertain": False}]
+    assert r["aus"] == [{"au": 6, "side": None, "intensity": None, "uncertain": False, "alternatives": []},
+                        {"au": 12, "side": "L", "intensity": None, "uncertain": False, "alternatives": []},
+                        {"au": 4, "side": None, "intensity": None, "uncertain": False, "alternatives": []}]
     assert r["aus_supported"] == [6, 12] and r["apex_source"] == "label"
     assert r["emotion_composite"] == "positive" and r["class_set"] == "casme2_5"
+    assert r["duration_s"] == pytest.approx(0.05) and r["duration_class"] == "micro"  # frames 10..20 at 200 fps
     assert r["config_fingerprint"] == CFG.fingerprint()
     t = shards.rows_to_table(rows)
     assert t.schema.equals(shards.SCHEMA) and t.num_rows == 4

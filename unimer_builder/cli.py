@@ -63,6 +63,10 @@ def build(
     preset: str = typer.Option("fast", help="TV-L1 preset: opencv | fast | faster."),
     crop_size: int = typer.Option(224, help="Aligned face crop size in px (flow resolution)."),
     keep_parts: bool = typer.Option(False, help="Keep the per-clip part files after the shards are written."),
+    composite: str = typer.Option(
+        None, help="official | labels: emotion_composite from the official MEGC2019 list (CASME II, SAMM, SMIC) "
+                   "or from the label mapping alone (default: labels for a database `unimer synth` wrote, "
+                   "whose root holds ground_truth.json; official otherwise)."),
 ) -> None:
     """Build motion-verified instruction shards from a micro-expression database."""
     import os
@@ -84,7 +88,13 @@ def build(
         flow = FlowConfig.from_preset(preset)
     except ValueError as e:
         _fail(str(e))
-    cfg = BuildConfig(crop_size=crop_size, flow=flow, seed=seed, policy=policy,
+    from .labels import COMPOSITE_MODES
+
+    if composite is None:
+        composite = "labels" if root.is_dir() and (root / "ground_truth.json").is_file() else "official"
+    if composite not in COMPOSITE_MODES:
+        _fail(f"--composite must be one of {', '.join(COMPOSITE_MODES)}, not {composite!r}")
+    cfg = BuildConfig(crop_size=crop_size, flow=flow, seed=seed, policy=policy, composite=composite,
                       **({"templates_dir": str(templates)} if templates else {}))
     if templates and not templates.is_dir():
         _fail(f"{templates}: templates folder not found")
@@ -143,11 +153,18 @@ def build(
 def _print_summary(report: dict, out: Path) -> None:
     c = report["counts"]
     t = Table(title=f"Uni-MER build → {out}", show_header=False)
-    for k in ("clips", "built", "skipped", "dropped_by_policy", "flagged", "rows", "apex_estimated", "aus_inferred"):
+    for k in ("clips", "built", "skipped", "dropped_by_policy", "flagged", "rows", "apex_estimated", "aus_inferred",
+              "beyond_micro"):
         t.add_row(k.replace("_", " "), str(c[k]))
     t.add_row("shards", str(len(report["shards"])))
     t.add_row("seconds", f"{report['run']['seconds']:.1f}")
     console.print(t)
+    beyond = report["durations"]["beyond_micro"]
+    if beyond:
+        console.print(f"[yellow]{len(beyond)} clips last longer than a micro-expression[/yellow] "
+                      f"(> {report['durations']['bounds_s']['micro']} s; full list in build_report.json):")
+        for b in beyond[:5]:
+            console.print(f"  {b['clip_id']}: {b['duration_s']} s ({b['class']})")
     if report["skipped"]:
         console.print("[yellow]skipped clips[/yellow] (full list in build_report.json):")
         for s in report["skipped"][:10]:
@@ -169,7 +186,7 @@ def demo(
     console.print(f"synthetic {format} database: {root}")
     try:
         build(root=root, out=out / "unimer", format=format, workers=0, limit=None, seed=seed, templates=None,
-              policy="flag", preset="fast", crop_size=224, keep_parts=False)
+              policy="flag", preset="fast", crop_size=224, keep_parts=False, composite="labels")
     except typer.Exit as e:
         if e.exit_code == 0:
             _print_truth(root / "ground_truth.json", out / "unimer")

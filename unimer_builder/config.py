@@ -60,6 +60,8 @@ class BuildConfig:
     z_unexplained: float = 6.0
     timing_tolerance: float = 0.35  # |peak_time - apex_time| as a share of onset..offset
     policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported
+    # emotion_composite: "official" MEGC2019 membership list for CASME II/SAMM/SMIC, or "labels" (mapping only)
+    composite: str = "official"
     seed: int = 0
     templates_dir: str = str(TEMPLATES_DIR)
     tasks: tuple[str, ...] = ("emotion", "au", "motion", "explain")

@@ -85,21 +85,26 @@ def _score(v: Verdict) -> tuple:
 
 
 def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None) -> Verdict:
-    """Verdict of one labelled token (best region, best side, best alternative)."""
+    """Verdict of one labelled token: best region, best side, best choice of an ``or`` group.
+
+    Each choice is judged with its own side (``(R6 or R12)`` checks only the right lip corner), and
+    the verdict names the choice that carried it (its AU, side and, for a group, the label's text).
+    """
     best: Verdict | None = None
-    # AUToken keeps only the alternatives' numbers, not their sides ("R14 or L12"): they may use
-    # either side.
-    for au, side in ((tok.au, tok.side), *((a, None) for a in tok.alternatives)):
-        regs = [r for r in facs.regions_for(au, side) if r.name in stats]
-        for r in regs:
-            v = _judge(au, side, stats[r.name], cfg, t_apex)
+    for choice in tok.choices():
+        for r in facs.regions_for(choice.au, choice.side):
+            if r.name not in stats:
+                continue
+            v = _judge(choice.au, choice.side, stats[r.name], cfg, t_apex)
             if best is None or _score(v) > _score(best):
                 best = v
     if best is None:
-        names = " or ".join(f"AU{a} ({facs.au_name(a)})" for a in (tok.au, *tok.alternatives))
+        names = " or ".join(f"{facs.au_label(c.au, c.side)} ({facs.au_name(c.au)})" for c in tok.choices())
         return Verdict(au=tok.au, side=tok.side, region="", verdict="unverifiable", z=float("nan"),
                        direction_cos=float("nan"), timing_ok=None,
                        reason=f"{names}: no face region the flow can check")
+    if tok.alternatives:
+        best = replace(best, reason=f"{best.reason}; the best reading of the label {tok.raw!r}")
     if tok.uncertain:
         best = replace(best, reason=best.reason + " (label marked uncertain)")
     return best
@@ -188,13 +193,12 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     for tok in clip.aus.tokens:
         v = judge_token(tok, stats, cfg, t_apex)
         verdicts.append(v)
-        covered.update(r.name for r in facs.regions_for(tok.au, tok.side))
-        for au in tok.alternatives:
-            covered.update(r.name for r in facs.regions_for(au))
+        for choice in tok.choices():
+            covered.update(r.name for r in facs.regions_for(choice.au, choice.side))
         if v.verdict == "supported":
             supported.add(v.au)
         elif v.verdict != "unverifiable":
-            reasons.append(f"AU{tok.code()} {v.verdict}: {v.reason}")
+            reasons.append(f"{facs.au_label(v.au, v.side)} {v.verdict}: {v.reason}")
 
     unexplained = []
     for rs in _strong(stats, covered, cfg, evidence):

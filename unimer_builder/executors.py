@@ -36,6 +36,16 @@ class ClipSummary:
     unexplained: list[int | None] = field(default_factory=list)  # implied AU per unexplained motion
     timings: dict[str, float] = field(default_factory=dict)
     resumed: bool = False
+    duration_s: float | None = None  # onset -> offset, from the label (see labels.duration_class)
+    duration_class: str | None = None  # micro | macro | long | None (unknown)
+
+
+def _set_duration(summary: ClipSummary, clip: Clip) -> ClipSummary:
+    from . import labels
+
+    summary.duration_s = labels.duration_s(clip.onset, clip.offset, clip.fps)
+    summary.duration_class = labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps)
+    return summary
 
 
 _STATE: dict = {}
@@ -128,13 +138,13 @@ def _output(clip: Clip, cfg: BuildConfig, parts_dir: str, ev, check, measured: f
     timings = dict(ev.timings)
     timings["output"] = time.perf_counter() - t1
     timings["total"] = measured + timings["output"]
-    return ClipSummary(
+    return _set_duration(ClipSummary(
         clip_id=clip.clip_id, database=clip.database, rows=len(rows),
         flagged=check.flagged and cfg.policy == "flag", dropped=dropped, aus_source=check.aus_source,
         apex_source="estimated" if ev.apex_estimated else "label",
         verdicts=[(v.au, v.verdict) for v in check.verdicts],
         unexplained=[u.au for u in check.unexplained], timings=timings,
-    )
+    ), clip)
 
 
 def _run_in_process(todo: list[Clip], cfg: BuildConfig, parts_dir: str, threads: int) -> Iterator[ClipSummary | Skip]:
@@ -247,7 +257,7 @@ def run_clips(
     for clip in clips:
         part = shards.part_path(parts_dir, clip.clip_id, fp)
         if part.exists():
-            out = summary_from_part(part, clip.database)
+            out = _set_duration(summary_from_part(part, clip.database), clip)
             if on_done:
                 on_done(out)
             yield out

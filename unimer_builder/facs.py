@@ -15,7 +15,7 @@ layout follows the landmark ROIs of the public MER code digested in ``shared/res
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .records import AUToken, ParsedAUs
 
@@ -190,6 +190,21 @@ def au_name(au: int) -> str:
     return info.name if info else f"AU{au}"
 
 
+# FACS side prefixes in words (SAMM's key: "L2 or R2" unilateral, "A2" asymmetric; T/B top/bottom).
+SIDE_WORDS: dict[str, str] = {"L": "left", "R": "right", "A": "asymmetric", "T": "top", "B": "bottom"}
+
+
+def au_label(au: int, side: str | None = None, intensity: str | None = None) -> str:
+    """How every message names a labelled AU: ``AU14 (left)``, ``AU7 (asymmetric, intensity A)``, ``AU4``.
+
+    The label code (``L14``, ``A7``) glued to ``AU`` reads as a different code ("AUL14"); words do not.
+    """
+    bits = [SIDE_WORDS.get(side, side)] if side else []
+    if intensity:
+        bits.append(f"intensity {intensity}")
+    return f"AU{au}" + (f" ({', '.join(bits)})" if bits else "")
+
+
 # --- AU label strings -----------------------------------------------------------------------------
 
 _TOKEN = re.compile(
@@ -201,6 +216,8 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _NONE_WORDS = {"", "none", "nan", "-", "n/a", "na", "0"}
+# A cell that says the AUs were not coded (CASME II writes "?"): unknown, not "no AUs".
+_UNKNOWN_WORDS = {"?", "？", "unknown"}
 
 
 def _split_top(text: str, seps: str) -> list[str]:
@@ -224,7 +241,7 @@ def _token(text: str, uncertain: bool) -> AUToken | None:
     t = text.strip()
     if t.endswith("?"):
         uncertain, t = True, t[:-1].strip()
-    m = _TOKEN.match(t.upper() if not t[:1].isdigit() else t.upper())
+    m = _TOKEN.match(t.upper())
     if not m:
         return None
     side = m["side"]
@@ -239,17 +256,58 @@ def _token(text: str, uncertain: bool) -> AUToken | None:
     return AUToken(au=int(m["num"]), side=side, intensity=intensity, uncertain=uncertain, raw=text.strip())
 
 
+_SIDE_ONLY = re.compile(r"^[LRATB]$")
+_INTENSITY_ONLY = re.compile(r"^[A-E]$")
+
+
+def _group(inner: str, uncertain: bool) -> list[AUToken] | None:
+    """The choices of an ``or``/``/`` group, each a full token; ``None`` if one is not an AU.
+
+    A lone letter borrows the AU of its neighbour, as the sheets abbreviate: before a code it is a
+    side (``A/L12`` = ``A12`` or ``L12``, SAMM's key: "/" = or, "A" = asymmetric, "L" = left),
+    after one an intensity (``10A/B`` = ``10A`` or ``10B``) or, for L/R/T, a side (``12L/R``).
+    """
+    choices = [c.strip() for c in re.split(r"\s+or\s+|/", inner, flags=re.IGNORECASE) if c.strip()]
+    out: list[AUToken] = []
+    pending: list[str] = []  # side letters waiting for the code that follows them
+    for c in choices:
+        letter = c.upper()
+        if out and not pending and _INTENSITY_ONLY.match(letter):
+            prev = out[-1]
+            out.append(AUToken(au=prev.au, side=prev.side, intensity=letter, uncertain=prev.uncertain, raw=c))
+            continue
+        if out and not pending and _SIDE_ONLY.match(letter):
+            prev = out[-1]
+            out.append(AUToken(au=prev.au, side=letter, intensity=prev.intensity, uncertain=prev.uncertain, raw=c))
+            continue
+        if _SIDE_ONLY.match(letter):
+            pending.append(letter)
+            continue
+        tok = _token(c, uncertain)
+        if tok is None:
+            return None
+        for side in pending:
+            out.append(AUToken(au=tok.au, side=side, intensity=tok.intensity, uncertain=tok.uncertain,
+                               raw=f"{side}{tok.au}{tok.intensity or ''}"))
+        pending = []
+        out.append(tok)
+    return out if out and not pending else None
+
+
 def parse_aus(text: object) -> ParsedAUs:
-    """Parse a database AU string (``4+L10``, ``R14A or 17A``, ``(R6 or R12) + R15``, ``AU12(k)``).
+    """Parse a database AU string (``4+L10``, ``R14A or 17A``, ``(R6 or R12) + R15``, ``A/L12``, ``AU12(k)``).
 
     Never raises: free text goes to ``unparsed``, AU-shaped codes with a number FACS does not define
-    go to ``unknown``, so that the caller decides whether that costs the clip.
+    go to ``unknown``, so that the caller decides whether that costs the clip. A cell that says the
+    AUs are unknown (``?``) sets ``label_unknown``.
     """
     if text is None:
         return ParsedAUs()
     s = str(text).strip()
-    if s.lower() in _NONE_WORDS or s == "?":
-        return ParsedAUs(unparsed=(s,) if s == "?" else ())
+    if s.lower() in _NONE_WORDS:
+        return ParsedAUs()
+    if s.lower() in _UNKNOWN_WORDS:
+        return ParsedAUs(label_unknown=True)
     s = s.replace("，", ",").replace("；", ";")
     tokens: list[AUToken] = []
     unparsed: list[str] = []
@@ -261,30 +319,18 @@ def parse_aus(text: object) -> ParsedAUs:
             inner = inner[1:-1].strip()
             # "(4)" marks an uncertain AU; "(R6 or R12)" only groups alternatives.
             uncertain = not re.search(r"\bor\b|/", inner, re.IGNORECASE)
-        choices = [c for c in re.split(r"\s+or\s+|/", inner, flags=re.IGNORECASE) if c.strip()]
-        parsed: list[AUToken] = []
-        for c in choices:
-            if re.fullmatch(r"\s*[A-E]\s*", c) and parsed:
-                continue  # "10A/B": an alternative intensity, not another AU
-            tok = _token(c, uncertain)
-            if tok is None:
-                parsed = []
-                break
-            parsed.append(tok)
+        parsed = _group(inner, uncertain)
         if not parsed:
             unparsed.append(part)
             continue
         bad = [t for t in parsed if t.au not in AUS]
         if bad:
-            unknown.extend(t.raw for t in bad)
+            unknown.extend(dict.fromkeys(t.raw for t in bad))
             parsed = [t for t in parsed if t.au in AUS]
             if not parsed:
                 continue
-        first, rest = parsed[0], parsed[1:]
+        first, rest = parsed[0], tuple(parsed[1:])
         if rest:
-            first = AUToken(
-                au=first.au, side=first.side, intensity=first.intensity, uncertain=first.uncertain,
-                raw=part, alternatives=tuple(t.au for t in rest),
-            )
+            first = replace(first, raw=part, alternatives=rest)
         tokens.append(first)
     return ParsedAUs(tokens=tuple(tokens), unparsed=tuple(unparsed), unknown=tuple(unknown))

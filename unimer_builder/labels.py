@@ -3,12 +3,22 @@
 The original label is always kept; these give the mapped columns. ``None`` means the protocol
 drops the sample (e.g. CASME II ``others`` in the composite 3-class set).
 
-Sources: MEGC2019 composite protocol (See et al., FG 2019) as implemented by tvaranka/meb ``Megc``;
-CASME II 5-class and CAS(ME)^3 7-class as in muse1998/MMNet; CAS(ME)^3 3-class as in
-wangzhifengharrison/HTNet (see ``shared/research/databases-and-peers.md`` §1.9).
+Sources: MEGC2019 composite protocol (See et al., FG 2019): the class mapping as implemented by
+tvaranka/meb ``Megc``, the membership as the official 442-clip list (``data/megc2019_composite.csv``,
+its header names where it comes from); CASME II 5-class and CAS(ME)^3 7-class as in muse1998/MMNet;
+CAS(ME)^3 3-class as in wangzhifengharrison/HTNet (see ``shared/research/databases-and-peers.md`` §1.9).
 """
 
 from __future__ import annotations
+
+import csv
+import functools
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import Clip
 
 COMPOSITE = ("negative", "positive", "surprise")
 
@@ -53,10 +63,106 @@ def canonical(label: object) -> str | None:
 
 
 def composite(database: str, label: object) -> str | None:
+    """The composite class the label maps to (``None``: the mapping drops it), whatever the clip.
+
+    For a clip of a MEGC2019 database, :func:`clip_composite` decides membership by the official list.
+    """
     c = canonical(label)
     if c is None or c in _COMPOSITE_DROP.get(database, set()):
         return None
     return _TO_COMPOSITE.get(c)
+
+
+# --- MEGC2019 composite membership ----------------------------------------------------------------
+
+COMPOSITE_LIST = Path(__file__).resolve().parent / "data" / "megc2019_composite.csv"
+# SMIC's composite clips are those of the high-speed camera; VIS/NIR clips share the names.
+_COMPOSITE_VARIANT = {"smic": "HS"}
+COMPOSITE_MODES = ("official", "labels")
+
+
+def _clip_key(database: str, subject: str, clip: str) -> tuple[str, str, str]:
+    """SMIC folders are spelled ``s1``/``s1_ne_01`` or ``s01``/``s01_ne_01``: compare without padding."""
+    if database == "smic":
+        subject, clip = (re.sub(r"^s0*(\d)", r"s\1", x, flags=re.IGNORECASE).lower() for x in (subject, clip))
+    return database, subject, clip
+
+
+@functools.lru_cache(maxsize=1)
+def official_composite() -> dict[tuple[str, str, str], str]:
+    """(database, subject, clip) -> composite class of the 442 clips of the official MEGC2019 list."""
+    with COMPOSITE_LIST.open(newline="") as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        return {_clip_key(r["database"], r["subject"], r["clip"]): r["composite"] for r in rows}
+
+
+def official_databases() -> frozenset[str]:
+    return frozenset(k[0] for k in official_composite())
+
+
+def clip_composite(database: str, subject: str, clip: str, label: object, variant: str | None = None,
+                   mode: str = "official") -> str | None:
+    """The composite class of one clip.
+
+    ``official`` (the default): for CASME II, SAMM and SMIC, the class of the official MEGC2019 list,
+    ``None`` for a clip outside it (the list leaves out, e.g., CASME II ``sub04/EP12_01f``, whose apex is
+    ``/``, and ``sub05/EP09_05f``, whose apex equals its onset, although their labels map to a class);
+    other databases use the label mapping. ``labels``: the label mapping for every clip (a database
+    in these formats that is not the release itself, such as ``unimer synth``'s).
+    """
+    if mode not in COMPOSITE_MODES:
+        raise ValueError(f"unknown composite mode {mode!r}; choose one of {', '.join(COMPOSITE_MODES)}")
+    if mode == "labels" or database not in official_databases():
+        return composite(database, label)
+    want = _COMPOSITE_VARIANT.get(database)
+    if want and variant and variant.upper() != want:
+        return None
+    return official_composite().get(_clip_key(database, subject, clip))
+
+
+def composite_of(clip: Clip, mode: str = "official") -> str | None:
+    """:func:`clip_composite` of a :class:`~unimer_builder.records.Clip`."""
+    return clip_composite(clip.database, clip.subject, clip.clip, clip.emotion,
+                          variant=clip.extra.get("variant"), mode=mode)
+
+
+# --- durations ------------------------------------------------------------------------------------
+
+# A micro-expression lasts at most 1/2 s from onset to offset (Yan, Wu, Liang, Chen & Fu, "How fast are
+# the leaked facial expressions: the duration of micro-expressions", J. Nonverbal Behav. 37, 2013; the
+# bound CASME II used to select its samples, with a second criterion: a longer sample still counts when its
+# onset phase (onset -> apex) lasts at most 250 ms (Yan et al., CASME II, PLoS ONE 9(1), 2014); SAMM codes
+# its clips "Micro - 1/2"). Macro-expressions last about 1/2 s to 4 s (Ekman 2003, the range the CAS(ME)^2
+# and CAS(ME)^3 papers use); a span beyond that is no single facial expression.
+MICRO_MAX_S = 0.5
+MICRO_ONSET_MAX_S = 0.25
+MACRO_MAX_S = 4.0
+DURATION_CLASSES = ("micro", "macro", "long")
+
+
+def duration_s(onset: int, offset: int | None, fps: float | None) -> float | None:
+    """Onset -> offset in seconds; ``None`` when the offset or the frame rate is unknown."""
+    if offset is None or not fps or offset < onset:
+        return None
+    return (offset - onset) / float(fps)
+
+
+def duration_class(onset: int, apex: int | None, offset: int | None, fps: float | None) -> str | None:
+    """``micro`` within the micro-expression bounds, ``macro`` up to 4 s, ``long`` beyond; ``None`` unknown.
+
+    ``apex`` is the labelled apex (not an estimate): it decides CASME II's onset-phase criterion, which
+    applies only up to the macro-expression bound.
+    """
+    total = duration_s(onset, offset, fps)
+    if total is None:
+        return None
+    if total <= MICRO_MAX_S + 1e-9:
+        return "micro"
+    if total > MACRO_MAX_S + 1e-9:
+        return "long"  # whatever its onset phase: a span of many seconds is no micro-expression
+    if apex is not None and onset < apex and (apex - onset) / float(fps) <= MICRO_ONSET_MAX_S + 1e-9:
+        return "micro"
+    return "macro"
 
 
 def database_class(database: str, label: object, class_set: str | None = None) -> str | None:

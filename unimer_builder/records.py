@@ -18,8 +18,9 @@ class AUToken:
 
     ``side`` follows FACS: ``L``/``R`` are the *subject's* left/right (image right/left on an
     unmirrored camera), ``A`` asymmetric, ``T`` top, ``B`` bottom, ``None`` bilateral/unspecified.
-    ``alternatives`` holds the other choices of an ``or``/``/`` group (``R14A or 17A``): the token is
-    the first choice and the group counts as supported when any member is.
+    ``alternatives`` holds the other choices of an ``or``/``/`` group (``R14A or 17A or 24A``,
+    ``A/L12``), each a full token with its own side and intensity: the token is the first choice,
+    ``raw`` the whole group's text, and the group counts as supported when any choice is.
     """
 
     au: int
@@ -27,11 +28,15 @@ class AUToken:
     intensity: str | None = None
     uncertain: bool = False
     raw: str = ""
-    alternatives: tuple[int, ...] = ()
+    alternatives: tuple[AUToken, ...] = ()
 
     def code(self) -> str:
         """Canonical text, e.g. ``L12B`` or ``AU4``-free ``4``."""
         return f"{self.side or ''}{self.au}{self.intensity or ''}"
+
+    def choices(self) -> tuple[AUToken, ...]:
+        """The token itself followed by its alternatives: every reading the label allows."""
+        return (self, *self.alternatives)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class ParsedAUs:
     tokens: tuple[AUToken, ...] = ()
     unparsed: tuple[str, ...] = ()  # free text kept verbatim ("soft focus", "ref(7B)")
     unknown: tuple[str, ...] = ()  # syntactically AU-like codes whose number FACS does not define
+    # The cell says the AUs are not known ("?" in CASME II): the clip counts as AU-unlabelled and its
+    # AUs are inferred from motion, as for a database without AU labels.
+    label_unknown: bool = False
 
 
 @dataclass
@@ -79,7 +87,8 @@ class Clip:
 
     @property
     def au_labelled(self) -> bool:
-        return self.au_text is not None
+        """An AU label to check exists: a cell, and not one that says the AUs are unknown."""
+        return self.au_text is not None and not self.aus.label_unknown
 
 
 @dataclass(frozen=True)

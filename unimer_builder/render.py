@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import labels
 from .config import BuildConfig
-from .facs import AUS, REGION_BY_NAME, REGIONS, au_name, direction_word
+from .facs import AUS, REGION_BY_NAME, REGIONS, SIDE_WORDS, au_name, direction_word
 from .records import Clip, CrossCheck, Evidence, Sample
 
 TASKS = ("emotion", "au", "motion", "explain")
@@ -53,7 +53,8 @@ EMOTION_AUS["negative"] = frozenset().union(
     *(EMOTION_AUS[e] for e in ("disgust", "sadness", "fear", "anger"))
 ) | {14}
 
-_SIDE_WORDS = {"L": "left", "R": "right"}
+# Sides the text names as "the subject's left/right" (asymmetric, top and bottom stay out of the text).
+_SIDE_WORDS = {k: SIDE_WORDS[k] for k in ("L", "R")}
 
 
 # --- environment ---------------------------------------------------------------------------------
@@ -63,6 +64,18 @@ def _cap(s: str) -> str:
     """Upper-case the first character only (Jinja's ``capitalize`` lower-cases the rest)."""
     s = str(s)
     return s[:1].upper() + s[1:]
+
+
+@functools.lru_cache(maxsize=1)
+def _inflect():
+    import inflect
+
+    return inflect.engine()
+
+
+def _a(phrase: str) -> str:
+    """The phrase with its indefinite article by sound: "an upper lip raiser", "a lip corner puller"."""
+    return _inflect().a(str(phrase))
 
 
 @functools.lru_cache(maxsize=8)
@@ -81,6 +94,7 @@ def environment(templates_dir: str):
         keep_trailing_newline=False,
     )
     env.filters["cap"] = _cap
+    env.filters["a"] = _a
     return env
 
 
@@ -184,12 +198,21 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
     emotion = labels.canonical(clip.emotion)
     class_set = labels.default_class_set(clip.database)
     typical = sorted(a for a in supported if emotion and a in EMOTION_AUS.get(emotion, ()))
+    duration = labels.duration_s(clip.onset, clip.offset, clip.fps)
+    duration_class = labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps)
     return {
         "database": clip.database,
         "crop_size": cfg.crop_size,
+        # A clip longer than a micro-expression is never called one ("this expression", not "this micro-expression").
+        "kind": "expression" if duration_class in ("macro", "long") else "micro-expression",
+        "micro": duration_class not in ("macro", "long"),
+        "duration": None if duration is None else f"{duration:.2f}",
+        "duration_class": duration_class,
+        "micro_max": f"{labels.MICRO_MAX_S:g}",
+        "macro_max": f"{labels.MACRO_MAX_S:g}",
         "emotion": emotion,
         "emotion_label": clip.emotion,
-        "emotion_composite": labels.composite(clip.database, clip.emotion),
+        "emotion_composite": labels.composite_of(clip, cfg.composite),
         "emotion_class": labels.database_class(clip.database, clip.emotion),
         "class_set": class_set,
         "aus": aus,

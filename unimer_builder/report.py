@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-from . import __version__
+from . import __version__, labels
 from .config import BuildConfig
 from .executors import ClipSummary
 from .facs import au_name
@@ -34,6 +34,20 @@ def _agreement(summaries: list[ClipSummary]) -> dict[str, dict]:
             "support_rate": round(c["supported"] / checked, 4) if checked else None,
         }
     return out
+
+
+def _durations(summaries: list[ClipSummary]) -> dict:
+    """Clips by duration class; every clip longer than a micro-expression listed by name."""
+    counts = Counter(s.duration_class or "unknown" for s in summaries)
+    beyond = [{"clip_id": s.clip_id, "duration_s": round(s.duration_s, 3), "class": s.duration_class}
+              for s in sorted(summaries, key=lambda s: (-(s.duration_s or 0.0), s.clip_id))
+              if s.duration_class in ("macro", "long")]
+    return {
+        "bounds_s": {"micro": labels.MICRO_MAX_S, "micro_onset_phase": labels.MICRO_ONSET_MAX_S,
+                     "macro": labels.MACRO_MAX_S},
+        "counts": {k: counts[k] for k in (*labels.DURATION_CLASSES, "unknown")},
+        "beyond_micro": beyond,
+    }
 
 
 def build_report(
@@ -65,7 +79,9 @@ def build_report(
             "rows": sum(s.rows for s in summaries),
             "apex_estimated": sum(s.apex_source == "estimated" for s in summaries),
             "aus_inferred": sum(s.aus_source == "inferred" for s in summaries),
+            "beyond_micro": sum(s.duration_class in ("macro", "long") for s in summaries),
         },
+        "durations": _durations(summaries),
         "skip_reasons": dict(sorted(Counter(s.reason for s in skips).items())),
         "skipped": [asdict(s) for s in sorted(skips, key=lambda s: s.clip_id)],
         "agreement": {"all": _agreement(summaries), **{db: _agreement(v) for db, v in sorted(by_db.items())}},
