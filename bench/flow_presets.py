@@ -1,7 +1,11 @@
 """TV-L1 presets and crop sizes: time per clip (one onset->apex TV-L1 call) and end-point error
-against the planted synthetic displacement.
+against the planted synthetic displacement; then, per preset, the builder on real footage.
 
-    python bench/flow_presets.py [--pairs 8] [--sizes 128 224 256] [--threads 0]
+    python bench/flow_presets.py [--pairs 8] [--sizes 128 224 256] [--threads 0] [--real | --real-only]
+
+Real footage (``--real``): every annotated window of ``validation/real_footage.csv`` built with each preset
+(the builder's own pyramid rule deepens it for large motion), scored as ``bench/real_footage.py`` does:
+windows and checks passed, still windows with motion reported, and the mean TV-L1 seconds per clip.
 
 Pairs come from the synthetic generator (``synth.motion.render_clip``): a subject's face with the AUs of
 an emotion prototype planted as smooth Gaussian bumps (1-2 px at the apex, 288x288 frames, sensor noise
@@ -25,9 +29,10 @@ import cv2
 import numpy as np
 
 from unimer_builder.config import TVL1_PRESETS, FlowConfig
-from unimer_builder.face import FaceAligner
+from unimer_builder.face import FaceAligner, warp
 from unimer_builder.flow import make_tvl1, tvl1_flow
 from unimer_builder.synth.motion import Plant, render_clip
+from unimer_builder.validation import real_footage as rf
 
 # Emotion prototypes of the generator (synth/generate.py), planted bilaterally.
 PROTOTYPES = [(6, 12), (1, 2), (4, 9), (14, 17), (4, 7), (1, 15), (1, 2, 5, 20), (10, 25)]
@@ -52,7 +57,36 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 224, 256])
     ap.add_argument("--threads", type=int, default=0, help="OpenCV threads (0: every core)")
     ap.add_argument("--repeat", type=int, default=2, help="timing passes; each pair's best is kept")
+    ap.add_argument("--real", action="store_true", help="also build the real-footage windows with every preset")
+    ap.add_argument("--real-only", action="store_true", help="only the real-footage table")
+    ap.add_argument("--workers", type=int, default=0, help="build workers for --real (0: one per core)")
     args = ap.parse_args()
+    if not args.real_only:
+        synthetic(args)
+    if args.real or args.real_only:
+        real(args)
+
+
+def real(args) -> None:
+    """Each preset on the annotated real-footage windows (the same scoring as bench/real_footage.py)."""
+    windows = rf.load_windows()
+    print(f"\nreal footage: {len(windows)} annotated windows (validation/real_footage.csv)\n")
+    print("| preset | windows passed | checks passed | still windows with motion reported | "
+          "still windows with a region at z_supported | TV-L1 s per clip | build s |")
+    print("|---|---|---|---|---|---|---|")
+    for name in TVL1_PRESETS:
+        t = time.perf_counter()
+        ev = rf.evaluate(windows, preset=name, workers=args.workers)
+        secs = time.perf_counter() - t
+        ok, n = ev.checks
+        still = ev.still
+        tvl1 = ev.report.get("run", {}).get("mean_stage_seconds", {}).get("tvl1", float("nan"))
+        print(f"| {name} | {sum(s.passed for s in ev.scores)}/{len(ev.scores)} | {ok}/{n} | "
+              f"{sum(bool(s.moved) for s in still)}/{len(still)} | {sum(bool(s.raw) for s in still)}/{len(still)} | "
+              f"{tvl1:.3f} | {secs:.0f} |", flush=True)
+
+
+def synthetic(args) -> None:
     cv2.setNumThreads(args.threads or os.cpu_count() or 1)
     rng = np.random.default_rng(0)
     pairs = [planted_pair(i, rng) for i in range(args.pairs)]
@@ -70,7 +104,7 @@ def main() -> None:
             mask = np.zeros((size, size), np.uint8)
             cv2.fillConvexPoly(mask, hull, 1)
             scale = float(np.hypot(*face.matrix[0, :2]))  # crop px per frame px
-            prepared.append((aligner.warp(onset, face), aligner.warp(apex, face), truth, mask.astype(bool), scale))
+            prepared.append((warp(onset, face), warp(apex, face), truth, mask.astype(bool), scale))
         for name in TVL1_PRESETS:
             tvl1 = make_tvl1(FlowConfig.from_preset(name))
             tvl1_flow(tvl1, prepared[0][0], prepared[0][1])  # first-call allocations

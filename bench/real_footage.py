@@ -69,13 +69,15 @@ def print_table(ev: rf.Evaluation, z_supported: float) -> None:
     print(f"\nwindows passed {won}/{len(ev.scores)}; checks passed {ok}/{n}")
     still = ev.still
     rate = ev.false_motion_rate
-    print(f"still windows with a region at z >= {z_supported:g}: "
-          f"{'n/a' if rate is None else f'{rate:.2f}'} ({sum(bool(s.moved) for s in still)}/{len(still)})")
+    print(f"still windows with a region reported as moving (false-motion rate): "
+          f"{'n/a' if rate is None else f'{rate:.2f}'} ({sum(bool(s.moved) for s in still)}/{len(still)}); "
+          f"with a region at z >= {z_supported:g}, reported or not: {sum(bool(s.raw) for s in still)}/{len(still)}")
     high = [s for s in still if s.measured.noise_floor is None or s.measured.noise_floor > rf.STILL_FLOOR_MAX_PX]
     print(f"still windows whose noise floor exceeds {rf.STILL_FLOOR_MAX_PX:g} px (flow failed, nothing measurable): "
           f"{len(high)}/{len(still)}")
     for s in still:
         moved = ", ".join(f"{name} z={z:.1f}" for name, z in s.moved) or "none"
+        moved += "; at z >= z_supported: " + (", ".join(f"{name} z={z:.1f}" for name, z in s.raw) or "none")
         top = max(s.measured.regions, key=lambda r: r["mean"], default=None)
         largest = f"{top['name']} {top['mean']:.2f} px" if top else "—"
         print(f"  {s.window.id}: {moved} (floor {_num(s.measured.noise_floor, '.2f')} px; largest region mean "

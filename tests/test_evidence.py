@@ -15,7 +15,7 @@ from unimer_builder import regions as rg
 from unimer_builder.config import BuildConfig, FlowConfig
 from unimer_builder.errors import InputError
 from unimer_builder.evidence import compute_evidence
-from unimer_builder.face import EYE_X, EYE_Y, get_aligner
+from unimer_builder.face import EYE_X, EYE_Y, get_aligner, warp
 from unimer_builder.records import Clip
 
 BASE = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
@@ -99,7 +99,7 @@ def test_face_found_and_landmarks_inside_crop(aligner):
     np.testing.assert_allclose(lm[36:42].mean(0), [EYE_X[0] * s, EYE_Y * s], atol=0.5)
     np.testing.assert_allclose(lm[42:48].mean(0), [EYE_X[1] * s, EYE_Y * s], atol=0.5)
     assert lm[17:27, 1].min() > 5 and lm[8, 1] < s - 5
-    crop = aligner.warp(BASE, face)
+    crop = warp(BASE, face)
     assert crop.shape == (s, s) and crop.dtype == np.uint8
 
 
@@ -218,7 +218,10 @@ def test_head_shift_is_removed(tmp_path, base_face, aligner, tvl1):
     # the removed translation is the shift at crop scale (the face's roll rotates it slightly)
     assert math.hypot(ev.head_motion["tx"], ev.head_motion["ty"]) == pytest.approx(math.hypot(1.0, -0.5) * scale, rel=0.1)
     st = stats_by_name(ev)
-    assert st["brow_inner_L"].z > 10 and cosine(st["brow_inner_L"], 1) > 0.9
+    # z counts in a noise widened by the head's displacement (regions.region_stats), so the planted 2 px
+    # stands a little lower above it than without the shift
+    assert st["brow_inner_L"].z > 8 and cosine(st["brow_inner_L"], 1) > 0.9
+    assert st["brow_inner_L"].head == pytest.approx(math.hypot(1.0, -0.5) * scale, rel=0.2)
     for name in ("lip_corner_L", "lip_corner_R", "chin", "nose", "cheek_R"):
         assert st[name].z < 2.5, st[name]
 

@@ -77,6 +77,7 @@ def make_records(
         supported=list(supported),
         flagged=not inferred and au_text is not None and "4" in au_text,
         flag_reasons=["AU4: below floor"] if not inferred and au_text and "4" in au_text else [],
+        moved=["cheek_R", "cheek_L", "lip_corner_R", "lip_corner_L", "chin"],
     )
     return c, ev, check
 

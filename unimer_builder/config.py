@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -36,6 +37,18 @@ class FlowConfig:
     scale_step: float = 0.8
     gamma: float = 0.0
     median_filtering: int = 3
+    # Pyramid depth follows the motion: ``nscales`` is the least; more levels are used until the largest
+    # region motion (measured with cheap DIS first) is at most ``coarsest_motion`` px at the coarsest level.
+    # Three levels lose a broad smile's 7-10 px lip-corner motion on real video.
+    max_scales: int = 10
+    coarsest_motion: float = 1.0
+
+    def scales_for(self, motion_px: float) -> int:
+        """Pyramid levels for a largest motion of ``motion_px`` (crop px)."""
+        if motion_px <= self.coarsest_motion:
+            return int(self.nscales)
+        need = 1 + math.ceil(math.log(motion_px / self.coarsest_motion) / math.log(1.0 / self.scale_step))
+        return int(min(max(self.nscales, need), max(self.nscales, self.max_scales)))
 
     @classmethod
     def from_preset(cls, name: str, **overrides: float) -> FlowConfig:
@@ -55,10 +68,20 @@ class BuildConfig:
     # Cross-check thresholds, in units of the face's noise-floor spread (z) and direction cosine.
     z_supported: float = 4.0
     z_weak: float = 2.0
-    cos_supported: float = 0.5
+    cos_supported: float = 0.3  # loose: the motion's component along the AU carries the decision
     cos_contradicted: float = -0.3
     z_unexplained: float = 6.0
     timing_tolerance: float = 0.35  # |peak_time - apex_time| as a share of onset..offset
+    dis_preset: str = "ultrafast"  # DIS flow for the timing curves and the apex search (cheap, small crops)
+    dis_finest_scale: int = 1
+    head_model: str = "head"  # rigid head motion removed from the flow: "similarity" or "head" (+ yaw, pitch)
+    # Share of the head's displacement that its removal leaves as error (a real head is not rigid, nor its
+    # motion a similarity): it widens each region's noise. On real video (bench/real_footage.py) an 8.6 px
+    # head shift left 0.76 px at the still jaw: 0.05 keeps that under z 2 (0.02 would reach z 4).
+    head_error: float = 0.05
+    region_match: float = 0.7  # a region whose appearance the flow explains less (NCC) is not measured
+    face_match: float = 0.5  # a face whose apex matches its onset less is not the same face: no_face
+    blink_ratio: float = 0.6  # eyes count as shut below this share of the clip's most open eye aspect ratio
     policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported
     # emotion_composite: "official" MEGC2019 membership list for CASME II/SAMM/SMIC, or "labels" (mapping only)
     composite: str = "official"

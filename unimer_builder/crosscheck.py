@@ -19,23 +19,21 @@ the same way. A database without AU labels gets its AUs from such motion alone (
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import facs
 from .config import BuildConfig
-from .flow import interocular
 from .records import AUToken, Clip, CrossCheck, Evidence, RegionStats, Unexplained, Verdict
-from .regions import region_centres
+from .regions import region_geometry
 
 _RANK = {"supported": 3, "weak": 2, "contradicted": 1, "unverifiable": 0}
 
-SPILL_SCALE = 0.25  # IOD: how far motion spills from a region (Gaussian fall-off between centres)
-SPILL_SHARE = 0.5  # a region whose expected spill reaches this share of its own motion is spill
-SPILL_COS = 0.5  # only neighbours moving the same way (cosine) spill
+SPILL_REACH = 1.5  # an AU drags the skin along over this many of its region's radii (Gaussian sigma)
 MATCH_COS = 0.5  # an unexplained/inferred region names the best-fitting AU only from this cosine on
 INFER_COHERENCE = 0.5  # inferred AUs need coherent motion (|sum v| / sum |v|)
+OWN_SHARE = 0.5  # an AU found in the motion carries at least this share of its own region's motion
 
 
 def _cos(dx: float, dy: float, ex: float, ey: float) -> float:
@@ -52,16 +50,24 @@ def apex_time(clip: Clip, ev: Evidence) -> float | None:
 
 
 def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex: float | None) -> Verdict:
+    """The region moved (its z) and moved along the AU's direction by a significant amount (its mean
+    motion vector's component along that direction over the region's noise), and that direction is not
+    far from the motion's:
+    co-occurring AUs add their own components (a smile's AU12 pulls the cheek outward while AU6 lifts
+    it: 64 degrees from AU6's upward on real video), so the direction test is loose and the component
+    carries the decision."""
     region = facs.REGION_BY_NAME[rs.name]
     ex, ey = facs.expected_vector(au, region)
     cos = _cos(rs.dx, rs.dy, ex, ey)
+    # Without a known noise (hand-made statistics) the component is the z of the motion along the AU.
+    along = (rs.dx * ex + rs.dy * ey) / rs.noise if rs.noise > 0 else rs.z * cos
     timing_ok = None
     if rs.peak_time is not None and t_apex is not None:
         timing_ok = bool(abs(rs.peak_time - t_apex) <= cfg.timing_tolerance)
     went = facs.direction_word(rs.dx, rs.dy, region)
     want = facs.direction_word(ex, ey, region)
     where = region.phrase
-    if rs.z >= cfg.z_supported and cos >= cfg.cos_supported and timing_ok is not False:
+    if min(rs.z, along) >= cfg.z_supported and cos >= cfg.cos_supported and timing_ok is not False:
         verdict, reason = "supported", f"{where} moves {went} (z={rs.z:.1f}, cos={cos:.2f})"
     elif rs.z < cfg.z_weak:
         verdict, reason = "contradicted", f"no motion above the noise floor in {where} (z={rs.z:.1f})"
@@ -69,8 +75,8 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
         verdict, reason = "contradicted", f"{where} moves {went}, not {want} (cos={cos:.2f})"
     else:
         bits = []
-        if rs.z < cfg.z_supported:
-            bits.append(f"little motion (z={rs.z:.1f})")
+        if min(rs.z, along) < cfg.z_supported:
+            bits.append(f"little motion {want} (z={min(rs.z, along):.1f})")
         if cos < cfg.cos_supported:
             bits.append(f"direction {went}, expected {want} (cos={cos:.2f})")
         if timing_ok is False:
@@ -84,7 +90,8 @@ def _score(v: Verdict) -> tuple:
     return (_RANK[v.verdict], v.z * max(v.direction_cos, 0.0), v.z)
 
 
-def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None) -> Verdict:
+def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None,
+                lost_regions: frozenset[str] = frozenset()) -> Verdict:
     """Verdict of one labelled token: best region, best side, best choice of an ``or`` group.
 
     Each choice is judged with its own side (``(R6 or R12)`` checks only the right lip corner), and
@@ -100,9 +107,11 @@ def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t
                 best = v
     if best is None:
         names = " or ".join(f"{facs.au_label(c.au, c.side)} ({facs.au_name(c.au)})" for c in tok.choices())
+        lost = any(r.name in lost_regions for c in tok.choices() for r in facs.regions_for(c.au, c.side))
+        why = "the flow lost its regions (occluded, or motion it cannot follow)" if lost else \
+            "no face region the flow can check"
         return Verdict(au=tok.au, side=tok.side, region="", verdict="unverifiable", z=float("nan"),
-                       direction_cos=float("nan"), timing_ok=None,
-                       reason=f"{names}: no face region the flow can check")
+                       direction_cos=float("nan"), timing_ok=None, reason=f"{names}: {why}")
     if tok.alternatives:
         best = replace(best, reason=f"{best.reason}; the best reading of the label {tok.raw!r}")
     if tok.uncertain:
@@ -123,86 +132,237 @@ def match_au(rs: RegionStats) -> tuple[int | None, float]:
     return (best, best_cos) if best_cos >= MATCH_COS else (None, best_cos)
 
 
-def _spill_over(rs: RegionStats, stats: dict[str, RegionStats], centres: dict[str, np.ndarray], iod: float,
-                floor: float) -> bool:
-    """True when ``rs``'s motion is explained as spill from stronger neighbours moving the same way.
-
-    Each stronger neighbour is expected to spill ``excess * exp(-d^2 / (2 (SPILL_SCALE * IOD)^2))``
-    (d: distance between region centres, excess: mean magnitude above the floor); the region is
-    spill-over when the neighbours' expected spill reaches SPILL_SHARE of its own excess. Raised brows
-    then explain the upper lids 0.25 IOD below them, but not an outer brow 0.53 IOD from the inner one.
-    """
-    own = rs.mean - floor
-    if own <= 0:
-        return False
-    spill = 0.0
-    for other in stats.values():
-        ex = other.mean - floor
-        if other.name == rs.name or ex <= own or _cos(rs.dx, rs.dy, other.dx, other.dy) < SPILL_COS:
-            continue
-        d = float(np.hypot(*(centres[other.name] - centres[rs.name]))) / (SPILL_SCALE * iod)
-        spill += ex * math.exp(-0.5 * d * d)
-    return spill >= SPILL_SHARE * own
+# --- the joint explanation of a clip's motion ------------------------------------------------------
 
 
-def _strong(stats: dict[str, RegionStats], skip: set[str], cfg: BuildConfig, ev: Evidence,
-            min_coherence: float = 0.0) -> list[RegionStats]:
-    centres = region_centres(ev.face.landmarks)
-    iod = interocular(ev.face.landmarks)
-    out = []
-    for rs in sorted(stats.values(), key=lambda r: -r.z):
-        if rs.name in skip or rs.z < cfg.z_unexplained or rs.coherence < min_coherence:
-            continue
-        if _spill_over(rs, stats, centres, iod, ev.floor):
-            continue
-        out.append(rs)
+@dataclass(frozen=True)
+class Action:
+    """One AU on one side (``None``: an AU of the midline) as the explanation fitted it."""
+
+    au: int
+    side: str | None
+    amplitude: float  # px at its own regions
+    z: float  # (amplitude - floor) / spread, like a region's z
+    region: str  # its own region that moved most
+
+
+def _units() -> list[tuple[int, str | None, tuple[facs.RegionInfo, ...]]]:
+    """(AU, side, its regions) for every verifiable AU: both sides at once (``None``), and each side
+    alone for an AU with lateral regions (its lateral regions only: a one-sided AU4 lowers one brow).
+    Of AUs that move the same regions the same way (AU43/45, AU14/18/23, AU16/25, AU26/27) the first
+    stands for all: motion cannot tell them apart."""
+    out, seen = [], set()
+    for au in facs.VERIFIABLE_AUS:
+        both = facs.regions_for(au)
+        lateral = any(r.side for r in both)
+        cands = [(None, both)] + ([(s, tuple(r for r in both if r.side == s)) for s in ("R", "L")] if lateral else [])
+        for side, regs in cands:
+            key = tuple((r.name, facs.expected_vector(au, r)) for r in regs)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((au, side, regs))
     return out
+
+
+_UNITS = _units()
+
+
+def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: float, spread: float,
+                   z_min: float, head_error: float = 0.0) -> tuple[list[Action], dict[str, float]]:
+    """Which AUs, on which side, together explain the regions' mean motion vectors.
+
+    Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
+    skin around them along, fading with distance from each of its regions as a Gaussian of SPILL_REACH
+    times that region's radii: far along a brow, hardly at all across a thin eyelid. AUs are chosen greedily, the one that explains most of the motion still
+    unexplained first, and all chosen amplitudes are refitted together by non-negative least squares
+    (a non-negative orthogonal matching pursuit). An AU joins only while it is strong (``z >= z_min``,
+    like a region's z) and carries at least OWN_SHARE of the motion of its own region: motion that one
+    AU's spill explains (raised brows drag the upper lids up) is not credited to another AU, a
+    direction between two AUs' (AU12's up-and-out, AU13's up) is not split between them, and two AUs
+    side by side (AU1 beside AU2) are both found. Returns the chosen actions, strongest first, and
+    each region's residual z (motion no AU explains).
+    """
+    from scipy.optimize import nnls
+
+    names = [n for n in facs.REGION_NAMES if n in stats]
+    if not names:
+        return [], {}
+    geo = region_geometry(landmarks)
+    pos = np.array([geo[n][:2] for n in names])
+    row = {n: i for i, n in enumerate(names)}
+    cols = []
+    for au, _side, regs in _UNITS:
+        col = np.zeros((len(names), 2))
+        for r in regs:
+            cx, cy, rx, ry = geo[r.name]
+            d2 = ((pos[:, 0] - cx) / (SPILL_REACH * rx)) ** 2 + ((pos[:, 1] - cy) / (SPILL_REACH * ry)) ** 2
+            col += np.exp(-0.5 * d2)[:, None] * np.array(facs.expected_vector(au, r))[None, :]
+        cols.append(col.ravel())
+    a = np.stack(cols, axis=1)
+    b = np.array([[stats[n].dx, stats[n].dy] for n in names]).ravel()
+    norms = np.linalg.norm(a, axis=0)
+
+    noise = {n: stats[n].noise or math.hypot(spread, head_error * stats[n].head) for n in names}
+
+    def own(k: int) -> str:
+        regs = [r.name for r in _UNITS[k][2] if r.name in row]
+        return max(regs, key=lambda n: stats[n].mean) if regs else ""
+
+    chosen: list[int] = []
+    amp = np.zeros(0)
+    residual = b.copy()
+    while True:
+        gain = np.where(norms > 0, a.T @ residual / np.maximum(norms, 1e-12), 0.0)
+        gain[chosen] = -np.inf
+        ok = False
+        for k in np.argsort(-gain):
+            if gain[k] <= 0:
+                break
+            trial = chosen + [int(k)]
+            t_amp, _ = nnls(a[:, trial], b)
+            r = own(int(k))
+            vec = np.hypot(stats[r].dx, stats[r].dy) if r else 0.0
+            if r and (t_amp[-1] - floor) / noise[r] >= z_min and t_amp[-1] >= OWN_SHARE * vec:
+                chosen, amp, ok = trial, t_amp, True
+                residual = b - a[:, chosen] @ amp
+                break
+            if (gain[k] - floor) / max(noise.values()) < z_min:
+                break  # the rest explain even less
+        if not ok:
+            break
+    res = residual.reshape(-1, 2)
+    res_z = {n: (float(np.hypot(*res[i])) - floor) / noise[n] for i, n in enumerate(names)}
+    actions = [Action(_UNITS[k][0], _UNITS[k][1], float(x), float((x - floor) / noise[own(k)]), own(k))
+               for k, x in zip(chosen, amp, strict=True) if x > 0]
+    return sorted(actions, key=lambda x: -x.amplitude), res_z
+
+
+def _sides(actions: list[Action]) -> str | None:
+    """One side for an AU found on one side only; ``None`` when on both or on the midline."""
+    sides = {x.side for x in actions}
+    return next(iter(sides)) if len(sides) == 1 and None not in sides else None
+
+
+def _eyes_shut(clip: Clip, ev: Evidence, cfg: BuildConfig) -> bool:
+    """The onset->apex flow compares an open eye with a (nearly) shut one: a blink, not an expression."""
+    return any(ev.eyes.get(n, 1.0) < cfg.blink_ratio for n in (clip.onset, ev.apex))
 
 
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list."""
-    stats = {r.name: r for r in evidence.regions}
+    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.region_match)
+    stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
+    lost_reason = [f"the flow lost {', '.join(facs.REGION_BY_NAME[n].phrase for n in sorted(lost))} (the apex "
+                   f"frame's appearance there does not match the onset's: an occlusion, or motion the flow "
+                   f"cannot follow); nothing is said about them"] if lost else []
+    actions, res_z = explain_motion(stats, evidence.face.landmarks, evidence.floor, evidence.floor_spread,
+                                    cfg.z_unexplained, cfg.head_error)
+    strong = [x for x in actions if stats[x.region].coherence >= INFER_COHERENCE]
+    if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
+        strong, res_z = [], {}
+    blink = _eyes_shut(clip, evidence, cfg)
+    lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
+    if blink:  # lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles
+        strong = [x for x in strong if x.region not in lids]
 
     if not clip.au_labelled:
         verdicts: list[Verdict] = []
-        unexplained: list[Unexplained] = []
-        by_au: dict[int, list[tuple[RegionStats, float]]] = {}
-        for rs in _strong(stats, set(), cfg, evidence, INFER_COHERENCE):
-            au, c = match_au(rs)
-            if au is None:
-                unexplained.append(Unexplained(rs.name, None, float(rs.z), float(rs.dx), float(rs.dy)))
-            else:
-                by_au.setdefault(au, []).append((rs, c))
+        by_au: dict[int, list[Action]] = {}
+        for x in strong:
+            by_au.setdefault(x.au, []).append(x)
+        if blink:
+            by_au.setdefault(45, [])
         for au in sorted(by_au):
+            if au == 45 and blink:
+                verdicts.append(_blink_verdict(clip, evidence, stats))
+                continue
             hits = by_au[au]
-            sides = {facs.REGION_BY_NAME[r.name].side for r, _ in hits}
-            side = next(iter(sides)) if len(sides) == 1 and None not in sides else None
-            rs, c = max(hits, key=lambda h: h[0].z)
-            v = _judge(au, side, rs, cfg, t_apex)
-            verdicts.append(Verdict(au=au, side=side, region=rs.name, verdict="supported", z=float(rs.z),
-                                    direction_cos=c, timing_ok=v.timing_ok, reason="inferred from motion: "
-                                    + v.reason))
+            side = _sides(hits)
+            top = max(hits, key=lambda x: x.z)
+            v = _judge(au, side, stats[top.region], cfg, t_apex)
+            verdicts.append(Verdict(au=au, side=side, region=top.region, verdict="supported", z=top.z,
+                                    direction_cos=v.direction_cos, timing_ok=v.timing_ok,
+                                    reason="inferred from motion: " + v.reason))
+        unexplained = _residual(stats, res_z, set(), cfg)
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
-                          supported=sorted(by_au), flagged=False, flag_reasons=[])
+                          supported=sorted(by_au), flagged=bool(lost), flag_reasons=lost_reason,
+                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg))
 
     verdicts = []
     covered: set[str] = set()
+    labelled: set[int] = set()
     supported: set[int] = set()
     reasons: list[str] = []
     for tok in clip.aus.tokens:
-        v = judge_token(tok, stats, cfg, t_apex)
+        if blink and tok.au in (43, 45) and not tok.alternatives:
+            v = _blink_verdict(clip, evidence, stats)
+        else:
+            v = judge_token(tok, stats, cfg, t_apex, lost)
         verdicts.append(v)
         for choice in tok.choices():
+            labelled.add(choice.au)
             covered.update(r.name for r in facs.regions_for(choice.au, choice.side))
         if v.verdict == "supported":
             supported.add(v.au)
         elif v.verdict != "unverifiable":
             reasons.append(f"{facs.au_label(v.au, v.side)} {v.verdict}: {v.reason}")
 
-    unexplained = []
-    for rs in _strong(stats, covered, cfg, evidence):
-        au, _ = match_au(rs)
-        unexplained.append(Unexplained(rs.name, au, float(rs.z), float(rs.dx), float(rs.dy)))
-    return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
-                      supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons)
+    unexplained = [u for x in strong if x.au not in labelled for u in _regions_of(x, stats, covered, cfg)]
+    if blink and not labelled & {43, 45}:
+        lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)
+        if lid is not None:
+            unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
+    named = {u.region for u in unexplained}
+    unexplained += [u for u in _residual(stats, res_z, covered | named, cfg)]
+    reasons += lost_reason
+    return CrossCheck(verdicts=verdicts, unexplained=_dedupe(unexplained), aus_source="label",
+                      supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
+                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg))
+
+
+def _moved(stats: dict[str, RegionStats], verdicts: list[Verdict], supported: list[int], lost: frozenset[str],
+           cfg: BuildConfig) -> list[str]:
+    """Regions reported as moving, in facs.REGIONS order (see :attr:`CrossCheck.moved`)."""
+    carrying = {v.region for v in verdicts if v.verdict == "supported" and v.au in supported}
+    # Nothing beyond the AUs is said about a partly occluded face.
+    return [r.name for r in facs.REGIONS if r.name in stats and r.name not in lost
+            and (r.name in carrying or (not lost and stats[r.name].z >= cfg.z_unexplained))]
+
+
+def _regions_of(x: Action, stats: dict[str, RegionStats], covered: set[str], cfg: BuildConfig) -> list[Unexplained]:
+    """An unexplained action, reported in each of its own regions that moved as strongly as unexplained
+    motion must (at least its strongest one), leaving out regions the labels account for."""
+    own = [r.name for r in facs.regions_for(x.au, x.side) if r.name in stats and r.name not in covered]
+    names = [n for n in own if stats[n].z >= cfg.z_unexplained] or ([x.region] if x.region in own else [])
+    return [Unexplained(n, x.au, float(stats[n].z), stats[n].dx, stats[n].dy) for n in names]
+
+
+def _residual(stats: dict[str, RegionStats], res_z: dict[str, float], skip: set[str], cfg: BuildConfig
+              ) -> list[Unexplained]:
+    """Strong motion that no AU's direction explains (named by region, with no AU)."""
+    return [Unexplained(n, None, float(z), stats[n].dx, stats[n].dy) for n, z in res_z.items()
+            if z >= cfg.z_unexplained and n not in skip and stats[n].z >= cfg.z_unexplained]
+
+
+def _dedupe(items: list[Unexplained]) -> list[Unexplained]:
+    """One entry per region: the first (named AUs come before unnamed motion)."""
+    seen: set[str] = set()
+    out = []
+    for u in items:
+        if u.region not in seen:
+            seen.add(u.region)
+            out.append(u)
+    return out
+
+
+def _blink_verdict(clip: Clip, ev: Evidence, stats: dict[str, RegionStats]) -> Verdict:
+    """AU45 measured by the eyes' own opening (eye aspect ratio), which is what a blink is."""
+    shut = min(ev.eyes.get(n, 1.0) for n in (clip.onset, ev.apex))
+    lid = max((r.name for r in facs.REGIONS if r.family == "upper_lid" and r.name in stats),
+              key=lambda n: stats[n].mean, default="")
+    z = float(stats[lid].z) if lid else float("nan")
+    return Verdict(au=45, side=None, region=lid, verdict="supported", z=z, direction_cos=float("nan"),
+                   timing_ok=None, reason=f"the eyes are shut to {shut:.0%} of their opening in the compared "
+                                          f"frames (a blink)")

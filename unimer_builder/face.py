@@ -18,6 +18,7 @@ no longer ships).
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import threading
 
@@ -149,19 +150,110 @@ class FaceAligner:
         pts = self.landmarks(grey, box)
         right_eye, left_eye = _eye_centres(pts)
         m = similarity_from_eyes(right_eye, left_eye, self.size)
-        crop_pts = (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
+        crop_pts = pts @ m[:, :2].T + m[:, 2]
+        # The landmarks kept are those predicted on the crop itself, as for every later frame
+        # (:meth:`register`), so that the onset registers onto itself exactly.
+        onset = Face(matrix=m, landmarks=crop_pts.astype(np.float32), size=self.size)
+        crop_pts = self._crop_landmarks(warp(grey, onset), crop_pts)
         x0, y0, x1, y1 = box
-        return Face(matrix=m, landmarks=crop_pts, size=self.size, detector=self.detector_name,
+        return Face(matrix=m, landmarks=crop_pts.astype(np.float32), size=self.size, detector=self.detector_name,
                     box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))))
 
-    def warp(self, grey: np.ndarray, face: Face) -> np.ndarray:
-        """Apply the clip's alignment to any of its frames: ``size`` x ``size`` uint8 crop."""
-        return warp(grey, face)
+    # --- registration of later frames ---------------------------------------------------------
+
+    def register(self, grey: np.ndarray, face: Face, start: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Align a later frame of the clip to its onset: ``(2x3 original -> crop matrix, 68x2 landmarks
+        in that crop)``.
+
+        The frame is warped into the crop (with ``start``, e.g. a neighbouring frame's matrix, else the
+        onset's), its 68 landmarks are predicted there and the head's similarity is fitted robustly to
+        the landmarks expressions barely move (:data:`HEAD_LANDMARKS`); a few passes refine it, each
+        predicting on a crop closer to the onset's pose. When the head moved too far for that (the fit
+        leaves the landmarks scattered), the face is detected afresh in the frame and aligned by its
+        eyes first. Flow is then computed between crops in which the head sits where it sat at the
+        onset, so TV-L1 measures the face's own motion, not a head shift of several pixels (which it
+        measures worse, with artefacts where background and hair slide past the face outline). What
+        the landmarks leave, about their jitter, the flow-based rigid fit removes (:class:`flow.RigidFit`).
+        """
+        ref = np.asarray(face.landmarks, np.float64)
+        iod = float(np.hypot(*(ref[42:48].mean(0) - ref[36:42].mean(0))))
+        m, lm, err = self._refine(grey, face, face.matrix if start is None else start, ref)
+        if err > REGISTER_MAX_ERROR * iod:
+            box = self.detect(np.ascontiguousarray(grey))
+            if box is not None:
+                pts = self.landmarks(np.ascontiguousarray(grey), box)
+                m2, lm2, err2 = self._refine(grey, face, similarity_from_eyes(*_eye_centres(pts), self.size), ref)
+                if err2 < err:
+                    m, lm, err = m2, lm2, err2
+        return m, lm.astype(np.float32)
+
+    def _refine(self, grey: np.ndarray, face: Face, m: np.ndarray, ref: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Passes of predict-and-fit from ``m``: the matrix, the registered landmarks and their median
+        distance from the onset's at :data:`HEAD_LANDMARKS` (px)."""
+        for _ in range(REGISTER_PASSES):
+            lm = self._crop_landmarks(warp(grey, face, m), ref)
+            s = head_similarity(lm, ref)
+            m = _compose(s, m)
+            if abs(s[1, 0]) < 0.01 and abs(math.hypot(s[0, 0], s[1, 0]) - 1) < 0.005 and np.abs(s[:, 2]).max() < 0.5:
+                break
+        lm = lm @ s[:, :2].T + s[:, 2]
+        idx = list(HEAD_LANDMARKS)
+        return m, lm, float(np.median(np.hypot(*(lm[idx] - ref[idx]).T)))
+
+    def _crop_landmarks(self, crop: np.ndarray, near: np.ndarray) -> np.ndarray:
+        """68 landmarks on a crop, predicted in the box of ``near`` (landmarks where the face was), then
+        once more in that box moved by the head's median shift (the predictor wants a centred box)."""
+        crop = np.ascontiguousarray(crop)
+        near = np.asarray(near, np.float64)
+        lm = self.landmarks(crop, (*near.min(0), *near.max(0)))
+        shift = np.median(lm[list(HEAD_LANDMARKS)] - near[list(HEAD_LANDMARKS)], axis=0)
+        return self.landmarks(crop, (*(near.min(0) + shift), *(near.max(0) + shift)))
 
 
-def warp(grey: np.ndarray, face: Face) -> np.ndarray:
-    """Map an original frame into the face crop with the clip's similarity (bilinear)."""
-    return cv2.warpAffine(grey, face.matrix, (face.size, face.size), flags=cv2.INTER_LINEAR,
+# Landmarks that facial actions barely move: the nose bridge and tip (27-30), the eyes' inner and outer
+# corners (36, 39, 42, 45) and the upper face outline (0, 1, 15, 16). The head's similarity between two
+# frames is fitted to these; a robust fit leaves out the few an expression does move.
+HEAD_LANDMARKS: tuple[int, ...] = (0, 1, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
+REGISTER_PASSES = 3  # at most; a pass that moves the frame by under half a pixel and 0.6 degrees ends it
+REGISTER_MAX_ERROR = 0.04  # IOD: registered head landmarks further from the onset's mean a lost track
+
+
+def head_similarity(landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """2x3 similarity mapping ``landmarks`` onto ``reference`` at :data:`HEAD_LANDMARKS` (least median
+    of squares, so an expression that moves a few of them does not pull the fit)."""
+    idx = list(HEAD_LANDMARKS)
+    src = np.asarray(landmarks, np.float64)[idx]
+    dst = np.asarray(reference, np.float64)[idx]
+    m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+    if m is None:  # degenerate points: fall back to the mean translation
+        m = np.hstack([np.eye(2), (dst - src).mean(0)[:, None]])
+    return m.astype(np.float64)
+
+
+def eye_aspect_ratio(landmarks: np.ndarray) -> float:
+    """Mean eye aspect ratio of both eyes (Soukupova & Cech 2016): lid-to-lid height over corner-to-corner
+    width; about 0.3 open, under 0.15 closed, whatever the face's size or the head's roll."""
+    lm = np.asarray(landmarks, float)
+    out = []
+    for a in (36, 42):
+        e = lm[a:a + 6]
+        width = float(np.hypot(*(e[0] - e[3])))
+        height = float(np.hypot(*(e[1] - e[5])) + np.hypot(*(e[2] - e[4])))
+        out.append(height / (2.0 * width) if width > 1e-6 else 0.0)
+    return float(np.mean(out))
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2x3 matrix of ``outer`` applied after ``inner``."""
+    return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
+
+
+def warp(grey: np.ndarray, face: Face, matrix: np.ndarray | None = None) -> np.ndarray:
+    """Map an original frame into the face crop with the clip's similarity (or ``matrix``; bilinear)."""
+    m = face.matrix if matrix is None else matrix
+    return cv2.warpAffine(grey, m, (face.size, face.size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 
 

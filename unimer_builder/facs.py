@@ -28,6 +28,8 @@ class AUInfo:
     regions: tuple[str, ...] = ()  # region families (see REGIONS); empty: not verifiable by flow
     up: float = 0.0  # expected motion: + up / - down
     out: float = 0.0  # + away from the midline / - toward it
+    # Regions (families) that move another way than (up, out): family -> (up, out).
+    toward: tuple[tuple[str, tuple[float, float]], ...] = ()
 
 
 # Verifiable AUs carry regions and a direction; the rest are known codes we can name but not measure.
@@ -38,7 +40,8 @@ AUS: dict[int, AUInfo] = {
         AUInfo(2, "outer brow raiser", "the outer ends of the brows rise", ("brow_outer",), up=1),
         AUInfo(4, "brow lowerer", "the brows lower and draw together", ("brow_inner", "glabella"), up=-0.8, out=-0.6),
         AUInfo(5, "upper lid raiser", "the upper eyelids rise", ("upper_lid",), up=1),
-        AUInfo(6, "cheek raiser", "the cheeks rise", ("cheek",), up=1),
+        # AU6 lifts the infraorbital cheek and pushes the skin below the eye up, narrowing the eye from below.
+        AUInfo(6, "cheek raiser", "the cheeks rise", ("cheek", "lower_lid"), up=1),
         AUInfo(7, "lid tightener", "the lower eyelids tighten and rise", ("lower_lid",), up=1),
         AUInfo(8, "lips toward each other", "the lips move toward each other"),
         AUInfo(9, "nose wrinkler", "the nose wrinkles upward", ("nose",), up=1),
@@ -57,7 +60,9 @@ AUS: dict[int, AUInfo] = {
         AUInfo(22, "lip funneler", "the lips funnel"),
         AUInfo(23, "lip tightener", "the lips tighten and narrow", ("lip_corner",), out=-1),
         AUInfo(24, "lip pressor", "the lips press together", ("lower_lip",), up=1),
-        AUInfo(25, "lips part", "the lips part", ("lower_lip",), up=-1),
+        # The lips part when either moves away from the other: the lower lip drops, or (in a broad smile)
+        # the upper lip rises.
+        AUInfo(25, "lips part", "the lips part", ("lower_lip", "upper_lip"), up=-1, toward=(("upper_lip", (1.0, 0.0)),)),
         AUInfo(26, "jaw drop", "the jaw drops", ("chin",), up=-1),
         AUInfo(27, "mouth stretch", "the mouth stretches open", ("chin",), up=-1),
         AUInfo(28, "lip suck", "the lips are sucked in"),
@@ -125,8 +130,10 @@ REGIONS: tuple[RegionInfo, ...] = (
     RegionInfo("upper_lid_L", "upper_lid", "L", (43, 44), "the left upper eyelid"),
     RegionInfo("lower_lid_R", "lower_lid", "R", (40, 41), "the right lower eyelid"),
     RegionInfo("lower_lid_L", "lower_lid", "L", (46, 47), "the left lower eyelid"),
-    RegionInfo("cheek_R", "cheek", "R", (1, 2, 31, 41, 48), "the right cheek"),
-    RegionInfo("cheek_L", "cheek", "L", (15, 14, 35, 46, 54), "the left cheek"),
+    # The infraorbital cheek, where AU6 lifts the skin toward the eye: between the cheekbone outline, the
+    # nose wing and the lower lid (lower, by the mouth corner, the skin moves with AU12, not AU6).
+    RegionInfo("cheek_R", "cheek", "R", (1, 2, 31, 41), "the right cheek"),
+    RegionInfo("cheek_L", "cheek", "L", (15, 14, 35, 46), "the left cheek"),
     RegionInfo("nose", "nose", None, (29, 30, 31, 33, 35), "the nose"),
     RegionInfo("upper_lip", "upper_lip", None, (50, 51, 52), "the upper lip"),
     RegionInfo("lip_corner_R", "lip_corner", "R", (48,), "the right lip corner"),
@@ -166,8 +173,9 @@ def out_sign(region: RegionInfo) -> float:
 def expected_vector(au: int, region: RegionInfo) -> tuple[float, float]:
     """Unit image vector (dx, dy; y down) in which ``au`` moves ``region``; (0, 0) if not verifiable."""
     info = AUS[au]
-    dx = info.out * out_sign(region)
-    dy = -info.up
+    up, out = dict(info.toward).get(region.family, (info.up, info.out))
+    dx = out * out_sign(region)
+    dy = -up
     n = (dx * dx + dy * dy) ** 0.5
     return (0.0, 0.0) if n == 0 else (dx / n, dy / n)
 

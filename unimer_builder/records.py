@@ -125,8 +125,11 @@ class RegionStats:
     dy: float
     coherence: float  # |sum v| / sum |v| in [0, 1]: 1 means all pixels move the same way
     strain: float  # mean optical strain
-    z: float  # (mean - floor) / floor spread: how far above the face's noise floor
+    z: float  # (mean - floor) / noise: how far above the face's noise floor (see regions.region_stats)
     peak_time: float | None = None  # 0 = onset, 1 = offset: when this region moved most
+    head: float = 0.0  # mean displacement of the head removed here, px (widens the noise)
+    noise: float = 0.0  # px: the noise z is counted in (floor spread widened by head); 0: unknown
+    match: float = 1.0  # onset vs apex warped back along the flow (NCC): under region_match the flow lost the region
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,10 @@ class Evidence:
     apex_crop: np.ndarray  # SxS uint8 grey
     stack: np.ndarray  # TxKxK uint8 grey, evenly spaced onset..offset
     stack_frames: list[int]
+    # Eye openness per examined frame: eye aspect ratio over the clip's most open one (1 open, ~0.3 shut).
+    eyes: dict[int, float] = field(default_factory=dict)
+    blinks: list[int] = field(default_factory=list)  # examined frames whose eyes are (nearly) shut
+    flow_scales: int = 0  # TV-L1 pyramid levels used (deeper for larger motion)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
@@ -182,6 +189,9 @@ class CrossCheck:
     supported: list[int]  # AUs that label and motion both support (or inferred ones), sorted
     flagged: bool  # some labelled AU is not supported
     flag_reasons: list[str]
+    # Regions the text describes as moving: those carrying a supported AU, and others only as strong as
+    # unexplained motion must be (a sub-pixel drift of a held expression is not reported as motion).
+    moved: list[str] = field(default_factory=list)
 
 
 @dataclass

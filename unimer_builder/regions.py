@@ -22,6 +22,8 @@ alternative separated worse (moved p5 6.4 at the same still p95).
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -45,10 +47,12 @@ _SHAPE: dict[str, tuple[float, float, float, float]] = {
     "chin": (0.22, 0.14, 0.0, -0.22),
 }
 FLOOR_PATCH = 0.22  # side of a floor patch, IOD
-MIN_SPREAD = 0.02  # px: floor spread never below this (a perfectly still face has zero spread)
+MIN_SPREAD = 0.05  # px: floor spread never below this: TV-L1 itself errs by ~0.04 px on clean smooth warps
 FLOOR_QUANTILE = 0.3  # floor = this quantile of the patch means (spill from AUs only raises patches)
 SPREAD_RATIO = 0.57  # spread = ratio * max(floor, 2 * (floor - 5th percentile)); see the docstring
 MIN_FLOOR_PATCHES = 6
+FLOOR_GAP = 0.15  # IOD kept between a region that moved and the skin the floor is measured on
+FLOOR_EXCLUDE_Z = 4.0  # regions this far above the floor count as moved when the floor is re-measured
 
 
 def region_geometry(landmarks: np.ndarray) -> dict[str, tuple[float, float, float, float]]:
@@ -68,9 +72,12 @@ def region_centres(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.array(v[:2]) for k, v in region_geometry(landmarks).items()}
 
 
-def region_masks(landmarks: np.ndarray, size: int | tuple[int, int]) -> dict[str, np.ndarray]:
+def region_masks(landmarks: np.ndarray, size: int | tuple[int, int], within: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
     """Boolean HxW mask per :data:`facs.REGIONS` entry, mutually exclusive (a pixel inside several
-    ellipses goes to the one it is deepest in, in normalised elliptical distance)."""
+    ellipses goes to the one it is deepest in, in normalised elliptical distance), cut to ``within``
+    (the face: an outer brow or a cheek ellipse must not reach the hair or the background, which slide
+    past the face whenever the head moves)."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else size
     geo = region_geometry(landmarks)
     best = np.full((h, w), np.inf, np.float32)
@@ -88,6 +95,8 @@ def region_masks(landmarks: np.ndarray, size: int | tuple[int, int]) -> dict[str
         win = (d <= 1.0) & (d < best[y0:y1, x0:x1])
         best[y0:y1, x0:x1][win] = d[win]
         label[y0:y1, x0:x1][win] = i
+    if within is not None:
+        label[~within] = -1
     return {n: label == i for i, n in enumerate(names)}
 
 
@@ -125,6 +134,20 @@ def floor_mask(landmarks: np.ndarray, masks: dict[str, np.ndarray], face: np.nda
     return face & ~union.astype(bool)
 
 
+def skull_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Rows above the nose base (landmark 33): skin the jaw and the mouth's actions do not drag along."""
+    h, w = shape
+    return np.broadcast_to((np.arange(h) < np.asarray(landmarks, float)[33, 1])[:, None], (h, w))
+
+
+def _n_tiles(allowed: np.ndarray, patch: int) -> int:
+    h, w = allowed.shape
+    patch = max(4, int(patch))
+    hh, ww = (h // patch) * patch, (w // patch) * patch
+    cnt = allowed[:hh, :ww].reshape(hh // patch, patch, ww // patch, patch).sum(axis=(1, 3))
+    return int((cnt >= 0.5 * patch * patch).sum())
+
+
 def noise_floor(mag: np.ndarray, allowed: np.ndarray, patch: int, fallback: np.ndarray | None = None
                 ) -> tuple[float, float]:
     """Noise floor and spread of the mean flow magnitude of ``patch`` x ``patch`` tiles at least half
@@ -149,14 +172,52 @@ def noise_floor(mag: np.ndarray, allowed: np.ndarray, patch: int, fallback: np.n
     return q30, max(spread, MIN_SPREAD)
 
 
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    d = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / d) if d > 1e-6 else 1.0
+
+
+def appearance_match(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, masks: dict[str, np.ndarray]
+                     ) -> dict[str, float]:
+    """How well the flow explains each region's change of appearance: the normalised cross-correlation
+    of the onset with the apex warped back along the flow (1: the region's pixels moved as the flow says).
+
+    Motion moves texture; a hand over the mouth, a cut to another picture or a turn the flow cannot
+    follow replaces it. Measured on real video (bench/real_footage.py): smiles, blinks and still faces
+    keep every region above 0.79 (the lower lip of a smile that bares the teeth is the lowest); the
+    regions a hand covers or uncovers fall to 0.40-0.66; a cut to a cartoon leaves the whole face near 0.
+    """
+    h, w = onset.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    back = cv2.remap(apex.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+    a = onset.astype(np.float32)
+    out = {n: _ncc(a[m], back[m]) for n, m in masks.items() if m.any()}
+    return out
+
+
 def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarray], face: np.ndarray,
                  peak_times: dict[str, float] | None = None, landmarks: np.ndarray | None = None,
-                 floor_allowed: np.ndarray | None = None) -> tuple[list[RegionStats], float, float]:
+                 floor_allowed: np.ndarray | None = None, head: np.ndarray | None = None,
+                 head_error: float = 0.0, match: dict[str, float] | None = None
+                 ) -> tuple[list[RegionStats], float, float]:
     """Per-region statistics of an onset->apex flow and the face's noise floor.
 
     Returns ``(stats in facs.REGIONS order, floor, spread)``. ``floor_allowed`` (default: the face
     minus the regions) are the pixels the floor is measured on; ``landmarks`` set the patch size
     (FLOOR_PATCH IOD; 16 px without them).
+
+    A region's z is ``(mean - floor) / sqrt(spread^2 + (head_error * h)^2)``, h its mean ``head``
+    displacement (px the head moved there, removed from the flow): the head's removal is only as good
+    as a rigid model of a head that is neither rigid nor planar, so the more it moved, the less a
+    small residual means (on real video an 8.6 px head shift left 0.76 px at the still jaw).
+
+    The floor is measured again away from the regions that moved (:data:`FLOOR_GAP` IOD around every
+    region above ``z_weak``), until no new region qualifies: a broad expression (a smile moves the
+    cheeks, lips, chin and the skin between them) drags the off-region skin near it along, which
+    would otherwise raise the floor and hide the very regions that moved.
     """
     u = flow[..., 0]
     v = flow[..., 1]
@@ -166,8 +227,8 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
         for m in masks.values():
             union |= m
         floor_allowed = face & ~union
-    patch = int(round(FLOOR_PATCH * interocular(landmarks))) if landmarks is not None else 16
-    floor, spread = noise_floor(mag, floor_allowed, patch, fallback=face)
+    iod = interocular(landmarks) if landmarks is not None else None
+    patch = int(round(FLOOR_PATCH * iod)) if iod else 16
     names = list(masks)
     label = np.full(mag.size, len(names), np.int32)
     for i, n in enumerate(names):
@@ -178,6 +239,30 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
     nb = len(names)
     cnt = np.bincount(lab, minlength=nb).astype(np.float64)
     s_mag = np.bincount(lab, mg, minlength=nb)
+    means = np.where(cnt > 0, s_mag / np.maximum(cnt, 1), 0.0)
+    heads = (np.bincount(lab, head.ravel()[inside], minlength=nb) / np.maximum(cnt, 1) if head is not None
+             else np.zeros(nb))
+
+    floor, spread = noise_floor(mag, floor_allowed, patch, fallback=face)
+    moved: set[int] = set()
+    gap = max(1, int(round(FLOOR_GAP * (iod or 80.0))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1, 2 * gap + 1))
+    def noise(i: int) -> float:
+        return math.hypot(spread, head_error * heads[i])
+
+    for _ in range(3):
+        now = {i for i in range(nb) if cnt[i] > 0 and (means[i] - floor) / noise(i) >= FLOOR_EXCLUDE_Z}
+        if now <= moved:
+            break
+        moved |= now
+        near = np.zeros(face.shape, np.uint8)
+        for i in moved:
+            near |= masks[names[i]].astype(np.uint8)
+        far = floor_allowed & ~cv2.dilate(near, kernel).astype(bool)
+        if _n_tiles(far, patch) < MIN_FLOOR_PATCHES:
+            break
+        floor, spread = noise_floor(mag, far, patch)
+
     s_u = np.bincount(lab, u.ravel()[inside], minlength=nb)
     s_v = np.bincount(lab, v.ravel()[inside], minlength=nb)
     s_st = np.bincount(lab, strain.ravel()[inside], minlength=nb)
@@ -190,9 +275,9 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
         pt = None if peak_times is None else peak_times.get(name)
         c = cnt[i]
         if c == 0:
-            out.append(RegionStats(name, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (0.0 - floor) / spread, pt))
+            out.append(RegionStats(name, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (0.0 - floor) / spread, pt, 0.0, spread, 1.0))
             continue
-        mean = float(s_mag[i] / c)
+        mean = float(means[i])
         k = starts[i] + min(int(c) - 1, int(np.ceil(0.95 * c)) - 1)
         total = float(s_mag[i])
         out.append(RegionStats(
@@ -200,7 +285,10 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
             dx=float(s_u[i] / c), dy=float(s_v[i] / c),
             coherence=float(np.hypot(s_u[i], s_v[i]) / total) if total > 0 else 0.0,
             strain=float(s_st[i] / c),
-            z=(mean - floor) / spread,
+            z=(mean - floor) / noise(i),
             peak_time=pt,
+            head=float(heads[i]),
+            noise=float(noise(i)),
+            match=float((match or {}).get(name, 1.0)),
         ))
     return out, floor, spread

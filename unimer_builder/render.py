@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import labels
 from .config import BuildConfig
-from .facs import AUS, REGION_BY_NAME, REGIONS, SIDE_WORDS, au_name, direction_word
+from .facs import AUS, REGION_BY_NAME, SIDE_WORDS, au_name, direction_word
 from .records import Clip, CrossCheck, Evidence, Sample
 
 TASKS = ("emotion", "au", "motion", "explain")
@@ -173,13 +173,7 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
             "regions": [REGION_BY_NAME[n].phrase for n in dict.fromkeys(region_names)],
         })
 
-    # Regions that moved: above the supported z threshold, or carrying a supported AU's verdict.
-    carrying = {v.region for v in check.verdicts if v.verdict == "supported" and v.au in supported}
-    moved = [
-        _region_ctx(stats[r.name], cfg)
-        for r in REGIONS
-        if r.name in stats and (stats[r.name].z >= cfg.z_supported or r.name in carrying)
-    ]
+    moved = [_region_ctx(stats[name], cfg) for name in check.moved if name in stats]
 
     unexplained = []
     for u in check.unexplained:

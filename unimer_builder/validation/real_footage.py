@@ -8,9 +8,10 @@ coder writes for it and what the builder is expected to say:
   ``any`` (reported, not checked);
 * ``unexplained``: groups separated by spaces, each a ``|``-list of AUs; every group needs one
   unexplained-motion entry attributed to one of its AUs (``12|13|20``: lip corners pulled up/out);
-* ``still``: ``yes`` when no facial action happens: no region may reach ``z_supported``, nothing may be
-  reported as unexplained or inferred, and the noise floor must stay at most ``STILL_FLOOR_MAX_PX`` (a
-  floor of several px, as when the flow fails on a large head turn, would make any face look still);
+* ``still``: ``yes`` when no facial action happens: no region may be reported as moving (the build's
+  ``moved_regions``), nothing may be reported as unexplained or inferred, and the noise floor must stay at
+  most ``STILL_FLOOR_MAX_PX`` (a floor of several px, as when the flow fails on a large head turn, would
+  make any face look still). The bench also prints the stricter raw figure: regions at ``z_supported``.
 * ``skip``: ``|``-list of acceptable outcomes when the window must not be built as it is: a skip reason
   (as ``build_report.json`` writes it), ``any`` (skipped for any reason), or ``flagged`` (built, flagged,
   and no AU asserted beyond the labels). Blank: the window must be built.
@@ -40,7 +41,7 @@ VERDICTS = ("supported", "contradicted", "any")
 # size (0.5-1 px, issue 8), so "no region moved" would only mean "nothing was measurable".
 STILL_FLOOR_MAX_PX = 1.0
 SHARD_COLUMNS = ["clip_id", "clip", "verdicts", "unexplained", "regions", "noise_floor", "head_motion", "flagged",
-                 "aus_source", "aus_supported"]
+                 "aus_source", "aus_supported", "moved_regions"]
 
 
 class WindowsError(ValueError):
@@ -217,6 +218,7 @@ class Measured:
     flagged: bool = False
     aus_source: str = ""
     aus_supported: list[int] = field(default_factory=list)
+    moved_regions: list[str] = field(default_factory=list)  # regions the build reports as moving
 
 
 def read_results(out: Path | str, report: dict | None = None) -> dict[str, Measured]:
@@ -237,7 +239,8 @@ def read_results(out: Path | str, report: dict | None = None) -> dict[str, Measu
             res[r["clip_id"]] = Measured(
                 verdicts=r["verdicts"] or [], unexplained=r["unexplained"] or [], regions=r["regions"] or [],
                 noise_floor=r["noise_floor"], head_motion=r["head_motion"], flagged=bool(r["flagged"]),
-                aus_source=r["aus_source"] or "", aus_supported=list(r["aus_supported"] or []))
+                aus_source=r["aus_source"] or "", aus_supported=list(r["aus_supported"] or []),
+                moved_regions=list(r["moved_regions"] or []))
     return res
 
 
@@ -254,7 +257,8 @@ class WindowScore:
     window: Window
     measured: Measured
     checks: list[Check]
-    moved: list[tuple[str, float]]  # regions at or above z_supported, strongest first
+    moved: list[tuple[str, float]]  # regions reported as moving, strongest first
+    raw: list[tuple[str, float]]  # regions at or above z_supported, strongest first (reported or not)
 
     @property
     def passed(self) -> bool:
@@ -271,8 +275,10 @@ def _asserted_beyond_labels(w: Window, m: Measured) -> list[str]:
 def score_window(w: Window, m: Measured, cfg: BuildConfig | None = None) -> WindowScore:
     """Expected vs measured for one window; every expectation becomes one pass/fail :class:`Check`."""
     cfg = cfg or BuildConfig()
-    moved = sorted(((r["name"], float(r["z"])) for r in m.regions if r["z"] is not None and r["z"] >= cfg.z_supported),
-                   key=lambda t: -t[1])
+    raw = sorted(((r["name"], float(r["z"])) for r in m.regions if r["z"] is not None and r["z"] >= cfg.z_supported),
+                 key=lambda t: -t[1])
+    z_of = {r["name"]: float(r["z"] or 0.0) for r in m.regions}
+    moved = sorted(((n, z_of.get(n, 0.0)) for n in m.moved_regions), key=lambda t: -t[1])
     checks: list[Check] = []
     if m.skip_reason is not None:
         got = f"skipped: {m.skip_reason}"
@@ -287,10 +293,10 @@ def score_window(w: Window, m: Measured, cfg: BuildConfig | None = None) -> Wind
             if extra:
                 got += "; asserts " + ", ".join(extra)
         checks.append(Check("skip", "|".join(sorted(w.skip)), got, ok))
-        return WindowScore(w, m, checks, moved)
+        return WindowScore(w, m, checks, moved, raw)
     if m.skip_reason is not None:
         checks.append(Check("built", "built", got, False))
-        return WindowScore(w, m, checks, moved)
+        return WindowScore(w, m, checks, moved, raw)
 
     for au, want in w.verdicts.items():
         v = next((v for v in m.verdicts if v["au"] == au), None)
@@ -312,7 +318,7 @@ def score_window(w: Window, m: Measured, cfg: BuildConfig | None = None) -> Wind
         floor = m.noise_floor
         checks.append(Check("floor", f"<= {STILL_FLOOR_MAX_PX:g} px", "none" if floor is None else f"{floor:.2f} px",
                             floor is not None and floor <= STILL_FLOOR_MAX_PX))
-    return WindowScore(w, m, checks, moved)
+    return WindowScore(w, m, checks, moved, raw)
 
 
 @dataclass
@@ -327,7 +333,7 @@ class Evaluation:
 
     @property
     def false_motion_rate(self) -> float | None:
-        """Share of (built) still windows with any region at or above z_supported."""
+        """Share of (built) still windows with any region reported as moving."""
         still = self.still
         return sum(bool(s.moved) for s in still) / len(still) if still else None
 
