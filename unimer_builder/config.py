@@ -18,6 +18,8 @@ TVL1_PRESETS: dict[str, dict[str, float]] = {
                    inner_iterations=5, outer_iterations=1, scale_step=0.8, gamma=0.0, median_filtering=3),
 }
 
+FLOW_BACKENDS = ("opencv", "torch")
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DATA_CARDS_DIR = Path(__file__).resolve().parent.parent / "data_cards"
 
@@ -36,6 +38,8 @@ class FlowConfig:
     scale_step: float = 0.8
     gamma: float = 0.0
     median_filtering: int = 3
+    backend: str = "opencv"  # opencv | torch (flow_torch.py: OpenCV's CPU solver, batched, on CPU or CUDA)
+    device: str = "cpu"  # torch backend: cpu | cuda | cuda:N (the CLI resolves "auto" before it is recorded)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: float) -> FlowConfig:

@@ -19,7 +19,16 @@ from .config import FlowConfig
 
 def make_tvl1(cfg: FlowConfig):
     """OpenCV's Dual TV-L1 configured through its setters (the Python keyword for inner iterations
-    is misspelt ``innnerIterations``, so keywords are avoided)."""
+    is misspelt ``innnerIterations``, so keywords are avoided).
+
+    With ``cfg.backend == "torch"`` the same solver in torch (:mod:`.flow_torch`, imported only then),
+    behind the same ``calc(I0, I1, flow)`` interface."""
+    if cfg.backend == "torch":
+        from .flow_torch import TorchTVL1
+
+        return TorchTVL1(cfg, cfg.device)
+    if cfg.backend != "opencv":
+        raise ValueError(f"unknown flow backend {cfg.backend!r}; choose opencv or torch")
     t = cv2.optflow.DualTVL1OpticalFlow_create()
     t.setTau(float(cfg.tau))
     t.setLambda(float(cfg.lambda_))
