@@ -222,14 +222,25 @@ def _selection_program(groups: int, size: int, ranks: tuple[int, ...]) -> tuple[
 
 
 def _run_program(program: tuple[tuple, tuple], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Evaluate a min/max program, dropping each intermediate after its last use (memory stays at a
+    few images however long the program)."""
     ops, outs = program
-    vals: list[torch.Tensor] = []
+    last = {}
+    for i, (_, a, b) in enumerate(ops):
+        for v in (a, b):
+            if v[0] == "op":
+                last[v[1]] = i
+    keep = {v[1] for v in outs if v[0] == "op"}
+    vals: list[torch.Tensor | None] = []
 
     def get(v):
         return inputs[v[1]] if v[0] == "in" else vals[v[1]]
 
-    for is_max, a, b in ops:
+    for i, (is_max, a, b) in enumerate(ops):
         vals.append(torch.maximum(get(a), get(b)) if is_max else torch.minimum(get(a), get(b)))
+        for v in (a, b):
+            if v[0] == "op" and last[v[1]] == i and v[1] not in keep:
+                vals[v[1]] = None
     return [get(v) for v in outs]
 
 
