@@ -35,6 +35,7 @@ backend, so the OpenCV path does not pay for torch.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -406,20 +407,41 @@ def tvl1_tensor(a, b, cfg: FlowConfig, device: str | torch.device | None = None)
     med = int(cfg.median_filtering)
     if med > 1 and med not in (3, 5):
         raise ValueError(f"median_filtering must be 3, 5 or <= 1 (OpenCV's float median), not {med}")
+    if dev.type != "cpu":
+        return _solve(i0, i1, cfg)
+    # On the CPU each thread solves a share of the pairs with single-threaded ops: the solver's many
+    # small ops gain little from intra-op threads, and OpenMP threads stall badly when other processes
+    # hold the cores (measured: 2 threads 10-50x slower than 1 on a loaded 2-core machine). Thread
+    # counts are per thread under OpenMP, so the caller's torch setting is untouched.
+    chunks = [c for c in torch.arange(n).chunk(max(1, min(n, torch.get_num_threads()))) if len(c)]
+    with ThreadPoolExecutor(len(chunks), thread_name_prefix="tvl1-torch") as pool:
+        parts = list(pool.map(lambda c: _solve_single_threaded(i0[c], i1[c], cfg), chunks))
+    return torch.cat(parts)
+
+
+def _solve_single_threaded(i0: torch.Tensor, i1: torch.Tensor, cfg: FlowConfig) -> torch.Tensor:
+    torch.set_num_threads(1)  # this worker thread only (OpenMP's thread count is per thread)
+    return _solve(i0, i1, cfg)
+
+
+def _solve(i0: torch.Tensor, i1: torch.Tensor, cfg: FlowConfig) -> torch.Tensor:
+    """The coarse-to-fine solve of a validated batch: (N, H, W) float32 pairs -> (N, H, W, 2)."""
+    n, h, w = i0.shape
+    dev = i0.device
     shapes = pyramid_shapes(h, w, cfg.nscales, cfg.scale_step)
     down = (1.0 / cfg.scale_step, 1.0 / cfg.scale_step)
-    i0s, i1s = [i0], [i1]
-    for shape in shapes[1:]:
-        i0s.append(_resize(i0s[-1], shape, down))
-        i1s.append(_resize(i1s[-1], shape, down))
-    c = 3 if cfg.gamma != 0 else 2
-    u = torch.zeros((n, c, *shapes[-1]), device=dev, dtype=torch.float32)
-    up = torch.tensor([float(np.float32(1.0 / cfg.scale_step))] * 2 + [1.0] * (c - 2), device=dev).view(1, c, 1, 1)
     with torch.no_grad():
+        i0s, i1s = [i0], [i1]
+        for shape in shapes[1:]:
+            i0s.append(_resize(i0s[-1], shape, down))
+            i1s.append(_resize(i1s[-1], shape, down))
+        c = 3 if cfg.gamma != 0 else 2
+        u = torch.zeros((n, c, *shapes[-1]), device=dev, dtype=torch.float32)
+        up = torch.tensor([float(np.float32(1.0 / cfg.scale_step))] * 2 + [1.0] * (c - 2), device=dev)
         for s in range(len(shapes) - 1, -1, -1):
             u = _one_level(i0s[s], i1s[s], u, cfg)
             if s:
-                u = _resize(u, shapes[s - 1]) * up  # u3 (gamma) is not a displacement: not scaled
+                u = _resize(u, shapes[s - 1]) * up.view(1, c, 1, 1)  # u3 (gamma) is not a displacement
     return u[:, :2].permute(0, 2, 3, 1).contiguous()
 
 
