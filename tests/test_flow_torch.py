@@ -4,6 +4,7 @@ on warped face crops and on real footage, batch invariance, and the builder's --
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -224,3 +225,19 @@ def test_build_with_torch_backend_records_it_and_stores_the_same_flow(tmp_path):
     for cid, f in flows["opencv"].items():
         gap = float(np.linalg.norm(flows["torch"][cid] - f, axis=0).mean())
         assert gap <= MAX_MEAN_EPE, (cid, gap)
+
+
+def test_the_cuda_code_path_gives_the_same_flow(monkeypatch):
+    """What runs on a GPU (one batch, no CPU threads, the sort-based median), run here on the CPU."""
+    cfg = FlowConfig.from_preset("opencv")
+    pairs = [warped_pair(48, amp, seed) for seed, amp in enumerate((0.5, 2.0))]
+    a = np.stack([p[0] for p in pairs])
+    b = np.stack([p[1] for p in pairs])
+    want = ft.tvl1_torch(a, b, cfg, "cpu")
+    monkeypatch.setattr(ft, "median_filter", ft._median_by_sort)
+    cpu = torch.device("cpu")
+    with ThreadPoolExecutor(1) as pool:  # one thread, one batch: the pairs are not split
+        got = pool.submit(ft._solve_single_threaded, ft._to_batch(a, cpu), ft._to_batch(b, cpu), cfg).result()
+    assert got.shape == want.shape
+    got = got.numpy()
+    np.testing.assert_array_equal(got, want)
