@@ -1,6 +1,6 @@
 """TV-L1 backends side by side: OpenCV on the CPU, the torch solver (flow_torch) on the CPU and on CUDA.
 
-    python bench/flow_backends.py [--sizes 128 224 256] [--batches 1 16 64] [--preset fast] [--pairs 16]
+    python bench/flow_backends.py [--sizes 128 224 256] [--batches 1 16 64] [--preset fast ...] [--pairs 16]
                                   [--build 12] [--repeat 2]
 
 Pairs: half are synthetic onset/apex pairs of the generator (AUs planted at 1-2 px, as in
@@ -9,13 +9,14 @@ smile), each aligned into a face crop by the builder's aligner at every size. A 
 the pairs as needed.
 
 Figures per size: OpenCV's ms per pair (one ``calc`` per pair, all cores, best of --repeat); torch's ms
-per pair and pairs/s for each batch size (one call per batch, best of --repeat) on the CPU and on CUDA
+per pair and pairs/s for each batch size (every pair, in calls of B pairs, best of --repeat per call) on
+the CPU and on CUDA
 (rows say "no CUDA device" where there is none); the mean end-point difference from OpenCV's flow
 (mean over pairs of the per-pixel mean, and the worst pair). Beside them, OpenCV against itself when
 its input moves by 0.001 grey level (invisible noise): the floor under which no reimplementation can
 be told from OpenCV.
 
---build N: the same synthetic build (N casme2 clips, the --preset at 224 px) measured with each
+--build N: the same synthetic build (N casme2 clips, the first --preset at 224 px) measured with each
 backend; the cross-check verdicts are compared clip by clip and AU by AU, and the differences listed.
 """
 
@@ -83,21 +84,27 @@ def epe(f: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def time_torch(a, b, cfg, device: str, batch: int, repeat: int) -> tuple[float, np.ndarray]:
-    """Best seconds of one call on a batch of ``batch`` pairs (the pairs repeated), and the flows of
-    the distinct pairs."""
-    idx = np.arange(batch) % len(a)
-    ta, tb = torch.from_numpy(a[idx]).to(device), torch.from_numpy(b[idx]).to(device)
-    best = np.inf
-    flow = None
-    for _ in range(repeat):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        flow = tvl1_tensor(ta, tb, cfg, device)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best, flow[: min(batch, len(a))].cpu().numpy()
+    """Seconds per pair and the flows of every pair, the pairs taken ``batch`` at a time (the last
+    batch filled up by repeating pairs; every call is timed, best of ``repeat`` per batch)."""
+    n = len(a)
+    calls = -(-n // batch)
+    idx = np.arange(calls * batch) % n
+    total, flows = 0.0, []
+    for c in range(calls):
+        sel = idx[c * batch:(c + 1) * batch]
+        ta, tb = torch.from_numpy(a[sel]).to(device), torch.from_numpy(b[sel]).to(device)
+        best = np.inf
+        for _ in range(repeat):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            flow = tvl1_tensor(ta, tb, cfg, device)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+        total += best
+        flows.append(flow.cpu().numpy())
+    return total / (calls * batch), np.concatenate(flows)[:n]
 
 
 def flow_table(args, cfg: FlowConfig, synth_pairs, real_pairs) -> None:
@@ -133,8 +140,8 @@ def flow_table(args, cfg: FlowConfig, synth_pairs, real_pairs) -> None:
                 name = f"CPU, {torch.get_num_threads()} threads" if device == "cpu" else torch.cuda.get_device_name(0)
                 time_torch(a[:1], b[:1], cfg, device, 1, 1)  # first-call costs (CUDA context, kernels)
                 sec, flows = time_torch(a, b, cfg, device, batch, args.repeat)
-                ms = 1000 * sec / batch
-                d = epe(flows, ref[: len(flows)])
+                ms = 1000 * sec
+                d = epe(flows, ref)
                 print(f"| torch {torch.__version__} | {name} | {size} | {batch} | {ms:.1f} | {1000 / ms:.1f} | "
                       f"{cv_ms / ms:.2f} | {d.mean():.4f} ({d.max():.4f}) |", flush=True)
 
@@ -182,7 +189,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 224, 256])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
-    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--preset", nargs="+", default=["fast"], help="one or more of config.TVL1_PRESETS")
     ap.add_argument("--pairs", type=int, default=16, help="distinct pairs, half synthetic, half real footage")
     ap.add_argument("--repeat", type=int, default=2, help="timing passes; the best is kept")
     ap.add_argument("--build", type=int, default=12, help="clips of the build comparison (0: skip it)")
@@ -191,18 +198,19 @@ def main() -> None:
     threads = args.threads or os.cpu_count() or 1
     cv2.setNumThreads(threads)
     torch.set_num_threads(threads)
-    cfg = FlowConfig.from_preset(args.preset)
     rng = np.random.default_rng(0)
     n_synth = args.pairs // 2
     synth_pairs = [planted_pair(i, rng)[:2] for i in range(n_synth)]
     real_pairs = real_frames(args.pairs - n_synth)
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     print(f"CPU {cpu_name()}, nproc {os.cpu_count()}, load1 {os.getloadavg()[0]:.2f}; GPU: {cuda}; "
-          f"OpenCV {cv2.__version__}, torch {torch.__version__}; preset {args.preset}; "
+          f"OpenCV {cv2.__version__}, torch {torch.__version__}; "
           f"{len(synth_pairs)} synthetic + {len(real_pairs)} real pairs\n")
-    flow_table(args, cfg, synth_pairs, real_pairs)
+    for preset in args.preset:
+        print(f"\nPreset {preset}:\n")
+        flow_table(args, FlowConfig.from_preset(preset), synth_pairs, real_pairs)
     if args.build:
-        build_comparison(args, args.preset)
+        build_comparison(args, args.preset[0])
     print(f"\nload1 at the end {os.getloadavg()[0]:.2f}")
 
 

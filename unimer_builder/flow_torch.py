@@ -302,12 +302,8 @@ def _to_batch(x, device: torch.device) -> torch.Tensor:
     return t if t.dim() == 3 else t.unsqueeze(0)
 
 
-class _Level:
-    """Constants of one pyramid level for the current warp, and the per-pair state being iterated.
-
-    Flow and dual variables hold the flow components as channels: ``u`` is (N, C, H, W) with
-    C = 2 (u1, u2), or 3 with gamma (u3, the illumination term); ``px``/``py`` likewise.
-    """
+class _LevelConstants:
+    """Step sizes and stopping threshold of one pyramid level, rounded to float32 as OpenCV does."""
 
     def __init__(self, cfg: FlowConfig, h: int, w: int):
         self.theta = float(cfg.theta)
@@ -317,7 +313,7 @@ class _Level:
         self.scaled_eps = float(np.float32(cfg.epsilon * cfg.epsilon * h * w))
 
 
-def _iterate(k: _Level, u: torch.Tensor, px: torch.Tensor, py: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor,
+def _iterate(k: _LevelConstants, u: torch.Tensor, px: torch.Tensor, py: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor,
              g: torch.Tensor, rho_c: torch.Tensor, nig: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One inner iteration for a batch: thresholding, primal and dual updates. Updates ``px``, ``py``
     in place (``gx``, ``gy``: buffers whose last column/row stay zero); returns the new ``u`` and
@@ -340,10 +336,13 @@ def _iterate(k: _Level, u: torch.Tensor, px: torch.Tensor, py: torch.Tensor, gx:
 
 
 def _one_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, cfg: FlowConfig) -> torch.Tensor:
-    """TV-L1 at one pyramid level from the initial flow ``u`` (N, C, H, W); returns the flow."""
+    """TV-L1 at one pyramid level from the initial flow ``u``; returns the flow.
+
+    The flow and the dual variables hold the flow components as channels: ``u`` is (N, C, H, W) with
+    C = 2 (u1, u2), or 3 with gamma (u3, the illumination term); ``px``/``py`` likewise."""
     n, h, w = i0.shape
     c = u.shape[1]
-    k = _Level(cfg, h, w)
+    k = _LevelConstants(cfg, h, w)
     med = int(cfg.median_filtering)
     i1x, i1y = _centred_gradient(i1)
     stack = torch.stack([i1, i1x, i1y], dim=1)
