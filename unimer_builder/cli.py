@@ -62,6 +62,8 @@ def build(
     policy: str = typer.Option("flag", help="keep | flag | drop samples whose labelled AUs motion does not support."),
     preset: str = typer.Option("fast", help="TV-L1 preset: opencv | fast | faster."),
     crop_size: int = typer.Option(224, help="Aligned face crop size in px (flow resolution)."),
+    flow_backend: str = typer.Option("opencv", help="TV-L1 implementation: opencv (CPU) | torch (the same solver in torch)."),
+    device: str = typer.Option("auto", help="Device of --flow-backend torch: cpu | cuda | auto (CUDA when present)."),
     keep_parts: bool = typer.Option(False, help="Keep the per-clip part files after the shards are written."),
     composite: str = typer.Option(
         None, help="official | labels: emotion_composite from the official MEGC2019 list (CASME II, SAMM, SMIC) "
@@ -85,7 +87,7 @@ def build(
     if fmt is None:
         _fail(f"{root}: cannot tell the database format; pass --format")
     try:
-        flow = FlowConfig.from_preset(preset)
+        flow = FlowConfig.from_preset(preset, **_flow_backend(flow_backend, device))
     except ValueError as e:
         _fail(str(e))
     from .labels import COMPOSITE_MODES
@@ -150,6 +152,21 @@ def build(
     raise typer.Exit(1 if skips else 0)
 
 
+def _flow_backend(backend: str, device: str) -> dict[str, str]:
+    """``backend`` and the resolved ``device`` for FlowConfig (torch is imported only for its backend)."""
+    from .config import FLOW_BACKENDS
+
+    if backend not in FLOW_BACKENDS:
+        raise ValueError(f"--flow-backend must be one of {', '.join(FLOW_BACKENDS)}, not {backend!r}")
+    if backend == "opencv":
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"--device {device} applies to --flow-backend torch; OpenCV's TV-L1 runs on the CPU")
+        return {"backend": backend, "device": "cpu"}
+    from .flow_torch import resolve_device
+
+    return {"backend": backend, "device": str(resolve_device(device))}
+
+
 def _print_summary(report: dict, out: Path) -> None:
     c = report["counts"]
     t = Table(title=f"Uni-MER build → {out}", show_header=False)
@@ -186,7 +203,8 @@ def demo(
     console.print(f"synthetic {format} database: {root}")
     try:
         build(root=root, out=out / "unimer", format=format, workers=0, limit=None, seed=seed, templates=None,
-              policy="flag", preset="fast", crop_size=224, keep_parts=False, composite="labels")
+              policy="flag", preset="fast", crop_size=224, flow_backend="opencv", device="auto",
+              keep_parts=False, composite="labels")
     except typer.Exit as e:
         if e.exit_code == 0:
             _print_truth(root / "ground_truth.json", out / "unimer")

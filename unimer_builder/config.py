@@ -19,6 +19,8 @@ TVL1_PRESETS: dict[str, dict[str, float]] = {
                    inner_iterations=5, outer_iterations=1, scale_step=0.8, gamma=0.0, median_filtering=3),
 }
 
+FLOW_BACKENDS = ("opencv", "torch")
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DATA_CARDS_DIR = Path(__file__).resolve().parent.parent / "data_cards"
 
@@ -37,6 +39,8 @@ class FlowConfig:
     scale_step: float = 0.8
     gamma: float = 0.0
     median_filtering: int = 3
+    backend: str = "opencv"  # opencv | torch (flow_torch.py: OpenCV's CPU solver, batched, on CPU or CUDA)
+    device: str = "cpu"  # torch backend: cpu | cuda | cuda:N (the CLI resolves "auto" before it is recorded)
     # Pyramid depth follows the motion: ``nscales`` is the least; more levels are used until the largest
     # region motion (measured with cheap DIS first) is at most ``coarsest_motion`` px at the coarsest level.
     # Three levels lose a broad smile's 7-10 px lip-corner motion on real video.

@@ -19,7 +19,16 @@ from .config import FlowConfig
 
 def make_tvl1(cfg: FlowConfig):
     """OpenCV's Dual TV-L1 configured through its setters (the Python keyword for inner iterations
-    is misspelt ``innnerIterations``, so keywords are avoided)."""
+    is misspelt ``innnerIterations``, so keywords are avoided).
+
+    With ``cfg.backend == "torch"`` the same solver in torch (:mod:`.flow_torch`, imported only then),
+    behind the same ``calc(I0, I1, flow)`` interface."""
+    if cfg.backend == "torch":
+        from .flow_torch import TorchTVL1
+
+        return TorchTVL1(cfg, cfg.device)
+    if cfg.backend != "opencv":
+        raise ValueError(f"unknown flow backend {cfg.backend!r}; choose opencv or torch")
     t = cv2.optflow.DualTVL1OpticalFlow_create()
     t.setTau(float(cfg.tau))
     t.setLambda(float(cfg.lambda_))
@@ -75,7 +84,8 @@ SAMPLE_RADIUS = 0.07  # neighbourhood radius around each stable point, in inter-
 GRID_SPACING = 0.2  # spacing of the extra sample grid over an allowed mask, IOD
 FIT_QUANTILE = 0.5  # the model must explain this share of the points: a majority, not a local cluster
 SUBSETS = 400  # minimal point subsets tried (deterministic)
-INLIER_FACTOR = 3.0  # inliers: residual within this factor of the winning quantile residual
+INLIER_FACTOR = 3.0  # biweight scale: this factor of the winning quantile residual (weight 0 beyond)
+IRLS_STEPS = 5
 MAX_LINEAR = 0.08  # |scale - 1|, |rotation| (rad) of a candidate: larger is not a head between two frames
 MAX_TURN = 0.12  # |yaw|, |pitch| (rad) of a candidate
 HEAD_MODELS = ("similarity", "head")
@@ -242,12 +252,21 @@ class RigidFit:
         res = np.hypot(*(v[None] - pred).transpose(2, 0, 1))  # M x P
         q = np.partition(res, self._k, axis=1)[:, self._k]
         best = int(np.argmin(q))
-        inl = res[best] <= max(INLIER_FACTOR * q[best], 0.03)
-        if inl.sum() < k:
-            return cands[best]
-        a = np.concatenate([b[0][:, inl], b[1][:, inl]], axis=1).T  # 2I x k
-        sol, *_ = np.linalg.lstsq(a, np.concatenate([v[inl, 0], v[inl, 1]]), rcond=None)
-        return sol
+        # Refine by iteratively reweighted least squares (Tukey's biweight, its scale from the winner's
+        # quantile residual): soft weights make the fit a continuous function of the flow, so a tiny change
+        # of the flow (another solver, another noise draw) cannot switch the inlier set and the whole field.
+        theta, scale = cands[best], max(INLIER_FACTOR * q[best], 0.03)
+        a = np.concatenate([b[0], b[1]], axis=1).T  # 2P x k
+        y = np.concatenate([v[:, 0], v[:, 1]])
+        for _ in range(IRLS_STEPS):
+            r = np.hypot(*(v - np.einsum("k,dkp->pd", theta, b)).T)
+            w = np.clip(1.0 - (r / scale) ** 2, 0.0, None) ** 2
+            if (w > 0).sum() < k:
+                break
+            ww = np.concatenate([w, w])
+            sol, *_ = np.linalg.lstsq(a * np.sqrt(ww)[:, None], y * np.sqrt(ww), rcond=None)
+            theta = sol
+        return theta
 
     def field(self, theta: np.ndarray) -> np.ndarray:
         """The head's displacement field (HxWx2 float32) of parameters ``theta``."""

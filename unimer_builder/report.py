@@ -93,9 +93,18 @@ def build_report(
         "run": {
             "seconds": round(seconds, 3), "workers": workers,
             "mean_stage_seconds": {k: round(v / len(timed), 4) for k, v in sorted(stage_totals.items())} if timed else {},
-            "opencv": cv2.__version__, "python": platform.python_version(),
+            "opencv": cv2.__version__, "python": platform.python_version(), **_torch_version(cfg),
         },
     }
+
+
+def _torch_version(cfg: BuildConfig) -> dict[str, str]:
+    """torch's version when it computed the flow (not imported otherwise)."""
+    if cfg.flow.backend != "torch":
+        return {}
+    import torch
+
+    return {"torch": torch.__version__}
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
