@@ -16,7 +16,8 @@ crop flow is g carried through M: ``truth(q) = A g(M^-1 q)`` with A the linear p
 EPE = mean |flow - truth| (crop px) over the face (convex hull of the 68 landmarks), reported also in
 original-frame px (divided by M's scale) so that crop sizes compare. "do nothing" is the EPE of a zero
 flow. Time is the median of the pairs' TV-L1 calls, with --threads OpenCV threads (0: all cores, as
-`unimer build --workers 1` runs it). Preset rows come from ``config.TVL1_PRESETS``.
+`unimer build --workers 1` runs it). Preset rows come from ``config.TVL1_PRESETS``; each pair runs at the
+pyramid depth the builder would choose (``FlowConfig.scales_for`` of the planted motion's 99th percentile).
 """
 
 from __future__ import annotations
@@ -106,14 +107,16 @@ def synthetic(args) -> None:
             scale = float(np.hypot(*face.matrix[0, :2]))  # crop px per frame px
             prepared.append((warp(onset, face), warp(apex, face), truth, mask.astype(bool), scale))
         for name in TVL1_PRESETS:
-            tvl1 = make_tvl1(FlowConfig.from_preset(name))
+            cfg = FlowConfig.from_preset(name)
+            tvl1 = make_tvl1(cfg)
             tvl1_flow(tvl1, prepared[0][0], prepared[0][1])  # first-call allocations
             times = np.full((args.repeat, len(prepared)), np.inf)
             epes, epes_frame, zero = [], [], []
             for r in range(args.repeat):
                 for k, (a, b, truth, mask, scale) in enumerate(prepared):
                     t = time.perf_counter()
-                    flow = tvl1_flow(tvl1, a, b)
+                    # the builder's pyramid rule, with the planted motion standing in for its DIS estimate
+                    flow = tvl1_flow(tvl1, a, b, cfg.scales_for(float(np.percentile(np.linalg.norm(truth, axis=2)[mask], 99))))
                     times[r, k] = time.perf_counter() - t
                     if r == 0:
                         e = float(np.linalg.norm(flow - truth, axis=2)[mask].mean())

@@ -257,15 +257,16 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     lost_reason = [f"the flow lost {', '.join(facs.REGION_BY_NAME[n].phrase for n in sorted(lost))} (the apex "
                    f"frame's appearance there does not match the onset's: an occlusion, or motion the flow "
                    f"cannot follow); nothing is said about them"] if lost else []
-    actions, res_z = explain_motion(stats, evidence.face.landmarks, evidence.floor, evidence.floor_spread,
+    blink = _eyes_shut(clip, evidence, cfg)
+    lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
+    # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
+    # are left out of the explanation of the rest.
+    fit = {n: r for n, r in stats.items() if not (blink and n in lids)}
+    actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread,
                                     cfg.z_unexplained, cfg.head_error)
     strong = [x for x in actions if stats[x.region].coherence >= INFER_COHERENCE]
     if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
-    blink = _eyes_shut(clip, evidence, cfg)
-    lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
-    if blink:  # lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles
-        strong = [x for x in strong if x.region not in lids]
 
     if not clip.au_labelled:
         verdicts: list[Verdict] = []
@@ -315,7 +316,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         if lid is not None:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
     named = {u.region for u in unexplained}
-    unexplained += [u for u in _residual(stats, res_z, covered | named, cfg)]
+    unexplained += _residual(stats, res_z, covered | named, cfg)
     reasons += lost_reason
     return CrossCheck(verdicts=verdicts, unexplained=_dedupe(unexplained), aus_source="label",
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
