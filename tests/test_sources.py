@@ -12,10 +12,9 @@ import pytest
 
 from unimer_builder import sources
 from unimer_builder.errors import InputError, UnusableInput
-from unimer_builder.records import Clip, Skip
+from unimer_builder.records import Clip, Skip, SynthClip
 from unimer_builder.sources import _common, casme2, casme3, fixes, manifest, samm, smic
 from unimer_builder.sources.frames import FrameReader
-from unimer_builder.synth.spec import SynthClip
 
 EMOTIONS = {
     "casme2": ["happiness", "disgust", "repression"],

@@ -31,7 +31,7 @@ def read_clips(root: Path | str, fmt: str) -> Iterator[Clip | Skip]:
 
 
 def write_layout(root: Path | str, fmt: str, clips: list) -> list[str]:
-    """Write ``clips`` (``synth.spec.SynthClip``) in ``fmt``'s real layout; the ids ``read_clips`` gives."""
+    """Write ``clips`` (``records.SynthClip``) in ``fmt``'s real layout; the ids ``read_clips`` gives."""
     return _module(fmt).write(Path(root), list(clips))
 
 

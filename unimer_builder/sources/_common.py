@@ -391,13 +391,29 @@ def require_root(root: Path, what: str) -> Path:
 
 # --- writing --------------------------------------------------------------------------------------
 
-def write_frame(path: Path, img: np.ndarray) -> None:
+JPEG_QUALITY = 95  # a writer's quality when the clip names none
+
+
+def write_frame(path: Path, img: np.ndarray, quality: int | None = None) -> None:
+    """Write one frame; ``.jpg`` at ``quality`` (default :data:`JPEG_QUALITY`).
+
+    A lossless file (``.bmp``, ``.png``) given a ``quality`` stores the frame as decoded from a JPEG
+    at that quality, so that a clip shows the same compression in every layout.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     img = np.asarray(img)
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     suffix = path.suffix.lower()
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
+    jpeg = suffix in (".jpg", ".jpeg")
+    if quality is not None and not 1 <= int(quality) <= 100:
+        raise ValueError(f"JPEG quality {quality} is outside 1..100")
+    if quality is not None and not jpeg:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise OSError(f"cannot JPEG-encode frame {path}")
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality or JPEG_QUALITY)] if jpeg else []
     if not cv2.imwrite(str(path), img, params):
         raise OSError(f"cannot write frame {path}")
 

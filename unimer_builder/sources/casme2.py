@@ -13,8 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import Clip, Skip
-from ..synth.spec import SynthClip
+from ..records import Clip, Skip, SynthClip
 from . import _common as c
 from .fixes import apply_fixes
 
@@ -112,7 +111,7 @@ def write(root: Path, clips: list[SynthClip]) -> list[str]:
         name = clip_name(s.index)
         folder = root / FRAMES_DIR / f"sub{s.subject:02d}" / name
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"img{s.first_frame + i}.jpg", img)
+            c.write_frame(folder / f"img{s.first_frame + i}.jpg", img, s.jpeg_quality)
         rows.append([s.subject, name, None, s.onset, s.apex, s.offset, None, s.au_text, s.emotion])
         ids.append(c.clip_id(DATABASE, f"sub{s.subject:02d}", name))
     c.write_xlsx(root / SHEET_NAME, [("Sheet1", rows), ("Sheet2", []), ("Sheet3", [])])

@@ -14,8 +14,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import Clip, Skip
-from ..synth.spec import SynthClip
+from ..records import Clip, Skip, SynthClip
 from . import _common as c
 from .fixes import apply_fixes
 
@@ -111,7 +110,7 @@ def write(root: Path, clips: list[SynthClip]) -> list[str]:
             s.first_frame = end + 1 + 10 * len(s.frames)  # a gap, as between real clips of one video
         folder = root / FRAMES_DIR / sub / letter / "color"
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"{s.first_frame + i}.jpg", img)
+            c.write_frame(folder / f"{s.first_frame + i}.jpg", img, s.jpeg_quality)
         last[(sub, letter)] = max(end or 0, s.offset)
         rows.append([sub, letter, s.onset, s.apex, s.offset, s.au_text, s.extra.get("objective_class", "VII"),
                      s.emotion])

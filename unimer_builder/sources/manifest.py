@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnusableInput
-from ..records import Clip, ParsedAUs, Skip
-from ..synth.spec import SynthClip
+from ..records import Clip, ParsedAUs, Skip, SynthClip
 from . import _common as c
 
 DATABASE = "manifest"
@@ -153,7 +152,7 @@ def write(root: Path, clips: list[SynthClip]) -> list[str]:
         subject, name = f"S{s.subject:02d}", f"c{s.index:02d}"
         rel = Path("clips") / subject / name
         for i, img in enumerate(s.frames):
-            c.write_frame(root / rel / f"{s.first_frame + i:04d}.png", img)
+            c.write_frame(root / rel / f"{s.first_frame + i:04d}.png", img, s.jpeg_quality)
         rows.append({"path": rel.as_posix(), "onset": s.onset, "apex": s.apex, "offset": s.offset,
                      "aus": s.au_text or "", "emotion": s.emotion, "subject": subject, "clip": name,
                      "fps": s.fps})

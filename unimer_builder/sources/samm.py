@@ -12,8 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import Clip, Skip
-from ..synth.spec import SynthClip
+from ..records import Clip, Skip, SynthClip
 from . import _common as c
 from .fixes import apply_fixes
 
@@ -114,7 +113,7 @@ def write(root: Path, clips: list[SynthClip]) -> list[str]:
         name = clip_name(s.subject, s.index)
         folder = root / FRAMES_DIR / sub / name
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"{sub}_{s.first_frame + i:05d}.jpg", img)
+            c.write_frame(folder / f"{sub}_{s.first_frame + i:05d}.jpg", img, s.jpeg_quality)
         rows.append([s.subject, name, s.index, s.onset, s.apex, s.offset, s.offset - s.onset + 1,
                      "Micro - 1/2", s.au_text, s.emotion, s.extra.get("objective_class", 7),
                      s.extra.get("notes")])

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UnusableInput
-from ..records import Clip, ParsedAUs, Skip
-from ..synth.spec import SynthClip
+from ..records import Clip, ParsedAUs, Skip, SynthClip
 from . import _common as c
 
 DATABASE = "smic"
@@ -97,6 +96,6 @@ def write(root: Path, clips: list[SynthClip], variant: str = "HS") -> list[str]:
         name = clip_name(s.subject, emotion, s.index)
         folder = root / RELEASE_DIR / variant / f"s{s.subject}" / "micro" / emotion / name
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"reg_{s.first_frame + i:05d}.bmp", img)
+            c.write_frame(folder / f"reg_{s.first_frame + i:05d}.bmp", img, s.jpeg_quality)
         ids.append(c.clip_id(DATABASE, f"s{s.subject}", name, variant=variant))
     return ids

