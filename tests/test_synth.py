@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from unimer_builder import facs, labels
+from unimer_builder.records import SynthClip
 from unimer_builder.synth import generate, motion
 from unimer_builder.synth.generate import GROUND_TRUTH, PROTOTYPES, STYLES, synthesize
-from unimer_builder.synth.spec import SynthClip
 
 FORMATS = ("casme2", "samm", "smic", "casme3", "manifest")
 

@@ -39,15 +39,29 @@ def synth(
     subjects: int = typer.Option(4, help="Number of subjects."),
     seed: int = typer.Option(0, help="Seed: the same seed writes the same files."),
     frames: int = typer.Option(14, help="Frames per clip."),
+    profile: str = typer.Option("default", help="default (one face photo, clean frames) | hard (real people's "
+                                "faces in 640x480 frames: pose, head motion, blinks, flicker, noise, JPEG)."),
+    identities: str = typer.Option(None, help="hard profile: train | heldout | all | comma-separated names "
+                                   "(one per subject; default train)."),
 ) -> None:
     """Write a small database in a real on-disk format, with planted micro-movements and ground truth."""
     from .sources import FORMATS
-    from .synth.generate import synthesize
+    from .synth.generate import PROFILES, synthesize
+    from .validation.media import MediaUnavailable
 
     if format not in FORMATS:
         _fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    root = synthesize(out, format, clips=clips, subjects=subjects, seed=seed, frames=frames)
-    console.print(f"wrote {clips} {format} clips of {subjects} subjects to {root} (truth: {root / 'ground_truth.json'})")
+    if profile not in PROFILES:
+        _fail(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if identities is not None and profile != "hard":
+        _fail("--identities needs --profile hard")
+    try:
+        root = synthesize(out, format, clips=clips, subjects=subjects, seed=seed, frames=frames, profile=profile,
+                          identities=identities)
+    except (ValueError, MediaUnavailable) as e:
+        _fail(str(e))
+    console.print(f"wrote {clips} {format} clips of {subjects} subjects ({profile} profile) to {root} "
+                  f"(truth: {root / 'ground_truth.json'})")
 
 
 @app.command()
@@ -230,7 +244,8 @@ def _print_truth(truth_file: Path, out: Path) -> None:
     t.add_column("value", justify="right")
     t.add_column("n", justify="right")
     for k, v in s.items():
-        t.add_row(k, "—" if v["rate"] is None else f"{v['rate']:.3f}", str(v["n"]))
+        if v["n"]:  # a figure with nothing to count (no blinks, no AU labels) is left out
+            t.add_row(k, f"{v['rate']:.3f}", str(v["n"]))
     console.print(t)
 
 

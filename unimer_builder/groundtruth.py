@@ -1,16 +1,23 @@
 """Score a build of a synthetic database against what the generator planted.
 
-Four figures, each a rate with its count:
+Each figure is a rate with its count:
 - ``moved_labelled_supported``: labelled AUs that were planted and judged supported;
 - ``unmoved_labelled_not_supported``: labelled AUs that were not planted and not judged supported;
-- ``unlabelled_motion_reported``: planted motion that no label names, reported as unexplained (or, for
-  databases without AU labels, recovered as an inferred AU);
+- ``unlabelled_motion_reported``: planted motion that no label names, reported as unexplained in one of
+  its regions (databases with AU labels);
+- ``inferred_aus_recovered``: for databases without AU labels (SMIC), planted AUs recovered as inferred AUs;
 - ``text_direction_correct``: regions the motion text describes for a planted AU whose stated direction
   word points within 45 degrees of the displacement planted there (the eight compass words quantise
   direction; a word one sector off is right only when the motion lies near that sector's edge);
-- ``text_direction_exact_word``: the stricter figure, the stated word is the planted motion's own word.
+- ``text_direction_exact_word``: the stricter figure, the stated word is the planted motion's own word;
+- ``blinks_at_apex_reported_as_au45``: blinks (hard profile) whose lids are still visibly closed at the
+  apex (at least :data:`BLINK_VISIBLE_CROP_PX` of lid motion in the crop), reported as AU45 (an
+  unexplained or inferred AU45, or a verdict on it).
 
-The truth for a region is the displacement really planted there, with overlapping bumps summed.
+The truth for a region is the displacement really planted there, with overlapping bumps summed, in crop
+axes where the truth gives them (``region_motion_crop``, hard profile: a rolled or turned face), else in
+image axes. :func:`breakdown` splits the figures by amplitude bin (``amplitude_bin`` of the planted AU,
+hard profile) and by identity.
 """
 
 from __future__ import annotations
@@ -88,19 +95,27 @@ def load_rows(out: Path) -> dict[str, dict]:
     return clips
 
 
-def score(truth_file: Path, out: Path) -> dict[str, dict]:
+KEYS = ("moved_labelled_supported", "unmoved_labelled_not_supported", "unlabelled_motion_reported",
+        "inferred_aus_recovered", "text_direction_correct", "text_direction_exact_word",
+        "blinks_at_apex_reported_as_au45")
+BLINK_VISIBLE_CROP_PX = 1.0  # lid motion at the apex from which a blink counts as visible to onset->apex flow
+
+
+def items(truth_file: Path, out: Path) -> list[dict]:
+    """Every scored item: ``{"key", "ok", "clip_id", "identity", "bin"}`` (``bin`` of the planted AU or None)."""
     truth = json.loads(Path(truth_file).read_text())
     rows = load_rows(out)
-    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-
-    def count(key: str, ok: bool) -> None:
-        hits[key][0] += int(ok)
-        hits[key][1] += 1
+    found: list[dict] = []
 
     for t in truth["clips"]:
         r = rows.get(t["clip_id"])
         if r is None:
             continue  # skipped or dropped: the report says why; not a verdict either way
+        who = t.get("identity", "astronaut")  # the default profile draws one photo
+
+        def count(key: str, ok: bool, amp_bin: str | None = None, t=t, who=who) -> None:
+            found.append({"key": key, "ok": bool(ok), "clip_id": t["clip_id"], "identity": who, "bin": amp_bin})
+
         verdict_of: dict[int, str] = {}
         for v in r["verdicts"]:
             if verdict_of.get(v["au"]) != "supported":
@@ -110,17 +125,24 @@ def score(truth_file: Path, out: Path) -> dict[str, dict]:
         unmoved = set(t.get("labelled_not_moved", []))
         if r["aus_source"] == "label":
             for au in sorted(labelled & set(planted)):
-                count("moved_labelled_supported", verdict_of.get(au) == "supported")
+                count("moved_labelled_supported", verdict_of.get(au) == "supported", planted[au].get("amplitude_bin"))
             for au in sorted(unmoved):
                 count("unmoved_labelled_not_supported", verdict_of.get(au) != "supported")
             reported = {u["region"] for u in r["unexplained"]}
             for m in t.get("moved_not_labelled", []):
-                count("unlabelled_motion_reported", bool(reported & set(m["regions"])))
+                count("unlabelled_motion_reported", bool(reported & set(m["regions"])),
+                      planted.get(m["au"], {}).get("amplitude_bin"))
         else:
             for au in sorted(planted):
-                count("unlabelled_motion_reported", au in set(r["aus_supported"]))
+                count("inferred_aus_recovered", au in set(r["aus_supported"]), planted[au].get("amplitude_bin"))
+        named = {u["au"] for u in r["unexplained"]} | {v["au"] for v in r["verdicts"]} | set(r["aus_supported"])
+        for b in t.get("blinks", []):
+            lid = max((math.hypot(*v) for v in b.get("apex_motion_crop", {}).values()), default=0.0)
+            if lid >= BLINK_VISIBLE_CROP_PX:
+                count("blinks_at_apex_reported_as_au45", 45 in named)
         motion = r["answers"].get("motion") or r["answers"].get("explain") or ""
         supported = set(r["aus_supported"])
+        true_motion = t.get("region_motion_crop") or t.get("region_motion", {})
         for au, p in planted.items():
             if au not in supported:
                 continue
@@ -129,11 +151,31 @@ def score(truth_file: Path, out: Path) -> dict[str, dict]:
                 stated = _stated_direction(motion, region.phrase)
                 if stated is None:
                     continue
-                truth_v = t["region_motion"][name] if name in t.get("region_motion", {}) else \
-                    planted_field(t["planted"], p["centres"][name])
+                truth_v = true_motion[name] if name in true_motion else planted_field(t["planted"], p["centres"][name])
                 exact = stated == direction_word(*truth_v, region)
-                count("text_direction_exact_word", exact)
-                count("text_direction_correct", exact or _within(stated, truth_v, region, 45.0))
-    keys = ("moved_labelled_supported", "unmoved_labelled_not_supported", "unlabelled_motion_reported",
-            "text_direction_correct", "text_direction_exact_word")
-    return {k: _rate(*hits[k]) for k in keys}
+                count("text_direction_exact_word", exact, p.get("amplitude_bin"))
+                count("text_direction_correct", exact or _within(stated, truth_v, region, 45.0), p.get("amplitude_bin"))
+    return found
+
+
+def aggregate(found: list[dict]) -> dict[str, dict]:
+    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for it in found:
+        hits[it["key"]][0] += int(it["ok"])
+        hits[it["key"]][1] += 1
+    return {k: _rate(*hits[k]) for k in KEYS}
+
+
+def score(truth_file: Path, out: Path) -> dict[str, dict]:
+    """Every figure of :data:`KEYS` over the whole build."""
+    return aggregate(items(truth_file, out))
+
+
+def breakdown(truth_file: Path, out: Path, by: str) -> dict[str, dict[str, dict]]:
+    """The figures per value of ``by`` (``"bin"``: amplitude bin of the planted AU; ``"identity"``)."""
+    found = items(truth_file, out)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for it in found:
+        if it[by] is not None:
+            groups[it[by]].append(it)
+    return {g: aggregate(v) for g, v in sorted(groups.items())}

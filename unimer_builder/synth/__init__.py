@@ -1,25 +1,15 @@
-"""Synthetic micro-expression databases: the embedded default every test and demo runs on.
+"""Synthetic micro-expression databases with their ground truth.
 
-``synthesize(out, fmt, clips, subjects, seed, frames)`` writes a database in a real layout plus
-``ground_truth.json``; ``render_clip`` renders one clip's frames. Names load lazily, because the
-layout writers in ``sources`` import :mod:`.spec` from this package.
+``synthesize(out, fmt, clips, subjects, seed, frames, profile=...)`` writes a database in a real layout
+plus ``ground_truth.json``. The ``default`` profile is the embedded one every test and demo runs on
+(variations of one face photo, :mod:`.motion`); the ``hard`` profile (:mod:`.scene`) places several real
+people's faces (:mod:`.identities`) in 640x480 frames with head pose and motion, blinks, flicker,
+noise and JPEG compression, and amplitudes from micro to macro.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from .generate import GROUND_TRUTH, PROFILES, PROTOTYPES, synthesize
+from .motion import Plant, render_clip, subject_face
 
-__all__ = ["GROUND_TRUTH", "PROTOTYPES", "Plant", "SynthClip", "render_clip", "subject_face", "synthesize"]
-
-_WHERE = {
-    "GROUND_TRUTH": "generate", "PROTOTYPES": "generate", "synthesize": "generate",
-    "Plant": "motion", "render_clip": "motion", "subject_face": "motion", "SynthClip": "spec",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["GROUND_TRUTH", "PROFILES", "PROTOTYPES", "Plant", "render_clip", "subject_face", "synthesize"]

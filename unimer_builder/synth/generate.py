@@ -57,6 +57,33 @@ SMIC has no AU labels: ``labelled`` is empty there and ``planted`` still lists a
 vectors use image axes (x right, y down); ``head.apex`` is the rigid motion of the apex frame
 relative to the onset (rotation about ``head.centre``, in degrees, positive counter-clockwise as
 displayed, as ``cv2.getRotationMatrix2D`` takes it), which the builder should remove.
+
+``profile="hard"`` (:mod:`.scene`, :mod:`.identities`) keeps every field above and its meaning for the
+labels, with the geometry in the frame and in the builder's crop; the document gains ``profile``,
+``identities`` (subject -> identity), ``identity_splits``, ``frame_size``, ``crop`` (224 px, inter-ocular
+80.64 px) and ``amplitude_bins_crop_px``; every clip gains::
+
+    "identity", "identity_split",           # whose face; "train" or "heldout"
+    "planted": [{... "amplitude_px",        # nominal frame px (face px x pose scale)
+                 "amplitude_face_px",       # in face coordinates (inter-ocular 100 px)
+                 "amplitude_crop_px",       # the bump's own displacement in the 224 px crop (yaw included)
+                 "amplitude_bin",           # micro (< 2 crop px) | mid (2-5) | macro (>= 5)
+                 "direction_by_region",     # unit vectors in face (= crop) axes, as facs.expected_vector
+                 "centres", "sigma_px"}],   # frame px at the onset pose (widths nominal)
+    "region_motion",                        # frame px, image axes, overlaps summed
+    "region_motion_crop",                   # crop px, crop axes: what the builder should measure
+    "pose": {"position", "scale", "roll_deg", "yaw_deg", "interocular_px", "crop_px_per_frame_px"},
+    "head": {"centre", "apex": {"tx", "ty", "rotation_deg", "scale"}, "max": {...},
+             "per_frame": [[tx, ty, rotation_deg, scale], ...]},   # similarity about head.centre, frame px
+    "appearance": {"grey", "jpeg_quality", "noise_sigma", "flicker": [[gain, offset], ...]},
+    "blinks": [{"au": 45, "frames", "closed",   # database frame numbers of the moving / closed lids
+                "closure", "closure_at_apex",   # share of the eye opening covered
+                "apex_motion", "apex_motion_crop",  # upper-lid drop at the apex, frame / crop px
+                "labelled": false}]              # a blink is never in the label
+
+Amplitudes: a clip's level is log-uniform over ``LEVEL_CROP_PX`` (0.5-12 crop px), each AU gets it
+times 0.8-1.25 times its regions' reach (lids and nose move less: ``scene.REACH``). The moved-not-labelled
+AU takes the clip's level too.
 """
 
 from __future__ import annotations
@@ -70,10 +97,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import facs, labels
-from . import motion
-from .spec import SynthClip
+from ..records import SynthClip
+from ..sources import write_layout
+from . import motion, scene
 
 GROUND_TRUTH = "ground_truth.json"
+PROFILES = ("default", "hard")
 
 
 @dataclass(frozen=True)
@@ -174,11 +203,12 @@ def distractor_pool(fmt: str) -> tuple[int, ...]:
     return tuple(pool)
 
 
-def _far_from(face: motion.SubjectFace, au: int, bumps: Sequence[motion.Bump], k: float = 2.5) -> bool:
-    """True when none of ``au``'s regions lies within ``k`` bump widths of a planted bump."""
+def _far_from(face, au: int, bumps: Sequence[motion.Bump], k: float = 2.5, min_sigma: float = 0.0) -> bool:
+    """True when none of ``au``'s regions lies within ``k`` bump widths of a planted bump (the candidate's
+    own width at least ``min_sigma``)."""
     for region in facs.regions_for(au):
         c = np.array(motion.region_centre(face.landmarks, region))
-        s = motion.region_sigma(face, region)
+        s = max(motion.region_sigma(face, region), min_sigma)
         for b in bumps:
             if np.hypot(*(c - np.array(b.centre))) < k * max(s, b.sigma):
                 return False
@@ -203,20 +233,203 @@ def _intensity(amplitude: float) -> str:
     return next(letter for edge, letter in _INTENSITY_EDGES if amplitude < edge)
 
 
-def _label(tokens: list[tuple[int, str | None, float]], style: Style, rng: np.random.Generator) -> str:
+def _label(tokens: list[tuple[int, str | None, float]], style: Style, rng: np.random.Generator,
+           intensity: Callable[[float], str] | None = None) -> str:
     """The database's AU string for (au, side, amplitude) tokens."""
+    intensity = intensity or _intensity
     tokens = sorted(tokens, key=lambda t: (t[0], t[1] or ""))
     if style.shuffle_tokens:
         tokens = [tokens[i] for i in rng.permutation(len(tokens))]
     parts = []
     for au, side, amp in tokens:
-        letter = _intensity(amp) if style.intensity and rng.random() < 0.7 else ""
+        letter = intensity(amp) if style.intensity and rng.random() < 0.7 else ""
         parts.append(f"{side or ''}{au}{letter}")
     return "+".join(parts)
 
 
 def _r(x: float, nd: int = 4) -> float:
     return float(round(float(x), nd)) + 0.0  # no "-0.0" in the JSON
+
+
+class _Profile:
+    """The default profile: variations of one face photo (:mod:`.motion`). Its random draws are the
+    generator's original ones, in the original order, so a seed gives the same bytes as it always did."""
+
+    def clip_level(self, rng: np.random.Generator) -> float | None:
+        return None
+
+    def amplitude(self, rng: np.random.Generator, au: int, level: float | None) -> float:
+        return _r(rng.uniform(*AMPLITUDE_PX), 3)
+
+    def label_amplitude(self, rng: np.random.Generator, au: int, level: float | None) -> float:
+        return float(rng.uniform(*AMPLITUDE_PX))
+
+    def intensity(self, amplitude: float) -> str:
+        return _intensity(amplitude)
+
+    def face(self, subject: int):
+        return motion.subject_face(subject)
+
+    def bumps(self, face, plants: Sequence[motion.Plant]) -> list[motion.Bump]:
+        return motion.bumps_for(face, plants)
+
+    def extra_sigma(self, au: int, level: float | None) -> float:
+        return 0.0
+
+    def render(self, subject: int, plants: list[motion.Plant], rng: np.random.Generator, frames: int):
+        return motion.render_clip(subject, plants, rng, frames=frames)
+
+    def jpeg_quality(self, rendered) -> int | None:
+        return None
+
+    def truth(self, truth: dict, rendered, plants: list[motion.Plant]) -> dict:
+        return truth
+
+    def doc(self) -> dict:
+        return {}
+
+
+# Hard profile: a clip's expression level (crop px at the apex) is log-uniform over LEVEL_CROP_PX; each AU
+# gets the level times a factor in LEVEL_SPREAD times its region's reach (scene.REACH).
+LEVEL_CROP_PX = (0.5, 12.0)
+LEVEL_SPREAD = (0.8, 1.25)
+AMPLITUDE_BINS = (("micro", 0.0, 2.0), ("mid", 2.0, 5.0), ("macro", 5.0, math.inf))  # crop px
+_HARD_INTENSITY_EDGES = ((1.0, "A"), (2.0, "B"), (4.0, "C"), (7.0, "D"), (math.inf, "E"))  # crop px
+
+
+def amplitude_bin(crop_px: float) -> str:
+    return next(name for name, lo, hi in AMPLITUDE_BINS if lo <= crop_px < hi)
+
+
+class _Hard(_Profile):
+    """Real identities in posed, moving 640x480 scenes (:mod:`.scene`); amplitudes in face coordinates."""
+
+    def __init__(self, fmt: str, seed: int, subjects: int, identities: str | Sequence[str] | None):
+        from . import identities as ids
+
+        names = ids.resolve(identities)
+        if subjects > len(names):
+            raise ValueError(f"{subjects} subjects need {subjects} identities, but {identities or 'train'!r} "
+                             f"has {len(names)} ({', '.join(names)}); ask for fewer subjects or more identities")
+        self.names = names[:subjects]
+        self.seed = seed
+        self.grey = fmt == "samm"  # SAMM is filmed in grey
+        self._ids = ids
+        self._sessions: dict[int, object] = {}
+
+    def identity_of(self, subject: int) -> str:
+        return self.names[subject - 1]
+
+    def session(self, subject: int):
+        if subject not in self._sessions:
+            face = self._ids.identity(self.identity_of(subject))
+            self._sessions[subject] = scene.session(subject, face, self.seed, always_grey=self.grey)
+        return self._sessions[subject]
+
+    def clip_level(self, rng: np.random.Generator) -> float:
+        return float(math.exp(rng.uniform(math.log(LEVEL_CROP_PX[0]), math.log(LEVEL_CROP_PX[1]))))
+
+    def amplitude(self, rng: np.random.Generator, au: int, level: float | None) -> float:
+        crop = float(level or 1.0) * rng.uniform(*LEVEL_SPREAD) * scene.reach(au)
+        return _r(crop / scene.CROP_PER_FACE, 3)
+
+    def label_amplitude(self, rng: np.random.Generator, au: int, level: float | None) -> float:
+        return self.amplitude(rng, au, level)
+
+    def intensity(self, amplitude: float) -> str:
+        crop = amplitude * scene.CROP_PER_FACE
+        return next(letter for edge, letter in _HARD_INTENSITY_EDGES if crop < edge)
+
+    def face(self, subject: int):
+        return self.session(subject).identity
+
+    def bumps(self, face, plants: Sequence[motion.Plant]) -> list[motion.Bump]:
+        return scene.bumps_for(face, plants)
+
+    def extra_sigma(self, au: int, level: float | None) -> float:
+        largest = float(level or 1.0) * LEVEL_SPREAD[1] * scene.reach(au) / scene.CROP_PER_FACE
+        return largest / (scene.MAX_STRAIN * math.sqrt(math.e))
+
+    def render(self, subject: int, plants: list[motion.Plant], rng: np.random.Generator, frames: int):
+        return scene.render_clip(self.session(subject), plants, rng, frames=frames)
+
+    def jpeg_quality(self, rendered) -> int | None:
+        return rendered.jpeg_quality
+
+    def truth(self, truth: dict, rendered, plants: list[motion.Plant]) -> dict:
+        return _hard_truth(truth, rendered, self.identity_of(truth["subject"]))
+
+    def doc(self) -> dict:
+        return {
+            "profile": "hard",
+            "identities": {str(s): n for s, n in enumerate(self.names, 1)},
+            "identity_splits": {"train": list(self._ids.TRAIN), "heldout": list(self._ids.HELD_OUT)},
+            "frame_size": [scene.FRAME_W, scene.FRAME_H],
+            "crop": {"size": scene.CROP_SIZE, "interocular_px": _r(scene.CROP_IOD, 2)},
+            "amplitude_bins_crop_px": {name: [lo, None if math.isinf(hi) else hi] for name, lo, hi in AMPLITUDE_BINS},
+        }
+
+
+def _hard_truth(t: dict, c, identity: str) -> dict:
+    """Replace the face-coordinate geometry of a default-style truth by frame and crop px; add identity,
+    pose, head motion, appearance and blinks."""
+    def vec(v) -> list[float]:
+        return [_r(v[0]), _r(v[1])]
+
+    scale = c.pose.scale
+    for p in t["planted"]:
+        bumps = {b.region: b for b in c.bumps if b.au == p["au"] and b.side == p["side"]}
+        crop_sizes = []
+        for b in bumps.values():
+            _, _, d_crop = c.to_frame(b.centre, (b.amplitude * b.vector[0], b.amplitude * b.vector[1]))
+            crop_sizes.append(float(np.hypot(*d_crop)))
+        crop = float(np.mean(crop_sizes)) if crop_sizes else p["amplitude_px"] * scene.CROP_PER_FACE
+        p["amplitude_face_px"] = p["amplitude_px"]
+        p["amplitude_px"] = _r(p["amplitude_px"] * scale, 3)  # frame px, nominal (no foreshortening)
+        p["amplitude_crop_px"] = _r(crop, 3)
+        p["amplitude_bin"] = amplitude_bin(crop)
+        p["centres"] = {n: [_r(v, 2) for v in scene.apply_h(c.pose_h, [b.centre])[0]] for n, b in bumps.items()}
+        p["sigma_px"] = {n: [_r(b.sigma * scale, 3), _r(b.sigma_y * scale, 3)] for n, b in bumps.items()}
+    face_motion = motion.region_motion(c.face, c.field)
+    frame, crop = {}, {}
+    for name, v in face_motion.items():
+        centre = motion.region_centre(c.face.landmarks, facs.REGION_BY_NAME[name])
+        _, d_frame, d_crop = c.to_frame(centre, v)
+        frame[name], crop[name] = vec(d_frame), vec(d_crop)
+    t["region_motion"] = frame
+    t["region_motion_crop"] = crop
+    t["identity"] = identity
+    t["identity_split"] = c.face.split
+    pose = c.pose
+    t["pose"] = {"position": [_r(v, 2) for v in pose.position], "scale": _r(pose.scale), "roll_deg": _r(pose.roll_deg, 3),
+                 "yaw_deg": _r(pose.yaw_deg, 3), "interocular_px": _r(c.frame_iod(), 2),
+                 "crop_px_per_frame_px": _r(scene.CROP_IOD / c.frame_iod())}
+    head = np.array(c.head)
+    tx, ty, rot, sc = c.head[c.apex_offset]
+    t["head"] = {"centre": [_r(v, 2) for v in c.head_centre],
+                 "apex": {"tx": _r(tx), "ty": _r(ty), "rotation_deg": _r(rot), "scale": _r(sc, 5)},
+                 "max": {"translation_px": _r(float(np.hypot(head[:, 0], head[:, 1]).max())),
+                         "rotation_deg": _r(float(np.abs(head[:, 2]).max())),
+                         "scale": _r(float(np.abs(head[:, 3]).max()), 5)},
+                 "per_frame": [[_r(a), _r(b), _r(r), _r(s, 5)] for a, b, r, s in c.head]}
+    t["appearance"] = {"grey": c.session.grey, "jpeg_quality": c.jpeg_quality, "noise_sigma": _r(c.noise_sigma, 3),
+                       "flicker": [[_r(g, 5), _r(o, 3)] for g, o in c.flicker]}
+    t["blinks"] = []
+    if c.blink is not None:
+        b = c.blink
+        moving = [k for k, v in enumerate(b.profile) if v > 0]
+        closed = [k for k, v in enumerate(b.profile) if v >= b.closure - 1e-9]
+        at_apex = b.profile[c.apex_offset]
+        drop_frame, drop_crop = {}, {}
+        for side in ("R", "L"):
+            x, y, drop = scene.blink_drop(c.face.landmarks, side, at_apex)
+            _, d_frame, d_crop = c.to_frame((x, y), (0.0, drop))
+            drop_frame[f"upper_lid_{side}"], drop_crop[f"upper_lid_{side}"] = vec(d_frame), vec(d_crop)
+        t["blinks"].append({"au": 45, "frames": [t["onset"] + k for k in moving],
+                            "closed": [t["onset"] + k for k in closed], "closure": _r(b.closure, 3),
+                            "closure_at_apex": _r(at_apex, 3), "apex_motion": drop_frame, "apex_motion_crop": drop_crop,
+                            "labelled": False})
+    return t
 
 
 def synthesize(
@@ -230,18 +443,30 @@ def synthesize(
     labelled_not_moved: float = 0.15,
     moved_not_labelled: float = 0.15,
     writer: Writer | None = None,
+    profile: str = "default",
+    identities: str | Sequence[str] | None = None,
 ) -> Path:
     """Write a synthetic ``fmt`` database of ``clips`` clips under ``out``; returns the root to read.
 
     ``ground_truth.json`` in ``out`` records, per clip id, what was planted and what was labelled.
     The same arguments give byte-identical files. ``writer`` replaces ``sources.write_layout``.
+    ``profile="hard"`` renders real people's faces (``identities``: ``"train"`` (default),
+    ``"heldout"``, ``"all"`` or a list of names, one per subject) in 640x480 frames (:mod:`.scene`).
     """
     if fmt not in STYLES:
         raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(STYLES)}")
     if clips < 1 or subjects < 1:
         raise ValueError("clips and subjects must be at least 1")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if profile == "default":
+        if identities is not None:
+            raise ValueError("the default profile draws one face photo; identities need profile='hard'")
+        prof: _Profile = _Profile()
+    else:
+        prof = _Hard(fmt, seed, subjects, identities)
     if writer is None:
-        from ..sources import write_layout as writer  # late: sources imports synth.spec
+        writer = write_layout
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     style = STYLES[fmt]
@@ -252,13 +477,15 @@ def synthesize(
     # Pass 1: each clip's prototype motion, from the clip's own generator.
     crngs = [np.random.default_rng([seed, 0xC11B, i]) for i in range(clips)]
     protos: list[list[motion.Plant]] = []
+    levels: list[float | None] = []
     for i, (_, cls) in enumerate(plan):
         crng = crngs[i]
         proto = prototype(style.emotions[cls])
         side = None
         if proto.lateral and crng.random() < proto.lateral_share:
             side = "L" if crng.random() < 0.5 else "R"
-        protos.append([motion.Plant(au, side if au in proto.lateral else None, _r(crng.uniform(*AMPLITUDE_PX), 3))
+        levels.append(prof.clip_level(crng))
+        protos.append([motion.Plant(au, side if au in proto.lateral else None, prof.amplitude(crng, au, levels[i]))
                        for au in proto.aus])
 
     # Pass 2: the deliberate disagreements, on the first clips (in a seeded order) where some pool
@@ -268,16 +495,16 @@ def synthesize(
         for i in rng.permutation(clips).tolist():
             if len(got) >= n:
                 break
-            face = motion.subject_face(plan[i][0])
-            bumps = motion.bumps_for(face, protos[i] + ([moved[i]] if i in moved else []))
-            choices = [a for a in pool if _far_from(face, a, bumps)]
+            face = prof.face(plan[i][0])
+            bumps = prof.bumps(face, protos[i] + ([moved[i]] if i in moved else []))
+            choices = [a for a in pool if _far_from(face, a, bumps, min_sigma=prof.extra_sigma(a, levels[i]))]
             if choices:
                 got[i] = int(choices[int(rng.integers(len(choices)))])
         return got
 
     n_mnl = round(moved_not_labelled * clips)
     n_lnm = round(labelled_not_moved * clips) if style.au_labels else 0
-    moved_extra = {i: motion.Plant(au, None, _r(rng.uniform(*AMPLITUDE_PX), 3)) for i, au in pick(n_mnl, {}).items()}
+    moved_extra = {i: motion.Plant(au, None, prof.amplitude(rng, au, levels[i])) for i, au in pick(n_mnl, {}).items()}
     label_extra = pick(n_lnm, moved_extra)
 
     # Pass 3: render and label.
@@ -292,12 +519,12 @@ def synthesize(
         extra_moved = moved_extra.get(i)
         extra_label = label_extra.get(i)
         plants = labelled_plants + ([extra_moved] if extra_moved else [])
-        rendered = motion.render_clip(subject, plants, crng, frames=frames)
+        rendered = prof.render(subject, plants, crng, frames)
 
         tokens = [(p.au, p.side, p.amplitude) for p in labelled_plants]
         if extra_label is not None:
-            tokens.append((extra_label, None, float(crng.uniform(*AMPLITUDE_PX))))
-        au_text = _label(tokens, style, crng) if style.au_labels else None
+            tokens.append((extra_label, None, prof.label_amplitude(crng, extra_label, levels[i])))
+        au_text = _label(tokens, style, crng, prof.intensity) if style.au_labels else None
         first = int(crng.integers(*style.first_frame)) if style.first_frame[1] > style.first_frame[0] + 1 \
             else style.first_frame[0]
         counters[subject] = counters.get(subject, 0) + 1
@@ -309,21 +536,28 @@ def synthesize(
         synth.append(SynthClip(
             subject=subject, index=counters[subject], frames=rendered.frames, first_frame=first,
             apex_offset=rendered.apex_offset, emotion=emotion, au_text=au_text, fps=style.fps, extra=extra,
+            jpeg_quality=prof.jpeg_quality(rendered),
         ))
-        truths.append(_truth(rendered, plants, labelled_plants, extra_moved, extra_label, tokens, style,
-                             subject, emotion, first, len(rendered.frames), au_text))
+        truth = _truth(rendered, plants, labelled_plants, extra_moved, extra_label, tokens, style,
+                       subject, emotion, first, len(rendered.frames), au_text)
+        truths.append(prof.truth(truth, rendered, plants))
 
     ids = writer(out, fmt, synth)
     if len(ids) != len(truths):
         raise RuntimeError(f"the {fmt} writer returned {len(ids)} clip ids for {len(truths)} clips")
     for t, cid, sc in zip(truths, ids, synth, strict=True):
         # Writers may renumber frames (CAS(ME)^3 keeps clips of one stimulus folder apart): read back.
+        shift = sc.onset - t["onset"]
         t.update(clip_id=cid, onset=sc.onset, apex=sc.apex, offset=sc.offset)
+        for b in t.get("blinks", []):
+            b["frames"] = [f + shift for f in b["frames"]]
+            b["closed"] = [f + shift for f in b["closed"]]
     doc = {
         "format": fmt,
         "seed": seed,
         "frames": frames,
         "subjects": subjects,
+        **prof.doc(),
         "shares": {"labelled_not_moved": labelled_not_moved, "moved_not_labelled": moved_not_labelled},
         "prototypes": {labels.canonical(e): list(prototype(e).aus) for e in style.emotions},
         "distractor_pool": list(pool),
@@ -357,7 +591,7 @@ def _truth(rendered: motion.RenderedClip, plants: list[motion.Plant], labelled_p
     if extra_moved is not None:
         mnl.append({"au": extra_moved.au, "side": extra_moved.side,
                     "regions": [r.name for r in facs.regions_for(extra_moved.au, extra_moved.side)]})
-    tx, ty, rot = rendered.head[rendered.apex_offset]
+    tx, ty, rot = rendered.head[rendered.apex_offset][:3]
     return {
         "clip_id": None,
         "subject": subject,
