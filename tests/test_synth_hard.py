@@ -164,6 +164,24 @@ def test_macro_motion_keeps_the_warp_fold_free(faces):
         assert np.abs(g).max() > crop_px(10.0)  # still macro
 
 
+def test_parted_lips_open_a_dark_mouth_between_the_corners(faces):
+    plants = [motion.Plant(10, None, crop_px(8.0)), motion.Plant(25, None, crop_px(8.0))]
+    clip = scene.render_clip(session_of(faces, "biden"), plants, np.random.default_rng(2), frames=5, apex=2,
+                             blinks=False, head_motion=False)
+    lm = clip.face.landmarks
+    seam_x, seam_y = scene.seam_curve(lm.astype(np.float64))
+    mid = np.array([lm[62, 0], np.interp(lm[62, 0], seam_x, seam_y)])
+    corner = np.array([lm[48, 0] - 0.1 * identities.FACE_IOD, np.interp(lm[48, 0], seam_x, seam_y)])
+    h = clip.pose_h
+
+    def patch(frame, at):
+        x, y = scene.apply_h(h, [at])[0].astype(int)
+        return grey(frame)[y - 2:y + 3, x - 2:x + 3].astype(float).mean()
+
+    assert patch(clip.frames[2], mid) < 0.7 * patch(clip.frames[0], mid)  # the mouth opened at the middle
+    assert abs(patch(clip.frames[2], corner) - patch(clip.frames[0], corner)) < 12  # not beyond the corners
+
+
 def test_blinks_close_the_upper_lids_and_leave_the_lower_lids(faces):
     s = session_of(faces, "pyfeat_man")
     clip = None

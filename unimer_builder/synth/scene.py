@@ -59,6 +59,7 @@ NOISE_SIGMA = (1.0, 3.5)  # grey levels at mid brightness
 FLICKER_GAIN, FLICKER_OFFSET = (0.002, 0.015), (0.2, 1.5)  # per-frame std: gain share, grey levels
 GREY_SHARE = 0.3  # subjects filmed in grey (SAMM: every subject)
 ELLIPSE = (1.55, 1.95, 0.12)  # head-and-neck cut-out: half axes and downward shift of the centre, IOD
+MOUTH_INSIDE = 0.35  # brightness share of the inside of parted lips
 BLINK_FOLD = 0.12  # fall-off of the lid skin above a closing margin, share of the IOD
 
 # How far each region family can move, as a share of a clip's macro amplitude (lids and nose move less).
@@ -190,7 +191,11 @@ def widen(bumps: Sequence[motion.Bump]) -> list[motion.Bump]:
 
 
 def bumps_for(identity: Identity, plants: Sequence[motion.Plant]) -> list[motion.Bump]:
-    return widen(motion.bumps_for(identity, plants))
+    """The plants' bumps on ``identity``, widened; lip bumps moving away from the seam are one-sided."""
+    lm = identity.landmarks
+    corners = (float(min(lm[48, 0], lm[54, 0])), float(max(lm[48, 0], lm[54, 0])))
+    return [OpeningBump(**vars(b), mouth=corners) if is_opening(b) else b
+            for b in widen(motion.bumps_for(identity, plants))]
 
 
 @dataclass(frozen=True)
@@ -274,6 +279,13 @@ def _blink_back(ux: np.ndarray, uy: np.ndarray, lm: np.ndarray, closure: float, 
 # follows with the Gaussian fall-off, nothing across the seam moves, and the gap that opens shows the seam
 # stretched (the dark line between the lips widens, as a parting mouth shows its dark inside).
 
+@dataclass(frozen=True)
+class OpeningBump(motion.Bump):
+    """A lip bump moving away from the seam (see :func:`is_opening`), with the mouth corners' x."""
+
+    mouth: tuple[float, float] = (0.0, 0.0)
+
+
 def is_opening(b: motion.Bump) -> bool:
     fam = facs.REGION_BY_NAME[b.region].family
     return (fam == "upper_lip" and b.vector[1] < 0) or (fam == "lower_lip" and b.vector[1] > 0)
@@ -290,8 +302,11 @@ def seam_curve(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _one_sided(b: motion.Bump, x: np.ndarray, y: np.ndarray, seam_y: np.ndarray) -> np.ndarray:
     """Share (0..1) of an opening bump's amplitude at face points: 1 between the seam and the bump centre,
-    the Gaussian fall-off beyond the centre, 0 across the seam."""
-    gx = np.exp(-0.5 * ((x - b.centre[0]) / b.sigma) ** 2)
+    the Gaussian fall-off beyond the centre, 0 across the seam; the lips part most at the middle and not
+    at all at the mouth corners (``b.mouth``: the corners' x)."""
+    left, right = b.mouth
+    half = max((right - left) / 2, 1.0)
+    gx = np.exp(-0.5 * ((x - b.centre[0]) / b.sigma) ** 2) * np.maximum(0.0, 1 - ((x - (left + right) / 2) / half) ** 2)
     up = b.vector[1] < 0  # the upper lip: its side of the seam is above it
     beyond = (y < b.centre[1]) if up else (y > b.centre[1])
     own_side = (y <= seam_y) if up else (y >= seam_y)
@@ -346,6 +361,18 @@ def _opening_back_at(x: np.ndarray, y: np.ndarray, bumps: Sequence[motion.Bump],
         y0 = y64 - shift(np.where(y64 <= seam_y + top, np.minimum(y0, seam_y - 1e-6), np.maximum(y0, seam_y + 1e-6)))
     gap = (y64 > seam_y + top) & (y64 < seam_y + bottom)
     return np.where(gap, seam_y, y0).astype(np.float32)
+
+
+def mouth_gap(x: np.ndarray, y: np.ndarray, bumps: Sequence[motion.Bump], lm: np.ndarray, share: float) -> np.ndarray:
+    """True where points (x, y), already moved back by the two-sided bumps, lie between the parted lips."""
+    if not bumps or share == 0:
+        return np.zeros(x.shape, bool)
+    x64 = x.astype(np.float64)
+    sx, sy = seam_curve(lm)
+    seam_y = np.interp(x64, sx, sy)
+    top = sum(share * b.amplitude * b.vector[1] * _one_sided(b, x64, seam_y - 1e-6, seam_y) for b in bumps)
+    bottom = sum(share * b.amplitude * b.vector[1] * _one_sided(b, x64, seam_y + 1e-6, seam_y) for b in bumps)
+    return (y > seam_y + top) & (y < seam_y + bottom)
 
 
 def apex_field(identity: Identity, bumps: Sequence[motion.Bump]) -> tuple[np.ndarray, np.ndarray, list[motion.Bump]]:
@@ -412,6 +439,17 @@ class HardClip:
     def _frame_h(self, t: int, with_head: bool = True) -> np.ndarray:
         m = head_matrix(*self.head[t], self.head_centre) if with_head else np.eye(3)
         return m @ self.pose_h
+
+    def mouth_open(self, t: int, ux: np.ndarray, uy: np.ndarray, src: np.ndarray) -> np.ndarray | None:
+        """Mask of frame points (face coordinates ``ux, uy`` before the expression, ``src`` after) that
+        show the inside of parted lips at frame ``t``; None when no lips part."""
+        share = float(self.profile[t])
+        if not self.openings or share == 0:
+            return None
+        smooth = self.field if self.smooth is None else self.smooth
+        g = _sample(smooth, src[..., 0], src[..., 1])
+        return mouth_gap(src[..., 0], uy - share * g[..., 1], self.openings,
+                         self.face.landmarks.astype(np.float64), share)
 
     def _expression_back(self, t: int, ux: np.ndarray, uy: np.ndarray) -> np.ndarray:
         share = float(self.profile[t])
@@ -497,9 +535,12 @@ def render_clip(s: Session, plants: Sequence[motion.Plant], rng: np.random.Gener
         uy = u[:, 1].reshape(xs.shape).astype(np.float32)
         alpha = _ellipse_alpha(ux, uy, identity)
         src = clip._expression_back(t, ux, uy)
+        inside = clip.mouth_open(t, ux, uy, src)
         mx = (a[0, 0] * src[..., 0] + a[0, 1] * src[..., 1] + a[0, 2]).astype(np.float32)
         my = (a[1, 0] * src[..., 0] + a[1, 1] * src[..., 1] + a[1, 2]).astype(np.float32)
         face = cv2.remap(src_img, mx, my, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        if inside is not None:  # the dark inside of a parted mouth (the stretched seam, darkened)
+            face[inside] *= np.float32(MOUTH_INSIDE)
         img = s.background.copy()
         img[y0:y1, x0:x1] = alpha[..., None] * face + (1 - alpha[..., None]) * img[y0:y1, x0:x1]
         clip.frames.append(_photometric(img, s, flicker[t], noise, rng))
