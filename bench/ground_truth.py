@@ -7,7 +7,7 @@ Synthesises each format (seeded), builds it with `unimer build`, scores the buil
 `ground_truth.json` and prints one row per format with the figures of issue 8 (moved labelled AUs
 supported; unmoved labelled AUs not supported; unlabelled planted motion reported; SMIC inferred-AU
 recall; text direction), blinks at the apex reported as AU45, then the same figures per amplitude bin
-(micro / mid / macro, hard profile) and per identity, over all formats together.
+(micro / mid / macro, hard profile), per identity and per AU, over all formats together.
 """
 
 from __future__ import annotations
@@ -88,13 +88,16 @@ def main() -> None:
             print(f"| {fmt} | {built} | {cells} | {exact} | {time.perf_counter() - t:.0f} |", flush=True)
 
     for by, title in (("bin", "Per amplitude bin (crop px at the apex: micro < 2, mid 2-5, macro >= 5), all formats"),
-                      ("identity", "Per identity, all formats")):
+                      ("identity", "Per identity, all formats"), ("au", "Per AU, all formats")):
         groups: dict[str, list[dict]] = defaultdict(list)
         for it in everything:
             if it[by] is not None:
                 groups[it[by]].append(it)
         if groups:
             order = ["micro", "mid", "macro"] if by == "bin" else sorted(groups)
+            if by == "au":
+                groups = {f"AU{k}": v for k, v in groups.items()}
+                order = [f"AU{k}" for k in order]
             table(title, {g: aggregate(groups[g]) for g in order if g in groups}, keys)
 
 

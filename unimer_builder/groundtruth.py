@@ -102,7 +102,8 @@ BLINK_VISIBLE_CROP_PX = 1.0  # lid motion at the apex from which a blink counts 
 
 
 def items(truth_file: Path, out: Path) -> list[dict]:
-    """Every scored item: ``{"key", "ok", "clip_id", "identity", "bin"}`` (``bin`` of the planted AU or None)."""
+    """Every scored item: ``{"key", "ok", "clip_id", "identity", "au", "bin"}`` (``bin``: the planted AU's
+    amplitude bin, or None)."""
     truth = json.loads(Path(truth_file).read_text())
     rows = load_rows(out)
     found: list[dict] = []
@@ -113,8 +114,9 @@ def items(truth_file: Path, out: Path) -> list[dict]:
             continue  # skipped or dropped: the report says why; not a verdict either way
         who = t.get("identity", "astronaut")  # the default profile draws one photo
 
-        def count(key: str, ok: bool, amp_bin: str | None = None, t=t, who=who) -> None:
-            found.append({"key": key, "ok": bool(ok), "clip_id": t["clip_id"], "identity": who, "bin": amp_bin})
+        def count(key: str, ok: bool, au: int, amp_bin: str | None = None, t=t, who=who) -> None:
+            found.append({"key": key, "ok": bool(ok), "clip_id": t["clip_id"], "identity": who, "au": au,
+                          "bin": amp_bin})
 
         verdict_of: dict[int, str] = {}
         for v in r["verdicts"]:
@@ -125,21 +127,21 @@ def items(truth_file: Path, out: Path) -> list[dict]:
         unmoved = set(t.get("labelled_not_moved", []))
         if r["aus_source"] == "label":
             for au in sorted(labelled & set(planted)):
-                count("moved_labelled_supported", verdict_of.get(au) == "supported", planted[au].get("amplitude_bin"))
+                count("moved_labelled_supported", verdict_of.get(au) == "supported", au, planted[au].get("amplitude_bin"))
             for au in sorted(unmoved):
-                count("unmoved_labelled_not_supported", verdict_of.get(au) != "supported")
+                count("unmoved_labelled_not_supported", verdict_of.get(au) != "supported", au)
             reported = {u["region"] for u in r["unexplained"]}
             for m in t.get("moved_not_labelled", []):
-                count("unlabelled_motion_reported", bool(reported & set(m["regions"])),
+                count("unlabelled_motion_reported", bool(reported & set(m["regions"])), m["au"],
                       planted.get(m["au"], {}).get("amplitude_bin"))
         else:
             for au in sorted(planted):
-                count("inferred_aus_recovered", au in set(r["aus_supported"]), planted[au].get("amplitude_bin"))
+                count("inferred_aus_recovered", au in set(r["aus_supported"]), au, planted[au].get("amplitude_bin"))
         named = {u["au"] for u in r["unexplained"]} | {v["au"] for v in r["verdicts"]} | set(r["aus_supported"])
         for b in t.get("blinks", []):
             lid = max((math.hypot(*v) for v in b.get("apex_motion_crop", {}).values()), default=0.0)
             if lid >= BLINK_VISIBLE_CROP_PX:
-                count("blinks_at_apex_reported_as_au45", 45 in named)
+                count("blinks_at_apex_reported_as_au45", 45 in named, 45)
         motion = r["answers"].get("motion") or r["answers"].get("explain") or ""
         supported = set(r["aus_supported"])
         true_motion = t.get("region_motion_crop") or t.get("region_motion", {})
@@ -153,8 +155,9 @@ def items(truth_file: Path, out: Path) -> list[dict]:
                     continue
                 truth_v = true_motion[name] if name in true_motion else planted_field(t["planted"], p["centres"][name])
                 exact = stated == direction_word(*truth_v, region)
-                count("text_direction_exact_word", exact, p.get("amplitude_bin"))
-                count("text_direction_correct", exact or _within(stated, truth_v, region, 45.0), p.get("amplitude_bin"))
+                count("text_direction_exact_word", exact, au, p.get("amplitude_bin"))
+                count("text_direction_correct", exact or _within(stated, truth_v, region, 45.0), au,
+                      p.get("amplitude_bin"))
     return found
 
 
@@ -172,7 +175,7 @@ def score(truth_file: Path, out: Path) -> dict[str, dict]:
 
 
 def breakdown(truth_file: Path, out: Path, by: str) -> dict[str, dict[str, dict]]:
-    """The figures per value of ``by`` (``"bin"``: amplitude bin of the planted AU; ``"identity"``)."""
+    """The figures per value of ``by`` (``"bin"``: amplitude bin of the planted AU; ``"identity"``; ``"au"``)."""
     found = items(truth_file, out)
     groups: dict[str, list[dict]] = defaultdict(list)
     for it in found:
