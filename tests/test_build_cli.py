@@ -23,7 +23,7 @@ DOCUMENTED = [
     "aus_source", "aus_supported", "regions", "verdicts", "unexplained", "noise_floor", "noise_spread", "blinks",
     "moved_regions",
     "head_motion", "flagged", "flag_reasons", "task", "template_id", "instruction", "answer", "messages",
-    "onset_image", "apex_image", "frames", "stack_frames", "flow", "config_fingerprint",
+    "onset_image", "apex_image", "frames", "stack_frames", "flow", "flow_image", "landmarks", "config_fingerprint",
 ]
 
 

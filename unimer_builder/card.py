@@ -1,6 +1,8 @@
 """The dataset card: ``OUT/README.md`` (Hub YAML front matter + prose) from ``data_cards/README.md.j2``.
 
-The front matter declares the ``default`` config over ``data/train-*.parquet`` and the full
+The front matter declares the licence of the source database (``license: other`` with ``license_name``/
+``license_link`` from ``data_cards/licenses.yaml``, and the Hub's access-request form for licensed
+sources), the ``default`` config over ``data/train-*.parquet`` and the full
 ``dataset_info.features`` (images as ``image``, flow as ``array3_d``), so that
 ``datasets.load_dataset(OUT)`` and the Hub's viewer agree with the shards' own schema metadata.
 Counts per database and emotion are read from the shards themselves; the AU agreement tables and the
@@ -92,14 +94,74 @@ def _shard_stats(out_dir: Path) -> dict:
     }
 
 
-def front_matter(stats: dict, cfg: BuildConfig) -> dict:
+def _licence_table() -> dict:
+    import yaml
+
+    return yaml.safe_load((DATA_CARDS_DIR / "licenses.yaml").read_text(encoding="utf-8"))
+
+
+def is_synthetic(report: dict) -> bool:
+    """A build of a database `unimer synth` wrote (its root holds ground_truth.json), as the CLI decides."""
+    root = report.get("root")
+    return bool(root) and (Path(root) / "ground_truth.json").is_file()
+
+
+def source_licence(databases: list[str], synthetic: bool = False) -> dict:
+    """``{name, title, link, gated, sources}``: the licence the source database(s) put on the build.
+
+    One database: its own entry of ``data_cards/licenses.yaml``. Several: every one applies, so the card
+    names them all and is gated if any is. A database the table lacks is treated as licence-restricted.
+    """
+    table = _licence_table()
+    if synthetic:
+        return {**table["synthetic"], "sources": [table["synthetic"]]}
+    unknown = {"name": "source-database-license", "title": "the source database's own licence", "link": None,
+               "gated": True}
+    entries = [table.get(db, {**unknown, "title": f"the licence of {db}"}) for db in sorted(set(databases))]
+    if len(entries) == 1:
+        return {**entries[0], "sources": entries}
+    return {"name": "source-database-licenses", "title": "; ".join(e["title"] for e in entries), "link": None,
+            "gated": any(e["gated"] for e in entries), "sources": entries}
+
+
+def default_repo_name(databases: list[str], synthetic: bool = False) -> str:
+    """A Hub repo name no one will take for opendatalab's UniMER (math formula recognition, on the Hub as
+    UniMER_Dataset): it says micro-expression first and never spells "unimer"."""
+    tag = "synthetic" if synthetic else "-".join(sorted(set(databases))) or "data"
+    return f"micro-expression-instructions-{tag}"
+
+
+GATED_PROMPT = ("This dataset is derived from {title}. Request access only if you have signed that licence "
+                "agreement with the database's owners; the same terms apply here (research use, no "
+                "redistribution).")
+
+
+def gating(licence: dict) -> dict:
+    """The Hub's access-request form (``extra_gated_*`` keys): name, affiliation and the licence checkbox."""
+    return {
+        "extra_gated_prompt": GATED_PROMPT.format(title=licence["title"]),
+        "extra_gated_fields": {
+            "Name": "text",
+            "Affiliation": "text",
+            "I have signed the source database's licence agreement and will use this data under its terms":
+                "checkbox",
+        },
+    }
+
+
+def front_matter(stats: dict, cfg: BuildConfig, licence: dict | None = None, gated: bool | None = None) -> dict:
     from .shards import features
 
+    licence = licence or source_licence(list(stats.get("by_database") or {}))
     feats = features(stats.get("flow_size") or cfg.flow_size)
+    keys = {"license": "other", "license_name": licence["name"]}
+    if licence.get("link"):
+        keys["license_link"] = licence["link"]
+    if licence["gated"] if gated is None else gated:
+        keys.update(gating(licence))
     return {
-        "pretty_name": "Uni-MER: motion-verified micro-expression instructions",
-        "license": "other",
-        "license_name": "source-database-licenses",
+        "pretty_name": "Micro-expression instructions with motion evidence (Uni-MER builder)",
+        **keys,
         "task_categories": TASK_CATEGORIES,
         "tags": TAGS,
         "size_categories": [_size_category(stats["rows"])],
@@ -157,13 +219,20 @@ def _cell(v) -> str:
     return str(v).replace("|", "/")
 
 
-def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_dir: Path | str | None = None) -> str:
+def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_dir: Path | str | None = None,
+                gated: bool | None = None) -> str:
+    """The card's text; ``gated`` overrides the licence table's choice of an access-request form."""
     import jinja2
     import yaml
 
+    from . import flowviz
+
     out_dir = Path(out_dir)
     stats = _shard_stats(out_dir)
-    fm = yaml.safe_dump(front_matter(stats, cfg), sort_keys=False, allow_unicode=True, width=1000)
+    synthetic = is_synthetic(report)
+    licence = source_licence(list(stats["by_database"]), synthetic)
+    meta = front_matter(stats, cfg, licence, gated)
+    fm = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir or DATA_CARDS_DIR)),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False,
@@ -185,13 +254,19 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
         source_format=report.get("format", ""),
         tasks=TASKS,
         paper=PAPER,
+        licence=licence,
+        gated_form="extra_gated_fields" in meta,
+        synthetic=synthetic,
+        repo_name=default_repo_name(list(stats["by_database"]), synthetic),
+        flow_full_px=flowviz.FULL_PX,
+        direction_colours=flowviz.DIRECTION_COLOURS,
     )
 
 
-def write_card(out_dir: Path | str, report: dict, cfg: BuildConfig) -> Path:
+def write_card(out_dir: Path | str, report: dict, cfg: BuildConfig, gated: bool | None = None) -> Path:
     """Render ``OUT/README.md`` (atomically) from the shards in ``OUT/data`` and the build report."""
     out_dir = Path(out_dir)
-    text = render_card(out_dir, report, cfg)
+    text = render_card(out_dir, report, cfg, gated=gated)
     path = out_dir / "README.md"
     tmp = out_dir / f".README.md.{os.getpid()}.tmp"
     tmp.write_text(text, encoding="utf-8")

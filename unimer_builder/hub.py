@@ -46,9 +46,27 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
+def suggested_name(out_dir: Path | str) -> str:
+    """The repo name the card suggests for a build (``card.default_repo_name``), from its report."""
+    import json
+
+    from .card import default_repo_name, is_synthetic
+
+    out = Path(out_dir)
+    report_path = out / "build_report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    dbs = sorted({k for k in (report.get("agreement") or {}) if k != "all"})
+    if not dbs:
+        import pyarrow.parquet as pq
+
+        dbs = sorted({d for p in sorted((out / "data").glob("train-*.parquet"))
+                      for d in pq.read_table(p, columns=["database"]).column("database").to_pylist()})
+    return default_repo_name(dbs, is_synthetic(report))
+
+
 def push(
     out_dir: Path | str,
-    repo_id: str,
+    repo_id: str | None,
     token: str | None = None,
     private: bool = True,
     endpoint: str | None = None,
@@ -56,13 +74,14 @@ def push(
 ) -> str:
     """Create (if needed) the dataset repo ``repo_id`` and upload the build; returns the commit URL.
 
-    Private by default: the source databases' licences rarely allow public redistribution.
+    Private by default: the source databases' licences rarely allow public redistribution. Without
+    ``repo_id`` the repo is ``<your account>/<suggested_name(out_dir)>``.
     Raises ``FileNotFoundError`` for an incomplete folder, ``ValueError`` for a bad repo id and
     ``RuntimeError`` when offline or when the Hub refuses.
     """
     out = Path(out_dir)
     check_folder(out)
-    if not repo_id or repo_id.count("/") != 1 or any(not p for p in repo_id.split("/")):
+    if repo_id is not None and (repo_id.count("/") != 1 or any(not p for p in repo_id.split("/"))):
         raise ValueError(f"repo id must look like 'owner/name', not {repo_id!r}")
     if _offline():
         raise RuntimeError(
@@ -74,6 +93,8 @@ def push(
 
     api = HfApi(endpoint=endpoint, token=token)
     try:
+        if repo_id is None:  # your account, the card's suggested name
+            repo_id = f"{api.whoami()['name']}/{suggested_name(out)}"
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         info = api.upload_folder(
             repo_id=repo_id,

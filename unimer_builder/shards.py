@@ -10,6 +10,10 @@ Column types (see ``docs/ARCHITECTURE.md``, "Shard schema"):
 * Images (``onset_image``, ``apex_image``, each item of ``frames``) are ``struct{bytes: binary, path:
   string}`` holding PNG bytes (8-bit grey), which is exactly the storage of ``datasets.Image()``.
   Each image is PNG-encoded once per clip and the same bytes are shared by that clip's rows.
+* ``flow_image`` is the onset->apex flow as a colour map (``flowviz.flow_to_rgb``: hue direction,
+  saturation magnitude up to ``flowviz.FULL_PX``) at ``crop_size``, RGB PNG: what the Hub's viewer shows.
+* ``landmarks`` are the 68 aligned landmarks of the onset frame, ``[[x, y], ...]`` float32 in crop px: the
+  geometry of the AU regions (``regions.region_masks``), so that readers can redraw them.
 * ``flow`` is ``(3, F, F)`` float16 (u, v, optical strain; F = ``flow_size``; values in pixels of the
   ``crop_size`` crop, resized with INTER_AREA, never normalised). Parquet stores it as the storage of
   ``datasets.Array3D((3, F, F), "float16")``: ``list<list<list<halffloat>>>``. Part files hold the
@@ -32,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import labels
+from . import flowviz, labels
 from .config import BuildConfig
 from .records import Clip, CrossCheck, Evidence, Sample
 
@@ -100,6 +104,8 @@ SCHEMA = pa.schema([
     ("frames", pa.list_(IMAGE)),
     ("stack_frames", pa.list_(pa.int32())),
     ("flow", FLOW_STORAGE),
+    ("flow_image", IMAGE),
+    ("landmarks", pa.list_(pa.list_(_f32))),
     ("config_fingerprint", pa.string()),
 ])
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
@@ -224,6 +230,7 @@ def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample]
     frames = [{"bytes": _png(f, cfg.stack_size), "path": f"frame_{frame_nums[i] if i < len(frame_nums) else i}.png"}
               for i, f in enumerate(ev.stack)]
     flow = reduce_flow(ev.flow, ev.strain, cfg.flow_size)
+    flow_png = {"bytes": flowviz.png_rgb(flowviz.flow_to_rgb(ev.flow)), "path": "flow.png"}
     hm = ev.head_motion or {}
     base = {
         "clip_id": clip.clip_id,
@@ -269,6 +276,8 @@ def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample]
         "frames": frames,
         "stack_frames": frame_nums,
         "flow": flow,
+        "flow_image": flow_png,
+        "landmarks": np.asarray(ev.face.landmarks, np.float32).tolist(),
         "config_fingerprint": cfg.fingerprint(),
     }
     rows = []
