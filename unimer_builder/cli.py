@@ -252,7 +252,8 @@ def _print_truth(truth_file: Path, out: Path) -> None:
 @app.command()
 def push(
     out: Path = typer.Argument(..., help="A built dataset folder."),
-    repo_id: str = typer.Argument(..., help="Hub dataset repo, e.g. your-name/uni-mer."),
+    repo_id: str = typer.Argument(None, help="Hub dataset repo, e.g. your-name/micro-expression-instructions-casme2 "
+                                             "(default: your account and the name the card suggests)."),
     token: str = typer.Option(None, envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN or the cached login)."),
     public: bool = typer.Option(False, help="Create the repo public (default private: the source databases are licensed)."),
 ) -> None:
@@ -264,6 +265,46 @@ def push(
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         _fail(str(e))
     console.print(f"pushed: {url}")
+
+
+@app.command()
+def inspect(
+    out: Path = typer.Argument(..., help="A built dataset folder."),
+    clip: str = typer.Option(None, "--clip", help="Write only this clip's page (a clip_id, e.g. casme2/sub01/EP02_01f)."),
+    open_: bool = typer.Option(False, "--open", help="Open the page in a web browser."),
+    dest: Path = typer.Option(None, help="Report folder (default OUT/inspect)."),
+) -> None:
+    """A static HTML report of a build (opens offline): each clip's pictures, regions, verdicts and answers."""
+    from .inspect_report import write_report
+
+    try:
+        page = write_report(out, dest, clip)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e).strip('"'))
+    console.print(f"report: {page}")
+    if open_:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
+@app.command()
+def export(
+    out: Path = typer.Argument(..., help="A built dataset folder."),
+    to: str = typer.Option(..., "--to", help="sharegpt | llamafactory | megc-vqa"),
+    dest: Path = typer.Argument(..., help="Folder to write the export into (created; replaced if an earlier export)."),
+    images: str = typer.Option("onset,apex,flow", help="Pictures per sample, in order: any of onset, apex, flow."),
+    name: str = typer.Option("unimer", help="Dataset name in LLaMA-Factory's dataset_info.json."),
+) -> None:
+    """Write the build for a trainer: ShareGPT, LLaMA-Factory (dataset_info.json + images) or MEGC ME-VQA."""
+    from .export import export as run_export
+
+    try:
+        summary = run_export(out, to, dest, images=tuple(x.strip() for x in images.split(",") if x.strip()),
+                             name=name)
+    except (FileNotFoundError, ValueError, FileExistsError) as e:
+        _fail(str(e))
+    console.print(f"{to}: {summary['rows']} rows, {summary['images']} images -> {dest} ({', '.join(summary['files'])})")
 
 
 if __name__ == "__main__":
