@@ -1,0 +1,157 @@
+"""`unimer export`: every row, picture and answer read back the way each consumer reads it.
+
+LLaMA-Factory itself does not install beside this project's stack (0.9.5 needs torchaudio, torchvision,
+transformers <= 5.6 and datasets <= 4.0), so its loading is reproduced from its documented rules
+(``data/README.md`` and ``src/llamafactory/data``: ``dataset_info.json`` attributes, the sharegpt
+converter's role alternation, one ``<image>`` per image, image paths under ``media_dir`` = the
+dataset_dir), with the data file read by ``datasets.load_dataset("json")`` as LLaMA-Factory does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from unimer_builder import facs, shards
+from unimer_builder.cli import app
+from unimer_builder.export import IMAGE_TOKEN, MEGC_QUESTIONS
+
+runner = CliRunner()
+COLUMNS = ["id", "clip_id", "database", "subject", "clip", "task", "instruction", "answer", "emotion",
+           "emotion_composite", "aus_supported", "onset_image", "apex_image", "flow_image"]
+
+
+@pytest.fixture(scope="module")
+def rows(small_build) -> list[dict]:
+    return shards.read_shards(small_build, columns=COLUMNS).to_pylist()
+
+
+def _export(out: Path, fmt: str, dest: Path, *extra: str) -> dict:
+    res = runner.invoke(app, ["export", str(out), "--to", fmt, str(dest), *extra], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return json.loads((dest / "export.json").read_text())
+
+
+def _check_images(dest: Path, paths: list[str], row: dict, kinds=("onset", "apex", "flow")) -> None:
+    assert len(paths) == len(kinds)
+    for p, k in zip(paths, kinds, strict=True):
+        f = dest / p
+        assert f.read_bytes() == row[f"{k}_image"]["bytes"], (row["id"], k)
+        with Image.open(f) as im:
+            im.load()
+            assert im.size[0] > 0 and im.mode == ("RGB" if k == "flow" else "L")
+
+
+def test_sharegpt_round_trip(small_build, rows, tmp_path):
+    import datasets
+
+    dest = tmp_path / "sharegpt"
+    manifest = _export(small_build, "sharegpt", dest)
+    ds = datasets.load_dataset("json", data_files=str(dest / "sharegpt.json"), split="train")
+    assert manifest["rows"] == len(ds) == len(rows)
+    by_id = {r["id"]: r for r in rows}
+    for rec in ds:
+        row = by_id.pop(rec["id"])
+        human, gpt = rec["conversations"]
+        assert human["from"] == "human" and gpt["from"] == "gpt"
+        assert human["value"].startswith(IMAGE_TOKEN * 3) and human["value"].endswith(row["instruction"])
+        assert gpt["value"] == row["answer"]
+        _check_images(dest, rec["images"], row)
+    assert not by_id  # every row came back
+    assert manifest["images"] == 3 * len({r["clip_id"] for r in rows}) == len(list(dest.rglob("*.png")))
+
+
+def _llamafactory_load(dataset_dir: Path, name: str) -> list[dict]:
+    """LLaMA-Factory's reading of a local sharegpt dataset, reduced to its documented checks."""
+    import datasets
+
+    info = json.loads((dataset_dir / "dataset_info.json").read_text())
+    attr = info[name]  # "Undefined dataset" otherwise
+    assert attr["formatting"] == "sharegpt" and not attr.get("ranking", False)
+    assert not {"hf_hub_url", "ms_hub_url", "script_url"} & set(attr)  # a local file
+    cols = {"messages": "conversations", **attr.get("columns", {})}
+    tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+            **attr.get("tags", {})}
+    data_file = dataset_dir / attr["file_name"]
+    assert data_file.suffix in (".json", ".jsonl")
+    ds = datasets.load_dataset("json", data_files=str(data_file), split="train")
+    out = []
+    for ex in ds:
+        msgs = ex[cols["messages"]]
+        assert len(msgs) % 2 == 0  # "Invalid message count"
+        for turn, m in enumerate(msgs):  # "Invalid role tag": user, assistant, user, ...
+            assert m[tags["role_tag"]] == (tags["user_tag"], tags["assistant_tag"])[turn % 2]
+        images = ex[cols["images"]] if "images" in cols else []
+        n_tokens = sum(m[tags["content_tag"]].count(IMAGE_TOKEN) for m in msgs)
+        assert n_tokens == len(images)  # "The number of images does not match the number of <image> tokens"
+        resolved = [dataset_dir / p for p in images]  # media_dir defaults to dataset_dir
+        assert all(p.is_file() for p in resolved)
+        out.append({"prompt": msgs[:-1], "response": msgs[-1], "images": resolved, "id": ex["id"]})
+    return out
+
+
+def test_llamafactory_round_trip(small_build, rows, tmp_path):
+    dest = tmp_path / "lf"
+    manifest = _export(small_build, "llamafactory", dest, "--name", "microexp")
+    assert manifest["files"] == ["microexp.json", "dataset_info.json"]
+    loaded = _llamafactory_load(dest, "microexp")
+    by_id = {r["id"]: r for r in rows}
+    assert len(loaded) == len(rows)
+    for ex in loaded:
+        row = by_id.pop(ex["id"])
+        assert ex["prompt"][-1]["content"].endswith(row["instruction"])
+        assert ex["response"] == {"role": "assistant", "content": row["answer"]}
+        _check_images(dest, [str(p.relative_to(dest)) for p in ex["images"]], row)
+    assert not by_id
+
+
+def test_llamafactory_without_pictures_has_no_image_tokens(small_build, rows, tmp_path):
+    dest = tmp_path / "lf-text"
+    manifest = _export(small_build, "llamafactory", dest, "--images", "")
+    assert manifest["images"] == 0 and not (dest / "images").exists()
+    assert "images" not in json.loads((dest / "dataset_info.json").read_text())["unimer"]["columns"]
+    loaded = _llamafactory_load(dest, "unimer")
+    assert sorted(e["prompt"][0]["content"] for e in loaded) == sorted(r["instruction"] for r in rows)
+
+
+def test_megc_vqa_round_trip(small_build, rows, tmp_path):
+    import datasets
+    import pandas as pd
+
+    dest = tmp_path / "megc"
+    manifest = _export(small_build, "megc-vqa", dest)
+    path = dest / "me_vqa.jsonl"
+    df = pd.read_json(path, lines=True, dtype=False)
+    assert list(df.columns) == ["dataset", "subject", "filename", "question", "answer"]
+    assert len(datasets.load_dataset("json", data_files=str(path), split="train")) == len(df) == manifest["rows"]
+    assert set(df["question"]) <= set(MEGC_QUESTIONS.values())
+    clips = {r["clip_id"]: r for r in rows}
+    assert any(r["emotion_composite"] is None for r in clips.values())  # the build has such a clip
+    assert len(df.groupby(["dataset", "subject", "filename"])) == len(clips)
+    for r in clips.values():
+        got = df[(df.dataset == r["database"]) & (df.subject == r["subject"]) & (df.filename == r["clip"])]
+        qa = dict(zip(got["question"], got["answer"], strict=True))
+        # no coarse question where the composite protocol leaves the clip out ("others")
+        coarse = qa.pop(MEGC_QUESTIONS["coarse"], None)
+        assert coarse == (r["emotion_composite"].lower() if r["emotion_composite"] else None)
+        assert qa.pop(MEGC_QUESTIONS["fine"]) == r["emotion"].lower()
+        names = [facs.au_name(a).lower() for a in r["aus_supported"]]
+        if names:
+            key = MEGC_QUESTIONS["au_one" if len(names) == 1 else "au_many"]
+            assert qa.pop(key).split(", ") == names
+        assert not qa
+
+
+def test_export_refuses_a_folder_that_is_not_an_export(small_build, tmp_path):
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    res = runner.invoke(app, ["export", str(small_build), "--to", "sharegpt", str(dest)])
+    assert res.exit_code == 2 and "not an earlier export" in res.output
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"]
+    res = runner.invoke(app, ["export", str(small_build), "--to", "alpaca", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "sharegpt" in res.output and not (tmp_path / "x").exists()
