@@ -106,6 +106,9 @@ def test_several_databases_name_every_licence_and_gate_if_any_is_restricted():
     assert lic["gated"] and [s["name"] for s in lic["sources"]] == ["casme2-license-agreement", "samm-license-agreement"]
     assert card.source_licence(["somewhere"])["gated"]  # an unknown source is treated as restricted
     assert not card.source_licence(["casme2"], synthetic=True)["gated"]
+    hard = card.source_licence(["casme2"], synthetic="hard")
+    assert hard["name"] == "synthetic-packaged-face-photos" and not hard["gated"]
+    assert card.source_licence(["casme2"], synthetic="default")["name"] == "synthetic-public-domain-face"
 
 
 def test_suggested_repo_name_from_a_build(small_build):

@@ -106,15 +106,29 @@ def is_synthetic(report: dict) -> bool:
     return bool(root) and (Path(root) / "ground_truth.json").is_file()
 
 
-def source_licence(databases: list[str], synthetic: bool = False) -> dict:
+def synthetic_profile(report: dict) -> str | None:
+    """``None`` (not synthetic), ``"default"`` (one public-domain photo) or the profile ground_truth.json names."""
+    if not is_synthetic(report):
+        return None
+    import json
+
+    try:
+        truth = json.loads((Path(report["root"]) / "ground_truth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "default"
+    return str(truth.get("profile") or "default") if isinstance(truth, dict) else "default"
+
+
+def source_licence(databases: list[str], synthetic: bool | str = False) -> dict:
     """``{name, title, link, gated, sources}``: the licence the source database(s) put on the build.
 
     One database: its own entry of ``data_cards/licenses.yaml``. Several: every one applies, so the card
     names them all and is gated if any is. A database the table lacks is treated as licence-restricted.
     """
     table = _licence_table()
-    if synthetic:
-        return {**table["synthetic"], "sources": [table["synthetic"]]}
+    if synthetic:  # True or "default": variations of one photo; another profile has its own entry
+        entry = table.get(f"synthetic-{synthetic}", table["synthetic"]) if isinstance(synthetic, str) else table["synthetic"]
+        return {**entry, "sources": [entry]}
     unknown = {"name": "source-database-license", "title": "the source database's own licence", "link": None,
                "gated": True}
     entries = [table.get(db, {**unknown, "title": f"the licence of {db}"}) for db in sorted(set(databases))]
@@ -229,8 +243,8 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
 
     out_dir = Path(out_dir)
     stats = _shard_stats(out_dir)
-    synthetic = is_synthetic(report)
-    licence = source_licence(list(stats["by_database"]), synthetic)
+    synthetic = synthetic_profile(report)
+    licence = source_licence(list(stats["by_database"]), synthetic or False)
     meta = front_matter(stats, cfg, licence, gated)
     fm = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     env = jinja2.Environment(
@@ -256,8 +270,8 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
         paper=PAPER,
         licence=licence,
         gated_form="extra_gated_fields" in meta,
-        synthetic=synthetic,
-        repo_name=default_repo_name(list(stats["by_database"]), synthetic),
+        synthetic=bool(synthetic),
+        repo_name=default_repo_name(list(stats["by_database"]), bool(synthetic)),
         flow_full_px=flowviz.FULL_PX,
         direction_colours=flowviz.DIRECTION_COLOURS,
     )
