@@ -75,13 +75,15 @@ class BuildConfig:
     cos_supported: float = 0.3  # loose: the motion's component along the AU carries the decision
     cos_contradicted: float = -0.3
     z_unexplained: float = 6.0
-    timing_tolerance: float = 0.35  # |peak_time - apex_time| as a share of onset..offset
+    timing_share: float = 0.5  # at the apex a supported region has moved at least this share of its most
+    timing_tolerance: float = 0.35  # without DIS at the apex: |peak_time - apex_time| as a share of onset..offset
     dis_preset: str = "ultrafast"  # DIS flow for the timing curves and the apex search (cheap, small crops)
     dis_finest_scale: int = 1
     head_model: str = "head"  # rigid head motion removed from the flow: "similarity" or "head" (+ yaw, pitch)
-    # Share of the head's displacement that its removal leaves as error (a real head is not rigid, nor its
-    # motion a similarity): it widens each region's noise. On real video (bench/real_footage.py) an 8.6 px
-    # head shift left 0.76 px at the still jaw: 0.05 keeps that under z 2 (0.02 would reach z 4).
+    # Share of the head's displacement that its removal leaves as error (a real head is neither rigid nor
+    # planar): it widens each region's noise (regions.region_stats). On real video (bench/real_footage.py)
+    # 0.05 keeps a still face still under 2-25 px of head motion; 0.02 reported motion on 3 of 7 still
+    # windows. Synthetic head motion is an exact similarity, so there it only costs sensitivity.
     head_error: float = 0.05
     region_match: float = 0.7  # a region whose appearance the flow explains less (NCC) is not measured
     face_match: float = 0.5  # a face whose apex matches its onset less is not the same face: no_face

@@ -4,7 +4,8 @@ For every labelled AU token the regions FACS puts it in (:func:`facs.regions_for
 
 * **supported**: the region moved (``z >= z_supported``), in the AU's direction
   (``cos >= cos_supported`` with :func:`facs.expected_vector`), peaking near the apex
-  (``|peak_time - apex_time| <= timing_tolerance``; unknown timing counts as fine);
+  (by the DIS curves it peaks within ``timing_tolerance`` of the apex, or at the apex it has moved at
+  least ``timing_share`` of its most; unknown timing counts as fine);
 * **contradicted**: nothing moved (``z < z_weak``) or it moved the other way (``cos <= cos_contradicted``);
 * **weak**: anything in between (some motion, a loose direction, or a peak far from the apex);
 * **unverifiable**: the AU has no region the flow can check (AU8, AU11, head and eye AUs, ...).
@@ -62,8 +63,15 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
     # Without a known noise (hand-made statistics) the component is the z of the motion along the AU.
     along = (rs.dx * ex + rs.dy * ey) / rs.noise if rs.noise > 0 else rs.z * cos
     timing_ok = None
+    # Either the region peaks near the apex, or at the apex it is well under way: a DIS curve of a small or
+    # a large motion is noisy, and one test alone failed real motion on either kind.
+    checks = []
     if rs.peak_time is not None and t_apex is not None:
-        timing_ok = bool(abs(rs.peak_time - t_apex) <= cfg.timing_tolerance)
+        checks.append(abs(rs.peak_time - t_apex) <= cfg.timing_tolerance)
+    if rs.apex_share is not None:
+        checks.append(rs.apex_share >= cfg.timing_share)
+    if checks:
+        timing_ok = bool(any(checks))
     went = facs.direction_word(rs.dx, rs.dy, region)
     want = facs.direction_word(ex, ey, region)
     where = region.phrase
@@ -80,7 +88,9 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
         if cos < cfg.cos_supported:
             bits.append(f"direction {went}, expected {want} (cos={cos:.2f})")
         if timing_ok is False:
-            bits.append(f"peaks at {rs.peak_time:.2f} of the clip, apex at {t_apex:.2f}")
+            bits.append(f"at the apex it has moved {rs.apex_share:.0%} of its most (peak at {rs.peak_time:.2f} of the "
+                        f"clip, apex at {t_apex:.2f})" if rs.apex_share is not None else
+                        f"peaks at {rs.peak_time:.2f} of the clip, apex at {t_apex:.2f}")
         verdict, reason = "weak", f"{where}: " + "; ".join(bits)
     return Verdict(au=au, side=side, region=rs.name, verdict=verdict, z=float(rs.z), direction_cos=cos,
                    timing_ok=timing_ok, reason=reason)
@@ -169,7 +179,7 @@ _UNITS = _units()
 
 
 def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: float, spread: float,
-                   z_min: float, head_error: float = 0.0) -> tuple[list[Action], dict[str, float]]:
+                   z_min: float) -> tuple[list[Action], dict[str, float]]:
     """Which AUs, on which side, together explain the regions' mean motion vectors.
 
     Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
@@ -203,7 +213,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     b = np.array([[stats[n].dx, stats[n].dy] for n in names]).ravel()
     norms = np.linalg.norm(a, axis=0)
 
-    noise = {n: stats[n].noise or math.hypot(spread, head_error * stats[n].head) for n in names}
+    noise = {n: stats[n].noise or spread for n in names}
 
     def own(k: int) -> str:
         regs = [r.name for r in _UNITS[k][2] if r.name in row]
@@ -263,7 +273,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # are left out of the explanation of the rest.
     fit = {n: r for n, r in stats.items() if not (blink and n in lids)}
     actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread,
-                                    cfg.z_unexplained, cfg.head_error)
+                                    cfg.z_unexplained)
     strong = [x for x in actions if stats[x.region].coherence >= INFER_COHERENCE]
     if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}

@@ -195,7 +195,8 @@ def compute_evidence(clip: Clip, cfg: BuildConfig, aligner=None, tvl1=None, read
                              str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")
         f, head, moved = rigid.remove(f, before=frames.head(apex))
         strain = fl.optical_strain(f)
-        stats, floor, spread = rg.region_stats(f, strain, masks, fmask, peak_times=_peak_times(clip, offset, curves, masks),
+        peaks, shares = _timing(clip, offset, apex, curves, masks)
+        stats, floor, spread = rg.region_stats(f, strain, masks, fmask, peak_times=peaks, apex_shares=shares,
                                                landmarks=lm, floor_allowed=fl_allowed & rg.skull_mask(lm, (S, S)), head=moved,
                                                head_error=cfg.head_error, match=match)
         eyes = frames.eyes()
@@ -232,11 +233,20 @@ def _apex(clip: Clip, span: list[int], measure, curves: dict[int, dict[str, floa
     return best
 
 
-def _peak_times(clip: Clip, offset: int, curves: dict[int, dict[str, float]], masks: dict) -> dict[str, float] | None:
-    """When each region moved most, as a share of onset..offset (from the DIS curves)."""
+def _timing(clip: Clip, offset: int, apex: int, curves: dict[int, dict[str, float]], masks: dict
+            ) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """From the DIS curves: when each region moved most (a share of onset..offset), and how much of that
+    most it has moved at the apex (the timing test: a region that moved with the labelled apex is well
+    under way there; the exact frame of a DIS peak is noise for sub-pixel motion)."""
     if offset <= clip.onset or not curves:
-        return None
+        return None, None
     frames_t = sorted(curves)
     mat = np.array([[curves[n][name] for n in frames_t] for name in masks])  # R x T
     best = np.asarray(frames_t)[mat.argmax(axis=1)]
-    return {name: float((b - clip.onset) / (offset - clip.onset)) for name, b in zip(masks, best, strict=True)}
+    peaks = {name: float((b - clip.onset) / (offset - clip.onset)) for name, b in zip(masks, best, strict=True)}
+    if apex not in curves:
+        return peaks, None
+    top = mat.max(axis=1)
+    at = np.array([curves[apex][name] for name in masks])
+    shares = {name: float(a / t) if t > 0 else 1.0 for name, a, t in zip(masks, at, top, strict=True)}
+    return peaks, shares

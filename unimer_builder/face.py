@@ -190,17 +190,24 @@ class FaceAligner:
 
     def _refine(self, grey: np.ndarray, face: Face, m: np.ndarray, ref: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Passes of predict-and-fit from ``m``: the matrix, the registered landmarks and their median
-        distance from the onset's at :data:`HEAD_LANDMARKS` (px)."""
+        """Passes of predict-and-fit from ``m``, kept while they bring the head landmarks closer to the
+        onset's: the matrix, the registered landmarks, and their median distance from the onset's at
+        :data:`HEAD_LANDMARKS` (px). A pass that makes it worse (the predictor can jump on a face it
+        sees at another pose) ends the refinement with the best pass so far."""
+        idx = list(HEAD_LANDMARKS)
+        best = None
         for _ in range(REGISTER_PASSES):
             lm = self._crop_landmarks(warp(grey, face, m), ref)
             s = head_similarity(lm, ref)
-            m = _compose(s, m)
+            reg = lm @ s[:, :2].T + s[:, 2]
+            err = float(np.median(np.hypot(*(reg[idx] - ref[idx]).T)))
+            if best is not None and err >= best[2]:
+                break
+            best = (_compose(s, m), reg, err)
+            m = best[0]
             if abs(s[1, 0]) < 0.01 and abs(math.hypot(s[0, 0], s[1, 0]) - 1) < 0.005 and np.abs(s[:, 2]).max() < 0.5:
                 break
-        lm = lm @ s[:, :2].T + s[:, 2]
-        idx = list(HEAD_LANDMARKS)
-        return m, lm, float(np.median(np.hypot(*(lm[idx] - ref[idx]).T)))
+        return best
 
     def _crop_landmarks(self, crop: np.ndarray, near: np.ndarray) -> np.ndarray:
         """68 landmarks on a crop, predicted in the box of ``near`` (landmarks where the face was), then

@@ -130,6 +130,7 @@ class RegionStats:
     head: float = 0.0  # mean displacement of the head removed here, px (widens the noise)
     noise: float = 0.0  # px: the noise z is counted in (floor spread widened by head); 0: unknown
     match: float = 1.0  # onset vs apex warped back along the flow (NCC): under region_match the flow lost the region
+    apex_share: float | None = None  # DIS motion at the apex over the region's largest (timing)
 
 
 @dataclass(frozen=True)
