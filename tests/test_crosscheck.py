@@ -70,9 +70,10 @@ def test_moved_label_supported_unmoved_label_contradicted(tmp_path, env):
     assert cc.flagged and any("AU4" in r for r in cc.flag_reasons)
     assert cc.unexplained == []
 
-    # the same evidence re-read: a later apex than the motion's peak fails the timing check
+    # the same evidence re-read: a later apex than the motion's peak fails the timing check (the DIS share at
+    # the apex was measured at the evidence's own apex, so only the peak time is re-read here)
     late = replace(clip, apex=8)
-    ev_late = replace(ev, apex=8)
+    ev_late = replace(ev, apex=8, regions=[replace(r, apex_share=None) for r in ev.regions])
     v_late = verdicts(cross_check(late, ev_late, CFG))[12]
     assert v_late.timing_ok is False and v_late.verdict == "weak"
 
