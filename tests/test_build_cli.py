@@ -20,7 +20,8 @@ runner = CliRunner()
 DOCUMENTED = [
     "id", "clip_id", "database", "subject", "clip", "onset_frame", "apex_frame", "offset_frame", "apex_source",
     "fps", "duration_s", "duration_class", "emotion", "emotion_composite", "emotion_class", "class_set", "au_text", "aus", "au_unparsed",
-    "aus_source", "aus_supported", "regions", "verdicts", "unexplained", "noise_floor", "noise_spread", "blinks",
+    "aus_source", "aus_supported", "regions", "verdicts", "unexplained", "au_sources", "noise_floor", "noise_spread",
+    "blinks",
     "moved_regions",
     "head_motion", "flagged", "flag_reasons", "task", "template_id", "instruction", "answer", "messages",
     "onset_image", "apex_image", "frames", "stack_frames", "flow", "flow_image", "landmarks", "config_fingerprint",

@@ -20,6 +20,8 @@ TVL1_PRESETS: dict[str, dict[str, float]] = {
 }
 
 FLOW_BACKENDS = ("opencv", "torch")
+AU_DETECTORS = ("flow", "py-feat")  # py-feat: a second, appearance-based opinion (second_opinion.py)
+FACE_DETECTORS = ("dlib", "py-feat")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DATA_CARDS_DIR = Path(__file__).resolve().parent.parent / "data_cards"
@@ -89,6 +91,8 @@ class BuildConfig:
     face_match: float = 0.5  # a face whose apex matches its onset less is not the same face: no_face
     blink_ratio: float = 0.6  # eyes count as shut below this share of the clip's most open eye aspect ratio
     policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported
+    au_detector: str = "flow"  # flow | py-feat (flow plus py-feat's AUs on the onset and apex frames)
+    face_detector: str = "dlib"  # dlib | py-feat (finds the face and eyes the alignment starts from)
     # emotion_composite: "official" MEGC2019 membership list for CASME II/SAMM/SMIC, or "labels" (mapping only)
     composite: str = "official"
     seed: int = 0

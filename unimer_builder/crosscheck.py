@@ -333,6 +333,17 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                       moved=_moved(stats, verdicts, sorted(supported), lost, cfg))
 
 
+def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int, Verdict]:
+    """The flow's verdict on each AU of ``aus`` as if a label named it (both sides): what a second source
+    that names AUs (:mod:`.second_opinion`) is checked against."""
+    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.region_match)
+    stats = {r.name: r for r in evidence.regions if r.name not in lost}
+    t_apex = apex_time(clip, evidence)
+    blink = _eyes_shut(clip, evidence, cfg)
+    return {au: (_blink_verdict(clip, evidence, stats) if blink and au in (43, 45)
+                 else judge_token(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
+
+
 def _moved(stats: dict[str, RegionStats], verdicts: list[Verdict], supported: list[int], lost: frozenset[str],
            cfg: BuildConfig) -> list[str]:
     """Regions reported as moving, in facs.REGIONS order (see :attr:`CrossCheck.moved`)."""

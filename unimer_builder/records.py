@@ -145,6 +145,26 @@ class Verdict:
     direction_cos: float  # cosine between measured and expected direction (nan if unverifiable)
     timing_ok: bool | None
     reason: str
+    # With a second opinion (--au-detector py-feat): what py-feat says of the AU (second_opinion.VIEWS) and
+    # whether that agrees with this verdict ("agree" / "disagree"; None where either takes no side).
+    pyfeat: str | None = None
+    agreement: str | None = None
+
+
+@dataclass(frozen=True)
+class AUSource:
+    """Which source said what of one AU, where py-feat gave a second opinion (see :mod:`.second_opinion`)."""
+
+    au: int
+    side: str | None
+    labelled: bool  # a label names it
+    flow: str  # the flow's verdict (supported / weak / contradicted / unverifiable), "none" if not judged
+    pyfeat: str  # rises / flat / undetected / no_face
+    pyfeat_onset: float | None  # py-feat's presence probability on the onset frame
+    pyfeat_apex: float | None  # ... and on the apex frame
+    said_by: str  # which sources support the AU: both / flow / py-feat / neither
+    agreement: str | None  # agree / disagree, None where either takes no side
+    stated: bool  # the text states it (labelled: label and flow support it; unlabelled: both sources do)
 
 
 @dataclass(frozen=True)
@@ -193,6 +213,9 @@ class CrossCheck:
     # Regions the text describes as moving: those carrying a supported AU, and others only as strong as
     # unexplained motion must be (a sub-pixel drift of a held expression is not reported as motion).
     moved: list[str] = field(default_factory=list)
+    # The second opinion, when one was asked for: its source ("py-feat") and what each source said per AU.
+    second_opinion: str | None = None
+    sources: list[AUSource] = field(default_factory=list)
 
 
 @dataclass

@@ -211,6 +211,10 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "class_set": class_set,
         "aus": aus,
         "aus_inferred": check.aus_source == "inferred",
+        # With a second opinion, inferred AUs are those motion and appearance (py-feat) both support.
+        "second_opinion": check.second_opinion is not None,
+        "inferred_from": "the motion and the facial appearance together" if check.second_opinion else "the motion alone",
+        "inferred_by": "the motion and the facial appearance" if check.second_opinion else "the motion",
         "typical_aus": [f"AU{a}" for a in typical],
         "has_pattern": emotion in EMOTION_AUS if emotion else False,
         "moved": moved,

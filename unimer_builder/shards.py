@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -84,9 +85,14 @@ SCHEMA = pa.schema([
                                     ("apex_share", _f32)]))),
     ("verdicts", pa.list_(pa.struct([("au", pa.int32()), ("side", pa.string()), ("region", pa.string()),
                                      ("verdict", pa.string()), ("z", _f32), ("direction_cos", _f32),
-                                     ("timing_ok", pa.bool_()), ("reason", pa.string())]))),
+                                     ("timing_ok", pa.bool_()), ("reason", pa.string()), ("pyfeat", pa.string()),
+                                     ("agreement", pa.string())]))),
     ("unexplained", pa.list_(pa.struct([("region", pa.string()), ("au", pa.int32()), ("z", _f32),
                                         ("dx", _f32), ("dy", _f32)]))),
+    ("au_sources", pa.list_(pa.struct([("au", pa.int32()), ("side", pa.string()), ("labelled", pa.bool_()),
+                                       ("flow", pa.string()), ("pyfeat", pa.string()), ("pyfeat_onset", _f32),
+                                       ("pyfeat_apex", _f32), ("said_by", pa.string()), ("agreement", pa.string()),
+                                       ("stated", pa.bool_())]))),
     ("noise_floor", _f32),
     ("noise_spread", _f32),
     ("head_motion", pa.struct([("tx", _f32), ("ty", _f32), ("rotation", _f32), ("scale", _f32), ("yaw", _f32),
@@ -262,10 +268,12 @@ def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample]
                      "apex_share": _f(r.apex_share)}
                     for r in ev.regions],
         "verdicts": [{"au": v.au, "side": v.side, "region": v.region, "verdict": v.verdict, "z": v.z,
-                      "direction_cos": v.direction_cos, "timing_ok": v.timing_ok, "reason": v.reason}
+                      "direction_cos": v.direction_cos, "timing_ok": v.timing_ok, "reason": v.reason,
+                      "pyfeat": v.pyfeat, "agreement": v.agreement}
                      for v in check.verdicts],
         "unexplained": [{"region": u.region, "au": u.au, "z": u.z, "dx": u.dx, "dy": u.dy}
                         for u in check.unexplained],
+        "au_sources": [asdict(s) for s in check.sources],
         "noise_floor": float(ev.floor),
         "noise_spread": float(ev.floor_spread),
         "head_motion": {k: _f(hm.get(k)) for k in ("tx", "ty", "rotation", "scale", "yaw", "pitch")},
