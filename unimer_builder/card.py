@@ -206,10 +206,14 @@ def _settings(cfg: BuildConfig) -> list[tuple[str, str]]:
 def _agreement_tables(report: dict) -> list[dict]:
     """``report["agreement"]`` = {scope: {"AU12": {name, labelled, supported, ...}}} -> table dicts."""
     agreement = report.get("agreement") or {}
-    tables = []
     scopes = (["all"] if "all" in agreement else []) + sorted(k for k in agreement if k != "all")
-    for scope in scopes:
-        per_au = agreement.get(scope) or {}
+    return _tables({k: agreement[k] for k in scopes})
+
+
+def _tables(scopes: dict) -> list[dict]:
+    """{scope: {"AU12": {column: value}}} -> table dicts (scope, columns, rows), in the given order."""
+    tables = []
+    for scope, per_au in scopes.items():
         if not isinstance(per_au, dict) or not per_au:
             continue
         cols: list[str] = []
@@ -223,6 +227,14 @@ def _agreement_tables(report: dict) -> list[dict]:
             rows.append([str(au)] + [_cell(v.get(c)) for c in cols])
         tables.append({"scope": scope, "columns": cols, "rows": rows})
     return tables
+
+
+def _second_opinion(report: dict) -> dict | None:
+    """The report's py-feat section with its two tables, or None when no second opinion was asked for."""
+    so = report.get("second_opinion")
+    if not so:
+        return None
+    return {**so, "tables": _tables({"labelled": so.get("labelled") or {}, "unlabelled": so.get("unlabelled") or {}})}
 
 
 def _cell(v) -> str:
@@ -263,6 +275,7 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
         skip_reasons=report.get("skip_reasons") or {},
         unexplained=report.get("unexplained_motion") or {},
         agreement=_agreement_tables(report),
+        second_opinion=_second_opinion(report),
         policy=report.get("policy", cfg.policy),
         builder_version=report.get("builder_version", ""),
         source_format=report.get("format", ""),

@@ -27,7 +27,10 @@ console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    # One line, whatever the terminal's width; brackets in the message (unimer[pyfeat]) are text, not markup.
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -79,6 +82,10 @@ def build(
     flow_backend: str = typer.Option("opencv", help="TV-L1 implementation: opencv (CPU) | torch (the same solver in torch)."),
     device: str = typer.Option("auto", help="Device of --flow-backend torch: cpu | cuda | auto (CUDA when present)."),
     keep_parts: bool = typer.Option(False, help="Keep the per-clip part files after the shards are written."),
+    au_detector: str = typer.Option(
+        "flow", help="flow | py-feat: py-feat's AUs on the onset and apex frames as a second, appearance-based "
+                     "opinion (needs unimer[pyfeat]: CUDA torch, its torchvision, Hub access for the weights)."),
+    face_detector: str = typer.Option("dlib", help="dlib | py-feat: what finds the face and eyes the alignment starts from."),
     composite: str = typer.Option(
         None, help="official | labels: emotion_composite from the official MEGC2019 list (CASME II, SAMM, SMIC) "
                    "or from the label mapping alone (default: labels for a database `unimer synth` wrote, "
@@ -110,7 +117,14 @@ def build(
         composite = "labels" if root.is_dir() and (root / "ground_truth.json").is_file() else "official"
     if composite not in COMPOSITE_MODES:
         _fail(f"--composite must be one of {', '.join(COMPOSITE_MODES)}, not {composite!r}")
+    from .config import AU_DETECTORS, FACE_DETECTORS
+
+    if au_detector not in AU_DETECTORS:
+        _fail(f"--au-detector must be one of {', '.join(AU_DETECTORS)}, not {au_detector!r}")
+    if face_detector not in FACE_DETECTORS:
+        _fail(f"--face-detector must be one of {', '.join(FACE_DETECTORS)}, not {face_detector!r}")
     cfg = BuildConfig(crop_size=crop_size, flow=flow, seed=seed, policy=policy, composite=composite,
+                      au_detector=au_detector, face_detector=face_detector,
                       **({"templates_dir": str(templates)} if templates else {}))
     if templates and not templates.is_dir():
         _fail(f"{templates}: templates folder not found")
@@ -130,6 +144,13 @@ def build(
             console.print(f"  skipped {s.clip_id}: {s.message}")
         _fail(f"{root}: no usable clips found ({len(skips)} rows skipped)")
 
+    if "py-feat" in (au_detector, face_detector):
+        from .pyfeat_backend import PyFeatUnavailable, get
+
+        try:
+            get()  # imported and its weights loaded here, once, before any clip: a failure is one line and exit 2
+        except PyFeatUnavailable as e:
+            _fail(str(e))
     workers = workers or os.cpu_count() or 1
     workers = min(workers, len(clips))
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +239,7 @@ def demo(
     try:
         build(root=root, out=out / "unimer", format=format, workers=0, limit=None, seed=seed, templates=None,
               policy="flag", preset="fast", crop_size=224, flow_backend="opencv", device="auto",
-              keep_parts=False, composite="labels")
+              keep_parts=False, composite="labels", au_detector="flow", face_detector="dlib")
     except typer.Exit as e:
         if e.exit_code == 0:
             _print_truth(root / "ground_truth.json", out / "unimer")

@@ -138,7 +138,7 @@ def compute_evidence(clip: Clip, cfg: BuildConfig, aligner=None, tvl1=None, read
     with tm("decode"):
         span, offset = _span(clip, reader)
         onset_img = reader.get(clip.onset)
-    aligner = aligner or get_aligner(cfg.crop_size)
+    aligner = aligner or get_aligner(cfg.crop_size, cfg.face_detector)
     with tm("face"):
         where = clip.frames.get(clip.onset) or clip.video or clip.clip_id
         face = aligner.align(onset_img, where=str(where))

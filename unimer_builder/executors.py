@@ -34,6 +34,8 @@ class ClipSummary:
     apex_source: str
     verdicts: list[tuple[int, str]] = field(default_factory=list)  # (au, verdict)
     unexplained: list[int | None] = field(default_factory=list)  # implied AU per unexplained motion
+    # With a second opinion: (au, labelled, said_by, agreement) per AU of CrossCheck.sources.
+    sources: list[tuple[int, bool, str, str | None]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     resumed: bool = False
     duration_s: float | None = None  # onset -> offset, from the label (see labels.duration_class)
@@ -83,6 +85,10 @@ def warm(cfg: BuildConfig) -> float:
 
         pa.array([0])
         _tools(cfg)
+        if cfg.au_detector == "py-feat":
+            from .pyfeat_backend import get
+
+            get()
         for task in cfg.tasks:
             render._module(str(cfg.templates_dir), task)
     except Exception:  # noqa: BLE001 - reported by the clip that hits it
@@ -92,12 +98,12 @@ def warm(cfg: BuildConfig) -> float:
 
 def _tools(cfg: BuildConfig):
     """Per-process detector and TV-L1 object, created once: model loading must not be per clip."""
-    key = (cfg.crop_size, cfg.flow)
+    key = (cfg.crop_size, cfg.flow, cfg.face_detector)
     if _STATE.get("key") != key:
         from .face import FaceAligner
         from .flow import make_tvl1
 
-        _STATE.update(key=key, aligner=FaceAligner(cfg.crop_size), tvl1=make_tvl1(cfg.flow))
+        _STATE.update(key=key, aligner=FaceAligner(cfg.crop_size, cfg.face_detector), tvl1=make_tvl1(cfg.flow))
     return _STATE["aligner"], _STATE["tvl1"]
 
 
@@ -111,14 +117,22 @@ def _measure(clip: Clip, cfg: BuildConfig):
     """Evidence and cross-check of a clip: ``(evidence, check, t0)`` or a ``Skip``."""
     from .crosscheck import cross_check
     from .evidence import compute_evidence
+    from .sources.frames import FrameReader
 
     t0 = time.perf_counter()
+    reader = FrameReader(clip)
     try:
         aligner, tvl1 = _tools(cfg)
-        ev = compute_evidence(clip, cfg, aligner=aligner, tvl1=tvl1)
+        ev = compute_evidence(clip, cfg, aligner=aligner, tvl1=tvl1, reader=reader)
     except InputError as e:
         return Skip(clip.clip_id, e.reason, e.message, e.file, e.row, e.field)
     check = cross_check(clip, ev, cfg)
+    if cfg.au_detector == "py-feat":
+        from .pyfeat_backend import second_opinion
+
+        t1 = time.perf_counter()
+        check = second_opinion(clip, ev, check, cfg, reader)
+        ev.timings["pyfeat"] = time.perf_counter() - t1
     return ev, check, time.perf_counter() - t0
 
 
@@ -144,6 +158,7 @@ def _output(clip: Clip, cfg: BuildConfig, parts_dir: str, ev, check, measured: f
         apex_source="estimated" if ev.apex_estimated else "label",
         verdicts=[(v.au, v.verdict) for v in check.verdicts],
         unexplained=[u.au for u in check.unexplained], timings=timings,
+        sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources],
     ), clip)
 
 
@@ -180,7 +195,7 @@ def summary_from_part(path: Path, database: str) -> ClipSummary:
     """Rebuild a clip's summary from its part file (a resumed build computes nothing again)."""
     import pyarrow.parquet as pq
 
-    cols = ["clip_id", "flagged", "aus_source", "apex_source", "verdicts", "unexplained"]
+    cols = ["clip_id", "flagged", "aus_source", "apex_source", "verdicts", "unexplained", "au_sources"]
     t = pq.read_table(path, columns=cols)
     if t.num_rows == 0:
         return ClipSummary(clip_id=path.stem, database=database, rows=0, flagged=True, dropped=True,
@@ -191,6 +206,7 @@ def summary_from_part(path: Path, database: str) -> ClipSummary:
         aus_source=r["aus_source"], apex_source=r["apex_source"],
         verdicts=[(v["au"], v["verdict"]) for v in r["verdicts"]],
         unexplained=[u["au"] for u in r["unexplained"]], resumed=True,
+        sources=[(s["au"], s["labelled"], s["said_by"], s["agreement"]) for s in r["au_sources"]],
     )
 
 

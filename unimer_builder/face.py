@@ -37,6 +37,7 @@ DETECT_MAX_SIDE = 360  # px: first attempt on large frames runs at most at this 
 DETECT_SCORE_SHARE = 0.5  # keep detections scoring at least this share of the best one
 
 _MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
+DETECTORS = ("dlib-hog", "py-feat")
 
 
 def landmark_model_path(name: str = _MODEL_NAME) -> str:
@@ -74,22 +75,31 @@ def similarity_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, size: int)
 
 
 class FaceAligner:
-    """dlib HOG detector + 68-point predictor, loaded once; eye-based similarity alignment.
+    """Face detection + 68 landmarks, loaded once; eye-based similarity alignment.
 
-    ``detector="py-feat"`` is reserved for py-feat's detectors (an optional path in the design); it is
-    not available offline here and raises :class:`NotImplementedError`.
+    ``detector`` is ``"dlib-hog"`` (or ``"dlib"``: dlib's HOG detector and 68-point predictor, offline) or ``"py-feat"``:
+    py-feat's RetinaFace boxes and MobileFaceNet landmarks (same 68-point layout) find the face and its eyes
+    on the onset frame, and on a later frame whose track was lost; ``finder`` (a callable ``grey ->
+    ((left, top, right, bottom), 68 x 2 landmarks) | None``) replaces that search, by default
+    :meth:`.pyfeat_backend.PyFeat.find_face` (which raises :class:`.pyfeat_backend.PyFeatUnavailable`
+    where py-feat cannot run). Either way the alignment and the registration of later frames are the same:
+    the crop comes from the eye centres, and every crop's landmarks (the onset's included) are dlib's,
+    predicted on the crop, so that all frames register against landmarks of one model.
     """
 
-    def __init__(self, size: int = 224, detector: str = "dlib-hog"):
-        if detector == "py-feat":
-            raise NotImplementedError("py-feat face detection needs torchvision and weights from the Hub; "
-                                      "only dlib-hog is available offline")
-        if detector != "dlib-hog":
-            raise ValueError(f"unknown face detector {detector!r}")
+    def __init__(self, size: int = 224, detector: str = "dlib-hog", finder=None):
+        detector = "dlib-hog" if detector == "dlib" else detector
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         import dlib  # deferred: only workers that align faces pay for the import
 
+        if detector == "py-feat" and finder is None:
+            from .pyfeat_backend import get
+
+            finder = get().find_face
         self.size = int(size)
         self.detector_name = detector
+        self._finder = finder
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(landmark_model_path())
         self._rect = dlib.rectangle
@@ -127,6 +137,14 @@ class FaceAligner:
                 return box
         return None
 
+    def find(self, grey: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray] | None:
+        """The face and its 68 landmarks in a whole frame (original px): the ``finder``'s, or dlib's
+        detection followed by its predictor; None when no face is found."""
+        if self._finder is not None:
+            return self._finder(grey)
+        box = self.detect(grey)
+        return None if box is None else (box, self.landmarks(grey, box))
+
     def landmarks(self, grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68x2 float64 landmarks in original px."""
         rect = self._rect(*(int(round(v)) for v in box))
@@ -144,10 +162,10 @@ class FaceAligner:
                                     cv2.cvtColor(grey_onset, cv2.COLOR_BGR2GRAY))
         if grey.dtype != np.uint8:
             grey = np.clip(grey, 0, 255).astype(np.uint8)
-        box = self.detect(grey)
-        if box is None:
+        found = self.find(grey)
+        if found is None:
             raise InputError("no_face", f"no face found in the onset frame {where}".rstrip(), where, None, "frame")
-        pts = self.landmarks(grey, box)
+        box, pts = found
         right_eye, left_eye = _eye_centres(pts)
         m = similarity_from_eyes(right_eye, left_eye, self.size)
         crop_pts = pts @ m[:, :2].T + m[:, 2]
@@ -180,9 +198,9 @@ class FaceAligner:
         iod = float(np.hypot(*(ref[42:48].mean(0) - ref[36:42].mean(0))))
         m, lm, err = self._refine(grey, face, face.matrix if start is None else start, ref)
         if err > REGISTER_MAX_ERROR * iod:
-            box = self.detect(np.ascontiguousarray(grey))
-            if box is not None:
-                pts = self.landmarks(np.ascontiguousarray(grey), box)
+            found = self.find(np.ascontiguousarray(grey))
+            if found is not None:
+                pts = found[1]
                 m2, lm2, err2 = self._refine(grey, face, similarity_from_eyes(*_eye_centres(pts), self.size), ref)
                 if err2 < err:
                     m, lm, err = m2, lm2, err2
@@ -264,14 +282,14 @@ def warp(grey: np.ndarray, face: Face, matrix: np.ndarray | None = None) -> np.n
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-_ALIGNERS: dict[int, FaceAligner] = {}
+_ALIGNERS: dict[tuple[int, str], FaceAligner] = {}
 _LOCK = threading.Lock()
 
 
-def get_aligner(size: int = 224) -> FaceAligner:
-    """Process-wide aligner per crop size: each worker process loads the dlib models once."""
+def get_aligner(size: int = 224, detector: str = "dlib") -> FaceAligner:
+    """Process-wide aligner per crop size and detector: each worker process loads the models once."""
     with _LOCK:
-        a = _ALIGNERS.get(size)
+        a = _ALIGNERS.get((size, detector))
         if a is None:
-            a = _ALIGNERS[size] = FaceAligner(size)
+            a = _ALIGNERS[(size, detector)] = FaceAligner(size, detector)
         return a

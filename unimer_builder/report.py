@@ -36,6 +36,32 @@ def _agreement(summaries: list[ClipSummary]) -> dict[str, dict]:
     return out
 
 
+def _second_opinion(summaries: list[ClipSummary], cfg: BuildConfig) -> dict | None:
+    """With ``--au-detector py-feat``: per labelled AU, how often py-feat agrees with the flow's verdict; per AU
+    no label names, which source said it (both, the flow only, py-feat only)."""
+    if cfg.au_detector != "py-feat":
+        return None
+    from .second_opinion import PRESENT_MIN, RISE_MIN, SOURCE
+
+    labelled: dict[int, Counter] = defaultdict(Counter)
+    unnamed: dict[int, Counter] = defaultdict(Counter)
+    for s in summaries:
+        for au, is_labelled, said_by, agreement in s.sources:
+            if is_labelled:
+                labelled[au][agreement or "no_call"] += 1
+            else:
+                unnamed[au][said_by] += 1
+    lab = {}
+    for au in sorted(labelled):
+        c = labelled[au]
+        called = c["agree"] + c["disagree"]
+        lab[f"AU{au}"] = {"name": au_name(au), "agree": c["agree"], "disagree": c["disagree"],
+                          "no_call": c["no_call"], "agreement_rate": round(c["agree"] / called, 4) if called else None}
+    unl = {f"AU{au}": {"name": au_name(au), "both": unnamed[au]["both"], "flow_only": unnamed[au]["flow"],
+                       "pyfeat_only": unnamed[au][SOURCE]} for au in sorted(unnamed)}
+    return {"source": SOURCE, "rise_min": RISE_MIN, "present_min": PRESENT_MIN, "labelled": lab, "unlabelled": unl}
+
+
 def _durations(summaries: list[ClipSummary]) -> dict:
     """Clips by duration class; every clip longer than a micro-expression listed by name."""
     counts = Counter(s.duration_class or "unknown" for s in summaries)
@@ -86,6 +112,7 @@ def build_report(
         "skipped": [asdict(s) for s in sorted(skips, key=lambda s: s.clip_id)],
         "agreement": {"all": _agreement(summaries), **{db: _agreement(v) for db, v in sorted(by_db.items())}},
         "unexplained_motion": dict(sorted(unexplained.items())),
+        "second_opinion": _second_opinion(summaries, cfg),
         "shards": shards,
         "config": cfg.to_dict(),
         "config_fingerprint": cfg.fingerprint(),
@@ -94,6 +121,7 @@ def build_report(
             "seconds": round(seconds, 3), "workers": workers,
             "mean_stage_seconds": {k: round(v / len(timed), 4) for k, v in sorted(stage_totals.items())} if timed else {},
             "opencv": cv2.__version__, "python": platform.python_version(), **_torch_version(cfg),
+            **_pyfeat_version(cfg),
         },
     }
 
@@ -105,6 +133,15 @@ def _torch_version(cfg: BuildConfig) -> dict[str, str]:
     import torch
 
     return {"torch": torch.__version__}
+
+
+def _pyfeat_version(cfg: BuildConfig) -> dict[str, str]:
+    """py-feat's version (and torchvision's) when it gave AUs or found faces."""
+    if "py-feat" not in (cfg.au_detector, cfg.face_detector):
+        return {}
+    from .pyfeat_backend import _version
+
+    return {"py-feat": _version("py-feat"), "torchvision": _version("torchvision")}
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
