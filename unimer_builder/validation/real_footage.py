@@ -185,11 +185,13 @@ def write_manifest(windows: list[Window], folder: Path | str, fetch: bool = True
     return path
 
 
-def run_build(manifest: Path | str, out: Path | str, preset: str | None = None, workers: int = 0) -> dict:
+def run_build(manifest: Path | str, out: Path | str, preset: str | None = None, workers: int = 0,
+              options: tuple[str, ...] = ()) -> dict:
     """Build the manifest into ``out`` and return its ``build_report.json``.
 
     The one place that calls the builder: today ``python -m unimer_builder.cli build`` in a child process
-    (importing this same copy of the package); ``preset`` None keeps the builder's default TV-L1 preset.
+    (importing this same copy of the package); ``preset`` None keeps the builder's default TV-L1 preset;
+    ``options`` are further ``unimer build`` options (``("--au-detector", "py-feat")``).
     """
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
@@ -197,6 +199,7 @@ def run_build(manifest: Path | str, out: Path | str, preset: str | None = None, 
            "--out", str(out), "--workers", str(workers)]
     if preset is not None:
         cmd += ["--preset", preset]
+    cmd += list(options)
     got = subprocess.run(cmd, capture_output=True, text=True, env=env)
     report = Path(out) / "build_report.json"
     if got.returncode not in (0, 1) or not report.exists():
