@@ -58,7 +58,7 @@ def _second_opinion(summaries: list[ClipSummary], cfg: BuildConfig) -> dict | No
         lab[f"AU{au}"] = {"name": au_name(au), "agree": c["agree"], "disagree": c["disagree"],
                           "no_call": c["no_call"], "agreement_rate": round(c["agree"] / called, 4) if called else None}
     unl = {f"AU{au}": {"name": au_name(au), "both": unnamed[au]["both"], "flow_only": unnamed[au]["flow"],
-                       "pyfeat_only": unnamed[au][SOURCE]} for au in sorted(unnamed)}
+                       "py-feat_only": unnamed[au][SOURCE]} for au in sorted(unnamed)}
     return {"source": SOURCE, "rise_min": RISE_MIN, "present_min": PRESENT_MIN, "labelled": lab, "unlabelled": unl}
 
 
