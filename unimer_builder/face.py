@@ -77,9 +77,9 @@ def similarity_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, size: int)
 class FaceAligner:
     """Face detection + 68 landmarks, loaded once; eye-based similarity alignment.
 
-    ``detector`` is ``"dlib-hog"`` (or ``"dlib"``: dlib's HOG detector and 68-point predictor, offline) or ``"py-feat"``:
-    py-feat's RetinaFace boxes and MobileFaceNet landmarks (same 68-point layout) find the face and its eyes
-    on the onset frame, and on a later frame whose track was lost; ``finder`` (a callable ``grey ->
+    ``detector`` is ``"dlib-hog"`` (or ``"dlib"``: dlib's HOG detector and 68-point predictor, offline)
+    or ``"py-feat"``: py-feat's RetinaFace boxes and MobileFaceNet landmarks (same 68-point layout) find the
+    face and its eyes on the onset frame, and on a later frame whose track was lost; ``finder`` (``grey ->
     ((left, top, right, bottom), 68 x 2 landmarks) | None``) replaces that search, by default
     :meth:`.pyfeat_backend.PyFeat.find_face` (which raises :class:`.pyfeat_backend.PyFeatUnavailable`
     where py-feat cannot run). Either way the alignment and the registration of later frames are the same:
