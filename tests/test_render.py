@@ -235,3 +235,48 @@ def test_parse_answer_on_generated_text():
     assert p(None) == {"emotion": None, "aus": []}
     assert p("AU99 AU123 AU4") == {"emotion": None, "aus": [4]}  # unknown / malformed codes ignored
     assert p("**Happy**")["emotion"] == "happiness"
+
+
+@pytest.mark.parametrize("aus,emotion", [((6, 12), "happiness"), ((), "disgust"), ((12,), "surprise"),
+                                         ((1, 2), "repression")])
+def test_a_models_prediction_is_stated_in_the_templates_wording(aus, emotion):
+    _, ev, _ = make_records()
+    texts = {t: render.render_prediction(t, ev.regions, aus, emotion, ev.floor) for t in render.TASKS}
+    assert render.parse_answer(texts["explain"]) == {"emotion": emotion, "aus": sorted(aus)}
+    assert render.parse_answer(texts["au"])["aus"] == sorted(aus)
+    assert render.parse_answer(texts["emotion"])["emotion"] == emotion
+    for t in ("explain", "au"):  # a prediction is never worded as a label
+        assert "annotation" not in texts[t] and "label" not in texts[t], texts[t]
+    if not aus:
+        assert "The model predicts no action unit." in texts["au"]
+    # the motion part is the measurement: the strongly moving regions, whatever was predicted
+    for phrase in ("the left cheek", "the left lip corner", "the chin"):
+        assert phrase in texts["motion"] and phrase in texts["explain"].lower()
+
+
+def test_prediction_sides_and_regions_come_from_the_measured_motion():
+    _, ev, _ = make_records()
+    ctx = render.prediction_context(ev.regions, [12, 1], "happiness", ev.floor)
+    by = {a["au"]: a for a in ctx["aus"]}
+    # AU12: the left lip corner moved (z 9.0), the right one less but above z_weak: both sides, no side word
+    assert by[12]["side"] is None and by[12]["regions"] == ["the right lip corner", "the left lip corner"]
+    assert by[1]["regions"] == []  # AU1 predicted, but the inner brows did not move: no region claimed
+    assert ctx["predicted"] and not ctx["aus_inferred"] and ctx["typical_aus"] == ["AU12"]
+
+
+def test_standard_instructions_are_variant_0_of_every_task():
+    clip, ev, check = make_records()
+    ctx = render.build_context(clip, ev, check, BuildConfig())
+    asked = render.standard_instructions()
+    assert list(asked) == list(render.TASKS)
+    for task in render.TASKS:
+        assert asked[task] == render.render_task(task, 0, ctx, str(TEMPLATES))[0]
+
+
+def test_build_config_round_trips_through_its_dict(tmp_path):
+    from unimer_builder.config import FlowConfig, build_config_from_dict
+
+    cfg = BuildConfig(crop_size=160, flow=FlowConfig.from_preset("opencv"), tasks=("au", "motion"))
+    assert build_config_from_dict(cfg.to_dict()) == cfg
+    gone = {**cfg.to_dict(), "templates_dir": str(tmp_path / "gone")}
+    assert build_config_from_dict(gone).templates_dir == BuildConfig().templates_dir

@@ -470,3 +470,24 @@ def test_readers_export_find_helpers(tmp_path):
     assert casme2.find_sheet(tmp_path).name == casme2.SHEET_NAME
     assert samm.find_sheet(tmp_path) is None and casme3.find_sheet(tmp_path) is None
     assert manifest.find_manifest(tmp_path) is None and smic.find_micro_dirs(tmp_path) == []
+
+
+def test_clip_from_folder_lists_and_checks_frames(tmp_path):
+    from unimer_builder import clip_from_folder
+
+    with pytest.raises(InputError, match="does not exist"):
+        clip_from_folder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no numbered image frames"):
+        clip_from_folder(tmp_path / "empty")
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for n in (3, 4, 5, 7):
+        cv2.imwrite(str(folder / f"img{n}.png"), np.zeros((8, 8), np.uint8))
+    clip = clip_from_folder(folder)
+    assert (clip.onset, clip.apex, clip.offset, sorted(clip.frames)) == (3, None, 7, [3, 4, 5, 7])
+    with pytest.raises(InputError, match="apex frame 9 is outside the frames present") as e:
+        clip_from_folder(folder, apex=9)
+    assert e.value.field == "apex" and e.value.file == str(folder)
+    with pytest.raises(InputError, match="the file of apex frame 6 is missing"):
+        clip_from_folder(folder, apex=6)

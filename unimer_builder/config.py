@@ -115,3 +115,17 @@ class BuildConfig:
 
 
 POLICIES = ("keep", "flag", "drop")
+
+
+def build_config_from_dict(d: dict) -> BuildConfig:
+    """The inverse of :meth:`BuildConfig.to_dict` (as ``build_report.json`` records it). Unknown keys are
+    an error; a recorded templates folder that no longer exists falls back to the packaged one."""
+    d = dict(d)
+    flow = d.pop("flow", None)
+    if isinstance(flow, dict):
+        d["flow"] = FlowConfig(**flow)
+    if "tasks" in d:
+        d["tasks"] = tuple(d["tasks"])
+    if "templates_dir" in d and not Path(str(d["templates_dir"])).is_dir():
+        d["templates_dir"] = str(TEMPLATES_DIR)
+    return BuildConfig(**d)

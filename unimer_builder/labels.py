@@ -30,6 +30,9 @@ _CANONICAL = {
     "anger": "anger", "contempt": "contempt", "negative": "negative", "ne": "negative",
 }
 
+# Every canonical emotion word (the words answers use), sorted.
+EMOTIONS: tuple[str, ...] = tuple(sorted(set(_CANONICAL.values())))
+
 _TO_COMPOSITE = {
     "happiness": "positive", "positive": "positive", "surprise": "surprise",
     "disgust": "negative", "repression": "negative", "anger": "negative", "contempt": "negative",

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from . import labels
 from .config import BuildConfig
-from .facs import AUS, REGION_BY_NAME, SIDE_WORDS, au_name, direction_word
-from .records import Clip, CrossCheck, Evidence, Sample
+from .facs import AUS, REGION_BY_NAME, REGIONS, SIDE_WORDS, au_name, direction_word
+from .records import Clip, CrossCheck, Evidence, RegionStats, Sample
 
 TASKS = ("emotion", "au", "motion", "explain")
 
@@ -215,6 +215,7 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "second_opinion": check.second_opinion is not None,
         "inferred_from": "the motion and the facial appearance together" if check.second_opinion else "the motion alone",
         "inferred_by": "the motion and the facial appearance" if check.second_opinion else "the motion",
+        "predicted": False,
         "typical_aus": [f"AU{a}" for a in typical],
         "has_pattern": emotion in EMOTION_AUS if emotion else False,
         "moved": moved,
@@ -222,6 +223,73 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "floor": _px(ev.floor),
         "apex_estimated": bool(ev.apex_estimated),
     }
+
+
+# A prediction, or an instruction asked of a new clip, is worded for a micro-expression (no labelled duration).
+_KIND_MICRO = {"kind": "micro-expression", "micro": True, "duration": None, "duration_class": None,
+               "micro_max": f"{labels.MICRO_MAX_S:g}", "macro_max": f"{labels.MACRO_MAX_S:g}"}
+
+
+def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None) -> dict:
+    """The template context for a model's prediction: its AUs and emotion over the measured motion.
+
+    ``regions`` are the clip's measured region statistics (:class:`RegionStats` or the shard's
+    ``regions`` dicts); ``aus`` and ``emotion`` are what the model predicts. Nothing is checked against
+    labels: the text says "the model predicts" where labelled text says "the annotation gives". A region
+    counts as moved when it is above ``z_supported``, or above ``z_weak`` and one of a predicted AU's
+    regions; an AU's side is the only side whose region moved, if just one did.
+    """
+    cfg = cfg or BuildConfig()
+    stats = {}
+    for r in regions:
+        d = r if isinstance(r, dict) else r.__dict__
+        stats[d["name"]] = RegionStats(**{k: d.get(k) for k in RegionStats.__dataclass_fields__})
+    predicted = sorted({int(a) for a in aus})
+    moved_by_au: dict[int, list[str]] = {}
+    for au in predicted:
+        moved_by_au[au] = [r.name for r in REGIONS if r.family in (AUS[au].regions if au in AUS else ())
+                           and r.name in stats and stats[r.name].z >= cfg.z_weak]
+    carrying = {n for names in moved_by_au.values() for n in names}
+    au_ctx = []
+    for au in predicted:
+        info = AUS.get(au)
+        sides = {REGION_BY_NAME[n].side for n in moved_by_au[au]}
+        side = _SIDE_WORDS[sides.pop()] if len(sides) == 1 and None not in sides else None
+        au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au),
+                       "phrase": info.phrase if info else au_name(au), "side": side,
+                       "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
+    moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS
+             if r.name in stats and (stats[r.name].z >= cfg.z_supported or r.name in carrying)]
+    emotion = labels.canonical(emotion)
+    typical = sorted(a for a in predicted if emotion and a in EMOTION_AUS.get(emotion, ()))
+    return {
+        **_KIND_MICRO, "database": None, "crop_size": cfg.crop_size, "emotion": emotion, "emotion_label": emotion,
+        "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
+        "aus": au_ctx, "aus_inferred": False, "predicted": True, "second_opinion": False,
+        "inferred_from": "the motion alone", "inferred_by": "the motion", "typical_aus": [f"AU{a}" for a in typical],
+        "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [],
+        "floor": _px(floor), "apex_estimated": False,
+    }
+
+
+def render_prediction(task: str, regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
+                      variant: int = 0) -> str:
+    """A task's answer for a model's prediction, in the builder's own template wording (variant 0)."""
+    cfg = cfg or BuildConfig()
+    ctx = prediction_context(regions, aus, emotion, floor, cfg)
+    return render_task(task, variant, ctx, str(cfg.templates_dir))[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _standard_instructions(templates_dir: str, crop_size: int) -> tuple[tuple[str, str], ...]:
+    ctx = {"crop_size": crop_size, **_KIND_MICRO}  # the only context an instruction may name
+    return tuple((task, _tidy(_module(templates_dir, task).instruction(0, ctx))) for task in TASKS)
+
+
+def standard_instructions(cfg: BuildConfig | None = None) -> dict[str, str]:
+    """Task -> the instruction of template variant 0, so that a new clip is asked in the training wording."""
+    cfg = cfg or BuildConfig()
+    return dict(_standard_instructions(str(cfg.templates_dir), int(cfg.crop_size)))
 
 
 # --- samples -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UnusableInput
+from ..errors import InputError, UnusableInput
 from ..records import Clip, Skip
 
 FORMATS = ("casme2", "samm", "smic", "casme3", "manifest")
@@ -35,6 +35,34 @@ def write_layout(root: Path | str, fmt: str, clips: list) -> list[str]:
     return _module(fmt).write(Path(root), list(clips))
 
 
+def clip_from_folder(folder: Path | str, onset: int | None = None, apex: int | None = None,
+                     offset: int | None = None, *, database: str = "manifest", subject: str = "user",
+                     fps: float | None = None) -> Clip:
+    """A :class:`Clip` over a folder of numbered frames (``img12.jpg``, ``0012.png``), range-checked as
+    the readers check a label row. Onset and offset default to the first and last frame; a missing apex
+    is estimated from motion. Raises :class:`InputError` naming the folder and the bad field."""
+    from ._common import Row, check_frames, list_frames
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("missing_frame", f"clip folder {folder} does not exist", str(folder))
+    frames = list_frames(folder)
+    if not frames:
+        raise InputError("missing_frame", f"clip folder {folder} holds no numbered image frames (e.g. img12.jpg)",
+                         str(folder))
+    onset = min(frames) if onset is None else int(onset)
+    offset = max(frames) if offset is None else int(offset)
+    row = Row(database=database, file=str(folder), row=None, id=str(folder))
+    skip = check_frames(row, frames, folder, onset, apex, offset,
+                        {"onset": "onset", "apex": "apex", "offset": "offset"})
+    if skip is not None:
+        err = InputError(skip.reason, skip.message)  # the message already names folder and field
+        err.file, err.row, err.field = skip.file, skip.row, skip.field
+        raise err
+    return Clip(database=database, subject=subject, clip=folder.name, onset=onset, apex=apex, offset=offset,
+                frames=frames, fps=fps, source_file=str(folder))
+
+
 def detect_format(root: Path | str) -> str | None:
     """Guess the database format from the files present (a manifest wins, SMIC is a folder pattern)."""
     from . import casme2, casme3, manifest, samm, smic
@@ -54,4 +82,4 @@ def detect_format(root: Path | str) -> str | None:
     return None
 
 
-__all__ = ["FORMATS", "read_clips", "write_layout", "detect_format"]
+__all__ = ["FORMATS", "clip_from_folder", "read_clips", "write_layout", "detect_format"]
