@@ -37,11 +37,11 @@ def _overrides(experts: str | None, set_: list[str] | None) -> dict:
 
 
 def _user_errors():
-    from .data import ShardError
-    from .tokenizer import OfflineModelError
-    from .train import RunError
+    from unimer_builder import InputError
 
-    return (ShardError, OfflineModelError, RunError, FileNotFoundError, ValueError)
+    from .errors import OfflineModelError, RunError, ShardError
+
+    return (ShardError, OfflineModelError, RunError, InputError, FileNotFoundError, ValueError)
 
 
 @app.command()
@@ -71,7 +71,7 @@ def train(
         _fail(str(e))
     finally:
         _end_distributed()
-    typer.echo(f"model saved to {final}")
+    typer.echo(f"model saved to {final} (load it with AutoModel.from_pretrained after `import deft_model`)")
 
 
 def _end_distributed() -> None:
@@ -94,13 +94,15 @@ def evaluate(
     max_folds: int = typer.Option(None, "--max-folds", help="only the first K subjects (quick look; partial)"),
     experts: str = typer.Option(None, "--experts"),
     set_: list[str] = typer.Option(None, "--set"),
+    baselines: bool = typer.Option(False, "--baselines", help="also score logistic regression on region statistics "
+                                   "and a flow CNN on the same folds"),
 ):
     """LOSO / composite evaluation; UF1 and UAR on predictions pooled over folds; JSON + Markdown."""
     from .evaluate import evaluate_run
 
     try:
         res = evaluate_run(run, protocol, data=data, config=config, epochs=epochs, seed=seed, generate=generate,
-                           max_folds=max_folds, overrides=_overrides(experts, set_))
+                           max_folds=max_folds, overrides=_overrides(experts, set_), baselines=baselines)
     except _user_errors() as e:
         _fail(str(e))
     d = Path(res["results_dir"])
@@ -118,7 +120,8 @@ def predict(
     row: str = typer.Option(None, "--row", help="a shard row id (<clip_id>#<task>) instead of a clip folder"),
     data: Path = typer.Option(None, "--data", help="shards holding --row"),
 ):
-    """Predict emotion, AUs, motion description and reasoning as JSON."""
+    """Predict emotion and AUs (the model's heads), the measured motion, an explanation built from them, and
+    the language model's own answers, as JSON (``sources`` says which field comes from where)."""
     from .predict import predict_clip, predict_row
 
     try:

@@ -1,9 +1,14 @@
 """DeftConfig: one Hugging Face config for the whole DEFT-LLM (experts, LLM, heads, losses, training).
 
-Sub-models are named either by a hub id / local folder (``llm``, ``vision``: loaded with their real
-``from_pretrained``) or by an inline config dict (``llm_config``, ``vision_config``: random weights, as
-the ``tiny`` preset does). After loading a named model its config dict is stored too, so that a saved
-DEFT model reloads from its own folder without touching the hub.
+Sub-models are named by a Hub id or local folder (``llm``, ``vision``: loaded with their real
+``from_pretrained`` and never stored in a run, only referenced) or given as an inline config
+(``text_config``, ``vision_config``: random weights, as the ``tiny`` preset does). As in Llava, the
+LLM's config is the ``text_config`` sub-config and the tower's the ``vision_config``; once a named model
+is loaded its config is recorded there too, so that the shapes are known without loading it.
+
+Precision: frozen base weights (the LLM outside LoRA, a frozen vision tower) are kept in ``base_dtype``
+(``float32`` or ``bfloat16``); every trainable parameter (LoRA, projectors, experts, heads, and the LLM
+itself when it is trained in full) is float32, so AdamW updates fp32 master weights.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from transformers import PretrainedConfig
+from transformers import AutoConfig, PretrainedConfig
+
+from unimer_builder import REGION_NAMES, VERIFIABLE_AUS
 
 EXPERTS = ("structure", "dynamic", "motion")
 PLACEHOLDERS = {"structure": "<struct>", "dynamic": "<dyn>", "motion": "<motion>"}
@@ -22,6 +29,7 @@ REGION_STAT_FIELDS = ("mean", "peak", "dx", "dy", "coherence", "strain", "z", "p
 EMOTION_TARGETS = ("canonical", "composite", "class")
 LLM_MODES = ("lora", "full", "frozen")
 VISION_MODES = ("full", "frozen")
+BASE_DTYPES = ("float32", "bfloat16")
 
 DEFAULT_LOSS_WEIGHTS = {"lm": 1.0, "emotion": 1.0, "au": 1.0, "disentangle": 0.1}
 DEFAULT_TRAINING = {
@@ -36,22 +44,31 @@ DEFAULT_TRAINING = {
     "save_every": 0,  # steps between checkpoints; 0: once per epoch
     "keep_checkpoints": 2,
     "max_length": 384,
-    "max_new_tokens": 48,
+    # None: from the data (the longest tokenised training answer of the task, see DeftConfig.answer_tokens)
+    "max_new_tokens": None,
     "group_by_length": True,  # batches of similar length (less padding); order still fixed by seed + epoch
     "num_threads": None,  # torch intra-op threads on CPU; tiny models run fastest (and share a busy CPU best) on 1
 }
+# Generation budget over the longest training answer of a task: enough that an answer as long as the
+# longest one the model saw is never cut, with room for a somewhat longer one.
+ANSWER_MARGIN = 1.25
+ANSWER_EXTRA_TOKENS = 8
+_NOT_CONFIG_KEYS = ("model_type", "transformers_version", "architectures", "_name_or_path", "auto_map")
 
 
-def _region_names() -> list[str]:
-    from unimer_builder.facs import REGION_NAMES
-
-    return list(REGION_NAMES)
-
-
-def _verifiable_aus() -> list[int]:
-    from unimer_builder.facs import VERIFIABLE_AUS
-
-    return list(VERIFIABLE_AUS)
+def sub_config(d: dict | PretrainedConfig | None) -> PretrainedConfig | None:
+    """A sub-model config from a dict (``model_type`` names the class) or a config (copied)."""
+    if d is None:
+        return None
+    if isinstance(d, PretrainedConfig):
+        return copy.deepcopy(d)
+    d = dict(d)
+    if "model_type" not in d:
+        raise ValueError(f"a sub-model config needs its 'model_type' (e.g. 'qwen2'); got keys {sorted(d)[:8]}")
+    model_type = d.pop("model_type")
+    for k in _NOT_CONFIG_KEYS:
+        d.pop(k, None)
+    return AutoConfig.for_model(model_type, **d)
 
 
 class DeftConfig(PretrainedConfig):
@@ -60,9 +77,9 @@ class DeftConfig(PretrainedConfig):
     def __init__(
         self,
         llm: str | None = None,
-        llm_config: dict | None = None,
+        text_config: dict | PretrainedConfig | None = None,
         vision: str | None = None,
-        vision_config: dict | None = None,
+        vision_config: dict | PretrainedConfig | None = None,
         experts: list[str] | tuple[str, ...] = EXPERTS,
         n_struct_tokens: int = 4,
         n_dyn_tokens: int = 4,
@@ -87,40 +104,48 @@ class DeftConfig(PretrainedConfig):
         llm_mode: str = "full",
         vision_mode: str = "full",
         train_embeddings: bool = True,
+        base_dtype: str = "float32",
         lora_r: int = 8,
         lora_alpha: int = 16,
         lora_dropout: float = 0.0,
         lora_target_modules: list[str] | None = None,
         loss_weights: dict[str, float] | None = None,
+        disentangle_memory: int = 32,
         placeholders: dict[str, str] | None = None,
         placeholder_ids: dict[str, int] | None = None,
         system_prompt: str | None = None,
         training: dict[str, Any] | None = None,
+        answer_tokens: dict[str, int] | None = None,
+        build_config: dict | None = None,
+        vocab_resized: dict[str, int] | None = None,
+        base_fingerprints: dict[str, str] | None = None,
+        llm_config: dict | None = None,  # the former name of text_config, still read
         **kwargs,
     ):
         kwargs.setdefault("tie_word_embeddings", False)
         super().__init__(**kwargs)
         self.llm = llm
-        self.llm_config = copy.deepcopy(llm_config)
+        self.text_config = sub_config(text_config if text_config is not None else llm_config)
         self.vision = vision
-        self.vision_config = copy.deepcopy(vision_config)
+        self.vision_config = sub_config(vision_config)
         self.experts = list(experts)
         self.n_struct_tokens = n_struct_tokens
         self.n_dyn_tokens = n_dyn_tokens
         self.dyn_dim = dyn_dim
         self.motion_dim = motion_dim
-        self.image_size = image_size
+        # the tower's own size unless set (a named tower's is read when it is loaded: resolve_image_size)
+        self.image_size = image_size or getattr(self.vision_config, "image_size", None)
         self.image_mean = image_mean
         self.image_std = image_std
         self.stack_len = stack_len
         self.frame_size = frame_size
         self.flow_size = flow_size
         self.flow_scale = flow_scale
-        self.region_names = list(region_names) if region_names else _region_names()
+        self.region_names = list(region_names) if region_names else list(REGION_NAMES)
         self.region_layout = region_layout
         self.region_sigma = region_sigma
         self.region_stat_fields = list(region_stat_fields)
-        self.au_list = [int(a) for a in au_list] if au_list else _verifiable_aus()
+        self.au_list = [int(a) for a in au_list] if au_list else list(VERIFIABLE_AUS)
         self.emotion_labels = list(emotion_labels or [])
         self.emotion_target = emotion_target
         self.emotion_head_input = emotion_head_input
@@ -128,15 +153,21 @@ class DeftConfig(PretrainedConfig):
         self.llm_mode = llm_mode
         self.vision_mode = vision_mode
         self.train_embeddings = train_embeddings
+        self.base_dtype = base_dtype
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
         self.lora_target_modules = list(lora_target_modules or ["q_proj", "k_proj", "v_proj", "o_proj"])
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.disentangle_memory = int(disentangle_memory)
         self.placeholders = {**PLACEHOLDERS, **(placeholders or {})}
         self.placeholder_ids = dict(placeholder_ids or {})
         self.system_prompt = system_prompt
         self.training = {**DEFAULT_TRAINING, **(training or {})}
+        self.answer_tokens = {str(k): int(v) for k, v in (answer_tokens or {}).items()}
+        self.build_config = copy.deepcopy(build_config)
+        self.vocab_resized = dict(vocab_resized) if vocab_resized else None
+        self.base_fingerprints = dict(base_fingerprints or {})
         self.validate()
 
     # ----------------------------------------------------------------------------------------------
@@ -152,21 +183,53 @@ class DeftConfig(PretrainedConfig):
             raise ValueError(f"llm_mode {self.llm_mode!r} is not one of {list(LLM_MODES)}")
         if self.vision_mode not in VISION_MODES:
             raise ValueError(f"vision_mode {self.vision_mode!r} is not one of {list(VISION_MODES)}")
+        if self.base_dtype not in BASE_DTYPES:
+            raise ValueError(f"base_dtype {self.base_dtype!r} is not one of {list(BASE_DTYPES)}")
         if self.lm_reduction not in ("sample", "token"):
             raise ValueError("lm_reduction must be 'sample' (mean per answer, then over rows) or 'token'")
         if self.emotion_head_input not in ("experts", "llm", "both"):
             raise ValueError("emotion_head_input must be 'experts', 'llm' or 'both'")
-        if self.llm is None and self.llm_config is None:
-            raise ValueError("the config names no LLM: set `llm` (hub id or folder) or `llm_config` (a dict)")
+        if self.llm is None and self.text_config is None:
+            raise ValueError("the config names no LLM: set `llm` (hub id or folder) or `text_config` (a dict)")
         if "structure" in self.experts and self.vision is None and self.vision_config is None:
             raise ValueError("the structure expert needs `vision` (hub id or folder) or `vision_config`")
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+        tower = getattr(self.vision_config, "image_size", None)
+        if "structure" in self.experts and tower and self.image_size and int(self.image_size) != int(tower):
+            raise ValueError(f"image_size {self.image_size} differs from the vision tower's own image_size {tower}: "
+                             "leave image_size unset (the tower's is used) or use a tower trained at that size")
+
+    @property
+    def llm_config(self) -> dict | None:
+        """The LLM config as a dict (the former field name)."""
+        return None if self.text_config is None else self.text_config.to_dict()
 
     def n_tokens(self, expert: str) -> int:
         return {"structure": self.n_struct_tokens, "dynamic": self.n_dyn_tokens,
                 "motion": len(self.region_names)}[expert]
+
+    def max_new_tokens(self, task: str | None = None) -> int:
+        """Generation budget for a task's answer: the training setting if given, otherwise from the data."""
+        fixed = self.training.get("max_new_tokens")
+        if fixed:
+            return int(fixed)
+        known = self.answer_tokens
+        n = known.get(task) if task in known else (max(known.values()) if known else None)
+        if n is None:
+            return 256
+        return int(n * ANSWER_MARGIN) + ANSWER_EXTRA_TOKENS
+
+    def request_dict(self) -> dict:
+        """The settings a user asks for, without what training fills in (for comparing fold runs)."""
+        d = json.loads(json.dumps(self.to_dict(), default=str))
+        for k in (*_NOT_CONFIG_KEYS, "placeholder_ids", "answer_tokens", "build_config", "vocab_resized",
+                  "base_fingerprints", "dtype"):
+            d.pop(k, None)
+        if not self.emotion_labels:
+            d.pop("emotion_labels", None)
+        return d
 
 
 # --- presets ---------------------------------------------------------------------------------------
@@ -174,6 +237,8 @@ class DeftConfig(PretrainedConfig):
 def _merge(kw: dict, overrides: dict) -> None:
     """Overrides replace preset values; a ``training`` dict is merged key by key."""
     for k, v in overrides.items():
+        if k == "llm_config":
+            k = "text_config"
         if k == "training" and isinstance(v, dict):
             kw["training"] = {**kw.get("training", DEFAULT_TRAINING), **v}
         else:
@@ -182,7 +247,7 @@ def _merge(kw: dict, overrides: dict) -> None:
 
 def tiny_config(**overrides) -> DeftConfig:
     """Random weights, builds offline in well under a second: a 2-layer 64-d Qwen2 and a tiny SigLIP."""
-    llm_config = dict(
+    text_config = dict(
         model_type="qwen2", vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, pad_token_id=None,
@@ -193,26 +258,27 @@ def tiny_config(**overrides) -> DeftConfig:
         intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
     )
     kw: dict[str, Any] = dict(
-        llm_config=llm_config, vision_config=vision_config, n_struct_tokens=2, n_dyn_tokens=2,
-        dyn_dim=32, motion_dim=32, image_size=32, stack_len=4, frame_size=32, flow_size=16,
+        text_config=text_config, vision_config=vision_config, n_struct_tokens=2, n_dyn_tokens=2,
+        dyn_dim=32, motion_dim=32, stack_len=4, frame_size=32, flow_size=16,
         llm_mode="full", vision_mode="full", train_embeddings=True,
         training={**DEFAULT_TRAINING, "epochs": 12, "batch_size": 8, "lr": 3e-3, "max_length": 256,
-                  "warmup_steps": 5, "max_new_tokens": 40, "num_threads": 1},
+                  "warmup_steps": 5, "num_threads": 1},
     )
     _merge(kw, overrides)
     return DeftConfig(**kw)
 
 
 def reference_config(**overrides) -> DeftConfig:
-    """Real hub models, for GPU users: Qwen2.5-0.5B-Instruct with LoRA and a frozen SigLIP-base tower."""
+    """Real hub models, for GPU users: Qwen2.5-0.5B-Instruct with LoRA and a frozen SigLIP-base tower, both
+    in bfloat16; the trainable parts (LoRA, experts, projectors, heads) in float32."""
     kw: dict[str, Any] = dict(
         llm="Qwen/Qwen2.5-0.5B-Instruct", vision="google/siglip-base-patch16-224",
-        n_struct_tokens=8, n_dyn_tokens=8, dyn_dim=256, motion_dim=256, image_size=224,
+        n_struct_tokens=8, n_dyn_tokens=8, dyn_dim=256, motion_dim=256,
         stack_len=8, frame_size=112, flow_size=56, llm_mode="lora", vision_mode="frozen",
-        train_embeddings=False, lora_r=16, lora_alpha=32, lora_dropout=0.05,
+        train_embeddings=False, base_dtype="bfloat16", lora_r=16, lora_alpha=32, lora_dropout=0.05,
         lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         training={**DEFAULT_TRAINING, "epochs": 3, "batch_size": 8, "lr": 2e-4, "max_length": 512,
-                  "warmup_steps": 50, "max_new_tokens": 96},
+                  "warmup_steps": 50},
         system_prompt="You are an expert in facial micro-expressions and the Facial Action Coding System.",
     )
     _merge(kw, overrides)
@@ -222,12 +288,18 @@ def reference_config(**overrides) -> DeftConfig:
 PRESETS = {"tiny": tiny_config, "reference": reference_config}
 
 
+def config_kwargs(d: dict) -> dict:
+    """A saved config dict (config.json, run.json's config) as DeftConfig keyword arguments."""
+    return {k: v for k, v in d.items() if k not in _NOT_CONFIG_KEYS}
+
+
 def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     """``tiny`` / ``reference`` / a JSON file (optionally ``{"preset": "tiny", ...overrides}``)."""
     if isinstance(spec, DeftConfig):
         cfg = copy.deepcopy(spec)
         for k, v in overrides.items():
-            setattr(cfg, k, v)
+            setattr(cfg, "text_config" if k == "llm_config" else k, sub_config(v) if k in ("llm_config", "text_config",
+                                                                                         "vision_config") else v)
         cfg.validate()
         return cfg
     s = str(spec)
@@ -243,15 +315,12 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"config file {p} is not valid JSON: {e}") from e
     preset = d.pop("preset", None)
-    d.pop("model_type", None)
-    d.pop("transformers_version", None)
+    d = config_kwargs(d)
     kw: dict[str, Any] = {}
     if preset:
         if preset not in PRESETS:
             raise ValueError(f"config file {p}: unknown preset {preset!r}; choose one of {list(PRESETS)}")
-        kw = PRESETS[preset]().to_dict()
-        for k in ("model_type", "transformers_version"):
-            kw.pop(k, None)
+        kw = config_kwargs(PRESETS[preset]().to_dict())
     # the file's keys, then the call's overrides; a ``training`` dict is merged key by key onto the
     # preset's training (or onto DEFAULT_TRAINING without a preset)
     _merge(kw, d)

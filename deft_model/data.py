@@ -7,6 +7,7 @@ resolution: uint8 onset crop, uint8 frame stack, float16 flow. Nothing else is k
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from unimer_builder import COMPOSITE, canonical
+
 from .configuration import DeftConfig
+from .errors import ShardError
 
 BASE_COLUMNS = ("id", "clip_id", "database", "subject", "task", "instruction", "answer", "emotion")
 EXPERT_COLUMNS = {"structure": ("onset_image",), "dynamic": ("frames",), "motion": ("flow", "regions")}
 TARGET_COLUMNS = {"canonical": "emotion", "composite": "emotion_composite", "class": "emotion_class"}
-OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions")
-
-
-class ShardError(ValueError):
-    """Unusable shards: missing files or columns, empty folds."""
+OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions",
+                  "noise_floor")
+LIGHT = BASE_COLUMNS + OPTIONAL_LIGHT
 
 
 def find_shards(data_dir: str | Path) -> list[Path]:
@@ -39,6 +41,20 @@ def find_shards(data_dir: str | Path) -> list[Path]:
     if not files:
         raise ShardError(f"no Parquet shards (*.parquet) under {d} (expected {d}/data/*.parquet)")
     return files
+
+
+def build_settings(data_dir: str | Path) -> dict | None:
+    """The builder settings that made the shards (``build_report.json``'s ``config``), or None if the
+    folder has no report. Prediction on a new clip measures it with the same settings."""
+    d = Path(data_dir)
+    d = d.parent.parent if d.is_file() else d
+    for f in (d / "build_report.json", d.parent / "build_report.json"):
+        if f.exists():
+            try:
+                return json.loads(f.read_text()).get("config")
+            except json.JSONDecodeError as e:
+                raise ShardError(f"{f}: not valid JSON ({e})") from e
+    return None
 
 
 def required_columns(config: DeftConfig) -> list[str]:
@@ -108,12 +124,16 @@ def _resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
 # --- the shard set -------------------------------------------------------------------------------
 
 class ShardSet:
-    """All rows' light columns plus per-clip decoded visuals for the experts a config switches on."""
+    """All rows' light columns plus per-clip decoded visuals for the experts a config switches on.
+
+    Rows come from the Parquet shards under ``data_dir`` or, through :meth:`from_table`, from a table
+    in memory (one clip's rows as the builder's ``clip_rows`` makes them, for prediction): both are read
+    by the same code, so a clip predicted from its folder reaches the model as its shard row would."""
 
     def __init__(self, data_dir: str | Path, config: DeftConfig):
         self.data_dir = Path(data_dir)
         self.files = find_shards(data_dir)
-        self.config = config
+        self._table: pa.Table | None = None
         need = required_columns(config)
         names_per_file = []
         for f in self.files:
@@ -121,28 +141,46 @@ class ShardSet:
                 names = set(pq.read_schema(f).names)
             except Exception as e:  # noqa: BLE001
                 raise ShardError(f"{f}: not a readable Parquet file ({e})") from e
-            missing = [c for c in need if c not in names]
-            if missing:
-                raise ShardError(f"shard {f} is missing required column(s) {missing} "
-                                 f"(needed for experts {config.experts}, target {config.emotion_target!r})")
-            if not ({"aus_supported", "aus"} & names):
-                raise ShardError(f"shard {f} is missing required column 'aus_supported' (or its fallback 'aus')")
+            self._check_columns(names, need, config, f"shard {f}")
             names_per_file.append(names)
-        light = list(BASE_COLUMNS) + [c for c in OPTIONAL_LIGHT]
-        tables = []
-        for f, names in zip(self.files, names_per_file, strict=False):
-            cols = [c for c in light if c in names]
-            t = pq.read_table(f, columns=cols)
-            for c in light:
+        counts = [pq.ParquetFile(f).metadata.num_rows for f in self.files]
+        tables = [pq.read_table(f, columns=[c for c in LIGHT if c in names]) for f, names in
+                  zip(self.files, names_per_file, strict=True)]
+        self._setup(tables, counts, config)
+
+    @classmethod
+    def from_table(cls, table: pa.Table, config: DeftConfig, where: str = "in-memory rows") -> ShardSet:
+        """Rows held in memory (e.g. ``rows_to_table(clip_rows(...))``), read exactly as shard rows are."""
+        self = cls.__new__(cls)
+        self.data_dir = Path(where)
+        self.files = [Path(where)]
+        self._table = table
+        self._check_columns(set(table.column_names), required_columns(config), config, where)
+        self._setup([table.select([c for c in LIGHT if c in table.column_names])], [len(table)], config)
+        return self
+
+    @staticmethod
+    def _check_columns(names: set[str], need: list[str], config: DeftConfig, what: str) -> None:
+        missing = [c for c in need if c not in names]
+        if missing:
+            raise ShardError(f"{what} is missing required column(s) {missing} "
+                             f"(needed for experts {config.experts}, target {config.emotion_target!r})")
+        if not ({"aus_supported", "aus"} & names):
+            raise ShardError(f"{what} is missing required column 'aus_supported' (or its fallback 'aus')")
+
+    def _setup(self, tables: list[pa.Table], counts: list[int], config: DeftConfig) -> None:
+        self.config = config
+        full = []
+        for t in tables:
+            for c in LIGHT:
                 if c not in t.column_names:
                     t = t.append_column(c, pa.nulls(len(t)))
-            tables.append(t.select(light))
-        table = pa.concat_tables(tables, promote_options="permissive")
+            full.append(t.select(list(LIGHT)))
+        table = pa.concat_tables(full, promote_options="permissive")
         if len(table) == 0:
             raise ShardError(f"the shards under {self.data_dir} hold no rows")
         self.n = len(table)
-        self.file_of_row = np.concatenate([np.full(pq.ParquetFile(f).metadata.num_rows, i)
-                                           for i, f in enumerate(self.files)])
+        self.file_of_row = np.concatenate([np.full(n, i) for i, n in enumerate(counts)])
         g = {c: table.column(c).to_pylist() for c in BASE_COLUMNS if c != "instruction" and c != "answer"}
         self.ids: list[str] = g["id"]
         self.clip_ids: list[str] = g["clip_id"]
@@ -161,7 +199,9 @@ class ShardSet:
         self.emotion_class = table.column("emotion_class").to_pylist()
         self.folds: list[str] = [fold_key(d, s) for d, s in zip(self.database, self.subject, strict=False)]
         self.aus = self._au_lists(table)
-        self.region_stats = self._region_stats(table) if "motion" in config.experts else None
+        has_regions = table.column("regions").null_count < len(table)
+        self.region_stats = self._region_stats(table) if "motion" in config.experts or has_regions else None
+        self.noise_floor = table.column("noise_floor").to_pylist()
         self.row_of_id = {r: i for i, r in enumerate(self.ids)}
         self.clip_index: dict[str, int] = {}
         for c in self.clip_ids:
@@ -218,6 +258,9 @@ class ShardSet:
         """Decode the visuals of the clips of ``rows`` (all rows if None), one row group at a time."""
         cfg = self.config
         n_clips = len(self.clip_index)
+        if "structure" in cfg.experts and not cfg.image_size:
+            raise ValueError("the config's image_size is unknown until its vision tower is resolved "
+                             "(deft_model.modeling.resolve_image_size)")
         if not self._visuals_loaded:
             self.onset = np.zeros((n_clips, cfg.image_size or 1, cfg.image_size or 1), np.uint8) \
                 if "structure" in cfg.experts else None
@@ -234,24 +277,30 @@ class ShardSet:
             return
         vis_cols = [c for e in cfg.experts for c in EXPERT_COLUMNS[e] if c != "regions"]
         row0 = 0
+        for nrg, read in self._row_groups():
+            clips = self.row_clip[row0: row0 + nrg]
+            first = np.zeros(nrg, bool)
+            seen: set[int] = set()
+            for i, c in enumerate(clips):
+                if wanted[c] and c not in seen:
+                    first[i] = True
+                    seen.add(int(c))
+            if first.any():
+                take = np.nonzero(first)[0]
+                t = read(vis_cols).take(pa.array(take))
+                self._decode(t, clips[take], row0 + take)
+                wanted[clips[take]] = False
+            row0 += nrg
+
+    def _row_groups(self):
+        """(rows, read(columns) -> table) per row group of the shards, or the one in-memory table."""
+        if self._table is not None:
+            yield len(self._table), self._table.select
+            return
         for f in self.files:
             pf = pq.ParquetFile(f)
             for rg in range(pf.num_row_groups):
-                nrg = pf.metadata.row_group(rg).num_rows
-                clips = self.row_clip[row0: row0 + nrg]
-                first = np.zeros(nrg, bool)
-                seen: set[int] = set()
-                for i, c in enumerate(clips):
-                    if wanted[c] and c not in seen:
-                        first[i] = True
-                        seen.add(int(c))
-                if first.any():
-                    t = pf.read_row_group(rg, columns=vis_cols)
-                    take = np.nonzero(first)[0]
-                    t = t.take(pa.array(take))
-                    self._decode(t, clips[take], row0 + take)
-                    wanted[clips[take]] = False
-                row0 += nrg
+                yield pf.metadata.row_group(rg).num_rows, (lambda cols, pf=pf, rg=rg: pf.read_row_group(rg, columns=cols))
 
     def _decode(self, t: pa.Table, clips: np.ndarray, rows: np.ndarray) -> None:
         cfg = self.config
@@ -276,20 +325,16 @@ class ShardSet:
 
     # -- labels and folds --------------------------------------------------------------------------
     def targets(self) -> list[str | None]:
-        from unimer_builder import labels
-
         t = self.config.emotion_target
         if t == "canonical":
-            return [labels.canonical(e) for e in self.emotion]
+            return [canonical(e) for e in self.emotion]
         if t == "composite":
             return list(self.emotion_composite)
         return list(self.emotion_class)
 
     def emotion_labels(self) -> list[str]:
-        from unimer_builder import labels
-
         if self.config.emotion_target == "composite":
-            return list(labels.COMPOSITE)
+            return list(COMPOSITE)
         return sorted({t for t in self.targets() if t})
 
     def subjects(self) -> list[str]:

@@ -17,6 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from unimer_builder import COMPOSITE, composite, database_class, parse_answer
+
+from .configuration import load_config
+from .data import DeftDataset, ShardSet
+from .runtime import finished, load_run
+
 NONE_LABEL = "<none>"
 PROTOCOLS = ("loso", "composite")
 
@@ -75,10 +81,14 @@ def au_metrics(true_sets: Sequence[Sequence[int]], pred_sets: Sequence[Sequence[
 # --- per-clip predictions -----------------------------------------------------------------------
 
 def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protocol: str) -> list[dict]:
-    """Pool row predictions per clip; map labels to the protocol's class set."""
-    from unimer_builder import labels as L
-    from unimer_builder.render import parse_answer
+    """Pool row predictions per clip; map labels to the protocol's class set.
 
+    ``head``/``aus_pred`` are the heads (averaged over the clip's rows, as ``deft predict`` does);
+    ``explanation`` is the explanation ``deft predict`` gives for them (heads over the measured motion,
+    in the builder's templates); ``answer``/``answer_aus`` are parsed from the LM's own answers."""
+    from .predict import build_config_of, explain, head_outputs
+
+    bc, _ = build_config_of(cfg)
     targets = shards.targets()
     by_clip: dict[str, list[dict]] = {}
     for p in preds:
@@ -87,10 +97,10 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
     for clip, ps in by_clip.items():
         r0 = ps[0]["row"]
         db = shards.database[r0]
-        probs = np.mean([p["emotion_probs"] for p in ps], 0)
-        aup = np.mean([p["au_probs"] for p in ps], 0)
-        head = cfg.emotion_labels[int(np.argmax(probs))]
-        texts = {shards.task[p["row"]]: p["generated"] for p in ps if p.get("generated") is not None}
+        heads = head_outputs(ps, cfg)
+        head = heads["emotion"]
+        gens = {shards.task[p["row"]]: p["generation"] for p in ps if p.get("generation") is not None}
+        texts = {task: g["text"] for task, g in gens.items()}
         parsed = {task: parse_answer(text) for task, text in texts.items()}
         gen_text, gen = None, None
         for task in ("emotion", "explain"):
@@ -102,33 +112,41 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
         au_task = "au" if "au" in parsed else ("explain" if "explain" in parsed else None)
         gen_aus = parsed[au_task]["aus"] if au_task else None
         au_parsed = None if au_task is None else bool(gen_aus) or not shards.aus[r0]
+        stats = shards.region_stats[r0] if shards.region_stats is not None else None
+        reasoning = explain(heads, stats, shards.noise_floor[r0], cfg, bc)["reasoning"]
+        said = parse_answer(reasoning) if reasoning else {"emotion": None, "aus": None}
         truth = targets[r0]
         if protocol == "composite":
             truth = shards.emotion_composite[r0]
             if cfg.emotion_target != "composite":
-                head = L.composite(db, head)
-                gen = L.composite(db, gen) if gen else None
-            elif gen is not None and gen not in L.COMPOSITE:
-                gen = L.composite(db, gen)
+                head = composite(db, head)
+                gen = composite(db, gen) if gen else None
+            elif gen is not None and gen not in COMPOSITE:
+                gen = composite(db, gen)
         elif gen is not None and cfg.emotion_target == "class":
-            gen = L.database_class(db, gen)
+            gen = database_class(db, gen)
         out.append({
             "clip_id": clip, "database": db, "subject": shards.subject[r0], "fold": shards.folds[r0],
             "label": truth, "head": head, "answer": gen, "generated": gen_text,
             "answer_aus": gen_aus, "answer_aus_parsed": au_parsed, "generated_by_task": texts,
-            "emotion_probs": {c: round(float(x), 4) for c, x in zip(cfg.emotion_labels, probs, strict=False)},
+            "truncated_tasks": sorted(t for t, g in gens.items() if g["truncated"]),
+            "emotion_probs": heads["emotion_probs"],
             "aus_true": sorted(set(shards.aus[r0])),
-            "aus_pred": [int(a) for a, x in zip(cfg.au_list, aup, strict=False) if x > 0.5],
+            "aus_pred": heads["aus"],
+            "explanation": reasoning, "explanation_emotion": said["emotion"], "explanation_aus": said["aus"],
+            "explanation_agrees": (said["emotion"] == heads["emotion"] and said["aus"] == sorted(heads["aus"])
+                                   if reasoning else None),
         })
     return out
 
 
 def summarise(clips: list[dict], au_list: Sequence[int], protocol: str) -> dict:
-    from unimer_builder import labels as L
+    """Scores of clips pooled over every fold they come from (the field's definition: one confusion
+    matrix over all held-out predictions), with each fold's own scores beside them for information."""
 
     def block(cs):
         y = [c["label"] for c in cs]
-        classes = list(L.COMPOSITE) if protocol == "composite" else None
+        classes = list(COMPOSITE) if protocol == "composite" else None
         head = classification_metrics(y, [c["head"] for c in cs], classes)
         gen_cs = [c for c in cs if c["generated"] is not None]
         ans = classification_metrics([c["label"] for c in gen_cs], [c["answer"] for c in gen_cs], classes)
@@ -139,13 +157,34 @@ def summarise(clips: list[dict], au_list: Sequence[int], protocol: str) -> dict:
         ans["both_parsed_rate"] = (sum(c["answer"] is not None and c["answer_aus_parsed"] for c in both) / len(both)
                                    if both else None)
         ans["au"] = au_metrics([c["aus_true"] for c in au_cs], [c["answer_aus"] for c in au_cs], au_list)
+        tr = [c for c in cs if c.get("generated_by_task")]
+        ans["truncated_rate"] = (sum(bool(c.get("truncated_tasks")) for c in tr) / len(tr)) if tr else None
         au = au_metrics([c["aus_true"] for c in cs], [c["aus_pred"] for c in cs], au_list)
-        return {"n_clips": len(cs), "head": head, "answer": ans, "au": au}
+        ex_cs = [c for c in cs if c.get("explanation")]
+        expl = {"n_clips": len(ex_cs),
+                "au": au_metrics([c["aus_true"] for c in ex_cs], [c["explanation_aus"] for c in ex_cs], au_list),
+                "agrees_with_heads_rate": (sum(bool(c["explanation_agrees"]) for c in ex_cs) / len(ex_cs)
+                                           if ex_cs else None)}
+        return {"n_clips": len(cs), "head": head, "answer": ans, "au": au, "explanation": expl}
 
     res = block(clips)
     res["per_database"] = {db: block([c for c in clips if c["database"] == db])
                            for db in sorted({c["database"] for c in clips})}
+    res["per_fold"] = per_fold_scores(clips, protocol)
     return res
+
+
+def per_fold_scores(clips: list[dict], protocol: str) -> dict:
+    """Each fold's own head UF1/UAR (over the classes its subject shows) and their mean: for information
+    only. The headline figures are pooled, never this mean."""
+    classes = list(COMPOSITE) if protocol == "composite" else None
+    folds = {}
+    for key in sorted({c["fold"] for c in clips}):
+        cs = [c for c in clips if c["fold"] == key]
+        m = classification_metrics([c["label"] for c in cs], [c["head"] for c in cs], classes)
+        folds[key] = {"n_clips": len(cs), "uf1": m["uf1"], "uar": m["uar"], "acc": m["acc"]}
+    vals = [f["uf1"] for f in folds.values() if f["uf1"] is not None]
+    return {"folds": folds, "mean_uf1_not_pooled": float(np.mean(vals)) if vals else None}
 
 
 def _fmt(x) -> str:
@@ -155,15 +194,29 @@ def _fmt(x) -> str:
 def markdown_table(res: dict, title: str) -> str:
     lines = [f"### {title}", "",
              "| scope | clips | UF1 (head) | UAR (head) | Acc (head) | UF1 (answer) | UAR (answer) | Acc (answer) "
-             "| AU F1 (head) | AU F1 (answer) | answers parsed (emotion / AUs) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| AU F1 (head) | AU F1 (explanation) | AU F1 (answer) | answers parsed (emotion / AUs) | answers cut |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = [("all (pooled)", res)] + list(res.get("per_database", {}).items())
     for name, b in rows:
         lines.append(f"| {name} | {b['n_clips']} | {_fmt(b['head']['uf1'])} | {_fmt(b['head']['uar'])} | "
                      f"{_fmt(b['head']['acc'])} | {_fmt(b['answer']['uf1'])} | {_fmt(b['answer']['uar'])} | "
                      f"{_fmt(b['answer']['acc'])} | {_fmt(b['au']['macro_f1'])} | "
+                     f"{_fmt(b.get('explanation', {}).get('au', {}).get('macro_f1'))} | "
                      f"{_fmt(b['answer'].get('au', {}).get('macro_f1'))} | "
-                     f"{_fmt(b['answer'].get('parsed_rate'))} / {_fmt(b['answer'].get('au_parsed_rate'))} |")
+                     f"{_fmt(b['answer'].get('parsed_rate'))} / {_fmt(b['answer'].get('au_parsed_rate'))} | "
+                     f"{_fmt(b['answer'].get('truncated_rate'))} |")
+    pf = res.get("per_fold")
+    if pf:
+        lines += ["", "Per-fold head UF1 (for information; the figures above pool all folds' predictions): "
+                      + ", ".join(f"{k} {_fmt(v['uf1'])}" for k, v in pf["folds"].items())
+                      + f"; their mean {_fmt(pf['mean_uf1_not_pooled'])}."]
+    base = res.get("baselines")
+    if base:
+        lines += ["", "| same folds | UF1 | UAR | Acc |", "|---|---|---|---|",
+                  f"| DEFT-LLM (emotion head, experts: {', '.join(res.get('experts') or [])}) | "
+                  f"{_fmt(res['head']['uf1'])} | {_fmt(res['head']['uar'])} | {_fmt(res['head']['acc'])} |"]
+        for b in base.values():
+            lines.append(f"| {b['title']} | {_fmt(b['uf1'])} | {_fmt(b['uar'])} | {_fmt(b['acc'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -175,8 +228,8 @@ def _safe(key: str) -> str:
 
 def predict_fold(model_path: Path, shards, held_rows: Sequence[int], protocol: str, generate: bool = True,
                  batch_size: int = 16) -> list[dict]:
-    from .data import DeftDataset
-    from .predict import load_run, predict_dataset
+    """The clips of ``held_rows`` predicted by the model of ``model_path`` (heads, explanations, answers)."""
+    from .predict import predict_dataset
 
     model, tok = load_run(model_path)
     cfg = model.config
@@ -186,15 +239,13 @@ def predict_fold(model_path: Path, shards, held_rows: Sequence[int], protocol: s
         ds = DeftDataset(shards, held_rows, tok, with_answer=False)
         gen_rows = None
         if generate:
-            gen_rows = {r for r in held_rows if shards.task[r] in ("emotion", "au", "explain")}
             # one row per clip and task is enough
-            seen, keep = set(), set()
-            for r in sorted(gen_rows):
+            seen, gen_rows = set(), set()
+            for r in sorted(held_rows):
                 k = (shards.clip_ids[r], shards.task[r])
-                if k not in seen:
+                if shards.task[r] in ("emotion", "au", "explain") and k not in seen:
                     seen.add(k)
-                    keep.add(r)
-            gen_rows = keep
+                    gen_rows.add(r)
         preds = predict_dataset(model, tok, ds, gen_rows, batch_size=batch_size)
         return clip_predictions(shards, held_rows, preds, cfg, protocol)
     finally:
@@ -211,7 +262,8 @@ def _jsonable(x):
 
 def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int) -> str | None:
     """Why the fold folder ``fdir`` (finished or partial) does not hold the requested training; None if it
-    does or holds nothing yet."""
+    does or holds nothing yet. Configs are compared as requested (run.json's ``request``), not as
+    training filled them in."""
     if not (fdir / "run.json").exists():
         if fdir.exists() and any(fdir.iterdir()):
             return "its folder holds no run.json"
@@ -226,51 +278,80 @@ def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int) -> str | None:
         diffs.append(f"it stopped at max_steps {info['max_steps']}")
     if info.get("data") != str(Path(data).resolve()):
         diffs.append(f"data {info.get('data')} != {Path(data).resolve()}")
-    old, new = _jsonable(info.get("config", {})), _jsonable(cfg.to_dict())
+    if info.get("request") is not None:
+        old, new, skip = _jsonable(info["request"]), _jsonable(cfg.request_dict()), ()
+    else:  # runs from before run.json kept the request
+        old, new, skip = _jsonable(info.get("config", {})), _jsonable(cfg.to_dict()), _FILLED_AT_TRAIN
     for k in sorted(set(old) | set(new)):
-        if k in _NOT_COMPARED or (k in _FILLED_AT_TRAIN and not new.get(k)):
+        if k in _NOT_COMPARED or (k in skip and not new.get(k)):
             continue
         if old.get(k) != new.get(k):
             diffs.append(f"config {k} {old.get(k)!r} != {new.get(k)!r}" if k == "experts" else f"config {k} differs")
     return "; ".join(diffs) or None
 
 
-def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | None = None, config="tiny",
-                 epochs: int | None = None, seed: int = 0, generate: bool = True, max_folds: int | None = None,
-                 folds: Sequence[str] | None = None, overrides: dict | None = None, verbose: bool = True) -> dict:
-    """Evaluate ``run``.
-
-    * ``run/model`` exists (a ``deft train --fold`` run): evaluate that model on its held-out subject.
-    * otherwise: leave-one-subject-out over ``data``: train (or reuse) one model per subject under
-      ``run/<protocol>/folds/<db>__<subject>/`` and pool every fold's held-out predictions.
-    Writes ``run/<protocol>_results.json``, ``.md`` and ``_predictions.jsonl``.
-    """
-    from .configuration import load_config
-    from .data import ShardSet
+def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: ShardSet, fold_keys: list[str],
+               epochs: int, seed: int, generate: bool, say) -> tuple[dict[str, list[dict]], list[dict], list[str]]:
+    """Train (or reuse) one model per held-out subject and predict its clips: ({fold: clips}, the fold runs'
+    run.json, reused folds)."""
     from .train import train
 
+    by_fold: dict[str, list[dict]] = {}
+    used, reused = [], []
+    for i, key in enumerate(fold_keys):
+        fdir = run / protocol / "folds" / _safe(key)
+        _, held = shards.split(key)
+        fold_cfg = load_config(config, **extra)
+        why = _fold_mismatch(fdir, data, fold_cfg, epochs, seed)
+        if why:
+            say(f"[{protocol}] fold {key}: {why}; retraining it")
+            shutil.rmtree(fdir)
+        elif finished(fdir):
+            reused.append(key)
+        if not finished(fdir):
+            train(data, fold_cfg, fdir, fold=key, epochs=epochs, seed=seed, resume=(fdir / "run.json").exists(),
+                  shards=shards, verbose=False)
+        info = json.loads((fdir / "run.json").read_text())
+        assert key not in info["train_subjects"], f"fold {key} leaked into its own training set"
+        used.append(info)
+        by_fold[key] = predict_fold(fdir, shards, held, protocol, generate)
+        ok = sum(c["head"] == c["label"] for c in by_fold[key])
+        say(f"[{protocol}] fold {i + 1}/{len(fold_keys)} {key}: {ok}/{len(by_fold[key])} clips right (head)")
+    return by_fold, used, reused
+
+
+def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | None = None, config="tiny",
+                 epochs: int | None = None, seed: int = 0, generate: bool = True, max_folds: int | None = None,
+                 folds: Sequence[str] | None = None, overrides: dict | None = None, verbose: bool = True,
+                 baselines: bool = False) -> dict:
+    """Evaluate ``run``.
+
+    * ``run`` holds a finished ``deft train --fold`` model: evaluate it on its held-out subject.
+    * otherwise: leave-one-subject-out over ``data``: train (or reuse) one model per subject under
+      ``run/<protocol>/folds/<db>__<subject>/`` and pool every fold's held-out predictions.
+    ``baselines``: also score the baselines (``deft_model.baselines``) on the same folds and seed.
+    Writes ``<protocol>_results.json``, ``.md`` and ``_predictions.jsonl``.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     run = Path(run)
     say = print if verbose else (lambda *a, **k: None)
-    single = (run / "model" / "config.json").exists()
-    used: list[dict] = []  # run.json of every evaluated model
+    single = finished(run)
     reused: list[str] = []  # LOSO folds whose existing model matched the request
     if single:
         info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
         if not info.get("fold"):
             raise ValueError(f"{run} was trained on every subject (no --fold): nothing is held out to evaluate")
-        from .predict import load_run
-
         model, _ = load_run(run)
         cfg = model.config
-        used.append({"epochs": info.get("epochs"), "seed": info.get("seed"), "config": {"experts": list(cfg.experts)}})
-        shards = ShardSet(data or info["data"], cfg)
+        used = [{"epochs": info.get("epochs"), "seed": info.get("seed"), "config": {"experts": list(cfg.experts)}}]
+        data = data or info["data"]
+        shards = ShardSet(data, cfg)
         _, held = shards.split(info["fold"])
         if protocol == "composite":
             held = [r for r in held if shards.emotion_composite[r] is not None]
-        clips = predict_fold(run, shards, held, protocol, generate)
         fold_keys = [info["fold"]]
+        by_fold = {info["fold"]: predict_fold(run, shards, held, protocol, generate)}
         out_dir = run
     else:
         if data is None:
@@ -290,27 +371,9 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
             raise ValueError(f"no subjects to evaluate in {data} under protocol {protocol!r}")
         out_dir = run / protocol
         want_epochs = int(epochs if epochs is not None else cfg.training["epochs"])
-        clips = []
-        for i, key in enumerate(fold_keys):
-            fdir = out_dir / "folds" / _safe(key)
-            _, held = shards.split(key)
-            fold_cfg = load_config(config, **extra)
-            why = _fold_mismatch(fdir, data, fold_cfg, want_epochs, seed)
-            if why:
-                say(f"[{protocol}] fold {key}: {why}; retraining it")
-                shutil.rmtree(fdir)
-            elif (fdir / "model" / "config.json").exists():
-                reused.append(key)
-            if not (fdir / "model" / "config.json").exists():
-                train(data, fold_cfg, fdir, fold=key, epochs=want_epochs, seed=seed,
-                      resume=(fdir / "run.json").exists(), shards=shards, verbose=False)
-            info = json.loads((fdir / "run.json").read_text())
-            assert key not in info["train_subjects"], f"fold {key} leaked into its own training set"
-            used.append(info)
-            fc = predict_fold(fdir, shards, held, protocol, generate)
-            clips += fc
-            ok = sum(c["head"] == c["label"] for c in fc)
-            say(f"[{protocol}] fold {i + 1}/{len(fold_keys)} {key}: {ok}/{len(fc)} clips right (head)")
+        by_fold, used, reused = loso_clips(run, protocol, data, config, extra, shards, fold_keys, want_epochs, seed,
+                                           generate, say)
+    clips = [c for key in fold_keys for c in by_fold[key]]
     res = summarise(clips, cfg.au_list, protocol)
     # what the fold models were actually trained with (from their run.json), not what was asked for
     ep = sorted({u.get("epochs") for u in used}, key=str)
@@ -323,6 +386,12 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
                                        if used else cfg.emotion_labels),
                 "experts": list(ex[0]) if len(ex) == 1 else [list(e) for e in ex],
                 "reused_folds": reused})
+    if baselines:
+        from .baselines import evaluate_baselines
+
+        say(f"[{protocol}] baselines on the same {len(fold_keys)} fold(s)")
+        res["baselines"] = evaluate_baselines(data, fold_keys, protocol=protocol, seed=int(sd[0] if sd else seed),
+                                              out_dir=out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{protocol}_results.json").write_text(json.dumps(res, indent=1, default=float))
     (out_dir / f"{protocol}_results.md").write_text(markdown_table(res, f"DEFT-LLM, {protocol} protocol "

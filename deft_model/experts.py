@@ -145,17 +145,54 @@ class MotionExpert(nn.Module):
         return tokens, tokens.mean(1), au_logits
 
 
-def disentangle_loss(summaries: list[torch.Tensor], eps: float = 1e-5) -> torch.Tensor:
-    """Mean squared cross-correlation between the batch-standardised summaries of each expert pair."""
-    if len(summaries) < 2 or summaries[0].shape[0] < 2:
+def disentangle_loss(summaries: list[torch.Tensor], memory: list[torch.Tensor] | None = None,
+                     eps: float = 1e-5) -> torch.Tensor:
+    """Mean squared cross-correlation between the experts' summaries, pair by pair, across clips.
+
+    The correlation is estimated over the batch's rows together with ``memory`` (each expert's detached
+    summaries of recent clips, the same number of rows per expert), so that it is the same statistic at
+    any batch size: at batch size 1 the current clip's summaries are standardised against the recent
+    ones and the gradient pushes the current clip's features away from correlating with the other
+    experts' features. Without memory a single row carries no correlation and the term is 0.
+    """
+    if len(summaries) < 2:
         return summaries[0].new_zeros(())
-    z = [(s - s.mean(0)) / (s.std(0) + eps) for s in summaries]
-    B = z[0].shape[0]
-    total, n = 0.0, 0
+    if memory is not None and memory[0].shape[0]:
+        rows = [torch.cat([s, m.to(s.dtype)], 0) for s, m in zip(summaries, memory, strict=True)]
+    else:
+        rows = list(summaries)
+    n = rows[0].shape[0]
+    if n < 2:
+        return summaries[0].new_zeros(())
+    z = [(r - r.mean(0)) / (r.std(0) + eps) for r in rows]
+    total, pairs = 0.0, 0
     for i in range(len(z)):
         for j in range(i + 1, len(z)):
-            c = z[i].T @ z[j] / (B - 1)
+            c = z[i].T @ z[j] / (n - 1)
             total = total + (c**2).mean()
-            n += 1
-    return total / n
+            pairs += 1
+    return total / pairs
 
+
+class SummaryMemory(nn.Module):
+    """The last ``size`` training summaries of each expert (detached, first in first out) for
+    :func:`disentangle_loss`. A persistent buffer, so that a resumed run continues with the same memory."""
+
+    def __init__(self, n_experts: int, size: int, dim: int):
+        super().__init__()
+        self.size = size
+        self.register_buffer("rows", torch.zeros(n_experts, size, dim), persistent=True)
+        self.register_buffer("count", torch.zeros((), dtype=torch.long), persistent=True)
+
+    def read(self) -> list[torch.Tensor]:
+        k = int(self.count.clamp(max=self.size))
+        return [self.rows[e, :k] for e in range(self.rows.shape[0])]
+
+    @torch.no_grad()
+    def push(self, summaries: list[torch.Tensor]) -> None:
+        if self.size == 0:
+            return
+        new = torch.stack([s.detach().float() for s in summaries])[:, -self.size:]  # (E, b, D)
+        b = new.shape[1]
+        self.rows.copy_(torch.cat([new, self.rows], 1)[:, : self.size])
+        self.count.add_(b)

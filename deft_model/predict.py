@@ -1,60 +1,66 @@
-"""Prediction: load a run, predict shard rows (heads + greedy answers), or a clip folder via the builder's
-motion evidence."""
+"""Prediction: a shard row or a clip folder -> emotion and AUs (the model's heads), the motion measured,
+an explanation built from the heads, and the language model's own answers.
+
+One input path. A clip folder goes through the builder's ``compute_evidence`` -> ``cross_check`` ->
+``clip_rows`` (in memory, with the builder settings that made the training shards, recorded in the
+model's config) -> :meth:`ShardSet.from_table` -> the training :class:`DeftDataset` and collator; a
+shard row goes through the same ShardSet and dataset. So a clip reaches the model as the same tensors
+its shard row would.
+
+Faithful explanations. ``emotion``/``aus`` are the heads' outputs (probabilities averaged over the
+clip's four task prompts, as evaluation pools them). ``motion`` is the builder's measurement of the
+clip (the region statistics the motion expert reads) and ``reasoning`` states that motion, the AUs the
+AU head predicts and the emotion the emotion head predicts, both rendered through the builder's own
+templates (``render_prediction``), so the explanation cannot contradict the heads and is never cut.
+The language model's free answers to the four task instructions are reported beside them under
+``generated``, with whether they were cut at the token budget (from the longest training answer of the
+task) and whether what they say agrees with the heads; they are not presented as the explanation,
+because nothing ties free text to what the heads predict.
+"""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 
-from unimer_builder.render import parse_answer
+from unimer_builder import (
+    TASKS,
+    BuildConfig,
+    Sample,
+    build_config_from_dict,
+    clip_from_folder,
+    clip_rows,
+    compute_evidence,
+    cross_check,
+    parse_answer,
+    render_prediction,
+    rows_to_table,
+    standard_instructions,
+)
 
 from .configuration import DeftConfig
-from .data import DeftCollator, DeftDataset, ShardError, ShardSet
+from .data import DeftCollator, DeftDataset, ShardSet
+from .errors import ShardError
+from .runtime import load_run
+
+SOURCES = {
+    "emotion": "model: emotion head (probabilities averaged over the clip's task prompts)",
+    "aus": "model: AU head (probability > 0.5)",
+    "motion": "builder: motion measured on the clip (TV-L1 flow, region statistics), in the builder's motion "
+              "template",
+    "reasoning": "model heads (emotion, AUs) over the builder's measured motion, in the builder's explain template",
+    "generated": "model: the language model's free answers to the task instructions (greedy decoding)",
+}
 
 
-@functools.lru_cache(maxsize=4)
-def standard_instructions(templates_dir: str | None = None) -> dict[str, str]:
-    """Task -> the instruction of template variant 0 of every builder task (``render.TASKS``), rendered
-    from the builder's own templates, so that a clip is asked in the wording the model was trained on."""
-    from unimer_builder import render
-    from unimer_builder.config import BuildConfig
-
-    bc = BuildConfig()
-    env = render.environment(str(templates_dir or bc.templates_dir))
-    ctx = {"crop_size": bc.crop_size}  # the only context an instruction may name
-    out = {}
-    for task in render.TASKS:
-        text = env.get_template(f"{task}.j2").module.instruction(0, ctx)
-        out[task] = " ".join(str(text).split())
-    return out
-
-
-def model_dir(run: str | Path) -> Path:
-    run = Path(run)
-    for d in (run / "model", run):
-        if (d / "config.json").exists():
-            return d
-    raise FileNotFoundError(f"{run} holds no trained model (expected {run}/model/config.json); "
-                            "train one with `deft train` first")
-
-
-def load_run(run: str | Path):
-    from .modeling import DeftModel
-    from .tokenizer import load_tokenizer
-
-    d = model_dir(run)
-    from .train import quiet_hf, set_cpu_threads
-
-    quiet_hf()
-
-    model = DeftModel.from_pretrained(str(d))
-    model.eval()
-    set_cpu_threads(model.config, next(model.parameters()).device)
-    tok = load_tokenizer(d)
-    return model, tok
+def build_config_of(cfg: DeftConfig) -> tuple[BuildConfig, bool]:
+    """The builder settings of the model's training data (and whether they were recorded)."""
+    if cfg.build_config:
+        return build_config_from_dict(cfg.build_config), True
+    return BuildConfig(), False
 
 
 # --- batched prediction -------------------------------------------------------------------------
@@ -65,13 +71,18 @@ def _to_device(batch: dict, device) -> dict:
 
 @torch.no_grad()
 def predict_dataset(model, tok, ds: DeftDataset, generate_rows: set[int] | None = None,
-                    batch_size: int = 16, max_new_tokens: int | None = None) -> list[dict]:
-    """Head outputs for every row of ``ds`` and greedy answers for rows in ``generate_rows``."""
+                    batch_size: int = 16, max_new_tokens: int | None = None, **generate_kwargs) -> list[dict]:
+    """Head outputs for every row of ``ds`` and generated answers for rows in ``generate_rows``.
+
+    Each answer may use the token budget of its task (``DeftConfig.max_new_tokens``) unless
+    ``max_new_tokens`` is given; ``truncated`` says when an answer reached it without ending."""
     cfg: DeftConfig = model.config
     device = next(model.parameters()).device
-    max_new = int(max_new_tokens or cfg.training.get("max_new_tokens", 48))
     coll = DeftCollator(tok.pad_token_id, max_length=int(cfg.training["max_length"]), image_mean=cfg.image_mean,
                         image_std=cfg.image_std, generation=True)
+    vocab = model.language_model.get_input_embeddings().num_embeddings
+    # rows the tokenizer has no token for, and whatever the caller suppresses
+    suppress = list(range(len(tok), vocab)) + list(generate_kwargs.pop("suppress_tokens", None) or [])
     out: list[dict] = []
     for i in range(0, len(ds), batch_size):
         items = [ds[j] for j in range(i, min(len(ds), i + batch_size))]
@@ -80,107 +91,119 @@ def predict_dataset(model, tok, ds: DeftDataset, generate_rows: set[int] | None 
         o = model(**{k: v for k, v in batch.items() if k not in ("emotion_labels", "au_labels")})
         emo = torch.softmax(o.emotion_logits.float(), -1).cpu().numpy()
         au = torch.sigmoid(o.au_logits.float()).cpu().numpy()
-        gen_idx = [k for k, r in enumerate(rows) if generate_rows is not None and r in generate_rows]
-        texts: dict[int, str] = {}
-        if gen_idx:
-            # left-padded prompts, one length group at a time keeps positions identical to training
-            by_len: dict[int, list[int]] = {}
-            for k in gen_idx:
-                by_len.setdefault(len(items[k]["prompt_ids"]), []).append(k)
-            for ks in by_len.values():
-                sub = _to_device(coll([items[k] for k in ks]), device)
-                sub.pop("rows")
-                ids = model.generate(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"],
-                                     pixel_values=sub.get("pixel_values"), frames=sub.get("frames"),
-                                     flow=sub.get("flow"), region_stats=sub.get("region_stats"),
-                                     max_new_tokens=max_new, eos_token_id=tok.eos_token_id,
-                                     pad_token_id=tok.pad_token_id)
-                for k, seq in zip(ks, ids, strict=False):
-                    texts[k] = tok.decode(seq, skip_special_tokens=True).strip()
+        texts: dict[int, dict] = {}
+        groups: dict[tuple[str, int], list[int]] = {}
+        for k, r in enumerate(rows):  # one task and prompt length per generate call
+            if generate_rows is not None and r in generate_rows:
+                groups.setdefault((ds.s.task[r], len(items[k]["prompt_ids"])), []).append(k)
+        for (task, _), ks in groups.items():
+            budget = int(max_new_tokens or cfg.max_new_tokens(task))
+            sub = _to_device(coll([items[k] for k in ks]), device)
+            ids = model.generate(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"],
+                                 **{k: sub[k] for k in ("pixel_values", "frames", "flow", "region_stats") if k in sub},
+                                 max_new_tokens=budget, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                 suppress_tokens=suppress or None, **{"do_sample": False, **generate_kwargs})
+            new = ids[:, sub["input_ids"].shape[1]:].tolist()
+            for k, seq in zip(ks, new, strict=True):
+                ended = tok.eos_token_id in seq
+                seq = seq[: seq.index(tok.eos_token_id)] if ended else seq
+                texts[k] = {"text": tok.decode(seq, skip_special_tokens=True).strip(), "tokens": len(seq),
+                            "max_new_tokens": budget, "truncated": not ended and len(seq) >= budget}
         for k, r in enumerate(rows):
-            out.append({"row": r, "emotion_probs": emo[k], "au_probs": au[k], "generated": texts.get(k)})
+            g = texts.get(k)
+            out.append({"row": r, "emotion_probs": emo[k], "au_probs": au[k],
+                        "generated": g["text"] if g else None, "generation": g})
     return out
 
 
-def motion_summary(region_stats: np.ndarray, cfg: DeftConfig, top: int = 3) -> str:
-    """A plain description of the strongest region motion (from the measured statistics)."""
-    from unimer_builder import facs
+# --- from head outputs to the JSON a user reads ------------------------------------------------------
 
-    fields = cfg.region_stat_fields
-    zi, dxi, dyi = fields.index("z"), fields.index("dx"), fields.index("dy")
-    order = np.argsort(-region_stats[:, zi])[:top]
-    parts = []
-    for i in order:
-        z = float(region_stats[i, zi])
-        if z < 2.0:
-            continue
-        reg = facs.REGION_BY_NAME[cfg.region_names[i]]
-        word = facs.direction_word(float(region_stats[i, dxi]), float(region_stats[i, dyi]), reg)
-        parts.append(f"{reg.phrase} moves {word} (z={z:.1f})")
-    return "; ".join(parts) if parts else "no region moves clearly above the noise floor"
+def region_dicts(stats: np.ndarray, cfg: DeftConfig) -> list[dict]:
+    """A row's (R, S) region statistics as the builder's region records."""
+    return [{"name": n, **{f: float(stats[i, j]) for j, f in enumerate(cfg.region_stat_fields)}}
+            for i, n in enumerate(cfg.region_names)]
 
 
-def _result(cfg: DeftConfig, pred: dict, texts: dict[str, str], region_stats) -> dict:
-    probs = pred["emotion_probs"]
+def head_outputs(preds: list[dict], cfg: DeftConfig) -> dict:
+    """Emotion and AUs of one clip from its rows' head outputs (averaged over the rows)."""
+    probs = np.mean([p["emotion_probs"] for p in preds], 0)
+    aup = np.mean([p["au_probs"] for p in preds], 0)
     labels = cfg.emotion_labels
-    aus = [int(a) for a, p in zip(cfg.au_list, pred["au_probs"], strict=False) if p > 0.5]
-    res = {
+    return {
         "emotion": labels[int(np.argmax(probs))] if labels else None,
         "emotion_probs": {lab: round(float(p), 4) for lab, p in zip(labels, probs, strict=False)},
-        "aus": aus,
-        "au_probs": {f"AU{a}": round(float(p), 4) for a, p in zip(cfg.au_list, pred["au_probs"], strict=False)},
-        "answer_emotion": parse_answer(texts.get("emotion"))["emotion"],
-        "answer_aus": parse_answer(texts.get("au"))["aus"],
-        "motion": texts.get("motion"),
-        "reasoning": texts.get("explain"),
+        "aus": [int(a) for a, p in zip(cfg.au_list, aup, strict=True) if p > 0.5],
+        "au_probs": {f"AU{a}": round(float(p), 4) for a, p in zip(cfg.au_list, aup, strict=True)},
     }
-    if region_stats is not None:
-        res["measured_motion"] = motion_summary(region_stats, cfg)
-    return res
 
 
-class _Shim:
-    """A one-clip ShardSet stand-in for DeftDataset (several instructions over the same visuals)."""
-
-    def __init__(self, cfg, instructions, onset, frames, flow, region_stats):
-        self.config = cfg
-        n = len(instructions)
-        self.instruction = list(instructions)
-        self.answer = [""] * n
-        self.row_clip = np.zeros(n, np.int64)
-        self.onset = onset[None] if onset is not None else None
-        self.frames = frames[None] if frames is not None else None
-        self.flow = flow[None] if flow is not None else None
-        self.region_stats = np.repeat(region_stats[None], n, 0) if region_stats is not None else None
-        self.aus = [[] for _ in range(n)]
-
-    def load_visuals(self, rows):
-        return None
-
-    def targets(self):
-        return [None] * len(self.instruction)
+def explain(heads: dict, stats: np.ndarray | None, floor: float | None, cfg: DeftConfig,
+            bc: BuildConfig) -> dict[str, str | None]:
+    """``motion`` and ``reasoning`` texts: the measured motion and the heads' AUs and emotion, rendered with
+    the builder's templates (variant 0)."""
+    if stats is None:
+        return {"motion": None, "reasoning": None}
+    regions = region_dicts(stats, cfg)
+    fl = float(floor or 0.0)
+    return {"motion": render_prediction("motion", regions, heads["aus"], heads["emotion"], fl, bc),
+            "reasoning": render_prediction("explain", regions, heads["aus"], heads["emotion"], fl, bc)}
 
 
-def _predict_visuals(model, tok, onset, frames, flow, region_stats, extra_instruction: str | None = None) -> dict:
+def _generated(preds: list[dict], tasks: list[str], heads: dict) -> dict:
+    out = {}
+    for task, p in zip(tasks, preds, strict=True):
+        g = p.get("generation")
+        if g is None:
+            continue
+        parsed = parse_answer(g["text"])
+        agrees = {}
+        if task in ("emotion", "explain"):
+            agrees["emotion"] = parsed["emotion"] == heads["emotion"]
+        if task in ("au", "explain"):
+            agrees["aus"] = parsed["aus"] == sorted(heads["aus"])
+        out[task] = {**g, "emotion": parsed["emotion"], "aus": parsed["aus"], "agrees_with_heads": agrees}
+    return out
+
+
+def predict_clip_rows(model, tok, shards: ShardSet, rows: list[int], bc: BuildConfig, extra_row: int | None = None
+                      ) -> dict:
+    """The JSON for one clip whose task rows (one per entry of ``TASKS``, in that order) are ``rows``."""
     cfg = model.config
-    tasks = dict(standard_instructions())
-    if extra_instruction:
-        tasks["answer"] = extra_instruction
-    names = list(tasks)
-    shim = _Shim(cfg, [tasks[n] for n in names], onset, frames, flow, region_stats)
-    ds = DeftDataset(shim, range(len(names)), tok, with_answer=False)
-    preds = predict_dataset(model, tok, ds, generate_rows=set(range(len(names))))
-    texts = {n: p["generated"] for n, p in zip(names, preds, strict=False)}
-    res = _result(cfg, preds[0], texts, region_stats)
-    if extra_instruction:
-        res["answer"] = texts["answer"]
+    ask = rows + ([extra_row] if extra_row is not None else [])
+    ds = DeftDataset(shards, ask, tok, with_answer=False)
+    preds = predict_dataset(model, tok, ds, generate_rows=set(ask))
+    task_preds = preds[: len(rows)]
+    heads = head_outputs(task_preds, cfg)
+    r0 = rows[0]
+    stats = shards.region_stats[r0] if shards.region_stats is not None else None
+    res = {**heads, **explain(heads, stats, shards.noise_floor[r0], cfg, bc)}
+    res["generated"] = _generated(task_preds, [shards.task[r] for r in rows], heads)
+    if extra_row is not None:
+        g = preds[-1]["generation"]
+        res["answer"] = g["text"]
+        res["generated"]["instruction"] = {**g, **parse_answer(g["text"])}
+    res["truncated"] = sorted(f"generated.{k}" for k, g in res["generated"].items() if g["truncated"])
+    res["sources"] = dict(SOURCES)
     return res
+
+
+def _task_rows_table(row_table: pa.Table, instructions: dict[str, str]) -> pa.Table:
+    """One clip's row repeated once per task, with the task's standard instruction and no answer."""
+    n = len(instructions)
+    t = row_table.take(pa.array([0] * n))
+    cols = {"task": list(instructions), "instruction": list(instructions.values()), "answer": [""] * n,
+            "id": [f"{row_table.column('clip_id')[0].as_py()}#{k}" for k in instructions]}
+    for name, vals in cols.items():
+        t = t.set_column(t.schema.get_field_index(name), name, pa.array(vals, t.schema.field(name).type))
+    return t
 
 
 def predict_row(run: str | Path, data: str | Path, row_id: str) -> dict:
-    """Predict one shard row by id (``<clip_id>#<task>``); a bare clip id picks its first row."""
+    """Predict the clip of one shard row (``<clip_id>#<task>``; a bare clip id picks its first row): the four
+    task instructions in the builder's standard wording, plus the row's own instruction."""
     model, tok = load_run(run)
     cfg = model.config
+    bc, recorded = build_config_of(cfg)
     shards = ShardSet(data, cfg)
     r = shards.row_of_id.get(row_id)
     if r is None:
@@ -188,80 +211,54 @@ def predict_row(run: str | Path, data: str | Path, row_id: str) -> dict:
         if not cands:
             raise ShardError(f"no row with id {row_id!r} (or clip id) in {data}")
         r = cands[0]
-    shards.load_visuals([r])
-    c = int(shards.row_clip[r])
-    res = _predict_visuals(
-        model, tok, shards.onset[c] if shards.onset is not None else None,
-        shards.frames[c] if shards.frames is not None else None,
-        shards.flow[c] if shards.flow is not None else None,
-        shards.region_stats[r] if shards.region_stats is not None else None,
-        extra_instruction=shards.instruction[r])
+    table = _task_rows_table(_read_row(shards, r), standard_instructions(bc))
+    own = _read_row(shards, r)
+    one = ShardSet.from_table(pa.concat_tables([table, own]), cfg, where=f"{shards._where(r)} (as asked)")
+    res = predict_clip_rows(model, tok, one, list(range(len(TASKS))), bc, extra_row=len(TASKS))
     res.update({"id": shards.ids[r], "clip_id": shards.clip_ids[r], "database": shards.database[r],
                 "subject": shards.subject[r], "instruction": shards.instruction[r],
                 "reference_answer": shards.answer[r], "label": shards.emotion[r]})
     return res
 
 
-def clip_from_folder(folder: str | Path, onset: int | None, apex: int | None, offset: int | None):
-    """A Clip over a folder of numbered frames, listed and range-checked by the builder's own helpers."""
-    from unimer_builder.records import Clip
-    from unimer_builder.sources import _common
+def _read_row(shards: ShardSet, r: int) -> pa.Table:
+    """Row ``r`` of the shards with every column, read from its row group only."""
+    import pyarrow.parquet as pq
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"clip folder {folder} does not exist")
-    frames = _common.list_frames(folder)
-    if not frames:
-        raise ShardError(f"clip folder {folder} holds no numbered image frames (e.g. img12.jpg)")
-    onset = min(frames) if onset is None else onset
-    offset = max(frames) if offset is None else offset
-    row = _common.Row(database="manifest", file=str(folder), row=None, id=str(folder))
-    skip = _common.check_frames(row, frames, folder, onset, apex, offset,
-                                {"onset": "--onset", "apex": "--apex", "offset": "--offset"})
-    if skip is not None:
-        raise ShardError(f"clip folder {folder}: {skip.message}")
-    return Clip(database="manifest", subject="user", clip=folder.name, onset=onset, apex=apex, offset=offset,
-                frames=frames, source_file=str(folder))
+    f = shards.files[int(shards.file_of_row[r])]
+    k = r - int(np.searchsorted(shards.file_of_row, shards.file_of_row[r]))
+    pf = pq.ParquetFile(f)
+    for rg in range(pf.num_row_groups):
+        n = pf.metadata.row_group(rg).num_rows
+        if k < n:
+            return pf.read_row_group(rg).slice(k, 1)
+        k -= n
+    raise ShardError(f"{f}: row {r} not found")
 
 
-def evidence_inputs(ev, cfg: DeftConfig):
-    """records.Evidence -> (onset, frames, flow, region_stats) at the model's resolution."""
-    import cv2
-
-    from .data import _resize_flow
-
-    onset = cv2.resize(ev.onset_crop, (cfg.image_size, cfg.image_size), interpolation=cv2.INTER_AREA) \
-        if cfg.image_size else None
-    st = np.asarray(ev.stack)
-    idx = np.linspace(0, len(st) - 1, cfg.stack_len).round().astype(int)
-    frames = np.stack([cv2.resize(st[i], (cfg.frame_size, cfg.frame_size), interpolation=cv2.INTER_AREA) for i in idx])
-    fl = np.concatenate([np.asarray(ev.flow, np.float32).transpose(2, 0, 1), np.asarray(ev.strain, np.float32)[None]])
-    flow = _resize_flow(fl.astype(np.float16), cfg.flow_size)
-    stats = np.zeros((len(cfg.region_names), len(cfg.region_stat_fields)), np.float32)
-    by = {r.name: r for r in ev.regions}
-    for i, n in enumerate(cfg.region_names):
-        if n in by:
-            for j, f in enumerate(cfg.region_stat_fields):
-                v = getattr(by[n], f, None)
-                stats[i, j] = 0.0 if v is None or not np.isfinite(v) else float(v)
-    return onset, frames, flow, stats
+def clip_table(cfg: DeftConfig, folder: str | Path, onset: int | None = None, apex: int | None = None,
+               offset: int | None = None, instructions: dict[str, str] | None = None):
+    """A clip folder as shard rows in memory (one per instruction), measured by the builder with the settings
+    that made the model's training data: (table, evidence, clip, build settings, recorded?)."""
+    bc, recorded = build_config_of(cfg)
+    clip = clip_from_folder(folder, onset, apex, offset)
+    ev = compute_evidence(clip, bc)
+    check = cross_check(clip, ev, bc)
+    asked = instructions or standard_instructions(bc)
+    samples = [Sample(task=t, template_id=f"{t}/0", instruction=q, answer="") for t, q in asked.items()]
+    return rows_to_table(clip_rows(clip, ev, check, samples, bc)), ev, clip, bc, recorded
 
 
 def predict_clip(run: str | Path, folder: str | Path, onset: int | None = None, apex: int | None = None,
-                 offset: int | None = None, build_config=None) -> dict:
-    """Run the builder's motion evidence on a clip folder, then the model."""
-    from unimer_builder.config import BuildConfig
-    from unimer_builder.evidence import compute_evidence
-
+                 offset: int | None = None) -> dict:
+    """Run the builder's motion evidence on a clip folder, then the model, through the training input path."""
     model, tok = load_run(run)
     cfg = model.config
-    clip = clip_from_folder(folder, onset, apex, offset)
-    bc = build_config or BuildConfig(stack_len=cfg.stack_len)
-    ev = compute_evidence(clip, bc)
-    o, f, fl, st = evidence_inputs(ev, cfg)
-    res = _predict_visuals(model, tok, o if "structure" in cfg.experts else None,
-                           f if "dynamic" in cfg.experts else None,
-                           fl if "motion" in cfg.experts else None, st if "motion" in cfg.experts else None)
+    table, ev, clip, bc, recorded = clip_table(cfg, folder, onset, apex, offset)
+    shards = ShardSet.from_table(table, cfg, where=str(folder))
+    res = predict_clip_rows(model, tok, shards, list(range(len(TASKS))), bc)
     res.update({"clip": str(folder), "onset": clip.onset, "apex": ev.apex, "apex_estimated": ev.apex_estimated,
-                "offset": clip.offset, "head_motion": ev.head_motion})
+                "offset": clip.offset, "head_motion": ev.head_motion,
+                "build_settings": "as recorded from the training data's build_report.json" if recorded else
+                "builder defaults (the training data had no build_report.json)"})
     return res

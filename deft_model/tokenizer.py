@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from unimer_builder import AUS, COMPOSITE, DIRECTION_WORDS, EMOTIONS, REGIONS
+
+from .errors import OfflineModelError, offline_message
+
 PAD = "<|endoftext|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -24,11 +28,9 @@ CHAT_TEMPLATE = (
 
 def base_vocabulary() -> list[str]:
     """Words every answer may use: AU names and phrases, region phrases, emotion words."""
-    from unimer_builder import facs, labels
-
-    words = [f"AU{a} {i.name}. {i.phrase}." for a, i in facs.AUS.items()]
-    words += [r.phrase for r in facs.REGIONS] + list(facs.DIRECTION_WORDS)
-    words += sorted(set(labels._CANONICAL.values())) + list(labels.COMPOSITE)
+    words = [f"AU{a} {i.name}. {i.phrase}." for a, i in AUS.items()]
+    words += [r.phrase for r in REGIONS] + list(DIRECTION_WORDS)
+    words += list(EMOTIONS) + list(COMPOSITE)
     return words
 
 
@@ -56,10 +58,6 @@ def build_tiny_tokenizer(texts: Iterable[str], placeholders: Iterable[str], voca
     return tok
 
 
-class OfflineModelError(RuntimeError):
-    pass
-
-
 def load_hub_tokenizer(name: str, placeholders: Iterable[str]):
     from transformers import AutoTokenizer
 
@@ -76,16 +74,6 @@ def load_hub_tokenizer(name: str, placeholders: Iterable[str]):
         tok.chat_template = CHAT_TEMPLATE
     tok.padding_side = "right"
     return tok
-
-
-def offline_message(name: str, what: str, err: BaseException) -> str:
-    import os
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    where = "it is not a local folder and not in the local Hugging Face cache"
-    hint = (" (HF_HUB_OFFLINE is set: the model cannot be loaded offline; download it once with network"
-            " access or point the config at a local folder)") if offline else ""
-    return f"cannot load {what} {name!r}: {where}{hint}. Underlying error: {type(err).__name__}: {err}"
 
 
 def load_tokenizer(path: str | Path):

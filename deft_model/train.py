@@ -2,11 +2,15 @@
 
 Run folder layout::
 
-    RUN/run.json            data, fold, seed, epochs, held-out and training subjects, the full config
+    RUN/run.json            data, fold, seed, epochs, held-out and training subjects, the request and the
+                            full config
     RUN/tokenizer/          the tokenizer (built once, reused on resume and by every process)
     RUN/log.jsonl           one line per logged step / epoch (losses, lr, step and data-loading time)
-    RUN/checkpoints/step-N/ accelerate state (model, optimiser, scheduler, RNG) + trainer_state.json
-    RUN/model/              the final model (save_pretrained) + tokenizer
+    RUN/checkpoints/step-N/ accelerate state (optimiser, scheduler, RNG) + trainer_state.json + the model's
+                            stored weights only (adapters, experts, projectors, heads; never a named base)
+    RUN/config.json, RUN/model.safetensors, RUN/adapter/, RUN/tokenizer*.json
+                            the final model at the run's root (``AutoModel.from_pretrained(RUN)``), written
+                            last, config.json last of all: its presence marks a finished run
 
 Epochs are fixed (no checkpoint selection on held-out data).
 """
@@ -20,13 +24,16 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-from .configuration import DeftConfig, load_config
-from .data import DeftCollator, DeftDataset, EpochSampler, ShardError, ShardSet
+from unimer_builder import TASKS
 
+from .configuration import DeftConfig, config_kwargs, load_config
+from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings
+from .errors import RunError, ShardError
+from .runtime import MODEL_MARK, finished, quiet_hf, set_cpu_threads
 
-class RunError(RuntimeError):
-    pass
+__all__ = ["RunError", "ShardError", "build_tokenizer", "train"]
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
@@ -40,7 +47,7 @@ def build_tokenizer(cfg: DeftConfig, shards: ShardSet, rows) -> object:
 
     if cfg.llm is None:
         texts = [shards.instruction[r] for r in rows] + [shards.answer[r] for r in rows]
-        vocab = int((cfg.llm_config or {}).get("vocab_size", 512))
+        vocab = int(getattr(cfg.text_config, "vocab_size", 512) or 512)
         return build_tiny_tokenizer(texts, [cfg.placeholders[e] for e in ("structure", "dynamic", "motion")], vocab)
     return load_hub_tokenizer(cfg.llm, [cfg.placeholders[e] for e in ("structure", "dynamic", "motion")])
 
@@ -53,18 +60,6 @@ def _distributed_cpu() -> bool:
 
     ranked = "LOCAL_RANK" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
     return ranked and not torch.cuda.is_available()
-
-
-def quiet_hf() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
-def set_cpu_threads(cfg: DeftConfig, device) -> None:
-    n = cfg.training.get("num_threads")
-    if n and torch.device(device).type == "cpu":
-        torch.set_num_threads(int(n))
 
 
 def _lr_lambda(warmup: int, total: int):
@@ -95,21 +90,24 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     say = (lambda *a: acc.print(*a)) if verbose else (lambda *a: None)
     run_file = out / "run.json"
-    if (out / "model" / "config.json").exists():
+    if finished(out):
         if resume:
             say(f"{out}: already finished; nothing to resume")
-            return out / "model"
+            return out
         raise RunError(f"run folder {out} already holds a finished model; use a new --out")
     ckpt = _latest_checkpoint(out)
+    request = None
     if resume and run_file.exists():
         run = json.loads(run_file.read_text())
-        cfg = DeftConfig(**{k: v for k, v in run["config"].items() if k not in ("model_type", "transformers_version")})
+        cfg = DeftConfig(**config_kwargs(run["config"]))
+        request = run.get("request")
         data, fold, seed, epochs = run["data"], run["fold"], run["seed"], run["epochs"]
         max_steps = run.get("max_steps", max_steps)
     else:
         if ckpt is not None or run_file.exists():
             raise RunError(f"run folder {out} already holds a run; pass --resume to continue it or use a new --out")
         cfg = load_config(config, **(overrides or {}))
+        request = cfg.request_dict()
         resume = False
     tr = cfg.training
     epochs = int(epochs if epochs is not None else tr["epochs"])
@@ -139,20 +137,26 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     from .tokenizer import load_tokenizer
 
     tok = load_tokenizer(tok_dir)
+    from .modeling import DeftModel, resolve_image_size
+
+    resolve_image_size(cfg)
+    ds = DeftDataset(shards, train_rows, tok)
+    if not cfg.answer_tokens:  # the generation budget per task, from the training answers
+        cfg.answer_tokens = {t: max(len(a) for a, r in zip(ds.answer_ids, ds.rows, strict=True) if shards.task[r] == t)
+                             for t in TASKS if any(shards.task[r] == t for r in ds.rows)}
+    if cfg.build_config is None:
+        cfg.build_config = build_settings(data)
     if acc.is_main_process and not run_file.exists():
         run_file.write_text(json.dumps({
             "data": str(Path(data).resolve()), "fold": held_key, "seed": seed, "epochs": epochs,
             "max_steps": max_steps, "batch_size": bs, "held_out": held_key, "train_subjects": train_subjects,
             "n_train_rows": len(train_rows), "n_held_out_rows": len(held_rows),
-            "num_processes": acc.num_processes, "config": cfg.to_dict()}, indent=1, default=str))
+            "num_processes": acc.num_processes, "request": request, "config": cfg.to_dict()}, indent=1, default=str))
 
     set_cpu_threads(cfg, acc.device)
     quiet_hf()
     set_seed(seed)
-    from .modeling import DeftModel
-
     model = DeftModel.from_components(cfg, tok)
-    ds = DeftDataset(shards, train_rows, tok)
     collator = DeftCollator(tok.pad_token_id, max_length=int(tr["max_length"]), image_mean=cfg.image_mean,
                             image_std=cfg.image_std)
     lengths = [len(p) + len(a) for p, a in zip(ds.prompt_ids, ds.answer_ids, strict=False)] if tr.get("group_by_length", True) else None
@@ -162,6 +166,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     opt = torch.optim.AdamW(params, lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]),
                             betas=tuple(tr.get("betas", (0.9, 0.999))), foreach=True)
     model, opt, loader = acc.prepare(model, opt, loader)
+    _checkpoint_only_stored_weights(acc)
     steps_per_epoch = len(loader)
     total = epochs * steps_per_epoch if not max_steps else min(max_steps, epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(int(tr["warmup_steps"]), total))
@@ -270,14 +275,39 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
                 acc.wait_for_everyone()
                 return None
     acc.wait_for_everyone()
-    final = out / "model"
     if acc.is_main_process:
-        tmp = out / "model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        unwrapped = acc.unwrap_model(model)
-        unwrapped.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        _save_final(acc.unwrap_model(model), tok, out)
     acc.wait_for_everyone()
-    return final
+    return out
+
+
+def _checkpoint_only_stored_weights(acc) -> None:
+    """Accelerate checkpoints hold the model's stored weights (adapters, experts, projectors, heads, extra
+    vocabulary rows), not the named base: a LOSO run's checkpoints then weigh megabytes, not gigabytes."""
+
+    def save_hook(models, weights, output_dir):
+        for i, m in enumerate(models):
+            weights[i] = acc.unwrap_model(m).stored_state_dict(adapters=True)
+
+    def load_hook(models, input_dir):
+        for i, m in enumerate(models):
+            f = Path(input_dir) / ("model.safetensors" if i == 0 else f"model_{i}.safetensors")
+            acc.unwrap_model(m).load_stored_state_dict(load_file(str(f)), str(f))
+        models.clear()  # loaded here; accelerate must not load them again
+
+    acc.register_save_state_pre_hook(save_hook)
+    acc.register_load_state_pre_hook(load_hook)
+
+
+def _save_final(model, tok, out: Path) -> None:
+    """The model and tokenizer at the run's root, config.json moved in last (it marks the run finished)."""
+    tmp = out / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    for item in sorted(tmp.iterdir(), key=lambda p: p.name == MODEL_MARK):
+        dest = out / item.name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        item.replace(dest)
+    tmp.rmdir()

@@ -1,8 +1,10 @@
-"""UF1/UAR/accuracy/AU F1 on hand-computed examples."""
+# ruff: noqa: F811  (pytest fixtures imported from deft_fixtures are redefined as arguments)
+"""UF1/UAR/accuracy/AU F1 on hand-computed examples, and pooling over folds."""
 
 from __future__ import annotations
 
 import pytest
+from deft_fixtures import small_shards_dir  # noqa: F401
 
 from deft_model.evaluate import au_metrics, classification_metrics
 
@@ -45,3 +47,55 @@ def test_au_f1():
     assert m["macro_f1"] == pytest.approx(0.5)
     assert m["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 2))
 
+
+
+def _clip(fold: str, i: int, label: str, head: str) -> dict:
+    return {"clip_id": f"{fold}/c{i}", "database": fold.split("/")[0], "subject": fold.split("/")[1], "fold": fold,
+            "label": label, "head": head, "answer": head, "generated": None, "answer_aus": None,
+            "answer_aus_parsed": None, "generated_by_task": {}, "truncated_tasks": [], "emotion_probs": {},
+            "aus_true": [12], "aus_pred": [12], "explanation": None}
+
+
+# fold 1 shows only class a, all right (its own UF1 1.0); fold 2 only b, half right (its own UF1 2/3).
+# Pooled: a TP2 FP1 FN0 -> F1 0.8, b TP1 FP0 FN1 -> F1 2/3: UF1 0.733; the per-fold mean would be 0.833.
+FOLD_CLIPS = {"casme2/sub01": [("a", "a"), ("a", "a")], "casme2/sub02": [("b", "b"), ("b", "a")]}
+POOLED_UF1, POOLED_UAR, FOLD_MEAN_UF1 = (0.8 + 2 / 3) / 2, (1 + 0.5) / 2, (1 + 2 / 3) / 2
+
+
+def test_loso_reports_uf1_pooled_over_folds_not_the_mean_of_folds(small_shards_dir, tmp_path, monkeypatch):
+    from deft_model import evaluate
+
+    def fake_folds(run, protocol, data, config, extra, shards, fold_keys, epochs, seed, generate, say):
+        by_fold = {k: [_clip(k, i, lab, pred) for i, (lab, pred) in enumerate(FOLD_CLIPS[k])] for k in fold_keys}
+        return by_fold, [{"epochs": epochs, "seed": seed, "config": {"experts": ["motion"]}}], []
+
+    monkeypatch.setattr(evaluate, "loso_clips", fake_folds)
+    res = evaluate.evaluate_run(tmp_path, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False)
+    assert res["folds"] == ["casme2/sub01", "casme2/sub02"] and res["n_clips"] == 4
+    assert res["head"]["uf1"] == pytest.approx(POOLED_UF1) and res["head"]["uar"] == pytest.approx(POOLED_UAR)
+    assert abs(res["head"]["uf1"] - FOLD_MEAN_UF1) > 0.05  # the two definitions differ on this case
+    assert res["per_fold"]["mean_uf1_not_pooled"] == pytest.approx(FOLD_MEAN_UF1)
+    assert res["per_fold"]["folds"]["casme2/sub02"]["uf1"] == pytest.approx(2 / 3)
+    md = (tmp_path / "loso" / "loso_results.md").read_text()
+    assert "| all (pooled) | 4 | 0.733 |" in md
+
+
+def test_baselines_pool_their_predictions_over_the_same_folds(monkeypatch):
+    import numpy as np
+
+    from deft_model import baselines
+
+    folds = [k for k, cs in FOLD_CLIPS.items() for _ in cs]
+    data = {"clip_id": [f"c{i}" for i in range(4)], "database": ["casme2"] * 4,
+            "subject": [f.split("/")[1] for f in folds], "fold": folds,
+            "label": [lab for cs in FOLD_CLIPS.values() for lab, _ in cs], "stats": np.zeros((4, 136)),
+            "flow": np.zeros((4, 3, 28, 28), np.float32), "classes": ["a", "b"]}
+    monkeypatch.setattr(baselines, "clip_data", lambda *a, **k: data)
+    for name in ("_logreg", "_flow_cnn"):
+        answers = iter([[p for _, p in cs] for cs in FOLD_CLIPS.values()])  # per fold, in fold order
+        monkeypatch.setattr(baselines, name, lambda *a, answers=answers: next(answers))
+    res = baselines.evaluate_baselines("unused")
+    for b in res.values():
+        assert b["n_clips"] == 4
+        assert b["uf1"] == pytest.approx(POOLED_UF1) and b["uar"] == pytest.approx(POOLED_UAR)
+        assert b["per_fold"]["mean_uf1_not_pooled"] == pytest.approx(FOLD_MEAN_UF1)

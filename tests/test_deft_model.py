@@ -116,7 +116,7 @@ def test_config_file_with_preset_and_overrides(tmp_path):
     p.write_text(json.dumps({"preset": "tiny", "experts": ["motion"], "training": {"epochs": 7}}))
     cfg = load_config(p)
     assert cfg.experts == ["motion"] and cfg.training["epochs"] == 7 and cfg.training["batch_size"] == 8
-    assert cfg.llm_config["hidden_size"] == 64
+    assert cfg.llm_config["hidden_size"] == 64 and cfg.text_config.hidden_size == 64
     # a training key merges onto the preset's training, not onto DEFAULT_TRAINING
     tiny = tiny_config().training
     p.write_text(json.dumps({"preset": "tiny", "training": {"lr": 1e-3}}))
@@ -152,7 +152,83 @@ def test_disentangle_loss_is_high_for_correlated_and_low_for_independent_summari
     b = torch.randn(512, 4, generator=g)
     assert disentangle_loss([a, a]) > 0.2
     assert disentangle_loss([a, b]) < 0.01
-    assert disentangle_loss([a[:1], b[:1]]) == 0
+    assert disentangle_loss([a[:1], b[:1]]) == 0  # one clip and no memory: no correlation to measure
+
+
+def test_disentangle_loss_at_batch_size_1_uses_the_memory_of_recent_clips():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(65, 4, generator=g)
+    b = torch.randn(65, 4, generator=g)
+    cur_a = a[:1].clone().requires_grad_(True)
+    # the recent clips' summaries of two experts are the same features: one clip is enough to measure it
+    corr = disentangle_loss([cur_a, a[:1]], memory=[a[1:], a[1:]])
+    indep = disentangle_loss([cur_a, b[:1]], memory=[a[1:], b[1:]])
+    assert corr > 0.2 and indep < 0.05
+    corr.backward()
+    assert cur_a.grad is not None and cur_a.grad.abs().sum() > 0  # the current clip is pushed, not the memory
+
+
+def test_disentangle_term_is_non_zero_and_trains_the_experts_at_batch_size_1():
+    model, tok = _model(loss_weights={"lm": 0.0, "emotion": 0.0, "au": 0.0, "disentangle": 1.0})
+    model.train()
+    seen = []
+    for i in range(3):
+        b = {k: (v[i:i + 1] if torch.is_tensor(v) and v.dim() and v.shape[0] == 3 else v) for k, v in _batch(model, tok).items()}
+        out = model(**b)
+        seen.append(float(out.losses["disentangle"]))
+        if i == 2:
+            model.zero_grad()
+            out.loss.backward()  # the decorrelation term alone
+            for name in ("structure", "dynamic", "motion"):
+                grads = [p.grad for p in model.experts[name].parameters() if p.requires_grad]
+                assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+    assert seen[0] == 0 and seen[1] > 0 and seen[2] > 0, seen
+    assert int(model.memory.count) == 3
+    model.eval()
+    model(**_batch(model, tok))
+    assert int(model.memory.count) == 3  # evaluation does not write the training memory
+
+
+def test_package_import_registers_the_auto_classes_and_generation(tmp_path):
+    from transformers import AutoConfig, AutoModel
+
+    import deft_model
+
+    model, tok = _model()
+    model.save_pretrained(tmp_path / "m")
+    assert type(AutoConfig.from_pretrained(tmp_path / "m")) is deft_model.DeftConfig
+    m2 = AutoModel.from_pretrained(tmp_path / "m")
+    assert type(m2) is DeftModel and DeftModel.can_generate()
+    for f in ("configuration.py", "modeling.py", "experts.py"):  # code for trust_remote_code
+        assert (tmp_path / "m" / f).exists()
+    b = _batch(m2, tok)
+    gen = dict(input_ids=b["input_ids"], attention_mask=b["attention_mask"], pixel_values=b["pixel_values"],
+               frames=b["frames"], flow=b["flow"], region_stats=b["region_stats"], max_new_tokens=5,
+               pad_token_id=tok.pad_token_id)
+    greedy = m2.generate(**gen, do_sample=False)
+    # greedy decoding with the cache equals re-running the whole prompt each step without one
+    ids, att = b["input_ids"], b["attention_mask"]
+    with torch.no_grad():
+        for _ in range(5):
+            nxt = m2(input_ids=ids, attention_mask=att, **{k: b[k] for k in ("pixel_values", "frames", "flow",
+                                                                            "region_stats")}).logits[:, -1].argmax(-1)
+            ids, att = torch.cat([ids, nxt[:, None]], 1), torch.cat([att, torch.ones_like(att[:, :1])], 1)
+    assert torch.equal(greedy, ids)
+    torch.manual_seed(0)
+    sampled = m2.generate(**gen, do_sample=True, temperature=5.0)
+    assert sampled.shape == greedy.shape and not torch.equal(sampled, greedy)
+
+
+def test_inline_llm_config_never_shrinks_the_vocabulary():
+    cfg = tiny_config(emotion_labels=["a"])
+    tok = build_tiny_tokenizer(["The emotion is a."], list(cfg.placeholders.values()))
+    assert len(tok) < cfg.text_config.vocab_size == 1024
+    model = DeftModel.from_components(cfg, tok)
+    assert model.llm.get_input_embeddings().num_embeddings == 1024 and cfg.vocab_resized is None
+    small = tiny_config(emotion_labels=["a"], text_config={**tiny_config().llm_config, "vocab_size": 16})
+    model = DeftModel.from_components(small, tok)  # the tokenizer needs more rows: grown, and recorded
+    assert model.llm.get_input_embeddings().num_embeddings == len(tok)
+    assert small.vocab_resized == {"from": 16, "to": len(tok)}
 
 
 def test_tiny_tokenizer_is_deterministic_and_has_placeholders():

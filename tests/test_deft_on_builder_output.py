@@ -2,30 +2,97 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
+import unimer_builder
 from unimer_builder.cli import app as unimer
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def test_train_and_evaluate_a_fold_on_real_builder_shards(tmp_path):
-    from deft_model.evaluate import evaluate_run
-    from deft_model.train import train
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A synthetic CASME II database (2 subjects, 6 clips) and its unimer build."""
+    tmp = tmp_path_factory.mktemp("built")
     runner = CliRunner()
-    src, out = tmp_path / "src", tmp_path / "unimer"
+    src, out = tmp / "src", tmp / "unimer"
     assert runner.invoke(unimer, ["synth", str(src), "-f", "casme2", "--clips", "6", "--subjects", "2",
                                   "--frames", "8"]).exit_code == 0
     res = runner.invoke(unimer, ["build", str(src), "-f", "casme2", "--out", str(out), "--workers", "1"])
     assert res.exit_code == 0, res.output
+    return src, out
+
+
+def test_train_and_evaluate_a_fold_on_real_builder_shards(built, tmp_path):
+    from deft_model.evaluate import evaluate_run
+    from deft_model.predict import predict_clip
+    from deft_model.train import train
+
+    src, out = built
     run = tmp_path / "run"
     model = train(out, "tiny", run, fold="casme2/sub01", max_steps=3, verbose=False)
     assert (model / "config.json").exists()
-    assert json.loads((run / "run.json").read_text())["fold"] == "casme2/sub01"
+    info = json.loads((run / "run.json").read_text())
+    assert info["fold"] == "casme2/sub01"
+    # the builder settings of the training data travel with the model
+    assert info["config"]["build_config"] == json.loads((out / "build_report.json").read_text())["config"]
     result = evaluate_run(run, "loso", data=out, generate=True, verbose=False)
     assert result["n_clips"] == 3  # the held-out subject's clips, and only those
     preds = [json.loads(line) for line in (run / "loso_predictions.jsonl").read_text().splitlines()]
     assert {p["subject"] for p in preds} == {"sub01"}
     assert all(p["head"] in {"happiness", "disgust", "repression", "surprise", "others"} for p in preds)
     assert all(set(p["generated_by_task"]) == {"emotion", "au", "explain"} for p in preds)
+    clip = next(c for c in unimer_builder.read_clips(src, "casme2") if c.clip_id == preds[0]["clip_id"])
+    res = predict_clip(run, Path(next(iter(clip.frames.values()))).parent, clip.onset, clip.apex, clip.offset)
+    assert res["build_settings"].startswith("as recorded")
+    assert res["emotion"] in res["emotion_probs"] and res["reasoning"]
+
+
+def test_a_clip_folder_reaches_the_model_as_its_shard_rows_do(built):
+    """One input path: the same clip through training's reading of the shards and through prediction's
+    measurement of its folder gives the same tensors, bit for bit."""
+    from deft_model.configuration import tiny_config
+    from deft_model.data import DeftCollator, DeftDataset, ShardSet, build_settings
+    from deft_model.predict import clip_table
+    from deft_model.train import build_tokenizer
+
+    src, out = built
+    cfg = tiny_config(build_config=build_settings(out))
+    shards = ShardSet(out, cfg)
+    cfg.emotion_labels = shards.emotion_labels()
+    tok = build_tokenizer(cfg, shards, range(shards.n))
+    coll = DeftCollator(tok.pad_token_id, generation=True)
+    checked = 0
+    for clip in unimer_builder.read_clips(src, "casme2"):
+        rows = [r for r in range(shards.n) if shards.clip_ids[r] == clip.clip_id]
+        if not rows:
+            continue
+        folder = Path(next(iter(clip.frames.values()))).parent
+        table, *_ = clip_table(cfg, folder, clip.onset, clip.apex, clip.offset,
+                               instructions={shards.task[r]: shards.instruction[r] for r in rows})
+        one = ShardSet.from_table(table, cfg, where=str(folder))
+        a = coll([DeftDataset(shards, rows, tok, with_answer=False)[i] for i in range(len(rows))])
+        b = coll([DeftDataset(one, range(len(rows)), tok, with_answer=False)[i] for i in range(len(rows))])
+        for key in ("input_ids", "attention_mask", "pixel_values", "frames", "flow", "region_stats"):
+            assert torch.equal(a[key], b[key]), (clip.clip_id, key)
+        checked += 1
+    assert checked >= 2
+
+
+def test_the_model_package_imports_only_the_builders_public_surface():
+    public = set(unimer_builder.__all__)
+    for f in sorted((ROOT / "deft_model").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("unimer_builder"):
+                assert node.module == "unimer_builder", f"{f.name}:{node.lineno} imports {node.module}"
+                names = {a.name for a in node.names}
+                assert names <= public, f"{f.name}:{node.lineno} imports {sorted(names - public)}"
+            if isinstance(node, ast.Import):
+                bad = [a.name for a in node.names if a.name.startswith("unimer_builder.")]
+                assert not bad, f"{f.name}:{node.lineno} imports {bad}"

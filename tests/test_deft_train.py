@@ -16,6 +16,7 @@ from deft_fixtures import shards_dir, small_shards_dir, trained_run, write_shard
 from typer.testing import CliRunner
 
 from deft_model.cli import app
+from deft_model.data import DeftDataset, ShardSet
 from deft_model.train import RunError, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,7 @@ def _log(run: Path) -> list[dict]:
 def _weights(run: Path) -> dict:
     from safetensors.numpy import load_file
 
-    return load_file(str(run / "model" / "model.safetensors"))
+    return load_file(str(run / "model.safetensors"))
 
 
 def test_resume_continues_the_same_loss_curve(shards_dir, tmp_path):
@@ -58,8 +59,8 @@ def test_resume_continues_the_same_loss_curve(shards_dir, tmp_path):
 def test_trained_run_layout_and_held_out_subject(trained_run):
     run = json.loads((trained_run / "run.json").read_text())
     assert run["held_out"] == "casme2/sub01" and "casme2/sub01" not in run["train_subjects"]
-    assert (trained_run / "model" / "model.safetensors").exists()
-    assert (trained_run / "model" / "tokenizer.json").exists()
+    assert (trained_run / "model.safetensors").exists() and (trained_run / "config.json").exists()
+    assert (trained_run / "tokenizer.json").exists()
     log = _log(trained_run)
     assert any(r.get("epoch_end") for r in log)
     losses = [r["loss"] for r in log if "loss" in r]
@@ -85,7 +86,9 @@ def test_evaluate_single_fold_run_and_predict_row(trained_run, shards_dir):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["emotion"] in out["emotion_probs"] and isinstance(out["aus"], list)
-    assert out["reasoning"] is not None and out["motion"] is not None and "lip corner" in out["measured_motion"]
+    assert out["reasoning"] is not None and "lip corner" in out["motion"]  # the clip's planted smile, measured
+    assert set(out["generated"]) == {"emotion", "au", "motion", "explain", "instruction"}
+    assert set(out["sources"]) >= {"emotion", "aus", "motion", "reasoning", "generated"}
     # composite protocol on a canonical-target run maps the predictions to negative/positive/surprise
     r = runner.invoke(app, ["evaluate", "--run", str(trained_run), "--protocol", "composite", "--no-generate"])
     assert r.exit_code == 0, r.output
@@ -106,6 +109,8 @@ def test_cli_bad_inputs_give_clear_errors(tmp_path, shards_dir):
     assert r.exit_code == 2 and "unknown expert" in r.output
     r = runner.invoke(app, ["predict", "--run", str(tmp_path / "nothing"), "--row", "x", "--data", str(shards_dir)])
     assert r.exit_code == 2 and "no trained model" in r.output
+    r = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "r5"), "--data", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "does not exist" in r.output
 
 
 def test_ablation_trains_without_the_motion_expert(shards_dir, tmp_path):
@@ -113,18 +118,14 @@ def test_ablation_trains_without_the_motion_expert(shards_dir, tmp_path):
     r = runner.invoke(app, ["train", "--data", str(shards_dir), "--out", str(tmp_path / "abl"), "--fold", "sub02",
                             "--experts", "structure,dynamic", "--max-steps", "3", "--log-every", "1"])
     assert r.exit_code == 0, r.output
-    cfg = json.loads((tmp_path / "abl" / "model" / "config.json").read_text())
+    cfg = json.loads((tmp_path / "abl" / "config.json").read_text())
     assert cfg["experts"] == ["structure", "dynamic"]
     assert not any(k.startswith("experts.motion") for k in _weights(tmp_path / "abl"))
 
 
 def test_clip_folder_prediction(trained_run, tmp_path):
-    from deft_model.data import ShardError
-    from deft_model.predict import clip_from_folder, predict_clip, standard_instructions
-    from unimer_builder import facs, render
-    from unimer_builder.config import BuildConfig
-    from unimer_builder.crosscheck import cross_check
-    from unimer_builder.evidence import compute_evidence
+    from deft_model.predict import predict_clip
+    from unimer_builder import InputError, clip_from_folder, facs, render
     from unimer_builder.synth.generate import synthesize
 
     root = Path(synthesize(tmp_path / "syn", "manifest", clips=2, subjects=1, seed=0))
@@ -133,39 +134,33 @@ def test_clip_folder_prediction(trained_run, tmp_path):
     # the frame listing and range checks are the builder's
     clip = clip_from_folder(folder, None, None, None)
     assert (clip.onset, clip.offset, len(clip.frames)) == (0, 13, 14)
-    with pytest.raises(ShardError, match="apex frame 20 is outside the frames present"):
+    with pytest.raises(InputError, match="apex frame 20 is outside the frames present"):
         clip_from_folder(folder, gt["onset"], 20, None)
-    with pytest.raises(ShardError, match="offset frame 2 comes before onset frame 5"):
+    with pytest.raises(InputError, match="offset frame 2 comes before onset frame 5"):
         clip_from_folder(folder, 5, None, 2)
 
     res = predict_clip(trained_run, folder, onset=gt["onset"], apex=gt["apex"], offset=gt["offset"])
-    cfg = json.loads((trained_run / "model" / "config.json").read_text())
+    cfg = json.loads((trained_run / "config.json").read_text())
     assert (res["onset"], res["apex"], res["offset"]) == (gt["onset"], gt["apex"], gt["offset"])
     assert res["emotion"] in cfg["emotion_labels"] and set(res["emotion_probs"]) == set(cfg["emotion_labels"])
     assert isinstance(res["aus"], list) and set(res["aus"]) <= set(cfg["au_list"])
     assert set(res["au_probs"]) == {f"AU{a}" for a in cfg["au_list"]}
-    assert isinstance(res["answer_aus"], list) and set(res["answer_aus"]) <= set(facs.AUS)
-    for key in ("motion", "reasoning", "measured_motion"):
-        assert isinstance(res[key], str) and res[key].strip(), key
-    # the planted happiness motion (cheeks and lip corners rise) reaches the model's region statistics
-    assert "cheek" in res["measured_motion"] or "lip corner" in res["measured_motion"], res["measured_motion"]
-
-    # the model is asked in the builder's wording: variant 0 of every task's template
-    bc = BuildConfig(stack_len=4)
-    c = clip_from_folder(folder, gt["onset"], gt["apex"], gt["offset"])
-    ev = compute_evidence(c, bc)
-    ctx = render.build_context(c, ev, cross_check(c, ev, bc), bc)
-    asked = standard_instructions()
-    assert list(asked) == list(render.TASKS)
-    for task in render.TASKS:
-        assert asked[task] == render.render_task(task, 0, ctx, bc.templates_dir)[0], task
+    for task in render.TASKS:  # the LM's own answers, each with its budget and whether it was cut
+        g = res["generated"][task]
+        assert isinstance(g["text"], str) and g["max_new_tokens"] >= cfg["answer_tokens"][task]
+        assert set(g["aus"]) <= set(facs.AUS) and g["truncated"] == (f"generated.{task}" in res["truncated"])
+    # the explanation states the heads' emotion and AUs over the motion the builder measured on the clip
+    said = render.parse_answer(res["reasoning"])
+    assert said == {"emotion": res["emotion"], "aus": sorted(res["aus"])}
+    assert "cheek" in res["motion"] or "lip corner" in res["motion"], res["motion"]  # the planted smile
+    assert res["build_settings"].startswith("builder defaults")  # fixture shards carry no build_report.json
 
 
 def test_lora_training_changes_only_adapters_and_experts(small_shards_dir, tmp_path):
     from accelerate.utils import set_seed
     from safetensors.torch import load_file
 
-    from deft_model.configuration import DeftConfig
+    from deft_model.configuration import DeftConfig, config_kwargs
     from deft_model.modeling import DeftModel
     from deft_model.tokenizer import load_tokenizer
 
@@ -175,16 +170,22 @@ def test_lora_training_changes_only_adapters_and_experts(small_shards_dir, tmp_p
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["llm_mode"] == "lora"
     # the untrained model, rebuilt exactly as train() built it
-    cfg = DeftConfig(**{k: v for k, v in run["config"].items() if k not in ("model_type", "transformers_version")})
+    cfg = DeftConfig(**config_kwargs(run["config"]))
     set_seed(run["seed"])
     init = DeftModel.from_components(cfg, load_tokenizer(out / "tokenizer")).state_dict()
-    final = load_file(str(out / "model" / "model.safetensors"))
+    final = load_file(str(out / "model.safetensors"))
+    adapter = load_file(str(out / "adapter" / "adapter_model.safetensors"))  # peft's own file and key names
+    assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == cfg.lora_r
+    assert adapter and all("lora_" in k for k in adapter) and not any("lora_" in k for k in final)
     assert set(final) <= set(init)
     changed = {k for k in final if not torch.equal(final[k], init[k])}
-    assert any("lora_" in k for k in changed) and any(k.startswith("experts.") for k in changed)
-    base_llm = [k for k in final if k.startswith("llm.") and "lora_" not in k]
+    assert any(k.startswith("experts.") for k in changed)
+    init_lora = {k for k in init if "lora_B" in k}
+    assert all(not init[k].any() for k in init_lora)  # peft's zero-initialised B ...
+    assert any(v.any() for k, v in adapter.items() if "lora_B" in k)  # ... moved by training
+    base_llm = [k for k in final if k.startswith("llm.")]
     assert base_llm and not changed & set(base_llm), sorted(changed & set(base_llm))[:5]
-    assert all("lora_" in k or k.startswith(("experts.", "emotion_head.", "au_head.")) for k in changed)
+    assert all(k.startswith(("experts.", "emotion_head.", "au_head.", "memory.")) for k in changed)
 
 
 def test_resume_from_an_epoch_end_checkpoint_logs_each_epoch_end_once(small_shards_dir, tmp_path):
@@ -209,7 +210,7 @@ def test_loso_retrains_a_fold_trained_differently(small_shards_dir, tmp_path):
     fdir = tmp_path / "loso" / "folds" / "casme2__sub01"
 
     def fold_info():
-        return json.loads((fdir / "run.json").read_text()), (fdir / "model" / "model.safetensors").stat().st_mtime_ns
+        return json.loads((fdir / "run.json").read_text()), (fdir / "model.safetensors").stat().st_mtime_ns
 
     res = evaluate_run(tmp_path, "loso", epochs=1, **kw)
     info, t1 = fold_info()
@@ -259,3 +260,99 @@ def test_accelerate_launch_two_processes(shards_dir, tmp_path):
     assert (tmp_path / "ddp" / "model" / "model.safetensors").exists()
     ck = tmp_path / "ddp" / "checkpoints" / "step-0000002"
     assert (ck / "trainer_state.json").exists() and (ck / "random_states_1.pkl").exists()
+
+
+def _forced(model, emotion: int, aus: list[int]):
+    """The model with its heads' last layers set to give ``emotion`` and exactly ``aus``, whatever the input."""
+    import copy
+
+    m = copy.deepcopy(model)
+    cfg = m.config
+    au_head = m.experts["motion"].au_head if "motion" in m.experts else m.au_head[-1]
+    emo_head = m.emotion_head[-1]
+    with torch.no_grad():
+        for lin, on in ((emo_head, [emotion]), (au_head, [cfg.au_list.index(a) for a in aus])):
+            lin.weight.zero_()
+            lin.bias.fill_(-20.0)
+            lin.bias[on] = 20.0
+    return m
+
+
+def test_predicted_fields_come_from_the_heads_and_the_measurement(trained_run, shards_dir, monkeypatch):
+    from deft_model import predict
+    from deft_model.runtime import load_run
+    from unimer_builder import parse_answer, render_prediction
+
+    model, tok = load_run(trained_run)
+    labels = model.config.emotion_labels
+    outs = []
+    for emotion, aus in ((labels.index("surprise"), [1, 2]), (labels.index("disgust"), [4, 9, 10])):
+        monkeypatch.setattr(predict, "load_run", lambda run, m=_forced(model, emotion, aus): (m, tok))
+        out = predict.predict_row(trained_run, shards_dir, "casme2/sub01/EP01_01#explain")  # a planted smile
+        assert out["emotion"] == labels[emotion] and out["aus"] == aus
+        assert parse_answer(out["reasoning"]) == {"emotion": labels[emotion], "aus": aus}
+        outs.append(out)
+    assert outs[0]["reasoning"] != outs[1]["reasoning"]
+    # the motion is the clip's measurement, whatever the heads say: the same for both, and the smile's
+    shards = ShardSet(shards_dir, model.config)
+    r = shards.row_of_id["casme2/sub01/EP01_01#explain"]
+    measured = predict.region_dicts(shards.region_stats[r], model.config)
+    want = render_prediction("motion", measured, [], None, shards.noise_floor[r])
+    assert outs[0]["motion"] == outs[1]["motion"] == want and "lip corner" in want
+    other = predict.predict_row(trained_run, shards_dir, "casme2/sub01/EP01_03#explain")  # surprise: brows
+    assert other["motion"] != want and "brow" in other["motion"]
+    assert outs[0]["sources"]["motion"].startswith("builder") and outs[0]["sources"]["aus"].startswith("model")
+
+
+def test_generated_answers_use_the_training_answer_lengths_and_say_when_cut(trained_run, shards_dir):
+    from deft_model.predict import predict_dataset
+    from deft_model.runtime import load_run
+
+    model, tok = load_run(trained_run)
+    cfg = model.config
+    shards = ShardSet(shards_dir, cfg)
+    longest = max(len(tok(a, add_special_tokens=False).input_ids) + 1
+                  for a, t in zip(shards.answer, shards.task, strict=True) if t == "explain")
+    assert cfg.answer_tokens["explain"] >= longest - 5  # from the training rows' tokenised answers
+    assert cfg.max_new_tokens("explain") > cfg.answer_tokens["explain"] > cfg.answer_tokens["emotion"]
+    rows = [shards.row_of_id["casme2/sub01/EP01_01#explain"]]
+    ds = DeftDataset(shards, rows, tok, with_answer=False)
+    full = predict_dataset(model, tok, ds, set(rows))[0]["generation"]
+    assert full["max_new_tokens"] == cfg.max_new_tokens("explain")
+    assert full["truncated"] == (full["tokens"] == full["max_new_tokens"])
+    endless = predict_dataset(model, tok, ds, set(rows), max_new_tokens=3, suppress_tokens=[tok.eos_token_id])
+    assert endless[0]["generation"]["truncated"] and endless[0]["generation"]["tokens"] == 3
+
+
+def test_a_run_loads_through_automodel_and_trust_remote_code(trained_run, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    import deft_model
+
+    assert type(AutoModel.from_pretrained(trained_run)) is deft_model.DeftModel
+    assert AutoTokenizer.from_pretrained(trained_run).convert_tokens_to_ids("<motion>") is not None
+    code = ("import sys; from transformers import AutoModel; "
+            f"m = AutoModel.from_pretrained({str(trained_run)!r}, trust_remote_code=True); "
+            "assert 'deft_model' not in sys.modules, 'deft_model was imported'; "
+            "print(type(m).__module__, m.can_generate())")
+    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "transformers_modules" in p.stdout and "True" in p.stdout
+
+
+def test_baselines_on_the_same_folds(trained_run, shards_dir):
+    from deft_model.baselines import evaluate_baselines
+
+    res = evaluate_baselines(shards_dir, seed=0)
+    assert set(res) == {"logreg_regions", "flow_cnn"}
+    assert res["logreg_regions"]["n_clips"] == res["flow_cnn"]["n_clips"] == 32
+    assert res["logreg_regions"]["uf1"] >= 0.9  # the fixtures plant each class's motion in the statistics
+    assert res["flow_cnn"]["uf1"] > 0.25  # above chance (4 classes)
+    runner = CliRunner()
+    r = runner.invoke(app, ["evaluate", "--run", str(trained_run), "--no-generate", "--baselines"])
+    assert r.exit_code == 0, r.output
+    out = json.loads((trained_run / "loso_results.json").read_text())
+    assert out["baselines"]["logreg_regions"]["n_clips"] == out["n_clips"] == 8  # the run's held-out fold only
+    assert "logistic regression on region statistics" in r.output and "flow CNN" in r.output

@@ -1,0 +1,64 @@
+"""Loading a finished run, and the process settings training and prediction share.
+
+A finished run keeps its model at the run folder's root (``RUN/config.json``, ``RUN/model.safetensors``,
+``RUN/adapter/``, the tokenizer files), so that ``AutoModel.from_pretrained(RUN)`` and
+``AutoTokenizer.from_pretrained(RUN)`` load it. Runs written before that layout hold the same files in
+``RUN/model/``; they are still read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .configuration import DeftConfig
+from .errors import RunError
+
+MODEL_MARK = "config.json"
+
+
+def model_dir(run: str | Path) -> Path:
+    run = Path(run)
+    for d in (run, run / "model"):
+        if (d / MODEL_MARK).exists() and json.loads((d / MODEL_MARK).read_text()).get("model_type") == "deft":
+            return d
+    raise FileNotFoundError(f"{run} holds no trained model (expected {run}/config.json); "
+                            "train one with `deft train` first")
+
+
+def finished(run: str | Path) -> bool:
+    try:
+        model_dir(run)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def quiet_hf() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def set_cpu_threads(cfg: DeftConfig, device) -> None:
+    n = cfg.training.get("num_threads")
+    if n and torch.device(device).type == "cpu":
+        torch.set_num_threads(int(n))
+
+
+def load_run(run: str | Path):
+    """(model in eval mode, tokenizer) of a finished run."""
+    from .modeling import DeftModel
+    from .tokenizer import load_tokenizer
+
+    d = model_dir(run)
+    quiet_hf()
+    model = DeftModel.from_pretrained(str(d))
+    set_cpu_threads(model.config, next(model.parameters()).device)
+    try:
+        tok = load_tokenizer(d)
+    except Exception as e:  # noqa: BLE001
+        raise RunError(f"{d}: the run's tokenizer cannot be loaded ({e})") from e
+    return model, tok
