@@ -1,34 +1,48 @@
-"""DEFT-LLM on a synthetic Uni-MER build: LOSO accuracy, the motion expert's share, training throughput.
+"""DEFT-LLM on a synthetic Uni-MER build: LOSO beside the baselines, training throughput, the reference shape.
 
-    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 30]
+    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 30 --seeds 0,1]
     python bench/train.py throughput  [--steps 60]
+    python bench/train.py reference   [--steps 2]
 
-loso:       `unimer synth` + `unimer build` (CASME II format, 5 classes), then `deft evaluate --protocol loso`
-            with every expert and again without the motion-semantics expert. Prints UF1/UAR pooled over
-            folds (emotion head and parsed generated answers), AU F1, the share of generated answers that
-            parse, wall time and peak RSS of each evaluation process.
+loso:       `unimer synth` + `unimer build` (CASME II format, 5 classes), then for every seed `deft evaluate
+            --protocol loso` with every expert, without the motion-semantics expert and with it alone, and
+            the two baselines (logistic regression on the region statistics, an STSTNet-like flow CNN) on
+            the same folds. UF1/UAR pooled over folds; AU F1 of the AU head and of the explanation against
+            the AUs the generator planted; emotion accuracy of the LM's answers beside the head's; answers
+            cut at their token budget; wall time and peak RSS of each evaluation process. Epochs and
+            every baseline setting are fixed in advance.
 throughput: `deft train` on every subject for a fixed number of steps; samples per second, peak RSS, and
             the data loader's share of the step time (from the run's log.jsonl).
+reference:  the reference config at its real shape (Qwen2.5-0.5B-shaped LLM, SigLIP-base-shaped tower,
+            random weights in local folders, nothing downloaded) trained for a few steps at batch 1 on the
+            CPU with a bfloat16 and a float32 base: seconds per step and peak RSS; then the size of the
+            run's saved model (adapters, experts, projectors, heads) beside a full checkpoint of the same
+            model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
            "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
+VARIANTS = (("all experts", None), ("without motion-semantics", "structure,dynamic"), ("motion-semantics only", "motion"))
 
 
 def timed(cmd: list[str]) -> tuple[float, float, str]:
     """Run ``cmd``; return (seconds, peak RSS MiB of the process tree's largest process, output)."""
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, env=env)
     secs = time.perf_counter() - t
     if res.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
@@ -47,43 +61,68 @@ def dataset(tmp: Path, clips: int, subjects: int) -> Path:
     return out
 
 
+def _f(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _mean_sd(xs: list[float | None]) -> str:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else f"{xs[0]:.3f}"
+
+
+def _planted_f1(truth: dict, preds: list[dict], key: str) -> float:
+    tp = fp = fn = 0
+    for c in preds:
+        planted, pred = truth[c["clip_id"]], set(c.get(key) or [])
+        tp, fp, fn = tp + len(planted & pred), fp + len(pred - planted), fn + len(planted - pred)
+    return 2 * tp / max(1, 2 * tp + fp + fn)
+
+
 def loso(args) -> None:
     tmp = Path(args.tmp)
     data = dataset(tmp, args.clips, args.subjects)
-    deft = [sys.executable, "-m", "deft_model.cli"]
-    rows = []
-    for name, experts in (("all experts", None), ("without motion-semantics", "structure,dynamic")):
-        run = tmp / f"run-{name.split()[0]}"
-        cmd = [*deft, "evaluate", "--run", str(run), "--protocol", "loso", "--data", str(data), "--epochs",
-               str(args.epochs), "--seed", "0"] + (["--experts", experts] if experts else [])
-        secs, peak, _ = timed(cmd)
-        res = json.loads((run / "loso" / "loso_results.json").read_text())
-        rows.append((name, res, secs, peak))
-    print(f"synthetic CASME II format: {args.clips} clips, {args.subjects} subjects, 5 classes; tiny config, "
-          f"{args.epochs} epochs per fold, LOSO ({args.subjects} folds), predictions pooled over folds\n")
-    print("| experts | UF1 head | UAR head | UF1 answer | AU F1 head | answers parsed: emotion / AUs | wall s | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, res, secs, peak in rows:
-        h, a = res["head"], res["answer"]
-
-        def f(x):
-            return "–" if x is None else f"{x:.3f}"
-
-        print(f"| {name} | {f(h['uf1'])} | {f(h['uar'])} | {f(a['uf1'])} | {f(res['au']['macro_f1'])} | "
-              f"{f(a.get('parsed_rate'))} / {f(a.get('au_parsed_rate'))} | {secs:.0f} | {peak:.0f} |")
     truth = {c["clip_id"]: {p["au"] for p in c["planted"]}
              for c in json.loads((tmp / "src" / "ground_truth.json").read_text())["clips"]}
-    for name, _, _, _ in rows:
-        run = tmp / f"run-{name.split()[0]}" / "loso" / "loso_predictions.jsonl"
-        tp = fp = fn = 0
-        for line in run.read_text().splitlines():
-            c = json.loads(line)
-            planted, pred = truth[c["clip_id"]], set(c["aus_pred"])
-            tp, fp, fn = tp + len(planted & pred), fp + len(pred - planted), fn + len(planted - pred)
-        print(f"AU head against the planted AUs ({name}): micro F1 {2 * tp / max(1, 2 * tp + fp + fn):.3f} "
-              f"(tp {tp}, fp {fp}, fn {fn})")
-    full, ablated = rows[0][1]["head"]["uf1"], rows[1][1]["head"]["uf1"]
-    print(f"\nUF1 drop without the motion-semantics expert: {full - ablated:+.3f} ({full:.3f} -> {ablated:.3f})")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    deft = [sys.executable, "-m", "deft_model.cli"]
+    rows: dict[str, list[dict]] = {}
+    for seed in seeds:
+        for i, (name, experts) in enumerate(VARIANTS):
+            run = tmp / f"run-s{seed}-v{i}"
+            cmd = [*deft, "evaluate", "--run", str(run), "--protocol", "loso", "--data", str(data), "--epochs",
+                   str(args.epochs), "--seed", str(seed)] + (["--experts", experts] if experts else []) \
+                + (["--baselines"] if i == 0 else [])
+            print(f"$ {' '.join(cmd[2:])}", flush=True)
+            secs, peak, _ = timed(cmd)
+            res = json.loads((run / "loso" / "loso_results.json").read_text())
+            preds = [json.loads(x) for x in (run / "loso" / "loso_predictions.jsonl").read_text().splitlines()]
+            rows.setdefault(f"DEFT-LLM, {name}", []).append({
+                "uf1": res["head"]["uf1"], "uar": res["head"]["uar"], "acc": res["head"]["acc"],
+                "answer_acc": res["answer"]["acc"], "au_head": _planted_f1(truth, preds, "aus_pred"),
+                "au_expl": _planted_f1(truth, preds, "explanation_aus"),
+                "au_answer": _planted_f1(truth, preds, "answer_aus"), "cut": res["answer"]["truncated_rate"],
+                "secs": secs, "peak": peak})
+            for b in (res.get("baselines") or {}).values():
+                rows.setdefault(b["title"], []).append({"uf1": b["uf1"], "uar": b["uar"], "acc": b["acc"]})
+    print(f"\nsynthetic CASME II format (the current generator): {args.clips} clips, {args.subjects} subjects, "
+          f"5 classes; tiny config, {args.epochs} epochs per fold fixed in advance; LOSO ({args.subjects} folds), "
+          f"predictions pooled over folds; seeds {seeds} (mean ± sd over seeds)\n")
+    print("| model | UF1 | UAR | Acc (head) | Acc (LM answer) | AU F1 vs planted: head / explanation / LM answer "
+          "| answers cut | wall s | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, rs in rows.items():
+        def col(k, rs=rs):
+            return _mean_sd([r.get(k) for r in rs])
+        au = " / ".join(col(k) for k in ("au_head", "au_expl", "au_answer")) if "au_head" in rs[0] else "–"
+        wall = f"{statistics.mean(r['secs'] for r in rs):.0f}" if "secs" in rs[0] else "–"
+        peak = f"{max(r['peak'] for r in rs):.0f}" if "peak" in rs[0] else "–"
+        print(f"| {name} | {col('uf1')} | {col('uar')} | {col('acc')} | {col('answer_acc')} | {au} | "
+              f"{col('cut')} | {wall} | {peak} |")
+    print("\nper seed (UF1):")
+    for name, rs in rows.items():
+        print(f"  {name}: " + ", ".join(_f(r["uf1"]) for r in rs))
 
 
 def throughput(args) -> None:
@@ -95,7 +134,7 @@ def throughput(args) -> None:
     secs, peak, _ = timed(cmd)
     logs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     steps = [r for r in logs if "step_s" in r][1:]  # the first window carries start-up allocations
-    batch = json.loads((run / "model" / "config.json").read_text()).get("training", {}).get("batch_size", 8)
+    batch = json.loads((run / "config.json").read_text()).get("training", {}).get("batch_size", 8)
     step = sum(r["step_s"] for r in steps) / len(steps)
     data_s = sum(r["data_s"] for r in steps) / len(steps)
     print(f"tiny config, CPU, batch {batch}, {args.steps} steps ({len(steps) * 10} timed)")
@@ -105,18 +144,95 @@ def throughput(args) -> None:
     print(f"process: {secs:.1f} s wall including start-up, peak RSS {peak:.0f} MiB")
 
 
+def _dir_bytes(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+
+
+def _tokens_per_sample(model, tok, data: Path) -> float:
+    """Mean prompt + answer tokens of the training rows (what one batch-1 step processes)."""
+    from deft_model.data import ShardSet, render_prompt
+
+    shards = ShardSet(data, model.config)
+    n = [len(tok(render_prompt(tok, model.config, shards.instruction[r]), add_special_tokens=False).input_ids)
+         + len(tok(shards.answer[r], add_special_tokens=False).input_ids) + 1 for r in range(shards.n)]
+    return statistics.mean(n)
+
+
+def reference(args) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    import deft_model  # noqa: F401
+    from deft_model.runtime import load_run
+    from deft_model.testing import reference_bases
+
+    tmp = Path(args.tmp)
+    data = dataset(tmp, args.clips, args.subjects)
+    bases = tmp / "reference_bases"
+    t = time.perf_counter()
+    if not (bases / "llm" / "config.json").exists():
+        reference_bases(bases, full=True)
+    print(f"random-weight reference-shaped bases written in {time.perf_counter() - t:.0f} s: "
+          f"LLM {_dir_bytes(bases / 'llm') / 2**20:.0f} MiB (bf16), vision {_dir_bytes(bases / 'vision') / 2**20:.0f} MiB")
+    print(f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; no GPU on this machine\n")
+    print("| base dtype | s per step (batch 1, fwd+bwd+AdamW; the first step included) | tokens per sample "
+          "| peak RSS MiB | trainable parameters |")
+    print("|---|---|---|---|---|")
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        run = tmp / f"reference-{dtype}"
+        cfg = tmp / f"reference-{dtype}.json"
+        cfg.write_text(json.dumps({"preset": "reference", "llm": str(bases / "llm"), "vision": str(bases / "vision"),
+                                   "base_dtype": dtype, "training": {"batch_size": 1, "log_every": 1,
+                                                                     "num_threads": os.cpu_count()}}))
+        if not (run / "config.json").exists():
+            cmd = [sys.executable, "-m", "deft_model.cli", "train", "--data", str(data), "--config", str(cfg), "--out",
+                   str(run), "--max-steps", str(args.steps), "--seed", "0"]
+            _, peak, _ = timed(cmd)
+            (run / "peak_rss_mib.txt").write_text(f"{peak:.0f}\n")
+        peak = float((run / "peak_rss_mib.txt").read_text())
+        logs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+        steps = [r["step_s"] for r in logs if "step_s" in r]
+        model, tok = load_run(run)
+        n_train = sum(p.numel() for p in model.trainable_parameters())
+        runs[dtype] = (run, model)
+        print(f"| {dtype} | {', '.join(f'{s:.1f}' for s in steps)} | {_tokens_per_sample(model, tok, data):.0f} "
+              f"| {peak:.0f} | {n_train / 1e6:.1f} M |", flush=True)
+    run, model = runs["bfloat16"]
+    saved = _dir_bytes(run / "adapter") + (run / "model.safetensors").stat().st_size
+    full = tmp / "full_checkpoint.safetensors"
+    state, seen = {}, set()
+    for k, v in model.state_dict().items():  # what saving everything would write (tied weights once)
+        if (v.data_ptr(), v.shape) not in seen:
+            seen.add((v.data_ptr(), v.shape))
+            state[k] = v.contiguous()
+    save_file(state, str(full))
+    ck = sorted((run / "checkpoints").glob("step-*"))
+    ck_bytes = _dir_bytes(ck[-1]) if ck else None
+    print(f"\nsaved model (bf16 base): adapters {_dir_bytes(run / 'adapter') / 2**20:.1f} MiB + experts, projectors, "
+          f"heads {(run / 'model.safetensors').stat().st_size / 2**20:.1f} MiB = {saved / 2**20:.1f} MiB; "
+          f"a full checkpoint of the same model: {full.stat().st_size / 2**20:.0f} MiB "
+          f"({full.stat().st_size / saved:.0f}x)")
+    if ck_bytes:
+        print(f"training checkpoint (stored weights + AdamW state + RNG): {ck_bytes / 2**20:.1f} MiB")
+    full.unlink()
+    del torch
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["loso", "throughput"])
+    ap.add_argument("what", choices=["loso", "throughput", "reference"])
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--subjects", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (throughput: 60, reference: 2)")
     ap.add_argument("--tmp", default=None, help="work folder (kept, reused); default: a temporary one")
     args = ap.parse_args()
+    args.steps = args.steps or {"throughput": 60, "reference": 2}.get(args.what)
     with tempfile.TemporaryDirectory() as d:
         args.tmp = args.tmp or d
-        {"loso": loso, "throughput": throughput}[args.what](args)
+        {"loso": loso, "throughput": throughput, "reference": reference}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,5 @@ from .modeling import DeftModel  # noqa: E402
 
 AutoConfig.register("deft", DeftConfig, exist_ok=True)
 AutoModel.register(DeftConfig, DeftModel, exist_ok=True)
-DeftConfig.register_for_auto_class()
-DeftModel.register_for_auto_class("AutoModel")
 
 __all__ = ["DeftConfig", "DeftModel", "load_config", "reference_config", "tiny_config"]

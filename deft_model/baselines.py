@@ -71,9 +71,12 @@ def clip_data(data: str | Path, protocol: str = "loso") -> dict:
 
 
 def _logreg(train_x, train_y, test_x, seed: int) -> list[str]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as e:
+        raise RuntimeError("the logistic-regression baseline needs scikit-learn: pip install 'unimer[eval]'") from e
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=LOGREG["C"], max_iter=LOGREG["max_iter"],
                                                              random_state=seed))

@@ -73,6 +73,7 @@ def sub_config(d: dict | PretrainedConfig | None) -> PretrainedConfig | None:
 
 class DeftConfig(PretrainedConfig):
     model_type = "deft"
+    _auto_class = "AutoConfig"  # save_pretrained writes auto_map and the code file (trust_remote_code)
 
     def __init__(
         self,
@@ -296,12 +297,11 @@ def config_kwargs(d: dict) -> dict:
 def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     """``tiny`` / ``reference`` / a JSON file (optionally ``{"preset": "tiny", ...overrides}``)."""
     if isinstance(spec, DeftConfig):
-        cfg = copy.deepcopy(spec)
-        for k, v in overrides.items():
-            setattr(cfg, "text_config" if k == "llm_config" else k, sub_config(v) if k in ("llm_config", "text_config",
-                                                                                         "vision_config") else v)
-        cfg.validate()
-        return cfg
+        if not overrides:
+            return copy.deepcopy(spec)
+        kw = config_kwargs(spec.to_dict())
+        _merge(kw, overrides)
+        return DeftConfig(**kw)
     s = str(spec)
     if s in PRESETS:
         return PRESETS[s](**overrides)

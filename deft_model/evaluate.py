@@ -21,6 +21,7 @@ from unimer_builder import COMPOSITE, composite, database_class, parse_answer
 
 from .configuration import load_config
 from .data import DeftDataset, ShardSet
+from .predict import build_config_of, explain, head_outputs, predict_dataset
 from .runtime import finished, load_run
 
 NONE_LABEL = "<none>"
@@ -86,8 +87,6 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
     ``head``/``aus_pred`` are the heads (averaged over the clip's rows, as ``deft predict`` does);
     ``explanation`` is the explanation ``deft predict`` gives for them (heads over the measured motion,
     in the builder's templates); ``answer``/``answer_aus`` are parsed from the LM's own answers."""
-    from .predict import build_config_of, explain, head_outputs
-
     bc, _ = build_config_of(cfg)
     targets = shards.targets()
     by_clip: dict[str, list[dict]] = {}
@@ -229,8 +228,6 @@ def _safe(key: str) -> str:
 def predict_fold(model_path: Path, shards, held_rows: Sequence[int], protocol: str, generate: bool = True,
                  batch_size: int = 16) -> list[dict]:
     """The clips of ``held_rows`` predicted by the model of ``model_path`` (heads, explanations, answers)."""
-    from .predict import predict_dataset
-
     model, tok = load_run(model_path)
     cfg = model.config
     saved = shards.config

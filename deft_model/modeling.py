@@ -129,6 +129,7 @@ def _text_dict(cfg) -> dict:
 
 class DeftModel(PreTrainedModel, GenerationMixin):
     config_class = DeftConfig
+    _auto_class = "AutoModel"  # save_pretrained writes auto_map and the code files (trust_remote_code)
     base_model_prefix = "deft"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False

@@ -31,6 +31,7 @@ from unimer_builder import TASKS
 from .configuration import DeftConfig, config_kwargs, load_config
 from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings
 from .errors import RunError, ShardError
+from .modeling import DeftModel, resolve_image_size
 from .runtime import MODEL_MARK, finished, quiet_hf, set_cpu_threads
 
 __all__ = ["RunError", "ShardError", "build_tokenizer", "train"]
@@ -137,8 +138,6 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     from .tokenizer import load_tokenizer
 
     tok = load_tokenizer(tok_dir)
-    from .modeling import DeftModel, resolve_image_size
-
     resolve_image_size(cfg)
     ds = DeftDataset(shards, train_rows, tok)
     if not cfg.answer_tokens:  # the generation budget per task, from the training answers
@@ -155,6 +154,10 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
 
     set_cpu_threads(cfg, acc.device)
     quiet_hf()
+    if cfg.base_dtype == "bfloat16" and acc.device.type == "cpu" and "AVX512" not in torch.backends.cpu.get_cpu_capability():
+        say(f"note: base_dtype bfloat16 on a CPU without native bfloat16 matrix units "
+            f"({torch.backends.cpu.get_cpu_capability()}) is many times slower than float32 "
+            "(bench/README.md); --set base_dtype=float32 for CPU training")
     set_seed(seed)
     model = DeftModel.from_components(cfg, tok)
     collator = DeftCollator(tok.pad_token_id, max_length=int(tr["max_length"]), image_mean=cfg.image_mean,

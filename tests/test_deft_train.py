@@ -257,9 +257,12 @@ def test_accelerate_launch_two_processes(shards_dir, tmp_path):
     assert run["num_processes"] == 2
     log = _log(tmp_path / "ddp")
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3]
-    assert (tmp_path / "ddp" / "model" / "model.safetensors").exists()
+    assert (tmp_path / "ddp" / "model.safetensors").exists()
     ck = tmp_path / "ddp" / "checkpoints" / "step-0000002"
     assert (ck / "trainer_state.json").exists() and (ck / "random_states_1.pkl").exists()
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith("module.") for k in load_file(str(ck / "model.safetensors")))  # the stored weights
 
 
 def _forced(model, emotion: int, aus: list[int]):
