@@ -2,10 +2,12 @@
 
 UF1 and UAR are computed on predictions pooled over all folds (the field's definition): for each class
 c present in the ground truth, F1_c = 2TP/(2TP+FP+FN) and recall_c = TP/N_c; UF1 and UAR are their
-unweighted means. Predictions are per clip: the head's probabilities averaged over the clip's task
-rows; the answer-based prediction parses the greedy answer of the clip's ``emotion`` row (falling back
-to its ``explain`` row). Folds train for a fixed number of epochs; nothing is selected on the held-out
-subject.
+unweighted means; each fold's own scores are reported beside them, for information only. Predictions
+are per clip: the head's probabilities averaged over the clip's task rows; the explanation is the one
+``deft predict`` gives (the heads over the measured motion, in the builder's templates); the answer-based
+prediction parses the greedy answer of the clip's ``emotion`` row (falling back to its ``explain`` row).
+Folds train for a fixed number of epochs; nothing is selected on the held-out subject. ``baselines=True``
+scores ``deft_model.baselines`` on the same folds.
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ from .runtime import load_run
 SOURCES = {
     "emotion": "model: emotion head (probabilities averaged over the clip's task prompts)",
     "aus": "model: AU head (probability > 0.5)",
-    "motion": "builder: motion measured on the clip (TV-L1 flow, region statistics), in the builder's motion "
-              "template",
+    "motion": "builder: motion measured on the clip (TV-L1 flow, region statistics): the regions above the "
+              "builder's threshold, and those of predicted AUs above its weak threshold, in its motion template",
     "reasoning": "model heads (emotion, AUs) over the builder's measured motion, in the builder's explain template",
     "generated": "model: the language model's free answers to the task instructions (greedy decoding)",
 }
