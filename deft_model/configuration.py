@@ -118,6 +118,7 @@ class DeftConfig(PretrainedConfig):
         training: dict[str, Any] | None = None,
         answer_tokens: dict[str, int] | None = None,
         build_config: dict | None = None,
+        instructions: dict[str, str] | None = None,
         vocab_resized: dict[str, int] | None = None,
         base_fingerprints: dict[str, str] | None = None,
         llm_config: dict | None = None,  # the former name of text_config, still read
@@ -167,6 +168,7 @@ class DeftConfig(PretrainedConfig):
         self.training = {**DEFAULT_TRAINING, **(training or {})}
         self.answer_tokens = {str(k): int(v) for k, v in (answer_tokens or {}).items()}
         self.build_config = copy.deepcopy(build_config)
+        self.instructions = dict(instructions or {})  # task -> the training data's variant-0 instruction
         self.vocab_resized = dict(vocab_resized) if vocab_resized else None
         self.base_fingerprints = dict(base_fingerprints or {})
         self.validate()
@@ -225,8 +227,8 @@ class DeftConfig(PretrainedConfig):
     def request_dict(self) -> dict:
         """The settings a user asks for, without what training fills in (for comparing fold runs)."""
         d = json.loads(json.dumps(self.to_dict(), default=str))
-        for k in (*_NOT_CONFIG_KEYS, "placeholder_ids", "answer_tokens", "build_config", "vocab_resized",
-                  "base_fingerprints", "dtype"):
+        for k in (*_NOT_CONFIG_KEYS, "placeholder_ids", "answer_tokens", "build_config", "instructions",
+                  "vocab_resized", "base_fingerprints", "dtype"):
             d.pop(k, None)
         if not self.emotion_labels:
             d.pop("emotion_labels", None)

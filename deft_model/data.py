@@ -26,7 +26,7 @@ BASE_COLUMNS = ("id", "clip_id", "database", "subject", "task", "instruction", "
 EXPERT_COLUMNS = {"structure": ("onset_image",), "dynamic": ("frames",), "motion": ("flow", "regions")}
 TARGET_COLUMNS = {"canonical": "emotion", "composite": "emotion_composite", "class": "emotion_class"}
 OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions",
-                  "noise_floor")
+                  "noise_floor", "template_id")
 LIGHT = BASE_COLUMNS + OPTIONAL_LIGHT
 
 
@@ -202,6 +202,7 @@ class ShardSet:
         has_regions = table.column("regions").null_count < len(table)
         self.region_stats = self._region_stats(table) if "motion" in config.experts or has_regions else None
         self.noise_floor = table.column("noise_floor").to_pylist()
+        self.template_id = table.column("template_id").to_pylist()
         self.row_of_id = {r: i for i, r in enumerate(self.ids)}
         self.clip_index: dict[str, int] = {}
         for c in self.clip_ids:
@@ -336,6 +337,16 @@ class ShardSet:
         if self.config.emotion_target == "composite":
             return list(COMPOSITE)
         return sorted({t for t in self.targets() if t})
+
+    def instructions(self, rows: Sequence[int]) -> dict[str, str]:
+        """Task -> the instruction of template variant 0 as ``rows`` word it (the wording a model trained on
+        them knows); tasks with no variant-0 row are left out."""
+        out: dict[str, str] = {}
+        for r in rows:
+            tid = self.template_id[r]
+            if tid and tid == f"{self.task[r]}/0":
+                out.setdefault(self.task[r], self.instruction[r])
+        return out
 
     def subjects(self) -> list[str]:
         return sorted(set(self.folds))

@@ -57,10 +57,19 @@ SOURCES = {
 
 
 def build_config_of(cfg: DeftConfig) -> tuple[BuildConfig, bool]:
-    """The builder settings of the model's training data (and whether they were recorded)."""
+    """The builder settings of the model's training data (and whether they were recorded), with the installed
+    builder's templates: explanations are rendered by the installed builder's code, which its own templates
+    match (a templates folder recorded at build time may have changed since, or be gone)."""
     if cfg.build_config:
-        return build_config_from_dict(cfg.build_config), True
+        bc = build_config_from_dict(cfg.build_config)
+        return bc.with_(templates_dir=BuildConfig().templates_dir), True
     return BuildConfig(), False
+
+
+def instructions_of(cfg: DeftConfig, bc: BuildConfig) -> dict[str, str]:
+    """Task -> instruction to ask a new clip: the training data's own variant-0 wording where the model's config
+    recorded it, the builder's standard instruction otherwise."""
+    return {**standard_instructions(bc), **{t: q for t, q in cfg.instructions.items() if t in TASKS}}
 
 
 # --- batched prediction -------------------------------------------------------------------------
@@ -182,6 +191,7 @@ def predict_clip_rows(model, tok, shards: ShardSet, rows: list[int], bc: BuildCo
         g = preds[-1]["generation"]
         res["answer"] = g["text"]
         res["generated"]["instruction"] = {**g, **parse_answer(g["text"])}
+    res["asked"] = {shards.task[r]: shards.instruction[r] for r in rows}
     res["truncated"] = sorted(f"generated.{k}" for k, g in res["generated"].items() if g["truncated"])
     res["sources"] = dict(SOURCES)
     return res
@@ -211,7 +221,7 @@ def predict_row(run: str | Path, data: str | Path, row_id: str) -> dict:
         if not cands:
             raise ShardError(f"no row with id {row_id!r} (or clip id) in {data}")
         r = cands[0]
-    table = _task_rows_table(_read_row(shards, r), standard_instructions(bc))
+    table = _task_rows_table(_read_row(shards, r), instructions_of(cfg, bc))
     own = _read_row(shards, r)
     one = ShardSet.from_table(pa.concat_tables([table, own]), cfg, where=f"{shards._where(r)} (as asked)")
     res = predict_clip_rows(model, tok, one, list(range(len(TASKS))), bc, extra_row=len(TASKS))
@@ -244,7 +254,7 @@ def clip_table(cfg: DeftConfig, folder: str | Path, onset: int | None = None, ap
     clip = clip_from_folder(folder, onset, apex, offset)
     ev = compute_evidence(clip, bc)
     check = cross_check(clip, ev, bc)
-    asked = instructions or standard_instructions(bc)
+    asked = instructions or instructions_of(cfg, bc)
     samples = [Sample(task=t, template_id=f"{t}/0", instruction=q, answer="") for t, q in asked.items()]
     return rows_to_table(clip_rows(clip, ev, check, samples, bc)), ev, clip, bc, recorded
 

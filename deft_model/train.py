@@ -145,6 +145,8 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
                              for t in TASKS if any(shards.task[r] == t for r in ds.rows)}
     if cfg.build_config is None:
         cfg.build_config = build_settings(data)
+    if not cfg.instructions:
+        cfg.instructions = shards.instructions(train_rows)
     if acc.is_main_process and not run_file.exists():
         run_file.write_text(json.dumps({
             "data": str(Path(data).resolve()), "fold": held_key, "seed": seed, "epochs": epochs,

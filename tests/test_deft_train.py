@@ -327,6 +327,22 @@ def test_generated_answers_use_the_training_answer_lengths_and_say_when_cut(trai
     assert endless[0]["generation"]["truncated"] and endless[0]["generation"]["tokens"] == 3
 
 
+def test_a_new_clip_is_asked_in_the_training_datas_wording(trained_run, shards_dir):
+    from deft_fixtures import TEMPLATES
+
+    from deft_model.configuration import tiny_config
+    from deft_model.predict import build_config_of, predict_row
+    from unimer_builder import BuildConfig
+
+    cfg = json.loads((trained_run / "config.json").read_text())
+    want = {t: TEMPLATES[t][0] for t in ("emotion", "au", "motion", "explain")}
+    assert cfg["instructions"] == want  # variant 0 as the training rows word it
+    assert predict_row(trained_run, shards_dir, "casme2/sub01/EP01_01#au")["asked"] == want
+    # explanations are rendered with the installed builder's templates, whatever path the build recorded
+    moved = tiny_config(build_config={**BuildConfig().to_dict(), "templates_dir": str(ROOT / "tests")})
+    assert build_config_of(moved)[0].templates_dir == BuildConfig().templates_dir
+
+
 def test_a_run_loads_through_automodel_and_trust_remote_code(trained_run, tmp_path):
     from transformers import AutoModel, AutoTokenizer
 
