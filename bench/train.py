@@ -175,7 +175,7 @@ def reference(args) -> None:
     print(f"random-weight reference-shaped bases written in {time.perf_counter() - t:.0f} s: "
           f"LLM {_dir_bytes(bases / 'llm') / 2**20:.0f} MiB (bf16), vision {_dir_bytes(bases / 'vision') / 2**20:.0f} MiB")
     print(f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; no GPU on this machine\n")
-    print("| base dtype | s per step (batch 1, fwd+bwd+AdamW; the first step included) | tokens per sample "
+    print("| base dtype | s per step (batch 1, fwd+bwd+AdamW; the first step included) | tokens in those steps "
           "| peak RSS MiB | trainable parameters |")
     print("|---|---|---|---|---|")
     runs = {}
@@ -192,11 +192,13 @@ def reference(args) -> None:
             (run / "peak_rss_mib.txt").write_text(f"{peak:.0f}\n")
         peak = float((run / "peak_rss_mib.txt").read_text())
         logs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-        steps = [r["step_s"] for r in logs if "step_s" in r]
+        steps = [r for r in logs if "step_s" in r]
         model, tok = load_run(run)
         n_train = sum(p.numel() for p in model.trainable_parameters())
         runs[dtype] = (run, model)
-        print(f"| {dtype} | {', '.join(f'{s:.1f}' for s in steps)} | {_tokens_per_sample(model, tok, data):.0f} "
+        secs = ", ".join(f"{r['step_s']:.1f}" for r in steps)
+        tokens = ", ".join(str(r.get("tokens", "?")) for r in steps)
+        print(f"| {dtype} | {secs} | {tokens} (data mean {_tokens_per_sample(model, tok, data):.0f}) "
               f"| {peak:.0f} | {n_train / 1e6:.1f} M |", flush=True)
     run, model = runs["bfloat16"]
     saved = _dir_bytes(run / "adapter") + (run / "model.safetensors").stat().st_size

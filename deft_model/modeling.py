@@ -55,15 +55,17 @@ def _dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
 
 
-def fingerprint(module: nn.Module) -> str:
-    """A short hash of a model's first and last parameters and shapes: tells a named base that changed on
-    the Hub (or on disk) since a run was trained from the one it was trained from."""
-    params = [p for _, p in module.named_parameters()]
+def fingerprint(module: nn.Module, samples: int = 4096) -> str:
+    """A short hash of every parameter's shape and of evenly spaced values of each: tells a named base that
+    changed on the Hub (or on disk) since a run was trained on it. Sampling keeps it cheap (no full copy of
+    a 150k-row embedding) while any re-initialisation or fine-tuning of a tensor changes the sampled values."""
     h = hashlib.sha256()
-    for p in params[:2] + params[-2:]:
-        h.update(str(tuple(p.shape)).encode())
-        h.update(p.detach().float().cpu().numpy().tobytes())
-    h.update(str(sum(p.numel() for p in params)).encode())
+    for name, p in module.named_parameters():
+        flat = p.detach().reshape(-1)
+        k = min(samples, flat.numel())
+        idx = torch.arange(k) * (flat.numel() - 1) // max(1, k - 1)
+        h.update(f"{name}{tuple(p.shape)}".encode())
+        h.update(flat[idx].float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -209,6 +209,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     window: dict[str, float] = {}
     n_window = 0
     t_step = t_data = 0.0
+    n_tokens = 0
     model.train()
     done = max_steps is not None and g >= max_steps
     for epoch in range(state["epoch"], epochs):
@@ -239,6 +240,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
             k += 1
             t2 = time.perf_counter()
             t_data += t1 - t0
+            n_tokens += int(batch["attention_mask"].sum())
             t_step += t2 - t1
             lab = batch["emotion_labels"]
             m = lab >= 0
@@ -253,10 +255,10 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
                 vals = acc.reduce(vals, "mean")
                 rec = {"step": g, "epoch": epoch, **{kk: round(float(v), 6) for kk, v in zip(sorted(window), vals, strict=False)},
                        "lr": sched.get_last_lr()[0], "step_s": round(t_step / n_window, 5),
-                       "data_s": round(t_data / n_window, 5)}
+                       "data_s": round(t_data / n_window, 5), "tokens": round(n_tokens / n_window)}
                 log(rec)
                 say(json.dumps(rec))
-                window, n_window, t_step, t_data = {}, 0, 0.0, 0.0
+                window, n_window, t_step, t_data, n_tokens = {}, 0, 0.0, 0.0, 0
             last = k >= steps_per_epoch
             # the last step of an epoch is checkpointed after the epoch-end bookkeeping, as the start of the
             # next epoch (a checkpoint "inside" a finished epoch would log its epoch_end again on resume)
