@@ -1,6 +1,7 @@
 """DEFT-LLM on a synthetic Uni-MER build: LOSO beside the baselines, training throughput, the reference shape.
 
-    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 30 --seeds 0,1]
+    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 30 --seeds 0,1 --profile default|hard
+                                       --identities train|heldout]
     python bench/train.py throughput  [--steps 60]
     python bench/train.py reference   [--steps 2]
 
@@ -50,12 +51,14 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
     return secs, peak, res.stdout
 
 
-def dataset(tmp: Path, clips: int, subjects: int) -> Path:
+def dataset(tmp: Path, clips: int, subjects: int, profile: str = "default", identities: str | None = None) -> Path:
     out = tmp / "unimer"
     if not (out / "build_report.json").exists():
         unimer = [sys.executable, "-m", "unimer_builder.cli"]
+        who = ["--identities", identities] if identities else []
         subprocess.run([*unimer, "synth", str(tmp / "src"), "-f", "casme2", "--clips", str(clips),
-                        "--subjects", str(subjects), "--seed", "0"], check=True, capture_output=True)
+                        "--subjects", str(subjects), "--seed", "0", "--profile", profile, *who],
+                       check=True, capture_output=True)
         subprocess.run([*unimer, "build", str(tmp / "src"), "-f", "casme2", "--out", str(out)],
                        check=True, capture_output=True)
     return out
@@ -82,7 +85,7 @@ def _planted_f1(truth: dict, preds: list[dict], key: str) -> float:
 
 def loso(args) -> None:
     tmp = Path(args.tmp)
-    data = dataset(tmp, args.clips, args.subjects)
+    data = dataset(tmp, args.clips, args.subjects, args.profile, args.identities)
     truth = {c["clip_id"]: {p["au"] for p in c["planted"]}
              for c in json.loads((tmp / "src" / "ground_truth.json").read_text())["clips"]}
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -106,7 +109,8 @@ def loso(args) -> None:
                 "secs": secs, "peak": peak})
             for b in (res.get("baselines") or {}).values():
                 rows.setdefault(b["title"], []).append({"uf1": b["uf1"], "uar": b["uar"], "acc": b["acc"]})
-    print(f"\nsynthetic CASME II format (the current generator): {args.clips} clips, {args.subjects} subjects, "
+    print(f"\nsynthetic CASME II format (profile {args.profile}{', identities ' + args.identities if args.identities else ''}): "
+          f"{args.clips} clips, {args.subjects} subjects, "
           f"5 classes; tiny config, {args.epochs} epochs per fold fixed in advance; LOSO ({args.subjects} folds), "
           f"predictions pooled over folds; seeds {seeds} (mean ± sd over seeds)\n")
     print("| model | UF1 | UAR | Acc (head) | Acc (LM answer) | AU F1 vs planted: head / explanation / LM answer "
@@ -228,6 +232,8 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--profile", default="default", help="unimer synth --profile (default | hard)")
+    ap.add_argument("--identities", default=None, help="unimer synth --identities (hard profile: train | heldout | ...)")
     ap.add_argument("--steps", type=int, default=None, help="training steps (throughput: 60, reference: 2)")
     ap.add_argument("--tmp", default=None, help="work folder (kept, reused); default: a temporary one")
     args = ap.parse_args()
