@@ -324,8 +324,10 @@ class DeftModel(PreTrainedModel, GenerationMixin):
             raise ValueError(f"{where}: weights {unexpected[:5]} do not belong to this model (config mismatch?)")
         res = self.load_state_dict(sd, strict=False)
         tied = {k for k in res.missing_keys if self._is_tied_duplicate(k, sd)}
-        missing = sorted(set(res.missing_keys) - self._not_stored() - tied
-                         - ({k for k in res.missing_keys if "lora_" in k} if not any("lora_" in k for k in sd) else set()))
+        optional = {k for k in res.missing_keys if k.startswith("memory.")}  # training state: starts empty
+        if not any("lora_" in k for k in sd):  # the adapters come from adapter/
+            optional |= {k for k in res.missing_keys if "lora_" in k}
+        missing = sorted(set(res.missing_keys) - self._not_stored() - tied - optional)
         if missing:
             raise ValueError(f"{where}: weights missing for {missing[:5]} ({len(missing)} in all)")
         n0 = int(self.config.vocab_resized["from"]) if self.config.vocab_resized else None
@@ -371,8 +373,13 @@ class DeftModel(PreTrainedModel, GenerationMixin):
         weights = path / WEIGHTS
         if not weights.exists():
             raise FileNotFoundError(f"{path} holds no {WEIGHTS}")
-        model.load_stored_state_dict(load_file(str(weights)), str(weights))
-        if config.llm_mode == "lora":
+        sd = load_file(str(weights))
+        if config.llm_mode == "lora" and not any(k.startswith("llm.base_model.") for k in sd):
+            # saved before the LLM sat under peft's wrapper (runs in the RUN/model/ layout): the same weights,
+            # the adapters among them
+            sd = {f"llm.base_model.model.{k[4:]}" if k.startswith("llm.") else k: v for k, v in sd.items()}
+        model.load_stored_state_dict(sd, str(weights))
+        if config.llm_mode == "lora" and not any("lora_" in k for k in sd):
             model._load_adapter(path / ADAPTER_DIR)
         model.apply_trainability()
         device = kwargs.get("device_map") or kwargs.get("device")

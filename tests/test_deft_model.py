@@ -247,3 +247,31 @@ def test_deft_config_is_a_pretrained_config():
     cfg = tiny_config()
     d = cfg.to_dict()
     assert DeftConfig(**{k: v for k, v in d.items() if k not in ("model_type", "transformers_version")}).experts == cfg.experts
+
+
+def test_a_run_in_the_layout_before_peft_wrapping_still_loads(tmp_path):
+    """Runs saved before issue 9 keep the model in RUN/model/, the LLM's keys without peft's wrapper prefix,
+    the adapters inside model.safetensors and no decorrelation memory; they load with the same logits."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    model, tok = _model(llm_mode="lora")
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    model.eval()
+    b = _batch(model, tok)
+    with torch.no_grad():
+        o1 = model(**b)
+    model.save_pretrained(tmp_path / "new")
+    old = tmp_path / "old" / "model"
+    old.mkdir(parents=True)
+    shutil.copy(tmp_path / "new" / "config.json", old / "config.json")
+    save_file({k.replace("llm.base_model.model.", "llm.", 1): v.contiguous() for k, v in model.state_dict().items()
+               if not k.startswith("memory.")}, str(old / "model.safetensors"))
+    m2 = DeftModel.from_pretrained(tmp_path / "old")
+    with torch.no_grad():
+        o2 = m2(**b)
+    assert torch.equal(o1.logits, o2.logits) and torch.equal(o1.emotion_logits, o2.emotion_logits)
