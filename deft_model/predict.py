@@ -62,7 +62,7 @@ def build_config_of(cfg: DeftConfig) -> tuple[BuildConfig, bool]:
     match (a templates folder recorded at build time may have changed since, or be gone)."""
     if cfg.build_config:
         bc = build_config_from_dict(cfg.build_config)
-        return bc.with_(templates_dir=BuildConfig().templates_dir), True
+        return bc.with_(**{"text.templates": None}), True  # None: the installed builder's templates
     return BuildConfig(), False
 
 

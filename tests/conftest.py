@@ -14,20 +14,13 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def small_build(tmp_path_factory) -> Path:
-    """`unimer synth` + `unimer build` of 5 CASME II-format clips of 2 subjects, one clip's frames deleted so
-    that the build also has a skipped clip (exit status 1); shared by the report and export tests."""
-    from typer.testing import CliRunner
+    """A synthetic database of 5 CASME II-format clips of 2 subjects and its build, one clip's frames deleted
+    so that the build also has a skipped clip; shared by the report and export tests."""
+    from unimer_builder import BuildConfig, TextConfig, build, synthesize
 
-    from unimer_builder.cli import app
-
-    runner = CliRunner()
-    root = tmp_path_factory.mktemp("small_src")
-    res = runner.invoke(app, ["synth", str(root), "--format", "casme2", "--clips", "5", "--subjects", "2",
-                              "--seed", "3", "--frames", "10"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    root = synthesize(tmp_path_factory.mktemp("small_src"), "casme2", clips=5, subjects=2, seed=3, frames=10)
     shutil.rmtree(root / "CASME2_RAW_selected" / "sub02" / "EP02_01f")
     out = tmp_path_factory.mktemp("small_build")
-    res = runner.invoke(app, ["build", str(root), "--format", "casme2", "--out", str(out), "--workers", "1",
-                              "--seed", "7"], catch_exceptions=False)
-    assert res.exit_code == 1, res.output  # the clip without frames is skipped
+    report = build(root, out, BuildConfig(text=TextConfig(seed=7, composite="labels")), "casme2", workers=1)
+    assert [s["clip_id"] for s in report["skipped"]] == ["casme2/sub02/EP02_01f"]  # the clip without frames
     return out

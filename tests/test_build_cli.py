@@ -24,7 +24,8 @@ DOCUMENTED = [
     "blinks",
     "moved_regions",
     "head_motion", "flagged", "flag_reasons", "task", "template_id", "instruction", "answer", "messages",
-    "onset_image", "apex_image", "frames", "stack_frames", "flow", "flow_image", "landmarks", "config_fingerprint",
+    "onset_image", "apex_image", "frames", "stack_frames", "flow", "flow_image", "landmarks", "crop_size",
+    "config_fingerprint",
 ]
 
 
@@ -43,7 +44,7 @@ def source(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def built(source, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("built")
-    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7, "--composite", "labels")
     assert res.exit_code == 0, res.output
     return out
 
@@ -68,10 +69,10 @@ def test_build_loads_with_datasets(built):
     assert row["messages"][0]["role"] == "user" and row["messages"][-1]["content"] == row["answer"]
     report = json.loads((built / "build_report.json").read_text())
     assert report["counts"]["built"] == 6 and report["counts"]["skipped"] == 0
-    # a database `unimer synth` wrote (ground_truth.json at its root) is not the MEGC2019 release itself
+    # a database `unimer synth` wrote is not the MEGC2019 release itself: built with --composite labels
     from unimer_builder import labels
 
-    assert report["config"]["composite"] == "labels"
+    assert report["config"]["text"]["composite"] == "labels"
     assert ds["emotion_composite"] == [labels.composite("casme2", e) for e in ds["emotion"]]
     assert report["counts"]["beyond_micro"] == 0 and set(ds["duration_class"]) == {"micro"}
     assert (built / "README.md").read_text().startswith("---")
@@ -80,31 +81,31 @@ def test_build_loads_with_datasets(built):
 
 def test_same_seed_same_rows_any_worker_count(source, built, tmp_path):
     out = tmp_path / "again"
-    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 2, "--seed", 7)
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 2, "--seed", 7, "--composite", "labels")
     assert res.exit_code == 0, res.output
     assert _digest(out) == _digest(built)
 
 
 def test_killed_build_resumes_to_the_same_rows(source, built, tmp_path, monkeypatch):
-    from unimer_builder import executors
+    from unimer_builder import pipeline
 
     out = tmp_path / "resumed"
-    real = executors._measure
+    real = pipeline.measure_clip
     calls = {"n": 0}
 
-    def dying(clip, cfg):
+    def dying(clip, cfg, tools):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt  # the user's Ctrl-C while the fourth clip is measured
-        return real(clip, cfg)
+        return real(clip, cfg, tools)
 
-    monkeypatch.setattr(executors, "_measure", dying)
-    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
+    monkeypatch.setattr(pipeline, "measure_clip", dying)
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7, "--composite", "labels")
     assert res.exit_code != 0  # click turns the interrupt into "Aborted!", exit 1
     assert not (out / "data").exists() and not (out / "build_report.json").exists()
     assert len(list((out / ".parts").glob("*.parquet"))) == 3
-    monkeypatch.setattr(executors, "_measure", real)
-    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7)
+    monkeypatch.setattr(pipeline, "measure_clip", real)
+    res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--seed", 7, "--composite", "labels")
     assert res.exit_code == 0, res.output
     assert json.loads((out / "build_report.json").read_text())["counts"]["resumed"] == 3
     assert _digest(out) == _digest(built)
@@ -144,6 +145,7 @@ def test_drop_policy_removes_unsupported_samples(source, tmp_path):
     res = _run("build", source, "--format", "casme2", "--out", out, "--workers", 1, "--policy", "drop")
     assert res.exit_code == 0, res.output
     report = json.loads((out / "build_report.json").read_text())
+    assert report["config"]["text"]["composite"] == "official"  # the default, whatever the database's origin
     rows = sum(pq.read_metadata(p).num_rows for p in (out / "data").glob("*.parquet"))
     assert rows == 4 * (6 - report["counts"]["dropped_by_policy"])
     flagged = [r for p in (out / "data").glob("*.parquet") for r in pq.read_table(p, columns=["flagged"]).column(0).to_pylist()]

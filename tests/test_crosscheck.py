@@ -12,12 +12,12 @@ from skimage import data
 from test_evidence import planted_field  # the same Gaussian-bump planting as the evidence tests
 
 from unimer_builder import facs
-from unimer_builder import flow as fl
 from unimer_builder.config import BuildConfig
 from unimer_builder.crosscheck import cross_check, match_au
 from unimer_builder.evidence import compute_evidence
-from unimer_builder.face import EYE_X, get_aligner
+from unimer_builder.face import EYE_X, interocular
 from unimer_builder.records import Clip, RegionStats
+from unimer_builder.tools import Tools
 
 BASE = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
 CFG = BuildConfig()
@@ -25,11 +25,11 @@ CFG = BuildConfig()
 
 @pytest.fixture(scope="module")
 def env():
-    al = get_aligner(CFG.crop_size)
-    lm = al.landmarks(BASE, al.detect(BASE))
-    iod = float(np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0))))
-    return dict(aligner=al, tvl1=fl.make_tvl1(CFG.flow), lm=lm, iod=iod,
-                scale=(EYE_X[1] - EYE_X[0]) * CFG.crop_size / iod)
+    with Tools.create(CFG) as tools:
+        al = tools.aligner
+        lm = al.landmarks(BASE, al.detect(BASE))
+        iod = interocular(lm)
+        yield dict(tools=tools, lm=lm, iod=iod, scale=(EYE_X[1] - EYE_X[0]) * CFG.face.crop_size / iod)
 
 
 def render(tmp_path, env, plants, n=9, apex=4):
@@ -52,7 +52,7 @@ def check(tmp_path, env, plants, au_text, database="casme2", apex=4):
     frames = render(tmp_path, env, plants, apex=apex)
     clip = Clip(database=database, subject="s1", clip="c", onset=0, apex=apex, offset=len(frames) - 1,
                 frames=frames, au_text=au_text, aus=facs.parse_aus(au_text))
-    ev = compute_evidence(clip, CFG, aligner=env["aligner"], tvl1=env["tvl1"])
+    ev = compute_evidence(clip, CFG, env["tools"])
     return clip, ev, cross_check(clip, ev, CFG)
 
 
@@ -82,7 +82,7 @@ def test_wrong_direction_is_contradicted(tmp_path, env):
     # the lip corners go down (AU15) while the label says AU12 (up and out)
     _, _, cc = check(tmp_path, env, [(15, None, 2.0, None)], "12")
     v = verdicts(cc)[12]
-    assert v.verdict == "contradicted" and v.direction_cos <= CFG.cos_contradicted
+    assert v.verdict == "contradicted" and v.direction_cos <= CFG.check.cos_contradicted
     assert "not" in v.reason
     assert cc.flagged and cc.supported == []
 
@@ -95,7 +95,7 @@ def test_unlabelled_motion_is_unexplained_with_its_au_family(tmp_path, env):
     assert all(found[r].au == 1 for r in ("brow_inner_L", "brow_inner_R"))
     # spill from the raised brows onto the lids is not reported as AU5
     assert not any(r.startswith("upper_lid") for r in found)
-    assert all(u.z >= CFG.z_unexplained for u in cc.unexplained)
+    assert all(u.z >= CFG.check.z_unexplained for u in cc.unexplained)
 
 
 def test_unilateral_label_alternatives_and_unverifiable(tmp_path, env):

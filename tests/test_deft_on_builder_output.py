@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import unimer_builder
-from unimer_builder.cli import app as unimer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,12 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def built(tmp_path_factory):
     """A synthetic CASME II database (2 subjects, 6 clips) and its unimer build."""
     tmp = tmp_path_factory.mktemp("built")
-    runner = CliRunner()
     src, out = tmp / "src", tmp / "unimer"
-    assert runner.invoke(unimer, ["synth", str(src), "-f", "casme2", "--clips", "6", "--subjects", "2",
-                                  "--frames", "8"]).exit_code == 0
-    res = runner.invoke(unimer, ["build", str(src), "-f", "casme2", "--out", str(out), "--workers", "1"])
-    assert res.exit_code == 0, res.output
+    unimer_builder.synthesize(src, "casme2", clips=6, subjects=2, frames=8)
+    cfg = unimer_builder.BuildConfig(text=unimer_builder.TextConfig(composite="labels"))
+    assert not unimer_builder.build(src, out, cfg, "casme2", workers=1)["skipped"]
     return src, out
 
 

@@ -339,8 +339,9 @@ def test_a_new_clip_is_asked_in_the_training_datas_wording(trained_run, shards_d
     assert cfg["instructions"] == want  # variant 0 as the training rows word it
     assert predict_row(trained_run, shards_dir, "casme2/sub01/EP01_01#au")["asked"] == want
     # explanations are rendered with the installed builder's templates, whatever path the build recorded
-    moved = tiny_config(build_config={**BuildConfig().to_dict(), "templates_dir": str(ROOT / "tests")})
-    assert build_config_of(moved)[0].templates_dir == BuildConfig().templates_dir
+    d = BuildConfig().to_dict()
+    moved = tiny_config(build_config={**d, "text": {**d["text"], "templates": str(ROOT / "tests")}})
+    assert build_config_of(moved)[0].text.folder == BuildConfig().text.folder
 
 
 def test_a_run_loads_through_automodel_and_trust_remote_code(trained_run, tmp_path):

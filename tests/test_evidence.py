@@ -12,32 +12,35 @@ from skimage import data
 from unimer_builder import facs
 from unimer_builder import flow as fl
 from unimer_builder import regions as rg
-from unimer_builder.config import BuildConfig, FlowConfig
+from unimer_builder.config import BuildConfig, FlowConfig, OutputConfig
 from unimer_builder.errors import InputError
 from unimer_builder.evidence import compute_evidence
-from unimer_builder.face import EYE_X, EYE_Y, get_aligner, warp
+from unimer_builder.face import EYE_X, EYE_Y, interocular, warp
 from unimer_builder.records import Clip
+from unimer_builder.rigid import remove_rigid
+from unimer_builder.tools import Tools
 
 BASE = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
 CFG = BuildConfig()
 
 
 @pytest.fixture(scope="module")
-def aligner():
-    return get_aligner(CFG.crop_size)
+def tools():
+    with Tools.create(CFG) as t:
+        yield t
 
 
 @pytest.fixture(scope="module")
-def tvl1():
-    return fl.make_tvl1(CFG.flow)
+def aligner(tools):
+    return tools.aligner
 
 
 @pytest.fixture(scope="module")
 def base_face(aligner):
     """Landmarks of the photo (original px) and the photo -> crop scale."""
     lm = aligner.landmarks(BASE, aligner.detect(BASE))
-    iod = float(np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0))))
-    return lm, (EYE_X[1] - EYE_X[0]) * CFG.crop_size / iod, iod
+    iod = interocular(lm)
+    return lm, (EYE_X[1] - EYE_X[0]) * CFG.face.crop_size / iod, iod
 
 
 def planted_field(base_face, plants, sigma=0.13):
@@ -90,7 +93,7 @@ def cosine(r, au):
 
 def test_face_found_and_landmarks_inside_crop(aligner):
     face = aligner.align(BASE)
-    s = CFG.crop_size
+    s = CFG.face.crop_size
     assert face.size == s and face.matrix.shape == (2, 3)
     lm = face.landmarks
     assert lm.shape == (68, 2)
@@ -103,7 +106,7 @@ def test_face_found_and_landmarks_inside_crop(aligner):
     assert crop.shape == (s, s) and crop.dtype == np.uint8
 
 
-def test_no_face_is_an_input_error(tmp_path, aligner):
+def test_no_face_is_an_input_error(tmp_path, tools):
     blank = np.full((240, 320), 128, np.uint8)
     frames = {}
     for i in range(3):
@@ -113,7 +116,7 @@ def test_no_face_is_an_input_error(tmp_path, aligner):
     clip = Clip("casme2", "sub01", "x", onset=0, apex=1, offset=2, frames=frames, au_text="12",
                 aus=facs.parse_aus("12"))
     with pytest.raises(InputError) as e:
-        compute_evidence(clip, CFG, aligner=aligner)
+        compute_evidence(clip, CFG, tools)
     assert e.value.reason == "no_face"
     assert "img0.png" in str(e.value)
 
@@ -144,7 +147,7 @@ def test_optical_strain_is_zero_for_rigid_motion_and_positive_for_stretch():
 def test_remove_rigid_removes_a_global_head_motion(aligner):
     face = aligner.align(BASE)
     lm = face.landmarks.astype(float)
-    s = CFG.crop_size
+    s = CFG.face.crop_size
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     a = math.radians(0.5)
     cx = cy = s / 2
@@ -157,7 +160,7 @@ def test_remove_rigid_removes_a_global_head_motion(aligner):
     masks = rg.region_masks(lm, s)
     allowed = rg.floor_mask(lm, masks, rg.face_mask(lm, s))
     for mask in (None, allowed):
-        out, hm = fl.remove_rigid(head + au, lm, mask)
+        out, hm = remove_rigid(head + au, lm, mask)
         assert hm["tx"] == pytest.approx(1.2, abs=0.02) and hm["ty"] == pytest.approx(-0.6, abs=0.02)
         assert hm["rotation"] == pytest.approx(0.5, abs=0.05) and hm["scale"] == pytest.approx(1.0, abs=1e-3)
         np.testing.assert_allclose(out, au, atol=0.03)
@@ -165,33 +168,33 @@ def test_remove_rigid_removes_a_global_head_motion(aligner):
 
 def test_region_masks_cover_every_region_without_overlap(aligner):
     lm = aligner.align(BASE).landmarks
-    masks = rg.region_masks(lm, CFG.crop_size)
+    masks = rg.region_masks(lm, CFG.face.crop_size)
     assert set(masks) == set(facs.REGION_NAMES)
-    total = np.zeros((CFG.crop_size,) * 2, int)
+    total = np.zeros((CFG.face.crop_size,) * 2, int)
     for name, m in masks.items():
         assert m.sum() > 50, name
         total += m
     assert total.max() == 1
-    face = rg.face_mask(lm, CFG.crop_size)
-    assert face[masks["nose"]].all() and face.sum() > 0.35 * CFG.crop_size ** 2
+    face = rg.face_mask(lm, CFG.face.crop_size)
+    assert face[masks["nose"]].all() and face.sum() > 0.35 * CFG.face.crop_size ** 2
 
 
-def test_still_face_has_a_bounded_z():
-    """A perfectly still synthetic flow: spread clamps at MIN_SPREAD, every z stays finite and ~0."""
-    s = CFG.crop_size
-    lm = get_aligner(s).align(BASE).landmarks
+def test_still_face_has_a_bounded_z(aligner):
+    """A perfectly still synthetic flow: spread clamps at regions.min_spread, every z stays finite and ~0."""
+    s = CFG.face.crop_size
+    lm = aligner.align(BASE).landmarks
     masks = rg.region_masks(lm, s)
     flow = np.zeros((s, s, 2), np.float32)
     stats, floor, spread = rg.region_stats(flow, fl.optical_strain(flow), masks, rg.face_mask(lm, s), landmarks=lm)
-    assert floor == 0.0 and spread == rg.MIN_SPREAD
+    assert floor == 0.0 and spread == CFG.regions.min_spread
     assert all(abs(r.z) < 1e-6 for r in stats)
 
 
 # --- the whole evidence ---------------------------------------------------------------------------
 
-def test_tvl1_recovers_planted_motion_in_region_and_direction(tmp_path, base_face, aligner, tvl1):
+def test_tvl1_recovers_planted_motion_in_region_and_direction(tmp_path, base_face, tools):
     clip = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], au_text="12")
-    ev = compute_evidence(clip, CFG, aligner=aligner, tvl1=tvl1)
+    ev = compute_evidence(clip, CFG, tools)
     st = stats_by_name(ev)
     for name in ("lip_corner_L", "lip_corner_R"):
         r = st[name]
@@ -201,19 +204,19 @@ def test_tvl1_recovers_planted_motion_in_region_and_direction(tmp_path, base_fac
         assert r.peak_time == pytest.approx(0.5, abs=0.15)
     for name in ("brow_inner_L", "brow_outer_R", "upper_lid_L", "glabella", "chin"):
         assert st[name].z < 2, st[name]
-    assert ev.flow.shape == (CFG.crop_size, CFG.crop_size, 2) and ev.flow.dtype == np.float32
-    assert ev.strain.shape == (CFG.crop_size, CFG.crop_size)
+    assert ev.flow.shape == (CFG.face.crop_size, CFG.face.crop_size, 2) and ev.flow.dtype == np.float32
+    assert ev.strain.shape == (CFG.face.crop_size, CFG.face.crop_size)
     assert ev.apex == 104 and not ev.apex_estimated
-    assert ev.stack.shape == (CFG.stack_len, CFG.stack_size, CFG.stack_size)
+    assert ev.stack.shape == (CFG.output.stack_len, CFG.output.stack_size, CFG.output.stack_size)
     assert ev.stack_frames[0] == 100 and ev.stack_frames[-1] == 108
-    assert ev.onset_crop.shape == (CFG.image_size, CFG.image_size)
+    assert ev.onset_crop.shape == (CFG.output.image_size, CFG.output.image_size)
     assert set(ev.timings) == {"decode", "face", "tvl1", "rest"}
     assert [r.name for r in ev.regions] == list(facs.REGION_NAMES)
 
 
-def test_head_shift_is_removed(tmp_path, base_face, aligner, tvl1):
+def test_head_shift_is_removed(tmp_path, base_face, tools):
     clip = make_clip(tmp_path, base_face, [(1, None, 2.0, None)], shift=(1.0, -0.5), au_text="1")
-    ev = compute_evidence(clip, CFG, aligner=aligner, tvl1=tvl1)
+    ev = compute_evidence(clip, CFG, tools)
     _, scale, _ = base_face
     # the removed translation is the shift at crop scale (the face's roll rotates it slightly)
     assert math.hypot(ev.head_motion["tx"], ev.head_motion["ty"]) == pytest.approx(math.hypot(1.0, -0.5) * scale, rel=0.1)
@@ -226,18 +229,20 @@ def test_head_shift_is_removed(tmp_path, base_face, aligner, tvl1):
         assert st[name].z < 2.5, st[name]
 
 
-def test_apex_is_estimated_when_missing(tmp_path, base_face, aligner, tvl1):
+def test_apex_is_estimated_when_missing(tmp_path, base_face, tools):
     clip = make_clip(tmp_path, base_face, [(4, None, 2.0, None)], n=15, apex=10, apex_known=False)
-    ev = compute_evidence(clip, CFG, aligner=aligner, tvl1=tvl1)
+    ev = compute_evidence(clip, CFG, tools)
     assert ev.apex_estimated
     assert abs(ev.apex - 110) <= 1
     assert stats_by_name(ev)["glabella"].z > 10
 
 
-def test_image_and_stack_sizes_follow_the_config(tmp_path, base_face, aligner):
+def test_image_and_stack_sizes_follow_the_config(tmp_path, base_face):
     clip = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], n=5, apex=2)
-    cfg = CFG.with_(image_size=128, stack_len=4, stack_size=64, flow=FlowConfig.from_preset("faster"))
-    ev = compute_evidence(clip, cfg, aligner=aligner)
+    cfg = CFG.with_(output=OutputConfig(image_size=128, stack_len=4, stack_size=64),
+                    flow=FlowConfig.from_preset("faster"))
+    with Tools.create(cfg) as tools:
+        ev = compute_evidence(clip, cfg, tools)
     assert ev.onset_crop.shape == (128, 128) and ev.apex_crop.shape == (128, 128)
     assert ev.stack.shape == (4, 64, 64)
-    assert ev.flow.shape == (CFG.crop_size, CFG.crop_size, 2)
+    assert ev.flow.shape == (CFG.face.crop_size, CFG.face.crop_size, 2)

@@ -48,7 +48,7 @@ def test_flow_image_column_is_an_image_of_the_clips_own_flow(small_build):
     clip_ids = t.column("clip_id").to_pylist()
     first = {c: i for i, c in reversed(list(enumerate(clip_ids)))}
     assert len(first) >= 2
-    size = BuildConfig().crop_size
+    size = BuildConfig().face.crop_size
     for c, i in first.items():
         img = ds[i]["flow_image"]
         assert img.mode == "RGB" and img.size == (size, size)

@@ -14,7 +14,7 @@ from skimage import data
 from typer.testing import CliRunner
 
 from unimer_builder import flow_torch as ft
-from unimer_builder.config import TVL1_PRESETS, FlowConfig
+from unimer_builder.config import TVL1_PRESETS, FaceConfig, FlowConfig
 from unimer_builder.flow import make_tvl1, tvl1_flow
 
 MAX_MEAN_EPE = 0.03  # px: the agreement asked of the torch solver (issue 14)
@@ -124,7 +124,7 @@ def footage_pairs():
         ok, f = cap.read()
         assert ok, f"{video}: frame {n} unreadable"
         frames[n] = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)
-    aligner = FaceAligner(SIZE)
+    aligner = FaceAligner(FaceConfig(crop_size=SIZE))
     pairs = []
     for i, j in [(0, 2), (30, 32)]:
         face = aligner.align(frames[i], where=f"{video.name} frame {i}")
@@ -201,16 +201,15 @@ def test_cli_refuses_unknown_backend_and_device_without_torch(tmp_path):
 
 @pytest.mark.slow
 def test_build_with_torch_backend_records_it_and_stores_the_same_flow(tmp_path):
+    from unimer_builder import BuildConfig, build, synthesize
     from unimer_builder.shards import flow_numpy
 
-    root = tmp_path / "src"
-    assert _run("synth", root, "--clips", 2, "--subjects", 1, "--seed", 5, "--frames", 8).exit_code == 0
+    root = synthesize(tmp_path / "src", "casme2", clips=2, subjects=1, seed=5, frames=8)
     flows = {}
     for backend in ("opencv", "torch"):
         out = tmp_path / backend
-        res = _run("build", root, "--out", out, "--workers", 1, "--crop-size", 128, "--flow-backend", backend,
-                   "--device", "cpu")
-        assert res.exit_code == 0, res.output
+        cfg = BuildConfig(face=FaceConfig(crop_size=128), flow=FlowConfig(backend=backend, device="cpu"))
+        assert not build(root, out, cfg, workers=1)["skipped"]
         report = json.loads((out / "build_report.json").read_text())
         assert report["config"]["flow"]["backend"] == backend
         assert report["config"]["flow"]["device"] == "cpu"

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from unimer_builder import executors, pyfeat_backend
+from unimer_builder import pyfeat_backend
 from unimer_builder.cli import app
 
 runner = CliRunner()
@@ -34,7 +34,7 @@ class Detectorv1:
         from unimer_builder.face import FaceAligner
 
         CALLS.append(kwargs)
-        self.dlib = FaceAligner(224, "dlib-hog")
+        self.dlib = FaceAligner()
 
     def detect(self, inputs, data_type="image", batch_size=1, progress_bar=True, **kwargs):
         assert data_type == "tensor" and tuple(inputs.shape[:2]) == (len(inputs), 3)
@@ -67,12 +67,10 @@ def _feat(tmp_path: Path, body: str) -> Path:
 
 @pytest.fixture
 def feat(tmp_path, monkeypatch):
-    """Install a stand-in ``feat`` package from its source text; py-feat's process caches start empty."""
+    """Install a stand-in ``feat`` package from its source text (every build makes its own py-feat detector)."""
     def install(body: str) -> None:
         monkeypatch.syspath_prepend(str(_feat(tmp_path, body)))
     monkeypatch.delitem(sys.modules, "feat", raising=False)
-    monkeypatch.setattr(pyfeat_backend, "_LOADED", {})
-    monkeypatch.setattr(executors, "_STATE", {})
     yield install
     sys.modules.pop("feat", None)
 
@@ -200,7 +198,7 @@ def test_unlabelled_database_states_what_both_sources_support(smic, tmp_path, fe
     so = report["second_opinion"]
     assert so["source"] == "py-feat" and so["labelled"] == {}
     assert sum(v["both"] for v in so["unlabelled"].values()) == sum(k == "both" for k in said.values())
-    assert report["config"]["au_detector"] == "py-feat" and "pyfeat" in report["run"]["mean_stage_seconds"]
+    assert report["config"]["check"]["au_detector"] == "py-feat" and "pyfeat" in report["run"]["mean_stage_seconds"]
     card = (out / "README.md").read_text()
     assert "## Second opinion: py-feat" in card and "AUs no label names: which source said them" in card
     assert "## Second opinion" not in (plain / "README.md").read_text()
@@ -239,4 +237,4 @@ def test_pyfeat_faces_feed_the_same_alignment(casme2, tmp_path, feat):
     a, b = _rows(plain), _rows(out)
     assert [r["regions"] for r in a] == [r["regions"] for r in b]
     assert [r["answer"] for r in a] == [r["answer"] for r in b]
-    assert json.loads((out / "build_report.json").read_text())["config"]["face_detector"] == "py-feat"
+    assert json.loads((out / "build_report.json").read_text())["config"]["face"]["detector"] == "py-feat"

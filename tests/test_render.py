@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from unimer_builder import render
-from unimer_builder.config import BuildConfig
+from unimer_builder.config import BuildConfig, TextConfig
 from unimer_builder.facs import AUS, REGION_BY_NAME, parse_aus
 from unimer_builder.records import (
     Clip,
@@ -21,7 +20,7 @@ from unimer_builder.records import (
     Verdict,
 )
 
-TEMPLATES = Path(BuildConfig().templates_dir)
+TEMPLATES = BuildConfig().text.folder
 
 
 def make_records(
@@ -110,7 +109,7 @@ def test_every_variant_roundtrips_through_parse_answer(case):
         for v in range(n):
             if task == "emotion" and want_emotion is None:
                 continue
-            instruction, answer = render.render_task(task, v, ctx, cfg.templates_dir)
+            instruction, answer = render.render_task(task, v, ctx, cfg.text.folder)
             assert instruction and answer
             assert "None" not in answer, answer  # a Python None never leaks into text
             instructions.add(instruction)
@@ -142,7 +141,7 @@ def test_unexplained_motion_is_an_observation():
     cfg = BuildConfig()
     ctx = render.build_context(clip, ev, check, cfg)
     for v in range(render.n_variants("explain")):
-        _, answer = render.render_task("explain", v, ctx, cfg.templates_dir)
+        _, answer = render.render_task("explain", v, ctx, cfg.text.folder)
         assert "not explained by the labels" in answer.lower()
         assert REGION_BY_NAME["chin"].phrase in answer
         assert AUS[17].name in answer  # what the direction fits, in words
@@ -155,7 +154,7 @@ def test_none_supported_is_said():
     ctx = render.build_context(clip, ev, check, cfg)
     assert ctx["aus"] == []
     for v in range(render.n_variants("au")):
-        _, answer = render.render_task("au", v, ctx, cfg.templates_dir)
+        _, answer = render.render_task("au", v, ctx, cfg.text.folder)
         assert "AU" not in answer
         assert re.search(r"\b(no|none)\b", answer, re.IGNORECASE)
 
@@ -189,10 +188,10 @@ def test_variant_choice_is_deterministic_and_seeded():
     a = render.render_samples(clip, ev, check, cfg)
     b = render.render_samples(clip, ev, check, cfg)
     assert a == b
-    assert [s.task for s in a] == list(cfg.tasks)
+    assert [s.task for s in a] == list(cfg.text.tasks)
     for s in a:
         task, v = s.template_id.split("/")
-        assert int(v) == render.pick_variant(cfg.seed, clip.clip_id, task, render.n_variants(task))
+        assert int(v) == render.pick_variant(cfg.text.seed, clip.clip_id, task, render.n_variants(task))
     # Over many clips and seeds every variant is used.
     seen = {t: set() for t in render.TASKS}
     for seed in range(3):
@@ -207,7 +206,7 @@ def test_emotion_task_skipped_without_emotion_and_task_selection():
     clip, ev, check = make_records(database="manifest", emotion=None)
     samples = render.render_samples(clip, ev, check, BuildConfig())
     assert [s.task for s in samples] == ["au", "motion", "explain"]
-    samples = render.render_samples(*make_records(), BuildConfig(tasks=("au",)))
+    samples = render.render_samples(*make_records(), BuildConfig(text=TextConfig(tasks=("au",))))
     assert [s.task for s in samples] == ["au"]
 
 
@@ -217,13 +216,13 @@ def test_custom_templates_dir_and_strict_undefined(tmp_path):
         "{% macro answer(v, c) %}{{ c.no_such_key }}{% endmacro %}"
     )
     clip, ev, check = make_records()
-    cfg = BuildConfig(templates_dir=str(tmp_path), tasks=("au",))
+    cfg = BuildConfig(text=TextConfig(templates=str(tmp_path), tasks=("au",)))
     import jinja2
 
     with pytest.raises(jinja2.UndefinedError):
         render.render_samples(clip, ev, check, cfg)
     with pytest.raises(FileNotFoundError):
-        render.render_samples(clip, ev, check, BuildConfig(templates_dir=str(tmp_path), tasks=("motion",)))
+        render.render_samples(clip, ev, check, BuildConfig(text=TextConfig(templates=str(tmp_path), tasks=("motion",))))
 
 
 def test_parse_answer_on_generated_text():
@@ -276,7 +275,17 @@ def test_standard_instructions_are_variant_0_of_every_task():
 def test_build_config_round_trips_through_its_dict(tmp_path):
     from unimer_builder.config import FlowConfig, build_config_from_dict
 
-    cfg = BuildConfig(crop_size=160, flow=FlowConfig.from_preset("opencv"), tasks=("au", "motion"))
+    cfg = BuildConfig().with_(flow=FlowConfig.from_preset("opencv"), **{"face.crop_size": 160,
+                                                                         "text.tasks": ("au", "motion")})
     assert build_config_from_dict(cfg.to_dict()) == cfg
-    gone = {**cfg.to_dict(), "templates_dir": str(tmp_path / "gone")}
-    assert build_config_from_dict(gone).templates_dir == BuildConfig().templates_dir
+    d = cfg.to_dict()
+    gone = {**d, "text": {**d["text"], "templates": str(tmp_path / "gone")}}
+    assert build_config_from_dict(gone).text.folder == BuildConfig().text.folder
+    # the flat settings a build report recorded before they were nested by stage (a saved model run keeps them)
+    flat = {"crop_size": 160, "flow": {"preset": "fast"}, "stack_len": 4, "z_weak": 2.5, "head_model": "similarity",
+            "composite": "labels", "templates_dir": str(tmp_path / "gone"), "tasks": ["au"], "shard_max_bytes": 1}
+    old = build_config_from_dict(flat)
+    assert (old.face.crop_size, old.output.stack_len, old.check.z_weak, old.head.model, old.text.composite,
+            old.text.tasks, old.text.folder) == (160, 4, 2.5, "similarity", "labels", ("au",), BuildConfig().text.folder)
+    with pytest.raises(ValueError, match="unknown setting 'crop_sise'"):
+        build_config_from_dict({**flat, "crop_sise": 1})

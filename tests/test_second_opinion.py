@@ -8,7 +8,7 @@ import pytest
 from test_render import make_records  # a consistent (Clip, Evidence, CrossCheck) without image processing
 
 from unimer_builder import render, shards
-from unimer_builder.config import BuildConfig
+from unimer_builder.config import BuildConfig, CheckConfig
 from unimer_builder.pyfeat_table import read_fex
 from unimer_builder.records import CrossCheck, Verdict
 from unimer_builder.second_opinion import (
@@ -180,7 +180,7 @@ def test_text_states_only_what_both_sources_support(tmp_path):
     check = inferred(V(12, side="L", region="lip_corner_L"), V(4, region="brow_inner_L"), moved=("lip_corner_L",))
     a = app(AU12=(0.1, 0.8), AU6=(0.1, 0.7), AU4=(0.3, 0.3))
     got = combine(check, a, {6: V(6, "contradicted", region="cheek_L")})
-    cfg = BuildConfig(au_detector="py-feat")
+    cfg = BuildConfig(check=CheckConfig(au_detector="py-feat"))
     samples = render.render_samples(clip, ev, got, cfg)
     for s in samples:
         assert render.parse_answer(s.answer)["aus"] == ([12] if s.task in ("au", "explain") else [])

@@ -14,9 +14,12 @@ from test_render import make_records
 
 from unimer_builder import render, shards
 from unimer_builder.card import write_card
-from unimer_builder.config import BuildConfig
+from unimer_builder.config import BuildConfig, FaceConfig, OutputConfig
+from unimer_builder.consolidate import consolidate
+from unimer_builder.parts import part_path, write_part
 
-CFG = BuildConfig(crop_size=32, image_size=32, stack_len=4, stack_size=16, flow_size=8)
+CFG = BuildConfig(face=FaceConfig(crop_size=32), output=OutputConfig(image_size=32, stack_len=4, stack_size=16,
+                                                                     flow_size=8))
 
 CLIPS = [
     dict(clip="EP01_01"),
@@ -33,9 +36,10 @@ N_ROWS = 4 * len(CLIPS) - 1  # the clip without an emotion has no emotion task
 def _build_parts(parts: Path, cfg: BuildConfig = CFG, clips=CLIPS) -> list[str]:
     order = []
     for i, kw in enumerate(clips):
-        clip, ev, check = make_records(seed=i, size=cfg.crop_size, stack=cfg.stack_len, stack_size=cfg.stack_size, **kw)
+        clip, ev, check = make_records(seed=i, size=cfg.face.crop_size, stack=cfg.output.stack_len,
+                                       stack_size=cfg.output.stack_size, **kw)
         rows = shards.clip_rows(clip, ev, check, render.render_samples(clip, ev, check, cfg), cfg)
-        shards.write_part(parts, clip.clip_id, rows, cfg.fingerprint())
+        write_part(parts, clip.clip_id, rows, cfg.fingerprint())
         order.append(clip.clip_id)
     return order
 
@@ -84,6 +88,7 @@ def test_clip_rows_columns_and_shared_images():
                         {"au": 12, "side": "L", "intensity": None, "uncertain": False, "alternatives": []},
                         {"au": 4, "side": None, "intensity": None, "uncertain": False, "alternatives": []}]
     assert r["aus_supported"] == [6, 12] and r["apex_source"] == "label"
+    assert r["crop_size"] == 32  # the flow's pixel unit travels with every row
     assert r["emotion_composite"] == "positive" and r["class_set"] == "casme2_5"
     assert r["duration_s"] == pytest.approx(0.05) and r["duration_class"] == "micro"  # frames 10..20 at 200 fps
     assert r["config_fingerprint"] == CFG.fingerprint()
@@ -97,27 +102,27 @@ def test_parts_resume_and_replace_stale(tmp_path):
     clip, ev, check = make_records(size=32, stack=4, stack_size=16)
     rows = shards.clip_rows(clip, ev, check, render.render_samples(clip, ev, check, CFG), CFG)
     fp = CFG.fingerprint()
-    assert not shards.part_exists(parts, clip.clip_id, fp)
-    p = shards.write_part(parts, clip.clip_id, rows, fp)
-    assert p == shards.part_path(parts, clip.clip_id, fp) and shards.part_exists(parts, clip.clip_id, fp)
+    assert not part_path(parts, clip.clip_id, fp).exists()
+    p = write_part(parts, clip.clip_id, rows, fp)
+    assert p == part_path(parts, clip.clip_id, fp) and p.exists()
     assert "/" not in p.name and clip.clip_id not in p.name
     assert [x.name for x in parts.iterdir()] == [p.name]  # no temp file left behind
     meta = json.loads(pq.read_schema(p).metadata[b"unimer"])
     assert meta == {"clip_id": clip.clip_id, "fingerprint": fp, "flow_size": 8}
     # other settings: the old part of that clip goes, one part per clip at a time
-    p2 = shards.write_part(parts, clip.clip_id, [], "otherfp")
+    p2 = write_part(parts, clip.clip_id, [], "otherfp")
     assert not p.exists() and p2.exists() and pq.read_metadata(p2).num_rows == 0
-    assert not shards.part_exists(parts, clip.clip_id, fp)
+    assert not part_path(parts, clip.clip_id, fp).exists()
 
 
 def test_consolidate_bounded_ordered_deterministic_atomic(tmp_path):
     parts = tmp_path / "parts"
     order = _build_parts(parts)
-    sizes = [sum(pq.read_metadata(shards.part_path(parts, c, CFG.fingerprint())).row_group(i).total_byte_size
+    sizes = [sum(pq.read_metadata(part_path(parts, c, CFG.fingerprint())).row_group(i).total_byte_size
                  for i in range(1)) for c in order]
     max_bytes = int(max(sizes) * 2.2)
     out = tmp_path / "out"
-    paths = shards.consolidate(parts, out, order[::-1], max_bytes)
+    paths = consolidate(parts, out, order[::-1], max_bytes)
     n = len(paths)
     assert n >= 2
     assert [p.name for p in paths] == [f"train-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
@@ -133,22 +138,22 @@ def test_consolidate_bounded_ordered_deterministic_atomic(tmp_path):
 
     digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
     # Same inputs -> byte-identical shards; a rebuild replaces the old set (fewer shards now).
-    paths2 = shards.consolidate(parts, out, order[::-1], max_bytes)
+    paths2 = consolidate(parts, out, order[::-1], max_bytes)
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths2} == digest
-    paths3 = shards.consolidate(parts, out, order[::-1], 10**9)
+    paths3 = consolidate(parts, out, order[::-1], 10**9)
     assert [p.name for p in paths3] == ["train-00000-of-00001.parquet"]
     assert sorted(x.name for x in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]
     # a missing part is an error naming the clip, and leaves the existing shards alone
     with pytest.raises(FileNotFoundError, match="nope"):
-        shards.consolidate(parts, out, order + ["casme2/sub09/nope"], 10**9)
+        consolidate(parts, out, order + ["casme2/sub09/nope"], 10**9)
     assert (out / "data" / "train-00000-of-00001.parquet").exists()
 
 
 def test_dropped_clip_has_empty_part_and_no_rows(tmp_path):
     parts = tmp_path / "parts"
     order = _build_parts(parts, clips=CLIPS[:2])
-    shards.write_part(parts, "casme2/sub01/dropped", [], CFG.fingerprint())
-    paths = shards.consolidate(parts, tmp_path / "out", order + ["casme2/sub01/dropped"], 10**9)
+    write_part(parts, "casme2/sub01/dropped", [], CFG.fingerprint())
+    paths = consolidate(parts, tmp_path / "out", order + ["casme2/sub01/dropped"], 10**9)
     assert pq.read_metadata(paths[0]).num_rows == 8
 
 
@@ -158,7 +163,7 @@ def test_load_dataset_offline_with_card(tmp_path):
     parts = tmp_path / "parts"
     order = _build_parts(parts)
     out = tmp_path / "out"
-    shards.consolidate(parts, out, order, 10**9)
+    consolidate(parts, out, order, 10**9)
     card = write_card(out, _report(), CFG)
     text = card.read_text()
     assert text.startswith("---\n")

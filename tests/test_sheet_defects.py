@@ -30,14 +30,14 @@ import pytest
 from test_render import make_records
 
 from unimer_builder import facs, labels, render, shards
-from unimer_builder.config import BuildConfig
+from unimer_builder.config import BuildConfig, FaceConfig, OutputConfig
 from unimer_builder.crosscheck import cross_check, judge_token
-from unimer_builder.executors import ClipSummary
-from unimer_builder.records import Clip, RegionStats
+from unimer_builder.records import Clip, ClipSummary, RegionStats
 from unimer_builder.report import build_report
-from unimer_builder.sources import _common, casme2, casme3, read_clips
+from unimer_builder.sources import _layout, casme2, casme3, read_clips
 
-CFG = BuildConfig(crop_size=32, image_size=32, stack_len=4, stack_size=16, flow_size=8)
+CFG = BuildConfig(face=FaceConfig(crop_size=32), output=OutputConfig(image_size=32, stack_len=4, stack_size=16,
+                                                                     flow_size=8))
 STILL = 0.3  # z of a region that did not move
 
 
@@ -47,9 +47,9 @@ def landmarks():
     import cv2
     from skimage import data
 
-    from unimer_builder.face import get_aligner
+    from unimer_builder.face import FaceAligner
 
-    al = get_aligner(224)
+    al = FaceAligner()
     grey = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
     return al.align(grey).landmarks
 
@@ -152,9 +152,9 @@ def _casme2_sheet(root: Path, rows: list[list]) -> Path:
               "Estimated Emotion"]
     for subject, name, onset, apex, offset, *_ in rows:
         for n in {onset, offset, *([apex] if isinstance(apex, int) else [])}:
-            _common.write_frame(root / casme2.FRAMES_DIR / f"sub{subject:02d}" / name / f"img{n}.jpg",
+            _layout.write_frame(root / casme2.FRAMES_DIR / f"sub{subject:02d}" / name / f"img{n}.jpg",
                                 np.full((8, 8), 100, np.uint8))
-    _common.write_xlsx(root / casme2.SHEET_NAME, [("Sheet1", [header] + [[r[0], r[1], None, *r[2:5], None, *r[5:]]
+    _layout.write_xlsx(root / casme2.SHEET_NAME, [("Sheet1", [header] + [[r[0], r[1], None, *r[2:5], None, *r[5:]]
                                                                           for r in rows])])
     return root
 
@@ -230,7 +230,7 @@ def test_no_a_before_a_vowel_sound_in_any_template(au):
     texts = []
     for task in render.TASKS:
         for v in range(render.n_variants(task)):
-            texts.extend(render.render_task(task, v, ctx, CFG.templates_dir))
+            texts.extend(render.render_task(task, v, ctx, CFG.text.folder))
     assert any(f"an {facs.AUS[au].name}" in t for t in texts)
     bad = [m.group(0) for t in texts for m in re.finditer(r"\ba [aeiouAEIOU]\w*", t)]
     assert bad == []
@@ -259,9 +259,9 @@ def test_casme3_clips_of_many_seconds_are_not_micro_expressions(tmp_path):
     header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
     for sub, stim, on, ap, off, *_ in CASME3_ROWS:
         for n in {on, ap, off}:
-            _common.write_frame(tmp_path / casme3.FRAMES_DIR / sub / stim / "color" / f"{n}.jpg",
+            _layout.write_frame(tmp_path / casme3.FRAMES_DIR / sub / stim / "color" / f"{n}.jpg",
                                 np.full((8, 8), 100, np.uint8))
-    _common.write_xlsx(tmp_path / casme3.SHEET_FILE, [(casme3.SHEET_NAME, [header, *CASME3_ROWS])])
+    _layout.write_xlsx(tmp_path / casme3.SHEET_FILE, [(casme3.SHEET_NAME, [header, *CASME3_ROWS])])
     clips = list(read_clips(tmp_path, "casme3"))
     assert all(isinstance(c, Clip) for c in clips)
     got = [(round(labels.duration_s(c.onset, c.offset, c.fps), 1), labels.duration_class(c.onset, c.apex, c.offset, c.fps))

@@ -127,12 +127,13 @@ def test_frames_show_the_planted_and_head_motion_the_truth_states(faces, name, p
 def test_truth_in_crop_px_is_what_tvl1_measures_on_the_builders_crop(faces):
     """End to end: the builder's eye alignment of the onset frame, TV-L1 between the aligned crops, and the
     mean flow near each planted region centre against ``to_frame``'s crop displacement (no head motion)."""
+    from unimer_builder.config import FaceConfig
     from unimer_builder.face import FaceAligner
 
     plants = [motion.Plant(12, None, crop_px(3.0)), motion.Plant(2, None, crop_px(3.0))]
     clip = scene.render_clip(session_of(faces, "obama", seed=3), plants, np.random.default_rng(1), frames=5,
                              apex=2, blinks=False, head_motion=False)
-    aligner = FaceAligner(scene.CROP_SIZE)
+    aligner = FaceAligner(FaceConfig(crop_size=scene.CROP_SIZE))
     face = aligner.align(grey(clip.frames[0]))
     warp = [cv2.warpAffine(grey(f), face.matrix, (scene.CROP_SIZE,) * 2, flags=cv2.INTER_LINEAR) for f in
             (clip.frames[0], clip.frames[2])]
@@ -286,17 +287,17 @@ def test_onset_faces_are_found_by_dlib_in_every_clip(tmp_path, faces):
 
 
 def test_write_frame_applies_the_clips_jpeg_quality(tmp_path):
-    from unimer_builder.sources import _common
+    from unimer_builder.sources import _layout
 
     img = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
-    _common.write_frame(tmp_path / "q95.jpg", img)
-    _common.write_frame(tmp_path / "q75.jpg", img, 75)
+    _layout.write_frame(tmp_path / "q95.jpg", img)
+    _layout.write_frame(tmp_path / "q75.jpg", img, 75)
     assert (tmp_path / "q75.jpg").stat().st_size < (tmp_path / "q95.jpg").stat().st_size
-    _common.write_frame(tmp_path / "q75.png", img, 75)
+    _layout.write_frame(tmp_path / "q75.png", img, 75)
     png = cv2.imread(str(tmp_path / "q75.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(png, cv2.imread(str(tmp_path / "q75.jpg"), cv2.IMREAD_UNCHANGED))
     with pytest.raises(ValueError, match="quality"):
-        _common.write_frame(tmp_path / "bad.jpg", img, 0)
+        _layout.write_frame(tmp_path / "bad.jpg", img, 0)
 
 
 def test_facs_regions_have_truth_for_every_planted_region(hard_truth):

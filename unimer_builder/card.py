@@ -11,13 +11,18 @@ skip reasons come from the build report.
 
 from __future__ import annotations
 
-import os
+import json
 from collections import Counter
 from pathlib import Path
 
+import jinja2
 import pyarrow.parquet as pq
+import yaml
 
-from .config import DATA_CARDS_DIR, BuildConfig
+from . import flowviz
+from .atomic import write_text
+from .config import TASKS, BuildConfig, package_folder
+from .shards import features
 
 PAPER = {
     "title": "DEFT-LLM: Disentangled Expert Feature Tuning for Micro-Expression Recognition",
@@ -95,9 +100,7 @@ def _shard_stats(out_dir: Path) -> dict:
 
 
 def _licence_table() -> dict:
-    import yaml
-
-    return yaml.safe_load((DATA_CARDS_DIR / "licenses.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((package_folder("data_cards") / "licenses.yaml").read_text(encoding="utf-8"))
 
 
 def is_synthetic(report: dict) -> bool:
@@ -110,8 +113,6 @@ def synthetic_profile(report: dict) -> str | None:
     """``None`` (not synthetic), ``"default"`` (one public-domain photo) or the profile ground_truth.json names."""
     if not is_synthetic(report):
         return None
-    import json
-
     try:
         truth = json.loads((Path(report["root"]) / "ground_truth.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -164,10 +165,8 @@ def gating(licence: dict) -> dict:
 
 
 def front_matter(stats: dict, cfg: BuildConfig, licence: dict | None = None, gated: bool | None = None) -> dict:
-    from .shards import features
-
     licence = licence or source_licence(list(stats.get("by_database") or {}))
-    feats = features(stats.get("flow_size") or cfg.flow_size)
+    feats = features(stats.get("flow_size") or cfg.output.flow_size)
     keys = {"license": "other", "license_name": licence["name"]}
     if licence.get("link"):
         keys["license_link"] = licence["link"]
@@ -191,14 +190,16 @@ def front_matter(stats: dict, cfg: BuildConfig, licence: dict | None = None, gat
 
 
 def _settings(cfg: BuildConfig) -> list[tuple[str, str]]:
-    d = cfg.to_dict()
-    flow = d.pop("flow")
-    d.pop("templates_dir")
-    out = [(f"flow.{k}", str(v)) for k, v in flow.items()]
-    out += [(k, ", ".join(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in d.items()]
-    templates = Path(cfg.templates_dir)
-    default = Path(BuildConfig().templates_dir)
-    out.append(("templates", "packaged" if templates.resolve() == default.resolve() else templates.name))
+    """Every setting of the build (``BuildConfig.settings``), the templates by name, and the fingerprint."""
+    out = []
+    for key, v in cfg.settings():
+        if key == "text.templates":
+            v = "packaged" if v is None else Path(v).name
+        elif key == "regions.shapes":
+            v = "; ".join(f"{f} {' '.join(f'{x:g}' for x in rest)}" for f, *rest in v)
+        elif isinstance(v, (list, tuple)):
+            v = ", ".join(str(x) for x in v)
+        out.append((key, str(v)))
     out.append(("config_fingerprint", cfg.fingerprint()))
     return out
 
@@ -248,11 +249,6 @@ def _cell(v) -> str:
 def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_dir: Path | str | None = None,
                 gated: bool | None = None) -> str:
     """The card's text; ``gated`` overrides the licence table's choice of an access-request form."""
-    import jinja2
-    import yaml
-
-    from . import flowviz
-
     out_dir = Path(out_dir)
     stats = _shard_stats(out_dir)
     synthetic = synthetic_profile(report)
@@ -260,12 +256,10 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
     meta = front_matter(stats, cfg, licence, gated)
     fm = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir or DATA_CARDS_DIR)),
+        loader=jinja2.FileSystemLoader(str(template_dir or package_folder("data_cards"))),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False,
         keep_trailing_newline=True,
     )
-    from .render import TASKS
-
     return env.get_template("README.md.j2").render(
         front_matter=fm.rstrip("\n"),
         stats=stats,
@@ -276,7 +270,7 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
         unexplained=report.get("unexplained_motion") or {},
         agreement=_agreement_tables(report),
         second_opinion=_second_opinion(report),
-        policy=report.get("policy", cfg.policy),
+        policy=report.get("policy", cfg.check.policy),
         builder_version=report.get("builder_version", ""),
         source_format=report.get("format", ""),
         tasks=TASKS,
@@ -293,9 +287,4 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
 def write_card(out_dir: Path | str, report: dict, cfg: BuildConfig, gated: bool | None = None) -> Path:
     """Render ``OUT/README.md`` (atomically) from the shards in ``OUT/data`` and the build report."""
     out_dir = Path(out_dir)
-    text = render_card(out_dir, report, cfg, gated=gated)
-    path = out_dir / "README.md"
-    tmp = out_dir / f".README.md.{os.getpid()}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(out_dir / "README.md", render_card(out_dir, report, cfg, gated=gated))

@@ -1,17 +1,21 @@
 """``unimer``: synthesise a database, build Uni-MER shards from one, check them, publish them.
 
+Options become a :class:`BuildConfig` (an option left out takes its default there) and the work is
+:func:`unimer_builder.pipeline.build`'s; this module only parses, prints and sets the exit status.
+
 Exit status of ``build``: 0 every clip built, 1 some clips skipped (the report lists them), 2 the
 input is unusable (nothing was written).
 """
 
 from __future__ import annotations
 
-import shutil
-import time
+import webbrowser
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,13 +26,33 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from . import pipeline
+from .config import (
+    AU_DETECTORS,
+    FACE_DETECTORS,
+    FLOW_BACKENDS,
+    POLICIES,
+    TVL1_PRESETS,
+    BuildConfig,
+    FlowConfig,
+)
+from .errors import UnusableInput
+from .export import export as run_export
+from .groundtruth import score
+from .hub import push as push_folder
+from .inspect_report import write_report
+from .labels import COMPOSITE_MODES
+from .pyfeat_backend import PyFeatUnavailable
+from .records import Skip
+from .sources import FORMATS
+from .synth.generate import GROUND_TRUTH, PROFILES, synthesize
+from .validation.media import MediaUnavailable
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape
-
     # One line, whatever the terminal's width; brackets in the message (unimer[pyfeat]) are text, not markup.
     console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
@@ -48,10 +72,6 @@ def synth(
                                    "(one per subject; default train)."),
 ) -> None:
     """Write a small database in a real on-disk format, with planted micro-movements and ground truth."""
-    from .sources import FORMATS
-    from .synth.generate import PROFILES, synthesize
-    from .validation.media import MediaUnavailable
-
     if format not in FORMATS:
         _fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     if profile not in PROFILES:
@@ -64,7 +84,15 @@ def synth(
     except (ValueError, MediaUnavailable) as e:
         _fail(str(e))
     console.print(f"wrote {clips} {format} clips of {subjects} subjects ({profile} profile) to {root} "
-                  f"(truth: {root / 'ground_truth.json'})")
+                  f"(truth: {root / GROUND_TRUTH}); build it with --composite labels (it is not the release)")
+
+
+_D = BuildConfig()  # the defaults every option below falls back to (one default per setting: config.py)
+
+
+def _choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        _fail(f"{option} must be one of {', '.join(choices)}, not {value!r}")
 
 
 @app.command()
@@ -74,130 +102,101 @@ def build(
     format: str = typer.Option(None, "--format", "-f", help="casme2 | samm | smic | casme3 | manifest (default: detect)."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     limit: int = typer.Option(None, help="Build only the first N clips."),
-    seed: int = typer.Option(0, help="Seed for template choice; same seed, same rows."),
+    seed: int = typer.Option(None, help=f"Seed for template choice; same seed, same rows (default {_D.text.seed})."),
     templates: Path = typer.Option(None, help="Folder of Jinja2 templates (default: the packaged ones)."),
-    policy: str = typer.Option("flag", help="keep | flag | drop samples whose labelled AUs motion does not support."),
-    preset: str = typer.Option("fast", help="TV-L1 preset: opencv | fast | faster."),
-    crop_size: int = typer.Option(224, help="Aligned face crop size in px (flow resolution)."),
-    flow_backend: str = typer.Option("opencv", help="TV-L1 implementation: opencv (CPU) | torch (the same solver in torch)."),
-    device: str = typer.Option("auto", help="Device of --flow-backend torch: cpu | cuda | auto (CUDA when present)."),
+    policy: str = typer.Option(None, help="keep | flag | drop samples whose labelled AUs motion does not support "
+                                          f"(default {_D.check.policy})."),
+    preset: str = typer.Option(None, help=f"TV-L1 preset: {' | '.join(TVL1_PRESETS)} (default {_D.flow.preset})."),
+    crop_size: int = typer.Option(None, help=f"Aligned face crop size in px: the flow's pixel unit (default "
+                                             f"{_D.face.crop_size})."),
+    flow_backend: str = typer.Option(None, help="TV-L1 implementation: opencv (CPU) | torch (the same solver in torch) "
+                                                f"(default {_D.flow.backend})."),
+    device: str = typer.Option(None, help="Device of --flow-backend torch: cpu | cuda | auto (default auto: CUDA when "
+                                          "present)."),
     keep_parts: bool = typer.Option(False, help="Keep the per-clip part files after the shards are written."),
     au_detector: str = typer.Option(
-        "flow", help="flow | py-feat: py-feat's AUs on the onset and apex frames as a second, appearance-based "
-                     "opinion (needs unimer[pyfeat]: CUDA torch, its torchvision, Hub access for the weights)."),
-    face_detector: str = typer.Option("dlib", help="dlib | py-feat: what finds the face and eyes the alignment starts from."),
+        None, help="flow | py-feat: py-feat's AUs on the onset and apex frames as a second, appearance-based "
+                   "opinion (needs unimer[pyfeat]: CUDA torch, its torchvision, Hub access for the weights) "
+                   f"(default {_D.check.au_detector})."),
+    face_detector: str = typer.Option(None, help="dlib | py-feat: what finds the face and eyes the alignment starts "
+                                                 f"from (default {_D.face.detector})."),
     composite: str = typer.Option(
-        None, help="official | labels: emotion_composite from the official MEGC2019 list (CASME II, SAMM, SMIC) "
-                   "or from the label mapping alone (default: labels for a database `unimer synth` wrote, "
-                   "whose root holds ground_truth.json; official otherwise)."),
+        None, help="official | labels: emotion_composite from the official MEGC2019 list for CASME II, SAMM and "
+                   "SMIC clips, or from the label mapping alone (default official). A database in those formats "
+                   "that is not the release itself, such as one `unimer synth` wrote, needs labels: its clips are "
+                   "in no official list."),
 ) -> None:
     """Build motion-verified instruction shards from a micro-expression database."""
-    import os
-
-    from .config import POLICIES, BuildConfig, FlowConfig
-    from .errors import UnusableInput
-    from .executors import ClipSummary, run_clips
-    from .records import Clip, Skip
-    from .sources import detect_format, read_clips
-
-    if policy not in POLICIES:
-        _fail(f"--policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    cfg = _build_config(seed=seed, templates=templates, policy=policy, preset=preset, crop_size=crop_size,
+                        flow_backend=flow_backend, device=device, au_detector=au_detector,
+                        face_detector=face_detector, composite=composite)
     if not root.exists():
         _fail(f"{root}: no such file or folder")
-    fmt = format or detect_format(root)
-    if fmt is None:
-        _fail(f"{root}: cannot tell the database format; pass --format")
+    report = _run_build(root, out, cfg, format, workers, limit, keep_parts)
+    raise typer.Exit(1 if report["skipped"] else 0)
+
+
+def _build_config(seed, templates, policy, preset, crop_size, flow_backend, device, au_detector, face_detector,
+                  composite) -> BuildConfig:
+    """The options given, over the defaults of :class:`BuildConfig`."""
+    _choice("--policy", policy, POLICIES)
+    _choice("--composite", composite, COMPOSITE_MODES)
+    _choice("--au-detector", au_detector, AU_DETECTORS)
+    _choice("--face-detector", face_detector, FACE_DETECTORS)
+    _choice("--flow-backend", flow_backend, FLOW_BACKENDS)
+    _choice("--preset", preset, tuple(TVL1_PRESETS))
+    if templates is not None and not templates.is_dir():
+        _fail(f"{templates}: templates folder not found")
+    flow = FlowConfig.from_preset(preset) if preset else _D.flow
     try:
-        flow = FlowConfig.from_preset(preset, **_flow_backend(flow_backend, device))
+        flow = replace(flow, **_flow_backend(flow_backend or flow.backend, device or "auto"))
     except ValueError as e:
         _fail(str(e))
-    from .labels import COMPOSITE_MODES
+    given = {"text.seed": seed, "text.templates": None if templates is None else str(templates),
+             "text.composite": composite, "check.policy": policy, "check.au_detector": au_detector,
+             "face.detector": face_detector, "face.crop_size": crop_size}
+    return _D.with_(flow=flow, **{k: v for k, v in given.items() if v is not None})
 
-    if composite is None:
-        composite = "labels" if root.is_dir() and (root / "ground_truth.json").is_file() else "official"
-    if composite not in COMPOSITE_MODES:
-        _fail(f"--composite must be one of {', '.join(COMPOSITE_MODES)}, not {composite!r}")
-    from .config import AU_DETECTORS, FACE_DETECTORS
 
-    if au_detector not in AU_DETECTORS:
-        _fail(f"--au-detector must be one of {', '.join(AU_DETECTORS)}, not {au_detector!r}")
-    if face_detector not in FACE_DETECTORS:
-        _fail(f"--face-detector must be one of {', '.join(FACE_DETECTORS)}, not {face_detector!r}")
-    cfg = BuildConfig(crop_size=crop_size, flow=flow, seed=seed, policy=policy, composite=composite,
-                      au_detector=au_detector, face_detector=face_detector,
-                      **({"templates_dir": str(templates)} if templates else {}))
-    if templates and not templates.is_dir():
-        _fail(f"{templates}: templates folder not found")
-
-    clips: list[Clip] = []
-    skips: list[Skip] = []
-    try:
-        for item in read_clips(root, fmt):
-            if isinstance(item, Skip):
-                skips.append(item)
-            elif limit is None or len(clips) < limit:
-                clips.append(item)
-    except UnusableInput as e:
-        _fail(str(e))
-    if not clips:
-        for s in skips[:20]:
-            console.print(f"  skipped {s.clip_id}: {s.message}")
-        _fail(f"{root}: no usable clips found ({len(skips)} rows skipped)")
-
-    if "py-feat" in (au_detector, face_detector):
-        from .pyfeat_backend import PyFeatUnavailable, get
-
-        try:
-            get()  # imported and its weights loaded here, once, before any clip: a failure is one line and exit 2
-        except PyFeatUnavailable as e:
-            _fail(str(e))
-    workers = workers or os.cpu_count() or 1
-    workers = min(workers, len(clips))
-    out.mkdir(parents=True, exist_ok=True)
-    parts = out / ".parts"
-    parts.mkdir(exist_ok=True)
-    summaries: dict[str, ClipSummary] = {}
-    t0 = time.perf_counter()
+def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers: int, limit: int | None,
+               keep_parts: bool) -> dict:
+    """:func:`pipeline.build` with a progress bar; the summary table after; input errors as one line."""
     columns = (TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("build", total=len(clips), note="")
-        for res in run_clips(clips, cfg, parts, workers=workers):
-            if isinstance(res, Skip):
-                skips.append(res)
-                bar.update(task, advance=1, note=f"[yellow]skipped {res.clip_id}: {res.reason}")
-            else:
-                summaries[res.clip_id] = res
-                bar.update(task, advance=1, note=res.clip_id)
+    bar = Progress(*columns, console=console, transient=False)
+    task = bar.add_task("build", total=None, note="")
 
-    from . import shards
-    from .card import write_card
-    from .report import build_report, write_json_atomic
+    def progress(outcome, total: int) -> None:
+        if outcome is None:  # the input is read and the tools are ready: the clips start
+            bar.start()
+            bar.update(task, total=total)
+            return
+        note = f"[yellow]skipped {outcome.clip_id}: {outcome.reason}" if isinstance(outcome, Skip) else outcome.clip_id
+        bar.update(task, advance=1, note=note)
 
-    ordered = [summaries[c.clip_id] for c in clips if c.clip_id in summaries]
-    order = [s.clip_id for s in ordered if not s.dropped]
-    shard_paths = shards.consolidate(parts, out, order, cfg.shard_max_bytes)
-    report = build_report(ordered, skips, cfg, str(root), fmt, [str(p.relative_to(out)) for p in shard_paths],
-                          time.perf_counter() - t0, workers)
-    write_json_atomic(out / "build_report.json", report)
-    write_card(out, report, cfg)
-    if not keep_parts:
-        shutil.rmtree(parts, ignore_errors=True)
+    try:
+        report = pipeline.build(root, out, cfg, fmt, workers, limit, keep_parts=keep_parts, progress=progress)
+    except UnusableInput as e:
+        bar.stop()
+        for s in e.skipped[:20]:
+            console.print(f"  skipped {s.clip_id}: {s.message}")
+        _fail(str(e))
+    except PyFeatUnavailable as e:
+        bar.stop()
+        _fail(str(e))
+    finally:
+        bar.stop()
     _print_summary(report, out)
-    raise typer.Exit(1 if skips else 0)
+    return report
 
 
 def _flow_backend(backend: str, device: str) -> dict[str, str]:
     """``backend`` and the resolved ``device`` for FlowConfig (torch is imported only for its backend)."""
-    from .config import FLOW_BACKENDS
-
-    if backend not in FLOW_BACKENDS:
-        raise ValueError(f"--flow-backend must be one of {', '.join(FLOW_BACKENDS)}, not {backend!r}")
     if backend == "opencv":
         if device not in ("auto", "cpu"):
             raise ValueError(f"--device {device} applies to --flow-backend torch; OpenCV's TV-L1 runs on the CPU")
         return {"backend": backend, "device": "cpu"}
-    from .flow_torch import resolve_device
+    from .flow_torch import resolve_device  # torch: imported only when its backend is asked for
 
     return {"backend": backend, "device": str(resolve_device(device))}
 
@@ -232,19 +231,15 @@ def demo(
     seed: int = typer.Option(0),
 ) -> None:
     """Synthesise a database and build Uni-MER from it: the whole pipeline, offline, in a minute."""
-    from .synth.generate import synthesize
-
     root = synthesize(out / "source", format, clips=clips, subjects=subjects, seed=seed)
     console.print(f"synthetic {format} database: {root}")
-    try:
-        build(root=root, out=out / "unimer", format=format, workers=0, limit=None, seed=seed, templates=None,
-              policy="flag", preset="fast", crop_size=224, flow_backend="opencv", device="auto",
-              keep_parts=False, composite="labels", au_detector="flow", face_detector="dlib")
-    except typer.Exit as e:
-        if e.exit_code == 0:
-            _print_truth(root / "ground_truth.json", out / "unimer")
-            console.print(f"load it: datasets.load_dataset({str(out / 'unimer')!r}, split='train')")
-        raise
+    # A synthetic database is not the MEGC2019 release: its composite classes come from the labels.
+    cfg = _D.with_(**{"text.seed": seed, "text.composite": "labels"})
+    report = _run_build(root, out / "unimer", cfg, format, 0, None, False)
+    if report["skipped"]:
+        raise typer.Exit(1)
+    _print_truth(root / GROUND_TRUTH, out / "unimer")
+    console.print(f"load it: datasets.load_dataset({str(out / 'unimer')!r}, split='train')")
 
 
 @app.command()
@@ -257,8 +252,6 @@ def truth(
 
 
 def _print_truth(truth_file: Path, out: Path) -> None:
-    from .groundtruth import score
-
     s = score(truth_file, out)
     t = Table(title="against the planted ground truth")
     t.add_column("measure")
@@ -279,8 +272,6 @@ def push(
     public: bool = typer.Option(False, help="Create the repo public (default private: the source databases are licensed)."),
 ) -> None:
     """Publish a built dataset (card, shards, report) to the Hugging Face Hub."""
-    from .hub import push as push_folder
-
     try:
         url = push_folder(out, repo_id, token=token, private=not public)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
@@ -296,16 +287,12 @@ def inspect(
     dest: Path = typer.Option(None, help="Report folder (default OUT/inspect)."),
 ) -> None:
     """A static HTML report of a build (opens offline): each clip's pictures, regions, verdicts and answers."""
-    from .inspect_report import write_report
-
     try:
         page = write_report(out, dest, clip)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e).strip('"'))
     console.print(f"report: {page}")
     if open_:
-        import webbrowser
-
         webbrowser.open(page.resolve().as_uri())
 
 
@@ -318,8 +305,6 @@ def export(
     name: str = typer.Option("unimer", help="Dataset name in LLaMA-Factory's dataset_info.json."),
 ) -> None:
     """Write the build for a trainer: ShareGPT, LLaMA-Factory (dataset_info.json + images) or MEGC ME-VQA."""
-    from .export import export as run_export
-
     try:
         summary = run_export(out, to, dest, images=tuple(x.strip() for x in images.split(",") if x.strip()),
                              name=name)

@@ -1,12 +1,32 @@
-"""Build settings. Every field is recorded in the output (shard metadata and build report)."""
+"""Build settings: every setting of every stage, in one frozen record nested by stage.
+
+``BuildConfig`` holds what decides a row: the face (``face``), the optical flow and the apex search
+(``flow``), the removal of head motion (``head``), the AU regions and the noise floor (``regions``), the
+dual constraint (``check``), the text (``text``) and the stored arrays (``output``). Each stage reads its
+own part (``cfg.check.z_supported``); a default is written once, here. What does not change a row (workers,
+shard size, keeping part files) is an argument of :func:`unimer_builder.pipeline.build`, not a setting.
+
+:meth:`BuildConfig.fingerprint` hashes the settings, the text of every template file and the builder's
+version: every row and every part file carries it, and a resumed build reuses only work of the same
+fingerprint. The report and the card record every setting (:meth:`BuildConfig.to_dict`,
+:meth:`BuildConfig.settings`); :meth:`BuildConfig.from_dict` reads them back.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+import importlib.resources
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+from ._version import __version__
+from .labels import COMPOSITE_MODES
 
 # OpenCV's DualTVL1OpticalFlow parameters. OpenCV's own defaults are the "opencv" preset; "fast" was
 # measured in shared/research/environment.md §2 at the same end-point error for half the time.
@@ -18,29 +38,71 @@ TVL1_PRESETS: dict[str, dict[str, float]] = {
     "faster": dict(tau=0.25, lambda_=0.15, theta=0.3, nscales=2, warps=2, epsilon=0.05,
                    inner_iterations=5, outer_iterations=1, scale_step=0.8, gamma=0.0, median_filtering=3),
 }
+DEFAULT_PRESET = "fast"
+_PRESET = TVL1_PRESETS[DEFAULT_PRESET]
 
 FLOW_BACKENDS = ("opencv", "torch")
+DIS_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV's DIS presets by name (flow.make_dis)
 AU_DETECTORS = ("flow", "py-feat")  # py-feat: a second, appearance-based opinion (second_opinion.py)
 FACE_DETECTORS = ("dlib", "py-feat")
+HEAD_MODELS = ("similarity", "head")
+POLICIES = ("keep", "flag", "drop")
+TASKS = ("emotion", "au", "motion", "explain")
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-DATA_CARDS_DIR = Path(__file__).resolve().parent.parent / "data_cards"
+
+def package_folder(name: str) -> Path:
+    """A data folder shipped with the builder: ``templates`` or ``data_cards``.
+
+    An installed wheel carries them inside the package (``unimer_builder/templates``, see pyproject's
+    ``package-dir``); a source checkout keeps them at its top level, beside the package, where the design
+    card puts them. The package's own copy wins where both exist.
+    """
+    inside = Path(str(importlib.resources.files("unimer_builder") / name))
+    return inside if inside.is_dir() else Path(__file__).resolve().parent.parent / name
+
+
+def _choice(value: str, choices: tuple[str, ...], name: str, what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r} ({name}); choose one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """Finding the face on the onset frame, the aligned crop, and registering later frames (face.py)."""
+
+    detector: str = "dlib"  # dlib | py-feat: what finds the face and eyes the alignment starts from
+    crop_size: int = 224  # aligned face crop, px: the flow is computed, and measured, in its pixels
+    detect_max_side: int = 360  # px: the first detection attempt on a large frame runs at this short side
+    detect_score_share: float = 0.5  # detections scoring under this share of the best one are not the face
+    # Landmarks facial actions barely move (nose bridge and tip, eye corners, upper outline): a later frame's
+    # head is registered to the onset's at these.
+    head_landmarks: tuple[int, ...] = (0, 1, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
+    register_passes: int = 3  # predict-and-fit passes at most per frame
+    register_max_error: float = 0.04  # IOD: registered head landmarks further from the onset's: track lost
+    face_match: float = 0.5  # an apex face matching its onset less (NCC) is not the same face: no_face
+    blink_ratio: float = 0.6  # eyes count as shut below this share of the clip's most open eye aspect ratio
+
+    def __post_init__(self):
+        _choice(self.detector, FACE_DETECTORS, "face.detector", "face detector")
 
 
 @dataclass(frozen=True)
 class FlowConfig:
-    preset: str = "fast"
-    tau: float = 0.25
-    lambda_: float = 0.15
-    theta: float = 0.3
-    nscales: int = 3
-    warps: int = 3
-    epsilon: float = 0.01
-    inner_iterations: int = 10
-    outer_iterations: int = 2
-    scale_step: float = 0.8
-    gamma: float = 0.0
-    median_filtering: int = 3
+    """TV-L1 (onset -> apex, the stored flow), its pyramid depth, and the cheap DIS curves for timing and
+    the apex search. The field defaults are the ``fast`` preset."""
+
+    preset: str = DEFAULT_PRESET
+    tau: float = _PRESET["tau"]
+    lambda_: float = _PRESET["lambda_"]
+    theta: float = _PRESET["theta"]
+    nscales: int = _PRESET["nscales"]
+    warps: int = _PRESET["warps"]
+    epsilon: float = _PRESET["epsilon"]
+    inner_iterations: int = _PRESET["inner_iterations"]
+    outer_iterations: int = _PRESET["outer_iterations"]
+    scale_step: float = _PRESET["scale_step"]
+    gamma: float = _PRESET["gamma"]
+    median_filtering: int = _PRESET["median_filtering"]
     backend: str = "opencv"  # opencv | torch (flow_torch.py: OpenCV's CPU solver, batched, on CPU or CUDA)
     device: str = "cpu"  # torch backend: cpu | cuda | cuda:N (the CLI resolves "auto" before it is recorded)
     # Pyramid depth follows the motion: ``nscales`` is the least; more levels are used until the largest
@@ -48,6 +110,14 @@ class FlowConfig:
     # Three levels lose a broad smile's 7-10 px lip-corner motion on real video.
     max_scales: int = 10
     coarsest_motion: float = 1.0
+    dis_preset: str = "ultrafast"  # DIS flow for the timing curves and the apex search (cheap, small crops)
+    dis_finest_scale: int = 1
+    apex_search_frames: int = 16  # frames sampled onset..offset to estimate a missing apex (refined locally)
+    apex_top_regions: int = 3  # a frame's apex score: the mean DIS motion of its most-moved AU regions
+
+    def __post_init__(self):
+        _choice(self.backend, FLOW_BACKENDS, "flow.backend", "flow backend")
+        _choice(self.dis_preset, DIS_PRESETS, "flow.dis_preset", "DIS preset")
 
     def scales_for(self, motion_px: float) -> int:
         """Pyramid levels for a largest motion of ``motion_px`` (crop px)."""
@@ -57,21 +127,83 @@ class FlowConfig:
         return int(min(max(self.nscales, need), max(self.nscales, self.max_scales)))
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: float) -> FlowConfig:
+    def from_preset(cls, name: str, **overrides) -> FlowConfig:
         if name not in TVL1_PRESETS:
             raise ValueError(f"unknown TV-L1 preset {name!r}; choose one of {sorted(TVL1_PRESETS)}")
         return cls(preset=name, **{**TVL1_PRESETS[name], **overrides})
 
 
 @dataclass(frozen=True)
-class BuildConfig:
-    crop_size: int = 224  # aligned face crop, px; flow is computed at this resolution
-    flow: FlowConfig = field(default_factory=FlowConfig)
-    stack_len: int = 8  # frames in the model's frame stack, evenly spaced onset..offset
-    stack_size: int = 112  # px of each stack frame
-    flow_size: int = 56  # px of the reduced (u, v, strain) field stored for the model
-    image_size: int = 224  # px of the stored onset/apex crops
-    # Cross-check thresholds, in units of the face's noise-floor spread (z) and direction cosine.
+class HeadConfig:
+    """Rigid head motion removed from the flow (rigid.py): a robust fit at skull-anchored skin."""
+
+    model: str = "head"  # "similarity" or "head" (similarity + the parallax of a small yaw and pitch)
+    # Share of the head's displacement that its removal leaves as error (a real head is neither rigid nor
+    # planar): it widens each region's noise (regions.region_stats). On real video (bench/real_footage.py)
+    # 0.05 keeps a still face still under 2-25 px of head motion; 0.02 reported motion on 3 of 7 still
+    # windows. Synthetic head motion is an exact similarity, so there it only costs sensitivity.
+    error: float = 0.05
+    # Sample points: the face outline from the ears to the cheekbones (pulled toward the nose tip by
+    # ``outline_inset`` so that samples stay on skin; below them the jaw moves with the mouth), and the nose
+    # bridge and inner eye corners.
+    outline_points: tuple[int, ...] = (0, 1, 2, 14, 15, 16)
+    inner_points: tuple[int, ...] = (27, 28, 39, 42)
+    outline_inset: float = 0.1  # share of the way from an outline point toward the nose tip (landmark 30)
+    skull_line: int = 33  # the extra grid samples skin above this landmark (the nose base) only
+    sample_radius: float = 0.07  # neighbourhood radius around each stable point, IOD
+    grid_spacing: float = 0.2  # spacing of the extra sample grid over the face off the AU regions, IOD
+    fit_quantile: float = 0.5  # the model must explain this share of the points: a majority, not a cluster
+    subsets: int = 400  # minimal point subsets tried (deterministic)
+    inlier_factor: float = 3.0  # biweight scale: this factor of the winning quantile residual
+    irls_steps: int = 5
+    max_linear: float = 0.08  # |scale - 1|, |rotation| (rad) of a candidate: larger is not a head moving
+    max_turn: float = 0.12  # |yaw|, |pitch| (rad) of a candidate
+
+    def __post_init__(self):
+        _choice(self.model, HEAD_MODELS, "head.model", "head-motion model")
+
+
+# Region family -> (rx, ry, dx_out, dy) in IOD: ellipse radii and a centre shift (dx_out away from the
+# midline, dy down) from the mean of the region's landmarks (regions.region_geometry).
+REGION_SHAPES: tuple[tuple[str, float, float, float, float], ...] = (
+    ("brow_inner", 0.17, 0.15, 0.0, -0.03),
+    ("brow_outer", 0.17, 0.15, 0.0, -0.03),
+    ("glabella", 0.11, 0.14, 0.0, 0.0),
+    ("upper_lid", 0.17, 0.065, 0.0, -0.05),
+    ("lower_lid", 0.17, 0.065, 0.0, 0.06),
+    ("cheek", 0.21, 0.19, 0.0, -0.06),
+    ("nose", 0.17, 0.14, 0.0, -0.05),
+    ("upper_lip", 0.2, 0.09, 0.0, -0.03),
+    ("lip_corner", 0.12, 0.12, 0.0, 0.0),
+    ("lower_lip", 0.2, 0.09, 0.0, 0.03),
+    ("chin", 0.22, 0.14, 0.0, -0.22),
+)
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """AU regions from landmarks and the face's noise floor (regions.py; the measurement is in its docstring)."""
+
+    shapes: tuple[tuple[str, float, float, float, float], ...] = REGION_SHAPES
+    forehead: float = 0.45  # IOD the face area reaches above the brows
+    face_erode: float = 0.06  # IOD cut from the face area's edge (head motion makes artefacts there)
+    floor_margin: float = 0.05  # IOD kept between the floor's skin and the regions, eyes and mouth
+    floor_patch: float = 0.22  # side of a floor patch, IOD
+    floor_quantile: float = 0.3  # floor = this quantile of the patch means (spill from AUs only raises patches)
+    spread_ratio: float = 0.57  # spread = ratio * max(floor, 2 * (floor - 5th percentile))
+    min_spread: float = 0.05  # px: TV-L1 itself errs by ~0.04 px on clean smooth warps
+    min_floor_patches: int = 6
+    floor_gap: float = 0.15  # IOD kept between a region that moved and the skin the floor is re-measured on
+    floor_exclude_z: float = 4.0  # regions this far above the floor count as moved when it is re-measured
+
+    def shape(self) -> dict[str, tuple[float, float, float, float]]:
+        return {family: tuple(v) for family, *v in self.shapes}
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """The dual constraint (crosscheck.py): thresholds in units of the face's noise (z) and direction cosine."""
+
     z_supported: float = 4.0
     z_weak: float = 2.0
     cos_supported: float = 0.3  # loose: the motion's component along the AU carries the decision
@@ -79,53 +211,179 @@ class BuildConfig:
     z_unexplained: float = 6.0
     timing_share: float = 0.5  # at the apex a supported region has moved at least this share of its most
     timing_tolerance: float = 0.35  # without DIS at the apex: |peak_time - apex_time| as a share of onset..offset
-    dis_preset: str = "ultrafast"  # DIS flow for the timing curves and the apex search (cheap, small crops)
-    dis_finest_scale: int = 1
-    head_model: str = "head"  # rigid head motion removed from the flow: "similarity" or "head" (+ yaw, pitch)
-    # Share of the head's displacement that its removal leaves as error (a real head is neither rigid nor
-    # planar): it widens each region's noise (regions.region_stats). On real video (bench/real_footage.py)
-    # 0.05 keeps a still face still under 2-25 px of head motion; 0.02 reported motion on 3 of 7 still
-    # windows. Synthetic head motion is an exact similarity, so there it only costs sensitivity.
-    head_error: float = 0.05
     region_match: float = 0.7  # a region whose appearance the flow explains less (NCC) is not measured
-    face_match: float = 0.5  # a face whose apex matches its onset less is not the same face: no_face
-    blink_ratio: float = 0.6  # eyes count as shut below this share of the clip's most open eye aspect ratio
+    spill_reach: float = 1.5  # an AU drags the skin along over this many of its region's radii (Gaussian sigma)
+    infer_coherence: float = 0.5  # AUs found in the motion need coherent motion (|sum v| / sum |v|)
+    own_share: float = 0.5  # an AU found in the motion carries at least this share of its own region's motion
     policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported
     au_detector: str = "flow"  # flow | py-feat (flow plus py-feat's AUs on the onset and apex frames)
-    face_detector: str = "dlib"  # dlib | py-feat (finds the face and eyes the alignment starts from)
-    # emotion_composite: "official" MEGC2019 membership list for CASME II/SAMM/SMIC, or "labels" (mapping only)
+    pyfeat_rise_min: float = 0.2  # py-feat "rises": presence probability up by this much onset -> apex
+    pyfeat_present_min: float = 0.5  # ... and at least this at the apex (second_opinion.py)
+
+    def __post_init__(self):
+        _choice(self.policy, POLICIES, "check.policy", "policy")
+        _choice(self.au_detector, AU_DETECTORS, "check.au_detector", "AU detector")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Instruction/answer text (render.py)."""
+
+    templates: str | None = None  # folder of Jinja2 templates; None: the packaged ones
+    tasks: tuple[str, ...] = TASKS
+    seed: int = 0  # template variant choice: the same seed gives the same rows
+    # emotion_composite: "official" MEGC2019 membership list for CASME II/SAMM/SMIC, or "labels" (the label
+    # mapping for every clip: databases in those formats that are not the release, e.g. `unimer synth`'s)
     composite: str = "official"
-    seed: int = 0
-    templates_dir: str = str(TEMPLATES_DIR)
-    tasks: tuple[str, ...] = ("emotion", "au", "motion", "explain")
-    shard_max_bytes: int = 64 * 1024 * 1024  # 64 MiB per Parquet shard, before compression
+    min_coherence: float = 0.3  # regions whose motion agrees less (|sum v| / sum |v|) get no direction word
+
+    def __post_init__(self):
+        _choice(self.composite, COMPOSITE_MODES, "text.composite", "composite mode")
+        for t in self.tasks:
+            _choice(t, TASKS, "text.tasks", "task")
+
+    @property
+    def folder(self) -> Path:
+        """The templates folder in use."""
+        return Path(self.templates) if self.templates is not None else package_folder("templates")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Sizes of what a row stores for the model (shards.py)."""
+
+    image_size: int = 224  # px of the stored onset/apex crops
+    stack_len: int = 8  # frames in the model's frame stack, evenly spaced onset..offset
+    stack_size: int = 112  # px of each stack frame
+    flow_size: int = 56  # px of the reduced (u, v, strain) field (values stay in crop px)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    face: FaceConfig = field(default_factory=FaceConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    regions: RegionConfig = field(default_factory=RegionConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BuildConfig:
+        """The inverse of :meth:`to_dict` (as ``build_report.json`` records it); unknown keys are an error,
+        missing ones take their defaults."""
+        return _from_dict(cls, d, "config")
+
+    def with_(self, **changes) -> BuildConfig:
+        """A copy with some settings changed: a whole sub-config (``text=TextConfig(...)``) or one setting
+        by its dotted name (``**{"check.z_supported": 3.0}``)."""
+        out = self
+        for key, value in changes.items():
+            part, _, name = key.partition(".")
+            if not name:
+                out = replace(out, **{part: value})
+            elif part not in {f.name for f in fields(self)}:
+                raise ValueError(f"unknown setting {key!r}")
+            else:
+                out = replace(out, **{part: replace(getattr(out, part), **{name: value})})
+        return out
+
+    def settings(self) -> list[tuple[str, object]]:
+        """Every setting as ``(dotted name, value)``, in declaration order (the card's table)."""
+        return [(f"{part}.{k}", v) for part, sub in self.to_dict().items() for k, v in sub.items()]
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes a row; a resumed build reuses only matching work."""
-        d = self.to_dict()
-        d.pop("shard_max_bytes")
-        blob = json.dumps(d, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    def with_(self, **kw) -> BuildConfig:
-        return replace(self, **kw)
+        """Hash of everything that decides a row: the settings, the text of every template file and the
+        builder's version. A resumed build reuses only work of the same fingerprint."""
+        return _fingerprint(self, _template_files(self.text.folder))
 
 
-POLICIES = ("keep", "flag", "drop")
+def _template_files(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """(relative path, size, mtime) of every file in the templates folder: the key of its digest."""
+    if not folder.is_dir():
+        return ()
+    return tuple((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith("."))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(cfg: BuildConfig, templates: tuple[tuple[str, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"config": cfg.to_dict(), "builder": __version__}, sort_keys=True).encode())
+    folder = cfg.text.folder
+    for name, _size, _mtime in templates:
+        h.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _from_dict(cls, d: dict, where: str):
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls) if f.init}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return cls(**{k: _value(hints[k], v, f"{where}.{k}") for k, v in d.items()})
+
+
+def _value(tp, v, where: str):
+    """A JSON value as the field's type: nested configs from mappings, tuples from lists."""
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, v, where)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return v if v is None else _value(next(a for a in typing.get_args(tp) if a is not type(None)), v, where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        items = list(v)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_value(args[0], x, where) for x in items)
+        return tuple(_value(a, x, where) for a, x in zip(args, items, strict=True))
+    return v
+
+
+# The flat settings of builds made before the settings were nested by stage (a saved model run records its
+# training data's settings as the build report gave them) -> their dotted names now. ``shard_max_bytes`` was
+# never a row setting (it is :func:`unimer_builder.pipeline.build`'s ``shard_bytes``).
+FLAT_NAMES: dict[str, str | None] = {
+    "crop_size": "face.crop_size", "face_match": "face.face_match", "blink_ratio": "face.blink_ratio",
+    "face_detector": "face.detector", "dis_preset": "flow.dis_preset", "dis_finest_scale": "flow.dis_finest_scale",
+    "head_model": "head.model", "head_error": "head.error",
+    **{k: f"check.{k}" for k in ("z_supported", "z_weak", "cos_supported", "cos_contradicted", "z_unexplained",
+                                 "timing_share", "timing_tolerance", "region_match", "policy", "au_detector")},
+    "composite": "text.composite", "seed": "text.seed", "tasks": "text.tasks", "templates_dir": "text.templates",
+    **{k: f"output.{k}" for k in ("image_size", "stack_len", "stack_size", "flow_size")},
+    "shard_max_bytes": None,
+}
+
+
+def _nest_flat(d: dict) -> dict:
+    """A recorded settings mapping in today's nested layout (a flat, pre-nesting one is nested first)."""
+    parts = {f.name for f in fields(BuildConfig)}
+    if not any(k in FLAT_NAMES for k in d):
+        return d
+    nested: dict = {k: dict(v) for k, v in d.items() if k in parts and isinstance(v, dict)}
+    for k, v in d.items():
+        if k in parts and isinstance(v, dict):
+            continue
+        if k not in FLAT_NAMES:
+            raise ValueError(f"config: unknown setting {k!r}")
+        if FLAT_NAMES[k] is not None:
+            part, name = FLAT_NAMES[k].split(".")
+            nested.setdefault(part, {})[name] = v
+    return nested
 
 
 def build_config_from_dict(d: dict) -> BuildConfig:
-    """The inverse of :meth:`BuildConfig.to_dict` (as ``build_report.json`` records it). Unknown keys are
-    an error; a recorded templates folder that no longer exists falls back to the packaged one."""
-    d = dict(d)
-    flow = d.pop("flow", None)
-    if isinstance(flow, dict):
-        d["flow"] = FlowConfig(**flow)
-    if "tasks" in d:
-        d["tasks"] = tuple(d["tasks"])
-    if "templates_dir" in d and not Path(str(d["templates_dir"])).is_dir():
-        d["templates_dir"] = str(TEMPLATES_DIR)
-    return BuildConfig(**d)
+    """:meth:`BuildConfig.from_dict` of what a build report (or a saved model run) recorded, today's nested
+    layout or the flat one of earlier builds; a recorded templates folder that no longer exists falls back
+    to the packaged templates."""
+    d = _nest_flat(dict(d))
+    text = d.get("text")
+    if isinstance(text, dict) and text.get("templates") is not None and not Path(str(text["templates"])).is_dir():
+        d = {**d, "text": {**text, "templates": None}}
+    return BuildConfig.from_dict(d)

@@ -14,7 +14,7 @@ A bilateral label takes the better side, an ``or`` group the best alternative. S
 (``z >= z_unexplained``) in regions that no labelled AU covers is reported as *unexplained*, with the
 AU whose expected direction fits it best, unless it is spill-over from a much stronger neighbour moving
 the same way. A database without AU labels gets its AUs from such motion alone (``aus_source =
-"inferred"``).
+"inferred"``). The thresholds are :class:`~unimer_builder.config.CheckConfig` (``cfg.check``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.optimize import nnls
 
 from . import facs
 from .config import BuildConfig
@@ -30,11 +31,6 @@ from .records import AUToken, Clip, CrossCheck, Evidence, RegionStats, Unexplain
 from .regions import region_geometry
 
 _RANK = {"supported": 3, "weak": 2, "contradicted": 1, "unverifiable": 0}
-
-SPILL_REACH = 1.5  # an AU drags the skin along over this many of its region's radii (Gaussian sigma)
-MATCH_COS = 0.5  # an unexplained/inferred region names the best-fitting AU only from this cosine on
-INFER_COHERENCE = 0.5  # inferred AUs need coherent motion (|sum v| / sum |v|)
-OWN_SHARE = 0.5  # an AU found in the motion carries at least this share of its own region's motion
 
 
 def _cos(dx: float, dy: float, ex: float, ey: float) -> float:
@@ -67,25 +63,25 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
     # a large motion is noisy, and one test alone failed real motion on either kind.
     checks = []
     if rs.peak_time is not None and t_apex is not None:
-        checks.append(abs(rs.peak_time - t_apex) <= cfg.timing_tolerance)
+        checks.append(abs(rs.peak_time - t_apex) <= cfg.check.timing_tolerance)
     if rs.apex_share is not None:
-        checks.append(rs.apex_share >= cfg.timing_share)
+        checks.append(rs.apex_share >= cfg.check.timing_share)
     if checks:
         timing_ok = bool(any(checks))
     went = facs.direction_word(rs.dx, rs.dy, region)
     want = facs.direction_word(ex, ey, region)
     where = region.phrase
-    if min(rs.z, along) >= cfg.z_supported and cos >= cfg.cos_supported and timing_ok is not False:
+    if min(rs.z, along) >= cfg.check.z_supported and cos >= cfg.check.cos_supported and timing_ok is not False:
         verdict, reason = "supported", f"{where} moves {went} (z={rs.z:.1f}, cos={cos:.2f})"
-    elif rs.z < cfg.z_weak:
+    elif rs.z < cfg.check.z_weak:
         verdict, reason = "contradicted", f"no motion above the noise floor in {where} (z={rs.z:.1f})"
-    elif cos <= cfg.cos_contradicted:
+    elif cos <= cfg.check.cos_contradicted:
         verdict, reason = "contradicted", f"{where} moves {went}, not {want} (cos={cos:.2f})"
     else:
         bits = []
-        if min(rs.z, along) < cfg.z_supported:
+        if min(rs.z, along) < cfg.check.z_supported:
             bits.append(f"little motion {want} (z={min(rs.z, along):.1f})")
-        if cos < cfg.cos_supported:
+        if cos < cfg.check.cos_supported:
             bits.append(f"direction {went}, expected {want} (cos={cos:.2f})")
         if timing_ok is False:
             bits.append(f"at the apex it has moved {rs.apex_share:.0%} of its most (peak at {rs.peak_time:.2f} of the "
@@ -129,8 +125,9 @@ def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t
     return best
 
 
-def match_au(rs: RegionStats) -> tuple[int | None, float]:
-    """The verifiable AU whose expected vector in this region best fits the measured direction."""
+def match_au(rs: RegionStats, min_cos: float = 0.5) -> tuple[int | None, float]:
+    """The verifiable AU whose expected vector in this region best fits the measured direction, if its
+    cosine reaches ``min_cos`` (a reader's helper; the build names AUs by :func:`explain_motion`)."""
     region = facs.REGION_BY_NAME[rs.name]
     best, best_cos = None, -2.0
     for au in facs.VERIFIABLE_AUS:
@@ -139,7 +136,7 @@ def match_au(rs: RegionStats) -> tuple[int | None, float]:
         c = _cos(rs.dx, rs.dy, *facs.expected_vector(au, region))
         if c > best_cos + 1e-9:
             best, best_cos = au, c
-    return (best, best_cos) if best_cos >= MATCH_COS else (None, best_cos)
+    return (best, best_cos) if best_cos >= min_cos else (None, best_cos)
 
 
 # --- the joint explanation of a clip's motion ------------------------------------------------------
@@ -180,26 +177,26 @@ _UNITS = _units()
 
 
 def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: float, spread: float,
-                   z_min: float) -> tuple[list[Action], dict[str, float]]:
+                   cfg: BuildConfig) -> tuple[list[Action], dict[str, float]]:
     """Which AUs, on which side, together explain the regions' mean motion vectors.
 
     Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
-    skin around them along, fading with distance from each of its regions as a Gaussian of SPILL_REACH
-    times that region's radii: far along a brow, hardly at all across a thin eyelid. AUs are chosen greedily, the one that explains most of the motion still
-    unexplained first, and all chosen amplitudes are refitted together by non-negative least squares
-    (a non-negative orthogonal matching pursuit). An AU joins only while it is strong (``z >= z_min``,
-    like a region's z) and carries at least OWN_SHARE of the motion of its own region: motion that one
+    skin around them along, fading with distance from each of its regions as a Gaussian of
+    ``check.spill_reach`` times that region's radii: far along a brow, hardly at all across a thin eyelid.
+    AUs are chosen greedily, the one that explains most of the motion still unexplained first, and all
+    chosen amplitudes are refitted together by non-negative least squares (a non-negative orthogonal
+    matching pursuit). An AU joins only while it is strong (``z >= check.z_unexplained``, like a region's
+    z) and carries at least ``check.own_share`` of the motion of its own region: motion that one
     AU's spill explains (raised brows drag the upper lids up) is not credited to another AU, a
     direction between two AUs' (AU12's up-and-out, AU13's up) is not split between them, and two AUs
     side by side (AU1 beside AU2) are both found. Returns the chosen actions, strongest first, and
     each region's residual z (motion no AU explains).
     """
-    from scipy.optimize import nnls
-
+    reach, own_share, z_min = cfg.check.spill_reach, cfg.check.own_share, cfg.check.z_unexplained
     names = [n for n in facs.REGION_NAMES if n in stats]
     if not names:
         return [], {}
-    geo = region_geometry(landmarks)
+    geo = region_geometry(landmarks, cfg.regions)
     pos = np.array([geo[n][:2] for n in names])
     row = {n: i for i, n in enumerate(names)}
     cols = []
@@ -207,7 +204,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         col = np.zeros((len(names), 2))
         for r in regs:
             cx, cy, rx, ry = geo[r.name]
-            d2 = ((pos[:, 0] - cx) / (SPILL_REACH * rx)) ** 2 + ((pos[:, 1] - cy) / (SPILL_REACH * ry)) ** 2
+            d2 = ((pos[:, 0] - cx) / (reach * rx)) ** 2 + ((pos[:, 1] - cy) / (reach * ry)) ** 2
             col += np.exp(-0.5 * d2)[:, None] * np.array(facs.expected_vector(au, r))[None, :]
         cols.append(col.ravel())
     a = np.stack(cols, axis=1)
@@ -234,7 +231,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
             t_amp, _ = nnls(a[:, trial], b)
             r = own(int(k))
             vec = np.hypot(stats[r].dx, stats[r].dy) if r else 0.0
-            if r and (t_amp[-1] - floor) / noise[r] >= z_min and t_amp[-1] >= OWN_SHARE * vec:
+            if r and (t_amp[-1] - floor) / noise[r] >= z_min and t_amp[-1] >= own_share * vec:
                 chosen, amp, ok = trial, t_amp, True
                 residual = b - a[:, chosen] @ amp
                 break
@@ -257,12 +254,12 @@ def _sides(actions: list[Action]) -> str | None:
 
 def _eyes_shut(clip: Clip, ev: Evidence, cfg: BuildConfig) -> bool:
     """The onset->apex flow compares an open eye with a (nearly) shut one: a blink, not an expression."""
-    return any(ev.eyes.get(n, 1.0) < cfg.blink_ratio for n in (clip.onset, ev.apex))
+    return any(ev.eyes.get(n, 1.0) < cfg.face.blink_ratio for n in (clip.onset, ev.apex))
 
 
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list."""
-    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.region_match)
+    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     lost_reason = [f"the flow lost {', '.join(facs.REGION_BY_NAME[n].phrase for n in sorted(lost))} (the apex "
@@ -273,9 +270,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
     # are left out of the explanation of the rest.
     fit = {n: r for n, r in stats.items() if not (blink and n in lids)}
-    actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread,
-                                    cfg.z_unexplained)
-    strong = [x for x in actions if stats[x.region].coherence >= INFER_COHERENCE]
+    actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg)
+    strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
     if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
 
@@ -337,7 +333,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
 def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int, Verdict]:
     """The flow's verdict on each AU of ``aus`` as if a label named it (both sides): what a second source
     that names AUs (:mod:`.second_opinion`) is checked against."""
-    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.region_match)
+    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
@@ -351,14 +347,14 @@ def _moved(stats: dict[str, RegionStats], verdicts: list[Verdict], supported: li
     carrying = {v.region for v in verdicts if v.verdict == "supported" and v.au in supported}
     # Nothing beyond the AUs is said about a partly occluded face.
     return [r.name for r in facs.REGIONS if r.name in stats and r.name not in lost
-            and (r.name in carrying or (not lost and stats[r.name].z >= cfg.z_unexplained))]
+            and (r.name in carrying or (not lost and stats[r.name].z >= cfg.check.z_unexplained))]
 
 
 def _regions_of(x: Action, stats: dict[str, RegionStats], covered: set[str], cfg: BuildConfig) -> list[Unexplained]:
     """An unexplained action, reported in each of its own regions that moved as strongly as unexplained
     motion must (at least its strongest one), leaving out regions the labels account for."""
     own = [r.name for r in facs.regions_for(x.au, x.side) if r.name in stats and r.name not in covered]
-    names = [n for n in own if stats[n].z >= cfg.z_unexplained] or ([x.region] if x.region in own else [])
+    names = [n for n in own if stats[n].z >= cfg.check.z_unexplained] or ([x.region] if x.region in own else [])
     return [Unexplained(n, x.au, float(stats[n].z), stats[n].dx, stats[n].dy) for n in names]
 
 
@@ -366,7 +362,7 @@ def _residual(stats: dict[str, RegionStats], res_z: dict[str, float], skip: set[
               ) -> list[Unexplained]:
     """Strong motion that no AU's direction explains (named by region, with no AU)."""
     return [Unexplained(n, None, float(z), stats[n].dx, stats[n].dy) for n, z in res_z.items()
-            if z >= cfg.z_unexplained and n not in skip and stats[n].z >= cfg.z_unexplained]
+            if z >= cfg.check.z_unexplained and n not in skip and stats[n].z >= cfg.check.z_unexplained]
 
 
 def _dedupe(items: list[Unexplained]) -> list[Unexplained]:

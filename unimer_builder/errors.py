@@ -19,3 +19,7 @@ class InputError(Exception):
 
 class UnusableInput(Exception):
     """The whole input cannot be used (empty root, sheet missing a column): the build exits 2."""
+
+    def __init__(self, message: str, skipped: list | None = None):
+        super().__init__(message)
+        self.skipped = list(skipped or [])  # the rows that were skipped, when none was usable (records.Skip)

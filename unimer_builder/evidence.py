@@ -1,16 +1,17 @@
 """Everything measured on one clip: aligned crops, TV-L1 onset->apex flow, strain, regions, timing, blinks.
 
 Only the frames that are needed are decoded: onset, apex and the ``stack_len`` stack frames (for a
-clip without an apex, also up to ``APEX_SEARCH_FRAMES`` frames onset..offset, searched with cheap DIS
+clip without an apex, also up to ``flow.apex_search_frames`` frames onset..offset, searched with cheap DIS
 flow). Every frame after the onset is registered to it by its own landmarks (:meth:`FaceAligner.register`),
-so the flow sees the face's motion, not the head's. The single TV-L1 call dominates the cost; everything
-else works on small arrays.
+so the flow sees the face's motion, not the head's. The single TV-L1 call dominates the cost; it runs in
+the tools' helper thread while the DIS timing curves are measured (OpenCV releases the GIL, so they use
+the share of the cores TV-L1's own threads leave idle; the result is the same as computing it after).
 """
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -19,33 +20,47 @@ from . import flow as fl
 from . import regions as rg
 from .config import BuildConfig
 from .errors import InputError
-from .face import eye_aspect_ratio, get_aligner, warp
+from .face import FaceAligner, eye_aspect_ratio, warp
 from .records import Clip, Evidence, Face
+from .rigid import RigidFit
 from .sources.frames import FrameReader
-
-APEX_TOP_REGIONS = 3
-APEX_SEARCH_FRAMES = 16  # frames sampled onset..offset to estimate a missing apex (then refined locally)
-
-
-class _Timer:
-    """Seconds per stage of one clip."""
-
-    def __init__(self):
-        self.t = {"decode": 0.0, "face": 0.0, "tvl1": 0.0, "rest": 0.0}
-
-    @contextmanager
-    def __call__(self, key: str):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.t[key] += time.perf_counter() - t0
+from .timing import Timer
+from .tools import Tools
 
 
-def _nearest(available: list[int], n: int) -> int:
-    i = int(np.searchsorted(available, n))
-    cands = [available[j] for j in (i - 1, i) if 0 <= j < len(available)]
-    return min(cands, key=lambda a: (abs(a - n), a))
+def compute_evidence(clip: Clip, cfg: BuildConfig, tools: Tools | None = None, reader: FrameReader | None = None
+                     ) -> Evidence:
+    """Measure a clip's motion onset->apex on the aligned face (see the module docstring).
+
+    ``tools``: the process's :class:`Tools` (a build passes its own); None makes tools for this one call
+    and closes them after, for a caller that measures a single clip (``deft predict`` on a clip folder)."""
+    if tools is None:
+        with Tools.create(cfg) as own:
+            return compute_evidence(clip, cfg, own, reader)
+    timer = Timer("decode", "face", "tvl1", "rest")
+    reader = reader or FrameReader(clip)
+    with timer("decode"):
+        span, offset = _span(clip, reader)
+    frames = _align_onset(clip, reader, tools.aligner, cfg, timer)
+    with timer("rest"):
+        geo = _Geometry(frames.face.landmarks, cfg)
+    curves = _Curves(frames, clip.onset, geo, tools.dis, timer)
+    apex = _apex(clip, span, curves, cfg)
+    flow = _start_tvl1(frames, clip.onset, apex, curves, cfg, tools)
+    stack_frames = stack_numbers(clip.onset, offset, cfg.output.stack_len, span)
+    curves.measure([n for n in stack_frames if n != clip.onset])
+    stack = np.stack([frames.small(n) for n in stack_frames])
+    with timer("tvl1"):  # the time spent waiting for the flow: the part the work above did not hide
+        f = flow.result()
+    with timer("rest"):
+        ev = _measure_regions(clip, offset, apex, f, frames, geo, curves, cfg)
+    return Evidence(
+        face=frames.face, apex=int(apex), apex_estimated=clip.apex is None, stack=stack,
+        stack_frames=[int(n) for n in stack_frames], flow_scales=flow.nscales, timings=timer.seconds, **ev,
+    )
+
+
+# --- the steps -------------------------------------------------------------------------------------
 
 
 def _span(clip: Clip, reader: FrameReader) -> tuple[list[int], int]:
@@ -64,37 +79,22 @@ def _span(clip: Clip, reader: FrameReader) -> tuple[list[int], int]:
     return span, offset
 
 
-def _apex_score(curve: dict[str, float]) -> float:
-    """How much a frame moved from the onset: mean of its three most-moved AU regions (a micro-
-    expression is local, so the whole-face mean would drown it in noise and head drift)."""
-    vals = sorted((v for k, v in curve.items() if not k.startswith("_")), reverse=True)
-    return float(np.mean(vals[:APEX_TOP_REGIONS])) if vals else 0.0
-
-
-def stack_numbers(onset: int, offset: int, length: int, available: list[int]) -> list[int]:
-    """``length`` frame numbers evenly spaced onset..offset (nearest available; may repeat)."""
-    want = np.linspace(onset, offset, max(1, length))
-    return [_nearest(available, int(round(w))) for w in want]
-
-
-_THREAD: list = []
-
-
-def _tvl1_thread():
-    """One helper thread per process for TV-L1 (created on first use, reused for every clip)."""
-    if not _THREAD:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _THREAD.append(ThreadPoolExecutor(1, thread_name_prefix="unimer-tvl1"))
-    return _THREAD[0]
+def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: BuildConfig, timer: Timer) -> _Frames:
+    """The face on the onset frame: its alignment, and the registered crops every later frame joins."""
+    with timer("decode"):
+        onset_img = reader.get(clip.onset)
+    with timer("face"):
+        where = clip.frames.get(clip.onset) or clip.video or clip.clip_id
+        face = aligner.align(onset_img, where=str(where))
+    return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer)
 
 
 class _Frames:
     """A clip's frames as registered crops: each frame decoded, registered and resized at most once."""
 
-    def __init__(self, reader: FrameReader, aligner, face: Face, onset: int, onset_img: np.ndarray,
-                 small_size: int, tm: _Timer):
-        self.reader, self.aligner, self.face, self.small_size, self.tm = reader, aligner, face, small_size, tm
+    def __init__(self, reader: FrameReader, aligner: FaceAligner, face: Face, onset: int, onset_img: np.ndarray,
+                 small_size: int, timer: Timer):
+        self.reader, self.aligner, self.face, self.small_size, self.timer = reader, aligner, face, small_size, timer
         self.crops = {onset: warp(onset_img, face)}
         self.matrices = {onset: face.matrix}
         self.landmarks = {onset: face.landmarks}
@@ -102,9 +102,9 @@ class _Frames:
 
     def crop(self, n: int) -> np.ndarray:
         if n not in self.crops:
-            with self.tm("decode"):
+            with self.timer("decode"):
                 img = self.reader.get(n)
-            with self.tm("face"):
+            with self.timer("face"):
                 # Start from the nearest frame registered so far: the head moves little between them.
                 near = min(self.matrices, key=lambda k: (abs(k - n), k))
                 m, lm = self.aligner.register(img, self.face, start=self.matrices[near])
@@ -131,89 +131,52 @@ class _Frames:
         return {n: (v / top if top > 0 else 1.0) for n, v in sorted(ear.items())}
 
 
-def compute_evidence(clip: Clip, cfg: BuildConfig, aligner=None, tvl1=None, reader=None) -> Evidence:
-    """Measure a clip's motion onset->apex on the aligned face (see the module docstring)."""
-    tm = _Timer()
-    reader = reader or FrameReader(clip)
-    with tm("decode"):
-        span, offset = _span(clip, reader)
-        onset_img = reader.get(clip.onset)
-    aligner = aligner or get_aligner(cfg.crop_size, cfg.face_detector)
-    with tm("face"):
-        where = clip.frames.get(clip.onset) or clip.video or clip.clip_id
-        face = aligner.align(onset_img, where=str(where))
-    S, K = cfg.crop_size, cfg.stack_size
-    lm = face.landmarks.astype(np.float64)
-    frames = _Frames(reader, aligner, face, clip.onset, onset_img, K, tm)
-    tvl1 = tvl1 if tvl1 is not None else fl.make_tvl1(cfg.flow)
+class _Geometry:
+    """The clip's geometry, once: AU regions, face and floor masks and rigid fits, at the crop size (the
+    stored flow) and at the stack size (the DIS curves)."""
 
-    with tm("rest"):
-        # Geometry, once per clip: AU regions, face/floor masks and rigid-fit samples at both sizes.
-        fmask = rg.face_mask(lm, S)
-        masks = rg.region_masks(lm, S, within=fmask)
-        fl_allowed = rg.floor_mask(lm, masks, fmask)
-        rigid = fl.RigidFit(lm, (S, S), mask=fl_allowed, model=cfg.head_model)
-        lm_k = lm * (K / S)
-        fmask_k = rg.face_mask(lm_k, K)
-        masks_k = rg.region_masks(lm_k, K, within=fmask_k)
-        rigid_k = fl.RigidFit(lm_k, (K, K), mask=rg.floor_mask(lm_k, masks_k, fmask_k), model=cfg.head_model)
-        dis = fl.make_dis(cfg.dis_preset, cfg.dis_finest_scale)
-    curves: dict[int, dict[str, float]] = {}  # frame -> {region: mean DIS magnitude}
+    def __init__(self, landmarks: np.ndarray, cfg: BuildConfig):
+        s, k = cfg.face.crop_size, cfg.output.stack_size
+        lm = landmarks.astype(np.float64)
+        self.landmarks = lm
+        self.face = rg.face_mask(lm, s, cfg.regions)
+        self.masks = rg.region_masks(lm, s, within=self.face, cfg=cfg.regions)
+        self.floor = rg.floor_mask(lm, self.masks, self.face, cfg.regions)
+        self.rigid = RigidFit(lm, (s, s), mask=self.floor, cfg=cfg.head)
+        lm_k = lm * (k / s)
+        face_k = rg.face_mask(lm_k, k, cfg.regions)
+        self.masks_k = rg.region_masks(lm_k, k, within=face_k, cfg=cfg.regions)
+        self.rigid_k = RigidFit(lm_k, (k, k), mask=rg.floor_mask(lm_k, self.masks_k, face_k, cfg.regions),
+                                cfg=cfg.head)
+        self.sizes = (s, k)  # crop px, stack px
 
-    def measure(ns: list[int]) -> None:
-        todo = [n for n in dict.fromkeys(ns) if n not in curves]
+
+class _Curves:
+    """DIS motion from the onset, per AU region, of the frames measured so far (stack-size crops)."""
+
+    def __init__(self, frames: _Frames, onset: int, geo: _Geometry, dis, timer: Timer):
+        self.frames, self.onset, self.geo, self.dis, self.timer = frames, onset, geo, dis, timer
+        self.at: dict[int, dict[str, float]] = {}  # frame -> {region: mean DIS magnitude}
+
+    def measure(self, ns: list[int]) -> None:
+        todo = [n for n in dict.fromkeys(ns) if n not in self.at]
         if not todo:
             return
-        imgs = [frames.small(n) for n in todo]
-        with tm("rest"):
-            res = fl.dis_magnitudes(frames.small(clip.onset), imgs, masks_k, dis=dis, rigid=rigid_k)
+        imgs = [self.frames.small(n) for n in todo]
+        with self.timer("rest"):
+            res = fl.dis_magnitudes(self.frames.small(self.onset), imgs, self.geo.masks_k, dis=self.dis,
+                                    rigid=self.geo.rigid_k)
         for i, n in enumerate(todo):
-            curves[n] = {k: float(v[i]) for k, v in res.items()}
+            self.at[n] = {k: float(v[i]) for k, v in res.items()}
 
-    apex = _apex(clip, span, measure, curves)
-    onset_crop, apex_crop = frames.crops[clip.onset], frames.crop(apex)
-    # The pyramid is as deep as the largest region motion needs (cheap DIS first); TV-L1 (the dominant
-    # cost) then runs in a helper thread: OpenCV releases the GIL, so the DIS timing curves below run on
-    # the share of the cores TV-L1's own threads leave idle. The result is the same as computing it after.
-    measure([apex] if apex != clip.onset else [])
-    largest = max(curves[apex].values(), default=0.0) * S / K if apex in curves else 0.0
-    nscales = cfg.flow.scales_for(largest)
-    pending = _tvl1_thread().submit(fl.tvl1_flow, tvl1, onset_crop, apex_crop, nscales)
-    stack_frames = stack_numbers(clip.onset, offset, cfg.stack_len, span)
-    measure([n for n in stack_frames if n != clip.onset])
-    stack = np.stack([frames.small(n) for n in stack_frames])
-
-    # "tvl1" is the time spent waiting for the flow: the part the work above did not hide.
-    with tm("tvl1"):
-        f = pending.result()
-
-    with tm("rest"):
-        match = rg.appearance_match(onset_crop, apex_crop, f, {**masks, "_face": fmask})
-        if match.get("_face", 1.0) < cfg.face_match:
-            raise InputError("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
-                             f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",
-                             str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")
-        f, head, moved = rigid.remove(f, before=frames.head(apex))
-        strain = fl.optical_strain(f)
-        peaks, shares = _timing(clip, offset, apex, curves, masks)
-        stats, floor, spread = rg.region_stats(f, strain, masks, fmask, peak_times=peaks, apex_shares=shares,
-                                               landmarks=lm, floor_allowed=fl_allowed & rg.skull_mask(lm, (S, S)), head=moved,
-                                               head_error=cfg.head_error, match=match)
-        eyes = frames.eyes()
-        if cfg.image_size != S:
-            onset_out = cv2.resize(onset_crop, (cfg.image_size, cfg.image_size), interpolation=cv2.INTER_AREA)
-            apex_out = cv2.resize(apex_crop, (cfg.image_size, cfg.image_size), interpolation=cv2.INTER_AREA)
-        else:
-            onset_out, apex_out = onset_crop, apex_crop
-    return Evidence(
-        face=face, apex=int(apex), apex_estimated=clip.apex is None, flow=f, strain=strain, regions=stats,
-        floor=floor, floor_spread=spread, head_motion=head, onset_crop=onset_out, apex_crop=apex_out,
-        stack=stack, stack_frames=[int(n) for n in stack_frames], eyes=eyes,
-        blinks=[n for n, v in eyes.items() if v < cfg.blink_ratio], flow_scales=nscales, timings=tm.t,
-    )
+    def score(self, n: int, top: int) -> float:
+        """How much frame ``n`` moved from the onset: the mean of its ``top`` most-moved AU regions (a
+        micro-expression is local, so the whole-face mean would drown it in noise and head drift)."""
+        vals = sorted((v for k, v in self.at[n].items() if not k.startswith("_")), reverse=True)
+        return float(np.mean(vals[:top])) if vals else 0.0
 
 
-def _apex(clip: Clip, span: list[int], measure, curves: dict[int, dict[str, float]]) -> int:
+def _apex(clip: Clip, span: list[int], curves: _Curves, cfg: BuildConfig) -> int:
     """The label's apex, or the frame whose AU regions moved most from the onset (cheap DIS)."""
     if clip.apex is not None:
         if clip.apex not in span:
@@ -223,14 +186,67 @@ def _apex(clip: Clip, span: list[int], measure, curves: dict[int, dict[str, floa
     cand = [n for n in span if n != clip.onset]
     if not cand:
         return clip.onset
-    step = max(1, int(np.ceil(len(cand) / APEX_SEARCH_FRAMES)))
-    measure(cand[::step])
-    best = max((n for n in curves if n != clip.onset), key=lambda n: _apex_score(curves[n]))
+    top = cfg.flow.apex_top_regions
+    step = max(1, int(np.ceil(len(cand) / cfg.flow.apex_search_frames)))
+    curves.measure(cand[::step])
+    best = max((n for n in curves.at if n != clip.onset), key=lambda n: curves.score(n, top))
     if step > 1:
         i = cand.index(best)
-        measure(cand[max(0, i - step + 1): i + step])
-        best = max((n for n in curves if n != clip.onset), key=lambda n: _apex_score(curves[n]))
+        curves.measure(cand[max(0, i - step + 1): i + step])
+        best = max((n for n in curves.at if n != clip.onset), key=lambda n: curves.score(n, top))
     return best
+
+
+@dataclass
+class _PendingFlow:
+    future: Future
+    nscales: int
+    onset_crop: np.ndarray
+    apex_crop: np.ndarray
+
+    def result(self) -> np.ndarray:
+        return self.future.result()
+
+
+def _start_tvl1(frames: _Frames, onset: int, apex: int, curves: _Curves, cfg: BuildConfig, tools: Tools
+                ) -> _PendingFlow:
+    """Onset -> apex TV-L1 in the helper thread, its pyramid as deep as the largest region motion needs
+    (measured with cheap DIS first)."""
+    onset_crop, apex_crop = frames.crops[onset], frames.crop(apex)
+    curves.measure([apex] if apex != onset else [])
+    s, k = curves.geo.sizes
+    largest = max(curves.at[apex].values(), default=0.0) * s / k if apex in curves.at else 0.0
+    nscales = cfg.flow.scales_for(largest)
+    future = tools.helper.submit(fl.tvl1_flow, tools.tvl1, onset_crop, apex_crop, nscales)
+    return _PendingFlow(future, nscales, onset_crop, apex_crop)
+
+
+def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: _Frames, geo: _Geometry,
+                     curves: _Curves, cfg: BuildConfig) -> dict:
+    """The flow with head motion removed, its strain, the region statistics and the noise floor, the eyes,
+    and the crops as stored; a face the apex no longer matches is no face."""
+    s = cfg.face.crop_size
+    onset_crop, apex_crop = frames.crops[clip.onset], frames.crops[apex]
+    match = rg.appearance_match(onset_crop, apex_crop, f, {**geo.masks, "_face": geo.face})
+    if match.get("_face", 1.0) < cfg.face.face_match:
+        raise InputError("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
+                         f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",
+                         str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")
+    f, head, moved = geo.rigid.remove(f, before=frames.head(apex))
+    strain = fl.optical_strain(f)
+    peaks, shares = _timing(clip, offset, apex, curves.at, geo.masks)
+    stats, floor, spread = rg.region_stats(
+        f, strain, geo.masks, geo.face, peak_times=peaks, apex_shares=shares, landmarks=geo.landmarks,
+        floor_allowed=geo.floor & rg.skull_mask(geo.landmarks, (s, s)), head=moved, head_error=cfg.head.error,
+        match=match, cfg=cfg.regions)
+    eyes = frames.eyes()
+    size = cfg.output.image_size
+    if size != s:
+        onset_crop = cv2.resize(onset_crop, (size, size), interpolation=cv2.INTER_AREA)
+        apex_crop = cv2.resize(apex_crop, (size, size), interpolation=cv2.INTER_AREA)
+    return dict(flow=f, strain=strain, regions=stats, floor=floor, floor_spread=spread, head_motion=head,
+                onset_crop=onset_crop, apex_crop=apex_crop, eyes=eyes,
+                blinks=[n for n, v in eyes.items() if v < cfg.face.blink_ratio])
 
 
 def _timing(clip: Clip, offset: int, apex: int, curves: dict[int, dict[str, float]], masks: dict
@@ -250,3 +266,15 @@ def _timing(clip: Clip, offset: int, apex: int, curves: dict[int, dict[str, floa
     at = np.array([curves[apex][name] for name in masks])
     shares = {name: float(a / t) if t > 0 else 1.0 for name, a, t in zip(masks, at, top, strict=True)}
     return peaks, shares
+
+
+def _nearest(available: list[int], n: int) -> int:
+    i = int(np.searchsorted(available, n))
+    cands = [available[j] for j in (i - 1, i) if 0 <= j < len(available)]
+    return min(cands, key=lambda a: (abs(a - n), a))
+
+
+def stack_numbers(onset: int, offset: int, length: int, available: list[int]) -> list[int]:
+    """``length`` frame numbers evenly spaced onset..offset (nearest available; may repeat)."""
+    want = np.linspace(onset, offset, max(1, length))
+    return [_nearest(available, int(round(w))) for w in want]

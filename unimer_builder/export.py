@@ -22,11 +22,12 @@ earlier export (``export.json``).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from . import facs
+from .atomic import staged_folder, swap_in
 from .inspect_report import slug
 
 FORMATS = ("sharegpt", "llamafactory", "megc-vqa")
@@ -74,8 +75,6 @@ def megc_questions(row: dict, aus: str = "supported") -> list[tuple[str, str]]:
 
 
 def _iter_rows(out_dir: Path, image_columns: list[str]):
-    import pyarrow.parquet as pq
-
     files = sorted((out_dir / "data").glob("train-*.parquet"))
     if not files:
         raise FileNotFoundError(f"{out_dir / 'data'}: no shards (train-*.parquet); run `unimer build` first")
@@ -117,10 +116,8 @@ def export(out_dir: Path | str, fmt: str, dest: Path | str, images: tuple[str, .
         images = ()
     if dest.exists() and any(dest.iterdir()) and not (dest / MANIFEST).is_file():
         raise FileExistsError(f"{dest}: exists and is not an earlier export ({MANIFEST} missing); choose another folder")
-    stage = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    try:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with staged_folder(dest) as stage:
         records: list[dict] = []
         clips: set[str] = set()
         for f, i, row in _iter_rows(out_dir, [IMAGE_COLUMNS[k] for k in images]):
@@ -155,14 +152,8 @@ def export(out_dir: Path | str, fmt: str, dest: Path | str, images: tuple[str, .
         if fmt == "megc-vqa":
             manifest["megc_aus"] = megc_aus
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        if dest.exists():
-            os.rename(dest, old)
-        os.rename(stage, dest)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(stage, dest)
         return manifest
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _write_records(stage: Path, fmt: str, records: list[dict], name: str, with_images: bool) -> list[str]:

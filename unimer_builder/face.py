@@ -1,10 +1,12 @@
 """Face detection, 68 landmarks and eye-based alignment of a clip.
 
-One :class:`FaceAligner` holds dlib's HOG frontal detector and the 68-point shape predictor (iBUG
-300-W layout), loaded once. :meth:`FaceAligner.align` runs on the onset frame only and returns a
+One :class:`FaceAligner` (per process, in the pipeline's ``Tools``) holds dlib's HOG frontal detector and
+the 68-point shape predictor (iBUG 300-W layout; :func:`dlib_models`, the one loader, loads them once per
+process). :meth:`FaceAligner.align` runs on the onset frame only and returns a
 :class:`~unimer_builder.records.Face` whose 2x3 similarity matrix maps the original frame into a square
-crop in which the eye centres sit at fixed positions; :meth:`FaceAligner.warp` applies that same
-matrix to every other frame of the clip, so that flow between crops is facial motion, not framing.
+crop in which the eye centres sit at fixed positions; :func:`warp` applies it (or a later frame's own
+registration, :meth:`FaceAligner.register`), so that flow between crops is facial motion, not framing.
+The landmark geometry every stage uses (:func:`eye_centres`, :func:`interocular`) lives here too.
 
 Canonical layout (fractions of the crop side): eye centres at x = 0.5 -/+ 0.18, y = 0.28, i.e. an
 inter-ocular distance of 0.36 of the crop. On a frontal face the brows then sit near y = 0.15, the
@@ -17,14 +19,16 @@ no longer ships).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
-import threading
 
 import cv2
+import dlib
 import numpy as np
 
+from .config import FaceConfig
 from .errors import InputError
 from .records import Face
 
@@ -33,11 +37,7 @@ from .records import Face
 EYE_X = (0.5 - 0.18, 0.5 + 0.18)
 EYE_Y = 0.28
 
-DETECT_MAX_SIDE = 360  # px: first attempt on large frames runs at most at this short side
-DETECT_SCORE_SHARE = 0.5  # keep detections scoring at least this share of the best one
-
 _MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
-DETECTORS = ("dlib-hog", "py-feat")
 
 
 def landmark_model_path(name: str = _MODEL_NAME) -> str:
@@ -52,9 +52,21 @@ def landmark_model_path(name: str = _MODEL_NAME) -> str:
     return path
 
 
-def _eye_centres(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=1)
+def dlib_models():
+    """dlib's HOG frontal face detector and its 68-point shape predictor, loaded once per process."""
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(landmark_model_path())
+
+
+def eye_centres(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(subject's right eye, subject's left eye) centres = mean of the six eye landmarks each."""
     return pts[36:42].mean(axis=0), pts[42:48].mean(axis=0)
+
+
+def interocular(landmarks: np.ndarray) -> float:
+    """Distance between the eye centres (IOD), in the landmarks' units: the face's own length scale."""
+    right, left = eye_centres(np.asarray(landmarks, np.float64))
+    return float(np.hypot(*(left - right)))
 
 
 def similarity_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, size: int) -> np.ndarray:
@@ -77,32 +89,25 @@ def similarity_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, size: int)
 class FaceAligner:
     """Face detection + 68 landmarks, loaded once; eye-based similarity alignment.
 
-    ``detector`` is ``"dlib-hog"`` (or ``"dlib"``: dlib's HOG detector and 68-point predictor, offline)
-    or ``"py-feat"``: py-feat's RetinaFace boxes and MobileFaceNet landmarks (same 68-point layout) find the
-    face and its eyes on the onset frame, and on a later frame whose track was lost; ``finder`` (``grey ->
-    ((left, top, right, bottom), 68 x 2 landmarks) | None``) replaces that search, by default
-    :meth:`.pyfeat_backend.PyFeat.find_face` (which raises :class:`.pyfeat_backend.PyFeatUnavailable`
-    where py-feat cannot run). Either way the alignment and the registration of later frames are the same:
-    the crop comes from the eye centres, and every crop's landmarks (the onset's included) are dlib's,
+    ``cfg.detector`` is ``"dlib"`` (dlib's HOG detector and 68-point predictor, offline) or ``"py-feat"``:
+    py-feat's RetinaFace boxes and MobileFaceNet landmarks (same 68-point layout) find the face and its eyes
+    on the onset frame, and on a later frame whose track was lost, through ``finder`` (``grey -> ((left,
+    top, right, bottom), 68 x 2 landmarks) | None``, e.g. :meth:`.pyfeat_backend.PyFeat.find_face`), which
+    then replaces dlib's search. Either way the alignment and the registration of later frames are the
+    same: the crop comes from the eye centres, and every crop's landmarks (the onset's included) are dlib's,
     predicted on the crop, so that all frames register against landmarks of one model.
     """
 
-    def __init__(self, size: int = 224, detector: str = "dlib-hog", finder=None):
-        detector = "dlib-hog" if detector == "dlib" else detector
-        if detector not in DETECTORS:
-            raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
-        import dlib  # deferred: only workers that align faces pay for the import
-
-        if detector == "py-feat" and finder is None:
-            from .pyfeat_backend import get
-
-            finder = get().find_face
-        self.size = int(size)
-        self.detector_name = detector
+    def __init__(self, cfg: FaceConfig | None = None, finder=None):
+        cfg = cfg if cfg is not None else FaceConfig()
+        if cfg.detector == "py-feat" and finder is None:
+            raise ValueError("face.detector py-feat needs its finder (pyfeat_backend.PyFeat.find_face)")
+        self.cfg = cfg
+        self.size = int(cfg.crop_size)
+        self.detector_name = "dlib-hog" if cfg.detector == "dlib" else cfg.detector
         self._finder = finder
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(landmark_model_path())
-        self._rect = dlib.rectangle
+        self._detector, self._predictor = dlib_models()
+        self._head = list(cfg.head_landmarks)
 
     # --- detection ---------------------------------------------------------------------------
 
@@ -114,7 +119,7 @@ class FaceAligner:
         # The largest face among confident detections: a weak second box on a textured background
         # (score near 0) must not win over the subject's face just by being larger.
         best = max(scores)
-        keep = [r for r, s in zip(rects, scores, strict=True) if s >= DETECT_SCORE_SHARE * best]
+        keep = [r for r, s in zip(rects, scores, strict=True) if s >= self.cfg.detect_score_share * best]
         r = max(keep, key=lambda q: q.width() * q.height())
         inv = 1.0 / scale
         return (r.left() * inv, r.top() * inv, r.right() * inv, r.bottom() * inv)
@@ -122,14 +127,14 @@ class FaceAligner:
     def detect(self, grey: np.ndarray) -> tuple[float, float, float, float] | None:
         """Largest confident face as (left, top, right, bottom) in original px, or None.
 
-        Tries, in order: large frames downscaled to a 360 px short side (HOG cost grows with the
+        Tries, in order: large frames downscaled to ``detect_max_side`` px on their short side (HOG cost grows with the
         pixel count, and faces in MER databases are large); native size; native size upsampled once.
         The ladder is fixed, so a clip's alignment never depends on which clips a worker saw before.
         """
         short = min(grey.shape[:2])
         attempts: list[tuple[float, int]] = []
-        if short > DETECT_MAX_SIDE:
-            attempts.append((DETECT_MAX_SIDE / short, 0))
+        if short > self.cfg.detect_max_side:
+            attempts.append((self.cfg.detect_max_side / short, 0))
         attempts += [(1.0, 0), (1.0, 1)]
         for scale, up in attempts:
             box = self._detect_at(grey, scale, up)
@@ -147,7 +152,7 @@ class FaceAligner:
 
     def landmarks(self, grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68x2 float64 landmarks in original px."""
-        rect = self._rect(*(int(round(v)) for v in box))
+        rect = dlib.rectangle(*(int(round(v)) for v in box))
         shape = self._predictor(grey, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
@@ -166,7 +171,7 @@ class FaceAligner:
         if found is None:
             raise InputError("no_face", f"no face found in the onset frame {where}".rstrip(), where, None, "frame")
         box, pts = found
-        right_eye, left_eye = _eye_centres(pts)
+        right_eye, left_eye = eye_centres(pts)
         m = similarity_from_eyes(right_eye, left_eye, self.size)
         crop_pts = pts @ m[:, :2].T + m[:, 2]
         # The landmarks kept are those predicted on the crop itself, as for every later frame
@@ -186,7 +191,7 @@ class FaceAligner:
 
         The frame is warped into the crop (with ``start``, e.g. a neighbouring frame's matrix, else the
         onset's), its 68 landmarks are predicted there and the head's similarity is fitted robustly to
-        the landmarks expressions barely move (:data:`HEAD_LANDMARKS`); a few passes refine it, each
+        the landmarks expressions barely move (``cfg.head_landmarks``); a few passes refine it, each
         predicting on a crop closer to the onset's pose. When the head moved too far for that (the fit
         leaves the landmarks scattered), the face is detected afresh in the frame and aligned by its
         eyes first. Flow is then computed between crops in which the head sits where it sat at the
@@ -195,13 +200,13 @@ class FaceAligner:
         the landmarks leave, about their jitter, the flow-based rigid fit removes (:class:`flow.RigidFit`).
         """
         ref = np.asarray(face.landmarks, np.float64)
-        iod = float(np.hypot(*(ref[42:48].mean(0) - ref[36:42].mean(0))))
+        iod = interocular(ref)
         m, lm, err = self._refine(grey, face, face.matrix if start is None else start, ref)
-        if err > REGISTER_MAX_ERROR * iod:
+        if err > self.cfg.register_max_error * iod:
             found = self.find(np.ascontiguousarray(grey))
             if found is not None:
                 pts = found[1]
-                m2, lm2, err2 = self._refine(grey, face, similarity_from_eyes(*_eye_centres(pts), self.size), ref)
+                m2, lm2, err2 = self._refine(grey, face, similarity_from_eyes(*eye_centres(pts), self.size), ref)
                 if err2 < err:
                     m, lm, err = m2, lm2, err2
         return m, lm.astype(np.float32)
@@ -210,13 +215,13 @@ class FaceAligner:
                 ) -> tuple[np.ndarray, np.ndarray, float]:
         """Passes of predict-and-fit from ``m``, kept while they bring the head landmarks closer to the
         onset's: the matrix, the registered landmarks, and their median distance from the onset's at
-        :data:`HEAD_LANDMARKS` (px). A pass that makes it worse (the predictor can jump on a face it
+        the head landmarks (px). A pass that makes it worse (the predictor can jump on a face it
         sees at another pose) ends the refinement with the best pass so far."""
-        idx = list(HEAD_LANDMARKS)
+        idx = self._head
         best = None
-        for _ in range(REGISTER_PASSES):
+        for _ in range(self.cfg.register_passes):
             lm = self._crop_landmarks(warp(grey, face, m), ref)
-            s = head_similarity(lm, ref)
+            s = head_similarity(lm, ref, idx)
             reg = lm @ s[:, :2].T + s[:, 2]
             err = float(np.median(np.hypot(*(reg[idx] - ref[idx]).T)))
             if best is not None and err >= best[2]:
@@ -233,22 +238,15 @@ class FaceAligner:
         crop = np.ascontiguousarray(crop)
         near = np.asarray(near, np.float64)
         lm = self.landmarks(crop, (*near.min(0), *near.max(0)))
-        shift = np.median(lm[list(HEAD_LANDMARKS)] - near[list(HEAD_LANDMARKS)], axis=0)
+        shift = np.median(lm[self._head] - near[self._head], axis=0)
         return self.landmarks(crop, (*(near.min(0) + shift), *(near.max(0) + shift)))
 
 
-# Landmarks that facial actions barely move: the nose bridge and tip (27-30), the eyes' inner and outer
-# corners (36, 39, 42, 45) and the upper face outline (0, 1, 15, 16). The head's similarity between two
-# frames is fitted to these; a robust fit leaves out the few an expression does move.
-HEAD_LANDMARKS: tuple[int, ...] = (0, 1, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
-REGISTER_PASSES = 3  # at most; a pass that moves the frame by under half a pixel and 0.6 degrees ends it
-REGISTER_MAX_ERROR = 0.04  # IOD: registered head landmarks further from the onset's mean a lost track
-
-
-def head_similarity(landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """2x3 similarity mapping ``landmarks`` onto ``reference`` at :data:`HEAD_LANDMARKS` (least median
-    of squares, so an expression that moves a few of them does not pull the fit)."""
-    idx = list(HEAD_LANDMARKS)
+def head_similarity(landmarks: np.ndarray, reference: np.ndarray, points) -> np.ndarray:
+    """2x3 similarity mapping ``landmarks`` onto ``reference`` at the landmarks ``points`` (those facial
+    actions barely move: ``FaceConfig.head_landmarks``; least median of squares, so an expression that moves
+    a few of them does not pull the fit)."""
+    idx = list(points)
     src = np.asarray(landmarks, np.float64)[idx]
     dst = np.asarray(reference, np.float64)[idx]
     m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
@@ -280,16 +278,3 @@ def warp(grey: np.ndarray, face: Face, matrix: np.ndarray | None = None) -> np.n
     m = face.matrix if matrix is None else matrix
     return cv2.warpAffine(grey, m, (face.size, face.size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-
-
-_ALIGNERS: dict[tuple[int, str], FaceAligner] = {}
-_LOCK = threading.Lock()
-
-
-def get_aligner(size: int = 224, detector: str = "dlib") -> FaceAligner:
-    """Process-wide aligner per crop size and detector: each worker process loads the models once."""
-    with _LOCK:
-        a = _ALIGNERS.get((size, detector))
-        if a is None:
-            a = _ALIGNERS[(size, detector)] = FaceAligner(size, detector)
-        return a

@@ -14,6 +14,7 @@ layout follows the landmark ROIs of the public MER code digested in ``shared/res
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 
@@ -144,8 +145,23 @@ REGIONS: tuple[RegionInfo, ...] = (
 REGION_BY_NAME: dict[str, RegionInfo] = {r.name: r for r in REGIONS}
 REGION_NAMES: tuple[str, ...] = tuple(r.name for r in REGIONS)
 
-# Landmarks that AUs barely move: rigid head motion is fitted to the flow there.
-STABLE_LANDMARKS: tuple[int, ...] = (0, 16, 27, 28, 39, 42)
+# Prototypical AU combinations of the basic emotions: the one emotion -> AU table (EMFACS; Ekman & Friesen 1978, as tabulated in
+# Ekman, Friesen & Hager, FACS Investigator's Guide 2002, and used by the MER literature to relate
+# CASME II/SAMM labels to AUs). The text uses it only to say whether the supported AUs belong to
+# the labelled emotion's usual pattern (render.py); the synthetic generator plants from it (synth/generate.py); the emotion itself always comes from the database's label.
+EMOTION_AUS: dict[str, frozenset[int]] = {
+    "happiness": frozenset({6, 12}),
+    "surprise": frozenset({1, 2, 5, 26, 27}),
+    "disgust": frozenset({9, 10, 15, 16, 17}),
+    "sadness": frozenset({1, 4, 15, 17}),
+    "fear": frozenset({1, 2, 4, 5, 7, 20, 26}),
+    "anger": frozenset({4, 5, 7, 23, 24}),
+    "contempt": frozenset({12, 14}),
+}
+EMOTION_AUS["positive"] = EMOTION_AUS["happiness"]
+EMOTION_AUS["negative"] = frozenset().union(
+    *(EMOTION_AUS[e] for e in ("disgust", "sadness", "fear", "anger"))
+) | {14}
 
 # Eight compass words for a direction in face terms (for text). Keyed by octant of atan2(up, out).
 DIRECTION_WORDS: tuple[str, ...] = (
@@ -182,8 +198,6 @@ def expected_vector(au: int, region: RegionInfo) -> tuple[float, float]:
 
 def direction_word(dx: float, dy: float, region: RegionInfo) -> str:
     """Name an image vector in face terms for ``region`` (midline regions have no in/out)."""
-    import math
-
     up = -dy
     s = out_sign(region)
     out = dx * s if s else 0.0

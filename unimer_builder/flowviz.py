@@ -9,6 +9,7 @@ noise magnified into bright colours.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 # px of the crop at which the colour saturates. Micro-expressions move skin by ~0.3-3 px at 224 px (the
@@ -19,8 +20,6 @@ DIRECTION_COLOURS = {"right": "red", "down": "yellow-green", "left": "cyan", "up
 
 def flow_to_rgb(flow: np.ndarray, full_px: float = FULL_PX) -> np.ndarray:
     """``(H, W, 2)`` or ``(2, H, W)`` flow in px -> ``(H, W, 3)`` uint8 RGB (see the module docstring)."""
-    import cv2
-
     f = np.asarray(flow, np.float32)
     if f.ndim != 3 or 2 not in (f.shape[0], f.shape[-1]):
         raise ValueError(f"flow must be (H, W, 2) or (2, H, W), not {f.shape}")
@@ -45,8 +44,6 @@ def colour_wheel(size: int = 96, full_px: float = FULL_PX) -> np.ndarray:
 
 def png_rgb(rgb: np.ndarray) -> bytes:
     """RGB uint8 -> PNG bytes (OpenCV writes BGR, so the channels are swapped first)."""
-    import cv2
-
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise ValueError("PNG encoding failed")

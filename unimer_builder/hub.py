@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from .card import default_repo_name, is_synthetic
 
 ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
 
@@ -35,8 +41,6 @@ def _offline() -> bool:
 
 def _network_errors() -> tuple[type[BaseException], ...]:
     """OSError plus the HTTP client's transport errors (httpx-style clients do not derive from OSError)."""
-    import importlib
-
     errs: list[type[BaseException]] = [OSError]
     for mod in ("httpx2", "httpx"):
         try:
@@ -48,17 +52,11 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 def suggested_name(out_dir: Path | str) -> str:
     """The repo name the card suggests for a build (``card.default_repo_name``), from its report."""
-    import json
-
-    from .card import default_repo_name, is_synthetic
-
     out = Path(out_dir)
     report_path = out / "build_report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     dbs = sorted({k for k in (report.get("agreement") or {}) if k != "all"})
     if not dbs:
-        import pyarrow.parquet as pq
-
         dbs = sorted({d for p in sorted((out / "data").glob("train-*.parquet"))
                       for d in pq.read_table(p, columns=["database"]).column("database").to_pylist()})
     return default_repo_name(dbs, is_synthetic(report))

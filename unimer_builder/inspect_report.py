@@ -26,9 +26,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import jinja2
 import numpy as np
+import pyarrow.parquet as pq
+from markupsafe import Markup, escape
 
 from . import facs, flowviz
+from .atomic import staged_folder, swap_in
+from .regions import face_mask, region_masks
+from .shards import flow_numpy
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "inspect_templates"
 VERDICT_ORDER = ("supported", "weak", "contradicted", "unverifiable")
@@ -101,10 +108,6 @@ def iter_clips(out_dir: Path, clip: str | None = None) -> Iterator[tuple[list[di
 
     Holds one clip's pictures at a time, so memory does not grow with the build.
     """
-    import pyarrow.parquet as pq
-
-    from .shards import flow_numpy
-
     rows: list[dict] = []
     visual: dict = {}
     for f in _shard_files(out_dir):
@@ -146,8 +149,6 @@ def _load_report(out_dir: Path) -> dict:
 
 
 def _decode(png: dict | None, flags: int | None = None) -> np.ndarray | None:
-    import cv2
-
     if not png or not png.get("bytes"):
         return None
     img = cv2.imdecode(np.frombuffer(png["bytes"], np.uint8), cv2.IMREAD_UNCHANGED if flags is None else flags)
@@ -175,15 +176,13 @@ def _crop_size(visual: dict, report: dict, image: np.ndarray) -> int:
     fi = _decode(visual.get("flow_image"))
     if fi is not None:
         return int(fi.shape[0])
-    return int((report.get("config") or {}).get("crop_size") or image.shape[0])
+    return int(((report.get("config") or {}).get("face") or {}).get("crop_size") or image.shape[0])
 
 
 def draw_arrows(apex: np.ndarray, flow: np.ndarray, crop: int, floor: float, path: Path,
                 landmarks: np.ndarray | None = None) -> None:
     """The reduced flow (3, F, F) as arrows over the apex crop, ``ARROW_GAIN`` times their length;
     arrows within the noise (``floor``: the clip's floor + 2 spreads, px) and off the face are left out."""
-    from .regions import face_mask
-
     size = apex.shape[0]
     f = flow.shape[-1]
     step = max(1, f // 16)
@@ -210,8 +209,6 @@ def draw_regions(apex: np.ndarray, landmarks: np.ndarray, crop: int, regions: li
                  status: dict[str, str], path: Path) -> None:
     """The AU regions as the builder measured them (``region_masks`` of the clip's own landmarks, cut to
     the face), outlined in the colour of their verdict, with each region's mean motion as an arrow."""
-    from .regions import face_mask, region_masks
-
     size = apex.shape[0]
     k = size / crop
     masks = region_masks(landmarks, crop, within=face_mask(landmarks, crop))
@@ -242,8 +239,6 @@ def draw_regions(apex: np.ndarray, landmarks: np.ndarray, crop: int, regions: li
 def write_clip_pictures(rows: list[dict], visual: dict, report: dict, folder: Path) -> bool:
     """Onset, apex, flow colour map, arrows and regions of one clip into ``folder``; returns whether
     the regions could be drawn (the build has the ``landmarks`` column)."""
-    import cv2
-
     folder.mkdir(parents=True, exist_ok=True)
     info = rows[0]
     for key in ("onset_image", "apex_image"):
@@ -302,7 +297,7 @@ def write_build_plots(clips: list[ClipView], report: dict, folder: Path) -> dict
     _save(fig, folder / "verdicts.png")
     out["verdicts"] = "verdicts.png"
 
-    cfg = report.get("config") or {}
+    cfg = (report.get("config") or {}).get("check") or {}
     carried = [r["z"] for c in clips for r in (c.info.get("regions") or [])
                if c.region_status.get(r["name"]) in VERDICT_ORDER]
     other = [r["z"] for c in clips for r in (c.info.get("regions") or [])
@@ -342,9 +337,6 @@ def write_build_plots(clips: list[ClipView], report: dict, folder: Path) -> dict
     fig.tight_layout()
     _save(fig, folder / "magnitude.png")
     out["magnitude"] = "magnitude.png"
-
-    import cv2
-
     cv2.imwrite(str(folder / "flow_wheel.png"), flowviz.colour_wheel(120)[..., ::-1])
     out["wheel"] = "flow_wheel.png"
     return out
@@ -354,9 +346,6 @@ def write_build_plots(clips: list[ClipView], report: dict, folder: Path) -> dict
 
 
 def _env():
-    import jinja2
-    from markupsafe import Markup, escape
-
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
@@ -408,14 +397,6 @@ def _filters(view: ClipView) -> dict[str, str]:
             "subject": info["subject"]}
 
 
-def _swap_in(staging: Path, dest: Path) -> None:
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    if dest.exists():
-        os.rename(dest, old)
-    os.rename(staging, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str | None = None) -> Path:
     """Write the report of the build in ``out_dir`` to ``dest`` (default ``OUT/inspect``); returns the page
     to open: ``index.html``, or with ``clip`` that clip's page (only it is written, beside an existing report).
@@ -426,10 +407,9 @@ def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str 
     dest = Path(dest) if dest is not None else out_dir / "inspect"
     report = _load_report(out_dir)
     env = _env()
-    staging = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "clips").mkdir(parents=True)
-    try:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with staged_folder(dest) as staging:
+        (staging / "clips").mkdir()
         views: list[ClipView] = []
         for rows, visual in iter_clips(out_dir, clip):
             s = slug(rows[0]["clip_id"])
@@ -442,8 +422,6 @@ def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str 
             plots = write_build_plots(views, report, staging / "plots")
             _write_summary(env, staging, views, report, plots, out_dir)
         else:
-            import cv2
-
             (staging / "plots").mkdir(exist_ok=True)
             cv2.imwrite(str(staging / "plots" / "flow_wheel.png"), flowviz.colour_wheel(120)[..., ::-1])
         for i, v in enumerate(views):
@@ -455,7 +433,7 @@ def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str 
                 region_names=facs.REGION_NAMES)
             (staging / "clips" / f"{v.slug}.html").write_text(html, encoding="utf-8")
         if clip is None:
-            _swap_in(staging, dest)
+            swap_in(staging, dest)
             return dest / "index.html"
         # One clip: its page, pictures and the shared assets join the folder, nothing else changes.
         dest.mkdir(parents=True, exist_ok=True)
@@ -466,8 +444,6 @@ def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str 
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(p, target)
         return dest / "clips" / f"{views[0].slug}.html"
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _copy_assets(staging: Path) -> None:

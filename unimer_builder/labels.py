@@ -15,10 +15,8 @@ import csv
 import functools
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .records import Clip
+from .records import Clip
 
 COMPOSITE = ("negative", "positive", "surprise")
 

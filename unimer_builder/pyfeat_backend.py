@@ -16,12 +16,13 @@ import contextlib
 import importlib
 import importlib.metadata
 import io
-import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from . import second_opinion as so
+from .crosscheck import judge_aus
 from .pyfeat_table import FexTable, read_fex
 
 # py-feat's classic detector with only what the builder uses: RetinaFace boxes, MobileFaceNet's 68
@@ -42,7 +43,7 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
 
 
-def _version(dist: str) -> str:
+def version_of(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -50,7 +51,7 @@ def _version(dist: str) -> str:
 
 
 def _pairing() -> str:
-    return f"torchvision {_version('torchvision')} and torch {_version('torch')}"
+    return f"torchvision {version_of('torchvision')} and torch {version_of('torch')}"
 
 
 def import_feat():
@@ -101,7 +102,7 @@ def load(device: str = "auto"):
     feat = import_feat()
     cls = getattr(feat, "Detectorv1", None) or getattr(feat, "Detector", None)
     if cls is None:
-        raise PyFeatUnavailable(f"py-feat {_version('py-feat')} has neither Detectorv1 nor Detector; "
+        raise PyFeatUnavailable(f"py-feat {version_of('py-feat')} has neither Detectorv1 nor Detector; "
                                 f"{INSTALL} installs the py-feat this builder was written for")
     if device == "auto":
         import torch
@@ -150,26 +151,11 @@ class PyFeat:
         return (x, y, x + w, y + h), f.landmarks
 
 
-_LOADED: dict[str, PyFeat] = {}
-_LOCK = threading.Lock()
-
-
-def get(device: str = "auto") -> PyFeat:
-    """The process's py-feat detector (loaded once per process and device)."""
-    with _LOCK:
-        if device not in _LOADED:
-            _LOADED[device] = PyFeat(device)
-        return _LOADED[device]
-
-
-def second_opinion(clip, evidence, check, cfg, reader, pyfeat: PyFeat | None = None):
+def second_opinion(clip, evidence, check, cfg, reader, pyfeat: PyFeat):
     """py-feat's AUs on the clip's onset and apex frames, joined with the flow's verdicts."""
-    from . import second_opinion as so
-    from .crosscheck import judge_aus
-
-    pf = pyfeat or get()
-    table = pf.detect([reader.get(clip.onset), reader.get(evidence.apex)])
+    table = pyfeat.detect([reader.get(clip.onset), reader.get(evidence.apex)])
     x, y, w, h = evidence.face.box
     app = so.appearance_from_table(table, 0, 1, near=(x, y, w, h) if w > 0 and h > 0 else None)
     flow = judge_aus(clip, evidence, cfg, app.aus)
-    return so.combine(check, app, flow)
+    return so.combine(check, app, flow, rise_min=cfg.check.pyfeat_rise_min,
+                      present_min=cfg.check.pyfeat_present_min)

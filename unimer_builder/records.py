@@ -2,6 +2,7 @@
 
 Every stage is a function over these dataclasses, so that a stage can be tested alone and run in a
 process pool (they pickle) with no change. Arrays are numpy; nothing here imports OpenCV or torch.
+``ClipSummary`` is what the report needs of a built clip; ``SynthClip`` is a layout writer's input.
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ class ParsedAUs:
     label_unknown: bool = False
 
 
+def clip_id(database: str, subject: str, clip: str, onset: object = None, variant: str | None = None) -> str:
+    """A clip's unique, path-safe id (also for rows that fail before a :class:`Clip` exists).
+
+    CAS(ME)^3 clips that share subject and stimulus differ by onset; SMIC's camera variants by variant.
+    """
+    if variant:
+        return f"{database}/{variant}/{subject}/{clip}"
+    key = f"{database}/{subject}/{clip}"
+    return f"{key}/{onset}" if database == "casme3" else key
+
+
 @dataclass
 class Clip:
     """One micro-expression sample as a reader found it on disk.
@@ -76,14 +88,7 @@ class Clip:
 
     @property
     def clip_id(self) -> str:
-        """Unique, path-safe id; CAS(ME)^3 clips that share subject and stimulus differ by onset."""
-        key = f"{self.database}/{self.subject}/{self.clip}"
-        if self.database == "casme3":
-            key += f"/{self.onset}"
-        variant = self.extra.get("variant")
-        if variant:
-            key = f"{self.database}/{variant}/{self.subject}/{self.clip}"
-        return key
+        return clip_id(self.database, self.subject, self.clip, self.onset, self.extra.get("variant"))
 
     @property
     def au_labelled(self) -> bool:
@@ -254,3 +259,24 @@ class SynthClip:
     @property
     def offset(self) -> int:
         return self.first_frame + len(self.frames) - 1
+
+
+@dataclass
+class ClipSummary:
+    """What the report needs of a built clip (no arrays): made by the pipeline, or read back from its part."""
+
+    clip_id: str
+    database: str
+    rows: int
+    flagged: bool
+    dropped: bool
+    aus_source: str
+    apex_source: str
+    verdicts: list[tuple[int, str]] = field(default_factory=list)  # (au, verdict)
+    unexplained: list[int | None] = field(default_factory=list)  # implied AU per unexplained motion
+    # With a second opinion: (au, labelled, said_by, agreement) per AU of CrossCheck.sources.
+    sources: list[tuple[int, bool, str, str | None]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    resumed: bool = False
+    duration_s: float | None = None  # onset -> offset, from the label (see labels.duration_class)
+    duration_class: str | None = None  # micro | macro | long | None (unknown)

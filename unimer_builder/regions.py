@@ -18,6 +18,8 @@ jitter, planted bumps of 0.4-1.5 frame px, TV-L1 "fast" at 224 px): regions with
 z p95 1.9, p99 3.1, max 4.2; regions with >= 0.5 px planted motion z min 5.5, p5 7.7, median ~30.
 The 0.57 was set so that still regions stay under ``z_weak = 2`` 95 % of the time; the median/MAD
 alternative separated worse (moved p5 6.4 at the same still p95).
+
+Every number above is a setting of :class:`~unimer_builder.config.RegionConfig` (``cfg.regions``).
 """
 
 from __future__ import annotations
@@ -28,58 +30,39 @@ import cv2
 import numpy as np
 
 from . import facs
-from .flow import interocular
+from .config import RegionConfig
+from .face import interocular
 from .records import RegionStats
 
-# name-family -> (rx, ry, dx_out, dy) in IOD: ellipse radii and a centre shift (dx_out away from the
-# midline, dy down) from the mean of the region's landmarks.
-_SHAPE: dict[str, tuple[float, float, float, float]] = {
-    "brow_inner": (0.17, 0.15, 0.0, -0.03),
-    "brow_outer": (0.17, 0.15, 0.0, -0.03),
-    "glabella": (0.11, 0.14, 0.0, 0.0),
-    "upper_lid": (0.17, 0.065, 0.0, -0.05),
-    "lower_lid": (0.17, 0.065, 0.0, 0.06),
-    "cheek": (0.21, 0.19, 0.0, -0.06),
-    "nose": (0.17, 0.14, 0.0, -0.05),
-    "upper_lip": (0.2, 0.09, 0.0, -0.03),
-    "lip_corner": (0.12, 0.12, 0.0, 0.0),
-    "lower_lip": (0.2, 0.09, 0.0, 0.03),
-    "chin": (0.22, 0.14, 0.0, -0.22),
-}
-FLOOR_PATCH = 0.22  # side of a floor patch, IOD
-MIN_SPREAD = 0.05  # px: floor spread never below this: TV-L1 itself errs by ~0.04 px on clean smooth warps
-FLOOR_QUANTILE = 0.3  # floor = this quantile of the patch means (spill from AUs only raises patches)
-SPREAD_RATIO = 0.57  # spread = ratio * max(floor, 2 * (floor - 5th percentile)); see the docstring
-MIN_FLOOR_PATCHES = 6
-FLOOR_GAP = 0.15  # IOD kept between a region that moved and the skin the floor is measured on
-FLOOR_EXCLUDE_Z = 4.0  # regions this far above the floor count as moved when the floor is re-measured
+DEFAULT = RegionConfig()
 
-
-def region_geometry(landmarks: np.ndarray) -> dict[str, tuple[float, float, float, float]]:
-    """``{region name: (cx, cy, rx, ry)}`` in the landmarks' pixel units."""
+def region_geometry(landmarks: np.ndarray, cfg: RegionConfig = DEFAULT
+                    ) -> dict[str, tuple[float, float, float, float]]:
+    """``{region name: (cx, cy, rx, ry)}`` in the landmarks' pixel units (shapes: ``cfg.shapes``)."""
     lm = np.asarray(landmarks, float)
     iod = interocular(lm)
+    shape = cfg.shape()
     out = {}
     for r in facs.REGIONS:
-        rx, ry, dxo, dy = _SHAPE[r.family]
+        rx, ry, dxo, dy = shape[r.family]
         c = lm[list(r.landmarks)].mean(axis=0)
         c = c + np.array([dxo * facs.out_sign(r) * iod, dy * iod])
         out[r.name] = (float(c[0]), float(c[1]), rx * iod, ry * iod)
     return out
 
 
-def region_centres(landmarks: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: np.array(v[:2]) for k, v in region_geometry(landmarks).items()}
+def region_centres(landmarks: np.ndarray, cfg: RegionConfig = DEFAULT) -> dict[str, np.ndarray]:
+    return {k: np.array(v[:2]) for k, v in region_geometry(landmarks, cfg).items()}
 
 
-def region_masks(landmarks: np.ndarray, size: int | tuple[int, int], within: np.ndarray | None = None
-                 ) -> dict[str, np.ndarray]:
+def region_masks(landmarks: np.ndarray, size: int | tuple[int, int], within: np.ndarray | None = None,
+                 cfg: RegionConfig = DEFAULT) -> dict[str, np.ndarray]:
     """Boolean HxW mask per :data:`facs.REGIONS` entry, mutually exclusive (a pixel inside several
     ellipses goes to the one it is deepest in, in normalised elliptical distance), cut to ``within``
     (the face: an outer brow or a cheek ellipse must not reach the hair or the background, which slide
     past the face whenever the head moves)."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else size
-    geo = region_geometry(landmarks)
+    geo = region_geometry(landmarks, cfg)
     best = np.full((h, w), np.inf, np.float32)
     label = np.full((h, w), -1, np.int16)
     names = list(geo)
@@ -100,35 +83,34 @@ def region_masks(landmarks: np.ndarray, size: int | tuple[int, int], within: np.
     return {n: label == i for i, n in enumerate(names)}
 
 
-def face_mask(landmarks: np.ndarray, size: int | tuple[int, int], forehead: float = 0.45,
-              erode: float = 0.06) -> np.ndarray:
-    """Face area: hull of the 68 landmarks plus the brows raised by ``forehead`` IOD, eroded by
-    ``erode`` IOD so that the face/background boundary (where head motion makes flow artefacts) is out."""
+def face_mask(landmarks: np.ndarray, size: int | tuple[int, int], cfg: RegionConfig = DEFAULT) -> np.ndarray:
+    """Face area: hull of the 68 landmarks plus the brows raised by ``cfg.forehead`` IOD, eroded by
+    ``cfg.face_erode`` IOD so that the face/background boundary (where head motion makes flow artefacts) is out."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else size
     lm = np.asarray(landmarks, float)
     iod = interocular(lm)
-    brows = lm[17:27] + np.array([0.0, -forehead * iod])
+    brows = lm[17:27] + np.array([0.0, -cfg.forehead * iod])
     pts = np.vstack([lm, brows])
     hull = cv2.convexHull(np.rint(pts).astype(np.int32))
     m = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(m, hull, 1)
-    k = int(round(erode * iod))
+    k = int(round(cfg.face_erode * iod))
     if k >= 1:
         m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
     return m.astype(bool)
 
 
-def floor_mask(landmarks: np.ndarray, masks: dict[str, np.ndarray], face: np.ndarray, gap: float = 0.05
-               ) -> np.ndarray:
-    """Face pixels at least ``gap`` IOD away from every AU region, the eyes (gaze, blinks) and the
-    mouth opening."""
+def floor_mask(landmarks: np.ndarray, masks: dict[str, np.ndarray], face: np.ndarray,
+               cfg: RegionConfig = DEFAULT) -> np.ndarray:
+    """Face pixels at least ``cfg.floor_margin`` IOD away from every AU region, the eyes (gaze, blinks) and
+    the mouth opening."""
     union = np.zeros(face.shape, np.uint8)
     for m in masks.values():
         union |= m.astype(np.uint8)
     lm = np.rint(np.asarray(landmarks, float)).astype(np.int32)
     for idx in (slice(36, 42), slice(42, 48), slice(48, 60)):
         cv2.fillConvexPoly(union, cv2.convexHull(lm[idx]), 1)
-    k = int(round(gap * interocular(landmarks)))
+    k = int(round(cfg.floor_margin * interocular(landmarks)))
     if k >= 1:
         union = cv2.dilate(union, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
     return face & ~union.astype(bool)
@@ -148,8 +130,8 @@ def _n_tiles(allowed: np.ndarray, patch: int) -> int:
     return int((cnt >= 0.5 * patch * patch).sum())
 
 
-def noise_floor(mag: np.ndarray, allowed: np.ndarray, patch: int, fallback: np.ndarray | None = None
-                ) -> tuple[float, float]:
+def noise_floor(mag: np.ndarray, allowed: np.ndarray, patch: int, fallback: np.ndarray | None = None,
+                cfg: RegionConfig = DEFAULT) -> tuple[float, float]:
     """Noise floor and spread of the mean flow magnitude of ``patch`` x ``patch`` tiles at least half
     covered by ``allowed`` (see the module docstring)."""
     h, w = mag.shape
@@ -163,13 +145,13 @@ def noise_floor(mag: np.ndarray, allowed: np.ndarray, patch: int, fallback: np.n
         return mm[ok] / cnt[ok]
 
     vals = tiles(allowed)
-    if len(vals) < MIN_FLOOR_PATCHES and fallback is not None:
+    if len(vals) < cfg.min_floor_patches and fallback is not None:
         vals = tiles(fallback)
     if len(vals) == 0:
         vals = np.array([float(mag.mean())])
-    q05, q30 = (float(x) for x in np.quantile(vals, [0.05, FLOOR_QUANTILE]))
-    spread = SPREAD_RATIO * max(q30, 2.0 * (q30 - q05))
-    return q30, max(spread, MIN_SPREAD)
+    q05, q30 = (float(x) for x in np.quantile(vals, [0.05, cfg.floor_quantile]))
+    spread = cfg.spread_ratio * max(q30, 2.0 * (q30 - q05))
+    return q30, max(spread, cfg.min_spread)
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -202,12 +184,13 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
                  peak_times: dict[str, float] | None = None, landmarks: np.ndarray | None = None,
                  floor_allowed: np.ndarray | None = None, head: np.ndarray | None = None,
                  head_error: float = 0.0, match: dict[str, float] | None = None,
-                 apex_shares: dict[str, float] | None = None) -> tuple[list[RegionStats], float, float]:
+                 apex_shares: dict[str, float] | None = None, cfg: RegionConfig = DEFAULT
+                 ) -> tuple[list[RegionStats], float, float]:
     """Per-region statistics of an onset->apex flow and the face's noise floor.
 
     Returns ``(stats in facs.REGIONS order, floor, spread)``. ``floor_allowed`` (default: the face
     minus the regions) are the pixels the floor is measured on; ``landmarks`` set the patch size
-    (FLOOR_PATCH IOD; 16 px without them).
+    (``cfg.floor_patch`` IOD; 16 px without them).
 
     A region's z is ``(mean - floor) / sqrt(spread^2 + (head_error * h)^2)``, h its mean ``head``
     displacement (px the head moved there, removed from the flow): the head's removal is only as good
@@ -215,8 +198,8 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
     small residual means (on real video an 8.6 px head shift left 0.76 px at the still jaw, a 2-degree
     roll 1.2 px at the nose).
 
-    The floor is measured again away from the regions that moved (:data:`FLOOR_GAP` IOD around every
-    region above ``z_weak``), until no new region qualifies: a broad expression (a smile moves the
+    The floor is measured again away from the regions that moved (``cfg.floor_gap`` IOD around every
+    region at least ``cfg.floor_exclude_z`` above it), until no new region qualifies: a broad expression (a smile moves the
     cheeks, lips, chin and the skin between them) drags the off-region skin near it along, which
     would otherwise raise the floor and hide the very regions that moved.
     """
@@ -229,7 +212,7 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
             union |= m
         floor_allowed = face & ~union
     iod = interocular(landmarks) if landmarks is not None else None
-    patch = int(round(FLOOR_PATCH * iod)) if iod else 16
+    patch = int(round(cfg.floor_patch * iod)) if iod else 16
     names = list(masks)
     label = np.full(mag.size, len(names), np.int32)
     for i, n in enumerate(names):
@@ -244,15 +227,15 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
     heads = (np.bincount(lab, head.ravel()[inside], minlength=nb) / np.maximum(cnt, 1) if head is not None
              else np.zeros(nb))
 
-    floor, spread = noise_floor(mag, floor_allowed, patch, fallback=face)
+    floor, spread = noise_floor(mag, floor_allowed, patch, fallback=face, cfg=cfg)
     moved: set[int] = set()
-    gap = max(1, int(round(FLOOR_GAP * (iod or 80.0))))
+    gap = max(1, int(round(cfg.floor_gap * (iod or 80.0))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1, 2 * gap + 1))
     def noise(i: int) -> float:
         return math.hypot(spread, head_error * heads[i])
 
     for _ in range(3):
-        now = {i for i in range(nb) if cnt[i] > 0 and (means[i] - floor) / noise(i) >= FLOOR_EXCLUDE_Z}
+        now = {i for i in range(nb) if cnt[i] > 0 and (means[i] - floor) / noise(i) >= cfg.floor_exclude_z}
         if now <= moved:
             break
         moved |= now
@@ -260,9 +243,9 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
         for i in moved:
             near |= masks[names[i]].astype(np.uint8)
         far = floor_allowed & ~cv2.dilate(near, kernel).astype(bool)
-        if _n_tiles(far, patch) < MIN_FLOOR_PATCHES:
+        if _n_tiles(far, patch) < cfg.min_floor_patches:
             break
-        floor, spread = noise_floor(mag, far, patch)
+        floor, spread = noise_floor(mag, far, patch, cfg=cfg)
 
     s_u = np.bincount(lab, u.ravel()[inside], minlength=nb)
     s_v = np.bincount(lab, v.ravel()[inside], minlength=nb)

@@ -26,32 +26,9 @@ import re
 from pathlib import Path
 
 from . import labels
-from .config import BuildConfig
-from .facs import AUS, REGION_BY_NAME, REGIONS, SIDE_WORDS, au_name, direction_word
+from .config import TASKS, BuildConfig, TextConfig  # noqa: F401 - TASKS: readers know it as render.TASKS
+from .facs import AUS, EMOTION_AUS, REGION_BY_NAME, REGIONS, SIDE_WORDS, au_name, direction_word
 from .records import Clip, CrossCheck, Evidence, RegionStats, Sample
-
-TASKS = ("emotion", "au", "motion", "explain")
-
-# Regions whose mean direction agrees less than this (|sum v| / sum |v|) get no direction word.
-MIN_COHERENCE = 0.3
-
-# Prototypical AU combinations of the basic emotions (EMFACS; Ekman & Friesen 1978, as tabulated in
-# Ekman, Friesen & Hager, FACS Investigator's Guide 2002, and used by the MER literature to relate
-# CASME II/SAMM labels to AUs). Used only to say whether the supported AUs belong to the labelled
-# emotion's usual pattern; the emotion itself always comes from the database's label.
-EMOTION_AUS: dict[str, frozenset[int]] = {
-    "happiness": frozenset({6, 12}),
-    "surprise": frozenset({1, 2, 5, 26, 27}),
-    "disgust": frozenset({9, 10, 15, 16, 17}),
-    "sadness": frozenset({1, 4, 15, 17}),
-    "fear": frozenset({1, 2, 4, 5, 7, 20, 26}),
-    "anger": frozenset({4, 5, 7, 23, 24}),
-    "contempt": frozenset({12, 14}),
-}
-EMOTION_AUS["positive"] = EMOTION_AUS["happiness"]
-EMOTION_AUS["negative"] = frozenset().union(
-    *(EMOTION_AUS[e] for e in ("disgust", "sadness", "fear", "anger"))
-) | {14}
 
 # Sides the text names as "the subject's left/right" (asymmetric, top and bottom stay out of the text).
 _SIDE_WORDS = {k: SIDE_WORDS[k] for k in ("L", "R")}
@@ -115,8 +92,8 @@ def _module(templates_dir: str, task: str):
     return mod
 
 
-def n_variants(task: str, templates_dir: str | None = None) -> int:
-    return int(_module(str(templates_dir or BuildConfig().templates_dir), task).n_variants)
+def n_variants(task: str, templates_dir: str | Path | None = None) -> int:
+    return int(_module(str(templates_dir or TextConfig().folder), task).n_variants)
 
 
 def pick_variant(seed: int, clip_id: str, task: str, n: int) -> int:
@@ -140,7 +117,8 @@ def _px(v: float) -> str:
 
 def _region_ctx(r, cfg: BuildConfig) -> dict:
     info = REGION_BY_NAME[r.name]
-    direction = direction_word(r.dx, r.dy, info) if r.coherence >= MIN_COHERENCE else None
+    # Regions whose mean direction agrees less (|sum v| / sum |v|) get no direction word.
+    direction = direction_word(r.dx, r.dy, info) if r.coherence >= cfg.text.min_coherence else None
     return {
         "name": r.name,
         "phrase": info.phrase,
@@ -196,7 +174,7 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
     duration_class = labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps)
     return {
         "database": clip.database,
-        "crop_size": cfg.crop_size,
+        "crop_size": cfg.face.crop_size,
         # A clip longer than a micro-expression is never called one ("this expression", not "this micro-expression").
         "kind": "expression" if duration_class in ("macro", "long") else "micro-expression",
         "micro": duration_class not in ("macro", "long"),
@@ -206,7 +184,7 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "macro_max": f"{labels.MACRO_MAX_S:g}",
         "emotion": emotion,
         "emotion_label": clip.emotion,
-        "emotion_composite": labels.composite_of(clip, cfg.composite),
+        "emotion_composite": labels.composite_of(clip, cfg.text.composite),
         "emotion_class": labels.database_class(clip.database, clip.emotion),
         "class_set": class_set,
         "aus": aus,
@@ -248,7 +226,7 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     moved_by_au: dict[int, list[str]] = {}
     for au in predicted:
         moved_by_au[au] = [r.name for r in REGIONS if r.family in (AUS[au].regions if au in AUS else ())
-                           and r.name in stats and stats[r.name].z >= cfg.z_weak]
+                           and r.name in stats and stats[r.name].z >= cfg.check.z_weak]
     carrying = {n for names in moved_by_au.values() for n in names}
     au_ctx = []
     for au in predicted:
@@ -259,11 +237,11 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
                        "phrase": info.phrase if info else au_name(au), "side": side,
                        "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
     moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS
-             if r.name in stats and (stats[r.name].z >= cfg.z_supported or r.name in carrying)]
+             if r.name in stats and (stats[r.name].z >= cfg.check.z_supported or r.name in carrying)]
     emotion = labels.canonical(emotion)
     typical = sorted(a for a in predicted if emotion and a in EMOTION_AUS.get(emotion, ()))
     return {
-        **_KIND_MICRO, "database": None, "crop_size": cfg.crop_size, "emotion": emotion, "emotion_label": emotion,
+        **_KIND_MICRO, "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion, "emotion_label": emotion,
         "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
         "aus": au_ctx, "aus_inferred": False, "predicted": True, "second_opinion": False,
         "inferred_from": "the motion alone", "inferred_by": "the motion", "typical_aus": [f"AU{a}" for a in typical],
@@ -277,7 +255,7 @@ def render_prediction(task: str, regions, aus, emotion: str | None, floor: float
     """A task's answer for a model's prediction, in the builder's own template wording (variant 0)."""
     cfg = cfg or BuildConfig()
     ctx = prediction_context(regions, aus, emotion, floor, cfg)
-    return render_task(task, variant, ctx, str(cfg.templates_dir))[1]
+    return render_task(task, variant, ctx, str(cfg.text.folder))[1]
 
 
 @functools.lru_cache(maxsize=8)
@@ -289,7 +267,7 @@ def _standard_instructions(templates_dir: str, crop_size: int) -> tuple[tuple[st
 def standard_instructions(cfg: BuildConfig | None = None) -> dict[str, str]:
     """Task -> the instruction of template variant 0, so that a new clip is asked in the training wording."""
     cfg = cfg or BuildConfig()
-    return dict(_standard_instructions(str(cfg.templates_dir), int(cfg.crop_size)))
+    return dict(_standard_instructions(str(cfg.text.folder), int(cfg.face.crop_size)))
 
 
 # --- samples -------------------------------------------------------------------------------------
@@ -302,15 +280,15 @@ def render_task(task: str, variant: int, ctx: dict, templates_dir: str) -> tuple
 
 
 def render_samples(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig) -> list[Sample]:
-    """One sample per task of ``cfg.tasks``; the emotion task is left out for a clip with no emotion."""
+    """One sample per task of ``text.tasks``; the emotion task is left out for a clip with no emotion."""
     ctx = build_context(clip, ev, check, cfg)
-    tdir = str(cfg.templates_dir)
+    tdir = str(cfg.text.folder)
     out = []
-    for task in cfg.tasks:
+    for task in cfg.text.tasks:
         if task == "emotion" and ctx["emotion"] is None:
             continue
         n = int(_module(tdir, task).n_variants)
-        v = pick_variant(cfg.seed, clip.clip_id, task, n)
+        v = pick_variant(cfg.text.seed, clip.clip_id, task, n)
         instruction, answer = render_task(task, v, ctx, tdir)
         out.append(Sample(task=task, template_id=f"{task}/{v}", instruction=instruction, answer=answer))
     return out

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 from collections import Counter, defaultdict
 from dataclasses import asdict
-from pathlib import Path
 
-from . import __version__, labels
+import cv2
+
+from . import labels
+from ._version import __version__
 from .config import BuildConfig
-from .executors import ClipSummary
 from .facs import au_name
-from .records import Skip
+from .pyfeat_backend import version_of
+from .records import ClipSummary, Skip
+from .second_opinion import SOURCE
 
 VERDICTS = ("supported", "weak", "contradicted", "unverifiable")
 
@@ -39,10 +40,8 @@ def _agreement(summaries: list[ClipSummary]) -> dict[str, dict]:
 def _second_opinion(summaries: list[ClipSummary], cfg: BuildConfig) -> dict | None:
     """With ``--au-detector py-feat``: per labelled AU, how often py-feat agrees with the flow's verdict; per AU
     no label names, which source said it (both, the flow only, py-feat only)."""
-    if cfg.au_detector != "py-feat":
+    if cfg.check.au_detector != "py-feat":
         return None
-    from .second_opinion import PRESENT_MIN, RISE_MIN, SOURCE
-
     labelled: dict[int, Counter] = defaultdict(Counter)
     unnamed: dict[int, Counter] = defaultdict(Counter)
     for s in summaries:
@@ -59,7 +58,8 @@ def _second_opinion(summaries: list[ClipSummary], cfg: BuildConfig) -> dict | No
                           "no_call": c["no_call"], "agreement_rate": round(c["agree"] / called, 4) if called else None}
     unl = {f"AU{au}": {"name": au_name(au), "both": unnamed[au]["both"], "flow_only": unnamed[au]["flow"],
                        "py-feat_only": unnamed[au][SOURCE]} for au in sorted(unnamed)}
-    return {"source": SOURCE, "rise_min": RISE_MIN, "present_min": PRESENT_MIN, "labelled": lab, "unlabelled": unl}
+    return {"source": SOURCE, "rise_min": cfg.check.pyfeat_rise_min, "present_min": cfg.check.pyfeat_present_min,
+            "labelled": lab, "unlabelled": unl}
 
 
 def _durations(summaries: list[ClipSummary]) -> dict:
@@ -80,8 +80,6 @@ def build_report(
     summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: str, fmt: str,
     shards: list[str], seconds: float, workers: int,
 ) -> dict:
-    import cv2
-
     by_db: dict[str, list[ClipSummary]] = defaultdict(list)
     for s in summaries:
         by_db[s.database].append(s)
@@ -116,7 +114,7 @@ def build_report(
         "shards": shards,
         "config": cfg.to_dict(),
         "config_fingerprint": cfg.fingerprint(),
-        "policy": cfg.policy,
+        "policy": cfg.check.policy,
         "run": {
             "seconds": round(seconds, 3), "workers": workers,
             "mean_stage_seconds": {k: round(v / len(timed), 4) for k, v in sorted(stage_totals.items())} if timed else {},
@@ -130,21 +128,11 @@ def _torch_version(cfg: BuildConfig) -> dict[str, str]:
     """torch's version when it computed the flow (not imported otherwise)."""
     if cfg.flow.backend != "torch":
         return {}
-    import torch
-
-    return {"torch": torch.__version__}
+    return {"torch": version_of("torch")}
 
 
 def _pyfeat_version(cfg: BuildConfig) -> dict[str, str]:
     """py-feat's version (and torchvision's) when it gave AUs or found faces."""
-    if "py-feat" not in (cfg.au_detector, cfg.face_detector):
+    if "py-feat" not in (cfg.face.detector, cfg.check.au_detector):
         return {}
-    from .pyfeat_backend import _version
-
-    return {"py-feat": _version("py-feat"), "torchvision": _version("torchvision")}
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    return {"py-feat": version_of("py-feat"), "torchvision": version_of("torchvision")}

@@ -37,12 +37,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from . import facs
+from .config import CheckConfig
 from .pyfeat_table import FexTable
 from .records import AUSource, CrossCheck, Verdict
 
 SOURCE = "py-feat"
-RISE_MIN = 0.2  # presence probability, onset -> apex
-PRESENT_MIN = 0.5  # presence probability at the apex
+# The defaults of the build's settings check.pyfeat_rise_min and check.pyfeat_present_min (config.py).
+RISE_MIN = CheckConfig.pyfeat_rise_min  # presence probability, onset -> apex
+PRESENT_MIN = CheckConfig.pyfeat_present_min  # presence probability at the apex
 # A blink (AU45) and closed eyes (AU43) look the same in one frame (lids shut); py-feat codes that AU43.
 ALIASES: dict[int, int] = {45: 43}
 VIEWS = ("rises", "flat", "undetected", "no_face")

@@ -1,9 +1,9 @@
-"""Rows, per-clip part files and size-bounded Parquet shards (the layout ``datasets`` and the Hub read).
+"""The shard contract: the schema, one clip's rows, and how images and flow are encoded and read back.
 
 Layout of a build folder::
 
-    OUT/.parts/<sha256(clip_id)[:20]>-<fingerprint>.parquet   one small file per clip (resume state)
-    OUT/data/train-00000-of-0000N.parquet                     the shards, written by consolidate()
+    OUT/.parts/<sha256(clip_id)[:20]>-<fingerprint>.parquet   one small file per clip (parts.py: resume state)
+    OUT/data/train-00000-of-0000N.parquet                     the shards (consolidate.py)
 
 Column types (see ``docs/ARCHITECTURE.md``, "Shard schema"):
 
@@ -14,6 +14,8 @@ Column types (see ``docs/ARCHITECTURE.md``, "Shard schema"):
   saturation magnitude up to ``flowviz.FULL_PX``) at ``crop_size``, RGB PNG: what the Hub's viewer shows.
 * ``landmarks`` are the 68 aligned landmarks of the onset frame, ``[[x, y], ...]`` float32 in crop px: the
   geometry of the AU regions (``regions.region_masks``), so that readers can redraw them.
+* ``crop_size`` is the side of the aligned crop in px: the unit of ``flow``, ``landmarks`` and every px value
+  of ``regions`` (a flow of 256-px crops is 14 % larger than the same motion's at 224).
 * ``flow`` is ``(3, F, F)`` float16 (u, v, optical strain; F = ``flow_size``; values in pixels of the
   ``crop_size`` crop, resized with INTER_AREA, never normalised). Parquet stores it as the storage of
   ``datasets.Array3D((3, F, F), "float16")``: ``list<list<list<halffloat>>>``. Part files hold the
@@ -26,28 +28,19 @@ Column types (see ``docs/ARCHITECTURE.md``, "Shard schema"):
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import flowviz, labels
-from .config import BuildConfig
+from .config import BuildConfig, OutputConfig
 from .records import Clip, CrossCheck, Evidence, Sample
 
 COMPRESSION = "zstd"
-# Uncompressed bytes per row group inside a shard (at most a shard). Consolidation holds about one row
-# group of parts in memory, so this bounds its memory whatever the build size: with 32 MiB a 200-clip build
-# consolidated at +100 MiB over a 20-clip one, with 8 MiB at +11 MiB (bench/README.md, "Memory").
-# 8 MiB is ~14 clips (56 rows) of 224 px crops: still large for readers (datasets streams by row group).
-ROW_GROUP_BYTES = 8 * 1024 * 1024
-_META_KEY = b"unimer"
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 FLOW_STORAGE = pa.list_(pa.list_(pa.list_(pa.float16())))
@@ -113,6 +106,7 @@ SCHEMA = pa.schema([
     ("flow", FLOW_STORAGE),
     ("flow_image", IMAGE),
     ("landmarks", pa.list_(pa.list_(_f32))),
+    ("crop_size", pa.int32()),
     ("config_fingerprint", pa.string()),
 ])
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
@@ -134,7 +128,7 @@ def _dtype_feature(t: pa.DataType):
 
 
 @functools.lru_cache(maxsize=8)
-def features(flow_size: int = BuildConfig.flow_size):
+def features(flow_size: int = OutputConfig.flow_size):
     """The ``datasets.Features`` of a shard: Image for PNG structs, Array3D for ``flow``."""
     import datasets
 
@@ -148,7 +142,7 @@ def features(flow_size: int = BuildConfig.flow_size):
 
 
 @functools.lru_cache(maxsize=8)
-def shard_schema(flow_size: int = BuildConfig.flow_size) -> pa.Schema:
+def shard_schema(flow_size: int = OutputConfig.flow_size) -> pa.Schema:
     """SCHEMA with ``flow`` as datasets' Array3D extension type and the ``huggingface`` metadata."""
     feats = features(flow_size)
     hf = feats.arrow_schema
@@ -191,15 +185,11 @@ def _flow_array(flows: list[np.ndarray]) -> pa.Array:
 # out ~9 % smaller; the pixels are the same (PNG is lossless). Measured in bench/README.md.
 @functools.lru_cache(maxsize=1)
 def _png_params() -> list[int]:
-    import cv2
-
     return [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_AVG]
 
 
 def _png(img: np.ndarray, size: int | None = None) -> bytes:
-    import cv2
-
     img = np.asarray(img)
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
@@ -213,8 +203,6 @@ def _png(img: np.ndarray, size: int | None = None) -> bytes:
 
 def reduce_flow(flow: np.ndarray, strain: np.ndarray, size: int) -> np.ndarray:
     """(H, W, 2) flow + (H, W) strain -> (3, size, size) float16; values stay in crop pixels."""
-    import cv2
-
     u = np.asarray(flow[..., 0], np.float32)
     v = np.asarray(flow[..., 1], np.float32)
     s = np.asarray(strain, np.float32)
@@ -231,12 +219,13 @@ def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample]
     """One row per sample: the clip's columns (shared objects) joined with each sample's text."""
     if not samples:
         return []
-    onset_png = {"bytes": _png(ev.onset_crop, cfg.image_size), "path": "onset.png"}
-    apex_png = {"bytes": _png(ev.apex_crop, cfg.image_size), "path": "apex.png"}
+    out = cfg.output
+    onset_png = {"bytes": _png(ev.onset_crop, out.image_size), "path": "onset.png"}
+    apex_png = {"bytes": _png(ev.apex_crop, out.image_size), "path": "apex.png"}
     frame_nums = [int(n) for n in ev.stack_frames]
-    frames = [{"bytes": _png(f, cfg.stack_size), "path": f"frame_{frame_nums[i] if i < len(frame_nums) else i}.png"}
+    frames = [{"bytes": _png(f, out.stack_size), "path": f"frame_{frame_nums[i] if i < len(frame_nums) else i}.png"}
               for i, f in enumerate(ev.stack)]
-    flow = reduce_flow(ev.flow, ev.strain, cfg.flow_size)
+    flow = reduce_flow(ev.flow, ev.strain, out.flow_size)
     flow_png = {"bytes": flowviz.png_rgb(flowviz.flow_to_rgb(ev.flow)), "path": "flow.png"}
     hm = ev.head_motion or {}
     base = {
@@ -252,7 +241,7 @@ def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample]
         "duration_s": labels.duration_s(clip.onset, clip.offset, clip.fps),
         "duration_class": labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
         "emotion": clip.emotion,
-        "emotion_composite": labels.composite_of(clip, cfg.composite),
+        "emotion_composite": labels.composite_of(clip, cfg.text.composite),
         "emotion_class": labels.database_class(clip.database, clip.emotion),
         "class_set": labels.default_class_set(clip.database),
         "au_text": clip.au_text,
@@ -288,6 +277,7 @@ def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample]
         "flow": flow,
         "flow_image": flow_png,
         "landmarks": np.asarray(ev.face.landmarks, np.float32).tolist(),
+        "crop_size": int(ev.face.size),
         "config_fingerprint": cfg.fingerprint(),
     }
     rows = []
@@ -318,74 +308,16 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-# --- part files (one per clip; the resume state) -------------------------------------------------
-
-
-def _clip_key(clip_id: str) -> str:
-    return hashlib.sha256(clip_id.encode()).hexdigest()[:20]
-
-
-def part_path(parts_dir: Path | str, clip_id: str, fingerprint: str) -> Path:
-    return Path(parts_dir) / f"{_clip_key(clip_id)}-{fingerprint}.parquet"
-
-
-def part_exists(parts_dir: Path | str, clip_id: str, fingerprint: str) -> bool:
-    return part_path(parts_dir, clip_id, fingerprint).exists()
-
-
-def write_part(parts_dir: Path | str, clip_id: str, rows: list[dict], fingerprint: str) -> Path:
-    """Write one clip's rows (possibly none: a dropped clip) atomically; remove its stale parts.
-
-    A clip has at most one part at a time, so a part of other settings never reaches the shards.
-    """
-    parts_dir = Path(parts_dir)
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    path = part_path(parts_dir, clip_id, fingerprint)
-    table = rows_to_table(rows)
-    flow_size = int(np.asarray(rows[0]["flow"]).shape[-1]) if rows else None
-    meta = {"clip_id": clip_id, "fingerprint": fingerprint, "flow_size": flow_size}
-    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True).encode()})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        # No dictionary encoding in parts: a part holds one clip (a few rows), so dictionaries buy nothing
-        # that zstd does not, and skipping them makes the write ~25 % cheaper. The table read back, and so
-        # every shard, is the same either way.
-        pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    for stale in parts_dir.glob(f"{_clip_key(clip_id)}-*.parquet"):
-        if stale != path:
-            stale.unlink(missing_ok=True)
-    return path
-
-
-def _find_part(parts_dir: Path, clip_id: str, fingerprint: str | None) -> Path:
-    if fingerprint is not None:
-        p = part_path(parts_dir, clip_id, fingerprint)
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no part file for clip {clip_id!r} (settings {fingerprint})")
-        return p
-    found = sorted(parts_dir.glob(f"{_clip_key(clip_id)}-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-    if not found:
-        raise FileNotFoundError(f"{parts_dir}: no part file for clip {clip_id!r}")
-    return found[-1]  # several only after an interrupted write_part: the newest is the current one
-
-
-def _part_meta(path: Path) -> dict:
-    md = pq.read_metadata(path)
-    kv = md.metadata or {}
-    meta = json.loads(kv[_META_KEY]) if _META_KEY in kv else {}
-    meta["rows"] = md.num_rows
-    meta["bytes"] = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-    return meta
-
-
 # --- shards --------------------------------------------------------------------------------------
 
 
-def _as_shard_table(t: pa.Table, schema: pa.Schema) -> pa.Table:
+def shard_name(i: int, n: int) -> str:
+    return f"train-{i:05d}-of-{n:05d}.parquet"
+
+
+def as_shard_table(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table of :data:`SCHEMA` (as parts hold it) in ``schema`` (:func:`shard_schema`): ``flow`` as the
+    Array3D extension type."""
     ext = schema.field("flow").type
     cols = []
     for f in schema:
@@ -398,103 +330,6 @@ def _as_shard_table(t: pa.Table, schema: pa.Schema) -> pa.Table:
             col = col.cast(f.type)
         cols.append(col)
     return pa.Table.from_arrays(cols, schema=schema)
-
-
-# Dictionary encoding and min/max statistics only for the flat (non-nested) columns of a shard: on the
-# PNG and flow columns dictionaries cost ~40 % of the shard write and made the file larger (zstd already
-# removes the repeats of a clip's images across its rows), and statistics of PNG bytes serve no reader.
-_FLAT_COLUMNS = tuple(f.name for f in SCHEMA if not pa.types.is_nested(f.type))
-
-
-def shard_name(i: int, n: int) -> str:
-    return f"train-{i:05d}-of-{n:05d}.parquet"
-
-
-def consolidate(
-    parts_dir: Path | str,
-    out_dir: Path | str,
-    clip_order: list[str],
-    max_bytes: int,
-    fingerprint: str | None = None,
-) -> list[Path]:
-    """Stream the clips' parts, in ``clip_order``, into ``OUT/data/train-XXXXX-of-NNNNN.parquet``.
-
-    Shards are bounded by ``max_bytes`` of uncompressed data (a clip is never split; a clip larger
-    than the bound gets a shard of its own). At most one row group (<= ROW_GROUP_BYTES) is in memory. The
-    new ``data/`` is written beside the old one and swapped in with two renames, so a reader sees the
-    old complete set or the new complete set, never a half-written shard. Same parts, same order ->
-    byte-identical shards. With ``fingerprint`` only parts of those settings are used.
-    """
-    parts_dir, out_dir = Path(parts_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if len(set(clip_order)) != len(clip_order):
-        raise ValueError("clip_order lists a clip more than once")
-
-    # Plan from the parts' footers only.
-    plan: list[tuple[Path, int]] = []
-    flow_sizes = set()
-    for cid in clip_order:
-        p = _find_part(parts_dir, cid, fingerprint)
-        meta = _part_meta(p)
-        if meta["rows"] == 0:
-            continue
-        if meta.get("flow_size"):
-            flow_sizes.add(int(meta["flow_size"]))
-        plan.append((p, meta["bytes"]))
-    if len(flow_sizes) > 1:
-        raise ValueError(f"{parts_dir}: parts disagree on flow_size {sorted(flow_sizes)}; rebuild them")
-    flow_size = flow_sizes.pop() if flow_sizes else BuildConfig.flow_size
-    groups: list[list[Path]] = []
-    size = 0
-    for p, b in plan:
-        if not groups or (size + b > max_bytes and groups[-1]):
-            groups.append([])
-            size = 0
-        groups[-1].append(p)
-        size += b
-    if not groups:
-        groups = [[]]  # an empty build still gets one (empty) shard so that the folder loads
-    schema = shard_schema(flow_size)
-    row_group_bytes = max(1, min(ROW_GROUP_BYTES, max_bytes))
-
-    for stale in [*out_dir.glob(".data.tmp-*"), *out_dir.glob(".data.old-*")]:
-        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted consolidate
-    tmp = out_dir / f".data.tmp-{os.getpid()}"
-    tmp.mkdir()
-    paths: list[Path] = []
-    try:
-        n = len(groups)
-        for i, group in enumerate(groups):
-            name = shard_name(i, n)
-            with pq.ParquetWriter(tmp / name, schema, compression=COMPRESSION, use_dictionary=list(_FLAT_COLUMNS),
-                                  write_statistics=list(_FLAT_COLUMNS)) as writer:
-                buf: list[pa.Table] = []
-                buf_bytes = 0
-                for p in group:
-                    with pq.ParquetFile(p) as pf:
-                        t = pf.read(use_threads=False)
-                    buf.append(_as_shard_table(t, schema))
-                    buf_bytes += t.nbytes
-                    if buf_bytes >= row_group_bytes:
-                        # One row group from the parts' chunks as they are: combining them first would
-                        # copy the whole row group once more.
-                        writer.write_table(pa.concat_tables(buf))
-                        buf, buf_bytes = [], 0
-                if buf:
-                    writer.write_table(pa.concat_tables(buf))
-                elif not group:
-                    writer.write_table(schema.empty_table())
-            paths.append(out_dir / "data" / name)
-        data = out_dir / "data"
-        old = out_dir / f".data.old-{os.getpid()}"
-        if data.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(data, old)
-        os.rename(tmp, data)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return paths
 
 
 def read_shards(out_dir: Path | str, columns: list[str] | None = None) -> pa.Table:

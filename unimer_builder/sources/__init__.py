@@ -9,20 +9,22 @@ database's real on-disk layout and returns the clip ids ``read_clips`` will give
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError, UnusableInput
 from ..records import Clip, Skip
+from . import casme2, casme3, manifest, samm, smic
+from ._common import Row, check_frames, list_frames
 
-FORMATS = ("casme2", "samm", "smic", "casme3", "manifest")
+MODULES = {"casme2": casme2, "samm": samm, "smic": smic, "casme3": casme3, "manifest": manifest}
+FORMATS = tuple(MODULES)
 
 
 def _module(fmt: str):
-    if fmt not in FORMATS:
+    if fmt not in MODULES:
         raise UnusableInput(f"unknown database format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return importlib.import_module(f"{__name__}.{fmt}")
+    return MODULES[fmt]
 
 
 def read_clips(root: Path | str, fmt: str) -> Iterator[Clip | Skip]:
@@ -41,8 +43,6 @@ def clip_from_folder(folder: Path | str, onset: int | None = None, apex: int | N
     """A :class:`Clip` over a folder of numbered frames (``img12.jpg``, ``0012.png``), range-checked as
     the readers check a label row. Onset and offset default to the first and last frame; a missing apex
     is estimated from motion. Raises :class:`InputError` naming the folder and the bad field."""
-    from ._common import Row, check_frames, list_frames
-
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("missing_frame", f"clip folder {folder} does not exist", str(folder))
@@ -65,8 +65,6 @@ def clip_from_folder(folder: Path | str, onset: int | None = None, apex: int | N
 
 def detect_format(root: Path | str) -> str | None:
     """Guess the database format from the files present (a manifest wins, SMIC is a folder pattern)."""
-    from . import casme2, casme3, manifest, samm, smic
-
     root = Path(root)
     if not root.exists():
         return None

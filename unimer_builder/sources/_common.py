@@ -1,28 +1,30 @@
-"""Helpers shared by the database readers and writers: sheets, frame folders, row validation.
+"""What the database readers share: frame folders, cells, sheets, row validation, and the one loop over a
+label sheet's rows (:func:`sheet_rows`).
 
-Nothing here knows one database; each ``sources/<db>.py`` states its own columns and layout and
-calls these. Row numbers are always 1-based as a spreadsheet program shows them.
+Nothing here knows one database: a spreadsheet-labelled database declares its columns and layout in a
+:class:`SheetLayout` and :func:`read_sheet` does the rest; SMIC (folders only) and manifests (a CSV of paths)
+use the helpers. Row numbers are always 1-based as a spreadsheet program shows them. Writing a database's
+layout (synthetic clips) is :mod:`._layout`'s.
 """
 
 from __future__ import annotations
 
-import datetime
-import io
 import math
 import os
 import re
-import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
+import openpyxl
+import pandas as pd
 
 from ..errors import InputError, UnusableInput
 from ..facs import parse_aus
-from ..records import Clip, ParsedAUs, Skip
+from ..records import Clip, ParsedAUs, Skip, clip_id
+from .fixes import apply_fixes
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
@@ -219,8 +221,6 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[str, list[tuple[in
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
-            import openpyxl
-
             wb = openpyxl.load_workbook(path, data_only=True)
             ws = wb[sheet] if sheet in wb.sheetnames else wb.worksheets[0]
             rows = [(i, list(r)) for i, r in enumerate(
@@ -229,8 +229,6 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[str, list[tuple[in
             wb.close()
             return name, rows
         if suffix == ".xls":
-            import pandas as pd
-
             sheets = pd.read_excel(path, sheet_name=None, header=None)
             name = sheet if sheet in sheets else next(iter(sheets))
             # xlrd drops nothing but pandas skips blank lines: numbers can drift on sheets with gaps.
@@ -259,14 +257,6 @@ def make_skip(clip_id: str, reason: str, message: str, file: str | Path = "", ro
               field: str = "") -> Skip:
     err = InputError(reason, message, str(file), row, field)
     return Skip(clip_id, reason, err.message, err.file, row, field)
-
-
-def clip_id(database: str, subject: str, clip: str, onset: object = None, variant: str | None = None) -> str:
-    """The id :attr:`Clip.clip_id` gives, for rows that fail before a Clip exists."""
-    if variant:
-        return f"{database}/{variant}/{subject}/{clip}"
-    key = f"{database}/{subject}/{clip}"
-    return f"{key}/{onset}" if database == "casme3" else key
 
 
 @dataclass
@@ -389,61 +379,6 @@ def require_root(root: Path, what: str) -> Path:
     return root
 
 
-# --- writing --------------------------------------------------------------------------------------
-
-JPEG_QUALITY = 95  # a writer's quality when the clip names none
-
-
-def write_frame(path: Path, img: np.ndarray, quality: int | None = None) -> None:
-    """Write one frame; ``.jpg`` at ``quality`` (default :data:`JPEG_QUALITY`).
-
-    A lossless file (``.bmp``, ``.png``) given a ``quality`` stores the frame as decoded from a JPEG
-    at that quality, so that a clip shows the same compression in every layout.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    suffix = path.suffix.lower()
-    jpeg = suffix in (".jpg", ".jpeg")
-    if quality is not None and not 1 <= int(quality) <= 100:
-        raise ValueError(f"JPEG quality {quality} is outside 1..100")
-    if quality is not None and not jpeg:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        if not ok:
-            raise OSError(f"cannot JPEG-encode frame {path}")
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality or JPEG_QUALITY)] if jpeg else []
-    if not cv2.imwrite(str(path), img, params):
-        raise OSError(f"cannot write frame {path}")
-
-
-def write_xlsx(path: Path, sheets: list[tuple[str, list[list[Any]]]]) -> None:
-    """A workbook with the given sheets (rows written from row 1; ``None`` cells stay empty)."""
-    import openpyxl
-
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets:
-        ws = wb.create_sheet(name)
-        for r in rows:
-            ws.append(list(r))
-    # Fixed document dates and zip entry times: the same synthetic database, byte for byte.
-    stamp = datetime.datetime(2020, 1, 1)
-    wb.properties.created = wb.properties.modified = stamp
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    wb.save(buf)
-    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(2020, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            data = src.read(info.filename)
-            if info.filename == "docProps/core.xml":  # openpyxl stamps "modified" at save time
-                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", data)
-            dst.writestr(fixed, data)
-
-
 def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names: dict[str, str],
                find_folder, fps: float | None, extra: dict[str, Any], restrict: bool = False,
                lister=list_frames) -> Clip | Skip:
@@ -489,3 +424,82 @@ def extra_cells(sheet: Sheet, values: list[Any], used: set[int]) -> dict[str, An
 
 def row_cells(values: list[Any], cols: dict[str, tuple[int, str]]) -> dict[str, Any]:
     return {k: (values[j] if j < len(values) else None) for k, (j, _) in cols.items()}
+
+
+# --- the sheet-row loop ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """What a spreadsheet-labelled database declares; :func:`read_sheet` does the rest."""
+
+    database: str  # "casme2"
+    what: str  # its name in messages ("CASME II")
+    fps: float
+    find_sheet: Callable[[Path], Path | None]  # the label sheet under a root
+    described: str  # the sheet as a message describes it ("CASME2-coding*.xlsx")
+    sheet_name: str | None  # the sheet holding the labels (None: the first)
+    required: dict[str, tuple[str, ...]]  # key -> header spellings: subject, filename, onset, apex, offset, aus, emotion
+    frames_dir: str  # the folder of subject folders in the release (where a missing clip was expected)
+    # The subject cell -> (subject as Clip.subject spells it, the folder spellings to look for), or a
+    # message saying why the cell is no subject.
+    subject: Callable[[str | None], tuple[str, tuple[str, ...]] | str]
+    clip_is: str = "the clip name"  # what the Filename cell names, for messages
+    prefer: Callable[[Path], int] | None = None  # order of the folders clip folders are looked for in
+    frames_subdir: str | None = None  # frames in <clip folder>/<this> when it exists (CAS(ME)^3: color)
+    # One folder holds several clips (a stimulus video), told apart by onset: a clip keeps only its own
+    # onset..offset frames and the folder is listed once.
+    shared_folders: bool = False
+
+
+def read_sheet(root: Path, layout: SheetLayout) -> Iterator[Clip | Skip]:
+    """Clips and skips of a spreadsheet-labelled database, in the sheet's row order."""
+    root, sheet, cols = open_label_sheet(root, layout.what, layout.find_sheet, layout.described,
+                                         layout.sheet_name, layout.required)
+    return dedupe(sheet_rows(root, sheet, cols, layout))
+
+
+def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layout: SheetLayout
+               ) -> Iterator[Clip | Skip]:
+    """One Clip or Skip per non-blank row: subject and clip name, label fixes, then :func:`build_clip`."""
+    finder = FolderFinder(root, depth=3, prefer=layout.prefer)
+    names = {k: v[1] for k, v in cols.items()}
+    used = {j for j, _ in cols.values()}
+    file = str(sheet.path)
+    listed: dict[Path, dict[int, str]] = {}
+
+    def lister(folder: Path) -> dict[int, str]:
+        if not layout.shared_folders:
+            return list_frames(folder)
+        if folder not in listed:  # one listing per shared folder
+            listed[folder] = list_frames(folder)
+        return listed[folder]
+
+    for rownum, values in sheet.rows:
+        if all(is_blank(v) for v in values):
+            continue
+        cells = row_cells(values, cols)
+        raw, clip = text(cells["subject"]), text(cells["filename"])
+        got = layout.subject(raw)
+        subject, spellings = got if isinstance(got, tuple) else (raw or "", ())
+        r = Row(layout.database, file, rownum, clip_id(layout.database, subject, clip or "", text(cells["onset"])))
+        if isinstance(got, str):
+            yield r.skip("bad_label", got, names["subject"])
+            continue
+        if not clip:
+            yield r.skip("bad_label", f"{layout.clip_is} is missing", names["filename"])
+            continue
+
+        def folder(spellings=spellings, subject=subject, clip=clip, r=r):
+            found = finder.find(spellings, clip)
+            if found is None:
+                where = finder.expected(layout.frames_dir, subject, clip)
+                where = where / layout.frames_subdir if layout.frames_subdir else where
+                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
+            inner = found / layout.frames_subdir if layout.frames_subdir else found
+            return inner if inner.is_dir() else found
+
+        yield build_clip(r, subject=subject, clip=clip,
+                         cells=apply_fixes(layout.database, subject, clip, cells, onset=cells["onset"]),
+                         names=names, find_folder=folder, fps=layout.fps, extra=extra_cells(sheet, values, used),
+                         restrict=layout.shared_folders, lister=lister)

@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import Clip, Skip, SynthClip
+from ..records import Clip, Skip, SynthClip, clip_id
 from . import _common as c
-from .fixes import apply_fixes
+from ._layout import write_frame, write_xlsx
 
 DATABASE = "casme2"
 FPS = 200.0
@@ -50,42 +50,22 @@ def _prefer(base: Path) -> int:
     return 0 if "raw" in s else (2 if "crop" in s else 1)
 
 
+def _subject(raw: str | None) -> tuple[str, tuple[str, ...]] | str:
+    """``1``, ``sub1`` or ``sub01`` -> ``sub01``; folders spelled ``sub01``, ``1``, ``sub1`` or ``01``."""
+    n = _subject_number(raw)
+    if n is None:
+        return f"subject {raw!r} is not a subject number"
+    return f"sub{n:02d}", (f"sub{n:02d}", str(n), f"sub{n}", f"{n:02d}")
+
+
+LAYOUT = c.SheetLayout(
+    database=DATABASE, what="CASME II", fps=FPS, find_sheet=find_sheet,
+    described="CASME2-coding*.xlsx or CASME2_label*.xls[x]", sheet_name=None, required=REQUIRED,
+    frames_dir=FRAMES_DIR, subject=_subject, prefer=_prefer)
+
+
 def read(root: Path) -> Iterator[Clip | Skip]:
-    root, sheet, cols = c.open_label_sheet(root, "CASME II", find_sheet, "CASME2-coding*.xlsx or CASME2_label*.xls[x]",
-                                           None, REQUIRED)
-    return c.dedupe(_rows(root, sheet, cols))
-
-
-def _rows(root: Path, sheet: c.Sheet, cols: dict[str, tuple[int, str]]) -> Iterator[Clip | Skip]:
-    finder = c.FolderFinder(root, depth=3, prefer=_prefer)
-    names = {k: v[1] for k, v in cols.items()}
-    used = {j for j, _ in cols.values()}
-    file = str(sheet.path)
-    for rownum, values in sheet.rows:
-        if all(c.is_blank(v) for v in values):
-            continue
-        cells = c.row_cells(values, cols)
-        raw_subject, clip = c.text(cells["subject"]), c.text(cells["filename"])
-        n = _subject_number(raw_subject)
-        subject = f"sub{n:02d}" if n is not None else (raw_subject or "")
-        r = c.Row(DATABASE, file, rownum, c.clip_id(DATABASE, subject, clip or ""))
-        if n is None:
-            yield r.skip("bad_label", f"subject {raw_subject!r} is not a subject number", names["subject"])
-            continue
-        if not clip:
-            yield r.skip("bad_label", "the clip name is missing", names["filename"])
-            continue
-
-        def folder(n=n, clip=clip, r=r):
-            found = finder.find([f"sub{n:02d}", str(n), f"sub{n}", f"{n:02d}"], clip)
-            if found is None:
-                where = finder.expected(FRAMES_DIR, f"sub{n:02d}", clip)
-                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
-            return found
-
-        yield c.build_clip(r, subject=subject, clip=clip, cells=apply_fixes(DATABASE, subject, clip, cells),
-                           names=names, find_folder=folder, fps=FPS,
-                           extra=c.extra_cells(sheet, values, used))
+    return c.read_sheet(root, LAYOUT)
 
 
 def _subject_number(raw: str | None) -> int | None:
@@ -111,8 +91,8 @@ def write(root: Path, clips: list[SynthClip]) -> list[str]:
         name = clip_name(s.index)
         folder = root / FRAMES_DIR / f"sub{s.subject:02d}" / name
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"img{s.first_frame + i}.jpg", img, s.jpeg_quality)
+            write_frame(folder / f"img{s.first_frame + i}.jpg", img, s.jpeg_quality)
         rows.append([s.subject, name, None, s.onset, s.apex, s.offset, None, s.au_text, s.emotion])
-        ids.append(c.clip_id(DATABASE, f"sub{s.subject:02d}", name))
-    c.write_xlsx(root / SHEET_NAME, [("Sheet1", rows), ("Sheet2", []), ("Sheet3", [])])
+        ids.append(clip_id(DATABASE, f"sub{s.subject:02d}", name))
+    write_xlsx(root / SHEET_NAME, [("Sheet1", rows), ("Sheet2", []), ("Sheet3", [])])
     return ids

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import Clip, Skip, SynthClip
+from ..records import Clip, Skip, SynthClip, clip_id
 from . import _common as c
-from .fixes import apply_fixes
+from ._layout import write_frame, write_xlsx
 
 DATABASE = "casme3"
 FPS = 30.0
@@ -41,50 +41,19 @@ def find_sheet(root: Path) -> Path | None:
     return c.find_sheet(root, _SHEET)
 
 
+def _subject(raw: str | None) -> tuple[str, tuple[str, ...]] | str:
+    """Kept as written (``spNO.1``); its folder has the same name."""
+    return (raw, (raw,)) if raw else "the subject is missing"
+
+
+LAYOUT = c.SheetLayout(
+    database=DATABASE, what="CAS(ME)^3", fps=FPS, find_sheet=find_sheet,
+    described="cas(me)3_part_A_ME_label*.xlsx", sheet_name=SHEET_NAME, required=REQUIRED, frames_dir=FRAMES_DIR,
+    subject=_subject, clip_is="the stimulus (clip) name", frames_subdir="color", shared_folders=True)
+
+
 def read(root: Path) -> Iterator[Clip | Skip]:
-    root, sheet, cols = c.open_label_sheet(root, "CAS(ME)^3", find_sheet, "cas(me)3_part_A_ME_label*.xlsx",
-                                           SHEET_NAME, REQUIRED)
-    return c.dedupe(_rows(root, sheet, cols))
-
-
-def _rows(root: Path, sheet: c.Sheet, cols: dict[str, tuple[int, str]]) -> Iterator[Clip | Skip]:
-    finder = c.FolderFinder(root, depth=3)
-    names = {k: v[1] for k, v in cols.items()}
-    used = {j for j, _ in cols.values()}
-    file = str(sheet.path)
-    listed: dict[Path, dict[int, str]] = {}  # one listing per stimulus folder, shared by its clips
-
-    def lister(folder: Path) -> dict[int, str]:
-        if folder not in listed:
-            listed[folder] = c.list_frames(folder)
-        return listed[folder]
-
-    for rownum, values in sheet.rows:
-        if all(c.is_blank(v) for v in values):
-            continue
-        cells = c.row_cells(values, cols)
-        subject, clip = c.text(cells["subject"]), c.text(cells["filename"])
-        r = c.Row(DATABASE, file, rownum,
-                  c.clip_id(DATABASE, subject or "", clip or "", c.text(cells["onset"])))
-        if not subject:
-            yield r.skip("bad_label", "the subject is missing", names["subject"])
-            continue
-        if not clip:
-            yield r.skip("bad_label", "the stimulus (clip) name is missing", names["filename"])
-            continue
-
-        def folder(subject=subject, clip=clip, r=r):
-            found = finder.find([subject], clip)
-            if found is None:
-                where = finder.expected(FRAMES_DIR, subject, clip) / "color"
-                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
-            color = found / "color"
-            return color if color.is_dir() else found
-
-        yield c.build_clip(r, subject=subject, clip=clip,
-                           cells=apply_fixes(DATABASE, subject, clip, cells, onset=cells["onset"]),
-                           names=names, find_folder=folder, fps=FPS, restrict=True, lister=lister,
-                           extra=c.extra_cells(sheet, values, used))
+    return c.read_sheet(root, LAYOUT)
 
 
 def stimulus(index: int) -> str:
@@ -110,10 +79,10 @@ def write(root: Path, clips: list[SynthClip]) -> list[str]:
             s.first_frame = end + 1 + 10 * len(s.frames)  # a gap, as between real clips of one video
         folder = root / FRAMES_DIR / sub / letter / "color"
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"{s.first_frame + i}.jpg", img, s.jpeg_quality)
+            write_frame(folder / f"{s.first_frame + i}.jpg", img, s.jpeg_quality)
         last[(sub, letter)] = max(end or 0, s.offset)
         rows.append([sub, letter, s.onset, s.apex, s.offset, s.au_text, s.extra.get("objective_class", "VII"),
                      s.emotion])
-        ids.append(c.clip_id(DATABASE, sub, letter, s.onset))
-    c.write_xlsx(root / SHEET_FILE, [(SHEET_NAME, rows), ("Sheet1", [])])
+        ids.append(clip_id(DATABASE, sub, letter, s.onset))
+    write_xlsx(root / SHEET_FILE, [(SHEET_NAME, rows), ("Sheet1", [])])
     return ids

@@ -15,9 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..errors import UnusableInput
-from ..records import Clip, ParsedAUs, Skip, SynthClip
+from ..records import Clip, ParsedAUs, Skip, SynthClip, clip_id
 from . import _common as c
+from ._layout import write_frame
 
 DATABASE = "manifest"
 NAMES = ("manifest.csv", "manifest.parquet")
@@ -36,8 +39,6 @@ def find_manifest(root: Path) -> Path | None:
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
-    import pandas as pd
-
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
@@ -76,7 +77,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         subject = c.text(rec.get("subject")) or (target.parent.name if target else "")
         clip = c.text(rec.get("clip")) or (
             (target.name if target.is_dir() else target.stem) if target else "")
-        r = c.Row(DATABASE, file, rownum, c.clip_id(DATABASE, subject, clip))
+        r = c.Row(DATABASE, file, rownum, clip_id(DATABASE, subject, clip))
         if target is None:
             yield r.skip("bad_label", "the path of the clip is missing", "path")
             continue
@@ -144,19 +145,17 @@ def _check_video_marks(r: c.Row, onset: int, apex: int | None, offset: int | Non
 
 def write(root: Path, clips: list[SynthClip]) -> list[str]:
     """``manifest.csv`` + ``clips/S<NN>/c<ii>/<n:04d>.png`` (relative paths)."""
-    import pandas as pd
-
     root = Path(root)
     rows, ids = [], []
     for s in clips:
         subject, name = f"S{s.subject:02d}", f"c{s.index:02d}"
         rel = Path("clips") / subject / name
         for i, img in enumerate(s.frames):
-            c.write_frame(root / rel / f"{s.first_frame + i:04d}.png", img, s.jpeg_quality)
+            write_frame(root / rel / f"{s.first_frame + i:04d}.png", img, s.jpeg_quality)
         rows.append({"path": rel.as_posix(), "onset": s.onset, "apex": s.apex, "offset": s.offset,
                      "aus": s.au_text or "", "emotion": s.emotion, "subject": subject, "clip": name,
                      "fps": s.fps})
-        ids.append(c.clip_id(DATABASE, subject, name))
+        ids.append(clip_id(DATABASE, subject, name))
     root.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(root / "manifest.csv", index=False)
     return ids

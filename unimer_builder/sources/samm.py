@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import Clip, Skip, SynthClip
+from ..records import Clip, Skip, SynthClip, clip_id
 from . import _common as c
-from .fixes import apply_fixes
+from ._layout import write_frame, write_xlsx
 
 DATABASE = "samm"
 FPS = 200.0
@@ -42,45 +42,24 @@ def find_sheet(root: Path) -> Path | None:
     return c.find_sheet(root, _SHEET)
 
 
+def _subject(raw: str | None) -> tuple[str, tuple[str, ...]] | str:
+    """``6`` -> ``006``; folders spelled ``006``, ``6``, ``06`` or ``0006``."""
+    try:
+        n = c.to_int(raw)
+    except ValueError:
+        n = None
+    if n is None:
+        return f"subject {raw!r} is not a subject number"
+    return f"{n:03d}", (f"{n:03d}", str(n), f"{n:02d}", f"{n:04d}")
+
+
+LAYOUT = c.SheetLayout(
+    database=DATABASE, what="SAMM", fps=FPS, find_sheet=find_sheet, described="SAMM*_Micro_FACS_Codes*.xlsx",
+    sheet_name=SHEET_NAME, required=REQUIRED, frames_dir=FRAMES_DIR, subject=_subject)
+
+
 def read(root: Path) -> Iterator[Clip | Skip]:
-    root, sheet, cols = c.open_label_sheet(root, "SAMM", find_sheet, "SAMM*_Micro_FACS_Codes*.xlsx",
-                                           SHEET_NAME, REQUIRED)
-    return c.dedupe(_rows(root, sheet, cols))
-
-
-def _rows(root: Path, sheet: c.Sheet, cols: dict[str, tuple[int, str]]) -> Iterator[Clip | Skip]:
-    finder = c.FolderFinder(root, depth=3)
-    names = {k: v[1] for k, v in cols.items()}
-    used = {j for j, _ in cols.values()}
-    file = str(sheet.path)
-    for rownum, values in sheet.rows:
-        if all(c.is_blank(v) for v in values):
-            continue
-        cells = c.row_cells(values, cols)
-        raw_subject, clip = c.text(cells["subject"]), c.text(cells["filename"])
-        try:
-            n = c.to_int(raw_subject)
-        except ValueError:
-            n = None
-        subject = f"{n:03d}" if n is not None else (raw_subject or "")
-        r = c.Row(DATABASE, file, rownum, c.clip_id(DATABASE, subject, clip or ""))
-        if n is None:
-            yield r.skip("bad_label", f"subject {raw_subject!r} is not a subject number", names["subject"])
-            continue
-        if not clip:
-            yield r.skip("bad_label", "the clip name is missing", names["filename"])
-            continue
-
-        def folder(n=n, clip=clip, r=r, subject=subject):
-            found = finder.find([subject, str(n), f"{n:02d}", f"{n:04d}"], clip)
-            if found is None:
-                where = finder.expected(FRAMES_DIR, subject, clip)
-                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
-            return found
-
-        yield c.build_clip(r, subject=subject, clip=clip, cells=apply_fixes(DATABASE, subject, clip, cells),
-                           names=names, find_folder=folder, fps=FPS,
-                           extra=c.extra_cells(sheet, values, used))
+    return c.read_sheet(root, LAYOUT)
 
 
 def clip_name(subject: int, index: int) -> str:
@@ -113,10 +92,10 @@ def write(root: Path, clips: list[SynthClip]) -> list[str]:
         name = clip_name(s.subject, s.index)
         folder = root / FRAMES_DIR / sub / name
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"{sub}_{s.first_frame + i:05d}.jpg", img, s.jpeg_quality)
+            write_frame(folder / f"{sub}_{s.first_frame + i:05d}.jpg", img, s.jpeg_quality)
         rows.append([s.subject, name, s.index, s.onset, s.apex, s.offset, s.offset - s.onset + 1,
                      "Micro - 1/2", s.au_text, s.emotion, s.extra.get("objective_class", 7),
                      s.extra.get("notes")])
-        ids.append(c.clip_id(DATABASE, sub, name))
-    c.write_xlsx(root / SHEET_FILE, [(SHEET_NAME, rows)])
+        ids.append(clip_id(DATABASE, sub, name))
+    write_xlsx(root / SHEET_FILE, [(SHEET_NAME, rows)])
     return ids

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UnusableInput
-from ..records import Clip, ParsedAUs, Skip, SynthClip
+from ..records import Clip, ParsedAUs, Skip, SynthClip, clip_id
 from . import _common as c
+from ._layout import write_frame
 
 DATABASE = "smic"
 RELEASE_DIR = "SMIC_all_cropped"
@@ -65,7 +66,7 @@ def _clips(micro: list[tuple[Path, str | None]]) -> Iterator[Clip | Skip]:
         fps = VARIANT_FPS.get(variant or "")
         for emo_dir in c.subdirs(mdir):
             for clip_dir in c.subdirs(emo_dir):
-                cid = c.clip_id(DATABASE, subject, clip_dir.name, variant=variant)
+                cid = clip_id(DATABASE, subject, clip_dir.name, variant=variant)
                 frames = c.list_frames(clip_dir)
                 if not frames:
                     yield c.make_skip(cid, "missing_frame", f"clip folder {clip_dir} holds no frame images",
@@ -96,6 +97,6 @@ def write(root: Path, clips: list[SynthClip], variant: str = "HS") -> list[str]:
         name = clip_name(s.subject, emotion, s.index)
         folder = root / RELEASE_DIR / variant / f"s{s.subject}" / "micro" / emotion / name
         for i, img in enumerate(s.frames):
-            c.write_frame(folder / f"reg_{s.first_frame + i:05d}.bmp", img, s.jpeg_quality)
-        ids.append(c.clip_id(DATABASE, f"s{s.subject}", name, variant=variant))
+            write_frame(folder / f"reg_{s.first_frame + i:05d}.bmp", img, s.jpeg_quality)
+        ids.append(clip_id(DATABASE, f"s{s.subject}", name, variant=variant))
     return ids

@@ -88,7 +88,6 @@ AU takes the clip's level too.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,8 +96,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import facs, labels
+from ..atomic import write_json
 from ..records import SynthClip
 from ..sources import write_layout
+from . import identities as ids
 from . import motion, scene
 
 GROUND_TRUTH = "ground_truth.json"
@@ -112,18 +113,30 @@ class Prototype:
     lateral_share: float = 0.0  # chance that a clip plants ``lateral`` on one side
 
 
+def _planted(emotion: str, *aus: int, beyond: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """AUs of ``emotion``'s prototype in the one emotion -> AU table (:data:`facs.EMOTION_AUS`), in planting
+    order; ``beyond`` names, on purpose, those the table does not give the emotion."""
+    outside = set(aus) - facs.EMOTION_AUS.get(emotion, frozenset())
+    if outside != set(beyond):
+        raise ValueError(f"{emotion}: planted AUs {sorted(outside)} are not in facs.EMOTION_AUS, declared {beyond}")
+    return aus
+
+
+# What the generator plants per emotion: a few AUs of its prototype, chosen so that every class moves its
+# own regions; AUs beyond the prototype where the classes need telling apart (disgust's brow lowerer beside
+# its nose wrinkler) or the table has no prototype (repression, others).
 PROTOTYPES: dict[str, Prototype] = {
-    "happiness": Prototype((6, 12)),
-    "positive": Prototype((6, 12)),
-    "surprise": Prototype((1, 2), lateral=(1, 2), lateral_share=0.25),
-    "disgust": Prototype((4, 9)),
-    "negative": Prototype((4, 9)),
-    "repression": Prototype((14, 17), lateral=(14,), lateral_share=0.5),
-    "anger": Prototype((4, 7)),
-    "contempt": Prototype((12,), lateral=(12,), lateral_share=1.0),
-    "sadness": Prototype((1, 15), lateral=(15,), lateral_share=0.25),
-    "fear": Prototype((1, 2, 5, 20)),
-    "others": Prototype((10, 25)),
+    "happiness": Prototype(_planted("happiness", 6, 12)),
+    "positive": Prototype(_planted("positive", 6, 12)),
+    "surprise": Prototype(_planted("surprise", 1, 2), lateral=(1, 2), lateral_share=0.25),
+    "disgust": Prototype(_planted("disgust", 4, 9, beyond=(4,))),
+    "negative": Prototype(_planted("negative", 4, 9)),
+    "repression": Prototype(_planted("repression", 14, 17, beyond=(14, 17)), lateral=(14,), lateral_share=0.5),
+    "anger": Prototype(_planted("anger", 4, 7)),
+    "contempt": Prototype(_planted("contempt", 12), lateral=(12,), lateral_share=1.0),
+    "sadness": Prototype(_planted("sadness", 1, 15), lateral=(15,), lateral_share=0.25),
+    "fear": Prototype(_planted("fear", 1, 2, 5, 20)),
+    "others": Prototype(_planted("others", 10, 25, beyond=(10, 25))),
 }
 
 # Candidates for the deliberate disagreements; distractor_pool() keeps those safe for a database.
@@ -305,8 +318,6 @@ class _Hard(_Profile):
     """Real identities in posed, moving 640x480 scenes (:mod:`.scene`); amplitudes in face coordinates."""
 
     def __init__(self, fmt: str, seed: int, subjects: int, identities: str | Sequence[str] | None):
-        from . import identities as ids
-
         names = ids.resolve(identities)
         if subjects > len(names):
             raise ValueError(f"{subjects} subjects need {subjects} identities, but {identities or 'train'!r} "
@@ -563,10 +574,7 @@ def synthesize(
         "distractor_pool": list(pool),
         "clips": [{"clip_id": t.pop("clip_id"), **t} for t in truths],
     }
-    text = json.dumps(doc, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
-    tmp = out / (GROUND_TRUTH + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out / GROUND_TRUTH)
+    write_json(out / GROUND_TRUTH, doc, indent=1, ensure_ascii=False)
     return out
 
 

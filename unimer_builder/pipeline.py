@@ -1,0 +1,270 @@
+"""The one composition of a build: read the clips, run the per-clip stages, consolidate, report, card.
+
+    import unimer_builder as u
+    report = u.build("CASME2", "out", u.BuildConfig())
+
+:func:`build` is what ``unimer build``, ``unimer demo``, the benches and the tests call. Per clip
+(:func:`process_clip`): frames -> face -> flow -> regions (:func:`.evidence.compute_evidence`) ->
+dual constraint (:func:`.crosscheck.cross_check`, with py-feat's second opinion when asked) -> text
+(:func:`.render.render_samples`) -> rows (:func:`.shards.clip_rows`) -> its part file (:mod:`.parts`).
+The per-clip work runs in an executor (:mod:`.executors`: in this process, or a warm process pool); each
+process makes its :class:`~unimer_builder.tools.Tools` once (:func:`init_worker`), and a worker hands back
+only a small :class:`~unimer_builder.records.ClipSummary`, so the parent never holds pixels. A clip whose
+part exists for the same settings (:meth:`BuildConfig.fingerprint`) is not computed again: that is how a
+killed build resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pyarrow as pa
+
+from . import render
+from .atomic import write_json
+from .card import write_card
+from .config import BuildConfig
+from .consolidate import SHARD_MAX_BYTES, consolidate
+from .crosscheck import cross_check
+from .errors import InputError, UnusableInput
+from .evidence import compute_evidence
+from .executors import InProcess, WorkerPool
+from .parts import PartStore, summarize
+from .pyfeat_backend import PyFeat, second_opinion
+from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
+from .report import build_report
+from .shards import clip_rows
+from .sources import detect_format, read_clips
+from .sources.frames import FrameReader
+from .tools import Tools
+
+__all__ = ["Tools", "build", "close_executor", "init_worker", "make_executor", "measure_clip", "process_clip",
+           "read_input", "run_clips", "write_clip"]
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+Outcome = ClipSummary | Skip
+
+
+# --- one clip --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    """A clip measured and cross-checked, not yet written."""
+
+    clip: Clip
+    evidence: Evidence
+    check: CrossCheck
+    seconds: float
+
+
+def measure_clip(clip: Clip, cfg: BuildConfig, tools: Tools) -> Measured | Skip:
+    """Evidence and cross-check of a clip (and py-feat's second opinion when asked); an ``InputError``
+    becomes a ``Skip`` naming file, row and field."""
+    t0 = time.perf_counter()
+    reader = FrameReader(clip)
+    try:
+        ev = compute_evidence(clip, cfg, tools, reader=reader)
+    except InputError as e:
+        return Skip(clip.clip_id, e.reason, e.message, e.file, e.row, e.field)
+    check = cross_check(clip, ev, cfg)
+    if cfg.check.au_detector == "py-feat":
+        t1 = time.perf_counter()
+        check = second_opinion(clip, ev, check, cfg, reader, tools.pyfeat)
+        ev.timings["pyfeat"] = time.perf_counter() - t1
+    return Measured(clip, ev, check, time.perf_counter() - t0)
+
+
+def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore) -> Outcome:
+    """Text, rows and the part file of a measured clip (a ``Skip`` passes through). PNG encoding and
+    Parquet writing release the GIL, so this can run in a thread beside the next clip's measurement."""
+    if isinstance(measured, Skip):
+        return measured
+    clip, ev, check = measured.clip, measured.evidence, measured.check
+    dropped = cfg.check.policy == "drop" and check.flagged
+    rows: list[dict] = []
+    t1 = time.perf_counter()
+    if not dropped:
+        rows = clip_rows(clip, ev, check, render.render_samples(clip, ev, check, cfg), cfg)
+    parts.write(clip.clip_id, rows)
+    timings = dict(ev.timings)
+    timings["output"] = time.perf_counter() - t1
+    timings["total"] = measured.seconds + timings["output"]
+    return summarize(
+        clip, rows=len(rows), flagged=check.flagged and cfg.check.policy == "flag", dropped=dropped,
+        aus_source=check.aus_source, apex_source="estimated" if ev.apex_estimated else "label",
+        verdicts=[(v.au, v.verdict) for v in check.verdicts], unexplained=[u.au for u in check.unexplained],
+        timings=timings, sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources])
+
+
+def process_clip(clip: Clip, cfg: BuildConfig, tools: Tools, parts: PartStore) -> Outcome:
+    """All per-clip stages, its part file written: the clip's summary, or the ``Skip`` that says why not."""
+    return write_clip(measure_clip(clip, cfg, tools), cfg, parts)
+
+
+# --- per process -----------------------------------------------------------------------------------
+
+
+def init_worker(cfg: BuildConfig, threads: int) -> Tools:
+    """Make a process ready for clips: hold it to ``threads`` OpenCV threads (TV-L1's threads otherwise
+    oversubscribe the cores), make its tools, and pay its other one-time costs before the first clip.
+
+    Compiling the Jinja2 templates and pyarrow's first conversion (which imports pandas, ~0.3-0.6 s) once
+    here: otherwise the first clip of every worker carried about a second of start-up in its ``face``/
+    ``output`` timings, which inflated the per-clip means of short builds. A bad templates folder is left
+    for the clip to report.
+    """
+    cv2.setNumThreads(threads)
+    for var in THREAD_ENV:
+        os.environ.setdefault(var, str(threads))
+    tools = Tools.create(cfg)
+    pa.array([0])
+    try:
+        for task in cfg.text.tasks:
+            render.n_variants(task, cfg.text.folder)
+    except (FileNotFoundError, ValueError):
+        pass
+    return tools
+
+
+def _measure_task(tools: Tools, clip: Clip, cfg: BuildConfig) -> Measured | Skip:
+    return measure_clip(clip, cfg, tools)
+
+
+def _write_task(tools: Tools, measured: Measured | Skip, cfg: BuildConfig, parts: PartStore) -> Outcome:
+    return write_clip(measured, cfg, parts)
+
+
+def make_executor(cfg: BuildConfig, workers: int, threads: int | None = None) -> InProcess | WorkerPool:
+    """An executor for ``workers`` processes: this one (its tools made here) or a pool whose workers each run
+    :func:`init_worker`. ``threads``: OpenCV threads per worker (default: the cores shared out). Where py-feat
+    is asked for and cannot run, :class:`.pyfeat_backend.PyFeatUnavailable` is raised here, before any clip."""
+    workers = max(1, workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    if workers == 1:
+        # With more than one core, clip i's output stage runs in a helper thread while clip i+1 is
+        # measured: the measurement is mostly single-threaded outside TV-L1.
+        return InProcess(init_worker(cfg, threads), overlap=threads > 1)
+    if "py-feat" in (cfg.face.detector, cfg.check.au_detector):
+        PyFeat()  # loaded here first: where it cannot run, one clear error before any worker starts
+    return WorkerPool(workers, init_worker, (cfg, threads))
+
+
+def close_executor(executor: InProcess | WorkerPool) -> None:
+    if isinstance(executor, WorkerPool):
+        executor.shutdown()
+    elif isinstance(executor.state, Tools):
+        executor.state.close()
+
+
+def run_clips(clips: Iterable[Clip], cfg: BuildConfig, parts: PartStore, executor: InProcess | WorkerPool
+              ) -> Iterator[Outcome]:
+    """One outcome per clip: first those whose part already exists (read back, not computed), then the
+    others as ``executor`` finishes them (:func:`make_executor`, or an :class:`.executors.InProcess` holding
+    this process's tools, or a started :class:`.executors.WorkerPool` initialised with :func:`init_worker`
+    for the same settings)."""
+    todo = []
+    for clip in clips:
+        if parts.has(clip.clip_id):
+            yield parts.summary(clip)
+        else:
+            todo.append(clip)
+    if todo:
+        yield from executor.map(functools.partial(_measure_task, cfg=cfg), todo,
+                                then=functools.partial(_write_task, cfg=cfg, parts=parts))
+
+
+# --- a whole build ---------------------------------------------------------------------------------
+
+
+def read_input(root: Path | str, fmt: str | None = None, limit: int | None = None
+               ) -> tuple[str, list[Clip], list[Skip]]:
+    """The format (detected when None), the usable clips (the first ``limit``) and the skipped rows;
+    ``UnusableInput`` when the input cannot be used or holds no usable clip."""
+    root = Path(root)
+    if not root.exists():
+        raise UnusableInput(f"{root}: no such file or folder")
+    fmt = fmt or detect_format(root)
+    if fmt is None:
+        raise UnusableInput(f"{root}: cannot tell the database format; pass the format")
+    clips: list[Clip] = []
+    skips: list[Skip] = []
+    for item in read_clips(root, fmt):
+        if isinstance(item, Skip):
+            skips.append(item)
+        elif limit is None or len(clips) < limit:
+            clips.append(item)
+    if not clips:
+        raise UnusableInput(f"{root}: no usable clips found ({len(skips)} rows skipped)", skipped=skips)
+    return fmt, clips, skips
+
+
+def build(
+    root: Path | str,
+    out: Path | str,
+    cfg: BuildConfig | None = None,
+    fmt: str | None = None,
+    workers: int = 0,
+    limit: int | None = None,
+    *,
+    keep_parts: bool = False,
+    shard_bytes: int = SHARD_MAX_BYTES,
+    progress: Callable[[Outcome | None, int], None] | None = None,
+    executor: InProcess | WorkerPool | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Build the database at ``root`` (a folder, or a manifest file) into ``out``: ``data/*.parquet``,
+    ``README.md`` (the card) and ``build_report.json``; returns the report.
+
+    ``fmt``: casme2 | samm | smic | casme3 | manifest (None: detected). ``workers``: processes (0: one per
+    core). ``limit``: only the first N usable clips. ``keep_parts``: keep ``out/.parts`` (the resume
+    state) after the shards are written. ``shard_bytes``: uncompressed bytes per shard. ``progress(outcome,
+    total)`` is called once with ``None`` when the clips start, then as each clip finishes. ``executor``: one
+    to use and leave running (see :func:`run_clips`); else one is made (:func:`make_executor`, ``threads``).
+
+    Raises :class:`UnusableInput` when nothing can be built (nothing is written then) and
+    :class:`.pyfeat_backend.PyFeatUnavailable` where py-feat is asked for and cannot run. A clip that
+    cannot be built is skipped: the report lists it (``report["skipped"]``) with file, row and field.
+    """
+    cfg = cfg if cfg is not None else BuildConfig()
+    root, out = Path(root), Path(out)
+    if not cfg.text.folder.is_dir():
+        raise UnusableInput(f"{cfg.text.folder}: templates folder not found")
+    fmt, clips, skips = read_input(root, fmt, limit)
+    workers = min(workers or os.cpu_count() or 1, len(clips))
+    t0 = time.perf_counter()
+    parts = PartStore(out / ".parts", cfg.fingerprint())
+    own = executor is None
+    runner = make_executor(cfg, workers, threads) if own else executor
+    summaries: dict[str, ClipSummary] = {}
+    try:
+        parts.folder.mkdir(parents=True, exist_ok=True)
+        if progress is not None:
+            progress(None, len(clips))
+        for outcome in run_clips(clips, cfg, parts, runner):
+            if isinstance(outcome, Skip):
+                skips.append(outcome)
+            else:
+                summaries[outcome.clip_id] = outcome
+            if progress is not None:
+                progress(outcome, len(clips))
+    finally:
+        if own:
+            close_executor(runner)
+    ordered = [summaries[c.clip_id] for c in clips if c.clip_id in summaries]
+    shards = consolidate(parts.folder, out, [s.clip_id for s in ordered if not s.dropped], shard_bytes)
+    report = build_report(ordered, skips, cfg, str(root), fmt, [str(p.relative_to(out)) for p in shards],
+                          time.perf_counter() - t0, runner.workers)
+    write_json(out / "build_report.json", report)
+    write_card(out, report, cfg)
+    if not keep_parts:
+        shutil.rmtree(parts.folder, ignore_errors=True)
+    return report
