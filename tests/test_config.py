@@ -1,0 +1,131 @@
+"""The build's settings, their fingerprint, and the builder's layout rules (issue 11)."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from unimer_builder import config
+from unimer_builder.config import BuildConfig, TextConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "unimer_builder"
+
+# A valid other value for the settings that accept only named choices.
+OTHER_CHOICE = {
+    "face.detector": "py-feat", "flow.backend": "torch", "flow.dis_preset": "fast", "head.model": "similarity",
+    "check.policy": "drop", "check.au_detector": "py-feat", "text.composite": "labels", "text.tasks": ("au",),
+}
+
+
+def _other(name: str, value, tmp_path: Path):
+    """Another valid value of the setting ``name`` (whatever its type)."""
+    if name in OTHER_CHOICE:
+        return OTHER_CHOICE[name]
+    if name == "text.templates":  # None (the packaged folder) -> a copy of it elsewhere
+        copy = tmp_path / "templates"
+        shutil.copytree(TextConfig().folder, copy)
+        return str(copy)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 1.5 + 0.1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, tuple | list):
+        return tuple(value[:-1])
+    raise AssertionError(f"{name}: no other value for a {type(value).__name__}")
+
+
+def test_every_setting_changes_the_fingerprint(tmp_path):
+    base = BuildConfig()
+    names = [name for name, _ in base.settings()]
+    assert len(names) > 60 and len(set(names)) == len(names)
+    seen = {base.fingerprint()}
+    for name, value in base.settings():
+        changed = base.with_(**{name: _other(name, value, tmp_path)})
+        assert dict(changed.settings())[name] != value, name
+        fp = changed.fingerprint()
+        assert fp not in seen, f"changing {name} left the fingerprint as it was"
+        seen.add(fp)
+
+
+def test_template_text_and_builder_version_change_the_fingerprint(tmp_path, monkeypatch):
+    folder = tmp_path / "templates"
+    shutil.copytree(TextConfig().folder, folder)
+    cfg = BuildConfig(text=TextConfig(templates=str(folder)))
+    before = cfg.fingerprint()
+    assert cfg.fingerprint() == before  # the same text, the same fingerprint
+    explain = folder / "explain.j2"
+    explain.write_text(explain.read_text() + "\n{# a comment changes no row, but the text changed #}\n")
+    edited = cfg.fingerprint()
+    assert edited != before
+    (folder / "extra.j2").write_text("{% macro x() %}x{% endmacro %}\n")
+    added = cfg.fingerprint()
+    assert added not in (before, edited)
+    monkeypatch.setattr(config, "__version__", "999.0")
+    config._fingerprint.cache_clear()
+    try:
+        assert cfg.fingerprint() not in (before, edited, added)
+    finally:
+        config._fingerprint.cache_clear()
+
+
+def test_from_dict_names_an_unknown_setting():
+    d = BuildConfig().to_dict()
+    d["check"]["z_suported"] = 3.0
+    with pytest.raises(ValueError, match="z_suported"):
+        BuildConfig.from_dict(d)
+
+
+def _imports(path: Path) -> list[tuple[ast.AST, str, bool]]:
+    """(node, module, inside a function) of every import of a package module in ``path``."""
+    tree = ast.parse(path.read_text())
+    out = []
+
+    def walk(node, in_function: bool):
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            if isinstance(child, ast.ImportFrom):
+                mod = "." * child.level + (child.module or "")
+                if child.level or mod.startswith("unimer_builder"):
+                    out.append((child, mod, in_function))
+            elif isinstance(child, ast.Import):
+                out.extend((child, a.name, in_function) for a in child.names if a.name.startswith("unimer_builder"))
+            walk(child, inner)
+
+    walk(tree, False)
+    return out
+
+
+def test_executors_know_no_stage_and_no_import_hides_in_a_function():
+    modules = sorted(PACKAGE.rglob("*.py"))
+    ex = _imports(PACKAGE / "executors.py")
+    assert not ex, f"executors.py imports {[m for _, m, _ in ex]}"
+    # torch is heavy and optional: its TV-L1 backend is imported only when asked for. Nothing else of the
+    # package is imported inside a function (such an import is how a cycle hides).
+    allowed = {"flow_torch"}
+    late = [f"{p.relative_to(ROOT)}:{n.lineno} {m}" for p in modules for n, m, inside in _imports(p)
+            if inside and m.rsplit(".", 1)[-1] not in allowed]
+    assert not late, late
+    synth_init = (PACKAGE / "synth" / "__init__.py").read_text()
+    assert "__getattr__" not in synth_init
+
+
+def test_the_wheel_lists_every_package_and_ships_the_templates():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    st = project["tool"]["setuptools"]
+    packages = set(st["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("unimer_builder", "deft_model")
+             for p in (ROOT / top).rglob("__init__.py")}
+    assert found <= packages, f"pyproject.toml [tool.setuptools] packages lacks {sorted(found - packages)}"
+    assert st["package-dir"] == {"unimer_builder.templates": "templates", "unimer_builder.data_cards": "data_cards"}
+    assert "*.j2" in st["package-data"]["unimer_builder.templates"]
+    assert {"*.j2", "*.yaml"} <= set(st["package-data"]["unimer_builder.data_cards"])
+    assert config.package_folder("templates") == (ROOT / "templates") and (ROOT / "templates" / "explain.j2").is_file()
