@@ -4,17 +4,17 @@
     python bench/build_speed.py scaling  [--clips 40] [--repeat 3]
     python bench/build_speed.py memory   [--small 20 --large 200] [--workers 1]
 
-overhead: builder wall time per clip (one worker as `unimer build --workers 1` runs it: run_clips +
-          consolidation, models already loaded) divided by the time of TV-L1 calls alone on the same
-          aligned onset/apex crops, with the same TV-L1 object, parameters and OpenCV threads, made inside
-          the same build (each builder call is duplicated and the duplicate timed; see overhead()). With
-          the output stage overlapped (default) and strictly sequential; best of --repeat and the median.
+overhead: builder wall time per clip (one worker, as `unimer build --workers 1` runs it: the whole
+          `unimer_builder.build` call, its tools already made) divided by the time of TV-L1 calls alone on
+          the same aligned onset/apex crops, with the same TV-L1 object, parameters and OpenCV threads, made
+          inside the same build (each builder call is duplicated and the duplicate timed; see overhead()).
+          With the output stage overlapped (default) and strictly sequential; best of --repeat and the median.
 scaling:  clips per second of 1 worker x 1 OpenCV thread, 1 worker x all cores, and 2 workers x 1 thread
-          (a warm pool: spawned and models loaded before the clock starts; the start-up is printed
-          separately, and a cold run_clips with its own pool is timed too). Best of --repeat each,
+          (a warm pool handed to build(): spawned and models loaded before the clock starts; the start-up is
+          printed separately, and a cold build() with its own pool is timed too). Best of --repeat each,
           measured round-robin so that load from other processes hits every variant alike.
-memory:   peak RSS of a `unimer build` process tree (the parent's and each worker's own high-water mark,
-          read from /proc) for the large database against the small one, and of consolidation alone.
+memory:   peak RSS of a process running `unimer_builder.build` and its workers (each one's own high-water
+          mark, read from /proc) for the large database against the small one, and of consolidation alone.
 
 Everything is measured on synthetic casme2 clips (`unimer synth`, seed 0, 4 subjects, 14 frames of
 288x288 px); --tmp keeps the databases between runs.
@@ -35,38 +35,30 @@ from pathlib import Path
 
 import cv2
 
+import unimer_builder as u
+from unimer_builder import pipeline
+from unimer_builder.executors import InProcess, WorkerPool
+
 
 def synth(root: Path, clips: int, subjects: int = 4, fmt: str = "casme2") -> Path:
-    from unimer_builder.synth.generate import synthesize
-
     if not (root / "ground_truth.json").exists():
-        synthesize(root, fmt, clips=clips, subjects=subjects, seed=0)
+        u.synthesize(root, fmt, clips=clips, subjects=subjects, seed=0)
     return root
 
 
-def load(root: Path, fmt: str = "casme2"):
-    from unimer_builder.records import Clip
-    from unimer_builder.sources import read_clips
-
-    return [c for c in read_clips(root, fmt) if isinstance(c, Clip)]
-
-
-def build_in_process(clips, cfg, out: Path, workers: int = 1, pool=None) -> tuple[float, list, float]:
-    """(seconds for run_clips + consolidation, summaries, seconds of consolidation): what `unimer build`
-    does after reading the sheet."""
-    from unimer_builder import shards
-    from unimer_builder.executors import ClipSummary, run_clips
-
+def build_timed(root: Path, cfg, out: Path, **kw) -> tuple[float, dict, float]:
+    """(seconds of :func:`unimer_builder.build`, its report, seconds after the last clip: consolidation,
+    report and card). ``kw`` go to build (``executor=`` a warm one, ``workers=``)."""
     shutil.rmtree(out, ignore_errors=True)
-    parts = out / ".parts"
-    parts.mkdir(parents=True)
+    last = [0.0]
+
+    def progress(outcome, total: int) -> None:
+        last[0] = time.perf_counter()
+
     t = time.perf_counter()
-    done = list(run_clips(clips, cfg, parts, workers=workers, pool=pool))
-    built = {d.clip_id for d in done if isinstance(d, ClipSummary) and not d.dropped}
-    t_c = time.perf_counter()
-    shards.consolidate(parts, out, [c.clip_id for c in clips if c.clip_id in built], cfg.shard_max_bytes)
+    report = u.build(root, out, cfg, "casme2", progress=progress, **{"workers": 1, **kw})
     end = time.perf_counter()
-    return end - t, done, end - t_c
+    return end - t, report, end - last[0]
 
 
 def machine() -> str:
@@ -79,19 +71,14 @@ def machine() -> str:
 def overhead(args) -> None:
     import numpy as np
 
-    from unimer_builder.config import BuildConfig, FlowConfig
-    from unimer_builder.executors import _tools, _worker_init, cv2_threads_single
-
     tmp = Path(args.tmp)
-    clips = load(synth(tmp / f"src{args.clips}", args.clips))
-    cfg = BuildConfig(flow=FlowConfig.from_preset(args.preset), crop_size=args.crop)
-    _worker_init(cv2_threads_single(), cfg)  # what run_clips does for one worker
-    _tools(cfg)
-    build_in_process(clips[:2], cfg, tmp / "warm")  # first-call allocations, for both measurements alike
+    root = synth(tmp / f"src{args.clips}", args.clips)
+    cfg = u.BuildConfig().with_(flow=u.FlowConfig.from_preset(args.preset), **{"face.crop_size": args.crop})
+    tools = pipeline.init_worker(cfg, 1)  # what build() makes for one worker
+    build_timed(root, cfg, tmp / "warm", executor=InProcess(tools), limit=2)  # first-call allocations, alike
     print(machine())
-    print(f"preset={args.preset} crop={args.crop} clips={len(clips)} opencv_threads={cv2.getNumThreads()} "
+    print(f"preset={args.preset} crop={args.crop} clips={args.clips} opencv_threads={cv2.getNumThreads()} "
           f"repeats={args.repeat}")
-    from unimer_builder import executors
 
     # The floor is measured inside the very build it is compared with: the builder's TV-L1 object is
     # wrapped so that each of its calls is made twice on the same crops, once timed as "TV-L1 alone"
@@ -114,72 +101,70 @@ def overhead(args) -> None:
             self.alone += time.perf_counter() - t
             return flow
 
-    n = len(clips)
+        def setScalesNumber(self, n):  # noqa: N802 - OpenCV's name
+            self.real.setScalesNumber(n)
+
+    n = args.clips
     variants = {"overlapped output (default)": True, "strictly sequential": False}
-    rows: dict[str, list[tuple[float, float, float, list]]] = {k: [] for k in variants}
-    real = executors._STATE["tvl1"]
+    rows: dict[str, list[tuple[float, float, float, dict]]] = {k: [] for k in variants}
+    real = tools.tvl1
     try:
         for i in range(args.repeat):
             line = []
             for name, overlap in variants.items():
-                twice = executors._STATE["tvl1"] = Twice(real)
-                executors.OVERLAP_OUTPUT = overlap
-                sec, done, c_sec = build_in_process(clips, cfg, tmp / "out")
+                twice = tools.tvl1 = Twice(real)
+                sec, report, c_sec = build_timed(root, cfg, tmp / "out", executor=InProcess(tools, overlap=overlap))
                 b, f = (sec - twice.alone) / n, twice.alone / n
-                rows[name].append((b, f, c_sec / n, done))
+                rows[name].append((b, f, c_sec / n, report))
                 line.append(f"{name}: builder {1000 * b:6.1f}, TV-L1 alone {1000 * f:6.1f} ms/clip, ratio {b / f:.3f}")
             print(f"  repeat {i + 1}: " + "; ".join(line) + f"  (load1 {os.getloadavg()[0]:.2f})", flush=True)
     finally:
-        executors._STATE["tvl1"] = real
-        executors.OVERLAP_OUTPUT = True
+        tools.tvl1 = real
+        tools.close()
     for name, rs in rows.items():
         ratios = [r[0] / r[1] for r in rs]
         k = int(np.argmin(ratios))
-        b, f, c, done = rs[k]
-        stage = {key: float(np.mean([d.timings.get(key, 0.0) for d in done]))
-                 for key in ("decode", "face", "rest", "output")}  # its "tvl1" holds the duplicate calls too
+        b, f, c, report = rs[k]
+        means = report["run"]["mean_stage_seconds"]  # its "tvl1" holds the duplicate calls too
         print(f"{name}: builder {1000 * b:.1f} ms/clip, TV-L1 alone {1000 * f:.1f} ms/clip (same build), "
               f"ratio {b / f:.3f} best of {args.repeat}, median {statistics.median(ratios):.3f}  target <= 1.15")
-        print("    stages of that build, ms per clip: " + ", ".join(f"{key} {1000 * v:.1f}" for key, v in stage.items())
-              + f", consolidation {1000 * c:.1f}")
+        print("    stages of that build, ms per clip: "
+              + ", ".join(f"{key} {1000 * means.get(key, 0.0):.1f}" for key in ("decode", "face", "rest", "output"))
+              + f", after the last clip (consolidation, report, card) {1000 * c:.1f}")
 
 
 def scaling(args) -> None:
-    from unimer_builder import executors
-    from unimer_builder.config import BuildConfig, FlowConfig
-
     tmp = Path(args.tmp)
-    clips = load(synth(tmp / f"src{args.clips}", args.clips))
-    cfg = BuildConfig(flow=FlowConfig.from_preset(args.preset), crop_size=args.crop)
+    root = synth(tmp / f"src{args.clips}", args.clips)
+    cfg = u.BuildConfig().with_(flow=u.FlowConfig.from_preset(args.preset), **{"face.crop_size": args.crop})
     cores = os.cpu_count() or 1
+    n = args.clips
+    warm = {t: InProcess(pipeline.init_worker(cfg, t)) for t in sorted({1, cores})}  # tools made once each
 
     def in_process(threads: int) -> float:
-        orig = executors.cv2_threads_single
-        executors.cv2_threads_single = lambda: threads
-        try:
-            return len(clips) / build_in_process(clips, cfg, tmp / "out")[0]
-        finally:
-            executors.cv2_threads_single = orig
+        cv2.setNumThreads(threads)
+        return n / build_timed(root, cfg, tmp / "out", executor=warm[threads])[0]
 
     print(machine())
     in_process(1)  # warm the in-process models and templates
     t = time.perf_counter()
-    pool = executors.WorkerPool(2, cfg)
+    pool = WorkerPool(2, pipeline.init_worker, (cfg, 1))
     startup = pool.start()
-    print(f"{len(clips)} clips, preset={args.preset}, crop={args.crop}, {cores} cores; pool of 2 workers x "
-          f"{pool.threads} thread: start-up {startup:.2f} s (spawn, imports, models, templates; "
-          f"{time.perf_counter() - t:.2f} s with the executor)")
+    print(f"{n} clips, preset={args.preset}, crop={args.crop}, {cores} cores; pool of 2 workers x 1 thread: "
+          f"start-up {startup:.2f} s (spawn, imports, models, templates; {time.perf_counter() - t:.2f} s with the "
+          f"executor)")
     runs: dict[str, list[float]] = {"1w x 1t": [], f"1w x {cores}t": [], "2w x 1t (warm pool)": [],
                                     "2w x 1t (cold, own pool)": []}
     with pool:
         for i in range(args.repeat):
             runs["1w x 1t"].append(in_process(1))
             runs[f"1w x {cores}t"].append(in_process(cores))
-            runs["2w x 1t (warm pool)"].append(len(clips) / build_in_process(clips, cfg, tmp / "out", pool=pool)[0])
-            runs["2w x 1t (cold, own pool)"].append(len(clips) / build_in_process(clips, cfg, tmp / "out",
-                                                                                  workers=2)[0])
+            runs["2w x 1t (warm pool)"].append(n / build_timed(root, cfg, tmp / "out", executor=pool)[0])
+            runs["2w x 1t (cold, own pool)"].append(n / build_timed(root, cfg, tmp / "out", workers=2, threads=1)[0])
             print(f"  repeat {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items())
                   + f" clips/s (load1 {os.getloadavg()[0]:.2f})", flush=True)
+    for ex in warm.values():
+        pipeline.close_executor(ex)
     best = {k: max(v) for k, v in runs.items()}
     for k, v in best.items():
         print(f"{k:26s}: {v:6.2f} clips/s (best of {args.repeat})")
@@ -254,18 +239,17 @@ def memory(args) -> None:
     for n, root in dbs.items():
         out = tmp / f"out{n}"
         shutil.rmtree(out, ignore_errors=True)
-        cmd = [sys.executable, "-m", "unimer_builder.cli", "build", str(root), "--format", "casme2",
-               "--out", str(out), "--workers", str(args.workers), "--keep-parts"]
+        cmd = [sys.executable, "-c", "import sys, unimer_builder as u; u.build(sys.argv[1], sys.argv[2], "
+               "u.BuildConfig(), 'casme2', int(sys.argv[3]), keep_parts=True)", str(root), str(out), str(args.workers)]
         parent, workers, sec = peak_rss(cmd)
         # Consolidation alone, in a fresh process, from the parts the build kept.
-        code = ("import resource, sys; from pathlib import Path; from unimer_builder import shards; "
-                "from unimer_builder.config import BuildConfig; o = Path(sys.argv[1]); "
-                "ids = sorted(p.name for p in (o / '.parts').glob('*.parquet')); "
-                "import pyarrow.parquet as pq, json; "
-                "order = [json.loads(pq.read_metadata(o / '.parts' / i).metadata[b'unimer'])['clip_id'] for i in ids]; "
-                "shards.consolidate(o / '.parts', o, order, BuildConfig.shard_max_bytes); "
+        code = ("import resource, sys; from pathlib import Path; "
+                "from unimer_builder.consolidate import SHARD_MAX_BYTES, consolidate; "
+                "from unimer_builder.parts import part_meta; o = Path(sys.argv[1]); "
+                "order = [part_meta(p)['clip_id'] for p in sorted((o / '.parts').glob('*.parquet'))]; "
+                "consolidate(o / '.parts', o, order, SHARD_MAX_BYTES); "
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-        base = ("import resource, pyarrow.parquet, unimer_builder.shards; "
+        base = ("import resource, pyarrow.parquet, unimer_builder.consolidate; "
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         cons = int(subprocess.run([sys.executable, "-c", code, str(out)], check=True, capture_output=True,
                                   text=True).stdout.split()[-1]) / 1024

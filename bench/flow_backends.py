@@ -37,10 +37,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flow_presets import planted_pair  # noqa: E402
 
-from unimer_builder.config import BuildConfig, FlowConfig  # noqa: E402
+from unimer_builder import regions as rg  # noqa: E402
+from unimer_builder.config import BuildConfig, FaceConfig, FlowConfig  # noqa: E402
 from unimer_builder.face import FaceAligner, warp  # noqa: E402
 from unimer_builder.flow import make_tvl1, tvl1_flow  # noqa: E402
 from unimer_builder.flow_torch import tvl1_tensor, tvl1_torch  # noqa: E402
+from unimer_builder.pipeline import measure_clip  # noqa: E402
+from unimer_builder.records import Clip, Skip  # noqa: E402
+from unimer_builder.rigid import RigidFit  # noqa: E402
+from unimer_builder.sources import read_clips  # noqa: E402
+from unimer_builder.synth.generate import synthesize  # noqa: E402
+from unimer_builder.tools import Tools  # noqa: E402
 
 NOISE_DRAWS = 3  # noise draws per clip for the build comparison's floor
 
@@ -71,7 +78,7 @@ def real_frames(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def crops(frame_pairs, size: int) -> tuple[np.ndarray, np.ndarray]:
-    aligner = FaceAligner(size)
+    aligner = FaceAligner(FaceConfig(crop_size=size))
     a, b = [], []
     for f0, f1 in frame_pairs:
         face = aligner.align(f0)
@@ -150,10 +157,6 @@ def flow_table(args, cfg: FlowConfig, synth_pairs, real_pairs) -> None:
 
 def build_comparison(args, preset: str) -> None:
     """The same synthetic build with each backend: verdicts compared clip by clip."""
-    from unimer_builder.executors import _measure
-    from unimer_builder.records import Clip
-    from unimer_builder.sources import read_clips
-    from unimer_builder.synth.generate import synthesize
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,18 +167,21 @@ def build_comparison(args, preset: str) -> None:
             cfg = BuildConfig(flow=FlowConfig.from_preset(preset, backend=backend,
                                                           device=device if backend == "torch" else "cpu"))
             t = time.perf_counter()
-            got[backend] = {c.clip_id: _measure(c, cfg) for c in clips}
+            with Tools.create(cfg) as tools:  # what one build process holds
+                measured = {c.clip_id: measure_clip(c, cfg, tools) for c in clips}
             got[backend + "_s"] = time.perf_counter() - t
+            skipped = [m for m in measured.values() if isinstance(m, Skip)]
+            if skipped:
+                raise SystemExit(f"{backend}: skipped {[(m.clip_id, m.message) for m in skipped]}")
+            got[backend] = {cid: (m.evidence, m.check) for cid, m in measured.items()}
     print(f"\nBuild comparison: {len(clips)} synthetic casme2 clips, preset {preset}, 224 px; "
           f"measure stage {got['opencv_s']:.1f} s with OpenCV, {got['torch_s']:.1f} s with torch on {device}")
-    from unimer_builder import regions as rg
-    from unimer_builder.flow import RigidFit
 
     same, diffs, gaps, raw_gaps, floors, stored_floors = 0, [], [], [], [], []
     rng = np.random.default_rng(0)
     for c in clips:
-        ev_o, ck_o, _ = got["opencv"][c.clip_id]
-        ev_t, ck_t, _ = got["torch"][c.clip_id]
+        ev_o, ck_o = got["opencv"][c.clip_id]
+        ev_t, ck_t = got["torch"][c.clip_id]
         gaps.append(float(np.linalg.norm(ev_o.flow - ev_t.flow, axis=-1).mean()))
         # OpenCV against itself on the same crops, the onset moved by 0.001 grey level (raw flows),
         # NOISE_DRAWS draws per clip.

@@ -29,7 +29,7 @@ import time
 import cv2
 import numpy as np
 
-from unimer_builder.config import TVL1_PRESETS, FlowConfig
+from unimer_builder.config import TVL1_PRESETS, FaceConfig, FlowConfig
 from unimer_builder.face import FaceAligner, warp
 from unimer_builder.flow import make_tvl1, tvl1_flow
 from unimer_builder.synth.motion import Plant, render_clip
@@ -96,7 +96,7 @@ def synthetic(args) -> None:
     print("| preset | crop px | ms per clip (TV-L1) | EPE crop px | EPE frame px | do nothing, frame px |")
     print("|---|---|---|---|---|---|")
     for size in args.sizes:
-        aligner = FaceAligner(size)
+        aligner = FaceAligner(FaceConfig(crop_size=size))
         prepared = []
         for onset, apex, g in pairs:
             face = aligner.align(onset)

@@ -13,14 +13,13 @@ recall; text direction), blinks at the apex reported as AU45, then the same figu
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from unimer_builder.cli import app
+import unimer_builder as u
 from unimer_builder.groundtruth import aggregate, items, load_rows
 
 TARGETS = {"moved_labelled_supported": 0.95, "unmoved_labelled_not_supported": 0.90,
@@ -53,9 +52,17 @@ def main() -> None:
     ap.add_argument("--profile", default="default", choices=["default", "hard"])
     ap.add_argument("--identities", default=None, help="hard profile: train | heldout | all | NAME,...")
     ap.add_argument("--formats", nargs="+", default=["casme2", "samm", "smic", "casme3", "manifest"])
-    ap.add_argument("--build-args", default="", help="extra `unimer build` options, e.g. '--preset opencv'")
+    ap.add_argument("--preset", default=None, help="TV-L1 preset of the builds (default: BuildConfig's)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a build setting by its dotted name, the value as JSON, e.g. --set check.z_supported=3.5")
     args = ap.parse_args()
-    runner = CliRunner()
+    # A synthetic database is not the MEGC2019 release: its composite classes come from the labels.
+    cfg = u.BuildConfig().with_(**{"text.composite": "labels"})
+    if args.preset:
+        cfg = cfg.with_(flow=u.FlowConfig.from_preset(args.preset))
+    for item in args.set:
+        name, _, value = item.partition("=")
+        cfg = cfg.with_(**{name: json.loads(value)})
     keys = [*TARGETS, "blinks_at_apex_reported_as_au45"]
     print(f"profile {args.profile}, identities {args.identities or ('train' if args.profile == 'hard' else '-')}, "
           f"{args.clips} clips x {args.frames} frames, {args.subjects} subjects, seed {args.seed}\n")
@@ -67,15 +74,9 @@ def main() -> None:
         for fmt in args.formats:
             src, out = Path(d) / fmt, Path(d) / f"{fmt}-out"
             t = time.perf_counter()
-            synth = ["synth", str(src), "-f", fmt, "--clips", str(args.clips), "--subjects", str(args.subjects),
-                     "--seed", str(args.seed), "--frames", str(args.frames), "--profile", args.profile]
-            if args.identities:
-                synth += ["--identities", args.identities]
-            res = runner.invoke(app, synth)
-            assert res.exit_code == 0, res.output
-            res = runner.invoke(app, ["build", str(src), "-f", fmt, "--out", str(out), "--workers", str(args.workers),
-                                      *args.build_args.split()])
-            assert res.exit_code in (0, 1), res.output
+            u.synthesize(src, fmt, clips=args.clips, subjects=args.subjects, seed=args.seed, frames=args.frames,
+                         profile=args.profile, identities=args.identities)
+            u.build(src, out, cfg, fmt, args.workers)
             found = items(src / "ground_truth.json", out)
             for it in found:
                 it["format"] = fmt

@@ -23,17 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def _build(tmp: Path, clips: int) -> Path:
-    from typer.testing import CliRunner
+    import unimer_builder as u
 
-    from unimer_builder.cli import app
-
-    runner = CliRunner()
     src, out = tmp / "src", tmp / "unimer"
-    res = runner.invoke(app, ["synth", str(src), "--format", "casme2", "--clips", str(clips), "--subjects", "3",
-                              "--seed", "0", "--frames", "12"])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["build", str(src), "--out", str(out), "--workers", "2", "--seed", "0"])
-    assert res.exit_code in (0, 1), res.output
+    u.synthesize(src, "casme2", clips=clips, subjects=3, seed=0, frames=12)
+    u.build(src, out, u.BuildConfig().with_(**{"text.composite": "labels"}), "casme2", workers=2)
     return out
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unimer_builder import pyfeat_backend
+from unimer_builder import BuildConfig, pyfeat_backend
 from unimer_builder import second_opinion as so
 from unimer_builder.pyfeat_table import read_fex
 from unimer_builder.validation import media
@@ -70,7 +70,7 @@ def agreement(windows: list[rf.Window], workdir: Path, workers: int) -> None:
     manifest = rf.write_manifest(windows, workdir / "source")
     out = workdir / "build"
     t0 = time.perf_counter()
-    report = rf.run_build(manifest, out, workers=workers, options=("--au-detector", "py-feat"))
+    report = rf.run_build(manifest, out, workers=workers, cfg=BuildConfig().with_(**{"check.au_detector": "py-feat"}))
     print(f"built {report['counts']['built']} of {len(windows)} windows with --au-detector py-feat in "
           f"{time.perf_counter() - t0:.0f} s (py-feat {report['run'].get('py-feat')}, torchvision "
           f"{report['run'].get('torchvision')})\n")

@@ -95,10 +95,9 @@ def main() -> None:
     windows = rf.select(rf.load_windows(), args.ids)
     t0 = time.perf_counter()
     ev = rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers)
-    cfg = ev.report.get("config", {})
-    flow = cfg.get("flow", {})
-    z = float(cfg.get("z_supported", BuildConfig().z_supported))
-    print(f"TV-L1 preset {flow.get('preset', '?')} (nscales {flow.get('nscales', '?')}, warps {flow.get('warps', '?')}); "
+    cfg = BuildConfig.from_dict(ev.report["config"])
+    flow, z = cfg.flow, cfg.check.z_supported
+    print(f"TV-L1 preset {flow.preset} (nscales {flow.nscales}, warps {flow.warps}); "
           f"{len(windows)} windows; z_supported {z:g}; {time.perf_counter() - t0:.0f} s\n")
     print_table(ev, z)
 

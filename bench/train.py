@@ -54,13 +54,12 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
 def dataset(tmp: Path, clips: int, subjects: int, profile: str = "default", identities: str | None = None) -> Path:
     out = tmp / "unimer"
     if not (out / "build_report.json").exists():
-        unimer = [sys.executable, "-m", "unimer_builder.cli"]
-        who = ["--identities", identities] if identities else []
-        subprocess.run([*unimer, "synth", str(tmp / "src"), "-f", "casme2", "--clips", str(clips),
-                        "--subjects", str(subjects), "--seed", "0", "--profile", profile, *who],
-                       check=True, capture_output=True)
-        subprocess.run([*unimer, "build", str(tmp / "src"), "-f", "casme2", "--out", str(out)],
-                       check=True, capture_output=True)
+        import unimer_builder as u
+
+        u.synthesize(tmp / "src", "casme2", clips=clips, subjects=subjects, seed=0, profile=profile,
+                     identities=identities)
+        # A synthetic database is not the MEGC2019 release: its composite classes come from the labels.
+        u.build(tmp / "src", out, u.BuildConfig().with_(**{"text.composite": "labels"}), "casme2")
     return out
 
 
