@@ -64,9 +64,11 @@ def eye_centres(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def interocular(landmarks: np.ndarray) -> float:
-    """Distance between the eye centres (IOD), in the landmarks' units: the face's own length scale."""
-    right, left = eye_centres(np.asarray(landmarks, np.float64))
-    return float(np.hypot(*(left - right)))
+    """Distance between the eye centres (IOD), in the landmarks' units: the face's own length scale.
+    Computed in the landmarks' own dtype (the synthetic generator's float32 faces give the same frames as
+    before this was shared)."""
+    right, left = eye_centres(np.asarray(landmarks))
+    return float(np.linalg.norm(left - right))
 
 
 def similarity_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, size: int) -> np.ndarray:
