@@ -104,7 +104,9 @@ def _licence_table() -> dict:
 
 
 def is_synthetic(report: dict) -> bool:
-    """A build of a database `unimer synth` wrote (its root holds ground_truth.json), as the CLI decides."""
+    """A build of a database `unimer synth` wrote (its root holds ground_truth.json): the card names the
+    generator's photos as the source instead of a database's licence. Nothing else is decided by it (the
+    composite rule is the explicit ``text.composite`` setting)."""
     root = report.get("root")
     return bool(root) and (Path(root) / "ground_truth.json").is_file()
 
