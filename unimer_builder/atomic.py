@@ -1,8 +1,10 @@
-"""Atomic writes: a reader sees the old file (or folder) or the new one, never a half-written one.
+"""Every write that must never be seen half-done: a file is written beside its place and renamed over it;
+a folder (``data/``) is staged beside its place and swapped in with two renames.
 
-Everything the builder writes goes through here: a file is written beside its target under a hidden
-temporary name and renamed over it (``os.replace`` is atomic on one file system); a folder is filled under a
-staging name and swapped in with two renames. A failure leaves the target as it was and no temporary behind.
+Data reach the disk before their rename does (``fsync`` of the file, then of its folder), so that a crash of
+the machine, not only of the process, leaves the old file or the new one. A process killed between the two
+renames of :func:`swap_in` leaves the folder under its ``.old`` name and no folder at its place:
+:func:`repair_swap` (run by every build first) puts it back.
 """
 
 from __future__ import annotations
@@ -19,14 +21,34 @@ def _beside(path: Path, kind: str) -> Path:
     return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
 
 
+def fsync_path(path: Path | str) -> None:
+    """Flush a file's (or a folder's) data and metadata to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: Path | str) -> None:
+    """Every file in ``folder`` (not below), then the folder itself."""
+    for p in Path(folder).iterdir():
+        if p.is_file():
+            fsync_path(p)
+    fsync_path(folder)
+
+
 @contextmanager
 def replacing(path: Path | str) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block succeeds."""
+    """A temporary path beside ``path`` to write to; flushed to disk and renamed over ``path`` when the block
+    succeeds."""
     path = Path(path)
     tmp = _beside(path, "tmp")
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -61,14 +83,33 @@ def staged_folder(dest: Path | str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def swap_in(staging: Path, dest: Path | str) -> Path:
-    """Replace the folder ``dest`` by ``staging`` with two renames (the old one is removed after)."""
+def repair_swap(dest: Path | str) -> str | None:
+    """Undo what a kill during :func:`swap_in` left: with no ``dest`` but an ``.old`` copy, the copy goes back
+    (the last complete set); ``.old`` copies beside a ``dest`` are removed. Returns what was done, if anything."""
     dest = Path(dest)
-    for stale in dest.parent.glob(f".{dest.name}.old-*"):
+    if not dest.parent.is_dir():
+        return None
+    olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime_ns)
+    done = None
+    if olds and not dest.exists():
+        os.rename(olds.pop(), dest)
+        fsync_path(dest.parent)
+        done = f"{dest}: restored from an interrupted swap"
+    for stale in olds:
         shutil.rmtree(stale, ignore_errors=True)
+    return done
+
+
+def swap_in(staging: Path, dest: Path | str) -> Path:
+    """Replace the folder ``dest`` by ``staging`` with two renames (the old one is removed after). The staged
+    files are flushed to disk first."""
+    dest = Path(dest)
+    repair_swap(dest)
+    fsync_tree(staging)
     old = _beside(dest, "old")
     if dest.exists():
         os.rename(dest, old)
     os.rename(staging, dest)
+    fsync_path(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
     return dest

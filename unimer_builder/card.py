@@ -22,7 +22,7 @@ import yaml
 from . import flowviz
 from .atomic import write_text
 from .config import TASKS, BuildConfig, package_folder
-from .shards import features
+from .shards import FACE_COLUMNS, features
 
 PAPER = {
     "title": "DEFT-LLM: Disentangled Expert Feature Tuning for Micro-Expression Recognition",
@@ -63,6 +63,7 @@ def _shard_stats(out_dir: Path) -> dict:
     flagged_clips: set[str] = set()
     inferred_clips: set[str] = set()
     flow_size = None
+    images = True
     for f in files:
         md = pq.read_metadata(f)
         rows += md.num_rows
@@ -77,6 +78,7 @@ def _shard_stats(out_dir: Path) -> dict:
             if src == "inferred":
                 inferred_clips.add(cid)
         if flow_size is None:
+            images = all(c in pq.read_schema(f).names for c in FACE_COLUMNS)
             ext = pq.read_schema(f).field("flow").type
             shape = getattr(ext, "shape", None)
             flow_size = int(shape[-1]) if shape else None
@@ -96,6 +98,7 @@ def _shard_stats(out_dir: Path) -> dict:
         "flagged_clips": len(flagged_clips),
         "inferred_clips": len(inferred_clips),
         "flow_size": flow_size,
+        "images": images,  # the face pixel columns (shards.FACE_COLUMNS) are in the shards
     }
 
 
@@ -103,23 +106,31 @@ def _licence_table() -> dict:
     return yaml.safe_load((package_folder("data_cards") / "licenses.yaml").read_text(encoding="utf-8"))
 
 
-def is_synthetic(report: dict) -> bool:
-    """A build of a database `unimer synth` wrote (its root holds ground_truth.json): the card names the
-    generator's photos as the source instead of a database's licence. Nothing else is decided by it (the
-    composite rule is the explicit ``text.composite`` setting)."""
-    root = report.get("root")
-    return bool(root) and (Path(root) / "ground_truth.json").is_file()
-
-
-def synthetic_profile(report: dict) -> str | None:
-    """``None`` (not synthetic), ``"default"`` (one public-domain photo) or the profile ground_truth.json names."""
-    if not is_synthetic(report):
+def synthetic_profile_of(root: Path | str | None) -> str | None:
+    """For a database root: ``None`` (not one `unimer synth` wrote: no ground_truth.json in it), ``"default"``
+    (one public-domain photo) or the profile its ground_truth.json names."""
+    if not root or not (Path(root) / "ground_truth.json").is_file():
         return None
     try:
-        truth = json.loads((Path(report["root"]) / "ground_truth.json").read_text(encoding="utf-8"))
+        truth = json.loads((Path(root) / "ground_truth.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "default"
     return str(truth.get("profile") or "default") if isinstance(truth, dict) else "default"
+
+
+def synthetic_profile(report: dict) -> str | None:
+    """:func:`synthetic_profile_of` the build's database, as its report records it (a report from before that
+    record: looked up at its root)."""
+    if "synthetic" in report:
+        return report["synthetic"]
+    return synthetic_profile_of(report.get("root"))
+
+
+def is_synthetic(report: dict) -> bool:
+    """A build of a database `unimer synth` wrote (its root held ground_truth.json): the card names the
+    generator's photos as the source instead of a database's licence. Nothing else is decided by it (the
+    composite rule is the explicit ``text.composite`` setting)."""
+    return synthetic_profile(report) is not None
 
 
 def source_licence(databases: list[str], synthetic: bool | str = False) -> dict:
@@ -168,7 +179,7 @@ def gating(licence: dict) -> dict:
 
 def front_matter(stats: dict, cfg: BuildConfig, licence: dict | None = None, gated: bool | None = None) -> dict:
     licence = licence or source_licence(list(stats.get("by_database") or {}))
-    feats = features(stats.get("flow_size") or cfg.output.flow_size)
+    feats = features(stats.get("flow_size") or cfg.output.flow_size, stats.get("images", True))
     keys = {"license": "other", "license_name": licence["name"]}
     if licence.get("link"):
         keys["license_link"] = licence["link"]
@@ -283,6 +294,7 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
         repo_name=default_repo_name(list(stats["by_database"]), bool(synthetic)),
         flow_full_px=flowviz.FULL_PX,
         direction_colours=flowviz.DIRECTION_COLOURS,
+        face_columns=FACE_COLUMNS,
     )
 
 

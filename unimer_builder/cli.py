@@ -3,8 +3,10 @@
 Options become a :class:`BuildConfig` (an option left out takes its default there) and the work is
 :func:`unimer_builder.pipeline.build`'s; this module only parses, prints and sets the exit status.
 
-Exit status of ``build``: 0 every clip built, 1 some clips skipped (the report lists them), 2 the
-input is unusable (nothing was written).
+Exit status of ``build`` (README, "Exit status"): 0 every clip built, 1 some clips skipped (the report
+lists them), 2 the input or the options cannot be used (nothing was written), 3 the environment failed
+(the output folder cannot be made or written, the disk is full, another build holds the folder), 130
+interrupted. Each failure is one line naming the path and the cause, never a traceback.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .config import (
     BuildConfig,
     FlowConfig,
 )
-from .errors import UnusableInput
+from .errors import EnvironmentFailure, UnusableInput
 from .export import export as run_export
 from .groundtruth import score
 from .hub import push as push_folder
@@ -114,6 +116,9 @@ def build(
     device: str = typer.Option(None, help="Device of --flow-backend torch: cpu | cuda | auto (default auto: CUDA when "
                                           "present)."),
     keep_parts: bool = typer.Option(False, help="Keep the per-clip part files after the shards are written."),
+    images: bool = typer.Option(True, "--images/--no-images", help="--no-images: leave the face pixel columns "
+                                "(onset_image, apex_image, frames) out of the shards, for subjects whose licence "
+                                "forbids publishing their faces; the card says so."),
     au_detector: str = typer.Option(
         None, help="flow | py-feat: py-feat's AUs on the onset and apex frames as a second, appearance-based "
                    "opinion (needs unimer[pyfeat]: CUDA torch, its torchvision, Hub access for the weights) "
@@ -132,7 +137,7 @@ def build(
                         face_detector=face_detector, composite=composite)
     if not root.exists():
         _fail(f"{root}: no such file or folder")
-    report = _run_build(root, out, cfg, format, workers, limit, keep_parts)
+    report = _run_build(root, out, cfg, format, workers, limit, keep_parts, images)
     raise typer.Exit(1 if report["skipped"] else 0)
 
 
@@ -159,7 +164,7 @@ def _build_config(seed, templates, policy, preset, crop_size, flow_backend, devi
 
 
 def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers: int, limit: int | None,
-               keep_parts: bool) -> dict:
+               keep_parts: bool, images: bool = True) -> dict:
     """:func:`pipeline.build` with a progress bar; the summary table after; input errors as one line."""
     columns = (TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -175,7 +180,8 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
         bar.update(task, advance=1, note=note)
 
     try:
-        report = pipeline.build(root, out, cfg, fmt, workers, limit, keep_parts=keep_parts, progress=progress)
+        report = pipeline.build(root, out, cfg, fmt, workers, limit, keep_parts=keep_parts, images=images,
+                                progress=progress)
     except UnusableInput as e:
         bar.stop()
         for s in e.skipped[:20]:
@@ -184,8 +190,22 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
     except PyFeatUnavailable as e:
         bar.stop()
         _fail(str(e))
+    except EnvironmentFailure as e:
+        bar.stop()
+        _fail(str(e), 3)
+    except KeyboardInterrupt:
+        bar.stop()
+        _fail(f"interrupted; the clips done so far are kept in {out / '.parts'}: run the same command again to "
+              f"resume", 130)
     finally:
         bar.stop()
+    if report.get("up_to_date"):
+        c = report["counts"]
+        console.print(f"{out}: up to date (same input, settings and options as its finished build): nothing "
+                      f"rebuilt, no file written; {c['built']} clips built, {c['skipped']} skipped")
+        for s in report["skipped"][:10]:
+            console.print(f"  skipped {s['clip_id']}: {s['message']}")
+        return report
     _print_summary(report, out)
     return report
 
@@ -204,8 +224,8 @@ def _flow_backend(backend: str, device: str) -> dict[str, str]:
 def _print_summary(report: dict, out: Path) -> None:
     c = report["counts"]
     t = Table(title=f"Uni-MER build → {out}", show_header=False)
-    for k in ("clips", "built", "skipped", "dropped_by_policy", "flagged", "rows", "apex_estimated", "aus_inferred",
-              "beyond_micro"):
+    for k in ("clips", "built", "skipped", "dropped_by_policy", "flagged", "rows", "resumed", "changed",
+              "damaged_parts", "apex_estimated", "aus_inferred", "beyond_micro"):
         t.add_row(k.replace("_", " "), str(c[k]))
     t.add_row("shards", str(len(report["shards"])))
     t.add_row("seconds", f"{report['run']['seconds']:.1f}")
@@ -216,6 +236,13 @@ def _print_summary(report: dict, out: Path) -> None:
                       f"(> {report['durations']['bounds_s']['micro']} s; full list in build_report.json):")
         for b in beyond[:5]:
             console.print(f"  {b['clip_id']}: {b['duration_s']} s ({b['class']})")
+    if report.get("changed"):
+        console.print(f"[yellow]{len(report['changed'])} clips built again[/yellow]: their label row or frame files "
+                      f"changed since their part or shard was made: {', '.join(report['changed'][:5])}"
+                      f"{' ...' if len(report['changed']) > 5 else ''}")
+    if report.get("damaged_parts"):
+        console.print(f"[yellow]{len(report['damaged_parts'])} part files could not be read[/yellow] (removed, "
+                      f"clips built again): {', '.join(report['damaged_parts'][:5])}")
     if report["skipped"]:
         console.print("[yellow]skipped clips[/yellow] (full list in build_report.json):")
         for s in report["skipped"][:10]:
@@ -269,14 +296,18 @@ def push(
     repo_id: str = typer.Argument(None, help="Hub dataset repo, e.g. your-name/micro-expression-instructions-casme2 "
                                              "(default: your account and the name the card suggests)."),
     token: str = typer.Option(None, envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN or the cached login)."),
-    public: bool = typer.Option(False, help="Create the repo public (default private: the source databases are licensed)."),
+    public: bool = typer.Option(False, help="Create the repo public (default private: the source databases are licensed); "
+                                "needed to push into an existing public repo."),
+    images: bool = typer.Option(True, "--images/--no-images", help="--no-images: upload the shards without the face "
+                                "pixel columns (onset_image, apex_image, frames) and a card that says so; the build "
+                                "folder is left as it is."),
 ) -> None:
     """Publish a built dataset (card, shards, report) to the Hugging Face Hub."""
     try:
-        url = push_folder(out, repo_id, token=token, private=not public)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        url = push_folder(out, repo_id, token=token, private=not public, images=images)
+    except (OSError, ValueError, RuntimeError) as e:
         _fail(str(e))
-    console.print(f"pushed: {url}")
+    console.print(f"pushed: {url}" + ("" if images else " (without the face images)"))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 from .atomic import staged_folder, swap_in
 from .config import OutputConfig
 from .parts import find_part, part_meta
-from .shards import COMPRESSION, SCHEMA, as_shard_table, shard_name, shard_schema
+from .shards import COMPRESSION, FACE_COLUMNS, SCHEMA, as_shard_table, shard_name, shard_schema
 
 # Uncompressed bytes per row group inside a shard (at most a shard). Consolidation holds about one row
 # group of parts in memory, so this bounds its memory whatever the build size: with 32 MiB a 200-clip build
@@ -31,6 +32,9 @@ def consolidate(
     clip_order: list[str],
     max_bytes: int,
     fingerprint: str | None = None,
+    *,
+    parts: Mapping[str, Path] | None = None,
+    images: bool = True,
 ) -> list[Path]:
     """Stream the clips' parts, in ``clip_order``, into ``OUT/data/train-XXXXX-of-NNNNN.parquet``.
 
@@ -38,7 +42,8 @@ def consolidate(
     than the bound gets a shard of its own). At most one row group (<= ROW_GROUP_BYTES) is in memory. The
     new ``data/`` is written beside the old one and swapped in with two renames (:mod:`.atomic`), so a
     reader sees the old complete set or the new complete set, never a half-written shard. Same parts, same order ->
-    byte-identical shards. With ``fingerprint`` only parts of those settings are used.
+    byte-identical shards. With ``fingerprint`` only parts of those settings are used; ``parts`` names each
+    clip's part file outright. ``images=False`` leaves out the face pixel columns (:data:`.shards.FACE_COLUMNS`).
     """
     parts_dir, out_dir = Path(parts_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +54,7 @@ def consolidate(
     plan: list[tuple[Path, int]] = []
     flow_sizes = set()
     for cid in clip_order:
-        p = find_part(parts_dir, cid, fingerprint)
+        p = parts[cid] if parts is not None else find_part(parts_dir, cid, fingerprint)
         meta = part_meta(p)
         if meta["rows"] == 0:
             continue
@@ -69,7 +74,7 @@ def consolidate(
         size += b
     if not groups:
         groups = [[]]  # an empty build still gets one (empty) shard so that the folder loads
-    schema = shard_schema(flow_size)
+    schema = shard_schema(flow_size, images)
     row_group_bytes = max(1, min(ROW_GROUP_BYTES, max_bytes))
 
     paths: list[Path] = []
@@ -98,3 +103,24 @@ def consolidate(
             paths.append(out_dir / "data" / name)
         swap_in(tmp, out_dir / "data")
     return paths
+
+
+def strip_images(src_data: Path | str, dest_data: Path | str) -> list[Path]:
+    """Copies of the shards in ``src_data`` without the face pixel columns (:data:`.shards.FACE_COLUMNS`), same
+    names, same row groups, into the existing folder ``dest_data`` (one row group in memory at a time)."""
+    dest_data = Path(dest_data)
+    out = []
+    for src in sorted(Path(src_data).glob("train-*.parquet")):
+        with pq.ParquetFile(src) as pf:
+            keep = [n for n in pf.schema_arrow.names if n not in FACE_COLUMNS]
+            flow = pf.schema_arrow.field("flow").type
+            schema = shard_schema(int(flow.shape[-1]) if getattr(flow, "shape", None) else OutputConfig.flow_size,
+                                  images=False)
+            with pq.ParquetWriter(dest_data / src.name, schema, compression=COMPRESSION,
+                                  use_dictionary=list(_FLAT_COLUMNS), write_statistics=list(_FLAT_COLUMNS)) as w:
+                for i in range(pf.num_row_groups):
+                    w.write_table(as_shard_table(pf.read_row_group(i, columns=keep, use_threads=False), schema))
+                if pf.num_row_groups == 0:
+                    w.write_table(schema.empty_table())
+        out.append(dest_data / src.name)
+    return out

@@ -23,3 +23,21 @@ class UnusableInput(Exception):
     def __init__(self, message: str, skipped: list | None = None):
         super().__init__(message)
         self.skipped = list(skipped or [])  # the rows that were skipped, when none was usable (records.Skip)
+
+
+class EnvironmentFailure(Exception):
+    """The build cannot do its work where it was asked to (the output folder cannot be made or written, the
+    disk is full, another build holds the folder): the build exits 3 with this one line, which names the path
+    and the cause. Nothing already there is damaged: the previous ``data/`` stays loadable, and a re-run
+    once the cause is gone resumes."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = str(path)
+
+    @classmethod
+    def from_os(cls, err: OSError, where: str = "") -> EnvironmentFailure:
+        """One line from an ``OSError`` (as raised here, in a pool worker, or by pyarrow)."""
+        path = err.filename or where
+        cause = err.strerror or str(err) or type(err).__name__
+        return cls(f"{path}: {cause}" if path else cause, path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -56,7 +57,27 @@ class InProcess:
 _WORKER_STATE: list = []  # in a pool worker: what its initializer returned
 
 
+PARENT_CHECK_S = 0.5  # how often a pool worker looks whether its parent is still there
+
+
+def exit_with_parent(interval: float = PARENT_CHECK_S) -> None:
+    """End this process (a pool worker) soon after its parent dies, however it dies (SIGKILL included):
+    a daemon thread watches ``os.getppid()``, which changes when the process is handed to another parent.
+    Otherwise the workers of a killed build run on, each holding its models, still writing parts. A thread,
+    not Linux's ``PR_SET_PDEATHSIG``: that signal follows the *thread* that spawned the worker, which need
+    not live as long as the pool."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="unimer-parent-watch", daemon=True).start()
+
+
 def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
+    exit_with_parent()
     _WORKER_STATE[:] = [initializer(*initargs) if initializer is not None else None]
 
 

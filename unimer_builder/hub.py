@@ -5,11 +5,18 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .card import default_repo_name, is_synthetic
+from .card import default_repo_name, is_synthetic, write_card
+from .config import build_config_from_dict
+from .consolidate import strip_images
+from .shards import FACE_COLUMNS
 
 ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
 
@@ -62,6 +69,50 @@ def suggested_name(out_dir: Path | str) -> str:
     return default_repo_name(dbs, is_synthetic(report))
 
 
+def has_images(out_dir: Path | str) -> bool:
+    """Whether the build's shards hold the face pixel columns."""
+    shards = sorted((Path(out_dir) / "data").glob("train-*.parquet"))
+    return bool(shards) and all(c in pq.read_schema(shards[0]).names for c in FACE_COLUMNS)
+
+
+@contextmanager
+def without_images(out_dir: Path | str) -> Iterator[Path]:
+    """A copy of the build to upload without the face pixel columns: the shards stripped of them, the card
+    rendered again (it then says so), the report as it is. Staged in a hidden folder of ``out_dir``, removed
+    after."""
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix=".push-no-images-", dir=out) as tmp:
+        stage = Path(tmp)
+        (stage / "data").mkdir()
+        strip_images(out / "data", stage / "data")
+        report = json.loads((out / "build_report.json").read_text()) if (out / "build_report.json").is_file() else {}
+        if report:
+            shutil.copyfile(out / "build_report.json", stage / "build_report.json")
+        write_card(stage, report, build_config_from_dict(report.get("config") or {}))
+        yield stage
+
+
+def _refuse_public(api, repo_id: str) -> None:
+    """A push that was not asked to be public must not add to an existing public repo."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        info = api.repo_info(repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return
+    except HfHubHTTPError as e:
+        if getattr(getattr(e, "response", None), "status_code", None) == 404:
+            return
+        raise
+    if getattr(info, "private", None) is False:
+        raise PublicRepoError(f"{repo_id} exists and is public: pushing would publish this build to everyone; pass "
+                              f"--public if that is meant, or push to a private repo")
+
+
+class PublicRepoError(RuntimeError):
+    """A private push into an existing public repo, refused."""
+
+
 def push(
     out_dir: Path | str,
     repo_id: str | None,
@@ -69,11 +120,14 @@ def push(
     private: bool = True,
     endpoint: str | None = None,
     commit_message: str = "Upload Uni-MER build",
+    images: bool = True,
 ) -> str:
     """Create (if needed) the dataset repo ``repo_id`` and upload the build; returns the commit URL.
 
-    Private by default: the source databases' licences rarely allow public redistribution. Without
-    ``repo_id`` the repo is ``<your account>/<suggested_name(out_dir)>``.
+    Private by default: the source databases' licences rarely allow public redistribution, and a private push
+    into an existing *public* repo is refused (:class:`PublicRepoError`). Without ``repo_id`` the repo is
+    ``<your account>/<suggested_name(out_dir)>``. ``images=False`` uploads the shards without the face pixel
+    columns (:data:`.shards.FACE_COLUMNS`) and a card that says so; the build folder is left as it is.
     Raises ``FileNotFoundError`` for an incomplete folder, ``ValueError`` for a bad repo id and
     ``RuntimeError`` when offline or when the Hub refuses.
     """
@@ -85,14 +139,24 @@ def push(
         raise RuntimeError(
             "cannot push: Hugging Face Hub offline mode is on (HF_HUB_OFFLINE=1); unset it to upload"
         )
+    name = suggested_name(out) if repo_id is None else ""  # the card's suggestion, read before any staging
+    if not images and has_images(out):
+        with without_images(out) as stage:
+            return _push(stage, repo_id, name, token, private, endpoint, commit_message)
+    return _push(out, repo_id, name, token, private, endpoint, commit_message)
 
+
+def _push(out: Path, repo_id: str | None, name: str, token: str | None, private: bool, endpoint: str | None,
+          commit_message: str) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     api = HfApi(endpoint=endpoint, token=token)
     try:
         if repo_id is None:  # your account, the card's suggested name
-            repo_id = f"{api.whoami()['name']}/{suggested_name(out)}"
+            repo_id = f"{api.whoami()['name']}/{name}"
+        if private:
+            _refuse_public(api, repo_id)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         info = api.upload_folder(
             repo_id=repo_id,

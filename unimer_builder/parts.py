@@ -1,28 +1,32 @@
-"""The part store: one small Parquet file per clip and settings, the resume state of a build.
+"""The part store: one small Parquet file per clip, settings and inputs: the resume state of a build.
 
-``OUT/.parts/<sha256(clip_id)[:20]>-<fingerprint>.parquet`` holds one clip's rows (:data:`shards.SCHEMA`,
-possibly none: a clip the policy dropped). A clip has at most one part at a time: writing a part removes
-the clip's parts of other settings, so a part of other settings never reaches the shards. A build that
-finds a clip's part of its own fingerprint computes nothing for it again: that is how a killed build
-resumes, and its report is rebuilt from the part's columns (:meth:`PartStore.summary`).
+``OUT/.parts/<sha256(clip_id)[:20]>-<settings>-<inputs>.parquet`` holds one clip's rows (:data:`shards.SCHEMA`,
+possibly none: a clip the policy dropped, or one that was skipped) and, in its metadata, the clip's summary
+for the report (or the skip). ``settings`` is :meth:`BuildConfig.fingerprint`, ``inputs`` the clip's
+:func:`.inputs.clip_inputs`. A clip has at most one part at a time: writing a part removes the clip's other
+parts, so a part of other settings or inputs never reaches the shards. A build that finds a clip's part of
+its own settings and inputs computes nothing for it again: that is how a killed build resumes. A part that
+cannot be read (zero length, truncated, damaged) counts as missing: it is removed and the clip built again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import labels
 from .atomic import replacing
-from .records import Clip, ClipSummary
+from .records import Clip, ClipSummary, Skip
 from .shards import COMPRESSION, rows_to_table
 
-META_KEY = b"unimer"  # the part's own metadata: clip_id, fingerprint, flow_size
+META_KEY = b"unimer"  # the part's own metadata: clip_id, fingerprint, flow_size (and summary or skip)
 
 
 def clip_key(clip_id: str) -> str:
@@ -33,21 +37,31 @@ def part_path(parts_dir: Path | str, clip_id: str, fingerprint: str) -> Path:
     return Path(parts_dir) / f"{clip_key(clip_id)}-{fingerprint}.parquet"
 
 
-def write_part(parts_dir: Path | str, clip_id: str, rows: list[dict], fingerprint: str) -> Path:
-    """Write one clip's rows (possibly none: a dropped clip) atomically; remove its stale parts."""
+def clip_parts(parts_dir: Path | str, clip_id: str) -> list[Path]:
+    """Every part file of the clip, whatever its settings and inputs."""
+    return sorted(Path(parts_dir).glob(f"{clip_key(clip_id)}-*.parquet"))
+
+
+def write_part(parts_dir: Path | str, clip_id: str, rows: list[dict] | pa.Table, fingerprint: str,
+               extra: dict | None = None) -> Path:
+    """Write one clip's rows (possibly none) atomically, ``extra`` added to its metadata; remove the clip's
+    other parts."""
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
     path = part_path(parts_dir, clip_id, fingerprint)
-    table = rows_to_table(rows)
-    flow_size = int(np.asarray(rows[0]["flow"]).shape[-1]) if rows else None
-    meta = {"clip_id": clip_id, "fingerprint": fingerprint, "flow_size": flow_size}
+    table = rows if isinstance(rows, pa.Table) else rows_to_table(rows)
+    flow_size = None
+    if table.num_rows:
+        first = table.column("flow").slice(0, 1).to_pylist()[0] if isinstance(rows, pa.Table) else rows[0]["flow"]
+        flow_size = int(np.asarray(first).shape[-1])
+    meta = {"clip_id": clip_id, "fingerprint": fingerprint, "flow_size": flow_size, **(extra or {})}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
     with replacing(path) as tmp:
         # No dictionary encoding in parts: a part holds one clip (a few rows), so dictionaries buy nothing
         # that zstd does not, and skipping them makes the write ~25 % cheaper. The table read back, and so
         # every shard, is the same either way.
         pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=False)
-    for stale in parts_dir.glob(f"{clip_key(clip_id)}-*.parquet"):
+    for stale in clip_parts(parts_dir, clip_id):
         if stale != path:
             stale.unlink(missing_ok=True)
     return path
@@ -61,7 +75,7 @@ def find_part(parts_dir: Path | str, clip_id: str, fingerprint: str | None) -> P
         if not p.exists():
             raise FileNotFoundError(f"{p}: no part file for clip {clip_id!r} (settings {fingerprint})")
         return p
-    found = sorted(parts_dir.glob(f"{clip_key(clip_id)}-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    found = sorted(clip_parts(parts_dir, clip_id), key=lambda p: (p.stat().st_mtime_ns, p.name))
     if not found:
         raise FileNotFoundError(f"{parts_dir}: no part file for clip {clip_id!r}")
     return found[-1]  # several only after an interrupted write_part: the newest is the current one
@@ -84,39 +98,72 @@ def summarize(clip: Clip, **fields) -> ClipSummary:
                        duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps), **fields)
 
 
-def summary_from_part(path: Path, clip: Clip) -> ClipSummary:
-    """Rebuild a clip's summary from its part file (a resumed build computes nothing again)."""
-    cols = ["clip_id", "flagged", "aus_source", "apex_source", "verdicts", "unexplained", "au_sources"]
-    t = pq.read_table(path, columns=cols)
-    if t.num_rows == 0:
-        return summarize(clip, rows=0, flagged=True, dropped=True, aus_source="label", apex_source="label",
-                              resumed=True)
-    r = t.slice(0, 1).to_pylist()[0]
-    return summarize(
-        clip, rows=t.num_rows, flagged=bool(r["flagged"]), dropped=False,
-        aus_source=r["aus_source"], apex_source=r["apex_source"],
-        verdicts=[(v["au"], v["verdict"]) for v in r["verdicts"]],
-        unexplained=[u["au"] for u in r["unexplained"]], resumed=True,
-        sources=[(s["au"], s["labelled"], s["said_by"], s["agreement"]) for s in r["au_sources"]],
-    )
+def summary_record(s: ClipSummary) -> dict:
+    """A summary as JSON keeps it (timings are this run's, not the clip's)."""
+    d = asdict(s)
+    d.pop("timings")
+    d.pop("resumed")
+    return d
 
 
-@dataclass(frozen=True)
+def summary_of_record(d: dict) -> ClipSummary:
+    """:func:`summary_record` read back, marked resumed."""
+    return ClipSummary(**{**d, "verdicts": [tuple(v) for v in d["verdicts"]],
+                          "sources": [tuple(v) for v in d["sources"]], "resumed": True})
+
+
+def outcome_record(outcome: ClipSummary | Skip) -> dict:
+    return {"skip": asdict(outcome)} if isinstance(outcome, Skip) else {"summary": summary_record(outcome)}
+
+
+def outcome_of_record(d: dict) -> ClipSummary | Skip:
+    return Skip(**d["skip"]) if "skip" in d else summary_of_record(d["summary"])
+
+
+@dataclass
 class PartStore:
     """One build's parts: the folder and the settings' fingerprint. Plain and picklable, so a worker
-    process (or, later, a remote one on shared storage) writes its clips' parts itself."""
+    process (or, later, a remote one on shared storage) writes its clips' parts itself. ``damaged`` lists
+    the parts this process found unreadable (and removed)."""
 
     folder: Path
     fingerprint: str
+    damaged: list[str] = field(default_factory=list)
 
-    def path(self, clip_id: str) -> Path:
-        return part_path(self.folder, clip_id, self.fingerprint)
+    def key(self, inputs: str) -> str:
+        return f"{self.fingerprint}-{inputs}"
 
-    def has(self, clip_id: str) -> bool:
-        return self.path(clip_id).exists()
+    def path(self, clip_id: str, inputs: str) -> Path:
+        return part_path(self.folder, clip_id, self.key(inputs))
 
-    def write(self, clip_id: str, rows: list[dict]) -> Path:
-        return write_part(self.folder, clip_id, rows, self.fingerprint)
+    def write(self, clip_id: str, inputs: str, rows: list[dict] | pa.Table, outcome: ClipSummary | Skip) -> Path:
+        """The clip's rows with its summary (or an empty part holding its skip, so that a resumed build does
+        not measure it again)."""
+        return write_part(self.folder, clip_id, rows, self.key(inputs), outcome_record(outcome))
 
-    def summary(self, clip: Clip) -> ClipSummary:
-        return summary_from_part(self.path(clip.clip_id), clip)
+    def load(self, clip_id: str, inputs: str) -> ClipSummary | Skip | None:
+        """The clip's outcome from its part of these settings and inputs; None when there is none, or when it
+        cannot be read (then it is removed and the clip noted in ``damaged``)."""
+        p = self.path(clip_id, inputs)
+        if not p.exists():
+            return None
+        try:
+            meta = part_meta(p)
+            outcome = outcome_of_record(meta)
+            pq.read_table(p, use_threads=False)  # every page decodes: the shards will read it all
+            if meta["rows"] != getattr(outcome, "rows", 0):
+                raise ValueError(f"{meta['rows']} rows, the summary says {getattr(outcome, 'rows', 0)}")
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+            p.unlink(missing_ok=True)
+            self.damaged.append(clip_id)
+            return None
+        return outcome
+
+    def other_inputs(self, clip_id: str, inputs: str) -> bool:
+        """Whether the clip has a part of these settings made from other inputs (its input changed)."""
+        prefix = f"{clip_key(clip_id)}-{self.fingerprint}-"
+        return any(p.name.startswith(prefix) and p != self.path(clip_id, inputs)
+                   for p in clip_parts(self.folder, clip_id))
+
+    def files(self) -> Iterator[Path]:
+        return iter(sorted(self.folder.glob("*.parquet")))

@@ -10,13 +10,17 @@ dual constraint (:func:`.crosscheck.cross_check`, with py-feat's second opinion 
 The per-clip work runs in an executor (:mod:`.executors`: in this process, or a warm process pool); each
 process makes its :class:`~unimer_builder.tools.Tools` once (:func:`init_worker`), and a worker hands back
 only a small :class:`~unimer_builder.records.ClipSummary`, so the parent never holds pixels. A clip whose
-part exists for the same settings (:meth:`BuildConfig.fingerprint`) is not computed again: that is how a
-killed build resumes.
+part exists for the same settings (:meth:`BuildConfig.fingerprint`) and the same inputs
+(:func:`.inputs.clip_inputs`: its label row and frame files) is not computed again: that is how a killed
+build resumes. A finished build leaves its state (:mod:`.state`): run again on unchanged input it does
+nothing; with some clips changed, only those are measured again (the others come back out of the shards).
+The output folder is held by one build at a time (:func:`.output.claim`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import time
@@ -33,16 +37,19 @@ from .card import write_card
 from .config import BuildConfig
 from .consolidate import SHARD_MAX_BYTES, consolidate
 from .crosscheck import cross_check
-from .errors import InputError, UnusableInput
+from .errors import EnvironmentFailure, InputError, UnusableInput
 from .evidence import compute_evidence
 from .executors import InProcess, WorkerPool
+from .inputs import clip_inputs
+from .output import claim
 from .parts import PartStore, summarize
 from .pyfeat_backend import PyFeat, second_opinion
 from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
-from .report import build_report
+from .report import build_report, relative_to_root
 from .shards import clip_rows
 from .sources import detect_format, read_clips
 from .sources.frames import FrameReader
+from .state import read_state, recover_parts, request_key, write_state
 from .tools import Tools
 
 __all__ = ["Tools", "build", "close_executor", "init_worker", "make_executor", "measure_clip", "process_clip",
@@ -83,10 +90,13 @@ def measure_clip(clip: Clip, cfg: BuildConfig, tools: Tools) -> Measured | Skip:
     return Measured(clip, ev, check, time.perf_counter() - t0)
 
 
-def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore) -> Outcome:
-    """Text, rows and the part file of a measured clip (a ``Skip`` passes through). PNG encoding and
-    Parquet writing release the GIL, so this can run in a thread beside the next clip's measurement."""
+def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore, inputs: str) -> Outcome:
+    """Text, rows and the part file of a measured clip (``inputs``: its :func:`.inputs.clip_inputs`, taken
+    before it was measured); a ``Skip`` gets an empty part saying so, so a resumed build does not measure the
+    clip again. PNG encoding and Parquet writing release the GIL, so this can run in a thread beside the next
+    clip's measurement."""
     if isinstance(measured, Skip):
+        parts.write(measured.clip_id, inputs, [], measured)
         return measured
     clip, ev, check = measured.clip, measured.evidence, measured.check
     dropped = cfg.check.policy == "drop" and check.flagged
@@ -94,20 +104,22 @@ def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore) ->
     t1 = time.perf_counter()
     if not dropped:
         rows = clip_rows(clip, ev, check, render.render_samples(clip, ev, check, cfg), cfg)
-    parts.write(clip.clip_id, rows)
-    timings = dict(ev.timings)
-    timings["output"] = time.perf_counter() - t1
-    timings["total"] = measured.seconds + timings["output"]
-    return summarize(
+    summary = summarize(
         clip, rows=len(rows), flagged=check.flagged and cfg.check.policy == "flag", dropped=dropped,
         aus_source=check.aus_source, apex_source="estimated" if ev.apex_estimated else "label",
         verdicts=[(v.au, v.verdict) for v in check.verdicts], unexplained=[u.au for u in check.unexplained],
-        timings=timings, sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources])
+        sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources])
+    parts.write(clip.clip_id, inputs, rows, summary)
+    summary.timings = dict(ev.timings)
+    summary.timings["output"] = time.perf_counter() - t1
+    summary.timings["total"] = measured.seconds + summary.timings["output"]
+    return summary
 
 
 def process_clip(clip: Clip, cfg: BuildConfig, tools: Tools, parts: PartStore) -> Outcome:
     """All per-clip stages, its part file written: the clip's summary, or the ``Skip`` that says why not."""
-    return write_clip(measure_clip(clip, cfg, tools), cfg, parts)
+    inputs = clip_inputs(clip)
+    return write_clip(measure_clip(clip, cfg, tools), cfg, parts, inputs)
 
 
 # --- per process -----------------------------------------------------------------------------------
@@ -135,12 +147,13 @@ def init_worker(cfg: BuildConfig, threads: int) -> Tools:
     return tools
 
 
-def _measure_task(tools: Tools, clip: Clip, cfg: BuildConfig) -> Measured | Skip:
-    return measure_clip(clip, cfg, tools)
+def _measure_task(tools: Tools, job: tuple[Clip, str], cfg: BuildConfig) -> tuple[Measured | Skip, str]:
+    clip, inputs = job
+    return measure_clip(clip, cfg, tools), inputs
 
 
-def _write_task(tools: Tools, measured: Measured | Skip, cfg: BuildConfig, parts: PartStore) -> Outcome:
-    return write_clip(measured, cfg, parts)
+def _write_task(tools: Tools, measured: tuple[Measured | Skip, str], cfg: BuildConfig, parts: PartStore) -> Outcome:
+    return write_clip(measured[0], cfg, parts, measured[1])
 
 
 def make_executor(cfg: BuildConfig, workers: int, threads: int | None = None) -> InProcess | WorkerPool:
@@ -165,21 +178,44 @@ def close_executor(executor: InProcess | WorkerPool) -> None:
         executor.state.close()
 
 
-def run_clips(clips: Iterable[Clip], cfg: BuildConfig, parts: PartStore, executor: InProcess | WorkerPool
-              ) -> Iterator[Outcome]:
-    """One outcome per clip: first those whose part already exists (read back, not computed), then the
-    others as ``executor`` finishes them (:func:`make_executor`, or an :class:`.executors.InProcess` holding
-    this process's tools, or a started :class:`.executors.WorkerPool` initialised with :func:`init_worker`
-    for the same settings)."""
+def run_clips(clips: Iterable[Clip], cfg: BuildConfig, parts: PartStore, executor: InProcess | WorkerPool,
+              inputs: dict[str, str] | None = None) -> Iterator[Outcome]:
+    """One outcome per clip: first those whose part already exists for these settings and inputs (read
+    back, not computed), then the others as ``executor`` finishes them (:func:`make_executor`, or an
+    :class:`.executors.InProcess` holding this process's tools, or a started :class:`.executors.WorkerPool`
+    initialised with :func:`init_worker` for the same settings). ``inputs``: clip_id -> its
+    :func:`.inputs.clip_inputs` (computed here when not given)."""
     todo = []
     for clip in clips:
-        if parts.has(clip.clip_id):
-            yield parts.summary(clip)
+        key = inputs[clip.clip_id] if inputs is not None else clip_inputs(clip)
+        outcome = parts.load(clip.clip_id, key)
+        if outcome is not None:
+            yield outcome
         else:
-            todo.append(clip)
+            todo.append((clip, key))
     if todo:
         yield from executor.map(functools.partial(_measure_task, cfg=cfg), todo,
                                 then=functools.partial(_write_task, cfg=cfg, parts=parts))
+
+
+class _OnDemand:
+    """An executor made on its first use: a build whose clips all resume starts no worker and loads no model."""
+
+    def __init__(self, make: Callable[[], InProcess | WorkerPool]):
+        self._make, self.inner = make, None
+
+    @property
+    def workers(self) -> int:
+        return self.inner.workers if self.inner is not None else 0
+
+    def map(self, fn, items, then=None):
+        if self.inner is None:
+            self.inner = self._make()
+        return self.inner.map(fn, items, then=then)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            close_executor(self.inner)
 
 
 # --- a whole build ---------------------------------------------------------------------------------
@@ -217,6 +253,7 @@ def build(
     *,
     keep_parts: bool = False,
     shard_bytes: int = SHARD_MAX_BYTES,
+    images: bool = True,
     progress: Callable[[Outcome | None, int], None] | None = None,
     executor: InProcess | WorkerPool | None = None,
     threads: int | None = None,
@@ -226,30 +263,67 @@ def build(
 
     ``fmt``: casme2 | samm | smic | casme3 | manifest (None: detected). ``workers``: processes (0: one per
     core). ``limit``: only the first N usable clips. ``keep_parts``: keep ``out/.parts`` (the resume
-    state) after the shards are written. ``shard_bytes``: uncompressed bytes per shard. ``progress(outcome,
-    total)`` is called once with ``None`` when the clips start, then as each clip finishes. ``executor``: one
-    to use and leave running (see :func:`run_clips`); else one is made (:func:`make_executor`, ``threads``).
+    state) after the shards are written. ``shard_bytes``: uncompressed bytes per shard. ``images=False``:
+    the shards leave out the face pixels (:data:`.shards.FACE_COLUMNS`), and the card says so.
+    ``progress(outcome, total)`` is called once with ``None`` when the clips start, then as each clip
+    finishes. ``executor``: one to use and leave running (see :func:`run_clips`); else one is made
+    (:func:`make_executor`, ``threads``).
 
-    Raises :class:`UnusableInput` when nothing can be built (nothing is written then) and
-    :class:`.pyfeat_backend.PyFeatUnavailable` where py-feat is asked for and cannot run. A clip that
-    cannot be built is skipped: the report lists it (``report["skipped"]``) with file, row and field.
+    A re-run on unchanged input, settings and options finds the build finished and does nothing: it returns
+    the report written then (``report["up_to_date"]`` is True; no file is touched). Clips whose inputs changed
+    are measured again (``report["changed"]``), the others resumed.
+
+    Raises :class:`UnusableInput` when nothing can be built (nothing is written then),
+    :class:`.errors.EnvironmentFailure` when the output folder cannot be made, written or locked, or the disk
+    fills (the previous ``data/`` stays whole; a re-run resumes), and
+    :class:`.pyfeat_backend.PyFeatUnavailable` where py-feat is asked for and cannot run. A clip that cannot
+    be built is skipped: the report lists it (``report["skipped"]``) with file, row and field.
     """
     cfg = cfg if cfg is not None else BuildConfig()
     root, out = Path(root), Path(out)
     if not cfg.text.folder.is_dir():
         raise UnusableInput(f"{cfg.text.folder}: templates folder not found")
     fmt, clips, skips = read_input(root, fmt, limit)
-    workers = min(workers or os.cpu_count() or 1, len(clips))
+    with claim(out):
+        try:
+            return _build_claimed(root, out, cfg, fmt, clips, skips, workers, keep_parts, shard_bytes, images,
+                                  progress, executor, threads)
+        except OSError as e:
+            raise EnvironmentFailure.from_os(e, str(out)) from None
+
+
+def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: list[Clip], skips: list[Skip],
+                   workers: int, keep_parts: bool, shard_bytes: int, images: bool, progress, executor,
+                   threads: int | None) -> dict:
+    """:func:`build` once the output folder is held."""
     t0 = time.perf_counter()
-    parts = PartStore(out / ".parts", cfg.fingerprint())
-    own = executor is None
-    runner = make_executor(cfg, workers, threads) if own else executor
+    settings = cfg.fingerprint()
+    inputs = {c.clip_id: clip_inputs(c) for c in clips}
+    options = {"shard_bytes": int(shard_bytes), "images": bool(images), "format": fmt, "root": root.name}
+    key = request_key(settings, options, [(c.clip_id, inputs[c.clip_id]) for c in clips],
+                      [relative_to_root(s, root) for s in skips])
+    state = read_state(out)
+    if state is not None and state.get("key") == key and (out / "build_report.json").is_file():
+        report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+        report["up_to_date"] = True
+        return report
+
+    parts = PartStore(out / ".parts", settings)
+    parts.folder.mkdir(parents=True, exist_ok=True)
+    changed = sorted(cid for cid, k in inputs.items() if parts.other_inputs(cid, k)
+                     or (state is not None and state.get("settings") == settings
+                         and cid in state["clips"] and state["clips"][cid].get("inputs") != k))
+    if state is not None:
+        recover_parts(out, state, parts, inputs)
+    workers = min(workers or os.cpu_count() or 1, len(clips))
+    runner = executor if executor is not None else _OnDemand(lambda: make_executor(cfg, workers, threads))
     summaries: dict[str, ClipSummary] = {}
+    outcomes: dict[str, tuple[str, Outcome]] = {}
     try:
-        parts.folder.mkdir(parents=True, exist_ok=True)
         if progress is not None:
             progress(None, len(clips))
-        for outcome in run_clips(clips, cfg, parts, runner):
+        for outcome in run_clips(clips, cfg, parts, runner, inputs):
+            outcomes[outcome.clip_id] = (inputs[outcome.clip_id], outcome)
             if isinstance(outcome, Skip):
                 skips.append(outcome)
             else:
@@ -257,14 +331,19 @@ def build(
             if progress is not None:
                 progress(outcome, len(clips))
     finally:
-        if own:
-            close_executor(runner)
+        if isinstance(runner, _OnDemand):
+            runner.close()
     ordered = [summaries[c.clip_id] for c in clips if c.clip_id in summaries]
-    shards = consolidate(parts.folder, out, [s.clip_id for s in ordered if not s.dropped], shard_bytes)
-    report = build_report(ordered, skips, cfg, str(root), fmt, [str(p.relative_to(out)) for p in shards],
-                          time.perf_counter() - t0, runner.workers)
+    shards = consolidate(parts.folder, out, [s.clip_id for s in ordered if not s.dropped], shard_bytes,
+                         parts={c.clip_id: parts.path(c.clip_id, inputs[c.clip_id]) for c in clips},
+                         images=images)
+    shard_names = [str(p.relative_to(out)) for p in shards]
+    report = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
+                          runner.workers,
+                          changed=changed, damaged=sorted(set(parts.damaged)))
     write_json(out / "build_report.json", report)
     write_card(out, report, cfg)
+    write_state(out, key, settings, options, {c.clip_id: outcomes[c.clip_id] for c in clips}, shard_names)
     if not keep_parts:
         shutil.rmtree(parts.folder, ignore_errors=True)
     return report

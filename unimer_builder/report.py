@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from collections import Counter, defaultdict
 from dataclasses import asdict
+from pathlib import Path
 
 import cv2
 
 from . import labels
 from ._version import __version__
+from .card import synthetic_profile_of
 from .config import BuildConfig
 from .facs import au_name
 from .pyfeat_backend import version_of
@@ -76,10 +79,32 @@ def _durations(summaries: list[ClipSummary]) -> dict:
     }
 
 
+def _relative(text: str, prefixes: list[str]) -> str:
+    for p in prefixes:
+        text = text.replace(p + os.sep, "").replace(p, ".")
+    return text
+
+
+def relative_to_root(skip: Skip, root: Path | str) -> dict:
+    """A skip as the report lists it: its file, and the paths its message names, relative to the database root
+    (the folder of a manifest file), so that the report (which is published) holds no path of this machine."""
+    root = Path(root)
+    base = root if root.is_dir() else root.parent
+    prefixes = sorted({str(base.absolute()), str(base.resolve())}, key=len, reverse=True)
+    d = asdict(skip)
+    d["file"] = _relative(d["file"], prefixes)
+    d["message"] = _relative(d["message"], prefixes)
+    return d
+
+
 def build_report(
-    summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: str, fmt: str,
-    shards: list[str], seconds: float, workers: int,
+    summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: Path | str, fmt: str,
+    shards: list[str], seconds: float, workers: int, changed: list[str] = (), damaged: list[str] = (),
 ) -> dict:
+    """The report of a build of ``root``. It names the database by its folder's name only, and every file
+    relative to it. ``changed``: clips measured again because their inputs changed since their part or shard
+    was made; ``damaged``: clips whose part file could not be read (measured again)."""
+    root = Path(root)
     by_db: dict[str, list[ClipSummary]] = defaultdict(list)
     for s in summaries:
         by_db[s.database].append(s)
@@ -91,7 +116,8 @@ def build_report(
         stage_totals.update(s.timings)
     return {
         "builder_version": __version__,
-        "root": str(root),
+        "root": root.name,
+        "synthetic": synthetic_profile_of(root),
         "format": fmt,
         "counts": {
             "clips": len(summaries) + len(skips),
@@ -100,6 +126,8 @@ def build_report(
             "dropped_by_policy": sum(s.dropped for s in summaries),
             "flagged": sum(s.flagged for s in summaries),
             "resumed": sum(s.resumed for s in summaries),
+            "changed": len(changed),
+            "damaged_parts": len(damaged),
             "rows": sum(s.rows for s in summaries),
             "apex_estimated": sum(s.apex_source == "estimated" for s in summaries),
             "aus_inferred": sum(s.aus_source == "inferred" for s in summaries),
@@ -107,7 +135,9 @@ def build_report(
         },
         "durations": _durations(summaries),
         "skip_reasons": dict(sorted(Counter(s.reason for s in skips).items())),
-        "skipped": [asdict(s) for s in sorted(skips, key=lambda s: s.clip_id)],
+        "skipped": [relative_to_root(s, root) for s in sorted(skips, key=lambda s: s.clip_id)],
+        "changed": list(changed),
+        "damaged_parts": list(damaged),
         "agreement": {"all": _agreement(summaries), **{db: _agreement(v) for db, v in sorted(by_db.items())}},
         "unexplained_motion": dict(sorted(unexplained.items())),
         "second_opinion": _second_opinion(summaries, cfg),

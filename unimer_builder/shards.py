@@ -110,6 +110,10 @@ SCHEMA = pa.schema([
     ("config_fingerprint", pa.string()),
 ])
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+# The columns that hold the face's pixels: a build or a push with ``--no-images`` leaves them out (subjects of
+# licence-restricted databases). ``flow`` and ``flow_image`` stay: they hold the motion between the frames,
+# not the face's appearance (a still face is white in ``flow_image``), and ``landmarks`` are 68 points.
+FACE_COLUMNS: tuple[str, ...] = ("onset_image", "apex_image", "frames")
 
 
 # --- datasets features ---------------------------------------------------------------------------
@@ -128,12 +132,15 @@ def _dtype_feature(t: pa.DataType):
 
 
 @functools.lru_cache(maxsize=8)
-def features(flow_size: int = OutputConfig.flow_size):
-    """The ``datasets.Features`` of a shard: Image for PNG structs, Array3D for ``flow``."""
+def features(flow_size: int = OutputConfig.flow_size, images: bool = True):
+    """The ``datasets.Features`` of a shard: Image for PNG structs, Array3D for ``flow``; without the face
+    pixel columns where ``images`` is False."""
     import datasets
 
     feats = {}
     for f in SCHEMA:
+        if not images and f.name in FACE_COLUMNS:
+            continue
         if f.name == "flow":
             feats[f.name] = datasets.Array3D(shape=(3, flow_size, flow_size), dtype="float16")
         else:
@@ -142,11 +149,12 @@ def features(flow_size: int = OutputConfig.flow_size):
 
 
 @functools.lru_cache(maxsize=8)
-def shard_schema(flow_size: int = OutputConfig.flow_size) -> pa.Schema:
-    """SCHEMA with ``flow`` as datasets' Array3D extension type and the ``huggingface`` metadata."""
-    feats = features(flow_size)
+def shard_schema(flow_size: int = OutputConfig.flow_size, images: bool = True) -> pa.Schema:
+    """SCHEMA with ``flow`` as datasets' Array3D extension type and the ``huggingface`` metadata (without the
+    face pixel columns where ``images`` is False)."""
+    feats = features(flow_size, images)
     hf = feats.arrow_schema
-    fields = [hf.field("flow") if f.name == "flow" else f for f in SCHEMA]
+    fields = [hf.field("flow") if f.name == "flow" else f for f in SCHEMA if images or f.name not in FACE_COLUMNS]
     return pa.schema(fields).with_metadata({b"huggingface": hf.metadata[b"huggingface"]})
 
 

@@ -46,20 +46,43 @@ def frame_number(name: str) -> int | None:
     return int(digits[-1]) if digits else None
 
 
-def list_frames(folder: Path) -> dict[int, str]:
+class FrameFiles(dict):
+    """Frame number -> path, and ``duplicates``: number -> every file carrying it where several do
+    (``img2263.jpg`` and ``img02263.jpg``), which :func:`check_frames` refuses rather than pick one."""
+
+    def __init__(self, *args, duplicates: dict[int, list[str]] | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.duplicates = dict(duplicates or {})
+
+
+def list_frames(folder: Path) -> FrameFiles:
     """Frame number -> absolute path for every image in ``folder`` (one directory listing)."""
     base = Path(os.path.abspath(folder))
     try:
         names = [e.name for e in os.scandir(base)
                  if not e.name.startswith(".") and Path(e.name).suffix.lower() in IMAGE_EXTS and e.is_file()]
     except OSError:
-        return {}
-    frames: dict[int, str] = {}
+        return FrameFiles()
+    frames = FrameFiles()
     for name in sorted(names, key=natural_key):
         n = frame_number(name)
-        if n is not None and n not in frames:
+        if n is None:
+            continue
+        if n in frames:
+            frames.duplicates.setdefault(n, [frames[n]]).append(str(base / name))
+        else:
             frames[n] = str(base / name)
     return frames
+
+
+def duplicate_frames(r: Row, frames: dict[int, str], lo: int | None = None, hi: int | None = None,
+                     field: str = "frames") -> Skip | None:
+    """A Skip naming both files of the first frame number (within ``lo..hi``) that two files carry."""
+    for n, paths in sorted(getattr(frames, "duplicates", {}).items()):
+        if (lo is None or n >= lo) and (hi is None or n <= hi):
+            return r.skip("duplicate_frame", f"frame {n} has {len(paths)} files: {' and '.join(paths)}; "
+                                             f"remove all but one", field)
+    return None
 
 
 def subdirs(folder: Path) -> list[Path]:
@@ -320,7 +343,7 @@ def check_frames(r: Row, frames: dict[int, str], folder: Path, onset: int, apex:
     for key, n in marks:
         if n is not None and n not in frames:
             return r.skip("missing_frame", f"the file of {key} frame {n} is missing from {folder}", names[key])
-    return None
+    return duplicate_frames(r, frames, onset, offset if offset is not None else hi, names.get("onset", "frames"))
 
 
 def parse_au_cell(r: Row, raw: Any, field: str) -> tuple[str | None, ParsedAUs] | Skip:

@@ -2,6 +2,13 @@
 
 Each frame is decoded at most once per reader (decoding dominates everything but the flow), and
 always to 8-bit grey: colour adds nothing to TV-L1 or to the landmark model.
+
+Decoding is strict: a frame that does not decode completely is a ``bad_frame`` naming its file. OpenCV
+(libjpeg) only warns on a truncated or corrupt JPEG and returns the image with the missing part grey, so
+JPEG files are decoded with simplejpeg (the same libjpeg-turbo, the same grey pixels as
+``cv2.IMREAD_GRAYSCALE``) in strict mode, which turns libjpeg's warnings into errors. OpenCV's other
+decoders (PNG, BMP, TIFF, ...) already fail on a truncated file. A frame whose size differs from the
+clip's first decoded frame is a ``bad_frame`` too: one alignment cannot serve both.
 """
 
 from __future__ import annotations
@@ -10,9 +17,30 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from ..errors import InputError
 from ..records import Clip
+
+JPEG_MAGIC = b"\xff\xd8"
+
+
+def decode_grey(data: bytes) -> np.ndarray:
+    """An image file's bytes as 8-bit grey; ``ValueError`` saying why when they do not decode completely."""
+    if data[:2] == JPEG_MAGIC:
+        try:
+            return simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)[..., 0]
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(str(e).strip() or "not a decodable JPEG") from e
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    if img is None:
+        raise ValueError("not a decodable image" if data else "the file is empty")
+    return img
+
+
+def read_grey(path: str | Path) -> np.ndarray:
+    """:func:`decode_grey` of a file; ``OSError`` when it cannot be read."""
+    return decode_grey(Path(path).read_bytes())
 
 
 class FrameReader:
@@ -20,6 +48,7 @@ class FrameReader:
         self.clip = clip
         self._cache: dict[int, np.ndarray] = {}
         self._video: list[np.ndarray] | None = None
+        self._first: tuple[int, tuple[int, ...]] | None = None  # (frame number, shape) of the first frame decoded
 
     @property
     def numbers(self) -> list[int]:
@@ -38,15 +67,30 @@ class FrameReader:
                                  self.clip.video, self.clip.source_row, "frame")
             img = frames[n]
         else:
-            path = self.clip.frames.get(n)
-            if path is None:
-                raise InputError("missing_frame", f"frame {n} of clip {self.clip.clip_id} is missing",
-                                 self.clip.source_file, self.clip.source_row, "frame")
-            img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-            if img is None:
-                reason = "missing_frame" if not Path(path).exists() else "bad_frame"
-                raise InputError(reason, f"cannot read frame {n} ({path})", path, self.clip.source_row, "frame")
+            img = self._read(n)
         self._cache[n] = img
+        return img
+
+    def _read(self, n: int) -> np.ndarray:
+        path = self.clip.frames.get(n)
+        if path is None:
+            raise InputError("missing_frame", f"frame {n} of clip {self.clip.clip_id} is missing",
+                             self.clip.source_file, self.clip.source_row, "frame")
+        try:
+            img = read_grey(path)
+        except FileNotFoundError:
+            raise InputError("missing_frame", f"frame {n} ({path}) is gone", path, self.clip.source_row,
+                             "frame") from None
+        except (OSError, ValueError) as e:
+            raise InputError("bad_frame", f"frame {n} ({path}) does not decode completely: {e}", path,
+                             self.clip.source_row, "frame") from None
+        if self._first is None:
+            self._first = (n, img.shape)
+        elif img.shape != self._first[1]:
+            first_n, shape = self._first
+            raise InputError("bad_frame", f"frame {n} ({path}) is {img.shape[1]}x{img.shape[0]} px, the clip's "
+                             f"frame {first_n} ({self.clip.frames.get(first_n)}) is {shape[1]}x{shape[0]} px",
+                             path, self.clip.source_row, "frame")
         return img
 
     def _decode_video(self) -> list[np.ndarray]:

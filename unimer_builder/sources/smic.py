@@ -72,6 +72,10 @@ def _clips(micro: list[tuple[Path, str | None]]) -> Iterator[Clip | Skip]:
                     yield c.make_skip(cid, "missing_frame", f"clip folder {clip_dir} holds no frame images",
                                       clip_dir, None, "frames")
                     continue
+                dup = c.duplicate_frames(c.Row(DATABASE, str(clip_dir), None, cid), frames)
+                if dup is not None:
+                    yield dup
+                    continue
                 extra = {"variant": variant} if variant else {}
                 yield Clip(
                     database=DATABASE, subject=subject, clip=clip_dir.name, onset=min(frames), apex=None,

@@ -1,0 +1,26 @@
+# ruff: noqa: F811  (pytest fixtures imported from deft_fixtures are redefined as arguments)
+"""Issue 10, case 5: `deft predict` on a clip folder where no face is found is one line and exit 2."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from deft_fixtures import shards_dir, trained_run  # noqa: F401
+from typer.testing import CliRunner
+
+from deft_model.cli import app
+
+
+@pytest.mark.parametrize("marks", [("--onset", "1", "--apex", "4", "--offset", "8"), ()])
+def test_predict_on_a_clip_without_a_face_is_a_clear_error(trained_run, tmp_path, marks):
+    folder = tmp_path / "noface"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for n in range(1, 9):  # a textured wall, no face
+        cv2.imwrite(str(folder / f"img{n}.jpg"), cv2.GaussianBlur(rng.integers(0, 255, (240, 240), np.uint8), (9, 9), 3))
+    r = CliRunner().invoke(app, ["predict", "--run", str(trained_run), str(folder), *marks])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "face" in line[0] and str(folder / "img1.jpg") in line[0]

@@ -1,0 +1,87 @@
+"""The output folder of a build: made, checked writable, locked, and repaired before any work.
+
+One build at a time per folder: :func:`claim` takes an advisory lock (``fcntl.flock``) on
+``OUT/.unimer.lock`` for the whole build and writes the holder (pid, host, start time) into it, so a second
+build exits at once naming the first instead of deleting its parts. The kernel drops the lock when the
+holder exits, however it dies: a lock file left behind is no lock. Every failure here is an
+:class:`.errors.EnvironmentFailure` naming the path and the cause.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .atomic import repair_swap
+from .errors import EnvironmentFailure
+
+LOCK_NAME = ".unimer.lock"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory lock, one build per folder is the user's care
+    fcntl = None
+
+
+def _holder(lock: Path) -> str:
+    try:
+        info = json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("since", 0)))
+    return f"pid {info.get('pid')} on {info.get('host')}, since {since}"
+
+
+def make_folder(out: Path) -> None:
+    """``out`` made (with its parents) or an EnvironmentFailure saying why it cannot be."""
+    for p in [out, *out.parents]:
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                what = "the output path" if p == out else "a folder above the output path"
+                raise EnvironmentFailure(f"{p}: {what} is a file, not a folder", str(p))
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EnvironmentFailure(f"{e.filename or out}: cannot create the output folder: {e.strerror}",
+                                 str(out)) from None
+
+
+@contextmanager
+def claim(out: Path | str) -> Iterator[Path]:
+    """Hold ``out`` for one build: made, writable, locked, an interrupted ``data/`` swap repaired."""
+    out = Path(out)
+    make_folder(out)
+    lock = out / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise EnvironmentFailure(f"{out}: cannot write to the output folder: {e.strerror}", str(out)) from None
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise EnvironmentFailure(f"{lock}: cannot lock the output folder: {e.strerror}",
+                                             str(lock)) from None
+                raise EnvironmentFailure(f"{out}: another build is writing into this folder ({_holder(lock)}); "
+                                         f"wait for it to finish or choose another --out", str(out)) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                      "since": round(time.time())}).encode(), 0)
+            repair_swap(out / "data")
+        except OSError as e:
+            raise EnvironmentFailure.from_os(e, str(out)) from None
+        yield out
+    finally:
+        os.close(fd)  # releases the lock
