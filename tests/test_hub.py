@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +19,7 @@ class FakeHub:
 
     def __init__(self):
         self.requests: list[tuple[str, str]] = []
+        self.repos: dict[str, dict] = {}  # repo id -> info (``private``) of repos that exist before the push
         self.created: list[dict] = []
         self.commits: list[list[dict]] = []
         fake = self
@@ -74,6 +76,16 @@ class FakeHub:
 
             def do_GET(self):  # noqa: N802
                 fake.requests.append(("GET", self.path))
+                path = self.path.split("?")[0]
+                if path.startswith("/api/datasets/"):  # repo_info
+                    repo = "/".join(path.split("/")[3:5])
+                    if repo in fake.repos:
+                        return self._json({"id": repo, "sha": "b" * 40, **fake.repos[repo]})
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "RepoNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 return self._json({"error": f"unexpected GET {self.path}"}, 404)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -180,3 +192,42 @@ def test_check_folder_lists_upload(tmp_path):
     out = _built_folder(tmp_path)
     assert hub.check_folder(out) == ["README.md", "data/train-00000-of-00002.parquet",
                                      "data/train-00001-of-00002.parquet", "build_report.json"]
+
+
+def test_private_push_into_an_existing_public_repo_is_refused(tmp_path, online):
+    out = _built_folder(tmp_path)
+    with FakeHub() as fake:
+        fake.repos["someone/open"] = {"private": False}
+        fake.repos["someone/closed"] = {"private": True}
+        with pytest.raises(hub.PublicRepoError, match="someone/open exists and is public.*--public"):
+            hub.push(out, "someone/open", token="hf_fake", endpoint=fake.url)
+        assert not fake.commits and not fake.created
+        hub.push(out, "someone/closed", token="hf_fake", endpoint=fake.url)  # private into private: fine
+        hub.push(out, "someone/open", token="hf_fake", endpoint=fake.url, private=False)  # asked for: fine
+    assert len(fake.commits) == 2
+
+
+def test_push_without_images_uploads_shards_without_face_pixels(small_build, tmp_path, online):
+    import io
+
+    import pyarrow.parquet as pq
+
+    from unimer_builder.shards import FACE_COLUMNS
+
+    out = tmp_path / "build"
+    shutil.copytree(small_build, out)
+    before = {p.name: p.read_bytes() for p in (out / "data").iterdir()}
+    with FakeHub() as fake:
+        hub.push(out, "someone/faceless", token="hf_fake", endpoint=fake.url, images=False)
+    files = {ln["value"]["path"]: base64.b64decode(ln["value"]["content"]) for ln in fake.commits[0] if ln["key"] == "file"}
+    shards = [k for k in files if k.startswith("data/")]
+    assert shards and sorted(shards) == sorted(f"data/{n}" for n in before)
+    full = pq.read_table(small_build / "data")
+    for k in shards:
+        t = pq.read_table(io.BytesIO(files[k]))
+        assert not set(FACE_COLUMNS) & set(t.column_names) and t.num_rows == full.num_rows
+        assert set(t.column_names) == set(full.column_names) - set(FACE_COLUMNS)
+    card = files["README.md"].decode()
+    assert "No face images" in card and "onset_image" in card and "aligned grey face crops" not in card
+    assert {p.name: p.read_bytes() for p in (out / "data").iterdir()} == before  # the build is left as it was
+    assert not [p for p in out.iterdir() if p.name.startswith(".push")]

@@ -21,6 +21,14 @@ def _beside(path: Path, kind: str) -> Path:
     return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
 
 
+def remove_temporaries(folder: Path | str) -> None:
+    """The temporary files that killed writers left in ``folder`` (``.<name>.tmp-<pid>``); call it only where
+    no other process writes (the build holds the folder's lock)."""
+    for stale in Path(folder).glob(".*.tmp-*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+
+
 def fsync_path(path: Path | str) -> None:
     """Flush a file's (or a folder's) data and metadata to the disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -83,12 +91,17 @@ def staged_folder(dest: Path | str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def repair_swap(dest: Path | str) -> str | None:
+def repair_swap(dest: Path | str, staging: bool = False) -> str | None:
     """Undo what a kill during :func:`swap_in` left: with no ``dest`` but an ``.old`` copy, the copy goes back
-    (the last complete set); ``.old`` copies beside a ``dest`` are removed. Returns what was done, if anything."""
+    (the last complete set); ``.old`` copies beside a ``dest`` are removed, and with ``staging`` the staging
+    folders of killed runs too (only where no other run can be staging: the folder is locked). Returns what
+    was done, if anything."""
     dest = Path(dest)
     if not dest.parent.is_dir():
         return None
+    if staging:
+        for stale in dest.parent.glob(f".{dest.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime_ns)
     done = None
     if olds and not dest.exists():

@@ -202,7 +202,7 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
     if report.get("up_to_date"):
         c = report["counts"]
         console.print(f"{out}: up to date (same input, settings and options as its finished build): nothing "
-                      f"rebuilt, no file written; {c['built']} clips built, {c['skipped']} skipped")
+                      f"rebuilt, no file written; {c['built']} clips built, {c['skipped']} skipped", soft_wrap=True)
         for s in report["skipped"][:10]:
             console.print(f"  skipped {s['clip_id']}: {s['message']}")
         return report

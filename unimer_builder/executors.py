@@ -60,13 +60,15 @@ _WORKER_STATE: list = []  # in a pool worker: what its initializer returned
 PARENT_CHECK_S = 0.5  # how often a pool worker looks whether its parent is still there
 
 
-def exit_with_parent(interval: float = PARENT_CHECK_S) -> None:
-    """End this process (a pool worker) soon after its parent dies, however it dies (SIGKILL included):
-    a daemon thread watches ``os.getppid()``, which changes when the process is handed to another parent.
-    Otherwise the workers of a killed build run on, each holding its models, still writing parts. A thread,
-    not Linux's ``PR_SET_PDEATHSIG``: that signal follows the *thread* that spawned the worker, which need
-    not live as long as the pool."""
-    parent = os.getppid()
+def exit_with_parent(parent: int, interval: float = PARENT_CHECK_S) -> None:
+    """End this process (a pool worker of ``parent``) soon after its parent dies, however it dies (SIGKILL
+    included): a daemon thread watches ``os.getppid()``, which changes when the process is handed to another
+    parent (and may have changed already, while this worker was still importing). Otherwise the workers of a
+    killed build run on, each holding its models, still writing parts. A thread, not Linux's
+    ``PR_SET_PDEATHSIG``: that signal follows the *thread* that spawned the worker, which need not live as
+    long as the pool."""
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -76,8 +78,8 @@ def exit_with_parent(interval: float = PARENT_CHECK_S) -> None:
     threading.Thread(target=watch, name="unimer-parent-watch", daemon=True).start()
 
 
-def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
-    exit_with_parent()
+def _init_worker(parent: int, initializer: Callable | None, initargs: tuple) -> None:
+    exit_with_parent(parent)
     _WORKER_STATE[:] = [initializer(*initargs) if initializer is not None else None]
 
 
@@ -104,7 +106,7 @@ class WorkerPool:
     def __init__(self, workers: int, initializer: Callable | None = None, initargs: tuple = ()):
         self.workers = max(1, int(workers))
         self.executor = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                            initargs=(initializer, initargs))
+                                            initargs=(os.getpid(), initializer, initargs))
 
     def start(self) -> float:
         t0 = time.perf_counter()

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import repair_swap
+from .atomic import remove_temporaries, repair_swap
 from .errors import EnvironmentFailure
 
 LOCK_NAME = ".unimer.lock"
@@ -79,7 +79,10 @@ def claim(out: Path | str) -> Iterator[Path]:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                       "since": round(time.time())}).encode(), 0)
-            repair_swap(out / "data")
+            repair_swap(out / "data", staging=True)
+            remove_temporaries(out)
+            if (out / ".parts").is_dir():
+                remove_temporaries(out / ".parts")
         except OSError as e:
             raise EnvironmentFailure.from_os(e, str(out)) from None
         yield out

@@ -1,0 +1,447 @@
+"""Issue 10: fault-proof builds. One test (or a few) per numbered case of the issue, on a 3-clip synthetic
+CASME II database; the kill-at-random-moments check is ``tests/test_kill_resume.py`` (and ``bench/kills.py``)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from unimer_builder import BuildConfig, TextConfig, pipeline
+from unimer_builder.cli import app
+from unimer_builder.inputs import clip_inputs
+from unimer_builder.sources import read_clips
+from unimer_builder.sources.frames import decode_grey
+
+CFG = BuildConfig(text=TextConfig(seed=7, composite="labels"))
+ARGS = ("--format", "casme2", "--workers", 1, "--seed", 7, "--composite", "labels")
+runner = CliRunner()
+
+
+def _cli(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def _digest(out: Path, names=("data",)) -> dict[str, str]:
+    """sha256 of every file under ``out`` (hidden files aside, unless named)."""
+    files = [p for p in sorted(out.rglob("*")) if p.is_file() and not any(x.startswith(".") for x in p.relative_to(out).parts)]
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+            if p.relative_to(out).parts[0] in names}
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "build_report.json").read_text())
+
+
+def _clip_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "CASME2_RAW_selected").glob("sub*/*") if p.is_dir())
+
+
+def _frames(folder: Path) -> list[Path]:
+    return sorted(folder.glob("img*.jpg"), key=lambda p: int(p.stem[3:]))
+
+
+def _set_emotion(root: Path, row: int, value: str) -> None:
+    import openpyxl
+
+    sheet = next(root.glob("CASME2-coding*.xlsx"))
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb.worksheets[0]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=row, column=header.index("Estimated Emotion") + 1, value=value)
+    wb.save(sheet)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    from unimer_builder import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("faults_src"), "casme2", clips=3, subjects=2, seed=5, frames=8)
+
+
+@pytest.fixture(scope="module")
+def finished(source, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("faults_out")
+    report = pipeline.build(source, out, CFG, "casme2", workers=1)
+    assert report["counts"]["built"] == 3
+    return out
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, copy_function=shutil.copy2)  # same mtimes: the same inputs
+    return dest
+
+
+def _no_measuring(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("a clip was measured")
+
+    monkeypatch.setattr(pipeline, "measure_clip", refuse)
+
+
+# --- 1. resume never ships stale rows --------------------------------------------------------------
+
+
+def test_inputs_fingerprint_follows_the_label_row_and_the_frame_files(source, tmp_path):
+    root = _copy(source, tmp_path / "db")
+    before = {c.clip_id: clip_inputs(c) for c in read_clips(root, "casme2")}
+    assert before == {c.clip_id: clip_inputs(c) for c in read_clips(_copy(root, tmp_path / "moved"), "casme2")}
+    _set_emotion(root, 2, "surprise")
+    frame = _frames(_clip_dirs(root)[-1])[3]
+    frame.write_bytes(frame.read_bytes())  # same bytes, new mtime: a replaced frame
+    after = {c.clip_id: clip_inputs(c) for c in read_clips(root, "casme2")}
+    relabelled = next(c.clip_id for c in read_clips(root, "casme2") if c.source_row == 2)
+    refilmed = next(c.clip_id for c in read_clips(root, "casme2") if Path(c.frames[c.onset]).parent == frame.parent)
+    assert {k for k in before if before[k] != after[k]} == {relabelled, refilmed}
+    # another database with the same clip ids (other frames): every clip differs
+    from unimer_builder import synthesize
+
+    other = synthesize(tmp_path / "other", "casme2", clips=3, subjects=2, seed=6, frames=8)
+    theirs = {c.clip_id: clip_inputs(c) for c in read_clips(other, "casme2")}
+    assert set(theirs) == set(before) and all(theirs[k] != before[k] for k in before)
+
+
+def test_a_finished_build_rebuilds_only_the_changed_clip(source, finished, tmp_path):
+    root = _copy(source, tmp_path / "db")
+    out = _copy(finished, tmp_path / "out")
+    _set_emotion(root, 2, "surprise")
+    changed_id = next(c.clip_id for c in read_clips(root, "casme2") if c.source_row == 2)
+    res = _cli("build", root, "--out", out, *ARGS)
+    assert res.exit_code == 0, res.output
+    r = _report(out)
+    assert r["changed"] == [changed_id] and r["counts"]["resumed"] == 2 and r["counts"]["changed"] == 1
+    emotions = dict(zip(*(pq.read_table(out / "data", columns=["clip_id", "emotion"]).column(c).to_pylist()
+                          for c in ("clip_id", "emotion")), strict=False))
+    assert emotions[changed_id] == "surprise"
+    fresh = tmp_path / "fresh"
+    assert _cli("build", root, "--out", fresh, *ARGS).exit_code == 0
+    assert _digest(out) == _digest(fresh)  # the others came back out of the shards, byte for byte
+
+
+def test_a_killed_build_with_a_changed_input_rebuilds_that_clip(source, finished, tmp_path, monkeypatch):
+    root = _copy(source, tmp_path / "db")
+    out = tmp_path / "out"
+    real = pipeline.measure_clip
+    calls = {"n": 0}
+
+    def dying(clip, cfg, tools):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(clip, cfg, tools)
+
+    monkeypatch.setattr(pipeline, "measure_clip", dying)
+    res = _cli("build", root, "--out", out, *ARGS)
+    assert res.exit_code == 130 and "resume" in res.output
+    assert len(list((out / ".parts").glob("*.parquet"))) == 2
+    monkeypatch.setattr(pipeline, "measure_clip", real)
+    first = _frames(_clip_dirs(root)[0])  # a clip that has a part: its frames replaced (re-encoded)
+    for p in first:
+        cv2.imwrite(str(p), cv2.imread(str(p)), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    res = _cli("build", root, "--out", out, *ARGS)
+    assert res.exit_code == 0, res.output
+    r = _report(out)
+    assert r["counts"]["resumed"] == 1 and len(r["changed"]) == 1 and r["changed"][0].endswith(first[0].parent.name)
+    fresh = tmp_path / "fresh"
+    assert _cli("build", root, "--out", fresh, *ARGS).exit_code == 0
+    assert _digest(out) == _digest(fresh)
+    assert _digest(out) != _digest(finished)
+
+
+def test_a_finished_build_run_again_does_no_work(source, finished, tmp_path, monkeypatch):
+    out = _copy(finished, tmp_path / "out")
+    before = _digest(out, names=("data", "README.md", "build_report.json"))
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".unimer.lock"}
+    _no_measuring(monkeypatch)
+    res = _cli("build", source, "--out", out, *ARGS)
+    assert res.exit_code == 0, res.output
+    assert "up to date" in res.output and "nothing rebuilt" in res.output
+    assert _digest(out, names=("data", "README.md", "build_report.json")) == before
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # not a file written
+    # other output options are another request: the shards are made again from the same clips, none measured
+    res = _cli("build", source, "--out", out, *ARGS, "--no-images")
+    assert res.exit_code == 0, res.output
+    assert _report(out)["counts"]["resumed"] == 3
+
+
+# --- 2-4. frames ---------------------------------------------------------------------------------
+
+
+def test_truncated_and_corrupt_jpegs_do_not_decode(source, tmp_path):
+    """Real JPEG files (the synthetic database's face frames, written by OpenCV) cut or damaged: OpenCV's
+    ``imread`` (the builder's decoder before) returns an image for every one of them, grey where data is
+    missing; strict decoding refuses them."""
+    data = _frames(_clip_dirs(source)[0])[2].read_bytes()
+    whole = decode_grey(data)
+    assert np.array_equal(whole, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE))
+    flipped = bytearray(data)
+    for i in np.random.default_rng(0).integers(len(data) // 3, len(data) - 10, 12):
+        flipped[i] ^= 0x55
+    zeroed = bytearray(data)
+    zeroed[len(data) // 2: len(data) // 2 + 500] = bytes(500)
+    damaged = {"cut in half": data[: len(data) // 2], "last 100 bytes cut": data[:-100],
+               "end marker cut": data[:-2], "bits flipped": bytes(flipped), "zeroed run": bytes(zeroed)}
+    for what, bad in damaged.items():
+        (tmp_path / "bad.jpg").write_bytes(bad)
+        assert cv2.imread(str(tmp_path / "bad.jpg"), cv2.IMREAD_GRAYSCALE) is not None, what
+        with pytest.raises(ValueError):
+            decode_grey(bad)
+    assert np.array_equal(decode_grey(data + bytes(64)), whole)  # padding after the end marker is harmless
+    ok, png = cv2.imencode(".png", whole)
+    with pytest.raises(ValueError):
+        decode_grey(png.tobytes()[:-200])
+
+
+def test_bad_frames_and_duplicate_frame_numbers_are_skips_naming_the_files(source, tmp_path):
+    root = _copy(source, tmp_path / "db")
+    a, b, c = _clip_dirs(root)
+    truncated = _frames(a)[4]
+    truncated.write_bytes(truncated.read_bytes()[:-300])
+    odd = _frames(b)[3]
+    cv2.imwrite(str(odd), cv2.resize(cv2.imread(str(odd)), (160, 216)))  # a 160x216 frame mid-clip
+    first = _frames(c)[2]
+    twin = first.with_name(f"img0{first.stem[3:]}.jpg")  # img2263.jpg and img02263.jpg
+    shutil.copy(first, twin)
+    out = tmp_path / "out"
+    res = _cli("build", root, "--out", out, *ARGS)
+    assert res.exit_code == 1, res.output
+    skipped = {"/".join(s["clip_id"].split("/")[-2:]): s for s in _report(out)["skipped"]}
+    a, b, c = (f"{d.parent.name}/{d.name}" for d in (a, b, c))
+    assert skipped[a]["reason"] == "bad_frame" and skipped[a]["file"].endswith(truncated.name)
+    assert "does not decode completely" in skipped[a]["message"]
+    assert skipped[b]["reason"] == "bad_frame" and odd.name in skipped[b]["message"]
+    assert "160x216" in skipped[b]["message"]
+    dup = skipped[c]
+    assert dup["reason"] == "duplicate_frame" and first.name in dup["message"] and twin.name in dup["message"]
+
+
+# --- 5. environment failures: exit 3, one line ---------------------------------------------------
+
+
+def _one_error_line(res, *needles: str) -> str:
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_output_path_that_is_a_file_or_under_a_file_exits_3(source, tmp_path):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    res = _cli("build", source, "--out", f, *ARGS)
+    assert res.exit_code == 3
+    _one_error_line(res, str(f), "is a file")
+    res = _cli("build", source, "--out", f / "out", *ARGS)
+    assert res.exit_code == 3
+    _one_error_line(res, str(f), "is a file")
+    assert f.read_text() == "x"
+
+
+def test_disk_full_exits_3_and_a_rerun_resumes(source, finished, tmp_path, monkeypatch):
+    """ENOSPC raised where a part is written (the real thing, on a small filesystem: the next test)."""
+    from unimer_builder import parts as parts_mod
+
+    out = tmp_path / "out"
+    real = parts_mod.write_part
+    calls = {"n": 0}
+
+    def full(parts_dir, clip_id, rows, fingerprint, extra=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(parts_dir))
+        return real(parts_dir, clip_id, rows, fingerprint, extra)
+
+    monkeypatch.setattr(parts_mod, "write_part", full)
+    res = _cli("build", source, "--out", out, *ARGS)
+    assert res.exit_code == 3
+    _one_error_line(res, "No space left on device", str(out))
+    monkeypatch.setattr(parts_mod, "write_part", real)
+    res = _cli("build", source, "--out", out, *ARGS)
+    # the part of the clip measured while the failed write ran (the output step overlaps the next clip) stays
+    assert res.exit_code == 0 and 1 <= _report(out)["counts"]["resumed"] <= 2
+    assert _digest(out) == _digest(finished)
+
+
+ROFS_AND_FULL = r'''
+import json, os, subprocess, sys
+src, ref, out, limit = sys.argv[1:5]
+def build(*extra):
+    r = subprocess.run([sys.executable, "-m", "unimer_builder.cli", "build", src, "--out", out, "--format", "casme2",
+                        "--workers", "1", "--seed", "7", "--composite", "labels", *extra], capture_output=True, text=True)
+    return r.returncode, [l for l in r.stderr.splitlines() if l.startswith("error:")], "Traceback" in r.stderr
+res = {}
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + limit, "tmpfs", out], check=True)
+res["first"] = build("--limit", "1")  # a finished build of one clip: data/ to keep whole
+filler = os.path.join(out, "filler")
+with open(filler, "wb") as f:  # fill the disk, leaving a few KiB
+    try:
+        while True:
+            f.write(b"\0" * 65536); f.flush()
+    except OSError:
+        pass
+os.truncate(filler, max(0, os.path.getsize(filler) - 96 * 1024))
+res["full"] = build()
+import pyarrow.parquet as pq
+res["data_after_full"] = sorted(os.listdir(os.path.join(out, "data")))
+res["rows_after_full"] = pq.read_table(os.path.join(out, "data")).num_rows
+res["hidden"] = sorted(n for n in os.listdir(out) if n.startswith(".data"))
+os.remove(filler)
+res["again"] = build()
+import hashlib
+dig = lambda d: {n: hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest() for n in sorted(os.listdir(d))}
+res["same"] = dig(os.path.join(out, "data")) == dig(os.path.join(ref, "data"))
+subprocess.run(["mount", "-o", "remount,ro", out], check=True)
+res["ro"] = build()
+print(json.dumps(res))
+'''
+
+
+def _namespace_ok() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("unshare") or not _namespace_ok(),
+                    reason="needs Linux user and mount namespaces (unshare -rm) for a small and a read-only filesystem")
+def test_full_and_read_only_filesystems_exit_3_and_keep_data_whole(source, finished, tmp_path):
+    """A real small filesystem (tmpfs in a private mount namespace): the disk fills mid-build, then the
+    filesystem turns read-only."""
+    out = tmp_path / "mnt"
+    out.mkdir()
+    script = tmp_path / "fill.py"
+    script.write_text(ROFS_AND_FULL)
+    r = subprocess.run(["unshare", "-rm", sys.executable, str(script), str(source), str(finished), str(out), "4m"],
+                       capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["first"][0] == 0
+    code, lines, tb = res["full"]
+    assert code == 3 and len(lines) == 1 and not tb and "No space left on device" in lines[0], res["full"]
+    assert res["data_after_full"] == ["train-00000-of-00001.parquet"] and res["rows_after_full"] == 4
+    assert res["hidden"] == []  # no staging or old copy of data/ left
+    assert res["again"][0] == 0 and res["same"], res
+    code, lines, tb = res["ro"]
+    assert code == 3 and len(lines) == 1 and not tb and "Read-only file system" in lines[0], res["ro"]
+
+
+def test_unreadable_part_files_count_as_missing(source, finished, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real = pipeline.measure_clip
+    calls = {"n": 0}
+
+    def dying(clip, cfg, tools):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(clip, cfg, tools)
+
+    monkeypatch.setattr(pipeline, "measure_clip", dying)
+    assert _cli("build", source, "--out", out, *ARGS).exit_code == 130
+    monkeypatch.setattr(pipeline, "measure_clip", real)
+    zero, cut = sorted((out / ".parts").glob("*.parquet"))
+    zero.write_bytes(b"")
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    res = _cli("build", source, "--out", out, *ARGS)
+    assert res.exit_code == 0, res.output
+    r = _report(out)
+    assert r["counts"]["damaged_parts"] == 2 and r["counts"]["resumed"] == 0 and len(r["damaged_parts"]) == 2
+    assert _digest(out) == _digest(finished)
+
+
+# --- 6-8. one build per folder, workers, the data/ swap -------------------------------------------
+
+
+def test_a_second_build_into_a_held_folder_exits_3_naming_the_holder(source, tmp_path):
+    from unimer_builder.output import claim
+
+    out = tmp_path / "out"
+    with claim(out):
+        res = _cli("build", source, "--out", out, *ARGS)
+        assert res.exit_code == 3
+        _one_error_line(res, str(out), f"pid {os.getpid()}", "another build")
+    assert not (out / ".parts").exists() and not (out / "data").exists()
+
+
+def test_pool_workers_exit_when_the_build_is_killed(source, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "unimer_builder.cli", "build", str(source), "--out", str(out),
+                             *map(str, ARGS[:2]), "--workers", "2", "--composite", "labels"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.time() + 120
+        kids: list = []
+        while time.time() < deadline:  # both workers started, and a few seconds into their work
+            kids = [k for k in parent.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
+            if len(kids) >= 2 and time.time() - min(k.create_time() for k in kids) > 4:
+                break
+            time.sleep(0.2)
+        assert len(kids) >= 2, "the pool did not start"
+        everyone = parent.children(recursive=True)
+        proc.kill()
+        proc.wait()
+        gone, alive = psutil.wait_procs(everyone, timeout=20)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_kill_between_the_two_renames_of_the_swap_is_repaired(source, finished, tmp_path, monkeypatch):
+    out = _copy(finished, tmp_path / "out")
+    os.rename(out / "data", out / ".data.old-4242")  # killed after the first rename
+    (out / ".data.tmp-4242").mkdir()
+    (out / ".data.tmp-4242" / "train-00000-of-00001.parquet").write_bytes(b"half")
+    _no_measuring(monkeypatch)
+    res = _cli("build", source, "--out", out, *ARGS)
+    assert res.exit_code == 0 and "up to date" in res.output
+    assert _digest(out) == _digest(finished)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".data")) == []
+
+
+# --- 9-11. publishing -----------------------------------------------------------------------------
+
+
+def test_build_without_images_leaves_out_every_face_pixel_column(source, finished, tmp_path, monkeypatch):
+    import datasets
+
+    from unimer_builder.shards import FACE_COLUMNS
+
+    out = tmp_path / "out"
+    assert pipeline.build(source, out, CFG, "casme2", workers=1, images=False)["counts"]["built"] == 3
+    ds = datasets.load_dataset(str(out), split="train")
+    assert not set(FACE_COLUMNS) & set(ds.column_names)
+    full = pq.read_table(finished / "data")
+    assert ds.num_rows == full.num_rows and "flow" in ds.column_names
+    card = (out / "README.md").read_text()
+    assert "No face images" in card and all(f"`{c}`" in card for c in FACE_COLUMNS)
+    assert "aligned grey face crops" not in card and "No face images" not in (finished / "README.md").read_text()
+
+
+def test_report_paths_are_relative_to_the_database_root(source, tmp_path):
+    root = _copy(source, tmp_path / "db")
+    shutil.rmtree(_clip_dirs(root)[0])
+    out = tmp_path / "out"
+    assert _cli("build", root, "--out", out, *ARGS).exit_code == 1
+    text = (out / "build_report.json").read_text()
+    assert str(tmp_path) not in text and str(Path.home()) + "/" not in text
+    r = json.loads(text)
+    assert r["root"] == "db" and r["synthetic"] == "default"
+    assert r["skipped"][0]["message"].startswith("CASME2-coding") and "CASME2_RAW_selected/sub01" in r["skipped"][0]["message"]
+    assert "synthetic" in (out / "README.md").read_text().lower()
