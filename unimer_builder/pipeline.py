@@ -208,9 +208,12 @@ class _OnDemand:
     def workers(self) -> int:
         return self.inner.workers if self.inner is not None else 0
 
-    def map(self, fn, items, then=None):
+    def start(self) -> None:
         if self.inner is None:
             self.inner = self._make()
+
+    def map(self, fn, items, then=None):
+        self.start()
         return self.inner.map(fn, items, then=then)
 
     def close(self) -> None:
@@ -317,6 +320,8 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
         recover_parts(out, state, parts, inputs)
     workers = min(workers or os.cpu_count() or 1, len(clips))
     runner = executor if executor is not None else _OnDemand(lambda: make_executor(cfg, workers, threads))
+    if isinstance(runner, _OnDemand) and not all(parts.path(c.clip_id, inputs[c.clip_id]).exists() for c in clips):
+        runner.start()  # clips to measure: the tools (and py-feat's one clear error) before the first clip
     summaries: dict[str, ClipSummary] = {}
     outcomes: dict[str, tuple[str, Outcome]] = {}
     try:
