@@ -143,6 +143,13 @@ class HeadConfig:
     # 0.05 keeps a still face still under 2-25 px of head motion; 0.02 reported motion on 3 of 7 still
     # windows. Synthetic head motion is an exact similarity, so there it only costs sensitivity.
     error: float = 0.05
+    # The error grows with the lever arm from the skin the head is fitted on: a rotation or a non-rigid jaw
+    # misread at the nose bridge shows most at the chin. A region's share of ``error`` is its centre's
+    # distance from the nose bridge (landmark 27) over ``error_reach`` IOD, at least ``error_least``. On real
+    # video a 9 px shift left 0.8 px at the still chin and 0.1-0.2 px at the brows; on the hard synthetic
+    # profile the full error at the brows cost a third of the missed micro AUs (bench/README.md section 5b).
+    error_reach: float = 1.0
+    error_least: float = 0.3
     # Sample points: the face outline from the ears to the cheekbones (pulled toward the nose tip by
     # ``outline_inset`` so that samples stay on skin; below them the jaw moves with the mouth), and the nose
     # bridge and inner eye corners.

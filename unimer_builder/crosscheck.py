@@ -149,7 +149,7 @@ class Action:
     au: int
     side: str | None
     amplitude: float  # px at its own regions
-    z: float  # (amplitude - floor) / spread, like a region's z
+    z: float  # (amplitude - floor) * column norm / own region's noise: pooled over the AU's regions
     region: str  # its own region that moved most
 
 
@@ -185,8 +185,10 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     ``check.spill_reach`` times that region's radii: far along a brow, hardly at all across a thin eyelid.
     AUs are chosen greedily, the one that explains most of the motion still unexplained first, and all
     chosen amplitudes are refitted together by non-negative least squares (a non-negative orthogonal
-    matching pursuit). An AU joins only while it is strong (``z >= check.z_unexplained``, like a region's
-    z) and carries at least ``check.own_share`` of the motion of its own region: motion that one
+    matching pursuit). An AU joins only while it is strong (``z >= check.z_unexplained``: its amplitude's z
+    pooled over its regions, the amplitude above the floor times the norm of its column over the
+    noise of its own region, so that both lip corners of a smile count as two measurements of one
+    AU) and carries at least ``check.own_share`` of the motion of its own region: motion that one
     AU's spill explains (raised brows drag the upper lids up) is not credited to another AU, a
     direction between two AUs' (AU12's up-and-out, AU13's up) is not split between them, and two AUs
     side by side (AU1 beside AU2) are both found. Returns the chosen actions, strongest first, and
@@ -231,7 +233,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
             t_amp, _ = nnls(a[:, trial], b)
             r = own(int(k))
             vec = np.hypot(stats[r].dx, stats[r].dy) if r else 0.0
-            if r and (t_amp[-1] - floor) / noise[r] >= z_min and t_amp[-1] >= own_share * vec:
+            if r and (t_amp[-1] - floor) * norms[k] / noise[r] >= z_min and t_amp[-1] >= own_share * vec:
                 chosen, amp, ok = trial, t_amp, True
                 residual = b - a[:, chosen] @ amp
                 break
@@ -241,7 +243,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
             break
     res = residual.reshape(-1, 2)
     res_z = {n: (float(np.hypot(*res[i])) - floor) / noise[n] for i, n in enumerate(names)}
-    actions = [Action(_UNITS[k][0], _UNITS[k][1], float(x), float((x - floor) / noise[own(k)]), own(k))
+    actions = [Action(_UNITS[k][0], _UNITS[k][1], float(x), float((x - floor) * norms[k] / noise[own(k)]), own(k))
                for k, x in zip(chosen, amp, strict=True) if x > 0]
     return sorted(actions, key=lambda x: -x.amplitude), res_z
 

@@ -238,6 +238,7 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     stats, floor, spread = rg.region_stats(
         f, strain, geo.masks, geo.face, peak_times=peaks, apex_shares=shares, landmarks=geo.landmarks,
         floor_allowed=geo.floor & rg.skull_mask(geo.landmarks, (s, s)), head=moved, head_error=cfg.head.error,
+        head_shares=rg.head_error_shares(geo.landmarks, cfg.head.error_reach, cfg.head.error_least, cfg.regions),
         match=match, cfg=cfg.regions)
     eyes = frames.eyes()
     size = cfg.output.image_size

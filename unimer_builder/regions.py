@@ -55,6 +55,16 @@ def region_centres(landmarks: np.ndarray, cfg: RegionConfig = DEFAULT) -> dict[s
     return {k: np.array(v[:2]) for k, v in region_geometry(landmarks, cfg).items()}
 
 
+def head_error_shares(landmarks: np.ndarray, reach: float, least: float, cfg: RegionConfig = DEFAULT
+                      ) -> dict[str, float]:
+    """Each region's share of the head-removal error: its centre's distance from the nose bridge
+    (landmark 27, amid the skin the head is fitted on) over ``reach`` IOD, between ``least`` and 1."""
+    iod = interocular(landmarks)
+    anchor = np.asarray(landmarks, float)[27]
+    return {n: float(min(1.0, max(least, np.hypot(*(c - anchor)) / (reach * iod))))
+            for n, c in region_centres(landmarks, cfg).items()}
+
+
 def region_masks(landmarks: np.ndarray, size: int | tuple[int, int], within: np.ndarray | None = None,
                  cfg: RegionConfig = DEFAULT) -> dict[str, np.ndarray]:
     """Boolean HxW mask per :data:`facs.REGIONS` entry, mutually exclusive (a pixel inside several
@@ -183,7 +193,8 @@ def appearance_match(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, mask
 def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarray], face: np.ndarray,
                  peak_times: dict[str, float] | None = None, landmarks: np.ndarray | None = None,
                  floor_allowed: np.ndarray | None = None, head: np.ndarray | None = None,
-                 head_error: float = 0.0, match: dict[str, float] | None = None,
+                 head_error: float = 0.0, head_shares: dict[str, float] | None = None,
+                 match: dict[str, float] | None = None,
                  apex_shares: dict[str, float] | None = None, cfg: RegionConfig = DEFAULT
                  ) -> tuple[list[RegionStats], float, float]:
     """Per-region statistics of an onset->apex flow and the face's noise floor.
@@ -192,11 +203,12 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
     minus the regions) are the pixels the floor is measured on; ``landmarks`` set the patch size
     (``cfg.floor_patch`` IOD; 16 px without them).
 
-    A region's z is ``(mean - floor) / sqrt(spread^2 + (head_error * h)^2)``, h its mean ``head``
+    A region's z is ``(mean - floor) / sqrt(spread^2 + (head_error * share * h)^2)``, h its mean ``head``
     displacement (px the head moved there, removed from the flow): the head's removal is only as good
     as a rigid model of a head that is neither rigid nor planar, so the more it moved, the less a
     small residual means (on real video an 8.6 px head shift left 0.76 px at the still jaw, a 2-degree
-    roll 1.2 px at the nose).
+    roll 1.2 px at the nose). ``share`` (:func:`head_error_shares`) scales that error with the region's
+    lever arm from the skin the head is fitted on.
 
     The floor is measured again away from the regions that moved (``cfg.floor_gap`` IOD around every
     region at least ``cfg.floor_exclude_z`` above it), until no new region qualifies: a broad expression (a smile moves the
@@ -231,8 +243,10 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
     moved: set[int] = set()
     gap = max(1, int(round(cfg.floor_gap * (iod or 80.0))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1, 2 * gap + 1))
+    shares = np.array([(head_shares or {}).get(n, 1.0) for n in names])
+
     def noise(i: int) -> float:
-        return math.hypot(spread, head_error * heads[i])
+        return math.hypot(spread, head_error * shares[i] * heads[i])
 
     for _ in range(3):
         now = {i for i in range(nb) if cnt[i] > 0 and (means[i] - floor) / noise(i) >= cfg.floor_exclude_z}
