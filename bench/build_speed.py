@@ -3,6 +3,7 @@
     python bench/build_speed.py overhead [--clips 30] [--repeat 3] [--preset fast] [--crop 224]
     python bench/build_speed.py scaling  [--clips 40] [--repeat 3]
     python bench/build_speed.py memory   [--small 20 --large 200] [--workers 1]
+    python bench/build_speed.py ray      [--clips 20] [--repeat 3] [--small 20 --large 200]
 
 overhead: builder wall time per clip (one worker, as `unimer build --workers 1` runs it: the whole
           `unimer_builder.build` call, its tools already made) divided by the time of TV-L1 calls alone on
@@ -15,6 +16,10 @@ scaling:  clips per second of 1 worker x 1 OpenCV thread, 1 worker x all cores, 
           measured round-robin so that load from other processes hits every variant alike.
 memory:   peak RSS of a process running `unimer_builder.build` and its workers (each one's own high-water
           mark, read from /proc) for the large database against the small one, and of consolidation alone.
+ray:      clips per second of `--executor ray` (a local Ray cluster of all cores, one 1-thread actor per core)
+          against the local pool (as many 1-thread workers), both warm, builds alternated, the start-ups
+          printed apart; then peak RSS of a whole build(executor="ray") in its own local Ray cluster (driver,
+          actors, Ray's own processes) for the small database against the large one.
 
 Everything is measured on synthetic casme2 clips (`unimer synth`, seed 0, 4 subjects, 14 frames of
 288x288 px); --tmp keeps the databases between runs.
@@ -270,9 +275,144 @@ def memory(args) -> None:
           + "  target <= 1.2")
 
 
+# --- ray ------------------------------------------------------------------------------------------
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _role(cmd: str) -> str:
+    """What a process of a Ray build is, from its command line (Ray retitles its workers ``ray::<what>``)."""
+    if cmd.startswith("ray::_Worker"):
+        return "actor"
+    if cmd.startswith("ray::"):
+        return "ray worker (idle) or agent"
+    return "ray services (gcs, raylet, ...)"
+
+
+def peak_rss_roles(cmd: list[str]) -> tuple[float, dict[str, list[float]], float]:
+    """Run ``cmd``; (its own peak RSS MiB, {role: [peak RSS MiB of each process]}, seconds). Like
+    :func:`peak_rss`, with each descendant named by :func:`_role` (the last title seen: an idle Ray worker
+    becomes an actor)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peaks: dict[int, float] = {}
+    roles: dict[int, str] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            todo = [proc.pid]
+            while todo:
+                p = todo.pop()
+                h = _hwm_mib(p)
+                if h is not None:
+                    peaks[p] = max(peaks.get(p, 0.0), h)
+                    if p != proc.pid and roles.get(p) != "actor":
+                        roles[p] = _role(_cmdline(p))
+                todo += _children(p)
+            stop.wait(0.02)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    rc = proc.wait()
+    stop.set()
+    th.join()
+    if rc not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} exited {rc}")
+    parent = peaks.pop(proc.pid, 0.0)
+    by_role: dict[str, list[float]] = {}
+    for pid, mib in peaks.items():
+        by_role.setdefault(roles.get(pid, "?"), []).append(mib)
+    return parent, by_role, time.perf_counter() - t
+
+
+def ray_bench(args) -> None:
+    """--executor ray against the local pool: clips/s side by side (both warm), start-up apart, and the
+    memory of a whole build(executor="ray") (driver, actors, Ray's own processes) for 20 vs 200 clips."""
+    import ray
+
+    tmp = Path(args.tmp)
+    n = args.clips
+    root = synth(tmp / f"src{n}", n)
+    cfg = u.BuildConfig().with_(flow=u.FlowConfig.from_preset(args.preset),
+                                **{"face.crop_size": args.crop, "text.composite": "labels"})
+    cores = os.cpu_count() or 1
+    print(machine())
+    t = time.perf_counter()
+    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    up = time.perf_counter() - t
+    t = time.perf_counter()
+    remote = pipeline.make_ray_executor(cfg, cores, 1)  # actors made and initialised (make_ray_executor starts them)
+    actors = time.perf_counter() - t
+    t = time.perf_counter()
+    local = pipeline.make_executor(cfg, cores, 1)
+    spawn = local.start()
+    print(f"start-up: Ray local cluster of {cores} CPUs {up:.2f} s; {remote.workers} actors x 1 thread "
+          f"{actors:.2f} s; local pool of {local.workers} workers x 1 thread {spawn:.2f} s "
+          f"({time.perf_counter() - t:.2f} s with the executor)")
+
+    def once(executor, out: Path) -> float:
+        sec, report, _ = build_timed(root, cfg, out, executor=executor)
+        assert report["counts"]["built"] == n, report["counts"]
+        return n / sec
+
+    runs: dict[str, list[float]] = {"local pool (warm)": [], "ray actors (warm)": []}
+    try:
+        once(remote, tmp / "warm-ray")  # first clips of each process: allocations, caches
+        once(local, tmp / "warm-local")
+        for i in range(args.repeat):
+            runs["local pool (warm)"].append(once(local, tmp / "out-local"))
+            runs["ray actors (warm)"].append(once(remote, tmp / "out-ray"))
+            print(f"  repeat {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items())
+                  + f" clips/s (load1 {os.getloadavg()[0]:.2f})", flush=True)
+        same = _digest(tmp / "out-local") == _digest(tmp / "out-ray")
+    finally:
+        pipeline.close_executor(remote)
+        pipeline.close_executor(local)
+        ray.shutdown()
+    for k, v in runs.items():
+        print(f"{k:20s}: {max(v):6.2f} clips/s best of {args.repeat}, median {statistics.median(v):.2f}")
+    best = max(runs["ray actors (warm)"]) / max(runs["local pool (warm)"])
+    med = statistics.median(runs["ray actors (warm)"]) / statistics.median(runs["local pool (warm)"])
+    print(f"ray / local: {best:.3f} (best), {med:.3f} (medians)  target >= 0.9; shards byte-identical: {same}")
+
+    results = {}
+    for m in (args.small, args.large):
+        src = synth(tmp / f"src{m}", m)
+        out = tmp / f"ray-out{m}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-c", "import sys, unimer_builder as u; u.build(sys.argv[1], sys.argv[2], "
+               "u.BuildConfig().with_(**{'text.composite': 'labels'}), 'casme2', executor='ray', ray_address='local')",
+               str(src), str(out)]
+        driver, roles, sec = peak_rss_roles(cmd)
+        results[m] = (driver, roles)
+        print(f"build(executor='ray') of {m:4d} clips ({sec:.0f} s): driver peak RSS {driver:7.1f} MiB; "
+              + "; ".join(f"{r} [{', '.join(f'{v:.0f}' for v in sorted(vs))}] MiB" for r, vs in sorted(roles.items())),
+              flush=True)
+    (ds, rs), (dl, rl) = results[args.small], results[args.large]
+    print(f"ratio {args.large}/{args.small} clips: driver {dl / ds:.3f}, largest actor "
+          f"{max(rl.get('actor', [0])) / max(rs.get('actor', [1])):.3f}, whole tree "
+          f"{(dl + sum(map(sum, rl.values()))) / (ds + sum(map(sum, rs.values()))):.3f}  target <= 1.2")
+
+
+def _digest(out: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted((out / "data").glob("*.parquet")):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["overhead", "scaling", "memory"])
+    ap.add_argument("what", choices=["overhead", "scaling", "memory", "ray"])
     ap.add_argument("--clips", type=int, default=None, help="clips (overhead 30, scaling 40)")
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--crop", type=int, default=224)
@@ -282,11 +422,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="memory: --workers of the builds")
     ap.add_argument("--tmp", default=None, help="work folder (kept); default: a temporary one")
     args = ap.parse_args()
-    args.clips = args.clips or {"overhead": 30, "scaling": 40}.get(args.what, 30)
+    args.clips = args.clips or {"overhead": 30, "scaling": 40, "ray": 20}.get(args.what, 30)
     with tempfile.TemporaryDirectory() as d:
         args.tmp = args.tmp or d
         Path(args.tmp).mkdir(parents=True, exist_ok=True)
-        {"overhead": overhead, "scaling": scaling, "memory": memory}[args.what](args)
+        {"overhead": overhead, "scaling": scaling, "memory": memory, "ray": ray_bench}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from .config import (
     FlowConfig,
 )
 from .errors import EnvironmentFailure, UnusableInput
+from .executors_ray import RayUnavailable
 from .export import export as run_export
 from .groundtruth import score
 from .hub import push as push_folder
@@ -102,7 +103,14 @@ def build(
     root: Path = typer.Argument(..., help="Database root (or a manifest CSV/Parquet)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: data/*.parquet, README.md, build_report.json."),
     format: str = typer.Option(None, "--format", "-f", help="casme2 | samm | smic | casme3 | manifest (default: detect)."),
-    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core; with --executor ray one per CPU of the "
+                                        "cluster)."),
+    executor: str = typer.Option("local", help="local (this machine: one process or a process pool) | ray (Ray actors "
+                                               "on a cluster; needs unimer\\[ray], and ROOT and --out on a path every "
+                                               "node reaches: README, 'On a Ray cluster'). Same rows either way."),
+    ray_address: str = typer.Option(None, help="--executor ray: the cluster: auto | HOST:PORT | ray://HOST:PORT | local "
+                                               "(default: $RAY_ADDRESS, else the cluster `ray start` left on this "
+                                               "machine, else a new one on this machine)."),
     limit: int = typer.Option(None, help="Build only the first N clips."),
     seed: int = typer.Option(None, help=f"Seed for template choice; same seed, same rows (default {_D.text.seed})."),
     templates: Path = typer.Option(None, help="Folder of Jinja2 templates (default: the packaged ones)."),
@@ -121,7 +129,7 @@ def build(
                                 "forbids publishing their faces; the card says so."),
     au_detector: str = typer.Option(
         None, help="flow | py-feat: py-feat's AUs on the onset and apex frames as a second, appearance-based "
-                   "opinion (needs unimer[pyfeat]: CUDA torch, its torchvision, Hub access for the weights) "
+                   "opinion (needs unimer\\[pyfeat]: CUDA torch, its torchvision, Hub access for the weights) "
                    f"(default {_D.check.au_detector})."),
     face_detector: str = typer.Option(None, help="dlib | py-feat: what finds the face and eyes the alignment starts "
                                                  f"from (default {_D.face.detector})."),
@@ -132,12 +140,15 @@ def build(
                    "in no official list."),
 ) -> None:
     """Build motion-verified instruction shards from a micro-expression database."""
+    _choice("--executor", executor, pipeline.EXECUTORS)
+    if ray_address is not None and executor != "ray":
+        _fail("--ray-address needs --executor ray")
     cfg = _build_config(seed=seed, templates=templates, policy=policy, preset=preset, crop_size=crop_size,
                         flow_backend=flow_backend, device=device, au_detector=au_detector,
                         face_detector=face_detector, composite=composite)
     if not root.exists():
         _fail(f"{root}: no such file or folder")
-    report = _run_build(root, out, cfg, format, workers, limit, keep_parts, images)
+    report = _run_build(root, out, cfg, format, workers, limit, keep_parts, images, executor, ray_address)
     raise typer.Exit(1 if report["skipped"] else 0)
 
 
@@ -164,7 +175,7 @@ def _build_config(seed, templates, policy, preset, crop_size, flow_backend, devi
 
 
 def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers: int, limit: int | None,
-               keep_parts: bool, images: bool = True) -> dict:
+               keep_parts: bool, images: bool = True, executor: str = "local", ray_address: str | None = None) -> dict:
     """:func:`pipeline.build` with a progress bar; the summary table after; input errors as one line."""
     columns = (TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -181,13 +192,13 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
 
     try:
         report = pipeline.build(root, out, cfg, fmt, workers, limit, keep_parts=keep_parts, images=images,
-                                progress=progress)
+                                progress=progress, executor=executor, ray_address=ray_address)
     except UnusableInput as e:
         bar.stop()
         for s in e.skipped[:20]:
             console.print(f"  skipped {s.clip_id}: {s.message}")
         _fail(str(e))
-    except PyFeatUnavailable as e:
+    except (PyFeatUnavailable, RayUnavailable) as e:
         bar.stop()
         _fail(str(e))
     except EnvironmentFailure as e:

@@ -40,7 +40,9 @@ from .crosscheck import cross_check
 from .errors import EnvironmentFailure, InputError, UnusableInput
 from .evidence import compute_evidence
 from .executors import InProcess, WorkerPool
+from .executors_ray import RayPool
 from .inputs import clip_inputs
+from .node import current_node
 from .output import claim
 from .parts import PartStore, summarize
 from .pyfeat_backend import PyFeat, second_opinion
@@ -52,10 +54,11 @@ from .sources.frames import FrameReader
 from .state import read_state, recover_parts, request_key, write_state
 from .tools import Tools
 
-__all__ = ["Tools", "build", "close_executor", "init_worker", "make_executor", "measure_clip", "process_clip",
-           "read_input", "run_clips", "write_clip"]
+__all__ = ["EXECUTORS", "Tools", "build", "close_executor", "init_worker", "make_executor", "make_ray_executor",
+           "measure_clip", "process_clip", "read_input", "run_clips", "write_clip"]
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+EXECUTORS = ("local", "ray")  # where the per-clip work runs (build's ``executor``)
 
 Outcome = ClipSummary | Skip
 
@@ -108,7 +111,7 @@ def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore, in
         clip, rows=len(rows), flagged=check.flagged and cfg.check.policy == "flag", dropped=dropped,
         aus_source=check.aus_source, apex_source="estimated" if ev.apex_estimated else "label",
         verdicts=[(v.au, v.verdict) for v in check.verdicts], unexplained=[u.au for u in check.unexplained],
-        sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources])
+        sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources], node=current_node())
     parts.write(clip.clip_id, inputs, rows, summary)
     summary.timings = dict(ev.timings)
     summary.timings["output"] = time.perf_counter() - t1
@@ -156,10 +159,16 @@ def _write_task(tools: Tools, measured: tuple[Measured | Skip, str], cfg: BuildC
     return write_clip(measured[0], cfg, parts, measured[1])
 
 
-def make_executor(cfg: BuildConfig, workers: int, threads: int | None = None) -> InProcess | WorkerPool:
+def make_executor(cfg: BuildConfig, workers: int, threads: int | None = None, kind: str = "local",
+                  ray_address: str | None = None) -> InProcess | WorkerPool | RayPool:
     """An executor for ``workers`` processes: this one (its tools made here) or a pool whose workers each run
     :func:`init_worker`. ``threads``: OpenCV threads per worker (default: the cores shared out). Where py-feat
-    is asked for and cannot run, :class:`.pyfeat_backend.PyFeatUnavailable` is raised here, before any clip."""
+    is asked for and cannot run, :class:`.pyfeat_backend.PyFeatUnavailable` is raised here, before any clip.
+    ``kind="ray"``: :func:`make_ray_executor` (``workers`` 0: one per CPU of the cluster)."""
+    if kind == "ray":
+        return make_ray_executor(cfg, workers, threads or 1, ray_address)
+    if kind != "local":
+        raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
     workers = max(1, workers)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
@@ -171,8 +180,28 @@ def make_executor(cfg: BuildConfig, workers: int, threads: int | None = None) ->
     return WorkerPool(workers, init_worker, (cfg, threads))
 
 
-def close_executor(executor: InProcess | WorkerPool) -> None:
-    if isinstance(executor, WorkerPool):
+def make_ray_executor(cfg: BuildConfig, workers: int = 0, threads: int = 1, address: str | None = None,
+                      max_retries: int = 3) -> RayPool:
+    """Ray actors of ``threads`` CPUs each, each running :func:`init_worker` once (so ``threads`` OpenCV and
+    BLAS threads: a node runs no more threads than Ray gave CPUs). A clip whose code raised, or whose worker was
+    lost more than ``max_retries`` times, comes back as a ``Skip`` (reason ``error`` / ``worker_lost``; no part
+    is written for it, so a re-run measures it again)."""
+    if "py-feat" in (cfg.face.detector, cfg.check.au_detector):
+        PyFeat()  # as for a local pool: one clear error here where it cannot run (checked on the driver)
+    pool = RayPool(workers, init_worker, (cfg, threads), address=address, cpus_per_worker=threads,
+                   max_retries=max_retries, failed=_failed_clip, env=dict.fromkeys(THREAD_ENV, str(threads)))
+    pool.start()  # every actor's tools made before the first clip (and an actor that cannot start: one error)
+    return pool
+
+
+def _failed_clip(job: tuple[Clip, str], reason: str, why: str) -> Skip:
+    clip = job[0]  # run_clips hands out (clip, its inputs)
+    return Skip(clip.clip_id, reason, f"{clip.clip_id}: not built on the cluster: {why}", clip.source_file,
+                clip.source_row)
+
+
+def close_executor(executor: InProcess | WorkerPool | RayPool) -> None:
+    if isinstance(executor, WorkerPool | RayPool):
         executor.shutdown()
     elif isinstance(executor.state, Tools):
         executor.state.close()
@@ -258,8 +287,9 @@ def build(
     shard_bytes: int = SHARD_MAX_BYTES,
     images: bool = True,
     progress: Callable[[Outcome | None, int], None] | None = None,
-    executor: InProcess | WorkerPool | None = None,
+    executor: str | InProcess | WorkerPool | RayPool | None = None,
     threads: int | None = None,
+    ray_address: str | None = None,
 ) -> dict:
     """Build the database at ``root`` (a folder, or a manifest file) into ``out``: ``data/*.parquet``,
     ``README.md`` (the card) and ``build_report.json``; returns the report.
@@ -269,8 +299,11 @@ def build(
     state) after the shards are written. ``shard_bytes``: uncompressed bytes per shard. ``images=False``:
     the shards leave out the face pixels (:data:`.shards.FACE_COLUMNS`), and the card says so.
     ``progress(outcome, total)`` is called once with ``None`` when the clips start, then as each clip
-    finishes. ``executor``: one to use and leave running (see :func:`run_clips`); else one is made
-    (:func:`make_executor`, ``threads``).
+    finishes. ``executor``: ``"local"`` (default: this process or a local pool of ``workers``), ``"ray"`` (Ray
+    actors on the cluster at ``ray_address``, ``workers`` 0: one per CPU there; ``root`` and ``out`` must then
+    be paths every node reaches, see README "On a Ray cluster"), or one to use and leave running (see
+    :func:`run_clips`); a made one gets ``threads`` OpenCV threads per worker (:func:`make_executor`). The
+    rows do not depend on it.
 
     A re-run on unchanged input, settings and options finds the build finished and does nothing: it returns
     the report written then (``report["up_to_date"]`` is True; no file is touched). Clips whose inputs changed
@@ -286,18 +319,23 @@ def build(
     root, out = Path(root), Path(out)
     if not cfg.text.folder.is_dir():
         raise UnusableInput(f"{cfg.text.folder}: templates folder not found")
+    kind = executor if isinstance(executor, str) else "local" if executor is None else None
+    remote = kind == "ray" or isinstance(executor, RayPool)
+    if remote:  # other processes, on other machines, open the clips' frames and write the parts
+        root, out = root.resolve(), out.resolve()
     fmt, clips, skips = read_input(root, fmt, limit)
     with claim(out):
         try:
             return _build_claimed(root, out, cfg, fmt, clips, skips, workers, keep_parts, shard_bytes, images,
-                                  progress, executor, threads)
+                                  progress, executor if kind is None else None, threads,
+                                  "ray" if remote else "local", ray_address)
         except OSError as e:
             raise EnvironmentFailure.from_os(e, str(out)) from None
 
 
 def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: list[Clip], skips: list[Skip],
                    workers: int, keep_parts: bool, shard_bytes: int, images: bool, progress, executor,
-                   threads: int | None) -> dict:
+                   threads: int | None, kind: str = "local", ray_address: str | None = None) -> dict:
     """:func:`build` once the output folder is held."""
     t0 = time.perf_counter()
     settings = cfg.fingerprint()
@@ -318,8 +356,12 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                          and cid in state["clips"] and state["clips"][cid].get("inputs") != k))
     if state is not None:
         recover_parts(out, state, parts, inputs)
-    workers = min(workers or os.cpu_count() or 1, len(clips))
-    runner = executor if executor is not None else _OnDemand(lambda: make_executor(cfg, workers, threads))
+    if kind == "ray":  # at most one actor per clip, and per CPU of the cluster (RayPool)
+        workers = min(workers or len(clips), len(clips))
+    else:
+        workers = min(workers or os.cpu_count() or 1, len(clips))
+    runner = executor if executor is not None else _OnDemand(
+        lambda: make_executor(cfg, workers, threads, kind, ray_address))
     if isinstance(runner, _OnDemand) and not all(parts.path(c.clip_id, inputs[c.clip_id]).exists() for c in clips):
         runner.start()  # clips to measure: the tools (and py-feat's one clear error) before the first clip
     summaries: dict[str, ClipSummary] = {}
@@ -345,7 +387,7 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
     shard_names = [str(p.relative_to(out)) for p in shards]
     report = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
                           runner.workers,
-                          changed=changed, damaged=sorted(set(parts.damaged)))
+                          changed=changed, damaged=sorted(set(parts.damaged)), executor=kind)
     write_json(out / "build_report.json", report)
     write_card(out, report, cfg)
     write_state(out, key, settings, options, {c.clip_id: outcomes[c.clip_id] for c in clips}, shard_names)

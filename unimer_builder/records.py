@@ -280,3 +280,4 @@ class ClipSummary:
     resumed: bool = False
     duration_s: float | None = None  # onset -> offset, from the label (see labels.duration_class)
     duration_class: str | None = None  # micro | macro | long | None (unknown)
+    node: str = ""  # where it was built: host (and Ray node) of the process that wrote its part (node.py)

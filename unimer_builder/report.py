@@ -97,9 +97,19 @@ def relative_to_root(skip: Skip, root: Path | str) -> dict:
     return d
 
 
+def _nodes(summaries: list[ClipSummary]) -> dict[str, dict]:
+    """Which node built which clip (``local`` on one machine; ``host/ray-node-id`` on a Ray cluster; resumed
+    clips: where their part was written), sorted by node."""
+    by_node: dict[str, list[str]] = defaultdict(list)
+    for s in summaries:
+        by_node[s.node or "unknown"].append(s.clip_id)
+    return {n: {"clips": len(ids), "clip_ids": sorted(ids)} for n, ids in sorted(by_node.items())}
+
+
 def build_report(
     summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: Path | str, fmt: str,
     shards: list[str], seconds: float, workers: int, changed: list[str] = (), damaged: list[str] = (),
+    executor: str = "local",
 ) -> dict:
     """The report of a build of ``root``. It names the database by its folder's name only, and every file
     relative to it. ``changed``: clips measured again because their inputs changed since their part or shard
@@ -145,8 +155,9 @@ def build_report(
         "config": cfg.to_dict(),
         "config_fingerprint": cfg.fingerprint(),
         "policy": cfg.check.policy,
+        "nodes": _nodes(summaries),
         "run": {
-            "seconds": round(seconds, 3), "workers": workers,
+            "seconds": round(seconds, 3), "workers": workers, "executor": executor,
             "mean_stage_seconds": {k: round(v / len(timed), 4) for k, v in sorted(stage_totals.items())} if timed else {},
             "opencv": cv2.__version__, "python": platform.python_version(), **_torch_version(cfg),
             **_pyfeat_version(cfg),

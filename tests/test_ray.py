@@ -1,0 +1,165 @@
+"""`unimer build --executor ray` on a local Ray cluster (head with 2 CPUs, started here): the same rows as a local
+build, a killed driver resumed, a lost worker's item retried, a failing item reported instead of failing the map.
+
+Small on purpose (4 clips): the cluster's start-up is most of the time. Marked ``ray``: ``-m 'not ray'`` leaves
+them out; CI runs them (``ray`` is in the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from unimer_builder.cli import app
+
+ray = pytest.importorskip("ray", reason="unimer[ray] not installed")
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ["--format", "casme2", "--seed", "7", "--composite", "labels"]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of 2 CPUs for this module; its address (GCS) for drivers in other processes."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    from unimer_builder import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("src"), "casme2", clips=4, subjects=2, seed=3, frames=10)
+
+
+@pytest.fixture(scope="module")
+def local(source, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local")
+    res = runner.invoke(app, ["build", str(source), "--out", str(out), "--workers", "1", *BUILD], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _table(out: Path):
+    return pq.read_table(sorted((out / "data").glob("train-*.parquet")))
+
+
+def _same_rows(a: Path, b: Path) -> None:
+    ta, tb = _table(a), _table(b)
+    assert ta.column_names == tb.column_names and ta.num_rows == tb.num_rows > 0
+    for name in ta.column_names:
+        assert ta.column(name).equals(tb.column(name)), f"column {name} differs"
+    names = sorted(p.name for p in (a / "data").glob("*.parquet"))
+    assert names == sorted(p.name for p in (b / "data").glob("*.parquet"))
+    for n in names:  # same rows, same order: the same bytes
+        assert (a / "data" / n).read_bytes() == (b / "data" / n).read_bytes(), n
+
+
+def test_ray_build_has_the_rows_of_a_local_build(cluster, source, local, tmp_path):
+    out = tmp_path / "ray"
+    res = runner.invoke(app, ["build", str(source), "--out", str(out), "--executor", "ray", "--ray-address", cluster,
+                              *BUILD], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "building" in res.output and "rows" in res.output  # the local build's progress bar and summary
+    _same_rows(local, out)
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["run"]["executor"] == "ray" and report["run"]["workers"] == 2
+    assert report["counts"]["built"] == 4 and report["counts"]["resumed"] == 0
+    # which node built which clip: every clip once, on this cluster's one node (host/node id)
+    node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+    assert list(report["nodes"]) == [node]
+    assert report["nodes"][node]["clip_ids"] == sorted(set(_table(local).column("clip_id").to_pylist()))
+    assert json.loads((local / "build_report.json").read_text())["run"]["executor"] == "local"
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2:  # the build's actors are gone: their CPUs are free again
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.1)
+
+
+def test_killed_driver_resumes_to_the_same_rows(cluster, source, local, tmp_path):
+    out = tmp_path / "resumed"
+    cmd = [sys.executable, "-m", "unimer_builder.cli", "build", str(source), "--out", str(out), "--executor", "ray",
+           "--ray-address", cluster, *BUILD]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parts = out / ".parts"
+    deadline = time.monotonic() + 120
+    try:
+        while not list(parts.glob("*.parquet")):  # the first clip's part is written: the build is under way
+            assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no part written in 120 s"
+            time.sleep(0.05)
+    finally:
+        driver.send_signal(signal.SIGKILL)  # the driver dies without a word: no cleanup of its own runs
+        driver.wait()
+    assert not (out / "build_report.json").exists() and not (out / "data").exists()
+    done = len(list(parts.glob("*.parquet")))
+    assert 1 <= done < 4, done
+
+    res = runner.invoke(app, ["build", str(source), "--out", str(out), "--executor", "ray", "--ray-address", cluster,
+                              *BUILD], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["counts"]["built"] == 4 and report["counts"]["resumed"] >= done
+    assert sum(n["clips"] for n in report["nodes"].values()) == 4
+    _same_rows(local, out)
+
+
+# --- the executor itself: retries and failures (toy work, no models) --------------------------------------
+
+
+def _work(state, item):
+    """Dies (the whole worker process, as a lost node would) the first time it meets item 2 and every time it
+    meets item 4; raises for item 3."""
+    flag = Path(state) / f"died-{item}"
+    if item == 4 or (item == 2 and not flag.exists()):
+        flag.touch()
+        os._exit(1)
+    if item == 3:
+        raise ValueError("bad item 3")
+    return item * 10
+
+
+def _then(state, out):
+    return out + 1
+
+
+def _failed(item, reason, message):
+    return ("failed", item, reason, message)
+
+
+def test_lost_worker_is_retried_and_a_failing_item_is_reported(cluster, tmp_path):
+    from ray import cloudpickle
+
+    from unimer_builder.executors_ray import RayPool
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # this module is not importable by the workers
+    try:
+        with RayPool(2, str, (str(tmp_path),), max_retries=1, failed=_failed) as pool:
+            assert pool.workers == 2 and not pool.owns_connection  # joined the running cluster, will not stop it
+            pool.start()
+            out = sorted(pool.map(_work, range(7), then=_then), key=lambda r: r[1] if isinstance(r, tuple) else r // 10)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert out[:2] == [1, 11]
+    assert out[2] == 21  # its worker died once; the item ran again on the restarted actor
+    assert out[3][:3] == ("failed", 3, "error") and "bad item 3" in out[3][3]
+    assert out[4][:3] == ("failed", 4, "worker_lost")  # died on every try: reported, the map went on
+    assert out[5:] == [51, 61]
+    assert ray.is_initialized()  # the module's cluster is still up
