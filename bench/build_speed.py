@@ -291,8 +291,10 @@ def _role(cmd: str) -> str:
     if cmd.startswith("ray::_Worker"):
         return "actor"
     if cmd.startswith("ray::"):
-        return "ray worker (idle) or agent"
-    return "ray services (gcs, raylet, ...)"
+        return cmd.split()[0]  # ray::IDLE (a worker no actor took), ray::DashboardAgent, ...
+    argv = cmd.split()
+    names = [Path(a).name for a in argv[:3] if not a.startswith("-")]
+    return " ".join(n for n in names if not n.startswith("python") or len(names) == 1) or "?"  # raylet, gcs_server, x.py
 
 
 def peak_rss_roles(cmd: list[str]) -> tuple[float, dict[str, list[float]], float]:

@@ -32,13 +32,24 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of 2 CPUs for this module; its address (GCS) for drivers in other processes."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def head():
+    """A local Ray cluster for this module: its head node of 2 CPUs (nodes can be added: ``Cluster.add_node``),
+    this process connected to it."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
     try:
-        yield ray.get_runtime_context().gcs_address
+        ray.init(address=c.address, log_to_driver=False)
+        yield c
     finally:
         ray.shutdown()
+        c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(head) -> str:
+    """The cluster's address (GCS), for drivers in other processes."""
+    return head.address
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +130,29 @@ def test_killed_driver_resumes_to_the_same_rows(cluster, source, local, tmp_path
     assert report["counts"]["built"] == 4 and report["counts"]["resumed"] >= done
     assert sum(n["clips"] for n in report["nodes"].values()) == 4
     _same_rows(local, out)
+
+
+def test_a_lost_nodes_clips_are_built_on_the_others(head, source, local, tmp_path):
+    from unimer_builder import BuildConfig, TextConfig, build
+    from unimer_builder.pipeline import make_ray_executor
+
+    extra = head.add_node(num_cpus=1)  # a second machine joins: 3 CPUs in all
+    cfg = BuildConfig(text=TextConfig(seed=7, composite="labels"))
+    pool = make_ray_executor(cfg, 3)  # one actor per CPU, spread: one of them on the new node
+    try:
+        assert extra.node_id[:12] in {n.rsplit("/", 1)[1] for n, _ in pool.nodes()}
+
+        def progress(outcome, total):
+            if outcome is None:  # the tools are loaded everywhere, no clip is handed out yet: the node dies
+                head.remove_node(extra)
+
+        report = build(source, tmp_path / "out", cfg, "casme2", executor=pool, progress=progress)
+    finally:
+        pool.shutdown()
+    assert report["counts"]["built"] == 4 and not report["skipped"]
+    assert pool.retried >= 1  # the clip handed to the dead node's actor was built by another one
+    assert not any(extra.node_id[:12] in n for n in report["nodes"])
+    _same_rows(local, tmp_path / "out")
 
 
 # --- the executor itself: retries and failures (toy work, no models) --------------------------------------

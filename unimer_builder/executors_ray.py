@@ -12,10 +12,12 @@ What Ray does not give by itself, and this adds:
 
 * Back-pressure: at most ``in_flight`` items per actor are submitted at a time (default one: the next item is
   sent when the actor hands back its last), so the driver's memory and the cluster's queues do not grow with
-  the input. One, not two: an item queued behind one that kills its actor fails with it and would spend a
-  retry it never used; the round trip it costs is milliseconds against a clip's tenths of a second.
-* Retries of lost work: an actor whose process or node dies is restarted (its initializer runs again, on
-  another node if its own is gone) and the items it held are run again, up to ``max_retries`` times each.
+  the input. One, not two: an item queued behind one that kills its actor would fail with it.
+* Retries of lost work, by the driver: an item whose actor died (its process, or its node) goes to another
+  live actor, up to ``max_retries`` times. Ray's own task retries would wait for that actor to restart, which
+  never happens while the other actors hold every CPU: the build would hang. The dead actor is restarted by
+  Ray (``max_restarts=-1``: its initializer runs again, on another node if its own is gone) and takes items
+  again once it answers.
 * A failed item is a result, not a failed map: an exception raised by ``fn`` or ``then``, or an item whose
   retries ran out, becomes ``failed(item, reason, message)`` (reason ``error`` or ``worker_lost``).
 
@@ -69,8 +71,10 @@ def connect(address: str | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    # The dashboard is Ray's to start only with a new cluster (a client connection, ray://, takes no such option).
+    new = {"include_dashboard": False} if address in (None, "local") else {}
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **new)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RayUnavailable(f"cannot connect to Ray at {address or 'its default address'}: {e}") from e
     return True
@@ -81,6 +85,7 @@ class RayPool:
     CPUs hold), each initialised once with ``initializer(*initargs)``. Connects to Ray at ``address`` unless this
     process already is connected (see :func:`connect`); disconnects on :meth:`shutdown` only if it connected.
     ``env``: environment variables of the actors' processes (thread counts: nothing oversubscribes a node).
+    ``retried``: items run again after their actor was lost, over this pool's life.
     """
 
     def __init__(self, workers: int, initializer: Callable | None = None, initargs: tuple = (), *,
@@ -100,8 +105,8 @@ class RayPool:
         self.max_retries = max_retries
         self.in_flight = max(1, in_flight)
         self.failed = failed
-        self.address = ray.get_runtime_context().gcs_address
-        options = {"num_cpus": cpus_per_worker, "max_restarts": -1, "max_task_retries": max_retries,
+        self.retried = 0
+        options = {"num_cpus": cpus_per_worker, "max_restarts": -1, "max_task_retries": 0,
                    "scheduling_strategy": "SPREAD"}  # over the nodes, not packed onto the first one
         if env:
             options["runtime_env"] = {"env_vars": dict(env)}
@@ -129,42 +134,80 @@ class RayPool:
         """``then(state, fn(state, item))`` of each item, in the order they finish."""
         ray = import_ray()
         fn_ref, then_ref = ray.put(fn), ray.put(then)
-        it = iter(items)
-        pending: dict[Any, tuple[int, Any]] = {}  # ObjectRef -> (actor index, item)
+        fresh = iter(items)
+        exhausted = False
+        again: list[tuple[Any, int]] = []  # (item, times lost) to run again, before fresh ones
+        work: dict[Any, tuple[int, Any, int]] = {}  # ObjectRef -> (actor, item, times lost)
+        probes: dict[Any, int] = {}  # ObjectRef of a ping -> actor: answers once a lost actor is back
         load = [0] * len(self.actors)
+        up = [True] * len(self.actors)
 
-        def submit(k: int) -> bool:
-            item = next(it, _END)
-            if item is _END:
-                return False
-            pending[self.actors[k].run.remote(fn_ref, then_ref, item)] = (k, item)
-            load[k] += 1
-            return True
+        def fill(k: int) -> None:
+            nonlocal exhausted
+            while up[k] and load[k] < self.in_flight:
+                if again:
+                    item, lost = again.pop(0)
+                else:
+                    item = next(fresh, _END)
+                    if item is _END:
+                        exhausted = True
+                        return
+                    lost = 0
+                work[self.actors[k].run.remote(fn_ref, then_ref, item)] = (k, item, lost)
+                load[k] += 1
 
-        for _ in range(self.in_flight):
-            for k in range(len(self.actors)):
-                submit(k)
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            ref = done[0]
-            k, item = pending.pop(ref)
+        def fill_all() -> None:
+            for k in sorted(range(len(self.actors)), key=load.__getitem__):
+                fill(k)
+
+        fill_all()
+        # A lost actor's probe is waited for only while items wait for an actor: at the end of a build the
+        # other actors hold the CPUs its restart needs.
+        while work or (probes and (again or not exhausted)):
+            ref = ray.wait([*work, *probes], num_returns=1)[0][0]
+            if ref in probes:
+                k = probes.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError:  # gone for good (its restarts failed): no more items for it
+                    continue
+                up[k] = True
+                fill(k)
+                continue
+            k, item, lost = work.pop(ref)
             load[k] -= 1
-            yield self._result(ray, ref, item)
-            submit(k)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:  # fn or then raised: the item failed, not the actor
+                result = self._failed(item, "error", e.cause if getattr(e, "cause", None) is not None else e)
+            except ray.exceptions.RayError as e:  # the actor's process or node was lost
+                if up[k]:
+                    up[k] = False  # until it answers a ping again (Ray restarts it where CPUs are free)
+                    probes[self.actors[k].ping.options(max_task_retries=-1).remote()] = k
+                if lost < self.max_retries:
+                    self.retried += 1
+                    again.append((item, lost + 1))
+                    fill_all()
+                    continue
+                result = self._failed(item, "worker_lost", e, f"its worker was lost {lost + 1} times")
+            yield result
+            if up[k]:
+                fill(k)
+            else:
+                fill_all()
+        # Every actor gone for good (no probe left to wait for): what was not built is reported, not dropped.
+        for item, lost in again:
+            yield self._failed(item, "worker_lost", None, f"its worker was lost {lost} times and none is left")
+        for item in fresh:
+            yield self._failed(item, "worker_lost", None, "no worker of the pool is left")
 
-    def _result(self, ray, ref, item):
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as e:  # fn or then raised: the item failed, not the map
-            if self.failed is None:
-                raise
-            cause = e.cause if getattr(e, "cause", None) is not None else e
-            return self.failed(item, "error", f"{type(cause).__name__}: {cause}")
-        except ray.exceptions.RayError as e:  # the actor's process or node was lost more than max_retries times
-            if self.failed is None:
-                raise
-            return self.failed(item, "worker_lost", f"its worker was lost {self.max_retries + 1} times "
-                                                    f"({type(e).__name__}); the last: {str(e).splitlines()[0]}")
+    def _failed(self, item, reason: str, error: BaseException | None, what: str = ""):
+        if self.failed is None:
+            if isinstance(error, BaseException):
+                raise error
+            raise RayUnavailable(what)
+        why = "" if error is None else f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+        return self.failed(item, reason, f"{what} ({why})" if what and why else what or why)
 
     def shutdown(self) -> None:
         ray = import_ray()
