@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .node import current_node
+
 Task = Callable[[Any, Any], Any]
 Failed = Callable[[Any, str, str], Any]
 
@@ -55,8 +57,6 @@ class _Worker:
         self.state = initializer(*initargs) if initializer is not None else None
 
     def ping(self) -> tuple[str, int]:
-        from .node import current_node
-
         return current_node(), os.getpid()
 
     def run(self, fn: Task, then: Task | None, item):
