@@ -7,6 +7,7 @@ them out; CI runs them (``ray`` is in the ``dev`` extra).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -132,27 +133,40 @@ def test_killed_driver_resumes_to_the_same_rows(cluster, source, local, tmp_path
     _same_rows(local, out)
 
 
-def test_a_lost_nodes_clips_are_built_on_the_others(head, source, local, tmp_path):
-    from unimer_builder import BuildConfig, TextConfig, build
+def test_a_lost_nodes_clips_are_built_elsewhere_and_a_failed_clip_is_built_by_a_rerun(head, source, local, tmp_path):
+    from unimer_builder import BuildConfig, TextConfig, build, read_clips
     from unimer_builder.pipeline import make_ray_executor
 
+    out = tmp_path / "out"
+    victim = sorted(c.clip_id for c in read_clips(source, "casme2") if hasattr(c, "clip_id"))[1]
     extra = head.add_node(num_cpus=1)  # a second machine joins: 3 CPUs in all
     cfg = BuildConfig(text=TextConfig(seed=7, composite="labels"))
     pool = make_ray_executor(cfg, 3)  # one actor per CPU, spread: one of them on the new node
+    real_map = pool.map
+
+    def breaking(fn, jobs, then=None):  # the victim's label turns into one the clip's code cannot take
+        jobs = ((dataclasses.replace(clip, onset="x") if clip.clip_id == victim else clip, key) for clip, key in jobs)
+        return real_map(fn, jobs, then)
+
+    def progress(outcome, total):
+        if outcome is None:  # the tools are loaded everywhere, no clip is handed out yet: the node dies
+            head.remove_node(extra)
+
+    pool.map = breaking
     try:
         assert extra.node_id[:12] in {n.rsplit("/", 1)[1] for n, _ in pool.nodes()}
-
-        def progress(outcome, total):
-            if outcome is None:  # the tools are loaded everywhere, no clip is handed out yet: the node dies
-                head.remove_node(extra)
-
-        report = build(source, tmp_path / "out", cfg, "casme2", executor=pool, progress=progress)
+        report = build(source, out, cfg, "casme2", executor=pool, progress=progress)
     finally:
         pool.shutdown()
-    assert report["counts"]["built"] == 4 and not report["skipped"]
     assert pool.retried >= 1  # the clip handed to the dead node's actor was built by another one
     assert not any(extra.node_id[:12] in n for n in report["nodes"])
-    _same_rows(local, tmp_path / "out")
+    assert report["counts"]["built"] == 3 and [s["clip_id"] for s in report["skipped"]] == [victim]
+    assert report["skipped"][0]["reason"] == "error" and "TypeError" in report["skipped"][0]["message"]
+    # not finished: no state claims it is, and the parts stay for the re-run, which builds the victim only
+    assert not (out / ".unimer-state.json").exists() and len(list((out / ".parts").glob("*.parquet"))) == 3
+    report = build(source, out, cfg, "casme2", workers=1, executor="ray")
+    assert report["counts"]["built"] == 4 and report["counts"]["resumed"] == 3 and not report["skipped"]
+    _same_rows(local, out)
 
 
 # --- the executor itself: retries and failures (toy work, no models) --------------------------------------

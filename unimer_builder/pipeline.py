@@ -59,6 +59,7 @@ __all__ = ["EXECUTORS", "Tools", "build", "close_executor", "init_worker", "make
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 EXECUTORS = ("local", "ray")  # where the per-clip work runs (build's ``executor``)
+UNFINISHED = ("error", "worker_lost")  # skips of a clip the cluster failed to build: a re-run tries it again
 
 Outcome = ClipSummary | Skip
 
@@ -390,7 +391,11 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                           changed=changed, damaged=sorted(set(parts.damaged)), executor=kind)
     write_json(out / "build_report.json", report)
     write_card(out, report, cfg)
-    write_state(out, key, settings, options, {c.clip_id: outcomes[c.clip_id] for c in clips}, shard_names)
-    if not keep_parts:
+    # A clip the cluster failed to build (executors_ray) has no part: the build is not finished, and a re-run
+    # builds just those clips from the parts kept here.
+    unfinished = any(isinstance(o, Skip) and o.reason in UNFINISHED for _, o in outcomes.values())
+    if not unfinished:
+        write_state(out, key, settings, options, {c.clip_id: outcomes[c.clip_id] for c in clips}, shard_names)
+    if not keep_parts and not unfinished:
         shutil.rmtree(parts.folder, ignore_errors=True)
     return report
