@@ -211,3 +211,4 @@ def test_lost_worker_is_retried_and_a_failing_item_is_reported(cluster, tmp_path
     assert out[4][:3] == ("failed", 4, "worker_lost")  # died on every try: reported, the map went on
     assert out[5:] == [51, 61]
     assert ray.is_initialized()  # the module's cluster is still up
+

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -71,6 +72,7 @@ def connect(address: str | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    _reachable(address)
     # The dashboard is Ray's to start only with a new cluster (a client connection, ray://, takes no such option).
     new = {"include_dashboard": False} if address in (None, "local") else {}
     try:
@@ -78,6 +80,20 @@ def connect(address: str | None = None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RayUnavailable(f"cannot connect to Ray at {address or 'its default address'}: {e}") from e
     return True
+
+
+def _reachable(address: str | None, seconds: float = 10) -> None:
+    """A ``HOST:PORT`` or ``ray://HOST:PORT`` that nothing answers at: one clear error now (Ray itself retries
+    for minutes before it gives up)."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not HOST:PORT: Ray says what is wrong with it
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as e:
+        raise RayUnavailable(f"cannot connect to Ray at {address}: {e.strerror or e}") from e
 
 
 class RayPool:
