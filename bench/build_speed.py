@@ -206,12 +206,15 @@ def _hwm_mib(pid: int) -> float | None:
     return None
 
 
-def peak_rss(cmd: list[str]) -> tuple[float, dict[int, float], float]:
-    """Run ``cmd``; (its own peak RSS MiB, {descendant pid: peak RSS MiB}, seconds). Each process's
-    VmHWM (a high-water mark) is sampled every 20 ms until it exits."""
+def peak_rss(cmd: list[str], name=None) -> tuple[float, dict, float]:
+    """Run ``cmd``; (its own peak RSS MiB, {descendant: peak RSS MiB}, seconds). Each process's VmHWM (a
+    high-water mark) is sampled every 20 ms until it exits. Descendants are keyed by pid, or, given
+    ``name(pid)`` (the latest name wins, once a process is an "actor" it stays one), grouped by name into
+    lists."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peaks: dict[int, float] = {}
+    roles: dict[int, str] = {}
     stop = threading.Event()
 
     def sample() -> None:
@@ -222,6 +225,8 @@ def peak_rss(cmd: list[str]) -> tuple[float, dict[int, float], float]:
                 h = _hwm_mib(p)
                 if h is not None:
                     peaks[p] = max(peaks.get(p, 0.0), h)
+                    if name is not None and p != proc.pid and roles.get(p) != "actor":
+                        roles[p] = name(p)
                 todo += _children(p)
             stop.wait(0.02)
 
@@ -233,7 +238,12 @@ def peak_rss(cmd: list[str]) -> tuple[float, dict[int, float], float]:
     if rc not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} exited {rc}")
     parent = peaks.pop(proc.pid, 0.0)
-    return parent, peaks, time.perf_counter() - t
+    if name is None:
+        return parent, peaks, time.perf_counter() - t
+    by_role: dict[str, list[float]] = {}
+    for pid, mib in peaks.items():
+        by_role.setdefault(roles.get(pid, "?"), []).append(mib)
+    return parent, by_role, time.perf_counter() - t
 
 
 def memory(args) -> None:
@@ -297,43 +307,6 @@ def _role(cmd: str) -> str:
     return " ".join(n for n in names if not n.startswith("python") or len(names) == 1) or "?"  # raylet, gcs_server, x.py
 
 
-def peak_rss_roles(cmd: list[str]) -> tuple[float, dict[str, list[float]], float]:
-    """Run ``cmd``; (its own peak RSS MiB, {role: [peak RSS MiB of each process]}, seconds). Like
-    :func:`peak_rss`, with each descendant named by :func:`_role` (the last title seen: an idle Ray worker
-    becomes an actor)."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peaks: dict[int, float] = {}
-    roles: dict[int, str] = {}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            todo = [proc.pid]
-            while todo:
-                p = todo.pop()
-                h = _hwm_mib(p)
-                if h is not None:
-                    peaks[p] = max(peaks.get(p, 0.0), h)
-                    if p != proc.pid and roles.get(p) != "actor":
-                        roles[p] = _role(_cmdline(p))
-                todo += _children(p)
-            stop.wait(0.02)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    rc = proc.wait()
-    stop.set()
-    th.join()
-    if rc not in (0, 1):
-        raise SystemExit(f"{' '.join(cmd)} exited {rc}")
-    parent = peaks.pop(proc.pid, 0.0)
-    by_role: dict[str, list[float]] = {}
-    for pid, mib in peaks.items():
-        by_role.setdefault(roles.get(pid, "?"), []).append(mib)
-    return parent, by_role, time.perf_counter() - t
-
-
 def ray_bench(args) -> None:
     """--executor ray against the local pool: clips/s side by side (both warm), start-up apart, and the
     memory of a whole build(executor="ray") (driver, actors, Ray's own processes) for 20 vs 200 clips."""
@@ -392,7 +365,7 @@ def ray_bench(args) -> None:
         cmd = [sys.executable, "-c", "import sys, unimer_builder as u; u.build(sys.argv[1], sys.argv[2], "
                "u.BuildConfig().with_(**{'text.composite': 'labels'}), 'casme2', executor='ray', ray_address='local')",
                str(src), str(out)]
-        driver, roles, sec = peak_rss_roles(cmd)
+        driver, roles, sec = peak_rss(cmd, name=lambda p: _role(_cmdline(p)))
         results[m] = (driver, roles)
         print(f"build(executor='ray') of {m:4d} clips ({sec:.0f} s): driver peak RSS {driver:7.1f} MiB; "
               + "; ".join(f"{r} [{', '.join(f'{v:.0f}' for v in sorted(vs))}] MiB" for r, vs in sorted(roles.items())),

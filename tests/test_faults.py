@@ -84,6 +84,21 @@ def _copy(src: Path, dest: Path) -> Path:
     return dest
 
 
+def _interrupt_at_third_clip(monkeypatch):
+    """Ctrl-C while the third clip is measured (in process); returns the real measure_clip."""
+    real = pipeline.measure_clip
+    calls = {"n": 0}
+
+    def dying(clip, cfg, tools):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(clip, cfg, tools)
+
+    monkeypatch.setattr(pipeline, "measure_clip", dying)
+    return real
+
+
 def _no_measuring(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a clip was measured")
@@ -133,16 +148,7 @@ def test_a_finished_build_rebuilds_only_the_changed_clip(source, finished, tmp_p
 def test_a_killed_build_with_a_changed_input_rebuilds_that_clip(source, finished, tmp_path, monkeypatch):
     root = _copy(source, tmp_path / "db")
     out = tmp_path / "out"
-    real = pipeline.measure_clip
-    calls = {"n": 0}
-
-    def dying(clip, cfg, tools):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(clip, cfg, tools)
-
-    monkeypatch.setattr(pipeline, "measure_clip", dying)
+    real = _interrupt_at_third_clip(monkeypatch)
     res = _cli("build", root, "--out", out, *ARGS)
     assert res.exit_code == 130 and "resume" in res.output
     assert len(list((out / ".parts").glob("*.parquet"))) == 2
@@ -341,16 +347,7 @@ def test_full_and_read_only_filesystems_exit_3_and_keep_data_whole(source, finis
 
 def test_unreadable_part_files_count_as_missing(source, finished, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real = pipeline.measure_clip
-    calls = {"n": 0}
-
-    def dying(clip, cfg, tools):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(clip, cfg, tools)
-
-    monkeypatch.setattr(pipeline, "measure_clip", dying)
+    real = _interrupt_at_third_clip(monkeypatch)
     assert _cli("build", source, "--out", out, *ARGS).exit_code == 130
     monkeypatch.setattr(pipeline, "measure_clip", real)
     zero, cut = sorted((out / ".parts").glob("*.parquet"))
