@@ -30,6 +30,13 @@ EMOTION_TARGETS = ("canonical", "composite", "class")
 LLM_MODES = ("lora", "full", "frozen")
 VISION_MODES = ("full", "frozen")
 BASE_DTYPES = ("float32", "bfloat16")
+# The motion expert's summary: a linear map of all regions side by side, or (runs before issue 9 item 2) their mean.
+MOTION_SUMMARIES = ("regions", "mean")
+# What the AU head learns: the AUs the database's labels name (AUs inferred from motion where it has no AU
+# labels), or only those the builder's dual constraint also found in the motion (the AUs the text states).
+AU_TARGETS = ("labelled", "supported")
+# Settings a config.json written before they existed must read as the behaviour of that time.
+LEGACY_DEFAULTS = {"motion_summary": "mean", "au_target": "supported"}
 
 DEFAULT_LOSS_WEIGHTS = {"lm": 1.0, "emotion": 1.0, "au": 1.0, "disentangle": 0.1}
 DEFAULT_TRAINING = {
@@ -48,6 +55,8 @@ DEFAULT_TRAINING = {
     "max_new_tokens": None,
     "group_by_length": True,  # batches of similar length (less padding); order still fixed by seed + epoch
     "num_threads": None,  # torch intra-op threads on CPU; tiny models run fastest (and share a busy CPU best) on 1
+    "augment": None,  # deft_model.augment settings ({"mirror": p, "rotate_deg", "scale", "amplitude": [lo, hi]})
+    "class_balance": False,  # emotion loss weighted by inverse class frequency of the training rows
 }
 # Generation budget over the longest training answer of a task: enough that an answer as long as the
 # longest one the model saw is never cut, with room for a somewhat longer one.
@@ -97,7 +106,9 @@ class DeftConfig(PretrainedConfig):
         region_layout: dict[str, list[float]] | None = None,
         region_sigma: float = 0.07,
         region_stat_fields: list[str] | tuple[str, ...] = REGION_STAT_FIELDS,
+        motion_summary: str = "regions",
         au_list: list[int] | None = None,
+        au_target: str = "labelled",
         emotion_labels: list[str] | None = None,
         emotion_target: str = "canonical",
         emotion_head_input: str = "both",
@@ -112,6 +123,7 @@ class DeftConfig(PretrainedConfig):
         lora_target_modules: list[str] | None = None,
         loss_weights: dict[str, float] | None = None,
         disentangle_memory: int = 32,
+        expert_dropout: dict[str, float] | None = None,
         placeholders: dict[str, str] | None = None,
         placeholder_ids: dict[str, int] | None = None,
         system_prompt: str | None = None,
@@ -147,7 +159,9 @@ class DeftConfig(PretrainedConfig):
         self.region_layout = region_layout
         self.region_sigma = region_sigma
         self.region_stat_fields = list(region_stat_fields)
+        self.motion_summary = motion_summary
         self.au_list = [int(a) for a in au_list] if au_list else list(VERIFIABLE_AUS)
+        self.au_target = au_target
         self.emotion_labels = list(emotion_labels or [])
         self.emotion_target = emotion_target
         self.emotion_head_input = emotion_head_input
@@ -162,6 +176,7 @@ class DeftConfig(PretrainedConfig):
         self.lora_target_modules = list(lora_target_modules or ["q_proj", "k_proj", "v_proj", "o_proj"])
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         self.disentangle_memory = int(disentangle_memory)
+        self.expert_dropout = {str(k): float(v) for k, v in (expert_dropout or {}).items()}
         self.placeholders = {**PLACEHOLDERS, **(placeholders or {})}
         self.placeholder_ids = dict(placeholder_ids or {})
         self.system_prompt = system_prompt
@@ -172,6 +187,11 @@ class DeftConfig(PretrainedConfig):
         self.vocab_resized = dict(vocab_resized) if vocab_resized else None
         self.base_fingerprints = dict(base_fingerprints or {})
         self.validate()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """A saved config (config.json): settings it predates keep the behaviour it was trained with."""
+        return super().from_dict({**LEGACY_DEFAULTS, **config_dict}, **kwargs)
 
     # ----------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -190,12 +210,23 @@ class DeftConfig(PretrainedConfig):
             raise ValueError(f"base_dtype {self.base_dtype!r} is not one of {list(BASE_DTYPES)}")
         if self.lm_reduction not in ("sample", "token"):
             raise ValueError("lm_reduction must be 'sample' (mean per answer, then over rows) or 'token'")
+        if self.motion_summary not in MOTION_SUMMARIES:
+            raise ValueError(f"motion_summary {self.motion_summary!r} is not one of {list(MOTION_SUMMARIES)}")
+        if self.au_target not in AU_TARGETS:
+            raise ValueError(f"au_target {self.au_target!r} is not one of {list(AU_TARGETS)}")
         if self.emotion_head_input not in ("experts", "llm", "both"):
             raise ValueError("emotion_head_input must be 'experts', 'llm' or 'both'")
         if self.llm is None and self.text_config is None:
             raise ValueError("the config names no LLM: set `llm` (hub id or folder) or `text_config` (a dict)")
         if "structure" in self.experts and self.vision is None and self.vision_config is None:
             raise ValueError("the structure expert needs `vision` (hub id or folder) or `vision_config`")
+        bad = sorted(set(self.expert_dropout) - set(EXPERTS))
+        if bad or any(not 0.0 <= p < 1.0 for p in self.expert_dropout.values()):
+            raise ValueError(f"expert_dropout {self.expert_dropout} must map experts ({list(EXPERTS)}) to "
+                             "probabilities in [0, 1)")
+        from .augment import check_augment
+
+        check_augment(self.training.get("augment"))
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
@@ -317,6 +348,8 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"config file {p} is not valid JSON: {e}") from e
     preset = d.pop("preset", None)
+    if d.get("model_type") == DeftConfig.model_type:  # a saved model's config
+        d = {**LEGACY_DEFAULTS, **d}
     d = config_kwargs(d)
     kw: dict[str, Any] = {}
     if preset:

@@ -199,6 +199,7 @@ class ShardSet:
         self.emotion_class = table.column("emotion_class").to_pylist()
         self.folds: list[str] = [fold_key(d, s) for d, s in zip(self.database, self.subject, strict=False)]
         self.aus = self._au_lists(table)
+        self.aus_labelled = self._labelled_aus(table)
         has_regions = table.column("regions").null_count < len(table)
         self.region_stats = self._region_stats(table) if "motion" in config.experts or has_regions else None
         self.noise_floor = table.column("noise_floor").to_pylist()
@@ -227,6 +228,23 @@ class ShardSet:
             else:
                 out.append([])
         return out
+
+    def _labelled_aus(self, table: pa.Table) -> list[list[int]]:
+        """The AUs each row's label names (``aus``); where the database has no AU labels for the clip
+        (``aus_source`` is ``inferred``) or the column is absent, the supported AUs."""
+        lab = table.column("aus").to_pylist()
+        src = table.column("aus_source").to_pylist()
+        out = []
+        for k, (a, source) in enumerate(zip(lab, src, strict=True)):
+            if a is None or source == "inferred":
+                out.append(list(self.aus[k]))
+            else:
+                out.append(sorted({int(t["au"]) for t in a if t and t.get("au") is not None}))
+        return out
+
+    def au_targets(self) -> list[list[int]]:
+        """What the AU head learns per row (``DeftConfig.au_target``)."""
+        return self.aus_labelled if self.config.au_target == "labelled" else self.aus
 
     def _region_stats(self, table: pa.Table) -> np.ndarray:
         cfg = self.config
@@ -397,9 +415,14 @@ def render_prompt(tokenizer, config: DeftConfig, instruction: str) -> str:
 
 
 class DeftDataset(torch.utils.data.Dataset):
-    """Rows of a ShardSet as tokenised examples with their (shared, per-clip) visual inputs."""
+    """Rows of a ShardSet as tokenised examples with their (shared, per-clip) visual inputs.
 
-    def __init__(self, shards: ShardSet, rows: Sequence[int], tokenizer, with_answer: bool = True):
+    With ``augment`` (training only: ``deft_model.augment``) each item is transformed by a draw seeded by
+    (``seed``, the epoch set by :meth:`set_epoch`, the item's index); a mirrored item's answer is the
+    answer with the subject's left and right swapped, tokenised here once."""
+
+    def __init__(self, shards: ShardSet, rows: Sequence[int], tokenizer, with_answer: bool = True,
+                 augment: dict | None = None, seed: int = 0):
         self.s = shards
         self.cfg = shards.config
         self.rows = np.asarray(list(rows), np.int64)
@@ -418,19 +441,35 @@ class DeftDataset(torch.utils.data.Dataset):
                 prompts[ins] = tokenizer(render_prompt(tokenizer, cfg, ins), add_special_tokens=False).input_ids
             self.prompt_ids.append(prompts[ins])
             self.answer_ids.append(list(enc[k]) + [eos] if with_answer else [])
+        self.augmenter = None
+        self.epoch = 0
+        self.answer_ids_mirrored: list[list[int] | None] = [None] * len(self.rows)
+        if augment:
+            from .augment import Augmenter, mirror_text
+
+            self.augmenter = Augmenter(augment, cfg.region_names, cfg.region_stat_fields, seed)
+            if with_answer and self.augmenter.spec["mirror"] > 0:
+                for k, a in enumerate(answers):
+                    m = mirror_text(a)
+                    if m != a:
+                        self.answer_ids_mirrored[k] = tokenizer(m, add_special_tokens=False).input_ids + [eos]
         label_index = {c: i for i, c in enumerate(cfg.emotion_labels)}
         targets = shards.targets()
         self.emotion = np.array([label_index.get(targets[r], -100) if targets[r] else -100 for r in self.rows],
                                 np.int64)
         au_index = {a: i for i, a in enumerate(cfg.au_list)}
         self.au = np.zeros((len(self.rows), len(cfg.au_list)), np.float32)
+        au_targets = shards.au_targets()
         for k, r in enumerate(self.rows):
-            for a in shards.aus[r]:
+            for a in au_targets[r]:
                 if a in au_index:
                     self.au[k, au_index[a]] = 1.0
 
     def __len__(self):
         return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __getitem__(self, i: int) -> dict:
         r = int(self.rows[i])
@@ -444,6 +483,9 @@ class DeftDataset(torch.utils.data.Dataset):
         if self.s.flow is not None:
             item["flow"] = self.s.flow[c]
             item["region_stats"] = self.s.region_stats[r]
+        if self.augmenter is not None:
+            item["answer_ids_mirrored"] = self.answer_ids_mirrored[i]
+            item = self.augmenter.apply(item, self.augmenter.draw(self.epoch, i))
         return item
 
 

@@ -113,12 +113,21 @@ def signed_log(x: torch.Tensor) -> torch.Tensor:
 
 
 class MotionExpert(nn.Module):
-    """One token per AU region from the pooled flow field and the region statistics; the AU head."""
+    """One token per AU region from the pooled flow field and the region statistics; the AU head.
+
+    The summary (what the emotion head and the decorrelation read) is ``"regions"``: a linear map of every
+    region's features side by side, so that *which* region moves how survives into it, as it does for the
+    AU head; ``"mean"`` (runs before issue 9's item 2) averages the region tokens, which loses that: the
+    emotion head then has to recover the region from the region embedding's interaction with the motion.
+    """
 
     def __init__(self, region_names, layout, sigma: float, flow_size: int, n_stats: int, dim: int,
-                 n_aus: int, d_llm: int, flow_scale: float = 1.0):
+                 n_aus: int, d_llm: int, flow_scale: float = 1.0, summary: str = "regions"):
         super().__init__()
         R = len(region_names)
+        if summary not in ("regions", "mean"):
+            raise ValueError(f"motion summary {summary!r} is not 'regions' or 'mean'")
+        self.summary_mode = summary
         self.flow_scale = flow_scale
         c = dim
         self.conv = nn.Sequential(
@@ -130,6 +139,8 @@ class MotionExpert(nn.Module):
         self.fuse = nn.Sequential(nn.Linear(c + 3 + dim, dim), nn.GELU(), nn.Linear(dim, dim), nn.LayerNorm(dim))
         self.au_head = nn.Linear(R * dim, n_aus)
         self.proj = Projector(dim, d_llm)
+        if summary == "regions":
+            self.summary = nn.Linear(R * dim, d_llm)
 
     def forward(self, flow: torch.Tensor, region_stats: torch.Tensor):
         flow = flow.float() * self.flow_scale
@@ -142,7 +153,8 @@ class MotionExpert(nn.Module):
         regions = self.fuse(torch.cat([pooled, st], -1)) + self.region_embed
         au_logits = self.au_head(regions.flatten(1))
         tokens = self.proj(regions)
-        return tokens, tokens.mean(1), au_logits
+        summary = self.summary(regions.flatten(1)) if self.summary_mode == "regions" else tokens.mean(1)
+        return tokens, summary, au_logits
 
 
 def disentangle_loss(summaries: list[torch.Tensor], memory: list[torch.Tensor] | None = None,

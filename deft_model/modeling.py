@@ -162,7 +162,8 @@ class DeftModel(PreTrainedModel, GenerationMixin):
         if "motion" in config.experts:
             self.experts["motion"] = MotionExpert(
                 config.region_names, config.region_layout, config.region_sigma, config.flow_size,
-                len(config.region_stat_fields), config.motion_dim, len(config.au_list), d, config.flow_scale)
+                len(config.region_stat_fields), config.motion_dim, len(config.au_list), d, config.flow_scale,
+                config.motion_summary)
         n_exp = len(self.experts)
         head_in = {"experts": d * n_exp, "llm": d, "both": d * (n_exp + 1)}[config.emotion_head_input]
         n_cls = max(1, len(config.emotion_labels))
@@ -170,6 +171,7 @@ class DeftModel(PreTrainedModel, GenerationMixin):
         if "motion" not in config.experts:  # the AU head then reads the other experts' summaries
             self.au_head = nn.Sequential(nn.LayerNorm(d * n_exp), nn.Linear(d * n_exp, len(config.au_list)))
         self.memory = SummaryMemory(n_exp, config.disentangle_memory, d) if n_exp > 1 else None
+        self.class_weights: torch.Tensor | None = None  # set for training (training.class_balance)
         self.post_init()
         # after post_init: HF's weight initialisation must not touch the adapters (lora_B starts at zero)
         if config.llm_mode == "lora":
@@ -400,6 +402,24 @@ class DeftModel(PreTrainedModel, GenerationMixin):
             raise ValueError(f"{f}: adapter weights {bad[:3]} do not fit this model's LoRA layers")
 
     # ----------------------------------------------------------------------------------------------
+    def set_class_weights(self, weights: torch.Tensor | None) -> None:
+        """Weights of the emotion loss per class (``training.class_balance``); not part of the saved model."""
+        self.class_weights = None if weights is None else weights.float()
+
+    def _drop_experts(self, out: dict[str, tuple]) -> dict[str, tuple]:
+        """Expert dropout (training only): each clip loses each expert of ``config.expert_dropout`` with its
+        probability; its tokens and summary become zeros, so the heads and the LLM cannot lean on any one
+        expert alone (the structure expert in particular, whose onset face tells the subject, not the emotion)."""
+        p = self.config.expert_dropout
+        if not self.training or not p:
+            return out
+        for name, rate in p.items():
+            if name in out and rate > 0:
+                tokens, summary = out[name]
+                keep = (torch.rand(tokens.shape[0], device=tokens.device) >= rate).to(tokens.dtype)
+                out[name] = (tokens * keep[:, None, None], summary * keep[:, None].to(summary.dtype))
+        return out
+
     def encode_experts(self, pixel_values=None, frames=None, flow=None, region_stats=None):
         out: dict[str, tuple] = {}
         au_logits = None
@@ -411,6 +431,7 @@ class DeftModel(PreTrainedModel, GenerationMixin):
             else:
                 tokens, summary, au_logits = expert(flow, region_stats)
                 out[name] = (tokens, summary)
+        out = self._drop_experts(out)
         if au_logits is None:
             au_logits = self.au_head(torch.cat([s for _, s in out.values()], -1))
         return out, au_logits
@@ -480,7 +501,9 @@ class DeftModel(PreTrainedModel, GenerationMixin):
                 feats.append(h[torch.arange(h.shape[0], device=h.device), prompt_end].float())
             emotion_logits = self.emotion_head(torch.cat(feats, -1))
         if emotion_labels is not None and emotion_logits is not None and (emotion_labels >= 0).any():
-            losses["emotion"] = F.cross_entropy(emotion_logits, emotion_labels, ignore_index=-100)
+            cw = self.class_weights
+            cw = cw.to(emotion_logits.device) if cw is not None and self.training else None
+            losses["emotion"] = F.cross_entropy(emotion_logits, emotion_labels, weight=cw, ignore_index=-100)
         if au_labels is not None and au_logits is not None:
             valid = au_valid if au_valid is not None else torch.ones(au_labels.shape[0], device=au_labels.device)
             per = F.binary_cross_entropy_with_logits(au_logits, au_labels.float(), reduction="none").mean(-1)

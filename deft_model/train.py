@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 
 from unimer_builder import TASKS
 
-from .configuration import DeftConfig, config_kwargs, load_config
+from .configuration import LEGACY_DEFAULTS, DeftConfig, config_kwargs, load_config
 from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings
 from .errors import RunError, ShardError
 from .modeling import DeftModel, resolve_image_size
@@ -61,6 +61,14 @@ def _distributed_cpu() -> bool:
 
     ranked = "LOCAL_RANK" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
     return ranked and not torch.cuda.is_available()
+
+
+def class_weights(labels, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency of the training rows (mean 1 over the classes present; absent classes 0)."""
+    lab = torch.as_tensor(labels)
+    counts = torch.bincount(lab[lab >= 0], minlength=n_classes).float()
+    w = torch.where(counts > 0, counts.sum() / counts.clamp(min=1), torch.zeros_like(counts))
+    return w * (counts > 0).sum() / w.sum()
 
 
 def _lr_lambda(warmup: int, total: int):
@@ -100,7 +108,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     request = None
     if resume and run_file.exists():
         run = json.loads(run_file.read_text())
-        cfg = DeftConfig(**config_kwargs(run["config"]))
+        cfg = DeftConfig(**config_kwargs({**LEGACY_DEFAULTS, **run["config"]}))
         request = run.get("request")
         data, fold, seed, epochs = run["data"], run["fold"], run["seed"], run["epochs"]
         max_steps = run.get("max_steps", max_steps)
@@ -139,7 +147,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
 
     tok = load_tokenizer(tok_dir)
     resolve_image_size(cfg)
-    ds = DeftDataset(shards, train_rows, tok)
+    ds = DeftDataset(shards, train_rows, tok, augment=tr.get("augment"), seed=seed)
     if not cfg.answer_tokens:  # the generation budget per task, from the training answers
         cfg.answer_tokens = {t: max(len(a) for a, r in zip(ds.answer_ids, ds.rows, strict=True) if shards.task[r] == t)
                              for t in TASKS if any(shards.task[r] == t for r in ds.rows)}
@@ -162,6 +170,8 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
             "(bench/README.md); --set base_dtype=float32 for CPU training")
     set_seed(seed)
     model = DeftModel.from_components(cfg, tok)
+    if tr.get("class_balance"):
+        model.set_class_weights(class_weights(ds.emotion, len(cfg.emotion_labels)))
     collator = DeftCollator(tok.pad_token_id, max_length=int(tr["max_length"]), image_mean=cfg.image_mean,
                             image_std=cfg.image_std)
     lengths = [len(p) + len(a) for p, a in zip(ds.prompt_ids, ds.answer_ids, strict=False)] if tr.get("group_by_length", True) else None
@@ -219,6 +229,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
         # set it explicitly (also on the skipping loader of a resumed epoch) so the order is seed + epoch
         sampler.set_epoch(epoch)
         loader.set_epoch(epoch)
+        ds.set_epoch(epoch)
         skip = state["step_in_epoch"] if epoch == state["epoch"] else 0
         it = acc.skip_first_batches(loader, skip) if skip else loader
         if skip and hasattr(it, "set_epoch"):

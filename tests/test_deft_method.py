@@ -1,0 +1,243 @@
+# ruff: noqa: F811  (pytest fixtures imported from deft_fixtures are redefined as arguments)
+"""The method changes of issue 9 item 2: augmentation, expert dropout, class balance, the motion summary,
+the AU target, and runs saved before them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from deft_fixtures import shards_dir, write_shards  # noqa: F401
+
+from deft_model.augment import Augmenter, check_augment, mirror_index, mirror_text
+from deft_model.configuration import REGION_STAT_FIELDS, tiny_config
+from deft_model.data import DeftDataset, ShardSet
+from deft_model.experts import MotionExpert
+from deft_model.modeling import DeftModel
+from deft_model.tokenizer import build_tiny_tokenizer
+from deft_model.train import build_tokenizer, class_weights
+
+NAMES = tiny_config().region_names
+FIELDS = list(REGION_STAT_FIELDS)
+
+
+def _stats(rng) -> np.ndarray:
+    st = rng.normal(0, 1, (len(NAMES), len(FIELDS))).astype(np.float32)
+    st[:, FIELDS.index("coherence")] = rng.uniform(0, 1, len(NAMES))
+    return st
+
+
+def _item(rng, size=16) -> dict:
+    return {"row": 0, "prompt_ids": [1, 2], "answer_ids": [5, 6, 7], "answer_ids_mirrored": [5, 8, 7],
+            "emotion": 2, "au": np.array([1, 0, 1], np.float32),
+            "onset": rng.integers(0, 255, (32, 32), dtype=np.uint8),
+            "frames": rng.integers(0, 255, (4, 32, 32), dtype=np.uint8),
+            "flow": rng.normal(0, 1, (3, size, size)).astype(np.float16), "region_stats": _stats(rng)}
+
+
+def _only(**kw) -> dict:
+    return {"mirror": 0.0, "angle": 0.0, "scale": 1.0, "amplitude": 1.0, **kw}
+
+
+def test_mirror_text_swaps_the_subjects_sides_and_nothing_else():
+    s = "The right lip corner moves up and outward; AU14 (left), R12, L2+L1. Right brow: leftward? Bright."
+    assert mirror_text(s) == ("The left lip corner moves up and outward; AU14 (right), L12, R2+R1. "
+                              "Left brow: leftward? Bright.")
+    assert mirror_text(mirror_text(s)) == s
+
+
+def test_mirror_flips_flow_swaps_region_sides_and_keeps_the_labels():
+    rng = np.random.default_rng(0)
+    aug = Augmenter({"mirror": 1.0}, NAMES, FIELDS, seed=0)
+    item = _item(rng)
+    m = aug.apply(item, _only(mirror=True))
+    f0, f1 = item["flow"].astype(np.float32), m["flow"].astype(np.float32)
+    assert np.allclose(f1[0], -f0[0][:, ::-1]) and np.allclose(f1[1:], f0[1:][:, :, ::-1])
+    assert np.array_equal(m["onset"], item["onset"][:, ::-1])
+    assert np.array_equal(m["frames"], item["frames"][:, :, ::-1])
+    st0, st1 = item["region_stats"], m["region_stats"]
+    dx, z = FIELDS.index("dx"), FIELDS.index("z")
+    r, l_ = NAMES.index("lip_corner_R"), NAMES.index("lip_corner_L")
+    assert st1[l_, z] == st0[r, z] and st1[r, z] == st0[l_, z]
+    assert st1[l_, dx] == -st0[r, dx]
+    nose = NAMES.index("nose")
+    assert st1[nose, z] == st0[nose, z] and st1[nose, dx] == -st0[nose, dx]
+    # the AU targets carry no side and the emotion none: unchanged; the answer is the mirrored one
+    assert np.array_equal(m["au"], item["au"]) and m["emotion"] == item["emotion"]
+    assert m["answer_ids"] == [5, 8, 7] and "answer_ids_mirrored" not in m
+    # mirrored twice is the clip itself
+    back = aug.apply({**m, "answer_ids_mirrored": None}, _only(mirror=True))
+    assert np.allclose(back["flow"].astype(np.float32), f0) and np.allclose(back["region_stats"], st0)
+
+
+def test_a_one_sided_movement_is_seen_on_the_other_side_by_the_motion_expert_after_a_mirror():
+    """The flow and the statistics stay consistent: the expert's pooled flow at the right lip corner becomes
+    the left one's, its outward motion (image left) outward on the other side (image right)."""
+    size = 32
+    me = MotionExpert(NAMES, None, 0.07, size, len(FIELDS), 8, 3, 16)
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    r, l_ = NAMES.index("lip_corner_R"), NAMES.index("lip_corner_L")
+    blob = np.exp(-((xx - 0.31) ** 2 + (yy - 0.59) ** 2) / (2 * 0.06**2))
+    flow = np.zeros((3, size, size), np.float32)
+    flow[0], flow[1] = -2.0 * blob, -1.0 * blob  # the subject's right lip corner: outward (image left) and up
+    item = {"flow": flow.astype(np.float16), "region_stats": np.zeros((len(NAMES), len(FIELDS)), np.float32)}
+    m = Augmenter({"mirror": 1.0}, NAMES, FIELDS, 0).apply(item, _only(mirror=True))
+    pool = lambda f: torch.einsum("chw,rhw->rc", torch.tensor(f.astype(np.float32)), me.masks)  # noqa: E731
+    before, after = pool(item["flow"]), pool(m["flow"])
+    assert before[r, 0] < -0.5 and abs(before[l_, 0]) < 0.1 * abs(before[r, 0])
+    assert torch.allclose(after[l_, 0], -before[r, 0], rtol=0.05) and torch.allclose(after[l_, 1], before[r, 1], rtol=0.05)
+
+
+def test_rotation_and_amplitude_move_the_flow_and_the_statistics_alike():
+    rng = np.random.default_rng(1)
+    aug = Augmenter({"rotate_deg": 10, "amplitude": [0.5, 2.0]}, NAMES, FIELDS, seed=0)
+    item = _item(rng, size=24)
+    item["flow"][:] = 0
+    item["flow"][0] = 1.0  # a uniform motion to the right (image axes)
+    dx, dy = FIELDS.index("dx"), FIELDS.index("dy")
+    item["region_stats"][:, dx], item["region_stats"][:, dy] = 1.0, 0.0
+    m = aug.apply(item, _only(angle=10.0, amplitude=1.5))
+    centre = m["flow"][:2, 12, 12].astype(np.float32)
+    t = np.deg2rad(10.0)
+    want = 1.5 * np.array([np.cos(t), -np.sin(t)])  # counter-clockwise on screen (y down), as OpenCV turns
+    assert np.allclose(centre, want, atol=1e-2)
+    assert np.allclose(m["region_stats"][:, [dx, dy]], want, atol=1e-5)  # the statistics turn the same way
+    for f in ("mean", "peak", "z", "strain"):
+        assert np.allclose(m["region_stats"][:, FIELDS.index(f)], 1.5 * item["region_stats"][:, FIELDS.index(f)])
+    co = FIELDS.index("coherence")
+    assert np.array_equal(m["region_stats"][:, co], item["region_stats"][:, co])
+    assert np.array_equal(m["au"], item["au"]) and m["answer_ids"] == item["answer_ids"]  # not mirrored
+
+
+def test_draws_are_fixed_by_seed_epoch_and_index_and_settings_are_checked():
+    aug = Augmenter({"mirror": 0.5, "rotate_deg": 5, "scale": 0.05, "amplitude": [0.8, 1.25]}, NAMES, FIELDS, 3)
+    assert aug.draw(1, 7) == aug.draw(1, 7)
+    draws = [aug.draw(e, i) for e in range(4) for i in range(25)]
+    assert 20 < sum(d["mirror"] for d in draws) < 80
+    assert all(-5 <= d["angle"] <= 5 and 0.95 <= d["scale"] <= 1.05 and 0.8 <= d["amplitude"] <= 1.25 for d in draws)
+    assert len({d["angle"] for d in draws}) == len(draws)
+    assert check_augment(None) is None and check_augment({}) is None
+    with pytest.raises(ValueError, match="unknown augment"):
+        check_augment({"flip": 0.5})
+    with pytest.raises(ValueError, match="unknown augment"):
+        tiny_config(training={"augment": {"flip": 0.5}})
+    assert list(mirror_index(["a_R", "b", "a_L"])) == [2, 1, 0]
+
+
+def test_dataset_mirrors_the_answer_text_and_only_while_training(shards_dir):
+    cfg = tiny_config(training={"augment": {"mirror": 1.0}})
+    s = ShardSet(shards_dir, cfg)
+    rows = list(range(s.n))
+    # an answer that names a side (the fixture's answers name none): the subject's sides are swapped
+    s.answer[0] = "The right lip corner moves; AU14 (left)."
+    tok = build_tokenizer(cfg, s, rows)
+    ds = DeftDataset(s, rows, tok, augment=cfg.training["augment"], seed=0)
+    item = ds[0]
+    assert tok.decode(item["answer_ids"][:-1]) == "The left lip corner moves; AU14 (right)."
+    assert np.array_equal(item["flow"][0], -s.flow[s.row_clip[0]][0][:, ::-1])
+    plain = DeftDataset(s, rows, tok)  # evaluation and prediction: no augmentation
+    assert tok.decode(plain[0]["answer_ids"][:-1]) == s.answer[0]
+    assert np.array_equal(plain[0]["flow"], s.flow[s.row_clip[0]])
+
+
+def _model(**over):
+    cfg = tiny_config(emotion_labels=["a", "b", "c"], **over)
+    tok = build_tiny_tokenizer(["The emotion is a.", "What emotion?"], list(cfg.placeholders.values()))
+    torch.manual_seed(0)
+    return DeftModel.from_components(cfg, tok), tok
+
+
+def _inputs(B: int, seed: int = 1) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return dict(pixel_values=torch.randn(B, 3, 32, 32, generator=g), frames=torch.rand(B, 4, 32, 32, generator=g),
+                flow=torch.randn(B, 3, 16, 16, generator=g), region_stats=torch.randn(B, 17, 8, generator=g))
+
+
+def test_expert_dropout_zeroes_whole_experts_of_some_clips_while_training_only():
+    model, _ = _model(expert_dropout={"structure": 0.5})
+    model.train()
+    out, _ = model.encode_experts(**_inputs(64))
+    gone = (out["structure"][0].abs().sum((1, 2)) == 0) & (out["structure"][1].abs().sum(1) == 0)
+    assert 10 < int(gone.sum()) < 54
+    assert (out["motion"][0].abs().sum((1, 2)) > 0).all() and (out["dynamic"][0].abs().sum((1, 2)) > 0).all()
+    model.eval()
+    out, _ = model.encode_experts(**_inputs(64))
+    assert (out["structure"][0].abs().sum((1, 2)) > 0).all()
+    with pytest.raises(ValueError, match="expert_dropout"):
+        tiny_config(expert_dropout={"optical": 0.5})
+
+
+def test_class_balance_weights_rare_classes_up():
+    w = class_weights(np.array([0, 0, 0, 1, -100, 2, 2]), 4)
+    assert w[3] == 0 and w[1] > w[2] > w[0] > 0
+    assert torch.isclose(w[:3].mean(), torch.tensor(1.0))
+    model, tok = _model()
+    cfg = model.config
+    ph = "".join(cfg.placeholders[e] * cfg.n_tokens(e) for e in cfg.experts)
+    ids = tok([ph + "What emotion? The emotion is a."] * 3, add_special_tokens=False, return_tensors="pt").input_ids
+    labels = torch.tensor([0, 1, 1])
+    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids), emotion_labels=labels, **_inputs(3))
+    model.set_class_weights(torch.tensor([3.0, 1.0, 1.0]))
+    model.train()
+    out = model(**batch)
+    want = torch.nn.functional.cross_entropy(out.emotion_logits, labels, weight=torch.tensor([3.0, 1.0, 1.0]))
+    assert torch.isclose(out.losses["emotion"], want)
+    assert not torch.isclose(want, torch.nn.functional.cross_entropy(out.emotion_logits, labels))
+    model.eval()  # scores never weighted
+    out = model(**batch)
+    assert torch.isclose(out.losses["emotion"], torch.nn.functional.cross_entropy(out.emotion_logits, labels))
+
+
+def test_the_region_summary_tells_which_region_moves_where_the_mean_cannot():
+    """Two clips with the same movement in different regions (no flow, the statistics of two regions swapped):
+    the mean of the region tokens cannot tell them apart before the region embeddings have learnt anything;
+    the summary over the regions side by side can."""
+    torch.manual_seed(0)
+    st = torch.zeros(1, len(NAMES), len(FIELDS))
+    st[0, NAMES.index("lip_corner_L")] = torch.tensor([2.0, 3.0, 1.0, -1.0, 0.9, 0.1, 8.0, 0.5])
+    swapped = st.clone()
+    swapped[0, [NAMES.index("lip_corner_L"), NAMES.index("brow_inner_L")]] = st[0, [NAMES.index("brow_inner_L"),
+                                                                                      NAMES.index("lip_corner_L")]]
+    flow = torch.zeros(1, 3, 16, 16)
+    for mode, differs in (("mean", False), ("regions", True)):
+        me = MotionExpert(NAMES, None, 0.07, 16, len(FIELDS), 8, 3, 16, summary=mode)
+        a, b = me(flow, st)[1], me(flow, swapped)[1]
+        assert (not torch.allclose(a, b, atol=1e-6)) == differs, mode
+
+
+def test_au_target_is_the_label_or_the_supported_aus(tmp_path):
+    d = write_shards(tmp_path / "s", n_subjects=2, clips_per_class=1)
+    cfg = tiny_config(experts=["motion"])
+    s = ShardSet(d, cfg)
+    # a labelled AU the motion did not support, and a clip without AU labels (inferred from motion)
+    s.aus_labelled[0] = sorted(set(s.aus_labelled[0]) | {10})
+    assert 10 not in s.aus[0]
+    tok = build_tokenizer(cfg, s, range(s.n))
+    ai = cfg.au_list.index(10)
+    assert DeftDataset(s, [0], tok)[0]["au"][ai] == 1  # au_target "labelled" (the default)
+    s.config = tiny_config(experts=["motion"], au_target="supported")
+    assert DeftDataset(s, [0], tok)[0]["au"][ai] == 0
+    import pyarrow as pa
+
+    t = pa.table({"aus": [[{"au": 4, "side": None}], None, [{"au": 12, "side": "R"}]],
+                  "aus_source": ["label", "label", "inferred"]})
+    s.aus = [[4, 9], [6], [12, 6]]
+    assert s._labelled_aus(t) == [[4], [6], [12, 6]]
+
+
+def test_a_model_saved_before_the_region_summary_loads_as_it_was_trained(tmp_path):
+    model, tok = _model(motion_summary="mean", au_target="supported")
+    model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    for k in ("motion_summary", "au_target"):
+        cfg.pop(k)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    m2 = DeftModel.from_pretrained(tmp_path / "m")
+    assert m2.config.motion_summary == "mean" and m2.config.au_target == "supported"
+    model.eval()
+    b = _inputs(2)
+    with torch.no_grad():
+        assert torch.equal(model.encode_experts(**b)[1], m2.encode_experts(**b)[1])
+    assert tiny_config().motion_summary == "regions" and tiny_config().au_target == "labelled"
