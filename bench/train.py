@@ -1,7 +1,8 @@
 """DEFT-LLM on a synthetic Uni-MER build: LOSO beside the baselines, training throughput, the reference shape.
 
-    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 30 --seeds 0,1 --profile default|hard
-                                       --identities train|heldout]
+    python bench/train.py loso        [--clips 40 --subjects 5 --epochs 20 --seeds 0,1 --profile default|hard
+                                       --identities train|heldout --data-seed 0 --set KEY=JSON --probe
+                                       --no-generate]
     python bench/train.py throughput  [--steps 60]
     python bench/train.py reference   [--steps 2]
 
@@ -11,7 +12,9 @@ loso:       `unimer synth` + `unimer build` (CASME II format, 5 classes), then f
             the same folds. UF1/UAR pooled over folds; AU F1 of the AU head and of the explanation against
             the AUs the generator planted; emotion accuracy of the LM's answers beside the head's; answers
             cut at their token budget; wall time and peak RSS of each evaluation process. Epochs and
-            every baseline setting are fixed in advance.
+            every baseline setting are fixed in advance (choose DEFT-LLM's on a database of training
+            identities: --identities train --data-seed 1). --probe: what each expert's summary carries
+            (the subject; a new subject's emotion), to tell an identity shortcut.
 throughput: `deft train` on every subject for a fixed number of steps; samples per second, peak RSS, and
             the data loader's share of the step time (from the run's log.jsonl).
 reference:  the reference config at its real shape (Qwen2.5-0.5B-shaped LLM, SigLIP-base-shaped tower,
@@ -51,12 +54,13 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
     return secs, peak, res.stdout
 
 
-def dataset(tmp: Path, clips: int, subjects: int, profile: str = "default", identities: str | None = None) -> Path:
+def dataset(tmp: Path, clips: int, subjects: int, profile: str = "default", identities: str | None = None,
+            seed: int = 0) -> Path:
     out = tmp / "unimer"
     if not (out / "build_report.json").exists():
         import unimer_builder as u
 
-        u.synthesize(tmp / "src", "casme2", clips=clips, subjects=subjects, seed=0, profile=profile,
+        u.synthesize(tmp / "src", "casme2", clips=clips, subjects=subjects, seed=seed, profile=profile,
                      identities=identities)
         # A synthetic database is not the MEGC2019 release: its composite classes come from the labels.
         u.build(tmp / "src", out, u.BuildConfig().with_(**{"text.composite": "labels"}), "casme2")
@@ -84,18 +88,20 @@ def _planted_f1(truth: dict, preds: list[dict], key: str) -> float:
 
 def loso(args) -> None:
     tmp = Path(args.tmp)
-    data = dataset(tmp, args.clips, args.subjects, args.profile, args.identities)
+    data = dataset(tmp, args.clips, args.subjects, args.profile, args.identities, args.data_seed)
     truth = {c["clip_id"]: {p["au"] for p in c["planted"]}
              for c in json.loads((tmp / "src" / "ground_truth.json").read_text())["clips"]}
     seeds = [int(s) for s in args.seeds.split(",")]
     deft = [sys.executable, "-m", "deft_model.cli"]
     rows: dict[str, list[dict]] = {}
+    probes: list[dict] = []
     for seed in seeds:
         for i, (name, experts) in enumerate(VARIANTS):
             run = tmp / f"run-s{seed}-v{i}"
             cmd = [*deft, "evaluate", "--run", str(run), "--protocol", "loso", "--data", str(data), "--epochs",
                    str(args.epochs), "--seed", str(seed)] + (["--experts", experts] if experts else []) \
-                + (["--baselines"] if i == 0 else [])
+                + (["--baselines"] if i == 0 else []) + [a for kv in args.set for a in ("--set", kv)] \
+                + ([] if args.generate else ["--no-generate"])
             print(f"$ {' '.join(cmd[2:])}", flush=True)
             secs, peak, _ = timed(cmd)
             res = json.loads((run / "loso" / "loso_results.json").read_text())
@@ -108,8 +114,10 @@ def loso(args) -> None:
                 "secs": secs, "peak": peak})
             for b in (res.get("baselines") or {}).values():
                 rows.setdefault(b["title"], []).append({"uf1": b["uf1"], "uar": b["uar"], "acc": b["acc"]})
-    print(f"\nsynthetic CASME II format (profile {args.profile}{', identities ' + args.identities if args.identities else ''}): "
-          f"{args.clips} clips, {args.subjects} subjects, "
+            if i == 0 and args.probe:
+                probes.append(expert_probe(run, data))
+    print(f"\nsynthetic CASME II format (profile {args.profile}{', identities ' + args.identities if args.identities else ''}, "
+          f"synth seed {args.data_seed}): {args.clips} clips, {args.subjects} subjects, "
           f"5 classes; tiny config, {args.epochs} epochs per fold fixed in advance; LOSO ({args.subjects} folds), "
           f"predictions pooled over folds; seeds {seeds} (mean ± sd over seeds)\n")
     print("| model | UF1 | UAR | Acc (head) | Acc (LM answer) | AU F1 vs planted: head / explanation / LM answer "
@@ -123,9 +131,63 @@ def loso(args) -> None:
         peak = f"{max(r['peak'] for r in rs):.0f}" if "peak" in rs[0] else "–"
         print(f"| {name} | {col('uf1')} | {col('uar')} | {col('acc')} | {col('answer_acc')} | {au} | "
               f"{col('cut')} | {wall} | {peak} |")
+    if args.set:
+        print(f"\nconfig overrides (every DEFT-LLM row): {' '.join(args.set)}")
     print("\nper seed (UF1):")
     for name, rs in rows.items():
         print(f"  {name}: " + ", ".join(_f(r["uf1"]) for r in rs))
+    if probes:
+        print("\nwhat each expert's summary carries (all experts; mean over folds and seeds): the subject among the "
+              "training subjects (5-fold CV) and the held-out subject's emotion (logistic regression probes)\n")
+        print("| expert | subject (chance) | held-out emotion accuracy (chance 1/classes) |")
+        print("|---|---|---|")
+        for name in probes[0]:
+            sub = statistics.mean(p[name]["subject"] for p in probes)
+            ch = statistics.mean(p[name]["chance"] for p in probes)
+            emo = statistics.mean(p[name]["emotion"] for p in probes)
+            print(f"| {name} | {sub:.3f} ({ch:.3f}) | {emo:.3f} |")
+
+
+def expert_probe(run: Path, data: Path) -> dict[str, dict[str, float]]:
+    """What each expert's summary carries, fold by fold of a finished LOSO run: the subject (logistic regression,
+    5-fold cross-validation over the clips of the fold's training subjects; chance 1 / their number) and the
+    emotion of the held-out subject (logistic regression fitted on the training subjects' clips). An expert
+    whose summary tells the subject but not a new subject's emotion is an identity shortcut."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from deft_model.data import DeftCollator, DeftDataset, ShardSet
+    from deft_model.runtime import load_run
+
+    out: dict[str, dict[str, list]] = {}
+    for fdir in sorted((run / "loso" / "folds").iterdir()):
+        model, tok = load_run(fdir)
+        info = json.loads((fdir / "run.json").read_text())
+        shards = ShardSet(data, model.config)
+        rows = [r for r in range(shards.n) if shards.task[r] == "emotion"]
+        ds = DeftDataset(shards, rows, tok, with_answer=False)
+        coll = DeftCollator(tok.pad_token_id, generation=True)
+        batch = coll([ds[i] for i in range(len(ds))])
+        with torch.no_grad():
+            ex, _ = model.encode_experts(**{k: batch[k] for k in ("pixel_values", "frames", "flow", "region_stats")
+                                             if k in batch})
+        held = np.array([shards.folds[r] == info["held_out"] for r in rows])
+        subj = np.array([shards.folds[r] for r in rows])
+        emo = np.array([shards.targets()[r] for r in rows])
+        for name, (_, summary) in ex.items():
+            x = summary.float().numpy()
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+            subject = cross_val_score(clf, x[~held], subj[~held], cv=5).mean()
+            emotion = (clf.fit(x[~held], emo[~held]).predict(x[held]) == emo[held]).mean()
+            rec = out.setdefault(name, {"subject": [], "emotion": [], "chance": []})
+            rec["subject"].append(subject)
+            rec["emotion"].append(emotion)
+            rec["chance"].append(1 / len(set(subj[~held])))
+    return {k: {m: float(np.mean(v)) for m, v in r.items()} for k, r in out.items()}
 
 
 def throughput(args) -> None:
@@ -229,10 +291,16 @@ def main() -> None:
     ap.add_argument("what", choices=["loso", "throughput", "reference"])
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--subjects", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--profile", default="default", help="unimer synth --profile (default | hard)")
     ap.add_argument("--identities", default=None, help="unimer synth --identities (hard profile: train | heldout | ...)")
+    ap.add_argument("--data-seed", type=int, default=0, help="unimer synth --seed")
+    ap.add_argument("--set", action="append", default=[], help="deft evaluate --set KEY=JSON for every DEFT-LLM "
+                    "variant (repeatable; for choices made on training identities)")
+    ap.add_argument("--probe", action="store_true", help="probe what each expert's summary carries (subject, emotion)")
+    ap.add_argument("--no-generate", dest="generate", action="store_false",
+                    help="skip the LM's answers (head and baselines only: a quicker sweep)")
     ap.add_argument("--steps", type=int, default=None, help="training steps (throughput: 60, reference: 2)")
     ap.add_argument("--tmp", default=None, help="work folder (kept, reused); default: a temporary one")
     args = ap.parse_args()

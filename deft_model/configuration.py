@@ -23,7 +23,7 @@ from transformers import AutoConfig, PretrainedConfig
 from unimer_builder import REGION_NAMES, VERIFIABLE_AUS
 
 EXPERTS = ("structure", "dynamic", "motion")
-PLACEHOLDERS = {"structure": "<struct>", "dynamic": "<dyn>", "motion": "<motion>"}
+PLACEHOLDERS = {"structure": "<struct>", "dynamic": "<dyn>", "motion": "<motion>", "heads": "<heads>"}
 # Per-region statistics columns of the shard's `regions` list, in this order (see docs/ARCHITECTURE.md).
 REGION_STAT_FIELDS = ("mean", "peak", "dx", "dy", "coherence", "strain", "z", "peak_time")
 EMOTION_TARGETS = ("canonical", "composite", "class")
@@ -36,7 +36,8 @@ MOTION_SUMMARIES = ("regions", "mean")
 # labels), or only those the builder's dual constraint also found in the motion (the AUs the text states).
 AU_TARGETS = ("labelled", "supported")
 # Settings a config.json written before they existed must read as the behaviour of that time.
-LEGACY_DEFAULTS = {"motion_summary": "mean", "au_target": "supported"}
+LEGACY_DEFAULTS = {"motion_summary": "mean", "motion_summary_token": False, "recognition_token": False,
+                   "au_target": "supported", "emotion_head_input": "both"}
 
 DEFAULT_LOSS_WEIGHTS = {"lm": 1.0, "emotion": 1.0, "au": 1.0, "disentangle": 0.1}
 DEFAULT_TRAINING = {
@@ -55,8 +56,9 @@ DEFAULT_TRAINING = {
     "max_new_tokens": None,
     "group_by_length": True,  # batches of similar length (less padding); order still fixed by seed + epoch
     "num_threads": None,  # torch intra-op threads on CPU; tiny models run fastest (and share a busy CPU best) on 1
-    "augment": None,  # deft_model.augment settings ({"mirror": p, "rotate_deg", "scale", "amplitude": [lo, hi]})
-    "class_balance": False,  # emotion loss weighted by inverse class frequency of the training rows
+    # deft_model.augment settings ({"mirror": p, "rotate_deg", "scale", "amplitude": [lo, hi]}; None: off)
+    "augment": {"mirror": 0.5, "rotate_deg": 5.0, "scale": 0.05, "amplitude": [0.8, 1.25]},
+    "class_balance": True,  # emotion loss weighted by inverse class frequency of the training rows
 }
 # Generation budget over the longest training answer of a task: enough that an answer as long as the
 # longest one the model saw is never cut, with room for a somewhat longer one.
@@ -107,11 +109,13 @@ class DeftConfig(PretrainedConfig):
         region_sigma: float = 0.07,
         region_stat_fields: list[str] | tuple[str, ...] = REGION_STAT_FIELDS,
         motion_summary: str = "regions",
+        motion_summary_token: bool = True,
+        recognition_token: bool = True,
         au_list: list[int] | None = None,
         au_target: str = "labelled",
         emotion_labels: list[str] | None = None,
         emotion_target: str = "canonical",
-        emotion_head_input: str = "both",
+        emotion_head_input: str = "experts",
         lm_reduction: str = "sample",
         llm_mode: str = "full",
         vision_mode: str = "full",
@@ -160,6 +164,8 @@ class DeftConfig(PretrainedConfig):
         self.region_sigma = region_sigma
         self.region_stat_fields = list(region_stat_fields)
         self.motion_summary = motion_summary
+        self.motion_summary_token = bool(motion_summary_token)
+        self.recognition_token = bool(recognition_token)
         self.au_list = [int(a) for a in au_list] if au_list else list(VERIFIABLE_AUS)
         self.au_target = au_target
         self.emotion_labels = list(emotion_labels or [])
@@ -216,6 +222,9 @@ class DeftConfig(PretrainedConfig):
             raise ValueError(f"au_target {self.au_target!r} is not one of {list(AU_TARGETS)}")
         if self.emotion_head_input not in ("experts", "llm", "both"):
             raise ValueError("emotion_head_input must be 'experts', 'llm' or 'both'")
+        if self.recognition_token and self.emotion_head_input != "experts":
+            raise ValueError("recognition_token gives the LLM the heads' outputs, so the emotion head cannot read the "
+                             "LLM: set emotion_head_input to 'experts'")
         if self.llm is None and self.text_config is None:
             raise ValueError("the config names no LLM: set `llm` (hub id or folder) or `text_config` (a dict)")
         if "structure" in self.experts and self.vision is None and self.vision_config is None:
@@ -242,7 +251,7 @@ class DeftConfig(PretrainedConfig):
 
     def n_tokens(self, expert: str) -> int:
         return {"structure": self.n_struct_tokens, "dynamic": self.n_dyn_tokens,
-                "motion": len(self.region_names)}[expert]
+                "motion": len(self.region_names) + int(self.motion_summary_token)}[expert]
 
     def max_new_tokens(self, task: str | None = None) -> int:
         """Generation budget for a task's answer: the training setting if given, otherwise from the data."""

@@ -403,7 +403,8 @@ class ShardSet:
 # --- prompts and the dataset -----------------------------------------------------------------------
 
 def placeholder_text(config: DeftConfig) -> str:
-    return "".join(config.placeholders[e] * config.n_tokens(e) for e in config.experts)
+    heads = config.placeholders["heads"] if config.recognition_token else ""
+    return "".join(config.placeholders[e] * config.n_tokens(e) for e in config.experts) + heads
 
 
 def render_prompt(tokenizer, config: DeftConfig, instruction: str) -> str:

@@ -168,6 +168,8 @@ class DeftModel(PreTrainedModel, GenerationMixin):
         head_in = {"experts": d * n_exp, "llm": d, "both": d * (n_exp + 1)}[config.emotion_head_input]
         n_cls = max(1, len(config.emotion_labels))
         self.emotion_head = nn.Sequential(nn.LayerNorm(head_in), nn.Linear(head_in, d), nn.GELU(), nn.Linear(d, n_cls))
+        if config.recognition_token:  # the heads' outputs as one token for the LLM (see forward)
+            self.recognition = nn.Linear(n_cls + len(config.au_list), d)
         if "motion" not in config.experts:  # the AU head then reads the other experts' summaries
             self.au_head = nn.Sequential(nn.LayerNorm(d * n_exp), nn.Linear(d * n_exp, len(config.au_list)))
         self.memory = SummaryMemory(n_exp, config.disentangle_memory, d) if n_exp > 1 else None
@@ -244,7 +246,8 @@ class DeftModel(PreTrainedModel, GenerationMixin):
     def from_components(cls, config: DeftConfig, tokenizer) -> DeftModel:
         """Build for training: load named sub-models (their real from_pretrained), fit the vocabulary to the
         tokenizer (never shrinking it; a resize is recorded in ``config.vocab_resized``) and the placeholders."""
-        config.placeholder_ids = {e: tokenizer.convert_tokens_to_ids(config.placeholders[e]) for e in config.experts}
+        slots = list(config.experts) + (["heads"] if config.recognition_token else [])
+        config.placeholder_ids = {e: tokenizer.convert_tokens_to_ids(config.placeholders[e]) for e in slots}
         unk = [e for e, i in config.placeholder_ids.items() if i is None or i == tokenizer.unk_token_id]
         if unk:
             raise ValueError(f"the tokenizer lacks placeholder token(s) for {unk}")
@@ -430,20 +433,24 @@ class DeftModel(PreTrainedModel, GenerationMixin):
                 out[name] = expert(frames)
             else:
                 tokens, summary, au_logits = expert(flow, region_stats)
+                if self.config.motion_summary_token:  # the summary the heads read, as one more token for the LLM
+                    tokens = torch.cat([tokens, summary[:, None]], 1)
                 out[name] = (tokens, summary)
         out = self._drop_experts(out)
         if au_logits is None:
             au_logits = self.au_head(torch.cat([s for _, s in out.values()], -1))
         return out, au_logits
 
-    def embed(self, input_ids: torch.Tensor, experts: dict) -> torch.Tensor:
+    def embed(self, input_ids: torch.Tensor, experts: dict, heads: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings with the experts' tokens (and the heads' recognition token) at their placeholders."""
         emb_layer = self.llm.get_input_embeddings()
         embeds = emb_layer(input_ids).to(self.compute_dtype())
-        for name in self.experts:
+        slots = list(self.experts) + (["heads"] if self.config.recognition_token else [])
+        for name in slots:
             tid = self.config.placeholder_ids[name]
             mask = input_ids == tid
             n = int(mask.sum())
-            tokens = experts[name][0] if name in experts else None
+            tokens = heads if name == "heads" else (experts[name][0] if name in experts else None)
             if tokens is None:
                 if n:
                     raise ValueError(f"the prompts hold {n} {self.config.placeholders[name]} tokens but no input for "
@@ -461,7 +468,15 @@ class DeftModel(PreTrainedModel, GenerationMixin):
                 **kwargs) -> DeftOutput:
         have_inputs = any(x is not None for x in (pixel_values, frames, flow, region_stats))
         experts, au_logits = self.encode_experts(pixel_values, frames, flow, region_stats) if have_inputs else ({}, None)
-        embeds = self.embed(input_ids, experts)
+        emotion_logits = heads = None
+        if experts and self.config.emotion_head_input == "experts":
+            emotion_logits = self.emotion_head(torch.cat([s for _, s in experts.values()], -1))
+            if self.config.recognition_token:
+                # what the heads recognise, detached: the LLM states the model's own recognition, and its LM loss
+                # does not move the heads
+                probs = torch.cat([torch.softmax(emotion_logits.float(), -1), torch.sigmoid(au_logits.float())], -1)
+                heads = self.recognition(probs.detach())[:, None]
+        embeds = self.embed(input_ids, experts, heads)
         if position_ids is None and attention_mask is not None and cache is None:
             # left padding (prediction) gets the same positions as the right-padded training rows
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
@@ -492,8 +507,7 @@ class DeftModel(PreTrainedModel, GenerationMixin):
         if labels is None or return_logits:
             keep = h[:, -logits_to_keep:] if logits_to_keep else h
             logits = lm_head(keep.to(head_dtype)).float()
-        emotion_logits = None
-        if experts:
+        if experts and emotion_logits is None:
             feats = [s for _, s in experts.values()] if self.config.emotion_head_input != "llm" else []
             if self.config.emotion_head_input in ("llm", "both"):
                 if prompt_end is None:

@@ -46,11 +46,12 @@ def _latest_checkpoint(out: Path) -> Path | None:
 def build_tokenizer(cfg: DeftConfig, shards: ShardSet, rows) -> object:
     from .tokenizer import build_tiny_tokenizer, load_hub_tokenizer
 
+    placeholders = [cfg.placeholders[e] for e in ("structure", "dynamic", "motion", "heads")]
     if cfg.llm is None:
         texts = [shards.instruction[r] for r in rows] + [shards.answer[r] for r in rows]
         vocab = int(getattr(cfg.text_config, "vocab_size", 512) or 512)
-        return build_tiny_tokenizer(texts, [cfg.placeholders[e] for e in ("structure", "dynamic", "motion")], vocab)
-    return load_hub_tokenizer(cfg.llm, [cfg.placeholders[e] for e in ("structure", "dynamic", "motion")])
+        return build_tiny_tokenizer(texts, placeholders, vocab)
+    return load_hub_tokenizer(cfg.llm, placeholders)
 
 
 def _distributed_cpu() -> bool:

@@ -89,7 +89,8 @@ def test_collator_masks_prompt_tokens(shards_dir):
         assert b["prompt_end"][i] == p - 1
         assert tok.decode(it["answer_ids"], skip_special_tokens=True) == s.answer[rows[i]]
     n_motion = (b["input_ids"] == tok.convert_tokens_to_ids("<motion>")).sum(1)
-    assert (n_motion == 17).all()
+    assert (n_motion == cfg.n_tokens("motion")).all() and cfg.n_tokens("motion") == 18  # 17 regions + summary
+    assert ((b["input_ids"] == tok.convert_tokens_to_ids("<heads>")).sum(1) == 1).all()
     assert b["pixel_values"].shape == (4, 3, 32, 32) and b["flow"].dtype == torch.float32
     g = DeftCollator(tok.pad_token_id, generation=True)(items)
     assert "labels" not in g

@@ -13,7 +13,7 @@ from deft_fixtures import shards_dir, write_shards  # noqa: F401
 
 from deft_model.augment import Augmenter, check_augment, mirror_index, mirror_text
 from deft_model.configuration import REGION_STAT_FIELDS, tiny_config
-from deft_model.data import DeftDataset, ShardSet
+from deft_model.data import DeftDataset, ShardSet, placeholder_text
 from deft_model.experts import MotionExpert
 from deft_model.modeling import DeftModel
 from deft_model.tokenizer import build_tiny_tokenizer
@@ -175,7 +175,7 @@ def test_class_balance_weights_rare_classes_up():
     assert torch.isclose(w[:3].mean(), torch.tensor(1.0))
     model, tok = _model()
     cfg = model.config
-    ph = "".join(cfg.placeholders[e] * cfg.n_tokens(e) for e in cfg.experts)
+    ph = placeholder_text(cfg)
     ids = tok([ph + "What emotion? The emotion is a."] * 3, add_special_tokens=False, return_tensors="pt").input_ids
     labels = torch.tensor([0, 1, 1])
     batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids), emotion_labels=labels, **_inputs(3))
@@ -228,16 +228,59 @@ def test_au_target_is_the_label_or_the_supported_aus(tmp_path):
 
 
 def test_a_model_saved_before_the_region_summary_loads_as_it_was_trained(tmp_path):
-    model, tok = _model(motion_summary="mean", au_target="supported")
+    model, tok = _model(motion_summary="mean", motion_summary_token=False, au_target="supported")
     model.save_pretrained(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
-    for k in ("motion_summary", "au_target"):
+    for k in ("motion_summary", "motion_summary_token", "au_target"):
         cfg.pop(k)
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     m2 = DeftModel.from_pretrained(tmp_path / "m")
     assert m2.config.motion_summary == "mean" and m2.config.au_target == "supported"
+    assert m2.config.n_tokens("motion") == len(NAMES)
     model.eval()
     b = _inputs(2)
     with torch.no_grad():
         assert torch.equal(model.encode_experts(**b)[1], m2.encode_experts(**b)[1])
     assert tiny_config().motion_summary == "regions" and tiny_config().au_target == "labelled"
+
+
+def test_the_llm_reads_the_summary_the_heads_read_as_a_motion_token():
+    model, tok = _model(recognition_token=False)
+    cfg = model.config
+    assert cfg.n_tokens("motion") == len(cfg.region_names) + 1
+    ph = placeholder_text(cfg)
+    ids = tok([ph + "What emotion?"], add_special_tokens=False, return_tensors="pt").input_ids
+    model.eval()
+    out, _ = model.encode_experts(**_inputs(1))
+    tokens, summary = out["motion"]
+    assert tokens.shape[1] == len(cfg.region_names) + 1 and torch.equal(tokens[:, -1], summary)
+    emb = model.embed(ids, out)
+    last = int((ids[0] == cfg.placeholder_ids["motion"]).nonzero()[-1])
+    assert torch.allclose(emb[0, last], summary[0].to(emb.dtype))
+    assert tiny_config(motion_summary_token=False).n_tokens("motion") == len(cfg.region_names)
+
+
+def test_the_recognition_token_gives_the_llm_the_heads_outputs_without_training_the_heads_through_it():
+    model, tok = _model(emotion_head_input="experts", recognition_token=True,
+                        loss_weights={"lm": 1.0, "emotion": 0.0, "au": 0.0, "disentangle": 0.0})
+    cfg = model.config
+    ph = placeholder_text(cfg)
+    ids = tok([ph + "What emotion? The emotion is a."] * 2, add_special_tokens=False, return_tensors="pt").input_ids
+    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids.clone(), **_inputs(2))
+    out = model(**batch)
+    out.loss.backward()  # the LM loss alone
+    assert model.recognition.weight.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.emotion_head.parameters())
+    # the token is the heads' probabilities, projected
+    model.eval()
+    experts, au = model.encode_experts(**_inputs(2))
+    probs = torch.cat([torch.softmax(model.emotion_head(torch.cat([s for _, s in experts.values()], -1)), -1),
+                       torch.sigmoid(au)], -1)
+    emb = model.embed(ids, experts, model.recognition(probs)[:, None])
+    pos = int((ids[0] == cfg.placeholder_ids["heads"]).nonzero()[0])
+    with torch.no_grad():
+        o = model(input_ids=ids, attention_mask=torch.ones_like(ids), **_inputs(2))
+    assert torch.allclose(emb[0, pos], model.recognition(probs)[0], atol=1e-6)
+    assert torch.allclose(o.emotion_logits, model.emotion_head(torch.cat([s for _, s in experts.values()], -1)))
+    with pytest.raises(ValueError, match="recognition_token"):
+        tiny_config(recognition_token=True, emotion_head_input="both")

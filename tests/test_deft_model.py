@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from deft_model.configuration import DEFAULT_TRAINING, DeftConfig, load_config, reference_config, tiny_config
+from deft_model.data import placeholder_text
 from deft_model.experts import disentangle_loss
 from deft_model.modeling import DeftModel
 from deft_model.tokenizer import OfflineModelError, build_tiny_tokenizer
@@ -22,7 +23,7 @@ def _model(**over):
 
 def _batch(model, tok, B=3):
     cfg = model.config
-    ph = "".join(cfg.placeholders[e] * cfg.n_tokens(e) for e in cfg.experts)
+    ph = placeholder_text(cfg)
     ids = tok([ph + "What emotion? The emotion is a."] * B, add_special_tokens=False, return_tensors="pt").input_ids
     g = torch.Generator().manual_seed(1)
     return dict(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids.clone(), return_logits=True,

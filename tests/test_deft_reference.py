@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 import deft_model  # noqa: F401  (registers the Auto classes)
+from deft_model.data import placeholder_text
 from deft_model.errors import OfflineModelError
 from deft_model.modeling import DeftModel
 from deft_model.testing import reference_bases, reference_shaped_config
@@ -37,7 +38,7 @@ def bases(tmp_path_factory):
 
 def _batch(model, tok, B=2):
     cfg = model.config
-    ph = "".join(cfg.placeholders[e] * cfg.n_tokens(e) for e in cfg.experts)
+    ph = placeholder_text(cfg)
     ids = tok([ph + "What emotion does this facial micro-expression show?"] * B, add_special_tokens=False,
               return_tensors="pt").input_ids
     g = torch.Generator().manual_seed(1)
@@ -53,7 +54,7 @@ def test_reference_shaped_model_trains_in_fp32_over_a_bf16_base_and_reloads_exac
     llm_dir, vision_dir = own / "llm", own / "vision"
     cfg = reference_shaped_config(llm_dir, vision_dir, emotion_labels=["a", "b"])
     tok = load_hub_tokenizer(str(llm_dir), list(cfg.placeholders.values()))
-    base_rows = len(tok) - 3
+    base_rows = len(tok) - len(cfg.placeholders)
     torch.manual_seed(0)
     model = DeftModel.from_components(cfg, tok)
     # the tower's own image size; the vocabulary grown (never shrunk) for the placeholders, and recorded
@@ -78,7 +79,7 @@ def test_reference_shaped_model_trains_in_fp32_over_a_bf16_base_and_reloads_exac
     stored = load_file(str(tmp_path / "m" / "model.safetensors"))
     assert not any(k.startswith("llm.") for k in stored)  # the base LLM is referenced by name, not stored
     assert not any(".vision." in k for k in stored)
-    assert stored["extra_vocab_rows.input"].shape[0] == 3  # only the placeholder rows it added
+    assert stored["extra_vocab_rows.input"].shape[0] == len(cfg.placeholders)  # only the placeholder rows it added
     adapter = json.loads((tmp_path / "m" / "adapter" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(llm_dir) and adapter["r"] == cfg.lora_r
     saved = json.loads((tmp_path / "m" / "config.json").read_text())

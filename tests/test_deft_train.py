@@ -185,7 +185,7 @@ def test_lora_training_changes_only_adapters_and_experts(small_shards_dir, tmp_p
     assert any(v.any() for k, v in adapter.items() if "lora_B" in k)  # ... moved by training
     base_llm = [k for k in final if k.startswith("llm.")]
     assert base_llm and not changed & set(base_llm), sorted(changed & set(base_llm))[:5]
-    assert all(k.startswith(("experts.", "emotion_head.", "au_head.", "memory.")) for k in changed)
+    assert all(k.startswith(("experts.", "emotion_head.", "au_head.", "recognition.", "memory.")) for k in changed)
 
 
 def test_resume_from_an_epoch_end_checkpoint_logs_each_epoch_end_once(small_shards_dir, tmp_path):
