@@ -52,7 +52,8 @@ SOURCES = {
     "motion": "builder: motion measured on the clip (TV-L1 flow, region statistics): the regions above the "
               "builder's threshold, and those of predicted AUs above its weak threshold, in its motion template",
     "reasoning": "model heads (emotion, AUs) over the builder's measured motion, in the builder's explain template",
-    "generated": "model: the language model's free answers to the task instructions (greedy decoding)",
+    "generated": "model: the language model's free answers to the task instructions (greedy decoding), reading the "
+                 "experts' tokens and, where the model has a recognition token, the heads' probabilities",
 }
 
 
