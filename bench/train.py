@@ -101,7 +101,8 @@ def loso(args) -> None:
             cmd = [*deft, "evaluate", "--run", str(run), "--protocol", "loso", "--data", str(data), "--epochs",
                    str(args.epochs), "--seed", str(seed)] + (["--experts", experts] if experts else []) \
                 + (["--baselines"] if i == 0 else []) + [a for kv in args.set for a in ("--set", kv)] \
-                + ([] if args.generate else ["--no-generate"])
+                + ([] if args.generate else ["--no-generate"]) \
+                + [a for d in args.extra_data for a in ("--extra-data", str(d))]
             print(f"$ {' '.join(cmd[2:])}", flush=True)
             secs, peak, _ = timed(cmd)
             res = json.loads((run / "loso" / "loso_results.json").read_text())
@@ -133,6 +134,8 @@ def loso(args) -> None:
               f"{col('cut')} | {wall} | {peak} |")
     if args.set:
         print(f"\nconfig overrides (every DEFT-LLM row): {' '.join(args.set)}")
+    if args.extra_data:
+        print(f"\nevery fold, DEFT-LLM's and the baselines', also trained on: {', '.join(args.extra_data)}")
     print("\nper seed (UF1):")
     for name, rs in rows.items():
         print(f"  {name}: " + ", ".join(_f(r["uf1"]) for r in rs))
@@ -298,6 +301,8 @@ def main() -> None:
     ap.add_argument("--data-seed", type=int, default=0, help="unimer synth --seed")
     ap.add_argument("--set", action="append", default=[], help="deft evaluate --set KEY=JSON for every DEFT-LLM "
                     "variant (repeatable; for choices made on training identities)")
+    ap.add_argument("--extra-data", action="append", default=[], help="deft evaluate --extra-data: a build every fold "
+                    "and both baselines also train on (repeatable; e.g. the training identities' build)")
     ap.add_argument("--probe", action="store_true", help="probe what each expert's summary carries (subject, emotion)")
     ap.add_argument("--no-generate", dest="generate", action="store_false",
                     help="skip the LM's answers (head and baselines only: a quicker sweep)")

@@ -95,10 +95,13 @@ class Augmenter:
         mirror, angle, scale, amp = t["mirror"], t["angle"], t["scale"], t["amplitude"]
         geometric = angle != 0.0 or scale != 1.0
 
-        def warp(img: np.ndarray, border: int) -> np.ndarray:
-            h, w = img.shape[-2:]
+        def warp(x: np.ndarray, border: int) -> np.ndarray:
+            """(..., H, W) warped as one multi-channel image (one OpenCV call)."""
+            h, w = x.shape[-2:]
             m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, scale)
-            return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
+            hwc = np.ascontiguousarray(x.reshape(-1, h, w).transpose(1, 2, 0))
+            out = cv2.warpAffine(hwc, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
+            return out.reshape(h, w, -1).transpose(2, 0, 1).reshape(x.shape)
 
         for key in ("onset", "frames"):
             if key not in item:
@@ -107,8 +110,7 @@ class Augmenter:
             if mirror:
                 x = x[..., ::-1]
             if geometric:
-                x = np.stack([warp(np.ascontiguousarray(f), cv2.BORDER_REPLICATE) for f in x.reshape(-1, *x.shape[-2:])])
-                x = x.reshape(item[key].shape)
+                x = warp(x, cv2.BORDER_REPLICATE)
             out[key] = np.ascontiguousarray(x)
         if "flow" in item:
             f = item["flow"].astype(np.float32)
@@ -116,11 +118,10 @@ class Augmenter:
                 f = f[..., ::-1].copy()
                 f[0] = -f[0]
             if geometric:
-                f = np.stack([warp(np.ascontiguousarray(c), cv2.BORDER_CONSTANT) for c in f])
+                f = warp(f, cv2.BORDER_CONSTANT)
                 lin = cv2.getRotationMatrix2D((0.0, 0.0), angle, scale)[:, :2]
                 f[:2] = np.einsum("ij,jhw->ihw", lin, f[:2])
-            f[:2] *= amp
-            f[2] *= amp
+            f *= amp
             out["flow"] = f.astype(item["flow"].dtype)
         if "region_stats" in item:
             st = item["region_stats"].astype(np.float32).copy()

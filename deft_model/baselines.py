@@ -47,11 +47,12 @@ class FlowCNN(nn.Module):
         return self.fc(self.pool(torch.cat([b(x) for b in self.branches], 1)).flatten(1))
 
 
-def clip_data(data: str | Path, protocol: str = "loso") -> dict:
-    """One entry per clip (its first row) that has a target: region statistics, flow, label, fold."""
+def clip_data(data: str | Path, protocol: str = "loso", extra_data: Sequence[str | Path] = ()) -> dict:
+    """One entry per clip (its first row) that has a target: region statistics, flow, label, fold, and whether it
+    comes from extra training data (always trained on, never held out)."""
     cfg = tiny_config(experts=["motion"], flow_size=FLOW_CNN["size"],
                       emotion_target="composite" if protocol == "composite" else "canonical")
-    shards = ShardSet(data, cfg)
+    shards = ShardSet(data, cfg, extra=extra_data)
     targets = shards.targets()
     seen, rows = set(), []
     for r in range(shards.n):
@@ -64,6 +65,7 @@ def clip_data(data: str | Path, protocol: str = "loso") -> dict:
     return {
         "clip_id": [shards.clip_ids[r] for r in rows], "database": [shards.database[r] for r in rows],
         "subject": [shards.subject[r] for r in rows], "fold": [shards.folds[r] for r in rows],
+        "extra": np.array([bool(shards.is_extra[r]) for r in rows]),
         "label": [targets[r] for r in rows], "stats": shards.region_stats[rows].reshape(len(rows), -1),
         "flow": shards.flow[shards.row_clip[rows]].astype(np.float32),
         "classes": sorted({targets[r] for r in rows}),
@@ -121,22 +123,23 @@ def _train_flow_cnn(train_x, train_y, test_x, classes: list[str], seed: int) -> 
 
 
 def evaluate_baselines(data: str | Path, folds: Sequence[str] | None = None, protocol: str = "loso", seed: int = 0,
-                       out_dir: str | Path | None = None) -> dict:
+                       out_dir: str | Path | None = None, extra_data: Sequence[str | Path] = ()) -> dict:
     """Both baselines over ``folds`` (default: every subject), pooled UF1/UAR per baseline; with ``out_dir``
-    the per-clip predictions go to ``<protocol>_baseline_predictions.jsonl`` there."""
+    the per-clip predictions go to ``<protocol>_baseline_predictions.jsonl`` there. ``extra_data``: builds
+    every fold also trains on, as DEFT-LLM's folds do."""
     from .evaluate import classification_metrics, per_fold_scores
 
-    d = clip_data(data, protocol)
+    d = clip_data(data, protocol, extra_data)
     fold_of = np.array(d["fold"])
-    keys = list(folds) if folds else sorted(set(d["fold"]))
+    keys = list(folds) if folds else sorted(set(fold_of[~d["extra"]]))
     missing = [k for k in keys if k not in set(d["fold"])]
     if missing:
         raise ShardError(f"fold(s) {missing} have no clip with a target in {data}")
     labels = np.array(d["label"], dtype=object)
     preds = {name: {} for name in TITLES}
     for i, key in enumerate(keys):
-        test = np.nonzero(fold_of == key)[0]
-        train = np.nonzero(fold_of != key)[0]
+        test = np.nonzero((fold_of == key) & ~d["extra"])[0]
+        train = np.nonzero((fold_of != key) | d["extra"])[0]
         if not len(train):
             raise ShardError(f"fold {key!r} leaves no training clips")
         fold_seed = seed * 1000 + i
@@ -145,7 +148,7 @@ def evaluate_baselines(data: str | Path, folds: Sequence[str] | None = None, pro
         for j, p in zip(test, _flow_cnn(d["flow"][train], labels[train], d["flow"][test], d["classes"], fold_seed),
                         strict=True):
             preds["flow_cnn"][j] = p
-    order = [j for key in keys for j in np.nonzero(fold_of == key)[0]]
+    order = [j for key in keys for j in np.nonzero((fold_of == key) & ~d["extra"])[0]]
     classes = list(COMPOSITE) if protocol == "composite" else None
     out: dict[str, dict] = {}
     lines = []

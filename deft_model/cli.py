@@ -59,6 +59,8 @@ def train(
     set_: list[str] = typer.Option(None, "--set", help="config override KEY=JSON, repeatable"),
     log_every: int = typer.Option(None, "--log-every"),
     save_every: int = typer.Option(None, "--save-every", help="checkpoint every N steps (0: every epoch)"),
+    extra_data: list[Path] = typer.Option(None, "--extra-data", help="another build to train on as well, never held "
+                                          "out (repeatable; e.g. other subjects or synthetic identities)"),
 ):
     """Train DEFT-LLM on the shards (all task rows; emotion and AU heads on every row)."""
     from .train import train as run_train
@@ -66,7 +68,7 @@ def train(
     try:
         final = run_train(data, config, out, fold=fold, epochs=epochs, seed=seed, resume=resume,
                           batch_size=batch_size, max_steps=max_steps, overrides=_overrides(experts, set_),
-                          log_every=log_every, save_every=save_every)
+                          log_every=log_every, save_every=save_every, extra_data=extra_data or [])
     except _user_errors() as e:
         _fail(str(e))
     finally:
@@ -96,13 +98,16 @@ def evaluate(
     set_: list[str] = typer.Option(None, "--set"),
     baselines: bool = typer.Option(False, "--baselines", help="also score logistic regression on region statistics "
                                    "and a flow CNN on the same folds"),
+    extra_data: list[Path] = typer.Option(None, "--extra-data", help="another build every fold (and the baselines) "
+                                          "also trains on, never held out or scored (repeatable)"),
 ):
     """LOSO / composite evaluation; UF1 and UAR on predictions pooled over folds; JSON + Markdown."""
     from .evaluate import evaluate_run
 
     try:
         res = evaluate_run(run, protocol, data=data, config=config, epochs=epochs, seed=seed, generate=generate,
-                           max_folds=max_folds, overrides=_overrides(experts, set_), baselines=baselines)
+                           max_folds=max_folds, overrides=_overrides(experts, set_), baselines=baselines,
+                           extra_data=extra_data or [])
     except _user_errors() as e:
         _fail(str(e))
     d = Path(res["results_dir"])

@@ -121,6 +121,16 @@ def _resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
                      for c in flow]).astype(np.float16)
 
 
+def _mark_extra(table: pa.Table, k: int) -> pa.Table:
+    """Rows of the k-th extra training database, renamed so that they can never collide with the data's own
+    (``extra<k>:`` before id, clip id and subject: a clip or subject of the same name stays another one)."""
+    for col in ("id", "clip_id", "subject"):
+        i = table.schema.get_field_index(col)
+        vals = [None if v is None else f"extra{k}:{v}" for v in table.column(col).to_pylist()]
+        table = table.set_column(i, col, pa.array(vals, pa.string()))
+    return table
+
+
 # --- the shard set -------------------------------------------------------------------------------
 
 class ShardSet:
@@ -130,9 +140,12 @@ class ShardSet:
     in memory (one clip's rows as the builder's ``clip_rows`` makes them, for prediction): both are read
     by the same code, so a clip predicted from its folder reaches the model as its shard row would."""
 
-    def __init__(self, data_dir: str | Path, config: DeftConfig):
+    def __init__(self, data_dir: str | Path, config: DeftConfig, extra: Sequence[str | Path] = ()):
         self.data_dir = Path(data_dir)
-        self.files = find_shards(data_dir)
+        self.extra_dirs = [Path(d) for d in extra]
+        main_files = find_shards(data_dir)
+        extra_files = [(k, f) for k, d in enumerate(self.extra_dirs) for f in find_shards(d)]
+        self.files = main_files + [f for _, f in extra_files]
         self._table: pa.Table | None = None
         need = required_columns(config)
         names_per_file = []
@@ -146,6 +159,9 @@ class ShardSet:
         counts = [pq.ParquetFile(f).metadata.num_rows for f in self.files]
         tables = [pq.read_table(f, columns=[c for c in LIGHT if c in names]) for f, names in
                   zip(self.files, names_per_file, strict=True)]
+        self.n_main_files = len(main_files)
+        for j, (k, _) in enumerate(extra_files):  # extra training data: ids of its own, never a fold
+            tables[len(main_files) + j] = _mark_extra(tables[len(main_files) + j], k)
         self._setup(tables, counts, config)
 
     @classmethod
@@ -153,6 +169,7 @@ class ShardSet:
         """Rows held in memory (e.g. ``rows_to_table(clip_rows(...))``), read exactly as shard rows are."""
         self = cls.__new__(cls)
         self.data_dir = Path(where)
+        self.extra_dirs = []
         self.files = [Path(where)]
         self._table = table
         self._check_columns(set(table.column_names), required_columns(config), config, where)
@@ -181,6 +198,8 @@ class ShardSet:
             raise ShardError(f"the shards under {self.data_dir} hold no rows")
         self.n = len(table)
         self.file_of_row = np.concatenate([np.full(n, i) for i, n in enumerate(counts)])
+        # rows of extra training data (ShardSet(..., extra=...)): always trained on, never held out
+        self.is_extra = self.file_of_row >= getattr(self, "n_main_files", len(counts))
         g = {c: table.column(c).to_pylist() for c in BASE_COLUMNS if c != "instruction" and c != "answer"}
         self.ids: list[str] = g["id"]
         self.clip_ids: list[str] = g["clip_id"]
@@ -367,7 +386,8 @@ class ShardSet:
         return out
 
     def subjects(self) -> list[str]:
-        return sorted(set(self.folds))
+        """The folds: the subjects of the data (not of extra training data)."""
+        return sorted({f for f, x in zip(self.folds, self.is_extra, strict=True) if not x})
 
     def resolve_fold(self, fold: str) -> str:
         keys = self.subjects()
@@ -390,7 +410,7 @@ class ShardSet:
         if fold is None:
             return list(np.nonzero(keep)[0]), []
         key = self.resolve_fold(fold)
-        held = np.array([k == key for k in self.folds])
+        held = np.array([k == key for k in self.folds]) & ~self.is_extra
         test = list(np.nonzero(held & keep)[0])
         train = list(np.nonzero(~held & keep)[0])
         if not test:

@@ -259,7 +259,7 @@ def _jsonable(x):
     return json.loads(json.dumps(x, default=str))
 
 
-def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int) -> str | None:
+def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int, extra_data: Sequence = ()) -> str | None:
     """Why the fold folder ``fdir`` (finished or partial) does not hold the requested training; None if it
     does or holds nothing yet. Configs are compared as requested (run.json's ``request``), not as
     training filled them in."""
@@ -277,6 +277,9 @@ def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int) -> str | None:
         diffs.append(f"it stopped at max_steps {info['max_steps']}")
     if info.get("data") != str(Path(data).resolve()):
         diffs.append(f"data {info.get('data')} != {Path(data).resolve()}")
+    extra = [str(Path(d).resolve()) for d in extra_data]
+    if (info.get("extra_data") or []) != extra:
+        diffs.append(f"extra training data {info.get('extra_data') or []} != {extra}")
     if info.get("request") is not None:
         old, new, skip = _jsonable(info["request"]), _jsonable(cfg.request_dict()), ()
     else:  # runs from before run.json kept the request
@@ -290,7 +293,8 @@ def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int) -> str | None:
 
 
 def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: ShardSet, fold_keys: list[str],
-               epochs: int, seed: int, generate: bool, say) -> tuple[dict[str, list[dict]], list[dict], list[str]]:
+               epochs: int, seed: int, generate: bool, say, extra_data: Sequence = ()
+               ) -> tuple[dict[str, list[dict]], list[dict], list[str]]:
     """Train (or reuse) one model per held-out subject and predict its clips: ({fold: clips}, the fold runs'
     run.json, reused folds)."""
     from .train import train
@@ -301,7 +305,7 @@ def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: Shar
         fdir = run / protocol / "folds" / _safe(key)
         _, held = shards.split(key)
         fold_cfg = load_config(config, **extra)
-        why = _fold_mismatch(fdir, data, fold_cfg, epochs, seed)
+        why = _fold_mismatch(fdir, data, fold_cfg, epochs, seed, extra_data)
         if why:
             say(f"[{protocol}] fold {key}: {why}; retraining it")
             shutil.rmtree(fdir)
@@ -309,7 +313,7 @@ def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: Shar
             reused.append(key)
         if not finished(fdir):
             train(data, fold_cfg, fdir, fold=key, epochs=epochs, seed=seed, resume=(fdir / "run.json").exists(),
-                  shards=shards, verbose=False)
+                  shards=shards, verbose=False, extra_data=list(extra_data))
         info = json.loads((fdir / "run.json").read_text())
         assert key not in info["train_subjects"], f"fold {key} leaked into its own training set"
         used.append(info)
@@ -322,13 +326,14 @@ def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: Shar
 def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | None = None, config="tiny",
                  epochs: int | None = None, seed: int = 0, generate: bool = True, max_folds: int | None = None,
                  folds: Sequence[str] | None = None, overrides: dict | None = None, verbose: bool = True,
-                 baselines: bool = False) -> dict:
+                 baselines: bool = False, extra_data: Sequence[str | Path] = ()) -> dict:
     """Evaluate ``run``.
 
     * ``run`` holds a finished ``deft train --fold`` model: evaluate it on its held-out subject.
     * otherwise: leave-one-subject-out over ``data``: train (or reuse) one model per subject under
       ``run/<protocol>/folds/<db>__<subject>/`` and pool every fold's held-out predictions.
     ``baselines``: also score the baselines (``deft_model.baselines``) on the same folds and seed.
+    ``extra_data``: further builds every fold (and the baselines) also trains on; never held out or scored.
     Writes ``<protocol>_results.json``, ``.md`` and ``_predictions.jsonl``.
     """
     if protocol not in PROTOCOLS:
@@ -359,7 +364,7 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         if protocol == "composite":
             extra["emotion_target"] = "composite"
         cfg = load_config(config, **extra)
-        shards = ShardSet(data, cfg)
+        shards = ShardSet(data, cfg, extra=extra_data)
         fold_keys = list(folds) if folds else shards.subjects()
         if protocol == "composite":
             comp = {shards.folds[r] for r in range(shards.n) if shards.emotion_composite[r] is not None}
@@ -371,7 +376,7 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         out_dir = run / protocol
         want_epochs = int(epochs if epochs is not None else cfg.training["epochs"])
         by_fold, used, reused = loso_clips(run, protocol, data, config, extra, shards, fold_keys, want_epochs, seed,
-                                           generate, say)
+                                           generate, say, extra_data)
     clips = [c for key in fold_keys for c in by_fold[key]]
     res = summarise(clips, cfg.au_list, protocol)
     # what the fold models were actually trained with (from their run.json), not what was asked for
@@ -384,13 +389,13 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
                 "emotion_labels": list(cfg.emotion_labels or (used[0].get("config", {}).get("emotion_labels") or [])
                                        if used else cfg.emotion_labels),
                 "experts": list(ex[0]) if len(ex) == 1 else [list(e) for e in ex],
-                "reused_folds": reused})
+                "reused_folds": reused, "extra_data": [str(Path(d).resolve()) for d in extra_data]})
     if baselines:
         from .baselines import evaluate_baselines
 
         say(f"[{protocol}] baselines on the same {len(fold_keys)} fold(s)")
         res["baselines"] = evaluate_baselines(data, fold_keys, protocol=protocol, seed=int(sd[0] if sd else seed),
-                                              out_dir=out_dir)
+                                              out_dir=out_dir, extra_data=extra_data)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{protocol}_results.json").write_text(json.dumps(res, indent=1, default=float))
     (out_dir / f"{protocol}_results.md").write_text(markdown_table(res, f"DEFT-LLM, {protocol} protocol "

@@ -87,8 +87,11 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
           fold: str | None = None, epochs: int | None = None, seed: int = 0, resume: bool = False,
           max_steps: int | None = None, batch_size: int | None = None, shards: ShardSet | None = None,
           log_every: int | None = None, save_every: int | None = None, overrides: dict | None = None,
-          verbose: bool = True, stop_after: int | None = None) -> Path | None:
+          verbose: bool = True, stop_after: int | None = None, extra_data: list[str | Path] | None = None) -> Path | None:
     """Train one model (optionally holding out subject ``fold``); returns the final model folder.
+
+    ``extra_data``: further Uni-MER builds whose clips are always trained on and never held out (other
+    subjects, e.g. synthetic identities the held-out database does not use).
 
     ``stop_after`` stops after that many global steps without finishing (as if the job were killed; the
     last checkpoint stays for ``resume``); returns None then."""
@@ -112,6 +115,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
         cfg = DeftConfig(**config_kwargs({**LEGACY_DEFAULTS, **run["config"]}))
         request = run.get("request")
         data, fold, seed, epochs = run["data"], run["fold"], run["seed"], run["epochs"]
+        extra_data = run.get("extra_data") or []
         max_steps = run.get("max_steps", max_steps)
     else:
         if ckpt is not None or run_file.exists():
@@ -125,8 +129,11 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     log_every = int(log_every if log_every is not None else tr["log_every"])
     save_every = int(save_every if save_every is not None else tr["save_every"])
 
+    extra_data = [str(Path(d).resolve()) for d in extra_data or []]
+    if shards is not None and [str(d.resolve()) for d in shards.extra_dirs] != extra_data:
+        raise ValueError(f"the shards given hold extra data {shards.extra_dirs}, not {extra_data}")
     if shards is None or shards.config.experts != cfg.experts or shards.config.emotion_target != cfg.emotion_target:
-        shards = ShardSet(data, cfg)
+        shards = ShardSet(data, cfg, extra=extra_data)
     else:
         shards.config = cfg
     if not cfg.emotion_labels:
@@ -158,7 +165,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
         cfg.instructions = shards.instructions(train_rows)
     if acc.is_main_process and not run_file.exists():
         run_file.write_text(json.dumps({
-            "data": str(Path(data).resolve()), "fold": held_key, "seed": seed, "epochs": epochs,
+            "data": str(Path(data).resolve()), "extra_data": extra_data, "fold": held_key, "seed": seed, "epochs": epochs,
             "max_steps": max_steps, "batch_size": bs, "held_out": held_key, "train_subjects": train_subjects,
             "n_train_rows": len(train_rows), "n_held_out_rows": len(held_rows),
             "num_processes": acc.num_processes, "request": request, "config": cfg.to_dict()}, indent=1, default=str))

@@ -284,3 +284,44 @@ def test_the_recognition_token_gives_the_llm_the_heads_outputs_without_training_
     assert torch.allclose(o.emotion_logits, model.emotion_head(torch.cat([s for _, s in experts.values()], -1)))
     with pytest.raises(ValueError, match="recognition_token"):
         tiny_config(recognition_token=True, emotion_head_input="both")
+
+
+def test_extra_training_data_is_always_trained_on_and_never_held_out(tmp_path):
+    """Another build (same database and subject names, other clips) added to every fold's training set: its rows
+    keep ids of their own, are never a fold, never in a held-out set, and the baselines train on them too."""
+    from deft_model.baselines import evaluate_baselines
+
+    main = write_shards(tmp_path / "main", n_subjects=3, clips_per_class=1, seed=0)
+    other = write_shards(tmp_path / "other", n_subjects=2, clips_per_class=1, seed=1)
+    cfg = tiny_config(experts=["motion"])
+    alone, both = ShardSet(main, cfg), ShardSet(main, cfg, extra=[other])
+    assert both.subjects() == alone.subjects() == ["casme2/sub01", "casme2/sub02", "casme2/sub03"]
+    assert both.n == alone.n + ShardSet(other, cfg).n
+    assert len(both.clip_index) == len(alone.clip_index) + len(ShardSet(other, cfg).clip_index)  # no clip merged
+    assert all(c.startswith("extra0:") for c, x in zip(both.clip_ids, both.is_extra, strict=True) if x)
+    train, test = both.split("casme2/sub01")
+    assert not both.is_extra[test].any() and [both.ids[r] for r in test] == [alone.ids[r] for r in alone.split("sub01")[1]]
+    assert set(np.nonzero(both.is_extra)[0]) <= set(train)
+    both.load_visuals()
+    r = int(np.nonzero(both.is_extra)[0][0])
+    o = ShardSet(other, cfg)
+    o.load_visuals()
+    assert np.array_equal(both.flow[both.row_clip[r]], o.flow[o.row_clip[0]])  # its own clip's flow
+    res = evaluate_baselines(main, ["casme2/sub01", "casme2/sub02"], seed=0, extra_data=[other])
+    assert res["logreg_regions"]["n_clips"] == sum(1 for c in set(alone.clip_ids) if "/sub01/" in c or "/sub02/" in c)
+
+
+def test_loso_with_extra_training_data_records_it_and_retrains_a_fold_trained_without(tmp_path):
+    from deft_model.evaluate import evaluate_run
+
+    main = write_shards(tmp_path / "main", n_subjects=2, clips_per_class=1, seed=0, tasks=("emotion",))
+    other = write_shards(tmp_path / "other", n_subjects=1, clips_per_class=1, seed=1, tasks=("emotion",))
+    kw = dict(protocol="loso", data=main, epochs=1, generate=False, max_folds=1, verbose=False,
+              overrides={"experts": ["motion"]})
+    evaluate_run(tmp_path / "run", **kw)
+    n0 = json.loads(next((tmp_path / "run" / "loso" / "folds").iterdir()).joinpath("run.json").read_text())
+    res = evaluate_run(tmp_path / "run", extra_data=[other], **kw)
+    info = json.loads(next((tmp_path / "run" / "loso" / "folds").iterdir()).joinpath("run.json").read_text())
+    assert res["reused_folds"] == [] and info["extra_data"] == [str(other.resolve())]
+    assert info["n_train_rows"] == n0["n_train_rows"] + ShardSet(other, tiny_config(experts=["motion"])).n
+    assert res["n_clips"] == res["per_fold"]["folds"]["casme2/sub01"]["n_clips"]
