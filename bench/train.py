@@ -2,7 +2,7 @@
 
     python bench/train.py loso        [--clips 40 --subjects 5 --epochs 20 --seeds 0,1 --profile default|hard
                                        --identities train|heldout --data-seed 0 --set KEY=JSON --probe
-                                       --no-generate]
+                                       --extra-data BUILD --extra-train CLIPS --no-generate]
     python bench/train.py throughput  [--steps 60]
     python bench/train.py reference   [--steps 2]
 
@@ -55,15 +55,15 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def dataset(tmp: Path, clips: int, subjects: int, profile: str = "default", identities: str | None = None,
-            seed: int = 0) -> Path:
-    out = tmp / "unimer"
+            seed: int = 0, name: str = "") -> Path:
+    out = tmp / f"{name}unimer"
     if not (out / "build_report.json").exists():
         import unimer_builder as u
 
-        u.synthesize(tmp / "src", "casme2", clips=clips, subjects=subjects, seed=seed, profile=profile,
+        u.synthesize(tmp / f"{name}src", "casme2", clips=clips, subjects=subjects, seed=seed, profile=profile,
                      identities=identities)
         # A synthetic database is not the MEGC2019 release: its composite classes come from the labels.
-        u.build(tmp / "src", out, u.BuildConfig().with_(**{"text.composite": "labels"}), "casme2")
+        u.build(tmp / f"{name}src", out, u.BuildConfig().with_(**{"text.composite": "labels"}), "casme2")
     return out
 
 
@@ -91,6 +91,10 @@ def loso(args) -> None:
     data = dataset(tmp, args.clips, args.subjects, args.profile, args.identities, args.data_seed)
     truth = {c["clip_id"]: {p["au"] for p in c["planted"]}
              for c in json.loads((tmp / "src" / "ground_truth.json").read_text())["clips"]}
+    if args.extra_train:
+        # Training identities only (never the held-out ones): another synthetic database every fold also trains on.
+        args.extra_data = [*args.extra_data, dataset(tmp, args.extra_train, 6, "hard", "train", args.data_seed + 1,
+                                                     name="extra_")]
     seeds = [int(s) for s in args.seeds.split(",")]
     deft = [sys.executable, "-m", "deft_model.cli"]
     rows: dict[str, list[dict]] = {}
@@ -135,7 +139,11 @@ def loso(args) -> None:
     if args.set:
         print(f"\nconfig overrides (every DEFT-LLM row): {' '.join(args.set)}")
     if args.extra_data:
-        print(f"\nevery fold, DEFT-LLM's and the baselines', also trained on: {', '.join(args.extra_data)}")
+        what = [str(d) for d in args.extra_data[:len(args.extra_data) - bool(args.extra_train)]]
+        if args.extra_train:
+            what.append(f"a synthetic build of the training identities ({args.extra_train} clips, 6 subjects, hard "
+                        f"profile, synth seed {args.data_seed + 1})")
+        print(f"\nevery fold, DEFT-LLM's and the baselines', also trained on: {'; '.join(what)}")
     print("\nper seed (UF1):")
     for name, rs in rows.items():
         print(f"  {name}: " + ", ".join(_f(r["uf1"]) for r in rs))
@@ -303,6 +311,9 @@ def main() -> None:
                     "variant (repeatable; for choices made on training identities)")
     ap.add_argument("--extra-data", action="append", default=[], help="deft evaluate --extra-data: a build every fold "
                     "and both baselines also train on (repeatable; e.g. the training identities' build)")
+    ap.add_argument("--extra-train", type=int, default=0, metavar="CLIPS", help="synthesize and build CLIPS clips "
+                    "of the training identities (hard profile, 6 subjects, synth seed --data-seed + 1) and add the "
+                    "build as --extra-data")
     ap.add_argument("--probe", action="store_true", help="probe what each expert's summary carries (subject, emotion)")
     ap.add_argument("--no-generate", dest="generate", action="store_false",
                     help="skip the LM's answers (head and baselines only: a quicker sweep)")

@@ -65,7 +65,7 @@ POOLED_UF1, POOLED_UAR, FOLD_MEAN_UF1 = (0.8 + 2 / 3) / 2, (1 + 0.5) / 2, (1 + 2
 def test_loso_reports_uf1_pooled_over_folds_not_the_mean_of_folds(small_shards_dir, tmp_path, monkeypatch):
     from deft_model import evaluate
 
-    def fake_folds(run, protocol, data, config, extra, shards, fold_keys, epochs, seed, generate, say):
+    def fake_folds(run, protocol, data, config, extra, shards, fold_keys, epochs, seed, generate, say, extra_data=()):
         by_fold = {k: [_clip(k, i, lab, pred) for i, (lab, pred) in enumerate(FOLD_CLIPS[k])] for k in fold_keys}
         return by_fold, [{"epochs": epochs, "seed": seed, "config": {"experts": ["motion"]}}], []
 
@@ -89,7 +89,7 @@ def test_baselines_pool_their_predictions_over_the_same_folds(monkeypatch):
     data = {"clip_id": [f"c{i}" for i in range(4)], "database": ["casme2"] * 4,
             "subject": [f.split("/")[1] for f in folds], "fold": folds,
             "label": [lab for cs in FOLD_CLIPS.values() for lab, _ in cs], "stats": np.zeros((4, 136)),
-            "flow": np.zeros((4, 3, 28, 28), np.float32), "classes": ["a", "b"]}
+            "flow": np.zeros((4, 3, 28, 28), np.float32), "classes": ["a", "b"], "extra": np.zeros(4, bool)}
     monkeypatch.setattr(baselines, "clip_data", lambda *a, **k: data)
     for name in ("_logreg", "_flow_cnn"):
         answers = iter([[p for _, p in cs] for cs in FOLD_CLIPS.values()])  # per fold, in fold order
