@@ -22,6 +22,8 @@ from transformers import AutoConfig, PretrainedConfig
 
 from unimer_builder import REGION_NAMES, VERIFIABLE_AUS
 
+from .augment import check_augment
+
 EXPERTS = ("structure", "dynamic", "motion")
 PLACEHOLDERS = {"structure": "<struct>", "dynamic": "<dyn>", "motion": "<motion>", "heads": "<heads>"}
 # Per-region statistics columns of the shard's `regions` list, in this order (see docs/ARCHITECTURE.md).
@@ -233,8 +235,6 @@ class DeftConfig(PretrainedConfig):
         if bad or any(not 0.0 <= p < 1.0 for p in self.expert_dropout.values()):
             raise ValueError(f"expert_dropout {self.expert_dropout} must map experts ({list(EXPERTS)}) to "
                              "probabilities in [0, 1)")
-        from .augment import check_augment
-
         check_augment(self.training.get("augment"))
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
