@@ -115,7 +115,7 @@ def loso(args) -> None:
                 "uf1": res["head"]["uf1"], "uar": res["head"]["uar"], "acc": res["head"]["acc"],
                 "answer_acc": res["answer"]["acc"], "au_head": _planted_f1(truth, preds, "aus_pred"),
                 "au_expl": _planted_f1(truth, preds, "explanation_aus"),
-                "au_answer": _planted_f1(truth, preds, "answer_aus"), "cut": res["answer"]["truncated_rate"],
+                "au_answer": _planted_f1(truth, preds, "answer_aus") if args.generate else None, "cut": res["answer"]["truncated_rate"],
                 "secs": secs, "peak": peak})
             for b in (res.get("baselines") or {}).values():
                 rows.setdefault(b["title"], []).append({"uf1": b["uf1"], "uar": b["uar"], "acc": b["acc"]})
