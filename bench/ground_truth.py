@@ -7,7 +7,8 @@ Synthesises each format (seeded), builds it with `unimer build`, scores the buil
 `ground_truth.json` and prints one row per format with the figures of issue 8 (moved labelled AUs
 supported; unmoved labelled AUs not supported; unlabelled planted motion reported; SMIC inferred-AU
 recall; text direction), blinks at the apex reported as AU45, then the same figures per amplitude bin
-(micro / mid / macro, hard profile), per identity and per AU, over all formats together.
+(micro / mid / macro, hard profile), per band of planted amplitude (``--edges``, crop px: where detection
+stops), per identity and per AU, over all formats together.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import unimer_builder as u
-from unimer_builder.groundtruth import aggregate, items, load_rows
+from unimer_builder.groundtruth import aggregate, amplitude_band, items, load_rows
 
 TARGETS = {"moved_labelled_supported": 0.95, "unmoved_labelled_not_supported": 0.90,
            "unlabelled_motion_reported": 0.90, "inferred_aus_recovered": 0.90, "text_direction_correct": 0.95}
@@ -53,6 +54,8 @@ def main() -> None:
     ap.add_argument("--identities", default=None, help="hard profile: train | heldout | all | NAME,...")
     ap.add_argument("--formats", nargs="+", default=["casme2", "samm", "smic", "casme3", "manifest"])
     ap.add_argument("--preset", default=None, help="TV-L1 preset of the builds (default: BuildConfig's)")
+    ap.add_argument("--edges", type=float, nargs="+", default=[0.5, 1.0, 2.0, 5.0],
+                    help="band edges of the planted amplitude, crop px (hard profile)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a build setting by its dotted name, the value as JSON, e.g. --set check.z_supported=3.5")
     args = ap.parse_args()
@@ -88,14 +91,19 @@ def main() -> None:
             built = f"{len(load_rows(out))}/{args.clips}"  # a clip not built (no face, ...) is in no figure
             print(f"| {fmt} | {built} | {cells} | {exact} | {time.perf_counter() - t:.0f} |", flush=True)
 
+    edges = sorted(args.edges)
+    for it in everything:
+        it["band"] = None if it["amplitude"] is None else amplitude_band(it["amplitude"], edges)
+    bands = [amplitude_band(x, edges) for x in [edges[0] / 2, *edges]]
     for by, title in (("bin", "Per amplitude bin (crop px at the apex: micro < 2, mid 2-5, macro >= 5), all formats"),
+                      ("band", "Per planted amplitude (crop px at the apex), all formats"),
                       ("identity", "Per identity, all formats"), ("au", "Per AU, all formats")):
         groups: dict[str, list[dict]] = defaultdict(list)
         for it in everything:
             if it[by] is not None:
                 groups[it[by]].append(it)
         if groups:
-            order = ["micro", "mid", "macro"] if by == "bin" else sorted(groups)
+            order = ["micro", "mid", "macro"] if by == "bin" else bands if by == "band" else sorted(groups)
             if by == "au":
                 groups = {f"AU{k}": v for k, v in groups.items()}
                 order = [f"AU{k}" for k in order]

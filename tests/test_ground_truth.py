@@ -48,3 +48,26 @@ def test_direction_tolerance_accepts_a_neighbouring_word_only_near_its_sector():
     assert _within("downward", planted, brow, 45)  # 31 degrees off
     assert not _within("down and outward", planted, brow, 45)  # 76 degrees off
     assert not _within("upward", planted, brow, 45)
+
+
+def test_amplitude_bands_split_at_their_edges():
+    from unimer_builder.groundtruth import amplitude_band
+
+    edges = [0.5, 1.0, 2.0, 5.0]
+    assert [amplitude_band(a, edges) for a in (0.2, 0.5, 0.99, 1.0, 4.9, 5.0, 12.0)] == [
+        "< 0.5", "0.5-1", "0.5-1", "1-2", "2-5", ">= 5", ">= 5"]
+
+
+def test_items_carry_the_planted_amplitude(tmp_path):
+    import json
+
+    from unimer_builder.groundtruth import items
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    synthesize(src, "casme2", clips=2, subjects=1, seed=3, frames=6, profile="hard", identities="train")
+    build(src, out, BuildConfig(text=TextConfig(composite="labels")), "casme2", workers=1)
+    truth = {t["clip_id"]: {p["au"]: p["amplitude_crop_px"] for p in t["planted"]}
+             for t in json.loads((src / "ground_truth.json").read_text())["clips"]}
+    moved = [it for it in items(src / "ground_truth.json", out) if it["key"] == "moved_labelled_supported"]
+    assert moved
+    assert all(it["amplitude"] == truth[it["clip_id"]][it["au"]] for it in moved)

@@ -17,7 +17,8 @@ Each figure is a rate with its count:
 The truth for a region is the displacement really planted there, with overlapping bumps summed, in crop
 axes where the truth gives them (``region_motion_crop``, hard profile: a rolled or turned face), else in
 image axes. :func:`breakdown` splits the figures by amplitude bin (``amplitude_bin`` of the planted AU,
-hard profile) and by identity.
+hard profile), by identity, and by the planted amplitude itself (:func:`amplitude_band`, hard profile:
+``amplitude_crop_px``) where the bins are too coarse to show where detection stops.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ BLINK_VISIBLE_CROP_PX = 1.0  # lid motion at the apex from which a blink counts 
 
 
 def items(truth_file: Path, out: Path) -> list[dict]:
-    """Every scored item: ``{"key", "ok", "clip_id", "identity", "au", "bin"}`` (``bin``: the planted AU's
-    amplitude bin, or None)."""
+    """Every scored item: ``{"key", "ok", "clip_id", "identity", "au", "bin", "amplitude"}`` (``bin``: the
+    planted AU's amplitude bin, ``amplitude``: its crop px at the apex; None where the truth has none)."""
     truth = json.loads(Path(truth_file).read_text())
     rows = load_rows(out)
     found: list[dict] = []
@@ -114,16 +115,18 @@ def items(truth_file: Path, out: Path) -> list[dict]:
             continue  # skipped or dropped: the report says why; not a verdict either way
         who = t.get("identity", "astronaut")  # the default profile draws one photo
 
-        def count(key: str, ok: bool, au: int, amp_bin: str | None = None, t=t, who=who) -> None:
+        planted = {p["au"]: p for p in t["planted"]}
+
+        def count(key: str, ok: bool, au: int, amp_bin: str | None = None, t=t, who=who, planted=planted) -> None:
+            amp = planted[au].get("amplitude_crop_px") if amp_bin is not None and au in planted else None
             found.append({"key": key, "ok": bool(ok), "clip_id": t["clip_id"], "identity": who, "au": au,
-                          "bin": amp_bin})
+                          "bin": amp_bin, "amplitude": amp})
 
         verdict_of: dict[int, str] = {}
         for v in r["verdicts"]:
             if verdict_of.get(v["au"]) != "supported":
                 verdict_of[v["au"]] = v["verdict"]
         labelled = {int(re.sub(r"\D", "", a) or -1) for a in t.get("labelled", [])}
-        planted = {p["au"]: p for p in t["planted"]}
         unmoved = set(t.get("labelled_not_moved", []))
         if r["aus_source"] == "label":
             for au in sorted(labelled & set(planted)):
@@ -159,6 +162,17 @@ def items(truth_file: Path, out: Path) -> list[dict]:
                 count("text_direction_correct", exact or _within(stated, truth_v, region, 45.0), au,
                       p.get("amplitude_bin"))
     return found
+
+
+def amplitude_band(amplitude: float, edges: list[float]) -> str:
+    """The band of ``edges`` (ascending crop px) that ``amplitude`` falls in: ``"< 0.5"``, ``"0.5-1"``, ...,
+    ``">= 5"``."""
+    if amplitude < edges[0]:
+        return f"< {edges[0]:g}"
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        if amplitude < hi:
+            return f"{lo:g}-{hi:g}"
+    return f">= {edges[-1]:g}"
 
 
 def aggregate(found: list[dict]) -> dict[str, dict]:
