@@ -152,3 +152,23 @@ def test_a_labelled_au_pools_its_regions_but_each_must_move_its_way():
     late = [corner("lip_corner_L"), corner("lip_corner_R", peak_time=0.95, apex_share=0.1)]
     assert judge("12", late).verdict == "weak"
     assert CFG.check.z_supported > z_each  # each corner alone is below the threshold
+
+
+def test_a_weaker_au_in_a_quieter_region_is_still_found(env):
+    """The greedy explanation tries every AU that explains some motion: a large motion in a noisy region
+    (not strong there) must not stop the search before a smaller one in a quiet region that is."""
+    from unimer_builder.crosscheck import explain_motion
+
+    lm = env["tools"].aligner.align(BASE).landmarks
+
+    def region(name, au=None, amp=0.0, noise=0.05):
+        dx, dy = (amp * v for v in facs.expected_vector(au, facs.REGION_BY_NAME[name])) if au else (0.0, 0.0)
+        return RegionStats(name, math.hypot(dx, dy), 0.5, dx, dy, 0.9, 0.01, math.hypot(dx, dy) / noise, noise=noise)
+
+    moved = {"lip_corner_L": region("lip_corner_L", 12, 1.5, noise=1.0),  # z 1.5: not strong
+             "brow_inner_R": region("brow_inner_R", 1, 0.5), "brow_inner_L": region("brow_inner_L", 1, 0.5)}
+    stats = {r.name: moved.get(r.name) or region(r.name) for r in facs.REGIONS}
+    actions, _ = explain_motion(stats, lm, 0.0, 0.05, CFG)
+    found = {x.au: x for x in actions}
+    assert 1 in found and found[1].z >= CFG.check.z_unexplained
+    assert 12 not in found

@@ -215,10 +215,11 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
     skin around them along, fading with distance from each of its regions as a Gaussian of
     ``check.spill_reach`` times that region's radii: far along a brow, hardly at all across a thin eyelid.
-    AUs are chosen greedily, the one that explains most of the motion still unexplained first, and all
-    chosen amplitudes are refitted together by non-negative least squares (a non-negative orthogonal
-    matching pursuit). An AU joins only while it is strong (``z >= check.z_unexplained``: its amplitude's z
-    pooled over its regions, the amplitude above the floor times the norm of its column over the
+    AUs are chosen greedily, the one that explains most of the motion still unexplained first (and, when it
+    does not qualify, the next: a large motion in a noisy region says nothing about a smaller one in a quiet
+    region), and all chosen amplitudes are refitted together by non-negative least squares (a non-negative
+    orthogonal matching pursuit). An AU joins only while it is strong (``z >= check.z_unexplained``: its
+    amplitude's z pooled over its regions, the amplitude above the floor times the norm of its column over the
     noise of its own region, so that both lip corners of a smile count as two measurements of one
     AU) and carries at least ``check.own_share`` of the motion of its own region: motion that one
     AU's spill explains (raised brows drag the upper lids up) is not credited to another AU, a
@@ -269,8 +270,6 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
                 chosen, amp, ok = trial, t_amp, True
                 residual = b - a[:, chosen] @ amp
                 break
-            if (gain[k] - floor) / max(noise.values()) < z_min:
-                break  # the rest explain even less
         if not ok:
             break
     res = residual.reshape(-1, 2)
