@@ -125,7 +125,10 @@ def test_pages_load_in_chromium_without_errors_and_show_the_images(small_build, 
         assert browser.console_errors(driver) == []
         assert browser.broken_images(driver) == []
         plot = driver.find_element("css selector", 'img[src="plots/verdicts.png"]')
+        # an element screenshot keeps only the part inside the viewport: bring the whole plot into view
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", plot)
         px = _pixels(plot.screenshot_as_png)
+        assert px.shape[0] == plot.size["height"], (px.shape, plot.size)
         assert px.std() > 20 and (np.abs(px - px.mean(axis=2, keepdims=True)).max(axis=2) > 60).any()  # coloured bars
 
         # the filters hide the other subjects' clips, and say how many are shown
