@@ -14,13 +14,13 @@ stops), per identity and per AU, over all formats together.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import unimer_builder as u
+from unimer_builder.config import parse_setting
 from unimer_builder.groundtruth import aggregate, amplitude_band, items, load_rows
 
 TARGETS = {"moved_labelled_supported": 0.95, "unmoved_labelled_not_supported": 0.90,
@@ -64,8 +64,8 @@ def main() -> None:
     if args.preset:
         cfg = cfg.with_(flow=u.FlowConfig.from_preset(args.preset))
     for item in args.set:
-        name, _, value = item.partition("=")
-        cfg = cfg.with_(**{name: json.loads(value)})
+        name, value = parse_setting(item)
+        cfg = cfg.with_(**{name: value})
     keys = [*TARGETS, "blinks_at_apex_reported_as_au45"]
     print(f"profile {args.profile}, identities {args.identities or ('train' if args.profile == 'hard' else '-')}, "
           f"{args.clips} clips x {args.frames} frames, {args.subjects} subjects, seed {args.seed}\n")

@@ -82,7 +82,7 @@ def test_wrong_direction_is_contradicted(tmp_path, env):
     # the lip corners go down (AU15) while the label says AU12 (up and out)
     _, _, cc = check(tmp_path, env, [(15, None, 2.0, None)], "12")
     v = verdicts(cc)[12]
-    assert v.verdict == "contradicted" and v.direction_cos <= CFG.check.cos_contradicted
+    assert v.verdict == "contradicted" and v.direction_cos < 0
     assert "not" in v.reason
     assert cc.flagged and cc.supported == []
 
@@ -154,6 +154,93 @@ def test_a_labelled_au_pools_its_regions_but_each_must_move_its_way():
     assert CFG.check.z_supported > z_each  # each corner alone is below the threshold
 
 
+def test_a_blink_needs_eyes_open_somewhere_in_the_clip(tmp_path, env, monkeypatch):
+    """Shut at the apex after open at the onset is a blink (AU45, whatever the label); eyes closed through
+    the whole clip (crying, a head tilted back) are not, however their landmarks jitter."""
+    from unimer_builder import evidence as evmod
+
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+
+    def with_ear(ears):  # the clip's eyes as the builder derives them from these eye aspect ratios
+        monkeypatch.setattr(evmod, "eye_aspect_ratio", lambda x: x)
+        frames = evmod._Frames.__new__(evmod._Frames)
+        frames.landmarks = dict(ears)
+        eyes = frames.eyes(CFG.face.open_ear)
+        return cross_check(clip, replace(ev, eyes=eyes), CFG)
+
+    blink = with_ear({0: 0.28, 2: 0.2, 4: 0.06, 8: 0.27})  # open, closing, shut at the apex, open
+    assert any(u.au == 45 for u in blink.unexplained)
+    closed = with_ear({0: 0.077, 2: 0.06, 4: 0.033, 8: 0.05})  # shut throughout: 0.43 of the onset at the apex
+    assert not any(u.au == 45 for u in closed.unexplained)
+    # a label's AU43 (eyes closed) is judged by the eyes as a blink is, under its own number
+    as43 = replace(clip, au_text="43", aus=facs.parse_aus("43"))
+    eyes = cross_check(clip, replace(ev, eyes={0: 1.0, 4: 0.2, 8: 1.0}), CFG).unexplained
+    got = cross_check(as43, replace(ev, eyes={0: 1.0, 4: 0.2, 8: 1.0}), CFG)
+    assert any(u.au == 45 for u in eyes)
+    assert [(v.au, v.verdict) for v in got.verdicts] == [(43, "supported")] and got.supported == [43]
+    assert not any(u.au == 45 for u in got.unexplained)
+    assert cross_check(clip, replace(ev, eyes={}), CFG).unexplained == []
+
+
+def test_both_upper_lids_falling_is_a_blink_where_the_landmarks_miss_it(tmp_path, env):
+    """Some faces' lid landmarks do not follow a shut eye (the eye aspect ratio stays at 0.7 of the open
+    one): both upper lids falling far in the flow is then the blink, and the lids are not explained by other
+    AUs nor left as unexplained motion."""
+    from unimer_builder.face import interocular
+
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    iod = interocular(np.asarray(ev.face.landmarks, float))
+
+    def lids_fall(by_iod, z=50.0):
+        regions = [replace(r, dy=by_iod * iod, dx=0.0, mean=by_iod * iod, z=z)
+                   if r.name.startswith("upper_lid") else r for r in ev.regions]
+        return cross_check(clip, replace(ev, regions=regions, eyes={0: 1.0, 4: 0.75, 8: 1.0}), CFG)
+
+    fell = lids_fall(0.1)
+    lid_aus = [(u.region, u.au) for u in fell.unexplained if "lid" in u.region]
+    assert lid_aus and all(au == 45 for _, au in lid_aus) and len(lid_aus) == 1
+    as45 = cross_check(replace(clip, au_text="12+45", aus=facs.parse_aus("12+45")),
+                       replace(ev, regions=[replace(r, dy=0.1 * iod, dx=0.0, mean=0.1 * iod, z=50.0)
+                                            if r.name.startswith("upper_lid") else r for r in ev.regions],
+                               eyes={0: 1.0, 4: 0.75, 8: 1.0}), CFG)
+    assert {v.au: v.verdict for v in as45.verdicts}[45] == "supported"
+    assert "upper lids fall" in next(v.reason for v in as45.verdicts if v.au == 45)
+    # a smaller fall (a brow lowering dragging the lids), or one lid only, is no blink
+    from unimer_builder.crosscheck import _eyes_shut
+
+    def shut(by_iod, lids=("upper_lid_R", "upper_lid_L")):
+        regions = [replace(r, dy=by_iod * iod, z=50.0) if r.name in lids else r for r in ev.regions]
+        return _eyes_shut(clip, replace(ev, regions=regions, eyes={0: 1.0, 4: 0.75, 8: 1.0}), CFG)
+
+    assert shut(1.2 * CFG.face.lid_fall)
+    assert not shut(0.8 * CFG.face.lid_fall) and not shut(0.1, lids=("upper_lid_L",))
+
+
+def test_motion_sideways_to_the_au_contradicts_it():
+    """A label is contradicted when nothing moves its way, however much moves across it (a held smile's
+    lip corner drifting sideways, a real face's sub-pixel wander); a small component its way is weak."""
+    from unimer_builder.crosscheck import judge_token
+
+    noise = 0.1
+    ex, ey = facs.expected_vector(12, facs.REGION_BY_NAME["lip_corner_L"])
+    n = math.hypot(ex, ey)
+    ex, ey = ex / n, ey / n
+
+    def corner(along_z, across_z):
+        dx = (along_z * ex - across_z * ey) * noise
+        dy = (along_z * ey + across_z * ex) * noise
+        m = math.hypot(dx, dy)
+        return {"lip_corner_L": RegionStats("lip_corner_L", m, 0.5, dx, dy, 0.9, 0.01, m / noise, noise=noise)}
+
+    (tok,) = facs.parse_aus("L12").tokens
+    sideways = judge_token(tok, corner(0.5, 6.0), CFG, t_apex=0.5)
+    assert sideways.verdict == "contradicted" and sideways.z >= CFG.check.z_supported
+    assert abs(sideways.direction_cos) < CFG.check.cos_supported
+    assert judge_token(tok, corner(3.0, 1.0), CFG, t_apex=0.5).verdict == "weak"  # its way, not enough
+    assert judge_token(tok, corner(-3.0, 0.5), CFG, t_apex=0.5).verdict == "contradicted"  # against it
+    assert judge_token(tok, corner(6.0, 1.0), CFG, t_apex=0.5).verdict == "supported"
+
+
 def test_a_weaker_au_in_a_quieter_region_is_still_found(env):
     """The greedy explanation tries every AU that explains some motion: a large motion in a noisy region
     (not strong there) must not stop the search before a smaller one in a quiet region that is."""
@@ -172,3 +259,25 @@ def test_a_weaker_au_in_a_quieter_region_is_still_found(env):
     found = {x.au: x for x in actions}
     assert 1 in found and found[1].z >= CFG.check.z_unexplained
     assert 12 not in found
+
+
+def test_an_inferred_au_moves_its_own_region_its_way(env):
+    """Least squares can pair AUs that cancel: a smile whose right corner moves out further than its left
+    was explained as AU20 on both sides plus an AU14 "tightening inward" the left corner that moved
+    outward (a hard-profile SMIC clip). An AU is found only where its own region moved its way."""
+    from unimer_builder.crosscheck import explain_motion
+
+    lm = env["tools"].aligner.align(BASE).landmarks
+    moved = {"lip_corner_R": (-4.2, -1.1), "lip_corner_L": (2.45, -0.85), "cheek_R": (-1.2, -1.4),
+             "cheek_L": (0.2, -1.0), "lower_lid_R": (-0.8, -2.5), "lower_lid_L": (0.2, -1.9)}
+    stats = {}
+    for r in facs.REGIONS:
+        dx, dy = moved.get(r.name, (0.0, 0.0))
+        m = math.hypot(dx, dy)
+        stats[r.name] = RegionStats(r.name, m, 0.5, dx, dy, 0.95, 0.01, m / 0.15, noise=0.15)
+    actions, _ = explain_motion(stats, lm, 0.0, 0.15, CFG)
+    for x in actions:
+        rs = stats[x.region]
+        ex, ey = facs.expected_vector(x.au, facs.REGION_BY_NAME[x.region])
+        assert rs.dx * ex + rs.dy * ey > 0, (x, rs)
+    assert any(x.region.startswith("lip_corner") for x in actions)  # the corners are still explained

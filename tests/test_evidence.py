@@ -60,9 +60,10 @@ def planted_field(base_face, plants, sigma=0.13):
 
 
 def make_clip(tmp_path, base_face, plants, n=9, apex=4, shift=(0.0, 0.0), au_text=None, apex_known=True,
-              base=BASE):
+              base=BASE, exposure=None):
     """Frames onset..offset (``n``), the planted motion peaking at index ``apex``; ``shift`` (original
-    px) moves the whole head rigidly with the same time profile."""
+    px) moves the whole head rigidly with the same time profile; ``exposure(i)`` -> (gain, offset) of
+    frame ``i`` (a camera's flicker)."""
     d = planted_field(base_face, plants) if plants else np.zeros(base.shape + (2,), np.float32)
     h, w = base.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -72,6 +73,9 @@ def make_clip(tmp_path, base_face, plants, n=9, apex=4, shift=(0.0, 0.0), au_tex
         mx = xx - p * (d[..., 0] + shift[0])
         my = yy - p * (d[..., 1] + shift[1])
         img = cv2.remap(base.astype(np.float32), mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        if exposure is not None:
+            gain, offset = exposure(i)
+            img = gain * img + offset
         path = tmp_path / f"img{100 + i}.png"
         cv2.imwrite(str(path), np.clip(np.rint(img), 0, 255).astype(np.uint8))
         frames[100 + i] = str(path)
@@ -229,6 +233,32 @@ def test_head_shift_is_removed(tmp_path, base_face, tools):
         assert st[name].z < 2.5, st[name]
 
 
+def test_exposure_flicker_is_no_motion(tmp_path, base_face, tools):
+    """A camera's gain and offset changing between frames (auto-exposure, mains flicker) breaks TV-L1's
+    brightness constancy: on skin with little texture it reads the change as motion. Every crop is matched
+    to the onset's brightness first (flow.match_brightness)."""
+    flicker = lambda i: (1.0, 0.0) if i == 0 else (1.03, 4.0 if i % 2 else -3.0)  # noqa: E731
+    smooth = cv2.GaussianBlur(BASE, (0, 0), 2.0)  # skin with little texture, as on many real faces
+    clip = make_clip(tmp_path, base_face, [(12, None, 0.8, None)], au_text="12", base=smooth, exposure=flicker)
+    on = compute_evidence(clip, CFG, tools)
+    off = compute_evidence(clip, CFG.with_(**{"flow.match_brightness": False}), tools)
+    assert on.floor < 0.5 * off.floor, (on.floor, off.floor)
+    a, b = stats_by_name(on), stats_by_name(off)
+    for name in ("lip_corner_L", "lip_corner_R"):
+        assert a[name].z > b[name].z and cosine(a[name], 12) > 0.9, (a[name], b[name])
+
+
+def test_match_brightness_recovers_gain_and_offset_despite_a_changed_area():
+    rng = np.random.default_rng(0)
+    ref = cv2.GaussianBlur(rng.uniform(40, 200, (224, 224)).astype(np.float32), (0, 0), 3)
+    img = 0.9 * ref - 6.0
+    img[140:190, 80:150] = 5.0  # an opening mouth: dark, and nothing like the reference there
+    out = fl.match_brightness(np.clip(img, 0, 255).astype(np.uint8), ref.astype(np.uint8)).astype(np.float32)
+    keep = np.ones_like(ref, bool)
+    keep[135:195, 75:155] = False
+    assert np.abs(out - ref)[keep].mean() < 0.8
+
+
 def test_apex_is_estimated_when_missing(tmp_path, base_face, tools):
     clip = make_clip(tmp_path, base_face, [(4, None, 2.0, None)], n=15, apex=10, apex_known=False)
     ev = compute_evidence(clip, CFG, tools)
@@ -246,3 +276,27 @@ def test_image_and_stack_sizes_follow_the_config(tmp_path, base_face):
     assert ev.onset_crop.shape == (128, 128) and ev.apex_crop.shape == (128, 128)
     assert ev.stack.shape == (4, 64, 64)
     assert ev.flow.shape == (CFG.face.crop_size, CFG.face.crop_size, 2)
+
+
+def test_the_inside_of_an_opening_mouth_is_no_occlusion():
+    """Teeth appearing between parted lips match no flow; a hand's patch over the lips does not match
+    either, and must still count: only the inner-lip contour (landmarks 60-67) of either frame is left out."""
+    rng = np.random.default_rng(0)
+    onset = cv2.GaussianBlur(rng.uniform(0, 255, (120, 120)).astype(np.float32), (0, 0), 1.5)
+    lm = np.zeros((68, 2))
+    t = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    lm[60:68] = np.stack([60 + 14 * np.cos(t), 70 + 6 * np.sin(t)], axis=1)  # the apex's open mouth
+    closed = lm.copy()
+    closed[60:68, 1] = 70  # the onset's closed lips: a line
+    lips = np.zeros((120, 120), bool)
+    lips[58:83, 40:81] = True
+    flow = np.zeros((120, 120, 2), np.float32)
+    apex = onset.copy()
+    opened = rg.mouth_opening(lm, onset.shape)
+    apex[opened] = 250.0  # teeth
+    mouths = (rg.mouth_opening(closed, onset.shape), opened)
+    assert rg.appearance_match(onset, apex, flow, {"lips": lips})["lips"] < 0.7
+    assert rg.appearance_match(onset, apex, flow, {"lips": lips}, unseen=mouths)["lips"] > 0.99
+    hand = apex.copy()
+    hand[58:83, 40:70] = 200.0
+    assert rg.appearance_match(onset, hand, flow, {"lips": lips}, unseen=mouths)["lips"] < 0.7

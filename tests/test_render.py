@@ -289,3 +289,6 @@ def test_build_config_round_trips_through_its_dict(tmp_path):
             old.text.tasks, old.text.folder) == (160, 4, 2.5, "similarity", "labels", ("au",), BuildConfig().text.folder)
     with pytest.raises(ValueError, match="unknown setting 'crop_sise'"):
         build_config_from_dict({**flat, "crop_sise": 1})
+    # a setting a later builder retired is read and dropped, flat or nested
+    assert build_config_from_dict({**flat, "cos_contradicted": -0.3}).check == old.check
+    assert build_config_from_dict({**d, "check": {**d["check"], "cos_contradicted": -0.3}}) == cfg

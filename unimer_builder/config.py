@@ -81,6 +81,16 @@ class FaceConfig:
     register_max_error: float = 0.04  # IOD: registered head landmarks further from the onset's: track lost
     face_match: float = 0.5  # an apex face matching its onset less (NCC) is not the same face: no_face
     blink_ratio: float = 0.6  # eyes count as shut below this share of the clip's most open eye aspect ratio
+    # ... where that is at least ``open_ear``, the eye aspect ratio of an open eye (Soukupova & Cech 2016:
+    # about 0.3 open, under 0.15 shut). Eyes closed through a whole clip (crying, a head tilted back with
+    # closed eyes: 0.02-0.08 on real video) then never count as open, so their landmarks' jitter is no blink.
+    open_ear: float = 0.15
+    # Both upper lids falling at least this far (IOD) onset->apex in the flow is an eye closing too: on some
+    # faces dlib's lid landmarks do not follow a shut eye (a full blink kept 0.7 of the open eye aspect
+    # ratio on vitallens' bearded man). On real video blinks moved the upper lids 0.025-0.14 IOD and nothing
+    # else more than 0.014 (a smile's cheek raise); on the hard synthetic profile a macro brow lowering
+    # (AU4+9, 7-10 crop px) dragged them 0.022-0.026, and only blinks 0.03 or more (bench/README.md section 6).
+    lid_fall: float = 0.03
 
     def __post_init__(self):
         _choice(self.detector, FACE_DETECTORS, "face.detector", "face detector")
@@ -110,6 +120,9 @@ class FlowConfig:
     # Three levels lose a broad smile's 7-10 px lip-corner motion on real video.
     max_scales: int = 10
     coarsest_motion: float = 1.0
+    # Every frame's crop gets the onset crop's gain and offset before any flow (flow.match_brightness):
+    # TV-L1 reads exposure flicker as motion on smooth skin.
+    match_brightness: bool = True
     dis_preset: str = "ultrafast"  # DIS flow for the timing curves and the apex search (cheap, small crops)
     dis_finest_scale: int = 1
     apex_search_frames: int = 16  # frames sampled onset..offset to estimate a missing apex (refined locally)
@@ -214,7 +227,6 @@ class CheckConfig:
     z_supported: float = 4.0
     z_weak: float = 2.0
     cos_supported: float = 0.3  # loose: the motion's component along the AU carries the decision
-    cos_contradicted: float = -0.3
     z_unexplained: float = 6.0
     timing_share: float = 0.5  # at the apex a supported region has moved at least this share of its most
     timing_tolerance: float = 0.35  # without DIS at the apex: |peak_time - apex_time| as a share of onset..offset
@@ -308,6 +320,18 @@ class BuildConfig:
         return _fingerprint(self, _template_files(self.text.folder))
 
 
+def parse_setting(item: str) -> tuple[str, object]:
+    """``NAME=VALUE`` as a benchmark's ``--set`` writes it: the value as JSON (``3.5``, ``true``, ``[1, 2]``),
+    else as the string itself (``head.model=similarity``)."""
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"setting {item!r}: write NAME=VALUE, e.g. check.z_supported=3.5")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def _template_files(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """(relative path, size, mtime) of every file in the templates folder: the key of its digest."""
     if not folder.is_dir():
@@ -368,6 +392,21 @@ FLAT_NAMES: dict[str, str | None] = {
 }
 
 
+# Settings a recorded build may carry that no longer decide anything (builder version): read and dropped.
+# ``check.cos_contradicted`` (0.1.3): a label is contradicted when its motion along the AU is under z_weak,
+# which a direction against the AU already implies.
+RETIRED: frozenset[str] = frozenset({"check.cos_contradicted"})
+
+
+def _drop_retired(d: dict) -> dict:
+    out = dict(d)
+    for dotted in RETIRED:
+        part, name = dotted.split(".")
+        if isinstance(out.get(part), dict) and name in out[part]:
+            out[part] = {k: v for k, v in out[part].items() if k != name}
+    return out
+
+
 def _nest_flat(d: dict) -> dict:
     """A recorded settings mapping in today's nested layout (a flat, pre-nesting one is nested first)."""
     parts = {f.name for f in fields(BuildConfig)}
@@ -389,7 +428,7 @@ def build_config_from_dict(d: dict) -> BuildConfig:
     """:meth:`BuildConfig.from_dict` of what a build report (or a saved model run) recorded, today's nested
     layout or the flat one of earlier builds; a recorded templates folder that no longer exists falls back
     to the packaged templates."""
-    d = _nest_flat(dict(d))
+    d = _drop_retired(_nest_flat(dict(d)))
     text = d.get("text")
     if isinstance(text, dict) and text.get("templates") is not None and not Path(str(text["templates"])).is_dir():
         d = {**d, "text": {**text, "templates": None}}

@@ -6,8 +6,10 @@ For every labelled AU token the regions FACS puts it in (:func:`facs.regions_for
   (``cos >= cos_supported`` with :func:`facs.expected_vector`), peaking near the apex
   (by the DIS curves it peaks within ``timing_tolerance`` of the apex, or at the apex it has moved at
   least ``timing_share`` of its most; unknown timing counts as fine);
-* **contradicted**: nothing moved (``z < z_weak``) or it moved the other way (``cos <= cos_contradicted``);
-* **weak**: anything in between (some motion, a loose direction, or a peak far from the apex);
+* **contradicted**: nothing moved the AU's way: the motion's component along the AU's direction, over the
+  region's noise, is under ``z_weak`` (the region is still, or it moved sideways or the other way);
+* **weak**: anything in between (some motion the AU's way, but too little, a loose direction, or a peak
+  far from the apex);
 * **unverifiable**: the AU has no region the flow can check (AU8, AU11, head and eye AUs, ...).
 
 A label is judged on its best region, or on all its regions together when each moves the AU's way
@@ -28,6 +30,7 @@ from scipy.optimize import nnls
 
 from . import facs
 from .config import BuildConfig
+from .face import interocular
 from .records import AUToken, Clip, CrossCheck, Evidence, RegionStats, Unexplained, Verdict
 from .regions import region_geometry
 
@@ -76,8 +79,12 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
         verdict, reason = "supported", f"{where} moves {went} (z={rs.z:.1f}, cos={cos:.2f})"
     elif rs.z < cfg.check.z_weak:
         verdict, reason = "contradicted", f"no motion above the noise floor in {where} (z={rs.z:.1f})"
-    elif cos <= cfg.check.cos_contradicted:
-        verdict, reason = "contradicted", f"{where} moves {went}, not {want} (cos={cos:.2f})"
+    elif along < cfg.check.z_weak:
+        # It moved, but not the AU's way. Motions add, so a co-occurring action cannot hide an AU's own
+        # component along its direction, only add to it or take from it; a sideways drift of a real face
+        # (a held smile relaxing, a lip corner during a blink) is no evidence for the AU.
+        verdict, reason = "contradicted", (f"{where} moves {went}, not {want} (cos={cos:.2f}; along {want}: "
+                                           f"z={along:.1f})")
     else:
         bits = []
         if min(rs.z, along) < cfg.check.z_supported:
@@ -266,7 +273,8 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
             t_amp, _ = nnls(a[:, trial], b)
             r = own(int(k))
             vec = np.hypot(stats[r].dx, stats[r].dy) if r else 0.0
-            if r and (t_amp[-1] - floor) * norms[k] / noise[r] >= z_min and t_amp[-1] >= own_share * vec:
+            if r and (t_amp[-1] - floor) * norms[k] / noise[r] >= z_min and t_amp[-1] >= own_share * vec \
+                    and _moves_its_way(_UNITS[k][0], stats[r], cfg):
                 chosen, amp, ok = trial, t_amp, True
                 residual = b - a[:, chosen] @ amp
                 break
@@ -279,6 +287,13 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     return sorted(actions, key=lambda x: -x.amplitude), res_z
 
 
+def _moves_its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
+    """The AU's own region moved its way (``cos >= check.cos_supported``): the least squares can otherwise
+    pair two AUs that cancel (an AU20 overshooting one lip corner "corrected" by an AU14 that corner never
+    made, the corner moving outward)."""
+    return _cos(rs.dx, rs.dy, *facs.expected_vector(au, facs.REGION_BY_NAME[rs.name])) >= cfg.check.cos_supported
+
+
 def _sides(actions: list[Action]) -> str | None:
     """One side for an AU found on one side only; ``None`` when on both or on the midline."""
     sides = {x.side for x in actions}
@@ -286,8 +301,24 @@ def _sides(actions: list[Action]) -> str | None:
 
 
 def _eyes_shut(clip: Clip, ev: Evidence, cfg: BuildConfig) -> bool:
-    """The onset->apex flow compares an open eye with a (nearly) shut one: a blink, not an expression."""
-    return any(ev.eyes.get(n, 1.0) < cfg.face.blink_ratio for n in (clip.onset, ev.apex))
+    """The onset->apex flow compares an open eye with a (nearly) shut one: a blink, not an expression. By
+    the eyes' landmarks (which must be open somewhere in the clip: closed throughout, they do not blink), or
+    by both upper lids falling in the flow where the landmarks do not follow the lids."""
+    opened = max(ev.eyes.values(), default=1.0) >= cfg.face.blink_ratio
+    shut = opened and any(ev.eyes.get(n, 1.0) < cfg.face.blink_ratio for n in (clip.onset, ev.apex))
+    return shut or _lids_fall(ev, cfg) is not None
+
+
+def _lids_fall(ev: Evidence, cfg: BuildConfig) -> float | None:
+    """How far (px) the less-moved upper lid fell onset->apex, when both fell at least ``face.lid_fall`` IOD
+    and strongly (``z_unexplained``); else None."""
+    lids = [r for r in ev.regions if r.name in ("upper_lid_R", "upper_lid_L")]
+    if len(lids) != 2:
+        return None
+    least = interocular(np.asarray(ev.face.landmarks, float)) * cfg.face.lid_fall
+    if all(r.dy >= least and r.z >= cfg.check.z_unexplained for r in lids):
+        return float(min(r.dy for r in lids))
+    return None
 
 
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
@@ -317,7 +348,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             by_au.setdefault(45, [])
         for au in sorted(by_au):
             if au == 45 and blink:
-                verdicts.append(_blink_verdict(clip, evidence, stats))
+                verdicts.append(_blink_verdict(clip, evidence, stats, cfg))
                 continue
             hits = by_au[au]
             side = _sides(hits)
@@ -338,7 +369,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     reasons: list[str] = []
     for tok in clip.aus.tokens:
         if blink and tok.au in (43, 45) and not tok.alternatives:
-            v = _blink_verdict(clip, evidence, stats)
+            v = _blink_verdict(clip, evidence, stats, cfg, tok.au, tok.side)
         else:
             v = judge_token(tok, stats, cfg, t_apex, lost)
         verdicts.append(v)
@@ -370,7 +401,7 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
-    return {au: (_blink_verdict(clip, evidence, stats) if blink and au in (43, 45)
+    return {au: (_blink_verdict(clip, evidence, stats, cfg, au) if blink and au in (43, 45)
                  else judge_token(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
 
 
@@ -409,12 +440,17 @@ def _dedupe(items: list[Unexplained]) -> list[Unexplained]:
     return out
 
 
-def _blink_verdict(clip: Clip, ev: Evidence, stats: dict[str, RegionStats]) -> Verdict:
-    """AU45 measured by the eyes' own opening (eye aspect ratio), which is what a blink is."""
+def _blink_verdict(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: BuildConfig, au: int = 45,
+                   side: str | None = None) -> Verdict:
+    """AU45 (or a label's AU43, eyes closed: motion cannot tell them apart) measured by the eyes' own opening
+    (eye aspect ratio), which is what a blink is."""
     shut = min(ev.eyes.get(n, 1.0) for n in (clip.onset, ev.apex))
     lid = max((r.name for r in facs.REGIONS if r.family == "upper_lid" and r.name in stats),
               key=lambda n: stats[n].mean, default="")
     z = float(stats[lid].z) if lid else float("nan")
-    return Verdict(au=45, side=None, region=lid, verdict="supported", z=z, direction_cos=float("nan"),
-                   timing_ok=None, reason=f"the eyes are shut to {shut:.0%} of their opening in the compared "
-                                          f"frames (a blink)")
+    what = "a blink" if au == 45 else "closed"
+    fell = _lids_fall(ev, cfg) if shut >= cfg.face.blink_ratio else None
+    reason = (f"both upper lids fall by {fell:.1f} px or more ({what})" if fell is not None else
+              f"the eyes are shut to {shut:.0%} of their opening in the compared frames ({what})")
+    return Verdict(au=au, side=side, region=lid, verdict="supported", z=z, direction_cos=float("nan"),
+                   timing_ok=None, reason=reason)

@@ -86,15 +86,17 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
     with timer("face"):
         where = clip.frames.get(clip.onset) or clip.video or clip.clip_id
         face = aligner.align(onset_img, where=str(where))
-    return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer)
+    return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer,
+                   cfg.flow.match_brightness)
 
 
 class _Frames:
     """A clip's frames as registered crops: each frame decoded, registered and resized at most once."""
 
     def __init__(self, reader: FrameReader, aligner: FaceAligner, face: Face, onset: int, onset_img: np.ndarray,
-                 small_size: int, timer: Timer):
+                 small_size: int, timer: Timer, match_brightness: bool = True):
         self.reader, self.aligner, self.face, self.small_size, self.timer = reader, aligner, face, small_size, timer
+        self.onset, self.match_brightness = onset, match_brightness
         self.crops = {onset: warp(onset_img, face)}
         self.matrices = {onset: face.matrix}
         self.landmarks = {onset: face.landmarks}
@@ -108,7 +110,10 @@ class _Frames:
                 # Start from the nearest frame registered so far: the head moves little between them.
                 near = min(self.matrices, key=lambda k: (abs(k - n), k))
                 m, lm = self.aligner.register(img, self.face, start=self.matrices[near])
-                self.crops[n], self.matrices[n], self.landmarks[n] = warp(img, self.face, m), m, lm
+                crop = warp(img, self.face, m)
+                if self.match_brightness:  # exposure flicker is no motion (fl.match_brightness)
+                    crop = fl.match_brightness(crop, self.crops[self.onset])
+                self.crops[n], self.matrices[n], self.landmarks[n] = crop, m, lm
         return self.crops[n]
 
     def small(self, n: int) -> np.ndarray:
@@ -124,10 +129,11 @@ class _Frames:
         reg = np.vstack([self.matrices[n], [0, 0, 1]])
         return np.linalg.inv(reg @ np.linalg.inv(onset))[:2]
 
-    def eyes(self) -> dict[int, float]:
-        """Eye openness of every registered frame, relative to the most open one."""
+    def eyes(self, open_ear: float = 0.0) -> dict[int, float]:
+        """Eye openness of every registered frame, relative to the most open one, or to ``open_ear`` where
+        the eyes never open wider (then no frame of the clip counts as open: no blink can be seen)."""
         ear = {n: eye_aspect_ratio(lm) for n, lm in self.landmarks.items()}
-        top = max(ear.values()) if ear else 0.0
+        top = max(max(ear.values(), default=0.0), open_ear)
         return {n: (v / top if top > 0 else 1.0) for n, v in sorted(ear.items())}
 
 
@@ -227,20 +233,21 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     and the crops as stored; a face the apex no longer matches is no face."""
     s = cfg.face.crop_size
     onset_crop, apex_crop = frames.crops[clip.onset], frames.crops[apex]
-    match = rg.appearance_match(onset_crop, apex_crop, f, {**geo.masks, "_face": geo.face})
+    mouths = (rg.mouth_opening(geo.landmarks, onset_crop.shape), rg.mouth_opening(frames.landmarks[apex], apex_crop.shape))
+    match = rg.appearance_match(onset_crop, apex_crop, f, {**geo.masks, "_face": geo.face}, unseen=mouths)
     if match.get("_face", 1.0) < cfg.face.face_match:
         raise InputError("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
                          f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",
                          str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")
+    peaks, shares = _timing(clip, offset, apex, curves.at, geo.masks)
     f, head, moved = geo.rigid.remove(f, before=frames.head(apex))
     strain = fl.optical_strain(f)
-    peaks, shares = _timing(clip, offset, apex, curves.at, geo.masks)
     stats, floor, spread = rg.region_stats(
         f, strain, geo.masks, geo.face, peak_times=peaks, apex_shares=shares, landmarks=geo.landmarks,
         floor_allowed=geo.floor & rg.skull_mask(geo.landmarks, (s, s)), head=moved, head_error=cfg.head.error,
         head_shares=rg.head_error_shares(geo.landmarks, cfg.head.error_reach, cfg.head.error_least, cfg.regions),
         match=match, cfg=cfg.regions)
-    eyes = frames.eyes()
+    eyes = frames.eyes(cfg.face.open_ear)
     size = cfg.output.image_size
     if size != s:
         onset_crop = cv2.resize(onset_crop, (size, size), interpolation=cv2.INTER_AREA)

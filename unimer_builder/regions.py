@@ -171,8 +171,8 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / d) if d > 1e-6 else 1.0
 
 
-def appearance_match(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, masks: dict[str, np.ndarray]
-                     ) -> dict[str, float]:
+def appearance_match(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, masks: dict[str, np.ndarray],
+                     unseen: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """How well the flow explains each region's change of appearance: the normalised cross-correlation
     of the onset with the apex warped back along the flow (1: the region's pixels moved as the flow says).
 
@@ -180,14 +180,31 @@ def appearance_match(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, mask
     follow replaces it. Measured on real video (bench/real_footage.py): smiles, blinks and still faces
     keep every region above 0.79 (the lower lip of a smile that bares the teeth is the lowest); the
     regions a hand covers or uncovers fall to 0.40-0.66; a cut to a cartoon leaves the whole face near 0.
+    A mouth opening wide shows teeth the onset did not (the talking face's lower lip fell to 0.68):
+    ``unseen`` (the inside of the mouth at the onset and at the apex, :func:`mouth_opening`) is left out.
     """
     h, w = onset.shape
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     back = cv2.remap(apex.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
     a = onset.astype(np.float32)
+    if unseen is not None:
+        # The inside of the mouth (teeth, tongue, shadow), where the onset shows it or where the flow carries
+        # onset pixels into the apex's, appears or disappears as the mouth opens or closes: no flow can match
+        # it, and its mismatch says nothing of an occlusion. ``unseen``: (onset's, apex's) HxW bool masks.
+        at_onset, at_apex = unseen
+        hidden = at_onset | (cv2.remap(at_apex.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1],
+                                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0) > 0.5)
+        masks = {n: (m & ~hidden) if (m & ~hidden).sum() >= 0.5 * m.sum() else m for n, m in masks.items()}
     out = {n: _ncc(a[m], back[m]) for n, m in masks.items() if m.any()}
     return out
+
+
+def mouth_opening(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """HxW bool: inside the inner lip contour (landmarks 60-67), what a mouth shows when it opens."""
+    out = np.zeros(shape, np.uint8)
+    cv2.fillPoly(out, [np.rint(np.asarray(landmarks, float)[60:68]).astype(np.int32)], 1)
+    return out.astype(bool)
 
 
 def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarray], face: np.ndarray,
