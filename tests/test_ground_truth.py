@@ -19,6 +19,7 @@ TARGETS = {
     "unlabelled_motion_reported": 0.90,
     "inferred_aus_recovered": 0.90,
     "text_direction_correct": 0.95,
+    "inferred_aus_planted": 0.90,  # SMIC: the recall must not come from stating AUs that nothing made
 }
 LABEL_ONLY = ("moved_labelled_supported", "unmoved_labelled_not_supported", "unlabelled_motion_reported")
 
@@ -71,3 +72,26 @@ def test_items_carry_the_planted_amplitude(tmp_path):
     moved = [it for it in items(src / "ground_truth.json", out) if it["key"] == "moved_labelled_supported"]
     assert moved
     assert all(it["amplitude"] == truth[it["clip_id"]][it["au"]] for it in moved)
+
+
+def test_inferred_aus_count_as_planted_only_where_something_made_them(tmp_path):
+    """SMIC's precision side: an AU inferred from motion that was not planted is a miss; a blink's AU45 is
+    planted where the clip blinks."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unimer_builder.groundtruth import items
+
+    truth = {"clips": [
+        {"clip_id": "a", "planted": [{"au": 12, "regions": [], "amplitude_bin": "micro"}], "blinks": [{}]},
+        {"clip_id": "b", "planted": [{"au": 4, "regions": [], "amplitude_bin": "macro"}]}]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    rows = [{"clip_id": c, "task": "explain", "aus_source": "inferred", "aus_supported": aus, "verdicts": [],
+             "unexplained": [], "answer": ""} for c, aus in (("a", [12, 45, 26]), ("b", [4, 45]))]
+    (tmp_path / "out" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "part-0.parquet")
+    got = {(it["clip_id"], it["au"]): it["ok"] for it in items(tmp_path / "truth.json", tmp_path / "out")
+           if it["key"] == "inferred_aus_planted"}
+    assert got == {("a", 12): True, ("a", 26): False, ("a", 45): True, ("b", 4): True, ("b", 45): False}

@@ -6,6 +6,8 @@ Each figure is a rate with its count:
 - ``unlabelled_motion_reported``: planted motion that no label names, reported as unexplained in one of
   its regions (databases with AU labels);
 - ``inferred_aus_recovered``: for databases without AU labels (SMIC), planted AUs recovered as inferred AUs;
+- ``inferred_aus_planted``: the other side of it, inferred AUs that were planted (a blink's AU45 counts
+  where the clip blinks): what the recall costs in AUs the text states that nothing made;
 - ``text_direction_correct``: regions the motion text describes for a planted AU whose stated direction
   word points within 45 degrees of the displacement planted there (the eight compass words quantise
   direction; a word one sector off is right only when the motion lies near that sector's edge);
@@ -97,7 +99,7 @@ def load_rows(out: Path) -> dict[str, dict]:
 
 
 KEYS = ("moved_labelled_supported", "unmoved_labelled_not_supported", "unlabelled_motion_reported",
-        "inferred_aus_recovered", "text_direction_correct", "text_direction_exact_word",
+        "inferred_aus_recovered", "inferred_aus_planted", "text_direction_correct", "text_direction_exact_word",
         "blinks_at_apex_reported_as_au45")
 BLINK_VISIBLE_CROP_PX = 1.0  # lid motion at the apex from which a blink counts as visible to onset->apex flow
 
@@ -140,6 +142,9 @@ def items(truth_file: Path, out: Path) -> list[dict]:
         else:
             for au in sorted(planted):
                 count("inferred_aus_recovered", au in set(r["aus_supported"]), au, planted[au].get("amplitude_bin"))
+            for au in sorted(set(r["aus_supported"])):
+                made = au in planted or (au == 45 and bool(t.get("blinks")))
+                count("inferred_aus_planted", made, au, planted[au].get("amplitude_bin") if au in planted else None)
         named = {u["au"] for u in r["unexplained"]} | {v["au"] for v in r["verdicts"]} | set(r["aus_supported"])
         for b in t.get("blinks", []):
             lid = max((math.hypot(*v) for v in b.get("apex_motion_crop", {}).values()), default=0.0)
