@@ -17,14 +17,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from unimer_builder.shards import read_shard
 
 
 def _table(out: Path) -> pa.Table:
     files = sorted((out / "data").glob("train-*.parquet"))
     if not files:
         raise SystemExit(f"{out / 'data'}: no shards")
-    return pa.concat_tables([pq.read_table(f) for f in files])
+    return pa.concat_tables([read_shard(f) for f in files])
 
 
 def _pixels(img: dict | None):

@@ -67,10 +67,10 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         pages = sorted((index.parent / "clips").glob("*.html"))
         print(f"report of {len(pages)} clips written in {seconds:.2f} s ({seconds / max(1, len(pages)):.2f} s per clip)")
-        import pyarrow.parquet as pq
+        from unimer_builder.shards import read_shard
 
         files = sorted((out / "data").glob("train-*.parquet"))
-        t = pq.read_table(files[0], columns=["clip_id", "verdicts"])
+        t = read_shard(files[0], columns=["clip_id", "verdicts"])
         # the clip page to show: the first clip with a contradicted or weak verdict, else the first
         pick = next((c for c, vs in zip(t.column("clip_id").to_pylist(), t.column("verdicts").to_pylist(), strict=True)
                      if any(v["verdict"] in ("contradicted", "weak") for v in vs)), t.column("clip_id")[0].as_py())

@@ -28,6 +28,7 @@ import numpy as np
 from unimer_builder import BuildConfig, pyfeat_backend
 from unimer_builder import second_opinion as so
 from unimer_builder.pyfeat_table import read_fex
+from unimer_builder.shards import read_shard
 from unimer_builder.validation import media
 from unimer_builder.validation import real_footage as rf
 
@@ -65,8 +66,6 @@ def jitter(tables: list[str]) -> None:
 
 
 def agreement(windows: list[rf.Window], workdir: Path, workers: int) -> None:
-    import pyarrow.parquet as pq
-
     manifest = rf.write_manifest(windows, workdir / "source")
     out = workdir / "build"
     t0 = time.perf_counter()
@@ -76,7 +75,7 @@ def agreement(windows: list[rf.Window], workdir: Path, workers: int) -> None:
           f"{report['run'].get('torchvision')})\n")
     rows = {}
     for f in sorted((out / "data").glob("train-*.parquet")):
-        for r in pq.read_table(f, columns=["clip_id", "au_sources", "aus_source"], use_threads=False).to_pylist():
+        for r in read_shard(f, columns=["clip_id", "au_sources", "aus_source"]).to_pylist():
             rows.setdefault(r["clip_id"], r)
     print("| window | label | AU | labelled | flow | py-feat (onset -> apex) | said by | agreement | stated |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from unimer_builder import COMPOSITE, canonical
+from unimer_builder import COMPOSITE, canonical, read_shard
 
 from .configuration import DeftConfig
 from .errors import ShardError
@@ -157,7 +157,7 @@ class ShardSet:
             self._check_columns(names, need, config, f"shard {f}")
             names_per_file.append(names)
         counts = [pq.ParquetFile(f).metadata.num_rows for f in self.files]
-        tables = [pq.read_table(f, columns=[c for c in LIGHT if c in names]) for f, names in
+        tables = [read_shard(f, columns=[c for c in LIGHT if c in names]) for f, names in
                   zip(self.files, names_per_file, strict=True)]
         self.n_main_files = len(main_files)
         for j, (k, _) in enumerate(extra_files):  # extra training data: ids of its own, never a fold

@@ -178,8 +178,10 @@ def test_bad_rows_are_reported_with_file_row_and_field(source, tmp_path):
 def test_readme_demo_command_exits_cleanly(tmp_path):
     """The README's main job as a user runs it, in its own process: synth, build (process pool), score.
 
-    It once aborted at interpreter exit ("terminate called without an active exception") after the
-    ground-truth scoring read the shards with pyarrow's thread pool; a subprocess is what catches that.
+    It aborted at interpreter exit ("terminate called without an active exception"), about one run in ten
+    under load, while shards were read through pyarrow.dataset (``pq.read_table``): one of Arrow's threads
+    dropped the last reference to the schema's Python extension type after the interpreter had begun to
+    exit (shards.read_shard; tests/test_shards.py). A subprocess is what catches that.
     """
     import subprocess
     import sys

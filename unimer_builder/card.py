@@ -22,7 +22,7 @@ import yaml
 from . import flowviz
 from .atomic import write_text
 from .config import TASKS, BuildConfig, package_folder
-from .shards import FACE_COLUMNS, features
+from .shards import FACE_COLUMNS, features, read_shard
 
 PAPER = {
     "title": "DEFT-LLM: Disentangled Expert Feature Tuning for Micro-Expression Recognition",
@@ -69,7 +69,7 @@ def _shard_stats(out_dir: Path) -> dict:
         rows += md.num_rows
         num_bytes += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
         download += f.stat().st_size
-        t = pq.read_table(f, columns=["clip_id", "database", "emotion", "task", "flagged", "aus_source"])
+        t = read_shard(f, columns=["clip_id", "database", "emotion", "task", "flagged", "aus_source"])
         for cid, db, emo, task, flagged, src in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True):
             clips.setdefault(cid, (db, emo))
             tasks[task] += 1

@@ -31,9 +31,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from .facs import DIRECTION_WORDS, REGION_BY_NAME, direction_word, out_sign
+from .shards import read_shard
 
 _COLUMNS = ["clip_id", "task", "aus_source", "aus_supported", "verdicts", "unexplained", "answer"]
 
@@ -90,9 +89,7 @@ def load_rows(out: Path) -> dict[str, dict]:
     """clip_id -> {verdicts, unexplained, aus_source, aus_supported, answers: {task: answer}}."""
     clips: dict[str, dict] = {}
     for shard in sorted((Path(out) / "data").glob("*.parquet")):
-        # Single-threaded read: in `unimer demo`, a threaded read after the build's process pool made the
-        # interpreter abort at exit (tests/test_build_cli.py::test_readme_demo_command_exits_cleanly).
-        for r in pq.read_table(shard, columns=_COLUMNS, use_threads=False).to_pylist():
+        for r in read_shard(shard, columns=_COLUMNS).to_pylist():  # not pq.read_table: see read_shard
             c = clips.setdefault(r["clip_id"], {**r, "answers": {}})
             c["answers"][r["task"]] = r["answer"]
     return clips

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from .card import default_repo_name, is_synthetic, write_card
 from .config import build_config_from_dict
 from .consolidate import strip_images
-from .shards import FACE_COLUMNS
+from .shards import FACE_COLUMNS, read_shard
 
 ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
 
@@ -65,7 +65,7 @@ def suggested_name(out_dir: Path | str) -> str:
     dbs = sorted({k for k in (report.get("agreement") or {}) if k != "all"})
     if not dbs:
         dbs = sorted({d for p in sorted((out / "data").glob("train-*.parquet"))
-                      for d in pq.read_table(p, columns=["database"]).column("database").to_pylist()})
+                      for d in read_shard(p, columns=["database"]).column("database").to_pylist()})
     return default_repo_name(dbs, is_synthetic(report))
 
 

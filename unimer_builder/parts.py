@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from . import labels
 from .atomic import replacing
 from .records import Clip, ClipSummary, Skip
-from .shards import COMPRESSION, rows_to_table
+from .shards import COMPRESSION, read_shard, rows_to_table
 
 META_KEY = b"unimer"  # the part's own metadata: clip_id, fingerprint, flow_size (and summary or skip)
 
@@ -150,7 +150,7 @@ class PartStore:
         try:
             meta = part_meta(p)
             outcome = outcome_of_record(meta)
-            pq.read_table(p, use_threads=False)  # every page decodes: the shards will read it all
+            read_shard(p)  # every page decodes: the shards will read it all
             if meta["rows"] != getattr(outcome, "rows", 0):
                 raise ValueError(f"{meta['rows']} rows, the summary says {getattr(outcome, 'rows', 0)}")
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):

@@ -340,9 +340,21 @@ def as_shard_table(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def read_shard(path: Path | str, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet file, read in the calling thread by the plain Parquet reader.
+
+    Not ``pq.read_table``: it scans through ``pyarrow.dataset``, which can leave the last reference to
+    the file's schema to one of Arrow's threads. Our schema holds a Python extension type (``flow``,
+    datasets' Array3D); dropped there while the interpreter exits, it needs the GIL that is gone, and
+    the process aborts after its work is done ("terminate called without an active exception", exit
+    134: `unimer demo` 4 times in 44 under load)."""
+    with pq.ParquetFile(path) as pf:
+        return pf.read(columns=columns, use_threads=False)
+
+
 def read_shards(out_dir: Path | str, columns: list[str] | None = None) -> pa.Table:
     """All shards of a build as one table (for checks and the card); flow stays Arrow."""
     files = sorted((Path(out_dir) / "data").glob("train-*.parquet"))
     if not files:
         raise FileNotFoundError(f"{Path(out_dir) / 'data'}: no shards")
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    return pa.concat_tables([read_shard(f, columns=columns) for f in files])

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import cv2
 import pandas as pd
-import pyarrow.parquet as pq
 
 from .. import pipeline
 from ..config import BuildConfig, FlowConfig
 from ..facs import parse_aus
+from ..shards import read_shard
 from ..sources.manifest import COLUMNS as MANIFEST_COLUMNS
 from . import media
 
@@ -217,10 +217,8 @@ def read_results(out: Path | str, report: dict | None = None) -> dict[str, Measu
         report = json.loads((out / "build_report.json").read_text())
     res: dict[str, Measured] = {s["clip_id"]: Measured(skip_reason=s["reason"], skip_message=s["message"])
                                 for s in report.get("skipped", [])}
-    # Single-threaded reads (see groundtruth.load_rows): threaded Arrow reads after a process pool have
-    # aborted the interpreter at exit.
     for shard in sorted((out / "data").glob("train-*.parquet")):
-        for r in pq.read_table(shard, columns=SHARD_COLUMNS, use_threads=False).to_pylist():
+        for r in read_shard(shard, columns=SHARD_COLUMNS).to_pylist():  # not pq.read_table: see read_shard
             if r["clip_id"] in res:
                 continue
             res[r["clip_id"]] = Measured(
