@@ -236,12 +236,18 @@ class FaceAligner:
 
     def _crop_landmarks(self, crop: np.ndarray, near: np.ndarray) -> np.ndarray:
         """68 landmarks on a crop, predicted in the box of ``near`` (landmarks where the face was), then
-        once more in that box moved by the head's median shift (the predictor wants a centred box)."""
+        once more in that box moved by the head's median shift (the predictor wants a centred box). The
+        predictor sees whole-pixel boxes: where the moved box rounds to the same one (a frame already
+        registered close to the onset), the second prediction would be the first, and is not made."""
         crop = np.ascontiguousarray(crop)
         near = np.asarray(near, np.float64)
-        lm = self.landmarks(crop, (*near.min(0), *near.max(0)))
+        box = (*near.min(0), *near.max(0))
+        lm = self.landmarks(crop, box)
         shift = np.median(lm[self._head] - near[self._head], axis=0)
-        return self.landmarks(crop, (*(near.min(0) + shift), *(near.max(0) + shift)))
+        moved = (*(near.min(0) + shift), *(near.max(0) + shift))
+        if all(int(round(a)) == int(round(b)) for a, b in zip(box, moved, strict=True)):
+            return lm
+        return self.landmarks(crop, moved)
 
 
 def head_similarity(landmarks: np.ndarray, reference: np.ndarray, points) -> np.ndarray:
