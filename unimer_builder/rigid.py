@@ -125,7 +125,8 @@ class RigidFit:
         if n < m:
             return np.zeros((0, m), int)
         rng = np.random.default_rng(0)  # fixed: the same geometry always tries the same subsets
-        cand = np.stack([rng.choice(n, m, replace=False) for _ in range(4 * self.cfg.subsets)])
+        # m distinct points per candidate: the first m of a random order of all n, every candidate at once
+        cand = np.argsort(rng.random((4 * self.cfg.subsets, n)), axis=1)[:, :m]
         spread = np.min([np.hypot(*(self.points[cand[:, i]] - self.points[cand[:, j]]).T)
                          for i in range(m) for j in range(i + 1, m)], axis=0)
         cand = cand[spread >= 0.4 * iod]  # close points fix rotation and turns poorly
