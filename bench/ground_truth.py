@@ -109,7 +109,9 @@ def main() -> None:
             if by == "au":
                 groups = {f"AU{k}": v for k, v in groups.items()}
                 order = [f"AU{k}" for k in order]
-            table(title, {g: aggregate(groups[g]) for g in order if g in groups}, keys)
+            # an inferred AU nothing planted has no amplitude: by amplitude, that column would count only hits
+            shown = [k for k in keys if k != "inferred_aus_planted"] if by in ("bin", "band") else keys
+            table(title, {g: aggregate(groups[g]) for g in order if g in groups}, shown)
 
 
 if __name__ == "__main__":
