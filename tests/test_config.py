@@ -129,3 +129,16 @@ def test_the_wheel_lists_every_package_and_ships_the_templates():
     assert "*.j2" in st["package-data"]["unimer_builder.templates"]
     assert {"*.j2", "*.yaml"} <= set(st["package-data"]["unimer_builder.data_cards"])
     assert config.package_folder("templates") == (ROOT / "templates") and (ROOT / "templates" / "explain.j2").is_file()
+
+
+def test_a_setting_given_as_json_takes_its_fields_type():
+    """`--set face.head_landmarks=[0,16,27]` (a bench's JSON) holds a tuple, as a recorded build reads back:
+    the settings stay hashable and fingerprint like the same tuple given in Python."""
+    from unimer_builder.config import parse_setting
+
+    name, value = parse_setting("face.head_landmarks=[0, 16, 27, 30]")
+    cfg = BuildConfig().with_(**{name: value})
+    assert cfg.face.head_landmarks == (0, 16, 27, 30)
+    assert cfg.fingerprint() == BuildConfig().with_(**{name: (0, 16, 27, 30)}).fingerprint()
+    with pytest.raises(ValueError, match="unknown setting 'face.head_landmark'"):
+        BuildConfig().with_(**{"face.head_landmark": [0]})

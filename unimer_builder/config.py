@@ -307,7 +307,13 @@ class BuildConfig:
             elif part not in {f.name for f in fields(self)}:
                 raise ValueError(f"unknown setting {key!r}")
             else:
-                out = replace(out, **{part: replace(getattr(out, part), **{name: value})})
+                sub = getattr(out, part)
+                hint = typing.get_type_hints(type(sub)).get(name)
+                if hint is None:
+                    raise ValueError(f"unknown setting {key!r}")
+                # as a recorded build's settings are read: a JSON list (`--set face.head_landmarks=[0,16]`)
+                # becomes the tuple the field holds, so the settings stay hashable (the fingerprint)
+                out = replace(out, **{part: replace(sub, **{name: _value(hint, value, key)})})
         return out
 
     def settings(self) -> list[tuple[str, object]]:
