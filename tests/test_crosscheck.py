@@ -281,3 +281,41 @@ def test_an_inferred_au_moves_its_own_region_its_way(env):
         ex, ey = facs.expected_vector(x.au, facs.REGION_BY_NAME[x.region])
         assert rs.dx * ex + rs.dy * ey > 0, (x, rs)
     assert any(x.region.startswith("lip_corner") for x in actions)  # the corners are still explained
+
+
+def test_an_inferred_au_needs_its_own_region_to_move_as_a_label_would_be_supported():
+    """A SMIC clip (default profile, seed 1: AU1+2 and AU25, the lips parting) was explained with an AU15
+    at a lip corner that stayed still (z -0.3): its model's spill fitted the moving lips around it, and the
+    corner's own 0.06 px happened to point down. These are that clip's region statistics (crop px,
+    floor 0.100, spread 0.057). An AU is inferred only where its own region moves its way as strongly as a
+    supported label's must (z and the component along it at least z_supported)."""
+    from unimer_builder.crosscheck import explain_motion
+
+    lm = np.array([  # the clip's 68 landmarks (crop px), as its row stores them
+        28, 69, 31, 91, 34, 111, 36, 132, 42, 153, 54, 170, 71, 185, 90, 198, 111, 201, 133, 198, 153, 186,
+        170, 171, 182, 152, 189, 132, 193, 110, 196, 88, 198, 66, 39, 52, 49, 40, 64, 37, 80, 39, 95, 45,
+        132, 45, 145, 39, 160, 37, 175, 39, 185, 50, 113, 62, 113, 78, 114, 93, 114, 108, 95, 116, 104, 118,
+        114, 121, 123, 118, 132, 115, 56, 63, 66, 56, 78, 57, 89, 66, 78, 67, 65, 67, 135, 65, 145, 56, 157,
+        55, 168, 62, 158, 66, 146, 67, 71, 132, 86, 131, 102, 131, 113, 133, 124, 131, 138, 130, 153, 131,
+        140, 150, 125, 158, 112, 160, 101, 159, 85, 150, 76, 134, 102, 137, 113, 139, 124, 137, 148, 133,
+        124, 149, 113, 150, 101, 149], float).reshape(68, 2)
+    measured = {  # name: (mean, dx, dy, noise)
+        "brow_inner_R": (1.765, -0.056, -1.763, 0.058), "brow_inner_L": (1.758, -0.099, -1.755, 0.058),
+        "brow_outer_R": (1.909, -0.155, -1.902, 0.06), "brow_outer_L": (1.938, 0.033, -1.937, 0.062),
+        "glabella": (0.963, -0.024, -0.962, 0.057), "upper_lid_R": (1.485, -0.062, -1.483, 0.058),
+        "upper_lid_L": (1.643, -0.076, -1.641, 0.058), "lower_lid_R": (0.284, -0.018, -0.281, 0.058),
+        "lower_lid_L": (0.328, -0.071, -0.319, 0.058), "cheek_R": (0.117, 0.015, -0.057, 0.059),
+        "cheek_L": (0.11, -0.053, -0.016, 0.061), "nose": (0.317, 0.033, -0.284, 0.058),
+        "upper_lip": (1.35, -0.042, -1.349, 0.059), "lip_corner_R": (0.08, 0.031, 0.062, 0.061),
+        "lip_corner_L": (0.075, -0.05, 0.054, 0.062), "lower_lip": (1.363, 0.051, 1.362, 0.062),
+        "chin": (0.56, 0.025, 0.559, 0.062)}
+    floor = 0.100
+    stats = {n: RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - floor) / s, noise=s)
+             for n, (m, dx, dy, s) in measured.items()}
+    actions, _ = explain_motion(stats, lm, floor, 0.057, CFG)
+    found = {x.au for x in actions}
+    assert found == {1, 2, 25}, actions  # before: an AU15 at the right lip corner too
+    for x in actions:
+        rs = stats[x.region]
+        ex, ey = facs.expected_vector(x.au, facs.REGION_BY_NAME[x.region])
+        assert rs.z >= CFG.check.z_supported and (rs.dx * ex + rs.dy * ey) / rs.noise >= CFG.check.z_supported, x

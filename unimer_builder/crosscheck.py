@@ -288,10 +288,16 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
 
 
 def _moves_its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
-    """The AU's own region moved its way (``cos >= check.cos_supported``): the least squares can otherwise
-    pair two AUs that cancel (an AU20 overshooting one lip corner "corrected" by an AU14 that corner never
-    made, the corner moving outward)."""
-    return _cos(rs.dx, rs.dy, *facs.expected_vector(au, facs.REGION_BY_NAME[rs.name])) >= cfg.check.cos_supported
+    """The AU's own region moved its way as a label of it would be supported there: ``cos >=
+    check.cos_supported``, and its z and its component along the AU at least ``check.z_supported``. The
+    least squares can otherwise pair two AUs that cancel (an AU20 overshooting one lip corner "corrected"
+    by an AU14 that corner never made, the corner moving outward), or credit an AU whose own region is
+    still with the spill its model puts on moving neighbours (an AU15 at a still lip corner for parting
+    lips, an AU45 at still upper lids)."""
+    ex, ey = facs.expected_vector(au, facs.REGION_BY_NAME[rs.name])
+    cos = _cos(rs.dx, rs.dy, ex, ey)
+    along = (rs.dx * ex + rs.dy * ey) / rs.noise if rs.noise > 0 else rs.z * cos
+    return cos >= cfg.check.cos_supported and min(rs.z, along) >= cfg.check.z_supported
 
 
 def _sides(actions: list[Action]) -> str | None:
