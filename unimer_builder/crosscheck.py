@@ -126,13 +126,15 @@ def _pooled(au: int, side: str | None, judged: list[Verdict], stats: dict[str, R
             or any(v.timing_ok is False for v in judged)):
         return None
     top = judged[int(np.argmax(along))]
-    where = " and ".join(facs.REGION_BY_NAME[v.region].phrase for v in judged)
-    word = facs.direction_word(*facs.expected_vector(au, facs.REGION_BY_NAME[top.region]),
-                               facs.REGION_BY_NAME[top.region])
+    regions = [facs.REGION_BY_NAME[v.region] for v in judged]
+    words = [facs.direction_word(*facs.expected_vector(au, r), r) for r in regions]
+    if len(set(words)) == 1:  # both lip corners up and out, both inner brows up
+        moves = f"{' and '.join(r.phrase for r in regions)} move {words[0]} together"
+    else:  # AU25: the upper lip up, the lower lip down
+        moves = " and ".join(f"{r.phrase} moves {w}" for r, w in zip(regions, words, strict=True))
     return Verdict(au=au, side=side, region=top.region, verdict="supported", z=z,
                    direction_cos=min(v.direction_cos for v in judged), timing_ok=top.timing_ok,
-                   reason=f"{where} move {word} together (pooled z={z:.1f}, each cos >= "
-                          f"{min(v.direction_cos for v in judged):.2f})")
+                   reason=f"{moves} (pooled z={z:.1f}, each cos >= {min(v.direction_cos for v in judged):.2f})")
 
 
 def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None,
@@ -228,7 +230,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     orthogonal matching pursuit). An AU joins only while it is strong (``z >= check.z_unexplained``: its
     amplitude's z pooled over its regions, the amplitude above the floor times the norm of its column over the
     noise of its own region, so that both lip corners of a smile count as two measurements of one
-    AU) and carries at least ``check.own_share`` of the motion of its own region: motion that one
+    AU) and carries at least ``check.own_share`` of the motion of its own region (:func:`_own_motion`): motion that one
     AU's spill explains (raised brows drag the upper lids up) is not credited to another AU, a
     direction between two AUs' (AU12's up-and-out, AU13's up) is not split between them, and two AUs
     side by side (AU1 beside AU2) are both found. Returns the chosen actions, strongest first, and
@@ -272,7 +274,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
             trial = chosen + [int(k)]
             t_amp, _ = nnls(a[:, trial], b)
             r = own(int(k))
-            vec = np.hypot(stats[r].dx, stats[r].dy) if r else 0.0
+            vec = _own_motion(int(k), r, trial, stats) if r else 0.0
             if r and (t_amp[-1] - floor) * norms[k] / noise[r] >= z_min and t_amp[-1] >= own_share * vec \
                     and _moves_its_way(_UNITS[k][0], stats[r], cfg):
                 chosen, amp, ok = trial, t_amp, True
@@ -285,6 +287,18 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     actions = [Action(_UNITS[k][0], _UNITS[k][1], float(x), float((x - floor) * norms[k] / noise[own(k)]), own(k))
                for k, x in zip(chosen, amp, strict=True) if x > 0]
     return sorted(actions, key=lambda x: -x.amplitude), res_z
+
+
+def _own_motion(k: int, r: str, trial: list[int], stats: dict[str, RegionStats]) -> float:
+    """The motion (px) of AU ``k``'s own region ``r`` that it must carry its share of: the region's motion along
+    the AU's direction (a smile drags the cheek outward as AU6 raises it: the outward part is no AU6's to
+    carry), or all of it where another AU of ``trial`` moves the same region, so that a direction between two
+    of them (AU12's up-and-out, AU13's up) is not split between them."""
+    rs = stats[r]
+    if any(r in {x.name for x in _UNITS[j][2]} for j in trial[:-1]):
+        return float(np.hypot(rs.dx, rs.dy))
+    ex, ey = facs.expected_vector(_UNITS[k][0], facs.REGION_BY_NAME[r])
+    return max(0.0, rs.dx * ex + rs.dy * ey)
 
 
 def _moves_its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
@@ -336,6 +350,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                    f"frame's appearance there does not match the onset's: an occlusion, or motion the flow "
                    f"cannot follow); nothing is said about them"] if lost else []
     blink = _eyes_shut(clip, evidence, cfg)
+    lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
     lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
     # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
     # are left out of the explanation of the rest.
@@ -352,9 +367,14 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             by_au.setdefault(x.au, []).append(x)
         if blink:
             by_au.setdefault(45, [])
+        if lips is not None and not lost:
+            by_au.setdefault(25, [])
         for au in sorted(by_au):
             if au == 45 and blink:
                 verdicts.append(_blink_verdict(clip, evidence, stats, cfg))
+                continue
+            if au == 25 and not by_au[au]:  # the lips' opening, not the flow, found it
+                verdicts.append(_lips_verdict(stats, lips))
                 continue
             hits = by_au[au]
             side = _sides(hits)
@@ -378,10 +398,13 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             v = _blink_verdict(clip, evidence, stats, cfg, tok.au, tok.side)
         else:
             v = judge_token(tok, stats, cfg, t_apex, lost)
+            if lips is not None and tok.au == 25 and not tok.alternatives and v.verdict != "supported":
+                v = _lips_verdict(stats, lips, tok.side)
         verdicts.append(v)
         for choice in tok.choices():
             labelled.add(choice.au)
-            covered.update(r.name for r in facs.regions_for(choice.au, choice.side))
+            if v.verdict != "contradicted":  # a label whose AU did not move accounts for no motion there
+                covered.update(r.name for r in facs.regions_for(choice.au, choice.side))
         if v.verdict == "supported":
             supported.add(v.au)
         elif v.verdict != "unverifiable":
@@ -392,6 +415,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)
         if lid is not None:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
+    if lips is not None and not lost and not labelled & _PARTING:
+        unexplained = _lips_unexplained(unexplained, stats, covered) + unexplained
     named = {u.region for u in unexplained}
     unexplained += _residual(stats, res_z, covered | named, cfg)
     reasons += lost_reason
@@ -407,8 +432,12 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
-    return {au: (_blink_verdict(clip, evidence, stats, cfg, au) if blink and au in (43, 45)
-                 else judge_token(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
+    lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
+    out = {au: (_blink_verdict(clip, evidence, stats, cfg, au) if blink and au in (43, 45)
+                else judge_token(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
+    if 25 in out and lips is not None and out[25].verdict != "supported":
+        out[25] = _lips_verdict(stats, lips)
+    return out
 
 
 def _moved(stats: dict[str, RegionStats], verdicts: list[Verdict], supported: list[int], lost: frozenset[str],
@@ -460,3 +489,52 @@ def _blink_verdict(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg:
               f"the eyes are shut to {shut:.0%} of their opening in the compared frames ({what})")
     return Verdict(au=au, side=side, region=lid, verdict="supported", z=z, direction_cos=float("nan"),
                    timing_ok=None, reason=reason)
+
+
+# --- lips that part (AU25), measured by the mouth's own opening -------------------------------------------
+
+_LIPS = ("lower_lip", "upper_lip")
+_PARTING = frozenset({25, 26, 27})  # labels that account for lips drawing apart (a jaw drop parts them too)
+
+
+def _lips_part(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: BuildConfig
+               ) -> tuple[float, float] | None:
+    """How far (px) the inner lips drew apart onset->apex by their landmarks, and by the flow (the lower lip's
+    downward motion less the upper lip's), when the landmarks' gap widened at least ``face.lips_part`` IOD and
+    the flow's separation reaches ``check.z_supported`` over the two lips' noise; else None.
+
+    Lips that part show teeth and the mouth's inside, which no flow follows, and the lip regions' own motion is
+    the upper lip's raise or the jaw's drop, whichever made the gap: the gap is what the parting is, as the
+    eyes' opening is what a blink is. The landmarks alone jitter (0.044 IOD on a still synthetic mouth), the
+    flow alone reads a blink's or a smile's drag on the lips (z 6 on a real blink): both must agree."""
+    onset, apex = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
+    lo, up = stats.get("lower_lip"), stats.get("upper_lip")
+    if onset is None or apex is None or lo is None or up is None or apex - onset < cfg.face.lips_part:
+        return None
+    sep, noise = lo.dy - up.dy, math.hypot(lo.noise, up.noise)
+    if not (noise > 0 and sep / noise >= cfg.check.z_supported):
+        return None
+    return float((apex - onset) * interocular(np.asarray(ev.face.landmarks, float))), float(sep)
+
+
+def _lips_verdict(stats: dict[str, RegionStats], gap: tuple[float, float], side: str | None = None) -> Verdict:
+    """AU25 measured by the lips' gap (:func:`_lips_part`); the region named is the lip that moved more."""
+    lip = max((n for n in _LIPS if n in stats), key=lambda n: stats[n].mean, default="")
+    return Verdict(au=25, side=side, region=lip, verdict="supported",
+                   z=float(stats[lip].z) if lip else float("nan"), direction_cos=float("nan"), timing_ok=None,
+                   reason=f"the lips part: the gap between them widens by {gap[0]:.1f} px (the lower lip moves "
+                          f"{gap[1]:.1f} px away from the upper)")
+
+
+def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], covered: set[str]
+                      ) -> list[Unexplained]:
+    """AU25 reported at a lip no label accounts for: the one that moved further from the other, unless the
+    explanation named another AU there (AU16 excepted: the lower lip's parting motion itself), then the other;
+    nothing where both lips carry other AUs (whose text already says they moved)."""
+    named = {u.region: u.au for u in found if u.au is not None}
+    away = {"lower_lip": stats["lower_lip"].dy, "upper_lip": -stats["upper_lip"].dy}
+    for lip in sorted((n for n in _LIPS if n not in covered), key=lambda n: -away[n]):
+        if named.get(lip, 16) == 16:
+            rs = stats[lip]
+            return [Unexplained(lip, 25, float(rs.z), rs.dx, rs.dy)]
+    return []

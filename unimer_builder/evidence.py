@@ -20,7 +20,7 @@ from . import flow as fl
 from . import regions as rg
 from .config import BuildConfig
 from .errors import InputError
-from .face import FaceAligner, eye_aspect_ratio, warp
+from .face import FaceAligner, eye_aspect_ratio, lip_gap, warp
 from .records import Clip, Evidence, Face
 from .rigid import RigidFit
 from .sources.frames import FrameReader
@@ -135,6 +135,10 @@ class _Frames:
         ear = {n: eye_aspect_ratio(lm) for n, lm in self.landmarks.items()}
         top = max(max(ear.values(), default=0.0), open_ear)
         return {n: (v / top if top > 0 else 1.0) for n, v in sorted(ear.items())}
+
+    def lips(self) -> dict[int, float]:
+        """Gap between the inner lips of every registered frame, IOD (:func:`face.lip_gap`)."""
+        return {n: lip_gap(lm) for n, lm in sorted(self.landmarks.items())}
 
 
 class _Geometry:
@@ -253,7 +257,7 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
         onset_crop = cv2.resize(onset_crop, (size, size), interpolation=cv2.INTER_AREA)
         apex_crop = cv2.resize(apex_crop, (size, size), interpolation=cv2.INTER_AREA)
     return dict(flow=f, strain=strain, regions=stats, floor=floor, floor_spread=spread, head_motion=head,
-                onset_crop=onset_crop, apex_crop=apex_crop, eyes=eyes,
+                onset_crop=onset_crop, apex_crop=apex_crop, eyes=eyes, lips=frames.lips(),
                 blinks=[n for n, v in eyes.items() if v < cfg.face.blink_ratio])
 
 

@@ -276,6 +276,15 @@ def eye_aspect_ratio(landmarks: np.ndarray) -> float:
     return float(np.mean(out))
 
 
+def lip_gap(landmarks: np.ndarray) -> float:
+    """Mean gap between the inner lips (landmarks 61-63 over 67-65) over the inter-ocular distance: about 0
+    with the lips together, whatever the face's size or the head's roll; the lips part as it grows."""
+    lm = np.asarray(landmarks, float)
+    gap = np.mean([np.hypot(*(lm[a] - lm[b])) for a, b in ((61, 67), (62, 66), (63, 65))])
+    iod = interocular(lm)
+    return float(gap / iod) if iod > 1e-6 else 0.0
+
+
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """2x3 matrix of ``outer`` applied after ``inner``."""
     return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]

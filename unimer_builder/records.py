@@ -203,6 +203,8 @@ class Evidence:
     # Eye openness per examined frame: eye aspect ratio over the clip's most open one (1 open, ~0.3 shut).
     eyes: dict[int, float] = field(default_factory=dict)
     blinks: list[int] = field(default_factory=list)  # examined frames whose eyes are (nearly) shut
+    # Gap between the inner lips per examined frame, IOD (face.lip_gap: 0 closed; the lips part as it grows).
+    lips: dict[int, float] = field(default_factory=dict)
     flow_scales: int = 0  # TV-L1 pyramid levels used (deeper for larger motion)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
