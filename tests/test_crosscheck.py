@@ -13,7 +13,7 @@ from test_evidence import planted_field  # the same Gaussian-bump planting as th
 
 from unimer_builder import facs
 from unimer_builder.config import BuildConfig
-from unimer_builder.crosscheck import cross_check, match_au
+from unimer_builder.crosscheck import cross_check, judge_aus, match_au
 from unimer_builder.evidence import compute_evidence
 from unimer_builder.face import EYE_X, interocular
 from unimer_builder.records import Clip, RegionStats
@@ -340,12 +340,15 @@ def test_lips_that_part_are_au25_where_the_lip_gap_and_the_flow_agree(tmp_path, 
     iod = interocular(np.asarray(ev.face.landmarks, float))
     need = CFG.face.lips_part
 
-    def lips(gap_iod, sep_px, label="12", database="casme2", match=1.0, upper_share=0.5):
+    def lips(gap_iod, sep_px, label="12", database="casme2", match=1.0, upper_share=0.5, z=3.0, chin=0.0):
         # the upper lip rises by ``upper_share`` of the separation, the lower lip falls by the rest: too little
-        # for the flow's own explanation to name (region z 3)
+        # for the flow's own explanation to name (region z 3); ``chin``: px the chin drops (z = px / noise)
         down = {"lower_lip": (1 - upper_share) * sep_px, "upper_lip": -upper_share * sep_px}
-        regions = [replace(r, dx=0.0, dy=down[r.name], z=3.0, noise=0.1, mean=abs(down[r.name]), match=match)
-                   if r.name in down else r for r in ev.regions]
+        zs = {"lower_lip": z, "upper_lip": 3.0}
+        if chin:
+            down["chin"], zs["chin"] = chin, chin / 0.1
+        regions = [replace(r, dx=0.0, dy=down[r.name], z=zs[r.name], noise=0.1, mean=abs(down[r.name]),
+                           match=match if r.name in zs else r.match) if r.name in down else r for r in ev.regions]
         c = replace(clip, database=database, au_text=label, aus=facs.parse_aus(label))
         e = replace(ev, regions=regions, lips={0: 0.01, 4: 0.01 + gap_iod, 8: 0.01})
         return c, e, cross_check(c, e, CFG)
@@ -369,8 +372,25 @@ def test_lips_that_part_are_au25_where_the_lip_gap_and_the_flow_agree(tmp_path, 
     assert "upper lip moves upward" in pooled.reason and "together" not in pooled.reason
     _, _, weak = lips(0.8 * need, 0.8, "12+25", upper_share=1.0)
     assert verdicts(weak)[25].verdict != "supported"
-    _, _, jaw = lips(1.5 * need, 0.8, "12+26")
-    assert not any(u.au == 25 for u in jaw.unexplained)
+    # where the flow alone carries it and the gap widens too, the verdict is the flow's (the regions' own words)
+    c25, e25, both = lips(1.5 * need, 0.8, "12+25")
+    assert verdicts(both)[25].verdict == "supported" and "pooled" in verdicts(both)[25].reason
+    assert judge_aus(c25, e25, CFG, [25])[25].reason == verdicts(both)[25].reason
+    # a jaw that drops (AU26 supported) accounts for the opening; a label of AU26 on a still chin does not
+    _, _, jaw = lips(1.5 * need, 0.8, "12+26", chin=1.0)
+    assert verdicts(jaw)[26].verdict == "supported" and not any(u.au == 25 for u in jaw.unexplained)
+    _, _, still_jaw = lips(1.5 * need, 0.8, "12+26")
+    assert verdicts(still_jaw)[26].verdict == "contradicted"
+    assert [(u.region, u.au) for u in still_jaw.unexplained if u.region.endswith("_lip")] == [("lower_lip", 25)]
+    # AU25 is said once: where the flow's explanation already named it, the gap adds nothing
+    _, _, named = lips(1.5 * need, 5.0, upper_share=0.4, z=25.0)
+    assert [u.au for u in named.unexplained].count(25) == 1
+    # the lower lip alone drops (the flow's explanation names AU16, AU25's twin there): one action, AU25, in a
+    # labelled clip's unexplained motion and among a clip's inferred AUs alike
+    _, _, drop = lips(1.5 * need, 3.0, upper_share=0.0, z=25.0)
+    _, _, drop_smic = lips(1.5 * need, 3.0, None, database="smic", upper_share=0.0, z=25.0)
+    assert {u.au for u in drop.unexplained if u.region.endswith("_lip")} == {25}
+    assert 25 in drop_smic.supported and 16 not in drop_smic.supported
     # without AU labels (SMIC) the opening is an inferred AU25; a lip the flow lost says nothing
     _, _, smic = lips(1.5 * need, 0.8, None, database="smic")
     assert 25 in smic.supported and verdicts(smic)[25].reason.startswith("the lips part")

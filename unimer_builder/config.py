@@ -66,6 +66,12 @@ def _choice(value: str, choices: tuple[str, ...], name: str, what: str) -> None:
         raise ValueError(f"unknown {what} {value!r} ({name}); choose one of {', '.join(choices)}")
 
 
+def _positive(value: float, name: str, what: str) -> None:
+    """A threshold that must be a finite number above zero: at zero or NaN its test always passes."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} ({what}) must be a finite number above 0, not {value!r}")
+
+
 @dataclass(frozen=True)
 class FaceConfig:
     """Finding the face on the onset frame, the aligned crop, and registering later frames (face.py)."""
@@ -101,6 +107,10 @@ class FaceConfig:
 
     def __post_init__(self):
         _choice(self.detector, FACE_DETECTORS, "face.detector", "face detector")
+        _positive(self.blink_ratio, "face.blink_ratio", "share of the most open eye aspect ratio")
+        _positive(self.open_ear, "face.open_ear", "eye aspect ratio of an open eye")
+        _positive(self.lid_fall, "face.lid_fall", "IOD")
+        _positive(self.lips_part, "face.lips_part", "IOD")
 
 
 @dataclass(frozen=True)

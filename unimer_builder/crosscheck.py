@@ -368,6 +368,10 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         if blink:
             by_au.setdefault(45, [])
         if lips is not None and not lost:
+            # AU16 and AU25 move the lower lip alike: an AU16 found there alone is the lips' parting (as
+            # :func:`_lips_unexplained` names it for a labelled clip), not a second action
+            if by_au.get(16) and all(x.region == "lower_lip" for x in by_au[16]):
+                del by_au[16]
             by_au.setdefault(25, [])
         for au in sorted(by_au):
             if au == 45 and blink:
@@ -391,6 +395,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     verdicts = []
     covered: set[str] = set()
     labelled: set[int] = set()
+    accounted: set[int] = set()  # labelled AUs not contradicted: what the labels say moved
     supported: set[int] = set()
     reasons: list[str] = []
     for tok in clip.aus.tokens:
@@ -405,6 +410,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             labelled.add(choice.au)
             if v.verdict != "contradicted":  # a label whose AU did not move accounts for no motion there
                 covered.update(r.name for r in facs.regions_for(choice.au, choice.side))
+                accounted.add(choice.au)
         if v.verdict == "supported":
             supported.add(v.au)
         elif v.verdict != "unverifiable":
@@ -415,7 +421,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)
         if lid is not None:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
-    if lips is not None and not lost and not labelled & _PARTING:
+    if lips is not None and not lost and not accounted & _PARTING:
         unexplained = _lips_unexplained(unexplained, stats, covered) + unexplained
     named = {u.region for u in unexplained}
     unexplained += _residual(stats, res_z, covered | named, cfg)
@@ -530,11 +536,17 @@ def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], c
                       ) -> list[Unexplained]:
     """AU25 reported at a lip no label accounts for: the one that moved further from the other, unless the
     explanation named another AU there (AU16 excepted: the lower lip's parting motion itself), then the other;
-    nothing where both lips carry other AUs (whose text already says they moved)."""
-    named = {u.region: u.au for u in found if u.au is not None}
+    nothing where both lips carry other AUs (whose text already says they moved), or where the explanation
+    already named AU25."""
+    if any(u.au == 25 for u in found):
+        return []
+    named: dict[str, set[int]] = {}
+    for u in found:
+        if u.au is not None:
+            named.setdefault(u.region, set()).add(u.au)
     away = {"lower_lip": stats["lower_lip"].dy, "upper_lip": -stats["upper_lip"].dy}
     for lip in sorted((n for n in _LIPS if n not in covered), key=lambda n: -away[n]):
-        if named.get(lip, 16) == 16:
+        if named.get(lip, set()) <= {16}:
             rs = stats[lip]
             return [Unexplained(lip, 25, float(rs.z), rs.dx, rs.dy)]
     return []
