@@ -95,3 +95,32 @@ def test_inferred_aus_count_as_planted_only_where_something_made_them(tmp_path):
     got = {(it["clip_id"], it["au"]): it["ok"] for it in items(tmp_path / "truth.json", tmp_path / "out")
            if it["key"] == "inferred_aus_planted"}
     assert got == {("a", 12): True, ("a", 26): False, ("a", 45): True, ("b", 4): True, ("b", 45): False}
+
+
+def test_aus_the_unexplained_motion_names_count_as_planted_only_where_something_made_them(tmp_path):
+    """The labelled formats' precision side: an AU named in the unexplained motion that was not planted is a
+    miss; a motion twin of a planted AU (27 for 26) and a blink's AU45 are not; motion without an AU names
+    nothing."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unimer_builder.groundtruth import items
+
+    truth = {"clips": [
+        {"clip_id": "a", "planted": [{"au": 26, "regions": ["chin"], "amplitude_bin": "micro"}], "blinks": [{}]},
+        {"clip_id": "b", "planted": [{"au": 4, "regions": [], "amplitude_bin": "macro"}]}]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+
+    def u(au):
+        return {"region": "upper_lip", "au": au, "z": 7.0, "dx": 0.0, "dy": 1.0}
+
+    rows = [{"clip_id": c, "task": "explain", "aus_source": "label", "aus_supported": [], "verdicts": [],
+             "unexplained": un, "answer": ""}
+            for c, un in (("a", [u(27.0), u(45.0), u(5.0), u(None)]), ("b", [u(45.0), u(None)]))]
+    (tmp_path / "out" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "part-0.parquet")
+    got = {(it["clip_id"], it["au"]): it["ok"] for it in items(tmp_path / "truth.json", tmp_path / "out")
+           if it["key"] == "unexplained_aus_planted"}
+    assert got == {("a", 5): False, ("a", 27): True, ("a", 45): True, ("b", 45): False}

@@ -211,7 +211,7 @@ def test_classes_are_balanced_and_separable(databases, fmt):
     assert len(set(protos)) == len(protos)
     pool = generate.distractor_pool(fmt)
     assert pool and not set(pool) & set().union(*protos)
-    assert not any(generate._motion_twins(au) for au in pool)
+    assert not any(facs.motion_twins(au) for au in pool)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -181,6 +181,14 @@ def regions_for(au: int, side: str | None = None) -> tuple[RegionInfo, ...]:
     return found
 
 
+def motion_twins(au: int) -> list[int]:
+    """Other AUs that move the same regions the same way (26 and 27, 43 and 45, 14, 18 and 23): motion alone
+    cannot tell them apart."""
+    info = AUS[au]
+    return [a for a, i in AUS.items()
+            if a != au and i.regions and i.regions == info.regions and (i.up, i.out) == (info.up, info.out)]
+
+
 def out_sign(region: RegionInfo) -> float:
     """Image-x sign of "away from the midline" in this region (subject's left = image right)."""
     return {"L": 1.0, "R": -1.0}.get(region.side or "", 0.0)

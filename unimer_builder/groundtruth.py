@@ -8,6 +8,9 @@ Each figure is a rate with its count:
 - ``inferred_aus_recovered``: for databases without AU labels (SMIC), planted AUs recovered as inferred AUs;
 - ``inferred_aus_planted``: the other side of it, inferred AUs that were planted (a blink's AU45 counts
   where the clip blinks): what the recall costs in AUs the text states that nothing made;
+- ``unexplained_aus_planted``: the same for databases with AU labels: AUs the unexplained motion names that
+  were planted (or a motion twin of a planted AU, which motion cannot tell from it; a blink's AU45 where the
+  clip blinks): motion the text attributes to an AU that nothing made;
 - ``text_direction_correct``: regions the motion text describes for a planted AU whose stated direction
   word points within 45 degrees of the displacement planted there (the eight compass words quantise
   direction; a word one sector off is right only when the motion lies near that sector's edge);
@@ -31,7 +34,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from .facs import DIRECTION_WORDS, REGION_BY_NAME, direction_word, out_sign
+from .facs import DIRECTION_WORDS, REGION_BY_NAME, direction_word, motion_twins, out_sign
 from .shards import read_shard
 
 _COLUMNS = ["clip_id", "task", "aus_source", "aus_supported", "verdicts", "unexplained", "answer"]
@@ -96,7 +99,8 @@ def load_rows(out: Path) -> dict[str, dict]:
 
 
 KEYS = ("moved_labelled_supported", "unmoved_labelled_not_supported", "unlabelled_motion_reported",
-        "inferred_aus_recovered", "inferred_aus_planted", "text_direction_correct", "text_direction_exact_word",
+        "inferred_aus_recovered", "inferred_aus_planted", "unexplained_aus_planted", "text_direction_correct",
+        "text_direction_exact_word",
         "blinks_at_apex_reported_as_au45")
 BLINK_VISIBLE_CROP_PX = 1.0  # lid motion at the apex from which a blink counts as visible to onset->apex flow
 
@@ -136,6 +140,10 @@ def items(truth_file: Path, out: Path) -> list[dict]:
             for m in t.get("moved_not_labelled", []):
                 count("unlabelled_motion_reported", bool(reported & set(m["regions"])), m["au"],
                       planted.get(m["au"], {}).get("amplitude_bin"))
+            made = set(planted) | {a for p in planted for a in motion_twins(p)} | ({45} if t.get("blinks") else set())
+            for au in sorted({int(u["au"]) for u in r["unexplained"] if u["au"] is not None}):
+                count("unexplained_aus_planted", au in made, au,
+                      planted[au].get("amplitude_bin") if au in planted else None)
         else:
             for au in sorted(planted):
                 count("inferred_aus_recovered", au in set(r["aus_supported"]), au, planted[au].get("amplitude_bin"))

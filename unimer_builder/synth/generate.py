@@ -189,21 +189,13 @@ def _face_vector(au: int) -> np.ndarray:
     return np.array([info.out, info.up], dtype=np.float64)
 
 
-def _motion_twins(au: int) -> list[int]:
-    """Other AUs that move the same regions the same way (25 and 16, 26 and 27, 43 and 45): motion
-    alone cannot tell them apart, so an unlabelled one could never be named right."""
-    info = facs.AUS[au]
-    return [a for a, i in facs.AUS.items()
-            if a != au and i.regions and i.regions == info.regions and (i.up, i.out) == (info.up, info.out)]
-
-
 def distractor_pool(fmt: str) -> tuple[int, ...]:
     """Candidates outside ``fmt``'s prototypes, with no motion twin, that move no region the way a
     prototype AU does."""
     proto = {au for e in STYLES[fmt].emotions for au in prototype(e).aus}
     pool = []
     for c in DISTRACTOR_CANDIDATES:
-        if c in proto or _motion_twins(c):
+        if c in proto or facs.motion_twins(c):  # an unlabelled twin could never be named right
             continue
         clash = False
         for p in proto:
