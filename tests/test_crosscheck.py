@@ -443,3 +443,40 @@ def test_an_au_carries_its_share_of_its_regions_motion_along_its_own_direction()
     corner_aus = {x.au for x in explain_motion(stats_of(between), lm, 0.1, 0.05, CFG)[0]
                   if x.region.startswith("lip_corner")}
     assert len(corner_aus) == 1 and corner_aus <= {12, 13}, corner_aus
+
+
+def test_a_labelled_lip_au_drags_the_nose_and_chin_as_a_source_does():
+    """A label names the source of motion, so its drag on the next regions up and down the midline is modelled
+    in full: a lip's vertical drag reaches as far as its horizontal one, though the lip region is thin (the
+    nose 0.31 IOD above an upper lip rises 0.43 of it). Default synthetic casme2 ``sub05/EP01_01f``: AU10+25
+    planted and labelled, nothing at the nose; region statistics (crop px; name: mean, dx, dy, noise) and
+    landmarks of that build. Labelled, the explanation is AU25 alone (before 0.1.9 the nose's rise was also
+    an AU9 that nothing made); without labels (SMIC) a lip's drag cannot be told from a nose's own action,
+    and the narrow drag stays."""
+    from unimer_builder.crosscheck import explain_motion
+
+    lm = np.array([
+        27, 71, 29, 92, 32, 113, 35, 134, 42, 154, 54, 172, 71, 186, 89, 199, 111, 202, 133, 198, 152, 187,
+        170, 172, 182, 153, 189, 133, 193, 111, 197, 90, 199, 68, 39, 51, 50, 39, 65, 36, 80, 38, 95, 44, 132,
+        45, 145, 39, 160, 37, 175, 39, 185, 50, 113, 62, 114, 78, 114, 92, 114, 108, 95, 116, 104, 118, 114,
+        121, 124, 118, 132, 115, 56, 62, 66, 56, 78, 57, 89, 66, 77, 67, 65, 67, 135, 66, 145, 57, 157, 56, 168,
+        62, 158, 66, 146, 67, 70, 132, 86, 131, 101, 131, 112, 133, 124, 131, 138, 130, 153, 131, 139, 150, 125,
+        159, 112, 160, 100, 159, 85, 151, 76, 134, 101, 138, 112, 139, 124, 137, 148, 133, 124, 149, 112, 151,
+        101, 149], float).reshape(68, 2)
+    measured = {
+        "brow_inner_R": (0.058, 0.052, 0.015, 0.051), "brow_inner_L": (0.04, 0.002, 0.03, 0.05),
+        "brow_outer_R": (0.043, 0.024, 0.02, 0.053), "brow_outer_L": (0.073, 0.048, 0.05, 0.052),
+        "glabella": (0.087, -0.032, 0.079, 0.05), "upper_lid_R": (0.036, 0.023, -0.012, 0.051),
+        "upper_lid_L": (0.047, 0.01, 0.041, 0.051), "lower_lid_R": (0.069, 0.063, -0.018, 0.051),
+        "lower_lid_L": (0.093, -0.03, 0.086, 0.051), "cheek_R": (0.063, 0.051, 0.001, 0.052),
+        "cheek_L": (0.143, -0.039, 0.136, 0.051), "nose": (1.393, -0.101, -1.389, 0.051),
+        "upper_lip": (5.609, -0.244, -5.604, 0.052), "lip_corner_R": (0.207, -0.074, -0.189, 0.053),
+        "lip_corner_L": (0.205, -0.1, -0.159, 0.052), "lower_lip": (2.311, -0.03, 2.31, 0.053),
+        "chin": (1.017, -0.064, 1.013, 0.053)}
+    floor = 0.043
+    stats = {n: RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - floor) / s, noise=s)
+             for n, (m, dx, dy, s) in measured.items()}
+    labelled = {x.au for x in explain_motion(stats, lm, floor, 0.05, CFG, frozenset({10, 25}))[0]}
+    unlabelled = {x.au for x in explain_motion(stats, lm, floor, 0.05, CFG)[0]}
+    assert 25 in labelled and not labelled & {9, 17, 26}, labelled
+    assert 9 in unlabelled, unlabelled

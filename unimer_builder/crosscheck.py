@@ -215,15 +215,20 @@ def _units() -> list[tuple[int, str | None, tuple[facs.RegionInfo, ...]]]:
 
 
 _UNITS = _units()
+_LIP_FAMILIES = ("upper_lip", "lower_lip")
 
 
 def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: float, spread: float,
-                   cfg: BuildConfig) -> tuple[list[Action], dict[str, float]]:
+                   cfg: BuildConfig, labelled: frozenset[int] = frozenset()) -> tuple[list[Action], dict[str, float]]:
     """Which AUs, on which side, together explain the regions' mean motion vectors.
 
     Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
     skin around them along, fading with distance from each of its regions as a Gaussian of
     ``check.spill_reach`` times that region's radii: far along a brow, hardly at all across a thin eyelid.
+    A lip is thin too, but an AU the labels name (``labelled``) is a known source, and the skin above and
+    below a lip moves with it (a raised upper lip lifts the nose, a lip pressed up lifts the chin): its lip
+    regions drag as far vertically as sideways. Without a label a lip's drag cannot be told from the nose's
+    or the chin's own action, and the narrow drag stays (bench/README.md section 5c).
     AUs are chosen greedily, the one that explains most of the motion still unexplained first (and, when it
     does not qualify, the next: a large motion in a noisy region says nothing about a smaller one in a quiet
     region), and all chosen amplitudes are refitted together by non-negative least squares (a non-negative
@@ -248,6 +253,8 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         col = np.zeros((len(names), 2))
         for r in regs:
             cx, cy, rx, ry = geo[r.name]
+            if au in labelled and r.family in _LIP_FAMILIES:
+                rx = ry = max(rx, ry)
             d2 = ((pos[:, 0] - cx) / (reach * rx)) ** 2 + ((pos[:, 1] - cy) / (reach * ry)) ** 2
             col += np.exp(-0.5 * d2)[:, None] * np.array(facs.expected_vector(au, r))[None, :]
         cols.append(col.ravel())
@@ -355,7 +362,10 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
     # are left out of the explanation of the rest.
     fit = {n: r for n, r in stats.items() if not (blink and n in lids)}
-    actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg)
+    named_by_labels = frozenset(c.au for tok in clip.aus.tokens for c in tok.choices()) if clip.au_labelled \
+        else frozenset()
+    actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
+                                    named_by_labels)
     strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
     if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
