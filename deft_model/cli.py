@@ -118,7 +118,7 @@ def evaluate(
 @app.command()
 def predict(
     run: Path = typer.Option(..., "--run"),
-    clip: Path = typer.Argument(None, help="a clip folder of numbered frames"),
+    clip: Path = typer.Argument(None, help="a clip folder of numbered frames, or a video file (frames from 0)"),
     onset: int = typer.Option(None, "--onset"),
     apex: int = typer.Option(None, "--apex"),
     offset: int = typer.Option(None, "--offset"),
@@ -137,7 +137,7 @@ def predict(
         elif clip is not None:
             res = predict_clip(run, clip, onset, apex, offset)
         else:
-            _fail("give a clip folder or --row ID --data DIR")
+            _fail("give a clip folder or a video file, or --row ID --data DIR")
     except _user_errors() as e:
         _fail(str(e))
     json.dump(res, sys.stdout, indent=1, default=float)

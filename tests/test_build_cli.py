@@ -138,6 +138,10 @@ def test_unusable_input_exits_2(tmp_path):
     assert "empty" in res.output or "no " in res.output.lower()
     res = _run("build", tmp_path / "nowhere", "--format", "samm", "--out", tmp_path / "o")
     assert res.exit_code == 2
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "windows.csv").write_text("path,onset\n")
+    res = _run("build", tmp_path / "mine", "--out", tmp_path / "o")  # a manifest of another name
+    assert res.exit_code == 2 and "--format manifest" in res.output
 
 
 def test_drop_policy_removes_unsupported_samples(source, tmp_path):

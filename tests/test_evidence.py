@@ -118,11 +118,13 @@ def test_no_face_is_an_input_error(tmp_path, tools):
         cv2.imwrite(str(p), blank)
         frames[i] = str(p)
     clip = Clip("casme2", "sub01", "x", onset=0, apex=1, offset=2, frames=frames, au_text="12",
-                aus=facs.parse_aus("12"))
+                aus=facs.parse_aus("12"), source_file="sheet.xlsx", source_row=7)
     with pytest.raises(InputError) as e:
         compute_evidence(clip, CFG, tools)
     assert e.value.reason == "no_face"
-    assert "img0.png" in str(e.value)
+    # the frame's file once, the clip's row, and which of its frames: the onset
+    assert (e.value.file, e.value.row, e.value.field) == (frames[0], 7, "onset")
+    assert str(e.value) == f"{frames[0]}, row 7, field 'onset': no face found in onset frame 0"
 
 
 # --- flow helpers ---------------------------------------------------------------------------------

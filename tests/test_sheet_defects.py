@@ -289,6 +289,26 @@ def test_casme3_clips_of_many_seconds_are_not_micro_expressions(tmp_path):
     assert "lasts 115.17 s" in explain and "longer than a micro-expression (at most 0.5 s)" in explain
 
 
+def test_casme3_apex_before_its_onset_is_estimated_and_the_report_says_so(tmp_path):
+    """``spNO.149,d,112,83,358,T28+14,VII,fear`` (HTNet's export of part A v2): the apex precedes the onset."""
+    from unimer_builder.parts import summarize
+
+    header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
+    rows = [["spNO.149", "d", 112, 83, 358, "T28+14", "VII", "fear"]]
+    for n in (83, 112, 200, 358):
+        _layout.write_frame(tmp_path / casme3.FRAMES_DIR / "spNO.149" / "d" / "color" / f"{n}.jpg",
+                            np.full((8, 8), 100, np.uint8))
+    _layout.write_xlsx(tmp_path / casme3.SHEET_FILE, [(casme3.SHEET_NAME, [header, *rows])])
+    (clip,) = read_clips(tmp_path, "casme3")
+    assert isinstance(clip, Clip) and (clip.onset, clip.apex, clip.offset) == (112, None, 358)
+    assert sorted(clip.frames) == [112, 200, 358]  # the folder's frame 83 lies outside the clip
+    note = "Apex 83 is not between Onset 112 and Offset 358: the apex is estimated from motion"
+    rep = build_report([summarize(clip, rows=4, flagged=False, dropped=False, aus_source="label",
+                                  apex_source="estimated")], [], CFG, str(tmp_path), "casme3", [], 1.0, 1)
+    assert rep["counts"]["label_notes"] == 1
+    assert rep["label_notes"] == [{"clip_id": clip.clip_id, "notes": [note]}]
+
+
 def test_duration_bounds():
     # CASME II at 200 fps: 0.5 s total is micro; longer but with an onset phase <= 0.25 s is micro too
     assert labels.duration_class(0, 50, 100, 200.0) == "micro"

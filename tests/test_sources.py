@@ -173,9 +173,6 @@ def test_missing_frame(tmp_path):
 @pytest.mark.parametrize("header, value, field", [
     ("OffsetFrame", 99, "OffsetFrame"),  # beyond the last frame
     ("OnsetFrame", 3, "OnsetFrame"),  # before the first frame
-    ("ApexFrame", 40, "ApexFrame"),  # outside the folder
-    ("OnsetFrame", 34, "ApexFrame"),  # inside the folder but after the apex (32)
-    ("OffsetFrame", 31, "ApexFrame"),  # offset before apex
 ])
 def test_frames_out_of_range(tmp_path, header, value, field):
     ids, sheet = _casme2(tmp_path)
@@ -185,6 +182,42 @@ def test_frames_out_of_range(tmp_path, header, value, field):
     (s,) = skips
     assert s.reason == "frames_out_of_range"
     assert_names(s, sheet, 3, field)
+
+
+@pytest.mark.parametrize("header, value, span, note", [
+    ("ApexFrame", 40, (30, 35), "ApexFrame 40 is not between OnsetFrame 30 and OffsetFrame 35"),  # beyond the frames
+    ("OnsetFrame", 34, (34, 35), "ApexFrame 32 is not between OnsetFrame 34 and OffsetFrame 35"),  # onset after apex
+    ("OffsetFrame", 31, (30, 31), "ApexFrame 32 is not between OnsetFrame 30 and OffsetFrame 31"),  # offset before
+])
+def test_an_apex_outside_onset_offset_is_estimated_and_said(tmp_path, header, value, span, note):
+    """The official sheets hold such rows (SAMM 028_4_1 and 032_3_1, in the MEGC2019 composite list; CAS(ME)^3
+    spNO.149 d: onset 112, apex 83): the clip is built over onset..offset, its apex estimated, the cell named."""
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 3, header, value)
+    got, skips = read_all(tmp_path, "casme2")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    clip = got[1]
+    assert (clip.onset, clip.apex, clip.offset) == (*span[:1], None, span[1])
+    assert clip.extra["label_notes"] == [f"{note}: the apex is estimated from motion"]
+    assert "label_notes" not in got[0].extra
+
+
+def test_samm_clips_of_the_official_list_whose_apex_lies_outside_their_span_are_built(tmp_path):
+    """SAMM 028_4_1 and 032_3_1: "the apex frame out onset-offset duration" (the README of a public MEGC2019
+    entry, CapsuleNet for MER), both negative in the MEGC2019 list of 133 SAMM clips; skipped, the list lost them."""
+    from unimer_builder import labels
+
+    ids = sources.write_layout(tmp_path, "samm", synth("samm", specs=((28, 4, 500), (32, 3, 900), (6, 1, 100))))
+    assert ids[:2] == ["samm/028/028_4_1", "samm/032/032_3_1"]
+    sheet = tmp_path / samm.SHEET_FILE
+    set_cell(sheet, "MICRO_ONLY", 15, "Apex Frame", 499)  # before the onset
+    set_cell(sheet, "MICRO_ONLY", 16, "Apex Frame", 990)  # beyond the offset (and the frames)
+    got, skips = read_all(tmp_path, "samm")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert [c.apex for c in got] == [None, None, 102]
+    assert got[0].extra["label_notes"] == ["Apex Frame 499 is not between Onset Frame 500 and Offset Frame 505: "
+                                           "the apex is estimated from motion"]
+    assert [labels.composite_of(c) for c in got[:2]] == ["negative", "negative"]
 
 
 def test_offset_before_onset(tmp_path):
@@ -259,6 +292,36 @@ def test_manifest_nonexistent_folder(tmp_path):
     assert_names(s, tmp_path / "manifest.csv", 3, "path")
 
 
+def test_manifest_apex_outside_its_span_is_the_users_to_correct(tmp_path):
+    """Unlike a database's sheet, a user's own manifest is theirs to fix: the row is skipped, the cell named."""
+    ids = sources.write_layout(tmp_path, "manifest", synth("manifest"))
+    m = tmp_path / "manifest.csv"
+    m.write_text(m.read_text().replace("clips/S01/c02,30,32,35", "clips/S01/c02,30,36,35"))
+    got, skips = read_all(tmp_path, "manifest")
+    assert [c.clip_id for c in got] == [ids[0], ids[2]]
+    (s,) = skips
+    assert s.reason == "frames_out_of_range" and "apex frame 36" in s.message
+    assert_names(s, m, 3, "apex")
+
+
+def test_au_text_that_is_no_au_code_is_noted(tmp_path):
+    """``12 and 6`` reads as no AU at all: the clip is built (its text kept in ``au_unparsed``), and its label
+    note says so, in the build report, rather than the clip passing as labelled with nothing to check."""
+    ids = sources.write_layout(tmp_path, "manifest", synth("manifest"))
+    m = tmp_path / "manifest.csv"
+    m.write_text(m.read_text().replace("R6+R12", "12 and 6").replace("4+L10", "4+soft focus"))
+    got, skips = read_all(tmp_path, "manifest")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert got[1].aus.tokens == () and got[1].extra["label_notes"] == [
+        "aus '12 and 6': '12 and 6' is not an AU code (no AU was read from it)"]
+    assert got[0].extra["label_notes"] == ["aus '4+soft focus': 'soft focus' is not an AU code (read as 4)"]
+    assert "label_notes" not in got[2].extra
+    ids, sheet = _casme2(tmp_path / "c2")
+    set_cell(sheet, None, 3, "Action Units", "R6+R12+smile")
+    got, _ = read_all(tmp_path / "c2", "casme2")
+    assert got[1].extra["label_notes"] == ["Action Units 'R6+R12+smile': 'smile' is not an AU code (read as R6 + R12)"]
+
+
 def test_manifest_defaults_and_video(tmp_path):
     folder = tmp_path / "alice" / "smile1"
     folder.mkdir(parents=True)
@@ -282,10 +345,44 @@ def test_manifest_defaults_and_video(tmp_path):
     assert sorted(a.frames) == [2, 3, 10] and a.au_text == "12" and a.extra == {"note": "first"}
     assert (b.subject, b.clip, b.video, b.frames, b.onset, b.apex, b.offset) == (
         "bob", "take", str(video.resolve()), {}, 1, 3, None)
-    assert a.fps is None
+    assert a.fps is None  # a folder declares no rate
+    assert b.fps == 25.0  # the rate the video file declares
     (s,) = skips
     assert s.reason == "unknown_au"
     assert_names(s, tmp_path / "manifest.csv", 4, "aus")
+
+
+def _video(path: Path, n: int) -> Path:
+    """A video of ``n`` frames whose frame k is uniformly grey level 10 k (its number, readable back)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (16, 16))
+    for k in range(n):
+        vw.write(np.full((16, 16, 3), 10 * k, np.uint8))
+    vw.release()
+    return path
+
+
+def test_a_video_window_decodes_only_its_own_frames_and_refuses_an_offset_past_the_end(tmp_path):
+    from unimer_builder.errors import InputError
+    from unimer_builder.evidence import _span
+
+    _video(tmp_path / "v.avi", 20)
+    (tmp_path / "manifest.csv").write_text("path,onset,apex,offset,clip\n"
+                                           "v.avi,5,7,9,ok\nv.avi,5,7,25,past\nv.avi,5,,,open\nv.avi,6,6,6,one\n")
+    got, skips = read_all(tmp_path, "manifest")
+    ok, past, open_ = got
+    (one,) = skips  # a clip of one frame holds no motion
+    assert one.reason == "frames_out_of_range" and one.field == "offset" and one.row == 5
+    reader = FrameReader(ok)
+    assert reader.numbers == list(range(10)) and _span(ok, reader) == ([5, 6, 7, 8, 9], 9)
+    assert sorted(reader._video) == [5, 6, 7, 8, 9]  # nothing before the onset nor after the offset held
+    assert abs(int(reader.get(7).mean()) - 70) <= 3
+    with pytest.raises(InputError, match="before frame 5"):
+        reader.get(2)
+    with pytest.raises(InputError) as e:
+        _span(past, FrameReader(past))
+    assert e.value.reason == "frames_out_of_range" and e.value.field == "offset" and "last frame (19)" in str(e.value)
+    assert _span(open_, FrameReader(open_))[1] == 19  # no offset: to the video's end
 
 
 def test_manifest_parquet_and_file_root(tmp_path):
@@ -384,6 +481,29 @@ def test_casme3_shared_stimulus_and_casing(tmp_path):
     assert Path(a.frames[a.onset]).parent == Path(b.frames[b.onset]).parent
     assert got[0].extra["objective_class"] == "VII"
     assert openpyxl.load_workbook(tmp_path / casme3.SHEET_FILE).sheetnames == ["label", "Sheet1"]
+
+
+def test_casme3_folders_that_differ_from_the_sheet_only_in_case(tmp_path):
+    """The release writes ``spNO.3 J`` in its own error list beside folders ``j``, and copies spell ``spNo``:
+    a folder that differs only in case is the clip's, found as a case-insensitive filesystem would; two that
+    differ only in case are ambiguous, and the row is skipped naming where it looked."""
+    ids = sources.write_layout(tmp_path, "casme3", synth("casme3", specs=((1, 1, 10), (3, 1, 10))))
+    sheet = tmp_path / casme3.SHEET_FILE
+    set_cell(sheet, "label", 3, "Filename", "A")
+    (tmp_path / "part_A/spNO.1").rename(tmp_path / "part_A/spNo.1")
+    got, skips = read_all(tmp_path, "casme3")
+    assert skips == [] and [c.clip_id for c in got] == [ids[0], ids[1].replace("/a/", "/A/")]
+    assert Path(got[0].frames[got[0].onset]).parts[-4:-2] == ("spNo.1", "a")
+    shutil.copytree(tmp_path / "part_A/spNO.3/a", tmp_path / "part_A/spNO.3/A_")
+    (tmp_path / "part_A/spNO.3/A_").rename(tmp_path / "part_A/spNO.3/A")  # "a" and "A": which one?
+    got, skips = read_all(tmp_path, "casme3")
+    assert [c.clip_id for c in got] == [ids[0], ids[1].replace("/a/", "/A/")]  # the exact name wins
+    set_cell(sheet, "label", 3, "Subject", "spno.3")
+    shutil.copytree(tmp_path / "part_A/spNO.3", tmp_path / "part_A/SPNO.3")  # "spNO.3" or "SPNO.3"?
+    got, skips = read_all(tmp_path, "casme3")
+    assert [c.clip_id for c in got] == [ids[0]]
+    (s,) = skips
+    assert s.reason == "missing_path" and s.row == 3
 
 
 def test_casme3_frame_drop(tmp_path):
@@ -491,3 +611,32 @@ def test_clip_from_folder_lists_and_checks_frames(tmp_path):
     assert e.value.field == "apex" and e.value.file == str(folder)
     with pytest.raises(InputError, match="the file of apex frame 6 is missing"):
         clip_from_folder(folder, apex=6)
+
+
+def test_clip_from_a_video_file(tmp_path):
+    """``deft predict`` on a video file, as a manifest row takes one: frames from 0, its declared rate."""
+    from unimer_builder import clip_from_folder
+
+    video = _video(tmp_path / "take.avi", 12)
+    clip = clip_from_folder(video, 2, 5, 9)
+    assert (clip.video, clip.frames, clip.onset, clip.apex, clip.offset, clip.fps) == (
+        str(video.resolve()), {}, 2, 5, 9, 30.0)
+    assert FrameReader(clip).numbers == list(range(10))
+    assert clip_from_folder(video).onset == 0
+    with pytest.raises(InputError, match="apex frame 1 is not between onset 2") as e:
+        clip_from_folder(video, 2, 1, 9)
+    assert e.value.field == "apex"
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="neither a folder of frames nor a video"):
+        clip_from_folder(tmp_path / "notes.txt")
+
+
+def test_the_newest_version_of_a_sheet_is_read(tmp_path):
+    """CAS(ME)^3's release keeps its superseded ``..._JpgIndex_v1.xls`` beside ``..._v2.xlsx`` (and a list of
+    the clips v1 labelled wrongly): v2 is the sheet, whatever order the folder lists them in."""
+    ids = sources.write_layout(tmp_path, "casme3", synth("casme3"))
+    v1 = tmp_path / "cas(me)3_part_A_ME_label_JpgIndex_v1.xls"
+    v1.write_bytes(b"not a workbook")  # read, it would fail the build
+    assert casme3.find_sheet(tmp_path) == tmp_path / casme3.SHEET_FILE
+    got, skips = read_all(tmp_path, "casme3")
+    assert skips == [] and [c.clip_id for c in got] == ids

@@ -236,7 +236,7 @@ def _print_summary(report: dict, out: Path) -> None:
     c = report["counts"]
     t = Table(title=f"Uni-MER build → {out}", show_header=False)
     for k in ("clips", "built", "skipped", "dropped_by_policy", "flagged", "rows", "resumed", "changed",
-              "damaged_parts", "apex_estimated", "aus_inferred", "beyond_micro"):
+              "damaged_parts", "apex_estimated", "aus_inferred", "beyond_micro", "label_notes"):
         t.add_row(k.replace("_", " "), str(c[k]))
     t.add_row("shards", str(len(report["shards"])))
     t.add_row("seconds", f"{report['run']['seconds']:.1f}")
@@ -247,6 +247,12 @@ def _print_summary(report: dict, out: Path) -> None:
                       f"(> {report['durations']['bounds_s']['micro']} s; full list in build_report.json):")
         for b in beyond[:5]:
             console.print(f"  {b['clip_id']}: {b['duration_s']} s ({b['class']})")
+    notes = report.get("label_notes") or []
+    if notes:
+        console.print(f"[yellow]{len(notes)} clips built with a label cell read otherwise[/yellow] (full list in "
+                      f"build_report.json):")
+        for n in notes[:5]:
+            console.print(f"  {n['clip_id']}: {'; '.join(n['notes'])}")
     if report.get("changed"):
         console.print(f"[yellow]{len(report['changed'])} clips built again[/yellow]: their label row or frame files "
                       f"changed since their part or shard was made: {', '.join(report['changed'][:5])}"

@@ -69,6 +69,9 @@ def _span(clip: Clip, reader: FrameReader) -> tuple[list[int], int]:
     if not numbers:
         raise InputError("missing_frame", f"clip {clip.clip_id} has no frames", clip.source_file,
                          clip.source_row, "frames")
+    if clip.offset is not None and clip.offset > numbers[-1]:
+        raise InputError("frames_out_of_range", f"offset frame {clip.offset} of clip {clip.clip_id} is beyond its "
+                         f"last frame ({numbers[-1]})", clip.source_file, clip.source_row, "offset")
     offset = clip.offset if clip.offset is not None else numbers[-1]
     if clip.apex is not None:
         offset = max(offset, clip.apex)
@@ -85,7 +88,13 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
         onset_img = reader.get(clip.onset)
     with timer("face"):
         where = clip.frames.get(clip.onset) or clip.video or clip.clip_id
-        face = aligner.align(onset_img, where=str(where))
+        try:
+            face = aligner.align(onset_img, where=str(where))
+        except InputError as e:
+            if e.reason != "no_face":
+                raise
+            raise InputError("no_face", f"no face found in onset frame {clip.onset}", str(where), clip.source_row,
+                             "onset") from None
     return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer,
                    cfg.flow.match_brightness)
 

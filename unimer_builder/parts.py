@@ -95,7 +95,8 @@ def summarize(clip: Clip, **fields) -> ClipSummary:
     """A clip's summary, its duration taken from its labelled frames."""
     return ClipSummary(clip_id=clip.clip_id, database=clip.database,
                        duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps),
-                       duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps), **fields)
+                       duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
+                       label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", [])], **fields)
 
 
 def summary_record(s: ClipSummary) -> dict:

@@ -49,7 +49,7 @@ from .pyfeat_backend import PyFeat, second_opinion
 from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
 from .report import build_report, relative_to_root
 from .shards import clip_rows
-from .sources import detect_format, read_clips
+from .sources import FORMATS, detect_format, read_clips
 from .sources.frames import FrameReader
 from .state import read_state, recover_parts, request_key, write_state
 from .tools import Tools
@@ -263,7 +263,9 @@ def read_input(root: Path | str, fmt: str | None = None, limit: int | None = Non
         raise UnusableInput(f"{root}: no such file or folder")
     fmt = fmt or detect_format(root)
     if fmt is None:
-        raise UnusableInput(f"{root}: cannot tell the database format; pass the format")
+        raise UnusableInput(f"{root}: cannot tell the database format (no label sheet, SMIC folders or manifest.csv "
+                            f"found); pass it: --format {'|'.join(FORMATS)} (a manifest of another name: pass the "
+                            f"file itself with --format manifest)")
     clips: list[Clip] = []
     skips: list[Skip] = []
     for item in read_clips(root, fmt):

@@ -283,3 +283,5 @@ class ClipSummary:
     duration_s: float | None = None  # onset -> offset, from the label (see labels.duration_class)
     duration_class: str | None = None  # micro | macro | long | None (unknown)
     node: str = ""  # where it was built: host (and Ray node) of the process that wrote its part (node.py)
+    # What the reader changed in the clip's label row, and why (sources: label_fixes, label_notes)
+    label_notes: list[str] = field(default_factory=list)

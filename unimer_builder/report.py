@@ -82,12 +82,16 @@ def _durations(summaries: list[ClipSummary]) -> dict:
 def _relative(text: str, prefixes: list[str]) -> str:
     for p in prefixes:
         text = text.replace(p + os.sep, "").replace(p, ".")
+    home = str(Path.home())
+    if len(home) > 1:  # a file outside the root (a manifest may name any path): at least not the user's home
+        text = text.replace(home + os.sep, "~" + os.sep)
     return text
 
 
 def relative_to_root(skip: Skip, root: Path | str) -> dict:
     """A skip as the report lists it: its file, and the paths its message names, relative to the database root
-    (the folder of a manifest file), so that the report (which is published) holds no path of this machine."""
+    (the folder of a manifest file), so that the report (which is published) holds no path of this machine; a
+    file outside the root (a manifest may name any path) keeps its path, the user's home written ``~``."""
     root = Path(root)
     base = root if root.is_dir() else root.parent
     prefixes = sorted({str(base.absolute()), str(base.resolve())}, key=len, reverse=True)
@@ -142,8 +146,11 @@ def build_report(
             "apex_estimated": sum(s.apex_source == "estimated" for s in summaries),
             "aus_inferred": sum(s.aus_source == "inferred" for s in summaries),
             "beyond_micro": sum(s.duration_class in ("macro", "long") for s in summaries),
+            "label_notes": sum(bool(s.label_notes) for s in summaries),
         },
         "durations": _durations(summaries),
+        "label_notes": [{"clip_id": s.clip_id, "notes": list(s.label_notes)}
+                        for s in sorted(summaries, key=lambda s: s.clip_id) if s.label_notes],
         "skip_reasons": dict(sorted(Counter(s.reason for s in skips).items())),
         "skipped": [relative_to_root(s, root) for s in sorted(skips, key=lambda s: s.clip_id)],
         "changed": list(changed),

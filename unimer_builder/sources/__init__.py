@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import InputError, UnusableInput
 from ..records import Clip, Skip
 from . import casme2, casme3, manifest, samm, smic
-from ._common import Row, check_frames, list_frames
+from ._common import VIDEO_EXTS, Row, check_frames, list_frames
 
 MODULES = {"casme2": casme2, "samm": samm, "smic": smic, "casme3": casme3, "manifest": manifest}
 FORMATS = tuple(MODULES)
@@ -40,10 +40,15 @@ def write_layout(root: Path | str, fmt: str, clips: list) -> list[str]:
 def clip_from_folder(folder: Path | str, onset: int | None = None, apex: int | None = None,
                      offset: int | None = None, *, database: str = "manifest", subject: str = "user",
                      fps: float | None = None) -> Clip:
-    """A :class:`Clip` over a folder of numbered frames (``img12.jpg``, ``0012.png``), range-checked as
-    the readers check a label row. Onset and offset default to the first and last frame; a missing apex
+    """A :class:`Clip` over a folder of numbered frames (``img12.jpg``, ``0012.png``), or over a video file
+    (frames numbered from 0), range-checked as the readers check a label row. Onset and offset default to the first and last frame; a missing apex
     is estimated from motion. Raises :class:`InputError` naming the folder and the bad field."""
     folder = Path(folder)
+    if folder.is_file() and folder.suffix.lower() in VIDEO_EXTS:
+        return _clip_from_video(folder, onset, apex, offset, database=database, subject=subject, fps=fps)
+    if folder.is_file():
+        raise InputError("bad_label", f"{folder} is neither a folder of frames nor a video file "
+                         f"({', '.join(sorted(VIDEO_EXTS))})", str(folder))
     if not folder.is_dir():
         raise InputError("missing_frame", f"clip folder {folder} does not exist", str(folder))
     frames = list_frames(folder)
@@ -61,6 +66,21 @@ def clip_from_folder(folder: Path | str, onset: int | None = None, apex: int | N
         raise err
     return Clip(database=database, subject=subject, clip=folder.name, onset=onset, apex=apex, offset=offset,
                 frames=frames, fps=fps, source_file=str(folder))
+
+
+def _clip_from_video(video: Path, onset: int | None, apex: int | None, offset: int | None, *, database: str,
+                     subject: str, fps: float | None) -> Clip:
+    """A :class:`Clip` over a video file, frames numbered from 0 (as a manifest row's): onset defaults to 0,
+    the offset to the video's last frame (known once decoded), the rate to the one the file declares."""
+    onset = 0 if onset is None else int(onset)
+    row = Row(database=database, file=str(video), row=None, id=str(video))
+    skip = manifest.check_video_marks(row, onset, apex, offset)
+    if skip is not None:
+        err = InputError(skip.reason, skip.message)
+        err.file, err.row, err.field = skip.file, skip.row, skip.field
+        raise err
+    return Clip(database=database, subject=subject, clip=video.stem, onset=onset, apex=apex, offset=offset,
+                video=str(video.resolve()), fps=fps or manifest.container_fps(video), source_file=str(video))
 
 
 def detect_format(root: Path | str) -> str | None:

@@ -135,12 +135,27 @@ class FolderFinder:
             self._names[d] = {p.name for p in subdirs(d)}
         return self._names[d]
 
+    def _named(self, d: Path, name: str) -> str | None:
+        """The child folder of ``d`` called ``name``, or else the one that differs only in case, if only one
+        does: the sheets and the folders of one release disagree in case (CAS(ME)^3 writes ``spNO.3 J`` beside
+        folders ``j``; copies spell ``spNo``), and a case-insensitive filesystem would find it anyway."""
+        kids = self._children(d)
+        if name in kids:
+            return name
+        alike = [k for k in kids if k.casefold() == name.casefold()]
+        return alike[0] if len(alike) == 1 else None
+
     def find(self, subject_names: Sequence[str], clip: str) -> Path | None:
-        for base in self.bases:
-            kids = self._children(base)
-            for s in subject_names:
-                if s in kids and clip in self._children(base / s):
-                    return base / s / clip
+        for exact in (True, False):
+            for base in self.bases:
+                for s in subject_names:
+                    sub = (s if s in self._children(base) else None) if exact else self._named(base, s)
+                    if sub is None:
+                        continue
+                    name = (clip if clip in self._children(base / sub) else None) if exact \
+                        else self._named(base / sub, clip)
+                    if name is not None:
+                        return base / sub / name
         return None
 
     def expected(self, default_base: str, subject: str, clip: str) -> Path:
@@ -257,8 +272,9 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[str, list[tuple[in
             # xlrd drops nothing but pandas skips blank lines: numbers can drift on sheets with gaps.
             return name, [(i + 1, list(r)) for i, r in enumerate(sheets[name].itertuples(index=False))]
     except ImportError as e:
-        raise UnusableInput(f"{path}: cannot open a legacy .xls sheet ({e}); save it as .xlsx or "
-                            f"install xlrd") from e
+        raise UnusableInput(f"{path}: cannot open a legacy .xls sheet: pandas needs a reader for it "
+                            f"(`pip install xlrd`, or `pip install python-calamine`), or save the sheet as .xlsx "
+                            f"[{e}]") from e
     except Exception as e:  # noqa: BLE001 - any parser failure means the file cannot be used
         raise UnusableInput(f"{path}: cannot read the spreadsheet ({type(e).__name__}: {e})") from e
     raise UnusableInput(f"{path}: not a spreadsheet (.xlsx or .xls)")
@@ -297,7 +313,8 @@ class Row:
 
 def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offset: bool = True
                  ) -> tuple[int, int | None, int | None] | Skip:
-    """Onset, apex, offset from their cells; ``/`` or blank apex -> ``None``; apex == onset -> ``None``."""
+    """Onset, apex, offset from their cells; ``/`` or blank apex -> ``None``; apex == onset -> ``None``; a clip
+    of one frame (offset == onset) is skipped."""
     try:
         onset = to_int(cells.get("onset"))
     except ValueError:
@@ -318,6 +335,9 @@ def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offs
                       names.get("offset", "offset"))
     if offset is None and need_offset:
         return r.skip("bad_label", "offset frame is missing", names.get("offset", "offset"))
+    if offset is not None and offset == onset:
+        return r.skip("frames_out_of_range", f"offset frame {offset} is the onset frame: a clip of one frame holds "
+                      "no motion", names.get("offset", "offset"))
     if apex == onset:
         apex = None  # a label apex on the onset frame carries no timing: estimate it
     return onset, apex, offset
@@ -360,6 +380,17 @@ def parse_au_cell(r: Row, raw: Any, field: str) -> tuple[str | None, ParsedAUs] 
     return au_text, aus
 
 
+def unparsed_note(field: str, au_text: str | None, aus: ParsedAUs) -> list[str]:
+    """A label note for the text of an AU cell that was not read as AUs (kept verbatim in ``au_unparsed``):
+    ``12 and 6`` gives no AU, and a clip whose label says nothing checkable must not pass unremarked."""
+    if not aus.unparsed:
+        return []
+    what = "no AU was read from it" if not aus.tokens else \
+        f"read as {' + '.join(t.raw for t in aus.tokens)}"
+    verb = "is not an AU code" if len(aus.unparsed) == 1 else "are not AU codes"
+    return [f"{field} {au_text!r}: {', '.join(repr(u) for u in aus.unparsed)} {verb} ({what})"]
+
+
 def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
     """Pass clips through once; a second clip with the same id becomes a Skip naming both rows."""
     seen: dict[str, Clip] = {}
@@ -376,9 +407,18 @@ def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
 
 
 def find_sheet(root: Path, pattern: re.Pattern[str]) -> Path | None:
-    """The first label spreadsheet matching ``pattern`` in ``root`` or two levels below."""
+    """The label spreadsheet matching ``pattern`` in ``root`` or two levels below: the shallowest, then the
+    highest version (``_v2`` over ``_v1``: CAS(ME)^3 ships its superseded v1 ``.xls`` beside v2), then ``.xlsx``
+    over ``.xls``, then the last name."""
     found = find_files(Path(root), pattern, depth=2) if Path(root).is_dir() else []
-    return found[0] if found else None
+    if not found:
+        return None
+
+    def key(p: Path) -> tuple:
+        versions = re.findall(r"(?i)(?:^|[_\s-])v(\d+)", p.stem)
+        return (-len(p.parts), int(versions[-1]) if versions else 0, p.suffix.lower() == ".xlsx", p.name)
+
+    return max(found, key=key)
 
 
 def open_label_sheet(root: Path, what: str, find, described: str, sheet_name: str | None,
@@ -415,12 +455,21 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
     if isinstance(marks, Skip):
         return marks
     onset, apex, offset = marks
+    notes = []
+    if apex is not None and offset is not None and onset <= offset and not onset <= apex <= offset:
+        # The official releases hold such rows (SAMM 028_4_1 and 032_3_1, both in the MEGC2019 composite list;
+        # CAS(ME)^3 spNO.149 d): the onset..offset span stands, the apex within it is estimated from motion,
+        # as for an apex of "/".
+        notes.append(f"{names['apex']} {apex} is not between {names['onset']} {onset} and {names['offset']} "
+                     f"{offset}: the apex is estimated from motion")
+        apex = None
     au_text, aus = None, ParsedAUs()
     if "aus" in names:
         au = parse_au_cell(r, cells.get("aus"), names["aus"])
         if isinstance(au, Skip):
             return au
         au_text, aus = au
+        notes += unparsed_note(names["aus"], au_text, aus)
     folder = find_folder()
     if isinstance(folder, Skip):
         return folder
@@ -432,6 +481,8 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
         frames = {n: p for n, p in frames.items() if onset <= n <= offset}
     if cells.get("_fixes"):
         extra = {**extra, "label_fixes": list(cells["_fixes"])}
+    if notes:
+        extra = {**extra, "label_notes": notes}
     return Clip(
         database=r.database, subject=subject, clip=clip, onset=onset, apex=apex, offset=offset,
         frames=frames, emotion=text(cells.get("emotion")), au_text=au_text, aus=aus, fps=fps,

@@ -9,9 +9,10 @@ The table is empty on purpose. The public fixes we know of (tvaranka/meb ``meb/d
 CASME II offset 91 at pandas index 60 and 21 optical-flow apexes; SAMM offset 5739 at index 56, three
 apexes, five "or" AU rows; CAS(ME)^3 indices 128, 708, 749, 750, 796, 798) are keyed by the pandas
 index of MEB's own copies (``CASME2-coding-updated.xlsx``), whose row order we cannot verify, so
-transcribing them would risk rewriting the wrong clip. Without a fix, such a row is skipped with
-``frames_out_of_range`` naming file, row and field, and a missing apex is estimated from motion. Add
-an entry here only with the subject, clip and old value read from the sheet itself.
+transcribing them would risk rewriting the wrong clip. Without a fix, a row whose onset or offset lies
+outside its frames is skipped with ``frames_out_of_range`` naming file, row and field; a missing apex, or one
+outside onset..offset, is estimated from motion (the latter noted in ``extra["label_notes"]`` and the build
+report). Add an entry here only with the subject, clip and old value read from the sheet itself.
 """
 
 from __future__ import annotations

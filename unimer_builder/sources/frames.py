@@ -44,17 +44,23 @@ def read_grey(path: str | Path) -> np.ndarray:
 
 
 class FrameReader:
-    def __init__(self, clip: Clip):
+    def __init__(self, clip: Clip, first: int | None = None):
+        """``first``: the earliest frame that will be asked for (default: the clip's onset). Of a video only the
+        frames from ``first`` to the clip's offset (or apex) are decoded into memory: a window of a few frames in
+        an hour of video must not hold the hour."""
         self.clip = clip
+        self.first = clip.onset if first is None else int(first)
         self._cache: dict[int, np.ndarray] = {}
-        self._video: list[np.ndarray] | None = None
+        self._video: dict[int, np.ndarray] | None = None
+        self._count = 0  # frames of the video decoded (numbered 0..count-1)
         self._first: tuple[int, tuple[int, ...]] | None = None  # (frame number, shape) of the first frame decoded
 
     @property
     def numbers(self) -> list[int]:
-        """Available frame numbers, ascending."""
+        """Available frame numbers, ascending (of a video: up to the clip's offset, where it has one)."""
         if self.clip.video:
-            return list(range(len(self._decode_video())))
+            self._decode_video()
+            return list(range(self._count))
         return sorted(self.clip.frames)
 
     def get(self, n: int) -> np.ndarray:
@@ -62,9 +68,12 @@ class FrameReader:
             return self._cache[n]
         if self.clip.video:
             frames = self._decode_video()
-            if not 0 <= n < len(frames):
-                raise InputError("missing_frame", f"frame {n} is outside the video's {len(frames)} frames",
-                                 self.clip.video, self.clip.source_row, "frame")
+            if n not in frames:
+                where = (f"before frame {self.first}, the first this clip reads" if 0 <= n < self.first else
+                         f"outside the video's {self._count} frames" if self._count <= n or n < 0 else
+                         "not decoded")
+                raise InputError("missing_frame", f"frame {n} is {where}", self.clip.video, self.clip.source_row,
+                                 "frame")
             img = frames[n]
         else:
             img = self._read(n)
@@ -93,20 +102,32 @@ class FrameReader:
                              path, self.clip.source_row, "frame")
         return img
 
-    def _decode_video(self) -> list[np.ndarray]:
+    def _decode_video(self) -> dict[int, np.ndarray]:
+        """The video's frames ``first``..offset (to the end where the clip has no offset), read in order: a
+        seek lands on the nearest key frame in many codecs, so counting frames is the one exact numbering."""
         if self._video is None:
             cap = cv2.VideoCapture(str(self.clip.video))
             if not cap.isOpened():
                 raise InputError("bad_frame", "cannot open video", self.clip.video, self.clip.source_row, "path")
-            frames = []
-            while True:
-                ok, img = cap.read()
-                if not ok:
-                    break
-                frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img)
-            cap.release()
-            if not frames:
+            marks = [m for m in (self.clip.offset, self.clip.apex) if m is not None]
+            stop = max(marks) if self.clip.offset is not None else None
+            frames: dict[int, np.ndarray] = {}
+            n = 0
+            try:
+                while stop is None or n <= stop:
+                    ok = cap.grab()
+                    if not ok:
+                        break
+                    if n >= self.first:
+                        ok, img = cap.retrieve()
+                        if not ok:
+                            break
+                        frames[n] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+                    n += 1
+            finally:
+                cap.release()
+            if n == 0:
                 raise InputError("bad_frame", "video has no decodable frames", self.clip.video,
                                  self.clip.source_row, "path")
-            self._video = frames
+            self._video, self._count = frames, n
         return self._video

@@ -5,7 +5,8 @@ absolute), ``onset`` (required), and optionally ``apex``, ``offset``, ``aus``, `
 ``clip``, ``fps``; any other column is kept in ``Clip.extra``. In a folder, each file's frame number
 is the last run of digits in its name (natural sort); a video's frames are numbered from 0.
 Defaults: subject = the parent folder's name, clip = the folder or file stem, offset = the last
-frame of a folder (a video's stays unknown until decoded), apex estimated from motion.
+frame of a folder (a video's stays unknown until decoded), apex estimated from motion, fps = the rate a
+video file declares (a folder's stays unknown: its duration, and whether it is a micro-expression, too).
 Row numbers in messages count the header as row 1, as a spreadsheet program shows the CSV.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pandas as pd
 
 from ..errors import UnusableInput
@@ -112,7 +114,9 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         video = None
         if is_video:
             video = str(target.resolve())
-            bad = _check_video_marks(r, onset, apex, offset)
+            bad = check_video_marks(r, onset, apex, offset)
+            if fps is None:
+                fps = container_fps(target)
         else:
             frames = c.list_frames(target)
             if offset is None and frames:
@@ -122,6 +126,9 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             yield bad
             continue
         extra = {k: c.text(v) for k, v in rec.items() if k not in COLUMNS and not c.is_blank(v)}
+        notes = c.unparsed_note("aus", au_text, aus)
+        if notes:
+            extra["label_notes"] = notes
         yield Clip(
             database=DATABASE, subject=subject, clip=clip, onset=onset, apex=apex, offset=offset,
             frames=frames, video=video, emotion=c.text(rec.get("emotion")), au_text=au_text, aus=aus,
@@ -129,7 +136,18 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         )
 
 
-def _check_video_marks(r: c.Row, onset: int, apex: int | None, offset: int | None) -> Skip | None:
+def container_fps(video: Path) -> float | None:
+    """The frame rate a video file declares (its header; nothing is decoded), or None where it declares none
+    or an implausible one: a window's duration, and whether it is a micro-expression, depend on it."""
+    cap = cv2.VideoCapture(str(video))
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
+    finally:
+        cap.release()
+    return round(fps, 3) if 1.0 <= fps <= 10000.0 else None
+
+
+def check_video_marks(r: c.Row, onset: int, apex: int | None, offset: int | None) -> Skip | None:
     """A video is only checked for existence here; its frame count is known once it is decoded."""
     if onset < 0:
         return r.skip("frames_out_of_range", f"onset frame {onset} is negative (video frames count from 0)",
