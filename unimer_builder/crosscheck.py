@@ -400,7 +400,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         unexplained = _residual(stats, res_z, set(), cfg)
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
                           supported=sorted(by_au), flagged=bool(lost), flag_reasons=lost_reason,
-                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg))
+                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg, unexplained))
 
     verdicts = []
     covered: set[str] = set()
@@ -436,9 +436,10 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     named = {u.region for u in unexplained}
     unexplained += _residual(stats, res_z, covered | named, cfg)
     reasons += lost_reason
-    return CrossCheck(verdicts=verdicts, unexplained=_dedupe(unexplained), aus_source="label",
+    unexplained = _dedupe(unexplained)
+    return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
-                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg))
+                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg, unexplained))
 
 
 def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int, Verdict]:
@@ -457,9 +458,12 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
 
 
 def _moved(stats: dict[str, RegionStats], verdicts: list[Verdict], supported: list[int], lost: frozenset[str],
-           cfg: BuildConfig) -> list[str]:
-    """Regions reported as moving, in facs.REGIONS order (see :attr:`CrossCheck.moved`)."""
+           cfg: BuildConfig, unexplained: list[Unexplained] = ()) -> list[str]:
+    """Regions reported as moving, in facs.REGIONS order (see :attr:`CrossCheck.moved`): those that carry a
+    supported AU, those the unexplained motion names (the text must not call a region still that it reports
+    elsewhere as moving), and any other that moved strongly."""
     carrying = {v.region for v in verdicts if v.verdict == "supported" and v.au in supported}
+    carrying |= {u.region for u in unexplained}
     # Nothing beyond the AUs is said about a partly occluded face.
     return [r.name for r in facs.REGIONS if r.name in stats and r.name not in lost
             and (r.name in carrying or (not lost and stats[r.name].z >= cfg.check.z_unexplained))]

@@ -217,8 +217,9 @@ class CrossCheck:
     supported: list[int]  # AUs that label and motion both support (or inferred ones), sorted
     flagged: bool  # some labelled AU is not supported
     flag_reasons: list[str]
-    # Regions the text describes as moving: those carrying a supported AU, and others only as strong as
-    # unexplained motion must be (a sub-pixel drift of a held expression is not reported as motion).
+    # Regions the text describes as moving: those carrying a supported AU or named as unexplained motion, and
+    # others only as strong as unexplained motion must be (a sub-pixel drift of a held expression is not
+    # reported as motion).
     moved: list[str] = field(default_factory=list)
     # The second opinion, when one was asked for: its source ("py-feat") and what each source said per AU.
     second_opinion: str | None = None
