@@ -21,6 +21,7 @@ loaded by name on reload and checked against the fingerprint recorded when the r
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,14 @@ def _text_dict(cfg) -> dict:
     for k in ("transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype"):
         d.pop(k, None)
     return d
+
+
+def _as_umask_allows(path: Path) -> None:
+    """safetensors writes its file readable by its owner only (0600), unlike every other file of a run: a model
+    shared on a cluster or a group folder must be readable as the user's umask says, like the rest."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 class DeftModel(PreTrainedModel, GenerationMixin):
@@ -361,6 +370,7 @@ class DeftModel(PreTrainedModel, GenerationMixin):
             custom_object_save(self, out, config=self.config)
         self.config.save_pretrained(out)
         save_file(self.stored_state_dict(adapters=False), str(out / WEIGHTS), metadata={"format": "pt"})
+        _as_umask_allows(out / WEIGHTS)
         if self.config.llm_mode == "lora":
             self.llm.save_pretrained(str(out / ADAPTER_DIR), save_embedding_layers=False)
 
