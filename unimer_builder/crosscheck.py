@@ -238,7 +238,9 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     AU) and carries at least ``check.own_share`` of the motion of its own region (:func:`_own_motion`): motion that one
     AU's spill explains (raised brows drag the upper lids up) is not credited to another AU, a
     direction between two AUs' (AU12's up-and-out, AU13's up) is not split between them, and two AUs
-    side by side (AU1 beside AU2) are both found. Returns the chosen actions, strongest first, and
+    side by side (AU1 beside AU2) are both found. Of AUs that move the same regions (AU12, AU13 and AU20 at the
+    lip corners) the one whose direction fits those regions' own motion names them (:func:`_own_fit`), not the
+    one whose spill fits the skin around better. Returns the chosen actions, strongest first, and
     each region's residual z (motion no AU explains).
     """
     reach, own_share, z_min = cfg.check.spill_reach, cfg.check.own_share, cfg.check.z_unexplained
@@ -268,6 +270,17 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         regs = [r.name for r in _UNITS[k][2] if r.name in row]
         return max(regs, key=lambda n: stats[n].mean) if regs else ""
 
+    def qualifies(chosen: list[int], k: int, z_need: float = z_min) -> np.ndarray | None:
+        """The amplitudes of ``chosen + [k]`` refitted, if AU unit ``k`` joins them (see above); else None."""
+        trial = chosen + [k]
+        t_amp, _ = nnls(a[:, trial], b)
+        r = own(k)
+        vec = _own_motion(k, r, trial, stats) if r else 0.0
+        if r and (t_amp[-1] - floor) * norms[k] / noise[r] >= z_need and t_amp[-1] >= own_share * vec \
+                and _moves_its_way(_UNITS[k][0], stats[r], cfg):
+            return t_amp
+        return None
+
     chosen: list[int] = []
     amp = np.zeros(0)
     residual = b.copy()
@@ -278,15 +291,27 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         for k in np.argsort(-gain):
             if gain[k] <= 0:
                 break
-            trial = chosen + [int(k)]
-            t_amp, _ = nnls(a[:, trial], b)
-            r = own(int(k))
-            vec = _own_motion(int(k), r, trial, stats) if r else 0.0
-            if r and (t_amp[-1] - floor) * norms[k] / noise[r] >= z_min and t_amp[-1] >= own_share * vec \
-                    and _moves_its_way(_UNITS[k][0], stats[r], cfg):
-                chosen, amp, ok = trial, t_amp, True
-                residual = b - a[:, chosen] @ amp
-                break
+            if any(j in chosen and _own_fit(j, stats) > _own_fit(int(k), stats) + _FIT_MARGIN for j in _ALIKE[int(k)]):
+                continue  # these regions' AU is named already, by the one that fits them better
+            t_amp = qualifies(chosen, int(k))
+            if t_amp is None:
+                continue
+            # Of the AUs that move the same regions (AU12, AU13, AU20 at the lip corners), the one whose direction
+            # fits those regions' own motion names it: its spill on the skin around decides only between AUs
+            # that fit them alike (a broad smile bulges the cheeks outward, which AU20's spill fits better
+            # than AU12's, while both corners move up as AU12 does and no AU20 does). That the regions moved
+            # strongly is settled by AU k; the better-fitting AU needs the strength a label needs
+            # (``check.z_supported``), and every other test.
+            best, fit = int(k), _own_fit(int(k), stats)
+            for j in _ALIKE[int(k)]:
+                if j in chosen or gain[j] <= 0 or _own_fit(j, stats) <= fit + _FIT_MARGIN:
+                    continue
+                j_amp = qualifies(chosen, j, cfg.check.z_supported)
+                if j_amp is not None:
+                    best, fit, t_amp = j, _own_fit(j, stats), j_amp
+            chosen, amp, ok = chosen + [best], t_amp, True
+            residual = b - a[:, chosen] @ amp
+            break
         if not ok:
             break
     res = residual.reshape(-1, 2)
@@ -294,6 +319,26 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     actions = [Action(_UNITS[k][0], _UNITS[k][1], float(x), float((x - floor) * norms[k] / noise[own(k)]), own(k))
                for k, x in zip(chosen, amp, strict=True) if x > 0]
     return sorted(actions, key=lambda x: -x.amplitude), res_z
+
+
+_FIT_MARGIN = 0.05  # a cosine better by this much names the region's AU (cosines of real motions differ by less)
+# For each unit, the other units whose own regions are the same (the AUs that compete to name them).
+_ALIKE = [[j for j, (_, _, rj) in enumerate(_UNITS) if j != k and {r.name for r in rj} == {r.name for r in rk}]
+          for k, (_, _, rk) in enumerate(_UNITS)]
+
+
+def _own_fit(k: int, stats: dict[str, RegionStats]) -> float:
+    """How well AU unit ``k``'s direction fits its own regions' motion: the cosine of their summed motion
+    components along the AU with their summed magnitudes (the regions' motion, not its spill around)."""
+    along = total = 0.0
+    for r in _UNITS[k][2]:
+        rs = stats.get(r.name)
+        if rs is None:
+            continue
+        ex, ey = facs.expected_vector(_UNITS[k][0], r)
+        along += rs.dx * ex + rs.dy * ey
+        total += math.hypot(rs.dx, rs.dy)
+    return along / total if total > 0 else 0.0
 
 
 def _own_motion(k: int, r: str, trial: list[int], stats: dict[str, RegionStats]) -> float:
