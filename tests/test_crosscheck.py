@@ -530,3 +530,18 @@ def test_the_au_that_fits_its_own_regions_names_their_motion(env):
     actions, _ = explain_motion(stats, lm, 0.64, 0.3, CFG)
     at_corners = {x.au for x in actions if x.region.startswith("lip_corner")}
     assert at_corners and 20 not in at_corners and at_corners <= {12, 13}, actions
+
+
+def test_a_reason_names_which_z_it_quotes():
+    """A user read a verdict's z of 7.8 beside "little motion upward (z=3.8)" in its reason and took one for
+    an error: the verdict's z is all of the region's motion, the reason's its part along the AU."""
+    from unimer_builder.crosscheck import _judge
+    from unimer_builder.second_opinion import _strip
+
+    rs = RegionStats("cheek_R", 4.2, 5.0, -4.0, -1.3, 0.9, 0.0, 7.8, 0.5, noise=0.35)  # out, a little up
+    v = _judge(6, None, rs, CFG, 0.5)
+    assert v.verdict == "weak" and v.z == pytest.approx(7.8)
+    assert "(z=3.7 along it; z=7.8 for all its motion)" in v.reason
+    assert _strip("inferred from motion (z=8.0 over its regions): the right cheek moves up") == \
+        "the right cheek moves up"
+    assert _strip("inferred from motion: the right cheek moves up") == "the right cheek moves up"

@@ -292,3 +292,29 @@ def test_build_config_round_trips_through_its_dict(tmp_path):
     # a setting a later builder retired is read and dropped, flat or nested
     assert build_config_from_dict({**flat, "cos_contradicted": -0.3}).check == old.check
     assert build_config_from_dict({**d, "check": {**d["check"], "cos_contradicted": -0.3}}) == cfg
+
+
+def test_a_users_window_of_unknown_duration_is_not_called_a_micro_expression():
+    """A manifest folder without an fps has no duration: the text may not assert a micro-expression (the
+    official databases' clips all have a rate, and are micro-expressions by selection)."""
+    from dataclasses import replace
+
+    clip, ev, check = make_records(database="manifest", au_text="12")
+    for c, micro in ((replace(clip, fps=None), False), (clip, True), (replace(clip, database="casme2", fps=None), True)):
+        text = " ".join(s.instruction + " " + s.answer for s in render.render_samples(c, ev, check, BuildConfig()))
+        assert ("micro-expression" in text) == micro, (c.database, c.fps)
+
+
+def test_an_offset_that_no_label_gave_is_not_called_labelled():
+    """A manifest row without an offset takes the folder's last frame: its duration is the frames the user
+    happened to extract, which the text says rather than calling it the labelled clip's."""
+    from dataclasses import replace
+
+    clip, ev, check = make_records(database="manifest", au_text="12")
+    long_clip = replace(clip, fps=10.0)  # onset 10 -> offset 20: 1 s
+    explain = next(s.answer for s in render.render_samples(long_clip, ev, check, BuildConfig()) if s.task == "explain")
+    assert "The labelled clip lasts 1.00 s from onset to offset" in explain
+    defaulted = replace(long_clip, extra={"offset_defaulted": True})
+    explain = next(s.answer for s in render.render_samples(defaulted, ev, check, BuildConfig()) if s.task == "explain")
+    assert "The clip lasts 1.00 s from onset to its last frame (no offset was given)" in explain
+    assert "labelled clip" not in explain

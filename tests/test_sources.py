@@ -342,7 +342,8 @@ def test_manifest_defaults_and_video(tmp_path):
     got, skips = read_all(tmp_path, "manifest")
     a, b = got
     assert (a.subject, a.clip, a.onset, a.apex, a.offset) == ("alice", "smile1", 2, None, 10)
-    assert sorted(a.frames) == [2, 3, 10] and a.au_text == "12" and a.extra == {"note": "first"}
+    assert sorted(a.frames) == [2, 3, 10] and a.au_text == "12"
+    assert a.extra == {"note": "first", "offset_defaulted": True}  # the text must not call it a labelled offset
     assert (b.subject, b.clip, b.video, b.frames, b.onset, b.apex, b.offset) == (
         "bob", "take", str(video.resolve()), {}, 1, 3, None)
     assert a.fps is None  # a folder declares no rate

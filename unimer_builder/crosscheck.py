@@ -88,7 +88,9 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
     else:
         bits = []
         if min(rs.z, along) < cfg.check.z_supported:
-            bits.append(f"little motion {want} (z={min(rs.z, along):.1f})")
+            # two numbers, each named: the verdict's z is all of the region's motion, this one its part the AU's way
+            bits.append(f"little motion {want} (z={along:.1f} along it; z={rs.z:.1f} for all its motion)"
+                        if along < rs.z else f"little motion (z={rs.z:.1f})")
         if cos < cfg.check.cos_supported:
             bits.append(f"direction {went}, expected {want} (cos={cos:.2f})")
         if timing_ok is False:
@@ -441,7 +443,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             v = _judge(au, side, stats[top.region], cfg, t_apex)
             verdicts.append(Verdict(au=au, side=side, region=top.region, verdict="supported", z=top.z,
                                     direction_cos=v.direction_cos, timing_ok=v.timing_ok,
-                                    reason="inferred from motion: " + v.reason))
+                                    reason=f"inferred from motion (z={top.z:.1f} over its regions): " + v.reason))
         unexplained = _residual(stats, res_z, set(), cfg)
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
                           supported=sorted(by_au), flagged=bool(lost), flag_reasons=lost_reason,

@@ -175,10 +175,15 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
     return {
         "database": clip.database,
         "crop_size": cfg.face.crop_size,
-        # A clip longer than a micro-expression is never called one ("this expression", not "this micro-expression").
-        "kind": "expression" if duration_class in ("macro", "long") else "micro-expression",
+        # A clip longer than a micro-expression is never called one ("this expression", not "this micro-expression"),
+        # nor is a user's window whose duration is unknown (a folder of frames without an fps): the official
+        # databases' clips all have a rate and an offset, and are micro-expressions by selection.
+        "kind": "micro-expression" if duration_class == "micro" or (duration_class is None and clip.database != "manifest")
+        else "expression",
         "micro": duration_class not in ("macro", "long"),
         "duration": None if duration is None else f"{duration:.2f}",
+        # The offset was no label's but the last frame of the user's folder (sources.manifest)
+        "offset_defaulted": bool(clip.extra.get("offset_defaulted")),
         "duration_class": duration_class,
         "micro_max": f"{labels.MICRO_MAX_S:g}",
         "macro_max": f"{labels.MACRO_MAX_S:g}",

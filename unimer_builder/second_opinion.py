@@ -33,6 +33,7 @@ Everything here works on plain records; nothing imports py-feat (see :mod:`.pyfe
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -231,7 +232,9 @@ def _combine_inferred(check: CrossCheck, flow: Mapping[int, Verdict], view, risi
                    moved=moved, second_opinion=SOURCE)
 
 
+_INFERRED = re.compile(r"^inferred from motion(?: \([^)]*\))?: ")
+
+
 def _strip(reason: str) -> str:
     """A flow reason without the prefix of the flow-only inference."""
-    prefix = "inferred from motion: "
-    return reason[len(prefix):] if reason.startswith(prefix) else reason
+    return _INFERRED.sub("", reason, count=1)

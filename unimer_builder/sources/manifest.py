@@ -2,8 +2,8 @@
 
 Columns: ``path`` (required: a folder of frames or a video file, relative to the manifest's folder or
 absolute), ``onset`` (required), and optionally ``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
-``clip``, ``fps``; any other column is kept in ``Clip.extra``. In a folder, each file's frame number
-is the last run of digits in its name (natural sort); a video's frames are numbered from 0.
+``clip``, ``fps``; any other column is kept in ``Clip.extra`` (not written to the shards). In a folder, each
+file's frame number is the last run of digits in its name (natural sort); a video's frames are numbered from 0.
 Defaults: subject = the parent folder's name, clip = the folder or file stem, offset = the last
 frame of a folder (a video's stays unknown until decoded), apex estimated from motion, fps = the rate a
 video file declares (a folder's stays unknown: its duration, and whether it is a micro-expression, too).
@@ -112,6 +112,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
                 continue
         frames: dict[int, str] = {}
         video = None
+        defaulted = False
         if is_video:
             video = str(target.resolve())
             bad = check_video_marks(r, onset, apex, offset)
@@ -119,13 +120,16 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
                 fps = container_fps(target)
         else:
             frames = c.list_frames(target)
-            if offset is None and frames:
+            defaulted = offset is None and bool(frames)
+            if defaulted:
                 offset = max(frames)
             bad = c.check_frames(r, frames, target, onset, apex, offset, names)
         if bad is not None:
             yield bad
             continue
         extra = {k: c.text(v) for k, v in rec.items() if k not in COLUMNS and not c.is_blank(v)}
+        if defaulted:
+            extra["offset_defaulted"] = True
         notes = c.unparsed_note("aus", au_text, aus)
         if notes:
             extra["label_notes"] = notes
