@@ -370,9 +370,10 @@ class DeftModel(PreTrainedModel, GenerationMixin):
             custom_object_save(self, out, config=self.config)
         self.config.save_pretrained(out)
         save_file(self.stored_state_dict(adapters=False), str(out / WEIGHTS), metadata={"format": "pt"})
-        _as_umask_allows(out / WEIGHTS)
         if self.config.llm_mode == "lora":
             self.llm.save_pretrained(str(out / ADAPTER_DIR), save_embedding_layers=False)
+        for f in out.rglob("*.safetensors"):  # ours and peft's adapter_model.safetensors
+            _as_umask_allows(f)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config: DeftConfig | None = None,

@@ -46,9 +46,12 @@ def test_save_pretrained_round_trip_gives_identical_logits(tmp_path, mode):
         o1 = model(**b)
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
-    # the weights are as readable as the run's other files (safetensors alone writes them 0600)
-    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "m").iterdir() if f.is_file()}
-    assert modes["model.safetensors"] == modes["config.json"], modes
+    # the weights (ours, and peft's adapters) are as readable as the run's other files (safetensors alone
+    # writes them 0600)
+    modes = {str(f.relative_to(tmp_path / "m")): f.stat().st_mode & 0o777 for f in (tmp_path / "m").rglob("*")
+             if f.is_file()}
+    assert len(set(modes.values())) == 1, modes
+    assert ("adapter/adapter_model.safetensors" in modes) == (mode == "lora")
     m2 = DeftModel.from_pretrained(tmp_path / "m")
     m2.eval()
     with torch.no_grad():

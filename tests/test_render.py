@@ -300,9 +300,13 @@ def test_a_users_window_of_unknown_duration_is_not_called_a_micro_expression():
     from dataclasses import replace
 
     clip, ev, check = make_records(database="manifest", au_text="12")
+    cfg = BuildConfig()
     for c, micro in ((replace(clip, fps=None), False), (clip, True), (replace(clip, database="casme2", fps=None), True)):
-        text = " ".join(s.instruction + " " + s.answer for s in render.render_samples(c, ev, check, BuildConfig()))
-        assert ("micro-expression" in text) == micro, (c.database, c.fps)
+        ctx = render.build_context(c, ev, check, cfg)
+        texts = [" ".join(render.render_task(task, v, ctx, str(cfg.text.folder)))
+                 for task in render.TASKS for v in range(render.n_variants(task))]  # every wording
+        assert any("micro-expression" in t for t in texts) == micro, (c.database, c.fps)
+        assert any("brief, involuntary" in t for t in texts) == micro, (c.database, c.fps)
 
 
 def test_an_offset_that_no_label_gave_is_not_called_labelled():

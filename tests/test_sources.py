@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -384,6 +385,10 @@ def test_a_video_window_decodes_only_its_own_frames_and_refuses_an_offset_past_t
         _span(past, FrameReader(past))
     assert e.value.reason == "frames_out_of_range" and e.value.field == "offset" and "last frame (19)" in str(e.value)
     assert _span(open_, FrameReader(open_))[1] == 19  # no offset: to the video's end
+    last = replace(open_, onset=19)  # no offset, onset on the last frame: one frame
+    with pytest.raises(InputError, match="holds one frame") as e:
+        _span(last, FrameReader(last))
+    assert e.value.reason == "frames_out_of_range" and e.value.field == "offset"
 
 
 def test_manifest_parquet_and_file_root(tmp_path):
@@ -498,13 +503,27 @@ def test_casme3_folders_that_differ_from_the_sheet_only_in_case(tmp_path):
     shutil.copytree(tmp_path / "part_A/spNO.3/a", tmp_path / "part_A/spNO.3/A_")
     (tmp_path / "part_A/spNO.3/A_").rename(tmp_path / "part_A/spNO.3/A")  # "a" and "A": which one?
     got, skips = read_all(tmp_path, "casme3")
-    assert [c.clip_id for c in got] == [ids[0], ids[1].replace("/a/", "/A/")]  # the exact name wins
+    assert [c.clip_id for c in got] == [ids[0], ids[1].replace("/a/", "/A/")]
+    assert Path(got[1].frames[got[1].onset]).parts[-3] == "A"  # the exact name wins
     set_cell(sheet, "label", 3, "Subject", "spno.3")
     shutil.copytree(tmp_path / "part_A/spNO.3", tmp_path / "part_A/SPNO.3")  # "spNO.3" or "SPNO.3"?
     got, skips = read_all(tmp_path, "casme3")
     assert [c.clip_id for c in got] == [ids[0]]
     (s,) = skips
     assert s.reason == "missing_path" and s.row == 3
+    assert "differ from it only in case" in s.message and "SPNO.3" in s.message and "spNO.3" in s.message
+
+
+def test_a_preferred_base_is_searched_in_any_case_before_the_next_base(tmp_path):
+    """CASME II raw frames come before the official crops: a raw folder that differs from the sheet only in
+    case is still the raw one, not a crop folder spelled exactly."""
+    ids, sheet = _casme2(tmp_path)
+    crop = tmp_path / "Cropped" / "sub01" / "EP02_01f"
+    shutil.copytree(tmp_path / "CASME2_RAW_selected/sub01/EP02_01f", crop)
+    (tmp_path / "CASME2_RAW_selected/sub01/EP02_01f").rename(tmp_path / "CASME2_RAW_selected/sub01/ep02_01F")
+    got, skips = read_all(tmp_path, "casme2")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert Path(got[1].frames[got[1].onset]).parent.name == "ep02_01F"
 
 
 def test_casme3_frame_drop(tmp_path):
@@ -624,6 +643,7 @@ def test_clip_from_a_video_file(tmp_path):
         str(video.resolve()), {}, 2, 5, 9, 30.0)
     assert FrameReader(clip).numbers == list(range(10))
     assert clip_from_folder(video).onset == 0
+    assert clip_from_folder(video, 2, 2, 9).apex is None  # an apex on the onset carries no timing, as in a sheet
     with pytest.raises(InputError, match="apex frame 1 is not between onset 2") as e:
         clip_from_folder(video, 2, 1, 9)
     assert e.value.field == "apex"

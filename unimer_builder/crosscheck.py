@@ -324,7 +324,8 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
 
 
 _FIT_MARGIN = 0.05  # a cosine better by this much names the region's AU (cosines of real motions differ by less)
-# For each unit, the other units whose own regions are the same (the AUs that compete to name them).
+# For each unit, the other units whose own regions are the same (the AUs that compete to name them): the same
+# set only, so both-sided units compete among themselves and one-sided units of one side among themselves.
 _ALIKE = [[j for j, (_, _, rj) in enumerate(_UNITS) if j != k and {r.name for r in rj} == {r.name for r in rk}]
           for k, (_, _, rk) in enumerate(_UNITS)]
 

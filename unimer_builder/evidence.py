@@ -79,6 +79,9 @@ def _span(clip: Clip, reader: FrameReader) -> tuple[list[int], int]:
     if not span or clip.onset not in span:
         raise InputError("missing_frame", f"onset frame {clip.onset} of clip {clip.clip_id} is missing",
                          clip.source_file, clip.source_row, "onset")
+    if len(span) < 2:  # whatever path set the offset (a label, a folder's or a video's last frame)
+        raise InputError("frames_out_of_range", f"clip {clip.clip_id} holds one frame ({clip.onset}): no motion to "
+                         f"measure", clip.source_file, clip.source_row, "offset")
     return span, offset
 
 

@@ -172,15 +172,16 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
     typical = sorted(a for a in supported if emotion and a in EMOTION_AUS.get(emotion, ()))
     duration = labels.duration_s(clip.onset, clip.offset, clip.fps)
     duration_class = labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps)
+    micro = duration_class == "micro" or (duration_class is None and clip.database != "manifest")
+    kind = "micro-expression" if micro else "expression"
     return {
         "database": clip.database,
         "crop_size": cfg.face.crop_size,
         # A clip longer than a micro-expression is never called one ("this expression", not "this micro-expression"),
         # nor is a user's window whose duration is unknown (a folder of frames without an fps): the official
         # databases' clips all have a rate and an offset, and are micro-expressions by selection.
-        "kind": "micro-expression" if duration_class == "micro" or (duration_class is None and clip.database != "manifest")
-        else "expression",
-        "micro": duration_class not in ("macro", "long"),
+        "kind": kind,
+        "micro": kind == "micro-expression",  # "brief, involuntary facial movement", the duration note
         "duration": None if duration is None else f"{duration:.2f}",
         # The offset was no label's but the last frame of the user's folder (sources.manifest)
         "offset_defaulted": bool(clip.extra.get("offset_defaulted")),

@@ -64,8 +64,8 @@ def clip_from_folder(folder: Path | str, onset: int | None = None, apex: int | N
         err = InputError(skip.reason, skip.message)  # the message already names folder and field
         err.file, err.row, err.field = skip.file, skip.row, skip.field
         raise err
-    return Clip(database=database, subject=subject, clip=folder.name, onset=onset, apex=apex, offset=offset,
-                frames=frames, fps=fps, source_file=str(folder))
+    return Clip(database=database, subject=subject, clip=folder.name, onset=onset,
+                apex=None if apex == onset else apex, offset=offset, frames=frames, fps=fps, source_file=str(folder))
 
 
 def _clip_from_video(video: Path, onset: int | None, apex: int | None, offset: int | None, *, database: str,
@@ -79,8 +79,9 @@ def _clip_from_video(video: Path, onset: int | None, apex: int | None, offset: i
         err = InputError(skip.reason, skip.message)
         err.file, err.row, err.field = skip.file, skip.row, skip.field
         raise err
-    return Clip(database=database, subject=subject, clip=video.stem, onset=onset, apex=apex, offset=offset,
-                video=str(video.resolve()), fps=fps or manifest.container_fps(video), source_file=str(video))
+    return Clip(database=database, subject=subject, clip=video.stem, onset=onset, apex=None if apex == onset else apex,
+                offset=offset, video=str(video.resolve()), fps=fps or manifest.container_fps(video),
+                source_file=str(video))
 
 
 def detect_format(root: Path | str) -> str | None:

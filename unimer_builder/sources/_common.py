@@ -135,28 +135,39 @@ class FolderFinder:
             self._names[d] = {p.name for p in subdirs(d)}
         return self._names[d]
 
-    def _named(self, d: Path, name: str) -> str | None:
-        """The child folder of ``d`` called ``name``, or else the one that differs only in case, if only one
-        does: the sheets and the folders of one release disagree in case (CAS(ME)^3 writes ``spNO.3 J`` beside
-        folders ``j``; copies spell ``spNo``), and a case-insensitive filesystem would find it anyway."""
+    def _named(self, d: Path, name: str, exact: bool) -> str | None:
+        """The child folder of ``d`` called ``name`` or, not ``exact``, the one that differs from it only in case
+        (if only one does): the sheets and the folders of one release disagree in case (CAS(ME)^3 writes
+        ``spNO.3 J`` beside folders ``j``; copies spell ``spNo``), and a case-insensitive filesystem would find
+        it anyway."""
         kids = self._children(d)
         if name in kids:
             return name
+        if exact:
+            return None
         alike = [k for k in kids if k.casefold() == name.casefold()]
         return alike[0] if len(alike) == 1 else None
 
     def find(self, subject_names: Sequence[str], clip: str) -> Path | None:
-        for exact in (True, False):
-            for base in self.bases:
+        for base in self.bases:  # the preferred base first (raw frames before crops), in any case
+            for exact in (True, False):
                 for s in subject_names:
-                    sub = (s if s in self._children(base) else None) if exact else self._named(base, s)
-                    if sub is None:
-                        continue
-                    name = (clip if clip in self._children(base / sub) else None) if exact \
-                        else self._named(base / sub, clip)
+                    sub = self._named(base, s, exact)
+                    name = None if sub is None else self._named(base / sub, clip, exact)
                     if name is not None:
                         return base / sub / name
         return None
+
+    def ambiguous(self, subject_names: Sequence[str], clip: str) -> list[Path]:
+        """Folders that differ from the clip's only in case where more than one does (why :meth:`find` found
+        none), for the message."""
+        out = []
+        for base in self.bases:
+            for s in subject_names:
+                subs = [k for k in self._children(base) if k.casefold() == s.casefold()]
+                for sub in subs:
+                    out += [base / sub / k for k in self._children(base / sub) if k.casefold() == clip.casefold()]
+        return sorted(set(out)) if len(set(out)) > 1 else []
 
     def expected(self, default_base: str, subject: str, clip: str) -> Path:
         """Where the clip folder was looked for first, for the error message."""
@@ -567,6 +578,10 @@ def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layou
         def folder(spellings=spellings, subject=subject, clip=clip, r=r):
             found = finder.find(spellings, clip)
             if found is None:
+                alike = finder.ambiguous(spellings, clip)
+                if alike:
+                    return r.skip("missing_path", f"clip folder {subject}/{clip} is none of {len(alike)} folders that "
+                                  f"differ from it only in case: {', '.join(map(str, alike))}", names["filename"])
                 where = finder.expected(layout.frames_dir, subject, clip)
                 where = where / layout.frames_subdir if layout.frames_subdir else where
                 return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])

@@ -140,15 +140,21 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         )
 
 
+# Above this a declared rate is more likely a container's time base (WebM and variable-rate files report 1000)
+# than a camera's: MER cameras run at 25-200 fps (SMIC 100, CASME II and SAMM 200), phones' slow motion at 240-480.
+MAX_DECLARED_FPS = 500.0
+
+
 def container_fps(video: Path) -> float | None:
     """The frame rate a video file declares (its header; nothing is decoded), or None where it declares none
-    or an implausible one: a window's duration, and whether it is a micro-expression, depend on it."""
+    or an implausible one (``MAX_DECLARED_FPS``): a window's duration, and whether it is a micro-expression,
+    depend on it; give the ``fps`` column where the file's rate is not the camera's."""
     cap = cv2.VideoCapture(str(video))
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
     finally:
         cap.release()
-    return round(fps, 3) if 1.0 <= fps <= 10000.0 else None
+    return round(fps, 3) if 1.0 <= fps <= MAX_DECLARED_FPS else None
 
 
 def check_video_marks(r: c.Row, onset: int, apex: int | None, offset: int | None) -> Skip | None:
