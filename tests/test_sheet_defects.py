@@ -209,6 +209,23 @@ def test_casme2_rows_outside_the_official_list_get_no_composite_class(tmp_path):
     assert all(labels.composite_of(c, "labels") for c in clips.values())  # the mapping alone keeps all three
 
 
+def test_official_clips_a_copy_lacks_are_listed_in_the_report(tmp_path):
+    """Common SMIC copies lack folders of clips the MEGC2019 list names (s3_ne_03, s9_sur_02, ...; a public
+    MEGC2019 entry's README lists five): the SMIC reader walks folders and never sees them, so a composite
+    evaluation would silently run on fewer clips than the protocol's. The report lists them."""
+    total, missing = labels.official_missing("smic", [
+        "smic/HS/s01/s01_ne_01", "smic/HS/s1/s1_ne_02", "smic/VIS/s1/s1_ne_03",  # VIS: not the composite's camera
+        "casme2/sub01/EP02_01f"])
+    assert total == 164 and len(missing) == 162
+    assert "s1/s1_ne_03" in missing and "s1/s1_ne_01" not in missing and "s1/s1_ne_02" not in missing
+    summaries = [ClipSummary("casme2/sub01/EP02_01f", "casme2", 4, False, False, "label", "label")]
+    rep = build_report(summaries, [], CFG, str(tmp_path), "casme2", [], 1.0, 1)
+    off = rep["official_composite"]
+    assert (off["listed"], off["found"], len(off["missing"])) == (145, 1, 144) and "sub01/EP19_05f" in off["missing"]
+    rep = build_report(summaries, [], CFG.with_(**{"text.composite": "labels"}), str(tmp_path), "casme2", [], 1.0, 1)
+    assert rep["official_composite"] is None  # not the release: no official list to compare with
+
+
 def test_smic_composite_is_the_high_speed_camera_and_ignores_zero_padding():
     assert labels.clip_composite("smic", "s1", "s1_ne_01", "negative", variant="HS") == "negative"
     assert labels.clip_composite("smic", "s01", "s01_ne_01", "negative", variant="HS") == "negative"

@@ -247,6 +247,12 @@ def _print_summary(report: dict, out: Path) -> None:
                       f"(> {report['durations']['bounds_s']['micro']} s; full list in build_report.json):")
         for b in beyond[:5]:
             console.print(f"  {b['clip_id']}: {b['duration_s']} s ({b['class']})")
+    official = report.get("official_composite")
+    if official and official["missing"]:
+        console.print(f"[yellow]{len(official['missing'])} of the {official['listed']} clips the official MEGC2019 list "
+                      f"names for this database were not found[/yellow] (neither built nor skipped: no folder or "
+                      f"row; full list in build_report.json): {', '.join(official['missing'][:5])}"
+                      f"{' ...' if len(official['missing']) > 5 else ''}")
     notes = report.get("label_notes") or []
     if notes:
         console.print(f"[yellow]{len(notes)} clips built with a label cell read otherwise[/yellow] (full list in "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import functools
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from .records import Clip
@@ -99,6 +100,24 @@ def official_composite() -> dict[tuple[str, str, str], str]:
 
 def official_databases() -> frozenset[str]:
     return frozenset(k[0] for k in official_composite())
+
+
+def official_missing(database: str, clip_ids: Iterable[str]) -> tuple[int, list[str]]:
+    """How many clips of ``database`` the official MEGC2019 list holds, and those (``subject/clip``) that no clip
+    id of ``clip_ids`` (built or skipped) names: a copy of a release that lacks folders (common SMIC copies lack
+    ``s3_ne_03``, ``s9_sur_02``, ...) makes a composite evaluation on fewer clips than the protocol's."""
+    want = {k for k in official_composite() if k[0] == database}
+    seen = set()
+    for cid in clip_ids:
+        parts = str(cid).split("/")
+        if parts[0] != database or len(parts) < 3:
+            continue
+        if database in _COMPOSITE_VARIANT:  # <db>/<variant>/<subject>/<clip>
+            if len(parts) < 4 or parts[1].upper() != _COMPOSITE_VARIANT[database]:
+                continue
+            parts = [parts[0], *parts[2:]]
+        seen.add(_clip_key(database, parts[1], parts[2]))
+    return len(want), sorted(f"{k[1]}/{k[2]}" for k in want - seen)
 
 
 def clip_composite(database: str, subject: str, clip: str, label: object, variant: str | None = None,

@@ -79,6 +79,15 @@ def _durations(summaries: list[ClipSummary]) -> dict:
     }
 
 
+def _official(fmt: str, summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig) -> dict | None:
+    """With ``--composite official``, for a database of the MEGC2019 list: how many of its official clips the
+    build saw (built or skipped), and which it did not find at all."""
+    if cfg.text.composite != "official" or fmt not in labels.official_databases():
+        return None
+    total, missing = labels.official_missing(fmt, [s.clip_id for s in summaries] + [s.clip_id for s in skips])
+    return {"listed": total, "found": total - len(missing), "missing": missing}
+
+
 def _relative(text: str, prefixes: list[str]) -> str:
     for p in prefixes:
         text = text.replace(p + os.sep, "").replace(p, ".")
@@ -149,6 +158,7 @@ def build_report(
             "label_notes": sum(bool(s.label_notes) for s in summaries),
         },
         "durations": _durations(summaries),
+        "official_composite": _official(fmt, summaries, skips, cfg),
         "label_notes": [{"clip_id": s.clip_id, "notes": list(s.label_notes)}
                         for s in sorted(summaries, key=lambda s: s.clip_id) if s.label_notes],
         "skip_reasons": dict(sorted(Counter(s.reason for s in skips).items())),
