@@ -9,7 +9,8 @@ fetched once through ``validation.media``), or from ``--windows CSV`` in the sam
 built as one manifest clip; the table shows, per window, the label, the expectation, the measured verdicts
 (AU verdict z cos), unexplained motion (region AU z), the noise floor (px), the removed head motion (tx, ty
 px; rotation degrees) and pass/fail, then the failed checks, the totals and the false-motion rate on still
-windows (share of still windows with any region at or above z_supported, with those regions). ``--preset``
+windows (share of still windows with any region at or above z_supported, with those regions), and the AUs
+the rows name beyond their labels that no annotation lists (an upper bound on over-claiming). ``--preset``
 picks a TV-L1 preset of ``config.TVL1_PRESETS`` (default: the builder's own default).
 
 ``--trace ID --frames A:B``: no build; for the window's video, each region's mean motion from the window's
@@ -82,6 +83,11 @@ def print_table(ev: rf.Evaluation, z_supported: float) -> None:
     high = [s for s in still if s.measured.noise_floor is None or s.measured.noise_floor > rf.STILL_FLOOR_MAX_PX]
     print(f"still windows whose noise floor exceeds {rf.STILL_FLOOR_MAX_PX:g} px (flow failed, nothing measurable): "
           f"{len(high)}/{len(still)}")
+    unlisted, named = ev.unlisted
+    print(f"AUs named beyond the labels that no annotation lists (an upper bound on over-claiming): "
+          f"{len(unlisted)}/{named}")
+    for wid, au, region in unlisted:
+        print(f"  {wid}: AU{au} ({region})")
     for s in still:
         moved = ", ".join(f"{name} z={z:.1f}" for name, z in s.moved) or "none"
         moved += "; at z >= z_supported: " + (", ".join(f"{name} z={z:.1f}" for name, z in s.raw) or "none")

@@ -545,3 +545,51 @@ def test_a_reason_names_which_z_it_quotes():
     assert _strip("inferred from motion (z=8.0 over its regions): the right cheek moves up") == \
         "the right cheek moves up"
     assert _strip("inferred from motion: the right cheek moves up") == "the right cheek moves up"
+
+
+# tf_smile_off (the FGNet talking face, frames 91->101, real footage): a broad open smile fades and the lips
+# close; labelled 12. (dx, dy, z, noise) of that row's regions; the others hardly moved.
+_SMILE_OFF = {"cheek_R": (1.30, 2.12, 12.7, 0.18), "cheek_L": (-1.69, 1.02, 13.8, 0.14), "nose": (0.41, -0.79, 5.8, 0.13),
+              "upper_lip": (1.21, 1.51, 12.6, 0.15), "lip_corner_R": (3.33, 6.20, 40.9, 0.17),
+              "lip_corner_L": (-3.03, 6.69, 58.8, 0.12), "lower_lip": (2.10, -8.06, 59.9, 0.14),
+              "chin": (2.94, -7.67, 60.7, 0.13), "lower_lid_R": (0.50, 0.59, 4.5, 0.14)}
+
+
+def test_lips_that_close_raise_the_lower_lip_and_chin_as_no_action_of_their_own(tmp_path, env):
+    """Parted lips that close (a laugh's or speech's end) raise the lower lip and the chin as a chin raiser
+    (AU17) or a lip presser (AU24) would, and the build named both at z 60 on a real smile's offset whose
+    annotation reads "lower lip and chin up about 8 px (jaw closing)". Where the inner lips' gap narrows by
+    ``face.lips_part`` IOD and the flow's lower lip moves toward the upper, that motion is reported unnamed,
+    as the lips closing, in labelled and unlabelled clips alike."""
+    from unimer_builder.render import render_samples
+
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    regions = [replace(r, dx=_SMILE_OFF[r.name][0], dy=_SMILE_OFF[r.name][1], z=_SMILE_OFF[r.name][2],
+                       noise=_SMILE_OFF[r.name][3], mean=math.hypot(*_SMILE_OFF[r.name][:2]), coherence=0.95)
+               if r.name in _SMILE_OFF else replace(r, dx=0.0, dy=0.0, z=0.2, mean=0.1) for r in ev.regions]
+
+    def run(gap_onset, gap_apex, label="12", database="casme2"):
+        c = replace(clip, database=database, au_text=label, aus=facs.parse_aus(label))
+        e = replace(ev, regions=regions, lips={0: gap_onset, 4: gap_apex, 8: gap_apex})
+        return c, e, cross_check(c, e, CFG)
+
+    c, e, closed = run(0.142, 0.025)
+    named = {u.region: u.au for u in closed.unexplained}
+    assert closed.lips_close == pytest.approx((0.142 - 0.025) * interocular(np.asarray(ev.face.landmarks, float)))
+    assert named.get("chin", "absent") is None and named.get("lower_lip", "absent") is None, named
+    assert not {17, 24} & set(named.values()) and verdicts(closed)[12].verdict == "contradicted"
+    answer = {s.task: s.answer for s in render_samples(c, e, closed, CFG)}["explain"]
+    assert "the chin moves upward by" in answer and "as the parted lips close" in answer
+    assert "chin raiser" not in answer and "lip presser" not in answer
+    # the same motion with the lips' gap unchanged (a mouth that was closed): the chin raiser is the motion's own
+    _, _, kept = run(0.02, 0.02)
+    assert kept.lips_close is None and 17 in {u.au for u in kept.unexplained}
+    # the landmarks alone do not make it (the flow's lips must move toward each other)
+    flipped = [replace(r, dy=-r.dy) if r.name in ("lower_lip", "upper_lip") else r for r in regions]
+    c2 = replace(clip, au_text="12", aus=facs.parse_aus("12"))
+    assert cross_check(c2, replace(ev, regions=flipped, lips={0: 0.142, 4: 0.025}), CFG).lips_close is None
+    # without labels (SMIC), closing lips are not inferred as AU17 or AU24
+    _, _, smic = run(0.142, 0.025, None, "smic")
+    _, _, smic_open = run(0.02, 0.02, None, "smic")
+    assert not {17, 24} & set(smic.supported) and {17, 24} & set(smic_open.supported)
+    assert {u.region for u in smic.unexplained if u.au is None} >= {"chin"}

@@ -119,6 +119,21 @@ def test_score_still_counts_any_region_reported_as_moving_and_inferred_aus():
     assert ev.false_motion_rate == 0.5  # the skipped window is not a still window that was measured
 
 
+def test_aus_named_that_no_annotation_lists_are_counted():
+    """Over-claiming: an AU the row names beyond its label is listed when no annotated group has it."""
+    w = _window(aus="4", verdicts={4: "contradicted"}, unexplained=(frozenset({12, 13, 20}),))
+    m = rf.Measured(verdicts=[_verdict(4, "contradicted")], regions=REGIONS_QUIET,
+                    unexplained=[{"region": "lip_corner_L", "au": 12, "z": 9.0, "dx": 1, "dy": -1},
+                                 {"region": "chin", "au": 17, "z": 9.0, "dx": 0, "dy": -1},
+                                 {"region": "cheek_L", "au": None, "z": 9.0, "dx": 1, "dy": 0}])
+    assert rf.unlisted_aus(w, m) == [(17, "chin")]
+    inferred = rf.Measured(regions=REGIONS_QUIET, aus_source="inferred", aus_supported=[12, 4])
+    assert rf.unlisted_aus(_window(aus="", verdicts={}, unexplained=(frozenset({12}),)), inferred) == [(4, "inferred")]
+    ev = rf.Evaluation(scores=[rf.score_window(w, m), rf.score_window(w, rf.Measured(skip_reason="no_face"))],
+                       preset=None, report={})
+    assert ev.unlisted == ([(w.id, 17, "chin")], 2)
+
+
 def test_score_skips_and_flags():
     w = _window(skip=frozenset({"no_face"}))
     assert rf.score_window(w, rf.Measured(skip_reason="no_face")).passed

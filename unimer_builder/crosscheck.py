@@ -406,6 +406,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                    f"cannot follow); nothing is said about them"] if lost else []
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
+    closing = None if lost & set(_LIPS) else _lips_close(clip, evidence, stats, cfg)
     lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
     # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
     # are left out of the explanation of the rest.
@@ -431,6 +432,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             if by_au.get(16) and all(x.region == "lower_lip" for x in by_au[16]):
                 del by_au[16]
             by_au.setdefault(25, [])
+        # closing lips raise the lower lip and chin as AU17 and AU24 do: the parting's release, not inferred
+        released = [x for au in (_CLOSING if closing is not None else ()) for x in by_au.pop(au, [])]
         for au in sorted(by_au):
             if au == 45 and blink:
                 verdicts.append(_blink_verdict(clip, evidence, stats, cfg))
@@ -445,10 +448,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             verdicts.append(Verdict(au=au, side=side, region=top.region, verdict="supported", z=top.z,
                                     direction_cos=v.direction_cos, timing_ok=v.timing_ok,
                                     reason=f"inferred from motion (z={top.z:.1f} over its regions): " + v.reason))
-        unexplained = _residual(stats, res_z, set(), cfg)
+        unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, stats, set(), cfg)], closing)
+                              + _residual(stats, res_z, set(), cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
                           supported=sorted(by_au), flagged=bool(lost), flag_reasons=lost_reason,
-                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg, unexplained))
+                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg, unexplained), lips_close=closing)
 
     verdicts = []
     covered: set[str] = set()
@@ -474,7 +478,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         elif v.verdict != "unverifiable":
             reasons.append(f"{facs.au_label(v.au, v.side)} {v.verdict}: {v.reason}")
 
-    unexplained = [u for x in strong if x.au not in labelled for u in _regions_of(x, stats, covered, cfg)]
+    unexplained = _closing([u for x in strong if x.au not in labelled for u in _regions_of(x, stats, covered, cfg)],
+                           closing)
     if blink and not labelled & {43, 45}:
         lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)
         if lid is not None:
@@ -487,7 +492,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     unexplained = _dedupe(unexplained)
     return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
-                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg, unexplained))
+                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg, unexplained), lips_close=closing)
 
 
 def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int, Verdict]:
@@ -583,6 +588,34 @@ def _lips_part(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: Bui
     if not (noise > 0 and sep / noise >= cfg.check.z_supported):
         return None
     return float((apex - onset) * interocular(np.asarray(ev.face.landmarks, float))), float(sep)
+
+
+_CLOSING = frozenset({17, 24})  # AUs whose motion (the lower lip or chin up) is also that of parted lips closing
+
+
+def _lips_close(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: BuildConfig) -> float | None:
+    """How far (px) the inner lips' gap narrowed onset->apex, where they close: the landmarks' gap narrowed by
+    at least ``face.lips_part`` IOD and the flow's lower lip moves toward its upper lip by ``check.z_supported``
+    over the two lips' noise (:func:`_lips_part` the other way). Else None.
+
+    A mouth open at the onset (speech, a laugh) that closes raises the lower lip and the chin as a chin raiser
+    (AU17) or a lip presser (AU24) would: that is the jaw closing, the release of the parting, and no action
+    of its own (a real smile's offset, its lips closing, was named AU17 and AU24 at z 60)."""
+    onset, apex = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
+    lo, up = stats.get("lower_lip"), stats.get("upper_lip")
+    if onset is None or apex is None or lo is None or up is None or onset - apex < cfg.face.lips_part:
+        return None
+    sep, noise = lo.dy - up.dy, math.hypot(lo.noise, up.noise)
+    if not (noise > 0 and -sep / noise >= cfg.check.z_supported):
+        return None
+    return float((onset - apex) * interocular(np.asarray(ev.face.landmarks, float)))
+
+
+def _closing(found: list[Unexplained], closing: float | None) -> list[Unexplained]:
+    """Unexplained motion with the AUs of closing lips unnamed where the lips close (:func:`_lips_close`)."""
+    if closing is None:
+        return found
+    return [replace(u, au=None) if u.au in _CLOSING else u for u in found]
 
 
 def _lips_verdict(stats: dict[str, RegionStats], gap: tuple[float, float], side: str | None = None) -> Verdict:

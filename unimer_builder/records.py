@@ -227,6 +227,9 @@ class CrossCheck:
     # The second opinion, when one was asked for: its source ("py-feat") and what each source said per AU.
     second_opinion: str | None = None
     sources: list[AUSource] = field(default_factory=list)
+    # px the parted lips' gap narrowed onset->apex where they close (crosscheck._lips_close), else None: the
+    # lower lip's and chin's rise is then the parting's release, and the text says so.
+    lips_close: float | None = None
 
 
 @dataclass

@@ -115,6 +115,12 @@ def _px(v: float) -> str:
     return f"{v:.2f}"
 
 
+def _closes(u, lips_close: float | None) -> bool:
+    """A lip or the chin moving toward the other lip while the parted lips close (crosscheck._lips_close)."""
+    toward = {"upper_lip": 1.0, "lower_lip": -1.0, "chin": -1.0}.get(u.region)
+    return lips_close is not None and toward is not None and u.dy * toward > abs(u.dx)
+
+
 def _region_ctx(r, cfg: BuildConfig) -> dict:
     info = REGION_BY_NAME[r.name]
     # Regions whose mean direction agrees less (|sum v| / sum |v|) get no direction word.
@@ -165,6 +171,7 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
             "magnitude": _px(mag),
             # The AU family whose direction fits; named in words only, never as an AU code.
             "resembles": AUS[u.au].name if u.au in AUS else None,
+            "closing": u.au is None and _closes(u, check.lips_close),
         })
 
     emotion = labels.canonical(clip.emotion)

@@ -257,6 +257,17 @@ def _asserted_beyond_labels(w: Window, m: Measured) -> list[str]:
     return extra
 
 
+def unlisted_aus(w: Window, m: Measured) -> list[tuple[int, str]]:
+    """(AU, region) the row names beyond its label (unexplained motion with an AU, inferred AUs) that the
+    annotation lists in none of its groups: an upper bound on over-claiming, since a coder lists the actions
+    the window is about, not every one (the lips parting under a smile may be right and still unlisted)."""
+    listed = label_aus(w.aus) | {a for g in w.unexplained for a in g}
+    named = [(int(u["au"]), u["region"]) for u in m.unexplained if u.get("au") is not None]
+    if m.aus_source == "inferred":
+        named += [(int(a), "inferred") for a in m.aus_supported]
+    return [(a, r) for a, r in named if a not in listed]
+
+
 def score_window(w: Window, m: Measured, cfg: BuildConfig | None = None) -> WindowScore:
     """Expected vs measured for one window; every expectation becomes one pass/fail :class:`Check`."""
     cfg = cfg or BuildConfig()
@@ -321,6 +332,16 @@ class Evaluation:
         """Share of (built) still windows with any region reported as moving."""
         still = self.still
         return sum(bool(s.moved) for s in still) / len(still) if still else None
+
+    @property
+    def unlisted(self) -> tuple[list[tuple[str, int, str]], int]:
+        """AUs the built rows name beyond their labels that no annotation lists (:func:`unlisted_aus`), and how
+        many AUs they name beyond their labels in all."""
+        built = [s for s in self.scores if s.measured.skip_reason is None]
+        out = [(s.window.id, a, r) for s in built for a, r in unlisted_aus(s.window, s.measured)]
+        total = sum(sum(u.get("au") is not None for u in s.measured.unexplained)
+                    + (len(s.measured.aus_supported) if s.measured.aus_source == "inferred" else 0) for s in built)
+        return out, total
 
     @property
     def checks(self) -> tuple[int, int]:
