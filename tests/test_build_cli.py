@@ -195,3 +195,14 @@ def test_readme_demo_command_exits_cleanly(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "datasets.load_dataset" in res.stderr
     assert (tmp_path / "demo" / "unimer" / "build_report.json").exists()
+
+
+def test_the_summary_says_how_many_skips_it_leaves_out_and_counts_in_the_singular():
+    """A new user's build hid its 11th skip ("past_end") with no hint that the list went on; "1 clips built"."""
+    from unimer_builder.cli import _n, _print_skips, console
+
+    with console.capture() as cap:
+        _print_skips([{"clip_id": f"m/s/c{i}", "message": "no face"} for i in range(12)])
+    out = cap.get()
+    assert "m/s/c9: no face" in out and "m/s/c10" not in out and "... and 2 more" in out
+    assert _n(1, "clip") == "1 clip" and _n(2, "clip") == "2 clips" and _n(0, "clip") == "0 clips"

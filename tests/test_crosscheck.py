@@ -593,3 +593,28 @@ def test_lips_that_close_raise_the_lower_lip_and_chin_as_no_action_of_their_own(
     _, _, smic_open = run(0.02, 0.02, None, "smic")
     assert not {17, 24} & set(smic.supported) and {17, 24} & set(smic_open.supported)
     assert {u.region for u in smic.unexplained if u.au is None} >= {"chin"}
+
+
+def test_a_region_too_noisy_to_see_an_au_cannot_contradict_it():
+    """A label is contradicted when its region did not move its way above the noise; where the noise is
+    several px (the head moved 300 px, a flow that failed) an AU could have moved that far unseen."""
+    from unimer_builder.crosscheck import _judge
+
+    noisy = RegionStats("lip_corner_L", 0.5, 0.8, 0.1, 0.2, 0.5, 0.0, 0.3, 0.5, head=300.0, noise=15.0)
+    v = _judge(12, None, noisy, CFG, 0.5)
+    assert v.verdict == "unverifiable" and "too high to tell" in v.reason
+    assert _judge(12, None, replace(noisy, noise=0.3, head=2.0), CFG, 0.5).verdict == "contradicted"
+    assert _judge(12, None, replace(noisy, dx=80.0, dy=-60.0, z=7.0), CFG, 0.5).verdict == "supported"
+
+
+def test_a_clip_without_labels_never_speaks_of_the_labels(tmp_path, env):
+    """Motion left over in a clip whose AUs were inferred is what the inferred AUs do not explain: there are no
+    labels to explain it (a new user's unlabelled smile read "not explained by the labels")."""
+    from unimer_builder.records import Unexplained
+    from unimer_builder.render import render_samples
+
+    clip, ev, cc = check(tmp_path, env, [(12, None, 2.0, None)], None, database="smic")
+    cc = replace(cc, unexplained=[Unexplained("cheek_R", 6, 9.0, -1.0, -2.0), Unexplained("nose", None, 8.0, 0.5, 0.0)])
+    answers = [s.answer for s in render_samples(clip, ev, cc, CFG)]
+    assert any("not explained by the inferred action units" in a for a in answers)
+    assert not any("labels do not list" in a or "explained by the labels" in a for a in answers)

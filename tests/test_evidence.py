@@ -302,3 +302,18 @@ def test_the_inside_of_an_opening_mouth_is_no_occlusion():
     hand = apex.copy()
     hand[58:83, 40:70] = 200.0
     assert rg.appearance_match(onset, hand, flow, {"lips": lips}, unseen=mouths)["lips"] < 0.7
+
+
+def test_a_face_leaving_the_frame_loses_the_regions_outside_it(tmp_path, base_face, tools):
+    """A face sliding out of the video frame (a new user's clip): the crop's part beyond the frame's edge is the
+    edge's pixels replicated, which do not move, and a smile was judged contradicted there. Regions the frame
+    cuts are lost, and a head that moved hundreds of px leaves every region too noisy to contradict a label."""
+    from unimer_builder.crosscheck import cross_check
+
+    clip = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], shift=(250.0, 0.0), au_text="12")
+    ev = compute_evidence(clip, CFG, tools)
+    st = stats_by_name(ev)
+    assert st["brow_outer_L"].match < CFG.check.region_match < st["brow_outer_R"].match  # beyond the right edge
+    cc = cross_check(clip, ev, CFG)
+    assert [v.verdict for v in cc.verdicts] == ["unverifiable"] and "too high to tell" in cc.verdicts[0].reason
+    assert any("frame's edge" in r for r in cc.flag_reasons)

@@ -162,3 +162,11 @@ def test_pages_load_in_chromium_without_errors_and_show_the_images(small_build, 
                 assert (chroma > 80).mean() > 0.002, name  # saturated flow colours / region outlines
             else:
                 assert np.percentile(chroma, 99) < 12, name  # the grey face crop
+
+
+def test_a_missing_build_folder_is_an_error_and_leaves_nothing_behind(tmp_path):
+    """`unimer inspect` on a mistyped path made the folder (and its inspect/ report folder) before failing."""
+    missing = tmp_path / "nope"
+    res = runner.invoke(app, ["inspect", str(missing)])
+    assert res.exit_code == 2 and "no such build folder" in res.output
+    assert not missing.exists()

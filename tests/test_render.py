@@ -322,3 +322,11 @@ def test_an_offset_that_no_label_gave_is_not_called_labelled():
     explain = next(s.answer for s in render.render_samples(defaulted, ev, check, BuildConfig()) if s.task == "explain")
     assert "The clip lasts 1.00 s from onset to its last frame (no offset was given)" in explain
     assert "labelled clip" not in explain
+
+
+def test_a_duration_is_written_apart_from_the_bound_it_is_compared_with():
+    """0.5005 s was written "0.50 s, longer than a micro-expression (at most 0.5 s)"."""
+    from unimer_builder.render import _seconds
+
+    assert _seconds(0.5005) == "0.5005" and _seconds(0.4999) == "0.4999"
+    assert _seconds(0.5) == "0.50" and _seconds(0.33366) == "0.33" and _seconds(0.9) == "0.90"

@@ -323,7 +323,11 @@ def test_casme3_apex_before_its_onset_is_estimated_and_the_report_says_so(tmp_pa
     rep = build_report([summarize(clip, rows=4, flagged=False, dropped=False, aus_source="label",
                                   apex_source="estimated")], [], CFG, str(tmp_path), "casme3", [], 1.0, 1)
     assert rep["counts"]["label_notes"] == 1
-    assert rep["label_notes"] == [{"clip_id": clip.clip_id, "notes": [note]}]
+    # the folder written here holds three frames of 112..358: the missing ones are noted after the label's note
+    (entry,) = rep["label_notes"]
+    assert entry["clip_id"] == clip.clip_id and entry["notes"][0] == note
+    assert entry["notes"][1:] == ["frames 113-199, 201-357 missing inside onset..offset (112..358): 244 of 247, "
+                                  "their nearest frames stand in for them"]
 
 
 def test_duration_bounds():

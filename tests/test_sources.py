@@ -661,3 +661,18 @@ def test_the_newest_version_of_a_sheet_is_read(tmp_path):
     assert casme3.find_sheet(tmp_path) == tmp_path / casme3.SHEET_FILE
     got, skips = read_all(tmp_path, "casme3")
     assert skips == [] and [c.clip_id for c in got] == ids
+
+
+def test_frames_missing_inside_a_folder_clip_are_noted():
+    """A folder missing frames 20 and 21 inside 16..24 was built without a word (its stack repeated frame 22)."""
+    from unimer_builder.parts import summarize
+
+    frames = {n: f"f{n}.png" for n in range(14, 27) if n not in (20, 21, 23)}
+    clip = Clip(database="manifest", subject="s", clip="gap", onset=16, apex=22, offset=24, frames=frames)
+    fields = dict(rows=1, flagged=False, dropped=False, aus_source="label", apex_source="label")
+    notes = summarize(clip, **fields).label_notes
+    assert notes == ["frames 20-21, 23 missing inside onset..offset (16..24): 3 of 9, their nearest frames stand in "
+                     "for them"]
+    whole = Clip(database="manifest", subject="s", clip="ok", onset=16, apex=22, offset=24,
+                 frames={n: f"f{n}.png" for n in range(16, 25)})
+    assert summarize(whole, **fields).label_notes == []

@@ -213,9 +213,8 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
     if report.get("up_to_date"):
         c = report["counts"]
         console.print(f"{out}: up to date (same input, settings and options as its finished build): nothing "
-                      f"rebuilt, no file written; {c['built']} clips built, {c['skipped']} skipped", soft_wrap=True)
-        for s in report["skipped"][:10]:
-            console.print(f"  skipped {s['clip_id']}: {s['message']}")
+                      f"rebuilt, no file written; {_n(c['built'], 'clip')} built, {c['skipped']} skipped", soft_wrap=True)
+        _print_skips([{**s, "clip_id": f"skipped {s['clip_id']}"} for s in report["skipped"]])
         return report
     _print_summary(report, out)
     return report
@@ -243,7 +242,8 @@ def _print_summary(report: dict, out: Path) -> None:
     console.print(t)
     beyond = report["durations"]["beyond_micro"]
     if beyond:
-        console.print(f"[yellow]{len(beyond)} clips last longer than a micro-expression[/yellow] "
+        console.print(f"[yellow]{_n(len(beyond), 'clip')} {'lasts' if len(beyond) == 1 else 'last'} longer than a "
+                      f"micro-expression[/yellow] "
                       f"(> {report['durations']['bounds_s']['micro']} s; full list in build_report.json):")
         for b in beyond[:5]:
             console.print(f"  {b['clip_id']}: {b['duration_s']} s ({b['class']})")
@@ -255,21 +255,31 @@ def _print_summary(report: dict, out: Path) -> None:
                       f"{' ...' if len(official['missing']) > 5 else ''}")
     notes = report.get("label_notes") or []
     if notes:
-        console.print(f"[yellow]{len(notes)} clips built with a label cell read otherwise[/yellow] (full list in "
+        console.print(f"[yellow]{_n(len(notes), 'clip')} built with a label cell read otherwise[/yellow] (full list in "
                       f"build_report.json):")
         for n in notes[:5]:
             console.print(f"  {n['clip_id']}: {'; '.join(n['notes'])}")
     if report.get("changed"):
-        console.print(f"[yellow]{len(report['changed'])} clips built again[/yellow]: their label row or frame files "
+        console.print(f"[yellow]{_n(len(report['changed']), 'clip')} built again[/yellow]: their label row or frame files "
                       f"changed since their part or shard was made: {', '.join(report['changed'][:5])}"
                       f"{' ...' if len(report['changed']) > 5 else ''}")
     if report.get("damaged_parts"):
-        console.print(f"[yellow]{len(report['damaged_parts'])} part files could not be read[/yellow] (removed, "
+        console.print(f"[yellow]{_n(len(report['damaged_parts']), 'part file')} could not be read[/yellow] (removed, "
                       f"clips built again): {', '.join(report['damaged_parts'][:5])}")
     if report["skipped"]:
         console.print("[yellow]skipped clips[/yellow] (full list in build_report.json):")
-        for s in report["skipped"][:10]:
-            console.print(f"  {s['clip_id']}: {s['message']}")
+        _print_skips(report["skipped"])
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _print_skips(skipped: list, most: int = 10) -> None:
+    for s in skipped[:most]:
+        console.print(f"  {s['clip_id']}: {s['message']}")
+    if len(skipped) > most:
+        console.print(f"  ... and {len(skipped) - most} more")
 
 
 @app.command()

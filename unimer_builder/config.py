@@ -85,7 +85,10 @@ class FaceConfig:
     head_landmarks: tuple[int, ...] = (0, 1, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
     register_passes: int = 3  # predict-and-fit passes at most per frame
     register_max_error: float = 0.04  # IOD: registered head landmarks further from the onset's: track lost
-    face_match: float = 0.5  # an apex face matching its onset less (NCC) is not the same face: no_face
+    # An apex face matching its onset less (NCC, onset vs apex warped back along the flow) is not the same face:
+    # no_face. Measured (bench/README.md section 6): 80 real windows (smiles, blinks, hands, 25-degree rolls)
+    # 0.948-1.0; a cut to another person 0.61-0.69, a face sliding out of the frame 0.72.
+    face_match: float = 0.8
     blink_ratio: float = 0.6  # eyes count as shut below this share of the clip's most open eye aspect ratio
     # ... where that is at least ``open_ear``, the eye aspect ratio of an open eye (Soukupova & Cech 2016:
     # about 0.3 open, under 0.15 shut). Eyes closed through a whole clip (crying, a head tilted back with
@@ -248,6 +251,10 @@ class CheckConfig:
     timing_share: float = 0.5  # at the apex a supported region has moved at least this share of its most
     timing_tolerance: float = 0.35  # without DIS at the apex: |peak_time - apex_time| as a share of onset..offset
     region_match: float = 0.7  # a region whose appearance the flow explains less (NCC) is not measured
+    # px: a region noisier than this cannot contradict a label (an AU of several px could hide in its noise: a
+    # head that moved 40 px or more, a flow that failed); the label is unverifiable there. Real windows reach
+    # 1.3 px at the brows under 21 px of head motion (bench/README.md section 6).
+    max_noise: float = 2.0
     spill_reach: float = 1.5  # an AU drags the skin along over this many of its region's radii (Gaussian sigma)
     infer_coherence: float = 0.5  # AUs found in the motion need coherent motion (|sum v| / sum |v|)
     own_share: float = 0.5  # an AU found in the motion carries this share of its own region's motion its way

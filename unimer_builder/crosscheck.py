@@ -77,6 +77,10 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
     where = region.phrase
     if min(rs.z, along) >= cfg.check.z_supported and cos >= cfg.check.cos_supported and timing_ok is not False:
         verdict, reason = "supported", f"{where} moves {went} (z={rs.z:.1f}, cos={cos:.2f})"
+    elif min(rs.z, along) < cfg.check.z_weak and rs.noise > cfg.check.max_noise:
+        # what did not show above a noise of several px says nothing: an AU could have moved that far unseen
+        verdict, reason = "unverifiable", (f"{where}: its noise ({rs.noise:.1f} px, the head moved {rs.head:.0f} px "
+                                           f"there) is too high to tell whether it moved {want}")
     elif rs.z < cfg.check.z_weak:
         verdict, reason = "contradicted", f"no motion above the noise floor in {where} (z={rs.z:.1f})"
     elif along < cfg.check.z_weak:
@@ -402,8 +406,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     lost_reason = [f"the flow lost {', '.join(facs.REGION_BY_NAME[n].phrase for n in sorted(lost))} (the apex "
-                   f"frame's appearance there does not match the onset's: an occlusion, or motion the flow "
-                   f"cannot follow); nothing is said about them"] if lost else []
+                   f"frame's appearance there does not match the onset's: an occlusion, the video frame's edge, or "
+                   f"motion the flow cannot follow); nothing is said about them"] if lost else []
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
     closing = None if lost & set(_LIPS) else _lips_close(clip, evidence, stats, cfg)
@@ -448,8 +452,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             verdicts.append(Verdict(au=au, side=side, region=top.region, verdict="supported", z=top.z,
                                     direction_cos=v.direction_cos, timing_ok=v.timing_ok,
                                     reason=f"inferred from motion (z={top.z:.1f} over its regions): " + v.reason))
+        # what is left in a region an inferred AU moves is that AU's departure from its direction, as in a
+        # labelled clip's covered regions: not motion that no AU explains
+        carried = {r.name for au in by_au for r in facs.regions_for(au)}
         unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, stats, set(), cfg)], closing)
-                              + _residual(stats, res_z, set(), cfg))
+                              + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
                           supported=sorted(by_au), flagged=bool(lost), flag_reasons=lost_reason,
                           moved=_moved(stats, verdicts, sorted(by_au), lost, cfg, unexplained), lips_close=closing)

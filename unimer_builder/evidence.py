@@ -110,6 +110,7 @@ class _Frames:
         self.reader, self.aligner, self.face, self.small_size, self.timer = reader, aligner, face, small_size, timer
         self.onset, self.match_brightness = onset, match_brightness
         self.crops = {onset: warp(onset_img, face)}
+        self.inside = {onset: _in_frame(onset_img.shape, face.matrix, face.size)}
         self.matrices = {onset: face.matrix}
         self.landmarks = {onset: face.landmarks}
         self._small: dict[int, np.ndarray] = {}
@@ -126,6 +127,7 @@ class _Frames:
                 if self.match_brightness:  # exposure flicker is no motion (fl.match_brightness)
                     crop = fl.match_brightness(crop, self.crops[self.onset])
                 self.crops[n], self.matrices[n], self.landmarks[n] = crop, m, lm
+                self.inside[n] = _in_frame(img.shape, m, self.face.size)
         return self.crops[n]
 
     def small(self, n: int) -> np.ndarray:
@@ -151,6 +153,13 @@ class _Frames:
     def lips(self) -> dict[int, float]:
         """Gap between the inner lips of every registered frame, IOD (:func:`face.lip_gap`)."""
         return {n: lip_gap(lm) for n, lm in sorted(self.landmarks.items())}
+
+
+def _in_frame(shape: tuple[int, ...], matrix: np.ndarray, size: int) -> np.ndarray:
+    """The crop's pixels that lie inside the video frame (the rest are its edge, replicated by the warp)."""
+    ones = np.ones(shape[:2], np.uint8)
+    return cv2.warpAffine(ones, matrix, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0).astype(bool)
 
 
 class _Geometry:
@@ -251,6 +260,11 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     onset_crop, apex_crop = frames.crops[clip.onset], frames.crops[apex]
     mouths = (rg.mouth_opening(geo.landmarks, onset_crop.shape), rg.mouth_opening(frames.landmarks[apex], apex_crop.shape))
     match = rg.appearance_match(onset_crop, apex_crop, f, {**geo.masks, "_face": geo.face}, unseen=mouths)
+    # A region the video frame's edge cuts at the onset or the apex is the edge's replicated pixels there, which
+    # do not move: it is lost as an occluded region is (its match at most the share of it inside the frame).
+    inside = frames.inside[clip.onset] & frames.inside[apex]
+    match = {n: min(v, float(inside[m].mean())) if (m := geo.masks.get(n)) is not None and m.any() else v
+             for n, v in match.items()}
     if match.get("_face", 1.0) < cfg.face.face_match:
         raise InputError("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
                          f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",

@@ -11,8 +11,10 @@ functions, or ``functools.partial`` of them). A Ray executor with the same contr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -78,6 +80,23 @@ def exit_with_parent(parent: int, interval: float = PARENT_CHECK_S) -> None:
     threading.Thread(target=watch, name="unimer-parent-watch", daemon=True).start()
 
 
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Processes started in here begin with SIGINT ignored (a disposition that survives the spawn's exec, and
+    that Python then keeps): a Ctrl-C reaches the terminal's whole process group, and each worker, still
+    importing or running, printed a KeyboardInterrupt traceback under the build's one-line message. The
+    parent alone handles it, and ends its workers (:meth:`WorkerPool.__exit__`). Only the main thread can set
+    a handler; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _init_worker(parent: int, initializer: Callable | None, initargs: tuple) -> None:
     exit_with_parent(parent)
     _WORKER_STATE[:] = [initializer(*initargs) if initializer is not None else None]
@@ -112,7 +131,9 @@ class WorkerPool:
         t0 = time.perf_counter()
         seen: set[int] = set()
         while len(seen) < self.workers:
-            seen.update(f.result() for f in [self.executor.submit(_ping) for _ in range(self.workers)])
+            with _children_ignore_sigint():
+                futures = [self.executor.submit(_ping) for _ in range(self.workers)]
+            seen.update(f.result() for f in futures)
         return time.perf_counter() - t0
 
     def map(self, fn: Task, items: Iterable, then: Task | None = None) -> Iterator:
@@ -120,7 +141,8 @@ class WorkerPool:
         it = iter(items)
         pending = set()
         for item in it:
-            pending.add(self.executor.submit(run, item))
+            with _children_ignore_sigint():  # the first submits start the workers
+                pending.add(self.executor.submit(run, item))
             if len(pending) >= 2 * self.workers:
                 break
         while pending:
@@ -129,13 +151,21 @@ class WorkerPool:
                 yield fut.result()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.add(self.executor.submit(run, nxt))
+                    with _children_ignore_sigint():
+                        pending.add(self.executor.submit(run, nxt))
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
+    def terminate(self) -> None:
+        """End the workers now (they ignore SIGINT: see :func:`_children_ignore_sigint`)."""
+        for p in list((getattr(self.executor, "_processes", None) or {}).values()):
+            p.terminate()
+
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.terminate()
         self.shutdown()

@@ -245,7 +245,11 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+# A cell that says no AU acted. ``0`` is FACS's own code for the neutral face (Ekman, Friesen & Hager 2002,
+# "0 neutral face"), and sheets write it for "no AUs": a label (of nothing to check), not unreadable text.
 _NONE_WORDS = {"", "none", "nan", "-", "n/a", "na", "0"}
+# A whole number as a float column writes it (pandas: ``12.0``): the number.
+_FLOAT_INT = re.compile(r"(\d{1,3})\.0+")
 # A cell that says the AUs were not coded (CASME II writes "?"): unknown, not "no AUs".
 _UNKNOWN_WORDS = {"?", "？", "unknown"}
 
@@ -271,6 +275,9 @@ def _token(text: str, uncertain: bool) -> AUToken | None:
     t = text.strip()
     if t.endswith("?"):
         uncertain, t = True, t[:-1].strip()
+    whole = _FLOAT_INT.fullmatch(t)
+    if whole:  # "12.0": a lone AU written by a float column
+        t = whole[1]
     m = _TOKEN.match(t.upper())
     if not m:
         return None
@@ -324,16 +331,50 @@ def _group(inner: str, uncertain: bool) -> list[AUToken] | None:
     return out if out and not pending else None
 
 
+def _part(part: str) -> list[AUToken] | None:
+    """The tokens of one ``+``-separated part (a code, or a group of choices), ``None`` if it is no AU."""
+    uncertain = False
+    inner = part
+    if inner.startswith("(") and inner.endswith(")"):
+        inner = inner[1:-1].strip()
+        # "(4)" marks an uncertain AU; "(R6 or R12)" only groups alternatives.
+        uncertain = not re.search(r"\bor\b|/", inner, re.IGNORECASE)
+    return _group(inner, uncertain)
+
+
+def _parts(s: str) -> list[tuple[str, list[AUToken] | None]]:
+    """Each part of the string with its tokens (``None``: not an AU). A part that is no AU as a whole but
+    whose space-separated words each are one (``12 25``) is those codes: a space only joins what reads as
+    one code or group as a whole (``AU 12``, ``R14A or 17A``), and a part with any word that is no code
+    stays one unreadable part (``12 and 6``)."""
+    out: list[tuple[str, list[AUToken] | None]] = []
+    for part in _split_top(s, "+,;&"):
+        parsed = _part(part)
+        words = part.split()
+        if not parsed and len(words) > 1:
+            each = [_part(w) for w in words]
+            if all(each):
+                out.extend(zip(words, each, strict=True))
+                continue
+        out.append((part, parsed))
+    return out
+
+
 def parse_aus(text: object) -> ParsedAUs:
     """Parse a database AU string (``4+L10``, ``R14A or 17A``, ``(R6 or R12) + R15``, ``A/L12``, ``AU12(k)``).
 
     Never raises: free text goes to ``unparsed``, AU-shaped codes with a number FACS does not define
     go to ``unknown``, so that the caller decides whether that costs the clip. A cell that says the
-    AUs are unknown (``?``) sets ``label_unknown``.
+    AUs are unknown (``?``) sets ``label_unknown``; one that says none acted (``none``, ``-``, ``0``: FACS's
+    neutral face) gives no token and nothing unparsed. A whole number written as a float (``12.0``, as
+    pandas writes a float column) is that AU; codes separated by spaces (``12 25``) are each read.
     """
     if text is None:
         return ParsedAUs()
     s = str(text).strip()
+    whole = _FLOAT_INT.fullmatch(s)
+    if whole:  # "0.0" is "0", "12.0" is "12"
+        s = whole[1]
     if s.lower() in _NONE_WORDS:
         return ParsedAUs()
     if s.lower() in _UNKNOWN_WORDS:
@@ -342,14 +383,7 @@ def parse_aus(text: object) -> ParsedAUs:
     tokens: list[AUToken] = []
     unparsed: list[str] = []
     unknown: list[str] = []
-    for part in _split_top(s, "+,;&"):
-        uncertain = False
-        inner = part
-        if inner.startswith("(") and inner.endswith(")"):
-            inner = inner[1:-1].strip()
-            # "(4)" marks an uncertain AU; "(R6 or R12)" only groups alternatives.
-            uncertain = not re.search(r"\bor\b|/", inner, re.IGNORECASE)
-        parsed = _group(inner, uncertain)
+    for part, parsed in _parts(s):
         if not parsed:
             unparsed.append(part)
             continue

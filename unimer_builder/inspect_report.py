@@ -404,6 +404,8 @@ def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str 
     Raises ``FileNotFoundError`` (no shards), ``KeyError`` (no such clip), ``ValueError`` (unreadable data).
     """
     out_dir = Path(out_dir)
+    if not out_dir.is_dir():  # before anything is made: a mistyped folder must not be left behind, empty
+        raise FileNotFoundError(f"{out_dir}: no such build folder")
     dest = Path(dest) if dest is not None else out_dir / "inspect"
     report = _load_report(out_dir)
     env = _env()

@@ -96,7 +96,27 @@ def summarize(clip: Clip, **fields) -> ClipSummary:
     return ClipSummary(clip_id=clip.clip_id, database=clip.database,
                        duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps),
                        duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
-                       label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", [])], **fields)
+                       label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", []),
+                                    *_gaps(clip)], **fields)
+
+
+def _gaps(clip: Clip) -> list[str]:
+    """A note on frame files missing inside a folder clip's onset..offset (the stack and the timing curves use
+    their nearest neighbours instead; a missing onset or apex already skips the clip)."""
+    if not clip.frames or clip.offset is None:
+        return []
+    missing = [n for n in range(clip.onset, clip.offset + 1) if n not in clip.frames]
+    if not missing:
+        return []
+    runs: list[list[int]] = []
+    for n in missing:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    text = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    return [f"frame{'s' if len(missing) > 1 else ''} {text} missing inside onset..offset ({clip.onset}..{clip.offset}): "
+            f"{len(missing)} of {clip.offset - clip.onset + 1}, their nearest frames stand in for them"]
 
 
 def summary_record(s: ClipSummary) -> dict:

@@ -250,6 +250,11 @@ class _OnDemand:
         if self.inner is not None:
             close_executor(self.inner)
 
+    def terminate(self) -> None:
+        """End a local pool's workers now (on Ctrl-C: they ignore SIGINT, the build stops here)."""
+        if isinstance(self.inner, WorkerPool):
+            self.inner.terminate()
+
 
 # --- a whole build ---------------------------------------------------------------------------------
 
@@ -380,6 +385,10 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                 summaries[outcome.clip_id] = outcome
             if progress is not None:
                 progress(outcome, len(clips))
+    except KeyboardInterrupt:
+        if isinstance(runner, _OnDemand):
+            runner.terminate()
+        raise
     finally:
         if isinstance(runner, _OnDemand):
             runner.close()

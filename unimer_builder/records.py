@@ -137,7 +137,8 @@ class RegionStats:
     peak_time: float | None = None  # 0 = onset, 1 = offset: when this region moved most
     head: float = 0.0  # mean displacement of the head removed here, px (widens the noise)
     noise: float = 0.0  # px: the noise z is counted in (floor spread widened by head); 0: unknown
-    match: float = 1.0  # onset vs apex warped back along the flow (NCC): under region_match the flow lost the region
+    match: float = 1.0  # onset vs apex warped back along the flow (NCC), at most its share inside the video frame:
+    # under region_match the flow lost the region
     apex_share: float | None = None  # DIS motion at the apex over the region's largest (timing)
 
 

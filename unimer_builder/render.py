@@ -115,6 +115,17 @@ def _px(v: float) -> str:
     return f"{v:.2f}"
 
 
+def _seconds(d: float) -> str:
+    """A duration in seconds, with as many decimals as keep it apart from the micro- and macro-expression
+    bounds it is compared with (0.5005 s is not "0.50 s, longer than 0.5 s")."""
+    for digits in (2, 3, 4):
+        text = f"{d:.{digits}f}"
+        if all((float(text) > b) == (d > b) and float(text) != b for b in (labels.MICRO_MAX_S, labels.MACRO_MAX_S)
+               if d != b):
+            return text
+    return f"{d:.4f}"
+
+
 def _closes(u, lips_close: float | None) -> bool:
     """A lip or the chin moving toward the other lip while the parted lips close (crosscheck._lips_close)."""
     toward = {"upper_lip": 1.0, "lower_lip": -1.0, "chin": -1.0}.get(u.region)
@@ -172,6 +183,7 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
             # The AU family whose direction fits; named in words only, never as an AU code.
             "resembles": AUS[u.au].name if u.au in AUS else None,
             "closing": u.au is None and _closes(u, check.lips_close),
+            "labelled_clip": check.aus_source == "label",
         })
 
     emotion = labels.canonical(clip.emotion)
@@ -189,7 +201,7 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         # databases' clips all have a rate and an offset, and are micro-expressions by selection.
         "kind": kind,
         "micro": kind == "micro-expression",  # "brief, involuntary facial movement", the duration note
-        "duration": None if duration is None else f"{duration:.2f}",
+        "duration": None if duration is None else _seconds(duration),
         # The offset was no label's but the last frame of the user's folder (sources.manifest)
         "offset_defaulted": bool(clip.extra.get("offset_defaulted")),
         "duration_class": duration_class,

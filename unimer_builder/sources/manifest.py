@@ -2,16 +2,45 @@
 
 Columns: ``path`` (required: a folder of frames or a video file, relative to the manifest's folder or
 absolute), ``onset`` (required), and optionally ``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
-``clip``, ``fps``; any other column is kept in ``Clip.extra`` (not written to the shards). In a folder, each
+``clip``, ``fps``. Header names are read without regard to case or surrounding spaces (``Emotion`` is
+``emotion``); a name given twice that way is an error. In a folder, each
 file's frame number is the last run of digits in its name (natural sort); a video's frames are numbered from 0.
 Defaults: subject = the parent folder's name, clip = the folder or file stem, offset = the last
 frame of a folder (a video's stays unknown until decoded), apex estimated from motion, fps = the rate a
 video file declares (a folder's stays unknown: its duration, and whether it is a micro-expression, too).
 Row numbers in messages count the header as row 1, as a spreadsheet program shows the CSV.
+
+Other columns, deliberately: any column that is none of these is the user's own (notes, a coder, a split) and
+is kept in ``Clip.extra`` (not written to the shards), so a manifest may carry what its author needs. A column
+that looks like a misspelling of a manifest column the header lacks (:func:`near_miss`: equal to it but for
+spaces, ``_`` or ``-``; or once a ``frame`` suffix is dropped, ``apex_frame``; a common other name, ``AU`` or
+``action_units`` for ``aus``; or a close match by :func:`difflib.get_close_matches`, ``emtion``) stops the
+build before anything is built (``UnusableInput``, exit 2) naming the file, the column and the column it
+probably means: read as a note, it would lose its label without a word (the apex estimated, the offset
+defaulted, the AUs unlabelled). A near miss of a column the header also has (``offset_ms`` beside ``offset``)
+is the user's own.
+
+Ids: ``manifest/<subject>/<clip>``. Where the default clip name (the file or folder name) would give rows of
+different onsets one id (windows of one video), each of those rows' clip name gets ``_<onset>``
+(``single_face_16``, ``single_face_24``); a video with one window keeps its name, and one window listed twice
+is a duplicate (the second row is skipped), as is a ``clip`` value given twice. A ``subject`` or ``clip``
+holding ``/`` or ``\\`` is refused (``s1`` + ``a/b`` and ``s1/a`` + ``b`` would be one id).
+
+AUs: :func:`facs.parse_aus` reads the ``aus`` cell as it reads a database's sheet (``6+12``, ``12 25``,
+``12.0``); ``0`` (FACS's neutral face), ``-`` or ``n/a`` label the clip with no AU acting, while a blank
+cell labels nothing (the AUs are then inferred from motion); text that is no AU code is listed in the
+clip's label notes.
+
+An ``fps`` must be a finite number above 0 and at most :data:`MAX_FPS`; an ``apex`` on the onset frame carries
+no timing: it is estimated from motion, and the clip's label notes say so.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +57,29 @@ DATABASE = "manifest"
 NAMES = ("manifest.csv", "manifest.parquet")
 COLUMNS = ("path", "onset", "apex", "offset", "aus", "emotion", "subject", "clip", "fps")
 REQUIRED = ("path", "onset")
+# Other names a column is commonly given (compared as :func:`_common.norm_col` writes them: lower case, no
+# spaces, ``_`` or ``-``): a header holding one of them where the manifest's own name is missing is an error.
+ALIASES = {
+    "path": ("file", "filename", "filepath", "video", "videopath", "folder", "dir", "directory"),
+    "onset": ("start", "begin", "onsetframe", "startframe"),
+    "apex": ("peak", "apexframe"),
+    "offset": ("end", "stop", "endframe"),
+    "aus": ("au", "actionunit", "actionunits", "aulabel", "aulabels", "autext", "austext", "aucode",
+            "aucodes", "facs"),
+    "emotion": ("estimatedemotion", "emotionlabel"),
+    "subject": ("sub", "subj", "participant", "subjectid"),
+    "clip": ("clipname", "clipid"),
+    "fps": ("framerate", "framespersecond"),
+}
+_ALIAS = {a: col for col, names in ALIASES.items() for a in names}
+# difflib's cutoff: 0.8 takes typos (emtion, ofset, subjct, fp) but no short word of one's own ("set" is 0.75
+# like "onset", "pose" 0.67, "note" 0.44).
+_CLOSE = 0.8
+# An fps above this is no camera's: high-speed cameras used for micro-expressions run at 100-200 fps (SMIC
+# 100, CASME II and SAMM 200) and a few at 1000; ten times that leaves room for any real camera, while a
+# typo, a time base or a frame count (1e9, 90000) is refused rather than making every clip last 0 s. (A rate
+# the video file declares is trusted only up to ``MAX_DECLARED_FPS``: a container's time base reads 1000.)
+MAX_FPS = 10000.0
 
 
 def find_manifest(root: Path) -> Path | None:
@@ -40,6 +92,22 @@ def find_manifest(root: Path) -> Path | None:
     return None
 
 
+def near_miss(name: str, present: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """The manifest column that the header name ``name`` (not one of them) probably means, or ``None``:
+    equal but for case, spaces, ``_`` or ``-``; equal once a ``frame`` suffix is dropped (``apex_frame``); a
+    common other name (:data:`ALIASES`); or a close match (:func:`difflib.get_close_matches`). A column the
+    header has (``present``) is not meant: a near miss of it is a column of one's own."""
+    key = c.norm_col(name)
+    if not key:
+        return None
+    stem = re.sub(r"frames?$", "", key)
+    for guess in (key, stem, _ALIAS.get(key), _ALIAS.get(stem)):
+        if guess in COLUMNS:
+            return guess if guess not in present else None
+    close = difflib.get_close_matches(key, [col for col in COLUMNS if col not in present], n=1, cutoff=_CLOSE)
+    return close[0] if close else None
+
+
 def _load(path: Path) -> list[dict[str, Any]]:
     try:
         if path.suffix.lower() == ".parquet":
@@ -48,12 +116,40 @@ def _load(path: Path) -> list[dict[str, Any]]:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except Exception as e:  # noqa: BLE001 - an unreadable manifest makes the input unusable
         raise UnusableInput(f"{path}: cannot read the manifest ({type(e).__name__}: {e})") from e
-    df.columns = [str(col).strip().lower() for col in df.columns]
-    for col in REQUIRED:
-        if col not in df.columns:
-            raise UnusableInput(f"{path}: the manifest has no column {col!r} (columns found: "
-                                f"{', '.join(df.columns)}); required: {', '.join(REQUIRED)}")
+    given = [str(col).strip() for col in df.columns]
+    df.columns = [col.lower() for col in given]
+    check_columns(path, given)
     return df.to_dict("records")
+
+
+def check_columns(path: Path, given: list[str]) -> None:
+    """``UnusableInput`` for a header that names a column twice (in any case), holds a near miss of a manifest
+    column it lacks (:func:`near_miss`), or lacks a required column."""
+    lower = [col.lower() for col in given]
+    for col, n in Counter(lower).items():
+        if n > 1:
+            same = [g for g in given if g.lower() == col]
+            raise UnusableInput(f"{path}: the manifest names column {col!r} {n} times "
+                                f"({', '.join(repr(g) for g in same)}); keep one")
+    # pandas renames a repeated CSV header "aus", "aus" to "aus", "aus.1"
+    for col in lower:
+        m = re.fullmatch(r"(.+)\.\d+", col)
+        if m and m[1] in COLUMNS and m[1] in lower:
+            raise UnusableInput(f"{path}: the manifest names column {m[1]!r} twice; keep one")
+    present = set(lower) & set(COLUMNS)
+    misses = [(g, near_miss(g, present)) for g, col in zip(given, lower, strict=True) if col not in COLUMNS]
+    misses = [(g, meant) for g, meant in misses if meant is not None]
+    if misses:
+        which = ", ".join(f"{g!r} (probably {meant!r})" for g, meant in misses)
+        raise UnusableInput(
+            f"{path}: the manifest's column{'s' if len(misses) > 1 else ''} {which} "
+            f"{'are' if len(misses) > 1 else 'is'} no manifest column: rename "
+            f"{'them' if len(misses) > 1 else 'it'} (manifest columns: {', '.join(COLUMNS)}), or give a "
+            f"column of your own a name further from these")
+    for col in REQUIRED:
+        if col not in lower:
+            raise UnusableInput(f"{path}: the manifest has no column {col!r} (columns found: "
+                                f"{', '.join(given)}); required: {', '.join(REQUIRED)}")
 
 
 def read(root: Path) -> Iterator[Clip | Skip]:
@@ -65,21 +161,50 @@ def read(root: Path) -> Iterator[Clip | Skip]:
     return c.dedupe(_rows(path, records))
 
 
+def _names(base: Path, rec: dict[str, Any]) -> tuple[Path | None, str, str, bool]:
+    """The row's target (``None``: no path), subject, clip name, and whether that clip name is the default."""
+    raw_path = c.text(rec.get("path"))
+    target = None if raw_path is None else (Path(raw_path) if Path(raw_path).is_absolute()
+                                            else base / raw_path)
+    subject = c.text(rec.get("subject")) or (target.parent.name if target else "")
+    clip = c.text(rec.get("clip"))
+    if clip:
+        return target, subject, clip, False
+    return target, subject, (target.name if target.is_dir() else target.stem) if target else "", True
+
+
+def _onset_text(v: Any) -> str:
+    try:
+        n = c.to_int(v)
+    except ValueError:
+        n = None
+    return str(n) if n is not None else (c.text(v) or "")
+
+
 def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
     base = Path(path).resolve().parent
     file = str(path)
     names = {k: k for k in COLUMNS}
-    for i, rec in enumerate(records):
-        rownum = i + 2  # row 1 is the header
-        if all(c.is_blank(v) for v in rec.values()):
-            continue
-        raw_path = c.text(rec.get("path"))
-        target = None if raw_path is None else (Path(raw_path) if Path(raw_path).is_absolute()
-                                                else base / raw_path)
-        subject = c.text(rec.get("subject")) or (target.parent.name if target else "")
-        clip = c.text(rec.get("clip")) or (
-            (target.name if target.is_dir() else target.stem) if target else "")
+    rows = [(i + 2, rec, *_names(base, rec)) for i, rec in enumerate(records)  # row 1 is the header
+            if not all(c.is_blank(v) for v in rec.values())]
+    # A default clip name that rows of different onsets would share (windows of one video): each gets its
+    # onset. Rows of one onset are one window listed twice, a duplicate under the plain name.
+    onsets: dict[str, set[str]] = {}
+    for _, rec, _, subject, clip, _ in rows:
+        onsets.setdefault(clip_id(DATABASE, subject, clip), set()).add(_onset_text(rec.get("onset")))
+    for rownum, rec, target, subject, clip, defaulted_clip in rows:
+        if defaulted_clip and target is not None and len(onsets[clip_id(DATABASE, subject, clip)]) > 1:
+            clip = f"{clip}_{_onset_text(rec.get('onset'))}"
         r = c.Row(DATABASE, file, rownum, clip_id(DATABASE, subject, clip))
+        bad_name = next((k for k in ("subject", "clip") if re.search(r"[/\\]", c.text(rec.get(k)) or "")),
+                        None)
+        if bad_name is not None:
+            value = c.text(rec.get(bad_name)) or ""
+            sep = "/" if "/" in value else "\\"
+            yield r.skip("bad_label", f"{bad_name} {value!r} holds {sep!r}, which separates the parts of a "
+                                      f"clip's id ({DATABASE}/<subject>/<clip>): use another character",
+                         bad_name)
+            continue
         if target is None:
             yield r.skip("bad_label", "the path of the clip is missing", "path")
             continue
@@ -105,10 +230,14 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         if not c.is_blank(rec.get("fps")):
             try:
                 fps = float(rec["fps"])
-                if not fps > 0:
+                if not (fps > 0 and math.isfinite(fps)):
                     raise ValueError(fps)
             except (TypeError, ValueError):
-                yield r.skip("bad_label", f"fps {rec['fps']!r} is not a positive number", "fps")
+                yield r.skip("bad_label", f"fps {rec['fps']!r} is not a finite positive number", "fps")
+                continue
+            if fps > MAX_FPS:
+                yield r.skip("bad_label", f"fps {rec['fps']!r} is above {MAX_FPS:g}, faster than any camera "
+                                          f"(high-speed ones run at 100-1000 fps)", "fps")
                 continue
         frames: dict[int, str] = {}
         video = None
@@ -131,6 +260,8 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         if defaulted:
             extra["offset_defaulted"] = True
         notes = c.unparsed_note("aus", au_text, aus)
+        if apex is None and _apex_on_onset(rec.get("apex"), onset):
+            notes.insert(0, f"apex {onset} is the onset frame ({onset}): the apex is estimated from motion")
         if notes:
             extra["label_notes"] = notes
         yield Clip(
@@ -138,6 +269,14 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             frames=frames, video=video, emotion=c.text(rec.get("emotion")), au_text=au_text, aus=aus,
             fps=fps, source_file=file, source_row=rownum, extra=extra,
         )
+
+
+def _apex_on_onset(raw: Any, onset: int) -> bool:
+    """The apex cell gave the onset frame (:func:`_common.parse_frames` drops it: it carries no timing)."""
+    try:
+        return c.to_int(raw) == onset
+    except ValueError:
+        return False
 
 
 # Above this a declared rate is more likely a container's time base (WebM and variable-rate files report 1000)

@@ -1,0 +1,260 @@
+"""Defects of the manifest reader found by a new-user trial, each reproduced on a small manifest of its own.
+
+1. misspelled column names (``apex_frame``, ``AU``) were read as the user's own notes: the label was lost;
+2. AU cells ``12.0`` (a float column written by pandas) and ``12 25`` were not read as AUs;
+3. two windows of one video without a ``clip`` column got one id (the second skipped as a repeat), and ``/``
+   in a ``subject`` or ``clip`` cell made two different rows one id;
+4. an ``fps`` of ``inf`` or ``1e9`` was accepted;
+5. an ``apex`` on the onset frame was replaced by an estimate without a label note.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from unimer_builder import sources
+from unimer_builder.cli import app
+from unimer_builder.errors import UnusableInput
+from unimer_builder.facs import parse_aus
+from unimer_builder.records import Clip, Skip
+from unimer_builder.sources import manifest
+
+
+def _video(path: Path, n: int = 40, fps: int = 30) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (16, 16))
+    for k in range(n):
+        vw.write(np.full((16, 16, 3), 5 * k, np.uint8))
+    vw.release()
+    return path
+
+
+@pytest.fixture
+def video(tmp_path) -> Path:
+    return _video(tmp_path / "takes" / "single_face.avi")
+
+
+def _manifest(tmp_path: Path, text: str) -> Path:
+    m = tmp_path / "manifest.csv"
+    m.write_text(text)
+    return m
+
+
+def _read(root: Path) -> tuple[list[Clip], list[Skip]]:
+    items = list(sources.read_clips(root, "manifest"))
+    return [i for i in items if isinstance(i, Clip)], [i for i in items if isinstance(i, Skip)]
+
+
+def _named(skip: Skip, file: Path, row: int, field: str) -> None:
+    assert Path(skip.file) == file and skip.row == row and skip.field == field, skip
+    assert str(file) in skip.message and f"row {row}" in skip.message and repr(field) in skip.message
+
+
+# --- 1. misspelled columns ------------------------------------------------------------------------
+
+def test_misspelled_columns_stop_the_build_naming_file_column_and_the_column_meant(tmp_path, video):
+    """The trial's header: apex, offset and AUs were lost unsaid (apex estimated, offset defaulted)."""
+    m = _manifest(tmp_path, "path,onset,apex_frame,offset_frame,AU,Emotion\n"
+                            "takes/single_face.avi,16,23,24,6+12+25,happiness\n")
+    with pytest.raises(UnusableInput) as e:
+        sources.read_clips(tmp_path, "manifest")
+    msg = str(e.value)
+    assert msg.startswith(str(m))
+    for col, meant in (("apex_frame", "apex"), ("offset_frame", "offset"), ("AU", "aus")):
+        assert f"{col!r} (probably {meant!r})" in msg, msg
+    assert "'Emotion'" not in msg  # a column differing only in case is that column
+
+
+@pytest.mark.parametrize("header, col, meant", [
+    ("path,Onset Frame,apex", "Onset Frame", "onset"),  # a frame suffix, spaces and case
+    ("path,onset,apexframe", "apexframe", "apex"),
+    ("path,onset,action_units", "action_units", "aus"),
+    ("path,onset,au", "au", "aus"),
+    ("path,onset,emtion", "emtion", "emotion"),  # a typo: difflib's close match
+    ("path,onset,subjects", "subjects", "subject"),
+    ("path,onset,frame_rate", "frame_rate", "fps"),
+    ("file,onset", "file", "path"),  # a required column under another name
+    ("path,start,end", "start", "onset"),
+])
+def test_near_miss_columns(tmp_path, video, header, col, meant):
+    n = header.count(",") + 1
+    m = _manifest(tmp_path, header + "\n" + ",".join(["takes/single_face.avi", "16", "23"][:n]) + "\n")
+    with pytest.raises(UnusableInput) as e:
+        sources.read_clips(tmp_path, "manifest")
+    assert str(m) in str(e.value) and f"{col!r} (probably {meant!r})" in str(e.value), str(e.value)
+
+
+def test_columns_of_ones_own_stay_allowed(tmp_path, video):
+    """Notes columns far from every manifest column, and a near miss of a column the manifest also has, are
+    the user's own: kept in ``Clip.extra``, not an error."""
+    _manifest(tmp_path, "path,onset,offset,emotion,note,set,offset_ms,emotions,Coder\n"
+                        "takes/single_face.avi,16,24,happiness,first,train,800,happiness|surprise,kb\n")
+    (clip,), skips = _read(tmp_path)
+    assert skips == []
+    assert clip.extra == {"note": "first", "set": "train", "offset_ms": "800",
+                          "emotions": "happiness|surprise", "coder": "kb"}
+    assert "deliberate" in manifest.__doc__  # the rule is documented where the columns are
+
+
+@pytest.mark.parametrize("header", ["path,onset,aus,AUS", "path,onset,aus,aus"])
+def test_a_column_named_twice_is_an_input_error(tmp_path, video, header):
+    """Both cells were read into one key, the last silently winning."""
+    m = _manifest(tmp_path, f"{header}\ntakes/single_face.avi,16,12,6\n")
+    with pytest.raises(UnusableInput, match="'aus'") as e:
+        sources.read_clips(tmp_path, "manifest")
+    assert str(m) in str(e.value)
+
+
+def test_misspelled_column_exits_2_before_anything_is_built(tmp_path, video):
+    m = _manifest(tmp_path, "path,onset,apex_frame\ntakes/single_face.avi,16,23\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["build", str(m), "--format", "manifest", "--out", str(out),
+                                   "--workers", "1"], catch_exceptions=False)
+    assert res.exit_code == 2, res.output
+    assert "'apex_frame' (probably 'apex')" in res.output and str(m) in res.output
+    assert not (out / "data").exists()
+
+
+# --- 2. AU cells ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, aus", [
+    ("12.0", [12]), ("12.00", [12]), ("6.0+12.0", [6, 12]),  # a float column as pandas writes it
+    ("12 25", [12, 25]), ("6 12  25", [6, 12, 25]), ("R6 12", [6, 12]), ("12 25?", [12, 25]),
+    ("AU 12", [12]), ("R14A or 17A", [14]),  # spaces inside one code or group stay one code
+])
+def test_float_text_and_space_separated_codes_are_read(text, aus):
+    p = parse_aus(text)
+    assert [t.au for t in p.tokens] == aus and p.unparsed == () and p.unknown == ()
+
+
+@pytest.mark.parametrize("text", ["12|25", "12(25)", "-12", "12 and 6", "12.5", "12 A"])
+def test_cells_still_not_read_stay_unparsed(text):
+    p = parse_aus(text)
+    assert p.unparsed, text
+
+
+@pytest.mark.parametrize("text", ["0", "0.0", 0, 0.0])
+def test_zero_means_no_action_units(text):
+    """FACS code 0 is the neutral face: a cell ``0`` says no AU acted (as ``none`` does), not that it is
+    unreadable: no token, nothing unparsed or unknown, and the label is not "unknown"."""
+    p = parse_aus(text)
+    assert p.tokens == () and p.unparsed == () and p.unknown == () and not p.label_unknown
+
+
+def test_manifest_au_cells_from_csv_and_parquet(tmp_path, video):
+    rows = [("a", "12.0"), ("b", "12 25"), ("c", "0"), ("d", "12|25")]
+    _manifest(tmp_path, "path,onset,apex,offset,aus,clip\n"
+                        + "".join(f"takes/single_face.avi,16,23,24,{a},{c}\n" for c, a in rows))
+    got, skips = _read(tmp_path)
+    assert skips == []
+    a, b, zero, bad = got
+    assert [t.au for t in a.aus.tokens] == [12] and "label_notes" not in a.extra
+    assert [t.au for t in b.aus.tokens] == [12, 25] and "label_notes" not in b.extra
+    assert zero.au_text == "0" and zero.aus.tokens == () and "label_notes" not in zero.extra
+    assert bad.extra["label_notes"] == ["aus '12|25': '12|25' is not an AU code (no AU was read from it)"]
+    # a float column in a parquet manifest (12.0 and a missing value)
+    pq_root = tmp_path / "pq"
+    _video(pq_root / "v.avi")
+    pd.DataFrame({"path": ["v.avi", "v.avi"], "onset": [16, 16], "offset": [24, 24], "aus": [12.0, math.nan],
+                  "clip": ["x", "y"]}).to_parquet(pq_root / "manifest.parquet")
+    (x, y), skips = _read(pq_root)
+    assert skips == [] and [t.au for t in x.aus.tokens] == [12] and x.au_text == "12"
+    assert y.au_text is None
+
+
+def test_a_sheet_cell_with_codes_apart_reads_them(tmp_path):
+    """The shared parser serves the databases' sheets too: a CASME II cell ``R6 12`` is R6 + 12."""
+    from test_sources import _casme2, read_all, set_cell
+
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 2, "Action Units", "R6 12")
+    set_cell(sheet, None, 4, "Action Units", 12.0)
+    got, _ = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == ids
+    assert [t.code() for t in got[0].aus.tokens] == ["R6", "12"] and "label_notes" not in got[0].extra
+    assert [t.code() for t in got[2].aus.tokens] == ["12"]
+
+
+# --- 3. ids of windows and of subjects/clips with separators --------------------------------------
+
+def test_several_windows_of_one_video_get_their_onset_in_the_id(tmp_path, video):
+    _video(tmp_path / "takes" / "other.avi")
+    _manifest(tmp_path, "path,onset,apex,offset,aus\n"
+                        "takes/single_face.avi,16,23,24,6+12+25\n"
+                        "takes/single_face.avi,24,27,29,45\n"
+                        "takes/other.avi,5,7,9,12\n")
+    got, skips = _read(tmp_path)
+    assert skips == []
+    assert [c.clip_id for c in got] == ["manifest/takes/single_face_16", "manifest/takes/single_face_24",
+                                        "manifest/takes/other"]  # a single window keeps its old id
+    assert [c.clip for c in got] == ["single_face_16", "single_face_24", "other"]
+
+
+def test_a_repeated_window_or_explicit_clip_is_still_a_duplicate(tmp_path, video):
+    m = _manifest(tmp_path, "path,onset,apex,offset,clip\n"
+                            "takes/single_face.avi,16,23,24,\n"
+                            "takes/single_face.avi,16,23,24,\n"  # the same window twice
+                            "takes/single_face.avi,5,7,9,a\n"
+                            "takes/single_face.avi,10,12,14,a\n")  # an explicit clip repeated
+    got, skips = _read(tmp_path)
+    assert [c.clip_id for c in got] == ["manifest/takes/single_face", "manifest/takes/a"]
+    assert [(s.reason, s.row) for s in skips] == [("duplicate_clip", 3), ("duplicate_clip", 5)]
+    assert "repeats row 2" in skips[0].message and "repeats row 4" in skips[1].message
+    assert all(str(m) in s.message for s in skips)
+
+
+def test_separators_in_subject_or_clip_are_refused(tmp_path, video):
+    """``s1`` + ``a/b`` and ``s1/a`` + ``b`` would both be ``manifest/s1/a/b``."""
+    m = _manifest(tmp_path, "path,onset,apex,offset,subject,clip\n"
+                            "takes/single_face.avi,16,23,24,s1,a/b\n"
+                            "takes/single_face.avi,24,27,29,s1/a,b\n"
+                            "takes/single_face.avi,24,27,29,s2,a\\b\n"
+                            "takes/single_face.avi,16,23,24,sujet é,clip ü #1\n")
+    got, skips = _read(tmp_path)
+    assert [c.clip_id for c in got] == ["manifest/sujet é/clip ü #1"]
+    assert [s.reason for s in skips] == ["bad_label"] * 3
+    for s, row, field in zip(skips, (2, 3, 4), ("clip", "subject", "clip"), strict=True):
+        _named(s, m, row, field)
+        assert "'/'" in s.message or "'\\\\'" in s.message
+
+
+# --- 4. fps ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fps", ["inf", "-inf", "Infinity", "1e9", "20000"])
+def test_an_infinite_or_implausible_fps_is_skipped_naming_row_and_field(tmp_path, video, fps):
+    m = _manifest(tmp_path, f"path,onset,apex,offset,fps\ntakes/single_face.avi,16,23,24,200\n"
+                            f"takes/single_face.avi,5,7,9,{fps}\n")
+    got, skips = _read(tmp_path)
+    assert [c.fps for c in got] == [200.0]
+    (s,) = skips
+    assert s.reason == "bad_label" and repr(fps) in s.message
+    assert ("not a finite positive number" if "inf" in fps.lower() else "above 10000") in s.message
+    _named(s, m, 3, "fps")
+
+
+def test_a_high_speed_camera_rate_is_accepted_and_nan_is_no_rate(tmp_path, video):
+    """1000 fps cameras exist (under the maximum); ``nan`` is a missing value, as in every other cell and in a
+    parquet float column: the video's declared rate is used."""
+    _manifest(tmp_path, "path,onset,apex,offset,fps,clip\ntakes/single_face.avi,16,23,24,1000,a\n"
+                        "takes/single_face.avi,16,23,24,nan,b\n")
+    (a, b), skips = _read(tmp_path)
+    assert skips == [] and a.fps == 1000.0 and b.fps == 30.0
+    assert 1000 < manifest.MAX_FPS < math.inf
+
+
+# --- 5. apex on the onset frame -------------------------------------------------------------------
+
+def test_an_apex_on_the_onset_frame_is_estimated_with_a_label_note(tmp_path, video):
+    _manifest(tmp_path, "path,onset,apex,offset,clip\ntakes/single_face.avi,16,16,24,a\n"
+                        "takes/single_face.avi,16,,24,b\n")
+    (a, b), skips = _read(tmp_path)
+    assert skips == [] and a.apex is None and b.apex is None
+    assert a.extra["label_notes"] == ["apex 16 is the onset frame (16): the apex is estimated from motion"]
+    assert "label_notes" not in b.extra  # no apex given: estimating it is no change of the label
