@@ -618,3 +618,15 @@ def test_a_clip_without_labels_never_speaks_of_the_labels(tmp_path, env):
     answers = [s.answer for s in render_samples(clip, ev, cc, CFG)]
     assert any("not explained by the inferred action units" in a for a in answers)
     assert not any("labels do not list" in a or "explained by the labels" in a for a in answers)
+
+
+def test_a_supported_label_whose_region_moves_another_way_says_how_much_went_its_way():
+    """AU6 supported with the reason "the right cheek moves outward (cos=0.38)" beside "the cheeks rise": the
+    verdict rests on the motion's part along the AU, and the reason now says so."""
+    from unimer_builder.crosscheck import _judge
+
+    cheek = RegionStats("cheek_R", 5.3, 6.0, -4.9, -2.0, 0.9, 0.0, 12.0, 0.5, head=1.0, noise=0.3)
+    v = _judge(6, None, cheek, CFG, 0.5)
+    assert v.verdict == "supported" and "moves outward, 2.0 px of it upward" in v.reason
+    up = _judge(6, None, replace(cheek, dx=-0.3, dy=-3.0), CFG, 0.5)
+    assert up.verdict == "supported" and "px of it" not in up.reason

@@ -76,7 +76,10 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
     want = facs.direction_word(ex, ey, region)
     where = region.phrase
     if min(rs.z, along) >= cfg.check.z_supported and cos >= cfg.check.cos_supported and timing_ok is not False:
-        verdict, reason = "supported", f"{where} moves {went} (z={rs.z:.1f}, cos={cos:.2f})"
+        # where the motion's own word is not the AU's (a smile drags the cheek outward as AU6 raises it), the
+        # reason says how much of it went the AU's way: that part is what supports the label
+        part = "" if went == want else f", {rs.dx * ex + rs.dy * ey:.1f} px of it {want}"
+        verdict, reason = "supported", f"{where} moves {went}{part} (z={rs.z:.1f}, cos={cos:.2f})"
     elif min(rs.z, along) < cfg.check.z_weak and rs.noise > cfg.check.max_noise:
         # what did not show above a noise of several px says nothing: an AU could have moved that far unseen
         verdict, reason = "unverifiable", (f"{where}: its noise ({rs.noise:.1f} px, the head moved {rs.head:.0f} px "
