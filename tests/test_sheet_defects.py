@@ -204,6 +204,10 @@ def test_casme2_rows_outside_the_official_list_get_no_composite_class(tmp_path):
     clips = {c.clip_id: c for c in read_clips(root, "casme2")}
     assert set(clips) == {"casme2/sub04/EP12_01f", "casme2/sub05/EP09_05f", "casme2/sub01/EP02_01f"}
     assert clips["casme2/sub04/EP12_01f"].apex is None and clips["casme2/sub05/EP09_05f"].apex is None
+    # the apex on the onset frame is dropped with a note, as one outside onset..offset is; "/" is no apex at all
+    assert clips["casme2/sub05/EP09_05f"].extra.get("label_notes") == [
+        "ApexFrame 100 is the OnsetFrame too: the apex is estimated from motion"]
+    assert "label_notes" not in clips["casme2/sub04/EP12_01f"].extra
     got = {cid: labels.composite_of(c) for cid, c in clips.items()}
     assert got == {"casme2/sub04/EP12_01f": None, "casme2/sub05/EP09_05f": None, "casme2/sub01/EP02_01f": "positive"}
     assert all(labels.composite_of(c, "labels") for c in clips.values())  # the mapping alone keeps all three

@@ -322,6 +322,14 @@ class Row:
         return make_skip(self.id, reason, message, self.file, self.row, field)
 
 
+def to_int_or_none(v: Any) -> int | None:
+    """:func:`to_int`, None for what is no frame number."""
+    try:
+        return to_int(v)
+    except ValueError:
+        return None
+
+
 def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offset: bool = True
                  ) -> tuple[int, int | None, int | None] | Skip:
     """Onset, apex, offset from their cells; ``/`` or blank apex -> ``None``; apex == onset -> ``None``; a clip
@@ -467,6 +475,9 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
         return marks
     onset, apex, offset = marks
     notes = []
+    if apex is None and not is_blank(cells.get("apex")) and to_int_or_none(cells.get("apex")) == onset:
+        # parse_frames drops an apex on the onset frame (it carries no timing): say so, as for one outside
+        notes.append(f"{names['apex']} {onset} is the {names['onset']} too: the apex is estimated from motion")
     if apex is not None and offset is not None and onset <= offset and not onset <= apex <= offset:
         # The official releases hold such rows (SAMM 028_4_1 and 032_3_1, both in the MEGC2019 composite list;
         # CAS(ME)^3 spNO.149 d): the onset..offset span stands, the apex within it is estimated from motion,
