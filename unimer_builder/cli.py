@@ -255,8 +255,8 @@ def _print_summary(report: dict, out: Path) -> None:
                       f"{' ...' if len(official['missing']) > 5 else ''}")
     notes = report.get("label_notes") or []
     if notes:
-        console.print(f"[yellow]{_n(len(notes), 'clip')} built with a label cell read otherwise[/yellow] (full list in "
-                      f"build_report.json):")
+        console.print(f"[yellow]{_n(len(notes), 'clip')} built with a note[/yellow] (a label cell read otherwise, "
+                      f"frames missing, several faces; full list in build_report.json):")
         for n in notes[:5]:
             console.print(f"  {n['clip_id']}: {'; '.join(n['notes'])}")
     if report.get("changed"):

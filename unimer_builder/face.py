@@ -113,21 +113,21 @@ class FaceAligner:
 
     # --- detection ---------------------------------------------------------------------------
 
-    def _detect_at(self, grey: np.ndarray, scale: float, upsample: int = 0):
+    def _detect_at(self, grey: np.ndarray, scale: float, upsample: int = 0) -> list[tuple[float, float, float, float]]:
         img = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         rects, scores, _ = self._detector.run(img, upsample, 0.0)
         if len(rects) == 0:
-            return None
-        # The largest face among confident detections: a weak second box on a textured background
-        # (score near 0) must not win over the subject's face just by being larger.
+            return []
+        # Confident detections only, the largest first: a weak second box on a textured background (score near 0)
+        # must not win over the subject's face just by being larger.
         best = max(scores)
         keep = [r for r, s in zip(rects, scores, strict=True) if s >= self.cfg.detect_score_share * best]
-        r = max(keep, key=lambda q: q.width() * q.height())
+        keep.sort(key=lambda q: -q.width() * q.height())
         inv = 1.0 / scale
-        return (r.left() * inv, r.top() * inv, r.right() * inv, r.bottom() * inv)
+        return [(r.left() * inv, r.top() * inv, r.right() * inv, r.bottom() * inv) for r in keep]
 
-    def detect(self, grey: np.ndarray) -> tuple[float, float, float, float] | None:
-        """Largest confident face as (left, top, right, bottom) in original px, or None.
+    def detect_all(self, grey: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Every confident face as (left, top, right, bottom) in original px, the largest first.
 
         Tries, in order: large frames downscaled to ``detect_max_side`` px on their short side (HOG cost grows with the
         pixel count, and faces in MER databases are large); native size; native size upsampled once.
@@ -139,18 +139,29 @@ class FaceAligner:
             attempts.append((self.cfg.detect_max_side / short, 0))
         attempts += [(1.0, 0), (1.0, 1)]
         for scale, up in attempts:
-            box = self._detect_at(grey, scale, up)
-            if box is not None:
-                return box
-        return None
+            boxes = self._detect_at(grey, scale, up)
+            if boxes:
+                return boxes
+        return []
+
+    def detect(self, grey: np.ndarray) -> tuple[float, float, float, float] | None:
+        """The largest confident face (:meth:`detect_all`), or None."""
+        boxes = self.detect_all(grey)
+        return boxes[0] if boxes else None
 
     def find(self, grey: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray] | None:
         """The face and its 68 landmarks in a whole frame (original px): the ``finder``'s, or dlib's
         detection followed by its predictor; None when no face is found."""
+        return self._find(grey)[0]
+
+    def _find(self, grey: np.ndarray) -> tuple[tuple[tuple[float, float, float, float], np.ndarray] | None, int]:
+        """:meth:`find`, and how many other confident faces dlib saw beside it (0 with a ``finder``)."""
         if self._finder is not None:
-            return self._finder(grey)
-        box = self.detect(grey)
-        return None if box is None else (box, self.landmarks(grey, box))
+            return self._finder(grey), 0
+        boxes = self.detect_all(grey)
+        if not boxes:
+            return None, 0
+        return (boxes[0], self.landmarks(grey, boxes[0])), len(boxes) - 1
 
     def landmarks(self, grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68x2 float64 landmarks in original px."""
@@ -169,7 +180,7 @@ class FaceAligner:
                                     cv2.cvtColor(grey_onset, cv2.COLOR_BGR2GRAY))
         if grey.dtype != np.uint8:
             grey = np.clip(grey, 0, 255).astype(np.uint8)
-        found = self.find(grey)
+        found, others = self._find(grey)
         if found is None:
             raise InputError("no_face", f"no face found in the onset frame {where}".rstrip(), where, None, "frame")
         box, pts = found
@@ -193,7 +204,8 @@ class FaceAligner:
             crop_pts = self.landmarks(crop, crop_box)
         x0, y0, x1, y1 = box
         return Face(matrix=m, landmarks=crop_pts.astype(np.float32), size=self.size, detector=self.detector_name,
-                    box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))), crop_box=crop_box)
+                    box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))), crop_box=crop_box,
+                    others=others)
 
     # --- registration of later frames ---------------------------------------------------------
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from . import labels
 from .atomic import replacing
-from .records import Clip, ClipSummary, Skip
+from .records import Clip, ClipSummary, Face, Skip
 from .shards import COMPRESSION, read_shard, rows_to_table
 
 META_KEY = b"unimer"  # the part's own metadata: clip_id, fingerprint, flow_size (and summary or skip)
@@ -91,13 +91,22 @@ def part_meta(path: Path) -> dict:
     return meta
 
 
-def summarize(clip: Clip, **fields) -> ClipSummary:
-    """A clip's summary, its duration taken from its labelled frames."""
+def summarize(clip: Clip, face: Face | None = None, **fields) -> ClipSummary:
+    """A clip's summary, its duration taken from its labelled frames (``face``: its measured alignment)."""
     return ClipSummary(clip_id=clip.clip_id, database=clip.database,
                        duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps),
                        duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
                        label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", []),
-                                    *_gaps(clip)], **fields)
+                                    *_gaps(clip), *_other_faces(clip, face)], **fields)
+
+
+def _other_faces(clip: Clip, face: Face | None) -> list[str]:
+    """A note where the onset frame holds more than one face: the largest is measured, which is the subject's
+    in a MER recording but may not be in a user's own video (a second person, a face on a poster)."""
+    if face is None or face.others <= 0:
+        return []
+    x, y, w, h = face.box
+    return [f"{face.others + 1} faces in onset frame {clip.onset}: the largest ({w}x{h} px at {x},{y}) was measured"]
 
 
 def _gaps(clip: Clip) -> list[str]:

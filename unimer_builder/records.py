@@ -120,6 +120,7 @@ class Face:
     # The landmark predictor's box in the crop (left, top, right, bottom): the onset's detector box carried into
     # it, used for every frame of the clip; None: the box of the landmarks where the face was (face.py)
     crop_box: tuple[float, float, float, float] | None = None
+    others: int = 0  # other confident faces the detector found in the onset frame (the largest is measured)
 
 
 @dataclass(frozen=True)
@@ -291,5 +292,6 @@ class ClipSummary:
     duration_s: float | None = None  # onset -> offset, from the label (see labels.duration_class)
     duration_class: str | None = None  # micro | macro | long | None (unknown)
     node: str = ""  # where it was built: host (and Ray node) of the process that wrote its part (node.py)
-    # What the reader changed in the clip's label row, and why (sources: label_fixes, label_notes)
+    # What the reader changed in the clip's label row and why (sources: label_fixes, label_notes), frames missing
+    # inside the window, other faces in the onset frame
     label_notes: list[str] = field(default_factory=list)

@@ -1,0 +1,57 @@
+"""Several faces in the onset frame: the largest is measured, and the build says so."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from unimer_builder import build, synthesize
+from unimer_builder.config import BuildConfig, FaceConfig
+from unimer_builder.face import FaceAligner
+
+ASTRONAUT = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+
+
+def _beside(img: np.ndarray, scale: float) -> np.ndarray:
+    """``img`` with a ``scale`` copy of itself to its right (a second, smaller face)."""
+    small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    out = np.full((h, w + small.shape[1], *img.shape[2:]), 128, img.dtype)
+    out[:, :w] = img
+    out[:small.shape[0], w:] = small
+    return out
+
+
+@pytest.fixture(scope="module")
+def aligner():
+    return FaceAligner(FaceConfig())
+
+
+def test_the_onset_frame_s_other_faces_are_counted_and_the_largest_is_aligned(aligner):
+    one = aligner.align(ASTRONAUT)
+    assert one.others == 0
+    # Two faces of one size, side by side (a 512 x 1024 frame: detected at the downscaled rung)
+    two = aligner.align(_beside(ASTRONAUT, 1.0))
+    assert two.others == 1
+    assert two.box == one.box
+    assert aligner.align(_beside(ASTRONAUT, 1.0)[:, ::-1].copy()).others == 1
+
+
+def test_a_clip_whose_onset_frame_holds_two_faces_is_built_with_a_note(tmp_path):
+    src = synthesize(tmp_path / "src", "casme2", clips=2, subjects=1, seed=5, frames=8)
+    clips = sorted(p for p in src.rglob("EP*") if p.is_dir())
+    for f in sorted(clips[0].glob("*.jpg")):
+        cv2.imwrite(str(f), _beside(cv2.imread(str(f)), 0.75))
+    out = tmp_path / "out"
+    build(src, out, BuildConfig(), "casme2", 0)
+    report = json.loads((out / "build_report.json").read_text())
+    notes = {n["clip_id"]: " ".join(n["notes"]) for n in report["label_notes"]}
+    two = f"casme2/{clips[0].parent.name}/{clips[0].name}"
+    assert report["counts"]["built"] == 2
+    assert "2 faces in onset frame" in notes.get(two, ""), notes
+    assert "the largest" in notes[two]
+    assert not any("faces in onset frame" in text for cid, text in notes.items() if cid != two)
