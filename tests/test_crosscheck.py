@@ -396,6 +396,8 @@ def test_lips_that_part_are_au25_where_the_lip_gap_and_the_flow_agree(tmp_path, 
     assert 25 in smic.supported and verdicts(smic)[25].reason.startswith("the lips part")
     _, _, lost = lips(1.5 * need, 0.8, match=0.1)
     assert not any(u.au == 25 for u in lost.unexplained)
+    assert lost.lost and set(lost.lost) <= {"upper_lip", "lower_lip"} and lost.flagged  # named for the text
+    assert not smic.lost
 
 
 def test_an_au_carries_its_share_of_its_regions_motion_along_its_own_direction():

@@ -36,8 +36,10 @@ def make_records(
     stack: int = 4,
     stack_size: int = 16,
     seed: int = 0,
+    lost: tuple[str, ...] = (),
 ):
-    """A small, consistent (Clip, Evidence, CrossCheck) with no image processing behind it."""
+    """A small, consistent (Clip, Evidence, CrossCheck) with no image processing behind it (``lost``: regions the
+    flow lost; the inferred case then moves nothing)."""
     rng = np.random.default_rng(seed)
     c = Clip(database=database, subject=subject, clip=clip, onset=10, apex=None if inferred else 15, offset=20,
              frames={i: f"img{i}.jpg" for i in range(10, 21)}, emotion=emotion, au_text=au_text,
@@ -76,7 +78,8 @@ def make_records(
         supported=list(supported),
         flagged=not inferred and au_text is not None and "4" in au_text,
         flag_reasons=["AU4: below floor"] if not inferred and au_text and "4" in au_text else [],
-        moved=["cheek_R", "cheek_L", "lip_corner_R", "lip_corner_L", "chin"],
+        moved=[] if lost and inferred else ["cheek_R", "cheek_L", "lip_corner_R", "lip_corner_L", "chin"],
+        lost=list(lost),
     )
     return c, ev, check
 
@@ -92,6 +95,9 @@ CASES = {
     "samm_unknown_emotion": dict(database="samm", subject="006", clip="006_1_2", emotion="Contempt",
                                  au_text="R12+R14", supported=(12,)),
     "others": dict(emotion="others", supported=(6,)),
+    "smic_lost": dict(database="smic", subject="s3", clip="s3_ne_06", emotion="negative", au_text=None,
+                      inferred=True, unexplained=False, supported=(), lost=("glabella",)),
+    "labelled_lost": dict(lost=("glabella", "nose")),
     "no_emotion": dict(database="manifest", emotion=None),
 }
 
@@ -330,3 +336,20 @@ def test_a_duration_is_written_apart_from_the_bound_it_is_compared_with():
 
     assert _seconds(0.5005) == "0.5005" and _seconds(0.4999) == "0.4999"
     assert _seconds(0.5) == "0.50" and _seconds(0.33366) == "0.33" and _seconds(0.9) == "0.90"
+
+
+@pytest.mark.parametrize("case", ["smic_lost", "labelled_lost"])
+def test_a_face_the_flow_lost_part_of_is_never_called_still(case):
+    """Where the flow lost regions, nothing beyond them is inferred (crosscheck): the text says the flow could not
+    follow them, not that no region moved (a 9.5 px AU4 whose glabella the flow lost was "no motion")."""
+    clip, ev, check = make_records(**CASES[case])
+    cfg = BuildConfig()
+    ctx = render.build_context(clip, ev, check, cfg)
+    phrases = " and ".join(REGION_BY_NAME[n].phrase for n in check.lost)
+    for task in ("motion", "explain"):
+        for v in range(render.n_variants(task)):
+            _, answer = render.render_task(task, v, ctx, cfg.text.folder)
+            assert "No facial region moves" not in answer and "No other region moves" not in answer, answer
+            assert f"The flow cannot follow {phrases}" in answer, answer
+            if case == "smic_lost" and task == "explain":
+                assert "too weak" not in answer and "No action unit can be inferred" not in answer, answer

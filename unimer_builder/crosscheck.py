@@ -462,7 +462,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                               + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
                           supported=sorted(by_au), flagged=bool(lost), flag_reasons=lost_reason,
-                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg, unexplained), lips_close=closing)
+                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg, unexplained), lips_close=closing,
+                          lost=_in_order(lost))
 
     verdicts = []
     covered: set[str] = set()
@@ -502,7 +503,12 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     unexplained = _dedupe(unexplained)
     return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
-                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg, unexplained), lips_close=closing)
+                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg, unexplained), lips_close=closing,
+                      lost=_in_order(lost))
+
+
+def _in_order(names: frozenset[str]) -> list[str]:
+    return [r.name for r in facs.REGIONS if r.name in names]
 
 
 def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int, Verdict]:

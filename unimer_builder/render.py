@@ -223,6 +223,8 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "has_pattern": emotion in EMOTION_AUS if emotion else False,
         "moved": moved,
         "unexplained": unexplained,
+        # Regions the flow lost: the text names them instead of calling the rest of the face still.
+        "lost": [REGION_BY_NAME[n].phrase for n in check.lost if n in REGION_BY_NAME],
         "floor": _px(ev.floor),
         "apex_estimated": bool(ev.apex_estimated),
     }
@@ -270,7 +272,7 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
         "aus": au_ctx, "aus_inferred": False, "predicted": True, "second_opinion": False,
         "inferred_from": "the motion alone", "inferred_by": "the motion", "typical_aus": [f"AU{a}" for a in typical],
-        "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [],
+        "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [], "lost": [],
         "floor": _px(floor), "apex_estimated": False,
     }
 
