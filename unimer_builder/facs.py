@@ -31,6 +31,9 @@ class AUInfo:
     out: float = 0.0  # + away from the midline / - toward it
     # Regions (families) that move another way than (up, out): family -> (up, out).
     toward: tuple[tuple[str, tuple[float, float]], ...] = ()
+    # Skin beyond its own regions that FACS says the AU moves (family -> (up, out)): never judged, it only names
+    # the AU where its own regions' motion fits a like AU as well (see :func:`drag_regions`).
+    drags: tuple[tuple[str, tuple[float, float]], ...] = ()
 
 
 # Verifiable AUs carry regions and a direction; the rest are known codes we can name but not measure.
@@ -48,7 +51,11 @@ AUS: dict[int, AUInfo] = {
         AUInfo(9, "nose wrinkler", "the nose wrinkles upward", ("nose",), up=1),
         AUInfo(10, "upper lip raiser", "the upper lip rises", ("upper_lip",), up=1),
         AUInfo(11, "nasolabial deepener", "the nasolabial furrow deepens"),
-        AUInfo(12, "lip corner puller", "the lip corners pull up and outward", ("lip_corner",), up=0.6, out=0.8),
+        # Zygomaticus major pulls the corners obliquely toward the cheekbone and, in a broad smile, raises the
+        # infraorbital triangle and pulls the nasolabial furrow up and out (FACS 2002, AU12); the lip stretcher
+        # (AU20, risorius) pulls the corners sideways and leaves that cheek.
+        AUInfo(12, "lip corner puller", "the lip corners pull up and outward", ("lip_corner",), up=0.6, out=0.8,
+               drags=(("cheek", (0.6, 0.8)),)),
         AUInfo(13, "sharp lip puller", "the lip corners pull sharply upward", ("lip_corner",), up=1),
         AUInfo(14, "dimpler", "the lip corners tighten inward", ("lip_corner",), out=-1),
         AUInfo(15, "lip corner depressor", "the lip corners pull down", ("lip_corner",), up=-1),
@@ -179,6 +186,22 @@ def regions_for(au: int, side: str | None = None) -> tuple[RegionInfo, ...]:
     if side in ("L", "R"):
         found = tuple(r for r in found if r.side in (side, None))
     return found
+
+
+def drag_regions(au: int, side: str | None = None) -> tuple[tuple[RegionInfo, tuple[float, float]], ...]:
+    """The regions ``au`` drags beyond its own (:attr:`AUInfo.drags`), on ``side`` only when given, each with
+    its unit image vector (dx, dy; y down) as :func:`expected_vector` gives one."""
+    info = AUS.get(au)
+    if info is None:
+        return ()
+    out = []
+    for family, (up, o) in info.drags:
+        for r in REGIONS:
+            if r.family == family and (side not in ("L", "R") or r.side in (side, None)):
+                dx, dy = o * out_sign(r), -up
+                n = math.hypot(dx, dy)
+                out.append((r, (dx / n, dy / n)))
+    return tuple(out)
 
 
 def motion_twins(au: int) -> list[int]:
