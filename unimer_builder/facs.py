@@ -49,7 +49,9 @@ AUS: dict[int, AUInfo] = {
         AUInfo(7, "lid tightener", "the lower eyelids tighten and rise", ("lower_lid",), up=1),
         AUInfo(8, "lips toward each other", "the lips move toward each other"),
         AUInfo(9, "nose wrinkler", "the nose wrinkles upward", ("nose",), up=1),
-        AUInfo(10, "upper lip raiser", "the upper lip rises", ("upper_lip",), up=1),
+        # Levator labii superioris raises the upper lip and, with it, the nostril wings and the infraorbital skin
+        # beside them (FACS 2002, AU10); lips that part in a broad smile raise the upper lip alone.
+        AUInfo(10, "upper lip raiser", "the upper lip rises", ("upper_lip",), up=1, drags=(("nose", (1.0, 0.0)),)),
         AUInfo(11, "nasolabial deepener", "the nasolabial furrow deepens"),
         # Zygomaticus major pulls the corners obliquely toward the cheekbone and, in a broad smile, raises the
         # infraorbital triangle and pulls the nasolabial furrow up and out (FACS 2002, AU12); the lip stretcher
