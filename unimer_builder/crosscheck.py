@@ -447,8 +447,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
                                     named_by_labels)
     strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
-    if lips is not None:
-        strong = [x for x in strong if not _parting_did_it(x, stats, cfg)]
+    # where the lips part, an upper lip's rise without the nose, or corners dropping less than the lower lip, are
+    # the parting's motion: no AU of their own, and no motion that no AU explains
+    parted = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
+    strong = [x for x in strong if x not in parted]
+    by_parting = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
     if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
 
@@ -484,7 +487,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         # what is left in a region an inferred AU moves is that AU's departure from its direction, as in a
         # labelled clip's covered regions: not motion that no AU explains
         carried = {r.name for au in by_au for r in facs.regions_for(au)}
-        carried |= _dragged([(au, _sides(by_au[au])) for au in by_au], stats, cfg)
+        carried |= _dragged([(au, _sides(by_au[au])) for au in by_au], stats, cfg) | by_parting
         unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, stats, set(), cfg)], closing)
                               + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
@@ -529,7 +532,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     dragged = _dragged([(c.au, c.side) for v, tok in zip(verdicts, clip.aus.tokens, strict=True)
                         if v.verdict != "contradicted" for c in tok.choices()]
                        + [(x.au, x.side) for x in strong if x.au not in labelled], stats, cfg)
-    unexplained += _residual(stats, res_z, covered | named | dragged, cfg)
+    unexplained += _residual(stats, res_z, covered | named | dragged | by_parting, cfg)
     reasons += lost_reason
     unexplained = _dedupe(unexplained)
     return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
@@ -578,11 +581,19 @@ def _regions_of(x: Action, stats: dict[str, RegionStats], covered: set[str], cfg
 
 
 def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
-    """Whether action ``x``, found while the lips part, is the parting's motion rather than an AU of its own: an
-    AU that moves a lip the parting moves and carries a FACS drag (AU10: its upper lip's rise, which a broad
-    smile's parting makes too) is one only where that drag shows (the nose lifted by ``check.z_supported``,
-    :func:`_drag_z`). On real footage every AU10 named beside parting lips had a nose that did not rise (11
-    of 11, bench/README.md section 6)."""
+    """Whether action ``x``, found while the lips part, is the parting's motion rather than an AU of its own.
+
+    * An AU that moves a lip the parting moves and carries a FACS drag (AU10: its upper lip's rise, which a
+      broad smile's parting makes too) is one only where that drag shows (the nose lifted by
+      ``check.z_supported``, :func:`_drag_z`). On real footage no AU10 named beside parting lips had a nose
+      that rose (bench/README.md section 6).
+    * AU15 at lip corners that drop less than the lower lip's middle is the opening mouth's: the corners follow
+      a dropping jaw part of the way (0.1-0.45 of the lower lip in real speech), while AU15 angles the lips
+      down, its corners dropping further than the lower lip."""
+    if x.au == 15:
+        lower = stats.get("lower_lip")
+        own = [stats[r.name] for r in facs.regions_for(x.au, x.side) if r.name in stats]
+        return lower is not None and bool(own) and all(rs.dy < lower.dy for rs in own)
     if not facs.AUS[x.au].drags or not {r.family for r in facs.regions_for(x.au)} & set(_LIPS):
         return False
     k = next(i for i, (au, side, _) in enumerate(_UNITS) if au == x.au and side == x.side)
