@@ -802,3 +802,17 @@ def test_lip_corners_that_follow_a_dropping_jaw_are_the_partings_not_au15():
     # the same corner dropping 1.9 px while the lower lip stays: that is the lips angled down, AU15
     still_lip = (0.3, 0.1, 0.2, 0.12)
     assert 15 in case(None, lower_lip=still_lip, chin=(0.3, 0.1, 0.2, 0.12)).supported
+
+
+def test_a_lower_lid_raised_with_the_cheek_is_au6_not_au7():
+    """wl_smile without labels: the lower lids rise 1.2 px as both cheeks rise 4.4-5.3 px, and the explanation named
+    AU7 (lid tightener): its AU6 column (the lids lifted more than the cheek) did not fit a cheek that the smile's
+    AU12 lifts as well. FACS tells AU6 from AU7 by that cheek, so the lids' rise is AU6 (the coder's AU); with the
+    cheeks still it stays AU7."""
+    clip, ev = _wl_smile(None)
+    check = cross_check(clip, ev, CFG)
+    assert 6 in check.supported and 7 not in check.supported, check.verdicts
+    still = (0.3, 0.1, 0.1, 0.19)
+    clip, ev = _wl_smile(None, cheek_R=still, cheek_L=still)
+    check = cross_check(clip, ev, CFG)
+    assert 7 in check.supported and 6 not in check.supported, check.verdicts

@@ -452,6 +452,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     parted = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
     strong = [x for x in strong if x not in parted]
     by_parting = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
+    strong = _lid_raised_by_the_cheek(strong, stats, cfg)
     if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
 
@@ -598,6 +599,24 @@ def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) 
         return False
     k = next(i for i, (au, side, _) in enumerate(_UNITS) if au == x.au and side == x.side)
     return _drag_z(k, stats) < cfg.check.z_supported
+
+
+def _lid_raised_by_the_cheek(actions: list[Action], stats: dict[str, RegionStats], cfg: BuildConfig) -> list[Action]:
+    """A lower lid's rise named AU7 (lid tightener) where the cheek beside it rises strongly too
+    (``check.z_unexplained`` up) and no AU6 was found is AU6 (cheek raiser): FACS tells the two by the
+    infraorbital cheek, which AU6 raises and pushes the lower lid up with, and AU7 leaves. On real smiles (coded
+    AU6) the explanation named AU7, its AU6 column's lids-over-cheek shape not fitting a cheek that a smile's
+    AU12 lifts as well (bench/README.md section 6)."""
+    if any(x.au == 6 for x in actions):
+        return actions
+    out = []
+    for x in actions:
+        if x.au == 7:
+            cheeks = [stats[r.name] for r in facs.regions_for(6, x.side) if r.family == "cheek" and r.name in stats]
+            if cheeks and all(rs.noise > 0 and -rs.dy / rs.noise >= cfg.check.z_unexplained for rs in cheeks):
+                x = replace(x, au=6)
+        out.append(x)
+    return out
 
 
 def _dragged(aus: list[tuple[int, str | None]], stats: dict[str, RegionStats], cfg: BuildConfig) -> set[str]:
