@@ -31,8 +31,10 @@ class AUInfo:
     out: float = 0.0  # + away from the midline / - toward it
     # Regions (families) that move another way than (up, out): family -> (up, out).
     toward: tuple[tuple[str, tuple[float, float]], ...] = ()
-    # Skin beyond its own regions that FACS says the AU moves (family -> (up, out)): never judged, it only names
-    # the AU where its own regions' motion fits a like AU as well (see :func:`drag_regions`).
+    # Skin beyond its own regions that FACS says the AU moves (family -> (up, out)): never judged and never planted
+    # by the synthetic generator; the cross-check reads it to name an AU where its own regions' motion fits a like
+    # AU as well, to keep that skin's motion from being called unexplained, and (AU10) to tell an AU from parting
+    # lips (see :func:`drag_regions`, ``crosscheck._names_better``, ``_dragged``, ``_parting_did_it``).
     drags: tuple[tuple[str, tuple[float, float]], ...] = ()
 
 
