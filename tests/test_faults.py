@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from unimer_builder import BuildConfig, TextConfig, pipeline
 from unimer_builder.cli import app
+from unimer_builder.errors import UnusableInput
 from unimer_builder.inputs import clip_inputs
 from unimer_builder.sources import read_clips
 from unimer_builder.sources.frames import decode_grey
@@ -210,6 +211,29 @@ def test_truncated_and_corrupt_jpegs_do_not_decode(source, tmp_path):
         decode_grey(png.tobytes()[:-200])
 
 
+def test_jpeg_frames_are_read_upright_by_their_exif_orientation(source):
+    """A frame stored sideways or mirrored with an EXIF orientation tag (phones write them) is read as it
+    displays, exactly as OpenCV reads it: simplejpeg alone returned it as stored, so a sideways face was no
+    face and a mirrored one swapped its left and right AUs."""
+    import io
+
+    from PIL import Image
+
+    face = decode_grey(_frames(_clip_dirs(source)[0])[2].read_bytes())
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        Image.fromarray(face).save(buf, "JPEG", quality=95, exif=exif.tobytes())
+        data = buf.getvalue()
+        want = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        got = decode_grey(data)
+        assert got.shape == want.shape and np.array_equal(got, want), orientation
+        if orientation > 1:
+            assert got.shape != face.shape or not np.array_equal(got, decode_grey(data[:2] + data[2:].replace(
+                b"Exif\x00\x00", b"Nope\x00\x00", 1))), orientation
+
+
 def test_bad_frames_and_duplicate_frame_numbers_are_skips_naming_the_files(source, tmp_path):
     root = _copy(source, tmp_path / "db")
     a, b, c = _clip_dirs(root)
@@ -222,15 +246,19 @@ def test_bad_frames_and_duplicate_frame_numbers_are_skips_naming_the_files(sourc
     shutil.copy(first, twin)
     out = tmp_path / "out"
     res = _cli("build", root, "--out", out, *ARGS)
-    assert res.exit_code == 1, res.output
-    skipped = {"/".join(s["clip_id"].split("/")[-2:]): s for s in _report(out)["skipped"]}
+    # every clip of this database is broken: nothing to write (exit 2), each skip listed with its reason
+    assert res.exit_code == 2 and not out.exists(), res.output
+    with pytest.raises(UnusableInput) as err:
+        pipeline.build(root, out, CFG, "casme2", workers=1)
+    assert not out.exists()
+    skipped = {"/".join(s.clip_id.split("/")[-2:]): s for s in err.value.skipped}
     a, b, c = (f"{d.parent.name}/{d.name}" for d in (a, b, c))
-    assert skipped[a]["reason"] == "bad_frame" and skipped[a]["file"].endswith(truncated.name)
-    assert "does not decode completely" in skipped[a]["message"]
-    assert skipped[b]["reason"] == "bad_frame" and odd.name in skipped[b]["message"]
-    assert "160x216" in skipped[b]["message"]
+    assert skipped[a].reason == "bad_frame" and skipped[a].file.endswith(truncated.name)
+    assert "does not decode completely" in skipped[a].message
+    assert skipped[b].reason == "bad_frame" and odd.name in skipped[b].message
+    assert "160x216" in skipped[b].message
     dup = skipped[c]
-    assert dup["reason"] == "duplicate_frame" and first.name in dup["message"] and twin.name in dup["message"]
+    assert dup.reason == "duplicate_frame" and first.name in dup.message and twin.name in dup.message
 
 
 # --- 5. environment failures: exit 3, one line ---------------------------------------------------
@@ -442,3 +470,27 @@ def test_report_paths_are_relative_to_the_database_root(source, tmp_path):
     assert r["root"] == "db" and r["synthetic"] == "default"
     assert r["skipped"][0]["message"].startswith("CASME2-coding") and "CASME2_RAW_selected/sub01" in r["skipped"][0]["message"]
     assert "synthetic" in (out / "README.md").read_text().lower()
+
+
+def test_16_bit_frames_are_read_by_the_bits_they_use_and_float_frames_are_refused_by_name(source, tmp_path):
+    """A 12-bit camera's frames saved as 16-bit PNGs use the low 12 bits: OpenCV's grey decoding drops the low
+    8 and left them black (0-15, no face found). Each clip's frames share one scale, from the first frame read,
+    so that a darker frame stays darker. A 32-bit float TIFF was "does not decode completely"."""
+    from unimer_builder.records import Clip
+    from unimer_builder.sources.frames import FrameReader, UnsupportedSamples
+
+    face = decode_grey(_frames(_clip_dirs(source)[0])[2].read_bytes())
+    for bits in (12, 16):
+        ok, png = cv2.imencode(".png", face.astype(np.uint16) << (bits - 8))
+        assert np.array_equal(decode_grey(png.tobytes()), face), bits
+    darker = (face // 2).astype(np.uint16) << 4
+    paths = {}
+    for n, img in ((0, face.astype(np.uint16) << 4), (1, darker)):
+        paths[n] = str(tmp_path / f"img{n}.png")
+        cv2.imwrite(paths[n], img)
+    clip = Clip(database="manifest", subject="s", clip="c", onset=0, apex=1, offset=1, frames=paths)
+    reader = FrameReader(clip)
+    assert np.array_equal(reader.get(0), face) and np.array_equal(reader.get(1), face // 2)
+    ok, tif = cv2.imencode(".tiff", face.astype(np.float32) / 255)
+    with pytest.raises(UnsupportedSamples, match="32-bit floating point"):
+        decode_grey(tif.tobytes())

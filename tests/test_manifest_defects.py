@@ -5,7 +5,10 @@
 3. two windows of one video without a ``clip`` column got one id (the second skipped as a repeat), and ``/``
    in a ``subject`` or ``clip`` cell made two different rows one id;
 4. an ``fps`` of ``inf`` or ``1e9`` was accepted;
-5. an ``apex`` on the onset frame was replaced by an estimate without a label note.
+5. an ``apex`` on the onset frame was replaced by an estimate without a label note;
+6. a manifest whose every window failed as it was measured (a video window past its end, no face) wrote an
+   empty dataset with a card and exited 1, where the same window of a frame folder stops the build (exit 2,
+   nothing written).
 """
 
 from __future__ import annotations
@@ -258,3 +261,24 @@ def test_an_apex_on_the_onset_frame_is_estimated_with_a_label_note(tmp_path, vid
     assert skips == [] and a.apex is None and b.apex is None
     assert a.extra["label_notes"] == ["apex 16 is the onset frame (16): the apex is estimated from motion"]
     assert "label_notes" not in b.extra  # no apex given: estimating it is no change of the label
+
+
+# --- 6. nothing built, nothing written ------------------------------------------------------------------
+
+
+def test_a_manifest_whose_every_window_fails_when_measured_writes_nothing_and_exits_2(video, tmp_path):
+    """Video frames are decoded as a clip is measured, so a window past the video's end (or a video with no
+    face) is found only then; with every window failed there is no dataset to write."""
+    m = _manifest(tmp_path, f"path,onset,apex,offset,aus\n{video},2,6,100,12\n{video},10,14,18,4\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["build", str(m), "--out", str(out), "--workers", "1"])
+    assert res.exit_code == 2, res.output
+    assert not out.exists()
+    assert "no clip could be built" in res.output and "missing_frame" not in res.output
+    assert "frame 100" in res.output and "no face" in res.output  # each window's own reason
+    # A folder that holds a build already keeps it as it was.
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    res = CliRunner().invoke(app, ["build", str(m), "--out", str(out), "--workers", "1"])
+    assert res.exit_code == 2, res.output
+    assert (out / "keep.txt").read_text() == "mine" and not (out / "data").exists()

@@ -332,13 +332,19 @@ def build(
     if remote:  # other processes, on other machines, open the clips' frames and write the parts
         root, out = root.resolve(), out.resolve()
     fmt, clips, skips = read_input(root, fmt, limit)
-    with claim(out):
-        try:
-            return _build_claimed(root, out, cfg, fmt, clips, skips, workers, keep_parts, shard_bytes, images,
-                                  progress, executor if kind is None else None, threads,
-                                  "ray" if remote else "local", ray_address)
-        except OSError as e:
-            raise EnvironmentFailure.from_os(e, str(out)) from None
+    made = not out.exists()
+    try:
+        with claim(out):
+            try:
+                return _build_claimed(root, out, cfg, fmt, clips, skips, workers, keep_parts, shard_bytes, images,
+                                      progress, executor if kind is None else None, threads,
+                                      "ray" if remote else "local", ray_address)
+            except OSError as e:
+                raise EnvironmentFailure.from_os(e, str(out)) from None
+    except UnusableInput:
+        if made:  # every clip failed as it was measured: the folder this build made goes, as for unreadable input
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: list[Clip], skips: list[Skip],
@@ -393,6 +399,14 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
         if isinstance(runner, _OnDemand):
             runner.close()
     ordered = [summaries[c.clip_id] for c in clips if c.clip_id in summaries]
+    unfinished = any(isinstance(o, Skip) and o.reason in UNFINISHED for _, o in outcomes.values())
+    if not ordered and not unfinished:
+        # Every clip failed as it was measured (a video window past its end, no face in any onset): no dataset
+        # to write, as when no row could be read (exit 2, nothing written), not an empty one with a card.
+        if parts.folder.is_dir() and not any(parts.folder.iterdir()):
+            parts.folder.rmdir()
+        why = skips[0].message if len(skips) == 1 else f"all {len(skips)} skipped"
+        raise UnusableInput(f"{root}: no clip could be built ({why})", skipped=skips)
     shards = consolidate(parts.folder, out, [s.clip_id for s in ordered if not s.dropped], shard_bytes,
                          parts={c.clip_id: parts.path(c.clip_id, inputs[c.clip_id]) for c in clips},
                          images=images)
@@ -404,7 +418,6 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
     write_card(out, report, cfg)
     # A clip the cluster failed to build (executors_ray) has no part: the build is not finished, and a re-run
     # builds just those clips from the parts kept here.
-    unfinished = any(isinstance(o, Skip) and o.reason in UNFINISHED for _, o in outcomes.values())
     if not unfinished:
         write_state(out, key, settings, options, {c.clip_id: outcomes[c.clip_id] for c in clips}, shard_names)
     if not keep_parts and not unfinished:

@@ -9,38 +9,89 @@ JPEG files are decoded with simplejpeg (the same libjpeg-turbo, the same grey pi
 ``cv2.IMREAD_GRAYSCALE``) in strict mode, which turns libjpeg's warnings into errors. OpenCV's other
 decoders (PNG, BMP, TIFF, ...) already fail on a truncated file. A frame whose size differs from the
 clip's first decoded frame is a ``bad_frame`` too: one alignment cannot serve both.
+
+Every frame is read as it displays: a file stored sideways or mirrored with an EXIF orientation tag (phones
+and some cameras write them) is turned upright, as OpenCV does for the other formats; simplejpeg ignores
+the tag, and a mirrored face read as stored swaps its left and right AUs without a word.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 import simplejpeg
+from PIL import Image
 
 from ..errors import InputError
 from ..records import Clip
 
 JPEG_MAGIC = b"\xff\xd8"
+EXIF_MARK = b"Exif\x00\x00"
+# EXIF orientation (tag 0x0112) -> the array operation that shows the stored pixels upright (TIFF 6.0's
+# eight orientations: 2 mirrored, 3 upside down, 6 stored turned 90 degrees anticlockwise, ...).
+_UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.T,
+            6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].T, 8: lambda a: np.rot90(a, 1)}
+
+
+class UnsupportedSamples(ValueError):
+    """A whole, readable image whose samples the builder does not take (floating point, 32-bit)."""
+
+
+def jpeg_orientation(data: bytes) -> int:
+    """A JPEG's EXIF orientation (1: as stored, also where there is no tag or it cannot be read)."""
+    head = data[:65536]  # APP1 (EXIF) comes first, and is at most 64 KiB
+    if EXIF_MARK not in head:
+        return 1
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # reads the headers, not the pixels
+            value = im.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError):
+        return 1
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def decode_grey(data: bytes) -> np.ndarray:
-    """An image file's bytes as 8-bit grey; ``ValueError`` saying why when they do not decode completely."""
+    """An image file's bytes as 8-bit grey, upright by its EXIF orientation; ``ValueError`` saying why when
+    they do not decode completely (a 16-bit frame by the bits it uses, :func:`to_8bit`)."""
+    img = decode_frame(data)
+    return to_8bit(img) if img.dtype == np.uint16 else img
+
+
+def decode_frame(data: bytes) -> np.ndarray:
+    """:func:`decode_grey`, a 16-bit file left 16-bit: a clip's frames are brought to 8 bits alike
+    (:meth:`FrameReader.get`), not each by its own brightest sample."""
     if data[:2] == JPEG_MAGIC:
         try:
-            return simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)[..., 0]
+            img = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)[..., 0]
         except (ValueError, RuntimeError) as e:
             raise ValueError(str(e).strip() or "not a decodable JPEG") from e
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+        turn = _UPRIGHT.get(jpeg_orientation(data))
+        return img if turn is None else np.ascontiguousarray(turn(img))
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH) if data else None
     if img is None:
         raise ValueError("not a decodable image" if data else "the file is empty")
+    if img.dtype not in (np.uint8, np.uint16):
+        kind = "floating point" if img.dtype.kind == "f" else "integer"
+        raise UnsupportedSamples(f"its samples are {img.dtype.itemsize * 8}-bit {kind} ({img.dtype}); frames must "
+                                 f"be 8- or 16-bit integer images: convert them")
     return img
 
 
-def read_grey(path: str | Path) -> np.ndarray:
-    """:func:`decode_grey` of a file; ``OSError`` when it cannot be read."""
-    return decode_grey(Path(path).read_bytes())
+def to_8bit(img: np.ndarray, shift: int | None = None) -> np.ndarray:
+    """A 16-bit frame as 8-bit grey, by the bits its samples use (``shift``: drop this many low bits; default:
+    as many as bring the frame's largest sample under 256). A 12-bit camera's frames in 16-bit files use the
+    low 12 bits: dropping the low 8, as OpenCV does, leaves them black (0-15), and no face is found."""
+    if shift is None:
+        shift = max(0, int(img.max()).bit_length() - 8)
+    return np.clip(img >> shift, 0, 255).astype(np.uint8)
+
+
+def read_frame(path: str | Path) -> np.ndarray:
+    """:func:`decode_frame` of a file; ``OSError`` when it cannot be read."""
+    return decode_frame(Path(path).read_bytes())
 
 
 class FrameReader:
@@ -54,6 +105,7 @@ class FrameReader:
         self._video: dict[int, np.ndarray] | None = None
         self._count = 0  # frames of the video decoded (numbered 0..count-1)
         self._first: tuple[int, tuple[int, ...]] | None = None  # (frame number, shape) of the first frame decoded
+        self._shift: int | None = None  # low bits dropped from the clip's 16-bit frames (:func:`to_8bit`)
 
     @property
     def numbers(self) -> list[int]:
@@ -86,13 +138,22 @@ class FrameReader:
             raise InputError("missing_frame", f"frame {n} of clip {self.clip.clip_id} is missing",
                              self.clip.source_file, self.clip.source_row, "frame")
         try:
-            img = read_grey(path)
+            img = read_frame(path)
         except FileNotFoundError:
             raise InputError("missing_frame", f"frame {n} ({path}) is gone", path, self.clip.source_row,
                              "frame") from None
+        except UnsupportedSamples as e:
+            raise InputError("bad_frame", f"frame {n} ({path}) cannot be read: {e}", path,
+                             self.clip.source_row, "frame") from None
         except (OSError, ValueError) as e:
             raise InputError("bad_frame", f"frame {n} ({path}) does not decode completely: {e}", path,
                              self.clip.source_row, "frame") from None
+        if img.dtype == np.uint16:
+            # one scale for the clip, from the first 16-bit frame read: frames scaled each by its own brightest
+            # sample would flicker by factors of two
+            if self._shift is None:
+                self._shift = max(0, int(img.max()).bit_length() - 8)
+            img = to_8bit(img, self._shift)
         if self._first is None:
             self._first = (n, img.shape)
         elif img.shape != self._first[1]:
