@@ -171,6 +171,13 @@ class HeadConfig:
     """Rigid head motion removed from the flow (rigid.py): a robust fit at skull-anchored skin."""
 
     model: str = "head"  # "similarity" or "head" (similarity + the parallax of a small yaw and pitch)
+    # With the ``head`` model, the flow's turns (yaw, pitch) are kept only where they bring the fit's residual
+    # at the skull-anchored samples (its ``fit_quantile``-th) to at most this share of the similarity's alone:
+    # two more parameters always fit a little better, and at a head that did not turn they fit the spill of
+    # an expression instead (a brow raise read as a 0.6-degree yaw and a 1.2 % scale error, whose error at
+    # the chin and lip corners was then reported as AU17 and AU14). Measured: hard synthetic heads, which
+    # never turn, median 0.93 (8 % at or under 0.7); real windows whose heads turn 0.38-0.59.
+    turn_gain: float = 0.7
     # Share of the head's displacement that its removal leaves as error (a real head is neither rigid nor
     # planar): it widens each region's noise (regions.region_stats). On real video (bench/real_footage.py)
     # 0.05 keeps a still face still under 2-25 px of head motion; 0.02 reported motion on 3 of 7 still

@@ -270,7 +270,7 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
                          f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",
                          str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")
     peaks, shares = _timing(clip, offset, apex, curves.at, geo.masks)
-    f, head, moved = geo.rigid.remove(f, before=frames.head(apex))
+    f, head, moved = geo.rigid.remove(f, before=frames.head(apex), select=True)
     strain = fl.optical_strain(f)
     stats, floor, spread = rg.region_stats(
         f, strain, geo.masks, geo.face, peak_times=peaks, apex_shares=shares, landmarks=geo.landmarks,

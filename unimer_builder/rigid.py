@@ -101,6 +101,7 @@ class RigidFit:
         self._basis_img = self._basis(lm, gx, gy)  # 2 x k x H x W
         self._basis_pts = self._basis(lm, self.points[:, 0], self.points[:, 1])  # 2 x k x P
         self._subsets = self._minimal_subsets(iod)
+        self._subsets_plain = self._minimal_subsets(iod, 2) if self.n_params > 4 else self._subsets
         self._k = max(2, int(np.ceil(cfg.fit_quantile * len(self.points))) - 1)
 
     @property
@@ -120,8 +121,8 @@ class RigidFit:
             v += [zero, z]
         return np.stack([np.stack(u), np.stack(v)])
 
-    def _minimal_subsets(self, iod: float) -> np.ndarray:
-        n, m = len(self.points), self.n_params // 2
+    def _minimal_subsets(self, iod: float, m: int | None = None) -> np.ndarray:
+        n, m = len(self.points), m or self.n_params // 2
         if n < m:
             return np.zeros((0, m), int)
         rng = np.random.default_rng(0)  # fixed: the same geometry always tries the same subsets
@@ -142,20 +143,31 @@ class RigidFit:
             return np.partition(g, k // 2, axis=1)[:, k // 2].astype(np.float64)
         return np.median(g, axis=1).astype(np.float64)
 
-    def fit(self, flow: np.ndarray) -> np.ndarray:
-        """Parameters (tx, ty, scale, rotation[, yaw, pitch]) of the head's displacement field."""
-        n, k = len(self.points), self.n_params
+    def fit(self, flow: np.ndarray, select: bool = False) -> np.ndarray:
+        """Parameters (tx, ty, scale, rotation[, yaw, pitch]) of the head's displacement field. ``select``:
+        with the ``head`` model, the turns only where they earn their place (``cfg.turn_gain``)."""
+        v = self.point_vectors(flow) if len(self.points) else np.zeros((0, 2))
+        theta, q = self._fit(v, self.n_params)
+        if select and self.n_params > 4 and len(self.points) >= 3:
+            plain, q_plain = self._fit(v, 4)
+            if q > self.cfg.turn_gain * q_plain:
+                return plain
+        return theta
+
+    def _fit(self, v: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        """The fit of the first ``k`` parameters to the points' vectors ``v`` (the rest 0), and its residual
+        at the ``fit_quantile``-th point."""
+        n = len(self.points)
         theta = np.zeros(k)
         if n == 0:
-            return theta
-        v = self.point_vectors(flow)  # P x 2
+            return np.zeros(self.n_params), 0.0
         theta[:2] = np.median(v, axis=0)
         if n < 3:
             theta[:2] = v.mean(axis=0)
-            return theta
-        b = self._basis_pts  # 2 x k x P
+            return np.concatenate([theta, np.zeros(self.n_params - k)]), 0.0
+        b = self._basis_pts[:, :k]  # 2 x k x P
         # Candidates: pure translation (the median) and the exact fit of every minimal subset.
-        sub = self._subsets
+        sub = self._subsets if k == self.n_params else self._subsets_plain
         if len(sub):
             a = np.concatenate([b[0][:, sub], b[1][:, sub]], axis=2).transpose(1, 2, 0)  # M x 2m x k
             y = np.concatenate([v[sub, 0], v[sub, 1]], axis=1)  # M x 2m
@@ -184,19 +196,21 @@ class RigidFit:
             ww = np.concatenate([w, w])
             sol, *_ = np.linalg.lstsq(a * np.sqrt(ww)[:, None], y * np.sqrt(ww), rcond=None)
             theta = sol
-        return theta
+        r = np.hypot(*(v - np.einsum("k,dkp->pd", theta, b)).T)
+        return np.concatenate([theta, np.zeros(self.n_params - k)]), float(np.partition(r, self._k)[self._k])
 
     def field(self, theta: np.ndarray) -> np.ndarray:
         """The head's displacement field (HxWx2 float32) of parameters ``theta``."""
         f = np.tensordot(np.asarray(theta, float), self._basis_img, axes=([0], [1]))  # 2 x H x W
         return np.ascontiguousarray(f.transpose(1, 2, 0), dtype=np.float32)
 
-    def remove(self, flow: np.ndarray, before: np.ndarray | None = None
+    def remove(self, flow: np.ndarray, before: np.ndarray | None = None, select: bool = False
                ) -> tuple[np.ndarray, dict[str, float], np.ndarray]:
         """The flow less the head's motion; that motion (the fitted similarity after ``before``, 2x3
         crop px, by which the frame was already registered, and the turns); and how far the head moved
-        at each pixel (HxW px, registration included), which is how unsure the removal leaves the flow."""
-        theta = self.fit(flow)
+        at each pixel (HxW px, registration included), which is how unsure the removal leaves the flow.
+        ``select``: as :meth:`fit` (the evidence's flow; the timing curves keep the turns, for speed)."""
+        theta = self.fit(flow, select)
         head = self.field(theta)
         out = flow - head
         m = self.matrix(theta)
