@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -347,3 +348,30 @@ def test_a_face_leaving_the_frame_loses_the_regions_outside_it(tmp_path, base_fa
     cc = cross_check(clip, ev, CFG)
     assert [v.verdict for v in cc.verdicts] == ["unverifiable"] and "too high to tell" in cc.verdicts[0].reason
     assert any("frame's edge" in r for r in cc.flag_reasons)
+
+
+def test_a_video_read_past_its_memory_budget_measures_the_same(tmp_path, base_face, tools, monkeypatch):
+    """A window with no offset runs to the video's end; a reader that may hold two frames (and re-reads the
+    video for the rest) measures exactly what one holding every frame does."""
+    from unimer_builder.sources import clip_from_folder
+    from unimer_builder.sources.frames import FrameReader
+
+    frames = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], n=12, apex=5).frames
+    imgs = [cv2.imread(frames[n], cv2.IMREAD_GRAYSCALE) for n in sorted(frames)]
+    video = tmp_path / "v.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 30, imgs[0].shape[::-1], isColor=False)
+    for img in [imgs[0]] * 3 + imgs:  # three still frames before the onset
+        vw.write(img)
+    vw.release()
+    clip = clip_from_folder(video, onset=3)
+    assert clip.offset is None and clip.apex is None
+    # few frames searched and stacked, so that some of the twelve are never asked for
+    cfg = replace(CFG, flow=replace(CFG.flow, apex_search_frames=4), output=replace(CFG.output, stack_len=3))
+    whole = FrameReader(clip)
+    ev = compute_evidence(clip, cfg, tools, reader=whole)
+    monkeypatch.setattr(FrameReader, "video_budget", 2 * imgs[0].nbytes)
+    small = FrameReader(clip)
+    ev2 = compute_evidence(clip, cfg, tools, reader=small)
+    assert len(whole._cache) == 12 and len(small._cache) < 12
+    assert ev2.apex == ev.apex == 8 and ev2.stack_frames == ev.stack_frames
+    assert np.array_equal(ev2.flow, ev.flow) and np.array_equal(ev2.stack, ev.stack)

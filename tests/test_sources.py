@@ -377,7 +377,7 @@ def test_a_video_window_decodes_only_its_own_frames_and_refuses_an_offset_past_t
     assert one.reason == "frames_out_of_range" and one.field == "offset" and one.row == 5
     reader = FrameReader(ok)
     assert reader.numbers == list(range(10)) and _span(ok, reader) == ([5, 6, 7, 8, 9], 9)
-    assert sorted(reader._video) == [5, 6, 7, 8, 9]  # nothing before the onset nor after the offset held
+    assert sorted(reader._cache) == [5, 6, 7, 8, 9]  # nothing before the onset nor after the offset held
     assert abs(int(reader.get(7).mean()) - 70) <= 3
     with pytest.raises(InputError, match="before frame 5"):
         reader.get(2)
@@ -553,6 +553,23 @@ def test_smic_roots_and_variants(tmp_path):
     assert got[-1].fps == 25.0
     (s,) = skips
     assert s.reason == "missing_frame" and s.clip_id == "smic/HS/s2/s2_sur_09"
+
+
+def test_a_video_window_without_an_offset_holds_only_what_fits_and_what_it_asked_for(tmp_path, monkeypatch):
+    """Past the budget a reader keeps the frames asked for; a frame behind the capture is read again from the
+    video's start, and every frame is the one its number names."""
+    _video(tmp_path / "v.avi", 24)
+    (tmp_path / "manifest.csv").write_text("path,onset,clip\nv.avi,2,open\n")
+    (open_,), _ = read_all(tmp_path, "manifest")
+    monkeypatch.setattr(FrameReader, "video_budget", 3 * 16 * 16)  # four 16x16 grey frames
+    reader = FrameReader(open_)
+    assert reader.numbers == list(range(24))
+    assert sorted(reader._cache) == [2, 3, 4, 5]
+    for n in (20, 9, 23, 9, 3, 15):  # forward, behind, forward, held, held, behind
+        assert abs(int(reader.get(n).mean()) - 10 * n) <= 3, n
+    assert sorted(reader._cache) == [2, 3, 4, 5, 9, 15, 20, 23]
+    with pytest.raises(InputError, match="outside the video's 24 frames"):
+        reader.get(24)
 
 
 def test_frame_reader_corrupt_frame(tmp_path):

@@ -95,38 +95,42 @@ def read_frame(path: str | Path) -> np.ndarray:
 
 
 class FrameReader:
+    """A clip's frames, decoded on demand. Of a video, frames are read in order (a seek lands on the nearest
+    key frame in many codecs, so counting frames is the one exact numbering) and held from ``first`` on while
+    they fit in ``video_budget`` bytes; past it only the frames asked for are kept, and a frame asked for
+    again behind the capture's position is reached by reading the video from its start once more. A window
+    with no offset runs to the video's end, and the frames it needs (the apex search's, the stack's) are a few
+    dozen of them: an hour of video costs passes of decoding, not the hour in memory."""
+
+    video_budget = 512 * 2**20  # bytes of decoded video frames held beyond those asked for
+
     def __init__(self, clip: Clip, first: int | None = None):
-        """``first``: the earliest frame that will be asked for (default: the clip's onset). Of a video only the
-        frames from ``first`` to the clip's offset (or apex) are decoded into memory: a window of a few frames in
-        an hour of video must not hold the hour."""
+        """``first``: the earliest frame that will be asked for (default: the clip's onset). Of a video no frame
+        before it nor after the clip's offset (or apex) is decoded into memory."""
         self.clip = clip
         self.first = clip.onset if first is None else int(first)
         self._cache: dict[int, np.ndarray] = {}
-        self._video: dict[int, np.ndarray] | None = None
-        self._count = 0  # frames of the video decoded (numbered 0..count-1)
         self._first: tuple[int, tuple[int, ...]] | None = None  # (frame number, shape) of the first frame decoded
         self._shift: int | None = None  # low bits dropped from the clip's 16-bit frames (:func:`to_8bit`)
+        self._count: int | None = None  # frames of the video up to its stop (numbered 0..count-1), once known
+        self._cap: cv2.VideoCapture | None = None
+        self._pos = 0  # the frame number the open capture grabs next
+        self._held = 0  # bytes of video frames held that nobody asked for yet
+        marks = [m for m in (clip.offset, clip.apex) if m is not None]
+        self._stop = max(marks) if clip.offset is not None else None  # the last frame a window reads
 
     @property
     def numbers(self) -> list[int]:
         """Available frame numbers, ascending (of a video: up to the clip's offset, where it has one)."""
         if self.clip.video:
-            self._decode_video()
-            return list(range(self._count))
+            return list(range(self._video_count()))
         return sorted(self.clip.frames)
 
     def get(self, n: int) -> np.ndarray:
         if n in self._cache:
             return self._cache[n]
         if self.clip.video:
-            frames = self._decode_video()
-            if n not in frames:
-                where = (f"before frame {self.first}, the first this clip reads" if 0 <= n < self.first else
-                         f"outside the video's {self._count} frames" if self._count <= n or n < 0 else
-                         "not decoded")
-                raise InputError("missing_frame", f"frame {n} is {where}", self.clip.video, self.clip.source_row,
-                                 "frame")
-            img = frames[n]
+            img = self._video_frame(n)
         else:
             img = self._read(n)
         self._cache[n] = img
@@ -163,32 +167,67 @@ class FrameReader:
                              path, self.clip.source_row, "frame")
         return img
 
-    def _decode_video(self) -> dict[int, np.ndarray]:
-        """The video's frames ``first``..offset (to the end where the clip has no offset), read in order: a
-        seek lands on the nearest key frame in many codecs, so counting frames is the one exact numbering."""
-        if self._video is None:
-            cap = cv2.VideoCapture(str(self.clip.video))
-            if not cap.isOpened():
-                raise InputError("bad_frame", "cannot open video", self.clip.video, self.clip.source_row, "path")
-            marks = [m for m in (self.clip.offset, self.clip.apex) if m is not None]
-            stop = max(marks) if self.clip.offset is not None else None
-            frames: dict[int, np.ndarray] = {}
-            n = 0
-            try:
-                while stop is None or n <= stop:
-                    ok = cap.grab()
-                    if not ok:
-                        break
-                    if n >= self.first:
-                        ok, img = cap.retrieve()
-                        if not ok:
-                            break
-                        frames[n] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-                    n += 1
-            finally:
-                cap.release()
-            if n == 0:
+    # --- video ---------------------------------------------------------------------------------------
+
+    def _video_count(self) -> int:
+        if self._count is None:
+            self._advance(self._stop)
+            if self._count is None:  # the stop was reached before the video's end
+                self._count = self._pos
+            if self._count == 0:
                 raise InputError("bad_frame", "video has no decodable frames", self.clip.video,
                                  self.clip.source_row, "path")
-            self._video, self._count = frames, n
-        return self._video
+        return self._count
+
+    def _video_frame(self, n: int) -> np.ndarray:
+        count = self._video_count()
+        if not (self.first <= n < count):
+            where = (f"before frame {self.first}, the first this clip reads" if 0 <= n < self.first else
+                     f"outside the video's {count} frames")
+            raise InputError("missing_frame", f"frame {n} is {where}", self.clip.video, self.clip.source_row,
+                             "frame")
+        if n in self._cache:  # held on the way to another frame
+            return self._cache[n]
+        if n < self._pos:  # behind the capture: read the video from its start again
+            self._close()
+        self._advance(n, want=n)
+        if n not in self._cache:
+            raise InputError("bad_frame", f"frame {n} no longer decodes", self.clip.video, self.clip.source_row,
+                             "frame")
+        self._held -= self._cache[n].nbytes  # asked for: it no longer counts against the budget
+        return self._cache[n]
+
+    def _advance(self, to: int | None, want: int | None = None) -> None:
+        """Grab frames up to ``to`` (the end when None), keeping those from ``first`` on while they fit in the
+        budget, and ``want`` whatever the budget."""
+        if self._cap is None:
+            self._cap = cv2.VideoCapture(str(self.clip.video))
+            self._pos = 0
+            if not self._cap.isOpened():
+                self._cap = None
+                raise InputError("bad_frame", "cannot open video", self.clip.video, self.clip.source_row, "path")
+        cap = self._cap
+        while to is None or self._pos <= to:
+            if not cap.grab():
+                self._count = self._pos if self._count is None else self._count
+                self._close()
+                return
+            n = self._pos
+            self._pos += 1
+            if n < self.first or n in self._cache:
+                continue
+            if n != want and self._held > self.video_budget:
+                continue
+            ok, img = cap.retrieve()
+            if not ok:
+                self._count = n if self._count is None else self._count
+                self._close()
+                return
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+            self._cache[n] = img
+            self._held += img.nbytes
+
+    def _close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+        self._cap, self._pos = None, 0
