@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from . import labels
 from .atomic import replacing
+from .face import interocular
 from .records import Clip, ClipSummary, Face, Skip
 from .shards import COMPRESSION, read_shard, rows_to_table
 
@@ -97,7 +98,7 @@ def summarize(clip: Clip, face: Face | None = None, **fields) -> ClipSummary:
                        duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps),
                        duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
                        label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", []),
-                                    *_gaps(clip), *_other_faces(clip, face)], **fields)
+                                    *_gaps(clip), *_other_faces(clip, face), *_small_face(face)], **fields)
 
 
 def _other_faces(clip: Clip, face: Face | None) -> list[str]:
@@ -107,6 +108,22 @@ def _other_faces(clip: Clip, face: Face | None) -> list[str]:
         return []
     x, y, w, h = face.box
     return [f"{face.others + 1} faces in onset frame {clip.onset}: the largest ({w}x{h} px at {x},{y}) was measured"]
+
+
+SMALL_FACE = 2.0  # crop px per frame px above which a face is called small (its eyes < 40 px apart at 224 px)
+
+
+def _small_face(face: Face | None) -> list[str]:
+    """A note where the crop enlarges the face more than ``SMALL_FACE`` times: its motion is then measured on
+    interpolated pixels, and a micro-expression's fraction of a frame pixel is not in the video at all."""
+    if face is None:
+        return []
+    k = float(np.sqrt(abs(np.linalg.det(face.matrix[:, :2]))))
+    if k <= SMALL_FACE:
+        return []
+    return [f"the face is small in the frame (eyes {interocular(face.landmarks) / k:.0f} px apart): the "
+            f"{face.size} px crop enlarges it {k:.1f} times, so motion under {k:.1f} crop px is under one pixel of "
+            f"the video"]
 
 
 def _gaps(clip: Clip) -> list[str]:
