@@ -120,9 +120,9 @@ class _Frames:
             with self.timer("decode"):
                 img = self.reader.get(n)
             with self.timer("face"):
-                # Start from the nearest frame registered so far: the head moves little between them.
+                # The nearest frame registered so far: where the head moved too far for the onset's alignment
                 near = min(self.matrices, key=lambda k: (abs(k - n), k))
-                m, lm = self.aligner.register(img, self.face, start=self.matrices[near])
+                m, lm = self.aligner.register(img, self.face, near=self.matrices[near])
                 crop = warp(img, self.face, m)
                 if self.match_brightness:  # exposure flicker is no motion (fl.match_brightness)
                     crop = fl.match_brightness(crop, self.crops[self.onset])
