@@ -41,39 +41,40 @@ def test_the_onset_frame_s_other_faces_are_counted_and_the_largest_is_aligned(al
     assert aligner.align(_beside(ASTRONAUT, 1.0)[:, ::-1].copy()).others == 1
 
 
-def test_a_clip_whose_onset_frame_holds_two_faces_is_built_with_a_note(tmp_path):
+def _notes_with_first_clip_redrawn(tmp_path, redraw) -> tuple[dict, str, dict]:
+    """Build two synthetic CASME II clips, the first's frames passed through ``redraw`` (BGR in, BGR out): the
+    report's label notes by clip, the redrawn clip's id and the report's counts."""
     src = synthesize(tmp_path / "src", "casme2", clips=2, subjects=1, seed=5, frames=8)
     clips = sorted(p for p in src.rglob("EP*") if p.is_dir())
     for f in sorted(clips[0].glob("*.jpg")):
-        cv2.imwrite(str(f), _beside(cv2.imread(str(f)), 0.75))
+        cv2.imwrite(str(f), redraw(cv2.imread(str(f))))
     out = tmp_path / "out"
     build(src, out, BuildConfig(), "casme2", 0)
     report = json.loads((out / "build_report.json").read_text())
     notes = {n["clip_id"]: " ".join(n["notes"]) for n in report["label_notes"]}
-    two = f"casme2/{clips[0].parent.name}/{clips[0].name}"
-    assert report["counts"]["built"] == 2
+    return notes, f"casme2/{clips[0].parent.name}/{clips[0].name}", report["counts"]
+
+
+def test_a_clip_whose_onset_frame_holds_two_faces_is_built_with_a_note(tmp_path):
+    notes, two, counts = _notes_with_first_clip_redrawn(tmp_path, lambda img: _beside(img, 0.75))
+    assert counts["built"] == 2
     assert "2 faces in onset frame" in notes.get(two, ""), notes
     assert "the largest" in notes[two]
     assert not any("faces in onset frame" in text for cid, text in notes.items() if cid != two)
 
 
+def _small_in_frame(img: np.ndarray) -> np.ndarray:
+    small = cv2.resize(img, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    frame[200:200 + small.shape[0], 300:300 + small.shape[1]] = small
+    return frame
+
+
 def test_a_small_face_is_noted_with_how_much_the_crop_enlarges_it(tmp_path):
     """A face whose eyes are 30 px apart in a 640x480 frame is measured on pixels the crop made up: the build
     says by how much; the full-size face gets no such note."""
-    src = synthesize(tmp_path / "src", "casme2", clips=2, subjects=1, seed=5, frames=8)
-    clips = sorted(p for p in src.rglob("EP*") if p.is_dir())
-    for f in sorted(clips[0].glob("*.jpg")):
-        img = cv2.imread(str(f))
-        small = cv2.resize(img, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
-        frame = np.full((480, 640, 3), 128, np.uint8)
-        frame[200:200 + small.shape[0], 300:300 + small.shape[1]] = small
-        cv2.imwrite(str(f), frame)
-    out = tmp_path / "out"
-    build(src, out, BuildConfig(), "casme2", 0)
-    report = json.loads((out / "build_report.json").read_text())
-    notes = {n["clip_id"]: " ".join(n["notes"]) for n in report["label_notes"]}
-    small_id = f"casme2/{clips[0].parent.name}/{clips[0].name}"
-    assert report["counts"]["built"] == 2
+    notes, small_id, counts = _notes_with_first_clip_redrawn(tmp_path, _small_in_frame)
+    assert counts["built"] == 2
     assert "the face is small in the frame" in notes.get(small_id, ""), notes
     k = float(notes[small_id].split("enlarges it ")[1].split(" times")[0])
     assert 2.0 < k < 10.0
