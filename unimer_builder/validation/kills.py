@@ -84,16 +84,17 @@ def kill_and_resume(root: Path, work: Path, kills: int = 10, workers: int = 1, s
     out = work / "killed"
     moments, finished_early, orphans = [], 0, 0
     for i in range(kills):
-        # Spread over the whole run (start-up, clips, consolidation); the last kill comes once a clip is done
-        # (not at a share of the uninterrupted build's time, which a loaded machine stretches), so that some
-        # clips are done when the input changes.
+        # Spread over the whole run (start-up, clips, consolidation); the last kill comes once that run has
+        # finished a clip of its own (not at a share of the uninterrupted build's time, which a loaded machine
+        # stretches), so that some clips are done when the input changes.
         last = i == kills - 1
         at = rng.uniform(0.0, 0.1) * full_s if last else rng.uniform(0.05, 1.0) * full_s
+        before = len(done_clips(out))
         proc = subprocess.Popen(build_command(root, out, workers), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             if last:
                 t0 = time.perf_counter()
-                while not done_clips(out) and proc.poll() is None and time.perf_counter() - t0 < 20 * full_s:
+                while len(done_clips(out)) <= before and proc.poll() is None and time.perf_counter() - t0 < 20 * full_s:
                     time.sleep(0.02)
                 at += time.perf_counter() - t0
                 proc.wait(timeout=at - (time.perf_counter() - t0))
