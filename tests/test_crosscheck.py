@@ -185,6 +185,23 @@ def test_a_blink_needs_eyes_open_somewhere_in_the_clip(tmp_path, env, monkeypatc
     assert cross_check(clip, replace(ev, eyes={}), CFG).unexplained == []
 
 
+def test_lids_a_blink_closes_are_no_occluder(tmp_path, env):
+    """A closing lid replaces the eye it covers, which no flow follows: its region is lost. A lost region
+    silences the rest of the face (an occluder's motion smears into the skin around it), and a blink during
+    speech said nothing of the lips (real footage: h2_vl2_blink_229, cp_blink_90). In a blink the lids are the
+    blink's; a hand over a lip corner still silences the rest."""
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], None, database="smic")
+
+    def lose(lost):
+        regions = [replace(r, match=0.3) if r.name in lost else r for r in ev.regions]
+        return cross_check(clip, replace(ev, regions=regions, eyes={0: 1.0, 4: 0.2, 8: 1.0}), CFG)
+
+    blink = lose({"upper_lid_R", "upper_lid_L"})
+    assert blink.supported == [12, 45] and not blink.flagged and blink.lost == []
+    hand = lose({"upper_lid_R", "upper_lid_L", "lip_corner_R"})
+    assert hand.supported == [45] and hand.flagged and hand.lost == ["lip_corner_R"]
+
+
 def test_both_upper_lids_falling_is_a_blink_where_the_landmarks_miss_it(tmp_path, env):
     """Some faces' lid landmarks do not follow a shut eye (the eye aspect ratio stays at 0.7 of the open
     one): both upper lids falling far in the flow is then the blink, and the lids are not explained by other

@@ -147,6 +147,39 @@ def test_truth_in_crop_px_is_what_tvl1_measures_on_the_builders_crop(faces):
         assert np.linalg.norm(got - d_crop) < 0.35 * np.linalg.norm(d_crop) + 0.3, (b.region, got, d_crop)
 
 
+def test_a_frown_with_a_nose_wrinkle_is_measured_between_smooth_brows(faces, tmp_path):
+    """Lowered brows and a wrinkled nose (AU4+9, disgust's and anger's pair) squeeze the skin between the brows.
+    On a face whose skin there is smooth, that region's NCC fell to 0.31 with the flow right, the region was
+    called lost, and a clip without labels (SMIC) said nothing of either AU. A region the flow leaves no more
+    than the noise in is measured (regions.appearance_match)."""
+    from dataclasses import replace
+
+    from unimer_builder.config import BuildConfig
+    from unimer_builder.crosscheck import cross_check
+    from unimer_builder.evidence import compute_evidence
+    from unimer_builder.records import Clip
+    from unimer_builder.tools import Tools
+
+    plants = [motion.Plant(4, None, crop_px(6.0)), motion.Plant(9, None, crop_px(4.0))]
+    clip = scene.render_clip(session_of(faces, "pexels_woman"), plants, np.random.default_rng(1), frames=9,
+                             apex=4, blinks=False)
+    frames = {}
+    for i, f in enumerate(clip.frames):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), f)
+        frames[i] = str(tmp_path / f"{i}.png")
+    c = Clip(database="smic", subject="s1", clip="s1_ne_01", onset=0, apex=4, offset=8, frames=frames,
+             au_text=None, aus=facs.parse_aus(None), source_file="sheet.xlsx", source_row=2)
+    cfg = BuildConfig()
+    ncc_only = replace(cfg, check=replace(cfg.check, region_residual=0.0))
+    with Tools.create(cfg) as tools:
+        before, now = (compute_evidence(c, k, tools) for k in (ncc_only, cfg))
+    assert [r.name for r in before.regions if r.match < cfg.check.region_match] == ["glabella"]
+    assert cross_check(c, before, ncc_only).supported == []
+    assert all(r.match >= cfg.check.region_match for r in now.regions)
+    found = cross_check(c, now, cfg)
+    assert {4, 9} <= set(found.supported) and not found.flagged
+
+
 def test_macro_motion_keeps_the_warp_fold_free(faces):
     """Widened bumps keep the forward warp u -> u + g(u) one-to-one (det(I + grad g) > 0): lips and lids
     never cross, nothing tears."""

@@ -258,6 +258,9 @@ class CheckConfig:
     timing_share: float = 0.5  # at the apex a supported region has moved at least this share of its most
     timing_tolerance: float = 0.35  # without DIS at the apex: |peak_time - apex_time| as a share of onset..offset
     region_match: float = 0.7  # a region whose appearance the flow explains less (NCC) is not measured
+    # ... unless the flow leaves no more there than this many times the face's typical difference between the
+    # onset and the warped apex: a region without texture has nothing to correlate (regions.appearance_match)
+    region_residual: float = 3.0
     # px: a region noisier than this cannot contradict a label (an AU of several px could hide in its noise: a
     # head that moved 40 px or more, a flow that failed); the label is unverifiable there. Real windows reach
     # 1.3 px at the brows under 21 px of head motion (bench/README.md section 6).

@@ -432,13 +432,17 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
-    lost_reason = [f"the flow lost {', '.join(facs.REGION_BY_NAME[n].phrase for n in sorted(lost))} (the apex "
-                   f"frame's appearance there does not match the onset's: an occlusion, the video frame's edge, or "
-                   f"motion the flow cannot follow); nothing is said about them"] if lost else []
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
     closing = None if lost & set(_LIPS) else _lips_close(clip, evidence, stats, cfg)
     lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
+    # Lids that close over the eyes replace what they covered, which no flow follows: in a blink a lost lid is the
+    # blink's, and the rest of the face is read as it is where the lids' match stays above ``check.region_match``
+    # (on real footage the lips of a blink during speech went unsaid); an occluder's loss silences the rest.
+    occluded = lost - lids if blink else lost
+    lost_reason = [f"the flow lost {', '.join(facs.REGION_BY_NAME[n].phrase for n in sorted(occluded))} (the apex "
+                   f"frame's appearance there does not match the onset's: an occlusion, the video frame's edge, or "
+                   f"motion the flow cannot follow); nothing is said about them"] if occluded else []
     # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
     # are left out of the explanation of the rest.
     fit = {n: r for n, r in stats.items() if not (blink and n in lids)}
@@ -453,7 +457,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     strong = [x for x in strong if x not in parted]
     by_parting = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
     strong = _lid_raised_by_the_cheek(strong, stats, cfg)
-    if lost:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
+    if occluded:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
 
     if not clip.au_labelled:
@@ -463,7 +467,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             by_au.setdefault(x.au, []).append(x)
         if blink:
             by_au.setdefault(45, [])
-        if lips is not None and not lost:
+        if lips is not None and not occluded:
             # AU16 and AU25 move the lower lip alike: an AU16 found there alone is the lips' parting (as
             # :func:`_lips_unexplained` names it for a labelled clip), not a second action
             if by_au.get(16) and all(x.region == "lower_lip" for x in by_au[16]):
@@ -492,9 +496,9 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, stats, set(), cfg)], closing)
                               + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
-                          supported=sorted(by_au), flagged=bool(lost), flag_reasons=lost_reason,
-                          moved=_moved(stats, verdicts, sorted(by_au), lost, cfg, unexplained), lips_close=closing,
-                          lost=_in_order(lost))
+                          supported=sorted(by_au), flagged=bool(occluded), flag_reasons=lost_reason,
+                          moved=_moved(stats, verdicts, sorted(by_au), occluded, cfg, unexplained), lips_close=closing,
+                          lost=_in_order(occluded))
 
     verdicts = []
     covered: set[str] = set()
@@ -526,7 +530,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)
         if lid is not None:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
-    if lips is not None and not lost and not accounted & _PARTING:
+    if lips is not None and not occluded and not accounted & _PARTING:
         unexplained = _lips_unexplained(unexplained, stats, covered, cfg) + unexplained
     named = {u.region for u in unexplained}
     # the skin that the labelled AUs not contradicted, and the AUs the motion names beyond them, drag their way
@@ -538,8 +542,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     unexplained = _dedupe(unexplained)
     return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
-                      moved=_moved(stats, verdicts, sorted(supported), lost, cfg, unexplained), lips_close=closing,
-                      lost=_in_order(lost))
+                      moved=_moved(stats, verdicts, sorted(supported), occluded, cfg, unexplained), lips_close=closing,
+                      lost=_in_order(occluded))
 
 
 def _in_order(names: frozenset[str]) -> list[str]:

@@ -259,7 +259,8 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     s = cfg.face.crop_size
     onset_crop, apex_crop = frames.crops[clip.onset], frames.crops[apex]
     mouths = (rg.mouth_opening(geo.landmarks, onset_crop.shape), rg.mouth_opening(frames.landmarks[apex], apex_crop.shape))
-    match = rg.appearance_match(onset_crop, apex_crop, f, {**geo.masks, "_face": geo.face}, unseen=mouths)
+    match = rg.appearance_match(onset_crop, apex_crop, f, {**geo.masks, "_face": geo.face}, unseen=mouths,
+                                residual=cfg.check.region_residual)
     # A region the video frame's edge cuts at the onset or the apex is the edge's replicated pixels there, which
     # do not move: it is lost as an occluded region is (its match at most the share of it inside the frame).
     inside = frames.inside[clip.onset] & frames.inside[apex]
