@@ -35,13 +35,16 @@ def _alive(pid: int) -> bool:
 def test_a_ctrl_c_reaches_the_build_not_its_workers():
     """A Ctrl-C reaches the terminal's whole process group; workers still importing printed a KeyboardInterrupt
     traceback each under the build's one-line message. They start with SIGINT ignored, and the parent ends
-    them (WorkerPool.terminate, on its way out of the interrupted build)."""
+    them (WorkerPool.terminate, on its way out of the interrupted build). The test's own process gets Python's
+    Ctrl-C handler first: a process started in the background of a non-interactive shell (a CI runner's) begins
+    with SIGINT ignored, which its workers would inherit whatever the pool does."""
     import os
     import signal
     import time
 
     from unimer_builder.executors import WorkerPool
 
+    runner = signal.signal(signal.SIGINT, signal.default_int_handler)
     pool = WorkerPool(2)
     try:
         pool.start()
@@ -59,3 +62,4 @@ def test_a_ctrl_c_reaches_the_build_not_its_workers():
         assert not any(_alive(pid) for pid in pids)
     finally:
         pool.shutdown()
+        signal.signal(signal.SIGINT, runner)
