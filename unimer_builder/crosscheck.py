@@ -17,7 +17,8 @@ A label is judged on its best region, or on all its regions together when each m
 (``z >= z_unexplained``) in regions that no labelled AU covers is reported as *unexplained*, with the
 AU whose expected direction fits it best, unless it is spill-over from a much stronger neighbour moving
 the same way. A database without AU labels gets its AUs from such motion alone (``aus_source =
-"inferred"``). The thresholds are :class:`~unimer_builder.config.CheckConfig` (``cfg.check``).
+"inferred"``); a clip it codes as an expression (an emotion class) moved, so where no action reaches
+``z_unexplained`` its strongest is named at ``z_supported``, as a label's AU would be. The thresholds are :class:`~unimer_builder.config.CheckConfig` (``cfg.check``).
 """
 
 from __future__ import annotations
@@ -228,7 +229,8 @@ _LIP_FAMILIES = ("upper_lip", "lower_lip")
 
 
 def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: float, spread: float,
-                   cfg: BuildConfig, labelled: frozenset[int] = frozenset()) -> tuple[list[Action], dict[str, float]]:
+                   cfg: BuildConfig, labelled: frozenset[int] = frozenset(), z_first: float | None = None
+                   ) -> tuple[list[Action], dict[str, float]]:
     """Which AUs, on which side, together explain the regions' mean motion vectors.
 
     Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
@@ -250,7 +252,8 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     side by side (AU1 beside AU2) are both found. Of AUs that move the same regions (AU12, AU13 and AU20 at the
     lip corners) the one whose direction fits those regions' own motion names them (:func:`_own_fit`), or where
     two fit alike the one whose FACS drag (the cheek AU12 lifts) the skin shows (:func:`_names_better`), not the
-    one whose spill fits the skin around better. Returns the chosen actions, strongest first, and
+    one whose spill fits the skin around better. ``z_first``: the z the first AU chosen needs instead (a clip
+    known to hold an expression, :func:`cross_check`). Returns the chosen actions, strongest first, and
     each region's residual z (motion no AU explains).
     """
     reach, own_share, z_min = cfg.check.spill_reach, cfg.check.own_share, cfg.check.z_unexplained
@@ -303,7 +306,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
                 break
             if any(j in chosen and _names_better(j, int(k), stats, cfg) for j in _ALIKE[int(k)]):
                 continue  # these regions' AU is named already, by the one that fits them better
-            t_amp = qualifies(chosen, int(k))
+            t_amp = qualifies(chosen, int(k), z_min if chosen or z_first is None else z_first)
             if t_amp is None:
                 continue
             # Of the AUs that move the same regions (AU12, AU13, AU20 at the lip corners), the one whose direction
@@ -451,6 +454,13 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
                                     named_by_labels)
     strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
+    if not strong and not clip.au_labelled and clip.emotion:
+        # A clip its database codes as an expression (an emotion class) moved: with no AU label to say what,
+        # its strongest action is named at the z a label needs (``check.z_supported``), as a labelled AU would
+        # be; the class itself says nothing of which AU (it would ground the text in the label it explains).
+        actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
+                                        z_first=cfg.check.z_supported)
+        strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
     # where the lips part, an upper lip's rise without the nose, or corners dropping less than the lower lip, are
     # the parting's motion: no AU of their own, and no motion that no AU explains
     parted = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
