@@ -17,7 +17,7 @@ A label is judged on its best region, or on all its regions together when each m
 (``z >= z_unexplained``) in regions that no labelled AU covers is reported as *unexplained*, with the
 AU whose expected direction fits it best, unless it is spill-over from a much stronger neighbour moving
 the same way. A database without AU labels gets its AUs from such motion alone (``aus_source =
-"inferred"``); a clip it codes as an expression (an emotion class) moved, so where no action reaches
+"inferred"``); a clip it codes as an expression (an emotion class other than neutral) moved, so where no action reaches
 ``z_unexplained`` its strongest is named at ``z_supported``, as a label's AU would be. The thresholds are :class:`~unimer_builder.config.CheckConfig` (``cfg.check``).
 """
 
@@ -32,6 +32,7 @@ from scipy.optimize import nnls
 from . import facs
 from .config import BuildConfig
 from .face import interocular
+from .labels import canonical
 from .records import AUToken, Clip, CrossCheck, Evidence, RegionStats, Unexplained, Verdict
 from .regions import region_geometry
 
@@ -454,7 +455,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
                                     named_by_labels)
     strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
-    if not strong and not clip.au_labelled and clip.emotion:
+    if not strong and not clip.au_labelled and _coded_expression(clip):
         # A clip its database codes as an expression (an emotion class) moved: with no AU label to say what,
         # its strongest action is named at the z a label needs (``check.z_supported``), as a labelled AU would
         # be; the class itself says nothing of which AU (it would ground the text in the label it explains).
@@ -554,6 +555,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
                       moved=_moved(stats, verdicts, sorted(supported), occluded, cfg, unexplained), lips_close=closing,
                       lost=_in_order(occluded))
+
+
+def _coded_expression(clip: Clip) -> bool:
+    """The clip carries an emotion class that names an expression (not blank, "none" or "neutral")."""
+    return canonical(clip.emotion) not in (None, "neutral")
 
 
 def _in_order(names: frozenset[str]) -> list[str]:
