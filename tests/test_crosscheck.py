@@ -807,3 +807,30 @@ def test_a_clip_coded_as_an_expression_names_its_strongest_action_at_a_labels_z(
     clip, ev = _measured("wl_brow_lower_unlab", "12")
     check = cross_check(replace(clip, emotion="sadness"), ev, CFG)
     assert 4 not in {u.au for u in check.unexplained}, check.unexplained
+
+
+def test_an_inferred_au_whose_regions_move_its_way_together_is_found_as_a_label_would_be():
+    """Both lip corners of a small smile rise 0.36 px at a noise of 0.1 px: each alone is under z_supported (its
+    magnitude z 3.1, its component along AU12 3.6), so AU12 could not be inferred, while a label of it pools the two
+    (z 5.1, :func:`crosscheck._pooled`). An inferred AU's own regions now pass together as a label's do; one
+    corner moving the other way still stops it."""
+    from unimer_builder.crosscheck import explain_motion
+
+    lm = _landmarks("wl_brow_lower_unlab")
+    floor, noise = 0.05, 0.1
+
+    def stats(**moved):
+        out = {}
+        for r in facs.REGIONS:
+            dx, dy = moved.get(r.name, (0.0, 0.03))
+            m = max(math.hypot(dx, dy), floor)
+            out[r.name] = RegionStats(r.name, m, m, dx, dy, 0.95, 0.01, (m - floor) / noise, noise=noise)
+        return out
+
+    up_out = {"lip_corner_R": (-0.288, -0.216), "lip_corner_L": (0.288, -0.216)}  # AU12's direction, 0.36 px
+    found = explain_motion(stats(**up_out), lm, floor, noise, CFG, z_first=CFG.check.z_supported)[0]
+    assert [x.au for x in found] == [12], found
+    assert not explain_motion(stats(**up_out), lm, floor, noise, CFG)[0]  # z_unexplained (6) still needs more
+    down = {**up_out, "lip_corner_L": (0.0, 0.36)}
+    found = explain_motion(stats(**down), lm, floor, noise, CFG, z_first=CFG.check.z_supported)[0]
+    assert 12 not in {x.au for x in found}, found

@@ -291,7 +291,7 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         r = own(k)
         vec = _own_motion(k, r, trial, stats) if r else 0.0
         if r and (t_amp[-1] - floor) * norms[k] / noise[r] >= z_need and t_amp[-1] >= own_share * vec \
-                and _moves_its_way(_UNITS[k][0], stats[r], cfg):
+                and (_moves_its_way(_UNITS[k][0], stats[r], cfg) or _move_their_way(k, stats, cfg)):
             return t_amp
         return None
 
@@ -402,6 +402,24 @@ def _moves_its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
     cos = _cos(rs.dx, rs.dy, ex, ey)
     along = (rs.dx * ex + rs.dy * ey) / rs.noise if rs.noise > 0 else rs.z * cos
     return cos >= cfg.check.cos_supported and min(rs.z, along) >= cfg.check.z_supported
+
+
+def _move_their_way(k: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
+    """AU unit ``k``'s own regions, taken together, move its way as a label of it would be supported there
+    (:func:`_pooled`): each region's direction within ``check.cos_supported`` of the AU's, and their components
+    along it over their noise, summed over the square root of their number, at least ``check.z_supported``. Both
+    lip corners of a small smile are two measurements of one AU12, as a label's are."""
+    au, _, regs = _UNITS[k]
+    along = []
+    for reg in regs:
+        rs = stats.get(reg.name)
+        if rs is None or not rs.noise > 0:
+            return False
+        ex, ey = facs.expected_vector(au, reg)
+        if _cos(rs.dx, rs.dy, ex, ey) < cfg.check.cos_supported:
+            return False
+        along.append((rs.dx * ex + rs.dy * ey) / rs.noise)
+    return len(along) > 1 and sum(along) / math.sqrt(len(along)) >= cfg.check.z_supported
 
 
 def _sides(actions: list[Action]) -> str | None:
