@@ -1,7 +1,7 @@
 """The builder on real footage: expected vs measured verdicts for every annotated window.
 
     python bench/real_footage.py [--preset opencv] [--ids sf_smile sf_still ...] [--workers 0] [--keep DIR]
-                                 [--set check.z_supported=3.5 ...]
+                                 [--set check.z_supported=3.5 ...] [--scale 0.5] [--jpeg 60]
     python bench/real_footage.py --trace wl_blink_as_12 --frames 380:392 [--regions lip_corner_L ...] [--ref N]
 
 Windows come from ``unimer_builder/validation/real_footage.csv`` (real videos that PyPI packages ship,
@@ -11,7 +11,9 @@ built as one manifest clip; the table shows, per window, the label, the expectat
 px; rotation degrees) and pass/fail, then the failed checks, the totals and the false-motion rate on still
 windows (share of still windows with any region at or above z_supported, with those regions), and the AUs
 the rows name beyond their labels that no annotation lists (an upper bound on over-claiming). ``--preset``
-picks a TV-L1 preset of ``config.TVL1_PRESETS`` (default: the builder's own default).
+picks a TV-L1 preset of ``config.TVL1_PRESETS`` (default: the builder's own default). ``--scale`` and
+``--jpeg`` build from a poorer copy of the footage (``validation.real_footage.Degrade``: frames resized, stored as
+JPEG of that quality, as the MER databases ship them): how far the verdicts hold on other cameras' footage.
 
 ``--trace ID --frames A:B``: no build; for the window's video, each region's mean motion from the window's
 onset (or ``--ref``) to every frame asked, by TV-L1 and by DIS (``validation.trace``): how an annotation's
@@ -126,6 +128,10 @@ def main() -> None:
                     help="a build setting by its dotted name, the value as JSON, e.g. --set check.z_supported=3.5")
     ap.add_argument("--windows", default=None, metavar="CSV",
                     help="annotated windows in real_footage.csv's columns (default: the shipped ones)")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="build from a copy of the footage resized by this factor (frame folders)")
+    ap.add_argument("--jpeg", type=int, default=None, metavar="QUALITY",
+                    help="build from a copy of the footage stored as JPEG frames of this quality")
     ap.add_argument("--trace", default=None, metavar="ID", help="trace one window's region motion (no build)")
     ap.add_argument("--frames", default=None, help="with --trace: A:B, A:B:STEP or A,B,C (0-based frames)")
     ap.add_argument("--regions", nargs="+", default=None, help="with --trace: AU regions (default: all)")
@@ -142,12 +148,15 @@ def main() -> None:
         return
     windows = rf.select(rf.load_windows(args.windows or rf.WINDOWS_CSV), args.ids)
     t0 = time.perf_counter()
+    degrade = rf.Degrade(args.scale, args.jpeg) if args.scale != 1.0 or args.jpeg is not None else None
     ev = rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers,
-                     cfg=base)
+                     cfg=base, degrade=degrade)
     cfg = BuildConfig.from_dict(ev.report["config"])
     flow, z = cfg.flow, cfg.check.z_supported
     print(f"TV-L1 preset {flow.preset} (nscales {flow.nscales}, warps {flow.warps}); "
-          f"{len(windows)} windows; z_supported {z:g}{'; ' + ' '.join(args.set) if args.set else ''}; "
+          f"{len(windows)} windows; z_supported {z:g}{'; ' + ' '.join(args.set) if args.set else ''}"
+          f"{f'; footage x{args.scale:g}' if args.scale != 1.0 else ''}"
+          f"{f', JPEG {args.jpeg}' if args.jpeg is not None else ''}; "
           f"{time.perf_counter() - t0:.0f} s\n")
     print_table(ev, z)
 

