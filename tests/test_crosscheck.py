@@ -163,6 +163,9 @@ def test_a_blink_needs_eyes_open_somewhere_in_the_clip(tmp_path, env, monkeypatc
     from unimer_builder import evidence as evmod
 
     clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    # the flow sees the lids change too (an AU12 alone leaves them still), though too little for a fall of its own
+    ev = replace(ev, regions=[replace(r, dy=0.3, mean=0.3, z=3.0, noise=0.1) if r.name.startswith("upper_lid") else r
+                              for r in ev.regions])
 
     def with_ear(ears):  # the clip's eyes as the builder derives them from these eye aspect ratios
         monkeypatch.setattr(evmod, "eye_aspect_ratio", lambda x: x)
@@ -183,6 +186,24 @@ def test_a_blink_needs_eyes_open_somewhere_in_the_clip(tmp_path, env, monkeypatc
     assert [(v.au, v.verdict) for v in got.verdicts] == [(43, "supported")] and got.supported == [43]
     assert not any(u.au == 45 for u in got.unexplained)
     assert cross_check(clip, replace(ev, eyes={}), CFG).unexplained == []
+
+
+def test_landmarks_that_shut_an_eye_whose_lids_never_moved_are_no_blink(tmp_path, env):
+    """Eye landmarks jitter on poor footage: real eyes closed throughout a head tilted back (wl_head_tilt_back),
+    stored as JPEG of quality 50, read as open at one frame and shut at the apex, and the still window reported
+    an unexplained AU45 at a lid of z 0.2. Without the upper lids moving (or changing appearance) between the
+    compared frames there is no blink between them; with it, there is."""
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    shut_at_apex = {0: 1.0, 4: 0.2, 8: 1.0}
+    still_lids = cross_check(clip, replace(ev, eyes=shut_at_apex), CFG)
+    assert not any(u.au == 45 for u in still_lids.unexplained)
+    assert [(v.au, v.verdict) for v in still_lids.verdicts] == [(12, "supported")]
+    unlabelled = replace(clip, au_text=None, aus=facs.parse_aus(""))
+    assert 45 not in cross_check(unlabelled, replace(ev, eyes=shut_at_apex), CFG).supported
+    for changed in ({"z": 3.0, "dy": 0.3, "mean": 0.3, "noise": 0.1}, {"match": 0.3}):  # moved, or lost to the closing lid
+        lids = [replace(r, **changed) if r.name == "upper_lid_L" else r for r in ev.regions]
+        got = cross_check(clip, replace(ev, regions=lids, eyes=shut_at_apex), CFG)
+        assert any(u.au == 45 for u in got.unexplained), changed
 
 
 def test_lids_a_blink_closes_are_no_occluder(tmp_path, env):

@@ -430,11 +430,21 @@ def _sides(actions: list[Action]) -> str | None:
 
 def _eyes_shut(clip: Clip, ev: Evidence, cfg: BuildConfig) -> bool:
     """The onset->apex flow compares an open eye with a (nearly) shut one: a blink, not an expression. By
-    the eyes' landmarks (which must be open somewhere in the clip: closed throughout, they do not blink), or
-    by both upper lids falling in the flow where the landmarks do not follow the lids."""
+    the eyes' landmarks (which must be open somewhere in the clip: closed throughout, they do not blink) where
+    the flow saw the upper lids change (:func:`_lids_changed`), or by both upper lids falling in the flow where
+    the landmarks do not follow the lids."""
     opened = max(ev.eyes.values(), default=1.0) >= cfg.face.blink_ratio
     shut = opened and any(ev.eyes.get(n, 1.0) < cfg.face.blink_ratio for n in (clip.onset, ev.apex))
-    return shut or _lids_fall(ev, cfg) is not None
+    return (shut and _lids_changed(ev, cfg)) or _lids_fall(ev, cfg) is not None
+
+
+def _lids_changed(ev: Evidence, cfg: BuildConfig) -> bool:
+    """An upper lid moved onset->apex (``check.z_weak``) or changed its appearance (lost): the two compared
+    frames differ at the lids. Landmarks that jitter on poor footage (eyes closed throughout a head tilted
+    back, stored as JPEG of quality 50 or at half size) put a shut eye at one frame and not the other where
+    the lids never moved; no flow between them shows a blink."""
+    lids = [r for r in ev.regions if r.name in ("upper_lid_R", "upper_lid_L")]
+    return not lids or any(r.z >= cfg.check.z_weak or r.match < cfg.check.region_match for r in lids)
 
 
 def _lids_fall(ev: Evidence, cfg: BuildConfig) -> float | None:
