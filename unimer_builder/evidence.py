@@ -277,7 +277,7 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
         f, strain, geo.masks, geo.face, peak_times=peaks, apex_shares=shares, landmarks=geo.landmarks,
         floor_allowed=geo.floor & rg.skull_mask(geo.landmarks, (s, s)), head=moved, head_error=cfg.head.error,
         head_shares=rg.head_error_shares(geo.landmarks, cfg.head.error_reach, cfg.head.error_least, cfg.regions),
-        match=match, cfg=cfg.regions)
+        match=match, cfg=cfg.regions, enlargement=frames.face.enlargement)
     eyes = frames.eyes(cfg.face.open_ear)
     size = cfg.output.image_size
     if size != s:

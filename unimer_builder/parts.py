@@ -118,7 +118,7 @@ def _small_face(face: Face | None) -> list[str]:
     interpolated pixels, and a micro-expression's fraction of a frame pixel is not in the video at all."""
     if face is None:
         return []
-    k = float(np.sqrt(abs(np.linalg.det(face.matrix[:, :2]))))
+    k = face.enlargement
     if k <= SMALL_FACE:
         return []
     return [f"the face is small in the frame (eyes {interocular(face.landmarks) / k:.0f} px apart): the "

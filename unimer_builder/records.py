@@ -122,6 +122,11 @@ class Face:
     crop_box: tuple[float, float, float, float] | None = None
     others: int = 0  # other confident faces the detector found in the onset frame (the largest is measured)
 
+    @property
+    def enlargement(self) -> float:
+        """Crop px per px of the original frame (above 1: the crop interpolates the face larger)."""
+        return float(np.sqrt(abs(np.linalg.det(np.asarray(self.matrix, float)[:, :2]))))
+
 
 @dataclass(frozen=True)
 class RegionStats:

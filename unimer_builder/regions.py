@@ -228,13 +228,19 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
                  floor_allowed: np.ndarray | None = None, head: np.ndarray | None = None,
                  head_error: float = 0.0, head_shares: dict[str, float] | None = None,
                  match: dict[str, float] | None = None,
-                 apex_shares: dict[str, float] | None = None, cfg: RegionConfig = DEFAULT
+                 apex_shares: dict[str, float] | None = None, cfg: RegionConfig = DEFAULT, enlargement: float = 1.0
                  ) -> tuple[list[RegionStats], float, float]:
     """Per-region statistics of an onset->apex flow and the face's noise floor.
 
     Returns ``(stats in facs.REGIONS order, floor, spread)``. ``floor_allowed`` (default: the face
     minus the regions) are the pixels the floor is measured on; ``landmarks`` set the patch size
     (``cfg.floor_patch`` IOD; 16 px without them).
+
+    The spread is at least ``cfg.min_spread`` px of the video frame: ``enlargement`` (crop px per frame px,
+    from 1 up) times it in crop px. A flow is no finer than a share of the video's own pixels; a face the crop
+    enlarges is interpolated smooth, its skin's flow noise falls with the enlargement while the lids' and lips'
+    edges keep theirs (real footage at half size: still faces' floor 0.06-0.09 px, a lid and a lip corner
+    0.45 px, reported as moving at z 7).
 
     A region's z is ``(mean - floor) / sqrt(spread^2 + (head_error * share * h)^2)``, h its mean ``head``
     displacement (px the head moved there, removed from the flow): the head's removal is only as good
@@ -272,7 +278,9 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
     heads = (np.bincount(lab, head.ravel()[inside], minlength=nb) / np.maximum(cnt, 1) if head is not None
              else np.zeros(nb))
 
+    least = cfg.min_spread * max(1.0, float(enlargement))
     floor, spread = noise_floor(mag, floor_allowed, patch, fallback=face, cfg=cfg)
+    spread = max(spread, least)
     moved: set[int] = set()
     gap = max(1, int(round(cfg.floor_gap * (iod or 80.0))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1, 2 * gap + 1))
@@ -293,6 +301,7 @@ def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarr
         if _n_tiles(far, patch) < cfg.min_floor_patches:
             break
         floor, spread = noise_floor(mag, far, patch, cfg=cfg)
+        spread = max(spread, least)
 
     s_u = np.bincount(lab, u.ravel()[inside], minlength=nb)
     s_v = np.bincount(lab, v.ravel()[inside], minlength=nb)
