@@ -124,3 +124,33 @@ def test_aus_the_unexplained_motion_names_count_as_planted_only_where_something_
     got = {(it["clip_id"], it["au"]): it["ok"] for it in items(tmp_path / "truth.json", tmp_path / "out")
            if it["key"] == "unexplained_aus_planted"}
     assert got == {("a", 5): False, ("a", 27): True, ("a", 45): True, ("b", 45): False}
+
+
+def test_a_moved_label_counts_as_contradicted_only_where_its_verdict_says_so(tmp_path):
+    """The error the text makes about a label: a planted AU judged contradicted (called wrong although it
+    moved) is a miss of ``moved_labelled_not_contradicted``; weak and supported are not; a label that was not
+    planted is not counted there."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unimer_builder.groundtruth import aggregate, items
+
+    planted = [{"au": au, "regions": [], "amplitude_bin": "micro", "amplitude_crop_px": 0.3} for au in (4, 6, 12)]
+    truth = {"clips": [{"clip_id": "a", "planted": planted, "labelled": ["4", "6", "R12", "15"],
+                        "labelled_not_moved": [15]}]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+
+    def v(au, verdict):
+        return {"au": au, "verdict": verdict, "region": "chin", "z": 1.0}
+
+    rows = [{"clip_id": "a", "task": "explain", "aus_source": "label", "aus_supported": [4],
+             "verdicts": [v(4, "supported"), v(6, "weak"), v(12, "contradicted"), v(15, "contradicted")],
+             "unexplained": [], "answer": ""}]
+    (tmp_path / "out" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "part-0.parquet")
+    found = items(tmp_path / "truth.json", tmp_path / "out")
+    got = {it["au"]: it["ok"] for it in found if it["key"] == "moved_labelled_not_contradicted"}
+    assert got == {4: True, 6: True, 12: False}
+    assert aggregate(found)["moved_labelled_not_contradicted"] == {"rate": 2 / 3, "n": 3, "hits": 2}

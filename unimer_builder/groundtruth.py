@@ -2,6 +2,9 @@
 
 Each figure is a rate with its count:
 - ``moved_labelled_supported``: labelled AUs that were planted and judged supported;
+- ``moved_labelled_not_contradicted``: labelled AUs that were planted and not judged contradicted: the other
+  side of the first figure, since a contradicted label is one the text calls wrong (a sub-pixel AU the flow
+  cannot see is contradicted where its regions show nothing above their noise);
 - ``unmoved_labelled_not_supported``: labelled AUs that were not planted and not judged supported;
 - ``unlabelled_motion_reported``: planted motion that no label names, reported as unexplained in one of
   its regions (databases with AU labels);
@@ -98,7 +101,7 @@ def load_rows(out: Path) -> dict[str, dict]:
     return clips
 
 
-KEYS = ("moved_labelled_supported", "unmoved_labelled_not_supported", "unlabelled_motion_reported",
+KEYS = ("moved_labelled_supported", "moved_labelled_not_contradicted", "unmoved_labelled_not_supported", "unlabelled_motion_reported",
         "inferred_aus_recovered", "inferred_aus_planted", "unexplained_aus_planted", "text_direction_correct",
         "text_direction_exact_word",
         "blinks_at_apex_reported_as_au45")
@@ -134,6 +137,8 @@ def items(truth_file: Path, out: Path) -> list[dict]:
         if r["aus_source"] == "label":
             for au in sorted(labelled & set(planted)):
                 count("moved_labelled_supported", verdict_of.get(au) == "supported", au, planted[au].get("amplitude_bin"))
+                count("moved_labelled_not_contradicted", verdict_of.get(au) != "contradicted", au,
+                      planted[au].get("amplitude_bin"))
             for au in sorted(unmoved):
                 count("unmoved_labelled_not_supported", verdict_of.get(au) != "supported", au)
             reported = {u["region"] for u in r["unexplained"]}
