@@ -128,8 +128,9 @@ def test_aus_the_unexplained_motion_names_count_as_planted_only_where_something_
 
 def test_a_moved_label_counts_as_contradicted_only_where_its_verdict_says_so(tmp_path):
     """The error the text makes about a label: a planted AU judged contradicted (called wrong although it
-    moved) is a miss of ``moved_labelled_not_contradicted``; weak and supported are not; a label that was not
-    planted is not counted there."""
+    moved) is a miss of ``moved_labelled_not_contradicted``; weak and supported are not, nor an AU one of whose
+    verdicts (L6 beside R6) is not contradicted, whatever their order; a label that was not planted is not
+    counted there."""
     import json
 
     import pyarrow as pa
@@ -146,7 +147,8 @@ def test_a_moved_label_counts_as_contradicted_only_where_its_verdict_says_so(tmp
         return {"au": au, "verdict": verdict, "region": "chin", "z": 1.0}
 
     rows = [{"clip_id": "a", "task": "explain", "aus_source": "label", "aus_supported": [4],
-             "verdicts": [v(4, "supported"), v(6, "weak"), v(12, "contradicted"), v(15, "contradicted")],
+             "verdicts": [v(4, "supported"), v(6, "weak"), v(6, "contradicted"), v(12, "contradicted"),
+                          v(15, "contradicted")],
              "unexplained": [], "answer": ""}]
     (tmp_path / "out" / "data").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "part-0.parquet")

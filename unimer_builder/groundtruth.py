@@ -101,7 +101,8 @@ def load_rows(out: Path) -> dict[str, dict]:
     return clips
 
 
-KEYS = ("moved_labelled_supported", "moved_labelled_not_contradicted", "unmoved_labelled_not_supported", "unlabelled_motion_reported",
+KEYS = ("moved_labelled_supported", "moved_labelled_not_contradicted", "unmoved_labelled_not_supported",
+        "unlabelled_motion_reported",
         "inferred_aus_recovered", "inferred_aus_planted", "unexplained_aus_planted", "text_direction_correct",
         "text_direction_exact_word",
         "blinks_at_apex_reported_as_au45")
@@ -129,7 +130,9 @@ def items(truth_file: Path, out: Path) -> list[dict]:
                           "bin": amp_bin, "amplitude": amp})
 
         verdict_of: dict[int, str] = {}
+        judged: dict[int, set[str]] = defaultdict(set)  # every verdict of an AU (L12 and R12 are two)
         for v in r["verdicts"]:
+            judged[v["au"]].add(v["verdict"])
             if verdict_of.get(v["au"]) != "supported":
                 verdict_of[v["au"]] = v["verdict"]
         labelled = {int(re.sub(r"\D", "", a) or -1) for a in t.get("labelled", [])}
@@ -137,7 +140,8 @@ def items(truth_file: Path, out: Path) -> list[dict]:
         if r["aus_source"] == "label":
             for au in sorted(labelled & set(planted)):
                 count("moved_labelled_supported", verdict_of.get(au) == "supported", au, planted[au].get("amplitude_bin"))
-                count("moved_labelled_not_contradicted", verdict_of.get(au) != "contradicted", au,
+                # called wrong only where every verdict on it says so
+                count("moved_labelled_not_contradicted", judged[au] != {"contradicted"}, au,
                       planted[au].get("amplitude_bin"))
             for au in sorted(unmoved):
                 count("unmoved_labelled_not_supported", verdict_of.get(au) != "supported", au)
