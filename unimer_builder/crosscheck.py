@@ -749,7 +749,7 @@ _CLOSING = frozenset({17, 24})  # AUs whose motion (the lower lip or chin up) is
 
 def _lips_close(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: BuildConfig) -> float | None:
     """How far (px) the inner lips' gap narrowed onset->apex, where they close: the landmarks' gap narrowed by
-    at least ``face.lips_part`` IOD and the flow's lower lip moves toward its upper lip by ``check.z_supported``
+    at least ``face.lips_close`` IOD and the flow's lower lip moves toward its upper lip by ``check.z_supported``
     over the two lips' noise (:func:`_lips_part` the other way). Else None.
 
     A mouth open at the onset (speech, a laugh) that closes raises the lower lip and the chin as a chin raiser
@@ -757,7 +757,7 @@ def _lips_close(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: Bu
     of its own (a real smile's offset, its lips closing, was named AU17 and AU24 at z 60)."""
     onset, apex = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
     lo, up = stats.get("lower_lip"), stats.get("upper_lip")
-    if onset is None or apex is None or lo is None or up is None or onset - apex < cfg.face.lips_part:
+    if onset is None or apex is None or lo is None or up is None or onset - apex < cfg.face.lips_close:
         return None
     sep, noise = lo.dy - up.dy, math.hypot(lo.noise, up.noise)
     if not (noise > 0 and -sep / noise >= cfg.check.z_supported):
