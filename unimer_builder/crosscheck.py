@@ -462,7 +462,7 @@ def _lids_fall(ev: Evidence, cfg: BuildConfig) -> float | None:
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list."""
     lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
-    stats = {r.name: r for r in evidence.regions if r.name not in lost}
+    stats = _without_the_mouths_shift({r.name: r for r in evidence.regions if r.name not in lost}, cfg)
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
@@ -585,6 +585,30 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                       lost=_in_order(occluded))
 
 
+_MIDLINE = ("upper_lip", "lower_lip", "chin")
+_CORNERS = ("lip_corner_R", "lip_corner_L")
+
+
+def _without_the_mouths_shift(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, RegionStats]:
+    """The lip corners' motion less the lower face's common sideways shift, where there is one.
+
+    No action that FACS's lip AUs name moves the midline of the mouth sideways: they raise, lower, stretch or
+    press it symmetrically. Where the upper lip, the lower lip and the chin all move sideways the same way, each
+    by ``check.z_supported`` over its noise, the mouth is carried (a jaw shifting to one side, a head turn the
+    fit left), and that carriage moves one corner outward and the other inward: a real jaw drop shifting 3-5 px
+    to the subject's left read as the right corner's AU12 (its outward part, cos 0.44) although it moved down.
+    The least of the three shifts is taken out of both corners, so that a one-sided smile, which drags the lips
+    toward its side unevenly (the chin hardly), keeps its corners as they are."""
+    mids = [stats[n] for n in _MIDLINE if n in stats]
+    if len(mids) < len(_MIDLINE) or any(r.noise <= 0 for r in mids):
+        return stats
+    if not (all(r.dx / r.noise >= cfg.check.z_supported for r in mids)
+            or all(-r.dx / r.noise >= cfg.check.z_supported for r in mids)):
+        return stats
+    shift = min((r.dx for r in mids), key=abs)
+    return {n: replace(r, dx=r.dx - shift) if n in _CORNERS else r for n, r in stats.items()}
+
+
 def _coded_expression(clip: Clip) -> bool:
     """The clip carries an emotion class that names an expression (not blank, "none" or "neutral")."""
     return canonical(clip.emotion) not in (None, "neutral")
@@ -598,7 +622,7 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
     """The flow's verdict on each AU of ``aus`` as if a label named it (both sides): what a second source
     that names AUs (:mod:`.second_opinion`) is checked against."""
     lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
-    stats = {r.name: r for r in evidence.regions if r.name not in lost}
+    stats = _without_the_mouths_shift({r.name: r for r in evidence.regions if r.name not in lost}, cfg)
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
