@@ -108,14 +108,15 @@ class FaceConfig:
     # parted the lips 2.7-2.9 px widened the gap 0.033-0.038 IOD, the flow's lips moving apart at z 13-14, and
     # other partings 0.066-0.263; the windows whose gap widened 0.03-0.053 without a parting (a still face, a
     # blink, a smile under head motion) had a separation under z 4. 0.05 missed those speech windows (their lower
-    # lip then named AU16, their corners AU15). On the hard synthetic profile dlib's inner lips jittered up to
-    # 0.044 on a still mouth, a separation of z 4 never with it.
+    # lip then named AU16, their corners AU15). On the hard synthetic profile (dlib's inner lips jitter up to 0.044
+    # on a still mouth) 0.03 changed one named AU in 400 clips: a planted AU10 that parted the lips, now AU25.
     lips_part: float = 0.03
     # The inner lips drawing together at least this far (IOD) onset->apex, with the flow's lower lip moving
     # toward the upper (crosscheck._lips_close), is parted lips closing: the lower lip and chin rising as their
     # release, not as AU17 or AU24. Those two AUs make that very motion, so a closing needs a clearer change of
-    # the mouth than a parting: at 0.03 the hard synthetic profile lost two planted AU17/AU24s this way (casme3,
-    # manifest; bench/README.md section 6, held-out set 4).
+    # the mouth than a parting: at 0.03 a planted AU17 or AU24 of the hard synthetic profile went unnamed this way
+    # (casme3, train identities), for one real window (a smile's jaw closing slightly) named better
+    # (bench/README.md section 6, held-out set 4).
     lips_close: float = 0.05
 
     def __post_init__(self):
