@@ -473,7 +473,7 @@ def test_speech_that_parts_the_lips_a_little_is_au25_not_au16_and_au15(tmp_path,
     assert not {15, 16} & {u.au for u in labelled.unexplained}, labelled.unexplained
 
 
-# A real jaw drop that shifts to the subject's left (vitallens' sample_video_2.mp4, frames 241 -> 252, held-out
+# A real jaw drop that shifts toward the subject's right, image left (vitallens' sample_video_2.mp4, frames 241 -> 252, held-out
 # set 5): name: (mean, dx, dy, noise), crop px; floor 0.087.
 _JAW_SHIFT = {"brow_inner_R": (0.04, 0.02, 0.03, 0.051), "brow_inner_L": (0.18, -0.14, 0.11, 0.051),
               "brow_outer_R": (0.11, -0.10, -0.03, 0.053), "brow_outer_L": (0.11, -0.08, -0.07, 0.054),
@@ -487,11 +487,13 @@ _JAW_SHIFT = {"brow_inner_R": (0.04, 0.02, 0.03, 0.051), "brow_inner_L": (0.18, 
 
 
 def test_a_jaw_shifting_sideways_carries_the_corners_and_is_no_smile(tmp_path, env):
-    """The jaw drops 7 px and shifts to the subject's left, carrying the whole lower face that way: the right lip
-    corner moves outward and down, its outward part 0.8 px along AU12's up-and-out (z 16, cos 0.44), and a wrong
-    label of 12 read supported. No lip AU moves the mouth's midline sideways, so where the upper lip, the lower
-    lip and the chin all do, that shift is the mouth's carriage and is taken out of the corners first. A one-sided
-    smile drags the lips toward its side but hardly the chin, and keeps its corners."""
+    """The jaw drops 7 px and shifts toward the subject's right, carrying the whole lower face that way: the right
+    lip corner moves outward and down, its outward part 0.8 px along AU12's up-and-out (z 16, cos 0.44), and a
+    wrong label of 12 read supported. No lip AU moves the mouth's midline sideways, so where the upper lip, the
+    lower lip and the chin all do, that shift is the mouth's carriage and comes out of the corners before a label
+    is judged (never turning a corner around); what the text reports as motion, and what is inferred without a
+    label, stay the flow's own. A one-sided smile drags the lips toward its side but hardly the chin, and keeps
+    its corners."""
     clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
     floor = 0.087
 
@@ -501,8 +503,12 @@ def test_a_jaw_shifting_sideways_carries_the_corners_and_is_no_smile(tmp_path, e
         e = replace(ev, regions=regions, floor=floor, floor_spread=0.05, lips={0: 0.01, 4: 0.01, 8: 0.01})
         return cross_check(replace(clip, au_text=label, aus=facs.parse_aus(label)), e, CFG)
 
-    assert verdicts(run(_JAW_SHIFT, "12"))[12].verdict == "contradicted"
+    wrong = verdicts(run(_JAW_SHIFT, "12"))[12]
+    assert wrong.verdict == "contradicted" and "sideways shift of 3.4 px" in wrong.reason, wrong.reason
     assert verdicts(run(_JAW_SHIFT, "26"))[26].verdict == "supported"
+    # the motion reported beyond the label is the flow's: the right corner is still the one that moved outward
+    reported = {u.region: (u.dx, u.dy) for u in run(_JAW_SHIFT, "12").unexplained}
+    assert reported["lip_corner_R"] == pytest.approx((-1.62, 0.82)), reported
     # a one-sided smile (the subject's right corner 3 px out and up) drags the upper lip 1 px and the lower lip
     # 0.5 px its way, the chin 0.05 px: no common shift, and AU12 stays supported
     still = {n: (0.05, 0.0, 0.0, 0.05) for n in _JAW_SHIFT}

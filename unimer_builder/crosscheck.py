@@ -462,7 +462,7 @@ def _lids_fall(ev: Evidence, cfg: BuildConfig) -> float | None:
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list."""
     lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
-    stats = _without_the_mouths_shift({r.name: r for r in evidence.regions if r.name not in lost}, cfg)
+    stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
@@ -549,7 +549,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         if blink and tok.au in (43, 45) and not tok.alternatives:
             v = _blink_verdict(clip, evidence, stats, cfg, tok.au, tok.side)
         else:
-            v = judge_token(tok, stats, cfg, t_apex, lost)
+            v = _judged_without_the_mouths_shift(tok, stats, cfg, t_apex, lost)
             if lips is not None and tok.au == 25 and not tok.alternatives and v.verdict != "supported":
                 v = _lips_verdict(stats, lips, tok.side)
         verdicts.append(v)
@@ -589,24 +589,43 @@ _MIDLINE = ("upper_lip", "lower_lip", "chin")
 _CORNERS = ("lip_corner_R", "lip_corner_L")
 
 
-def _without_the_mouths_shift(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, RegionStats]:
-    """The lip corners' motion less the lower face's common sideways shift, where there is one.
+def _without_the_mouths_shift(stats: dict[str, RegionStats], cfg: BuildConfig
+                              ) -> tuple[dict[str, RegionStats], float]:
+    """The lip corners' motion less the lower face's common sideways shift, where there is one, and that shift.
 
     No action that FACS's lip AUs name moves the midline of the mouth sideways: they raise, lower, stretch or
     press it symmetrically. Where the upper lip, the lower lip and the chin all move sideways the same way, each
     by ``check.z_supported`` over its noise, the mouth is carried (a jaw shifting to one side, a head turn the
     fit left), and that carriage moves one corner outward and the other inward: a real jaw drop shifting 3-5 px
-    to the subject's left read as the right corner's AU12 (its outward part, cos 0.44) although it moved down.
-    The least of the three shifts is taken out of both corners, so that a one-sided smile, which drags the lips
-    toward its side unevenly (the chin hardly), keeps its corners as they are."""
+    toward the subject's right read as the right corner's AU12 (its outward part, cos 0.44) although it moved
+    down. The least of the three shifts comes out of each corner's sideways motion that goes the same way, down to
+    none of it (a corner, held by the cheek, is carried less than the lips: it is never turned around); a one-sided
+    smile drags the lips toward its side unevenly, the chin hardly, and keeps its corners as they are."""
     mids = [stats[n] for n in _MIDLINE if n in stats]
     if len(mids) < len(_MIDLINE) or any(r.noise <= 0 for r in mids):
-        return stats
+        return stats, 0.0
     if not (all(r.dx / r.noise >= cfg.check.z_supported for r in mids)
             or all(-r.dx / r.noise >= cfg.check.z_supported for r in mids)):
-        return stats
+        return stats, 0.0
     shift = min((r.dx for r in mids), key=abs)
-    return {n: replace(r, dx=r.dx - shift) if n in _CORNERS else r for n, r in stats.items()}
+
+    def carried_out(dx: float) -> float:
+        return dx if dx * shift <= 0 else math.copysign(max(abs(dx) - abs(shift), 0.0), dx)
+
+    return {n: replace(r, dx=carried_out(r.dx)) if n in _CORNERS else r for n, r in stats.items()}, shift
+
+
+def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig,
+                                     t_apex: float | None, lost: frozenset[str]) -> Verdict:
+    """A label's verdict (:func:`judge_token`) with the mouth's common sideways shift out of the lip corners
+    (:func:`_without_the_mouths_shift`); the reason says so where a corner decided it. Only a label is judged
+    so: what the text reports as motion stays the flow's own."""
+    judged, shift = _without_the_mouths_shift(stats, cfg)
+    v = judge_token(tok, judged, cfg, t_apex, lost)
+    if shift and v.region in _CORNERS:
+        v = replace(v, reason=f"{v.reason}, once the mouth's sideways shift of {abs(shift):.1f} px with the lips and "
+                              f"chin is taken out")
+    return v
 
 
 def _coded_expression(clip: Clip) -> bool:
@@ -622,12 +641,12 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
     """The flow's verdict on each AU of ``aus`` as if a label named it (both sides): what a second source
     that names AUs (:mod:`.second_opinion`) is checked against."""
     lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
-    stats = _without_the_mouths_shift({r.name: r for r in evidence.regions if r.name not in lost}, cfg)
+    stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
     out = {au: (_blink_verdict(clip, evidence, stats, cfg, au) if blink and au in (43, 45)
-                else judge_token(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
+                else _judged_without_the_mouths_shift(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
     if 25 in out and lips is not None and out[25].verdict != "supported":
         out[25] = _lips_verdict(stats, lips)
     return out
