@@ -169,7 +169,7 @@ SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink",
           "fnf_cut", "vl2_smile_small_a", "vl1_still_as_12", "tf_smile_micro", "tf_eyes_down", "vl1_blink",
           "cp_brow_raise_65", "vl2_smile_as_4", "ms_smile_late", "tf_smile_micro_unlab", "cp_brow_raise_65_unlab",
           "sf_smile_unlab", "ho_wl_smile_grow_368_as_4", "ho_vl1_still_337",
-          "h4_ms_speech_1114_unlab"]  # ho_*, h4_*: coded after the tuning
+          "h4_ms_speech_1114_unlab", "h6_w2_speech_369_as_12"]  # ho_*, h4_*, h6_*: coded after the tuning
 
 
 @pytest.fixture(scope="module")

