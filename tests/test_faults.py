@@ -494,3 +494,24 @@ def test_16_bit_frames_are_read_by_the_bits_they_use_and_float_frames_are_refuse
     ok, tif = cv2.imencode(".tiff", face.astype(np.float32) / 255)
     with pytest.raises(UnsupportedSamples, match="32-bit floating point"):
         decode_grey(tif.tobytes())
+
+
+def test_a_folder_no_build_wrote_is_refused_and_left_as_it_was(source, tmp_path):
+    """`--out .` from a project folder, or the manifest's own folder: a build replaces OUT/data/ and OUT/README.md
+    whole, and a researcher's source videos under data/ were deleted so (exit 0, no word)."""
+    project = tmp_path / "study"
+    (project / "data" / "videos").mkdir(parents=True)
+    (project / "data" / "videos" / "P01_take1.mp4").write_bytes(b"not really a video")
+    (project / "README.md").write_text("my study")
+    before = {p.relative_to(project): p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    res = _cli("build", source, "--out", project, *ARGS)
+    assert res.exit_code == 2
+    _one_error_line(res, str(project), "no build wrote", "README.md", "data")
+    after = {p.relative_to(project): p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    assert after == before
+    # an empty folder, and an earlier build's, are the build's to write
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _cli("build", source, "--out", empty, *ARGS, "--limit", 1).exit_code in (0, 1)
+    assert (empty / "build_report.json").is_file()
+    assert _cli("build", source, "--out", empty, *ARGS, "--limit", 1).exit_code in (0, 1)

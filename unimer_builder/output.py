@@ -3,7 +3,8 @@
 One build at a time per folder: :func:`claim` takes an advisory lock (``fcntl.flock``) on
 ``OUT/.unimer.lock`` for the whole build and writes the holder (pid, host, start time) into it, so a second
 build exits at once naming the first instead of deleting its parts. The kernel drops the lock when the
-holder exits, however it dies: a lock file left behind is no lock. Every failure here is an
+holder exits, however it dies: a lock file left behind is no lock. A folder that holds files but no mark of a
+build is refused (:func:`check_ours`, :class:`.errors.UnusableInput`); every other failure here is an
 :class:`.errors.EnvironmentFailure` naming the path and the cause.
 """
 
@@ -19,9 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import remove_temporaries, repair_swap
-from .errors import EnvironmentFailure
+from .errors import EnvironmentFailure, UnusableInput
+from .state import STATE_NAME
 
 LOCK_NAME = ".unimer.lock"
+# What a build leaves in its folder from its first step on (the lock) and at its end (state and report): a folder
+# holding none of them and not empty is someone else's, and a build there would replace its data/ and README.md.
+BUILD_MARKS = (LOCK_NAME, STATE_NAME, "build_report.json")
 
 try:
     import fcntl
@@ -55,11 +60,26 @@ def make_folder(out: Path) -> None:
                                  str(out)) from None
 
 
+def check_ours(out: Path) -> None:
+    """:class:`.errors.UnusableInput` where ``out`` holds files but no mark of a build (:data:`BUILD_MARKS`): a
+    build replaces ``OUT/data/`` and ``OUT/README.md`` whole, and a project folder (``--out .``, the folder of the
+    manifest) keeps its own data/ there (a user's source videos were deleted so)."""
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as e:
+        raise EnvironmentFailure(f"{out}: cannot list the output folder: {e.strerror}", str(out)) from None
+    if entries and not any(m in entries for m in BUILD_MARKS):
+        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+        raise UnusableInput(f"{out}: the output folder holds files no build wrote ({shown}); a build replaces its "
+                            f"data/ and README.md: choose a new or empty folder, or an earlier build's")
+
+
 @contextmanager
 def claim(out: Path | str) -> Iterator[Path]:
     """Hold ``out`` for one build: made, writable, locked, an interrupted ``data/`` swap repaired."""
     out = Path(out)
     make_folder(out)
+    check_ours(out)
     lock = out / LOCK_NAME
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
