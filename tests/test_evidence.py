@@ -357,6 +357,21 @@ def test_a_region_without_texture_is_explained_where_the_flow_leaves_only_noise(
     assert covered["c"] < 0.7 and covered["smooth"] == 1.0
 
 
+def test_a_blank_apex_frame_matches_no_face():
+    """A black or saturated apex (a dropped frame, a fade, the black fill where the face left the frame) has no
+    texture: it correlated 1 with any onset, passed as the same face, and the clip was built as a face that did
+    not move, every labelled AU contradicted. Two flat patches still match each other."""
+    rng = np.random.default_rng(2)
+    onset = cv2.GaussianBlur(rng.uniform(0, 255, (120, 120)).astype(np.float32), (0, 0), 1.5)
+    flow = np.zeros((120, 120, 2), np.float32)
+    face = {"_face": np.ones((120, 120), bool)}
+    for blank in (0.0, 255.0):
+        assert rg.appearance_match(onset, np.full_like(onset, blank), flow, face)["_face"] == 0.0
+    assert rg.appearance_match(onset, onset + rng.normal(0.0, 2.0, onset.shape), flow, face)["_face"] > 0.99
+    flat = np.full_like(onset, 128.0)
+    assert rg.appearance_match(flat, flat + 0.2, flow, face)["_face"] == 1.0
+
+
 def test_a_face_leaving_the_frame_loses_the_regions_outside_it(tmp_path, base_face, tools):
     """A face sliding out of the video frame (a new user's clip): the crop's part beyond the frame's edge is the
     edge's pixels replicated, which do not move, and a smile was judged contradicted there. Regions the frame

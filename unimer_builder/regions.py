@@ -164,11 +164,20 @@ def noise_floor(mag: np.ndarray, allowed: np.ndarray, patch: int, fallback: np.n
     return q30, max(spread, cfg.min_spread)
 
 
+# Grey-level variance under which a patch has no texture to correlate (a standard deviation of half a level).
+_FLAT = 0.25
+
+
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation; two patches without texture match (1), one alone does not (0): a blank apex
+    frame (a dropped frame, a fade, the black fill of a face that left the frame) read 1 and passed as the
+    onset's face, and the clip was built as a face that did not move."""
     a = a - a.mean()
     b = b - b.mean()
-    d = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / d) if d > 1e-6 else 1.0
+    va, vb = float((a * a).mean()), float((b * b).mean())
+    if va <= _FLAT or vb <= _FLAT:
+        return 1.0 if va <= _FLAT and vb <= _FLAT else 0.0
+    return float((a * b).mean() / np.sqrt(va * vb))
 
 
 def appearance_match(onset: np.ndarray, apex: np.ndarray, flow: np.ndarray, masks: dict[str, np.ndarray],
