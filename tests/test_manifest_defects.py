@@ -282,3 +282,27 @@ def test_a_manifest_whose_every_window_fails_when_measured_writes_nothing_and_ex
     res = CliRunner().invoke(app, ["build", str(m), "--out", str(out), "--workers", "1"])
     assert res.exit_code == 2, res.output
     assert (out / "keep.txt").read_text() == "mine" and not (out / "data").exists()
+
+
+def test_missing_values_and_placeholder_emotions_are_no_labels(tmp_path, video):
+    """A manifest written by R (``write.csv``: a missing value is ``NA``) had its ``aus`` read as "no AU acted"
+    (inference switched off), its emotion rendered as "**na**", every ``clip`` NA a duplicate of the first; an
+    emotion cell of ``?`` or ``-`` became an answer's "labelled **?**"; "Angry" had no composite class."""
+    from unimer_builder import labels
+
+    _manifest(tmp_path, "path,onset,apex,offset,aus,emotion,clip,fps\n"
+                        "takes/single_face.avi,16,23,NA,NA,NA,NA,NA\n"
+                        "takes/single_face.avi,10,12,14,12,?,b,30\n"
+                        "takes/single_face.avi,11,12,14,0,-,c,30\n"
+                        "takes/single_face.avi,12,13,14,12,Angry,NA,30\n")
+    got, skips = _read(tmp_path)
+    assert skips == []
+    first, b, c, d = got
+    assert first.au_text is None and not first.au_labelled and first.emotion is None
+    assert first.offset is None and first.fps == 30 and first.clip != "NA" and d.clip != "NA" and first.clip != d.clip
+    assert b.emotion is None and c.emotion is None and labels.canonical(b.emotion) is None
+    assert c.au_labelled and c.aus.tokens == ()  # "0" still says no AU acted
+    assert d.emotion == "Angry" and labels.canonical(d.emotion) == "anger"
+    assert labels.composite("manifest", d.emotion) == "negative"
+    assert [labels.canonical(w) for w in ("Surprised", "disgusted", "Fearful", "joy")] == \
+        ["surprise", "disgust", "fear", "happiness"]

@@ -20,6 +20,9 @@ from pathlib import Path
 from .records import Clip
 
 COMPOSITE = ("negative", "positive", "surprise")
+# Cells that say an emotion was not given (``?`` as CASME II writes unknown AUs, a dash, n/a): no emotion label,
+# as a blank; an answer must not say a clip "is labelled ?".
+NO_EMOTION = frozenset({"?", "？", "-", "/", "n/a", "na", "unknown"})
 
 # Lower-cased, whitespace-normalised original label -> canonical emotion word.
 _CANONICAL = {
@@ -27,6 +30,9 @@ _CANONICAL = {
     "disgust": "disgust", "repression": "repression", "surprise": "surprise", "sur": "surprise",
     "others": "others", "other": "others", "fear": "fear", "sadness": "sadness", "sad": "sadness",
     "anger": "anger", "contempt": "contempt", "negative": "negative", "ne": "negative",
+    # adjective forms, as FER-style and users' own sheets write them
+    "angry": "anger", "surprised": "surprise", "disgusted": "disgust", "fearful": "fear", "afraid": "fear",
+    "scared": "fear", "joy": "happiness", "joyful": "happiness", "contemptuous": "contempt", "repressed": "repression",
 }
 
 # Every canonical emotion word (the words answers use), sorted.
@@ -59,7 +65,7 @@ def canonical(label: object) -> str | None:
     if label is None:
         return None
     s = " ".join(str(label).strip().lower().split())
-    if s in ("", "nan", "none"):
+    if s in ("", "nan", "none") or s in NO_EMOTION:
         return None
     return _CANONICAL.get(s, s)
 

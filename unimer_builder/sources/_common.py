@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..errors import InputError, UnusableInput
 from ..facs import parse_aus
+from ..labels import NO_EMOTION
 from ..records import Clip, ParsedAUs, Skip, clip_id
 from .fixes import apply_fixes
 
@@ -185,6 +186,12 @@ def is_blank(v: Any) -> bool:
     if isinstance(v, float) and math.isnan(v):
         return True
     return str(v).strip().lower() in _BLANK
+
+
+def emotion_text(v: Any) -> str | None:
+    """An emotion cell as text, ``None`` for blanks and for cells that say no emotion was given (:data:`NO_EMOTION`)."""
+    t = text(v)
+    return None if t is None or t.lower() in NO_EMOTION else t
 
 
 def text(v: Any) -> str | None:
@@ -507,7 +514,7 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
         extra = {**extra, "label_notes": notes}
     return Clip(
         database=r.database, subject=subject, clip=clip, onset=onset, apex=apex, offset=offset,
-        frames=frames, emotion=text(cells.get("emotion")), au_text=au_text, aus=aus, fps=fps,
+        frames=frames, emotion=emotion_text(cells.get("emotion")), au_text=au_text, aus=aus, fps=fps,
         source_file=r.file, source_row=r.row, extra=extra,
     )
 

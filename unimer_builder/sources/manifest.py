@@ -108,12 +108,18 @@ def near_miss(name: str, present: set[str] | frozenset[str] = frozenset()) -> st
     return close[0] if close else None
 
 
+# The missing-value markers of R (``write.csv``), Excel and databases: a cell not given, as a blank one (an ``aus``
+# cell ``NA`` is unlabelled, its AUs inferred from the motion, not "no AU acted"). Words a cell may mean
+# (``none``, ``n/a``, ``-``: no AU acted) stay text: pandas' default list would turn them into blanks too.
+_MISSING = ["NA", "#N/A", "<NA>", "NULL", "null"]
+
+
 def _load(path: Path) -> list[dict[str, Any]]:
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=_MISSING, skipinitialspace=True)
     except Exception as e:  # noqa: BLE001 - an unreadable manifest makes the input unusable
         raise UnusableInput(f"{path}: cannot read the manifest ({type(e).__name__}: {e})") from e
     given = [str(col).strip() for col in df.columns]
@@ -266,7 +272,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             extra["label_notes"] = notes
         yield Clip(
             database=DATABASE, subject=subject, clip=clip, onset=onset, apex=apex, offset=offset,
-            frames=frames, video=video, emotion=c.text(rec.get("emotion")), au_text=au_text, aus=aus,
+            frames=frames, video=video, emotion=c.emotion_text(rec.get("emotion")), au_text=au_text, aus=aus,
             fps=fps, source_file=file, source_row=rownum, extra=extra,
         )
 
