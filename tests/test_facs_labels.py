@@ -45,6 +45,9 @@ def toks(text):
     ("12L", [(12, "L", None, False, ())]),
     ("4R+7", [(4, "R", None, False, ()), (7, None, None, False, ())]),
     ("AU4+AU12(k)", [(4, None, None, False, ()), (12, None, None, True, ())]),
+    # a side in parentheses is a side, not 4DME's uncertainty marker (it was read as "(k)" and the side lost)
+    ("12(L)", [(12, "L", None, False, ())]),
+    ("AU14(R)+4", [(14, "R", None, False, ()), (4, None, None, False, ())]),
     # uncertainty marks
     ("(4)", [(4, None, None, True, ())]),
     ("12?", [(12, None, None, True, ())]),

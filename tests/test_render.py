@@ -90,6 +90,8 @@ CASES = {
     "one_au": dict(supported=(12,), au_text="L12"),
     "smic_inferred": dict(database="smic", subject="s1", clip="s1_ne_01", emotion="negative", au_text=None,
                           inferred=True, unexplained=False),
+    "smic_positive": dict(database="smic", subject="s4", clip="s4_po_01", emotion="positive", au_text=None,
+                          inferred=True, unexplained=False),
     "smic_nothing": dict(database="smic", subject="s2", clip="s2_po_01", emotion="positive", au_text=None,
                          inferred=True, unexplained=False, supported=()),
     "samm_unknown_emotion": dict(database="samm", subject="006", clip="006_1_2", emotion="Contempt",
@@ -100,6 +102,22 @@ CASES = {
     "labelled_lost": dict(lost=("glabella", "nose")),
     "no_emotion": dict(database="manifest", emotion=None),
 }
+
+
+@pytest.mark.parametrize("case", ["smic_positive", "smic_inferred", "smic_nothing"])
+def test_a_class_word_is_worded_as_an_expression(case):
+    """SMIC's and the composite set's classes are adjectives: every SMIC build's answers read "AU6 and AU12 belong
+    to the typical pattern of positive"."""
+    clip, ev, check = make_records(**CASES[case])
+    cfg = BuildConfig()
+    ctx = render.build_context(clip, ev, check, cfg)
+    seen = []
+    for v in range(render.n_variants("explain")):
+        _, answer = render.render_task("explain", v, ctx, cfg.text.folder)
+        assert not re.search(r"pattern of (positive|negative)\b", answer), answer
+        seen += re.findall(r"pattern of a (?:positive|negative) expression", answer)
+    if case == "smic_positive":
+        assert seen
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -268,7 +268,7 @@ _TOKEN = re.compile(
     r"""^(?P<side>[LRATB])?          # FACS side / top / bottom prefix
         (?:AU)?\s*(?P<num>\d{1,3})   # the AU number, with an optional AU prefix
         (?P<suffix>[A-E]|[LR])?      # intensity letter, or MMEW's suffix laterality
-        (?:\((?P<k>[a-zA-Z])\))?$    # 4DME's "(k)" marker
+        (?:\((?:(?P<k>K)|(?P<pside>[LR]))\))?$    # 4DME's "(k)" marker, or a side in parentheses: "12(L)"
     """,
     re.VERBOSE,
 )
@@ -315,6 +315,8 @@ def _token(text: str, uncertain: bool) -> AUToken | None:
         side = suffix
     elif suffix:
         intensity = suffix
+    if m["pside"] and side is None:
+        side = m["pside"]
     if m["k"]:
         uncertain = True
     return AUToken(au=int(m["num"]), side=side, intensity=intensity, uncertain=uncertain, raw=text.strip())
