@@ -16,6 +16,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="DEFT-LLM: train, evaluate and predict micro-expressions from Uni-MER shards.")
 
 
+_SET_HELP = ("config override KEY=VALUE (JSON or text), repeatable: lora_r=16, training.lr=1e-4, "
+             "training='{\"epochs\": 2}'; an unknown key is an error")
+
+
 def _fail(msg: str, code: int = 2):
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(code)
@@ -56,7 +60,7 @@ def train(
     batch_size: int = typer.Option(None, "--batch-size"),
     max_steps: int = typer.Option(None, "--max-steps"),
     experts: str = typer.Option(None, "--experts", help="comma list, e.g. structure,dynamic (ablation)"),
-    set_: list[str] = typer.Option(None, "--set", help="config override KEY=JSON, repeatable"),
+    set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
     log_every: int = typer.Option(None, "--log-every"),
     save_every: int = typer.Option(None, "--save-every", help="checkpoint every N steps (0: every epoch)"),
     extra_data: list[Path] = typer.Option(None, "--extra-data", help="another build to train on as well, never held "
@@ -95,7 +99,7 @@ def evaluate(
     generate: bool = typer.Option(True, "--generate/--no-generate", help="also parse greedy answers"),
     max_folds: int = typer.Option(None, "--max-folds", help="only the first K subjects (quick look; partial)"),
     experts: str = typer.Option(None, "--experts"),
-    set_: list[str] = typer.Option(None, "--set"),
+    set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
     baselines: bool = typer.Option(False, "--baselines", help="also score logistic regression on region statistics "
                                    "and a flow CNN on the same folds"),
     extra_data: list[Path] = typer.Option(None, "--extra-data", help="another build every fold (and the baselines) "

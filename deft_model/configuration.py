@@ -14,6 +14,8 @@ itself when it is trained in full) is float32, so AdamW updates fp32 master weig
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -275,7 +277,49 @@ class DeftConfig(PretrainedConfig):
         return d
 
 
+# DeftConfig's own settings: what an override may name (PretrainedConfig's generic keys are not settings here).
+_PARAMS = frozenset(inspect.signature(DeftConfig.__init__).parameters) - {"self", "kwargs"}
+
+
 # --- presets ---------------------------------------------------------------------------------------
+
+def check_overrides(overrides: dict) -> dict:
+    """Settings as a user gives them (``--set KEY=VALUE``, keyword arguments, a JSON file of their own), checked:
+    ``training.lr`` is a key of ``training``, a comma-separated string of experts is their list, and a key the
+    config does not have is an error naming it (such a key was stored and ignored: ``--set lr=0.5`` trained at the
+    preset's rate, ``--set experts=structure`` asked for the experts s, t, r, ...)."""
+    out: dict = {}
+    for k, v in overrides.items():
+        head, dot, sub = k.partition(".")
+        if dot and head == "training":
+            _check_training_keys([sub])
+            out["training"] = {**out.get("training", {}), sub: v}
+            continue
+        if dot or head not in _PARAMS:
+            raise ValueError(f"unknown config key {k!r}{_did_you_mean(k)}")
+        if head == "training" and isinstance(v, dict):
+            _check_training_keys(list(v))
+            v = {**out.get("training", {}), **v}
+        if head == "experts" and isinstance(v, str):
+            v = [e.strip() for e in v.split(",") if e.strip()]
+        out[k] = v
+    return out
+
+
+def _check_training_keys(keys: list[str]) -> None:
+    for sub in keys:
+        if sub not in DEFAULT_TRAINING:
+            near = difflib.get_close_matches(sub, list(DEFAULT_TRAINING), n=1)
+            hint = f" (did you mean training.{near[0]}?)" if near else f"; known: {', '.join(DEFAULT_TRAINING)}"
+            raise ValueError(f"unknown training key {sub!r}{hint}")
+
+
+def _did_you_mean(key: str) -> str:
+    if key in DEFAULT_TRAINING:
+        return f" (a training setting: training.{key}=VALUE)"
+    near = difflib.get_close_matches(key, sorted(_PARAMS | {f"training.{t}" for t in DEFAULT_TRAINING}), n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
+
 
 def _merge(kw: dict, overrides: dict) -> None:
     """Overrides replace preset values; a ``training`` dict is merged key by key."""
@@ -307,7 +351,7 @@ def tiny_config(**overrides) -> DeftConfig:
         training={**DEFAULT_TRAINING, "epochs": 12, "batch_size": 8, "lr": 3e-3, "max_length": 256,
                   "warmup_steps": 5, "num_threads": 1},
     )
-    _merge(kw, overrides)
+    _merge(kw, check_overrides(overrides))
     return DeftConfig(**kw)
 
 
@@ -324,7 +368,7 @@ def reference_config(**overrides) -> DeftConfig:
                   "warmup_steps": 50},
         system_prompt="You are an expert in facial micro-expressions and the Facial Action Coding System.",
     )
-    _merge(kw, overrides)
+    _merge(kw, check_overrides(overrides))
     return DeftConfig(**kw)
 
 
@@ -342,7 +386,7 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
         if not overrides:
             return copy.deepcopy(spec)
         kw = config_kwargs(spec.to_dict())
-        _merge(kw, overrides)
+        _merge(kw, check_overrides(overrides))
         return DeftConfig(**kw)
     s = str(spec)
     if s in PRESETS:
@@ -357,9 +401,15 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"config file {p} is not valid JSON: {e}") from e
     preset = d.pop("preset", None)
-    if d.get("model_type") == DeftConfig.model_type:  # a saved model's config
+    saved = d.get("model_type") == DeftConfig.model_type
+    if saved:  # a saved model's config
         d = {**LEGACY_DEFAULTS, **d}
     d = config_kwargs(d)
+    if not saved:  # a user's own file: its keys are checked as --set's are
+        try:
+            d = check_overrides(d)
+        except ValueError as e:
+            raise ValueError(f"config file {p}: {e}") from None
     kw: dict[str, Any] = {}
     if preset:
         if preset not in PRESETS:
@@ -368,5 +418,5 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     # the file's keys, then the call's overrides; a ``training`` dict is merged key by key onto the
     # preset's training (or onto DEFAULT_TRAINING without a preset)
     _merge(kw, d)
-    _merge(kw, overrides)
+    _merge(kw, check_overrides(overrides))
     return DeftConfig(**kw)

@@ -141,6 +141,26 @@ def test_config_file_with_preset_and_overrides(tmp_path):
         load_config(tmp_path / "nope.json")
 
 
+def test_unknown_settings_are_errors_naming_the_key_and_dotted_training_keys_work(tmp_path):
+    """`deft train --set lr=0.5` (or a typo) was stored in config.json and ignored: the run trained at the preset's
+    rate, exit 0; `--set experts=structure` asked for the experts s, t, r, u, ..."""
+    from deft_model.cli import _overrides
+
+    with pytest.raises(ValueError, match=r"unknown config key 'lr' \(a training setting: training.lr=VALUE\)"):
+        load_config("tiny", **_overrides(None, ["lr=0.5"]))
+    with pytest.raises(ValueError, match=r"'trainng' \(did you mean training\?\)"):
+        load_config("tiny", **_overrides(None, ['trainng={"epochs": 1}']))
+    with pytest.raises(ValueError, match=r"unknown training key 'epoch' \(did you mean training.epochs\?\)"):
+        load_config("tiny", training={"epoch": 1})
+    cfg = load_config("tiny", **_overrides(None, ["training.lr=0.5", "training.epochs=2", "experts=structure"]))
+    assert cfg.training["lr"] == 0.5 and cfg.training["epochs"] == 2 and cfg.experts == ["structure"]
+    assert cfg.training["batch_size"] == tiny_config().training["batch_size"]
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"preset": "tiny", "epochs": 3}))
+    with pytest.raises(ValueError, match=r"c.json: unknown config key 'epochs'"):
+        load_config(p)
+
+
 def test_reference_config_names_hub_models_and_fails_offline_clearly():
     cfg = reference_config(emotion_labels=["a"])
     assert cfg.llm.startswith("Qwen/") and "siglip" in cfg.vision
