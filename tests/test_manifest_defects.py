@@ -306,3 +306,24 @@ def test_missing_values_and_placeholder_emotions_are_no_labels(tmp_path, video):
     assert labels.composite("manifest", d.emotion) == "negative"
     assert [labels.canonical(w) for w in ("Surprised", "disgusted", "Fearful", "joy")] == \
         ["surprise", "disgust", "fear", "happiness"]
+
+
+def test_manifests_as_spreadsheet_programs_save_them(tmp_path, video):
+    """Labels live in Excel: an .xlsx manifest was told to pass --format manifest, which then said "no manifest.csv";
+    Excel's CSV in a comma-decimal locale (semicolons) had "no column 'path'"; its Windows encoding a raw
+    UnicodeDecodeError."""
+    rows = pd.DataFrame({"path": ["takes/single_face.avi"] * 2, "onset": ["16", "10"], "offset": ["24", "14"],
+                         "aus": ["12", "NA"], "emotion": ["happy", "?"], "clip": ["café", "b"]})
+    for name, write in [("m.xlsx", lambda p: rows.to_excel(p, index=False)),
+                        ("semi.csv", lambda p: p.write_text(rows.to_csv(index=False, sep=";"), encoding="utf-8")),
+                        ("win.csv", lambda p: p.write_bytes(rows.to_csv(index=False).encode("cp1252")))]:
+        write(tmp_path / name)
+        assert sources.detect_format(tmp_path / name) == "manifest"
+        items = list(sources.read_clips(tmp_path / name, "manifest"))
+        assert all(isinstance(i, Clip) for i in items), (name, items)
+        a, b = items
+        assert (a.clip, a.onset, a.offset, [t.au for t in a.aus.tokens], a.emotion) == ("café", 16, 24, [12], "happy")
+        assert (b.clip, b.au_text, b.emotion) == ("b", None, None), name
+    (tmp_path / "m.tsv").write_text("x")
+    with pytest.raises(UnusableInput, match=r"m.tsv: a manifest is a .csv, .parquet, .xlsx or .xlsm file"):
+        list(sources.read_clips(tmp_path / "m.tsv", "manifest"))

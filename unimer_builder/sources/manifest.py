@@ -1,4 +1,4 @@
-"""A user's own clips, listed in ``manifest.csv`` (or ``manifest.parquet``).
+"""A user's own clips, listed in ``manifest.csv`` (or ``manifest.parquet``, ``manifest.xlsx``).
 
 Columns: ``path`` (required: a folder of frames or a video file, relative to the manifest's folder or
 absolute), ``onset`` (required), and optionally ``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
@@ -38,6 +38,7 @@ no timing: it is estimated from motion, and the clip's label notes say so.
 from __future__ import annotations
 
 import difflib
+import io
 import math
 import re
 from collections import Counter
@@ -54,7 +55,8 @@ from . import _common as c
 from ._layout import write_frame
 
 DATABASE = "manifest"
-NAMES = ("manifest.csv", "manifest.parquet")
+NAMES = ("manifest.csv", "manifest.parquet", "manifest.xlsx")
+SUFFIXES = (".csv", ".parquet", ".xlsx", ".xlsm")  # a manifest passed as a file
 COLUMNS = ("path", "onset", "apex", "offset", "aus", "emotion", "subject", "clip", "fps")
 REQUIRED = ("path", "onset")
 # Other names a column is commonly given (compared as :func:`_common.norm_col` writes them: lower case, no
@@ -85,7 +87,7 @@ MAX_FPS = 10000.0
 def find_manifest(root: Path) -> Path | None:
     root = Path(root)
     if root.is_file():
-        return root if root.suffix.lower() in (".csv", ".parquet") else None
+        return root if root.suffix.lower() in SUFFIXES else None
     for name in NAMES:
         if (root / name).is_file():
             return root / name
@@ -118,14 +120,31 @@ def _load(path: Path) -> list[dict[str, Any]]:
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
+        elif path.suffix.lower() in (".xlsx", ".xlsm"):  # the first sheet, as the databases ship their labels
+            df = pd.read_excel(path, dtype=str, keep_default_na=False, na_values=_MISSING)
         else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=_MISSING, skipinitialspace=True)
+            df = _read_csv(path)
     except Exception as e:  # noqa: BLE001 - an unreadable manifest makes the input unusable
         raise UnusableInput(f"{path}: cannot read the manifest ({type(e).__name__}: {e})") from e
     given = [str(col).strip() for col in df.columns]
     df.columns = [col.lower() for col in given]
     check_columns(path, given)
     return df.to_dict("records")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as spreadsheet programs save it: UTF-8 (with or without a BOM) or, failing that, Windows' cp1252
+    (Excel's "CSV"); separated by commas, or by semicolons or tabs where the header has those and no comma (Excel's
+    CSV in a locale whose decimal mark is a comma)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    header = text.splitlines()[0] if text else ""
+    sep = next((s for s in (",", ";", "\t") if s in header), ",")
+    return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
+                       skipinitialspace=True)
 
 
 def check_columns(path: Path, given: list[str]) -> None:
@@ -162,7 +181,8 @@ def read(root: Path) -> Iterator[Clip | Skip]:
     root = c.require_root(Path(root), "manifest")
     path = find_manifest(root)
     if path is None:
-        raise UnusableInput(f"{root}: no manifest.csv or manifest.parquet")
+        raise UnusableInput(f"{root}: no {', '.join(NAMES[:-1])} or {NAMES[-1]}" if root.is_dir() else
+                            f"{root}: a manifest is a {', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]} file")
     records = _load(path)
     return c.dedupe(_rows(path, records))
 
