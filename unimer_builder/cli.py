@@ -103,15 +103,15 @@ def build(
     root: Path = typer.Argument(..., help="Database root (or a manifest CSV/Parquet)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: data/*.parquet, README.md, build_report.json."),
     format: str = typer.Option(None, "--format", "-f", help="casme2 | samm | smic | casme3 | manifest (default: detect)."),
-    workers: int = typer.Option(0, help="Worker processes (0: one per core; with --executor ray one per CPU of the "
-                                        "cluster)."),
+    workers: int = typer.Option(0, min=0, help="Worker processes (0: one per core; with --executor ray one per CPU of "
+                                               "the cluster)."),
     executor: str = typer.Option("local", help="local (this machine: one process or a process pool) | ray (Ray actors "
                                                "on a cluster; needs unimer\\[ray], and ROOT and --out on a path every "
                                                "node reaches: README, 'On a Ray cluster'). Same rows either way."),
     ray_address: str = typer.Option(None, help="--executor ray: the cluster: auto | HOST:PORT | ray://HOST:PORT | local "
                                                "(default: $RAY_ADDRESS, else the cluster `ray start` left on this "
                                                "machine, else a new one on this machine)."),
-    limit: int = typer.Option(None, help="Build only the first N clips."),
+    limit: int = typer.Option(None, min=1, help="Build only the first N clips."),
     seed: int = typer.Option(None, help=f"Seed for template choice; same seed, same rows (default {_D.text.seed})."),
     templates: Path = typer.Option(None, help="Folder of Jinja2 templates (default: the packaged ones)."),
     policy: str = typer.Option(None, help="keep | flag | drop samples whose labelled AUs motion does not support "
@@ -171,7 +171,10 @@ def _build_config(seed, templates, policy, preset, crop_size, flow_backend, devi
     given = {"text.seed": seed, "text.templates": None if templates is None else str(templates),
              "text.composite": composite, "check.policy": policy, "check.au_detector": au_detector,
              "face.detector": face_detector, "face.crop_size": crop_size}
-    return _D.with_(flow=flow, **{k: v for k, v in given.items() if v is not None})
+    try:
+        return _D.with_(flow=flow, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as e:  # a value out of range (--crop-size 0): one line, not a traceback
+        _fail(str(e))
 
 
 def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers: int, limit: int | None,

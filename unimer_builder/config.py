@@ -66,6 +66,11 @@ def _choice(value: str, choices: tuple[str, ...], name: str, what: str) -> None:
         raise ValueError(f"unknown {what} {value!r} ({name}); choose one of {', '.join(choices)}")
 
 
+# The face crop's side, px: under 32 no AU region holds a pixel's motion (at 0 the build crashed); over 2048 one clip
+# takes minutes for nothing the flow can use.
+CROP_SIZES = (32, 2048)
+
+
 def _positive(value: float, name: str, what: str) -> None:
     """A threshold that must be a finite number above zero: at zero or NaN its test always passes."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -126,6 +131,9 @@ class FaceConfig:
         _positive(self.lid_fall, "face.lid_fall", "IOD")
         _positive(self.lips_part, "face.lips_part", "IOD")
         _positive(self.lips_close, "face.lips_close", "IOD")
+        if not (isinstance(self.crop_size, int) and CROP_SIZES[0] <= self.crop_size <= CROP_SIZES[1]):
+            raise ValueError(f"face.crop_size must be a whole number of px from {CROP_SIZES[0]} to {CROP_SIZES[1]} (the "
+                             f"flow is measured in its pixels; default 224), not {self.crop_size!r}")
 
 
 @dataclass(frozen=True)
