@@ -327,3 +327,16 @@ def test_manifests_as_spreadsheet_programs_save_them(tmp_path, video):
     (tmp_path / "m.tsv").write_text("x")
     with pytest.raises(UnusableInput, match=r"m.tsv: a manifest is a .csv, .parquet, .xlsx or .xlsm file"):
         list(sources.read_clips(tmp_path / "m.tsv", "manifest"))
+
+
+@pytest.mark.parametrize("pattern", ["frame{}_face0.jpg", "img_{}_224x224.png", "take2_{:03d}_crop224.png"])
+def test_frames_numbered_before_a_tools_constant_suffix(tmp_path, pattern):
+    """A face-crop tool's names (frame16_face0.jpg ...): the last run of digits is one number throughout, so every
+    frame read 0 (or 224) and the clip was refused as nine files of one frame, with the advice to delete eight."""
+    from unimer_builder.sources._common import list_frames
+
+    for n in range(16, 25):
+        cv2.imwrite(str(tmp_path / pattern.format(n)), np.full((8, 8), n, np.uint8))
+    frames = list_frames(tmp_path)
+    assert sorted(frames) == list(range(16, 25)) and not frames.duplicates
+    assert frames[20].endswith(pattern.format(20))

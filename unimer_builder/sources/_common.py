@@ -56,6 +56,20 @@ class FrameFiles(dict):
         self.duplicates = dict(duplicates or {})
 
 
+def _frame_run(names: list[str]) -> int:
+    """Which run of digits numbers the frames: the last (:func:`frame_number`), unless every name has the same
+    runs and the last is one number throughout while an earlier one varies (``frame16_face0.jpg``,
+    ``img_16_224x224.png``: a face-crop tool's suffix), then the last run that varies. Every frame had read 0
+    (or 224), and the clip was refused as nine files of one frame."""
+    runs = [re.findall(r"\d+", Path(n).stem) for n in names]
+    if len(runs) < 2 or len({len(r) for r in runs}) != 1 or len(runs[0]) < 2:
+        return -1
+    varies = [len({int(r[i]) for r in runs}) > 1 for i in range(len(runs[0]))]
+    if varies[-1] or not any(varies):
+        return -1
+    return max(i for i, v in enumerate(varies) if v)
+
+
 def list_frames(folder: Path) -> FrameFiles:
     """Frame number -> absolute path for every image in ``folder`` (one directory listing)."""
     base = Path(os.path.abspath(folder))
@@ -65,10 +79,12 @@ def list_frames(folder: Path) -> FrameFiles:
     except OSError:
         return FrameFiles()
     frames = FrameFiles()
+    pos = _frame_run(names)
     for name in sorted(names, key=natural_key):
-        n = frame_number(name)
-        if n is None:
+        runs = re.findall(r"\d+", Path(name).stem)
+        if not runs:
             continue
+        n = int(runs[pos])  # pos is -1, or a run every name has
         if n in frames:
             frames.duplicates.setdefault(n, [frames[n]]).append(str(base / name))
         else:

@@ -4,7 +4,8 @@ Columns: ``path`` (required: a folder of frames or a video file, relative to the
 absolute), ``onset`` (required), and optionally ``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
 ``clip``, ``fps``. Header names are read without regard to case or surrounding spaces (``Emotion`` is
 ``emotion``); a name given twice that way is an error. In a folder, each
-file's frame number is the last run of digits in its name (natural sort); a video's frames are numbered from 0.
+file's frame number is the last run of digits in its name (natural sort; the last that varies where every name
+ends in one number: ``frame16_face0.jpg``); a video's frames are numbered from 0.
 Defaults: subject = the parent folder's name, clip = the folder or file stem, offset = the last
 frame of a folder (a video's stays unknown until decoded), apex estimated from motion, fps = the rate a
 video file declares (a folder's stays unknown: its duration, and whether it is a micro-expression, too).
