@@ -340,3 +340,15 @@ def test_frames_numbered_before_a_tools_constant_suffix(tmp_path, pattern):
     frames = list_frames(tmp_path)
     assert sorted(frames) == list(range(16, 25)) and not frames.duplicates
     assert frames[20].endswith(pattern.format(20))
+
+
+def test_a_path_in_the_other_unicode_normal_form_is_found(tmp_path):
+    """A manifest path copied from macOS (NFD: "O" + a combining diaeresis) against a folder named in NFC: "does not
+    exist", printed exactly as the folder that `ls` shows."""
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "Proband Ö 1")
+    _video(tmp_path / nfc / "take.avi")
+    _manifest(tmp_path, f"path,onset,offset\n{unicodedata.normalize('NFD', nfc)}/take.avi,16,24\n")
+    got, skips = _read(tmp_path)
+    assert skips == [] and len(got) == 1 and got[0].video.endswith("take.avi")

@@ -42,6 +42,7 @@ import difflib
 import io
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,11 +189,24 @@ def read(root: Path) -> Iterator[Clip | Skip]:
     return c.dedupe(_rows(path, records))
 
 
+def _on_disk(target: Path) -> Path:
+    """``target``, or its other Unicode normal form where only that exists: macOS writes names decomposed (NFD:
+    "O" and a combining diaeresis), most other tools composed (NFC), and the two print alike ("Proband Ö 1 does
+    not exist" beside a folder of that very name)."""
+    if target.exists():
+        return target
+    for form in ("NFC", "NFD"):
+        other = Path(unicodedata.normalize(form, str(target)))
+        if other.exists():
+            return other
+    return target
+
+
 def _names(base: Path, rec: dict[str, Any]) -> tuple[Path | None, str, str, bool]:
     """The row's target (``None``: no path), subject, clip name, and whether that clip name is the default."""
     raw_path = c.text(rec.get("path"))
-    target = None if raw_path is None else (Path(raw_path) if Path(raw_path).is_absolute()
-                                            else base / raw_path)
+    target = None if raw_path is None else _on_disk(Path(raw_path) if Path(raw_path).is_absolute()
+                                                     else base / raw_path)
     subject = c.text(rec.get("subject")) or (target.parent.name if target else "")
     clip = c.text(rec.get("clip"))
     if clip:
