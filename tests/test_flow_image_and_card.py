@@ -101,6 +101,27 @@ def test_card_of_a_licensed_database_is_gated_with_its_licence(small_build):
     assert "extra_gated_fields" not in ungated and ungated["license_name"] == "casme2-license-agreement"
 
 
+def test_card_of_a_users_own_clips_speaks_of_their_licence(small_build, monkeypatch):
+    """A manifest build's card said "derived from the licence of the clips" and that "these agreements forbid
+    redistribution": nothing is known of a user's own clips' licence."""
+    from huggingface_hub import DatasetCard
+
+    real = card._shard_stats
+
+    def as_manifest(out_dir):
+        stats = real(out_dir)
+        return {**stats, "by_database": {"manifest": sum(stats["by_database"].values())}}
+
+    monkeypatch.setattr(card, "_shard_stats", as_manifest)
+    report = json.loads((small_build / "build_report.json").read_text())
+    report["synthetic"] = None
+    text = card.render_card(small_build, report, BuildConfig())
+    data = DatasetCard(text).data.to_dict()
+    assert "derived from the clips listed in the manifest" in data["extra_gated_prompt"]
+    assert "The clips' own licence applies" in text
+    assert "forbid redistribution" not in text and "derived from the licence" not in text
+
+
 def test_several_databases_name_every_licence_and_gate_if_any_is_restricted():
     lic = card.source_licence(["samm", "casme2"])
     assert lic["gated"] and [s["name"] for s in lic["sources"]] == ["casme2-license-agreement", "samm-license-agreement"]
