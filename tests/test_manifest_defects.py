@@ -352,3 +352,11 @@ def test_a_path_in_the_other_unicode_normal_form_is_found(tmp_path):
     _manifest(tmp_path, f"path,onset,offset\n{unicodedata.normalize('NFD', nfc)}/take.avi,16,24\n")
     got, skips = _read(tmp_path)
     assert skips == [] and len(got) == 1 and got[0].video.endswith("take.avi")
+
+
+def test_an_offset_not_given_is_written_as_an_apex_not_given_is(tmp_path, video):
+    """``/`` in the apex meant "not given" while the same cell in the offset skipped the row as no frame number."""
+    _manifest(tmp_path, "path,onset,apex,offset,clip\n"
+                        "takes/single_face.avi,16,/,/,a\ntakes/single_face.avi,16,23,-,b\n")
+    got, skips = _read(tmp_path)
+    assert skips == [] and [(c.apex, c.offset) for c in got] == [(None, None), (23, None)]

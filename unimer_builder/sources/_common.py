@@ -370,8 +370,9 @@ def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offs
             apex = to_int(raw_apex)
         except ValueError:
             return r.skip("bad_label", f"apex {raw_apex!r} is not a frame number", names.get("apex", "apex"))
-    try:
-        offset = to_int(cells.get("offset"))
+    raw_offset = cells.get("offset")
+    try:  # "/" or "-" says "not given" here as in the apex: a manifest's offset then defaults to the last frame
+        offset = None if str(raw_offset).strip().lower() in NO_APEX else to_int(raw_offset)
     except ValueError:
         return r.skip("bad_label", f"offset {cells.get('offset')!r} is not a frame number",
                       names.get("offset", "offset"))
