@@ -287,6 +287,23 @@ def test_prediction_sides_and_regions_come_from_the_measured_motion():
     assert ctx["predicted"] and not ctx["aus_inferred"] and ctx["typical_aus"] == ["AU12"]
 
 
+def test_a_predicted_au_the_motion_does_not_show_is_not_described_as_moving():
+    """A model's explanation stated each predicted AU's textbook motion ("AU4, the brows lower and draw together")
+    beside brows at z 0, and called the motion "consistent with" an emotion whose AUs did not move."""
+    from unimer_builder.facs import AUS
+
+    _, ev, _ = make_records()
+    text = render.render_prediction("explain", ev.regions, [1, 2, 12], "surprise", ev.floor)
+    assert render.parse_answer(text) == {"emotion": "surprise", "aus": [1, 2, 12]}
+    assert AUS[12].phrase in text  # the left lip corner moves up and out at z 9
+    assert AUS[1].phrase not in text and AUS[2].phrase not in text
+    assert text.count("predicted, though its regions do not move its way") == 2
+    assert "AU1 and AU2 belong to the typical pattern of surprise, but the motion does not show them" in text
+    assert "consistent with" not in text
+    shown = render.render_prediction("explain", ev.regions, [6, 12], "happiness", ev.floor)
+    assert "so the motion is consistent with **happiness**" in shown and "predicted, though" not in shown
+
+
 def test_standard_instructions_are_variant_0_of_every_task():
     clip, ev, check = make_records()
     ctx = render.build_context(clip, ev, check, BuildConfig())

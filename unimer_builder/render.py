@@ -27,7 +27,17 @@ from pathlib import Path
 
 from . import labels
 from .config import TASKS, BuildConfig, TextConfig  # noqa: F401 - TASKS: readers know it as render.TASKS
-from .facs import AUS, EMOTION_AUS, REGION_BY_NAME, REGIONS, SIDE_WORDS, au_name, direction_word
+from .facs import (
+    AUS,
+    EMOTION_AUS,
+    REGION_BY_NAME,
+    REGIONS,
+    SIDE_WORDS,
+    au_name,
+    direction_word,
+    expected_vector,
+    regions_for,
+)
 from .records import Clip, CrossCheck, Evidence, RegionStats, Sample
 
 # Sides the text names as "the subject's left/right" (asymmetric, top and bottom stay out of the text).
@@ -255,26 +265,51 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         moved_by_au[au] = [r.name for r in REGIONS if r.family in (AUS[au].regions if au in AUS else ())
                            and r.name in stats and stats[r.name].z >= cfg.check.z_weak]
     carrying = {n for names in moved_by_au.values() for n in names}
+    shown = {au: au not in AUS or _shows(au, stats, cfg) for au in predicted}
     au_ctx = []
     for au in predicted:
         info = AUS.get(au)
         sides = {REGION_BY_NAME[n].side for n in moved_by_au[au]}
         side = _SIDE_WORDS[sides.pop()] if len(sides) == 1 and None not in sides else None
+        phrase = info.phrase if info else au_name(au)
         au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au),
-                       "phrase": info.phrase if info else au_name(au), "side": side,
+                       "phrase": phrase if shown[au] else _UNSHOWN, "side": side,
                        "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
     moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS
              if r.name in stats and (stats[r.name].z >= cfg.check.z_supported or r.name in carrying)]
     emotion = labels.canonical(emotion)
     typical = sorted(a for a in predicted if emotion and a in EMOTION_AUS.get(emotion, ()))
     return {
+        "typical_unshown": [f"AU{a}" for a in typical if not shown[a]],
         **_KIND_MICRO, "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion, "emotion_label": emotion,
         "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
         "aus": au_ctx, "aus_inferred": False, "predicted": True, "second_opinion": False,
-        "inferred_from": "the motion alone", "inferred_by": "the motion", "typical_aus": [f"AU{a}" for a in typical],
+        "inferred_from": "the motion alone", "inferred_by": "the motion",
+        "typical_aus": [f"AU{a}" for a in typical if shown[a]],
         "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [], "lost": [],
         "floor": _px(floor), "apex_estimated": False,
     }
+
+
+# What is said of a predicted AU whose regions did not move its way: the head's claim, not the motion's (a model's
+# "AU4, the brows lower and draw together" beside brows at z 0 made its explanation contradict the motion it cites).
+_UNSHOWN = "predicted, though its regions do not move its way above their noise"
+
+
+def _shows(au: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
+    """Whether a region of ``au`` moved its way: the component along its FACS direction at least ``check.z_weak``
+    over the region's noise, within ``check.cos_supported`` of that direction."""
+    for r in regions_for(au):
+        rs = stats.get(r.name)
+        if rs is None or rs.dx is None or rs.dy is None:
+            continue
+        ex, ey = expected_vector(au, r)
+        along, size = rs.dx * ex + rs.dy * ey, math.hypot(rs.dx, rs.dy)
+        noise = rs.noise if rs.noise else None
+        z_along = along / noise if noise else (rs.z or 0.0) * (along / size if size else 0.0)
+        if size > 0 and along / size >= cfg.check.cos_supported and z_along >= cfg.check.z_weak:
+            return True
+    return False
 
 
 def render_prediction(task: str, regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
