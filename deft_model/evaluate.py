@@ -146,10 +146,13 @@ def summarise(clips: list[dict], au_list: Sequence[int], protocol: str) -> dict:
     matrix over all held-out predictions), with each fold's own scores beside them for information."""
 
     def block(cs):
-        y = [c["label"] for c in cs]
+        # a clip without a label in the target class set (a blank emotion, CASME II's fear under its class set) is
+        # scored for its AUs only: it crashed the pooled confusion after every fold had trained
+        labelled = [c for c in cs if c["label"] is not None]
         classes = list(COMPOSITE) if protocol == "composite" else None
-        head = classification_metrics(y, [c["head"] for c in cs], classes)
-        gen_cs = [c for c in cs if c["generated"] is not None]
+        head = classification_metrics([c["label"] for c in labelled], [c["head"] for c in labelled], classes)
+        head["n_unlabelled"] = len(cs) - len(labelled)
+        gen_cs = [c for c in labelled if c["generated"] is not None]
         ans = classification_metrics([c["label"] for c in gen_cs], [c["answer"] for c in gen_cs], classes)
         ans["parsed_rate"] = (sum(1 for c in gen_cs if c["answer"] is not None) / len(gen_cs)) if gen_cs else None
         au_cs = [c for c in cs if c.get("answer_aus_parsed") is not None]
@@ -182,7 +185,8 @@ def per_fold_scores(clips: list[dict], protocol: str) -> dict:
     folds = {}
     for key in sorted({c["fold"] for c in clips}):
         cs = [c for c in clips if c["fold"] == key]
-        m = classification_metrics([c["label"] for c in cs], [c["head"] for c in cs], classes)
+        lab = [c for c in cs if c["label"] is not None]
+        m = classification_metrics([c["label"] for c in lab], [c["head"] for c in lab], classes)
         folds[key] = {"n_clips": len(cs), "uf1": m["uf1"], "uar": m["uar"], "acc": m["acc"]}
     vals = [f["uf1"] for f in folds.values() if f["uf1"] is not None]
     return {"folds": folds, "mean_uf1_not_pooled": float(np.mean(vals)) if vals else None}

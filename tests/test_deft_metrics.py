@@ -99,3 +99,15 @@ def test_baselines_pool_their_predictions_over_the_same_folds(monkeypatch):
         assert b["n_clips"] == 4
         assert b["uf1"] == pytest.approx(POOLED_UF1) and b["uar"] == pytest.approx(POOLED_UAR)
         assert b["per_fold"]["mean_uf1_not_pooled"] == pytest.approx(FOLD_MEAN_UF1)
+
+
+def test_a_clip_without_a_label_in_the_class_set_is_scored_for_its_aus_only():
+    """A manifest row with a blank emotion, or CASME II's fear under its 5-class set, crashed the pooled confusion
+    ("'<' not supported between 'NoneType' and 'str'") after every LOSO fold had trained, and nothing was saved."""
+    from deft_model.evaluate import summarise
+
+    clips = [_clip("casme2/sub01", 0, "a", "a"), _clip("casme2/sub01", 1, None, "a"), _clip("casme2/sub02", 2, "b", "a")]
+    res = summarise(clips, [12], "loso")
+    assert res["n_clips"] == 3 and res["head"]["n"] == 2 and res["head"]["n_unlabelled"] == 1
+    assert res["head"]["acc"] == pytest.approx(0.5) and res["au"]["macro_f1"] == pytest.approx(1.0)
+    assert res["per_fold"]["folds"]["casme2/sub01"]["acc"] == pytest.approx(1.0)
