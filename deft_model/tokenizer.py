@@ -65,6 +65,12 @@ def load_hub_tokenizer(name: str, placeholders: Iterable[str]):
         tok = AutoTokenizer.from_pretrained(name)
     except Exception as e:  # noqa: BLE001 - rewrite to a message that names the model
         raise OfflineModelError(offline_message(name, "tokenizer", e)) from e
+    if not tok("The lip corners pull up.", add_special_tokens=False)["input_ids"]:
+        # transformers returns a tokenizer without a vocabulary for a folder that holds weights and a config but no
+        # tokenizer files: every answer encoded to nothing and training "succeeded" on empty targets
+        raise OfflineModelError(f"cannot load tokenizer {name!r}: it has no vocabulary ({len(tok)} tokens; a model "
+                                f"folder needs its tokenizer files too: tokenizer.json or tokenizer_config.json with "
+                                f"the vocabulary files)")
     missing = [p for p in placeholders if p not in tok.get_vocab()]
     if missing:
         tok.add_tokens(missing, special_tokens=True)

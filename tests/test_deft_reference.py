@@ -133,3 +133,19 @@ def test_reference_config_errors_name_the_model_and_the_size(bases, tmp_path):
     tok = load_hub_tokenizer(str(bases[0]), list(cfg.placeholders.values()))
     with pytest.raises(OfflineModelError, match="cannot load LLM .*no_such_llm"):
         DeftModel.from_components(cfg, tok)
+
+
+def test_a_model_folder_without_its_tokenizer_files_is_an_error_naming_it(bases, tmp_path):
+    """A folder holding only an LLM's weights and config (a common partial copy) loaded as a tokenizer without a
+    vocabulary: every answer encoded to nothing and `deft train` exited 0 having learnt nothing."""
+    import shutil
+
+    llm, _ = bases
+    assert load_hub_tokenizer(str(llm), ["<struct>"])("a smile", add_special_tokens=False)["input_ids"]
+    bare = tmp_path / "llm_weights_only"
+    bare.mkdir()
+    for f in llm.iterdir():
+        if f.name in ("config.json", "generation_config.json") or f.suffix == ".safetensors":
+            shutil.copy(f, bare / f.name)
+    with pytest.raises(OfflineModelError, match=r"llm_weights_only.*no vocabulary.*tokenizer files"):
+        load_hub_tokenizer(str(bare), ["<struct>"])
