@@ -297,7 +297,10 @@ def check_overrides(overrides: dict) -> dict:
             continue
         if dot or head not in _PARAMS:
             raise ValueError(f"unknown config key {k!r}{_did_you_mean(k)}")
-        if head == "training" and isinstance(v, dict):
+        if head == "training":
+            if not isinstance(v, dict):  # a shell ate the quotes of --set training={"epochs":1}
+                raise ValueError(f"training takes a JSON object, not {v!r}: quote it for the shell "
+                                 f"(--set 'training={{\"epochs\": 2}}'), or set one key: training.epochs=2")
             _check_training_keys(list(v))
             v = {**out.get("training", {}), **v}
         if head == "experts" and isinstance(v, str):

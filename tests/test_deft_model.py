@@ -152,6 +152,8 @@ def test_unknown_settings_are_errors_naming_the_key_and_dotted_training_keys_wor
         load_config("tiny", **_overrides(None, ['trainng={"epochs": 1}']))
     with pytest.raises(ValueError, match=r"unknown training key 'epoch' \(did you mean training.epochs\?\)"):
         load_config("tiny", training={"epoch": 1})
+    with pytest.raises(ValueError, match=r"training takes a JSON object, not '\{epochs:1\}': quote it"):
+        load_config("tiny", **_overrides(None, ["training={epochs:1}"]))  # the shell ate the quotes
     cfg = load_config("tiny", **_overrides(None, ["training.lr=0.5", "training.epochs=2", "experts=structure"]))
     assert cfg.training["lr"] == 0.5 and cfg.training["epochs"] == 2 and cfg.experts == ["structure"]
     assert cfg.training["batch_size"] == tiny_config().training["batch_size"]
