@@ -41,10 +41,15 @@ def natural_key(name: str) -> list:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
 
 
-def frame_number(name: str) -> int | None:
-    """The frame number of an image file: the last run of digits in its stem (``006_05562`` -> 5562)."""
-    digits = re.findall(r"\d+", Path(name).stem)
-    return int(digits[-1]) if digits else None
+def _digit_runs(name: str) -> list[str]:
+    return re.findall(r"\d+", Path(name).stem)
+
+
+def frame_number(name: str, run: int = -1) -> int | None:
+    """The frame number of an image file: the last run of digits in its stem (``006_05562`` -> 5562), or run
+    ``run`` where a folder's names say so (:func:`_frame_run`)."""
+    digits = _digit_runs(name)
+    return int(digits[run]) if digits else None
 
 
 class FrameFiles(dict):
@@ -61,7 +66,7 @@ def _frame_run(names: list[str]) -> int:
     runs and the last is one number throughout while an earlier one varies (``frame16_face0.jpg``,
     ``img_16_224x224.png``: a face-crop tool's suffix), then the last run that varies. Every frame had read 0
     (or 224), and the clip was refused as nine files of one frame."""
-    runs = [re.findall(r"\d+", Path(n).stem) for n in names]
+    runs = [_digit_runs(n) for n in names]
     if len(runs) < 2 or len({len(r) for r in runs}) != 1 or len(runs[0]) < 2:
         return -1
     varies = [len({int(r[i]) for r in runs}) > 1 for i in range(len(runs[0]))]
@@ -81,10 +86,9 @@ def list_frames(folder: Path) -> FrameFiles:
     frames = FrameFiles()
     pos = _frame_run(names)
     for name in sorted(names, key=natural_key):
-        runs = re.findall(r"\d+", Path(name).stem)
-        if not runs:
+        n = frame_number(name, pos)  # pos is -1, or a run every name has
+        if n is None:
             continue
-        n = int(runs[pos])  # pos is -1, or a run every name has
         if n in frames:
             frames.duplicates.setdefault(n, [frames[n]]).append(str(base / name))
         else:
