@@ -342,6 +342,23 @@ def test_frames_numbered_before_a_tools_constant_suffix(tmp_path, pattern):
     assert frames[20].endswith(pattern.format(20))
 
 
+def test_a_stray_image_named_in_another_pattern_is_no_frame_and_is_noted(tmp_path):
+    """``thumbnail_640x360.jpg`` beside ``img001.jpg`` ... ``img030.jpg`` was read as frame 360: the offset
+    defaulted to it, and the clip ran over 330 frames, 329 of them missing."""
+    folder = tmp_path / "takes" / "a"
+    folder.mkdir(parents=True)
+    for n in range(1, 31):
+        cv2.imwrite(str(folder / f"img{n:03d}.jpg"), np.full((8, 8), n, np.uint8))
+    for name in ("thumbnail_640x360.jpg", "cover.png"):
+        cv2.imwrite(str(folder / name), np.zeros((8, 8), np.uint8))
+    _manifest(tmp_path, "path,onset\ntakes/a,1\n")
+    (clip,), skips = _read(tmp_path)
+    assert skips == [] and sorted(clip.frames) == list(range(1, 31)) and clip.offset == 30
+    assert clip.extra["label_notes"] == [
+        "2 images in the frame folder not named as its frames (img001.jpg ...) were not read: cover.png, "
+        "thumbnail_640x360.jpg"]
+
+
 def test_a_path_in_the_other_unicode_normal_form_is_found(tmp_path):
     """A manifest path copied from macOS (NFD: "O" + a combining diaeresis) against a folder named in NFC: "does not
     exist", printed exactly as the folder that `ls` shows."""

@@ -555,6 +555,20 @@ def test_smic_roots_and_variants(tmp_path):
     assert s.reason == "missing_frame" and s.clip_id == "smic/HS/s2/s2_sur_09"
 
 
+def test_a_stray_image_in_a_smic_clip_folder_is_no_frame(tmp_path):
+    """SMIC's offset is a folder's last frame: a ``thumbnail_640x360.bmp`` beside ``reg_00010.bmp`` ... made
+    it 360."""
+    sources.write_layout(tmp_path, "smic", synth("smic"))
+    (first, *_), _ = read_all(tmp_path, "smic")
+    folder = Path(first.frames[first.onset]).parent
+    cv2.imwrite(str(folder / "thumbnail_640x360.bmp"), np.zeros((8, 8), np.uint8))
+    (again, *_), skips = read_all(tmp_path, "smic")
+    assert skips == [] and (again.onset, again.offset) == (first.onset, first.offset) == (10, 15)
+    assert again.extra["label_notes"] == [
+        "1 image in the frame folder not named as its frames (reg_00010.bmp ...) was not read: "
+        "thumbnail_640x360.bmp"]
+
+
 def test_a_video_window_without_an_offset_holds_only_what_fits_and_what_it_asked_for(tmp_path, monkeypatch):
     """Past the budget a reader keeps the frames asked for; a frame behind the capture is read again from the
     video's start, and every frame is the one its number names."""

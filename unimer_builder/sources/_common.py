@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +55,14 @@ def frame_number(name: str, run: int = -1) -> int | None:
 
 class FrameFiles(dict):
     """Frame number -> path, and ``duplicates``: number -> every file carrying it where several do
-    (``img2263.jpg`` and ``img02263.jpg``), which :func:`check_frames` refuses rather than pick one."""
+    (``img2263.jpg`` and ``img02263.jpg``), which :func:`check_frames` refuses rather than pick one;
+    ``ignored``: the folder's other images, not named as its frames (:func:`_frame_names`), for a note."""
 
-    def __init__(self, *args, duplicates: dict[int, list[str]] | None = None, **kw):
+    def __init__(self, *args, duplicates: dict[int, list[str]] | None = None, ignored: Sequence[str] = (),
+                 **kw):
         super().__init__(*args, **kw)
         self.duplicates = dict(duplicates or {})
+        self.ignored = list(ignored)
 
 
 def _frame_run(names: list[str]) -> int:
@@ -75,15 +79,35 @@ def _frame_run(names: list[str]) -> int:
     return max(i for i, v in enumerate(varies) if v)
 
 
+def _pattern(name: str) -> str:
+    """A file name with its runs of digits as ``#`` (``img#.jpg``): what a folder's frames share."""
+    return re.sub(r"\d+", "#", name.lower())
+
+
+def _frame_names(names: list[str]) -> tuple[list[str], list[str]]:
+    """(frames, other images) of a folder's image names. The frames are the names of the pattern
+    (:func:`_pattern`) more than half of them share: a stray image beside them (``thumbnail_640x360.jpg``
+    beside ``img001.jpg``) had been read as frame 360, the clip's last. Without such a majority every name
+    with digits is a frame; a name without digits never is."""
+    top = max(Counter(map(_pattern, names)).items(), key=lambda kv: kv[1], default=("", 0))
+    if "#" in top[0] and 2 * top[1] > len(names):
+        keep = [n for n in names if _pattern(n) == top[0]]
+    else:
+        keep = [n for n in names if _digit_runs(n)]
+    return keep, sorted(set(names) - set(keep), key=natural_key)
+
+
 def list_frames(folder: Path) -> FrameFiles:
-    """Frame number -> absolute path for every image in ``folder`` (one directory listing)."""
+    """Frame number -> absolute path for every frame image in ``folder`` (one directory listing; images not
+    named as the frames are left in ``ignored``, :func:`_frame_names`)."""
     base = Path(os.path.abspath(folder))
     try:
         names = [e.name for e in os.scandir(base)
                  if not e.name.startswith(".") and Path(e.name).suffix.lower() in IMAGE_EXTS and e.is_file()]
     except OSError:
         return FrameFiles()
-    frames = FrameFiles()
+    names, ignored = _frame_names(names)
+    frames = FrameFiles(ignored=ignored)
     pos = _frame_run(names)
     for name in sorted(names, key=natural_key):
         n = frame_number(name, pos)  # pos is -1, or a run every name has
@@ -94,6 +118,18 @@ def list_frames(folder: Path) -> FrameFiles:
         else:
             frames[n] = str(base / name)
     return frames
+
+
+def ignored_note(frames: dict[int, str]) -> list[str]:
+    """A clip's note naming the images of its frame folder not read as frames (:func:`_frame_names`)."""
+    ignored = getattr(frames, "ignored", [])
+    if not ignored:
+        return []
+    example = next((Path(p).name for _, p in sorted(frames.items())), "")
+    names = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+    many = len(ignored) > 1
+    return [f"{len(ignored)} image{'s' if many else ''} in the frame folder not named as its frames "
+            f"({example} ...) {'were' if many else 'was'} not read: {names}"]
 
 
 def duplicate_frames(r: Row, frames: dict[int, str], lo: int | None = None, hi: int | None = None,
@@ -527,6 +563,7 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
     bad = check_frames(r, frames, folder, onset, apex, offset, names)
     if bad is not None:
         return bad
+    notes += ignored_note(frames)
     if restrict and offset is not None:
         frames = {n: p for n, p in frames.items() if onset <= n <= offset}
     if cells.get("_fixes"):

@@ -5,7 +5,8 @@ absolute), ``onset`` (required), and optionally ``apex``, ``offset``, ``aus``, `
 ``clip``, ``fps``. Header names are read without regard to case or surrounding spaces (``Emotion`` is
 ``emotion``); a name given twice that way is an error. In a folder, each
 file's frame number is the last run of digits in its name (natural sort; the last that varies where every name
-ends in one number: ``frame16_face0.jpg``); a video's frames are numbered from 0.
+ends in one number: ``frame16_face0.jpg``), of the images named as most of the folder's are (others are
+noted, not read); a video's frames are numbered from 0.
 Defaults: subject = the parent folder's name, clip = the folder or file stem, offset = the last
 frame of a folder (a video's stays unknown until decoded), apex estimated from motion, fps = the rate a
 video file declares (a folder's stays unknown: its duration, and whether it is a micro-expression, too).
@@ -300,7 +301,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         extra = {k: c.text(v) for k, v in rec.items() if k not in COLUMNS and not c.is_blank(v)}
         if defaulted:
             extra["offset_defaulted"] = True
-        notes = c.unparsed_note("aus", au_text, aus)
+        notes = c.unparsed_note("aus", au_text, aus) + c.ignored_note(frames)
         if apex is None and _apex_on_onset(rec.get("apex"), onset):
             notes.insert(0, f"apex {onset} is the onset frame ({onset}): the apex is estimated from motion")
         if notes:

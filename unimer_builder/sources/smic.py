@@ -77,6 +77,9 @@ def _clips(micro: list[tuple[Path, str | None]]) -> Iterator[Clip | Skip]:
                     yield dup
                     continue
                 extra = {"variant": variant} if variant else {}
+                notes = c.ignored_note(frames)
+                if notes:
+                    extra["label_notes"] = notes
                 yield Clip(
                     database=DATABASE, subject=subject, clip=clip_dir.name, onset=min(frames), apex=None,
                     offset=max(frames), frames=frames, emotion=emo_dir.name, au_text=None, aus=ParsedAUs(),
