@@ -359,6 +359,26 @@ def test_a_stray_image_named_in_another_pattern_is_no_frame_and_is_noted(tmp_pat
         "thumbnail_640x360.jpg"]
 
 
+def test_a_linked_manifest_reads_relative_paths_from_the_links_folder(tmp_path, video):
+    """A manifest linked into the folder of the clips (``ln -s /shared/m.csv manifest.csv``) read its relative
+    paths from the folder of the file it links to: every row "does not exist"."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "m.csv").write_text("path,onset,offset\ntakes/single_face.avi,2,10\n")
+    (tmp_path / "manifest.csv").symlink_to(tmp_path / "shared" / "m.csv")
+    for root in (tmp_path, tmp_path / "manifest.csv"):
+        (clip,), skips = _read(root)
+        assert skips == [] and clip.video == str(video.resolve())
+    # A path found only beside the link's target: the message names both folders.
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "manifest.csv").symlink_to(tmp_path / "real.csv")
+    (tmp_path / "real.csv").write_text("path,onset,offset\ntakes/single_face.avi,2,10\n")
+    _, (skip,) = _read(tmp_path / "links")
+    assert skip.reason == "missing_path" and skip.message.endswith(
+        f"{tmp_path}/links/takes/single_face.avi does not exist (relative paths are read from "
+        f"{tmp_path}/links, the folder of the manifest as given; {video.resolve()}, beside the file the "
+        f"manifest links to, does)")
+
+
 def test_a_path_in_the_other_unicode_normal_form_is_found(tmp_path):
     """A manifest path copied from macOS (NFD: "O" + a combining diaeresis) against a folder named in NFC: "does not
     exist", printed exactly as the folder that `ls` shows."""

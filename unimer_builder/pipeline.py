@@ -330,7 +330,7 @@ def build(
     kind = executor if isinstance(executor, str) else "local" if executor is None else None
     remote = kind == "ray" or isinstance(executor, RayPool)
     if remote:  # other processes, on other machines, open the clips' frames and write the parts
-        root, out = root.resolve(), out.resolve()
+        root, out = Path(os.path.abspath(root)), out.resolve()  # not resolved: a linked manifest's paths
     fmt, clips, skips = read_input(root, fmt, limit)
     made = not out.exists()
     try:

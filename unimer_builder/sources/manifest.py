@@ -1,7 +1,8 @@
 """A user's own clips, listed in ``manifest.csv`` (or ``manifest.parquet``, ``manifest.xlsx``).
 
-Columns: ``path`` (required: a folder of frames or a video file, relative to the manifest's folder or
-absolute), ``onset`` (required), and optionally ``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
+Columns: ``path`` (required: a folder of frames or a video file, relative to the folder of the manifest's path
+as given, a link's own folder rather than its target's, or absolute), ``onset`` (required), and optionally
+``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
 ``clip``, ``fps``. Header names are read without regard to case or surrounding spaces (``Emotion`` is
 ``emotion``); a name given twice that way is an error. In a folder, each
 file's frame number is the last run of digits in its name (natural sort; the last that varies where every name
@@ -42,6 +43,7 @@ from __future__ import annotations
 import difflib
 import io
 import math
+import os
 import re
 import unicodedata
 from collections import Counter
@@ -223,8 +225,23 @@ def _onset_text(v: Any) -> str:
     return str(n) if n is not None else (c.text(v) or "")
 
 
+def _not_found(target: Path, base: Path, manifest: Path) -> str:
+    """Why a row's path was not found; where the manifest is a link whose target's folder holds the path,
+    that too: relative paths are read from the folder of the manifest as given (as a spreadsheet program or a
+    shell reads them), not from its target's."""
+    real = manifest.resolve().parent
+    try:
+        there = real / target.relative_to(base)
+    except ValueError:  # an absolute path
+        return f"{target} does not exist"
+    if real == base or not there.exists():
+        return f"{target} does not exist"
+    return (f"{target} does not exist (relative paths are read from {base}, the folder of the manifest as "
+            f"given; {there}, beside the file the manifest links to, does)")
+
+
 def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
-    base = Path(path).resolve().parent
+    base = Path(os.path.abspath(path)).parent  # not resolved: a linked manifest's paths are the link's
     file = str(path)
     names = {k: k for k in COLUMNS}
     rows = [(i + 2, rec, *_names(base, rec)) for i, rec in enumerate(records)  # row 1 is the header
@@ -251,7 +268,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             yield r.skip("bad_label", "the path of the clip is missing", "path")
             continue
         if not target.exists():
-            yield r.skip("missing_path", f"{target} does not exist", "path")
+            yield r.skip("missing_path", _not_found(target, base, Path(path)), "path")
             continue
         is_video = target.is_file()
         if is_video and target.suffix.lower() not in c.VIDEO_EXTS:
