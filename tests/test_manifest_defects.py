@@ -284,6 +284,33 @@ def test_a_manifest_whose_every_window_fails_when_measured_writes_nothing_and_ex
     assert (out / "keep.txt").read_text() == "mine" and not (out / "data").exists()
 
 
+def test_clips_all_of_one_subject_are_said_to_leave_no_subject_out(tmp_path):
+    """A flat folder of clips listed without a ``subject`` column became one subject (the folder's name)
+    without a word: leave-one-subject-out evaluation had no other subject to train on."""
+    import json
+    import shutil
+
+    from unimer_builder import synthesize
+
+    src = synthesize(tmp_path / "src", "manifest", clips=2, subjects=2, seed=3, frames=8)
+    rows = pd.read_csv(src / "manifest.csv")
+    (tmp_path / "flat").mkdir()
+    for i, rel in enumerate(rows["path"]):
+        shutil.move(src / rel, tmp_path / "flat" / f"take{i}")
+    flat = rows.assign(path=["flat/take0", "flat/take1"]).drop(columns=["subject", "clip"])
+    flat.to_csv(tmp_path / "manifest.csv", index=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["build", str(tmp_path / "manifest.csv"), "--out", str(out), "--workers",
+                                   "1", "--composite", "labels"])
+    assert res.exit_code == 0, res.output
+    note = ("every clip (2) is of one subject, 'flat': leave-one-subject-out evaluation (deft evaluate "
+            "--protocol loso) has no other subject to train on; give each row its subject in the manifest's "
+            "`subject` column, or put each subject's videos or frame folders in a folder of their own (a "
+            "clip's subject is otherwise the name of the folder holding it)")
+    assert json.loads((out / "build_report.json").read_text())["notes"] == [note]
+    assert note in " ".join(res.output.split())
+
+
 def test_missing_values_and_placeholder_emotions_are_no_labels(tmp_path, video):
     """A manifest written by R (``write.csv``: a missing value is ``NA``) had its ``aus`` read as "no AU acted"
     (inference switched off), its emotion rendered as "**na**", every ``clip`` NA a duplicate of the first; an

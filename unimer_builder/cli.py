@@ -256,6 +256,8 @@ def _print_summary(report: dict, out: Path) -> None:
                       f"names for this database were not found[/yellow] (neither built nor skipped: no folder or "
                       f"row; full list in build_report.json): {', '.join(official['missing'][:5])}"
                       f"{' ...' if len(official['missing']) > 5 else ''}")
+    for note in report.get("notes") or []:
+        console.print(f"[yellow]note[/yellow]: {note}")
     notes = report.get("label_notes") or []
     if notes:
         console.print(f"[yellow]{_n(len(notes), 'clip')} built with a note[/yellow] (a label cell read otherwise, "

@@ -49,7 +49,7 @@ from .pyfeat_backend import PyFeat, second_opinion
 from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
 from .report import build_report, relative_to_root
 from .shards import clip_rows
-from .sources import FORMATS, detect_format, read_clips
+from .sources import FORMATS, detect_format, read_clips, subjects_note
 from .sources.frames import FrameReader
 from .state import read_state, recover_parts, request_key, write_state
 from .tools import Tools
@@ -413,7 +413,8 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
     shard_names = [str(p.relative_to(out)) for p in shards]
     report = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
                           runner.workers,
-                          changed=changed, damaged=sorted(set(parts.damaged)), executor=kind)
+                          changed=changed, damaged=sorted(set(parts.damaged)), executor=kind,
+                          notes=subjects_note(fmt, [c for c in clips if c.clip_id in summaries]))
     write_json(out / "build_report.json", report)
     write_card(out, report, cfg)
     # A clip the cluster failed to build (executors_ray) has no part: the build is not finished, and a re-run

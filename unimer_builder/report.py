@@ -122,11 +122,12 @@ def _nodes(summaries: list[ClipSummary]) -> dict[str, dict]:
 def build_report(
     summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: Path | str, fmt: str,
     shards: list[str], seconds: float, workers: int, changed: list[str] = (), damaged: list[str] = (),
-    executor: str = "local",
+    executor: str = "local", notes: list[str] = (),
 ) -> dict:
     """The report of a build of ``root``. It names the database by its folder's name only, and every file
     relative to it. ``changed``: clips measured again because their inputs changed since their part or shard
-    was made; ``damaged``: clips whose part file could not be read (measured again)."""
+    was made; ``damaged``: clips whose part file could not be read (measured again); ``notes``: what the
+    build as a whole should say (``label_notes`` are each clip's)."""
     root = Path(root)
     by_db: dict[str, list[ClipSummary]] = defaultdict(list)
     for s in summaries:
@@ -159,6 +160,7 @@ def build_report(
         },
         "durations": _durations(summaries),
         "official_composite": _official(fmt, summaries, skips, cfg),
+        "notes": list(notes),
         "label_notes": [{"clip_id": s.clip_id, "notes": list(s.label_notes)}
                         for s in sorted(summaries, key=lambda s: s.clip_id) if s.label_notes],
         "skip_reasons": dict(sorted(Counter(s.reason for s in skips).items())),

@@ -84,6 +84,20 @@ def _clip_from_video(video: Path, onset: int | None, apex: int | None, offset: i
                 source_file=str(video))
 
 
+def subjects_note(fmt: str, clips: list[Clip]) -> list[str]:
+    """A build note where the clips built (more than one) are all of one subject: leave-one-subject-out
+    evaluation then has no subject to hold out, and a manifest without a ``subject`` column over a flat folder
+    of videos made them one subject (the folder's name) without a word."""
+    subjects = {c.subject for c in clips}
+    if len(clips) < 2 or len(subjects) != 1:
+        return []
+    how = ("give each row its subject in the manifest's `subject` column, or put each subject's videos or "
+           "frame folders in a folder of their own (a clip's subject is otherwise the name of the folder "
+           "holding it)" if fmt == "manifest" else "the label sheet names no other subject")
+    return [f"every clip ({len(clips)}) is of one subject, {subjects.pop()!r}: leave-one-subject-out "
+            f"evaluation (deft evaluate --protocol loso) has no other subject to train on; {how}"]
+
+
 def detect_format(root: Path | str) -> str | None:
     """Guess the database format from the files present (a manifest wins, SMIC is a folder pattern)."""
     root = Path(root)
@@ -101,4 +115,4 @@ def detect_format(root: Path | str) -> str | None:
     return None
 
 
-__all__ = ["FORMATS", "clip_from_folder", "read_clips", "write_layout", "detect_format"]
+__all__ = ["FORMATS", "clip_from_folder", "read_clips", "write_layout", "detect_format", "subjects_note"]
