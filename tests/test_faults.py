@@ -234,6 +234,39 @@ def test_jpeg_frames_are_read_upright_by_their_exif_orientation(source):
                 b"Exif\x00\x00", b"Nope\x00\x00", 1))), orientation
 
 
+def test_a_face_stored_sideways_is_named_in_the_no_face_reason(source, tmp_path):
+    """A video stored sideways (no rotation tag) was skipped as "no face found" and nothing more."""
+    from dataclasses import replace
+
+    from unimer_builder.records import Clip
+    from unimer_builder.tools import Tools
+
+    clip = next(c for c in read_clips(source, "casme2") if isinstance(c, Clip))
+    window = {n: p for n, p in clip.frames.items() if clip.onset <= n <= clip.offset}
+    with Tools.create(CFG) as tools:
+        for k, how in ((1, "90° clockwise"), (-1, "90° anticlockwise"), (2, "180°")):
+            folder = tmp_path / f"turn{k}"
+            folder.mkdir()
+            for p in window.values():
+                cv2.imwrite(str(folder / Path(p).name), np.rot90(cv2.imread(p), k))
+            turned = replace(clip, frames={n: str(folder / Path(p).name) for n, p in window.items()})
+            skip = pipeline.measure_clip(turned, CFG, tools)
+            assert skip.reason == "no_face" and skip.message.endswith(
+                f"no face found in onset frame {clip.onset} upright; one is found with the frame turned "
+                f"{how}: rotate the frames"), skip
+        first = cv2.imread(window[clip.onset])
+        video = tmp_path / "sideways.avi"
+        vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, first.shape[:2])
+        for n in sorted(window):
+            vw.write(np.ascontiguousarray(np.rot90(cv2.imread(window[n]), 1)))
+        vw.release()
+        at_start = replace(clip, frames={}, video=str(video), onset=0, apex=None, offset=None)
+        skip = pipeline.measure_clip(at_start, CFG, tools)
+        assert skip.message.endswith("no face found in onset frame 0 upright; one is found with the frame "
+                                     "turned 90° clockwise: rotate the video (ffmpeg -i IN -vf transpose=1 "
+                                     "OUT)"), skip
+
+
 def test_bad_frames_and_duplicate_frame_numbers_are_skips_naming_the_files(source, tmp_path):
     root = _copy(source, tmp_path / "db")
     a, b, c = _clip_dirs(root)

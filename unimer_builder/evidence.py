@@ -96,10 +96,25 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
         except InputError as e:
             if e.reason != "no_face":
                 raise
-            raise InputError("no_face", f"no face found in onset frame {clip.onset}", str(where), clip.source_row,
-                             "onset") from None
+            hint = _turn_hint(clip, aligner, onset_img)
+            raise InputError("no_face", f"no face found in onset frame {clip.onset}{hint}", str(where),
+                             clip.source_row, "onset") from None
     return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer,
                    cfg.flow.match_brightness)
+
+
+# ffmpeg's filter for each turn FaceAligner.turned names
+_FFMPEG_TURN = {"90° clockwise": "transpose=1", "90° anticlockwise": "transpose=2", "180°": "hflip,vflip"}
+
+
+def _turn_hint(clip: Clip, aligner: FaceAligner, onset_img: np.ndarray) -> str:
+    """The end of a no-face reason where the onset frame shows a face turned (:meth:`FaceAligner.turned`)."""
+    how = aligner.turned(onset_img)
+    if how is None:
+        return ""
+    fix = f"rotate the video (ffmpeg -i IN -vf {_FFMPEG_TURN[how]} OUT)" if clip.video else \
+        "rotate the frames"
+    return f" upright; one is found with the frame turned {how}: {fix}"
 
 
 class _Frames:

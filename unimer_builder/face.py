@@ -163,6 +163,18 @@ class FaceAligner:
             return None, 0
         return (boxes[0], self.landmarks(grey, boxes[0])), len(boxes) - 1
 
+    def turned(self, grey: np.ndarray) -> str | None:
+        """Where no face is found upright: how the frame must be turned to show one ("90° clockwise", "90°
+        anticlockwise", "180°"), or None. A video stored sideways without a rotation tag (phones) otherwise
+        says only "no face". Cheap: one detection per turn, at the scale :meth:`detect_all` starts at; the
+        build never turns frames itself."""
+        scale = min(1.0, self.cfg.detect_max_side / min(grey.shape[:2]))
+        for k, how in ((-1, "90° clockwise"), (1, "90° anticlockwise"), (2, "180°")):
+            img = np.ascontiguousarray(np.rot90(grey, k))
+            if (self._finder(img) is not None) if self._finder is not None else self._detect_at(img, scale):
+                return how
+        return None
+
     def landmarks(self, grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68x2 float64 landmarks in original px."""
         rect = dlib.rectangle(*(int(round(v)) for v in box))
