@@ -267,6 +267,23 @@ def test_a_face_stored_sideways_is_named_in_the_no_face_reason(source, tmp_path)
                                      "OUT)"), skip
 
 
+def test_a_truncated_video_is_built_from_its_whole_frames_with_a_note(source, tmp_path):
+    """A video cut short was built without a word, its last frame that decoded (in part) used as a whole."""
+    frames = _frames(_clip_dirs(source)[0])
+    first = cv2.imread(str(frames[0]))
+    vw = cv2.VideoWriter(str(tmp_path / "take.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, first.shape[1::-1])
+    for f in frames:
+        vw.write(cv2.imread(str(f)))
+    vw.release()
+    data = (tmp_path / "take.avi").read_bytes()
+    (tmp_path / "take.avi").write_bytes(data[: int(len(data) * 0.8)])
+    (tmp_path / "manifest.csv").write_text("path,onset,aus\ntake.avi,0,12\n")
+    report = pipeline.build(tmp_path / "manifest.csv", tmp_path / "out", CFG, workers=1)
+    ((note,),) = [n["notes"] for n in report["label_notes"]]
+    assert note.startswith("the video is truncated at frame "), note
+    assert f"records {len(frames)} frames" in note, note
+
+
 def test_bad_frames_and_duplicate_frame_numbers_are_skips_naming_the_files(source, tmp_path):
     root = _copy(source, tmp_path / "db")
     a, b, c = _clip_dirs(root)

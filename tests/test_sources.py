@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -389,6 +390,64 @@ def test_a_video_window_decodes_only_its_own_frames_and_refuses_an_offset_past_t
     with pytest.raises(InputError, match="holds one frame") as e:
         _span(last, FrameReader(last))
     assert e.value.reason == "frames_out_of_range" and e.value.field == "offset"
+
+
+def _truncated_video(path: Path, n: int = 40) -> tuple[Path, int]:
+    """A video of ``n`` frames of noise cut to 60 % of its bytes, and how many frames OpenCV decodes of it
+    (the last of them in part)."""
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        vw.write(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    vw.release()
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    cap, decoded = cv2.VideoCapture(str(path)), 0
+    while cap.grab():
+        decoded += 1
+    cap.release()
+    return path, decoded
+
+
+def test_a_truncated_video_ends_before_its_last_decoded_frame_and_says_so(tmp_path):
+    """A video cut short: its last frame that decoded (FFmpeg returns what it has of it) was used as a whole
+    one, and nothing said the video was truncated."""
+    from unimer_builder.errors import InputError
+    from unimer_builder.evidence import _span
+
+    video, decoded = _truncated_video(tmp_path / "cut.avi")
+    assert 2 < decoded < 40
+    clip = Clip(database="manifest", subject="s", clip="cut", onset=0, apex=None, offset=None,
+                video=str(video))
+    reader = FrameReader(clip)
+    note = f"the video is truncated at frame {decoded - 1} (its container records 40 frames): frames from " \
+           f"{decoded - 1} on are not used"
+    assert reader.numbers == list(range(decoded - 1)) and reader.notes == [note]
+    assert decoded - 1 not in reader._cache
+    with pytest.raises(InputError, match=re.escape(f"beyond its last frame ({decoded - 2}); {note}")):
+        _span(replace(clip, offset=39), FrameReader(replace(clip, offset=39)))
+
+
+def test_ffmpeg_says_nothing_of_a_truncated_video(tmp_path):
+    """FFmpeg's decoder errors (``[mjpeg @ 0x...] overread 8``) went to the terminal between the progress
+    bar's lines."""
+    import os
+    import subprocess
+    import sys
+
+    import unimer_builder
+
+    video, _ = _truncated_video(tmp_path / "cut.avi")
+    code = ("from unimer_builder.records import Clip\nfrom unimer_builder.sources.frames import FrameReader\n"
+            f"clip = Clip('manifest', 's', 'c', 0, None, None, video={str(video)!r})\n"
+            "print(len(FrameReader(clip).numbers))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    here = str(Path(unimer_builder.__file__).parents[1])  # the builder under test
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
+    # cwd: not the repository's folder, which python -c would import from first
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=tmp_path)
+    assert res.returncode == 0 and int(res.stdout) > 0, res.stderr
+    assert "[mjpeg @" not in res.stderr, res.stderr
 
 
 def test_manifest_parquet_and_file_root(tmp_path):

@@ -70,8 +70,9 @@ def _span(clip: Clip, reader: FrameReader) -> tuple[list[int], int]:
         raise InputError("missing_frame", f"clip {clip.clip_id} has no frames", clip.source_file,
                          clip.source_row, "frames")
     if clip.offset is not None and clip.offset > numbers[-1]:
-        raise InputError("frames_out_of_range", f"offset frame {clip.offset} of clip {clip.clip_id} is beyond its "
-                         f"last frame ({numbers[-1]})", clip.source_file, clip.source_row, "offset")
+        why = [f"offset frame {clip.offset} of clip {clip.clip_id} is beyond its last frame ({numbers[-1]})",
+               *reader.notes]  # a truncated video says so
+        raise InputError("frames_out_of_range", "; ".join(why), clip.source_file, clip.source_row, "offset")
     offset = clip.offset if clip.offset is not None else numbers[-1]
     if clip.apex is not None:
         offset = max(offset, clip.apex)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,13 +92,15 @@ def part_meta(path: Path) -> dict:
     return meta
 
 
-def summarize(clip: Clip, face: Face | None = None, **fields) -> ClipSummary:
-    """A clip's summary, its duration taken from its labelled frames (``face``: its measured alignment)."""
+def summarize(clip: Clip, face: Face | None = None, notes: Sequence[str] = (), **fields) -> ClipSummary:
+    """A clip's summary, its duration taken from its labelled frames (``face``: its measured alignment;
+    ``notes``: what reading its frames found, :attr:`.sources.frames.FrameReader.notes`)."""
     return ClipSummary(clip_id=clip.clip_id, database=clip.database,
                        duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps),
                        duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
                        label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", []),
-                                    *_gaps(clip), *_other_faces(clip, face), *_small_face(face)], **fields)
+                                    *_gaps(clip), *notes, *_other_faces(clip, face), *_small_face(face)],
+                       **fields)
 
 
 def _other_faces(clip: Clip, face: Face | None) -> list[str]:

@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -75,6 +75,7 @@ class Measured:
     evidence: Evidence
     check: CrossCheck
     seconds: float
+    notes: list[str] = field(default_factory=list)  # what reading its frames found (FrameReader.notes)
 
 
 def measure_clip(clip: Clip, cfg: BuildConfig, tools: Tools) -> Measured | Skip:
@@ -91,7 +92,7 @@ def measure_clip(clip: Clip, cfg: BuildConfig, tools: Tools) -> Measured | Skip:
         t1 = time.perf_counter()
         check = second_opinion(clip, ev, check, cfg, reader, tools.pyfeat)
         ev.timings["pyfeat"] = time.perf_counter() - t1
-    return Measured(clip, ev, check, time.perf_counter() - t0)
+    return Measured(clip, ev, check, time.perf_counter() - t0, list(reader.notes))
 
 
 def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore, inputs: str) -> Outcome:
@@ -109,7 +110,8 @@ def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore, in
     if not dropped:
         rows = clip_rows(clip, ev, check, render.render_samples(clip, ev, check, cfg), cfg)
     summary = summarize(
-        clip, ev.face, rows=len(rows), flagged=check.flagged and cfg.check.policy == "flag", dropped=dropped,
+        clip, ev.face, measured.notes, rows=len(rows), flagged=check.flagged and cfg.check.policy == "flag",
+        dropped=dropped,
         aus_source=check.aus_source, apex_source="estimated" if ev.apex_estimated else "label",
         verdicts=[(v.au, v.verdict) for v in check.verdicts], unexplained=[u.au for u in check.unexplained],
         sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources], node=current_node())

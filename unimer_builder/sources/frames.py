@@ -10,6 +10,12 @@ JPEG files are decoded with simplejpeg (the same libjpeg-turbo, the same grey pi
 decoders (PNG, BMP, TIFF, ...) already fail on a truncated file. A frame whose size differs from the
 clip's first decoded frame is a ``bad_frame`` too: one alignment cannot serve both.
 
+A video is read as far as it decodes. FFmpeg's own log is off (``OPENCV_FFMPEG_LOGLEVEL``, which OpenCV reads
+when it first opens a video in a process: set here, on import, unless the environment sets it): a truncated or
+damaged file printed decoder errors by the screenful between the progress bar's lines. A video whose frames
+end before the count its container records (AVI, MP4, MOV: :data:`COUNTED`) is truncated: its last frame that
+decodes may be cut off, so it is not used either, and the reader's ``notes`` say so (the clip's label notes).
+
 Every frame is read as it displays: a file stored sideways or mirrored with an EXIF orientation tag (phones
 and some cameras write them) is turned upright, as OpenCV does for the other formats; simplejpeg ignores
 the tag, and a mirrored face read as stored swaps its left and right AUs without a word.
@@ -18,6 +24,7 @@ the tag, and a mirrored face read as stored swaps its left and right AUs without
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import cv2
@@ -27,6 +34,10 @@ from PIL import Image
 
 from ..errors import InputError
 from ..records import Clip
+
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read at a process's first video
+# Containers that record their frame count (a header's or an index's, not an estimate from the duration)
+COUNTED = frozenset({".avi", ".mp4", ".mov", ".m4v"})
 
 JPEG_MAGIC = b"\xff\xd8"
 EXIF_MARK = b"Exif\x00\x00"
@@ -116,6 +127,8 @@ class FrameReader:
         self._cap: cv2.VideoCapture | None = None
         self._pos = 0  # the frame number the open capture grabs next
         self._held = 0  # bytes of video frames held that nobody asked for yet
+        self._declared = 0  # the frame count the video's container records (COUNTED), 0: none
+        self.notes: list[str] = []  # what the clip's label notes should say of its frames (a truncated video)
         marks = [m for m in (clip.offset, clip.apex) if m is not None]
         self._stop = max(marks) if clip.offset is not None else None  # the last frame a window reads
 
@@ -206,10 +219,13 @@ class FrameReader:
             if not self._cap.isOpened():
                 self._cap = None
                 raise InputError("bad_frame", "cannot open video", self.clip.video, self.clip.source_row, "path")
+            if Path(self.clip.video).suffix.lower() in COUNTED:
+                self._declared = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         cap = self._cap
         while to is None or self._pos <= to:
             if not cap.grab():
-                self._count = self._pos if self._count is None else self._count
+                if self._count is None:
+                    self._count = self._ended(self._pos)
                 self._close()
                 return
             n = self._pos
@@ -226,6 +242,19 @@ class FrameReader:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
             self._cache[n] = img
             self._held += img.nbytes
+
+    def _ended(self, decoded: int) -> int:
+        """The frame count of a video whose frames ran out after ``decoded``: fewer than its container
+        records, it is truncated, and its last frame that decoded (perhaps in part: FFmpeg returns what it
+        has) is dropped."""
+        if decoded >= self._declared or decoded == 0:
+            return decoded
+        last = decoded - 1
+        img = self._cache.pop(last, None)
+        self._held -= 0 if img is None else img.nbytes
+        self.notes.append(f"the video is truncated at frame {last} (its container records {self._declared} "
+                          f"frames): frames from {last} on are not used")
+        return last
 
     def _close(self) -> None:
         if self._cap is not None:
