@@ -43,6 +43,17 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return ck[-1] if ck else None
 
 
+def _check_out_folder(out: Path) -> None:
+    """The run folder, and the nearest existing path above it, must be folders: a file there made ``mkdir``
+    fail with a traceback."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = f"run folder {out}" if p == out else f"{p} (above run folder {out})"
+                raise RunError(f"{where} is an existing file, not a folder; give --out a new folder or a run's")
+            return
+
+
 def build_tokenizer(cfg: DeftConfig, shards: ShardSet, rows) -> object:
     from .tokenizer import build_tiny_tokenizer, load_hub_tokenizer
 
@@ -99,6 +110,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     out = Path(out)
+    _check_out_folder(out)
     acc = Accelerator(cpu=_distributed_cpu(),
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     say = (lambda *a: acc.print(*a)) if verbose else (lambda *a: None)

@@ -1,12 +1,13 @@
 # ruff: noqa: F811  (pytest fixtures imported from deft_fixtures are redefined as arguments)
-"""Issue 10, case 5: `deft predict` on a clip folder where no face is found is one line and exit 2."""
+"""`deft` given what it cannot use: one `error:` line naming the cause, exit 2 (issue 10, case 5: a clip folder
+where no face is found; new-user trials: an --out that is a file)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
-from deft_fixtures import shards_dir, trained_run  # noqa: F401
+from deft_fixtures import shards_dir, small_shards_dir, trained_run  # noqa: F401
 from typer.testing import CliRunner
 
 from deft_model.cli import app
@@ -24,3 +25,23 @@ def test_predict_on_a_clip_without_a_face_is_a_clear_error(trained_run, tmp_path
     assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
     line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
     assert len(line) == 1 and "face" in line[0] and str(folder / "img1.jpg") in line[0]
+
+
+def _error_line(r) -> str:
+    """The one `error:` line of a CLI run that failed as a user error (exit 2, no traceback)."""
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in r.output, r.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_train_out_that_is_a_file_is_a_clear_error(small_shards_dir, tmp_path, below):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    out = f / "run" if below else f
+    r = CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(out)])
+    line = _error_line(r)
+    assert str(f) in line and "file" in line
+    assert f.read_text() == "mine"
