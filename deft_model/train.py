@@ -54,6 +54,13 @@ def _check_out_folder(out: Path) -> None:
             return
 
 
+def _check_counts(**counts: int | None) -> None:
+    """Epochs, batch size and max_steps are at least 1 (None: not set): ``--epochs 0`` saved an untrained model."""
+    for name, n in counts.items():
+        if n is not None and n < 1:
+            raise ValueError(f"{name} must be at least 1 (got {n}): a run with none trains nothing")
+
+
 def build_tokenizer(cfg: DeftConfig, shards: ShardSet, rows) -> object:
     from .tokenizer import build_tiny_tokenizer, load_hub_tokenizer
 
@@ -137,7 +144,8 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
         resume = False
     tr = cfg.training
     epochs = int(epochs if epochs is not None else tr["epochs"])
-    bs = int(batch_size or tr["batch_size"])
+    bs = int(batch_size if batch_size is not None else tr["batch_size"])
+    _check_counts(epochs=epochs, batch_size=bs, max_steps=max_steps)
     log_every = int(log_every if log_every is not None else tr["log_every"])
     save_every = int(save_every if save_every is not None else tr["save_every"])
 

@@ -45,3 +45,12 @@ def test_train_out_that_is_a_file_is_a_clear_error(small_shards_dir, tmp_path, b
     line = _error_line(r)
     assert str(f) in line and "file" in line
     assert f.read_text() == "mine"
+
+
+@pytest.mark.parametrize("opt", ["--epochs", "--max-steps", "--batch-size"])
+def test_train_zero_epochs_or_steps_is_refused_not_an_untrained_model(small_shards_dir, tmp_path, opt):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(out), opt, "0"])
+    line = _error_line(r)
+    assert opt.lstrip("-").replace("-", "_") in line and "at least 1" in line
+    assert not out.exists()
