@@ -13,7 +13,7 @@ from pathlib import Path
 
 from unimer_builder import AUS, COMPOSITE, DIRECTION_WORDS, EMOTIONS, REGIONS
 
-from .errors import OfflineModelError, offline_message
+from .errors import OfflineModelError, local_folder_message, offline_message
 
 PAD = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -68,9 +68,10 @@ def load_hub_tokenizer(name: str, placeholders: Iterable[str]):
     if not tok("The lip corners pull up.", add_special_tokens=False)["input_ids"]:
         # transformers returns a tokenizer without a vocabulary for a folder that holds weights and a config but no
         # tokenizer files: every answer encoded to nothing and training "succeeded" on empty targets
-        raise OfflineModelError(f"cannot load tokenizer {name!r}: it has no vocabulary ({len(tok)} tokens; a model "
-                                f"folder needs its tokenizer files too: tokenizer.json or tokenizer_config.json with "
-                                f"the vocabulary files)")
+        why = (f"it has no vocabulary ({len(tok)} tokens; a model folder needs its tokenizer files too: "
+               "tokenizer.json or tokenizer_config.json with the vocabulary files)")
+        raise OfflineModelError(local_folder_message(Path(name), "tokenizer", why) if Path(name).is_dir()
+                                else f"cannot load tokenizer {name!r}: {why}")
     missing = [p for p in placeholders if p not in tok.get_vocab()]
     if missing:
         tok.add_tokens(missing, special_tokens=True)

@@ -54,3 +54,36 @@ def test_train_zero_epochs_or_steps_is_refused_not_an_untrained_model(small_shar
     line = _error_line(r)
     assert opt.lstrip("-").replace("-", "_") in line and "at least 1" in line
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    """Local stand-ins for the reference config's LLM and vision folders (deft_model.testing)."""
+    from deft_model.testing import reference_bases
+
+    return reference_bases(tmp_path_factory.mktemp("bases"))
+
+
+@pytest.mark.parametrize("which, drop, named", [
+    ("llm", ("*.safetensors",), ["weights"]),
+    ("llm", ("*.safetensors", "tokenizer*", "chat_template*"), ["weights", "tokenizer"]),
+    ("vision", ("*.safetensors",), ["weights"]),
+])
+def test_a_local_model_folder_missing_files_is_named_with_what_it_lacks(small_shards_dir, bases, tmp_path, which,
+                                                                       drop, named):
+    import shutil
+
+    llm, vision = bases
+    folder = tmp_path / f"my-{which}"
+    shutil.copytree(llm if which == "llm" else vision, folder)
+    for pattern in drop:
+        for f in folder.glob(pattern):
+            f.unlink()
+    folders = {"llm": str(llm), "vision": str(vision), which: str(folder)}
+    r = CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(tmp_path / "run"),
+                                 "--config", "reference", "--set", f"llm={folders['llm']}",
+                                 "--set", f"vision={folders['vision']}"])
+    line = _error_line(r)
+    assert str(folder) in line and "local folder" in line and "not a local folder" not in line
+    assert "Hugging Face cache" not in line and "offline" not in line
+    assert [p for p in ("config", "weights", "tokenizer") if f"no {p}" in line] == named
