@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +36,13 @@ from .modeling import DeftModel, resolve_image_size
 from .runtime import MODEL_MARK, finished, quiet_hf, set_cpu_threads
 
 __all__ = ["RunError", "ShardError", "build_tokenizer", "train"]
+
+
+def write_json(path: Path, obj, **dumps) -> None:
+    """Written beside and renamed into place: a run killed meanwhile leaves the old file or the new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, **{"default": str, **dumps}) + "\n")
+    os.replace(tmp, path)
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
@@ -112,12 +120,57 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     subjects, e.g. synthetic identities the held-out database does not use).
 
     ``stop_after`` stops after that many global steps without finishing (as if the job were killed; the
-    last checkpoint stays for ``resume``); returns None then."""
+    last checkpoint stays for ``resume``); returns None then.
+
+    A run that fails or is interrupted before its first checkpoint takes back what it wrote (``run.json``,
+    the tokenizer, the log), so that the corrected command is not refused as a run in that folder; after a
+    checkpoint the folder stays as it is for ``resume``."""
+    out = Path(out)
+    _check_out_folder(out)
+    before = {n for n in _RUN_FILES if (out / n).exists()} if out.exists() else None
+    try:
+        return _train(data, config, out, fold=fold, epochs=epochs, seed=seed, resume=resume, max_steps=max_steps,
+                      batch_size=batch_size, shards=shards, log_every=log_every, save_every=save_every,
+                      overrides=overrides, verbose=verbose, stop_after=stop_after, extra_data=extra_data)
+    except BaseException:
+        _take_back(out, before)
+        raise
+
+
+# What training writes into a run folder besides the final model.
+_RUN_FILES = ("run.json", "tokenizer", "log.jsonl", "checkpoints")
+_STAGING = (".tokenizer.tmp", ".model.tmp")
+
+
+def _take_back(out: Path, before: set[str] | None) -> None:
+    """After a failed run: staging folders and half-written checkpoints go; with no checkpoint saved, so do the
+    run files this run created (``before``: the ones there already; None: the folder did not exist)."""
+    if int(os.environ.get("RANK", "0")) != 0 or not out.is_dir():
+        return
+    for d in [*(out / n for n in _STAGING), *(out / "checkpoints").glob("step-*")]:
+        if d.is_dir() and (d.name in _STAGING or not (d / "trainer_state.json").exists()):
+            shutil.rmtree(d, ignore_errors=True)
+    for f in [*out.glob(".*.tmp-*"), *(out / "checkpoints").glob("*/.*.tmp-*")]:  # write_json's, if killed writing
+        f.unlink(missing_ok=True)
+    if _latest_checkpoint(out) is not None:
+        return
+    for name in _RUN_FILES:
+        p = out / name
+        if before is not None and name in before:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    if before is None and not any(out.iterdir()):
+        out.rmdir()
+
+
+def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch_size, shards, log_every, save_every,
+           overrides, verbose, stop_after, extra_data) -> Path | None:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
-    out = Path(out)
-    _check_out_folder(out)
     acc = Accelerator(cpu=_distributed_cpu(),
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     say = (lambda *a: acc.print(*a)) if verbose else (lambda *a: None)
@@ -169,7 +222,11 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     tok_dir = out / "tokenizer"
     if acc.is_main_process and not (tok_dir / "tokenizer_config.json").exists():
         tok = build_tokenizer(cfg, shards, train_rows)
-        tok.save_pretrained(tok_dir)
+        staging = out / ".tokenizer.tmp"  # moved into place whole: a half-saved tokenizer is never reused
+        shutil.rmtree(staging, ignore_errors=True)
+        tok.save_pretrained(staging)
+        shutil.rmtree(tok_dir, ignore_errors=True)
+        staging.replace(tok_dir)
     acc.wait_for_everyone()
     from .tokenizer import load_tokenizer
 
@@ -184,11 +241,11 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
     if not cfg.instructions:
         cfg.instructions = shards.instructions(train_rows)
     if acc.is_main_process and not run_file.exists():
-        run_file.write_text(json.dumps({
+        write_json(run_file, {
             "data": str(Path(data).resolve()), "extra_data": extra_data, "fold": held_key, "seed": seed, "epochs": epochs,
             "max_steps": max_steps, "batch_size": bs, "held_out": held_key, "train_subjects": train_subjects,
             "n_train_rows": len(train_rows), "n_held_out_rows": len(held_rows),
-            "num_processes": acc.num_processes, "request": request, "config": cfg.to_dict()}, indent=1, default=str))
+            "num_processes": acc.num_processes, "request": request, "config": cfg.to_dict()}, indent=1)
 
     set_cpu_threads(cfg, acc.device)
     quiet_hf()
@@ -236,7 +293,7 @@ def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str |
         acc.save_state(str(d))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            (d / "trainer_state.json").write_text(json.dumps(st))
+            write_json(d / "trainer_state.json", st, indent=None)  # written whole: it marks a usable checkpoint
             keep = int(tr.get("keep_checkpoints", 2))
             old = sorted((out / "checkpoints").glob("step-*"))[:-keep] if keep > 0 else []
             for o in old:

@@ -1,8 +1,10 @@
 # ruff: noqa: F811  (pytest fixtures imported from deft_fixtures are redefined as arguments)
-"""`deft` given what it cannot use: one `error:` line naming the cause, exit 2 (issue 10, case 5: a clip folder
-where no face is found; new-user trials: an --out that is a file)."""
+"""`deft` given what it cannot use, or stopped midway: one `error:` line naming the cause and exit 2 (issue 10,
+case 5: a clip folder where no face is found; new-user trials), and a run folder the next command accepts."""
 
 from __future__ import annotations
+
+import json
 
 import cv2
 import numpy as np
@@ -87,3 +89,74 @@ def test_a_local_model_folder_missing_files_is_named_with_what_it_lacks(small_sh
     assert str(folder) in line and "local folder" in line and "not a local folder" not in line
     assert "Hugging Face cache" not in line and "offline" not in line
     assert [p for p in ("config", "weights", "tokenizer") if f"no {p}" in line] == named
+
+
+def _fail_at_step(monkeypatch, n: int, exc: BaseException) -> None:
+    """Make the n-th training forward pass raise ``exc`` (an error or a Ctrl-C inside training)."""
+    from deft_model.modeling import DeftModel
+
+    forward, calls = DeftModel.forward, []
+
+    def failing(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == n:
+            raise exc
+        return forward(self, *a, **kw)
+
+    monkeypatch.setattr(DeftModel, "forward", failing)
+
+
+def test_a_run_failing_before_its_first_checkpoint_leaves_the_folder_as_it_found_it(small_shards_dir, bases,
+                                                                                     tmp_path, monkeypatch):
+    import shutil
+
+    from deft_model.train import train
+
+    llm, vision = bases
+    partial = tmp_path / "llm-no-weights"
+    shutil.copytree(llm, partial, ignore=shutil.ignore_patterns("*.safetensors"))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    cmd = ["train", "--data", str(small_shards_dir), "--out", str(out), "--config", "reference", "--set",
+           f"vision={vision}", "--set", "base_dtype=float32", "--max-steps", "1"]
+    # it fails after the tokenizer and run.json were written (loading the LLM's weights)
+    _error_line(CliRunner().invoke(app, [*cmd, "--set", f"llm={partial}"]))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    r = CliRunner().invoke(app, [*cmd, "--set", f"llm={llm}"])  # the same command, corrected
+    assert r.exit_code == 0, r.output
+    # an error inside the first epoch (no checkpoint yet) into a new folder: no folder left
+    kw = dict(fold="casme2/sub01", epochs=2, seed=0, verbose=False)
+    _fail_at_step(monkeypatch, 1, RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        train(small_shards_dir, "tiny", tmp_path / "new", **kw)
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    assert train(small_shards_dir, "tiny", tmp_path / "new", **kw) == tmp_path / "new"
+
+
+def test_a_run_failing_after_a_checkpoint_keeps_it_for_resume_and_drops_a_half_written_one(small_shards_dir, tmp_path,
+                                                                                            monkeypatch):
+    from accelerate import Accelerator
+
+    from deft_model.train import train
+
+    out = tmp_path / "run"
+    kw = dict(fold="casme2/sub01", epochs=2, seed=0, verbose=False)  # 2 steps an epoch, a checkpoint after each
+    save_state, calls = Accelerator.save_state, []
+
+    def dies_while_saving_the_second(self, d, *a, **k):  # its files written, its trainer_state.json not yet
+        calls.append(d)
+        save_state(self, d, *a, **k)
+        if len(calls) == 2:
+            raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(Accelerator, "save_state", dies_while_saving_the_second)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        train(small_shards_dir, "tiny", out, **kw)
+    assert [d.name for d in (out / "checkpoints").iterdir()] == ["step-0000002"]
+    assert (out / "run.json").exists() and (out / "tokenizer").is_dir()
+    monkeypatch.undo()
+    assert train(small_shards_dir, "tiny", out, resume=True, **kw) == out
+    assert [json.loads(ln)["step"] for ln in (out / "log.jsonl").read_text().splitlines()
+            if "epoch_end" in ln] == [2, 4]
