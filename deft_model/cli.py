@@ -7,6 +7,7 @@ Several processes: ``accelerate launch --num_processes 2 [--cpu] -m deft_model.c
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -75,9 +76,24 @@ def train(
                           log_every=log_every, save_every=save_every, extra_data=extra_data or [])
     except _user_errors() as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _fail(_interrupted(data, out), 130)
     finally:
         _end_distributed()
     typer.echo(f"model saved to {final} (load it with AutoModel.from_pretrained after `import deft_model`)")
+
+
+def _interrupted(data: Path, out: Path) -> str:
+    """Ctrl-C during training: where the run stands and the command that continues it (a run stopped before
+    its first checkpoint has taken back what it wrote)."""
+    from .train import _latest_checkpoint
+
+    if not (out / "run.json").exists():
+        return f"interrupted before the first checkpoint; nothing was kept in {out}: run the same command again"
+    ck = _latest_checkpoint(out)
+    cmd = shlex.join(["deft", "train", "--data", str(data), "--out", str(out), "--resume"])
+    where = f"the last checkpoint is {ck}" if ck else "no checkpoint was saved yet"
+    return f"interrupted; {where}: continue with {cmd}"
 
 
 def _end_distributed() -> None:

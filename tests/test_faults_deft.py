@@ -160,3 +160,33 @@ def test_a_run_failing_after_a_checkpoint_keeps_it_for_resume_and_drops_a_half_w
     assert train(small_shards_dir, "tiny", out, resume=True, **kw) == out
     assert [json.loads(ln)["step"] for ln in (out / "log.jsonl").read_text().splitlines()
             if "epoch_end" in ln] == [2, 4]
+
+
+def test_ctrl_c_in_training_says_where_the_checkpoint_is_and_how_to_resume(small_shards_dir, tmp_path, monkeypatch):
+    import shlex
+
+    out = tmp_path / "run"
+    cmd = ["train", "--data", str(small_shards_dir), "--out", str(out), "--fold", "casme2/sub01", "--epochs", "2",
+           "--seed", "3"]
+    _fail_at_step(monkeypatch, 1, KeyboardInterrupt())  # before the first checkpoint: nothing kept
+    r = CliRunner().invoke(app, cmd)
+    assert r.exit_code == 130, r.output
+    assert "Traceback" not in r.output and not out.exists()
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "nothing was kept" in lines[0] and "same command" in lines[0]
+    monkeypatch.undo()
+    _fail_at_step(monkeypatch, 3, KeyboardInterrupt())  # in epoch 2, after epoch 1's checkpoint
+    r = CliRunner().invoke(app, cmd)
+    assert r.exit_code == 130, r.output
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and str(out / "checkpoints" / "step-0000002") in lines[0]
+    resume = shlex.split(lines[0].split("continue with ", 1)[1])
+    assert resume[:2] == ["deft", "train"] and "--resume" in resume
+    monkeypatch.undo()
+    r = CliRunner().invoke(app, resume[1:])  # the command it gives, as given
+    assert r.exit_code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert (run["seed"], run["epochs"], run["held_out"]) == (3, 2, "casme2/sub01")
+    assert [json.loads(ln)["step"] for ln in (out / "log.jsonl").read_text().splitlines()
+            if "epoch_end" in ln] == [2, 4]
