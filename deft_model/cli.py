@@ -52,12 +52,13 @@ def _user_errors():
 @app.command()
 def train(
     data: Path = typer.Option(..., "--data", help="folder with the builder's Parquet shards (DIR/data/*.parquet)"),
-    config: str = typer.Option("tiny", "--config", help="tiny | reference | FILE.json"),
+    config: str = typer.Option(None, "--config", help="tiny (default) | reference | FILE.json"),
     out: Path = typer.Option(..., "--out", help="run folder"),
     fold: str = typer.Option(None, "--fold", help="hold out this subject (database/subject or subject)"),
     epochs: int = typer.Option(None, "--epochs"),
-    seed: int = typer.Option(0, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the run's last checkpoint"),
+    seed: int = typer.Option(None, "--seed", help="default 0"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the run's last checkpoint, with the run's "
+                                "settings: an option given must be the run's, except a higher --epochs (trains on)"),
     batch_size: int = typer.Option(None, "--batch-size"),
     max_steps: int = typer.Option(None, "--max-steps"),
     experts: str = typer.Option(None, "--experts", help="comma list, e.g. structure,dynamic (ablation)"),
@@ -73,7 +74,7 @@ def train(
     try:
         final = run_train(data, config, out, fold=fold, epochs=epochs, seed=seed, resume=resume,
                           batch_size=batch_size, max_steps=max_steps, overrides=_overrides(experts, set_),
-                          log_every=log_every, save_every=save_every, extra_data=extra_data or [])
+                          log_every=log_every, save_every=save_every, extra_data=extra_data or None)
     except _user_errors() as e:
         _fail(str(e))
     except KeyboardInterrupt:

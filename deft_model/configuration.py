@@ -277,6 +277,19 @@ class DeftConfig(PretrainedConfig):
         return d
 
 
+def setting_differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(key, old, new) for each setting that differs between two JSON-like config dicts (``request_dict``),
+    nested dicts key by key (``training.lr``)."""
+    diffs = []
+    for k in sorted(set(old) | set(new)):
+        o, n = old.get(k), new.get(k)
+        if isinstance(o, dict) and isinstance(n, dict):
+            diffs += setting_differences(o, n, f"{prefix}{k}.")
+        elif o != n:
+            diffs.append((f"{prefix}{k}", o, n))
+    return diffs
+
+
 # DeftConfig's own settings: what an override may name (PretrainedConfig's generic keys are not settings here).
 _PARAMS = frozenset(inspect.signature(DeftConfig.__init__).parameters) - {"self", "kwargs"}
 

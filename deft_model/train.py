@@ -29,7 +29,14 @@ from safetensors.torch import load_file
 
 from unimer_builder import TASKS
 
-from .configuration import LEGACY_DEFAULTS, DeftConfig, config_kwargs, load_config
+from .configuration import (
+    LEGACY_DEFAULTS,
+    DeftConfig,
+    check_overrides,
+    config_kwargs,
+    load_config,
+    setting_differences,
+)
 from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings
 from .errors import RunError, ShardError
 from .modeling import DeftModel, resolve_image_size
@@ -60,6 +67,53 @@ def _check_out_folder(out: Path) -> None:
                 where = f"run folder {out}" if p == out else f"{p} (above run folder {out})"
                 raise RunError(f"{where} is an existing file, not a folder; give --out a new folder or a run's")
             return
+
+
+def _resume_epochs(out: Path, run: dict, data, config, overrides, fold, seed, epochs, batch_size, max_steps,
+                   extra_data) -> int:
+    """The epochs a resume trains to: the run's, or more if asked. Any other setting given that differs from
+    the run's is an error naming each (old -> new): a resume used to ignore them silently. A setting not given
+    (None) is the run's own."""
+    asked = check_overrides(overrides or {})
+    diffs = []
+    if (config is not None or asked) and run.get("request") is not None:  # (older runs kept no request)
+        saved = DeftConfig(**config_kwargs({**LEGACY_DEFAULTS, **run["request"]}))
+        new = load_config(config if config is not None else saved, **(overrides or {}))
+        diffs += [d for d in setting_differences(saved.request_dict(), new.request_dict()) if d[0] != "training.epochs"]
+    saved_fold = run.get("fold")
+    if fold is not None and fold not in (saved_fold, (saved_fold or "").partition("/")[2]):
+        diffs.append(("fold", saved_fold, fold))
+    given = {"data": str(Path(data).resolve()), "seed": seed, "batch_size": batch_size, "max_steps": max_steps,
+             "extra_data": None if extra_data is None else [str(Path(d).resolve()) for d in extra_data]}
+    for k, v in given.items():
+        was = run.get(k) or [] if k == "extra_data" else run.get(k)
+        if v is not None and v != was:
+            diffs.append((k, was, v))
+    want = epochs if epochs is not None else asked.get("training", {}).get("epochs")
+    if want is not None and int(want) < run["epochs"]:
+        diffs.append(("epochs", run["epochs"], int(want)))
+    if diffs:
+        raise RunError(f"run folder {out} was trained with other settings than given: "
+                       f"{'; '.join(f'{k} {_short(o)} -> {_short(n)}' for k, o, n in diffs)}. A resume keeps the run's settings "
+                       "(leave them out or give the same; more epochs train it longer); use a new --out for others")
+    return max(run["epochs"], int(want)) if want is not None else run["epochs"]
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _reopen(out: Path, run: dict, main: bool) -> None:
+    """A finished run asked for more epochs continues from the checkpoint at its last epoch's end: the final
+    model's mark (config.json) goes first, so that a run stopped on the way is resumed, not taken as finished."""
+    ckpt = _latest_checkpoint(out)
+    state = json.loads((ckpt / "trainer_state.json").read_text()) if ckpt else {}
+    if state.get("epoch") != run["epochs"] or state.get("step_in_epoch") != 0:
+        why = f"it stopped at max_steps {run['max_steps']}" if run.get("max_steps") else "its last checkpoint is gone"
+        raise RunError(f"run folder {out} cannot be trained on: {why}; train a new run with more epochs")
+    if main:
+        (out / MODEL_MARK).unlink(missing_ok=True)
 
 
 def _check_counts(**counts: int | None) -> None:
@@ -109,12 +163,16 @@ def _lr_lambda(warmup: int, total: int):
     return f
 
 
-def train(data: str | Path, config: str | Path | DeftConfig = "tiny", out: str | Path = "runs/deft",
-          fold: str | None = None, epochs: int | None = None, seed: int = 0, resume: bool = False,
+def train(data: str | Path, config: str | Path | DeftConfig | None = None, out: str | Path = "runs/deft",
+          fold: str | None = None, epochs: int | None = None, seed: int | None = None, resume: bool = False,
           max_steps: int | None = None, batch_size: int | None = None, shards: ShardSet | None = None,
           log_every: int | None = None, save_every: int | None = None, overrides: dict | None = None,
           verbose: bool = True, stop_after: int | None = None, extra_data: list[str | Path] | None = None) -> Path | None:
     """Train one model (optionally holding out subject ``fold``); returns the final model folder.
+
+    ``config`` (default ``tiny``), ``seed`` (default 0) and the other settings left as None are, with
+    ``resume``, the run's own; given, they must be the run's (``epochs`` may be raised: the run, finished or
+    not, trains on from its last checkpoint to that many epochs).
 
     ``extra_data``: further Uni-MER builds whose clips are always trained on and never held out (other
     subjects, e.g. synthetic identities the held-out database does not use).
@@ -175,26 +233,35 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     say = (lambda *a: acc.print(*a)) if verbose else (lambda *a: None)
     run_file = out / "run.json"
+    run = json.loads(run_file.read_text()) if resume and run_file.exists() else None
+    if run is not None:  # a resume: what is asked must be what the run was trained with (or more epochs)
+        epochs = _resume_epochs(out, run, data=data, config=config, overrides=overrides, fold=fold, seed=seed,
+                                epochs=epochs, batch_size=batch_size, max_steps=max_steps, extra_data=extra_data)
     if finished(out):
-        if resume:
+        if not resume:
+            raise RunError(f"run folder {out} already holds a finished model; use a new --out")
+        if run is None or epochs == run["epochs"]:
             say(f"{out}: already finished; nothing to resume")
             return out
-        raise RunError(f"run folder {out} already holds a finished model; use a new --out")
+        _reopen(out, run, acc.is_main_process)
     ckpt = _latest_checkpoint(out)
     request = None
-    if resume and run_file.exists():
-        run = json.loads(run_file.read_text())
+    if run is not None:
         cfg = DeftConfig(**config_kwargs({**LEGACY_DEFAULTS, **run["config"]}))
         request = run.get("request")
-        data, fold, seed, epochs = run["data"], run["fold"], run["seed"], run["epochs"]
-        extra_data = run.get("extra_data") or []
-        max_steps = run.get("max_steps", max_steps)
+        data, fold, seed, extra_data = run["data"], run["fold"], run["seed"], run.get("extra_data") or []
+        max_steps, batch_size = run.get("max_steps"), run.get("batch_size", batch_size)
+        if epochs != run["epochs"]:
+            say(f"{out}: training on to {epochs} epochs (it was trained for {run['epochs']})")
+            if acc.is_main_process:
+                write_json(run_file, {**run, "epochs": epochs}, indent=1)
     else:
         if ckpt is not None or run_file.exists():
             raise RunError(f"run folder {out} already holds a run; pass --resume to continue it or use a new --out")
-        cfg = load_config(config, **(overrides or {}))
+        cfg = load_config(config if config is not None else "tiny", **(overrides or {}))
         request = cfg.request_dict()
         resume = False
+        seed = 0 if seed is None else seed
     tr = cfg.training
     epochs = int(epochs if epochs is not None else tr["epochs"])
     bs = int(batch_size if batch_size is not None else tr["batch_size"])

@@ -203,6 +203,35 @@ def test_resume_from_an_epoch_end_checkpoint_logs_each_epoch_end_once(small_shar
     np.testing.assert_allclose(la, [r["loss"] for r in lb if "loss" in r], rtol=1e-5, atol=1e-6)
 
 
+def test_resume_with_other_settings_is_an_error_naming_them_but_more_epochs_train_on(small_shards_dir, tmp_path):
+    out = tmp_path / "run"
+    kw = dict(fold="casme2/sub01", epochs=2, seed=3, log_every=1, verbose=False)  # 2 steps an epoch
+    assert train(small_shards_dir, "tiny", out, stop_after=3, **kw) is None  # killed in epoch 2
+    runner = CliRunner()
+    resume = ["train", "--data", str(small_shards_dir), "--out", str(out), "--resume", "--log-every", "1"]
+    r = runner.invoke(app, [*resume, "--set", "training.lr=0.1", "--seed", "5", "--batch-size", "4"])
+    assert r.exit_code == 2, r.output
+    line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1
+    for change in ("training.lr 0.003 -> 0.1", "seed 3 -> 5", "batch_size 8 -> 4"):
+        assert change in line[0], line[0]
+    r = runner.invoke(app, [*resume, "--epochs", "1", "--config", "reference"])  # fewer epochs, another preset
+    assert r.exit_code == 2 and "epochs 2 -> 1" in r.output and "'Qwen/Qwen2.5-0.5B-Instruct'" in r.output, r.output
+    assert _log(out)[-1]["step"] == 3  # nothing trained by the refused commands
+    # the run's own settings, given again, and more epochs: it trains on to 3 epochs
+    r = runner.invoke(app, [*resume, "--seed", "3", "--fold", "sub01", "--config", "tiny", "--epochs", "3"])
+    assert r.exit_code == 0, r.output
+    assert [x["step"] for x in _log(out) if x.get("epoch_end")] == [2, 4, 6]
+    assert json.loads((out / "run.json").read_text())["epochs"] == 3
+    # a finished run asked for more epochs trains on from its last checkpoint; asked for as many, it is done
+    r = runner.invoke(app, [*resume, "--set", "training.epochs=4"])
+    assert r.exit_code == 0, r.output
+    assert [x["step"] for x in _log(out) if x.get("epoch_end")] == [2, 4, 6, 8]
+    assert [x["step"] for x in _log(out) if "loss" in x] == list(range(1, 9))
+    r = runner.invoke(app, [*resume, "--epochs", "4"])
+    assert r.exit_code == 0 and "nothing to resume" in r.output, r.output
+
+
 def test_loso_retrains_a_fold_trained_differently(small_shards_dir, tmp_path):
     from deft_model.evaluate import evaluate_run
 
