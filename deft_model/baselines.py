@@ -49,14 +49,16 @@ class FlowCNN(nn.Module):
 
 def clip_data(data: str | Path, protocol: str = "loso", extra_data: Sequence[str | Path] = ()) -> dict:
     """One entry per clip (its first row) that has a target: region statistics, flow, label, fold, and whether it
-    comes from extra training data (always trained on, never held out)."""
+    comes from extra training data (always trained on, never held out). Extra clips whose target is not among
+    the data's classes are left out (the baselines have no AU head they could train)."""
     cfg = tiny_config(experts=["motion"], flow_size=FLOW_CNN["size"],
                       emotion_target="composite" if protocol == "composite" else "canonical")
     shards = ShardSet(data, cfg, extra=extra_data)
     targets = shards.targets()
+    own = set(shards.emotion_labels())
     seen, rows = set(), []
     for r in range(shards.n):
-        if shards.clip_ids[r] not in seen and targets[r] is not None:
+        if shards.clip_ids[r] not in seen and targets[r] in own:
             seen.add(shards.clip_ids[r])
             rows.append(r)
     if not rows:

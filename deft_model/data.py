@@ -371,9 +371,20 @@ class ShardSet:
         return list(self.emotion_class)
 
     def emotion_labels(self) -> list[str]:
+        """The class set: the data's own targets, never extra training data's (a SMIC build added to CASME II
+        gave a head of 7 classes, 2 of them never in a held-out fold); extra rows whose target is outside it
+        train the AU head and the language model only, as evaluation scores such clips on their AUs only."""
         if self.config.emotion_target == "composite":
             return list(COMPOSITE)
-        return sorted({t for t in self.targets() if t})
+        return sorted({t for t, x in zip(self.targets(), self.is_extra, strict=True) if t and not x})
+
+    def foreign_targets(self, classes: Sequence[str]) -> dict[str, int]:
+        """Targets of extra training data outside ``classes`` -> their number of clips."""
+        clips: dict[str, set[str]] = {}
+        for t, x, c in zip(self.targets(), self.is_extra, self.clip_ids, strict=True):
+            if x and t and t not in classes:
+                clips.setdefault(t, set()).add(c)
+        return {t: len(c) for t, c in sorted(clips.items())}
 
     def instructions(self, rows: Sequence[int]) -> dict[str, str]:
         """Task -> the instruction of template variant 0 as ``rows`` word it (the wording a model trained on

@@ -280,6 +280,11 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
         cfg.emotion_labels = shards.emotion_labels()
     if not cfg.emotion_labels:
         raise ShardError(f"no emotion labels found in {data} for target {cfg.emotion_target!r}")
+    foreign = shards.foreign_targets(cfg.emotion_labels)
+    if foreign:
+        say(f"note: extra data's labels {foreign} (clips) are not among the data's classes {cfg.emotion_labels}: "
+            "those clips train the AU head and the language model only (--set emotion_target=composite maps "
+            "every database to negative/positive/surprise)")
     train_rows, held_rows = shards.split(fold)
     held_key = shards.resolve_fold(fold) if fold else None
     train_subjects = sorted({shards.folds[r] for r in train_rows})

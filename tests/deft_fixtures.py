@@ -25,9 +25,12 @@ CLASS_AUS: dict[str, tuple[int, ...]] = {
     "repression": (15, 17),
     "anger": (4, 7),
     "contempt": (14,),
+    "negative": (4, 15),  # SMIC's classes
+    "positive": (6, 12),
 }
 DATABASE_CLASSES = {"casme2": ("happiness", "surprise", "disgust", "repression"),
-                    "samm": ("happiness", "surprise", "anger")}
+                    "samm": ("happiness", "surprise", "anger"),
+                    "smic": ("negative", "positive", "surprise")}
 # Canonical aligned-face region centres (x, y in [0, 1]); deft_model.experts uses the same defaults.
 from deft_model.experts import DEFAULT_REGION_LAYOUT  # noqa: E402
 

@@ -311,6 +311,43 @@ def test_extra_training_data_is_always_trained_on_and_never_held_out(tmp_path):
     assert res["logreg_regions"]["n_clips"] == sum(1 for c in set(alone.clip_ids) if "/sub01/" in c or "/sub02/" in c)
 
 
+def test_extra_data_of_another_class_set_keeps_the_datas_classes(tmp_path):
+    """A SMIC build (negative/positive/surprise) added to CASME II: the model's classes stay CASME II's (they had
+    become the union, a head with classes no held-out clip has); SMIC's clips whose label is outside them train
+    the AU head and the language model only, as `deft evaluate` scores such clips on their AUs only."""
+    from typer.testing import CliRunner
+
+    from deft_model.baselines import clip_data
+    from deft_model.cli import app
+    from deft_model.configuration import DeftConfig, config_kwargs
+
+    main = write_shards(tmp_path / "casme2", n_subjects=2, clips_per_class=1, seed=0, tasks=("emotion", "au"))
+    smic = write_shards(tmp_path / "smic", n_subjects=2, clips_per_class=1, seed=1, databases=("smic",),
+                        tasks=("emotion", "au"))
+    for target in ("canonical", "class"):
+        cfg = tiny_config(emotion_target=target)
+        both = ShardSet(main, cfg, extra=[smic])
+        assert both.emotion_labels() == ShardSet(main, cfg).emotion_labels() == ["disgust", "happiness",
+                                                                                  "repression", "surprise"]
+        assert both.foreign_targets(both.emotion_labels()) == {"negative": 2, "positive": 2}
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--data", str(main), "--extra-data", str(smic), "--out", str(out),
+                                 "--fold", "sub01", "--max-steps", "1"])
+    assert r.exit_code == 0, r.output
+    assert "'negative': 2, 'positive': 2" in r.output and "AU head" in r.output
+    cfg = DeftConfig(**config_kwargs(json.loads((out / "run.json").read_text())["config"]))
+    assert cfg.emotion_labels == ["disgust", "happiness", "repression", "surprise"]
+    both = ShardSet(main, cfg, extra=[smic])
+    ds = DeftDataset(both, list(range(both.n)), build_tokenizer(cfg, both, range(both.n)))
+    for k, r in enumerate(ds.rows):
+        label = cfg.emotion_labels[ds.emotion[k]] if ds.emotion[k] >= 0 else None
+        assert label == (both.targets()[r] if both.targets()[r] in cfg.emotion_labels else None)
+        assert ds.au[k].any()  # every clip still trains the AU head
+    d = clip_data(main, extra_data=[smic])  # the baselines: no AU head, so SMIC's foreign clips are left out
+    assert d["classes"] == cfg.emotion_labels
+    assert sorted(c for c, x in zip(d["label"], d["extra"], strict=True) if x) == ["surprise", "surprise"]
+
+
 def test_loso_with_extra_training_data_records_it_and_retrains_a_fold_trained_without(tmp_path):
     from deft_model.evaluate import evaluate_run
 
