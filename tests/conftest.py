@@ -24,3 +24,17 @@ def small_build(tmp_path_factory) -> Path:
     report = build(root, out, BuildConfig(text=TextConfig(seed=7, composite="labels")), "casme2", workers=1)
     assert [s["clip_id"] for s in report["skipped"]] == ["casme2/sub02/EP02_01f"]  # the clip without frames
     return out
+
+
+@pytest.fixture(scope="session")
+def no_images_build(small_build, tmp_path_factory) -> Path:
+    """``small_build`` as ``--no-images`` leaves it: the shards without the face pixel columns (the same
+    stripping ``unimer push --no-images`` does), with its card and report."""
+    from unimer_builder.consolidate import strip_images
+
+    out = tmp_path_factory.mktemp("no_images_build")
+    (out / "data").mkdir()
+    strip_images(small_build / "data", out / "data")
+    for name in ("README.md", "build_report.json"):
+        shutil.copyfile(small_build / name, out / name)
+    return out

@@ -170,3 +170,22 @@ def test_a_missing_build_folder_is_an_error_and_leaves_nothing_behind(tmp_path):
     res = runner.invoke(app, ["inspect", str(missing)])
     assert res.exit_code == 2 and "no such build folder" in res.output
     assert not missing.exists()
+
+
+def test_a_build_without_face_images_is_reported_from_its_motion(no_images_build, tmp_path):
+    """`unimer inspect` on a `--no-images` build (a documented mode, for licences that forbid publishing faces)
+    failed on its first clip ("column 'onset_image' has no image"): its flow, arrows and regions are drawn, and
+    its pages say the face crops are not in the build instead of linking pictures that do not exist."""
+    dest = tmp_path / "inspect"
+    res = runner.invoke(app, ["inspect", str(no_images_build), "--dest", str(dest)])
+    assert res.exit_code == 0, res.output
+    clips = list(dict.fromkeys(r["clip_id"] for r in _rows(no_images_build)))
+    for c in clips:
+        page = dest / "clips" / f"{slug(c)}.html"
+        for name in ("flow", "arrows", "regions"):
+            assert (dest / "clips" / slug(c) / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+            assert f'src="{slug(c)}/{name}.png"' in page.read_text()
+        for name in ("onset", "apex"):
+            assert not (dest / "clips" / slug(c) / f"{name}.png").exists()
+            assert f"{name}.png" not in page.read_text()
+        assert "--no-images" in _text(page)

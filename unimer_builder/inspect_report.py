@@ -34,6 +34,7 @@ from markupsafe import Markup, escape
 
 from . import facs, flowviz
 from .atomic import staged_folder, swap_in
+from .config import FaceConfig
 from .regions import face_mask, region_masks
 from .shards import flow_numpy
 
@@ -67,6 +68,7 @@ class ClipView:
     answers: list[dict] = field(default_factory=list)
     region_status: dict[str, str] = field(default_factory=dict)
     has_regions: bool = False
+    has_faces: bool = True
 
 
 def slug(clip_id: str) -> str:
@@ -172,11 +174,11 @@ def _save(fig, path: Path) -> None:
     fig.savefig(path, format="png", metadata={"Software": None})
 
 
-def _crop_size(visual: dict, report: dict, image: np.ndarray) -> int:
+def _crop_size(visual: dict, report: dict, default: int) -> int:
     fi = _decode(visual.get("flow_image"))
     if fi is not None:
         return int(fi.shape[0])
-    return int(((report.get("config") or {}).get("face") or {}).get("crop_size") or image.shape[0])
+    return int(((report.get("config") or {}).get("face") or {}).get("crop_size") or default)
 
 
 def draw_arrows(apex: np.ndarray, flow: np.ndarray, crop: int, floor: float, path: Path,
@@ -236,18 +238,26 @@ def draw_regions(apex: np.ndarray, landmarks: np.ndarray, crop: int, regions: li
     _save(fig, path)
 
 
-def write_clip_pictures(rows: list[dict], visual: dict, report: dict, folder: Path) -> bool:
-    """Onset, apex, flow colour map, arrows and regions of one clip into ``folder``; returns whether
-    the regions could be drawn (the build has the ``landmarks`` column)."""
+def write_clip_pictures(rows: list[dict], visual: dict, report: dict, folder: Path) -> tuple[bool, bool]:
+    """Onset, apex, flow colour map, arrows and regions of one clip into ``folder``; returns whether the
+    regions could be drawn (the build has the ``landmarks`` column) and whether the face crops were there.
+
+    A ``--no-images`` build holds no face crops: its arrows and regions are drawn over a plain grey square
+    of the crop's size, so that what the builder measured can still be looked at."""
     folder.mkdir(parents=True, exist_ok=True)
     info = rows[0]
-    for key in ("onset_image", "apex_image"):
-        png = visual.get(key)
-        if not png or not png.get("bytes"):
-            raise ValueError(f"clip {info['clip_id']!r}: column {key!r} has no image")
-        (folder / f"{key.split('_')[0]}.png").write_bytes(png["bytes"])
-    apex = _decode(visual["apex_image"], cv2.IMREAD_GRAYSCALE)
-    crop = _crop_size(visual, report, apex)
+    has_faces = "onset_image" in visual and "apex_image" in visual
+    if has_faces:
+        for key in ("onset_image", "apex_image"):
+            png = visual.get(key)
+            if not png or not png.get("bytes"):
+                raise ValueError(f"clip {info['clip_id']!r}: column {key!r} has no image")
+            (folder / f"{key.split('_')[0]}.png").write_bytes(png["bytes"])
+        apex = _decode(visual["apex_image"], cv2.IMREAD_GRAYSCALE)
+        crop = _crop_size(visual, report, apex.shape[0])
+    else:
+        crop = _crop_size(visual, report, FaceConfig.crop_size)
+        apex = np.full((crop, crop), 96, np.uint8)
     flow = visual.get("flow")
     if visual.get("flow_image"):
         (folder / "flow.png").write_bytes(visual["flow_image"]["bytes"])
@@ -262,7 +272,7 @@ def write_clip_pictures(rows: list[dict], visual: dict, report: dict, folder: Pa
         draw_arrows(apex, flow, crop, noise, folder / "arrows.png", landmarks)
     if landmarks is not None:
         draw_regions(apex, landmarks, crop, info["regions"] or [], region_status(info), folder / "regions.png")
-    return landmarks is not None
+    return landmarks is not None, has_faces
 
 
 def write_build_plots(clips: list[ClipView], report: dict, folder: Path) -> dict[str, str]:
@@ -379,11 +389,12 @@ def _settings(report: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _clip_view(rows: list[dict], has_regions: bool) -> ClipView:
+def _clip_view(rows: list[dict], has_regions: bool, has_faces: bool = True) -> ClipView:
     info = dict(rows[0])
     answers = [{"task": r["task"], "template_id": r["template_id"], "instruction": r["instruction"],
                 "answer": r["answer"], "id": r["id"]} for r in rows]
-    return ClipView(info["clip_id"], slug(info["clip_id"]), info, answers, region_status(info), has_regions)
+    return ClipView(info["clip_id"], slug(info["clip_id"]), info, answers, region_status(info), has_regions,
+                    has_faces)
 
 
 def _filters(view: ClipView) -> dict[str, str]:
@@ -415,8 +426,8 @@ def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str 
         views: list[ClipView] = []
         for rows, visual in iter_clips(out_dir, clip):
             s = slug(rows[0]["clip_id"])
-            has_regions = write_clip_pictures(rows, visual, report, staging / "clips" / s)
-            views.append(_clip_view(rows, has_regions))
+            has_regions, has_faces = write_clip_pictures(rows, visual, report, staging / "clips" / s)
+            views.append(_clip_view(rows, has_regions, has_faces))
         if clip is not None and not views:
             raise KeyError(f"{out_dir}: no clip {clip!r} in the shards")
         _copy_assets(staging)
