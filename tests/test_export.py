@@ -155,3 +155,14 @@ def test_export_refuses_a_folder_that_is_not_an_export(small_build, tmp_path):
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
     res = runner.invoke(app, ["export", str(small_build), "--to", "alpaca", str(tmp_path / "x")])
     assert res.exit_code == 2 and "sharegpt" in res.output and not (tmp_path / "x").exists()
+
+
+def test_a_build_without_face_images_names_the_option_that_exports_it(no_images_build, tmp_path):
+    """A `--no-images` build exported with the default pictures said "rebuild with this version of the builder"
+    (it is this version's build): the error names the build's mode and `--images flow`, which exports it."""
+    res = runner.invoke(app, ["export", str(no_images_build), "--to", "sharegpt", str(tmp_path / "a")])
+    assert res.exit_code == 2
+    assert "--no-images" in res.output and "--images flow" in res.output and "rebuild" not in res.output
+    assert not (tmp_path / "a").exists()
+    manifest = _export(no_images_build, "sharegpt", tmp_path / "b", "--images", "flow")
+    assert manifest["pictures"] == ["flow"] and manifest["images"] == manifest["clips"]

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from . import facs
 from .atomic import staged_folder, swap_in
 from .inspect_report import slug
+from .shards import FACE_COLUMNS
 
 FORMATS = ("sharegpt", "llamafactory", "megc-vqa")
 IMAGE_COLUMNS = {"onset": "onset_image", "apex": "apex_image", "flow": "flow_image"}
@@ -81,6 +82,10 @@ def _iter_rows(out_dir: Path, image_columns: list[str]):
     for f in files:
         pf = pq.ParquetFile(f)
         missing = [c for c in (*TEXT_COLUMNS, *image_columns) if c not in pf.schema_arrow.names]
+        if missing and set(missing) <= set(FACE_COLUMNS):  # this version's build, made without the faces
+            have = [k for k, c in IMAGE_COLUMNS.items() if c not in FACE_COLUMNS]
+            raise ValueError(f"{out_dir}: built without face images (--no-images): no {', '.join(missing)}; "
+                             f"export its motion with --images {','.join(have)} (or --images '' for text only)")
         if missing:
             raise ValueError(f"{f}: missing column(s) {missing}; rebuild with this version of the builder")
         for batch in pf.iter_batches(batch_size=64, columns=[*TEXT_COLUMNS, *image_columns], use_threads=False):
