@@ -156,3 +156,25 @@ def test_a_moved_label_counts_as_contradicted_only_where_its_verdict_says_so(tmp
     got = {it["au"]: it["ok"] for it in found if it["key"] == "moved_labelled_not_contradicted"}
     assert got == {4: True, 6: True, 12: False}
     assert aggregate(found)["moved_labelled_not_contradicted"] == {"rate": 2 / 3, "n": 3, "hits": 2}
+
+
+def test_truth_on_a_file_or_build_it_cannot_score_is_one_error_line(small_build, tmp_path):
+    """`unimer truth` printed a traceback for a missing --truth file or one that is no ground truth, and an
+    empty table with exit status 0 for a build none of whose clips the truth holds (a real database's build,
+    another synthetic database's): each is now one line naming the file, exit status 2."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from unimer_builder.cli import app
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"clips": [{"clip_id": "samm/006/006_1_2", "planted": []}]}))
+    cases = [(tmp_path / "nope.json", small_build, "no such file"),
+             (small_build / "build_report.json", small_build, "not a ground truth"),
+             (other, small_build, "no clip of"),
+             (other, tmp_path, "no shards")]
+    for truth, out, says in cases:
+        res = CliRunner().invoke(app, ["truth", str(out), "--truth", str(truth)])
+        assert res.exit_code == 2, (truth, res.output)
+        assert says in res.output and "Traceback" not in res.output, res.output

@@ -317,7 +317,10 @@ def truth(
 
 
 def _print_truth(truth_file: Path, out: Path) -> None:
-    s = score(truth_file, out)
+    try:
+        s = score(truth_file, out)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
     t = Table(title="against the planted ground truth")
     t.add_column("measure")
     t.add_column("value", justify="right")

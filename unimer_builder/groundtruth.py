@@ -94,7 +94,10 @@ def _within(word: str, truth: list[float], region, degrees: float) -> bool:
 def load_rows(out: Path) -> dict[str, dict]:
     """clip_id -> {verdicts, unexplained, aus_source, aus_supported, answers: {task: answer}}."""
     clips: dict[str, dict] = {}
-    for shard in sorted((Path(out) / "data").glob("*.parquet")):
+    shards = sorted((Path(out) / "data").glob("*.parquet"))
+    if not shards:  # scored as nothing at all, a folder that is no build printed an empty table
+        raise FileNotFoundError(f"{Path(out) / 'data'}: no shards; give the folder `unimer build` wrote")
+    for shard in shards:
         for r in read_shard(shard, columns=_COLUMNS).to_pylist():  # not pq.read_table: see read_shard
             c = clips.setdefault(r["clip_id"], {**r, "answers": {}})
             c["answers"][r["task"]] = r["answer"]
@@ -109,11 +112,29 @@ KEYS = ("moved_labelled_supported", "moved_labelled_not_contradicted", "unmoved_
 BLINK_VISIBLE_CROP_PX = 1.0  # lid motion at the apex from which a blink counts as visible to onset->apex flow
 
 
+def read_truth(truth_file: Path) -> dict:
+    """``ground_truth.json`` as ``unimer synth`` wrote it; a file that is missing or is none is a
+    ``FileNotFoundError`` or ``ValueError`` naming it."""
+    p = Path(truth_file)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file (the ground_truth.json `unimer synth` writes)")
+    try:
+        truth = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p}: not JSON ({e})") from e
+    if not isinstance(truth, dict) or not isinstance(truth.get("clips"), list):
+        raise ValueError(f"{p}: not a ground truth written by `unimer synth` (no list of clips)")
+    return truth
+
+
 def items(truth_file: Path, out: Path) -> list[dict]:
     """Every scored item: ``{"key", "ok", "clip_id", "identity", "au", "bin", "amplitude"}`` (``bin``: the
     planted AU's amplitude bin, ``amplitude``: its crop px at the apex; None where the truth has none)."""
-    truth = json.loads(Path(truth_file).read_text())
+    truth = read_truth(truth_file)
     rows = load_rows(out)
+    if not any(t["clip_id"] in rows for t in truth["clips"]):  # else an empty table that reads as a score
+        raise ValueError(f"no clip of {out} is in {truth_file} ({len(truth['clips'])} clips): score a build of the "
+                         f"database `unimer synth` wrote beside that file")
     found: list[dict] = []
 
     for t in truth["clips"]:
