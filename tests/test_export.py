@@ -166,3 +166,13 @@ def test_a_build_without_face_images_names_the_option_that_exports_it(no_images_
     assert not (tmp_path / "a").exists()
     manifest = _export(no_images_build, "sharegpt", tmp_path / "b", "--images", "flow")
     assert manifest["pictures"] == ["flow"] and manifest["images"] == manifest["clips"]
+
+
+def test_a_destination_that_is_a_file_is_one_error_line(small_build, tmp_path):
+    """An export into a path that is a file (or below one) was a NotADirectoryError traceback."""
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    for dest in (f, f / "export"):
+        res = runner.invoke(app, ["export", str(small_build), "--to", "sharegpt", str(dest)])
+        assert res.exit_code == 2 and "is a file" in res.output, res.output
+    assert f.read_text() == "mine"

@@ -119,6 +119,10 @@ def export(out_dir: Path | str, fmt: str, dest: Path | str, images: tuple[str, .
         raise ValueError(f"unknown picture(s) {bad}; choose from {', '.join(IMAGE_COLUMNS)}")
     if fmt == "megc-vqa":
         images = ()
+    blocking = next((p for p in (dest, *dest.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # else a NotADirectoryError traceback
+        what = "it" if blocking == dest else str(blocking)
+        raise FileExistsError(f"{dest}: {what} is a file, not a folder; choose another folder")
     if dest.exists() and any(dest.iterdir()) and not (dest / MANIFEST).is_file():
         raise FileExistsError(f"{dest}: exists and is not an earlier export ({MANIFEST} missing); choose another folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
