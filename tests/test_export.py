@@ -176,3 +176,14 @@ def test_a_destination_that_is_a_file_is_one_error_line(small_build, tmp_path):
         res = runner.invoke(app, ["export", str(small_build), "--to", "sharegpt", str(dest)])
         assert res.exit_code == 2 and "is a file" in res.output, res.output
     assert f.read_text() == "mine"
+
+
+def test_a_name_that_is_no_plain_file_name_is_refused(small_build, tmp_path):
+    """`--name ../x` wrote x.json beside the export folder, outside it, and dataset_info.json pointed there."""
+    for name in ("../escaped", "a/b", ".hidden", ""):
+        res = runner.invoke(app, ["export", str(small_build), "--to", "llamafactory", "--name", name,
+                                  str(tmp_path / "lf")])
+        assert res.exit_code == 2 and "--name" in res.output, (name, res.output)
+    assert list(tmp_path.iterdir()) == []
+    _export(small_build, "llamafactory", tmp_path / "lf", "--name", "casme2_me-v1.0")
+    assert (tmp_path / "lf" / "casme2_me-v1.0.json").is_file()

@@ -22,6 +22,7 @@ earlier export (``export.json``).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -117,6 +118,9 @@ def export(out_dir: Path | str, fmt: str, dest: Path | str, images: tuple[str, .
     bad = [k for k in images if k not in IMAGE_COLUMNS]
     if bad:
         raise ValueError(f"unknown picture(s) {bad}; choose from {', '.join(IMAGE_COLUMNS)}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names a file in DEST: no path, no hidden file
+        raise ValueError(f"--name must be letters, digits, '.', '_' or '-' (it names DEST/NAME.json), "
+                         f"not {name!r}")
     if fmt == "megc-vqa":
         images = ()
     blocking = next((p for p in (dest, *dest.parents) if p.exists() and not p.is_dir()), None)
