@@ -55,15 +55,15 @@ def train(
     config: str = typer.Option(None, "--config", help="tiny (default) | reference | FILE.json"),
     out: Path = typer.Option(..., "--out", help="run folder"),
     fold: str = typer.Option(None, "--fold", help="hold out this subject (database/subject or subject)"),
-    epochs: int = typer.Option(None, "--epochs"),
+    epochs: int = typer.Option(None, "--epochs", help="passes over the data (default: the config's)"),
     seed: int = typer.Option(None, "--seed", help="default 0"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's last checkpoint, with the run's "
                                 "settings: an option given must be the run's, except a higher --epochs (trains on)"),
-    batch_size: int = typer.Option(None, "--batch-size"),
-    max_steps: int = typer.Option(None, "--max-steps"),
+    batch_size: int = typer.Option(None, "--batch-size", help="rows per step (default: the config's)"),
+    max_steps: int = typer.Option(None, "--max-steps", help="stop after N optimiser steps (a quick look)"),
     experts: str = typer.Option(None, "--experts", help="comma list, e.g. structure,dynamic (ablation)"),
     set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
-    log_every: int = typer.Option(None, "--log-every"),
+    log_every: int = typer.Option(None, "--log-every", help="log the losses every N steps (default: the config's)"),
     save_every: int = typer.Option(None, "--save-every", help="checkpoint every N steps (0: every epoch)"),
     extra_data: list[Path] = typer.Option(None, "--extra-data", help="another build to train on as well, never held "
                                           "out (repeatable; e.g. other subjects or synthetic identities)"),
@@ -110,12 +110,12 @@ def evaluate(
     run: Path = typer.Option(..., "--run", help="a `deft train --fold` run, or a folder for LOSO fold runs"),
     protocol: str = typer.Option("loso", "--protocol", help="loso | composite"),
     data: Path = typer.Option(None, "--data", help="shards (needed to train missing LOSO folds)"),
-    config: str = typer.Option("tiny", "--config"),
-    epochs: int = typer.Option(None, "--epochs"),
-    seed: int = typer.Option(0, "--seed"),
+    config: str = typer.Option("tiny", "--config", help="tiny | reference | FILE.json, for folds trained here"),
+    epochs: int = typer.Option(None, "--epochs", help="epochs of each fold trained here (default: the config's)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the folds trained here"),
     generate: bool = typer.Option(True, "--generate/--no-generate", help="also parse greedy answers"),
     max_folds: int = typer.Option(None, "--max-folds", help="only the first K subjects (quick look; partial)"),
-    experts: str = typer.Option(None, "--experts"),
+    experts: str = typer.Option(None, "--experts", help="comma list, e.g. structure,dynamic (ablation)"),
     set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
     baselines: bool = typer.Option(False, "--baselines", help="also score logistic regression on region statistics "
                                    "and a flow CNN on the same folds"),
@@ -138,16 +138,16 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Path = typer.Option(..., "--run"),
+    run: Path = typer.Option(..., "--run", help="a `deft train` run folder"),
     clip: Path = typer.Argument(None, help="a clip folder of numbered frames, or a video file (frames from 0)"),
-    onset: int = typer.Option(None, "--onset"),
-    apex: int = typer.Option(None, "--apex"),
-    offset: int = typer.Option(None, "--offset"),
+    onset: int = typer.Option(None, "--onset", help="onset frame number (default: the first frame; a video's is 0)"),
+    apex: int = typer.Option(None, "--apex", help="apex frame number (default: estimated from motion)"),
+    offset: int = typer.Option(None, "--offset", help="offset frame number (default: the last frame)"),
     row: str = typer.Option(None, "--row", help="a shard row id (<clip_id>#<task>) instead of a clip folder"),
     data: Path = typer.Option(None, "--data", help="shards holding --row"),
 ):
     """Predict emotion and AUs (the model's heads), the measured motion, an explanation built from them, and
-    the language model's own answers, as JSON (``sources`` says which field comes from where)."""
+    the language model's own answers, as JSON (its "sources" says which field comes from where)."""
     from .predict import predict_clip, predict_row
 
     try:

@@ -215,3 +215,28 @@ def test_the_summary_says_how_many_skips_it_leaves_out_and_counts_in_the_singula
     out = cap.get()
     assert "m/s/c9: no face" in out and "m/s/c10" not in out and "... and 2 more" in out
     assert _n(1, "clip") == "1 clip" and _n(2, "clip") == "2 clips" and _n(0, "clip") == "0 clips"
+
+
+def test_help_texts_are_plain_words_and_every_option_is_explained():
+    """`unimer --help` showed the module's developer docstring (``unimer``, :class:`BuildConfig`,
+    :func:`...`), `deft predict --help` ``sources``; `unimer demo`'s options, `deft predict`'s --run, --onset,
+    --apex and --offset, and several of `deft train`'s and `deft evaluate`'s had no help at all."""
+    import re
+
+    import typer
+
+    from deft_model.cli import app as deft_app
+
+    for prog, a in (("unimer", app), ("deft", deft_app)):
+        group = typer.main.get_command(a)
+        texts = {prog: group.help or ""}
+        for name, cmd in group.commands.items():
+            texts[f"{prog} {name}"] = cmd.help or ""
+            for p in cmd.params:
+                if p.name != "help":
+                    assert getattr(p, "help", None), f"{prog} {name}: {p.opts[0]} has no help"
+                    texts[f"{prog} {name} {p.opts[0]}"] = p.help
+        for where, text in texts.items():
+            assert not re.search(r"``|:(class|func|data|meth|mod):`", text), (where, text)
+    shown = CliRunner().invoke(app, ["--help"], terminal_width=120).output
+    assert "BuildConfig" not in shown and "this module" not in shown and "synth" in shown

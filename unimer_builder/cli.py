@@ -51,7 +51,13 @@ from .sources import FORMATS
 from .synth.generate import GROUND_TRUTH, PROFILES, synthesize
 from .validation.media import MediaUnavailable
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# The user's help, not the module docstring above (it is for developers: Sphinx roles would show as typed).
+HELP = ("Build Uni-MER, micro-expression instruction data checked against the face's motion, from a MER database; "
+        "look at it, export it, publish it.\n\n"
+        "Exit status of build: 0 every clip built, 1 some clips skipped (build_report.json lists them), 2 the input "
+        "or the options cannot be used (nothing written), 3 the environment failed (the output folder cannot be "
+        "written, the disk is full, another build holds the folder), 130 interrupted (run it again to resume).")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 console = Console(stderr=True)
 
 
@@ -290,10 +296,10 @@ def _print_skips(skipped: list, most: int = 10) -> None:
 @app.command()
 def demo(
     out: Path = typer.Argument(Path("out/demo"), help="Folder for the synthetic database and the built dataset."),
-    format: str = typer.Option("casme2", "--format", "-f"),
-    clips: int = typer.Option(24),
-    subjects: int = typer.Option(4),
-    seed: int = typer.Option(0),
+    format: str = typer.Option("casme2", "--format", "-f", help="casme2 | samm | smic | casme3 | manifest"),
+    clips: int = typer.Option(24, help="Number of clips."),
+    subjects: int = typer.Option(4, help="Number of subjects."),
+    seed: int = typer.Option(0, help="Seed: the same seed writes the same database and rows."),
 ) -> None:
     """Synthesise a database and build Uni-MER from it: the whole pipeline, offline, in a minute."""
     root = synthesize(out / "source", format, clips=clips, subjects=subjects, seed=seed)
