@@ -231,3 +231,20 @@ def test_push_without_images_uploads_shards_without_face_pixels(small_build, tmp
     assert "No face images" in card and "onset_image" in card and "aligned grey face crops" not in card
     assert {p.name: p.read_bytes() for p in (out / "data").iterdir()} == before  # the build is left as it was
     assert not [p for p in out.iterdir() if p.name.startswith(".push")]
+
+
+def test_push_without_a_token_says_so_before_any_request(tmp_path, online, monkeypatch):
+    """Without --token, $HF_TOKEN or a cached login the push said "cannot reach the Hub (huggingface.co): Token
+    is required ..." (with a repo id, after a request that could only fail): it names the missing token and how
+    to give one, and asks the Hub nothing."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    out = _built_folder(tmp_path)
+    with FakeHub() as fake:
+        for repo in ("someone/uni-mer", None):
+            with pytest.raises(RuntimeError, match="no Hugging Face token.*--token.*HF_TOKEN.*hf auth login"):
+                hub.push(out, repo, endpoint=fake.url)
+        assert not fake.created and not fake.commits

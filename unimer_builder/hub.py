@@ -46,6 +46,13 @@ def _offline() -> bool:
         return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
+def _login_token() -> str | None:
+    """The token huggingface_hub would use without ``--token``: ``$HF_TOKEN`` or the cached login."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
 def _network_errors() -> tuple[type[BaseException], ...]:
     """OSError plus the HTTP client's transport errors (httpx-style clients do not derive from OSError)."""
     errs: list[type[BaseException]] = [OSError]
@@ -139,6 +146,9 @@ def push(
         raise RuntimeError(
             "cannot push: Hugging Face Hub offline mode is on (HF_HUB_OFFLINE=1); unset it to upload"
         )
+    if token is None and _login_token() is None:  # else the Hub's 401, or "cannot reach the Hub: Token is required"
+        raise RuntimeError("cannot push: no Hugging Face token; pass --token, set HF_TOKEN, or log in once with "
+                           "`hf auth login`")
     name = suggested_name(out) if repo_id is None else ""  # the card's suggestion, read before any staging
     if not images and has_images(out):
         with without_images(out) as stage:
