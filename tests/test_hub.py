@@ -248,3 +248,22 @@ def test_push_without_a_token_says_so_before_any_request(tmp_path, online, monke
             with pytest.raises(RuntimeError, match="no Hugging Face token.*--token.*HF_TOKEN.*hf auth login"):
                 hub.push(out, repo, endpoint=fake.url)
         assert not fake.created and not fake.commits
+
+
+def test_push_dry_run_lists_what_would_go_and_asks_nothing(small_build, tmp_path):
+    """There was no way to see what a push uploads (which files, to which repo, private or not, with the faces
+    or without) before it happened; `--dry-run` says, offline and without a token."""
+    from typer.testing import CliRunner
+
+    from unimer_builder.cli import app
+
+    res = CliRunner().invoke(app, ["push", str(small_build), "someone/mer", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "someone/mer (private), with the face images" in res.output
+    for f in hub.check_folder(small_build):
+        assert f"{f}  {(small_build / f).stat().st_size:,} bytes" in res.output
+    res = CliRunner().invoke(app, ["push", str(small_build), "--dry-run", "--no-images", "--public"])
+    assert res.exit_code == 0, res.output
+    assert f"<your account>/{hub.suggested_name(small_build)} (public), without the face images" in res.output
+    res = CliRunner().invoke(app, ["push", str(small_build), "no-owner", "--dry-run"])
+    assert res.exit_code == 2 and "owner/name" in res.output

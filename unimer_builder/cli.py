@@ -42,6 +42,7 @@ from .errors import EnvironmentFailure, UnusableInput
 from .executors_ray import RayUnavailable
 from .export import export as run_export
 from .groundtruth import score
+from .hub import plan as push_plan
 from .hub import push as push_folder
 from .inspect_report import write_report
 from .labels import COMPOSITE_MODES
@@ -348,9 +349,18 @@ def push(
     images: bool = typer.Option(True, "--images/--no-images", help="--no-images: upload the shards without the face "
                                 "pixel columns (onset_image, apex_image, frames) and a card that says so; the build "
                                 "folder is left as it is."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the repo, its visibility and the files that would "
+                                 "be uploaded, and upload nothing (works offline, without a token)."),
 ) -> None:
     """Publish a built dataset (card, shards, report) to the Hugging Face Hub."""
     try:
+        if dry_run:
+            p = push_plan(out, repo_id, private=not public, images=images)
+            console.print(f"would push to {p['repo_id']} ({'private' if p['private'] else 'public'}), "
+                          f"{'with' if p['images'] else 'without'} the face images:", soft_wrap=True)
+            for f, size in p["files"].items():
+                console.print(f"  {f}  {size:,} bytes", soft_wrap=True)
+            return
         url = push_folder(out, repo_id, token=token, private=not public, images=images)
     except (OSError, ValueError, RuntimeError) as e:
         _fail(str(e))

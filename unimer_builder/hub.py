@@ -116,6 +116,22 @@ def _refuse_public(api, repo_id: str) -> None:
                               f"--public if that is meant, or push to a private repo")
 
 
+def _check_repo_id(repo_id: str | None) -> None:
+    if repo_id is not None and (repo_id.count("/") != 1 or any(not p for p in repo_id.split("/"))):
+        raise ValueError(f"repo id must look like 'owner/name', not {repo_id!r}")
+
+
+def plan(out_dir: Path | str, repo_id: str | None = None, private: bool = True, images: bool = True) -> dict:
+    """What :func:`push` would upload, asking the Hub nothing (``unimer push --dry-run``): the repo, its
+    visibility, whether the face pixel columns go, and each file with its size in the build folder (shards
+    pushed with ``images=False`` are copies without those columns, so smaller)."""
+    out = Path(out_dir)
+    files = check_folder(out)
+    _check_repo_id(repo_id)
+    return {"repo_id": repo_id or f"<your account>/{suggested_name(out)}", "private": private,
+            "images": images and has_images(out), "files": {f: (out / f).stat().st_size for f in files}}
+
+
 class PublicRepoError(RuntimeError):
     """A private push into an existing public repo, refused."""
 
@@ -140,8 +156,7 @@ def push(
     """
     out = Path(out_dir)
     check_folder(out)
-    if repo_id is not None and (repo_id.count("/") != 1 or any(not p for p in repo_id.split("/"))):
-        raise ValueError(f"repo id must look like 'owner/name', not {repo_id!r}")
+    _check_repo_id(repo_id)
     if _offline():
         raise RuntimeError(
             "cannot push: Hugging Face Hub offline mode is on (HF_HUB_OFFLINE=1); unset it to upload"
