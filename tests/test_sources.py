@@ -766,3 +766,23 @@ def test_frames_missing_inside_a_folder_clip_are_noted():
     whole = Clip(database="manifest", subject="s", clip="ok", onset=16, apex=22, offset=24,
                  frames={n: f"f{n}.png" for n in range(16, 25)})
     assert summarize(whole, **fields).label_notes == []
+
+
+def test_frame_numbers_beyond_a_video_name_its_frames(tmp_path):
+    """`deft predict` on a 12-frame video with `--apex 99` said "apex frame 99 of clip manifest/user/take is
+    missing" (an id the user never gave, no frame count); an apex before the onset without an offset said
+    "... and offset None"; a mistyped video path was a "clip folder" that does not exist."""
+    from unimer_builder import clip_from_folder
+    from unimer_builder.evidence import _span
+
+    video = _video(tmp_path / "take.avi", 12)
+    for onset, apex, key in ((0, 99, "apex"), (50, 60, "onset"), (50, None, "onset")):
+        clip = clip_from_folder(video, onset, apex)
+        with pytest.raises(InputError, match=rf"{key} frame {onset if key == 'onset' else apex} is outside the "
+                                             r"frames present in the video \(0\.\.11\)") as e:
+            _span(clip, FrameReader(clip))
+        assert e.value.field == key and "manifest/user" not in str(e.value)
+    with pytest.raises(InputError, match="apex frame 2 is not between onset 8$"):
+        clip_from_folder(video, 8, 2)
+    with pytest.raises(InputError, match="video file .*nope.mp4 does not exist"):
+        clip_from_folder(tmp_path / "nope.mp4", 0, 3)

@@ -77,13 +77,26 @@ def _span(clip: Clip, reader: FrameReader) -> tuple[list[int], int]:
     if clip.apex is not None:
         offset = max(offset, clip.apex)
     span = [n for n in numbers if clip.onset <= n <= offset]
-    if not span or clip.onset not in span:
-        raise InputError("missing_frame", f"onset frame {clip.onset} of clip {clip.clip_id} is missing",
-                         clip.source_file, clip.source_row, "onset")
+    for key, n in (("onset", clip.onset), ("apex", clip.apex)):
+        if n is not None and n not in span:
+            raise _absent(clip, key, n, numbers, reader.notes)
     if len(span) < 2:  # whatever path set the offset (a label, a folder's or a video's last frame)
         raise InputError("frames_out_of_range", f"clip {clip.clip_id} holds one frame ({clip.onset}): no motion to "
                          f"measure", clip.source_file, clip.source_row, "offset")
     return span, offset
+
+
+def _absent(clip: Clip, key: str, n: int, numbers: list[int], notes: list[str]) -> InputError:
+    """A labelled frame the clip does not hold. Beyond its frames the range is named, as ``clip_from_folder``
+    names a folder's: a video's frame count is known only once it is decoded, and ``deft predict`` on a video
+    said no more than "apex frame 99 of clip manifest/user/clip is missing"."""
+    if not numbers[0] <= n <= numbers[-1]:
+        where = "the video" if clip.video else "the clip"
+        why = "; ".join([f"{key} frame {n} is outside the frames present in {where} ({numbers[0]}..{numbers[-1]})",
+                         *notes])  # a truncated video says so
+    else:
+        why = f"{key} frame {n} of clip {clip.clip_id} is missing"
+    return InputError("missing_frame", why, clip.source_file, clip.source_row, key)
 
 
 def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: BuildConfig, timer: Timer) -> _Frames:

@@ -50,7 +50,8 @@ def clip_from_folder(folder: Path | str, onset: int | None = None, apex: int | N
         raise InputError("bad_label", f"{folder} is neither a folder of frames nor a video file "
                          f"({', '.join(sorted(VIDEO_EXTS))})", str(folder))
     if not folder.is_dir():
-        raise InputError("missing_frame", f"clip folder {folder} does not exist", str(folder))
+        what = "video file" if folder.suffix.lower() in VIDEO_EXTS else "clip folder"
+        raise InputError("missing_frame", f"{what} {folder} does not exist", str(folder))
     frames = list_frames(folder)
     if not frames:
         raise InputError("missing_frame", f"clip folder {folder} holds no numbered image frames (e.g. img12.jpg)",
