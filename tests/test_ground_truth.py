@@ -91,7 +91,7 @@ def test_inferred_aus_count_as_planted_only_where_something_made_them(tmp_path):
     rows = [{"clip_id": c, "task": "explain", "aus_source": "inferred", "aus_supported": aus, "verdicts": [],
              "unexplained": [], "answer": ""} for c, aus in (("a", [12, 45, 26]), ("b", [4, 45]))]
     (tmp_path / "out" / "data").mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "part-0.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "train-00000-of-00001.parquet")  # as a build names its shards
     got = {(it["clip_id"], it["au"]): it["ok"] for it in items(tmp_path / "truth.json", tmp_path / "out")
            if it["key"] == "inferred_aus_planted"}
     assert got == {("a", 12): True, ("a", 26): False, ("a", 45): True, ("b", 4): True, ("b", 45): False}
@@ -120,7 +120,7 @@ def test_aus_the_unexplained_motion_names_count_as_planted_only_where_something_
              "unexplained": un, "answer": ""}
             for c, un in (("a", [u(27.0), u(45.0), u(5.0), u(None)]), ("b", [u(45.0), u(None)]))]
     (tmp_path / "out" / "data").mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "part-0.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "train-00000-of-00001.parquet")  # as a build names its shards
     got = {(it["clip_id"], it["au"]): it["ok"] for it in items(tmp_path / "truth.json", tmp_path / "out")
            if it["key"] == "unexplained_aus_planted"}
     assert got == {("a", 5): False, ("a", 27): True, ("a", 45): True, ("b", 45): False}
@@ -151,7 +151,7 @@ def test_a_moved_label_counts_as_contradicted_only_where_its_verdict_says_so(tmp
                           v(15, "contradicted")],
              "unexplained": [], "answer": ""}]
     (tmp_path / "out" / "data").mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "part-0.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "out" / "data" / "train-00000-of-00001.parquet")  # as a build names its shards
     found = items(tmp_path / "truth.json", tmp_path / "out")
     got = {it["au"]: it["ok"] for it in found if it["key"] == "moved_labelled_not_contradicted"}
     assert got == {4: True, 6: True, 12: False}

@@ -22,7 +22,7 @@ import yaml
 from . import flowviz
 from .atomic import write_text
 from .config import TASKS, BuildConfig, package_folder
-from .shards import FACE_COLUMNS, features, read_shard
+from .shards import FACE_COLUMNS, features, read_shard, shard_files
 
 PAPER = {
     "title": "DEFT-LLM: Disentangled Expert Feature Tuning for Micro-Expression Recognition",
@@ -52,9 +52,7 @@ def _size_category(n: int) -> str:
 
 
 def _shard_stats(out_dir: Path) -> dict:
-    files = sorted((out_dir / "data").glob("train-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{out_dir / 'data'}: no shards; run consolidate first")
+    files = shard_files(out_dir)
     rows = 0
     num_bytes = 0
     download = 0

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from . import facs
 from .atomic import staged_folder, swap_in
 from .inspect_report import slug
-from .shards import FACE_COLUMNS
+from .shards import FACE_COLUMNS, shard_files
 
 FORMATS = ("sharegpt", "llamafactory", "megc-vqa")
 IMAGE_COLUMNS = {"onset": "onset_image", "apex": "apex_image", "flow": "flow_image"}
@@ -77,10 +77,7 @@ def megc_questions(row: dict, aus: str = "supported") -> list[tuple[str, str]]:
 
 
 def _iter_rows(out_dir: Path, image_columns: list[str]):
-    files = sorted((out_dir / "data").glob("train-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{out_dir / 'data'}: no shards (train-*.parquet); run `unimer build` first")
-    for f in files:
+    for f in shard_files(out_dir):
         pf = pq.ParquetFile(f)
         missing = [c for c in (*TEXT_COLUMNS, *image_columns) if c not in pf.schema_arrow.names]
         if missing and set(missing) <= set(FACE_COLUMNS):  # this version's build, made without the faces

@@ -38,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .facs import DIRECTION_WORDS, REGION_BY_NAME, direction_word, motion_twins, out_sign
-from .shards import read_shard
+from .shards import read_shard, shard_files
 
 _COLUMNS = ["clip_id", "task", "aus_source", "aus_supported", "verdicts", "unexplained", "answer"]
 
@@ -94,10 +94,7 @@ def _within(word: str, truth: list[float], region, degrees: float) -> bool:
 def load_rows(out: Path) -> dict[str, dict]:
     """clip_id -> {verdicts, unexplained, aus_source, aus_supported, answers: {task: answer}}."""
     clips: dict[str, dict] = {}
-    shards = sorted((Path(out) / "data").glob("*.parquet"))
-    if not shards:  # scored as nothing at all, a folder that is no build printed an empty table
-        raise FileNotFoundError(f"{Path(out) / 'data'}: no shards; give the folder `unimer build` wrote")
-    for shard in shards:
+    for shard in shard_files(out):  # a folder that is no build had printed an empty table
         for r in read_shard(shard, columns=_COLUMNS).to_pylist():  # not pq.read_table: see read_shard
             c = clips.setdefault(r["clip_id"], {**r, "answers": {}})
             c["answers"][r["task"]] = r["answer"]

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from .card import default_repo_name, is_synthetic, write_card
 from .config import build_config_from_dict
 from .consolidate import strip_images
-from .shards import FACE_COLUMNS, read_shard
+from .shards import FACE_COLUMNS, read_shard, shard_files
 
 ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
 
@@ -24,13 +24,9 @@ ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
 def check_folder(out_dir: Path | str) -> list[str]:
     """The files :func:`push` would upload; raises ``FileNotFoundError`` naming what is missing."""
     out = Path(out_dir)
-    if not out.is_dir():
-        raise FileNotFoundError(f"{out}: no such folder")
+    shards = shard_files(out)  # first: an unfinished build has no card either, and must be told to finish
     if not (out / "README.md").is_file():
         raise FileNotFoundError(f"{out / 'README.md'}: dataset card missing; run the build (it writes the card)")
-    shards = sorted((out / "data").glob("train-*.parquet"))
-    if not shards:
-        raise FileNotFoundError(f"{out / 'data'}: no shards (train-*.parquet); run the build first")
     files = ["README.md"] + [f"data/{p.name}" for p in shards]
     if (out / "build_report.json").is_file():
         files.append("build_report.json")

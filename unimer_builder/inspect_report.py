@@ -36,7 +36,7 @@ from . import facs, flowviz
 from .atomic import staged_folder, swap_in
 from .config import FaceConfig
 from .regions import face_mask, region_masks
-from .shards import flow_numpy
+from .shards import flow_numpy, shard_files
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "inspect_templates"
 VERDICT_ORDER = ("supported", "weak", "contradicted", "unverifiable")
@@ -98,13 +98,6 @@ def region_status(info: dict) -> dict[str, str]:
 # --- reading the build ---------------------------------------------------------------------------
 
 
-def _shard_files(out_dir: Path) -> list[Path]:
-    files = sorted((out_dir / "data").glob("train-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{out_dir / 'data'}: no shards (train-*.parquet); run `unimer build` first")
-    return files
-
-
 def iter_clips(out_dir: Path, clip: str | None = None) -> Iterator[tuple[list[dict], dict]]:
     """``(rows of one clip, its visual columns)`` in shard order; a clip's rows are contiguous in shards.
 
@@ -112,7 +105,7 @@ def iter_clips(out_dir: Path, clip: str | None = None) -> Iterator[tuple[list[di
     """
     rows: list[dict] = []
     visual: dict = {}
-    for f in _shard_files(out_dir):
+    for f in shard_files(out_dir):
         pf = pq.ParquetFile(f)
         names = set(pf.schema_arrow.names)
         missing = [c for c in LIGHT_COLUMNS if c not in names]

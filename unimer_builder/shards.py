@@ -352,9 +352,23 @@ def read_shard(path: Path | str, columns: list[str] | None = None) -> pa.Table:
         return pf.read(columns=columns, use_threads=False)
 
 
+def shard_files(out: Path | str) -> list[Path]:
+    """A build's shards (``OUT/data/train-*.parquet``), for whatever reads a build (export, inspect, push, the card,
+    the ground-truth score); where there are none, ``FileNotFoundError`` says why: no such folder, a build that has
+    not finished (its measured clips wait in ``.parts``: the same command finishes it; "run `unimer build` first"
+    sent its user to start over), or a folder no build wrote."""
+    out = Path(out)
+    files = sorted((out / "data").glob("train-*.parquet"))
+    if files:
+        return files
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out}: no such folder; give the output folder of `unimer build`")
+    if (out / ".parts").is_dir() and any((out / ".parts").glob("*.parquet")):
+        raise FileNotFoundError(f"{out}: no shards yet (data/train-*.parquet): its build has not finished; run the "
+                                f"same `unimer build` command again to finish it (the clips measured so far are kept)")
+    raise FileNotFoundError(f"{out / 'data'}: no shards (train-*.parquet); give the output folder of `unimer build`")
+
+
 def read_shards(out_dir: Path | str, columns: list[str] | None = None) -> pa.Table:
     """All shards of a build as one table (for checks and the card); flow stays Arrow."""
-    files = sorted((Path(out_dir) / "data").glob("train-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{Path(out_dir) / 'data'}: no shards")
-    return pa.concat_tables([read_shard(f, columns=columns) for f in files])
+    return pa.concat_tables([read_shard(f, columns=columns) for f in shard_files(out_dir)])
