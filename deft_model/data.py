@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from unimer_builder import COMPOSITE, canonical, read_shard
+from unimer_builder import COMPOSITE, canonical, read_shard, shard_files
 
 from .configuration import DeftConfig
 from .errors import ShardError
@@ -37,7 +37,13 @@ def find_shards(data_dir: str | Path) -> list[Path]:
     if not d.exists():
         raise ShardError(f"data directory {d} does not exist")
     files = sorted((d / "data").glob("*.parquet")) if (d / "data").is_dir() else []
-    files = files or sorted(d.glob("*.parquet")) or sorted(d.rglob("*.parquet"))
+    if not files and (d / ".parts").is_dir():
+        try:  # an unfinished build: its clips' parts (found below) are no dataset; the builder says what to do
+            shard_files(d)
+        except FileNotFoundError as e:
+            raise ShardError(str(e)) from None
+    files = files or sorted(d.glob("*.parquet")) or sorted(
+        p for p in d.rglob("*.parquet") if not any(s.startswith(".") for s in p.relative_to(d).parts))
     if not files:
         raise ShardError(f"no Parquet shards (*.parquet) under {d} (expected {d}/data/*.parquet)")
     return files

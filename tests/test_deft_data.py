@@ -56,6 +56,15 @@ def test_fold_errors_are_clear(two_db_dir, tmp_path):
         sc.split("samm/sub02")
 
 
+def test_an_unfinished_build_is_no_dataset(tmp_path):
+    """A build interrupted before its shards keeps its measured clips in ``.parts``: ``deft train --data`` found
+    them by searching the folder and trained on part of the database without a word."""
+    d = write_shards(tmp_path / "b", n_subjects=2, clips_per_class=1)
+    (d / "data").rename(d / ".parts")
+    with pytest.raises(ShardError, match="has not finished.*same `unimer build` command again"):
+        find_shards(d)
+
+
 def test_missing_required_column_is_named(tmp_path):
     d = write_shards(tmp_path / "x", n_subjects=1, clips_per_class=1, drop_columns=("flow",), n_files=1)
     with pytest.raises(ShardError, match=r"missing required column\(s\) \['flow'\]"):

@@ -386,6 +386,18 @@ def test_a_stray_image_named_in_another_pattern_is_no_frame_and_is_noted(tmp_pat
         "thumbnail_640x360.jpg"]
 
 
+def test_frames_of_one_name_in_two_extensions_are_all_frames(tmp_path):
+    """``img003.jpeg`` beside ``img001.jpg`` and ``img002.jpg`` (frames from two tools) is a frame: the name
+    pattern is the stem's, and a frame of the minority extension at the onset had been dropped with it."""
+    folder = tmp_path / "takes" / "a"
+    folder.mkdir(parents=True)
+    for n, ext in ((1, "jpeg"), (2, "jpg"), (3, "jpg")):
+        cv2.imwrite(str(folder / f"img{n:03d}.{ext}"), np.full((8, 8), n, np.uint8))
+    _manifest(tmp_path, "path,onset\ntakes/a,1\n")
+    (clip,), skips = _read(tmp_path)
+    assert skips == [] and sorted(clip.frames) == [1, 2, 3] and not clip.extra.get("label_notes")
+
+
 def test_a_linked_manifest_reads_relative_paths_from_the_links_folder(tmp_path, video):
     """A manifest linked into the folder of the clips (``ln -s /shared/m.csv manifest.csv``) read its relative
     paths from the folder of the file it links to: every row "does not exist"."""

@@ -408,6 +408,35 @@ def _truncated_video(path: Path, n: int = 40) -> tuple[Path, int]:
     return path, decoded
 
 
+def test_a_whole_video_its_container_overcounts_by_a_frame_keeps_its_last_frame(tmp_path, monkeypatch):
+    """A container's count can exceed what a whole video decodes (an MP4's edit list, a count estimated from the
+    duration): its good last frame was dropped as a truncated one's, with a note saying it was truncated."""
+    from unimer_builder.records import Clip
+    from unimer_builder.sources import frames as fr
+
+    path = tmp_path / "whole.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 64))
+    for n in range(12):
+        vw.write(np.full((64, 64, 3), 20 * n, np.uint8))
+    vw.release()
+
+    real = cv2.VideoCapture
+
+    class Overcounting:  # a proxy: a Python subclass of OpenCV's class crashed the interpreter later on
+        def __init__(self, *args):
+            self._cap = real(*args)
+
+        def get(self, prop):
+            return self._cap.get(prop) + (1 if prop == cv2.CAP_PROP_FRAME_COUNT else 0)
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(fr.cv2, "VideoCapture", Overcounting)
+    reader = fr.FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(path)))
+    assert reader.numbers == list(range(12)) and reader.notes == []
+
+
 def test_a_truncated_video_ends_before_its_last_decoded_frame_and_says_so(tmp_path):
     """A video cut short: its last frame that decoded (FFmpeg returns what it has of it) was used as a whole
     one, and nothing said the video was truncated."""
@@ -437,7 +466,8 @@ def test_ffmpeg_says_nothing_of_a_truncated_video(tmp_path):
     import unimer_builder
 
     video, _ = _truncated_video(tmp_path / "cut.avi")
-    code = ("from unimer_builder.records import Clip\nfrom unimer_builder.sources.frames import FrameReader\n"
+    code = ("import unimer_builder.cli\n"  # the command line's setting (a library caller's process keeps its own)
+            "from unimer_builder.records import Clip\nfrom unimer_builder.sources.frames import FrameReader\n"
             f"clip = Clip('manifest', 's', 'c', 0, None, None, video={str(video)!r})\n"
             "print(len(FrameReader(clip).numbers))")
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}

@@ -47,7 +47,7 @@ from .labels import COMPOSITE, EMOTIONS, canonical, composite, database_class, d
 from .pipeline import build
 from .records import Clip, ClipSummary, CrossCheck, Evidence, RegionStats, Sample, Skip
 from .render import parse_answer, render_prediction, render_samples, standard_instructions
-from .shards import SCHEMA, clip_rows, flow_numpy, read_shard, rows_to_table
+from .shards import SCHEMA, clip_rows, flow_numpy, read_shard, rows_to_table, shard_files
 from .sources import FORMATS, clip_from_folder, read_clips
 from .synth.generate import synthesize
 from .tools import Tools
@@ -59,5 +59,5 @@ __all__ = [
     "Skip", "TASKS", "TextConfig", "Tools", "UnusableInput", "VERIFIABLE_AUS", "__version__", "au_name", "build",
     "build_config_from_dict", "canonical", "clip_from_folder", "clip_rows", "composite", "compute_evidence",
     "cross_check", "database_class", "default_class_set", "direction_word", "flow_numpy", "parse_answer",
-    "read_clips", "read_shard", "render_prediction", "render_samples", "rows_to_table", "standard_instructions", "synthesize",
+    "read_clips", "read_shard", "render_prediction", "shard_files", "render_samples", "rows_to_table", "standard_instructions", "synthesize",
 ]

@@ -11,6 +11,7 @@ interrupted. Each failure is one line naming the path and the cause, never a tra
 
 from __future__ import annotations
 
+import os
 import webbrowser
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +50,7 @@ from .labels import COMPOSITE_MODES
 from .pyfeat_backend import PyFeatUnavailable
 from .records import Skip
 from .sources import FORMATS
+from .sources.frames import FFMPEG_QUIET
 from .synth.generate import GROUND_TRUTH, PROFILES, synthesize
 from .validation.media import MediaUnavailable
 
@@ -58,6 +60,8 @@ HELP = ("Build Uni-MER, micro-expression instruction data checked against the fa
         "Exit status of build: 0 every clip built, 1 some clips skipped (build_report.json lists them), 2 the input "
         "or the options cannot be used (nothing written), 3 the environment failed (the output folder cannot be "
         "written, the disk is full, another build holds the folder), 130 interrupted (run it again to resume).")
+for _k, _v in FFMPEG_QUIET.items():  # the command line's processes and their workers; not the library's callers
+    os.environ.setdefault(_k, _v)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 console = Console(stderr=True)
 

@@ -90,13 +90,13 @@ def _absent(clip: Clip, key: str, n: int, numbers: list[int], notes: list[str]) 
     """A labelled frame the clip does not hold. Beyond its frames the range is named, as ``clip_from_folder``
     names a folder's: a video's frame count is known only once it is decoded, and ``deft predict`` on a video
     said no more than "apex frame 99 of clip manifest/user/clip is missing"."""
-    if not numbers[0] <= n <= numbers[-1]:
+    if not numbers[0] <= n <= numbers[-1]:  # the reason a folder's rows get for it (sources.check_frames)
         where = "the video" if clip.video else "the clip"
         why = "; ".join([f"{key} frame {n} is outside the frames present in {where} ({numbers[0]}..{numbers[-1]})",
                          *notes])  # a truncated video says so
-    else:
-        why = f"{key} frame {n} of clip {clip.clip_id} is missing"
-    return InputError("missing_frame", why, clip.source_file, clip.source_row, key)
+        return InputError("frames_out_of_range", why, clip.source_file, clip.source_row, key)
+    return InputError("missing_frame", f"{key} frame {n} of clip {clip.clip_id} is missing", clip.source_file,
+                      clip.source_row, key)
 
 
 def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: BuildConfig, timer: Timer) -> _Frames:
@@ -238,10 +238,7 @@ class _Curves:
 
 def _apex(clip: Clip, span: list[int], curves: _Curves, cfg: BuildConfig) -> int:
     """The label's apex, or the frame whose AU regions moved most from the onset (cheap DIS)."""
-    if clip.apex is not None:
-        if clip.apex not in span:
-            raise InputError("missing_frame", f"apex frame {clip.apex} of clip {clip.clip_id} is missing",
-                             clip.source_file, clip.source_row, "apex")
+    if clip.apex is not None:  # in the span: _span checked it
         return clip.apex
     cand = [n for n in span if n != clip.onset]
     if not cand:

@@ -94,7 +94,8 @@ def subjects_note(fmt: str, clips: list[Clip]) -> list[str]:
         return []
     how = ("give each row its subject in the manifest's `subject` column, or put each subject's videos or "
            "frame folders in a folder of their own (a clip's subject is otherwise the name of the folder "
-           "holding it)" if fmt == "manifest" else "the label sheet names no other subject")
+           "holding it)" if fmt == "manifest" else "its folders hold no other subject" if fmt == "smic" else
+           "the label sheet names no other subject")
     return [f"every clip ({len(clips)}) is of one subject, {subjects.pop()!r}: leave-one-subject-out "
             f"evaluation (deft evaluate --protocol loso) has no other subject to train on; {how}"]
 

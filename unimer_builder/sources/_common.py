@@ -80,8 +80,9 @@ def _frame_run(names: list[str]) -> int:
 
 
 def _pattern(name: str) -> str:
-    """A file name with its runs of digits as ``#`` (``img#.jpg``): what a folder's frames share."""
-    return re.sub(r"\d+", "#", name.lower())
+    """A file's stem with its runs of digits as ``#`` (``img#``): what a folder's frames share, whatever their
+    extension (a folder mixing ``.jpg`` and ``.jpeg`` frames keeps both)."""
+    return re.sub(r"\d+", "#", Path(name).stem.lower())
 
 
 def _frame_names(names: list[str]) -> tuple[list[str], list[str]]:
@@ -118,6 +119,12 @@ def list_frames(folder: Path) -> FrameFiles:
         else:
             frames[n] = str(base / name)
     return frames
+
+
+def apex_outside(apex: int, onset: int, offset: int | None, last: int | None = None) -> str:
+    """Why an apex is refused, naming the bound it passed (a sheet's offset of "/" had read "and offset None")."""
+    end = f" and offset {offset}" if offset is not None else f" and the last frame ({last})" if last is not None else ""
+    return f"apex frame {apex} is not between onset {onset}{end}"
 
 
 def ignored_note(frames: dict[int, str]) -> list[str]:
@@ -441,8 +448,7 @@ def check_frames(r: Row, frames: dict[int, str], folder: Path, onset: int, apex:
         return r.skip("frames_out_of_range", f"offset frame {offset} comes before onset frame {onset}",
                       names["offset"])
     if apex is not None and not onset <= apex <= (offset if offset is not None else hi):
-        return r.skip("frames_out_of_range",
-                      f"apex frame {apex} is not between onset {onset} and offset {offset}", names["apex"])
+        return r.skip("frames_out_of_range", apex_outside(apex, onset, offset, hi), names["apex"])
     for key, n in marks:
         if n is not None and n not in frames:
             return r.skip("missing_frame", f"the file of {key} frame {n} is missing from {folder}", names[key])

@@ -10,10 +10,10 @@ JPEG files are decoded with simplejpeg (the same libjpeg-turbo, the same grey pi
 decoders (PNG, BMP, TIFF, ...) already fail on a truncated file. A frame whose size differs from the
 clip's first decoded frame is a ``bad_frame`` too: one alignment cannot serve both.
 
-A video is read as far as it decodes. FFmpeg's own log is off (``OPENCV_FFMPEG_LOGLEVEL``, which OpenCV reads
-when it first opens a video in a process: set here, on import, unless the environment sets it): a truncated or
-damaged file printed decoder errors by the screenful between the progress bar's lines. A video whose frames
-end before the count its container records (AVI, MP4, MOV: :data:`COUNTED`) is truncated: its last frame that
+A video is read as far as it decodes. The CLIs turn FFmpeg's own log off (:data:`FFMPEG_QUIET`, unless the
+environment sets it; the library leaves a caller's process as it is): a truncated or damaged file printed decoder
+errors by the screenful between the progress bar's lines. A video whose frames end more than :data:`MISCOUNT`
+before the count its container records (AVI, MP4, MOV: :data:`COUNTED`) is truncated: its last frame that
 decodes may be cut off, so it is not used either, and the reader's ``notes`` say so (the clip's label notes).
 
 Every frame is read as it displays: a file stored sideways or mirrored with an EXIF orientation tag (phones
@@ -24,7 +24,6 @@ the tag, and a mirrored face read as stored swaps its left and right AUs without
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import cv2
@@ -35,9 +34,13 @@ from PIL import Image
 from ..errors import InputError
 from ..records import Clip
 
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read at a process's first video
 # Containers that record their frame count (a header's or an index's, not an estimate from the duration)
 COUNTED = frozenset({".avi", ".mp4", ".mov", ".m4v"})
+# Frames a whole video may decode fewer than its container records (an MP4's edit list, an AVI's empty "dropped"
+# entries, a count estimated from the duration): a truncated file loses more, and a good last frame is not dropped.
+MISCOUNT = 2
+# FFmpeg's log level the CLIs set (AV_LOG_QUIET): OpenCV reads OPENCV_FFMPEG_LOGLEVEL at a process's first video.
+FFMPEG_QUIET = {"OPENCV_FFMPEG_LOGLEVEL": "-8"}
 
 JPEG_MAGIC = b"\xff\xd8"
 EXIF_MARK = b"Exif\x00\x00"
@@ -244,10 +247,10 @@ class FrameReader:
             self._held += img.nbytes
 
     def _ended(self, decoded: int) -> int:
-        """The frame count of a video whose frames ran out after ``decoded``: fewer than its container
-        records, it is truncated, and its last frame that decoded (perhaps in part: FFmpeg returns what it
-        has) is dropped."""
-        if decoded >= self._declared or decoded == 0:
+        """The frame count of a video whose frames ran out after ``decoded``: more than :data:`MISCOUNT` fewer
+        than its container records, it is truncated, and its last frame that decoded (perhaps in part: FFmpeg
+        returns what it has) is dropped."""
+        if decoded + MISCOUNT >= self._declared or decoded == 0:
             return decoded
         last = decoded - 1
         img = self._cache.pop(last, None)

@@ -364,8 +364,7 @@ def check_video_marks(r: c.Row, onset: int, apex: int | None, offset: int | None
         return r.skip("frames_out_of_range", f"offset frame {offset} comes before onset frame {onset}",
                       "offset")
     if apex is not None and (apex < onset or (offset is not None and apex > offset)):
-        end = "" if offset is None else f" and offset {offset}"  # not "offset None"
-        return r.skip("frames_out_of_range", f"apex frame {apex} is not between onset {onset}{end}", "apex")
+        return r.skip("frames_out_of_range", c.apex_outside(apex, onset, offset), "apex")
     return None
 
 
