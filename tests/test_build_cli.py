@@ -111,32 +111,6 @@ def test_killed_build_resumes_to_the_same_rows(source, built, tmp_path, monkeypa
     assert _digest(out) == _digest(built)
 
 
-def test_what_reads_a_build_tells_an_unfinished_one_to_finish(source, tmp_path, monkeypatch):
-    """export, inspect, push and truth on a build interrupted before its shards: the same build command finishes
-    it (its measured clips are kept), which "run `unimer build` first" did not say."""
-    from unimer_builder import pipeline
-
-    out = tmp_path / "unfinished"
-    real = pipeline.measure_clip
-    calls = {"n": 0}
-
-    def dying(clip, cfg, tools):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(clip, cfg, tools)
-
-    monkeypatch.setattr(pipeline, "measure_clip", dying)
-    _run("build", source, "--format", "casme2", "--out", out, "--workers", 1)
-    assert list((out / ".parts").glob("*.parquet")) and not (out / "data").exists()
-    for args in (["export", out, "--to", "sharegpt", tmp_path / "export"], ["inspect", out, "--dest", tmp_path / "html"],
-                 ["push", out, "a/b", "--dry-run"], ["truth", out, "--truth", source / "ground_truth.json"]):
-        res = _run(*args)
-        assert res.exit_code == 2, (args[0], res.output)
-        said = " ".join(res.output.split())
-        assert "has not finished" in said and "same `unimer build` command again" in said, (args[0], said)
-
-
 def test_bad_clips_are_skipped_and_reported(source, tmp_path):
     root = tmp_path / "broken"
     shutil.copytree(source, root)

@@ -186,6 +186,21 @@ def test_a_finished_build_run_again_does_no_work(source, finished, tmp_path, mon
 # --- 2-4. frames ---------------------------------------------------------------------------------
 
 
+def test_what_reads_a_build_tells_an_unfinished_one_to_finish(source, tmp_path, monkeypatch):
+    """export, inspect, push and truth on a build interrupted before its shards: the same build command finishes
+    it (its measured clips are kept), which "run `unimer build` first" did not say."""
+    out = tmp_path / "unfinished"
+    _interrupt_at_third_clip(monkeypatch)
+    _cli("build", source, "--out", out, *ARGS)
+    assert list((out / ".parts").glob("*.parquet")) and not (out / "data").exists()
+    for args in (["export", out, "--to", "sharegpt", tmp_path / "export"], ["inspect", out, "--dest", tmp_path / "html"],
+                 ["push", out, "a/b", "--dry-run"], ["truth", out, "--truth", source / "ground_truth.json"]):
+        res = _cli(*args)
+        assert res.exit_code == 2, (args[0], res.output)
+        said = " ".join(res.output.split())
+        assert "has not finished" in said and "same `unimer build` command again" in said, (args[0], said)
+
+
 def test_truncated_and_corrupt_jpegs_do_not_decode(source, tmp_path):
     """Real JPEG files (the synthetic database's face frames, written by OpenCV) cut or damaged: OpenCV's
     ``imread`` (the builder's decoder before) returns an image for every one of them, grey where data is
