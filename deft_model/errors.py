@@ -14,6 +14,11 @@ class RunError(RuntimeError):
     """A run folder that cannot be used as asked (already finished, half-written, trained differently)."""
 
 
+class FolderRefused(RunError):
+    """A run folder refused as it stands (another run's, finished, trained otherwise): nothing in it is touched,
+    not even the half-written files a failed run of one's own takes back (another process may be writing them)."""
+
+
 class OfflineModelError(RuntimeError):
     """A named model (Hub id or local folder) that cannot be loaded."""
 

@@ -38,7 +38,7 @@ from .configuration import (
     setting_differences,
 )
 from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings
-from .errors import RunError, ShardError
+from .errors import FolderRefused, RunError, ShardError
 from .modeling import DeftModel, resolve_image_size
 from .runtime import MODEL_MARK, finished, quiet_hf, set_cpu_threads
 
@@ -93,7 +93,7 @@ def _resume_epochs(out: Path, run: dict, data, config, overrides, fold, seed, ep
     if want is not None and int(want) < run["epochs"]:
         diffs.append(("epochs", run["epochs"], int(want)))
     if diffs:
-        raise RunError(f"run folder {out} was trained with other settings than given: "
+        raise FolderRefused(f"run folder {out} was trained with other settings than given: "
                        f"{'; '.join(f'{k} {_short(o)} -> {_short(n)}' for k, o, n in diffs)}. A resume keeps the run's settings "
                        "(leave them out or give the same; more epochs train it longer); use a new --out for others")
     return max(run["epochs"], int(want)) if want is not None else run["epochs"]
@@ -111,7 +111,7 @@ def _reopen(out: Path, run: dict, main: bool) -> None:
     state = json.loads((ckpt / "trainer_state.json").read_text()) if ckpt else {}
     if state.get("epoch") != run["epochs"] or state.get("step_in_epoch") != 0:
         why = f"it stopped at max_steps {run['max_steps']}" if run.get("max_steps") else "its last checkpoint is gone"
-        raise RunError(f"run folder {out} cannot be trained on: {why}; train a new run with more epochs")
+        raise FolderRefused(f"run folder {out} cannot be trained on: {why}; train a new run with more epochs")
     if main:
         (out / MODEL_MARK).unlink(missing_ok=True)
 
@@ -190,6 +190,8 @@ def train(data: str | Path, config: str | Path | DeftConfig | None = None, out: 
         return _train(data, config, out, fold=fold, epochs=epochs, seed=seed, resume=resume, max_steps=max_steps,
                       batch_size=batch_size, shards=shards, log_every=log_every, save_every=save_every,
                       overrides=overrides, verbose=verbose, stop_after=stop_after, extra_data=extra_data)
+    except FolderRefused:
+        raise
     except BaseException:
         _take_back(out, before)
         raise
@@ -239,7 +241,7 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
                                 epochs=epochs, batch_size=batch_size, max_steps=max_steps, extra_data=extra_data)
     if finished(out):
         if not resume:
-            raise RunError(f"run folder {out} already holds a finished model; use a new --out")
+            raise FolderRefused(f"run folder {out} already holds a finished model; use a new --out")
         if run is None or epochs == run["epochs"]:
             say(f"{out}: already finished; nothing to resume")
             return out
@@ -257,7 +259,7 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
                 write_json(run_file, {**run, "epochs": epochs}, indent=1)
     else:
         if ckpt is not None or run_file.exists():
-            raise RunError(f"run folder {out} already holds a run; pass --resume to continue it or use a new --out")
+            raise FolderRefused(f"run folder {out} already holds a run; pass --resume to continue it or use a new --out")
         cfg = load_config(config if config is not None else "tiny", **(overrides or {}))
         request = cfg.request_dict()
         resume = False

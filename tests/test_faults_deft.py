@@ -162,6 +162,21 @@ def test_a_run_failing_after_a_checkpoint_keeps_it_for_resume_and_drops_a_half_w
             if "epoch_end" in ln] == [2, 4]
 
 
+def test_a_folder_refused_keeps_another_runs_files_in_progress(small_shards_dir, tmp_path):
+    """A run refused a folder another run is writing (its run.json, a checkpoint and tokenizer half-written) took
+    back those half-written files on its way out, as a failed run of its own would."""
+    from deft_model.errors import RunError
+    from deft_model.train import train
+
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step-0000004").mkdir(parents=True)  # no trainer_state.json yet: being written
+    (out / ".tokenizer.tmp").mkdir()
+    (out / "run.json").write_text("{}")
+    with pytest.raises(RunError, match="already holds a run"):
+        train(small_shards_dir, "tiny", out, fold="casme2/sub01", epochs=1, verbose=False)
+    assert (out / "checkpoints" / "step-0000004").is_dir() and (out / ".tokenizer.tmp").is_dir()
+
+
 def test_ctrl_c_in_training_says_where_the_checkpoint_is_and_how_to_resume(small_shards_dir, tmp_path, monkeypatch):
     import shlex
 
