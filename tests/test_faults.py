@@ -278,8 +278,8 @@ def test_a_face_stored_sideways_is_named_in_the_no_face_reason(source, tmp_path)
         at_start = replace(clip, frames={}, video=str(video), onset=0, apex=None, offset=None)
         skip = pipeline.measure_clip(at_start, CFG, tools)
         assert skip.message.endswith("no face found in onset frame 0 upright; one is found with the frame "
-                                     "turned 90° clockwise: rotate the video (ffmpeg -i IN -vf transpose=1 "
-                                     "OUT)"), skip
+                                     "turned 90° clockwise: rotate the video losslessly (ffmpeg -i IN -vf "
+                                     "transpose=1 -c:v ffv1 OUT.mkv)"), skip
 
 
 def test_a_truncated_video_is_built_from_its_whole_frames_with_a_note(source, tmp_path):

@@ -117,7 +117,8 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
                    cfg.flow.match_brightness)
 
 
-# ffmpeg's filter for each turn FaceAligner.turned names
+# ffmpeg's filter for each turn FaceAligner.turned names; the hint encodes losslessly (FFV1): ffmpeg's default
+# encoder settings would blur the sub-pixel motion the build measures
 _FFMPEG_TURN = {"90° clockwise": "transpose=1", "90° anticlockwise": "transpose=2", "180°": "hflip,vflip"}
 
 
@@ -126,7 +127,7 @@ def _turn_hint(clip: Clip, aligner: FaceAligner, onset_img: np.ndarray) -> str:
     how = aligner.turned(onset_img)
     if how is None:
         return ""
-    fix = f"rotate the video (ffmpeg -i IN -vf {_FFMPEG_TURN[how]} OUT)" if clip.video else \
+    fix = f"rotate the video losslessly (ffmpeg -i IN -vf {_FFMPEG_TURN[how]} -c:v ffv1 OUT.mkv)" if clip.video else \
         "rotate the frames"
     return f" upright; one is found with the frame turned {how}: {fix}"
 
