@@ -3,10 +3,8 @@
 Options become a :class:`BuildConfig` (an option left out takes its default there) and the work is
 :func:`unimer_builder.pipeline.build`'s; this module only parses, prints and sets the exit status.
 
-Exit status of ``build`` (README, "Exit status"): 0 every clip built, 1 some clips skipped (the report
-lists them), 2 the input or the options cannot be used (nothing was written), 3 the environment failed
-(the output folder cannot be made or written, the disk is full, another build holds the folder), 130
-interrupted. Each failure is one line naming the path and the cause, never a traceback.
+The exit statuses of ``build`` are the user's help text, :data:`HELP` (README, "Exit status"). Each failure is
+one line naming the path and the cause, never a traceback.
 """
 
 from __future__ import annotations
