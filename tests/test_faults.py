@@ -201,6 +201,20 @@ def test_what_reads_a_build_tells_an_unfinished_one_to_finish(source, tmp_path, 
         assert "has not finished" in said and "same `unimer build` command again" in said, (args[0], said)
 
 
+def test_a_build_left_with_one_subject_names_the_subjects_whose_clips_were_skipped(source, tmp_path):
+    """Every clip of one subject skipped as measured (no face) left a build of one subject, whose note said "the
+    label sheet names no other subject": the sheet names two."""
+    root = _copy(source, tmp_path / "db")
+    gone = [d for d in _clip_dirs(root) if d.parent.name != _clip_dirs(root)[0].parent.name]
+    for d in gone:
+        for f in _frames(d):
+            cv2.imwrite(str(f), np.full(cv2.imread(str(f)).shape, 128, np.uint8))  # no face
+    report = pipeline.build(root, tmp_path / "out", CFG, "casme2", workers=1)
+    assert report["counts"]["built"] == len(_clip_dirs(root)) - len(gone) >= 2
+    (note,) = report["notes"]
+    assert note.endswith(f"the clips of {gone[0].parent.name!r} were all skipped (build_report.json says why)"), note
+
+
 def test_truncated_and_corrupt_jpegs_do_not_decode(source, tmp_path):
     """Real JPEG files (the synthetic database's face frames, written by OpenCV) cut or damaged: OpenCV's
     ``imread`` (the builder's decoder before) returns an image for every one of them, grey where data is

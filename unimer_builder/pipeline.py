@@ -416,7 +416,7 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
     report = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
                           runner.workers,
                           changed=changed, damaged=sorted(set(parts.damaged)), executor=kind,
-                          notes=subjects_note(fmt, [c for c in clips if c.clip_id in summaries]))
+                          notes=subjects_note(fmt, clips, set(summaries)))
     write_json(out / "build_report.json", report)
     write_card(out, report, cfg)
     # A clip the cluster failed to build (executors_ray) has no part: the build is not finished, and a re-run

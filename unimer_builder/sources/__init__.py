@@ -85,18 +85,23 @@ def _clip_from_video(video: Path, onset: int | None, apex: int | None, offset: i
                 source_file=str(video))
 
 
-def subjects_note(fmt: str, clips: list[Clip]) -> list[str]:
-    """A build note where the clips built (more than one) are all of one subject: leave-one-subject-out
-    evaluation then has no subject to hold out, and a manifest without a ``subject`` column over a flat folder
-    of videos made them one subject (the folder's name) without a word."""
-    subjects = {c.subject for c in clips}
-    if len(clips) < 2 or len(subjects) != 1:
+def subjects_note(fmt: str, clips: list[Clip], built: set[str]) -> list[str]:
+    """A build note where the clips built (``built``: ids; more than one) are all of one subject:
+    leave-one-subject-out evaluation then has no subject to hold out, and a manifest without a ``subject``
+    column over a flat folder of videos made them one subject (the folder's name) without a word. Other
+    subjects among ``clips`` (read, then skipped as they were measured) are named as the cause."""
+    done = [c for c in clips if c.clip_id in built]
+    subjects = {c.subject for c in done}
+    if len(done) < 2 or len(subjects) != 1:
         return []
-    how = ("give each row its subject in the manifest's `subject` column, or put each subject's videos or "
+    others = sorted({c.subject for c in clips} - subjects)
+    how = (f"the clips of {', '.join(map(repr, others[:5]))}{' ...' if len(others) > 5 else ''} were all skipped "
+           f"(build_report.json says why)" if others else
+           "give each row its subject in the manifest's `subject` column, or put each subject's videos or "
            "frame folders in a folder of their own (a clip's subject is otherwise the name of the folder "
            "holding it)" if fmt == "manifest" else "its folders hold no other subject" if fmt == "smic" else
            "the label sheet names no other subject")
-    return [f"every clip ({len(clips)}) is of one subject, {subjects.pop()!r}: leave-one-subject-out "
+    return [f"every clip ({len(done)}) is of one subject, {subjects.pop()!r}: leave-one-subject-out "
             f"evaluation (deft evaluate --protocol loso) has no other subject to train on; {how}"]
 
 
