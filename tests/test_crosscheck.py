@@ -257,6 +257,31 @@ def test_both_upper_lids_falling_is_a_blink_where_the_landmarks_miss_it(tmp_path
     assert not shut(0.8 * CFG.face.lid_fall) and not shut(0.1, lids=("upper_lid_L",))
 
 
+def test_a_lid_the_two_flows_read_opposite_ways_as_the_eyes_narrow_is_a_blink(tmp_path, env):
+    """A lid closing over the eye is an occlusion a flow may read either way: behind glasses TV-L1 read a real
+    blink's lid rising 3-5 px (named AU5) where the timing DIS read it falling, and dlib's lids shut the eye
+    only to 0.71 of its opening (sppas's demo video, h7_sp_blink_54). TV-L1 rising against DIS falling, with the
+    landmarks narrowing, is the blink; either alone (DIS agreeing, the eyes widening, no DIS) is not."""
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], None, database="smic")
+
+    def lid(dis_dy, eyes=(1.0, 0.71), label=None, dy=-3.6):
+        regions = [replace(r, dx=0.0, dy=dy, mean=3.6, z=30.0, noise=0.12, dis_dx=0.0, dis_dy=dis_dy)
+                   if r.name == "upper_lid_R" else r for r in ev.regions]
+        c = clip if label is None else replace(clip, au_text=label, aus=facs.parse_aus(label))
+        return cross_check(c, replace(ev, regions=regions, eyes={0: eyes[0], 4: eyes[1], 8: 1.0}), CFG)
+
+    blink = lid(+0.8)
+    assert 45 in blink.supported and 5 not in blink.supported
+    reason = next(v.reason for v in blink.verdicts if v.au == 45)
+    assert "71%" in reason and "right upper eyelid" in reason and "DIS" in reason
+    wrong = lid(+0.8, label="1+2")  # a wrong label's blink is reported as the blink, not as a lid raise
+    assert [u.au for u in wrong.unexplained if "lid" in u.region] == [45]
+    for raised in (lid(-3.0), lid(+0.8, eyes=(0.9, 1.0)), lid(None), lid(+0.1)):
+        assert 45 not in raised.supported and 5 in raised.supported
+    # a lid that moves strongly but rises hardly at all in TV-L1 is no disagreement on its direction
+    assert 45 not in lid(+0.8, dy=-0.2).supported
+
+
 def test_motion_sideways_to_the_au_contradicts_it():
     """A label is contradicted when nothing moves its way, however much moves across it (a held smile's
     lip corner drifting sideways, a real face's sub-pixel wander); a small component its way is weak."""

@@ -169,7 +169,8 @@ SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink",
           "fnf_cut", "vl2_smile_small_a", "vl1_still_as_12", "tf_smile_micro", "tf_eyes_down", "vl1_blink",
           "cp_brow_raise_65", "vl2_smile_as_4", "ms_smile_late", "tf_smile_micro_unlab", "cp_brow_raise_65_unlab",
           "sf_smile_unlab", "ho_wl_smile_grow_368_as_4", "ho_vl1_still_337",
-          "h4_ms_speech_1114_unlab", "h6_w2_speech_369_as_12"]  # ho_*, h4_*, h6_*: coded after the tuning
+          "h4_ms_speech_1114_unlab", "h6_w2_speech_369_as_12",
+          "h7_sp_blink_54_unlab"]  # ho_*, h4_*, h6_*, h7_*: coded after the tuning
 
 
 @pytest.fixture(scope="module")
@@ -331,6 +332,20 @@ def test_a_blink_the_landmarks_miss_is_still_the_blink(subset_scores):
     assert [(v["au"], v["verdict"]) for v in m.verdicts] == [(45, "supported")]
     assert "upper lids fall" in m.verdicts[0]["reason"]
     assert m.unexplained == []
+
+
+@pytest.mark.slow
+def test_a_blink_behind_glasses_is_the_blink_not_a_lid_raise(subset_scores):
+    """sppas's speaker in glasses: TV-L1 reads her closing right lid rising 3.7 px where the timing DIS reads it
+    falling, and dlib's lids narrow her eyes only to 0.71 of their opening. Builder 0.1.38 inferred an upper lid
+    raiser (AU5) from it; the lid no flow followed, with the eyes narrowing, is the blink."""
+    s = subset_scores["h7_sp_blink_54_unlab"]
+    assert all(c.passed for c in s.checks), [(c.name, c.measured) for c in s.checks]
+    m = s.measured
+    assert 45 in m.aus_supported and 5 not in m.aus_supported
+    assert "DIS" in next(v["reason"] for v in m.verdicts if v["au"] == 45)
+    lid = next(r for r in m.regions if r["name"] == "upper_lid_R")
+    assert lid["dy"] < 0 < lid["dis_dy"]  # the two flows disagree on the closing lid, as recorded in the shard
 
 
 def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path):

@@ -431,11 +431,31 @@ def _sides(actions: list[Action]) -> str | None:
 def _eyes_shut(clip: Clip, ev: Evidence, cfg: BuildConfig) -> bool:
     """The onset->apex flow compares an open eye with a (nearly) shut one: a blink, not an expression. By
     the eyes' landmarks (which must be open somewhere in the clip: closed throughout, they do not blink) where
-    the flow saw the upper lids change (:func:`_lids_changed`), or by both upper lids falling in the flow where
-    the landmarks do not follow the lids."""
+    the flow saw the upper lids change (:func:`_lids_changed`), by both upper lids falling in the flow where
+    the landmarks do not follow the lids, or by a lid closing where TV-L1 cannot follow it (:func:`_lid_unseen`)."""
     opened = max(ev.eyes.values(), default=1.0) >= cfg.face.blink_ratio
     shut = opened and any(ev.eyes.get(n, 1.0) < cfg.face.blink_ratio for n in (clip.onset, ev.apex))
-    return (shut and _lids_changed(ev, cfg)) or _lids_fall(ev, cfg) is not None
+    return (shut and _lids_changed(ev, cfg)) or _lids_fall(ev, cfg) is not None or _lid_unseen(clip, ev, cfg) is not None
+
+
+def _lid_unseen(clip: Clip, ev: Evidence, cfg: BuildConfig) -> str | None:
+    """The upper lid (its region's name) that closes over the eye where TV-L1 reads it rising, when the eyes'
+    landmarks narrow onset->apex; else None.
+
+    A lid closing over the eye covers the iris: an occlusion, which a flow may read either way. Behind glasses
+    TV-L1 read one lid of every blink of a real face rising by 3-5 px (AU5), where the timing DIS read it
+    falling, and dlib's lids closed the shut eyes only to 0.57-0.71 of their opening. So two flows that
+    disagree on a lid's direction, TV-L1 rising by ``check.z_supported`` and DIS falling by ``check.z_weak`` of
+    the region's noise, mark the lid as one no flow followed; with the landmarks narrowing, it is a lid that
+    closes. Of 176 real windows, only blinks showed it (builder 0.1.39, bench/README.md section 6)."""
+    onset, apex = ev.eyes.get(clip.onset), ev.eyes.get(ev.apex)
+    if onset is None or apex is None or not apex < onset:
+        return None
+    for r in ev.regions:
+        if (r.name in ("upper_lid_R", "upper_lid_L") and r.dis_dy is not None and r.noise > 0
+                and -r.dy >= cfg.check.z_supported * r.noise and r.dis_dy >= cfg.check.z_weak * r.noise):
+            return r.name
+    return None
 
 
 def _lids_changed(ev: Evidence, cfg: BuildConfig) -> bool:
@@ -755,8 +775,11 @@ def _blink_verdict(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg:
     z = float(stats[lid].z) if lid else float("nan")
     what = "a blink" if au == 45 else "closed"
     fell = _lids_fall(ev, cfg) if shut >= cfg.face.blink_ratio else None
+    unseen = _lid_unseen(clip, ev, cfg) if shut >= cfg.face.blink_ratio and fell is None else None
     reason = (f"both upper lids fall by {fell:.1f} px or more ({what})" if fell is not None else
-              f"the eyes are shut to {shut:.0%} of their opening in the compared frames ({what})")
+              f"the eyes narrow to {shut:.0%} of their opening and {facs.REGION_BY_NAME[unseen].phrase} closes over "
+              f"the eye where TV-L1 reads it rising, a second flow (DIS) falling ({what})" if unseen is not None
+              else f"the eyes are shut to {shut:.0%} of their opening in the compared frames ({what})")
     return Verdict(au=au, side=side, region=lid, verdict="supported", z=z, direction_cos=float("nan"),
                    timing_ok=None, reason=reason)
 

@@ -11,7 +11,7 @@ the share of the cores TV-L1's own threads leave idle; the result is the same as
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -218,6 +218,7 @@ class _Curves:
     def __init__(self, frames: _Frames, onset: int, geo: _Geometry, dis, timer: Timer):
         self.frames, self.onset, self.geo, self.dis, self.timer = frames, onset, geo, dis, timer
         self.at: dict[int, dict[str, float]] = {}  # frame -> {region: mean DIS magnitude}
+        self.vectors: dict[int, dict[str, tuple[float, float]]] = {}  # frame -> {region: mean DIS dx, dy}
 
     def measure(self, ns: list[int]) -> None:
         todo = [n for n in dict.fromkeys(ns) if n not in self.at]
@@ -225,10 +226,11 @@ class _Curves:
             return
         imgs = [self.frames.small(n) for n in todo]
         with self.timer("rest"):
-            res = fl.dis_magnitudes(self.frames.small(self.onset), imgs, self.geo.masks_k, dis=self.dis,
-                                    rigid=self.geo.rigid_k)
+            res, vec = fl.dis_region_motion(self.frames.small(self.onset), imgs, self.geo.masks_k, dis=self.dis,
+                                            rigid=self.geo.rigid_k)
         for i, n in enumerate(todo):
             self.at[n] = {k: float(v[i]) for k, v in res.items()}
+            self.vectors[n] = {k: (float(v[i, 0]), float(v[i, 1])) for k, v in vec.items()}
 
     def score(self, n: int, top: int) -> float:
         """How much frame ``n`` moved from the onset: the mean of its ``top`` most-moved AU regions (a
@@ -305,6 +307,11 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
         floor_allowed=geo.floor & rg.skull_mask(geo.landmarks, (s, s)), head=moved, head_error=cfg.head.error,
         head_shares=rg.head_error_shares(geo.landmarks, cfg.head.error_reach, cfg.head.error_least, cfg.regions),
         match=match, cfg=cfg.regions, enlargement=frames.face.enlargement)
+    # The timing DIS's own direction at the apex beside TV-L1's, in crop px: a second flow that fails elsewhere
+    # (the cross-check reads a lid closing over the eye by it where TV-L1 reads the lid rising)
+    second, k = curves.vectors.get(apex, {}), s / geo.sizes[1]
+    stats = [replace(r, dis_dx=second[r.name][0] * k, dis_dy=second[r.name][1] * k) if r.name in second else r
+             for r in stats]
     eyes = frames.eyes(cfg.face.open_ear)
     size = cfg.output.image_size
     if size != s:

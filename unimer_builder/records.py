@@ -146,6 +146,8 @@ class RegionStats:
     match: float = 1.0  # onset vs apex warped back along the flow (NCC), at most its share inside the video frame:
     # under region_match the flow lost the region
     apex_share: float | None = None  # DIS motion at the apex over the region's largest (timing)
+    dis_dx: float | None = None  # the timing DIS's mean motion at the apex, px at crop resolution: a second flow
+    dis_dy: float | None = None  # beside TV-L1's (dx, dy), with other failure modes; None where not measured
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ SCHEMA = pa.schema([
                                     ("dy", _f32), ("coherence", _f32), ("strain", _f32), ("z", _f32),
                                     ("peak_time", _f32), ("head", _f32),
                                     ("noise", _f32), ("match", _f32),
-                                    ("apex_share", _f32)]))),
+                                    ("apex_share", _f32), ("dis_dx", _f32), ("dis_dy", _f32)]))),
     ("verdicts", pa.list_(pa.struct([("au", pa.int32()), ("side", pa.string()), ("region", pa.string()),
                                      ("verdict", pa.string()), ("z", _f32), ("direction_cos", _f32),
                                      ("timing_ok", pa.bool_()), ("reason", pa.string()), ("pyfeat", pa.string()),
@@ -262,7 +262,7 @@ def clip_rows(clip: Clip, ev: Evidence, check: CrossCheck, samples: list[Sample]
         "regions": [{"name": r.name, "mean": r.mean, "peak": r.peak, "dx": r.dx, "dy": r.dy,
                      "coherence": r.coherence, "strain": r.strain, "z": r.z, "peak_time": _f(r.peak_time),
                      "head": r.head, "noise": r.noise, "match": r.match,
-                     "apex_share": _f(r.apex_share)}
+                     "apex_share": _f(r.apex_share), "dis_dx": _f(r.dis_dx), "dis_dy": _f(r.dis_dy)}
                     for r in ev.regions],
         "verdicts": [{"au": v.au, "side": v.side, "region": v.region, "verdict": v.verdict, "z": v.z,
                       "direction_cos": v.direction_cos, "timing_ok": v.timing_ok, "reason": v.reason,
