@@ -218,7 +218,6 @@ class _Curves:
     def __init__(self, frames: _Frames, onset: int, geo: _Geometry, dis, timer: Timer):
         self.frames, self.onset, self.geo, self.dis, self.timer = frames, onset, geo, dis, timer
         self.at: dict[int, dict[str, float]] = {}  # frame -> {region: mean DIS magnitude}
-        self.vectors: dict[int, dict[str, tuple[float, float]]] = {}  # frame -> {region: mean DIS dx, dy}
 
     def measure(self, ns: list[int]) -> None:
         todo = [n for n in dict.fromkeys(ns) if n not in self.at]
@@ -226,11 +225,21 @@ class _Curves:
             return
         imgs = [self.frames.small(n) for n in todo]
         with self.timer("rest"):
-            res, vec = fl.dis_region_motion(self.frames.small(self.onset), imgs, self.geo.masks_k, dis=self.dis,
-                                            rigid=self.geo.rigid_k)
+            res = fl.dis_magnitudes(self.frames.small(self.onset), imgs, self.geo.masks_k, dis=self.dis,
+                                    rigid=self.geo.rigid_k)
         for i, n in enumerate(todo):
             self.at[n] = {k: float(v[i]) for k, v in res.items()}
-            self.vectors[n] = {k: (float(v[i, 0]), float(v[i, 1])) for k, v in vec.items()}
+
+    def vectors(self, n: int) -> dict[str, tuple[float, float]]:
+        """Each region's mean DIS motion (dx, dy, crop px) from the onset to frame ``n``: the same flow as the
+        curve's there, computed again for its direction (one frame's DIS is cheaper than every frame's means)."""
+        if n == self.onset:
+            return {}
+        with self.timer("rest"):
+            vec = fl.dis_region_vectors(self.frames.small(self.onset), self.frames.small(n), self.geo.masks_k,
+                                        dis=self.dis, rigid=self.geo.rigid_k)
+        s, k = self.geo.sizes
+        return {name: (dx * s / k, dy * s / k) for name, (dx, dy) in vec.items()}
 
     def score(self, n: int, top: int) -> float:
         """How much frame ``n`` moved from the onset: the mean of its ``top`` most-moved AU regions (a
@@ -309,9 +318,8 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
         match=match, cfg=cfg.regions, enlargement=frames.face.enlargement)
     # The timing DIS's own direction at the apex beside TV-L1's, in crop px: a second flow that fails elsewhere
     # (the cross-check reads a lid closing over the eye by it where TV-L1 reads the lid rising)
-    second, k = curves.vectors.get(apex, {}), s / geo.sizes[1]
-    stats = [replace(r, dis_dx=second[r.name][0] * k, dis_dy=second[r.name][1] * k) if r.name in second else r
-             for r in stats]
+    second = curves.vectors(apex)
+    stats = [replace(r, dis_dx=second[r.name][0], dis_dy=second[r.name][1]) if r.name in second else r for r in stats]
     eyes = frames.eyes(cfg.face.open_ear)
     size = cfg.output.image_size
     if size != s:

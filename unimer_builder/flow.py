@@ -131,18 +131,24 @@ def dis_flows(ref: np.ndarray, frames: list[np.ndarray], dis, rigid: RigidFit | 
     return out
 
 
-def dis_region_motion(ref: np.ndarray, frames: list[np.ndarray], masks: dict[str, np.ndarray],
-                      dis, rigid: RigidFit | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per-mask DIS motion of ``ref -> frames[i]``: the mean magnitude ``{name: (T,)}`` (the timing curves)
-    and the mean vector ``{name: (T, 2)}`` (dx, dy px: a second flow's direction beside TV-L1's)."""
+def dis_magnitudes(ref: np.ndarray, frames: list[np.ndarray], masks: dict[str, np.ndarray],
+                   dis, rigid: RigidFit | None = None) -> dict[str, np.ndarray]:
+    """Per-mask mean DIS flow magnitude of ``ref -> frames[i]``: ``{name: curve of len(frames)}``."""
     flows = dis_flows(ref, frames, dis, rigid)
     if not flows:
-        return ({k: np.zeros(0, np.float32) for k in masks}, {k: np.zeros((0, 2), np.float32) for k in masks})
-    stack = np.stack(flows).reshape(len(flows), -1, 2)  # T x HW x 2
-    mags = np.hypot(stack[..., 0], stack[..., 1])
-    curves, vectors = {}, {}
+        return {k: np.zeros(0, np.float32) for k in masks}
+    mags = np.stack([np.hypot(f[..., 0], f[..., 1]) for f in flows])  # T x H x W
+    curves = {}
+    flat = mags.reshape(len(flows), -1)
     for name, m in masks.items():
         idx = np.flatnonzero(m.ravel())
-        curves[name] = mags[:, idx].mean(axis=1) if len(idx) else np.zeros(len(flows), np.float32)
-        vectors[name] = stack[:, idx].mean(axis=1) if len(idx) else np.zeros((len(flows), 2), np.float32)
-    return curves, vectors
+        curves[name] = flat[:, idx].mean(axis=1) if len(idx) else np.zeros(len(flows), np.float32)
+    return curves
+
+
+def dis_region_vectors(ref: np.ndarray, frame: np.ndarray, masks: dict[str, np.ndarray], dis,
+                       rigid: RigidFit | None = None) -> dict[str, tuple[float, float]]:
+    """Per-mask mean DIS flow vector (dx, dy px) of ``ref -> frame``: a second flow's direction beside TV-L1's,
+    for one frame (the curves keep magnitudes only: their means cost a third of the DIS calls themselves)."""
+    f = dis_flows(ref, [frame], dis, rigid)[0].reshape(-1, 2)
+    return {name: tuple(float(v) for v in f[m.ravel()].mean(axis=0)) for name, m in masks.items() if m.any()}
