@@ -274,8 +274,12 @@ def test_a_lid_the_two_flows_read_opposite_ways_as_the_eyes_narrow_is_a_blink(tm
     assert 45 in blink.supported and 5 not in blink.supported
     reason = next(v.reason for v in blink.verdicts if v.au == 45)
     assert "71%" in reason and "right upper eyelid" in reason and "DIS" in reason
+    assert next(v.region for v in blink.verdicts if v.au == 45) == "upper_lid_R"  # the lid that carried it
     wrong = lid(+0.8, label="1+2")  # a wrong label's blink is reported as the blink, not as a lid raise
     assert [u.au for u in wrong.unexplained if "lid" in u.region] == [45]
+    as5 = lid(+0.8, label="5")  # nor does the lid that closes support a label of the lid raiser
+    assert 5 not in as5.supported and [u.au for u in as5.unexplained if "lid" in u.region] == [45]
+    assert 5 in lid(-3.0, label="5").supported  # where both flows see it rise, it does
     for raised in (lid(-3.0), lid(+0.8, eyes=(0.9, 1.0)), lid(None), lid(+0.1)):
         assert 45 not in raised.supported and 5 in raised.supported
     # a lid that moves strongly but rises hardly at all in TV-L1 is no disagreement on its direction

@@ -236,9 +236,10 @@ def test_tvl1_recovers_planted_motion_in_region_and_direction(tmp_path, base_fac
         assert cosine(r, 12) > 0.9, r
         assert r.coherence > 0.9
         assert r.peak_time == pytest.approx(0.5, abs=0.15)
-        # the timing DIS's own reading, in crop px: the same way, about as far (a second flow beside TV-L1's)
+        # the timing DIS's own reading, in crop px: the same way, about as far (a second flow beside TV-L1's; DIS at
+        # the 112 px stack reads this smooth bump 0.5-0.7 as far, and in stack px, unscaled, 0.25-0.33)
         assert (r.dis_dx * r.dx + r.dis_dy * r.dy) / (math.hypot(r.dis_dx, r.dis_dy) * math.hypot(r.dx, r.dy)) > 0.8
-        assert 0.4 * r.mean < math.hypot(r.dis_dx, r.dis_dy) < 2.0 * r.mean, r
+        assert 0.45 * r.mean < math.hypot(r.dis_dx, r.dis_dy) < 1.5 * r.mean, r
     for name in ("brow_inner_L", "brow_outer_R", "upper_lid_L", "glabella", "chin"):
         assert st[name].z < 2, st[name]
     assert ev.flow.shape == (CFG.face.crop_size, CFG.face.crop_size, 2) and ev.flow.dtype == np.float32

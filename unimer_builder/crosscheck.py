@@ -447,7 +447,9 @@ def _lid_unseen(clip: Clip, ev: Evidence, cfg: BuildConfig) -> str | None:
     falling, and dlib's lids closed the shut eyes only to 0.57-0.71 of their opening. So two flows that
     disagree on a lid's direction, TV-L1 rising by ``check.z_supported`` and DIS falling by ``check.z_weak`` of
     the region's noise, mark the lid as one no flow followed; with the landmarks narrowing, it is a lid that
-    closes. Of 176 real windows, only blinks showed it (builder 0.1.39, bench/README.md section 6)."""
+    closes. Of 176 real windows built, only blinks showed it (builder 0.1.39, bench/README.md section 6). Any
+    narrowing counts: the flows' disagreement marks the lid, the landmarks only say which way the eye went. The DIS
+    is the timing curves' (``flow.dis_preset`` at ``output.stack_size``), so those settings bear on it."""
     onset, apex = ev.eyes.get(clip.onset), ev.eyes.get(ev.apex)
     if onset is None or apex is None or not apex < onset:
         return None
@@ -479,9 +481,17 @@ def _lids_fall(ev: Evidence, cfg: BuildConfig) -> float | None:
     return None
 
 
+def _lost(clip: Clip, ev: Evidence, cfg: BuildConfig) -> frozenset[str]:
+    """Regions whose motion is no evidence for an AU: those whose apex appearance the flow does not explain
+    (``check.region_match``), and a lid closing over the eye that TV-L1 reads rising (:func:`_lid_unseen`; a
+    label of AU5 would otherwise be supported by the blink that closes it)."""
+    unseen = _lid_unseen(clip, ev, cfg)
+    return frozenset({r.name for r in ev.regions if r.match < cfg.check.region_match} | ({unseen} - {None}))
+
+
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list."""
-    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
+    lost = _lost(clip, evidence, cfg)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
@@ -660,7 +670,7 @@ def _in_order(names: frozenset[str]) -> list[str]:
 def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int, Verdict]:
     """The flow's verdict on each AU of ``aus`` as if a label named it (both sides): what a second source
     that names AUs (:mod:`.second_opinion`) is checked against."""
-    lost = frozenset(r.name for r in evidence.regions if r.match < cfg.check.region_match)
+    lost = _lost(clip, evidence, cfg)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
@@ -770,12 +780,12 @@ def _blink_verdict(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg:
     """AU45 (or a label's AU43, eyes closed: motion cannot tell them apart) measured by the eyes' own opening
     (eye aspect ratio), which is what a blink is."""
     shut = min(ev.eyes.get(n, 1.0) for n in (clip.onset, ev.apex))
-    lid = max((r.name for r in facs.REGIONS if r.family == "upper_lid" and r.name in stats),
-              key=lambda n: stats[n].mean, default="")
-    z = float(stats[lid].z) if lid else float("nan")
     what = "a blink" if au == 45 else "closed"
     fell = _lids_fall(ev, cfg) if shut >= cfg.face.blink_ratio else None
     unseen = _lid_unseen(clip, ev, cfg) if shut >= cfg.face.blink_ratio and fell is None else None
+    lid = unseen or max((r.name for r in facs.REGIONS if r.family == "upper_lid" and r.name in stats),
+                        key=lambda n: stats[n].mean, default="")
+    z = next((float(r.z) for r in ev.regions if r.name == lid), float("nan"))
     reason = (f"both upper lids fall by {fell:.1f} px or more ({what})" if fell is not None else
               f"the eyes narrow to {shut:.0%} of their opening and {facs.REGION_BY_NAME[unseen].phrase} closes over "
               f"the eye where TV-L1 reads it rising, a second flow (DIS) falling ({what})" if unseen is not None
