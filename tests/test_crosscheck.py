@@ -965,3 +965,37 @@ def test_an_inferred_au_whose_regions_move_its_way_together_is_found_as_a_label_
     down = {**up_out, "lip_corner_L": (0.0, 0.36)}
     found = explain_motion(stats(**down), lm, floor, noise, CFG, z_first=CFG.check.z_supported)[0]
     assert 12 not in {x.au for x in found}, found
+
+
+def test_lip_corners_a_rising_lower_lip_carries_are_no_smile():
+    """A lip press (franck.mp4 1939 -> 1950, held-out set 9) pushes the whole mouth up: the lower lip 8.6 px, the
+    corners with it 3.4 and 4.9 px, the cheeks not rising. A wrong label of 12 was supported on those corners and
+    AU12 was inferred without labels. A corner that rises less than the lower lip, its cheek still, is the lower
+    lip's carriage; a real smile whose lower lip the lips' press pushes up further than a corner (multispeaker.mp4
+    1428 -> 1436) lifts the cheek beside it, and keeps its AU12."""
+
+    def case(window, au_text, **change):
+        clip, ev = _measured(window, au_text, **change)
+        return cross_check(clip, ev, CFG)
+
+    wrong = case("h9_fr_press_1939", "12")
+    v = verdicts(wrong)[12]
+    assert v.verdict == "contradicted" and "carries" in v.reason, v
+    assert {17, 24} <= {u.au for u in wrong.unexplained}, wrong.unexplained
+    unlabelled = case("h9_fr_press_1939", None)
+    assert not {12, 13} & set(unlabelled.supported) and 17 in unlabelled.supported, unlabelled.verdicts
+    labelled = case("h9_fr_press_1939", "17+24")
+    assert not [u for u in labelled.unexplained if u.region.startswith("lip_corner")], labelled.unexplained
+    # the same corners with the left cheek lifted 2 px (z 5): the zygomaticus's sign, and that corner is a smile's
+    lifted = case("h9_fr_press_1939", "12", cheek_L=(2.0, 0.3, -2.0, 0.39))
+    assert verdicts(lifted)[12].verdict == "supported", verdicts(lifted)[12]
+    # the right corner held still: a corner that rises alone is its own (a one-sided AU12 beside a lip presser)
+    alone = case("h9_fr_press_1939", "L12", lip_corner_R=(0.2, 0.1, 0.1, 0.44), cheek_L=(0.5, 0.3, 0.4, 0.39))
+    assert verdicts(alone)[12].verdict == "supported", verdicts(alone)[12]
+    # the same corners with the lower lip rising less than them: nothing carries them further than it rose
+    assert verdicts(case("h9_fr_press_1939", "12", lower_lip=(3.0, 0.5, -3.0, 0.44)))[12].verdict == "supported"
+    smile = case("ms_smile", "12")
+    assert verdicts(smile)[12].verdict == "supported", verdicts(smile)[12]
+    # its right cheek held still: the corner rising 4.5 px under a lower lip's 6.4 is then the lip's carriage
+    still = case("ms_smile", "12", cheek_R=(0.3, 0.1, 0.1, 0.40))
+    assert verdicts(still)[12].verdict == "contradicted", verdicts(still)[12]

@@ -149,17 +149,23 @@ def _pooled(au: int, side: str | None, judged: list[Verdict], stats: dict[str, R
 
 
 def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None,
-                lost_regions: frozenset[str] = frozenset()) -> Verdict:
+                lost_regions: frozenset[str] = frozenset(), carried: dict[str, str] | None = None) -> Verdict:
     """Verdict of one labelled token: best region, best side, best choice of an ``or`` group.
 
     Each choice is judged with its own side (``(R6 or R12)`` checks only the right lip corner), and
     the verdict names the choice that carried it (its AU, side and, for a group, the label's text).
+    ``carried``: lip corners whose rise the lower lip carries (:func:`_carried_corners`), no evidence for an AU
+    that raises them.
     """
+    carried = carried or {}
     best: Verdict | None = None
     for choice in tok.choices():
-        judged = [_judge(choice.au, choice.side, stats[r.name], cfg, t_apex)
+        judged = [_carried_verdict(choice.au, choice.side, stats[r.name], carried[r.name])
+                  if choice.au in _CORNER_RAISERS and r.name in carried
+                  else _judge(choice.au, choice.side, stats[r.name], cfg, t_apex)
                   for r in facs.regions_for(choice.au, choice.side) if r.name in stats]
-        pooled = _pooled(choice.au, choice.side, judged, stats, cfg)
+        pooled = None if any(v.verdict == "contradicted" and v.region in carried for v in judged) else \
+            _pooled(choice.au, choice.side, judged, stats, cfg)
         for v in judged + ([pooled] if pooled else []):
             if best is None or _score(v) > _score(best):
                 best = v
@@ -523,8 +529,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # where the lips part, an upper lip's rise without the nose, or corners dropping less than the lower lip, are
     # the parting's motion: no AU of their own, and no motion that no AU explains
     parted = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
+    # corners that a rising lower lip carries up, their cheek still, are its motion: no AU that raises them
+    corners = _carried_corners(stats, cfg)
+    parted += [x for x in strong if x not in parted and _carried_did_it(x, corners)]
     strong = [x for x in strong if x not in parted]
-    by_parting = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
+    by_the_lips = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
     strong = _lid_raised_by_the_cheek(strong, stats, cfg)
     if occluded:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
         strong, res_z = [], {}
@@ -561,7 +570,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         # what is left in a region an inferred AU moves is that AU's departure from its direction, as in a
         # labelled clip's covered regions: not motion that no AU explains
         carried = {r.name for au in by_au for r in facs.regions_for(au)}
-        carried |= _dragged([(au, _sides(by_au[au])) for au in by_au], stats, cfg) | by_parting
+        carried |= _dragged([(au, _sides(by_au[au])) for au in by_au], stats, cfg) | by_the_lips
         unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, stats, set(), cfg)], closing)
                               + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
@@ -606,7 +615,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     dragged = _dragged([(c.au, c.side) for v, tok in zip(verdicts, clip.aus.tokens, strict=True)
                         if v.verdict != "contradicted" for c in tok.choices()]
                        + [(x.au, x.side) for x in strong if x.au not in labelled], stats, cfg)
-    unexplained += _residual(stats, res_z, covered | named | dragged | by_parting, cfg)
+    unexplained += _residual(stats, res_z, covered | named | dragged | by_the_lips, cfg)
     reasons += lost_reason
     unexplained = _dedupe(unexplained)
     return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
@@ -645,13 +654,61 @@ def _without_the_mouths_shift(stats: dict[str, RegionStats], cfg: BuildConfig
     return {n: replace(r, dx=carried_out(r.dx)) if n in _CORNERS else r for n, r in stats.items()}, shift
 
 
+_CORNER_RAISERS = frozenset({12, 13})  # AUs that raise the lip corners: what a rising lower lip carries them to
+
+
+def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, str]:
+    """Lip corners whose rise is the lower lip's carriage, each with the reason; empty where the lower lip does
+    not rise by ``check.z_supported`` over its noise.
+
+    The corners join the lower lip: where it rises (a chin raiser's push, lips pressed, a jaw closing) they rise
+    with it part of the way (0.03-0.9 of its rise on real footage of five people), both of them, as it is the
+    mouth's middle; a zygomaticus that pulls a corner up lifts the infraorbital cheek beside it (FACS 2002, AU12).
+    Mirror of the corners that drop less than a parting's lower lip (:func:`_parting_did_it`): a corner that rises
+    less than the lower lip's middle, its cheek not rising by ``check.z_supported`` over the cheek's noise, while
+    the other corner rises too (``check.z_weak``), is carried. Real smiles with the lower lip pushed up further
+    than a corner (0.70 of its rise) lifted that corner's cheek at z 6.5-15; wrong labels of 12 on presses and
+    closings of five people were supported by carried corners (bench/README.md section 6). A corner that rises
+    alone is its own (a one-sided AU12 beside a lip presser), and one whose cheek or other corner was not
+    measured is left as it is."""
+    lower = stats.get("lower_lip")
+    if lower is None or not lower.noise > 0 or -lower.dy / lower.noise < cfg.check.z_supported:
+        return {}
+    out = {}
+    for name, other in zip(_CORNERS, reversed(_CORNERS), strict=True):
+        rs, cheek, twin = stats.get(name), stats.get("cheek_" + name[-1]), stats.get(other)
+        if rs is None or cheek is None or twin is None or not (cheek.noise > 0 and twin.noise > 0):
+            continue
+        if (-rs.dy < -lower.dy and -cheek.dy / cheek.noise < cfg.check.z_supported
+                and -twin.dy / twin.noise >= cfg.check.z_weak):
+            region = facs.REGION_BY_NAME[name]
+            out[name] = (f"{region.phrase} rises {-rs.dy:.1f} px, less than the lower lip's {-lower.dy:.1f} px, and "
+                         f"{facs.REGION_BY_NAME[cheek.name].phrase} does not rise (z={-cheek.dy / cheek.noise:.1f}): "
+                         f"the lower lip carries it, no corner is pulled")
+    return out
+
+
+def _carried_verdict(au: int, side: str | None, rs: RegionStats, reason: str) -> Verdict:
+    region = facs.REGION_BY_NAME[rs.name]
+    return Verdict(au=au, side=side, region=rs.name, verdict="contradicted", z=float(rs.z),
+                   direction_cos=_cos(rs.dx, rs.dy, *facs.expected_vector(au, region)), timing_ok=None, reason=reason)
+
+
+def _carried_did_it(x: Action, carried: dict[str, str]) -> bool:
+    """Whether action ``x`` (an AU raising the lip corners) is the lower lip's carriage of its corners: all its
+    own corners carried (:func:`_carried_corners`)."""
+    own = [r.name for r in facs.regions_for(x.au, x.side)]
+    return x.au in _CORNER_RAISERS and bool(own) and all(n in carried for n in own)
+
+
 def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig,
                                      t_apex: float | None, lost: frozenset[str]) -> Verdict:
     """A label's verdict (:func:`judge_token`) with the mouth's common sideways shift out of the lip corners
-    (:func:`_without_the_mouths_shift`); the reason says so where a corner decided it. Only a label is judged
-    so: what the text reports as motion stays the flow's own."""
+    (:func:`_without_the_mouths_shift`) and the lower lip's carriage of them (:func:`_carried_corners`); the
+    reason says so where a corner decided it. Only a label is judged so: what the text reports as motion stays
+    the flow's own."""
     judged, shift = _without_the_mouths_shift(stats, cfg)
-    v = judge_token(tok, judged, cfg, t_apex, lost)
+    v = judge_token(tok, judged, cfg, t_apex, lost, _carried_corners(stats, cfg))
     if shift and v.region in _CORNERS:
         v = replace(v, reason=f"{v.reason}, once the mouth's sideways shift of {abs(shift):.1f} px with the lips and "
                               f"chin is taken out")
