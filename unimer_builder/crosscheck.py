@@ -529,7 +529,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # where the lips part, an upper lip's rise without the nose, or corners dropping less than the lower lip, are
     # the parting's motion: no AU of their own, and no motion that no AU explains
     parted = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
-    # corners that a rising lower lip carries up, their cheek still, are its motion: no AU that raises them
+    # corners that a rising lower lip carries up (both rising, their cheek still) are its motion: no AU that raises them
     corners = _carried_corners(stats, cfg)
     parted += [x for x in strong if x not in parted and _carried_did_it(x, corners)]
     strong = [x for x in strong if x not in parted]
@@ -708,8 +708,9 @@ def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats]
     reason says so where a corner decided it. Only a label is judged so: what the text reports as motion stays
     the flow's own."""
     judged, shift = _without_the_mouths_shift(stats, cfg)
-    v = judge_token(tok, judged, cfg, t_apex, lost, _carried_corners(stats, cfg))
-    if shift and v.region in _CORNERS:
+    carried = _carried_corners(stats, cfg)
+    v = judge_token(tok, judged, cfg, t_apex, lost, carried)
+    if shift and v.region in _CORNERS and not (v.region in carried and v.au in _CORNER_RAISERS):
         v = replace(v, reason=f"{v.reason}, once the mouth's sideways shift of {abs(shift):.1f} px with the lips and "
                               f"chin is taken out")
     return v
