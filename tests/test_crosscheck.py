@@ -970,8 +970,8 @@ def test_an_inferred_au_whose_regions_move_its_way_together_is_found_as_a_label_
 def test_lip_corners_a_rising_lower_lip_carries_are_no_smile():
     """A lip press (franck.mp4 1939 -> 1950, held-out set 9) pushes the whole mouth up: the lower lip 8.6 px, the
     corners with it 3.4 and 4.9 px, the cheeks not rising. A wrong label of 12 was supported on those corners and
-    AU12 was inferred without labels. A corner that rises less than the lower lip, its cheek still, is the lower
-    lip's carriage; a real smile whose lower lip the lips' press pushes up further than a corner (multispeaker.mp4
+    AU12 was inferred without labels. A corner that rises less than the lower lip, its cheek still and the other
+    corner rising too, is the lower lip's carriage; a real smile whose lower lip the lips' press pushes up further than a corner (multispeaker.mp4
     1428 -> 1436) lifts the cheek beside it, and keeps its AU12."""
 
     def case(window, au_text, **change):
