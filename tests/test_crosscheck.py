@@ -208,9 +208,9 @@ def test_landmarks_that_shut_an_eye_whose_lids_never_moved_are_no_blink(tmp_path
 
 def test_lids_a_blink_closes_are_no_occluder(tmp_path, env):
     """A closing lid replaces the eye it covers, which no flow follows: its region is lost. A lost region
-    silences the rest of the face (an occluder's motion smears into the skin around it), and a blink during
-    speech said nothing of the lips (real footage: h2_vl2_blink_229, cp_blink_90). In a blink the lids are the
-    blink's; a hand over a lip corner still silences the rest."""
+    silences the skin around it (an occluder's motion smears into it), and a blink during speech said nothing
+    of the lips (real footage: h2_vl2_blink_229, cp_blink_90). In a blink the lids are the blink's; a hand over
+    the mouth still silences the lip corners beside it."""
     clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], None, database="smic")
 
     def lose(lost):
@@ -219,8 +219,37 @@ def test_lids_a_blink_closes_are_no_occluder(tmp_path, env):
 
     blink = lose({"upper_lid_R", "upper_lid_L"})
     assert blink.supported == [12, 45] and not blink.flagged and blink.lost == []
-    hand = lose({"upper_lid_R", "upper_lid_L", "lip_corner_R"})
-    assert hand.supported == [45] and hand.flagged and hand.lost == ["lip_corner_R"]
+    hand = lose({"upper_lid_R", "upper_lid_L", "lower_lip"})
+    assert hand.supported == [45] and hand.flagged and hand.lost == ["lower_lip"]
+
+
+def test_a_lost_region_silences_the_skin_around_it_not_the_face(tmp_path, env):
+    """Beyond the labels, nothing is named in a lost region's neighbours (``check.occluder_reach``), and the
+    rest of the face is read: on real footage a smile's deepening nasolabial fold lost one cheek, and silencing
+    the whole face left the smile without its AU12 (h9_fr_smile_2313_unlab)."""
+    clip, ev, whole = check(tmp_path, env, [(12, None, 2.0, None), (1, None, 2.0, None), (2, None, 2.0, None)],
+                            None, database="smic")
+    assert {1, 2, 12} <= set(whole.supported) and not whole.flagged
+
+    def lose(*lost):
+        return cross_check(clip, replace(ev, regions=[replace(r, match=0.3) if r.name in lost else r
+                                                      for r in ev.regions]), CFG)
+
+    mouth = lose("lower_lip")  # a hand over the mouth: the corners beside it say nothing, the brows do
+    assert {1, 2} <= set(mouth.supported) and 12 not in mouth.supported
+    assert mouth.flagged and mouth.lost == ["lower_lip"]
+    assert not {u.region for u in mouth.unexplained} & {"lip_corner_R", "lip_corner_L", "upper_lip", "chin"}
+    assert "skin beside it (" in mouth.flag_reasons[0] and "the right lip corner" in mouth.flag_reasons[0]
+    fold = lose("cheek_L")  # one cheek lost: the far corner's AU12 is named, on its side
+    twelve = next(v for v in fold.verdicts if v.au == 12)
+    assert twelve.side == "R" and twelve.region == "lip_corner_R" and {1, 2} <= set(fold.supported)
+    # a reach of zero reads every region but the lost one; one that spans the face silences it all (as before 0.1.42)
+    assert cross_check(clip, replace(ev, regions=[replace(r, match=0.3) if r.name == "lower_lip" else r
+                                                  for r in ev.regions]),
+                       CFG.with_(**{"check.occluder_reach": 0.0})).supported == whole.supported
+    assert cross_check(clip, replace(ev, regions=[replace(r, match=0.3) if r.name == "lower_lip" else r
+                                                  for r in ev.regions]),
+                       CFG.with_(**{"check.occluder_reach": 5.0})).supported == []
 
 
 def test_both_upper_lids_falling_is_a_blink_where_the_landmarks_miss_it(tmp_path, env):
@@ -796,8 +825,9 @@ def _measured(window: str, au_text: str | None = None, **change) -> tuple[Clip, 
     w = _MEASURED[window]
     onset, apex, offset = w["frames"]
     floor = w["floor"]
-    regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - floor) / s, noise=s, peak_time=1.0, apex_share=0.95)
-               for n, (m, dx, dy, s) in {**w["regions"], **change}.items()]
+    match = w.get("match", {})
+    regions = [RegionStats(n, m, m, dx, dy, 0.95, 0.01, (m - floor) / s, noise=s, peak_time=1.0, apex_share=0.95,
+                           match=match.get(n, 1.0)) for n, (m, dx, dy, s) in {**w["regions"], **change}.items()]
     clip = Clip(database="manifest", subject=w["video"], clip=window, onset=onset, apex=apex, offset=offset,
                 frames={i: f"{i}.jpg" for i in range(onset, offset + 1)}, au_text=au_text, aus=parse_aus(au_text),
                 fps=w["fps"])
@@ -807,6 +837,21 @@ def _measured(window: str, au_text: str | None = None, **change) -> tuple[Clip, 
                   apex_crop=np.zeros((224, 224), np.uint8), stack=np.zeros((2, 8, 8), np.uint8),
                   stack_frames=[onset, offset], lips={int(k): v for k, v in w["lips"].items()})
     return clip, ev
+
+
+def test_a_smile_that_loses_one_cheek_is_read_on_the_far_side():
+    """Real footage (h9_fr_smile_2313): a smile deepens the left nasolabial fold and the flow loses that cheek
+    (appearance match 0.62). The whole face was silenced as an occluder's, and the smile without its label was
+    inferred as nothing; now the skin beside the lost cheek says nothing beyond the labels and the right lip corner
+    names AU12, on its side, once (AU12 of both sides and a right AU13 were both found at that one corner)."""
+    clip, ev = _measured("h9_fr_smile_2313")
+    check = cross_check(clip, ev, CFG)
+    assert check.lost == ["cheek_L"] and check.flagged and check.aus_source == "inferred"
+    assert [(v.au, v.side, v.region) for v in check.verdicts] == [(12, "R", "lip_corner_R")], check.verdicts
+    assert not {u.region for u in check.unexplained} & {"lip_corner_L", "lower_lid_L", "nose"}, check.unexplained
+    wrong = cross_check(replace(clip, au_text="17+24", aus=parse_aus("17+24")), ev, CFG)
+    assert {(u.region, u.au) for u in wrong.unexplained} >= {("lip_corner_R", 12)}, wrong.unexplained
+    assert {v.au: v.verdict for v in wrong.verdicts}[17] == "contradicted"
 
 
 def _landmarks(window: str) -> np.ndarray:

@@ -375,16 +375,19 @@ def test_a_duration_is_written_apart_from_the_bound_it_is_compared_with():
 
 @pytest.mark.parametrize("case", ["smic_lost", "labelled_lost"])
 def test_a_face_the_flow_lost_part_of_is_never_called_still(case):
-    """Where the flow lost regions, nothing beyond them is inferred (crosscheck): the text says the flow could not
-    follow them, not that no region moved (a 9.5 px AU4 whose glabella the flow lost was "no motion")."""
+    """Where the flow lost regions, nothing beyond the labels is read around them (crosscheck): the text says the
+    flow could not follow them, not that no region moved (a 9.5 px AU4 whose glabella the flow lost was "no
+    motion"), and that the skin around them is not read, not the rest of the face (builder 0.1.42)."""
     clip, ev, check = make_records(**CASES[case])
     cfg = BuildConfig()
     ctx = render.build_context(clip, ev, check, cfg)
     phrases = " and ".join(REGION_BY_NAME[n].phrase for n in check.lost)
+    around = "the skin around them" if len(check.lost) > 1 else "the skin around it"
     for task in ("motion", "explain"):
         for v in range(render.n_variants(task)):
             _, answer = render.render_task(task, v, ctx, cfg.text.folder)
             assert "No facial region moves" not in answer and "No other region moves" not in answer, answer
-            assert f"The flow cannot follow {phrases}" in answer, answer
+            assert f"The flow cannot follow {phrases}" in answer and around in answer, answer
+            assert "the rest of the face" not in answer, answer
             if case == "smic_lost" and task == "explain":
                 assert "too weak" not in answer and "No action unit can be inferred" not in answer, answer

@@ -288,6 +288,9 @@ class CheckConfig:
     # 1.3 px at the brows under 21 px of head motion (bench/README.md section 6).
     max_noise: float = 2.0
     spill_reach: float = 1.5  # an AU drags the skin along over this many of its region's radii (Gaussian sigma)
+    # IOD: beyond the labels, nothing is said about regions whose centre lies this close to a lost region's (an
+    # occluder's motion smears into the skin around it; crosscheck._around_the_loss)
+    occluder_reach: float = 1.0
     infer_coherence: float = 0.5  # AUs found in the motion need coherent motion (|sum v| / sum |v|)
     own_share: float = 0.5  # an AU found in the motion carries this share of its own region's motion its way
     policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported

@@ -34,7 +34,7 @@ from .config import BuildConfig
 from .face import interocular
 from .labels import canonical
 from .records import AUToken, Clip, CrossCheck, Evidence, RegionStats, Unexplained, Verdict
-from .regions import region_geometry
+from .regions import region_centres, region_geometry
 
 _RANK = {"supported": 3, "weak": 2, "contradicted": 1, "unverifiable": 0}
 
@@ -259,7 +259,9 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     side by side (AU1 beside AU2) are both found. Of AUs that move the same regions (AU12, AU13 and AU20 at the
     lip corners) the one whose direction fits those regions' own motion names them (:func:`_own_fit`), or where
     two fit alike the one whose FACS drag (the cheek AU12 lifts) the skin shows (:func:`_names_better`), not the
-    one whose spill fits the skin around better. ``z_first``: the z the first AU chosen needs instead (a clip
+    one whose spill fits the skin around better. An AU of both sides whose regions on one side were not measured
+    (lost, or beside a loss: :func:`cross_check`) is left to its one-sided unit on the other side, which would
+    otherwise be found beside it at the same region. ``z_first``: the z the first AU chosen needs instead (a clip
     known to hold an expression, :func:`cross_check`). Returns the chosen actions, strongest first, and
     each region's residual z (motion no AU explains).
     """
@@ -301,12 +303,16 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
             return t_amp
         return None
 
+    # An AU of both sides where one side's regions were not measured (lost, or beside a loss) is its one-sided
+    # unit on the side that was: the motion says nothing of the other side.
+    halved = [k for k, (_, side, regs) in enumerate(_UNITS) if side is None
+              and any(not any(r.name in row for r in regs if r.side == s) for s in {r.side for r in regs if r.side})]
     chosen: list[int] = []
     amp = np.zeros(0)
     residual = b.copy()
     while True:
         gain = np.where(norms > 0, a.T @ residual / np.maximum(norms, 1e-12), 0.0)
-        gain[chosen] = -np.inf
+        gain[chosen + halved] = -np.inf
         ok = False
         for k in np.argsort(-gain):
             if gain[k] <= 0:
@@ -506,14 +512,19 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
     # Lids that close over the eyes replace what they covered, which no flow follows: in a blink a lost lid is the
     # blink's, and the rest of the face is read as it is where the lids' match stays above ``check.region_match``
-    # (on real footage the lips of a blink during speech went unsaid); an occluder's loss silences the rest.
+    # (on real footage the lips of a blink during speech went unsaid); an occluder's loss silences the skin around it.
     occluded = lost - lids if blink else lost
-    lost_reason = [f"the flow lost {', '.join(facs.REGION_BY_NAME[n].phrase for n in sorted(occluded))} (the apex "
-                   f"frame's appearance there does not match the onset's: an occlusion, the video frame's edge, or "
-                   f"motion the flow cannot follow); nothing is said about them"] if occluded else []
+    around = _around_the_loss(occluded, stats, evidence.face.landmarks, cfg)
+    them = "it" if len(occluded) == 1 else "them"
+    lost_reason = [f"the flow lost {_phrases(occluded)} (the apex frame's appearance there does not match the "
+                   f"onset's: an occlusion, the video frame's edge, or motion the flow cannot follow); nothing is said "
+                   f"about {them}" + (f", nor, beyond the labels, about the skin beside {them} ({_phrases(around)})"
+                                      if around else "")] if occluded else []
     # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
-    # are left out of the explanation of the rest.
-    fit = {n: r for n, r in stats.items() if not (blink and n in lids)}
+    # are left out of the explanation of the rest; so is the skin around a lost region (:func:`_around_the_loss`).
+    fit = {n: r for n, r in stats.items() if not (blink and n in lids) and n not in around}
+    far = {n: r for n, r in stats.items() if n not in around}  # where motion beyond the labels may be named
+    lips_read = lips is not None and not around & set(_LIPS)
     named_by_labels = frozenset(c.au for tok in clip.aus.tokens for c in tok.choices()) if clip.au_labelled \
         else frozenset()
     actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
@@ -535,8 +546,6 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     strong = [x for x in strong if x not in parted]
     by_the_lips = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
     strong = _lid_raised_by_the_cheek(strong, stats, cfg)
-    if occluded:  # an occluder's motion smears into the skin around it: nothing beyond the label is said
-        strong, res_z = [], {}
 
     if not clip.au_labelled:
         verdicts: list[Verdict] = []
@@ -545,7 +554,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             by_au.setdefault(x.au, []).append(x)
         if blink:
             by_au.setdefault(45, [])
-        if lips is not None and not occluded:
+        if lips_read:
             # AU16 and AU25 move the lower lip alike: an AU16 found there alone is the lips' parting (as
             # :func:`_lips_unexplained` names it for a labelled clip), not a second action
             if by_au.get(16) and all(x.region == "lower_lip" for x in by_au[16]):
@@ -571,7 +580,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         # labelled clip's covered regions: not motion that no AU explains
         carried = {r.name for au in by_au for r in facs.regions_for(au)}
         carried |= _dragged([(au, _sides(by_au[au])) for au in by_au], stats, cfg) | by_the_lips
-        unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, stats, set(), cfg)], closing)
+        unexplained = _dedupe(_closing([u for x in released for u in _regions_of(x, far, set(), cfg)], closing)
                               + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
                           supported=sorted(by_au), flagged=bool(occluded), flag_reasons=lost_reason,
@@ -602,13 +611,13 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         elif v.verdict != "unverifiable":
             reasons.append(f"{facs.au_label(v.au, v.side)} {v.verdict}: {v.reason}")
 
-    unexplained = _closing([u for x in strong if x.au not in labelled for u in _regions_of(x, stats, covered, cfg)],
+    unexplained = _closing([u for x in strong if x.au not in labelled for u in _regions_of(x, far, covered, cfg)],
                            closing)
     if blink and not labelled & {43, 45}:
-        lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)
+        lid = max((n for n in lids if n in far), key=lambda n: stats[n].mean, default=None)
         if lid is not None:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
-    if lips is not None and not occluded and not accounted & _PARTING:
+    if lips_read and not accounted & _PARTING:
         unexplained = _lips_unexplained(unexplained, stats, covered, cfg) + unexplained
     named = {u.region for u in unexplained}
     # the skin that the labelled AUs not contradicted, and the AUs the motion names beyond them, drag their way
@@ -622,6 +631,28 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
                       moved=_moved(stats, verdicts, sorted(supported), occluded, cfg, unexplained), lips_close=closing,
                       lost=_in_order(occluded))
+
+
+def _around_the_loss(lost: frozenset[str], stats: dict[str, RegionStats], landmarks: np.ndarray,
+                     cfg: BuildConfig) -> frozenset[str]:
+    """Regions measured beside a lost one: centres within ``check.occluder_reach`` interocular distances of a
+    lost region's centre (its neighbours on the face: about one region away).
+
+    An occluder (a hand) or appearance the flow cannot follow drags the flow of the skin around it along, so no
+    action is named there; farther away the face is read as usual. Silencing the whole face for one lost region
+    left a real smile whose nasolabial fold deepened on one cheek without its AU12, and a blink that lost a lower
+    lid (its landmarks missing the blink) without its AU45; in the real windows with a hand over the face every region
+    moving at z 6 or more lay within 1 IOD of a lost one (bench/README.md section 6, builder 0.1.42)."""
+    if not lost:
+        return frozenset()
+    centres = region_centres(np.asarray(landmarks, float), cfg.regions)
+    iod = interocular(np.asarray(landmarks, float))
+    reach = cfg.check.occluder_reach * iod
+    return frozenset(n for n in stats if any(np.hypot(*(centres[n] - centres[m])) <= reach for m in lost))
+
+
+def _phrases(names: frozenset[str]) -> str:
+    return ", ".join(facs.REGION_BY_NAME[n].phrase for n in _in_order(names))
 
 
 _MIDLINE = ("upper_lip", "lower_lip", "chin")
