@@ -854,6 +854,28 @@ def test_a_smile_that_loses_one_cheek_is_read_on_the_far_side():
     assert {v.au: v.verdict for v in wrong.verdicts}[17] == "contradicted"
 
 
+def test_lips_stretched_sideways_in_speech_are_no_smile():
+    """Real footage of a new person (h11_pp_speech_67, PsychoPy's test movie): speech drops the jaw and stretches
+    the lips, both corners moving outward 1.8-2.3 px without rising, the cheeks still. Their outward motion reads
+    0.86 along AU12's direction and supported a wrong label of 12; AU20's sideways pull fits them better and the
+    cheek AU12 lifts stays still, so the label is contradicted and the corners' motion is the unexplained AU20. A
+    cheek that rises with them, or a corner that rises, keeps the label's support."""
+    clip, ev = _measured("h11_pp_speech_67", "12")
+    check = cross_check(clip, ev, CFG)
+    twelve = {v.au: v for v in check.verdicts}[12]
+    assert twelve.verdict == "contradicted" and "no corner is pulled up" in twelve.reason, twelve
+    assert {(u.region, u.au) for u in check.unexplained} >= {("lip_corner_R", 20), ("lip_corner_L", 20)}
+    assert {u.au for u in check.unexplained} >= {25, 26}
+    lifted = (1.5, 0.3, -1.2, 0.21)  # each cheek rises 1.2 px (z 5.7): the zygomaticus' sign
+    assert {v.au: v for v in cross_check(*_measured("h11_pp_speech_67", "12", cheek_R=lifted, cheek_L=lifted),
+                                         CFG).verdicts}[12].verdict == "supported"
+    rising = (2.6, -1.8, -1.8, 0.22)  # the right corner rises as far as it moves out (45 degrees)
+    assert {v.au: v for v in cross_check(*_measured("h11_pp_speech_67", "12", lip_corner_R=rising),
+                                         CFG).verdicts}[12].verdict == "supported"
+    unlabelled = cross_check(*_measured("h11_pp_speech_67"), CFG)
+    assert 12 not in unlabelled.supported and {25, 26} <= set(unlabelled.supported), unlabelled.verdicts
+
+
 def _landmarks(window: str) -> np.ndarray:
     return np.array(_MEASURED[window]["landmarks"], np.float32)
 

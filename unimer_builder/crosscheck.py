@@ -541,7 +541,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # the parting's motion: no AU of their own, and no motion that no AU explains
     parted = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
     # corners that a rising lower lip carries up (both rising, their cheek still) are its motion: no AU that raises them
-    corners = _carried_corners(stats, cfg)
+    corners = {**_stretched_corners(stats, cfg), **_carried_corners(stats, cfg)}
     parted += [x for x in strong if x not in parted and _carried_did_it(x, corners)]
     strong = [x for x in strong if x not in parted]
     by_the_lips = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
@@ -719,6 +719,33 @@ def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[st
     return out
 
 
+def _stretched_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, str]:
+    """Lip corners pulled sideways rather than up, each with the reason: a corner that moved (``check.z_supported``)
+    outward (AU20's direction within ``check.cos_supported``), which AU20's sideways pull fits better than AU12's
+    rise (by the margin that names a region's AU, as :func:`explain_motion` names it), its cheek not rising by
+    ``check.z_supported`` over the cheek's noise.
+
+    FACS's AU12 raises the lip corners obliquely and lifts the infraorbital cheek; lips stretched sideways in speech
+    do neither, yet their outward motion reads 0.8 along AU12's direction, enough to support a label of it: wrong
+    labels of 12 on speech of a new person were supported so (bench/README.md section 6, builder 0.1.43). A smile
+    whose corners move sideways keeps its AU12 by the cheek it lifts, or by a corner that rises."""
+    out = {}
+    for name in _CORNERS:
+        rs, cheek = stats.get(name), stats.get("cheek_" + name[-1])
+        if rs is None or cheek is None or not cheek.noise > 0 or rs.z < cfg.check.z_supported:
+            continue
+        region = facs.REGION_BY_NAME[name]
+        sideways = _cos(rs.dx, rs.dy, *facs.expected_vector(20, region))
+        lift = -cheek.dy / cheek.noise
+        if sideways >= cfg.check.cos_supported and lift < cfg.check.z_supported \
+                and sideways - _cos(rs.dx, rs.dy, *facs.expected_vector(12, region)) > _FIT_MARGIN:
+            out[name] = (f"{region.phrase} moves {abs(rs.dx):.1f} px outward and {abs(rs.dy):.1f} px "
+                         f"{'up' if rs.dy < 0 else 'down'}, the lip stretcher's sideways pull more than a rise, and "
+                         f"{facs.REGION_BY_NAME[cheek.name].phrase} does not rise (z={lift:.1f}): the lips are "
+                         f"stretched, no corner is pulled up")
+    return out
+
+
 def _carried_verdict(au: int, side: str | None, rs: RegionStats, reason: str) -> Verdict:
     region = facs.REGION_BY_NAME[rs.name]
     return Verdict(au=au, side=side, region=rs.name, verdict="contradicted", z=float(rs.z),
@@ -739,7 +766,7 @@ def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats]
     reason says so where a corner decided it. Only a label is judged so: what the text reports as motion stays
     the flow's own."""
     judged, shift = _without_the_mouths_shift(stats, cfg)
-    carried = _carried_corners(stats, cfg)
+    carried = {**_stretched_corners(judged, cfg), **_carried_corners(stats, cfg)}
     v = judge_token(tok, judged, cfg, t_apex, lost, carried)
     if shift and v.region in _CORNERS and not (v.region in carried and v.au in _CORNER_RAISERS):
         v = replace(v, reason=f"{v.reason}, once the mouth's sideways shift of {abs(shift):.1f} px with the lips and "
