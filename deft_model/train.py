@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from unimer_builder import TASKS
+from unimer_builder import TASKS, write_json
 
 from .configuration import (
     LEGACY_DEFAULTS,
@@ -43,13 +43,6 @@ from .modeling import DeftModel, resolve_image_size
 from .runtime import MODEL_MARK, finished, quiet_hf, set_cpu_threads
 
 __all__ = ["RunError", "ShardError", "build_tokenizer", "train"]
-
-
-def write_json(path: Path, obj, **dumps) -> None:
-    """Written beside and renamed into place: a run killed meanwhile leaves the old file or the new, never half."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, **{"default": str, **dumps}) + "\n")
-    os.replace(tmp, path)
 
 
 def _latest_checkpoint(out: Path) -> Path | None:

@@ -17,6 +17,7 @@ The modules behind them may be reorganised; these names stay.
 """
 
 from ._version import __version__
+from .atomic import write_json
 from .config import (
     TASKS,
     BuildConfig,
@@ -60,4 +61,5 @@ __all__ = [
     "build_config_from_dict", "canonical", "clip_from_folder", "clip_rows", "composite", "compute_evidence",
     "cross_check", "database_class", "default_class_set", "direction_word", "flow_numpy", "parse_answer",
     "read_clips", "read_shard", "render_prediction", "shard_files", "render_samples", "rows_to_table", "standard_instructions", "synthesize",
+    "write_json",
 ]
