@@ -848,6 +848,16 @@ def test_a_smile_that_loses_one_cheek_is_read_on_the_far_side():
     check = cross_check(clip, ev, CFG)
     assert check.lost == ["cheek_L"] and check.flagged and check.aus_source == "inferred"
     assert [(v.au, v.side, v.region) for v in check.verdicts] == [(12, "R", "lip_corner_R")], check.verdicts
+    assert check.verdicts[0].reason.endswith("the other side was not read (at or beside a region the flow lost)")
+    assert "labels" not in check.flag_reasons[0]  # a clip without labels never speaks of them
+    # an AU with a region of the midline keeps both sides: a frown planted there, one inner brow beside the lost cheek,
+    # is AU4 of both sides, read at the brow and glabella measured (not a right-sided AU4)
+    frown = {n: (2.5, 2.5 * facs.expected_vector(4, facs.REGION_BY_NAME[n])[0],
+                 2.5 * facs.expected_vector(4, facs.REGION_BY_NAME[n])[1], 0.13)
+             for n in ("brow_inner_R", "brow_inner_L", "glabella")}
+    clip, ev = _measured("h9_fr_smile_2313", **frown)
+    four = [(v.au, v.side) for v in cross_check(clip, ev, CFG).verdicts if v.au == 4]
+    assert four == [(4, None)], four
     assert not {u.region for u in check.unexplained} & {"lip_corner_L", "lower_lid_L", "nose"}, check.unexplained
     wrong = cross_check(replace(clip, au_text="17+24", aus=parse_aus("17+24")), ev, CFG)
     assert {(u.region, u.au) for u in wrong.unexplained} >= {("lip_corner_R", 12)}, wrong.unexplained

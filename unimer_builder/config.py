@@ -299,6 +299,8 @@ class CheckConfig:
     pyfeat_present_min: float = 0.5  # ... and at least this at the apex (second_opinion.py)
 
     def __post_init__(self):
+        if not self.occluder_reach >= 0:  # NaN fails too
+            raise ValueError(f"check.occluder_reach must be 0 or more (IOD), got {self.occluder_reach}")
         _choice(self.policy, POLICIES, "check.policy", "policy")
         _choice(self.au_detector, AU_DETECTORS, "check.au_detector", "AU detector")
 

@@ -304,9 +304,15 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         return None
 
     # An AU of both sides where one side's regions were not measured (lost, or beside a loss) is its one-sided
-    # unit on the side that was: the motion says nothing of the other side.
-    halved = [k for k, (_, side, regs) in enumerate(_UNITS) if side is None
-              and any(not any(r.name in row for r in regs if r.side == s) for s in {r.side for r in regs if r.side})]
+    # unit on the side that was: the motion says nothing of the other side. An AU with a region of the midline
+    # (AU4's glabella) is its unit of both sides instead, fitted on the regions measured (its one-sided units
+    # would leave the midline's motion out and call it one-sided).
+    halved = []
+    for k, (au, side, regs) in enumerate(_UNITS):
+        if side is None and any(not any(r.name in row for r in regs if r.side == s) for s in {r.side for r in regs}
+                                if s is not None):
+            halved += [k] if all(r.side for r in regs) else \
+                [j for j, (other, s, _) in enumerate(_UNITS) if other == au and s is not None]
     chosen: list[int] = []
     amp = np.zeros(0)
     residual = b.copy()
@@ -518,8 +524,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     them = "it" if len(occluded) == 1 else "them"
     lost_reason = [f"the flow lost {_phrases(occluded)} (the apex frame's appearance there does not match the "
                    f"onset's: an occlusion, the video frame's edge, or motion the flow cannot follow); nothing is said "
-                   f"about {them}" + (f", nor, beyond the labels, about the skin beside {them} ({_phrases(around)})"
-                                      if around else "")] if occluded else []
+                   f"about {them}" + (f", nor{' beyond the labels' if clip.au_labelled else ''} about the skin beside "
+                                      f"{them} ({_phrases(around)})" if around else "")] if occluded else []
     # Lid motion between an open and a shut eye is the blink (AU45), whatever else it resembles: the lids
     # are left out of the explanation of the rest; so is the skin around a lost region (:func:`_around_the_loss`).
     fit = {n: r for n, r in stats.items() if not (blink and n in lids) and n not in around}
@@ -573,9 +579,13 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             side = _sides(hits)
             top = max(hits, key=lambda x: x.z)
             v = _judge(au, side, stats[top.region], cfg, t_apex)
+            unread = side is not None and any(r.side not in (None, side) and r.name in occluded | around
+                                              for r in facs.regions_for(au))
             verdicts.append(Verdict(au=au, side=side, region=top.region, verdict="supported", z=top.z,
                                     direction_cos=v.direction_cos, timing_ok=v.timing_ok,
-                                    reason=f"inferred from motion (z={top.z:.1f} over its regions): " + v.reason))
+                                    reason=f"inferred from motion (z={top.z:.1f} over its regions): " + v.reason
+                                    + ("; the other side was not read (at or beside a region the flow lost)"
+                                       if unread else "")))
         # what is left in a region an inferred AU moves is that AU's departure from its direction, as in a
         # labelled clip's covered regions: not motion that no AU explains
         carried = {r.name for au in by_au for r in facs.regions_for(au)}
@@ -614,7 +624,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     unexplained = _closing([u for x in strong if x.au not in labelled for u in _regions_of(x, far, covered, cfg)],
                            closing)
     if blink and not labelled & {43, 45}:
-        lid = max((n for n in lids if n in far), key=lambda n: stats[n].mean, default=None)
+        lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)  # the eyes' landmarks
         if lid is not None:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
     if lips_read and not accounted & _PARTING:
@@ -636,7 +646,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
 def _around_the_loss(lost: frozenset[str], stats: dict[str, RegionStats], landmarks: np.ndarray,
                      cfg: BuildConfig) -> frozenset[str]:
     """Regions measured beside a lost one: centres within ``check.occluder_reach`` interocular distances of a
-    lost region's centre (its neighbours on the face: about one region away).
+    lost region's centre (at 1 IOD, beside a lost lip: the rest of the mouth, the nose and the cheeks; beside a
+    lost cheek: that side's eye and brow, the nose, the upper lip and that side's lip corner).
 
     An occluder (a hand) or appearance the flow cannot follow drags the flow of the skin around it along, so no
     action is named there; farther away the face is read as usual. Silencing the whole face for one lost region
@@ -740,9 +751,9 @@ def _stretched_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[
         if sideways >= cfg.check.cos_supported and lift < cfg.check.z_supported \
                 and sideways - _cos(rs.dx, rs.dy, *facs.expected_vector(12, region)) > _FIT_MARGIN:
             out[name] = (f"{region.phrase} moves {abs(rs.dx):.1f} px outward and {abs(rs.dy):.1f} px "
-                         f"{'up' if rs.dy < 0 else 'down'}, the lip stretcher's sideways pull more than a rise, and "
-                         f"{facs.REGION_BY_NAME[cheek.name].phrase} does not rise (z={lift:.1f}): the lips are "
-                         f"stretched, no corner is pulled up")
+                         f"{'up' if rs.dy < 0 else 'down'}, which fits the lip stretcher's sideways pull better than a "
+                         f"rise, and {facs.REGION_BY_NAME[cheek.name].phrase} does not rise clearly (z={lift:.1f}, "
+                         f"under {cfg.check.z_supported:g}): the lips are stretched, no corner is pulled up")
     return out
 
 

