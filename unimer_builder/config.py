@@ -123,6 +123,17 @@ class FaceConfig:
     # (casme3, train identities), for one real window (a smile's jaw closing slightly) named better
     # (bench/README.md section 6, held-out set 4).
     lips_close: float = 0.05
+    # The chin's landmarks falling (face.jaw_opening) and the inner lips' gap widening both by at least this
+    # (IOD) onset->apex is the jaw dropping (AU26), measured by the face's own landmarks as a blink is by the
+    # eyes': a jaw that drops far (speech, a laugh) draws the teeth, tongue and the lip's inside into the chin
+    # and lower lip, and blurs them, which no flow follows (on real video TV-L1 lost a 16 px drop's chin, and read
+    # another's chin and lower lip rising 5 px where dlib had them 25-35 px lower). Either landmark alone jitters:
+    # on 363 real windows (bench/README.md section 6) dlib's chin fell up to 0.23 IOD on still faces and blinks, and
+    # the gap widened up to 0.21 in smiles whose jaw stayed; both together reached 0.065 at most without a jaw
+    # drop, 0.1-0.23 in the drops of speech, laughs and surprise. The gap widening as far with the flow opening the
+    # mouth where it follows it (crosscheck._mouth_opens) is a mouth open wide, whose lips, corners or chin the flow
+    # loses as it loses a blink's lids (a hand over the mouth widened the gap 0.066 IOD at most).
+    jaw_drop: float = 0.1
 
     def __post_init__(self):
         _choice(self.detector, FACE_DETECTORS, "face.detector", "face detector")
@@ -131,6 +142,7 @@ class FaceConfig:
         _positive(self.lid_fall, "face.lid_fall", "IOD")
         _positive(self.lips_part, "face.lips_part", "IOD")
         _positive(self.lips_close, "face.lips_close", "IOD")
+        _positive(self.jaw_drop, "face.jaw_drop", "IOD")
         if not (isinstance(self.crop_size, int) and CROP_SIZES[0] <= self.crop_size <= CROP_SIZES[1]):
             raise ValueError(f"face.crop_size must be a whole number of px from {CROP_SIZES[0]} to {CROP_SIZES[1]} (the "
                              f"flow is measured in its pixels; default 224), not {self.crop_size!r}")

@@ -559,17 +559,25 @@ def _lost(clip: Clip, ev: Evidence, cfg: BuildConfig) -> frozenset[str]:
 
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list."""
-    lost = _lost(clip, evidence, cfg)
+    # A jaw that dropped by its landmarks (:func:`_jaw_drops`) drew into the chin and lower lip what no flow
+    # follows: where the flow lost them or read them rising, they are the drop's, as lost lids are a blink's.
+    jaw = _jaw_drops(clip, evidence, cfg)
+    unfollowed = _jaw_unfollowed(evidence, cfg) if jaw else frozenset()
+    lost = _lost(clip, evidence, cfg) | unfollowed
+    # A mouth that opens wide (:func:`_mouth_opens`) loses what it shows, as a blink the lids: its own loss.
+    opening = _mouth_opens(clip, evidence, cfg, jaw is not None)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
+    if lips is None and opening is not None:
+        lips = (opening, None)  # the lips parted as the mouth opened, by their landmarks
     closing = None if lost & set(_LIPS) else _lips_close(clip, evidence, stats, cfg)
     lids = {r.name for r in facs.REGIONS if r.family in ("upper_lid", "lower_lid")}
     # Lids that close over the eyes replace what they covered, which no flow follows: in a blink a lost lid is the
     # blink's, and the rest of the face is read as it is where the lids' match stays above ``check.region_match``
     # (on real footage the lips of a blink during speech went unsaid); an occluder's loss silences the skin around it.
-    occluded = lost - lids if blink else lost
+    occluded = (lost - lids if blink else lost) - (set(_MOUTH) if opening is not None else set())
     around = _around_the_loss(occluded, stats, evidence.face.landmarks, cfg)
     them = "it" if len(occluded) == 1 else "them"
     lost_reason = [f"the flow lost {_phrases(occluded)} (the apex frame's appearance there does not match the "
@@ -617,6 +625,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             if by_au.get(16) and all(x.region == "lower_lip" for x in by_au[16]):
                 del by_au[16]
             by_au.setdefault(25, [])
+        if jaw is not None and not by_au.keys() & _JAW:
+            by_au.setdefault(26, [])
         # closing lips raise the lower lip and chin as AU17 and AU24 do: the parting's release, not inferred
         released = [x for au in (_CLOSING if closing is not None else ()) for x in by_au.pop(au, [])]
         for au in sorted(by_au):
@@ -625,6 +635,9 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                 continue
             if au == 25 and not by_au[au]:  # the lips' opening, not the flow, found it
                 verdicts.append(_lips_verdict(stats, lips))
+                continue
+            if au == 26 and not by_au[au]:  # the jaw's landmarks, not the flow, found it
+                verdicts.append(_jaw_verdict(stats, jaw))
                 continue
             hits = by_au[au]
             side = _sides(hits)
@@ -661,6 +674,10 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             v = _judged_without_the_mouths_shift(tok, stats, cfg, t_apex, lost)
             if lips is not None and tok.au == 25 and not tok.alternatives and v.verdict != "supported":
                 v = _lips_verdict(stats, lips, tok.side)
+            if jaw is not None and all(c.au in _JAW for c in tok.choices()) and v.verdict != "supported":
+                v = _jaw_verdict(stats, jaw, tok.au, tok.side)
+            if jaw is not None and all(c.au in _CLOSING for c in tok.choices()) and v.verdict == "unverifiable":
+                v = _against_the_drop(tok.au, tok.side, jaw)
         verdicts.append(v)
         for choice in tok.choices():
             labelled.add(choice.au)
@@ -680,6 +697,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
     if lips_read and not accounted & _PARTING:
         unexplained = _lips_unexplained(unexplained, stats, covered, cfg) + unexplained
+    if jaw is not None and not accounted & _PARTING and not any(u.au in _JAW or u.region == "chin" for u in unexplained):
+        unexplained.append(_jaw_unexplained(jaw, stats))
     named = {u.region for u in unexplained}
     # the skin that the labelled AUs not contradicted, and the AUs the motion names beyond them, drag their way
     dragged = _dragged([(c.au, c.side) for v, tok in zip(verdicts, clip.aus.tokens, strict=True)
@@ -886,15 +905,24 @@ def _in_order(names: frozenset[str]) -> list[str]:
 def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int, Verdict]:
     """The flow's verdict on each AU of ``aus`` as if a label named it (both sides): what a second source
     that names AUs (:mod:`.second_opinion`) is checked against."""
-    lost = _lost(clip, evidence, cfg)
+    jaw = _jaw_drops(clip, evidence, cfg)
+    lost = _lost(clip, evidence, cfg) | (_jaw_unfollowed(evidence, cfg) if jaw else frozenset())
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
+    opening = _mouth_opens(clip, evidence, cfg, jaw is not None)
+    if lips is None and opening is not None:
+        lips = (opening, None)
     out = {au: (_blink_verdict(clip, evidence, stats, cfg, au) if blink and au in (43, 45)
                 else _judged_without_the_mouths_shift(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
     if 25 in out and lips is not None and out[25].verdict != "supported":
         out[25] = _lips_verdict(stats, lips)
+    for au in out:
+        if jaw is not None and au in _JAW and out[au].verdict != "supported":
+            out[au] = _jaw_verdict(stats, jaw, au)
+        if jaw is not None and au in _CLOSING and out[au].verdict == "unverifiable":
+            out[au] = _against_the_drop(au, None, jaw)
     return out
 
 
@@ -927,9 +955,10 @@ def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) 
       that rose (bench/README.md section 6).
     * AU15 at lip corners that drop less than the lower lip's middle is the opening mouth's: the corners follow
       a dropping jaw part of the way (0.1-0.45 of the lower lip in real speech), while AU15 angles the lips
-      down, its corners dropping further than the lower lip."""
+      down, its corners dropping further than the lower lip. Where the flow lost the lower lip as the mouth opened
+      wide (:func:`_mouth_opens`), the chin it hangs from stands for it."""
     if x.au == 15:
-        lower = stats.get("lower_lip")
+        lower = stats.get("lower_lip") or stats.get("chin")
         own = [stats[r.name] for r in facs.regions_for(x.au, x.side) if r.name in stats]
         return lower is not None and bool(own) and all(rs.dy < lower.dy for rs in own)
     if not facs.AUS[x.au].drags or not {r.family for r in facs.regions_for(x.au)} & set(_LIPS):
@@ -1010,6 +1039,90 @@ def _blink_verdict(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg:
                    timing_ok=None, reason=reason)
 
 
+# --- a jaw that drops (AU26), measured by its own landmarks ------------------------------------------------
+
+_JAW = frozenset({26, 27})  # AUs a jaw's drop is (motion alone cannot tell them apart)
+_JAW_REGIONS = ("lower_lip", "chin")  # what a dropping jaw carries down, and draws into them what no flow follows
+
+
+def _jaw_drops(clip: Clip, ev: Evidence, cfg: BuildConfig) -> tuple[float, float] | None:
+    """How far (px) the chin fell and the inner lips drew apart onset->apex by their landmarks, when both by at
+    least ``face.jaw_drop`` IOD (:func:`face.jaw_opening`, :func:`face.lip_gap`); else None.
+
+    A jaw that drops far draws the teeth, the tongue and the lip's inside into the chin and lower lip and blurs
+    them: the flow loses them or reads them wrong, while the landmarks of a face's outline and mouth still find
+    the open mouth. The chin's landmarks alone jitter on still faces, the gap alone widens in a smile that keeps
+    its jaw: both must agree (``face.jaw_drop``)."""
+    j0, j1 = ev.jaw.get(clip.onset), ev.jaw.get(ev.apex)
+    g0, g1 = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
+    if None in (j0, j1, g0, g1) or j1 - j0 < cfg.face.jaw_drop or g1 - g0 < cfg.face.jaw_drop:
+        return None
+    iod = interocular(np.asarray(ev.face.landmarks, float))
+    return float((j1 - j0) * iod), float((g1 - g0) * iod)
+
+
+def _jaw_unfollowed(ev: Evidence, cfg: BuildConfig) -> frozenset[str]:
+    """Of the regions a dropping jaw carries down, those the flow did not follow: lost (``check.region_match``)
+    or read rising by ``check.z_supported`` against the drop (a real laugh's chin and lower lip read 5 px up)."""
+    return frozenset(r.name for r in ev.regions if r.name in _JAW_REGIONS and (
+        r.match < cfg.check.region_match or (r.noise > 0 and -r.dy >= cfg.check.z_supported * r.noise)))
+
+
+_MOUTH = ("upper_lip", "lip_corner_R", "lip_corner_L", "lower_lip", "chin")  # what an opening mouth changes
+
+
+def _mouth_opens(clip: Clip, ev: Evidence, cfg: BuildConfig, jaw: bool) -> float | None:
+    """How far (px) the inner lips drew apart onset->apex where the mouth opens wide: their landmarks' gap widened
+    by ``face.jaw_drop`` IOD, and the jaw dropped by its landmarks (``jaw``, :func:`_jaw_drops`) or a region the
+    flow followed opens the mouth at ``check.z_unexplained`` (the upper lip rising, the lower lip or chin
+    falling); else None.
+
+    A mouth that opens wide shows teeth, tongue and its dark inside where the onset showed lips: the flow loses the
+    lips, corners or chin there (a real smile's lower lip, a real speech's lower lip and corner) as it loses the
+    lids in a blink, and that loss is the opening's, no occluder's. A hand over the mouth widened the gap 0.066
+    IOD at most on real video (bench/README.md section 6)."""
+    g0, g1 = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
+    if g0 is None or g1 is None or g1 - g0 < cfg.face.jaw_drop:
+        return None
+    opens = {"upper_lip": -1.0, "lower_lip": 1.0, "chin": 1.0}  # the sign of dy that opens the mouth
+    seen = any(r.name in opens and r.match >= cfg.check.region_match and r.noise > 0
+               and opens[r.name] * r.dy / r.noise >= cfg.check.z_unexplained for r in ev.regions)
+    if not (jaw or seen):
+        return None
+    return float((g1 - g0) * interocular(np.asarray(ev.face.landmarks, float)))
+
+
+def _jaw_words(jaw: tuple[float, float]) -> str:
+    return f"the jaw drops: the chin's landmarks fall {jaw[0]:.1f} px farther below the nose and the lips part " \
+           f"{jaw[1]:.1f} px"
+
+
+def _jaw_verdict(stats: dict[str, RegionStats], jaw: tuple[float, float], au: int = 26, side: str | None = None
+                 ) -> Verdict:
+    """AU26 (or a label's AU27) measured by the jaw's landmarks (:func:`_jaw_drops`). The chin is named, with its
+    z, only where the flow followed it: a chin read rising against the drop is no motion of the drop's."""
+    chin = stats.get("chin")
+    return Verdict(au=au, side=side, region="chin" if chin else "", verdict="supported",
+                   z=float(chin.z) if chin else float("nan"), direction_cos=float("nan"), timing_ok=None,
+                   reason=_jaw_words(jaw))
+
+
+def _against_the_drop(au: int, side: str | None, jaw: tuple[float, float]) -> Verdict:
+    """A label of AU17 or AU24 (the chin or lower lip pushed up) where the jaw dropped by its landmarks and the flow
+    lost or misread the regions they move: the drop is the opposite motion."""
+    return Verdict(au=au, side=side, region="", verdict="contradicted", z=float("nan"), direction_cos=float("nan"),
+                   timing_ok=None, reason=_jaw_words(jaw) + f", the opposite of {facs.au_name(au)}")
+
+
+def _jaw_unexplained(jaw: tuple[float, float], stats: dict[str, RegionStats]) -> Unexplained:
+    """The jaw's drop as motion no label accounts for, at the chin: the flow's own reading where it followed the
+    chin, else the landmarks' (z NaN: no flow measured it; dx, dy the chin's landmarks' fall, crop px)."""
+    chin = stats.get("chin")
+    if chin is not None:
+        return Unexplained("chin", 26, float(chin.z), chin.dx, chin.dy)
+    return Unexplained("chin", 26, float("nan"), 0.0, jaw[0])
+
+
 # --- lips that part (AU25), measured by the mouth's own opening -------------------------------------------
 
 _LIPS = ("lower_lip", "upper_lip")
@@ -1064,13 +1177,17 @@ def _closing(found: list[Unexplained], closing: float | None) -> list[Unexplaine
     return [replace(u, au=None) if u.au in _CLOSING else u for u in found]
 
 
-def _lips_verdict(stats: dict[str, RegionStats], gap: tuple[float, float], side: str | None = None) -> Verdict:
-    """AU25 measured by the lips' gap (:func:`_lips_part`); the region named is the lip that moved more."""
-    lip = max((n for n in _LIPS if n in stats), key=lambda n: stats[n].mean, default="")
+def _lips_verdict(stats: dict[str, RegionStats], gap: tuple[float, float | None], side: str | None = None
+                  ) -> Verdict:
+    """AU25 measured by the lips' gap (:func:`_lips_part`, or a wide opening, :func:`_mouth_opens`: then the
+    separation is None); the region named is the measured lip that moved more away from the other, if any."""
+    away = {n: (1.0 if n == "lower_lip" else -1.0) * stats[n].dy for n in _LIPS if n in stats}
+    lip = max((n for n in away if away[n] > 0), key=lambda n: stats[n].mean, default="")
+    how = (f"the lower lip moves {gap[1]:.1f} px away from the upper" if gap[1] is not None else
+           "by their landmarks, as the mouth opens wide")
     return Verdict(au=25, side=side, region=lip, verdict="supported",
                    z=float(stats[lip].z) if lip else float("nan"), direction_cos=float("nan"), timing_ok=None,
-                   reason=f"the lips part: the gap between them widens by {gap[0]:.1f} px (the lower lip moves "
-                          f"{gap[1]:.1f} px away from the upper)")
+                   reason=f"the lips part: the gap between them widens by {gap[0]:.1f} px ({how})")
 
 
 def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], covered: set[str], cfg: BuildConfig
@@ -1087,10 +1204,12 @@ def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], c
     for u in found:
         if u.au is not None:
             named.setdefault(u.region, set()).add(u.au)
-    away = {"lower_lip": stats["lower_lip"].dy, "upper_lip": -stats["upper_lip"].dy}
+    # a lip the flow lost as the mouth opened (:func:`_mouth_opens`) is not measured
+    away = {n: (1.0 if n == "lower_lip" else -1.0) * stats[n].dy for n in _LIPS if n in stats}
+    both = len(away) == len(_LIPS)  # one alone carries the parting only where it moved away strongly itself
     out: list[Unexplained] = []
-    for lip in sorted((n for n in _LIPS if n not in covered), key=lambda n: -away[n]):
+    for lip in sorted((n for n in away if n not in covered), key=lambda n: -away[n]):
         rs = stats[lip]
-        if named.get(lip, set()) <= {16} and (not out or (away[lip] > 0 and rs.z >= cfg.check.z_unexplained)):
+        if named.get(lip, set()) <= {16} and ((not out and both) or (away[lip] > 0 and rs.z >= cfg.check.z_unexplained)):
             out.append(Unexplained(lip, 25, float(rs.z), rs.dx, rs.dy))
     return out

@@ -20,7 +20,7 @@ from . import flow as fl
 from . import regions as rg
 from .config import BuildConfig
 from .errors import InputError
-from .face import FaceAligner, eye_aspect_ratio, lip_gap, warp
+from .face import FaceAligner, eye_aspect_ratio, jaw_opening, lip_gap, warp
 from .records import Clip, Evidence, Face
 from .rigid import RigidFit
 from .sources.frames import FrameReader
@@ -184,6 +184,10 @@ class _Frames:
         """Gap between the inner lips of every registered frame, IOD (:func:`face.lip_gap`)."""
         return {n: lip_gap(lm) for n, lm in sorted(self.landmarks.items())}
 
+    def jaw(self) -> dict[int, float]:
+        """The chin's depth below the nose in every registered frame, IOD (:func:`face.jaw_opening`)."""
+        return {n: jaw_opening(lm) for n, lm in sorted(self.landmarks.items())}
+
 
 def _in_frame(shape: tuple[int, ...], matrix: np.ndarray, size: int) -> np.ndarray:
     """The crop's pixels that lie inside the video frame (the rest are its edge, replicated by the warp)."""
@@ -326,7 +330,7 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
         onset_crop = cv2.resize(onset_crop, (size, size), interpolation=cv2.INTER_AREA)
         apex_crop = cv2.resize(apex_crop, (size, size), interpolation=cv2.INTER_AREA)
     return dict(flow=f, strain=strain, regions=stats, floor=floor, floor_spread=spread, head_motion=head,
-                onset_crop=onset_crop, apex_crop=apex_crop, eyes=eyes, lips=frames.lips(),
+                onset_crop=onset_crop, apex_crop=apex_crop, eyes=eyes, lips=frames.lips(), jaw=frames.jaw(),
                 blinks=[n for n, v in eyes.items() if v < cfg.face.blink_ratio])
 
 

@@ -342,6 +342,20 @@ def lip_gap(landmarks: np.ndarray) -> float:
     return float(gap / iod) if iod > 1e-6 else 0.0
 
 
+def jaw_opening(landmarks: np.ndarray) -> float:
+    """How far the chin (landmarks 7-9) lies below the nose (27-30), along the face's up-down axis (square to
+    the line through the eyes' centres), over the inter-ocular distance: it grows as the jaw drops, whatever
+    the face's size or the head's roll."""
+    lm = np.asarray(landmarks, float)
+    right, left = eye_centres(lm)
+    across = left - right
+    iod = float(np.linalg.norm(across))
+    if iod <= 1e-6:
+        return 0.0
+    down = np.array([-across[1], across[0]]) / iod
+    return float((lm[7:10].mean(0) - lm[27:31].mean(0)) @ down / iod)
+
+
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """2x3 matrix of ``outer`` applied after ``inner``."""
     return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]

@@ -190,7 +190,7 @@ class Unexplained:
 
     region: str
     au: int | None  # the AU family the motion implies, None if no AU fits its direction
-    z: float
+    z: float  # NaN where the landmarks measured it and the flow did not follow it (a jaw's drop, crosscheck)
     dx: float
     dy: float
 
@@ -217,6 +217,8 @@ class Evidence:
     blinks: list[int] = field(default_factory=list)  # examined frames whose eyes are (nearly) shut
     # Gap between the inner lips per examined frame, IOD (face.lip_gap: 0 closed; the lips part as it grows).
     lips: dict[int, float] = field(default_factory=dict)
+    # The chin's depth below the nose per examined frame, IOD (face.jaw_opening: it grows as the jaw drops).
+    jaw: dict[int, float] = field(default_factory=dict)
     flow_scales: int = 0  # TV-L1 pyramid levels used (deeper for larger motion)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 

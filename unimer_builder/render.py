@@ -185,7 +185,8 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         info = REGION_BY_NAME.get(u.region)
         if info is None:
             continue
-        mag = stats[u.region].mean if u.region in stats else math.hypot(u.dx, u.dy)
+        # z NaN: motion the landmarks measured where the flow did not follow it (a jaw's drop): its own vector
+        mag = stats[u.region].mean if u.region in stats and not math.isnan(u.z) else math.hypot(u.dx, u.dy)
         unexplained.append({
             "phrase": info.phrase,
             "direction": direction_word(u.dx, u.dy, info),
