@@ -565,12 +565,31 @@ def test_a_jaw_that_drops_is_au26_by_its_landmarks_where_the_flow_cannot_follow_
     drop = [u for u in wrong.unexplained if u.au in (25, 26, 27)]
     assert [(u.region, u.au) for u in drop] == [("chin", 26)]
     assert math.isnan(drop[0].z) and drop[0].dy == pytest.approx(2.0 * need * iod)
-    # a label of 26 or 27 is the drop; a chin raiser or lip presser is its opposite, not unverifiable
+    # a label of 26 or 27 is the drop (of an "or" group, its best reading); a chin raiser or lip presser is its
+    # opposite, not unverifiable
     alt = verdicts(mouth(2.0 * need, 3.8 * need, "25+26/27", **up)[2])[26]
     assert alt.verdict == "supported" and alt.region == ""  # the chin read rising is not named
+    mixed = mouth(2.0 * need, 3.8 * need, "17/26", **up)[2].verdicts[0]
+    assert mixed.au == 26 and mixed.verdict == "supported" and "the best reading of the label" in mixed.reason
     for au in (17, 24):
         v = verdicts(mouth(2.0 * need, 3.8 * need, str(au), **up)[2])[au]
         assert v.verdict == "contradicted" and v.reason.startswith("the jaw drops"), (au, v)
+    # a label that accounts for the parting but not the drop (12+25) leaves the drop to be reported
+    assert ("chin", 26) in {(u.region, u.au) for u in mouth(2.0 * need, 3.8 * need, "12+25", **up)[2].unexplained}
+    # a chin the flow followed but reads still (z 1.5) shows nothing of the drop: not named, not quoted; the text
+    # tells the chin by the landmarks, downward, not by the flow
+    c, e, still_chin = mouth(2.0 * need, 3.8 * need, "26", chin=(0.0, -0.2, 1.0))
+    assert verdicts(still_chin)[26].region == "" and math.isnan(verdicts(still_chin)[26].z)
+    assert still_chin.landmark_motion == {"chin": (0.0, pytest.approx(2.0 * need * iod))}
+    from unimer_builder.render import build_context
+
+    ctx = build_context(c, e, still_chin, CFG)
+    chin = next(m for m in ctx["moved"] if m["name"] == "chin")
+    assert chin["direction"] == "downward" and chin["magnitude"] == f"{2.0 * need * iod:.2f}"
+    c, e, wrong_still = mouth(2.0 * need, 3.8 * need, "1+2", **up)
+    told = build_context(c, e, wrong_still, CFG)
+    assert [m["direction"] for m in told["moved"] if m["name"] == "chin"] == ["downward"]
+    assert [u["direction"] for u in told["unexplained"] if u["phrase"] == "the chin"] == ["downward"]
     # without the drop the rising chin stays the flow's: a chin raiser
     _, _, raiser = mouth(0.0, 0.0, None, database="smic", **up)
     assert 26 not in raiser.supported and set(raiser.supported) & {17, 24}

@@ -567,6 +567,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # A mouth that opens wide (:func:`_mouth_opens`) loses what it shows, as a blink the lids: its own loss.
     opening = _mouth_opens(clip, evidence, cfg, jaw is not None)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
+    by_landmarks = {} if jaw is None or _chin_falls(stats, cfg) else {"chin": (0.0, jaw[0])}
     t_apex = apex_time(clip, evidence)
     blink = _eyes_shut(clip, evidence, cfg)
     lips = None if lost & set(_LIPS) else _lips_part(clip, evidence, stats, cfg)
@@ -637,7 +638,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                 verdicts.append(_lips_verdict(stats, lips))
                 continue
             if au == 26 and not by_au[au]:  # the jaw's landmarks, not the flow, found it
-                verdicts.append(_jaw_verdict(stats, jaw))
+                verdicts.append(_jaw_verdict(stats, jaw, cfg))
                 continue
             hits = by_au[au]
             side = _sides(hits)
@@ -658,8 +659,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
                               + _residual(stats, res_z, carried, cfg))
         return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="inferred",
                           supported=sorted(by_au), flagged=bool(occluded), flag_reasons=lost_reason,
-                          moved=_moved(stats, verdicts, sorted(by_au), occluded, cfg, unexplained), lips_close=closing,
-                          lost=_in_order(occluded))
+                          moved=_moved(stats, verdicts, sorted(by_au), occluded, cfg, unexplained, by_landmarks),
+                          lips_close=closing, lost=_in_order(occluded), landmark_motion=by_landmarks)
 
     verdicts = []
     covered: set[str] = set()
@@ -674,9 +675,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             v = _judged_without_the_mouths_shift(tok, stats, cfg, t_apex, lost)
             if lips is not None and tok.au == 25 and not tok.alternatives and v.verdict != "supported":
                 v = _lips_verdict(stats, lips, tok.side)
-            if jaw is not None and all(c.au in _JAW for c in tok.choices()) and v.verdict != "supported":
-                v = _jaw_verdict(stats, jaw, tok.au, tok.side)
-            if jaw is not None and all(c.au in _CLOSING for c in tok.choices()) and v.verdict == "unverifiable":
+            if jaw is not None and v.verdict != "supported" and any(c.au in _JAW for c in tok.choices()):
+                v = _jaw_verdict(stats, jaw, cfg, *next((c.au, c.side) for c in tok.choices() if c.au in _JAW))
+                if tok.alternatives:
+                    v = replace(v, reason=f"{v.reason}; the best reading of the label {tok.raw!r}")
+            elif jaw is not None and all(c.au in _CLOSING for c in tok.choices()) and v.verdict == "unverifiable":
                 v = _against_the_drop(tok.au, tok.side, jaw)
         verdicts.append(v)
         for choice in tok.choices():
@@ -697,8 +700,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
             unexplained.append(Unexplained(lid, 45, float(stats[lid].z), stats[lid].dx, stats[lid].dy))
     if lips_read and not accounted & _PARTING:
         unexplained = _lips_unexplained(unexplained, stats, covered, cfg) + unexplained
-    if jaw is not None and not accounted & _PARTING and not any(u.au in _JAW or u.region == "chin" for u in unexplained):
-        unexplained.append(_jaw_unexplained(jaw, stats))
+    if jaw is not None and not accounted & _JAW and not any(u.au in _JAW or u.region == "chin" for u in unexplained):
+        unexplained.append(_jaw_unexplained(jaw, stats, cfg))
     named = {u.region for u in unexplained}
     # the skin that the labelled AUs not contradicted, and the AUs the motion names beyond them, drag their way
     dragged = _dragged([(c.au, c.side) for v, tok in zip(verdicts, clip.aus.tokens, strict=True)
@@ -709,8 +712,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     unexplained = _dedupe(unexplained)
     return CrossCheck(verdicts=verdicts, unexplained=unexplained, aus_source="label",
                       supported=sorted(supported), flagged=bool(reasons), flag_reasons=reasons,
-                      moved=_moved(stats, verdicts, sorted(supported), occluded, cfg, unexplained), lips_close=closing,
-                      lost=_in_order(occluded))
+                      moved=_moved(stats, verdicts, sorted(supported), occluded, cfg, unexplained, by_landmarks),
+                      lips_close=closing, lost=_in_order(occluded), landmark_motion=by_landmarks)
 
 
 def _around_the_loss(lost: frozenset[str], stats: dict[str, RegionStats], landmarks: np.ndarray,
@@ -920,22 +923,24 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
         out[25] = _lips_verdict(stats, lips)
     for au in out:
         if jaw is not None and au in _JAW and out[au].verdict != "supported":
-            out[au] = _jaw_verdict(stats, jaw, au)
+            out[au] = _jaw_verdict(stats, jaw, cfg, au)
         if jaw is not None and au in _CLOSING and out[au].verdict == "unverifiable":
             out[au] = _against_the_drop(au, None, jaw)
     return out
 
 
 def _moved(stats: dict[str, RegionStats], verdicts: list[Verdict], supported: list[int], lost: frozenset[str],
-           cfg: BuildConfig, unexplained: list[Unexplained] = ()) -> list[str]:
+           cfg: BuildConfig, unexplained: list[Unexplained] = (), by_landmarks: dict | None = None) -> list[str]:
     """Regions reported as moving, in facs.REGIONS order (see :attr:`CrossCheck.moved`): those that carry a
     supported AU, those the unexplained motion names (the text must not call a region still that it reports
-    elsewhere as moving), and any other that moved strongly."""
+    elsewhere as moving), any other that moved strongly, and those whose motion the landmarks measured
+    (``by_landmarks``: a jaw's drop the flow did not follow)."""
     carrying = {v.region for v in verdicts if v.verdict == "supported" and v.au in supported}
     carrying |= {u.region for u in unexplained}
     # Nothing beyond the AUs is said about a partly occluded face.
-    return [r.name for r in facs.REGIONS if r.name in stats and r.name not in lost
-            and (r.name in carrying or (not lost and stats[r.name].z >= cfg.check.z_unexplained))]
+    return [r.name for r in facs.REGIONS if r.name in (by_landmarks or {}) or (
+        r.name in stats and r.name not in lost
+        and (r.name in carrying or (not lost and stats[r.name].z >= cfg.check.z_unexplained)))]
 
 
 def _regions_of(x: Action, stats: dict[str, RegionStats], covered: set[str], cfg: BuildConfig) -> list[Unexplained]:
@@ -958,7 +963,8 @@ def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) 
       down, its corners dropping further than the lower lip. Where the flow lost the lower lip as the mouth opened
       wide (:func:`_mouth_opens`), the chin it hangs from stands for it."""
     if x.au == 15:
-        lower = stats.get("lower_lip") or stats.get("chin")
+        lower = stats.get("lower_lip")
+        lower = stats.get("chin") if lower is None else lower
         own = [stats[r.name] for r in facs.regions_for(x.au, x.side) if r.name in stats]
         return lower is not None and bool(own) and all(rs.dy < lower.dy for rs in own)
     if not facs.AUS[x.au].drags or not {r.family for r in facs.regions_for(x.au)} & set(_LIPS):
@@ -1097,11 +1103,18 @@ def _jaw_words(jaw: tuple[float, float]) -> str:
            f"{jaw[1]:.1f} px"
 
 
-def _jaw_verdict(stats: dict[str, RegionStats], jaw: tuple[float, float], au: int = 26, side: str | None = None
-                 ) -> Verdict:
-    """AU26 (or a label's AU27) measured by the jaw's landmarks (:func:`_jaw_drops`). The chin is named, with its
-    z, only where the flow followed it: a chin read rising against the drop is no motion of the drop's."""
+def _chin_falls(stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
+    """The flow followed the chin and reads it falling (``check.z_supported`` over its noise): it shows the drop."""
     chin = stats.get("chin")
+    return chin is not None and chin.noise > 0 and chin.dy >= cfg.check.z_supported * chin.noise
+
+
+def _jaw_verdict(stats: dict[str, RegionStats], jaw: tuple[float, float], cfg: BuildConfig, au: int = 26,
+                 side: str | None = None) -> Verdict:
+    """AU26 (or a label's AU27) measured by the jaw's landmarks (:func:`_jaw_drops`). The chin is named, with its
+    z, only where the flow reads it falling (:func:`_chin_falls`): a chin the flow lost, or read still or rising,
+    shows nothing of the drop."""
+    chin = stats.get("chin") if _chin_falls(stats, cfg) else None
     return Verdict(au=au, side=side, region="chin" if chin else "", verdict="supported",
                    z=float(chin.z) if chin else float("nan"), direction_cos=float("nan"), timing_ok=None,
                    reason=_jaw_words(jaw))
@@ -1114,11 +1127,12 @@ def _against_the_drop(au: int, side: str | None, jaw: tuple[float, float]) -> Ve
                    timing_ok=None, reason=_jaw_words(jaw) + f", the opposite of {facs.au_name(au)}")
 
 
-def _jaw_unexplained(jaw: tuple[float, float], stats: dict[str, RegionStats]) -> Unexplained:
-    """The jaw's drop as motion no label accounts for, at the chin: the flow's own reading where it followed the
-    chin, else the landmarks' (z NaN: no flow measured it; dx, dy the chin's landmarks' fall, crop px)."""
-    chin = stats.get("chin")
-    if chin is not None:
+def _jaw_unexplained(jaw: tuple[float, float], stats: dict[str, RegionStats], cfg: BuildConfig) -> Unexplained:
+    """The jaw's drop as motion no label accounts for, at the chin: the flow's own reading where it reads the chin
+    falling (:func:`_chin_falls`), else the landmarks' (z NaN: no flow measured it; dx, dy the chin's landmarks'
+    fall along the face's up-down axis, crop px: the crop holds the face upright)."""
+    if _chin_falls(stats, cfg):
+        chin = stats["chin"]
         return Unexplained("chin", 26, float(chin.z), chin.dx, chin.dy)
     return Unexplained("chin", 26, float("nan"), 0.0, jaw[0])
 

@@ -244,6 +244,9 @@ class CrossCheck:
     # Regions whose apex appearance the flow does not explain (an occlusion, or motion it cannot follow), in
     # facs.REGIONS order: nothing is said about them, and the text says so rather than calling the face still.
     lost: list[str] = field(default_factory=list)
+    # Regions whose motion the landmarks measured where the flow did not follow it (a jaw's drop at the chin):
+    # region -> (dx, dy) crop px. The text describes them by this vector, not by the flow's reading there.
+    landmark_motion: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass

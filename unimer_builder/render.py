@@ -156,6 +156,13 @@ def _region_ctx(r, cfg: BuildConfig) -> dict:
     }
 
 
+def _landmark_ctx(name: str, vec: tuple[float, float]) -> dict:
+    info = REGION_BY_NAME[name]
+    size = _px(math.hypot(*vec))
+    return {"name": name, "phrase": info.phrase, "direction": direction_word(vec[0], vec[1], info), "magnitude": size,
+            "peak": size, "z": "n/a"}
+
+
 def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig) -> dict:
     """Everything a template may say, from verified evidence only."""
     stats = {r.name: r for r in ev.regions}
@@ -178,7 +185,9 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
             "regions": [REGION_BY_NAME[n].phrase for n in dict.fromkeys(region_names)],
         })
 
-    moved = [_region_ctx(stats[name], cfg) for name in check.moved if name in stats]
+    # a region the landmarks measured where the flow did not follow it is told by their vector, not the flow's
+    moved = [_landmark_ctx(name, check.landmark_motion[name]) if name in check.landmark_motion
+             else _region_ctx(stats[name], cfg) for name in check.moved if name in stats or name in check.landmark_motion]
 
     unexplained = []
     for u in check.unexplained:
