@@ -1191,11 +1191,17 @@ def _closing(found: list[Unexplained], closing: float | None) -> list[Unexplaine
     return [replace(u, au=None) if u.au in _CLOSING else u for u in found]
 
 
+def _lips_away(stats: dict[str, RegionStats]) -> dict[str, float]:
+    """Each measured lip's motion away from the other, px (the lower lip down, the upper up); a lip the flow lost as
+    the mouth opened (:func:`_mouth_opens`) is not in ``stats`` and not here."""
+    return {n: (1.0 if n == "lower_lip" else -1.0) * stats[n].dy for n in _LIPS if n in stats}
+
+
 def _lips_verdict(stats: dict[str, RegionStats], gap: tuple[float, float | None], side: str | None = None
                   ) -> Verdict:
     """AU25 measured by the lips' gap (:func:`_lips_part`, or a wide opening, :func:`_mouth_opens`: then the
     separation is None); the region named is the measured lip that moved more away from the other, if any."""
-    away = {n: (1.0 if n == "lower_lip" else -1.0) * stats[n].dy for n in _LIPS if n in stats}
+    away = _lips_away(stats)
     lip = max((n for n in away if away[n] > 0), key=lambda n: stats[n].mean, default="")
     how = (f"the lower lip moves {gap[1]:.1f} px away from the upper" if gap[1] is not None else
            "by their landmarks, as the mouth opens wide")
@@ -1218,8 +1224,7 @@ def _lips_unexplained(found: list[Unexplained], stats: dict[str, RegionStats], c
     for u in found:
         if u.au is not None:
             named.setdefault(u.region, set()).add(u.au)
-    # a lip the flow lost as the mouth opened (:func:`_mouth_opens`) is not measured
-    away = {n: (1.0 if n == "lower_lip" else -1.0) * stats[n].dy for n in _LIPS if n in stats}
+    away = _lips_away(stats)
     both = len(away) == len(_LIPS)  # one alone carries the parting only where it moved away strongly itself
     out: list[Unexplained] = []
     for lip in sorted((n for n in away if n not in covered), key=lambda n: -away[n]):
