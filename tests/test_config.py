@@ -144,7 +144,7 @@ def test_a_setting_given_as_json_takes_its_fields_type():
         BuildConfig().with_(**{"face.head_landmark": [0]})
 
 
-@pytest.mark.parametrize("name", ["face.lips_part", "face.lips_close", "face.jaw_drop", "face.lid_fall",
+@pytest.mark.parametrize("name", ["face.lips_part", "face.lips_close", "face.lips_meet", "face.jaw_drop", "face.lid_fall",
                                   "face.blink_ratio", "face.open_ear"])
 @pytest.mark.parametrize("value", [0.0, -0.05, float("nan")])
 def test_a_face_threshold_at_zero_or_nan_is_refused_by_name(name, value):

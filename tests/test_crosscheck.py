@@ -901,6 +901,41 @@ def test_lips_that_close_raise_the_lower_lip_and_chin_as_no_action_of_their_own(
     assert {u.region for u in smic.unexplained if u.au is None} >= {"chin"}
 
 
+# h9_fr_press_906 (franck.mp4, frames 906->918, real footage): lips barely apart after speech come together and press,
+# the lower lip and chin pushed up; coded 17 (24 any). (dx, dy, z, noise) of that window's regions that moved.
+_PRESS = {"nose": (0.45, 0.27, 3.6, 0.10), "upper_lip": (1.04, 1.44, 15.3, 0.11), "lip_corner_R": (-0.53, 0.36, 8.9, 0.11),
+          "lip_corner_L": (2.30, -0.36, 25.1, 0.11), "lower_lip": (2.03, -6.44, 62.1, 0.11),
+          "chin": (2.88, -5.42, 57.1, 0.11)}
+
+
+def test_lips_that_meet_and_press_on_are_no_mere_release(tmp_path, env):
+    """Closing lips raise the lower lip and chin as their release (:func:`crosscheck._lips_close`), but lips that
+    meet at the apex and whose flow draws them together well beyond the gap's narrowing were pressed or pushed up
+    once they met: a real lip press after speech (its lips 3.6 px past the gap's 4.2) was left without an AU. There
+    the chin raiser and lip presser are named; lips that draw together as far without meeting (rounding in speech)
+    are still the release."""
+    clip, ev, _ = check(tmp_path, env, [(17, None, 2.0, None)], "17")
+    regions = [replace(r, dx=_PRESS[r.name][0], dy=_PRESS[r.name][1], z=_PRESS[r.name][2], noise=_PRESS[r.name][3],
+                       mean=math.hypot(*_PRESS[r.name][:2]), coherence=0.95)
+               if r.name in _PRESS else replace(r, dx=0.0, dy=0.0, z=0.2, mean=0.1) for r in ev.regions]
+    iod = interocular(np.asarray(ev.face.landmarks, float))
+    gap_onset = 0.006 + 4.2 / iod  # the window's 4.2 px narrowing, at this face's size
+
+    def run(gap_apex, label=None, database="smic"):
+        c = replace(clip, database=database, au_text=label, aus=facs.parse_aus(label))
+        e = replace(ev, regions=regions, lips={0: gap_apex + 4.2 / iod, 4: gap_apex, 8: gap_apex})
+        return cross_check(c, e, CFG)
+
+    pressed = run(0.006)
+    assert pressed.lips_close is None and {17, 24} <= set(pressed.supported), pressed.supported
+    labelled = run(0.006, "12", "casme2")
+    assert {17, 24} <= {u.au for u in labelled.unexplained}
+    # the same motion, the lips still apart at the apex (0.094 IOD, as a real speech's rounding left them)
+    apart = run(0.094)
+    assert apart.lips_close == pytest.approx(4.2) and not {17, 24} & set(apart.supported)
+    assert gap_onset > CFG.face.lips_close
+
+
 def test_a_region_too_noisy_to_see_an_au_cannot_contradict_it():
     """A label is contradicted when its region did not move its way above the noise; where the noise is
     several px (the head moved 300 px, a flow that failed) an AU could have moved that far unseen."""

@@ -123,6 +123,11 @@ class FaceConfig:
     # (casme3, train identities), for one real window (a smile's jaw closing slightly) named better
     # (bench/README.md section 6, held-out set 4).
     lips_close: float = 0.05
+    # An inner lips' gap under this (IOD) is lips that meet. Closing lips that meet at the apex and still draw
+    # together beyond their gap's narrowing (crosscheck._lips_close) are pressed (AU24) or pushed up (AU17), not only
+    # released. On real video (bench/real_footage.py) dlib put meeting lips at 0.006-0.025, and lips that closed
+    # toward each other without meeting (speech, a hand leaving the mouth) at 0.054-0.100.
+    lips_meet: float = 0.04
     # The chin's landmarks falling (face.jaw_opening) and the inner lips' gap widening both by at least this
     # (IOD) onset->apex is the jaw dropping (AU26), measured by the face's own landmarks as a blink is by the
     # eyes': a jaw that drops far (speech, a laugh) draws the teeth, tongue and the lip's inside into the chin
@@ -142,6 +147,7 @@ class FaceConfig:
         _positive(self.lid_fall, "face.lid_fall", "IOD")
         _positive(self.lips_part, "face.lips_part", "IOD")
         _positive(self.lips_close, "face.lips_close", "IOD")
+        _positive(self.lips_meet, "face.lips_meet", "IOD")
         _positive(self.jaw_drop, "face.jaw_drop", "IOD")
         if not (isinstance(self.crop_size, int) and CROP_SIZES[0] <= self.crop_size <= CROP_SIZES[1]):
             raise ValueError(f"face.crop_size must be a whole number of px from {CROP_SIZES[0]} to {CROP_SIZES[1]} (the "

@@ -1173,7 +1173,12 @@ def _lips_close(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: Bu
 
     A mouth open at the onset (speech, a laugh) that closes raises the lower lip and the chin as a chin raiser
     (AU17) or a lip presser (AU24) would: that is the jaw closing, the release of the parting, and no action
-    of its own (a real smile's offset, its lips closing, was named AU17 and AU24 at z 60)."""
+    of its own (a real smile's offset, its lips closing, was named AU17 and AU24 at z 60).
+
+    Lips that meet at the apex (a gap under ``face.lips_meet``) and whose flow still draws them together by
+    ``check.z_supported`` beyond the gap's narrowing were pressed together (AU24) or pushed up (AU17) once they met:
+    not only released, so None (a real lip press after speech, its lower lip 3.6 px past the gap's 4.2, was left
+    without an AU)."""
     onset, apex = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
     lo, up = stats.get("lower_lip"), stats.get("upper_lip")
     if onset is None or apex is None or lo is None or up is None or onset - apex < cfg.face.lips_close:
@@ -1181,7 +1186,10 @@ def _lips_close(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: Bu
     sep, noise = lo.dy - up.dy, math.hypot(lo.noise, up.noise)
     if not (noise > 0 and -sep / noise >= cfg.check.z_supported):
         return None
-    return float((onset - apex) * interocular(np.asarray(ev.face.landmarks, float)))
+    closed = float((onset - apex) * interocular(np.asarray(ev.face.landmarks, float)))
+    if apex < cfg.face.lips_meet and (-sep - closed) / noise >= cfg.check.z_supported:
+        return None
+    return closed
 
 
 def _closing(found: list[Unexplained], closing: float | None) -> list[Unexplained]:
