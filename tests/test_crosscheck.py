@@ -910,30 +910,38 @@ _PRESS = {"nose": (0.45, 0.27, 3.6, 0.10), "upper_lip": (1.04, 1.44, 15.3, 0.11)
 
 def test_lips_that_meet_and_press_on_are_no_mere_release(tmp_path, env):
     """Closing lips raise the lower lip and chin as their release (:func:`crosscheck._lips_close`), but lips that
-    meet at the apex and whose flow draws them together well beyond the gap's narrowing were pressed or pushed up
-    once they met: a real lip press after speech (its lips 3.6 px past the gap's 4.2) was left without an AU. There
-    the chin raiser and lip presser are named; lips that draw together as far without meeting (rounding in speech)
-    are still the release."""
+    meet at the apex and whose flow draws them together well beyond their onset gap were pressed or pushed up once
+    they met: a real lip press after speech (its lips 7.9 px closer by the flow, from a 4.7 px gap) was left without
+    an AU. There the chin raiser and lip presser are named; lips that draw together only as far as their gap, or as
+    far without meeting (rounding in speech), are still the release."""
     clip, ev, _ = check(tmp_path, env, [(17, None, 2.0, None)], "17")
-    regions = [replace(r, dx=_PRESS[r.name][0], dy=_PRESS[r.name][1], z=_PRESS[r.name][2], noise=_PRESS[r.name][3],
-                       mean=math.hypot(*_PRESS[r.name][:2]), coherence=0.95)
-               if r.name in _PRESS else replace(r, dx=0.0, dy=0.0, z=0.2, mean=0.1) for r in ev.regions]
     iod = interocular(np.asarray(ev.face.landmarks, float))
-    gap_onset = 0.006 + 4.2 / iod  # the window's 4.2 px narrowing, at this face's size
 
-    def run(gap_apex, label=None, database="smic"):
+    def run(gap_apex, gap_onset=0.006 + 4.2 / iod, label=None, database="smic", approach=None):
+        moved = dict(_PRESS)
+        if approach is not None:  # the lower lip's rise set so that the lips approach by ``approach`` px
+            dx, _, z, noise = moved["lower_lip"]
+            moved["lower_lip"] = (dx, -(approach - _PRESS["upper_lip"][1]), z, noise)
+        regions = [replace(r, dx=moved[r.name][0], dy=moved[r.name][1], z=moved[r.name][2], noise=moved[r.name][3],
+                           mean=math.hypot(*moved[r.name][:2]), coherence=0.95)
+                   if r.name in moved else replace(r, dx=0.0, dy=0.0, z=0.2, mean=0.1) for r in ev.regions]
         c = replace(clip, database=database, au_text=label, aus=facs.parse_aus(label))
-        e = replace(ev, regions=regions, lips={0: gap_apex + 4.2 / iod, 4: gap_apex, 8: gap_apex})
+        e = replace(ev, regions=regions, lips={0: gap_onset, 4: gap_apex, 8: gap_apex})
         return cross_check(c, e, CFG)
 
+    assert 4.2 / iod >= CFG.face.lips_close  # the window's narrowing is a closing at this face's size
     pressed = run(0.006)
     assert pressed.lips_close is None and {17, 24} <= set(pressed.supported), pressed.supported
-    labelled = run(0.006, "12", "casme2")
+    labelled = run(0.006, label="12", database="casme2")
     assert {17, 24} <= {u.au for u in labelled.unexplained}
-    # the same motion, the lips still apart at the apex (0.094 IOD, as a real speech's rounding left them)
-    apart = run(0.094)
+    # lips that meet having approached by their onset gap and a little more (under face.lips_part): the release
+    gap_px = (0.006 + 4.2 / iod) * iod
+    released = run(0.006, approach=gap_px + 0.5 * CFG.face.lips_part * iod)
+    assert released.lips_close == pytest.approx(4.2) and not {17, 24} & set(released.supported)
+    # lips the flow draws together past their whole onset gap while their landmarks keep them apart at the apex (0.094
+    # IOD, as a real speech's rounding left them): the two measures disagree, and no press is claimed
+    apart = run(0.094, gap_onset=0.094 + 4.2 / iod, approach=(0.094 + 4.2 / iod) * iod + 3.0)
     assert apart.lips_close == pytest.approx(4.2) and not {17, 24} & set(apart.supported)
-    assert gap_onset > CFG.face.lips_close
 
 
 def test_a_region_too_noisy_to_see_an_au_cannot_contradict_it():

@@ -1175,10 +1175,11 @@ def _lips_close(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: Bu
     (AU17) or a lip presser (AU24) would: that is the jaw closing, the release of the parting, and no action
     of its own (a real smile's offset, its lips closing, was named AU17 and AU24 at z 60).
 
-    Lips that meet at the apex (a gap under ``face.lips_meet``) and whose flow still draws them together by
-    ``check.z_supported`` beyond the gap's narrowing were pressed together (AU24) or pushed up (AU17) once they met:
-    not only released, so None (a real lip press after speech, its lower lip 3.6 px past the gap's 4.2, was left
-    without an AU)."""
+    Lips that meet at the apex (a gap under ``face.lips_meet``; dlib's reading there is its own error, so the jaw
+    closed the whole onset gap) and whose flow draws them together beyond that gap, by ``check.z_supported`` over
+    their noise and by ``face.lips_part`` IOD (a change of the landmarks' gap that counts), were pressed together
+    (AU24) or pushed up (AU17) once they met: not only released, so None (a real lip press after speech, its lips
+    7.9 px closer by the flow where the onset gap was 4.7 px, was left without an AU)."""
     onset, apex = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
     lo, up = stats.get("lower_lip"), stats.get("upper_lip")
     if onset is None or apex is None or lo is None or up is None or onset - apex < cfg.face.lips_close:
@@ -1186,10 +1187,10 @@ def _lips_close(clip: Clip, ev: Evidence, stats: dict[str, RegionStats], cfg: Bu
     sep, noise = lo.dy - up.dy, math.hypot(lo.noise, up.noise)
     if not (noise > 0 and -sep / noise >= cfg.check.z_supported):
         return None
-    closed = float((onset - apex) * interocular(np.asarray(ev.face.landmarks, float)))
-    if apex < cfg.face.lips_meet and (-sep - closed) / noise >= cfg.check.z_supported:
+    iod = interocular(np.asarray(ev.face.landmarks, float))
+    if apex < cfg.face.lips_meet and -sep - onset * iod >= max(cfg.check.z_supported * noise, cfg.face.lips_part * iod):
         return None
-    return closed
+    return float((onset - apex) * iod)
 
 
 def _closing(found: list[Unexplained], closing: float | None) -> list[Unexplained]:
