@@ -125,9 +125,9 @@ class FaceConfig:
     lips_close: float = 0.05
     # An inner lips' gap under this (IOD) is lips that meet. Closing lips that meet at the apex and still draw
     # together beyond their onset gap (crosscheck._lips_close) are pressed (AU24) or pushed up (AU17), not only
-    # released. On real video (bench/real_footage.py, the seven windows whose lips close) dlib put the four pairs
-    # that meet at 0.006-0.025, and the three that closed toward each other without meeting (speech, a hand leaving
-    # the mouth) at 0.054-0.100.
+    # released. On real video (bench/real_footage.py) dlib put meeting lips at 0.006-0.025 in the four closings of the
+    # first 363 windows and at 0.012-0.036 in the eight of held-out set 17, and lips that closed toward each other
+    # without meeting (speech, a hand leaving the mouth) at 0.051-0.145.
     lips_meet: float = 0.04
     # The chin's landmarks falling (face.jaw_opening) and the inner lips' gap widening both by at least this
     # (IOD) onset->apex is the jaw dropping (AU26), measured by the face's own landmarks as a blink is by the

@@ -238,9 +238,9 @@ class CrossCheck:
     # The second opinion, when one was asked for: its source ("py-feat") and what each source said per AU.
     second_opinion: str | None = None
     sources: list[AUSource] = field(default_factory=list)
-    # px the parted lips' gap narrowed onset->apex where they close (crosscheck._lips_close), else None (no
-    # closing, or lips that met and pressed on): the lower lip's and chin's rise is then the parting's release, and
-    # the text says so.
+    # px the parted lips' gap narrowed onset->apex where they close (crosscheck._lips_close): the lower lip's and
+    # chin's rise is then the parting's release, and the text says so. None where they do not close, or met and
+    # pressed on.
     lips_close: float | None = None
     # Regions whose apex appearance the flow does not explain (an occlusion, or motion it cannot follow), in
     # facs.REGIONS order: nothing is said about them, and the text says so rather than calling the face still.
