@@ -176,14 +176,17 @@ SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink",
           "h8_cl_blink_638_as_12", "h10_fr_close_3050_as_12", "h10_fr_smile_4236",
           "h9_fr_smile_2313_unlab", "h5_vl2_blink_15_unlab", "h11_jw_speech_58_as_12", "h12_bob_smile_15_as_1_2",
           "wl_smile_as_1_2", "h13_fr_smile_2602_as_1_2", "h14_msu_still_200_as_4", "h14_bbv_speech_0_as_12",
-          "h13_fi_smile_300_unlab", "h8_cl_mouth_open_278", "h9_fr_press_906_unlab"]
+          "h13_fi_smile_300_unlab", "h8_cl_mouth_open_278", "h9_fr_press_906_unlab", "h10_fr_smile_4306_unlab",
+          "h16_ft_smile_36_unlab"]
 # ho_*, h4_*, h6_* to h12_*: coded after the tuning; h10_* scored only once the lower lip's carriage of the corners
 # was set; h9_fr_smile_2313_unlab, h5_vl2_blink_15_unlab: a lost region silences the skin beside it, not the face
 # (0.1.42); h11_*, h12_*: new people, first scored at 0.1.42 (h11_jw_speech_58_as_12 passes from 0.1.43; §6);
 # wl_smile_as_1_2, h13_fr_smile_2602_as_1_2: smiles' brows the eye carries are no brow raise (0.1.45; set 13 held out);
 # h14_*: two new people from sources new at set 14 (a phone's H.264, a webcam's MPEG-4), passing when first scored
 # h13_fi_smile_300_unlab, h8_cl_mouth_open_278: a jaw that drops, by its landmarks where the flow did not follow it
-# (0.1.47); h9_fr_press_906_unlab: closing lips that meet and press on are no mere release (0.1.49)
+# (0.1.47); h9_fr_press_906_unlab: closing lips that meet and press on are no mere release (0.1.49);
+# h10_fr_smile_4306_unlab, h16_ft_smile_36_unlab: a smile's corners named once the parting's regions are set aside,
+# and corners rising steeply named AU12, not AU13 (0.1.50)
 
 
 @pytest.fixture(scope="module")
