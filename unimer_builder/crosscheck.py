@@ -236,8 +236,8 @@ _LIP_FAMILIES = ("upper_lip", "lower_lip")
 
 
 def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: float, spread: float,
-                   cfg: BuildConfig, labelled: frozenset[int] = frozenset(), z_first: float | None = None
-                   ) -> tuple[list[Action], dict[str, float]]:
+                   cfg: BuildConfig, labelled: frozenset[int] = frozenset(), z_first: float | None = None,
+                   claimed: frozenset[str] = frozenset()) -> tuple[list[Action], dict[str, float]]:
     """Which AUs, on which side, together explain the regions' mean motion vectors.
 
     Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
@@ -262,8 +262,10 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     one whose spill fits the skin around better. An AU of both sides whose regions on one side were not measured
     (lost, or beside a loss: :func:`cross_check`) is left to its one-sided unit on the other side, which would
     otherwise be found beside it at the same region. ``z_first``: the z the first AU chosen needs instead (a clip
-    known to hold an expression, :func:`cross_check`). Returns the chosen actions, strongest first, and
-    each region's residual z (motion no AU explains).
+    known to hold an expression, :func:`cross_check`). ``claimed``: regions whose motion is the lips' parting
+    (:func:`cross_check`): they stay in the fit, moved by the parting's AUs (25, 26, 27), and no other AU that moves
+    any of them is chosen. Returns the chosen actions, strongest first, and each region's residual z (motion no AU
+    explains).
     """
     reach, own_share, z_min = cfg.check.spill_reach, cfg.check.own_share, cfg.check.z_unexplained
     names = [n for n in facs.REGION_NAMES if n in stats]
@@ -313,12 +315,13 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
                                 if s is not None):
             halved += [k] if all(r.side for r in regs) else \
                 [j for j, (other, s, _) in enumerate(_UNITS) if other == au and s is not None]
+    barred = [k for k, (au, _, regs) in enumerate(_UNITS) if au not in _PARTING and {r.name for r in regs} & claimed]
     chosen: list[int] = []
     amp = np.zeros(0)
     residual = b.copy()
     while True:
         gain = np.where(norms > 0, a.T @ residual / np.maximum(norms, 1e-12), 0.0)
-        gain[chosen + halved] = -np.inf
+        gain[chosen + halved + barred] = -np.inf
         ok = False
         for k in np.argsort(-gain):
             if gain[k] <= 0:
@@ -593,29 +596,30 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     named_by_labels = frozenset(c.au for tok in clip.aus.tokens for c in tok.choices()) if clip.au_labelled \
         else frozenset()
     # where the lips part, an upper lip's rise without the nose, or corners dropping less than the lower lip, are
-    # the parting's motion: no AU of their own, and no motion that no AU explains. Their regions are then left out
-    # and the rest explained again, as a blink's lids are: the spill the parting's AU was fitted with would
-    # otherwise keep what it took from its neighbours (an upper lip's rise read as AU10 took a smile's rising
-    # corners from AU12).
+    # the parting's motion: no AU of their own, and no motion that no AU explains. The motion is then explained
+    # again with those regions claimed by the parting: only its own AUs (25, 26, 27) may move them. The spill the
+    # parting's AU was fitted with would otherwise keep what it took from its neighbours (an upper lip's rise read as
+    # AU10 took a smile's rising corners from AU12); left out of the fit instead, the upper lip no longer held AU25's
+    # amplitude, which swelled over the chin (a speech's dropping chin went unnamed), and a corner's AU14 could
+    # take what AU15 left.
     parted: list[Action] = []
     while True:
-        gone = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}
-        rest = {n: r for n, r in fit.items() if n not in gone}
-        actions, res_z = explain_motion(rest, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
-                                        named_by_labels)
+        claimed = frozenset(r.name for x in parted for r in facs.regions_for(x.au, x.side))
+        actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
+                                        named_by_labels, claimed=claimed)
         strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
         if not strong and not clip.au_labelled and _coded_expression(clip):
             # A clip its database codes as an expression (an emotion class) moved: with no AU label to say what,
             # its strongest action is named at the z a label needs (``check.z_supported``), as a labelled AU would
             # be; the class itself says nothing of which AU (it would ground the text in the label it explains).
-            actions, res_z = explain_motion(rest, evidence.face.landmarks, evidence.floor, evidence.floor_spread,
-                                            cfg, z_first=cfg.check.z_supported)
+            actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
+                                            z_first=cfg.check.z_supported, claimed=claimed)
             strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
         now = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
         if not now:
             break
         parted += now
-    strong = _as_the_common_pull(strong)
+    strong = _as_the_common_pull(strong, stats, cfg, named_by_labels)
     # corners that a rising lower lip carries up (both rising, their cheek still) or that are stretched sideways, and
     # brows the rising skin around the eye carries, are that motion: no AU that raises them
     carriage = {**_stretched_corners(stats, cfg), **_carried_corners(stats, cfg), **_carried_brows(stats, cfg)}
@@ -984,15 +988,24 @@ def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) 
     return _drag_z(k, stats) < cfg.check.z_supported
 
 
-def _as_the_common_pull(actions: list[Action]) -> list[Action]:
+def _as_the_common_pull(actions: list[Action], stats: dict[str, RegionStats], cfg: BuildConfig,
+                        labelled: frozenset[int]) -> list[Action]:
     """Lip corners the explanation finds pulled up more steeply than AU12's direction (AU13, the sharp lip puller)
-    are named AU12, the lip corner puller. Real smiles' corners rise up to 90 degrees above the horizontal in the
-    registered face (82 corners of the 43 real windows coded AU12, twelve videos: median 57, 22 steeper than the
-    63 degrees past which AU13's direction fits better; bench/README.md section 6), and what sets AU13 apart in FACS,
-    cheeks that puff and corners that narrow, is no region's mean motion: motion cannot tell the two apart, so it
-    names the one coders use (no annotation of the 438 real windows codes AU13; four real smiles were inferred as
-    AU13). A label of AU13 is still judged by AU13's own direction."""
-    return [replace(x, au=12) if x.au == 13 else x for x in actions]
+    are named AU12, the lip corner puller, where they move AU12's way as a label of it would be supported there
+    (:func:`_moves_its_way` at the corner that moved most, or :func:`_move_their_way` over both; corners drawn up
+    and inward stay AU13). Real smiles' corners rise up to 90 degrees above the horizontal in the registered face
+    (82 corners of the 43 real windows coded AU12, twelve videos: median 57, 22 steeper than the 63 degrees past
+    which AU13's direction fits better; bench/README.md section 6), and what sets AU13 apart in FACS, cheeks that
+    puff and corners that narrow, is no region's mean motion: motion cannot tell the two apart, so it names the one
+    coders use (no annotation of the 438 real windows codes AU13; four real smiles were inferred as AU13). Where the
+    labels name AU12 or AU13 the coder has chosen, and the motion keeps AU13's name (a left corner rising beside a
+    label of R12 is reported, not taken for the label); a label of AU13 is judged by its own direction."""
+    if labelled & {12, 13}:
+        return actions
+    twelve = {side: k for k, (au, side, _) in enumerate(_UNITS) if au == 12}
+    return [replace(x, au=12) if x.au == 13 and (_moves_its_way(12, stats[x.region], cfg)
+                                                 or _move_their_way(twelve[x.side], stats, cfg)) else x
+            for x in actions]
 
 
 def _lid_raised_by_the_cheek(actions: list[Action], stats: dict[str, RegionStats], cfg: BuildConfig) -> list[Action]:
