@@ -1332,22 +1332,30 @@ def test_a_smiles_corners_are_named_once_the_partings_own_motion_is_set_aside():
     with the parting's regions claimed by its own AUs (25, 26, 27), and the corners are named AU12. In speech whose
     corners follow a dropping jaw part of the way (AU15's corner, set aside) no other AU takes that corner; and the
     claimed regions stay in the fit: left out, the upper lip no longer held a label's AU25 to its amplitude, which
-    swelled over the chin, and a jaw's drop went unnamed (held-out set 18)."""
+    swelled over the chin, and a jaw's drop went unnamed (held-out set 18). Where a cheek rises clearly, AU12 may still
+    move the claimed corners: a laugh drops its corners less than its lower lip while the zygomaticus pulls them out."""
     smile = cross_check(*_measured("h10_fr_smile_4306_unlab"), CFG)
     assert {12, 25} <= set(smile.supported) and not {10, 13} & set(smile.supported), smile.verdicts
     labelled = cross_check(*_measured("h10_fr_smile_4306_unlab", "25"), CFG)
     assert 12 in {u.au for u in labelled.unexplained}, labelled.unexplained
     speech = cross_check(*_measured("h6_w2_speech_369", "25+26"), CFG)
     assert not any(u.region == "lip_corner_R" for u in speech.unexplained), speech.unexplained
+    # a laughing mouth (the same face): the corners go 6 px out and 3 px down, less than the lower lip's 7 px, while
+    # the cheeks rise 3 px: AU15's corners are the parting's, but the zygomaticus pulls them out (a review's case)
+    laugh = {"lip_corner_R": (6.71, -6.0, 3.0, 0.43), "lip_corner_L": (5.66, 4.8, 3.0, 0.43),
+             "lower_lip": (7.0, 0.0, 7.0, 0.43), "cheek_R": (3.84, -2.4, -3.0, 0.44), "cheek_L": (3.84, 2.4, -3.0, 0.42)}
+    laughing = cross_check(*_measured("h10_fr_smile_4306_unlab", **laugh), CFG)
+    assert 12 in laughing.supported and not laughing.unexplained, (laughing.verdicts, laughing.unexplained)
     for window in ("h18_fr_speech_2997", "tf_speech"):  # a review found the second
         chin = cross_check(*_measured(window, "25"), CFG)
         assert ("chin", 26) in {(u.region, u.au) for u in chin.unexplained}, (window, chin.unexplained)
+
 
 def test_corners_pulled_up_steeply_are_named_the_lip_corner_puller(tmp_path, env):
     """Real smiles' corners rise up to 90 degrees above the horizontal (median 57), and motion cannot tell the sharp lip
     puller (AU13: cheeks that puff, corners that narrow) from the lip corner puller: steeply rising corners that move
     AU12's way are named AU12, which the coders of every real smile used; a real smile was inferred as AU13. Corners
-    drawn up and inward keep AU13's name, and where the labels name AU12 or AU13 the coder has chosen: a label of AU13
+    drawn clearly inward keep AU13's name, and where the labels name AU12 or AU13 the coder has chosen: a label of AU13
     is judged by its own direction, and a corner beside a one-sided label of AU12 is reported as AU13."""
     clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
     steep = {"lip_corner_R": (-0.4, -3.0), "lip_corner_L": (0.5, -2.8)}  # 82 and 80 degrees
@@ -1367,8 +1375,11 @@ def test_corners_pulled_up_steeply_are_named_the_lip_corner_puller(tmp_path, env
     assert verdicts(as13)[13].verdict == "supported" and not as13.unexplained, as13.unexplained
     as4 = run("4", "casme2")
     assert {u.au for u in as4.unexplained if u.region.startswith("lip_corner")} == {12}, as4.unexplained
-    # corners drawn up and inward (110 degrees) do not move AU12's way: they keep AU13's name
-    steep.update(lip_corner_R=(1.0, -2.8), lip_corner_L=(-1.0, -2.8))
+    # corners drawn up and a little inward (100 degrees) still move AU12's way (check.cos_supported); drawn clearly
+    # inward (125 degrees) they do not, and keep AU13's name
+    steep.update(lip_corner_R=(0.52, -2.95), lip_corner_L=(-0.52, -2.95))
+    assert 12 in run().supported and 13 not in run().supported
+    steep.update(lip_corner_R=(1.7, -2.46), lip_corner_L=(-1.7, -2.46))
     inward = run()
     assert 13 in inward.supported and 12 not in inward.supported, inward.verdicts
     # where a label names AU12 on one side, the other corner's steep rise is reported under AU13's name, not taken

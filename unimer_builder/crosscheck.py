@@ -237,7 +237,8 @@ _LIP_FAMILIES = ("upper_lip", "lower_lip")
 
 def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: float, spread: float,
                    cfg: BuildConfig, labelled: frozenset[int] = frozenset(), z_first: float | None = None,
-                   claimed: frozenset[str] = frozenset()) -> tuple[list[Action], dict[str, float]]:
+                   claimed: frozenset[str] = frozenset(), free: frozenset[int] = frozenset()
+                   ) -> tuple[list[Action], dict[str, float]]:
     """Which AUs, on which side, together explain the regions' mean motion vectors.
 
     Every AU moves its own regions in its FACS direction (:func:`facs.expected_vector`) and drags the
@@ -263,9 +264,9 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
     (lost, or beside a loss: :func:`cross_check`) is left to its one-sided unit on the other side, which would
     otherwise be found beside it at the same region. ``z_first``: the z the first AU chosen needs instead (a clip
     known to hold an expression, :func:`cross_check`). ``claimed``: regions whose motion is the lips' parting
-    (:func:`cross_check`): they stay in the fit, moved by the parting's AUs (25, 26, 27), and no other AU that moves
-    any of them is chosen. Returns the chosen actions, strongest first, and each region's residual z (motion no AU
-    explains).
+    (:func:`cross_check`): they stay in the fit, and no AU that moves any of them is chosen but the parting's own
+    (25, 26, 27) and those of ``free``. Returns the chosen actions, strongest first, and each region's residual z
+    (motion no AU explains).
     """
     reach, own_share, z_min = cfg.check.spill_reach, cfg.check.own_share, cfg.check.z_unexplained
     names = [n for n in facs.REGION_NAMES if n in stats]
@@ -315,7 +316,8 @@ def explain_motion(stats: dict[str, RegionStats], landmarks: np.ndarray, floor: 
                                 if s is not None):
             halved += [k] if all(r.side for r in regs) else \
                 [j for j, (other, s, _) in enumerate(_UNITS) if other == au and s is not None]
-    barred = [k for k, (au, _, regs) in enumerate(_UNITS) if au not in _PARTING and {r.name for r in regs} & claimed]
+    barred = [k for k, (au, _, regs) in enumerate(_UNITS)
+              if au not in _PARTING | free and {r.name for r in regs} & claimed]
     chosen: list[int] = []
     amp = np.zeros(0)
     residual = b.copy()
@@ -603,17 +605,21 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # amplitude, which swelled over the chin (a speech's dropping chin went unnamed), and a corner's AU14 could
     # take what AU15 left.
     parted: list[Action] = []
+    # a laughing mouth drops its corners less than its lower lip while the zygomaticus pulls them out: where a cheek
+    # rises clearly (:func:`_cheek_lift`, the cue that names a corner AU12 rather than AU20) AU12 may still move them
+    free = frozenset({12}) if max(_cheek_lift({side}, stats, cfg) for side in "RL") >= cfg.check.z_supported \
+        else frozenset()
     while True:
         claimed = frozenset(r.name for x in parted for r in facs.regions_for(x.au, x.side))
         actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
-                                        named_by_labels, claimed=claimed)
+                                        named_by_labels, claimed=claimed, free=free)
         strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
         if not strong and not clip.au_labelled and _coded_expression(clip):
             # A clip its database codes as an expression (an emotion class) moved: with no AU label to say what,
             # its strongest action is named at the z a label needs (``check.z_supported``), as a labelled AU would
             # be; the class itself says nothing of which AU (it would ground the text in the label it explains).
             actions, res_z = explain_motion(fit, evidence.face.landmarks, evidence.floor, evidence.floor_spread, cfg,
-                                            z_first=cfg.check.z_supported, claimed=claimed)
+                                            z_first=cfg.check.z_supported, claimed=claimed, free=free)
             strong = [x for x in actions if stats[x.region].coherence >= cfg.check.infer_coherence]
         now = [x for x in strong if lips is not None and _parting_did_it(x, stats, cfg)]
         if not now:
@@ -992,9 +998,9 @@ def _as_the_common_pull(actions: list[Action], stats: dict[str, RegionStats], cf
                         labelled: frozenset[int]) -> list[Action]:
     """Lip corners the explanation finds pulled up more steeply than AU12's direction (AU13, the sharp lip puller)
     are named AU12, the lip corner puller, where they move AU12's way as a label of it would be supported there
-    (:func:`_moves_its_way` at the corner that moved most, or :func:`_move_their_way` over both; corners drawn up
-    and inward stay AU13). Real smiles' corners rise up to 90 degrees above the horizontal in the registered face
-    (82 corners of the 43 real windows coded AU12, twelve videos: median 57, 22 steeper than the 63 degrees past
+    (:func:`_moves_its_way` at the corner that moved most, or :func:`_move_their_way` over both; corners drawn
+    clearly inward, past about 110 degrees where AU12's way no longer fits by ``check.cos_supported``, stay AU13). Real smiles' corners rise up to 90 degrees above the horizontal in the registered face
+    (82 corners of the 43 built real windows coded AU12, twelve videos: median 57, 22 steeper than the 63 degrees past
     which AU13's direction fits better; bench/README.md section 6), and what sets AU13 apart in FACS, cheeks that
     puff and corners that narrow, is no region's mean motion: motion cannot tell the two apart, so it names the one
     coders use (no annotation of the 438 real windows codes AU13; four real smiles were inferred as AU13). Where the
