@@ -599,11 +599,11 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         else frozenset()
     # where the lips part, an upper lip's rise without the nose, or corners dropping less than the lower lip, are
     # the parting's motion: no AU of their own, and no motion that no AU explains. The motion is then explained
-    # again with those regions claimed by the parting: only its own AUs (25, 26, 27) may move them. The spill the
-    # parting's AU was fitted with would otherwise keep what it took from its neighbours (an upper lip's rise read as
-    # AU10 took a smile's rising corners from AU12); left out of the fit instead, the upper lip no longer held AU25's
-    # amplitude, which swelled over the chin (a speech's dropping chin went unnamed), and a corner's AU14 could
-    # take what AU15 left.
+    # again with those regions claimed by the parting: only its own AUs (25, 26, 27) may move them, and AU12 where a
+    # cheek rises (below). The spill the parting's AU was fitted with would otherwise keep what it took from its
+    # neighbours (an upper lip's rise read as AU10 took a smile's rising corners from AU12); left out of the fit
+    # instead, the upper lip no longer held AU25's amplitude, which swelled over the chin (a speech's dropping chin
+    # went unnamed), and a corner's AU14 could take what AU15 left.
     parted: list[Action] = []
     # a laughing mouth drops its corners less than its lower lip while the zygomaticus pulls them out: where a cheek
     # rises clearly (:func:`_cheek_lift`, the cue that names a corner AU12 rather than AU20) AU12 may still move them
@@ -999,13 +999,14 @@ def _as_the_common_pull(actions: list[Action], stats: dict[str, RegionStats], cf
     """Lip corners the explanation finds pulled up more steeply than AU12's direction (AU13, the sharp lip puller)
     are named AU12, the lip corner puller, where they move AU12's way as a label of it would be supported there
     (:func:`_moves_its_way` at the corner that moved most, or :func:`_move_their_way` over both; corners drawn
-    clearly inward, past about 110 degrees where AU12's way no longer fits by ``check.cos_supported``, stay AU13). Real smiles' corners rise up to 90 degrees above the horizontal in the registered face
-    (82 corners of the 43 built real windows coded AU12, twelve videos: median 57, 22 steeper than the 63 degrees past
-    which AU13's direction fits better; bench/README.md section 6), and what sets AU13 apart in FACS, cheeks that
-    puff and corners that narrow, is no region's mean motion: motion cannot tell the two apart, so it names the one
-    coders use (no annotation of the 438 real windows codes AU13; four real smiles were inferred as AU13). Where the
-    labels name AU12 or AU13 the coder has chosen, and the motion keeps AU13's name (a left corner rising beside a
-    label of R12 is reported, not taken for the label); a label of AU13 is judged by its own direction."""
+    clearly inward, past about 110 degrees where AU12's way no longer fits by ``check.cos_supported``, stay AU13).
+    Real smiles' corners rise up to 90 degrees above the horizontal in the registered face (82 corners of the 43
+    built real windows coded AU12, twelve videos: median 57, 22 steeper than the 63 degrees past which AU13's
+    direction fits better; bench/README.md section 6), and what sets AU13 apart in FACS, cheeks that puff and corners
+    that narrow, is no region's mean motion: motion cannot tell the two apart, so it names the one coders use (no
+    annotation of the 438 real windows codes AU13; four real smiles were inferred as AU13). Where the labels name
+    AU12 or AU13 the coder has chosen, and the motion keeps AU13's name (a left corner rising beside a label of R12
+    is reported, not taken for the label); a label of AU13 is judged by its own direction."""
     if labelled & {12, 13}:
         return actions
     twelve = {side: k for k, (au, side, _) in enumerate(_UNITS) if au == 12}
