@@ -13,7 +13,7 @@ import pytest
 from skimage import data
 from test_evidence import planted_field  # the same Gaussian-bump planting as the evidence tests
 
-from unimer_builder import facs
+from unimer_builder import crosscheck, facs
 from unimer_builder.config import BuildConfig
 from unimer_builder.crosscheck import cross_check, judge_aus, match_au
 from unimer_builder.evidence import compute_evidence
@@ -1192,6 +1192,13 @@ def test_a_lower_lid_raised_with_the_cheek_is_au6_not_au7():
     clip, ev = _wl_smile(None, cheek_R=still, cheek_L=still)
     check = cross_check(clip, ev, CFG)
     assert 7 in check.supported and 6 not in check.supported, check.verdicts
+    # an AU6 found on one side says nothing of the other: the left lid's rise under a rising cheek is AU6 too (a
+    # review found it left AU7 once any AU6 was found)
+    stats = {r.name: r for r in _wl_smile(None)[1].regions}
+    found = [crosscheck.Action(6, "R", 1.0, 8.0, "cheek_R"), crosscheck.Action(7, "L", 1.0, 8.0, "lower_lid_L")]
+    assert [(x.au, x.side) for x in crosscheck._lid_raised_by_the_cheek(found, stats, CFG)] == [(6, "R"), (6, "L")]
+    assert [(x.au, x.side) for x in crosscheck._lid_raised_by_the_cheek(found[:1] + [replace(found[1], side="R")],
+                                                                         stats, CFG)] == [(6, "R"), (7, "R")]
 
 
 def test_a_clip_coded_as_an_expression_names_its_strongest_action_at_a_labels_z():
@@ -1351,12 +1358,30 @@ def test_a_smiles_corners_are_named_once_the_partings_own_motion_is_set_aside():
         assert ("chin", 26) in {(u.region, u.au) for u in chin.unexplained}, (window, chin.unexplained)
 
 
+def test_a_one_sided_label_leaves_the_other_corners_smile_reported():
+    """CASME II and SAMM code sides (R12, L12). Three real smiles whose corners both rise (stored statistics of
+    wl_smile, sf_smile and h10_fr_smile_4306), given a label of one corner: the other corner's rise is motion that
+    label does not name, reported as AU12. Before 0.1.51 an AU the labels named was dropped on either side, so the
+    other corner went unnamed, was reported without an AU, or as AU13 (a review found it)."""
+    for window, label, other in (("wl_smile", "L12", "lip_corner_R"), ("wl_smile", "6+R12+25", "lip_corner_L"),
+                                 ("sf_smile_unlab", "L12", "lip_corner_R"), ("sf_smile_unlab", "R12", "lip_corner_L"),
+                                 ("h10_fr_smile_4306_unlab", "R12", "lip_corner_L")):
+        check = cross_check(*_measured(window, label), CFG)
+        assert verdicts(check)[12].verdict == "supported", (window, label, verdicts(check)[12])
+        corners = {(u.region, u.au) for u in check.unexplained if u.region.startswith("lip_corner")}
+        assert corners == {(other, 12)}, (window, label, check.unexplained)
+        both = cross_check(*_measured(window, "12"), CFG)  # a label of both corners names them both
+        assert not [u for u in both.unexplained if u.region.startswith("lip_corner")], (window, both.unexplained)
+
+
 def test_corners_pulled_up_steeply_are_named_the_lip_corner_puller(tmp_path, env):
     """Real smiles' corners rise up to 90 degrees above the horizontal (median 57), and motion cannot tell the sharp lip
     puller (AU13: cheeks that puff, corners that narrow) from the lip corner puller: steeply rising corners that move
     AU12's way are named AU12, which the coders of every real smile used; a real smile was inferred as AU13. Corners
-    drawn clearly inward keep AU13's name, and where the labels name AU12 or AU13 the coder has chosen: a label of AU13
-    is judged by its own direction, and a corner beside a one-sided label of AU12 is reported as AU13."""
+    drawn clearly inward keep AU13's name, and where a label names AU12 or AU13 on the corners' side the coder has
+    chosen: a label of AU13 is judged by its own direction. A corner beside a one-sided label of AU12 is motion the
+    label does not name: reported, as AU12 (a review found it reported as AU13, and an AU12 there dropped as if the
+    label named it)."""
     clip, ev, _ = check(tmp_path, env, [(12, None, 2.0, None)], "12")
     steep = {"lip_corner_R": (-0.4, -3.0), "lip_corner_L": (0.5, -2.8)}  # 82 and 80 degrees
 
@@ -1382,8 +1407,16 @@ def test_corners_pulled_up_steeply_are_named_the_lip_corner_puller(tmp_path, env
     steep.update(lip_corner_R=(1.7, -2.46), lip_corner_L=(-1.7, -2.46))
     inward = run()
     assert 13 in inward.supported and 12 not in inward.supported, inward.verdicts
-    # where a label names AU12 on one side, the other corner's steep rise is reported under AU13's name, not taken
-    # for the label
+    # where a label names AU12 on one side, the other corner's steep rise is reported as AU12, not taken for the label
     steep.update(lip_corner_R=(-2.4, -1.8), lip_corner_L=(0.5, -2.8))
     one_sided = run("R12", "casme2")
-    assert ("lip_corner_L", 13) in {(u.region, u.au) for u in one_sided.unexplained}, one_sided.unexplained
+    assert verdicts(one_sided)[12].verdict == "supported", verdicts(one_sided)[12]
+    corners = {(u.region, u.au) for u in one_sided.unexplained if u.region.startswith("lip_corner")}
+    assert corners == {("lip_corner_L", 12)}, one_sided.unexplained
+    # a label of AU13 on that side keeps the coder's name; a label of both sides accounts for both corners
+    assert {(u.region, u.au) for u in run("R12+L13", "casme2").unexplained} == set()
+    assert not run("12", "casme2").unexplained
+    # corners pulled the common way (37 degrees): the corner beside the one-sided label is reported as well
+    steep.update(lip_corner_R=(-2.4, -1.8), lip_corner_L=(2.4, -1.8))
+    common = run("R12", "casme2")
+    assert {(u.region, u.au) for u in common.unexplained} == {("lip_corner_L", 12)}, common.unexplained

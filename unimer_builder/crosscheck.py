@@ -625,7 +625,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         if not now:
             break
         parted += now
-    strong = _as_the_common_pull(strong, stats, cfg, named_by_labels)
+    strong = _as_the_common_pull(strong, stats, cfg, clip)
     # corners that a rising lower lip carries up (both rising, their cheek still) or that are stretched sideways, and
     # brows the rising skin around the eye carries, are that motion: no AU that raises them
     carriage = {**_stretched_corners(stats, cfg), **_carried_corners(stats, cfg), **_carried_brows(stats, cfg)}
@@ -713,7 +713,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         elif v.verdict != "unverifiable":
             reasons.append(f"{facs.au_label(v.au, v.side)} {v.verdict}: {v.reason}")
 
-    unexplained = _closing([u for x in strong if x.au not in labelled for u in _regions_of(x, far, covered, cfg)],
+    unexplained = _closing([u for x in strong if not _labelled(x, clip) for u in _regions_of(x, far, covered, cfg)],
                            closing)
     if blink and not labelled & {43, 45}:
         lid = max((n for n in lids if n in stats), key=lambda n: stats[n].mean, default=None)  # the eyes' landmarks
@@ -727,7 +727,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # the skin that the labelled AUs not contradicted, and the AUs the motion names beyond them, drag their way
     dragged = _dragged([(c.au, c.side) for v, tok in zip(verdicts, clip.aus.tokens, strict=True)
                         if v.verdict != "contradicted" for c in tok.choices()]
-                       + [(x.au, x.side) for x in strong if x.au not in labelled], stats, cfg)
+                       + [(x.au, x.side) for x in strong if not _labelled(x, clip)], stats, cfg)
     unexplained += _residual(stats, res_z, covered | named | dragged | by_the_lips, cfg)
     reasons += lost_reason
     unexplained = _dedupe(unexplained)
@@ -994,8 +994,16 @@ def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) 
     return _drag_z(k, stats) < cfg.check.z_supported
 
 
+def _labelled(x: Action, clip: Clip, aus: frozenset[int] | None = None) -> bool:
+    """Whether a label of the clip names action ``x``'s AU (or, given ``aus``, one of them) on every side it moved:
+    a label of both sides, or of ``x``'s one side. A corner rising beside a label of the other corner's AU12 (``L12``)
+    is motion the label does not name, as CASME II and SAMM code sides."""
+    return clip.au_labelled and any(c.au in (aus or {x.au}) and (c.side is None or c.side == x.side)
+                                    for tok in clip.aus.tokens for c in tok.choices())
+
+
 def _as_the_common_pull(actions: list[Action], stats: dict[str, RegionStats], cfg: BuildConfig,
-                        labelled: frozenset[int]) -> list[Action]:
+                        clip: Clip) -> list[Action]:
     """Lip corners the explanation finds pulled up more steeply than AU12's direction (AU13, the sharp lip puller)
     are named AU12, the lip corner puller, where they move AU12's way as a label of it would be supported there
     (:func:`_moves_its_way` at the corner that moved most, or :func:`_move_their_way` over both; corners drawn
@@ -1004,28 +1012,25 @@ def _as_the_common_pull(actions: list[Action], stats: dict[str, RegionStats], cf
     built real windows coded AU12, twelve videos: median 57, 22 steeper than the 63 degrees past which AU13's
     direction fits better; bench/README.md section 6), and what sets AU13 apart in FACS, cheeks that puff and corners
     that narrow, is no region's mean motion: motion cannot tell the two apart, so it names the one coders use (no
-    annotation of the 438 real windows codes AU13; four real smiles were inferred as AU13). Where the labels name
-    AU12 or AU13 the coder has chosen, and the motion keeps AU13's name (a left corner rising beside a label of R12
-    is reported, not taken for the label); a label of AU13 is judged by its own direction."""
-    if labelled & {12, 13}:
-        return actions
+    annotation of the 438 real windows codes AU13; four real smiles were inferred as AU13). Where a label names
+    AU12 or AU13 on the corners' side the coder has chosen, and the motion keeps AU13's name; a corner rising beside
+    a label of the other corner (``R12``) is named AU12 and reported as motion the label does not name
+    (:func:`_labelled`). A label of AU13 is judged by its own direction."""
     twelve = {side: k for k, (au, side, _) in enumerate(_UNITS) if au == 12}
-    return [replace(x, au=12) if x.au == 13 and (_moves_its_way(12, stats[x.region], cfg)
-                                                 or _move_their_way(twelve[x.side], stats, cfg)) else x
+    return [replace(x, au=12) if x.au == 13 and not _labelled(x, clip, frozenset({12, 13}))
+            and (_moves_its_way(12, stats[x.region], cfg) or _move_their_way(twelve[x.side], stats, cfg)) else x
             for x in actions]
 
 
 def _lid_raised_by_the_cheek(actions: list[Action], stats: dict[str, RegionStats], cfg: BuildConfig) -> list[Action]:
     """A lower lid's rise named AU7 (lid tightener) where the cheek beside it rises strongly too
-    (``check.z_unexplained`` up) and no AU6 was found is AU6 (cheek raiser): FACS tells the two by the
+    (``check.z_unexplained`` up) and no AU6 was found on its side is AU6 (cheek raiser): FACS tells the two by the
     infraorbital cheek, which AU6 raises and pushes the lower lid up with, and AU7 leaves. On real smiles (coded
     AU6) the explanation named AU7, its AU6 column's lids-over-cheek shape not fitting a cheek that a smile's
     AU12 lifts as well (bench/README.md section 6)."""
-    if any(x.au == 6 for x in actions):
-        return actions
     out = []
     for x in actions:
-        if x.au == 7:
+        if x.au == 7 and not any(y.au == 6 and y.side in (None, x.side) for y in actions):
             cheeks = [stats[r.name] for r in facs.regions_for(6, x.side) if r.family == "cheek" and r.name in stats]
             if cheeks and all(rs.noise > 0 and -rs.dy / rs.noise >= cfg.check.z_unexplained for rs in cheeks):
                 x = replace(x, au=6)
