@@ -951,9 +951,9 @@ def judge_aus(clip: Clip, evidence: Evidence, cfg: BuildConfig, aus) -> dict[int
     opening = _mouth_opens(clip, evidence, cfg, jaw is not None)
     if lips is None and opening is not None:
         lips = (opening, None)
+    shuts = _jaw_closes(clip, evidence, cfg)
     out = {au: (_blink_verdict(clip, evidence, stats, cfg, au) if blink and au in (43, 45)
-                else _judged_without_the_mouths_shift(AUToken(au), stats, cfg, t_apex, lost,
-                                                      _jaw_closes(clip, evidence, cfg)))
+                else _judged_without_the_mouths_shift(AUToken(au), stats, cfg, t_apex, lost, shuts))
            for au in sorted(set(aus))}
     if 25 in out and lips is not None and out[25].verdict != "supported":
         out[25] = _lips_verdict(stats, lips)
