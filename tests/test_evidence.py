@@ -125,7 +125,8 @@ def test_no_face_is_an_input_error(tmp_path, tools):
     assert e.value.reason == "no_face"
     # the frame's file once, the clip's row, and which of its frames: the onset
     assert (e.value.file, e.value.row, e.value.field) == (frames[0], 7, "onset")
-    assert str(e.value) == f"{frames[0]}, row 7, field 'onset': no face found in onset frame 0"
+    assert str(e.value) == f"{frames[0]}, row 7, field 'onset': no face found in onset frame 0 or the 2 frames " \
+                           "after it"
 
 
 # --- flow helpers ---------------------------------------------------------------------------------

@@ -280,9 +280,10 @@ def test_a_face_stored_sideways_is_named_in_the_no_face_reason(source, tmp_path)
                 cv2.imwrite(str(folder / Path(p).name), np.rot90(cv2.imread(p), k))
             turned = replace(clip, frames={n: str(folder / Path(p).name) for n, p in window.items()})
             skip = pipeline.measure_clip(turned, CFG, tools)
+            n = min(len(window) - 1, CFG.face.detect_nearby)  # the frames after the onset searched for the face too
             assert skip.reason == "no_face" and skip.message.endswith(
-                f"no face found in onset frame {clip.onset} upright; one is found with the frame turned "
-                f"{how}: rotate the frames"), skip
+                f"no face found upright in onset frame {clip.onset} or the {n} frames after it; one is found with the "
+                f"frame turned {how}: rotate the frames"), skip
         first = cv2.imread(window[clip.onset])
         video = tmp_path / "sideways.avi"
         vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, first.shape[:2])
@@ -291,9 +292,37 @@ def test_a_face_stored_sideways_is_named_in_the_no_face_reason(source, tmp_path)
         vw.release()
         at_start = replace(clip, frames={}, video=str(video), onset=0, apex=None, offset=None)
         skip = pipeline.measure_clip(at_start, CFG, tools)
-        assert skip.message.endswith("no face found in onset frame 0 upright; one is found with the frame "
-                                     "turned 90° clockwise: rotate the video losslessly (ffmpeg -i IN -vf "
-                                     "transpose=1 -c:v ffv1 OUT.mkv)"), skip
+        n = min(len(window) - 1, CFG.face.detect_nearby)  # the frames after the onset searched for the face too
+        assert skip.message.endswith(f"no face found upright in onset frame 0 or the {n} frames after it; one is "
+                                     "found with the frame turned 90° clockwise: rotate the video losslessly "
+                                     "(ffmpeg -i IN -vf transpose=1 -c:v ffv1 OUT.mkv)"), skip
+
+
+def test_an_onset_frame_without_a_face_is_no_face_though_the_next_frames_hold_one(source, tmp_path):
+    """Where the detector misses the onset's face, the next frames' box is carried back (a head tilted back for a
+    frame or two); an onset frame that holds no face at all (a black frame, noise, another picture before the
+    face) must still be skipped as the onset's no_face, not built from the box nor blamed on the apex."""
+    from dataclasses import replace
+
+    from unimer_builder.records import Clip
+    from unimer_builder.tools import Tools
+
+    clip = next(c for c in read_clips(source, "casme2") if isinstance(c, Clip))
+    window = {n: p for n, p in clip.frames.items() if clip.onset <= n <= clip.offset}
+    first = cv2.imread(window[clip.onset])
+    onsets = {"black": np.zeros_like(first), "noise": np.random.default_rng(0).integers(0, 256, first.shape, np.uint8),
+              "flat": np.full_like(first, 200)}
+    with Tools.create(CFG) as tools:
+        for kind, img in onsets.items():
+            folder = tmp_path / kind
+            folder.mkdir()
+            for n, p in window.items():
+                cv2.imwrite(str(folder / Path(p).name), img if n == clip.onset else cv2.imread(p))
+            onset = str(folder / Path(window[clip.onset]).name)
+            skip = pipeline.measure_clip(replace(clip, frames={n: str(folder / Path(p).name) for n, p in
+                                                               window.items()}), CFG, tools)
+            assert (skip.reason, skip.file, skip.field) == ("no_face", onset, "onset"), (kind, skip)
+            assert f"no face found in onset frame {clip.onset}: the face found in frame " in skip.message, skip
 
 
 def test_a_truncated_video_is_built_from_its_whole_frames_with_a_note(source, tmp_path):

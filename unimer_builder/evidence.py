@@ -41,7 +41,7 @@ def compute_evidence(clip: Clip, cfg: BuildConfig, tools: Tools | None = None, r
     reader = reader or FrameReader(clip)
     with timer("decode"):
         span, offset = _span(clip, reader)
-    frames = _align_onset(clip, reader, tools.aligner, cfg, timer)
+    frames = _align_onset(clip, reader, tools.aligner, cfg, timer, span)
     with timer("rest"):
         geo = _Geometry(frames.face.landmarks, cfg)
     curves = _Curves(frames, clip.onset, geo, tools.dis, timer)
@@ -99,8 +99,14 @@ def _absent(clip: Clip, key: str, n: int, numbers: list[int], notes: list[str]) 
                       clip.source_row, key)
 
 
-def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: BuildConfig, timer: Timer) -> _Frames:
-    """The face on the onset frame: its alignment, and the registered crops every later frame joins."""
+def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: BuildConfig, timer: Timer,
+                 span: list[int] = ()) -> _Frames:
+    """The face on the onset frame: its alignment, and the registered crops every later frame joins.
+
+    Where the detector finds no face in the onset frame, the nearest later frame of ``span`` (the clip's frame
+    numbers) that it finds one in lends its box (:func:`_face_nearby`): a head tilted back or a blurred frame
+    loses the detector's score for a frame or two, not the face, and the apex's match with the onset
+    (``face.face_match``) still tells an onset that holds no face."""
     with timer("decode"):
         onset_img = reader.get(clip.onset)
     with timer("face"):
@@ -110,11 +116,28 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
         except InputError as e:
             if e.reason != "no_face":
                 raise
-            hint = _turn_hint(clip, aligner, onset_img)
-            raise InputError("no_face", f"no face found in onset frame {clip.onset}{hint}", str(where),
-                             clip.source_row, "onset") from None
+            n, box = _face_nearby(clip, reader, aligner, span, cfg.face.detect_nearby)
+            if box is None:
+                later = min(cfg.face.detect_nearby, sum(k > clip.onset for k in span))
+                nor = f" or the {later} frame{'s' if later > 1 else ''} after it" if later else ""
+                hint = _turn_hint(clip, aligner, onset_img)
+                upright = " upright" if hint else ""
+                raise InputError("no_face", f"no face found{upright} in onset frame {clip.onset}{nor}{hint}",
+                                 str(where), clip.source_row, "onset") from None
+            face = replace(aligner.align(onset_img, where=str(where), box=box), found_in=n)
     return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer,
                    cfg.flow.match_brightness)
+
+
+def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: list[int], most: int
+                 ) -> tuple[int | None, tuple[float, float, float, float] | None]:
+    """The first of the ``most`` frames after the onset (nearest first) in which a face is found: its number
+    and box, or (None, None)."""
+    for n in [k for k in span if k > clip.onset][:most]:
+        box = aligner.locate(reader.get(n))
+        if box is not None:
+            return n, box
+    return None, None
 
 
 # ffmpeg's filter for each turn FaceAligner.turned names; the hint encodes losslessly (FFV1): ffmpeg's default
@@ -129,7 +152,7 @@ def _turn_hint(clip: Clip, aligner: FaceAligner, onset_img: np.ndarray) -> str:
         return ""
     fix = f"rotate the video losslessly (ffmpeg -i IN -vf {_FFMPEG_TURN[how]} -c:v ffv1 OUT.mkv)" if clip.video else \
         "rotate the frames"
-    return f" upright; one is found with the frame turned {how}: {fix}"
+    return f"; one is found with the frame turned {how}: {fix}"
 
 
 class _Frames:
@@ -309,6 +332,12 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     match = {n: min(v, float(inside[m].mean())) if (m := geo.masks.get(n)) is not None and m.any() else v
              for n, v in match.items()}
     if match.get("_face", 1.0) < cfg.face.face_match:
+        if frames.face.found_in is not None:  # the onset's face was never detected: it is the onset that has none
+            raise InputError("no_face", f"no face found in onset frame {clip.onset}: the face found in frame "
+                             f"{frames.face.found_in}, carried back, does not match the onset (normalised correlation "
+                             f"{match['_face']:.2f} between onset and apex)",
+                             str(clip.frames.get(clip.onset) or clip.video or clip.source_file), clip.source_row,
+                             "onset")
         raise InputError("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
                          f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",
                          str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")

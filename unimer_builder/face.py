@@ -163,6 +163,11 @@ class FaceAligner:
             return None, 0
         return (boxes[0], self.landmarks(grey, boxes[0])), len(boxes) - 1
 
+    def locate(self, img: np.ndarray) -> tuple[float, float, float, float] | None:
+        """The box of the face :meth:`align` would measure in a frame (grey or BGR), or None."""
+        found = self._find(_grey_u8(img))[0]
+        return found[0] if found is not None else None
+
     def turned(self, grey: np.ndarray) -> str | None:
         """Where no face is found upright: how the frame must be turned to show one ("90° clockwise", "90°
         anticlockwise", "180°"), or None. A video stored sideways without a rotation tag (phones) otherwise
@@ -183,16 +188,19 @@ class FaceAligner:
 
     # --- alignment ---------------------------------------------------------------------------
 
-    def align(self, grey_onset: np.ndarray, where: str = "") -> Face:
+    def align(self, grey_onset: np.ndarray, where: str = "", box: tuple[float, float, float, float] | None = None
+              ) -> Face:
         """Detect the face on the onset frame and return its alignment to the canonical crop.
 
-        ``where`` names the frame (file) in the error raised when no face is found.
+        ``where`` names the frame (file) in the error raised when no face is found. ``box``: the face's box
+        (original px) found in a neighbouring frame where the onset's detection found none; the onset's
+        landmarks are predicted in it.
         """
-        grey = np.ascontiguousarray(grey_onset if grey_onset.ndim == 2 else
-                                    cv2.cvtColor(grey_onset, cv2.COLOR_BGR2GRAY))
-        if grey.dtype != np.uint8:
-            grey = np.clip(grey, 0, 255).astype(np.uint8)
-        found, others = self._find(grey)
+        grey = _grey_u8(grey_onset)
+        if box is not None:
+            found, others = (box, self.landmarks(grey, box)), 0
+        else:
+            found, others = self._find(grey)
         if found is None:
             raise InputError("no_face", f"no face found in the onset frame {where}".rstrip(), where, None, "frame")
         box, pts = found
@@ -294,6 +302,12 @@ class FaceAligner:
         if all(int(round(a)) == int(round(b)) for a, b in zip(box, moved, strict=True)):
             return lm
         return self.landmarks(crop, moved)
+
+
+def _grey_u8(img: np.ndarray) -> np.ndarray:
+    """A frame as the detector and predictor take it: contiguous 8-bit grey."""
+    grey = np.ascontiguousarray(img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    return grey if grey.dtype == np.uint8 else np.clip(grey, 0, 255).astype(np.uint8)
 
 
 def box_in_crop(box: tuple[float, float, float, float], matrix: np.ndarray) -> tuple[float, float, float, float]:

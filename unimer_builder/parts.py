@@ -99,7 +99,8 @@ def summarize(clip: Clip, face: Face | None = None, notes: Sequence[str] = (), *
                        duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps),
                        duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
                        label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", []),
-                                    *_gaps(clip), *notes, *_other_faces(clip, face), *_small_face(face)],
+                                    *_gaps(clip), *notes, *_other_faces(clip, face), *_found_nearby(clip, face),
+                                    *_small_face(face)],
                        **fields)
 
 
@@ -110,6 +111,14 @@ def _other_faces(clip: Clip, face: Face | None) -> list[str]:
         return []
     x, y, w, h = face.box
     return [f"{face.others + 1} faces in onset frame {clip.onset}: the largest ({w}x{h} px at {x},{y}) was measured"]
+
+
+def _found_nearby(clip: Clip, face: Face | None) -> list[str]:
+    """A note where the detector found no face in the onset frame and a later frame's box was carried back."""
+    if face is None or face.found_in is None:
+        return []
+    return [f"no face detected in onset frame {clip.onset}: located in frame {face.found_in} and its box carried "
+            f"back to the onset"]
 
 
 SMALL_FACE = 2.0  # crop px per frame px above which a face is called small (its eyes < 40 px apart at 224 px)

@@ -121,6 +121,9 @@ class Face:
     # it, used for every frame of the clip; None: the box of the landmarks where the face was (face.py)
     crop_box: tuple[float, float, float, float] | None = None
     others: int = 0  # other confident faces the detector found in the onset frame (the largest is measured)
+    # The frame whose detection located the face where the detector found none in the onset frame (its box was
+    # carried back to the onset: evidence._align_onset); None: found in the onset frame itself
+    found_in: int | None = None
 
     @property
     def enlargement(self) -> float:

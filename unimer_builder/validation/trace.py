@@ -63,7 +63,8 @@ def trace(window: Window, frames: list[int], regions: list[str] | None = None, r
         rows = []
         with Tools.create(cfg) as tools:
             timer = Timer("decode", "face", "tvl1", "rest")
-            frs = ev._align_onset(clip, FrameReader(clip, first=min(frames + [ref])), tools.aligner, cfg, timer)
+            frs = ev._align_onset(clip, FrameReader(clip, first=min(frames + [ref])), tools.aligner, cfg, timer,
+                                 frames)
             geo = ev._Geometry(frs.face.landmarks, cfg)
             names = list(geo.masks) if regions is None else list(regions)
             unknown = [r for r in names if r not in geo.masks]
