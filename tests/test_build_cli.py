@@ -117,7 +117,7 @@ def test_bad_clips_are_skipped_and_reported(source, tmp_path):
     clips = sorted(p for p in (root / "CASME2_RAW_selected").glob("sub*/*") if p.is_dir())
     # One clip whose onset frame shows no face, one whose last frame is not an image.
     onset = min(clips[0].glob("img*.jpg"), key=lambda p: int(p.stem[3:]))
-    cv2.imwrite(str(onset), np.full_like(cv2.imread(str(onset), cv2.IMREAD_GRAYSCALE), 128))
+    cv2.imwrite(str(onset), np.full((240, 240), 128, np.uint8))
     offset = max(clips[1].glob("img*.jpg"), key=lambda p: int(p.stem[3:]))
     offset.write_bytes(b"not a jpeg")
     out = tmp_path / "out"

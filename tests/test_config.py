@@ -151,3 +151,11 @@ def test_a_face_threshold_at_zero_or_nan_is_refused_by_name(name, value):
     """At 0 or NaN the opening tests (lips parting, lids falling, eyes shut) would pass on any clip."""
     with pytest.raises(ValueError, match=name.replace(".", r"\.")):
         BuildConfig().with_(**{name: value})
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, True, "8"])
+def test_the_frames_searched_for_a_missed_onset_face_are_a_whole_number_from_0(value):
+    """-1 searched every frame but the last and wrote "or the -1 frame after it"; 2.5 broke the slice mid-build."""
+    with pytest.raises(ValueError, match=r"face\.detect_nearby"):
+        BuildConfig().with_(**{"face.detect_nearby": value})
+    assert BuildConfig().with_(**{"face.detect_nearby": 0}).face.detect_nearby == 0

@@ -127,6 +127,10 @@ def test_no_face_is_an_input_error(tmp_path, tools):
     assert (e.value.file, e.value.row, e.value.field) == (frames[0], 7, "onset")
     assert str(e.value) == f"{frames[0]}, row 7, field 'onset': no face found in onset frame 0 or the 2 frames " \
                            "after it"
+    # the frames searched after the onset are at most face.detect_nearby
+    with pytest.raises(InputError) as e:
+        compute_evidence(clip, CFG.with_(**{"face.detect_nearby": 1}), tools)
+    assert str(e.value).endswith("no face found in onset frame 0 or the 1 frame after it")
 
 
 # --- flow helpers ---------------------------------------------------------------------------------

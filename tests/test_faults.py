@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -298,31 +299,55 @@ def test_a_face_stored_sideways_is_named_in_the_no_face_reason(source, tmp_path)
                                      "(ffmpeg -i IN -vf transpose=1 -c:v ffv1 OUT.mkv)"), skip
 
 
-def test_an_onset_frame_without_a_face_is_no_face_though_the_next_frames_hold_one(source, tmp_path):
-    """Where the detector misses the onset's face, the next frames' box is carried back (a head tilted back for a
-    frame or two); an onset frame that holds no face at all (a black frame, noise, another picture before the
-    face) must still be skipped as the onset's no_face, not built from the box nor blamed on the apex."""
+def test_an_onset_frame_without_a_face_is_no_face_though_the_next_frames_hold_one(source, tmp_path, monkeypatch):
+    """Where the detector misses the onset's face, a later frame's box is carried back (a head tilted back for a
+    frame or two). An onset that holds no face at all (a black frame, noise, a flat picture, a title card before
+    the face) must still be the onset's no_face: checked against the frame the face was found in, since the apex
+    may come before it, be the onset itself, or be estimated on a faceless frame. A face the detector merely
+    missed at the onset keeps a cut at the apex the apex's fault."""
     from dataclasses import replace
 
+    from unimer_builder.face import FaceAligner
     from unimer_builder.records import Clip
     from unimer_builder.tools import Tools
 
     clip = next(c for c in read_clips(source, "casme2") if isinstance(c, Clip))
     window = {n: p for n, p in clip.frames.items() if clip.onset <= n <= clip.offset}
+    ns = sorted(window)
     first = cv2.imread(window[clip.onset])
+    card = np.full_like(first, 40)
+    cv2.putText(card, "TITLE", (10, first.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (230, 230, 230), 3)
     onsets = {"black": np.zeros_like(first), "noise": np.random.default_rng(0).integers(0, 256, first.shape, np.uint8),
-              "flat": np.full_like(first, 200)}
+              "flat": np.full_like(first, 200), "title": card}
+
+    def frames_with(blank: dict[int, np.ndarray], name: str) -> dict[int, str]:
+        folder = tmp_path / name
+        folder.mkdir()
+        for n, p in window.items():
+            cv2.imwrite(str(folder / Path(p).name), blank[n] if n in blank else cv2.imread(p))
+        return {n: str(folder / Path(p).name) for n, p in window.items()}
+
     with Tools.create(CFG) as tools:
         for kind, img in onsets.items():
-            folder = tmp_path / kind
-            folder.mkdir()
-            for n, p in window.items():
-                cv2.imwrite(str(folder / Path(p).name), img if n == clip.onset else cv2.imread(p))
-            onset = str(folder / Path(window[clip.onset]).name)
-            skip = pipeline.measure_clip(replace(clip, frames={n: str(folder / Path(p).name) for n, p in
-                                                               window.items()}), CFG, tools)
-            assert (skip.reason, skip.file, skip.field) == ("no_face", onset, "onset"), (kind, skip)
-            assert f"no face found in onset frame {clip.onset}: the face found in frame " in skip.message, skip
+            # the face first found two frames on; the apex before it, on the onset, or estimated
+            frames = frames_with({ns[0]: img, ns[1]: img}, kind)
+            for apex in (ns[1], ns[0], None):
+                skip = pipeline.measure_clip(replace(clip, frames=frames, apex=apex), CFG, tools)
+                assert (skip.reason, skip.file, skip.field) == ("no_face", frames[ns[0]], "onset"), (kind, apex, skip)
+                assert re.search(f"no face found in onset frame {clip.onset}: the face found in frame {ns[2]} does "
+                                 r"not match it \(normalised correlation 0\.[0-7]\d\)$", skip.message), (kind, apex, skip)
+        # the onset's face missed by the detector, the apex a cut to black: the apex's no_face, as without the miss
+        frames = frames_with({clip.apex: np.zeros_like(first)}, "cut")
+        onset_grey = cv2.imread(frames[clip.onset], cv2.IMREAD_GRAYSCALE)
+        real = FaceAligner._find
+
+        def blind(self, grey):
+            return (None, 0) if grey.shape == onset_grey.shape and np.array_equal(grey, onset_grey) else \
+                real(self, grey)
+
+        monkeypatch.setattr(FaceAligner, "_find", blind)
+        skip = pipeline.measure_clip(replace(clip, frames=frames), CFG, tools)
+        assert (skip.reason, skip.field) == ("no_face", "apex") and "does not match the onset's" in skip.message, skip
 
 
 def test_a_truncated_video_is_built_from_its_whole_frames_with_a_note(source, tmp_path):

@@ -86,9 +86,10 @@ class FaceConfig:
     detect_max_side: int = 360  # px: the first detection attempt on a large frame runs at this short side
     detect_score_share: float = 0.5  # detections scoring under this share of the best one are not the face
     # Where the detector finds no face in the onset frame, the clip's next frames are searched for it, nearest
-    # first, at most this many; the box found is carried back to the onset, where the landmarks are predicted. A
-    # real laugh's head tilted back scored -0.15 to -0.21 at its onset and the two frames after it (0 is the
-    # detector's threshold) and 0.14 one frame later: its window was skipped as no_face.
+    # first, at most this many; the box found is carried back to the onset, where the landmarks are predicted,
+    # if the onset's crop matches that frame's (face_match). A real laugh's head tilted back scored -0.004 to
+    # -0.14 at frames 28-30 (0 is the detector's threshold; its onset is 29) and 0.21 at frame 31: its window was
+    # skipped as no_face. 0: the onset alone decides.
     detect_nearby: int = 8
     # Landmarks facial actions barely move (nose bridge and tip, eye corners, upper outline): a later frame's
     # head is registered to the onset's at these.
@@ -158,6 +159,10 @@ class FaceConfig:
         if not (isinstance(self.crop_size, int) and CROP_SIZES[0] <= self.crop_size <= CROP_SIZES[1]):
             raise ValueError(f"face.crop_size must be a whole number of px from {CROP_SIZES[0]} to {CROP_SIZES[1]} (the "
                              f"flow is measured in its pixels; default 224), not {self.crop_size!r}")
+        if not (isinstance(self.detect_nearby, int) and not isinstance(self.detect_nearby, bool)
+                and self.detect_nearby >= 0):
+            raise ValueError(f"face.detect_nearby (frames after the onset searched for a face the onset's detection "
+                             f"missed) must be a whole number from 0, not {self.detect_nearby!r}")
 
 
 @dataclass(frozen=True)

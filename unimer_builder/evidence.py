@@ -44,6 +44,8 @@ def compute_evidence(clip: Clip, cfg: BuildConfig, tools: Tools | None = None, r
     frames = _align_onset(clip, reader, tools.aligner, cfg, timer, span)
     with timer("rest"):
         geo = _Geometry(frames.face.landmarks, cfg)
+        if frames.face.found_in is not None:
+            _check_carried(clip, frames, geo, cfg, tools.dis)
     curves = _Curves(frames, clip.onset, geo, tools.dis, timer)
     apex = _apex(clip, span, curves, cfg)
     flow = _start_tvl1(frames, clip.onset, apex, curves, cfg, tools)
@@ -124,20 +126,39 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
                 upright = " upright" if hint else ""
                 raise InputError("no_face", f"no face found{upright} in onset frame {clip.onset}{nor}{hint}",
                                  str(where), clip.source_row, "onset") from None
-            face = replace(aligner.align(onset_img, where=str(where), box=box), found_in=n)
+            face = replace(aligner.align(onset_img, where=str(where), box=box[0]), found_in=n, others=box[1])
     return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer,
                    cfg.flow.match_brightness)
 
 
 def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: list[int], most: int
-                 ) -> tuple[int | None, tuple[float, float, float, float] | None]:
-    """The first of the ``most`` frames after the onset (nearest first) in which a face is found: its number
-    and box, or (None, None)."""
+                 ) -> tuple[int | None, tuple[tuple[float, float, float, float], int] | None]:
+    """The first of the ``most`` frames after the onset (nearest first) in which a face is found: its number,
+    and its box with the count of other faces there (:meth:`FaceAligner.locate`); or (None, None). A frame
+    that cannot be read ends the search: the onset's own no_face is the clip's reason, not that frame's."""
     for n in [k for k in span if k > clip.onset][:most]:
-        box = aligner.locate(reader.get(n))
-        if box is not None:
-            return n, box
+        try:
+            img = reader.get(n)
+        except InputError:
+            break
+        found = aligner.locate(img)
+        if found is not None:
+            return n, found
     return None, None
+
+
+def _check_carried(clip: Clip, frames: _Frames, geo: _Geometry, cfg: BuildConfig, dis) -> None:
+    """A box carried back from frame ``found_in`` (:func:`_align_onset`) holds the onset's face only where the
+    onset's crop matches that frame's, its small motion followed by DIS (``face.face_match``, as the apex must
+    match the onset): a black, flat or other picture before the face (a title card) does not, and neither the
+    apex (which may come before the face, or be the onset) nor the detector can tell it."""
+    n = frames.face.found_in
+    onset, found = frames.crops[clip.onset], frames.crop(n)
+    match = rg.appearance_match(onset, found, dis.calc(onset, found, None), {"_face": geo.face})["_face"]
+    if match < cfg.face.face_match:
+        raise InputError("no_face", f"no face found in onset frame {clip.onset}: the face found in frame {n} does not "
+                         f"match it (normalised correlation {match:.2f})",
+                         str(clip.frames.get(clip.onset) or clip.video or clip.source_file), clip.source_row, "onset")
 
 
 # ffmpeg's filter for each turn FaceAligner.turned names; the hint encodes losslessly (FFV1): ffmpeg's default
@@ -332,12 +353,6 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     match = {n: min(v, float(inside[m].mean())) if (m := geo.masks.get(n)) is not None and m.any() else v
              for n, v in match.items()}
     if match.get("_face", 1.0) < cfg.face.face_match:
-        if frames.face.found_in is not None:  # the onset's face was never detected: it is the onset that has none
-            raise InputError("no_face", f"no face found in onset frame {clip.onset}: the face found in frame "
-                             f"{frames.face.found_in}, carried back, does not match the onset (normalised correlation "
-                             f"{match['_face']:.2f} between onset and apex)",
-                             str(clip.frames.get(clip.onset) or clip.video or clip.source_file), clip.source_row,
-                             "onset")
         raise InputError("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
                          f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",
                          str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")

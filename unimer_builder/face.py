@@ -163,10 +163,11 @@ class FaceAligner:
             return None, 0
         return (boxes[0], self.landmarks(grey, boxes[0])), len(boxes) - 1
 
-    def locate(self, img: np.ndarray) -> tuple[float, float, float, float] | None:
-        """The box of the face :meth:`align` would measure in a frame (grey or BGR), or None."""
-        found = self._find(_grey_u8(img))[0]
-        return found[0] if found is not None else None
+    def locate(self, img: np.ndarray) -> tuple[tuple[float, float, float, float], int] | None:
+        """The box of the face :meth:`align` would measure in a frame (grey or BGR) and how many other confident
+        faces were beside it, or None."""
+        found, others = self._find(_grey_u8(img))
+        return (found[0], others) if found is not None else None
 
     def turned(self, grey: np.ndarray) -> str | None:
         """Where no face is found upright: how the frame must be turned to show one ("90° clockwise", "90°

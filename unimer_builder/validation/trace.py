@@ -66,6 +66,8 @@ def trace(window: Window, frames: list[int], regions: list[str] | None = None, r
             frs = ev._align_onset(clip, FrameReader(clip, first=min(frames + [ref])), tools.aligner, cfg, timer,
                                  frames)
             geo = ev._Geometry(frs.face.landmarks, cfg)
+            if frs.face.found_in is not None:  # a box carried back must hold the reference frame's face
+                ev._check_carried(clip, frs, geo, cfg, tools.dis)
             names = list(geo.masks) if regions is None else list(regions)
             unknown = [r for r in names if r not in geo.masks]
             if unknown:
