@@ -115,7 +115,9 @@ def test_bad_clips_are_skipped_and_reported(source, tmp_path):
     root = tmp_path / "broken"
     shutil.copytree(source, root)
     clips = sorted(p for p in (root / "CASME2_RAW_selected").glob("sub*/*") if p.is_dir())
-    # One clip whose onset frame shows no face, one whose last frame is not an image.
+    # One clip whose onset frame shows no face (a grey frame of another size: the search of the next frames for a
+    # face ends at the first, which does not match its size, and the onset's own no_face is the reason), one whose
+    # last frame is not an image.
     onset = min(clips[0].glob("img*.jpg"), key=lambda p: int(p.stem[3:]))
     cv2.imwrite(str(onset), np.full((240, 240), 128, np.uint8))
     offset = max(clips[1].glob("img*.jpg"), key=lambda p: int(p.stem[3:]))
@@ -124,8 +126,9 @@ def test_bad_clips_are_skipped_and_reported(source, tmp_path):
     res = _run("build", root, "--format", "casme2", "--out", out, "--workers", 1)
     assert res.exit_code == 1, res.output
     report = json.loads((out / "build_report.json").read_text())
-    reasons = {s["reason"] for s in report["skipped"]}
-    assert reasons == {"no_face", "bad_frame"}
+    reasons = {s["reason"]: s for s in report["skipped"]}
+    assert set(reasons) == {"no_face", "bad_frame"}
+    assert reasons["no_face"]["field"] == "onset" and reasons["no_face"]["file"].endswith(onset.name)
     assert report["counts"]["built"] == 4
     assert all(s["message"] and s["file"] for s in report["skipped"])
 

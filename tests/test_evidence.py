@@ -474,3 +474,40 @@ def test_a_face_the_crop_enlarges_is_no_finer_than_the_videos_own_pixels():
     assert z1 > CFG.check.z_unexplained  # the video's own resolution: reported
     z3, s3 = z(2.8)
     assert s3 == pytest.approx(2.8 * CFG.regions.min_spread) and z3 < CFG.check.z_supported
+
+
+def test_the_search_for_a_missed_onset_face_goes_nearest_first_and_stops_at_an_unreadable_frame():
+    """evidence._face_nearby: the frames after the onset, nearest first, at most ``most``; a frame that cannot be
+    read ends the search (the onset's own no_face is the clip's reason, not that frame's bad_frame); the count of
+    other faces where the face was found comes back with its box."""
+    from unimer_builder.evidence import _face_nearby
+
+    class Reader:
+        def __init__(self, bad=()):
+            self.bad, self.read = set(bad), []
+
+        def get(self, n):
+            self.read.append(n)
+            if n in self.bad:
+                raise InputError("bad_frame", f"frame {n} does not decode", "f", None, "frame")
+            return n
+
+    class Aligner:
+        def __init__(self, faces):
+            self.faces = faces
+
+        def locate(self, n):
+            return self.faces.get(n)
+
+    clip = Clip(database="manifest", subject="s", clip="c", onset=10, apex=14, offset=20, frames={})
+    span = list(range(8, 21))  # frames before the onset are not searched
+    box = ((1.0, 2.0, 3.0, 4.0), 1)
+    reader = Reader()
+    assert _face_nearby(clip, reader, Aligner({13: box, 15: ((0, 0, 1, 1), 0)}), span, 8) == (13, box)
+    assert reader.read == [11, 12, 13]
+    reader = Reader()
+    assert _face_nearby(clip, reader, Aligner({13: box}), span, 2) == (None, None)
+    assert reader.read == [11, 12]
+    reader = Reader(bad={12})
+    assert _face_nearby(clip, reader, Aligner({13: box}), span, 8) == (None, None)
+    assert reader.read == [11, 12]

