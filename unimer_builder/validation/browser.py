@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,9 +70,15 @@ def console_errors(driver) -> list[dict]:
     return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
 
-def broken_images(driver) -> list[str]:
-    """``src`` of every <img> on the page that did not load (scrolled into view first: lazy images)."""
+def broken_images(driver, wait_s: float = 20.0) -> list[str]:
+    """``src`` of every <img> on the page that did not load. Lazy images are made eager first, and each is given
+    up to ``wait_s`` seconds to finish (load or fail): an image still loading is not broken, and on a busy
+    machine the eager ones were checked before they had loaded (three flow images of the CI's report)."""
     driver.execute_script("document.querySelectorAll('img').forEach(function (i) { i.loading = 'eager'; });")
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end and driver.execute_script(
+            "return Array.from(document.images).some(function (i) { return !i.complete; });"):
+        time.sleep(0.1)
     return driver.execute_script(
         "return Array.from(document.images).filter(function (i) {"
         " return !(i.complete && i.naturalWidth > 0); }).map(function (i) { return i.getAttribute('src'); });")
