@@ -10,6 +10,7 @@ the share of the cores TV-L1's own threads leave idle; the result is the same as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
@@ -102,7 +103,7 @@ def _absent(clip: Clip, key: str, n: int, numbers: list[int], notes: list[str]) 
 
 
 def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: BuildConfig, timer: Timer,
-                 span: list[int] = ()) -> _Frames:
+                 span: Sequence[int] = ()) -> _Frames:
     """The face on the onset frame: its alignment, and the registered crops every later frame joins.
 
     Where the detector finds no face in the onset frame, the nearest later frame of ``span`` (the clip's frame
@@ -131,7 +132,7 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
                    cfg.flow.match_brightness)
 
 
-def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: list[int], most: int
+def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: Sequence[int], most: int
                  ) -> tuple[int | None, tuple[tuple[float, float, float, float], int] | None]:
     """The first of the ``most`` frames after the onset (nearest first) in which a face is found: its number,
     and its box with the count of other faces there (:meth:`FaceAligner.locate`); or (None, None). A frame
