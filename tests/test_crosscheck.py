@@ -1466,3 +1466,20 @@ def test_corners_pulled_up_steeply_are_named_the_lip_corner_puller(tmp_path, env
     steep.update(lip_corner_R=(-2.4, -1.8), lip_corner_L=(2.4, -1.8))
     common = run("R12", "casme2")
     assert {(u.region, u.au) for u in common.unexplained} == {("lip_corner_L", 12)}, common.unexplained
+
+
+def test_a_window_whose_noise_floor_is_too_high_is_flagged_and_says_why():
+    """A window the flow cannot read at the scale of a micro-expression (a noise floor over check.max_floor) is
+    flagged, its reason giving the floor, what moved the head, and how far a region must move to count there;
+    one under it is not flagged for it."""
+    clip, ev = _measured("h13_fi_smile_300_unlab")
+    assert not any("check.max_floor" in r for r in cross_check(clip, ev, CFG).flag_reasons)
+    high = replace(ev, floor=1.2, head_motion={"tx": 30.0, "ty": 4.0, "rotation": 3.6, "scale": 1.0})
+    check = cross_check(clip, high, CFG)
+    assert check.flagged and check.flag_reasons[-1] == (
+        "the noise floor is 1.20 px, over check.max_floor (1 px): the head moved 30 px and turned 3.6°; a region "
+        "must move about 4.8 px to count as moved here")
+    still = replace(high, head_motion={"tx": 0.5, "ty": 0.0, "rotation": 0.1, "scale": 1.0})
+    assert "the head barely moved: a noisy video" in cross_check(clip, still, CFG).flag_reasons[-1]
+    looser = CFG.with_(**{"check.max_floor": 1.5})
+    assert all("check.max_floor" not in r for r in cross_check(clip, high, looser).flag_reasons)

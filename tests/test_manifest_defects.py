@@ -211,6 +211,21 @@ def test_a_repeated_window_or_explicit_clip_is_still_a_duplicate(tmp_path, video
     assert [(s.reason, s.row) for s in skips] == [("duplicate_clip", 3), ("duplicate_clip", 5)]
     assert "repeats row 2" in skips[0].message and "repeats row 4" in skips[1].message
     assert all(str(m) in s.message for s in skips)
+    # the same window twice is a plain repeat; two windows under one name say how to tell them apart
+    assert "another window" not in skips[0].message
+    assert skips[1].message.endswith("the rows give another window or label under the same clip id: give each "
+                                     "its own name in a 'clip' column") and skips[1].field == "clip"
+
+
+def test_two_windows_of_one_video_from_the_same_onset_say_how_to_tell_them_apart(tmp_path, video):
+    """A new user's rows 12,24,30 and 12,20,26 of one video: both took the id of the video and its onset, and the
+    second was skipped as a repeat of the first without a word of why."""
+    _manifest(tmp_path, "path,onset,apex,offset,aus\n"
+                        "takes/single_face.avi,16,23,24,12\n"
+                        "takes/single_face.avi,16,20,22,12\n")
+    got, skips = _read(tmp_path)
+    assert len(got) == 1 and [(s.reason, s.row, s.field) for s in skips] == [("duplicate_clip", 3, "clip")]
+    assert "give each its own name in a 'clip' column" in skips[0].message
 
 
 def test_separators_in_subject_or_clip_are_refused(tmp_path, video):

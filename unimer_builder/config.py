@@ -321,6 +321,11 @@ class CheckConfig:
     # head that moved 40 px or more, a flow that failed); the label is unverifiable there. Real windows reach
     # 1.3 px at the brows under 21 px of head motion (bench/README.md section 6).
     max_noise: float = 2.0
+    # crop px: a window whose noise floor exceeds this cannot show the motion the dataset is about (a region must
+    # move about z_supported times the floor to count): it is flagged, and its text says the floor is high rather
+    # than calling the face still. The bench's limit of a measurable window (bench/README.md section 6): real
+    # still windows' floors are 0.02-0.6 px, a head turning 10-70 px 1.5-4.6 px.
+    max_floor: float = 1.0
     spill_reach: float = 1.5  # an AU drags the skin along over this many of its region's radii (Gaussian sigma)
     # IOD: beyond the labels, nothing is said about regions whose centre lies this close to a lost region's (an
     # occluder's motion smears into the skin around it; crosscheck._around_the_loss)

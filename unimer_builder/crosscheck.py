@@ -562,8 +562,33 @@ def _lost(clip: Clip, ev: Evidence, cfg: BuildConfig) -> frozenset[str]:
     return frozenset({r.name for r in ev.regions if r.match < cfg.check.region_match} | ({unseen} - {None}))
 
 
+def head_moved(evidence: Evidence) -> float:
+    """How far the head moved from onset to apex (px at the crop centre, registration included)."""
+    h = evidence.head_motion or {}
+    return float(math.hypot(h.get("tx", 0.0), h.get("ty", 0.0)))
+
+
+def floor_too_high(evidence: Evidence, cfg: BuildConfig) -> str | None:
+    """Why the window's noise floor leaves only large motion readable (``check.max_floor``), or None. The text
+    says so; calling the face still there would claim what the flow cannot see."""
+    if not evidence.floor > cfg.check.max_floor:
+        return None
+    moved, turned = head_moved(evidence), abs((evidence.head_motion or {}).get("rotation", 0.0))
+    why = (f"the head moved {moved:.0f} px" + (f" and turned {turned:.1f}°" if turned >= 1 else "")
+           if moved >= 2 or turned >= 1 else "the head barely moved: a noisy video (compression, blur, lighting)")
+    return (f"the noise floor is {evidence.floor:.2f} px, over check.max_floor ({cfg.check.max_floor:g} px): {why}; "
+            f"a region must move about {cfg.check.z_supported * evidence.floor:.1f} px to count as moved here")
+
+
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
-    """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list."""
+    """Verdicts for the clip's labelled AUs, unexplained motion, and the supported AU list; a window whose noise
+    floor is too high to read small motion is flagged (:func:`floor_too_high`)."""
+    check = _cross_check(clip, evidence, cfg)
+    high = floor_too_high(evidence, cfg)
+    return replace(check, flagged=True, flag_reasons=[*check.flag_reasons, high]) if high else check
+
+
+def _cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:
     # A jaw that dropped by its landmarks (:func:`_jaw_drops`) drew into the chin and lower lip what no flow
     # follows: where the flow lost them or read them rising, they are the drop's, as lost lids are a blink's.
     jaw = _jaw_drops(clip, evidence, cfg)

@@ -281,7 +281,7 @@ def read_input(root: Path | str, fmt: str | None = None, limit: int | None = Non
         elif limit is None or len(clips) < limit:
             clips.append(item)
     if not clips:
-        raise UnusableInput(f"{root}: no usable clips found ({len(skips)} rows skipped)", skipped=skips)
+        raise UnusableInput(f"{root}: no usable clips found ({len(skips)} row{'' if len(skips) == 1 else 's'} skipped)", skipped=skips)
     return fmt, clips, skips
 
 

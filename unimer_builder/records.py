@@ -232,7 +232,7 @@ class CrossCheck:
     unexplained: list[Unexplained]
     aus_source: str  # "label" | "inferred" (no AU labels: the AUs come from motion alone)
     supported: list[int]  # AUs that label and motion both support (or inferred ones), sorted
-    flagged: bool  # some labelled AU is not supported
+    flagged: bool  # some labelled AU is not supported, a region was lost, or the noise floor is too high
     flag_reasons: list[str]
     # Regions the text describes as moving: those carrying a supported AU or named as unexplained motion, and
     # others only as strong as unexplained motion must be (a sub-pixel drift of a held expression is not

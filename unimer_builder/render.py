@@ -27,6 +27,7 @@ from pathlib import Path
 
 from . import labels
 from .config import TASKS, BuildConfig, TextConfig  # noqa: F401 - TASKS: readers know it as render.TASKS
+from .crosscheck import head_moved
 from .facs import (
     AUS,
     EMOTION_AUS,
@@ -234,6 +235,8 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "class_set": class_set,
         "aus": aus,
         "aus_inferred": check.aus_source == "inferred",
+        # A label that names no AU (a cell of 0, or text with no AU code): nothing labelled to confirm or deny
+        "labelled_none": check.aus_source == "label" and not clip.aus.tokens,
         # With a second opinion, inferred AUs are those motion and appearance (py-feat) both support.
         "second_opinion": check.second_opinion is not None,
         "inferred_from": "the motion and the facial appearance together" if check.second_opinion else "the motion alone",
@@ -246,6 +249,9 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         # Regions the flow lost: the text names them instead of calling the rest of the face still.
         "lost": [REGION_BY_NAME[n].phrase for n in check.lost if n in REGION_BY_NAME],
         "floor": _px(ev.floor),
+        # A floor too high to read small motion (check.max_floor): the text says so instead of calling the face still.
+        "floor_high": ev.floor > cfg.check.max_floor,
+        "head_moved": _px(head_moved(ev)) if head_moved(ev) >= 2 else None,
         "apex_estimated": bool(ev.apex_estimated),
     }
 
@@ -293,11 +299,11 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         "typical_unshown": [f"AU{a}" for a in typical if not shown[a]],
         **_KIND_MICRO, "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion, "emotion_label": emotion,
         "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
-        "aus": au_ctx, "aus_inferred": False, "predicted": True, "second_opinion": False,
+        "aus": au_ctx, "aus_inferred": False, "labelled_none": False, "predicted": True, "second_opinion": False,
         "inferred_from": "the motion alone", "inferred_by": "the motion",
         "typical_aus": [f"AU{a}" for a in typical if shown[a]],
         "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [], "lost": [],
-        "floor": _px(floor), "apex_estimated": False,
+        "floor": _px(floor), "floor_high": floor > cfg.check.max_floor, "head_moved": None, "apex_estimated": False,
     }
 
 

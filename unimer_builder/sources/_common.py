@@ -487,9 +487,14 @@ def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
         if isinstance(it, Clip):
             first = seen.get(it.clip_id)
             if first is not None:
-                yield make_skip(it.clip_id, "duplicate_clip",
-                                f"clip {it.clip_id} repeats row {first.source_row} of {first.source_file}",
-                                it.source_file, it.source_row, "")
+                why = f"clip {it.clip_id} repeats row {first.source_row} of {first.source_file}"
+                window = ("onset", "apex", "offset", "au_text")
+                if any(getattr(it, k) != getattr(first, k) for k in window):
+                    # a new user's two windows of one video from the same onset, named alike: not a repeat at all
+                    why += ("; the rows give another window or label under the same clip id: give each its own "
+                            "name" + (" in a 'clip' column" if it.database == "manifest" else ""))
+                yield make_skip(it.clip_id, "duplicate_clip", why, it.source_file, it.source_row,
+                                "clip" if it.database == "manifest" else "")
                 continue
             seen[it.clip_id] = it
         yield it
