@@ -204,3 +204,27 @@ def test_a_build_without_face_images_is_reported_from_its_motion(no_images_build
             assert not (dest / "clips" / slug(c) / f"{name}.png").exists()
             assert f"{name}.png" not in page.read_text()
         assert "--no-images" in _text(page)
+
+
+def test_a_build_into_an_earlier_builds_folder_removes_its_stale_inspection_report(small_build, tmp_path):
+    """A new user built another manifest into an earlier build's folder: data/ held the new clips while
+    inspect/ still showed the five removed ones. The report of replaced shards is removed, and the summary says so;
+    a build with nothing to write (up to date) leaves a fresh report alone."""
+    import shutil
+
+    from unimer_builder import synthesize
+
+    out = tmp_path / "out"
+    shutil.copytree(small_build, out)
+    assert runner.invoke(app, ["inspect", str(out)]).exit_code == 0
+    assert (out / "inspect" / "index.html").is_file()
+    src = synthesize(tmp_path / "src", "casme2", clips=1, subjects=1, seed=5, frames=8)
+    res = runner.invoke(app, ["build", str(src), "--format", "casme2", "--out", str(out), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "inspect").exists()
+    assert "inspection report of the earlier build" in " ".join(res.output.split())
+    assert json.loads((out / "build_report.json").read_text())["inspect_removed"] is True
+    assert runner.invoke(app, ["inspect", str(out)]).exit_code == 0
+    res = runner.invoke(app, ["build", str(src), "--format", "casme2", "--out", str(out), "--workers", "1"])
+    assert res.exit_code == 0 and "up to date" in res.output and (out / "inspect" / "index.html").is_file()
+    assert not (out / ".unimer.lock").read_text()  # the lock file names a running build only

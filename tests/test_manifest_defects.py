@@ -366,6 +366,11 @@ def test_manifests_as_spreadsheet_programs_save_them(tmp_path, video):
         a, b = items
         assert (a.clip, a.onset, a.offset, [t.au for t in a.aus.tokens], a.emotion) == ("café", 16, 24, [12], "happy")
         assert (b.clip, b.au_text, b.emotion) == ("b", None, None), name
+    # the same locale writes a frame rate with a decimal comma: the skip says how to write it
+    (tmp_path / "comma.csv").write_text("path;onset;offset;fps\ntakes/single_face.avi;16;24;29,97\n", encoding="utf-8")
+    (skip,) = list(sources.read_clips(tmp_path / "comma.csv", "manifest"))
+    assert (skip.reason, skip.row, skip.field) == ("bad_label", 2, "fps")
+    assert skip.message.endswith("(write the decimal with a point: 29.97, not 29,97)")
     (tmp_path / "m.tsv").write_text("x")
     with pytest.raises(UnusableInput, match=r"m.tsv: a manifest is a .csv, .parquet, .xlsx or .xlsm file"):
         list(sources.read_clips(tmp_path / "m.tsv", "manifest"))

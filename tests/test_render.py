@@ -433,3 +433,12 @@ def test_a_label_that_names_no_au_is_not_called_unconfirmed(au_text):
             assert "labelled action unit" not in answer and "by both the label" not in answer, answer
             assert re.search(r"labels no action unit|No action unit is labelled|names no action unit", answer), answer
             assert render.parse_answer(answer)["aus"] == [], answer
+
+
+def test_the_class_others_is_not_worded_as_an_emotion_word():
+    """CASME II's and SAMM's class "others" read "The micro-expression shows **others**"."""
+    cfg = BuildConfig()
+    ctx = render.build_context(*make_records(**CASES["others"]), cfg)
+    _, answer = render.render_task("emotion", 0, ctx, cfg.text.folder)
+    assert answer == "The micro-expression shows an emotion outside the main classes, **others**."
+    assert render.parse_answer(answer)["emotion"] == "others"

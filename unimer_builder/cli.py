@@ -273,6 +273,9 @@ def _print_summary(report: dict, out: Path) -> None:
                       f"frames missing, several faces; full list in build_report.json):")
         for n in notes[:5]:
             console.print(f"  {n['clip_id']}: {'; '.join(n['notes'])}")
+    if report.get("inspect_removed"):
+        console.print(f"[yellow]the inspection report of the earlier build ({out}/inspect) was removed[/yellow]: "
+                      f"run `unimer inspect {out}` for this one")
     if report.get("changed"):
         one = len(report["changed"]) == 1
         console.print(f"[yellow]{_n(len(report['changed']), 'clip')} built again[/yellow]: {'its' if one else 'their'} "

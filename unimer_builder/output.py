@@ -107,4 +107,8 @@ def claim(out: Path | str) -> Iterator[Path]:
             raise EnvironmentFailure.from_os(e, str(out)) from None
         yield out
     finally:
+        try:
+            os.ftruncate(fd, 0)  # the lock file names a running build only
+        except OSError:
+            pass
         os.close(fd)  # releases the lock

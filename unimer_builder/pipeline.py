@@ -417,6 +417,11 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                           runner.workers,
                           changed=changed, damaged=sorted(set(parts.damaged)), executor=kind,
                           notes=subjects_note(fmt, clips, set(summaries)))
+    # An inspection report (`unimer inspect`, OUT/inspect/) of the shards just replaced would show clips that are
+    # gone and miss new ones: it is removed, and the summary says to make it again.
+    if (out / "inspect" / "index.html").is_file():
+        shutil.rmtree(out / "inspect", ignore_errors=True)
+        report["inspect_removed"] = True
     write_json(out / "build_report.json", report)
     write_card(out, report, cfg)
     # A clip the cluster failed to build (executors_ray) has no part: the build is not finished, and a re-run

@@ -292,7 +292,9 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
                 if not (fps > 0 and math.isfinite(fps)):
                     raise ValueError(fps)
             except (TypeError, ValueError):
-                yield r.skip("bad_label", f"fps {rec['fps']!r} is not a finite positive number", "fps")
+                comma = "," in str(rec["fps"])  # a spreadsheet's decimal comma, as a European locale writes 29,97
+                yield r.skip("bad_label", f"fps {rec['fps']!r} is not a finite positive number"
+                             + (" (write the decimal with a point: 29.97, not 29,97)" if comma else ""), "fps")
                 continue
             if fps > MAX_FPS:
                 yield r.skip("bad_label", f"fps {rec['fps']!r} is above {MAX_FPS:g}, faster than any camera "
