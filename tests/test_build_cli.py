@@ -145,6 +145,9 @@ def test_unusable_input_exits_2(tmp_path):
     (tmp_path / "mine" / "windows.csv").write_text("path,onset\n")
     res = _run("build", tmp_path / "mine", "--out", tmp_path / "o")  # a manifest of another name
     assert res.exit_code == 2 and "--format manifest" in res.output
+    (tmp_path / "mine" / "windows.csv").write_text("path,onset\nnowhere.mp4,3\n")
+    res = _run("build", tmp_path / "mine" / "windows.csv", "--format", "manifest", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "no usable clips found (1 row skipped)" in " ".join(res.output.split())
 
 
 @pytest.mark.parametrize("option", [("--crop-size", "0"), ("--crop-size", "16"), ("--workers", "-2"), ("--limit", "0")])

@@ -1477,9 +1477,15 @@ def test_a_window_whose_noise_floor_is_too_high_is_flagged_and_says_why():
     high = replace(ev, floor=1.2, head_motion={"tx": 30.0, "ty": 4.0, "rotation": 3.6, "scale": 1.0})
     check = cross_check(clip, high, CFG)
     assert check.flagged and check.flag_reasons[-1] == (
-        "the noise floor is 1.20 px, over check.max_floor (1 px): the head moved 30 px and turned 3.6°; a region "
+        "the noise floor is 1.20 px, over check.max_floor (1 px): the head moved 30.27 px and turned 3.6°; a region "
         "must move about 4.8 px to count as moved here")
+    assert sum("check.max_floor" in r for r in check.flag_reasons) == 1
     still = replace(high, head_motion={"tx": 0.5, "ty": 0.0, "rotation": 0.1, "scale": 1.0})
     assert "the head barely moved: a noisy video" in cross_check(clip, still, CFG).flag_reasons[-1]
+    # a head that turns or comes closer without sliding is the head, not the video; a value not measured is none
+    turning = replace(high, head_motion={"tx": float("nan"), "ty": 0.0, "rotation": 0.0, "scale": 0.85, "yaw": 12.0})
+    assert "the head turned 12.0° and came 15 % farther;" in cross_check(clip, turning, CFG).flag_reasons[-1]
+    unmeasured = replace(high, floor=float("nan"))
+    assert all("check.max_floor" not in r for r in cross_check(clip, unmeasured, CFG).flag_reasons)
     looser = CFG.with_(**{"check.max_floor": 1.5})
     assert all("check.max_floor" not in r for r in cross_check(clip, high, looser).flag_reasons)

@@ -480,7 +480,7 @@ def test_the_search_for_a_missed_onset_face_goes_nearest_first_and_stops_at_an_u
     """evidence._face_nearby: the frames after the onset, nearest first, at most ``most``; a frame that cannot be
     read ends the search (the onset's own no_face is the clip's reason, not that frame's bad_frame); the count of
     other faces where the face was found comes back with its box."""
-    from unimer_builder.evidence import _face_nearby
+    from unimer_builder.evidence import _align_onset, _face_nearby
     from unimer_builder.timing import Timer
 
     class Reader:
@@ -504,13 +504,13 @@ def test_the_search_for_a_missed_onset_face_goes_nearest_first_and_stops_at_an_u
     span = list(range(8, 21))  # frames before the onset are not searched
     box = ((1.0, 2.0, 3.0, 4.0), 1)
     reader = Reader()
-    assert _face_nearby(clip, reader, Aligner({13: box, 15: ((0, 0, 1, 1), 0)}), span, 8) == (13, box)
+    assert _face_nearby(clip, reader, Aligner({13: box, 15: ((0, 0, 1, 1), 0)}), span, 8, Timer()) == (13, box)
     assert reader.read == [11, 12, 13]
     reader = Reader()
-    assert _face_nearby(clip, reader, Aligner({13: box}), span, 2) == (None, None)
+    assert _face_nearby(clip, reader, Aligner({13: box}), span, 2, Timer()) == (None, None)
     assert reader.read == [11, 12]
     reader = Reader(bad={12})
-    assert _face_nearby(clip, reader, Aligner({13: box}), span, 8) == (None, None)
+    assert _face_nearby(clip, reader, Aligner({13: box}), span, 8, Timer()) == (None, None)
     assert reader.read == [11, 12]
     # the frames searched are decoded on the build's "decode" clock and searched on its "face" clock
 
@@ -526,3 +526,14 @@ def test_the_search_for_a_missed_onset_face_goes_nearest_first_and_stops_at_an_u
     timer = Stages()
     _face_nearby(clip, Reader(), Aligner({12: box}), span, 8, timer)
     assert timer.order == ["decode", "face", "decode", "face"]
+
+    class Missing(Aligner):  # no face in the onset; the box found in frame 12 is aligned (here: stops the test)
+        def align(self, img, where="", box=None):
+            if box is None:
+                raise InputError("no_face", "none", where, None, "onset")
+            raise LookupError(f"aligned with {box}")
+
+    timer = Stages()
+    with pytest.raises(LookupError, match="aligned with"):
+        _align_onset(clip, Reader(), Missing({12: box}), CFG, timer, span)
+    assert timer.order == ["decode", "face", "decode", "face", "decode", "face", "face"]

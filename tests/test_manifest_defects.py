@@ -212,7 +212,7 @@ def test_a_repeated_window_or_explicit_clip_is_still_a_duplicate(tmp_path, video
     assert "repeats row 2" in skips[0].message and "repeats row 4" in skips[1].message
     assert all(str(m) in s.message for s in skips)
     # the same window twice is a plain repeat; two windows under one name say how to tell them apart
-    assert "another window" not in skips[0].message
+    assert "another window" not in skips[0].message and skips[0].field == ""
     assert skips[1].message.endswith("the rows give another window or label under the same clip id: give each "
                                      "its own name in a 'clip' column") and skips[1].field == "clip"
 
@@ -226,6 +226,12 @@ def test_two_windows_of_one_video_from_the_same_onset_say_how_to_tell_them_apart
     got, skips = _read(tmp_path)
     assert len(got) == 1 and [(s.reason, s.row, s.field) for s in skips] == [("duplicate_clip", 3, "clip")]
     assert "give each its own name in a 'clip' column" in skips[0].message
+    # the same window labelled with another emotion is another label too
+    _manifest(tmp_path, "path,onset,apex,offset,emotion\n"
+                        "takes/single_face.avi,16,23,24,anger\n"
+                        "takes/single_face.avi,16,23,24,disgust\n")
+    got, skips = _read(tmp_path)
+    assert len(got) == 1 and "another window or label" in skips[0].message and skips[0].field == "clip"
 
 
 def test_separators_in_subject_or_clip_are_refused(tmp_path, video):

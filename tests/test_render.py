@@ -411,7 +411,7 @@ def test_a_face_under_a_high_noise_floor_is_never_called_still():
             said = [a for a in answers if f"{lead} moves clearly above its noise" in a]
             assert said, answers  # the variants that speak of the regions that did not move
             for a in said:
-                assert ("which is high here" in a and "the head moving 13.00 px" in a
+                assert ("which is high here" in a and "the head moved 13.00 px and turned 2.0°" in a
                         and "motion of a few pixels cannot be read" in a) == high, a
                 assert (f"above its noise (noise floor {floor:.2f} px)" in a) == (not high), a
 

@@ -123,7 +123,8 @@ def build(
     limit: int = typer.Option(None, min=1, help="Build only the first N clips."),
     seed: int = typer.Option(None, help=f"Seed for template choice; same seed, same rows (default {_D.text.seed})."),
     templates: Path = typer.Option(None, help="Folder of Jinja2 templates (default: the packaged ones)."),
-    policy: str = typer.Option(None, help="keep | flag | drop samples whose labelled AUs motion does not support "
+    policy: str = typer.Option(None, help="keep | flag | drop samples whose labelled AUs motion does not support, "
+                                          "or whose noise floor is over check.max_floor "
                                           f"(default {_D.check.policy})."),
     preset: str = typer.Option(None, help=f"TV-L1 preset: {' | '.join(TVL1_PRESETS)} (default {_D.flow.preset})."),
     crop_size: int = typer.Option(None, help=f"Aligned face crop size in px: the flow's pixel unit (default "
@@ -277,9 +278,9 @@ def _print_summary(report: dict, out: Path) -> None:
         console.print(f"[yellow]the inspection report of the earlier build ({out}/inspect) was removed[/yellow]: "
                       f"run `unimer inspect {out}` for this one")
     if report.get("changed"):
-        one = len(report["changed"]) == 1
-        console.print(f"[yellow]{_n(len(report['changed']), 'clip')} built again[/yellow]: {'its' if one else 'their'} "
-                      f"label row or frame files changed since {'its' if one else 'their'} part or shard was made: {', '.join(report['changed'][:5])}"
+        its = "its" if len(report["changed"]) == 1 else "their"
+        console.print(f"[yellow]{_n(len(report['changed']), 'clip')} built again[/yellow]: {its} label row or frame "
+                      f"files changed since {its} part or shard was made: {', '.join(report['changed'][:5])}"
                       f"{' ...' if len(report['changed']) > 5 else ''}")
     if report.get("damaged_parts"):
         console.print(f"[yellow]{_n(len(report['damaged_parts']), 'part file')} could not be read[/yellow] (removed, "

@@ -332,7 +332,7 @@ class CheckConfig:
     occluder_reach: float = 1.0
     infer_coherence: float = 0.5  # AUs found in the motion need coherent motion (|sum v| / sum |v|)
     own_share: float = 0.5  # an AU found in the motion carries this share of its own region's motion its way
-    policy: str = "flag"  # keep | flag | drop samples whose labelled AUs are not all supported
+    policy: str = "flag"  # keep | flag | drop flagged samples: a labelled AU not supported, a region lost, max_floor
     au_detector: str = "flow"  # flow | py-feat (flow plus py-feat's AUs on the onset and apex frames)
     pyfeat_rise_min: float = 0.2  # py-feat "rises": presence probability up by this much onset -> apex
     pyfeat_present_min: float = 0.5  # ... and at least this at the apex (second_opinion.py)

@@ -562,10 +562,31 @@ def _lost(clip: Clip, ev: Evidence, cfg: BuildConfig) -> frozenset[str]:
     return frozenset({r.name for r in ev.regions if r.match < cfg.check.region_match} | ({unseen} - {None}))
 
 
-def head_moved(evidence: Evidence) -> float:
-    """How far the head moved from onset to apex (px at the crop centre, registration included)."""
+# What counts as the head having moved, in a high floor's reason and text: less is a still head, and the floor
+# the video's own noise (compression, blur, lighting).
+_HEAD_PX, _HEAD_DEG, _HEAD_SCALE = 2.0, 1.0, 0.03
+
+
+def head_motion_words(evidence: Evidence) -> str | None:
+    """How the head moved from onset to apex, in words ("moved 31.00 px and turned 3.6°"), or None where it barely
+    did: translation (px at the crop centre, registration included), roll, yaw or pitch, and scale."""
     h = evidence.head_motion or {}
-    return float(math.hypot(h.get("tx", 0.0), h.get("ty", 0.0)))
+
+    def get(key: str, default: float = 0.0) -> float:
+        v = h.get(key, default)
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else default
+
+    words = []
+    moved = math.hypot(get("tx"), get("ty"))
+    if moved >= _HEAD_PX:
+        words.append(f"moved {moved:.2f} px")
+    turned = max(abs(get("rotation")), abs(get("yaw")), abs(get("pitch")))
+    if turned >= _HEAD_DEG:
+        words.append(f"turned {turned:.1f}°")
+    scale = get("scale", 1.0)
+    if abs(scale - 1.0) >= _HEAD_SCALE:
+        words.append(f"came {abs(scale - 1.0) * 100:.0f} % {'closer' if scale > 1 else 'farther'}")
+    return " and ".join(words) or None
 
 
 def floor_too_high(evidence: Evidence, cfg: BuildConfig) -> str | None:
@@ -573,11 +594,10 @@ def floor_too_high(evidence: Evidence, cfg: BuildConfig) -> str | None:
     says so; calling the face still there would claim what the flow cannot see."""
     if not evidence.floor > cfg.check.max_floor:
         return None
-    moved, turned = head_moved(evidence), abs((evidence.head_motion or {}).get("rotation", 0.0))
-    why = (f"the head moved {moved:.0f} px" + (f" and turned {turned:.1f}°" if turned >= 1 else "")
-           if moved >= 2 or turned >= 1 else "the head barely moved: a noisy video (compression, blur, lighting)")
-    return (f"the noise floor is {evidence.floor:.2f} px, over check.max_floor ({cfg.check.max_floor:g} px): {why}; "
-            f"a region must move about {cfg.check.z_supported * evidence.floor:.1f} px to count as moved here")
+    how = head_motion_words(evidence)
+    why = f"the head {how}" if how else "the head barely moved: a noisy video (compression, blur, lighting)"
+    return (f"the noise floor is {evidence.floor:.2f} px, over check.max_floor ({cfg.check.max_floor:g} px): "
+            f"{why}; a region must move about {cfg.check.z_supported * evidence.floor:.1f} px to count as moved here")
 
 
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:

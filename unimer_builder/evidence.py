@@ -134,11 +134,10 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
 
 
 def _face_nearby(clip: Clip, reader: FrameReader, aligner: FaceAligner, span: Sequence[int], most: int,
-                 timer: Timer | None = None) -> tuple[int | None, tuple[tuple[float, float, float, float], int] | None]:
+                 timer: Timer) -> tuple[int | None, tuple[tuple[float, float, float, float], int] | None]:
     """The first of the ``most`` frames after the onset (nearest first) in which a face is found: its number,
     and its box with the count of other faces there (:meth:`FaceAligner.locate`); or (None, None). A frame
     that cannot be read ends the search: the onset's own no_face is the clip's reason, not that frame's."""
-    timer = timer or Timer()
     for n in [k for k in span if k > clip.onset][:most]:
         try:
             with timer("decode"):

@@ -85,6 +85,7 @@ def claim(out: Path | str) -> Iterator[Path]:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise EnvironmentFailure(f"{out}: cannot write to the output folder: {e.strerror}", str(out)) from None
+    held = False
     try:
         if fcntl is not None:
             try:
@@ -95,6 +96,7 @@ def claim(out: Path | str) -> Iterator[Path]:
                                              str(lock)) from None
                 raise EnvironmentFailure(f"{out}: another build is writing into this folder ({_holder(lock)}); "
                                          f"wait for it to finish or choose another --out", str(out)) from None
+        held = True
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -107,8 +109,9 @@ def claim(out: Path | str) -> Iterator[Path]:
             raise EnvironmentFailure.from_os(e, str(out)) from None
         yield out
     finally:
-        try:
-            os.ftruncate(fd, 0)  # the lock file names a running build only
-        except OSError:
-            pass
+        if held:  # the lock file names a running build only; a refused build leaves the holder's name
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
         os.close(fd)  # releases the lock

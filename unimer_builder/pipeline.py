@@ -281,7 +281,8 @@ def read_input(root: Path | str, fmt: str | None = None, limit: int | None = Non
         elif limit is None or len(clips) < limit:
             clips.append(item)
     if not clips:
-        raise UnusableInput(f"{root}: no usable clips found ({len(skips)} row{'' if len(skips) == 1 else 's'} skipped)", skipped=skips)
+        rows = f"{len(skips)} row{'' if len(skips) == 1 else 's'}"
+        raise UnusableInput(f"{root}: no usable clips found ({rows} skipped)", skipped=skips)
     return fmt, clips, skips
 
 
@@ -421,7 +422,7 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
     # gone and miss new ones: it is removed, and the summary says to make it again.
     if (out / "inspect" / "index.html").is_file():
         shutil.rmtree(out / "inspect", ignore_errors=True)
-        report["inspect_removed"] = True
+        report["inspect_removed"] = not (out / "inspect").exists()  # a link, or a file not ours to remove, stays
     write_json(out / "build_report.json", report)
     write_card(out, report, cfg)
     # A clip the cluster failed to build (executors_ray) has no part: the build is not finished, and a re-run

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import labels
 from .config import TASKS, BuildConfig, TextConfig  # noqa: F401 - TASKS: readers know it as render.TASKS
-from .crosscheck import head_moved
+from .crosscheck import floor_too_high, head_motion_words
 from .facs import (
     AUS,
     EMOTION_AUS,
@@ -250,8 +250,8 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "lost": [REGION_BY_NAME[n].phrase for n in check.lost if n in REGION_BY_NAME],
         "floor": _px(ev.floor),
         # A floor too high to read small motion (check.max_floor): the text says so instead of calling the face still.
-        "floor_high": ev.floor > cfg.check.max_floor,
-        "head_moved": _px(head_moved(ev)) if head_moved(ev) >= 2 else None,
+        "floor_high": floor_too_high(ev, cfg) is not None,
+        "head_words": head_motion_words(ev),
         "apex_estimated": bool(ev.apex_estimated),
     }
 
@@ -303,7 +303,7 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         "inferred_from": "the motion alone", "inferred_by": "the motion",
         "typical_aus": [f"AU{a}" for a in typical if shown[a]],
         "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [], "lost": [],
-        "floor": _px(floor), "floor_high": floor > cfg.check.max_floor, "head_moved": None, "apex_estimated": False,
+        "floor": _px(floor), "floor_high": floor > cfg.check.max_floor, "head_words": None, "apex_estimated": False,
     }
 
 

@@ -488,13 +488,15 @@ def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
             first = seen.get(it.clip_id)
             if first is not None:
                 why = f"clip {it.clip_id} repeats row {first.source_row} of {first.source_file}"
-                window = ("onset", "apex", "offset", "au_text")
-                if any(getattr(it, k) != getattr(first, k) for k in window):
-                    # a new user's two windows of one video from the same onset, named alike: not a repeat at all
-                    why += ("; the rows give another window or label under the same clip id: give each its own "
-                            "name" + (" in a 'clip' column" if it.database == "manifest" else ""))
+                # a new user's two windows of one video from the same onset, named alike: not a repeat at all
+                other = any(getattr(it, k) != getattr(first, k) for k in ("onset", "apex", "offset", "au_text",
+                                                                          "emotion"))
+                named = other and it.database == "manifest"
+                if other:
+                    why += ("; the rows give another window or label under the same clip id: give each its own name"
+                            + (" in a 'clip' column" if named else ""))
                 yield make_skip(it.clip_id, "duplicate_clip", why, it.source_file, it.source_row,
-                                "clip" if it.database == "manifest" else "")
+                                "clip" if named else "")
                 continue
             seen[it.clip_id] = it
         yield it
