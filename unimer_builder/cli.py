@@ -109,7 +109,9 @@ def _choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
 
 @app.command()
 def build(
-    root: Path = typer.Argument(..., help="Database root (or a manifest CSV/Parquet)."),
+    root: Path = typer.Argument(..., help="Database root, or a manifest (.csv, .parquet, .xlsx): one row per window, "
+                                          "columns path,onset[,apex,offset,aus,emotion,subject,clip,fps]; a video's "
+                                          "frames count from 0 (README, 'Your own manifest')."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: data/*.parquet, README.md, build_report.json."),
     format: str = typer.Option(None, "--format", "-f", help="casme2 | samm | smic | casme3 | manifest (default: detect)."),
     workers: int = typer.Option(0, min=0, help="Worker processes (0: one per core; with --executor ray one per CPU of "
