@@ -44,8 +44,9 @@ COLUMNS = ("id", "media", "member", "onset", "apex", "offset", "aus", "kind", "v
            "still", "skip", "note")
 VERDICTS = ("supported", "contradicted", "any")
 # A still window passes only if the flow worked: a noise floor above this hides motions of micro-expression
-# size (0.5-1 px, issue 8), so "no region moved" would only mean "nothing was measurable".
-STILL_FLOOR_MAX_PX = 1.0
+# size (0.5-1 px, issue 8), so "no region moved" would only mean "nothing was measurable". The builder's own limit,
+# past which it flags a window and says small motion cannot be read (check.max_floor).
+STILL_FLOOR_MAX_PX = BuildConfig().check.max_floor
 SHARD_COLUMNS = ["clip_id", "clip", "verdicts", "unexplained", "regions", "noise_floor", "head_motion", "flagged",
                  "aus_source", "aus_supported", "moved_regions"]
 
