@@ -71,6 +71,7 @@ def train(
     """Train DEFT-LLM on the shards (all task rows; emotion and AU heads on every row)."""
     from .train import train as run_train
 
+    before = _model_stamp(out)
     try:
         final = run_train(data, config, out, fold=fold, epochs=epochs, seed=seed, resume=resume,
                           batch_size=batch_size, max_steps=max_steps, overrides=_overrides(experts, set_),
@@ -81,7 +82,20 @@ def train(
         _fail(_interrupted(data, out), 130)
     finally:
         _end_distributed()
-    typer.echo(f"model saved to {final} (load it with AutoModel.from_pretrained after `import deft_model`)")
+    if before is not None and before == _model_stamp(out):  # a finished run resumed: nothing was trained
+        typer.echo(f"model unchanged in {final}")
+    else:
+        typer.echo(f"model saved to {final} (load it with AutoModel.from_pretrained after `import deft_model`)")
+
+
+def _model_stamp(out: Path) -> int | None:
+    """When the run's final model was written (ns), or None where it has none."""
+    from .runtime import MODEL_MARK, model_dir
+
+    try:
+        return (model_dir(out) / MODEL_MARK).stat().st_mtime_ns
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _interrupted(data: Path, out: Path) -> str:
@@ -152,6 +166,8 @@ def predict(
 
     try:
         if row is not None:
+            if clip is not None:
+                _fail(f"give a clip ({clip}) or --row, not both")
             if data is None:
                 _fail("--row needs --data DIR")
             res = predict_row(run, data, row)
@@ -161,6 +177,8 @@ def predict(
             _fail("give a clip folder or a video file, or --row ID --data DIR")
     except _user_errors() as e:
         _fail(str(e))
+    for note in res.get("notes") or []:
+        typer.echo(f"note: {note}", err=True)
     json.dump(res, sys.stdout, indent=1, default=float)
     sys.stdout.write("\n")
 

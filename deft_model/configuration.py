@@ -306,6 +306,7 @@ def check_overrides(overrides: dict) -> dict:
         head, dot, sub = k.partition(".")
         if dot and head == "training":
             _check_training_keys([sub])
+            _check_training_value(sub, v)
             out["training"] = {**out.get("training", {}), sub: v}
             continue
         if dot or head not in _PARAMS:
@@ -315,6 +316,8 @@ def check_overrides(overrides: dict) -> dict:
                 raise ValueError(f"training takes a JSON object, not {v!r}: quote it for the shell "
                                  f"(--set 'training={{\"epochs\": 2}}'), or set one key: training.epochs=2")
             _check_training_keys(list(v))
+            for sub, x in v.items():
+                _check_training_value(sub, x)
             v = {**out.get("training", {}), **v}
         if head == "experts" and isinstance(v, str):
             v = [e.strip() for e in v.split(",") if e.strip()]
@@ -328,6 +331,15 @@ def _check_training_keys(keys: list[str]) -> None:
             near = difflib.get_close_matches(sub, list(DEFAULT_TRAINING), n=1)
             hint = f" (did you mean training.{near[0]}?)" if near else f"; known: {', '.join(DEFAULT_TRAINING)}"
             raise ValueError(f"unknown training key {sub!r}{hint}")
+
+
+def _check_training_value(key: str, value) -> None:
+    """A numeric training setting given as a number (``--set training.lr=abc`` failed deep in the optimiser with
+    "could not convert string to float: 'abc'", naming no setting)."""
+    default = DEFAULT_TRAINING[key]
+    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"training.{key} takes a number, not {value!r}")
 
 
 def _did_you_mean(key: str) -> str:

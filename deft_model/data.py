@@ -42,11 +42,23 @@ def find_shards(data_dir: str | Path) -> list[Path]:
             shard_files(d)
         except FileNotFoundError as e:
             raise ShardError(str(e)) from None
-    files = files or sorted(d.glob("*.parquet")) or sorted(
-        p for p in d.rglob("*.parquet") if not any(s.startswith(".") for s in p.relative_to(d).parts))
+    files = files or sorted(d.glob("*.parquet"))
+    if not files:
+        roots = _builds_below(d)
+        if len(roots) > 1:  # a folder of several builds was merged into one dataset, each clip as often as built
+            shown = ", ".join(str(r) for r in roots[:3]) + (", ..." if len(roots) > 3 else "")
+            raise ShardError(f"{d} holds {len(roots)} builds ({shown}): pass one with --data (and others with "
+                             f"--extra-data)")
+        files = sorted(p for p in d.rglob("*.parquet") if not any(s.startswith(".") for s in p.relative_to(d).parts))
     if not files:
         raise ShardError(f"no Parquet shards (*.parquet) under {d} (expected {d}/data/*.parquet)")
     return files
+
+
+def _builds_below(d: Path) -> list[Path]:
+    """The builder's output folders under ``d`` (each marked by its ``build_report.json``), hidden folders aside."""
+    return sorted(p.parent for p in d.rglob("build_report.json")
+                  if not any(s.startswith(".") for s in p.relative_to(d).parts))
 
 
 def build_settings(data_dir: str | Path) -> dict | None:
@@ -54,7 +66,11 @@ def build_settings(data_dir: str | Path) -> dict | None:
     folder has no report. Prediction on a new clip measures it with the same settings."""
     d = Path(data_dir)
     d = d.parent.parent if d.is_file() else d
-    for f in (d / "build_report.json", d.parent / "build_report.json"):
+    candidates = [d / "build_report.json", d.parent / "build_report.json"]
+    if d.is_dir() and not candidates[0].exists():
+        below = _builds_below(d)  # --data the folder holding one build (its shards were found below it)
+        candidates += [below[0] / "build_report.json"] if len(below) == 1 else []
+    for f in candidates:
         if f.exists():
             try:
                 return json.loads(f.read_text()).get("config")
@@ -433,7 +449,8 @@ class ShardSet:
         if not test:
             raise ShardError(f"fold {key!r} has no rows to evaluate (emotion target {self.config.emotion_target!r})")
         if not train:
-            raise ShardError(f"fold {key!r} leaves no training rows")
+            why = " with a composite label (emotion_composite)" if self.config.emotion_target == "composite" else ""
+            raise ShardError(f"fold {key!r} leaves no training rows{why}")
         return train, test
 
 

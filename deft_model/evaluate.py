@@ -214,7 +214,16 @@ def markdown_table(res: dict, title: str) -> str:
                      f"{_fmt(b['answer'].get('parsed_rate'))} / {_fmt(b['answer'].get('au_parsed_rate'))} | "
                      f"{_fmt(b['answer'].get('truncated_rate'))} |")
     lines += ["", "AU F1 is scored against each clip's AU target, what the AU head learns (`au_target`: the labelled AUs "
-                  "by default, or those the motion supports)."]
+                  "by default, or those the motion supports). Answers cut: the share of generated answers that reached "
+                  "their token budget (their emotion or AUs may be missing); – where answers were not generated."]
+    # what a figure is worth: the classes scored, and what guessing scores on them
+    classes = list(res.get("head", {}).get("per_class") or res.get("emotion_labels") or [])
+    if classes:
+        lines += ["", f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one uniformly at random has "
+                      f"an expected UAR of {1 / len(classes):.2f}, whatever the class balance."]
+    if res.get("partial"):
+        lines += ["", f"**Partial**: {res.get('n_folds')} held-out subject(s) only (`--max-folds`), not a full "
+                      f"{res.get('protocol', '')} figure."]
     pf = res.get("per_fold")
     if pf:
         lines += ["", "Per-fold head UF1 (for information; the figures above pool all folds' predictions): "
@@ -377,6 +386,10 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         fold_keys = list(folds) if folds else shards.subjects()
         if protocol == "composite":
             comp = {shards.folds[r] for r in range(shards.n) if shards.emotion_composite[r] is not None}
+            if not comp:  # a synthetic or own build without --composite: it failed as "leaves no training rows"
+                raise ValueError(f"no row of {data} has a composite label (emotion_composite is empty): the official "
+                                 f"MEGC2019 list names only the real databases' clips; build with `unimer build ... "
+                                 f"--composite labels` to take it from the emotion labels")
             fold_keys = [k for k in fold_keys if k in comp]
         if max_folds:
             fold_keys = fold_keys[:max_folds]
@@ -405,6 +418,8 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         say(f"[{protocol}] baselines on the same {len(fold_keys)} fold(s)")
         res["baselines"] = evaluate_baselines(data, fold_keys, protocol=protocol, seed=int(sd[0] if sd else seed),
                                               out_dir=out_dir, extra_data=extra_data)
+    else:  # an earlier run's baseline predictions would stand beside results that no longer hold them
+        (out_dir / f"{protocol}_baseline_predictions.jsonl").unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{protocol}_results.json").write_text(json.dumps(res, indent=1, default=float))
     (out_dir / f"{protocol}_results.md").write_text(markdown_table(res, f"DEFT-LLM, {protocol} protocol "

@@ -268,8 +268,12 @@ def predict_clip(run: str | Path, folder: str | Path, onset: int | None = None, 
     table, ev, clip, bc, recorded = clip_table(cfg, folder, onset, apex, offset)
     shards = ShardSet.from_table(table, cfg, where=str(folder))
     res = predict_clip_rows(model, tok, shards, list(range(len(TASKS))), bc)
+    notes = []
+    if apex is not None and ev.apex != apex:  # the builder's rule: an apex on the onset frame carries no timing
+        notes.append(f"the apex given ({apex}) is the onset frame: it was estimated from the motion ({ev.apex})"
+                     if apex == clip.onset else f"the apex given ({apex}) was not used: estimated at {ev.apex}")
     res.update({"clip": str(folder), "onset": clip.onset, "apex": ev.apex, "apex_estimated": ev.apex_estimated,
-                "offset": clip.offset, "head_motion": ev.head_motion,
+                "offset": clip.offset, "head_motion": ev.head_motion, "notes": notes,
                 "build_settings": "as recorded from the training data's build_report.json" if recorded else
                 "builder defaults (the training data had no build_report.json)"})
     return res

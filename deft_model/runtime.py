@@ -24,8 +24,25 @@ def model_dir(run: str | Path) -> Path:
     for d in (run, run / "model"):
         if (d / MODEL_MARK).exists() and json.loads((d / MODEL_MARK).read_text()).get("model_type") == "deft":
             return d
-    raise FileNotFoundError(f"{run} holds no trained model (expected {run}/config.json); "
-                            "train one with `deft train` first")
+    raise FileNotFoundError(_no_model(run))
+
+
+def _no_model(run: Path) -> str:
+    """Why ``run`` holds no model, and what to do: a newcomer's run folder is often mistyped, unfinished or a LOSO
+    evaluation's, and "train one first" sent them to train again."""
+    if not run.exists():
+        return f"run folder {run} does not exist"
+    if (run / "run.json").exists():
+        try:
+            data = json.loads((run / "run.json").read_text()).get("data", "DATA")
+        except (OSError, ValueError, AttributeError):
+            data = "DATA"
+        cmd = f"deft train --data {data} --out {run} --resume"
+        return f"{run} is an unfinished run (stopped before its final model): continue it with `{cmd}`"
+    folds = sorted(p.parent for pattern in ("folds/*/run.json", "*/folds/*/run.json") for p in run.glob(pattern))
+    if folds:
+        return f"{run} holds evaluation folds, not one model: pass one fold's run, e.g. --run {folds[0]}"
+    return f"{run} holds no trained model (expected {run}/config.json); train one with `deft train` first"
 
 
 def finished(run: str | Path) -> bool:

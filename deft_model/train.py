@@ -228,6 +228,10 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     say = (lambda *a: acc.print(*a)) if verbose else (lambda *a: None)
     run_file = out / "run.json"
+    if resume and not run_file.exists() and not finished(out):
+        # a mistyped --out started a new run from scratch without a word
+        raise FolderRefused(f"run folder {out} holds no run to resume (no {run_file.name}); drop --resume to start one "
+                            f"there")
     run = json.loads(run_file.read_text()) if resume and run_file.exists() else None
     if run is not None:  # a resume: what is asked must be what the run was trained with (or more epochs)
         epochs = _resume_epochs(out, run, data=data, config=config, overrides=overrides, fold=fold, seed=seed,

@@ -65,6 +65,24 @@ def test_an_unfinished_build_is_no_dataset(tmp_path):
         find_shards(d)
 
 
+def test_a_folder_of_several_builds_is_refused_and_one_of_one_build_is_that_build(tmp_path):
+    """`deft train --data runs_parent` with two builds below it trained on both, every clip twice, without a word; a
+    folder holding one build was read, but its build settings were not found (predict measured with defaults)."""
+    import json
+
+    from deft_model.data import build_settings
+
+    for name in ("a", "b"):
+        b = write_shards(tmp_path / "multi" / name, n_subjects=2, clips_per_class=1, n_files=1)
+        (b / "build_report.json").write_text(json.dumps({"config": {"face": {"crop_size": 224}, "name": name}}))
+    with pytest.raises(ShardError, match=r"multi holds 2 builds \(.*multi/a, .*multi/b\): pass one with --data"):
+        find_shards(tmp_path / "multi")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "multi" / "a").rename(tmp_path / "one" / "a")
+    assert find_shards(tmp_path / "one") == find_shards(tmp_path / "one" / "a")
+    assert build_settings(tmp_path / "one")["name"] == "a" == build_settings(tmp_path / "one" / "a")["name"]
+
+
 def test_missing_required_column_is_named(tmp_path):
     d = write_shards(tmp_path / "x", n_subjects=1, clips_per_class=1, drop_columns=("flow",), n_files=1)
     with pytest.raises(ShardError, match=r"missing required column\(s\) \['flow'\]"):

@@ -79,6 +79,15 @@ def test_loso_reports_uf1_pooled_over_folds_not_the_mean_of_folds(small_shards_d
     assert res["per_fold"]["folds"]["casme2/sub02"]["uf1"] == pytest.approx(2 / 3)
     md = (tmp_path / "loso" / "loso_results.md").read_text()
     assert "| all (pooled) | 4 | 0.733 |" in md
+    # what a new user could not read off it: the classes scored, guessing's score, and a partial evaluation
+    classes = list(res["head"]["per_class"])
+    assert f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one uniformly at random has an " \
+           f"expected UAR of {1 / len(classes):.2f}" in md and "Partial" not in md
+    (tmp_path / "loso" / "loso_baseline_predictions.jsonl").write_text("{}\n")  # an earlier run's, with --baselines
+    evaluate.evaluate_run(tmp_path, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False,
+                          max_folds=1)
+    assert "**Partial**: 1 held-out subject(s) only" in (tmp_path / "loso" / "loso_results.md").read_text()
+    assert not (tmp_path / "loso" / "loso_baseline_predictions.jsonl").exists()
 
 
 def test_baselines_pool_their_predictions_over_the_same_folds(monkeypatch):

@@ -154,6 +154,10 @@ def test_unknown_settings_are_errors_naming_the_key_and_dotted_training_keys_wor
         load_config("tiny", training={"epoch": 1})
     with pytest.raises(ValueError, match=r"training takes a JSON object, not '\{epochs:1\}': quote it"):
         load_config("tiny", **_overrides(None, ["training={epochs:1}"]))  # the shell ate the quotes
+    with pytest.raises(ValueError, match=r"training.lr takes a number, not 'abc'"):  # was float()'s bare message
+        load_config("tiny", **_overrides(None, ["training.lr=abc"]))
+    with pytest.raises(ValueError, match=r"training.epochs takes a number, not '2x'"):
+        load_config("tiny", training={"epochs": "2x"})
     cfg = load_config("tiny", **_overrides(None, ["training.lr=0.5", "training.epochs=2", "experts=structure"]))
     assert cfg.training["lr"] == 0.5 and cfg.training["epochs"] == 2 and cfg.experts == ["structure"]
     assert cfg.training["batch_size"] == tiny_config().training["batch_size"]

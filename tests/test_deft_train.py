@@ -108,7 +108,25 @@ def test_cli_bad_inputs_give_clear_errors(tmp_path, shards_dir):
     r = runner.invoke(app, ["train", "--data", str(shards_dir), "--out", str(tmp_path / "r4"), "--experts", "motion,smell"])
     assert r.exit_code == 2 and "unknown expert" in r.output
     r = runner.invoke(app, ["predict", "--run", str(tmp_path / "nothing"), "--row", "x", "--data", str(shards_dir)])
-    assert r.exit_code == 2 and "no trained model" in r.output
+    assert r.exit_code == 2 and "run folder" in r.output and "does not exist" in r.output
+    # a new user's run folders: empty, unfinished, a LOSO evaluation's; each says what it is and what to do
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "stopped").mkdir()
+    (tmp_path / "stopped" / "run.json").write_text(json.dumps({"data": "demo/unimer"}))
+    (tmp_path / "loso" / "loso" / "folds" / "casme2__sub01").mkdir(parents=True)
+    (tmp_path / "loso" / "loso" / "folds" / "casme2__sub01" / "run.json").write_text("{}")
+    for run, said in (("empty", "holds no trained model"),
+                      ("stopped", "is an unfinished run (stopped before its final model): continue it with "
+                                  f"`deft train --data demo/unimer --out {tmp_path / 'stopped'} --resume`"),
+                      ("loso", f"holds evaluation folds, not one model: pass one fold's run, e.g. --run "
+                               f"{tmp_path / 'loso' / 'loso' / 'folds' / 'casme2__sub01'}")):
+        r = runner.invoke(app, ["predict", "--run", str(tmp_path / run), "--row", "x", "--data", str(shards_dir)])
+        assert r.exit_code == 2 and said in " ".join(r.output.split()), r.output
+    r = runner.invoke(app, ["predict", "--run", str(tmp_path / "empty"), str(tmp_path), "--row", "x",
+                            "--data", str(shards_dir)])
+    assert r.exit_code == 2 and "or --row, not both" in r.output
+    r = runner.invoke(app, ["train", "--data", str(shards_dir), "--out", str(tmp_path / "typo"), "--resume"])
+    assert r.exit_code == 2 and "holds no run to resume" in r.output and not (tmp_path / "typo" / "run.json").exists()
     r = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "r5"), "--data", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "does not exist" in r.output
 
@@ -154,6 +172,11 @@ def test_clip_folder_prediction(trained_run, tmp_path):
     assert said == {"emotion": res["emotion"], "aus": sorted(res["aus"])}
     assert "cheek" in res["motion"] or "lip corner" in res["motion"], res["motion"]  # the planted smile
     assert res["build_settings"].startswith("builder defaults")  # fixture shards carry no build_report.json
+    assert res["notes"] == []
+    # an apex on the onset frame carries no timing (the builder's rule): it is estimated, and the answer says so
+    res = predict_clip(trained_run, folder, onset=gt["onset"], apex=gt["onset"], offset=gt["offset"])
+    assert res["apex_estimated"] and res["notes"] == [
+        f"the apex given ({gt['onset']}) is the onset frame: it was estimated from the motion ({res['apex']})"]
 
 
 def test_lora_training_changes_only_adapters_and_experts(small_shards_dir, tmp_path):
@@ -230,6 +253,7 @@ def test_resume_with_other_settings_is_an_error_naming_them_but_more_epochs_trai
     assert [x["step"] for x in _log(out) if "loss" in x] == list(range(1, 9))
     r = runner.invoke(app, [*resume, "--epochs", "4"])
     assert r.exit_code == 0 and "nothing to resume" in r.output, r.output
+    assert f"model unchanged in {out}" in r.output and "model saved" not in r.output  # it said "saved"
 
 
 def test_loso_retrains_a_fold_trained_differently(small_shards_dir, tmp_path):
@@ -405,3 +429,21 @@ def test_baselines_on_the_same_folds(trained_run, shards_dir):
     out = json.loads((trained_run / "loso_results.json").read_text())
     assert out["baselines"]["logreg_regions"]["n_clips"] == out["n_clips"] == 8  # the run's held-out fold only
     assert "logistic regression on region statistics" in r.output and "flow CNN" in r.output
+
+
+def test_composite_evaluation_of_a_build_without_composite_labels_says_how_to_build_one(tmp_path):
+    """The README's synthetic build (no --composite) gave `deft evaluate --protocol composite` the error "fold
+    'casme2/sub01' leaves no training rows", hiding that no row had a composite label."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = write_shards(tmp_path / "d", n_subjects=2, clips_per_class=1, n_files=1)
+    for f in (d / "data").glob("*.parquet"):
+        t = pq.read_table(f)
+        i = t.schema.get_field_index("emotion_composite")
+        pq.write_table(t.set_column(i, "emotion_composite", pa.nulls(t.num_rows, pa.string())), f)
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "runs"), "--protocol", "composite",
+                                 "--data", str(d), "--epochs", "1", "--no-generate"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "has a composite label (emotion_composite is empty)" in said, r.output
+    assert "--composite labels" in said and not (tmp_path / "runs" / "composite").exists()
