@@ -224,6 +224,11 @@ def markdown_table(res: dict, title: str) -> str:
     if res.get("partial"):
         lines += ["", f"**Partial**: {res.get('n_folds')} held-out subject(s) only (`--max-folds`), not a full "
                       f"{res.get('protocol', '')} figure."]
+    per = res.get("head", {}).get("per_class") or {}
+    if per:  # which classes the pooled figures come from (the JSON holds the same counts)
+        lines += ["", "| class (emotion head, pooled) | clips | recall | F1 |", "|---|---|---|---|"]
+        lines += [f"| {c} | {v['n']} | {_fmt(v['recall'] if v['n'] else None)} | {_fmt(v['f1'])} |"
+                  for c, v in per.items()]
     pf = res.get("per_fold")
     if pf:
         lines += ["", "Per-fold head UF1 (for information; the figures above pool all folds' predictions): "

@@ -209,6 +209,7 @@ def test_readme_demo_command_exits_cleanly(tmp_path):
                           "--subjects", "2"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "datasets.load_dataset" in res.stderr
+    assert "train on it: deft train --data" in " ".join(res.stderr.split())  # the next step, for a new user
     assert (tmp_path / "demo" / "unimer" / "build_report.json").exists()
 
 

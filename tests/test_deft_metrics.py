@@ -83,6 +83,7 @@ def test_loso_reports_uf1_pooled_over_folds_not_the_mean_of_folds(small_shards_d
     classes = list(res["head"]["per_class"])
     assert f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one uniformly at random has an " \
            f"expected UAR of {1 / len(classes):.2f}" in md and "Partial" not in md
+    assert "| a | 2 | 1.000 | 0.800 |" in md and "| b | 2 | 0.500 | 0.667 |" in md  # the per-class counts
     (tmp_path / "loso" / "loso_baseline_predictions.jsonl").write_text("{}\n")  # an earlier run's, with --baselines
     evaluate.evaluate_run(tmp_path, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False,
                           max_folds=1)

@@ -321,6 +321,8 @@ def demo(
         raise typer.Exit(1)
     _print_truth(root / GROUND_TRUTH, out / "unimer")
     console.print(f"load it: datasets.load_dataset({str(out / 'unimer')!r}, split='train')")
+    console.print(f"look at it: unimer inspect {out / 'unimer'}; train on it: deft train --data {out / 'unimer'} "
+                  f"--out runs/tiny")
 
 
 @app.command()
