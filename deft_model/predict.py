@@ -226,9 +226,14 @@ def predict_row(run: str | Path, data: str | Path, row_id: str) -> dict:
     own = _read_row(shards, r)
     one = ShardSet.from_table(pa.concat_tables([table, own]), cfg, where=f"{shards._where(r)} (as asked)")
     res = predict_clip_rows(model, tok, one, list(range(len(TASKS))), bc, extra_row=len(TASKS))
+    rec = own.select(["onset_frame", "apex_frame", "apex_source", "offset_frame", "head_motion"]).to_pylist()[0]
     res.update({"id": shards.ids[r], "clip_id": shards.clip_ids[r], "database": shards.database[r],
                 "subject": shards.subject[r], "instruction": shards.instruction[r],
-                "reference_answer": shards.answer[r], "label": shards.emotion[r]})
+                "reference_answer": shards.answer[r], "label": shards.emotion[r], "clip": None,
+                "onset": rec["onset_frame"], "apex": rec["apex_frame"],
+                "apex_estimated": rec["apex_source"] == "estimated", "offset": rec["offset_frame"],
+                "head_motion": rec["head_motion"], "notes": [],
+                "build_settings": "the row's own, as built into the shards"})
     return res
 
 
@@ -272,6 +277,9 @@ def predict_clip(run: str | Path, folder: str | Path, onset: int | None = None, 
     if apex is not None and ev.apex != apex:  # the builder's rule: an apex on the onset frame carries no timing
         notes.append(f"the apex given ({apex}) is the onset frame: it was estimated from the motion ({ev.apex})"
                      if apex == clip.onset else f"the apex given ({apex}) was not used: estimated at {ev.apex}")
+    # the keys of a row's prediction (predict_row), a clip having no shard row: a script reads either alike
+    res.update({"id": None, "clip_id": clip.clip_id, "database": None, "subject": None, "instruction": None,
+                "answer": None, "reference_answer": None, "label": None})
     res.update({"clip": str(folder), "onset": clip.onset, "apex": ev.apex, "apex_estimated": ev.apex_estimated,
                 "offset": clip.offset, "head_motion": ev.head_motion, "notes": notes,
                 "build_settings": "as recorded from the training data's build_report.json" if recorded else

@@ -141,8 +141,8 @@ def test_ablation_trains_without_the_motion_expert(shards_dir, tmp_path):
     assert not any(k.startswith("experts.motion") for k in _weights(tmp_path / "abl"))
 
 
-def test_clip_folder_prediction(trained_run, tmp_path):
-    from deft_model.predict import predict_clip
+def test_clip_folder_prediction(trained_run, tmp_path, shards_dir):
+    from deft_model.predict import predict_clip, predict_row
     from unimer_builder import InputError, clip_from_folder, facs, render
     from unimer_builder.synth.generate import synthesize
 
@@ -173,6 +173,13 @@ def test_clip_folder_prediction(trained_run, tmp_path):
     assert "cheek" in res["motion"] or "lip corner" in res["motion"], res["motion"]  # the planted smile
     assert res["build_settings"].startswith("builder defaults")  # fixture shards carry no build_report.json
     assert res["notes"] == []
+    # a row's prediction has the same keys (a script reads either alike), the row's own window among them
+    row = predict_row(trained_run, shards_dir, "casme2/sub01/EP01_01#explain")
+    assert set(row) == set(res), set(row) ^ set(res)
+    assert res["clip_id"] == clip_from_folder(folder, gt["onset"], gt["apex"], gt["offset"]).clip_id
+    assert res["id"] is None and res["answer"] is None and row["clip"] is None
+    assert row["onset"] < row["apex"] <= row["offset"] and isinstance(row["apex_estimated"], bool)
+    assert set(row["head_motion"]) >= {"tx", "ty", "rotation", "scale"} and row["notes"] == []
     # an apex on the onset frame carries no timing (the builder's rule): it is estimated, and the answer says so
     res = predict_clip(trained_run, folder, onset=gt["onset"], apex=gt["onset"], offset=gt["offset"])
     assert res["apex_estimated"] and res["notes"] == [
