@@ -128,7 +128,10 @@ def test_bad_clips_are_skipped_and_reported(source, tmp_path):
     report = json.loads((out / "build_report.json").read_text())
     reasons = {s["reason"]: s for s in report["skipped"]}
     assert set(reasons) == {"no_face", "bad_frame"}
-    assert reasons["no_face"]["field"] == "onset" and reasons["no_face"]["file"].endswith(onset.name)
+    # each names the sheet's row, and the frame at fault in its message
+    assert reasons["no_face"]["field"] == "onset" and reasons["no_face"]["file"].startswith("CASME2-coding")
+    assert reasons["no_face"]["row"] is not None and onset.name in reasons["no_face"]["message"]
+    assert reasons["bad_frame"]["file"].startswith("CASME2-coding") and offset.name in reasons["bad_frame"]["message"]
     assert report["counts"]["built"] == 4
     assert all(s["message"] and s["file"] for s in report["skipped"])
 

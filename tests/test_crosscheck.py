@@ -171,6 +171,7 @@ def test_a_blink_needs_eyes_open_somewhere_in_the_clip(tmp_path, env, monkeypatc
         monkeypatch.setattr(evmod, "eye_aspect_ratio", lambda x: x)
         frames = evmod._Frames.__new__(evmod._Frames)
         frames.landmarks = dict(ears)
+        frames._showing = lambda points: sorted(frames.landmarks.items())  # every frame shows its eyes
         eyes = frames.eyes(CFG.face.open_ear)
         return cross_check(clip, replace(ev, eyes=eyes), CFG)
 

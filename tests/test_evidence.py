@@ -123,14 +123,14 @@ def test_no_face_is_an_input_error(tmp_path, tools):
     with pytest.raises(InputError) as e:
         compute_evidence(clip, CFG, tools)
     assert e.value.reason == "no_face"
-    # the frame's file once, the clip's row, and which of its frames: the onset
-    assert (e.value.file, e.value.row, e.value.field) == (frames[0], 7, "onset")
-    assert str(e.value) == f"{frames[0]}, row 7, field 'onset': no face found in onset frame 0 or the 2 frames " \
-                           "after it"
+    # the sheet and the clip's row, which of its frames (the onset), and that frame's file once
+    assert (e.value.file, e.value.row, e.value.field) == ("sheet.xlsx", 7, "onset")
+    assert str(e.value) == f"sheet.xlsx, row 7, field 'onset': {frames[0]}: no face found in onset frame 0 or the 2 " \
+                           "frames after it"
     # the frames searched after the onset are at most face.detect_nearby
     with pytest.raises(InputError) as e:
         compute_evidence(clip, CFG.with_(**{"face.detect_nearby": 1}), tools)
-    assert str(e.value).endswith("no face found in onset frame 0 or the 1 frame after it")
+    assert str(e.value).endswith(f"{frames[0]}: no face found in onset frame 0 or the 1 frame after it")
 
 
 # --- flow helpers ---------------------------------------------------------------------------------

@@ -334,9 +334,11 @@ def test_an_onset_frame_without_a_face_is_no_face_though_the_next_frames_hold_on
             frames = frames_with({ns[0]: img, ns[1]: img}, kind)
             for apex in (ns[1], ns[0], None):
                 skip = pipeline.measure_clip(replace(clip, frames=frames, apex=apex), CFG, tools)
-                assert (skip.reason, skip.file, skip.field) == ("no_face", frames[ns[0]], "onset"), (kind, apex, skip)
-                assert re.search(f"no face found in onset frame {clip.onset}: the face found in frame {ns[2]} does "
-                                 r"not match it \(normalised correlation 0\.[0-7]\d\)$", skip.message), (kind, apex, skip)
+                assert (skip.reason, skip.file, skip.row, skip.field) == \
+                    ("no_face", clip.source_file, clip.source_row, "onset"), (kind, apex, skip)
+                assert re.search(re.escape(frames[ns[0]]) + f": no face found in onset frame {clip.onset}: the face "
+                                 f"found in frame {ns[2]} does " r"not match it \(normalised correlation 0\.[0-7]\d\)$",
+                                 skip.message), (kind, apex, skip)
         # an onset blurred past the detector still correlates with the face two frames on (0.93 for a 31 px Gaussian)
         # but holds no texture for the flow: no face the build can measure
         frames = frames_with({ns[0]: cv2.GaussianBlur(first, (31, 31), 0)}, "blurred")
@@ -371,8 +373,8 @@ def test_a_truncated_video_is_built_from_its_whole_frames_with_a_note(source, tm
     (tmp_path / "manifest.csv").write_text("path,onset,aus\ntake.avi,0,12\n")
     report = pipeline.build(tmp_path / "manifest.csv", tmp_path / "out", CFG, workers=1)
     ((note,),) = [n["notes"] for n in report["label_notes"]]
-    assert note.startswith("the video is truncated at frame "), note
-    assert f"records {len(frames)} frames" in note, note
+    assert note.startswith("the video's frames end at frame "), note
+    assert f"records {len(frames)} (a truncated file" in note, note
 
 
 def test_bad_frames_and_duplicate_frame_numbers_are_skips_naming_the_files(source, tmp_path):
@@ -394,8 +396,9 @@ def test_bad_frames_and_duplicate_frame_numbers_are_skips_naming_the_files(sourc
     assert not out.exists()
     skipped = {"/".join(s.clip_id.split("/")[-2:]): s for s in err.value.skipped}
     a, b, c = (f"{d.parent.name}/{d.name}" for d in (a, b, c))
-    assert skipped[a].reason == "bad_frame" and skipped[a].file.endswith(truncated.name)
-    assert "does not decode completely" in skipped[a].message
+    # the skip's file is the sheet whose row it gives; the frame is named in the message
+    assert skipped[a].reason == "bad_frame" and skipped[a].file.endswith(".xlsx") and skipped[a].row is not None
+    assert "does not decode completely" in skipped[a].message and str(truncated) in skipped[a].message
     assert skipped[b].reason == "bad_frame" and odd.name in skipped[b].message
     assert "160x216" in skipped[b].message
     dup = skipped[c]

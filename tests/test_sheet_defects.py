@@ -213,6 +213,21 @@ def test_casme2_rows_outside_the_official_list_get_no_composite_class(tmp_path):
     assert all(labels.composite_of(c, "labels") for c in clips.values())  # the mapping alone keeps all three
 
 
+def test_a_label_the_official_list_classes_otherwise_is_noted(tmp_path):
+    """A copy of the sheet whose row differs from the release's (an independent reader check's SAMM stand-in): the
+    official class was used without a word, and the text read "Emotion: surprise (negative in the composite
+    three-class protocol)"."""
+    root = _casme2_sheet(tmp_path, [
+        [1, "EP02_01f", 46, 59, 86, "12", "surprise"],  # the release's happiness: positive in the list
+        [1, "EP19_05f", 46, 59, 86, "4", "disgust"],  # negative, as the list has it
+    ])
+    a, b = list(read_clips(root, "casme2"))
+    assert labels.composite_note(a) == ["the official MEGC2019 list classes this clip positive, where its label "
+                                        "'surprise' maps to surprise: the list's class is used (a copy of the label "
+                                        "sheet that differs from the release's?)"]
+    assert labels.composite_note(b) == [] and labels.composite_note(a, "labels") == []
+
+
 def test_official_clips_a_copy_lacks_are_listed_in_the_report(tmp_path):
     """Common SMIC copies lack folders of clips the MEGC2019 list names (s3_ne_03, s9_sur_02, ...; a public
     MEGC2019 entry's README lists five): the SMIC reader walks folders and never sees them, so a composite

@@ -163,13 +163,58 @@ def _casme2(tmp_path):
 
 
 def test_missing_frame(tmp_path):
+    """A missing onset file skips its row; a missing apex file, its window's other frames there, is estimated with a
+    note, as an apex of "/" is (it skipped the row)."""
     ids, sheet = _casme2(tmp_path)
     (tmp_path / "CASME2_RAW_selected/sub01/EP02_01f/img32.jpg").unlink()  # the apex of row 3
+    (tmp_path / "CASME2_RAW_selected/sub02/EP01_01f/img100.jpg").unlink()  # the onset of row 4
     got, skips = read_all(tmp_path, "casme2")
-    assert [c.clip_id for c in got] == [ids[0], ids[2]]
+    assert [c.clip_id for c in got] == [ids[0], ids[1]]
+    assert (got[1].onset, got[1].apex, got[1].offset) == (30, None, 35)
+    assert got[1].extra["label_notes"][0].startswith("the file of ApexFrame 32 is missing from ")
+    assert got[1].extra["label_notes"][0].endswith(": the apex is estimated from motion")
     (s,) = skips
-    assert s.reason == "missing_frame" and s.clip_id == ids[1]
-    assert_names(s, sheet, 3, "ApexFrame")
+    assert s.reason == "frames_out_of_range" and s.clip_id == ids[2]  # the folder's first frame: now beyond it
+    assert_names(s, sheet, 4, "OnsetFrame")
+
+
+def test_the_label_sheet_given_itself_beside_or_under_another_name(tmp_path):
+    """An independent check of the readers on the real layouts: the sheet could not be pointed at (given itself, it
+    "held no sheet"; without --format it was read as a manifest and its columns called typos), a root given as the
+    frames' folder with the sheet beside it was refused, ini17's "[modified]CASME2-coding-20190701.xlsx" was not
+    found, and a build named neither the sheet nor the frames it read, two sheets present."""
+    from unimer_builder.sources import detect_format, label_file, provenance
+
+    ids, sheet = _casme2(tmp_path)
+    got, skips = read_all(sheet, "casme2")
+    assert skips == [] and [c.clip_id for c in got] == ids and detect_format(sheet) == "casme2"
+    got, skips = read_all(tmp_path / casme2.FRAMES_DIR, "casme2")  # the frames' folder, the sheet beside it
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert label_file(tmp_path / casme2.FRAMES_DIR, "casme2") == sheet
+    renamed = sheet.rename(tmp_path / "[modified]CASME2-coding-20190701.xlsx")
+    assert detect_format(tmp_path) == "casme2" and label_file(tmp_path, "casme2") == renamed
+    with pytest.raises(UnusableInput, match="not a CASME II label sheet"):
+        list(sources.read_clips(tmp_path / casme2.FRAMES_DIR / "sub01" / "EP02_01f" / "img30.jpg", "casme2"))
+    # the report's provenance: the sheet read, its hash, the frames' folder, and the other sheet present
+    shutil.copy(renamed, tmp_path / "CASME2-coding-20140508.xlsx")
+    got, _ = read_all(tmp_path, "casme2")
+    inputs, notes = provenance(tmp_path, "casme2", got)
+    assert inputs["label_file"] == renamed.name and len(inputs["label_sha256"]) == 64
+    assert inputs["frames"] == casme2.FRAMES_DIR
+    assert notes == [f"the label sheet read is {renamed.name}; also present, not read: CASME2-coding-20140508.xlsx "
+                     f"(give the sheet itself as the root to read another; its folder holds the frames)"]
+
+
+def test_a_sentence_under_the_table_is_no_row(tmp_path):
+    """A note typed under a sheet's table ("Note: frame numbers refer to img<N>.jpg") was a skipped clip with an id
+    made of it, and the build exited 1."""
+    ids, sheet = _casme2(tmp_path)
+    set_cell(sheet, None, 6, "Subject", "Note: frame numbers refer to img<N>.jpg")
+    set_cell(sheet, None, 7, "Subject", "sub09")  # a row begun and not finished is still a row, and skipped
+    got, skips = read_all(tmp_path, "casme2")
+    assert [c.clip_id for c in got] == ids
+    (s,) = skips
+    assert s.row == 7 and s.reason == "bad_label"
 
 
 @pytest.mark.parametrize("header, value, field", [
@@ -437,6 +482,53 @@ def test_a_whole_video_its_container_overcounts_by_a_frame_keeps_its_last_frame(
     assert reader.numbers == list(range(12)) and reader.notes == []
 
 
+def _avi_with_dropped_frames(path: Path, frames: list[np.ndarray], fps: int, dropped: set[int]) -> Path:
+    """An MJPEG AVI (RIFF with an idx1 index) whose entries at ``dropped`` are empty, as capture software records a
+    frame it dropped."""
+    import struct
+
+    h, w = frames[0].shape[:2]
+    data = [b"" if i in dropped else cv2.imencode(".jpg", f)[1].tobytes() for i, f in enumerate(frames)]
+
+    def chunk(fourcc: bytes, body: bytes) -> bytes:
+        return fourcc + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
+
+    big = max(map(len, data))
+    avih = struct.pack("<14I", 1_000_000 // fps, 0, 0, 0x10, len(data), 0, 1, big, w, h, 0, 0, 0, 0)
+    strh = b"vidsMJPG" + struct.pack("<IHHIIIIIIIIhhhh", 0, 0, 0, 0, 1, fps, 0, len(data), big, 0xFFFFFFFF, 0, 0, 0,
+                                     w, h)
+    strf = struct.pack("<IiiHH4sIiiII", 40, w, h, 1, 24, b"MJPG", w * h * 3, 0, 0, 0, 0)
+    strl = chunk(b"LIST", b"strl" + chunk(b"strh", strh) + chunk(b"strf", strf))
+    hdrl = chunk(b"LIST", b"hdrl" + chunk(b"avih", avih) + strl)
+    movi, index, at = b"", b"", 4
+    for d in data:
+        index += b"00dc" + struct.pack("<III", 0x10 if d else 0, at, len(d))
+        movi += chunk(b"00dc", d)
+        at = 4 + len(movi)
+    body = b"AVI " + hdrl + chunk(b"LIST", b"movi" + movi) + chunk(b"idx1", index)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def test_a_video_whose_timestamps_skip_dropped_frames_says_so(tmp_path):
+    """A media fault hunt's AVI with empty "dropped frame" entries, as capture software writes them: the frames
+    that decode are numbered in order, so the sheet's frame 25 read the recording's frame 28, without a word, and
+    the container's count (entries, not frames) called the whole file truncated and dropped its good last frame.
+    The timestamps show the gaps: the reader's notes name them, and they are no truncation."""
+    from unimer_builder.records import Clip
+
+    frames = [np.full((48, 64, 3), 10 * n, np.uint8) for n in range(20)]  # each frame's grey level tells it
+    path = _avi_with_dropped_frames(tmp_path / "dropped.avi", frames, 30, dropped={5, 11, 12})
+    reader = FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(path)))
+    assert reader.numbers == list(range(17))  # none dropped as a truncated file's last frame
+    assert abs(int(reader.get(10)[0, 0]) - 130) <= 2  # decoded frame 10 is the recording's 13
+    (note,) = reader.notes
+    assert note.startswith("the video's timestamps skip 3 frames (1 before frame 5, 2 before frame 10): frames "
+                           "dropped in recording"), note
+    whole = _avi_with_dropped_frames(tmp_path / "whole.avi", frames, 30, dropped=set())
+    assert FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(whole))).notes == []
+
+
 def test_a_truncated_video_ends_before_its_last_decoded_frame_and_says_so(tmp_path):
     """A video cut short: its last frame that decoded (FFmpeg returns what it has of it) was used as a whole
     one, and nothing said the video was truncated."""
@@ -448,8 +540,8 @@ def test_a_truncated_video_ends_before_its_last_decoded_frame_and_says_so(tmp_pa
     clip = Clip(database="manifest", subject="s", clip="cut", onset=0, apex=None, offset=None,
                 video=str(video))
     reader = FrameReader(clip)
-    note = f"the video is truncated at frame {decoded - 1} (its container records 40 frames): frames from " \
-           f"{decoded - 1} on are not used"
+    note = f"the video's frames end at frame {decoded - 1} though its container records 40 (a truncated file, or " \
+           f"one cut without re-encoding): frame {decoded - 1}, which may be incomplete, and later ones are not used"
     assert reader.numbers == list(range(decoded - 1)) and reader.notes == [note]
     assert decoded - 1 not in reader._cache
     with pytest.raises(InputError, match=re.escape(f"beyond its last frame ({decoded - 2}); {note}")):
@@ -781,6 +873,32 @@ def test_the_newest_version_of_a_sheet_is_read(tmp_path):
     assert casme3.find_sheet(tmp_path) == tmp_path / casme3.SHEET_FILE
     got, skips = read_all(tmp_path, "casme3")
     assert skips == [] and [c.clip_id for c in got] == ids
+
+
+def test_a_legacy_xls_sheet_is_read_with_its_true_row_numbers(tmp_path):
+    """MEAN's ``CASME2_label_Ver_2.xls`` (Excel 97-2003) needed a reader the builder did not install, and pandas
+    skips a blank line, so every row after one was named by the wrong number."""
+    import xlwt
+
+    from unimer_builder.sources._common import read_table
+
+    ids = sources.write_layout(tmp_path, "casme2", synth("casme2"))
+    table = read_table(tmp_path / casme2.SHEET_NAME)[1]
+    (tmp_path / casme2.SHEET_NAME).unlink()
+    book = xlwt.Workbook()
+    ws = book.add_sheet("Sheet1")
+    out = 0
+    for i, (_, values) in enumerate(table):
+        out += 1 if i == 2 else 0  # a blank line after the first clip's row
+        for j, v in enumerate(values):
+            if v is not None:
+                ws.write(out, j, v)
+        out += 1
+    book.save(str(tmp_path / "CASME2_label_Ver_2.xls"))
+    got, skips = read_all(tmp_path, "casme2")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert [c.source_row for c in got] == [2] + list(range(4, 3 + len(ids)))  # as Excel numbers them
+    assert got[0].source_file.endswith("CASME2_label_Ver_2.xls") and got[0].au_text == table[1][1][7]
 
 
 def test_frames_missing_inside_a_folder_clip_are_noted():

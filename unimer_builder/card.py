@@ -284,6 +284,7 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
         policy=report.get("policy", cfg.check.policy),
         builder_version=report.get("builder_version", ""),
         source_format=report.get("format", ""),
+        inputs=report.get("inputs") or {"label_file": None},
         tasks=TASKS,
         paper=PAPER,
         licence=licence,

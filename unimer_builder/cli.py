@@ -253,6 +253,11 @@ def _print_summary(report: dict, out: Path) -> None:
               "damaged_parts", "apex_estimated", "aus_inferred", "beyond_micro", "label_notes"):
         t.add_row(k.replace("_", " "), str(c[k]))
     t.add_row("shards", str(len(report["shards"])))
+    inputs = report.get("inputs") or {}
+    if inputs.get("label_file"):
+        t.add_row("labels", f"{inputs['label_file']} (sha256 {inputs['label_sha256'][:12]})")
+    if inputs.get("frames"):
+        t.add_row("frames", inputs["frames"])
     t.add_row("seconds", f"{report['run']['seconds']:.1f}")
     console.print(t)
     beyond = report["durations"]["beyond_micro"]
@@ -265,8 +270,9 @@ def _print_summary(report: dict, out: Path) -> None:
     official = report.get("official_composite")
     if official and official["missing"]:
         console.print(f"[yellow]{len(official['missing'])} of the {official['listed']} clips the official MEGC2019 list "
-                      f"names for this database were not found[/yellow] (neither built nor skipped: no folder or "
-                      f"row; full list in build_report.json): {', '.join(official['missing'][:5])}"
+                      f"names for this database were not found[/yellow] (neither built nor skipped: no row of the "
+                      f"label sheet names them, or for SMIC no folder holds them; full list in build_report.json): "
+                      f"{', '.join(official['missing'][:5])}"
                       f"{' ...' if len(official['missing']) > 5 else ''}")
     for note in report.get("notes") or []:
         console.print(f"[yellow]note[/yellow]: {note}")

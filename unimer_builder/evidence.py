@@ -21,7 +21,7 @@ from . import flow as fl
 from . import regions as rg
 from .config import BuildConfig
 from .errors import InputError
-from .face import FaceAligner, eye_aspect_ratio, jaw_opening, lip_gap, warp
+from .face import FaceAligner, eye_aspect_ratio, interocular, jaw_opening, lip_gap, warp
 from .records import Clip, Evidence, Face
 from .rigid import RigidFit
 from .sources.frames import FrameReader
@@ -126,8 +126,8 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
                 nor = f" or the {later} frame{'s' if later > 1 else ''} after it" if later else ""
                 hint = _turn_hint(clip, aligner, onset_img)
                 upright = " upright" if hint else ""
-                raise InputError("no_face", f"no face found{upright} in onset frame {clip.onset}{nor}{hint}",
-                                 str(where), clip.source_row, "onset") from None
+                raise clip.error("no_face", f"no face found{upright} in onset frame {clip.onset}{nor}{hint}",
+                                 str(where), "onset") from None
             face = replace(aligner.align(onset_img, where=str(where), box=box[0]), found_in=n, others=box[1])
     return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer,
                    cfg.flow.match_brightness)
@@ -163,13 +163,12 @@ def _check_carried(clip: Clip, frames: _Frames, geo: _Geometry, cfg: BuildConfig
     where = str(clip.frames.get(clip.onset) or clip.video or clip.source_file)
     match = rg.appearance_match(onset, found, dis.calc(onset, found, None), {"_face": geo.face})["_face"]
     if match < cfg.face.face_match:
-        raise InputError("no_face", f"no face found in onset frame {clip.onset}: the face found in frame {n} does not "
-                         f"match it (normalised correlation {match:.2f})", where, clip.source_row, "onset")
+        raise clip.error("no_face", f"no face found in onset frame {clip.onset}: the face found in frame {n} does not "
+                         f"match it (normalised correlation {match:.2f})", where, "onset")
     sharp = _sharpness(onset, geo.face) / max(_sharpness(found, geo.face), 1e-9)
     if sharp < cfg.face.carried_sharpness:
-        raise InputError("no_face", f"no face found in onset frame {clip.onset}: it is blurred (its face's gradient "
-                         f"energy is {sharp:.2f} of frame {n}'s, where the face was found)", where, clip.source_row,
-                         "onset")
+        raise clip.error("no_face", f"no face found in onset frame {clip.onset}: it is blurred (its face's gradient "
+                         f"energy is {sharp:.2f} of frame {n}'s, where the face was found)", where, "onset")
 
 
 def _sharpness(crop: np.ndarray, mask: np.ndarray) -> float:
@@ -236,19 +235,48 @@ class _Frames:
         return np.linalg.inv(reg @ np.linalg.inv(onset))[:2]
 
     def eyes(self, open_ear: float = 0.0) -> dict[int, float]:
-        """Eye openness of every registered frame, relative to the most open one, or to ``open_ear`` where
-        the eyes never open wider (then no frame of the clip counts as open: no blink can be seen)."""
-        ear = {n: eye_aspect_ratio(lm) for n, lm in self.landmarks.items()}
+        """Eye openness of every registered frame that shows the eyes, relative to the most open one, or to
+        ``open_ear`` where the eyes never open wider (then no frame of the clip counts as open: no blink can be
+        seen)."""
+        ear = {n: eye_aspect_ratio(lm) for n, lm in self._showing(_EYES)}
         top = max(max(ear.values(), default=0.0), open_ear)
         return {n: (v / top if top > 0 else 1.0) for n, v in sorted(ear.items())}
 
     def lips(self) -> dict[int, float]:
-        """Gap between the inner lips of every registered frame, IOD (:func:`face.lip_gap`)."""
-        return {n: lip_gap(lm) for n, lm in sorted(self.landmarks.items())}
+        """Gap between the inner lips of every registered frame that shows them, IOD (:func:`face.lip_gap`)."""
+        return {n: lip_gap(lm) for n, lm in self._showing(_INNER_LIPS)}
 
     def jaw(self) -> dict[int, float]:
-        """The chin's depth below the nose in every registered frame, IOD (:func:`face.jaw_opening`)."""
-        return {n: jaw_opening(lm) for n, lm in sorted(self.landmarks.items())}
+        """The chin's depth below the nose in every registered frame that shows the mouth, IOD
+        (:func:`face.jaw_opening`). The chin itself may lie beyond the frame: the landmark model places it by the
+        face's shape, which the mouth above it holds (a wide-open mouth at a webcam's lower edge)."""
+        return {n: jaw_opening(lm) for n, lm in self._showing(_INNER_LIPS + _NOSE)}
+
+    def _showing(self, points: tuple[int, ...]) -> list[tuple[int, np.ndarray]]:
+        """(frame, landmarks) of the registered frames whose ``points`` lie inside the video frame, by a margin.
+        Beyond the frame's edge the crop holds the edge's pixels, replicated: the landmark model places a mouth or
+        a chin there that no face has (a mouth cut by the frame's lower edge read as a jaw dropping 30 px)."""
+        out = []
+        for n, lm in sorted(self.landmarks.items()):
+            inside = self.inside[n]
+            if self._margin:
+                inside = cv2.erode(inside.astype(np.uint8), np.ones((2 * self._margin + 1,) * 2, np.uint8)) > 0
+            p = np.rint(np.asarray(lm, float)[list(points)]).astype(int)
+            h, w = inside.shape
+            ok = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+            if ok.all() and inside[p[:, 1], p[:, 0]].all():
+                out.append((n, lm))
+        return out
+
+    @property
+    def _margin(self) -> int:
+        """Crop px a landmark must lie inside the frame's edge: 3 % of the inter-ocular distance, at least 1."""
+        return max(1, int(round(0.03 * interocular(np.asarray(self.face.landmarks, float)))))
+
+
+_EYES = tuple(range(36, 48))
+_INNER_LIPS = tuple(range(60, 68))
+_NOSE = (27, 28, 29, 30)
 
 
 def _in_frame(shape: tuple[int, ...], matrix: np.ndarray, size: int) -> np.ndarray:
@@ -371,9 +399,9 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     match = {n: min(v, float(inside[m].mean())) if (m := geo.masks.get(n)) is not None and m.any() else v
              for n, v in match.items()}
     if match.get("_face", 1.0) < cfg.face.face_match:
-        raise InputError("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
+        raise clip.error("no_face", f"the face in apex frame {apex} does not match the onset's (normalised "
                          f"correlation {match['_face']:.2f}): a cut, another face, or the face left the frame",
-                         str(clip.frames.get(apex) or clip.video or clip.source_file), clip.source_row, "apex")
+                         clip.frames.get(apex) or clip.video, "apex")
     peaks, shares = _timing(clip, offset, apex, curves.at, geo.masks)
     f, head, moved = geo.rigid.remove(f, before=frames.head(apex), select=True)
     strain = fl.optical_strain(f)

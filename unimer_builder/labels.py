@@ -152,6 +152,19 @@ def composite_of(clip: Clip, mode: str = "official") -> str | None:
                           variant=clip.extra.get("variant"), mode=mode)
 
 
+def composite_note(clip: Clip, mode: str = "official") -> list[str]:
+    """A label note where the official MEGC2019 list gives the clip another composite class than its own label maps
+    to: the list's class is used, and the text then pairs the label's emotion with it ("surprise ... negative in the
+    composite protocol"). A copy of a sheet whose row differs from the release's (or another clip under the name)
+    shows so."""
+    official = composite_of(clip, mode) if mode == "official" and clip.database in official_databases() else None
+    own = composite(clip.database, clip.emotion)
+    if official is None or own is None or own == official:
+        return []
+    return [f"the official MEGC2019 list classes this clip {official}, where its label {clip.emotion!r} maps to "
+            f"{own}: the list's class is used (a copy of the label sheet that differs from the release's?)"]
+
+
 # --- durations ------------------------------------------------------------------------------------
 
 # A micro-expression lasts at most 1/2 s from onset to offset (Yan, Wu, Liang, Chen & Fu, "How fast are

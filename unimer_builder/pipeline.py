@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import pyarrow as pa
 
-from . import render
+from . import labels, render
 from .atomic import write_json
 from .card import write_card
 from .config import BuildConfig
@@ -49,7 +49,7 @@ from .pyfeat_backend import PyFeat, second_opinion
 from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
 from .report import build_report, relative_to_root
 from .shards import clip_rows
-from .sources import FORMATS, detect_format, read_clips, subjects_note
+from .sources import FORMATS, detect_format, provenance, read_clips, subjects_note
 from .sources.frames import FrameReader
 from .state import read_state, recover_parts, request_key, write_state
 from .tools import Tools
@@ -110,8 +110,8 @@ def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore, in
     if not dropped:
         rows = clip_rows(clip, ev, check, render.render_samples(clip, ev, check, cfg), cfg)
     summary = summarize(
-        clip, ev.face, measured.notes, rows=len(rows), flagged=check.flagged and cfg.check.policy == "flag",
-        dropped=dropped,
+        clip, ev.face, [*measured.notes, *labels.composite_note(clip, cfg.text.composite)], rows=len(rows),
+        flagged=check.flagged and cfg.check.policy == "flag", dropped=dropped,
         aus_source=check.aus_source, apex_source="estimated" if ev.apex_estimated else "label",
         verdicts=[(v.au, v.verdict) for v in check.verdicts], unexplained=[u.au for u in check.unexplained],
         sources=[(s.au, s.labelled, s.said_by, s.agreement) for s in check.sources], node=current_node())
@@ -414,10 +414,11 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                          parts={c.clip_id: parts.path(c.clip_id, inputs[c.clip_id]) for c in clips},
                          images=images)
     shard_names = [str(p.relative_to(out)) for p in shards]
+    inputs, read_notes = provenance(root, fmt, clips)
     report = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
                           runner.workers,
                           changed=changed, damaged=sorted(set(parts.damaged)), executor=kind,
-                          notes=subjects_note(fmt, clips, set(summaries)))
+                          notes=[*read_notes, *subjects_note(fmt, clips, set(summaries))], inputs=inputs)
     # An inspection report (`unimer inspect`, OUT/inspect/) of the shards just replaced would show clips that are
     # gone and miss new ones: it is removed, and the summary says to make it again.
     if (out / "inspect" / "index.html").is_file():

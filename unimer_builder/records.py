@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class AUToken:
@@ -94,6 +96,17 @@ class Clip:
     def au_labelled(self) -> bool:
         """An AU label to check exists: a cell, and not one that says the AUs are unknown."""
         return self.au_text is not None and not self.aus.label_unknown
+
+    def error(self, reason: str, message: str, media: str | None, field: str) -> InputError:
+        """This clip's :class:`~unimer_builder.errors.InputError` over one of its frames or its video (``media``).
+        Where a row of a label sheet or manifest gave the clip, the error's file is that sheet and its row the
+        sheet's, the frame or video named in the message, first where the message does not name it (a truncated
+        img5.jpg of a sheet's row 5 read "img5.jpg, row 5"); otherwise the file is the frame or video."""
+        media = str(media or "")
+        if self.source_file and self.source_row is not None:
+            said = message if not media or media in message else f"{media}: {message}"
+            return InputError(reason, said, self.source_file, self.source_row, field)
+        return InputError(reason, message, media or self.source_file, None, field)
 
 
 @dataclass(frozen=True)

@@ -122,12 +122,13 @@ def _nodes(summaries: list[ClipSummary]) -> dict[str, dict]:
 def build_report(
     summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: Path | str, fmt: str,
     shards: list[str], seconds: float, workers: int, changed: list[str] = (), damaged: list[str] = (),
-    executor: str = "local", notes: list[str] = (),
+    executor: str = "local", notes: list[str] = (), inputs: dict | None = None,
 ) -> dict:
     """The report of a build of ``root``. It names the database by its folder's name only, and every file
     relative to it. ``changed``: clips measured again because their inputs changed since their part or shard
     was made; ``damaged``: clips whose part file could not be read (measured again); ``notes``: what the
-    build as a whole should say (``label_notes`` are each clip's)."""
+    build as a whole should say (``label_notes`` are each clip's); ``inputs``: the label file read, its SHA-256 and
+    the frames' folder (:func:`.sources.provenance`)."""
     root = Path(root)
     by_db: dict[str, list[ClipSummary]] = defaultdict(list)
     for s in summaries:
@@ -143,6 +144,7 @@ def build_report(
         "root": root.name,
         "synthetic": synthetic_profile_of(root),
         "format": fmt,
+        "inputs": dict(inputs or {}),
         "counts": {
             "clips": len(summaries) + len(skips),
             "built": len(built),

@@ -9,13 +9,15 @@ database's real on-disk layout and returns the clip ids ``read_clips`` will give
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError, UnusableInput
 from ..records import Clip, Skip
 from . import casme2, casme3, manifest, samm, smic
-from ._common import VIDEO_EXTS, Row, check_frames, list_frames
+from ._common import VIDEO_EXTS, Row, check_frames, find_files, list_frames, locate_sheet
 
 MODULES = {"casme2": casme2, "samm": samm, "smic": smic, "casme3": casme3, "manifest": manifest}
 FORMATS = tuple(MODULES)
@@ -105,15 +107,62 @@ def subjects_note(fmt: str, clips: list[Clip], built: set[str]) -> list[str]:
             f"evaluation (deft evaluate --protocol loso) has no other subject to train on; {how}"]
 
 
+def label_file(root: Path | str, fmt: str) -> Path | None:
+    """The file whose rows gave the clips: the label sheet (:func:`._common.locate_sheet`) or the manifest; None for
+    SMIC, whose folders are its labels."""
+    root = Path(root)
+    if fmt == "manifest":
+        return manifest.find_manifest(root)
+    mod = _module(fmt)
+    find = getattr(mod, "find_sheet", None)
+    return None if find is None else locate_sheet(root, find)
+
+
+def provenance(root: Path | str, fmt: str, clips: list[Clip]) -> tuple[dict, list[str]]:
+    """What a build read, for its report (paths relative to the root's folder; the report is published): the label
+    file and its SHA-256 (copies of a database's sheet drift: CASME II's 2014 and 2019 codings differ in rows), the
+    folder that holds the clips' frames, and a note naming the other label sheets present, which were not read."""
+    root = Path(root)
+    base = (root.parent if root.is_file() else root).resolve()
+
+    def rel(p: Path) -> str:
+        p = Path(p).resolve()
+        return str(p.relative_to(base)) if p == base or base in p.parents else p.name
+
+    out: dict = {"label_file": None, "label_sha256": None, "frames": None}
+    notes: list[str] = []
+    sheet = label_file(root, fmt)
+    if sheet is not None and sheet.is_file():
+        out["label_file"] = rel(sheet)
+        out["label_sha256"] = hashlib.sha256(sheet.read_bytes()).hexdigest()
+        pattern = getattr(_module(fmt), "SHEET", None)
+        if pattern is not None and root.is_dir():
+            others = [p for p in find_files(root, pattern, depth=2) if p.resolve() != sheet.resolve()]
+            if others:
+                notes.append(f"the label sheet read is {rel(sheet)}; also present, not read: "
+                             f"{', '.join(rel(p) for p in others[:4])}{' ...' if len(others) > 4 else ''} (give the "
+                             f"sheet itself as the root to read another; its folder holds the frames)")
+    folders = [Path(c.video).parent if c.video else Path(next(iter(c.frames.values()))).parent.parent
+               for c in clips if c.video or c.frames]
+    if folders:
+        try:
+            out["frames"] = rel(Path(os.path.commonpath([str(f.resolve()) for f in folders])))
+        except ValueError:  # paths on different drives
+            out["frames"] = None
+    return out, notes
+
+
 def detect_format(root: Path | str) -> str | None:
     """Guess the database format from the files present (a manifest wins, SMIC is a folder pattern)."""
     root = Path(root)
     if not root.exists():
         return None
+    if root.is_file():  # a database's label sheet given itself, by its name; any other table is a manifest
+        db = next((name for name, mod in (("casme2", casme2), ("samm", samm), ("casme3", casme3))
+                   if mod.SHEET.search(root.name)), None)
+        return db or ("manifest" if manifest.find_manifest(root) is not None else None)
     if manifest.find_manifest(root) is not None:
         return "manifest"
-    if root.is_file():
-        return None
     for name, mod in (("casme2", casme2), ("samm", samm), ("casme3", casme3)):
         if mod.find_sheet(root) is not None:
             return name
@@ -122,4 +171,5 @@ def detect_format(root: Path | str) -> str | None:
     return None
 
 
-__all__ = ["FORMATS", "clip_from_folder", "read_clips", "write_layout", "detect_format", "subjects_note"]
+__all__ = ["FORMATS", "clip_from_folder", "read_clips", "write_layout", "detect_format", "subjects_note", "label_file",
+           "provenance"]

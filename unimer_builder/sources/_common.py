@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import openpyxl
-import pandas as pd
 
 from ..errors import InputError, UnusableInput
 from ..facs import parse_aus
@@ -347,15 +346,18 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[str, list[tuple[in
             name = ws.title
             wb.close()
             return name, rows
-        if suffix == ".xls":
-            sheets = pd.read_excel(path, sheet_name=None, header=None)
-            name = sheet if sheet in sheets else next(iter(sheets))
-            # xlrd drops nothing but pandas skips blank lines: numbers can drift on sheets with gaps.
-            return name, [(i + 1, list(r)) for i, r in enumerate(sheets[name].itertuples(index=False))]
-    except ImportError as e:
-        raise UnusableInput(f"{path}: cannot open a legacy .xls sheet: pandas needs a reader for it "
-                            f"(`pip install xlrd`, or `pip install python-calamine`), or save the sheet as .xlsx "
-                            f"[{e}]") from e
+        if suffix == ".xls":  # Excel 97-2003 (MEAN's CASME2_label_Ver_2.xls, CAS(ME)^3's superseded v1)
+            import xlrd
+
+            book = xlrd.open_workbook(str(path), on_demand=True)
+            ws = book.sheet_by_name(sheet) if sheet in book.sheet_names() else book.sheet_by_index(0)
+            # every row with its own number, blank ones too (pandas skips blank lines: numbers drift past a gap);
+            # an empty cell is None, as openpyxl gives it
+            rows = [(i + 1, [None if ws.cell_type(i, j) in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK) else v
+                             for j, v in enumerate(ws.row_values(i))]) for i in range(ws.nrows)]
+            name = ws.name
+            book.release_resources()
+            return name, rows
     except Exception as e:  # noqa: BLE001 - any parser failure means the file cannot be used
         raise UnusableInput(f"{path}: cannot read the spreadsheet ({type(e).__name__}: {e})") from e
     raise UnusableInput(f"{path}: not a spreadsheet (.xlsx or .xls)")
@@ -517,16 +519,38 @@ def find_sheet(root: Path, pattern: re.Pattern[str]) -> Path | None:
     return max(found, key=key)
 
 
+SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+
+
+def locate_sheet(root: Path, find) -> Path | None:
+    """The label sheet of the database at ``root``: ``root`` itself where it is a spreadsheet file (the sheet given,
+    its frames in its folder), else ``find(root)`` (in it or two levels below), else one beside the folder (a root
+    given as the frames' own folder, ``CASME2_RAW_selected``, with the coding sheet next to it)."""
+    root = Path(root)
+    if root.is_file():
+        return root if root.suffix.lower() in SHEET_SUFFIXES else None
+    found = find(root)
+    if found is None and root.resolve().parent != root.resolve():
+        above = find(root.resolve().parent)
+        found = above if above is not None and above.parent == root.resolve().parent else None
+    return found
+
+
 def open_label_sheet(root: Path, what: str, find, described: str, sheet_name: str | None,
                      required: Sequence[str]) -> tuple[Path, Sheet, dict[str, tuple[int, str]]]:
-    """Root, sheet and required columns of a spreadsheet-labelled database, or ``UnusableInput``
-    naming what is missing (the root, the sheet, a column). ``find(root)`` locates the sheet."""
+    """Frames root, sheet and required columns of a spreadsheet-labelled database, or ``UnusableInput``
+    naming what is missing (the root, the sheet, a column). The sheet is :func:`locate_sheet`'s (``find(root)``
+    searches a folder); given as the root, its folder holds the frames."""
     root = require_root(Path(root), what)
-    path = find(root)
+    path = locate_sheet(root, find)
     if path is None:
-        raise UnusableInput(f"{root}: no {what} label sheet ({described}) in it or two levels below")
+        if root.is_file():
+            raise UnusableInput(f"{root}: not a {what} label sheet (a spreadsheet: {', '.join(SHEET_SUFFIXES)}); give "
+                                f"the sheet, or the folder that holds it")
+        raise UnusableInput(f"{root}: no {what} label sheet ({described}) in it, two levels below or beside it; "
+                            f"give the sheet itself if it has another name or lies elsewhere")
     sheet = open_sheet(path, sheet_name, "Filename")
-    return root, sheet, sheet.locate(required)
+    return (root.parent if root.is_file() else root), sheet, sheet.locate(required)
 
 
 def require_root(root: Path, what: str) -> Path:
@@ -573,6 +597,14 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
     if isinstance(folder, Skip):
         return folder
     frames = lister(folder)
+    if apex is not None and apex not in frames and frames and min(frames) <= apex <= max(frames) \
+            and onset in frames and (offset is None or offset in frames):
+        # The window's own frames are there but the apex's file is not (a copy that lost one image): its span
+        # stands and the apex within it is estimated from motion, as for an apex of "/" (a loader of the field
+        # takes the window's middle frame instead)
+        notes.append(f"the file of {names['apex']} {apex} is missing from {folder}: the apex is estimated from "
+                     f"motion")
+        apex = None
     bad = check_frames(r, frames, folder, onset, apex, offset, names)
     if bad is not None:
         return bad
@@ -652,6 +684,9 @@ def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layou
     for rownum, values in sheet.rows:
         if all(is_blank(v) for v in values):
             continue
+        filled = [v for v in values if not is_blank(v)]
+        if len(filled) == 1 and isinstance(filled[0], str) and len(filled[0].split()) >= 3:
+            continue  # a sentence written under or beside the table ("Note: frame numbers refer to ..."), no row
         cells = row_cells(values, cols)
         raw, clip = text(cells["subject"]), text(cells["filename"])
         got = layout.subject(raw)

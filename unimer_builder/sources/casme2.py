@@ -21,7 +21,8 @@ DATABASE = "casme2"
 FPS = 200.0
 SHEET_NAME = "CASME2-coding-20190701.xlsx"
 FRAMES_DIR = "CASME2_RAW_selected"
-_SHEET = re.compile(r"^(CASME2-coding.*|CASME2_label.*)\.xlsx?$", re.IGNORECASE)
+# a copy may carry a prefix (ini17's "[modified]CASME2-coding-20190701.xlsx")
+SHEET = re.compile(r"(CASME2-coding.*|CASME2_label.*)\.xlsx?$", re.IGNORECASE)
 
 REQUIRED = {
     "subject": ("Subject",),
@@ -35,13 +36,13 @@ REQUIRED = {
 
 
 def find_sheet(root: Path) -> Path | None:
-    found = c.find_files(Path(root), _SHEET, depth=2) if Path(root).is_dir() else []
+    found = c.find_files(Path(root), SHEET, depth=2) if Path(root).is_dir() else []
     if not found:
         return None
     # Shallowest first; among equals a coding file before a label file, then the newest name.
     depth = min(len(p.parts) for p in found)
     top = [p for p in found if len(p.parts) == depth]
-    return sorted(top, key=lambda p: (p.name.lower().startswith("casme2-coding"), p.name))[-1]
+    return sorted(top, key=lambda p: ("casme2-coding" in p.name.lower(), p.name))[-1]
 
 
 def _prefer(base: Path) -> int:

@@ -24,7 +24,7 @@ SHEET_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 SHEET_NAME = "label"
 FRAMES_DIR = "part_A"
 LETTERS = "abcdefghijklmnop"
-_SHEET = re.compile(r"^cas\(me\)\^?3_part_?A_ME_label.*\.xlsx?$", re.IGNORECASE)
+SHEET = re.compile(r"cas\(me\)\^?3_part_?A_ME_label.*\.xlsx?$", re.IGNORECASE)
 
 REQUIRED = {
     "subject": ("Subject",),
@@ -38,7 +38,7 @@ REQUIRED = {
 
 
 def find_sheet(root: Path) -> Path | None:
-    return c.find_sheet(root, _SHEET)
+    return c.find_sheet(root, SHEET)
 
 
 def _subject(raw: str | None) -> tuple[str, tuple[str, ...]] | str:

@@ -131,9 +131,24 @@ class FrameReader:
         self._pos = 0  # the frame number the open capture grabs next
         self._held = 0  # bytes of video frames held that nobody asked for yet
         self._declared = 0  # the frame count the video's container records (COUNTED), 0: none
-        self.notes: list[str] = []  # what the clip's label notes should say of its frames (a truncated video)
+        self._notes: list[str] = []  # what the clip's label notes should say of its frames (a truncated video)
+        self._period = 0.0  # ms between frames at the video's declared rate, 0: unknown
+        self._last_ms: float | None = None  # the timestamp of the frame grabbed last
+        self._gaps: dict[int, int] = {}  # frame -> frames the timestamps skip just before it
         marks = [m for m in (clip.offset, clip.apex) if m is not None]
         self._stop = max(marks) if clip.offset is not None else None  # the last frame a window reads
+
+    @property
+    def notes(self) -> list[str]:
+        """What the clip's label notes should say of its frames: a truncated video, timestamps that skip frames."""
+        if not self._gaps:
+            return list(self._notes)
+        where = ", ".join(f"{k} before frame {n}" for n, k in sorted(self._gaps.items())[:5])
+        more = f" and {len(self._gaps) - 5} more gaps" if len(self._gaps) > 5 else ""
+        total = sum(self._gaps.values())
+        return [*self._notes, f"the video's timestamps skip {total} frame{'s' if total > 1 else ''} ({where}{more}): "
+                              f"frames dropped in recording, or a varying frame rate; frame numbers count the frames "
+                              f"that decode, so after a gap they run behind a count by time (a player's clock)"]
 
     @property
     def numbers(self) -> list[int]:
@@ -160,14 +175,12 @@ class FrameReader:
         try:
             img = read_frame(path)
         except FileNotFoundError:
-            raise InputError("missing_frame", f"frame {n} ({path}) is gone", path, self.clip.source_row,
-                             "frame") from None
+            raise self.clip.error("missing_frame", f"frame {n} ({path}) is gone", path, "frame") from None
         except UnsupportedSamples as e:
-            raise InputError("bad_frame", f"frame {n} ({path}) cannot be read: {e}", path,
-                             self.clip.source_row, "frame") from None
+            raise self.clip.error("bad_frame", f"frame {n} ({path}) cannot be read: {e}", path, "frame") from None
         except (OSError, ValueError) as e:
-            raise InputError("bad_frame", f"frame {n} ({path}) does not decode completely: {e}", path,
-                             self.clip.source_row, "frame") from None
+            raise self.clip.error("bad_frame", f"frame {n} ({path}) does not decode completely: {e}", path,
+                              "frame") from None
         if img.dtype == np.uint16:
             # one scale for the clip, from the first 16-bit frame read: frames scaled each by its own brightest
             # sample would flicker by factors of two
@@ -178,9 +191,9 @@ class FrameReader:
             self._first = (n, img.shape)
         elif img.shape != self._first[1]:
             first_n, shape = self._first
-            raise InputError("bad_frame", f"frame {n} ({path}) is {img.shape[1]}x{img.shape[0]} px, the clip's "
-                             f"frame {first_n} ({self.clip.frames.get(first_n)}) is {shape[1]}x{shape[0]} px",
-                             path, self.clip.source_row, "frame")
+            raise self.clip.error("bad_frame", f"frame {n} ({path}) is {img.shape[1]}x{img.shape[0]} px, the clip's "
+                              f"frame {first_n} ({self.clip.frames.get(first_n)}) is {shape[1]}x{shape[0]} px",
+                              path, "frame")
         return img
 
     # --- video ---------------------------------------------------------------------------------------
@@ -191,8 +204,7 @@ class FrameReader:
             if self._count is None:  # the stop was reached before the video's end
                 self._count = self._pos
             if self._count == 0:
-                raise InputError("bad_frame", "video has no decodable frames", self.clip.video,
-                                 self.clip.source_row, "path")
+                raise self.clip.error("bad_frame", "video has no decodable frames", self.clip.video, "path")
         return self._count
 
     def _video_frame(self, n: int) -> np.ndarray:
@@ -200,16 +212,14 @@ class FrameReader:
         if not (self.first <= n < count):
             where = (f"before frame {self.first}, the first this clip reads" if 0 <= n < self.first else
                      f"outside the video's {count} frames")
-            raise InputError("missing_frame", f"frame {n} is {where}", self.clip.video, self.clip.source_row,
-                             "frame")
+            raise self.clip.error("missing_frame", f"frame {n} is {where}", self.clip.video, "frame")
         if n in self._cache:  # held on the way to another frame
             return self._cache[n]
         if n < self._pos:  # behind the capture: read the video from its start again
             self._close()
         self._advance(n, want=n)
         if n not in self._cache:
-            raise InputError("bad_frame", f"frame {n} no longer decodes", self.clip.video, self.clip.source_row,
-                             "frame")
+            raise self.clip.error("bad_frame", f"frame {n} no longer decodes", self.clip.video, "frame")
         self._held -= self._cache[n].nbytes  # asked for: it no longer counts against the budget
         return self._cache[n]
 
@@ -221,9 +231,11 @@ class FrameReader:
             self._pos = 0
             if not self._cap.isOpened():
                 self._cap = None
-                raise InputError("bad_frame", "cannot open video", self.clip.video, self.clip.source_row, "path")
+                raise self.clip.error("bad_frame", "cannot open video", self.clip.video, "path")
             if Path(self.clip.video).suffix.lower() in COUNTED:
                 self._declared = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            fps = self._cap.get(cv2.CAP_PROP_FPS)
+            self._period = 1000.0 / fps if 0 < fps <= 500 else 0.0
         cap = self._cap
         while to is None or self._pos <= to:
             if not cap.grab():
@@ -233,6 +245,7 @@ class FrameReader:
                 return
             n = self._pos
             self._pos += 1
+            self._timestamp(n, cap.get(cv2.CAP_PROP_POS_MSEC))
             if n < self.first or n in self._cache:
                 continue
             if n != want and self._held > self.video_budget:
@@ -246,20 +259,34 @@ class FrameReader:
             self._cache[n] = img
             self._held += img.nbytes
 
+    def _timestamp(self, n: int, ms: float) -> None:
+        """Note a gap in the timestamps before frame ``n``: more than 1.5 frame periods since the frame before it.
+        A capture that dropped frames writes empty entries (an AVI's) or leaves the time out (a phone's MP4): the
+        frames that decode are numbered in order, so every frame after a gap is numbered lower than the recording's
+        own count, which a sheet made with a player's clock follows."""
+        last, self._last_ms = self._last_ms, ms
+        if n == 0 or last is None or not self._period or not ms > last:
+            return
+        step = (ms - last) / self._period
+        if step > 1.5:
+            self._gaps[n] = int(round(step)) - 1
+
     def _ended(self, decoded: int) -> int:
         """The frame count of a video whose frames ran out after ``decoded``: more than :data:`MISCOUNT` fewer
-        than its container records, it is truncated, and its last frame that decoded (perhaps in part: FFmpeg
-        returns what it has) is dropped."""
-        if decoded + MISCOUNT >= self._declared or decoded == 0:
+        than its container records, beyond those its timestamps skip, it is truncated, and its last frame that
+        decoded (perhaps in part: FFmpeg returns what it has) is dropped."""
+        # frames the timestamps skip were dropped in recording (an AVI's empty entries), not lost from the file
+        if decoded + sum(self._gaps.values()) + MISCOUNT >= self._declared or decoded == 0:
             return decoded
         last = decoded - 1
         img = self._cache.pop(last, None)
         self._held -= 0 if img is None else img.nbytes
-        self.notes.append(f"the video is truncated at frame {last} (its container records {self._declared} "
-                          f"frames): frames from {last} on are not used")
+        self._notes.append(f"the video's frames end at frame {last} though its container records {self._declared} "
+                           f"(a truncated file, or one cut without re-encoding): frame {last}, which may be "
+                           f"incomplete, and later ones are not used")
         return last
 
     def _close(self) -> None:
         if self._cap is not None:
             self._cap.release()
-        self._cap, self._pos = None, 0
+        self._cap, self._pos, self._last_ms = None, 0, None

@@ -138,18 +138,30 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """A CSV as spreadsheet programs save it: UTF-8 (with or without a BOM) or, failing that, Windows' cp1252
-    (Excel's "CSV"); separated by commas, or by semicolons or tabs where the header has those and no comma (Excel's
-    CSV in a locale whose decimal mark is a comma)."""
+    """A CSV as spreadsheet programs save it: UTF-16 with its byte-order mark (Excel's "Unicode Text", tab
+    separated), UTF-8 (with or without a BOM) or, failing that, Windows' cp1252 (Excel's "CSV"); separated by commas,
+    or by semicolons or tabs where the header has those and no comma (Excel's CSV in a locale whose decimal mark is a
+    comma)."""
     raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise UnusableInput(f"{path}: the manifest starts as UTF-16 text but does not decode as it ({e}); save "
+                                f"it as CSV UTF-8") from None
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252")
     header = text.splitlines()[0] if text else ""
     sep = next((s for s in (",", ";", "\t") if s in header), ",")
-    return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
-                       skipinitialspace=True)
+    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
+                     skipinitialspace=True)
+    if sep != ",":  # a locale that separates by semicolons or tabs writes its frame rates with a decimal comma
+        for col in [c for c in df.columns if c.lower() == "fps"]:
+            df[col] = df[col].str.replace(r"^\s*(\d+),(\d+)\s*$", r"\1.\2", regex=True)
+    return df
 
 
 def check_columns(path: Path, given: list[str]) -> None:

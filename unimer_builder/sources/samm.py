@@ -22,7 +22,7 @@ SHEET_FILE = "SAMM_Micro_FACS_Codes_v2.xlsx"
 SHEET_NAME = "MICRO_ONLY"
 FRAMES_DIR = "SAMM"
 HEADER_ROW = 14  # 1-based, as Excel shows it
-_SHEET = re.compile(r"^SAMM.*FACS.*Codes.*\.xlsx?$", re.IGNORECASE)
+SHEET = re.compile(r"SAMM.*FACS.*Codes.*\.xlsx?$", re.IGNORECASE)
 
 REQUIRED = {
     "subject": ("Subject",),
@@ -39,7 +39,7 @@ COLUMNS = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame"
 
 
 def find_sheet(root: Path) -> Path | None:
-    return c.find_sheet(root, _SHEET)
+    return c.find_sheet(root, SHEET)
 
 
 def _subject(raw: str | None) -> tuple[str, tuple[str, ...]] | str:
