@@ -111,6 +111,42 @@ def test_killed_build_resumes_to_the_same_rows(source, built, tmp_path, monkeypa
     assert _digest(out) == _digest(built)
 
 
+def test_the_sheet_read_is_named_and_a_second_one_beside_it_rebuilds(source, tmp_path):
+    """The build named neither the label sheet nor the frames it read (two codings of CASME II differ), a sheet given
+    as the root made the report's root its file name (a synthetic database then read as the release, with its
+    licence gate), and a rebuild was "up to date" after the sheet changed or another appeared beside it."""
+    root = tmp_path / "db"
+    shutil.copytree(source, root)
+    sheet = next(root.glob("CASME2-coding-*.xlsx"))
+    out = tmp_path / "out"
+    res = _run("build", sheet, "--out", out, "--workers", 1, "--composite", "labels")  # its format told by its name
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["inputs"] == {"label_file": sheet.name, "frames": "CASME2_RAW_selected",
+                                "label_sha256": hashlib.sha256(sheet.read_bytes()).hexdigest()}
+    assert (report["root"], report["synthetic"]) == ("db", "default")
+    assert f"{sheet.name} (sha256 {report['inputs']['label_sha256'][:12]})" in res.output
+    assert f"Labels read from `{sheet.name}` (SHA-256 `{report['inputs']['label_sha256']}`" in \
+        (out / "README.md").read_text()
+    again = _run("build", sheet, "--out", out, "--workers", 1, "--composite", "labels")
+    assert again.exit_code == 0 and "up to date" in again.output, again.output  # unchanged: nothing rebuilt
+    shutil.copy(sheet, root / "CASME2-coding-20140508.xlsx")  # an older coding beside it
+    res = _run("build", root, "--out", out, "--workers", 1, "--composite", "labels")
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "build_report.json").read_text())
+    assert not report.get("up_to_date") and report["counts"]["resumed"] == report["counts"]["built"]
+    assert any("also present, not read: CASME2-coding-20140508.xlsx" in n for n in report["notes"]), report["notes"]
+    # with the official list (the default), a clip it names whose label maps otherwise is noted: the synthetic
+    # sub01/EP02_01f is "repression", the release's happiness
+    res = _run("build", root, "--out", tmp_path / "official", "--workers", 1)
+    assert res.exit_code == 0, res.output
+    notes = {n["clip_id"]: n["notes"] for n in
+             json.loads((tmp_path / "official" / "build_report.json").read_text())["label_notes"]}
+    assert notes["casme2/sub01/EP02_01f"] == [
+        "the official MEGC2019 list classes this clip positive, where its label 'repression' maps to negative: the "
+        "list's class is used (a copy of the label sheet that differs from the release's?)"], notes
+
+
 def test_bad_clips_are_skipped_and_reported(source, tmp_path):
     root = tmp_path / "broken"
     shutil.copytree(source, root)

@@ -168,10 +168,10 @@ def test_a_blink_needs_eyes_open_somewhere_in_the_clip(tmp_path, env, monkeypatc
                               for r in ev.regions])
 
     def with_ear(ears):  # the clip's eyes as the builder derives them from these eye aspect ratios
-        monkeypatch.setattr(evmod, "eye_aspect_ratio", lambda x: x)
+        monkeypatch.setattr(evmod, "eye_aspect_ratio", lambda x, eyes=(36, 42): x)
         frames = evmod._Frames.__new__(evmod._Frames)
         frames.landmarks = dict(ears)
-        frames._showing = lambda points: sorted(frames.landmarks.items())  # every frame shows its eyes
+        frames._inside = lambda n, points: True  # every frame shows its eyes
         eyes = frames.eyes(CFG.face.open_ear)
         return cross_check(clip, replace(ev, eyes=eyes), CFG)
 

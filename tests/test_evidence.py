@@ -132,6 +132,14 @@ def test_no_face_is_an_input_error(tmp_path, tools):
         compute_evidence(clip, CFG.with_(**{"face.detect_nearby": 1}), tools)
     assert str(e.value).endswith(f"{frames[0]}: no face found in onset frame 0 or the 1 frame after it")
 
+    # a frame nearly black (a media fault hunt's clip at 5 % of its exposure, or 12-bit samples read at 8 bits) says
+    # so; the grey frame above is no face for no such reason
+    for i in range(3):
+        cv2.imwrite(frames[i], (BASE.astype(np.float32) * 0.05).astype(np.uint8))
+    with pytest.raises(InputError) as e:
+        compute_evidence(clip, CFG, tools)
+    assert e.value.reason == "no_face" and "the frame is nearly black (its brightest 1 % at grey " in str(e.value)
+
 
 # --- flow helpers ---------------------------------------------------------------------------------
 

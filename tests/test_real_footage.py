@@ -616,13 +616,16 @@ def test_a_mouth_the_frame_edge_cuts_is_lost_not_a_dropping_jaw(tmp_path):
     except media.MediaUnavailable as e:
         pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
     frames: dict[int, str] = {}
+    side: dict[int, str] = {}
     cap = cv2.VideoCapture(str(video))
     for n in range(46):
         ok, img = cap.read()
         assert ok
         if n >= 20:
-            frames[n] = str(tmp_path / f"f{n:03d}.png")
-            cv2.imwrite(frames[n], cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:230])
+            grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            frames[n], side[n] = str(tmp_path / f"f{n:03d}.png"), str(tmp_path / f"s{n:03d}.png")
+            cv2.imwrite(frames[n], grey[:230])
+            cv2.imwrite(side[n], grey[:, 250:])  # the right eye (image left, x 244-270) cut by the frame's edge
     cap.release()
     clip = Clip(database="manifest", subject="s", clip="cut230", onset=20, apex=35, offset=45, frames=frames,
                 source_file=str(tmp_path / "manifest.csv"), source_row=2)
@@ -632,6 +635,9 @@ def test_a_mouth_the_frame_edge_cuts_is_lost_not_a_dropping_jaw(tmp_path):
     check = cross_check(clip, ev, BuildConfig())
     assert not {25, 26, 27} & set(check.supported), check.supported
     assert "chin" not in check.moved and "chin" in check.lost and check.flagged
+    # one eye cut at the side: the other is read (requiring both left no eye reading, and no blink could be seen)
+    ev = compute_evidence(replace(clip, clip="side250", frames=side), BuildConfig())
+    assert clip.onset in ev.eyes and ev.apex in ev.eyes and "upper_lid_R" in cross_check(clip, ev, BuildConfig()).lost
 
 
 def test_the_trace_checks_a_face_carried_back_to_its_reference_frame(tmp_path, monkeypatch):

@@ -220,8 +220,12 @@ def test_a_label_the_official_list_classes_otherwise_is_noted(tmp_path):
     root = _casme2_sheet(tmp_path, [
         [1, "EP02_01f", 46, 59, 86, "12", "surprise"],  # the release's happiness: positive in the list
         [1, "EP19_05f", 46, 59, 86, "4", "disgust"],  # negative, as the list has it
+        [2, "EP01_11f", 46, 59, 86, "4", "others"],  # negative in the list; "others" maps to no class
     ])
-    a, b = list(read_clips(root, "casme2"))
+    a, b, c = list(read_clips(root, "casme2"))
+    assert labels.composite_note(c) == ["the official MEGC2019 list classes this clip negative, where its label "
+                                        "'others' maps to no class: the list's class is used (a copy of the label "
+                                        "sheet that differs from the release's?)"]
     assert labels.composite_note(a) == ["the official MEGC2019 list classes this clip positive, where its label "
                                         "'surprise' maps to surprise: the list's class is used (a copy of the label "
                                         "sheet that differs from the release's?)"]

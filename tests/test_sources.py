@@ -191,8 +191,35 @@ def test_the_label_sheet_given_itself_beside_or_under_another_name(tmp_path):
     got, skips = read_all(tmp_path / casme2.FRAMES_DIR, "casme2")  # the frames' folder, the sheet beside it
     assert skips == [] and [c.clip_id for c in got] == ids
     assert label_file(tmp_path / casme2.FRAMES_DIR, "casme2") == sheet
+    assert detect_format(tmp_path / casme2.FRAMES_DIR) == "casme2"
+    # a published report names the sheet beside the root by a relative path, not this machine's
+    from unimer_builder.report import relative_to_root
+
+    frame = tmp_path / casme2.FRAMES_DIR / "sub01" / "EP02_01f" / "img31.jpg"
+    skip = Skip("casme2/sub01/EP02_01f", "bad_frame", f"{sheet}, row 3, field 'frame': {frame}: does not decode",
+                str(sheet), 3, "frame")
+    d = relative_to_root(skip, tmp_path / casme2.FRAMES_DIR)
+    assert d["file"] == f"../{sheet.name}" and str(tmp_path) not in d["message"], d
+    assert d["message"] == f"../{sheet.name}, row 3, field 'frame': sub01/EP02_01f/img31.jpg: does not decode"
+    link = tmp_path / "elsewhere" / "frames"  # a link to the frames: the sheet beside the link is not beside them
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / casme2.FRAMES_DIR)
+    assert label_file(link, "casme2") == sheet  # the target's folder holds it
+    shutil.copy(sheet, link.parent / "CASME2-coding-20200101.xlsx")
+    assert label_file(link, "casme2") == link.parent / "CASME2-coding-20200101.xlsx"  # the link's own first
+    shutil.rmtree(link.parent)
     renamed = sheet.rename(tmp_path / "[modified]CASME2-coding-20190701.xlsx")
     assert detect_format(tmp_path) == "casme2" and label_file(tmp_path, "casme2") == renamed
+    for name, fmt in (("copy of SAMM_Micro_FACS_Codes_v2.xlsx", "samm"),
+                      ("x_cas(me)3_part_A_ME_label_JpgIndex_v2.csv", "casme3")):  # prefixed: told by the name
+        (tmp_path / "named" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "named" / name).write_bytes(b"")
+        assert detect_format(tmp_path / "named" / name) == fmt
+    shutil.rmtree(tmp_path / "named")
+    old = tmp_path / "old_CASME2-coding-20140508.xlsx"  # a prefix does not outrank a newer date
+    shutil.copy(renamed, old)
+    assert label_file(tmp_path, "casme2") == renamed
+    old.unlink()
     with pytest.raises(UnusableInput, match="not a CASME II label sheet"):
         list(sources.read_clips(tmp_path / casme2.FRAMES_DIR / "sub01" / "EP02_01f" / "img30.jpg", "casme2"))
     # the report's provenance: the sheet read, its hash, the frames' folder, and the other sheet present
@@ -527,6 +554,10 @@ def test_a_video_whose_timestamps_skip_dropped_frames_says_so(tmp_path):
                            "dropped in recording"), note
     whole = _avi_with_dropped_frames(tmp_path / "whole.avi", frames, 30, dropped=set())
     assert FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(whole))).notes == []
+    # an MP4's or MOV's count is of the frames it holds: gaps in its timestamps do not excuse frames lost from it
+    mp4 = FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(tmp_path / "take.mp4")))
+    mp4._declared, mp4._gaps = 20, {5: 1, 10: 2}
+    assert mp4._ended(17) == 16 and mp4.notes[0].startswith("the video's frames end at frame 16 though its container")
 
 
 def test_a_truncated_video_ends_before_its_last_decoded_frame_and_says_so(tmp_path):
@@ -862,6 +893,10 @@ def test_clip_from_a_video_file(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(InputError, match="neither a folder of frames nor a video"):
         clip_from_folder(tmp_path / "notes.txt")
+    # a camcorder's .MTS or a phone's .3gp is a video (they were "neither a folder of frames nor a video")
+    for name in ("take.MTS", "take.3gp"):
+        shutil.copy(video, tmp_path / name)
+        assert FrameReader(clip_from_folder(tmp_path / name, 0, None, 3)).numbers == list(range(4))
 
 
 def test_the_newest_version_of_a_sheet_is_read(tmp_path):
@@ -876,8 +911,8 @@ def test_the_newest_version_of_a_sheet_is_read(tmp_path):
 
 
 def test_a_legacy_xls_sheet_is_read_with_its_true_row_numbers(tmp_path):
-    """MEAN's ``CASME2_label_Ver_2.xls`` (Excel 97-2003) needed a reader the builder did not install, and pandas
-    skips a blank line, so every row after one was named by the wrong number."""
+    """MEAN's ``CASME2_label_Ver_2.xls`` (Excel 97-2003) needed a reader the builder did not install. Its rows keep
+    their numbers past a blank one, and an error cell (an apex of #N/A) is blank, not its error code (42)."""
     import xlwt
 
     from unimer_builder.sources._common import read_table
@@ -888,17 +923,55 @@ def test_a_legacy_xls_sheet_is_read_with_its_true_row_numbers(tmp_path):
     book = xlwt.Workbook()
     ws = book.add_sheet("Sheet1")
     out = 0
+    apex = table[0][1].index("ApexFrame")
     for i, (_, values) in enumerate(table):
         out += 1 if i == 2 else 0  # a blank line after the first clip's row
         for j, v in enumerate(values):
-            if v is not None:
+            if i == 3 and j == apex:
+                ws.row(out).set_cell_error(j, 42)  # #N/A
+            elif v is not None:
                 ws.write(out, j, v)
         out += 1
     book.save(str(tmp_path / "CASME2_label_Ver_2.xls"))
     got, skips = read_all(tmp_path, "casme2")
     assert skips == [] and [c.clip_id for c in got] == ids
+    # the #N/A apex is estimated as a blank one is, without a word (its code, 42, read as a frame had a note)
+    assert got[2].apex is None and "label_notes" not in got[2].extra and got[1].apex is not None
     assert [c.source_row for c in got] == [2] + list(range(4, 3 + len(ids)))  # as Excel numbers them
     assert got[0].source_file.endswith("CASME2_label_Ver_2.xls") and got[0].au_text == table[1][1][7]
+
+
+@pytest.mark.parametrize("fmt", ["casme2", "samm"])
+def test_a_label_sheet_saved_as_csv_is_read(tmp_path, fmt):
+    """Loaders commit their sheets as CSV (MMNet's CASME II coding, HTNet's CAS(ME)^3 list): a .csv sheet was "no
+    label sheet". Its cells are text, its notes above the header (SAMM's) and its row numbers as in the workbook."""
+    import csv
+
+    from unimer_builder.sources._common import read_table
+
+    ids = sources.write_layout(tmp_path, fmt, synth(fmt))
+    book = tmp_path / (casme2.SHEET_NAME if fmt == "casme2" else samm.SHEET_FILE)
+    rows = read_table(book, None if fmt == "casme2" else samm.SHEET_NAME)[1]
+    book.unlink()
+    with (tmp_path / book.with_suffix(".csv").name).open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["" if v is None else v for v in r] for _, r in rows])
+    for root in (tmp_path, tmp_path / book.with_suffix(".csv").name):
+        got, skips = read_all(root, fmt)
+        assert skips == [] and [c.clip_id for c in got] == ids, root
+    workbook = {c.clip_id: c for c in read_all_from(rows, fmt, tmp_path)}
+    assert [(c.onset, c.apex, c.offset, c.au_text, c.emotion, c.source_row) for c in got] == \
+        [(w.onset, w.apex, w.offset, w.au_text, w.emotion, w.source_row) for w in workbook.values()]
+
+
+def read_all_from(rows, fmt, tmp_path):
+    """The clips of the same rows written back as the workbook the layout writer makes."""
+    from unimer_builder.sources._layout import write_xlsx
+
+    root = tmp_path / "again"
+    shutil.copytree(tmp_path, root, ignore=shutil.ignore_patterns("again", "*.csv"))
+    name, sheet = (casme2.SHEET_NAME, "Sheet1") if fmt == "casme2" else (samm.SHEET_FILE, samm.SHEET_NAME)
+    write_xlsx(root / name, [(sheet, [r for _, r in rows])])
+    return read_all(root, fmt)[0]
 
 
 def test_frames_missing_inside_a_folder_clip_are_noted():

@@ -124,7 +124,7 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
             if box is None:
                 later = min(cfg.face.detect_nearby, sum(k > clip.onset for k in span))
                 nor = f" or the {later} frame{'s' if later > 1 else ''} after it" if later else ""
-                hint = _turn_hint(clip, aligner, onset_img)
+                hint = _turn_hint(clip, aligner, onset_img) or _dark_hint(onset_img)
                 upright = " upright" if hint else ""
                 raise clip.error("no_face", f"no face found{upright} in onset frame {clip.onset}{nor}{hint}",
                                  str(where), "onset") from None
@@ -193,6 +193,19 @@ def _turn_hint(clip: Clip, aligner: FaceAligner, onset_img: np.ndarray) -> str:
     return f"; one is found with the frame turned {how}: {fix}"
 
 
+DARK = 40  # grey level (of 255) the brightest 1 % of a frame stays under in a frame too dark to show a face
+
+
+def _dark_hint(onset_img: np.ndarray) -> str:
+    """The end of a no-face reason where the onset frame is nearly black: an underexposed recording, or samples of
+    more bits than the file says (12-bit data in a 16-bit video reads at most 16 of 255)."""
+    top = float(np.percentile(onset_img, 99))
+    if top >= DARK:
+        return ""
+    return (f"; the frame is nearly black (its brightest 1 % at grey {top:.0f} of 255): an underexposed recording, "
+            f"or high-bit-depth samples read at 8 bits; brighten or rescale it")
+
+
 class _Frames:
     """A clip's frames as registered crops: each frame decoded, registered and resized at most once."""
 
@@ -238,7 +251,11 @@ class _Frames:
         """Eye openness of every registered frame that shows the eyes, relative to the most open one, or to
         ``open_ear`` where the eyes never open wider (then no frame of the clip counts as open: no blink can be
         seen)."""
-        ear = {n: eye_aspect_ratio(lm) for n, lm in self._showing(_EYES)}
+        ear = {}
+        for n, lm in sorted(self.landmarks.items()):  # an eye the frame's edge cuts leaves the other to read
+            seen = tuple(a for a in (36, 42) if self._inside(n, tuple(range(a, a + 6))))
+            if seen:
+                ear[n] = eye_aspect_ratio(lm, seen)
         top = max(max(ear.values(), default=0.0), open_ear)
         return {n: (v / top if top > 0 else 1.0) for n, v in sorted(ear.items())}
 
@@ -256,17 +273,19 @@ class _Frames:
         """(frame, landmarks) of the registered frames whose ``points`` lie inside the video frame, by a margin.
         Beyond the frame's edge the crop holds the edge's pixels, replicated: the landmark model places a mouth or
         a chin there that no face has (a mouth cut by the frame's lower edge read as a jaw dropping 30 px)."""
-        out = []
-        for n, lm in sorted(self.landmarks.items()):
-            inside = self.inside[n]
-            if self._margin:
-                inside = cv2.erode(inside.astype(np.uint8), np.ones((2 * self._margin + 1,) * 2, np.uint8)) > 0
-            p = np.rint(np.asarray(lm, float)[list(points)]).astype(int)
-            h, w = inside.shape
-            ok = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
-            if ok.all() and inside[p[:, 1], p[:, 0]].all():
-                out.append((n, lm))
-        return out
+        return [(n, lm) for n, lm in sorted(self.landmarks.items()) if self._inside(n, points)]
+
+    def _inside(self, n: int, points: tuple[int, ...]) -> bool:
+        """Whether landmarks ``points`` of frame ``n`` lie inside the video frame by :attr:`_margin`."""
+        eroded = self.__dict__.setdefault("_eroded", {})
+        if n not in eroded:
+            k = 2 * self._margin + 1
+            eroded[n] = cv2.erode(self.inside[n].astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+        inside = eroded[n]
+        p = np.rint(np.asarray(self.landmarks[n], float)[list(points)]).astype(int)
+        h, w = inside.shape
+        ok = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+        return bool(ok.all() and inside[p[:, 1], p[:, 0]].all())
 
     @property
     def _margin(self) -> int:
@@ -274,7 +293,6 @@ class _Frames:
         return max(1, int(round(0.03 * interocular(np.asarray(self.face.landmarks, float)))))
 
 
-_EYES = tuple(range(36, 48))
 _INNER_LIPS = tuple(range(60, 68))
 _NOSE = (27, 28, 29, 30)
 

@@ -335,12 +335,13 @@ def head_similarity(landmarks: np.ndarray, reference: np.ndarray, points) -> np.
     return m.astype(np.float64)
 
 
-def eye_aspect_ratio(landmarks: np.ndarray) -> float:
-    """Mean eye aspect ratio of both eyes (Soukupova & Cech 2016): lid-to-lid height over corner-to-corner
-    width; about 0.3 open, under 0.15 closed, whatever the face's size or the head's roll."""
+def eye_aspect_ratio(landmarks: np.ndarray, eyes: tuple[int, ...] = (36, 42)) -> float:
+    """Mean eye aspect ratio of both eyes (Soukupova & Cech 2016), or of those of ``eyes`` (the first landmark of
+    each: 36 the right eye, 42 the left): lid-to-lid height over corner-to-corner width; about 0.3 open, under 0.15
+    closed, whatever the face's size or the head's roll."""
     lm = np.asarray(landmarks, float)
     out = []
-    for a in (36, 42):
+    for a in eyes:
         e = lm[a:a + 6]
         width = float(np.hypot(*(e[0] - e[3])))
         height = float(np.hypot(*(e[1] - e[5])) + np.hypot(*(e[2] - e[4])))

@@ -159,10 +159,12 @@ def composite_note(clip: Clip, mode: str = "official") -> list[str]:
     shows so."""
     official = composite_of(clip, mode) if mode == "official" and clip.database in official_databases() else None
     own = composite(clip.database, clip.emotion)
-    if official is None or own is None or own == official:
+    if official is None or own == official:
         return []
-    return [f"the official MEGC2019 list classes this clip {official}, where its label {clip.emotion!r} maps to "
-            f"{own}: the list's class is used (a copy of the label sheet that differs from the release's?)"]
+    said = f"maps to {own}" if own is not None else "maps to no class" if clip.emotion else "is blank"
+    label = f"its label {clip.emotion!r}" if clip.emotion else "its emotion label"
+    return [f"the official MEGC2019 list classes this clip {official}, where {label} {said}: the list's class is "
+            f"used (a copy of the label sheet that differs from the release's?)"]
 
 
 # --- durations ------------------------------------------------------------------------------------

@@ -357,7 +357,9 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
     t0 = time.perf_counter()
     settings = cfg.fingerprint()
     inputs = {c.clip_id: clip_inputs(c) for c in clips}
-    options = {"shard_bytes": int(shard_bytes), "images": bool(images), "format": fmt, "root": root.name}
+    provided, read_notes = provenance(root, fmt, clips)  # the label file read (its hash) and the others present
+    options = {"shard_bytes": int(shard_bytes), "images": bool(images), "format": fmt, "root": root.name,
+               "provided": provided, "read_notes": read_notes}
     key = request_key(settings, options, [(c.clip_id, inputs[c.clip_id]) for c in clips],
                       [relative_to_root(s, root) for s in skips])
     state = read_state(out)
@@ -414,11 +416,10 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                          parts={c.clip_id: parts.path(c.clip_id, inputs[c.clip_id]) for c in clips},
                          images=images)
     shard_names = [str(p.relative_to(out)) for p in shards]
-    inputs, read_notes = provenance(root, fmt, clips)
     report = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
                           runner.workers,
                           changed=changed, damaged=sorted(set(parts.damaged)), executor=kind,
-                          notes=[*read_notes, *subjects_note(fmt, clips, set(summaries))], inputs=inputs)
+                          notes=[*read_notes, *subjects_note(fmt, clips, set(summaries))], inputs=provided)
     # An inspection report (`unimer inspect`, OUT/inspect/) of the shards just replaced would show clips that are
     # gone and miss new ones: it is removed, and the summary says to make it again.
     if (out / "inspect" / "index.html").is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -88,9 +89,24 @@ def _official(fmt: str, summaries: list[ClipSummary], skips: list[Skip], cfg: Bu
     return {"listed": total, "found": total - len(missing), "missing": missing}
 
 
-def _relative(text: str, prefixes: list[str]) -> str:
-    for p in prefixes:
-        text = text.replace(p + os.sep, "").replace(p, ".")
+def _prefixes(root: Path | str) -> list[tuple[str, str]]:
+    """(path prefix, what it is written as) for the database's folder (the folder of a sheet or manifest file) and
+    the folder above it, which holds the label sheet of a root given as the frames' folder, longest first."""
+    root = Path(root)
+    base = root if root.is_dir() else root.parent
+    pairs = {}
+    for b, say in ((base.parent, ".."), (base, ".")):
+        for p in (str(b.absolute()), str(b.resolve())):
+            if len(p) > 1:  # never the filesystem's top
+                pairs[p] = say
+    return sorted(pairs.items(), key=lambda kv: len(kv[0]), reverse=True)
+
+
+def _relative(text: str, prefixes: list[tuple[str, str]]) -> str:
+    for p, say in prefixes:
+        # a whole path component only: /data/db is not the start of /data/db2
+        text = re.sub(re.escape(p) + r"(" + re.escape(os.sep) + r"|(?![\w.\-]))",
+                      lambda m, say=say: ("" if say == "." else say + "/") if m.group(1) else say, text)
     home = str(Path.home())
     if len(home) > 1:  # a file outside the root (a manifest may name any path): at least not the user's home
         text = text.replace(home + os.sep, "~" + os.sep)
@@ -101,9 +117,7 @@ def relative_to_root(skip: Skip, root: Path | str) -> dict:
     """A skip as the report lists it: its file, and the paths its message names, relative to the database root
     (the folder of a manifest file), so that the report (which is published) holds no path of this machine; a
     file outside the root (a manifest may name any path) keeps its path, the user's home written ``~``."""
-    root = Path(root)
-    base = root if root.is_dir() else root.parent
-    prefixes = sorted({str(base.absolute()), str(base.resolve())}, key=len, reverse=True)
+    prefixes = _prefixes(root)
     d = asdict(skip)
     d["file"] = _relative(d["file"], prefixes)
     d["message"] = _relative(d["message"], prefixes)
@@ -130,6 +144,8 @@ def build_report(
     build as a whole should say (``label_notes`` are each clip's); ``inputs``: the label file read, its SHA-256 and
     the frames' folder (:func:`.sources.provenance`)."""
     root = Path(root)
+    base = root if root.is_dir() else root.parent  # a label sheet or manifest given itself: its folder
+    prefixes = _prefixes(root)
     by_db: dict[str, list[ClipSummary]] = defaultdict(list)
     for s in summaries:
         by_db[s.database].append(s)
@@ -141,8 +157,8 @@ def build_report(
         stage_totals.update(s.timings)
     return {
         "builder_version": __version__,
-        "root": root.name,
-        "synthetic": synthetic_profile_of(root),
+        "root": base.name,
+        "synthetic": synthetic_profile_of(base),
         "format": fmt,
         "inputs": dict(inputs or {}),
         "counts": {
@@ -163,7 +179,7 @@ def build_report(
         "durations": _durations(summaries),
         "official_composite": _official(fmt, summaries, skips, cfg),
         "notes": list(notes),
-        "label_notes": [{"clip_id": s.clip_id, "notes": list(s.label_notes)}
+        "label_notes": [{"clip_id": s.clip_id, "notes": [_relative(n, prefixes) for n in s.label_notes]}
                         for s in sorted(summaries, key=lambda s: s.clip_id) if s.label_notes],
         "skip_reasons": dict(sorted(Counter(s.reason for s in skips).items())),
         "skipped": [relative_to_root(s, root) for s in sorted(skips, key=lambda s: s.clip_id)],

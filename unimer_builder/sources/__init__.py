@@ -127,7 +127,8 @@ def provenance(root: Path | str, fmt: str, clips: list[Clip]) -> tuple[dict, lis
 
     def rel(p: Path) -> str:
         p = Path(p).resolve()
-        return str(p.relative_to(base)) if p == base or base in p.parents else p.name
+        return p.relative_to(base).as_posix() if p == base or base in p.parents else \
+            f"../{p.name}" if p.parent == base.parent else p.name
 
     out: dict = {"label_file": None, "label_sha256": None, "frames": None}
     notes: list[str] = []
@@ -136,8 +137,10 @@ def provenance(root: Path | str, fmt: str, clips: list[Clip]) -> tuple[dict, lis
         out["label_file"] = rel(sheet)
         out["label_sha256"] = hashlib.sha256(sheet.read_bytes()).hexdigest()
         pattern = getattr(_module(fmt), "SHEET", None)
-        if pattern is not None and root.is_dir():
-            others = [p for p in find_files(root, pattern, depth=2) if p.resolve() != sheet.resolve()]
+        if pattern is not None:
+            near = find_files(root, pattern, depth=2) if root.is_dir() else []
+            near += find_files(sheet.parent, pattern, depth=0)  # beside the sheet read (given, or beside the root)
+            others = list({p.resolve(): p for p in near if p.resolve() != sheet.resolve()}.values())
             if others:
                 notes.append(f"the label sheet read is {rel(sheet)}; also present, not read: "
                              f"{', '.join(rel(p) for p in others[:4])}{' ...' if len(others) > 4 else ''} (give the "
@@ -163,11 +166,15 @@ def detect_format(root: Path | str) -> str | None:
         return db or ("manifest" if manifest.find_manifest(root) is not None else None)
     if manifest.find_manifest(root) is not None:
         return "manifest"
-    for name, mod in (("casme2", casme2), ("samm", samm), ("casme3", casme3)):
+    sheets = (("casme2", casme2), ("samm", samm), ("casme3", casme3))
+    for name, mod in sheets:
         if mod.find_sheet(root) is not None:
             return name
     if smic.find_micro_dirs(root):
         return "smic"
+    for name, mod in sheets:  # the frames' folder given, its label sheet beside it
+        if locate_sheet(root, mod.find_sheet) is not None:
+            return name
     return None
 
 

@@ -9,6 +9,8 @@ layout (synthetic clips) is :mod:`._layout`'s.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 import re
@@ -28,7 +30,8 @@ from ..records import Clip, ParsedAUs, Skip, clip_id
 from .fixes import apply_fixes
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
-VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                        ".ts", ".mts", ".m2ts", ".3gp", ".ogv"})  # camcorders' MPEG-TS, phones' 3GP
 # Cells that mean "no apex given": the apex is then estimated from motion.
 NO_APEX = frozenset({"", "/", "-", "?", "nan", "none", "n/a", "na"})
 _BLANK = frozenset({"", "nan", "none"})
@@ -334,9 +337,48 @@ def _column_names(values: Sequence[Any]) -> list[str]:
     return names
 
 
+def decode_text(path: Path, what: str) -> str:
+    """A text table as spreadsheet programs save it: UTF-16 with its byte-order mark (Excel's "Unicode Text"),
+    UTF-8 (with or without a BOM) or, failing that, Windows' cp1252 (Excel's "CSV")."""
+    raw = path.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise UnusableInput(f"{path}: the {what} starts as UTF-16 text but does not decode as it ({e}); save "
+                                f"it as CSV UTF-8") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252")
+
+
+def separator(text: str) -> str:
+    """A CSV's separator: a comma, or a semicolon or tab where the header has those and no comma (Excel's CSV in a
+    locale whose decimal mark is a comma)."""
+    header = text.splitlines()[0] if text else ""
+    return next((s for s in (",", ";", "\t") if s in header), ",")
+
+
+def _xls_cell(xlrd, book, cell) -> Any:
+    """A legacy sheet's cell as openpyxl gives an .xlsx one: None for an empty cell and for an error (xlrd gives an
+    error's numeric code: an apex of #N/A read as frame 42), a datetime for a date, a bool for a boolean."""
+    if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
+        return None
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        return xlrd.xldate_as_datetime(cell.value, book.datemode)
+    if cell.ctype == xlrd.XL_CELL_BOOLEAN:
+        return bool(cell.value)
+    return cell.value
+
+
 def read_table(path: Path, sheet: str | None = None) -> tuple[str, list[tuple[int, list[Any]]]]:
     """All rows of one sheet with their 1-based row numbers (blank rows kept, so numbers stay true)."""
     suffix = path.suffix.lower()
+    if suffix == ".csv":  # a sheet exported as CSV (a loader's copy): cells as text, as a spreadsheet shows them
+        text = decode_text(path, "label sheet")
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator(text)))
+        return path.stem, [(i, [v if v.strip() else None for v in r]) for i, r in enumerate(rows, start=1)]
     try:
         if suffix in (".xlsx", ".xlsm"):
             wb = openpyxl.load_workbook(path, data_only=True)
@@ -353,14 +395,13 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[str, list[tuple[in
             ws = book.sheet_by_name(sheet) if sheet in book.sheet_names() else book.sheet_by_index(0)
             # every row with its own number, blank ones too (pandas skips blank lines: numbers drift past a gap);
             # an empty cell is None, as openpyxl gives it
-            rows = [(i + 1, [None if ws.cell_type(i, j) in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK) else v
-                             for j, v in enumerate(ws.row_values(i))]) for i in range(ws.nrows)]
+            rows = [(i + 1, [_xls_cell(xlrd, book, ws.cell(i, j)) for j in range(ws.ncols)]) for i in range(ws.nrows)]
             name = ws.name
             book.release_resources()
             return name, rows
     except Exception as e:  # noqa: BLE001 - any parser failure means the file cannot be used
         raise UnusableInput(f"{path}: cannot read the spreadsheet ({type(e).__name__}: {e})") from e
-    raise UnusableInput(f"{path}: not a spreadsheet (.xlsx or .xls)")
+    raise UnusableInput(f"{path}: not a spreadsheet (.xlsx, .xls or .csv)")
 
 
 def open_sheet(path: Path, sheet: str | None, header_has: str, search_rows: int = 25) -> Sheet:
@@ -514,12 +555,14 @@ def find_sheet(root: Path, pattern: re.Pattern[str]) -> Path | None:
 
     def key(p: Path) -> tuple:
         versions = re.findall(r"(?i)(?:^|[_\s-])v(\d+)", p.stem)
-        return (-len(p.parts), int(versions[-1]) if versions else 0, p.suffix.lower() == ".xlsx", p.name)
+        named = pattern.search(p.name)  # a copy's prefix ("old_") does not decide
+        return (-len(p.parts), int(versions[-1]) if versions else 0, p.suffix.lower() == ".xlsx",
+                named.group(0) if named else p.name)
 
     return max(found, key=key)
 
 
-SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
 
 
 def locate_sheet(root: Path, find) -> Path | None:
@@ -530,9 +573,10 @@ def locate_sheet(root: Path, find) -> Path | None:
     if root.is_file():
         return root if root.suffix.lower() in SHEET_SUFFIXES else None
     found = find(root)
-    if found is None and root.resolve().parent != root.resolve():
-        above = find(root.resolve().parent)
-        found = above if above is not None and above.parent == root.resolve().parent else None
+    for parent in dict.fromkeys((root.absolute().parent, root.resolve().parent)):  # a link's own folder first
+        if found is None and parent != root.absolute() and parent != root.resolve():
+            above = find(parent)
+            found = above if above is not None and above.parent == parent else None
     return found
 
 
@@ -602,8 +646,8 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
         # The window's own frames are there but the apex's file is not (a copy that lost one image): its span
         # stands and the apex within it is estimated from motion, as for an apex of "/" (a loader of the field
         # takes the window's middle frame instead)
-        notes.append(f"the file of {names['apex']} {apex} is missing from {folder}: the apex is estimated from "
-                     f"motion")
+        notes.append(f"the file of {names['apex']} {apex} is missing from the clip's folder: the apex is estimated "
+                     f"from motion")
         apex = None
     bad = check_frames(r, frames, folder, onset, apex, offset, names)
     if bad is not None:
@@ -685,7 +729,8 @@ def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layou
         if all(is_blank(v) for v in values):
             continue
         filled = [v for v in values if not is_blank(v)]
-        if len(filled) == 1 and isinstance(filled[0], str) and len(filled[0].split()) >= 3:
+        if len(filled) == 1 and isinstance(filled[0], str) and len(filled[0].split()) >= 3 \
+                and len(re.findall(r"\d+", filled[0])) < 2:
             continue  # a sentence written under or beside the table ("Note: frame numbers refer to ..."), no row
         cells = row_cells(values, cols)
         raw, clip = text(cells["subject"]), text(cells["filename"])

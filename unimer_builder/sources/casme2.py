@@ -22,7 +22,7 @@ FPS = 200.0
 SHEET_NAME = "CASME2-coding-20190701.xlsx"
 FRAMES_DIR = "CASME2_RAW_selected"
 # a copy may carry a prefix (ini17's "[modified]CASME2-coding-20190701.xlsx")
-SHEET = re.compile(r"(CASME2-coding.*|CASME2_label.*)\.xlsx?$", re.IGNORECASE)
+SHEET = re.compile(r"(CASME2-coding.*|CASME2_label.*)\.(xlsx?|csv)$", re.IGNORECASE)
 
 REQUIRED = {
     "subject": ("Subject",),
@@ -42,7 +42,8 @@ def find_sheet(root: Path) -> Path | None:
     # Shallowest first; among equals a coding file before a label file, then the newest name.
     depth = min(len(p.parts) for p in found)
     top = [p for p in found if len(p.parts) == depth]
-    return sorted(top, key=lambda p: ("casme2-coding" in p.name.lower(), p.name))[-1]
+    # by the part the pattern names (a copy's prefix, "old_" or "[modified]", does not outrank a newer date)
+    return sorted(top, key=lambda p: ("casme2-coding" in p.name.lower(), SHEET.search(p.name).group(0)))[-1]
 
 
 def _prefer(base: Path) -> int:

@@ -24,7 +24,7 @@ SHEET_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 SHEET_NAME = "label"
 FRAMES_DIR = "part_A"
 LETTERS = "abcdefghijklmnop"
-SHEET = re.compile(r"cas\(me\)\^?3_part_?A_ME_label.*\.xlsx?$", re.IGNORECASE)
+SHEET = re.compile(r"cas\(me\)\^?3_part_?A_ME_label.*\.(xlsx?|csv)$", re.IGNORECASE)
 
 REQUIRED = {
     "subject": ("Subject",),

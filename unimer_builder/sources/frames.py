@@ -134,6 +134,7 @@ class FrameReader:
         self._notes: list[str] = []  # what the clip's label notes should say of its frames (a truncated video)
         self._period = 0.0  # ms between frames at the video's declared rate, 0: unknown
         self._last_ms: float | None = None  # the timestamp of the frame grabbed last
+        self._step = 0.0  # the shortest step between two frames' timestamps seen, ms (0: none yet)
         self._gaps: dict[int, int] = {}  # frame -> frames the timestamps skip just before it
         marks = [m for m in (clip.offset, clip.apex) if m is not None]
         self._stop = max(marks) if clip.offset is not None else None  # the last frame a window reads
@@ -267,16 +268,23 @@ class FrameReader:
         last, self._last_ms = self._last_ms, ms
         if n == 0 or last is None or not self._period or not ms > last:
             return
-        step = (ms - last) / self._period
+        # the frame period: the declared rate's, or the shortest step seen where that is shorter (an MP4's declared
+        # rate is its average, which its gaps lower)
+        period = min(self._period, self._step) if self._step else self._period
+        step = (ms - last) / period
         if step > 1.5:
             self._gaps[n] = int(round(step)) - 1
+        else:
+            self._step = ms - last if not self._step else min(self._step, ms - last)
 
     def _ended(self, decoded: int) -> int:
         """The frame count of a video whose frames ran out after ``decoded``: more than :data:`MISCOUNT` fewer
         than its container records, beyond those its timestamps skip, it is truncated, and its last frame that
         decoded (perhaps in part: FFmpeg returns what it has) is dropped."""
-        # frames the timestamps skip were dropped in recording (an AVI's empty entries), not lost from the file
-        if decoded + sum(self._gaps.values()) + MISCOUNT >= self._declared or decoded == 0:
+        # an AVI counts the entries of frames dropped in recording, which are empty and skipped in its timestamps:
+        # no frame lost from the file (an MP4's or MOV's count is of the frames it holds: its gaps are no credit)
+        dropped = sum(self._gaps.values()) if Path(self.clip.video).suffix.lower() == ".avi" else 0
+        if decoded + dropped + MISCOUNT >= self._declared or decoded == 0:
             return decoded
         last = decoded - 1
         img = self._cache.pop(last, None)

@@ -129,6 +129,8 @@ def _load(path: Path) -> list[dict[str, Any]]:
             df = pd.read_excel(path, dtype=str, keep_default_na=False, na_values=_MISSING)
         else:
             df = _read_csv(path)
+    except UnusableInput:
+        raise
     except Exception as e:  # noqa: BLE001 - an unreadable manifest makes the input unusable
         raise UnusableInput(f"{path}: cannot read the manifest ({type(e).__name__}: {e})") from e
     given = [str(col).strip() for col in df.columns]
@@ -142,24 +144,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
     separated), UTF-8 (with or without a BOM) or, failing that, Windows' cp1252 (Excel's "CSV"); separated by commas,
     or by semicolons or tabs where the header has those and no comma (Excel's CSV in a locale whose decimal mark is a
     comma)."""
-    raw = path.read_bytes()
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        try:
-            text = raw.decode("utf-16")
-        except UnicodeDecodeError as e:
-            raise UnusableInput(f"{path}: the manifest starts as UTF-16 text but does not decode as it ({e}); save "
-                                f"it as CSV UTF-8") from None
-    else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("cp1252")
-    header = text.splitlines()[0] if text else ""
-    sep = next((s for s in (",", ";", "\t") if s in header), ",")
+    text = c.decode_text(path, "manifest")
+    sep = c.separator(text)
     df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
                      skipinitialspace=True)
     if sep != ",":  # a locale that separates by semicolons or tabs writes its frame rates with a decimal comma
-        for col in [c for c in df.columns if c.lower() == "fps"]:
+        for col in [c for c in df.columns if str(c).strip().lower() == "fps"]:
             df[col] = df[col].str.replace(r"^\s*(\d+),(\d+)\s*$", r"\1.\2", regex=True)
     return df
 

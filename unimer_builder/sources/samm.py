@@ -22,7 +22,7 @@ SHEET_FILE = "SAMM_Micro_FACS_Codes_v2.xlsx"
 SHEET_NAME = "MICRO_ONLY"
 FRAMES_DIR = "SAMM"
 HEADER_ROW = 14  # 1-based, as Excel shows it
-SHEET = re.compile(r"SAMM.*FACS.*Codes.*\.xlsx?$", re.IGNORECASE)
+SHEET = re.compile(r"SAMM.*FACS.*Codes.*\.(xlsx?|csv)$", re.IGNORECASE)
 
 REQUIRED = {
     "subject": ("Subject",),
