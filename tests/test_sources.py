@@ -555,9 +555,16 @@ def test_a_video_whose_timestamps_skip_dropped_frames_says_so(tmp_path):
     whole = _avi_with_dropped_frames(tmp_path / "whole.avi", frames, 30, dropped=set())
     assert FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(whole))).notes == []
     # an MP4's or MOV's count is of the frames it holds: gaps in its timestamps do not excuse frames lost from it
+    recorded = [n for n in range(20) if n not in (5, 11, 12)]  # the recording's frames that decode, as above
     mp4 = FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(tmp_path / "take.mp4")))
-    mp4._declared, mp4._gaps = 20, {5: 1, 10: 2}
+    mp4._declared, mp4._period, mp4._times = 20, 1000 / 28.3, {n: 1000 * t / 30 for n, t in enumerate(recorded)}
+    assert mp4._gaps() == {5: 1, 10: 2}  # an MP4's declared rate is its average: the gaps are still one and two
     assert mp4._ended(17) == 16 and mp4.notes[0].startswith("the video's frames end at frame 16 though its container")
+    # a video whose rate changes between runs of frames (two takes joined: 24, then 30 fps) has no gap
+    joined = FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(tmp_path / "joined.mov")))
+    steps = [1000 / 24] * 59 + [13.7, 1000 / 24 - 13.7] + [1000 / 24] * 34 + [1000 / 30] * 73  # one odd short step
+    joined._period, joined._times = 1000 / 26.4, dict(enumerate(np.cumsum([0.0, *steps])))
+    assert joined._gaps() == {} and joined.notes == []
 
 
 def test_a_truncated_video_ends_before_its_last_decoded_frame_and_says_so(tmp_path):

@@ -24,6 +24,7 @@ the tag, and a mirrored face read as stored swaps its left and right AUs without
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -133,20 +134,19 @@ class FrameReader:
         self._declared = 0  # the frame count the video's container records (COUNTED), 0: none
         self._notes: list[str] = []  # what the clip's label notes should say of its frames (a truncated video)
         self._period = 0.0  # ms between frames at the video's declared rate, 0: unknown
-        self._last_ms: float | None = None  # the timestamp of the frame grabbed last
-        self._step = 0.0  # the shortest step between two frames' timestamps seen, ms (0: none yet)
-        self._gaps: dict[int, int] = {}  # frame -> frames the timestamps skip just before it
+        self._times: dict[int, float] = {}  # frame -> its timestamp, ms (the frames grabbed so far)
         marks = [m for m in (clip.offset, clip.apex) if m is not None]
         self._stop = max(marks) if clip.offset is not None else None  # the last frame a window reads
 
     @property
     def notes(self) -> list[str]:
         """What the clip's label notes should say of its frames: a truncated video, timestamps that skip frames."""
-        if not self._gaps:
+        gaps = self._gaps()
+        if not gaps:
             return list(self._notes)
-        where = ", ".join(f"{k} before frame {n}" for n, k in sorted(self._gaps.items())[:5])
-        more = f" and {len(self._gaps) - 5} more gaps" if len(self._gaps) > 5 else ""
-        total = sum(self._gaps.values())
+        where = ", ".join(f"{k} before frame {n}" for n, k in sorted(gaps.items())[:5])
+        more = f" and {len(gaps) - 5} more gaps" if len(gaps) > 5 else ""
+        total = sum(gaps.values())
         return [*self._notes, f"the video's timestamps skip {total} frame{'s' if total > 1 else ''} ({where}{more}): "
                               f"frames dropped in recording, or a varying frame rate; frame numbers count the frames "
                               f"that decode, so after a gap they run behind a count by time (a player's clock)"]
@@ -246,7 +246,7 @@ class FrameReader:
                 return
             n = self._pos
             self._pos += 1
-            self._timestamp(n, cap.get(cv2.CAP_PROP_POS_MSEC))
+            self._times[n] = cap.get(cv2.CAP_PROP_POS_MSEC)
             if n < self.first or n in self._cache:
                 continue
             if n != want and self._held > self.video_budget:
@@ -260,22 +260,20 @@ class FrameReader:
             self._cache[n] = img
             self._held += img.nbytes
 
-    def _timestamp(self, n: int, ms: float) -> None:
-        """Note a gap in the timestamps before frame ``n``: more than 1.5 frame periods since the frame before it.
-        A capture that dropped frames writes empty entries (an AVI's) or leaves the time out (a phone's MP4): the
-        frames that decode are numbered in order, so every frame after a gap is numbered lower than the recording's
-        own count, which a sheet made with a player's clock follows."""
-        last, self._last_ms = self._last_ms, ms
-        if n == 0 or last is None or not self._period or not ms > last:
-            return
-        # the frame period: the declared rate's, or the shortest step seen where that is shorter (an MP4's declared
-        # rate is its average, which its gaps lower)
-        period = min(self._period, self._step) if self._step else self._period
-        step = (ms - last) / period
-        if step > 1.5:
-            self._gaps[n] = int(round(step)) - 1
-        else:
-            self._step = ms - last if not self._step else min(self._step, ms - last)
+    def _gaps(self) -> dict[int, int]:
+        """Frame -> how many frames the timestamps skip just before it: a step of more than 1.5 frame periods. A
+        capture that dropped frames writes empty entries (an AVI's) or leaves the time out (a phone's MP4): the frames
+        that decode are numbered in order, so every frame after a gap is numbered lower than the recording's own count,
+        which a sheet made with a player's clock follows. The period is the declared rate's, or the commonest step
+        where that is shorter (an MP4's declared rate is its average, which its gaps lower); a video whose rate changes
+        between runs of frames (two takes joined, 24 then 30 fps) steps by both, neither a gap."""
+        times = sorted(self._times.items())
+        steps = [(n, b - a) for (_, a), (n, b) in zip(times, times[1:], strict=False) if b > a]
+        if not self._period or not steps:
+            return {}
+        common = Counter(round(d) for _, d in steps).most_common(1)[0][0]
+        period = min(self._period, common) if common > 0 else self._period
+        return {n: int(round(d / period)) - 1 for n, d in steps if d > 1.5 * period}
 
     def _ended(self, decoded: int) -> int:
         """The frame count of a video whose frames ran out after ``decoded``: more than :data:`MISCOUNT` fewer
@@ -283,7 +281,7 @@ class FrameReader:
         decoded (perhaps in part: FFmpeg returns what it has) is dropped."""
         # an AVI counts the entries of frames dropped in recording, which are empty and skipped in its timestamps:
         # no frame lost from the file (an MP4's or MOV's count is of the frames it holds: its gaps are no credit)
-        dropped = sum(self._gaps.values()) if Path(self.clip.video).suffix.lower() == ".avi" else 0
+        dropped = sum(self._gaps().values()) if Path(self.clip.video).suffix.lower() == ".avi" else 0
         if decoded + dropped + MISCOUNT >= self._declared or decoded == 0:
             return decoded
         last = decoded - 1
@@ -297,4 +295,4 @@ class FrameReader:
     def _close(self) -> None:
         if self._cap is not None:
             self._cap.release()
-        self._cap, self._pos, self._last_ms = None, 0, None
+        self._cap, self._pos = None, 0
