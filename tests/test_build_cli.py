@@ -130,7 +130,11 @@ def test_the_sheet_read_is_named_and_a_second_one_beside_it_rebuilds(source, tmp
         (out / "README.md").read_text()
     again = _run("build", sheet, "--out", out, "--workers", 1, "--composite", "labels")
     assert again.exit_code == 0 and "up to date" in again.output, again.output  # unchanged: nothing rebuilt
-    shutil.copy(sheet, root / "CASME2-coding-20140508.xlsx")  # an older coding beside it
+    res = _run("build", root, "--out", out, "--workers", 1, "--composite", "labels")  # the folder: another root
+    assert res.exit_code == 0 and "up to date" not in res.output, res.output
+    res = _run("build", root, "--out", out, "--workers", 1, "--composite", "labels")
+    assert res.exit_code == 0 and "up to date" in res.output, res.output
+    shutil.copy(sheet, root / "CASME2-coding-20140508.xlsx")  # an older coding beside it: no longer up to date
     res = _run("build", root, "--out", out, "--workers", 1, "--composite", "labels")
     assert res.exit_code == 0, res.output
     report = json.loads((out / "build_report.json").read_text())

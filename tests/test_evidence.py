@@ -141,6 +141,20 @@ def test_no_face_is_an_input_error(tmp_path, tools):
     assert e.value.reason == "no_face" and "the frame is nearly black (its brightest 1 % at grey " in str(e.value)
 
 
+def test_a_frame_that_shows_one_eye_reads_as_one_that_shows_both(monkeypatch):
+    """Eyes of unequal opening (a squint, a 3/4 view: right 0.30, left 0.15) in frames that show both, the right only
+    (frame 2) or the left only (the apex, 5): read against one shared maximum, the apex fell to 0.5 of the open eyes
+    and counted as shut (a review's case). Each eye is read against its own most open."""
+    from unimer_builder import evidence as evmod
+
+    frames = evmod._Frames.__new__(evmod._Frames)
+    frames.landmarks = {n: None for n in range(6)}
+    shown = {2: {36}, 5: {42}}
+    frames._inside = lambda n, points: points[0] in shown.get(n, {36, 42})
+    monkeypatch.setattr(evmod, "eye_aspect_ratio", lambda lm, eyes: {36: 0.30, 42: 0.15}[eyes[0]])
+    assert frames.eyes(0.0) == {n: 1.0 for n in range(6)}
+
+
 # --- flow helpers ---------------------------------------------------------------------------------
 
 def test_make_tvl1_applies_every_setting():

@@ -201,6 +201,12 @@ def test_the_label_sheet_given_itself_beside_or_under_another_name(tmp_path):
     d = relative_to_root(skip, tmp_path / casme2.FRAMES_DIR)
     assert d["file"] == f"../{sheet.name}" and str(tmp_path) not in d["message"], d
     assert d["message"] == f"../{sheet.name}, row 3, field 'frame': sub01/EP02_01f/img31.jpg: does not decode"
+    from unimer_builder.report import _prefixes, _relative
+
+    pre, near = _prefixes(tmp_path / casme2.FRAMES_DIR), f"{tmp_path}/{casme2.FRAMES_DIR}"
+    assert _relative(f"in {near}2/x.jpg and /mnt{near}/y.jpg", pre) == \
+        f"in ../{casme2.FRAMES_DIR}2/x.jpg and /mnt{near}/y.jpg"  # whole components, from a path's start
+    assert _relative(f"see {near}.", pre) == "see .."  # the root (.), then the sentence's full stop
     link = tmp_path / "elsewhere" / "frames"  # a link to the frames: the sheet beside the link is not beside them
     link.parent.mkdir()
     link.symlink_to(tmp_path / casme2.FRAMES_DIR)
@@ -238,10 +244,10 @@ def test_a_sentence_under_the_table_is_no_row(tmp_path):
     ids, sheet = _casme2(tmp_path)
     set_cell(sheet, None, 6, "Subject", "Note: frame numbers refer to img<N>.jpg")
     set_cell(sheet, None, 7, "Subject", "sub09")  # a row begun and not finished is still a row, and skipped
+    set_cell(sheet, None, 8, "Subject", "1 EP09_01f 46 59 86 12 happiness")  # a row pasted into one cell: a row
     got, skips = read_all(tmp_path, "casme2")
     assert [c.clip_id for c in got] == ids
-    (s,) = skips
-    assert s.row == 7 and s.reason == "bad_label"
+    assert [(s.row, s.reason) for s in skips] == [(7, "bad_label"), (8, "bad_label")]
 
 
 @pytest.mark.parametrize("header, value, field", [
@@ -565,6 +571,16 @@ def test_a_video_whose_timestamps_skip_dropped_frames_says_so(tmp_path):
     steps = [1000 / 24] * 59 + [13.7, 1000 / 24 - 13.7] + [1000 / 24] * 34 + [1000 / 30] * 73  # one odd short step
     joined._period, joined._times = 1000 / 26.4, dict(enumerate(np.cumsum([0.0, *steps])))
     assert joined._gaps() == {} and joined.notes == []
+    # nor a phone's 30 and 60 fps (its declared rate, the average, 44.4 fps, far above its commonest step's)
+    phone = FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(tmp_path / "phone.mp4")))
+    phone._period = 1000 / 44.4
+    phone._times = dict(enumerate(np.cumsum([0.0, *([1000 / 30] * 30 + [1000 / 60] * 50)])))
+    assert phone._gaps() == {}
+    # an 8-frame gap in a 30 fps MP4 whose average, 27 fps, its gaps lowered: 8, not 7
+    long = FrameReader(Clip("manifest", "s", "c", 0, None, None, video=str(tmp_path / "long.mp4")))
+    long._period = 1000 / 27
+    long._times = dict(enumerate(np.cumsum([0.0, *([1000 / 30] * 40), 9000 / 30, *([1000 / 30] * 40)])))
+    assert long._gaps() == {41: 8}
 
 
 def test_a_truncated_video_ends_before_its_last_decoded_frame_and_says_so(tmp_path):

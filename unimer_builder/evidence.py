@@ -251,13 +251,19 @@ class _Frames:
         """Eye openness of every registered frame that shows the eyes, relative to the most open one, or to
         ``open_ear`` where the eyes never open wider (then no frame of the clip counts as open: no blink can be
         seen)."""
-        ear = {}
-        for n, lm in sorted(self.landmarks.items()):  # an eye the frame's edge cuts leaves the other to read
-            seen = tuple(a for a in (36, 42) if self._inside(n, tuple(range(a, a + 6))))
-            if seen:
-                ear[n] = eye_aspect_ratio(lm, seen)
-        top = max(max(ear.values(), default=0.0), open_ear)
-        return {n: (v / top if top > 0 else 1.0) for n, v in sorted(ear.items())}
+        shown = {n: tuple(a for a in (36, 42) if self._inside(n, tuple(range(a, a + 6)))) for n in self.landmarks}
+        if all(len(eyes) == 2 for eyes in shown.values()):  # both eyes in every frame: their mean, as always
+            ear = {n: eye_aspect_ratio(lm) for n, lm in self.landmarks.items()}
+            top = max(max(ear.values(), default=0.0), open_ear)
+            return {n: (v / top if top > 0 else 1.0) for n, v in sorted(ear.items())}
+        # an eye the frame's edge cuts leaves the other to read: each eye against its own most open (the two differ: a
+        # squint, a 3/4 view; one shared maximum made a frame showing the narrower eye alone read as shut), the eyes a
+        # frame shows averaged
+        per_eye = {a: {n: eye_aspect_ratio(self.landmarks[n], (a,)) for n, eyes in shown.items() if a in eyes}
+                   for a in (36, 42)}
+        tops = {a: max(max(ears.values(), default=0.0), open_ear) for a, ears in per_eye.items()}
+        return {n: float(np.mean([per_eye[a][n] / tops[a] if tops[a] > 0 else 1.0 for a in eyes]))
+                for n, eyes in sorted(shown.items()) if eyes}
 
     def lips(self) -> dict[int, float]:
         """Gap between the inner lips of every registered frame that shows them, IOD (:func:`face.lip_gap`)."""

@@ -102,14 +102,17 @@ def _prefixes(root: Path | str) -> list[tuple[str, str]]:
     return sorted(pairs.items(), key=lambda kv: len(kv[0]), reverse=True)
 
 
+_START = r"(?<![^\s'\"(\[=:,])"  # a path begins the text or follows a delimiter: /mnt/data is not /data
+_END = r"(?=$|[\s'\"),:;\]]|\.(?:$|\s))"  # a whole component: /data/db is not the start of /data/db2
+
+
 def _relative(text: str, prefixes: list[tuple[str, str]]) -> str:
     for p, say in prefixes:
-        # a whole path component only: /data/db is not the start of /data/db2
-        text = re.sub(re.escape(p) + r"(" + re.escape(os.sep) + r"|(?![\w.\-]))",
+        text = re.sub(_START + re.escape(p) + r"(" + re.escape(os.sep) + r"|" + _END + r")",
                       lambda m, say=say: ("" if say == "." else say + "/") if m.group(1) else say, text)
     home = str(Path.home())
     if len(home) > 1:  # a file outside the root (a manifest may name any path): at least not the user's home
-        text = text.replace(home + os.sep, "~" + os.sep)
+        text = re.sub(_START + re.escape(home + os.sep), "~" + os.sep, text)
     return text
 
 

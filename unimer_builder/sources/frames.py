@@ -265,14 +265,16 @@ class FrameReader:
         capture that dropped frames writes empty entries (an AVI's) or leaves the time out (a phone's MP4): the frames
         that decode are numbered in order, so every frame after a gap is numbered lower than the recording's own count,
         which a sheet made with a player's clock follows. The period is the declared rate's, or the commonest step
-        where that is shorter (an MP4's declared rate is its average, which its gaps lower); a video whose rate changes
-        between runs of frames (two takes joined, 24 then 30 fps) steps by both, neither a gap."""
+        where that is a little shorter (an MP4's declared rate is its average, which its gaps lower); a video whose
+        rate changes between runs of frames (two takes joined, 24 then 30 fps) steps by both, neither a gap."""
         times = sorted(self._times.items())
         steps = [(n, b - a) for (_, a), (n, b) in zip(times, times[1:], strict=False) if b > a]
         if not self._period or not steps:
             return {}
         common = Counter(round(d) for _, d in steps).most_common(1)[0][0]
-        period = min(self._period, common) if common > 0 else self._period
+        # the commonest step stands for the period only a little under the declared one (drops lower an average by a
+        # few %); far under it, the rate varies (a phone's 30 and 60 fps), and the declared average stays
+        period = common if 0.85 * self._period <= common < self._period else self._period
         return {n: int(round(d / period)) - 1 for n, d in steps if d > 1.5 * period}
 
     def _ended(self, decoded: int) -> int:
