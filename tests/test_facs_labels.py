@@ -58,6 +58,23 @@ def test_parse_aus_tokens(text, expected):
     assert p.unparsed == () and p.unknown == ()
 
 
+@pytest.mark.parametrize("text, expected", [
+    # an "or" between whole combinations, told by the AU both sides repeat (read as "4+(L10 or 4)+R10" before)
+    ("4+L10 or 4+R10", [(4, None, None, False, ()), (10, "L", None, False, ("R10",))]),
+    ("(4+L10) or (4+R10)", [(4, None, None, False, ()), (10, "L", None, False, ("R10",))]),
+    ("4+5 or 4+7 or 4+43", [(4, None, None, False, ()), (5, None, None, False, ("7", "43"))]),
+    ("4+L10 or 4", [(4, None, None, False, ()), (10, "L", None, True, ())]),  # L10 may not be there: uncertain
+    # no AU repeated: the "or" stays within its part, as coders list an uncertain last AU
+    ("12+25 or 26", [(12, None, None, False, ()), (25, None, None, False, ("26",))]),
+])
+def test_an_or_between_combinations_that_repeat_an_au_is_read_as_whole_combinations(text, expected):
+    p = parse_aus(text)
+    assert toks(text) == expected
+    assert p.unparsed == () and p.unknown == ()
+    assert parse_aus("4+L10 or 4+R10+99").unknown == ("99",)
+    assert parse_aus("(1+2) or 4").unparsed == ("(1+2) or 4",)  # nothing shared: no reading, said so
+
+
 def test_parse_aus_free_text_and_references():
     p = parse_aus("R14+17+soft focus")
     assert [t.au for t in p.tokens] == [14, 17] and p.unparsed == ("soft focus",)

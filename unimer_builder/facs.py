@@ -389,8 +389,57 @@ def _parts(s: str) -> list[tuple[str, list[AUToken] | None]]:
     return out
 
 
+_OR_WORD = re.compile(r"\s+or\s+", re.IGNORECASE)
+
+
+def _split_top_or(text: str) -> list[str]:
+    """Split on the word ``or`` outside parentheses."""
+    cuts, depth, start = [], 0, 0
+    for m in _OR_WORD.finditer(text):
+        depth = sum(1 if c == "(" else -1 if c == ")" else 0 for c in text[:m.start()])
+        if depth == 0:
+            cuts.append(text[start:m.start()])
+            start = m.end()
+    return [c.strip() for c in [*cuts, text[start:]]]
+
+
+def _or_of_combinations(s: str) -> tuple[list[AUToken], list[str]] | None:
+    """``4+L10 or 4+R10``: an ``or`` between whole combinations, told by an AU the cell repeats on each side (read as
+    ``4+L10 or 4`` ``+R10`` it names AU4 twice). The AUs every combination names are certain; the others are paired
+    in order as alternatives, or, where one combination is the other's common part alone (``4+L10 or 4``), uncertain.
+    Codes FACS does not define come back apart, as :func:`parse_aus` keeps them. ``None``: no such cell (``12+25
+    or 26`` keeps the ``or`` within its part, as FACS coders mean it)."""
+    combos = [c[1:-1].strip() if c.startswith("(") and c.endswith(")") and _split_top(c[1:-1], "+,;&")[1:] else c
+              for c in _split_top_or(s)]  # "(4+L10) or (4+R10)"
+    if len(combos) < 2 or not any(_split_top(c, "+,;&")[1:] for c in combos):
+        return None
+    readings, unknown = [], []
+    for combo in combos:
+        parts = _parts(combo)
+        if not parts or any(not p or len(p) != 1 for _, p in parts):
+            return None
+        unknown += [p[0].raw for _, p in parts if p[0].au not in AUS]
+        readings.append([p[0] for _, p in parts if p[0].au in AUS])
+    key = lambda t: (t.au, t.side, t.intensity)  # noqa: E731
+    common = [t for t in readings[0] if all(key(t) in {key(u) for u in r} for r in readings[1:])]
+    if not common:
+        return None
+    shared = {key(t) for t in common}
+    rest = [[t for t in r if key(t) not in shared] for r in readings]
+    sizes = {len(r) for r in rest}
+    unknown = list(dict.fromkeys(unknown))
+    if len(sizes) == 1:
+        n = sizes.pop()
+        return common + [replace(rest[0][i], raw=" or ".join(r[i].raw for r in rest),
+                                 alternatives=tuple(r[i] for r in rest[1:])) for i in range(n)], unknown
+    if len(sizes) == 2 and 0 in sizes and sum(bool(r) for r in rest) == 1:
+        return common + [replace(t, uncertain=True) for t in next(r for r in rest if r)], unknown
+    return None
+
+
 def parse_aus(text: object) -> ParsedAUs:
-    """Parse a database AU string (``4+L10``, ``R14A or 17A``, ``(R6 or R12) + R15``, ``A/L12``, ``AU12(k)``).
+    """Parse a database AU string (``4+L10``, ``R14A or 17A``, ``(R6 or R12) + R15``, ``A/L12``, ``AU12(k)``,
+    ``4+L10 or 4+R10``).
 
     Never raises: free text goes to ``unparsed``, AU-shaped codes with a number FACS does not define
     go to ``unknown``, so that the caller decides whether that costs the clip. A cell that says the
@@ -409,6 +458,9 @@ def parse_aus(text: object) -> ParsedAUs:
     if s.lower() in _UNKNOWN_WORDS:
         return ParsedAUs(label_unknown=True)
     s = s.replace("，", ",").replace("；", ";")
+    combined = _or_of_combinations(s)
+    if combined is not None:
+        return ParsedAUs(tokens=tuple(combined[0]), unknown=tuple(combined[1]))
     tokens: list[AUToken] = []
     unparsed: list[str] = []
     unknown: list[str] = []
