@@ -22,6 +22,8 @@ class FakeHub:
         self.repos: dict[str, dict] = {}  # repo id -> info (``private``) of repos that exist before the push
         self.created: list[dict] = []
         self.commits: list[list[dict]] = []
+        self.files: dict[str, dict[str, bytes]] = {}  # repo id -> its files after the commits so far
+        self.settings: list[tuple[str, dict]] = []  # (repo id, the settings a PUT asked for)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,13 +72,32 @@ class FakeHub:
                     lines = [json.loads(x) for x in body.decode().splitlines() if x.strip()]
                     fake.commits.append(lines)
                     repo = path.split("/api/datasets/")[1].split("/commit/")[0]
+                    held = fake.files.setdefault(repo, {})
+                    for ln in lines:
+                        if ln["key"] == "file":
+                            held[ln["value"]["path"]] = base64.b64decode(ln["value"]["content"])
+                        elif ln["key"] == "deletedFile":
+                            held.pop(ln["value"]["path"], None)
                     return self._json({"commitUrl": f"{base}/datasets/{repo}/commit/{'a' * 40}",
                                        "commitOid": "a" * 40, "pullRequestUrl": None})
                 return self._json({"error": f"unexpected POST {path}"}, 404)
 
+            def do_PUT(self):  # noqa: N802
+                body = self._body()
+                path = self.path.split("?")[0]
+                fake.requests.append(("PUT", path))
+                if path.startswith("/api/datasets/") and path.endswith("/settings"):
+                    fake.settings.append(("/".join(path.split("/")[3:5]), json.loads(body)))
+                    return self._json({})
+                return self._json({"error": f"unexpected PUT {path}"}, 404)
+
             def do_GET(self):  # noqa: N802
                 fake.requests.append(("GET", self.path))
                 path = self.path.split("?")[0]
+                if path.startswith("/api/datasets/") and "/tree/" in path:  # list_repo_files
+                    held = fake.files.get("/".join(path.split("/")[3:5]), {})
+                    return self._json([{"type": "file", "path": k, "oid": "c" * 40, "size": len(v)}
+                                       for k, v in sorted(held.items())])
                 if path.startswith("/api/datasets/"):  # repo_info
                     repo = "/".join(path.split("/")[3:5])
                     if repo in fake.repos:
@@ -155,6 +176,43 @@ def test_push_uploads_card_shards_and_report(tmp_path, online):
     assert sorted(files) == ["README.md", "build_report.json", "data/train-00000-of-00002.parquet",
                              "data/train-00001-of-00002.parquet"]
     assert files["data/train-00001-of-00002.parquet"] == b"PAR1 shard 1"
+
+
+def test_a_second_push_replaces_the_repos_shards_instead_of_adding_to_them(tmp_path, online):
+    """A push uploaded the build's files and left the repo's others: after a rebuild with another shard count the
+    old shards stayed beside the new ones, and the card's ``data/train-*`` pattern loaded both (split sizes that do
+    not match the card, or columns that do not cast). The card and report are replaced as before."""
+    out = _built_folder(tmp_path)
+    (out / "data" / "train-00002-of-00003.parquet").write_bytes(b"PAR1 old shard 2")
+    with FakeHub() as fake:
+        hub.push(out, "someone/uni-mer", token="hf_fake", endpoint=fake.url)
+        assert sorted(fake.files["someone/uni-mer"]) == ["README.md", "build_report.json",
+                                                         "data/train-00000-of-00002.parquet",
+                                                         "data/train-00001-of-00002.parquet",
+                                                         "data/train-00002-of-00003.parquet"]
+        fake.files["someone/uni-mer"]["notes/extra.md"] = b"the owner's own file"  # not the build's: kept
+        for f in (out / "data").iterdir():
+            f.unlink()
+        (out / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 the one new shard")
+        hub.push(out, "someone/uni-mer", token="hf_fake", endpoint=fake.url)
+    assert sorted(fake.files["someone/uni-mer"]) == ["README.md", "build_report.json",
+                                                     "data/train-00000-of-00001.parquet", "notes/extra.md"]
+    assert fake.files["someone/uni-mer"]["data/train-00000-of-00001.parquet"] == b"PAR1 the one new shard"
+
+
+def test_a_card_with_the_access_request_form_switches_the_repos_requests_on(tmp_path, online):
+    """The card's ``extra_gated_*`` keys only word the Hub's access-request form; requests are on only where the
+    repo's settings say so, and a push never set them: a licensed database's build read as gated and was not. A
+    card without the form (a synthetic build) leaves the setting alone."""
+    out = _built_folder(tmp_path)
+    (out / "README.md").write_text("---\nlicense: other\nextra_gated_prompt: Sign the licence first.\n"
+                                   "extra_gated_fields:\n  Name: text\n---\n# card\n")
+    with FakeHub() as fake:
+        hub.push(out, "someone/licensed", token="hf_fake", endpoint=fake.url, private=False)
+        (out / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# a synthetic build's card\n")
+        hub.push(out, "someone/synthetic", token="hf_fake", endpoint=fake.url)
+    assert fake.settings == [("someone/licensed", {"gated": "manual"})]
+    assert len(fake.commits) == 2
 
 
 def test_push_refuses_incomplete_folder_and_bad_repo(tmp_path, online):

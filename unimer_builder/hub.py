@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import yaml
 
 from .card import default_repo_name, is_synthetic, write_card
 from .config import build_config_from_dict
@@ -19,6 +20,22 @@ from .consolidate import strip_images
 from .shards import FACE_COLUMNS, read_shard, shard_files
 
 ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
+# A push replaces the repo's shards: an earlier push's shards that this build does not have (another shard count,
+# or shards with the face columns where these have none) would stay beside them, and the card's ``data/train-*``
+# pattern would load both (split sizes that do not match the card, or columns that do not cast).
+DELETE = ["data/*.parquet"]
+
+
+def gated_form(out_dir: Path | str) -> bool:
+    """Whether the card asks for the Hub's access-request form (``extra_gated_fields``, licensed databases)."""
+    text = (Path(out_dir) / "README.md").read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return False
+    try:
+        meta = yaml.safe_load(text[4:].split("\n---", 1)[0])
+    except yaml.YAMLError:
+        return False
+    return isinstance(meta, dict) and bool(meta.get("extra_gated_fields"))
 
 
 def check_folder(out_dir: Path | str) -> list[str]:
@@ -145,7 +162,9 @@ def push(
 
     Private by default: the source databases' licences rarely allow public redistribution, and a private push
     into an existing *public* repo is refused (:class:`PublicRepoError`). Without ``repo_id`` the repo is
-    ``<your account>/<suggested_name(out_dir)>``. ``images=False`` uploads the shards without the face pixel
+    ``<your account>/<suggested_name(out_dir)>``. The repo's earlier shards are replaced, not added to; a card with
+    the access-request form (a licensed database) switches the repo's access requests on (manual approval: the
+    owner checks each requester's licence agreement). ``images=False`` uploads the shards without the face pixel
     columns (:data:`.shards.FACE_COLUMNS`) and a card that says so; the build folder is left as it is.
     Raises ``FileNotFoundError`` for an incomplete folder, ``ValueError`` for a bad repo id and
     ``RuntimeError`` when offline or when the Hub refuses.
@@ -179,11 +198,14 @@ def _push(out: Path, repo_id: str | None, name: str, token: str | None, private:
         if private:
             _refuse_public(api, repo_id)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if gated_form(out):  # the card's form only words the request: the repo's setting switches requests on
+            api.update_repo_settings(repo_id, gated="manual", repo_type="dataset")
         info = api.upload_folder(
             repo_id=repo_id,
             repo_type="dataset",
             folder_path=str(out),
             allow_patterns=ALLOW,
+            delete_patterns=DELETE,
             commit_message=commit_message,
         )
     except OfflineModeIsEnabled as e:
