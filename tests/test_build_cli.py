@@ -214,6 +214,34 @@ def test_drop_policy_removes_unsupported_samples(source, tmp_path):
     assert not any(flagged)
 
 
+def test_a_drop_policy_that_drops_every_clip_exits_2_instead_of_writing_a_shard_nothing_loads(source, tmp_path):
+    """Every clip contradicting its label under --policy drop wrote a shard of one empty row group and exit 0:
+    `datasets` cannot load it ("BatchSize must be greater than 0"; a split of no rows is no split), and the card
+    described nothing. It is an unusable input now, as when no clip can be built, saying what to do."""
+    import openpyxl
+
+    root = tmp_path / "wrong"
+    shutil.copytree(source, root)
+    sheet = next(root.glob("CASME2-coding*.xlsx"))
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb.worksheets[0]
+    header = [c.value for c in ws[1]]
+    truth = {c["clip_id"]: {r for p in c["planted"] for r in p["regions"]}
+             for c in json.loads((root / "ground_truth.json").read_text())["clips"]}
+    for row in range(2, ws.max_row + 1):  # a label each clip does not move: contradicted
+        subject, name = (ws.cell(row=row, column=header.index(k) + 1).value for k in ("Subject", "Filename"))
+        moved = truth[f"casme2/sub{int(subject):02d}/{name}"]
+        wrong = "15" if any(r.startswith("brow") for r in moved) else "1+2"
+        ws.cell(row=row, column=header.index("Action Units") + 1, value=wrong)
+    wb.save(sheet)
+    out = tmp_path / "out"
+    res = _run("build", root, "--format", "casme2", "--out", out, "--workers", 1, "--policy", "drop")
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())
+    assert "dropped every one of the 6 clips built" in said and "--policy flag" in said and "Traceback" not in said
+    assert not (out / "data").exists() and not (out / "README.md").exists()
+
+
 def test_bad_rows_are_reported_with_file_row_and_field(source, tmp_path):
     import openpyxl
 
