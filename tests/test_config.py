@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 from pathlib import Path
 
@@ -25,9 +26,10 @@ def _other(name: str, value, tmp_path: Path):
     """Another valid value of the setting ``name`` (whatever its type)."""
     if name in OTHER_CHOICE:
         return OTHER_CHOICE[name]
-    if name == "text.templates":  # None (the packaged folder) -> a copy of it elsewhere
-        copy = tmp_path / "templates"
+    if name == "text.templates":  # None (the packaged folder) -> an edited copy of it elsewhere (an identical copy
+        copy = tmp_path / "templates"  # makes the same rows, and the same fingerprint: test below)
         shutil.copytree(TextConfig().folder, copy)
+        (copy / "explain.j2").write_text((copy / "explain.j2").read_text() + "\n{# edited #}\n")
         return str(copy)
     if isinstance(value, bool):
         return not value
@@ -74,6 +76,24 @@ def test_template_text_and_builder_version_change_the_fingerprint(tmp_path, monk
         assert cfg.fingerprint() not in (before, edited, added)
     finally:
         config._fingerprint.cache_clear()
+
+
+def test_a_templates_folder_counts_by_its_text_and_is_published_by_its_name(tmp_path):
+    """``--templates DIR`` put DIR's absolute path into the fingerprint and the published report: the same
+    files in another folder gave every row another ``config_fingerprint`` (and another up-to-date key), and the
+    report named a folder of the build machine."""
+    from unimer_builder.report import build_report
+
+    a, b = tmp_path / "one" / "mytpl", tmp_path / "two" / "mytpl"
+    for folder in (a, b):
+        shutil.copytree(TextConfig().folder, folder)
+    cfg_a, cfg_b = (BuildConfig(text=TextConfig(templates=str(f))) for f in (a, b))
+    assert cfg_a.fingerprint() == cfg_b.fingerprint() == BuildConfig().fingerprint()  # the packaged text, copied
+    (b / "explain.j2").write_text((b / "explain.j2").read_text() + "\n{# edited #}\n")
+    assert cfg_b.fingerprint() != cfg_a.fingerprint()
+    report = build_report([], [], cfg_a, tmp_path, "manifest", [], 0.0, 1)
+    assert report["config"]["text"]["templates"] == "mytpl" and str(tmp_path) not in json.dumps(report)
+    assert report["config_fingerprint"] == cfg_a.fingerprint()
 
 
 def test_from_dict_names_an_unknown_setting():

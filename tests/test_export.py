@@ -178,6 +178,24 @@ def test_a_destination_that_is_a_file_is_one_error_line(small_build, tmp_path):
     assert f.read_text() == "mine"
 
 
+def test_a_destination_that_cannot_be_written_is_one_error_line_and_exit_3(small_build, tmp_path, monkeypatch):
+    """An export into a folder it may not write (no permission, a read-only or full disk) ended in a
+    PermissionError traceback and exit 1: one line naming the destination, exit 3 (the environment failed), as a
+    build says it. The same for the inspection report's folder."""
+    import unimer_builder.cli as cli
+
+    def refused(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli, "run_export", refused)
+    res = runner.invoke(app, ["export", str(small_build), "--to", "sharegpt", str(tmp_path / "ro" / "ex")])
+    assert res.exit_code == 3 and "Traceback" not in res.output, res.output
+    assert "cannot write the export (Permission denied)" in " ".join(res.output.split())
+    monkeypatch.setattr(cli, "write_report", refused)
+    res = runner.invoke(app, ["inspect", str(small_build), "--dest", str(tmp_path / "ro" / "r")])
+    assert res.exit_code == 3 and "cannot write the report (Permission denied)" in " ".join(res.output.split())
+
+
 def test_a_name_that_is_no_plain_file_name_is_refused(small_build, tmp_path):
     """`--name ../x` wrote x.json beside the export folder, outside it, and dataset_info.json pointed there."""
     for name in ("../escaped", "a/b", ".hidden", ""):

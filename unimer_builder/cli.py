@@ -396,6 +396,8 @@ def inspect(
         page = write_report(out, dest, clip)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e).strip('"'))
+    except OSError as e:  # the report's folder cannot be made or written
+        _fail(f"{dest or out / 'inspect'}: cannot write the report ({e.strerror or e})", 3)
     console.print(f"report: {page}")
     if open_:
         webbrowser.open(page.resolve().as_uri())
@@ -415,6 +417,8 @@ def export(
                              name=name)
     except (FileNotFoundError, ValueError, FileExistsError) as e:
         _fail(str(e))
+    except OSError as e:  # the destination cannot be made or written (a file above it, no permission, disk full)
+        _fail(f"{dest}: cannot write the export ({e.strerror or e})", 3)
     console.print(f"{to}: {summary['rows']} rows, {summary['images']} images -> {dest} ({', '.join(summary['files'])})")
 
 

@@ -448,8 +448,12 @@ def _template_files(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 @functools.lru_cache(maxsize=64)
 def _fingerprint(cfg: BuildConfig, templates: tuple[tuple[str, int, int], ...]) -> str:
+    # The templates count by their text (below), not by where their folder is: the same files copied elsewhere
+    # make the same rows, and a path of this machine must not decide a published hash.
+    settings = cfg.to_dict()
+    settings["text"] = {**settings["text"], "templates": None}
     h = hashlib.sha256()
-    h.update(json.dumps({"config": cfg.to_dict(), "builder": __version__}, sort_keys=True).encode())
+    h.update(json.dumps({"config": settings, "builder": __version__}, sort_keys=True).encode())
     folder = cfg.text.folder
     for name, _size, _mtime in templates:
         h.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")

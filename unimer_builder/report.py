@@ -136,6 +136,15 @@ def _nodes(summaries: list[ClipSummary]) -> dict[str, dict]:
     return {n: {"clips": len(ids), "clip_ids": sorted(ids)} for n, ids in sorted(by_node.items())}
 
 
+def _published(cfg: BuildConfig) -> dict:
+    """The settings as the report publishes them: a templates folder of one's own by its name (the fingerprint
+    holds its files' text), not by a path of this machine."""
+    d = cfg.to_dict()
+    if d["text"].get("templates") is not None:
+        d["text"] = {**d["text"], "templates": Path(str(d["text"]["templates"])).name}
+    return d
+
+
 def build_report(
     summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: Path | str, fmt: str,
     shards: list[str], seconds: float, workers: int, changed: list[str] = (), damaged: list[str] = (),
@@ -192,7 +201,7 @@ def build_report(
         "unexplained_motion": dict(sorted(unexplained.items())),
         "second_opinion": _second_opinion(summaries, cfg),
         "shards": shards,
-        "config": cfg.to_dict(),
+        "config": _published(cfg),
         "config_fingerprint": cfg.fingerprint(),
         "policy": cfg.check.policy,
         "nodes": _nodes(summaries),
