@@ -82,6 +82,31 @@ def test_card_yaml_validates_and_names_the_source_licence(small_build):
     assert "## Reading `flow_image`" in text and f"{flowviz.FULL_PX} px" in text
 
 
+def test_the_cards_columns_table_names_every_column_and_every_field_of_the_structs(small_build):
+    """The card's table had no `blinks` nor `moved_regions`, `head_motion` without its turns and 9 of the 15
+    fields of `regions`: a column or field added to the shards must be described where a user reads them."""
+    import re
+
+    import pyarrow as pa
+
+    from unimer_builder.shards import SCHEMA
+
+    card = (small_build / "README.md").read_text()
+    table = card.split("## Columns", 1)[1].split("\n\n", 2)[1]
+    named: set[str] = set()
+    for line in table.splitlines()[2:]:
+        cells = line.split(" | ")
+        named |= set(re.findall(r"`([a-z_]+)`", cells[0]))
+        for struct in re.findall(r"\{([a-z_, ]+)\}", cells[1] if len(cells) > 1 else ""):
+            named |= {f"{cells[0].strip('| `')}.{f.strip()}" for f in struct.split(",")}
+    for field in SCHEMA:
+        assert field.name in named, field.name
+        t = field.type.value_type if pa.types.is_list(field.type) else field.type
+        if pa.types.is_struct(t) and field.name in ("regions", "head_motion"):
+            missing = {f"{field.name}.{t.field(i).name}" for i in range(t.num_fields)} - named
+            assert not missing, missing
+
+
 def test_card_of_a_licensed_database_is_gated_with_its_licence(small_build):
     from huggingface_hub import DatasetCard, DatasetCardData
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from unimer_builder import hub
+from unimer_builder.errors import EnvironmentFailure
 
 
 class FakeHub:
@@ -242,8 +243,23 @@ def test_push_unreachable_endpoint_is_a_clear_error(tmp_path, online):
     out = _built_folder(tmp_path)
     with FakeHub() as fake:
         dead = fake.url  # the port is closed once the server stops
-    with pytest.raises(RuntimeError, match="reach|refused"):
+    with pytest.raises(EnvironmentFailure, match="cannot reach the Hub"):
         hub.push(out, "a/b", token="hf_fake", endpoint=dead)
+
+
+def test_a_push_that_cannot_reach_the_hub_exits_3_as_an_environment_failure(tmp_path, monkeypatch):
+    """An unreachable Hub exited 2, which the README keeps for input that cannot be used; the network is the
+    environment (3), as a full disk is for a build."""
+    from typer.testing import CliRunner
+
+    import unimer_builder.cli as cli
+
+    def unreachable(*a, **k):
+        raise EnvironmentFailure("cannot reach the Hub (huggingface.co): Connection refused")
+
+    monkeypatch.setattr(cli, "push_folder", unreachable)
+    res = CliRunner().invoke(cli.app, ["push", str(_built_folder(tmp_path)), "a/b", "--token", "hf_fake"])
+    assert res.exit_code == 3 and "cannot reach the Hub" in res.output and "Traceback" not in res.output
 
 
 def test_check_folder_lists_upload(tmp_path):

@@ -379,6 +379,8 @@ def push(
                 console.print(f"  {f}  {size:,} bytes", soft_wrap=True)
             return
         url = push_folder(out, repo_id, token=token, private=not public, images=images)
+    except EnvironmentFailure as e:  # the Hub cannot be reached
+        _fail(str(e), 3)
     except (OSError, ValueError, RuntimeError) as e:
         _fail(str(e))
     console.print(f"pushed: {url}" + ("" if images else " (without the face images)"))

@@ -17,6 +17,7 @@ import yaml
 from .card import default_repo_name, is_synthetic, write_card
 from .config import build_config_from_dict
 from .consolidate import strip_images
+from .errors import EnvironmentFailure
 from .shards import FACE_COLUMNS, read_shard, shard_files
 
 ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
@@ -166,8 +167,9 @@ def push(
     the access-request form (a licensed database) switches the repo's access requests on (manual approval: the
     owner checks each requester's licence agreement). ``images=False`` uploads the shards without the face pixel
     columns (:data:`.shards.FACE_COLUMNS`) and a card that says so; the build folder is left as it is.
-    Raises ``FileNotFoundError`` for an incomplete folder, ``ValueError`` for a bad repo id and
-    ``RuntimeError`` when offline or when the Hub refuses.
+    Raises ``FileNotFoundError`` for an incomplete folder, ``ValueError`` for a bad repo id,
+    ``RuntimeError`` when offline or when the Hub refuses, and ``EnvironmentFailure`` when the Hub cannot be
+    reached.
     """
     out = Path(out_dir)
     check_folder(out)
@@ -212,6 +214,6 @@ def _push(out: Path, repo_id: str | None, name: str, token: str | None, private:
         raise RuntimeError(f"cannot push: offline mode is on ({e})") from e
     except HfHubHTTPError as e:
         raise RuntimeError(f"the Hub refused the upload to {repo_id}: {e}") from e
-    except _network_errors() as e:  # connection refused, DNS failure, timeouts
-        raise RuntimeError(f"cannot reach the Hub ({endpoint or 'huggingface.co'}): {e}") from e
+    except _network_errors() as e:  # connection refused, DNS failure, timeouts: the environment, not the input
+        raise EnvironmentFailure(f"cannot reach the Hub ({endpoint or 'huggingface.co'}): {e}") from e
     return str(getattr(info, "commit_url", info))
