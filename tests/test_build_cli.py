@@ -214,18 +214,23 @@ def test_drop_policy_removes_unsupported_samples(source, tmp_path):
     assert not any(flagged)
 
 
-def test_a_drop_policy_that_drops_every_clip_exits_2_instead_of_writing_a_shard_nothing_loads(source, tmp_path):
-    """Every clip contradicting its label under --policy drop wrote a shard of one empty row group and exit 0:
-    `datasets` cannot load it ("BatchSize must be greater than 0"; a split of no rows is no split), and the card
-    described nothing. It is an unusable input now, as when no clip can be built, saying what to do."""
+def _editable_copy(source: Path, root: Path):
+    """A copy of the synthetic database and its coding sheet opened for editing: (root, sheet, workbook, its
+    first worksheet, the header's column names)."""
     import openpyxl
 
-    root = tmp_path / "wrong"
     shutil.copytree(source, root)
     sheet = next(root.glob("CASME2-coding*.xlsx"))
     wb = openpyxl.load_workbook(sheet)
     ws = wb.worksheets[0]
-    header = [c.value for c in ws[1]]
+    return root, sheet, wb, ws, [c.value for c in ws[1]]
+
+
+def test_a_drop_policy_that_drops_every_clip_exits_2_instead_of_writing_a_shard_nothing_loads(source, tmp_path):
+    """Every clip contradicting its label under --policy drop wrote a shard of one empty row group and exit 0:
+    `datasets` cannot load it ("BatchSize must be greater than 0"; a split of no rows is no split), and the card
+    described nothing. It is an unusable input now, as when no clip can be built, saying what to do."""
+    root, sheet, wb, ws, header = _editable_copy(source, tmp_path / "wrong")
     truth = {c["clip_id"]: {r for p in c["planted"] for r in p["regions"]}
              for c in json.loads((root / "ground_truth.json").read_text())["clips"]}
     for row in range(2, ws.max_row + 1):  # a label each clip does not move: contradicted
@@ -243,14 +248,7 @@ def test_a_drop_policy_that_drops_every_clip_exits_2_instead_of_writing_a_shard_
 
 
 def test_bad_rows_are_reported_with_file_row_and_field(source, tmp_path):
-    import openpyxl
-
-    root = tmp_path / "badrows"
-    shutil.copytree(source, root)
-    sheet = next(root.glob("CASME2-coding*.xlsx"))
-    wb = openpyxl.load_workbook(sheet)
-    ws = wb.worksheets[0]
-    header = [c.value for c in ws[1]]
+    root, sheet, wb, ws, header = _editable_copy(source, tmp_path / "badrows")
     ws.cell(row=2, column=header.index("Action Units") + 1, value="4+99")  # no such AU
     ws.cell(row=3, column=header.index("OnsetFrame") + 1, value=99999)  # outside the clip
     wb.save(sheet)
