@@ -247,6 +247,25 @@ def test_a_drop_policy_that_drops_every_clip_exits_2_instead_of_writing_a_shard_
     assert not (out / "data").exists() and not (out / "README.md").exists()
 
 
+def test_the_report_names_files_alike_whether_the_root_was_typed_relative_or_absolute(tmp_path, monkeypatch):
+    """A root typed relative (`db/manifest.csv`) left `db/manifest.csv, row 3` in the published report where an
+    absolute one gave `manifest.csv, row 3`: the report's text depended on the folder the build was run from."""
+    db = tmp_path / "db"
+    assert _run("synth", db, "--format", "manifest", "--clips", 1, "--subjects", 1, "--frames", 8).exit_code == 0
+    with (db / "manifest.csv").open("a") as f:
+        f.write("nowhere.mp4,3,4,5,12,,S9,c9,30\n")
+    header = (db / "manifest.csv").read_text().splitlines()[0]
+    assert header.split(",")[:4] == ["path", "onset", "apex", "offset"], header  # the row above fits the columns
+    monkeypatch.chdir(tmp_path)
+    skipped = []
+    for root, out in (("db/manifest.csv", "rel"), (str(db / "manifest.csv"), "abs")):
+        res = _run("build", root, "--format", "manifest", "--out", out, "--workers", 1, "--composite", "labels")
+        assert res.exit_code == 1, res.output
+        skipped.append(json.loads((tmp_path / out / "build_report.json").read_text())["skipped"])
+    assert skipped[0] == skipped[1] and len(skipped[0]) == 1
+    assert skipped[0][0]["file"] == "manifest.csv" and "db/" not in json.dumps(skipped[0]), skipped[0]
+
+
 def test_bad_rows_are_reported_with_file_row_and_field(source, tmp_path):
     root, sheet, wb, ws, header = _editable_copy(source, tmp_path / "badrows")
     ws.cell(row=2, column=header.index("Action Units") + 1, value="4+99")  # no such AU

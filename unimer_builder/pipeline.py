@@ -327,13 +327,16 @@ def build(
     be built is skipped: the report lists it (``report["skipped"]``) with file, row and field.
     """
     cfg = cfg if cfg is not None else BuildConfig()
-    root, out = Path(root), Path(out)
+    # The root as an absolute path (not resolved: a linked manifest's paths stay its own): every message names
+    # files by it, and the report writes them relative to it, so a root typed relative (`db/manifest.csv`) left
+    # `db/...` in the published report, whose text then depended on the folder the build was run from.
+    root, out = Path(os.path.abspath(root)), Path(out)
     if not cfg.text.folder.is_dir():
         raise UnusableInput(f"{cfg.text.folder}: templates folder not found")
     kind = executor if isinstance(executor, str) else "local" if executor is None else None
     remote = kind == "ray" or isinstance(executor, RayPool)
     if remote:  # other processes, on other machines, open the clips' frames and write the parts
-        root, out = Path(os.path.abspath(root)), out.resolve()  # not resolved: a linked manifest's paths
+        out = out.resolve()
     fmt, clips, skips = read_input(root, fmt, limit)
     made = not out.exists()
     try:
