@@ -244,7 +244,9 @@ def test_a_drop_policy_that_drops_every_clip_exits_2_instead_of_writing_a_shard_
     assert res.exit_code == 2, res.output
     said = " ".join(res.output.split())
     assert "dropped every one of the 6 clips built" in said and "--policy flag" in said and "Traceback" not in said
-    assert not (out / "data").exists() and not (out / "README.md").exists()
+    assert not (out / "data").exists() and not (out / "README.md").exists() and not (out / ".parts").exists()
+    res = _run("build", root, "--format", "casme2", "--out", out, "--workers", 1, "--policy", "flag")
+    assert res.exit_code == 0 and not (out / ".parts").exists(), res.output  # the same clips, kept and marked
 
 
 def test_the_report_names_files_alike_whether_the_root_was_typed_relative_or_absolute(tmp_path, monkeypatch):

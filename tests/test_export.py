@@ -194,6 +194,26 @@ def test_a_destination_that_cannot_be_written_is_one_error_line_and_exit_3(small
     monkeypatch.setattr(cli, "write_report", refused)
     res = runner.invoke(app, ["inspect", str(small_build), "--dest", str(tmp_path / "ro" / "r")])
     assert res.exit_code == 3 and "cannot write the report (Permission denied)" in " ".join(res.output.split())
+    res = runner.invoke(app, ["inspect", str(small_build)])  # the default folder, named as such
+    assert res.exit_code == 3 and f"{small_build / 'inspect'}: cannot write" in "".join(res.output.split("\n"))
+
+
+def test_a_shard_that_cannot_be_read_is_blamed_on_the_build_not_the_destination(small_build, tmp_path):
+    """pyarrow's OSError for a damaged shard (no errno) read as the destination's fault: "cannot write the
+    export (Couldn't deserialize thrift ...)", exit 3, over two lines."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(small_build, damaged)
+    shard = sorted((damaged / "data").glob("*.parquet"))[0]
+    data = bytearray(shard.read_bytes())
+    data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer's length: beyond the file
+    shard.write_bytes(bytes(data))
+    for args in (["export", str(damaged), "--to", "sharegpt", str(tmp_path / "ex")], ["inspect", str(damaged)]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and "a shard cannot be read" in res.output and "cannot write" not in res.output, \
+            res.output
+        assert "Traceback" not in res.output and len(res.output.strip().splitlines()) <= 2
 
 
 def test_a_name_that_is_no_plain_file_name_is_refused(small_build, tmp_path):

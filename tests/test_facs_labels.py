@@ -64,6 +64,11 @@ def test_parse_aus_tokens(text, expected):
     ("(4+L10) or (4+R10)", [(4, None, None, False, ()), (10, "L", None, False, ("R10",))]),
     ("4+5 or 4+7 or 4+43", [(4, None, None, False, ()), (5, None, None, False, ("7", "43"))]),
     ("4+L10 or 4", [(4, None, None, False, ()), (10, "L", None, True, ())]),  # L10 may not be there: uncertain
+    ("4+L10 or 4+R10 or 4", [(4, None, None, False, ()), (10, "L", None, True, ("R10",))]),
+    ("12A+25 or 12B+25", [(25, None, None, False, ()), (12, None, "A", False, ("12B",))]),  # intensity counts
+    ("(4)+L10 or 4+R10", [(4, None, None, True, ()), (10, "L", None, False, ("R10",))]),
+    ("12+25 or 12+26+27", [(12, None, None, False, ()), (25, None, None, True, ()), (26, None, None, True, ()),
+                           (27, None, None, True, ())]),
     # no AU repeated: the "or" stays within its part, as coders list an uncertain last AU
     ("12+25 or 26", [(12, None, None, False, ()), (25, None, None, False, ("26",))]),
 ])
@@ -71,8 +76,13 @@ def test_an_or_between_combinations_that_repeat_an_au_is_read_as_whole_combinati
     p = parse_aus(text)
     assert toks(text) == expected
     assert p.unparsed == () and p.unknown == ()
+
+
+def test_an_or_between_combinations_keeps_unknown_codes_apart_and_needs_a_shared_au():
     assert parse_aus("4+L10 or 4+R10+99").unknown == ("99",)
     assert parse_aus("(1+2) or 4").unparsed == ("(1+2) or 4",)  # nothing shared: no reading, said so
+    assert toks("1+2 or 5+4") == [(1, None, None, False, ()), (2, None, None, False, ("5",)),
+                                  (4, None, None, False, ())]  # as before: nothing tells the combinations apart
 
 
 def test_parse_aus_free_text_and_references():

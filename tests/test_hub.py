@@ -62,6 +62,8 @@ class FakeHub:
                 if path == "/api/repos/create":
                     req = json.loads(body)
                     fake.created.append(req)
+                    fake.repos.setdefault(f"{req.get('organization') or 'me'}/{req['name']}",
+                                          {"private": bool(req.get("private")) or req.get("visibility") == "private"})
                     return self._json({"url": f"{base}/datasets/{req.get('organization') or 'me'}/{req['name']}"})
                 if path == "/api/validate-yaml":
                     return self._json({"errors": [], "warnings": []})
@@ -88,7 +90,9 @@ class FakeHub:
                 path = self.path.split("?")[0]
                 fake.requests.append(("PUT", path))
                 if path.startswith("/api/datasets/") and path.endswith("/settings"):
-                    fake.settings.append(("/".join(path.split("/")[3:5]), json.loads(body)))
+                    repo, asked = "/".join(path.split("/")[3:5]), json.loads(body)
+                    fake.settings.append((repo, asked))
+                    fake.repos.setdefault(repo, {}).update(asked)
                     return self._json({})
                 return self._json({"error": f"unexpected PUT {path}"}, 404)
 
@@ -192,28 +196,62 @@ def test_a_second_push_replaces_the_repos_shards_instead_of_adding_to_them(tmp_p
                                                          "data/train-00001-of-00002.parquet",
                                                          "data/train-00002-of-00003.parquet"]
         fake.files["someone/uni-mer"]["notes/extra.md"] = b"the owner's own file"  # not the build's: kept
+        fake.files["someone/uni-mer"]["data/test-00000-of-00001.parquet"] = b"PAR1 the owner's own split"
         for f in (out / "data").iterdir():
             f.unlink()
         (out / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 the one new shard")
         hub.push(out, "someone/uni-mer", token="hf_fake", endpoint=fake.url)
     assert sorted(fake.files["someone/uni-mer"]) == ["README.md", "build_report.json",
+                                                     "data/test-00000-of-00001.parquet",
                                                      "data/train-00000-of-00001.parquet", "notes/extra.md"]
     assert fake.files["someone/uni-mer"]["data/train-00000-of-00001.parquet"] == b"PAR1 the one new shard"
 
 
 def test_a_card_with_the_access_request_form_switches_the_repos_requests_on(tmp_path, online):
     """The card's ``extra_gated_*`` keys only word the Hub's access-request form; requests are on only where the
-    repo's settings say so, and a push never set them: a licensed database's build read as gated and was not. A
-    card without the form (a synthetic build) leaves the setting alone."""
+    repo's settings say so, and a push never set them: a licensed database's public build read as gated and was
+    not. A private repo admits nobody (nothing to switch), a repo already gated keeps its owner's choice (an
+    automatic approval is not turned into a manual one), and a card without the form leaves the setting alone."""
     out = _built_folder(tmp_path)
-    (out / "README.md").write_text("---\nlicense: other\nextra_gated_prompt: Sign the licence first.\n"
-                                   "extra_gated_fields:\n  Name: text\n---\n# card\n")
+    licensed = ("---\nlicense: other\nextra_gated_prompt: Sign the licence first.\n"
+                "extra_gated_fields:\n  Name: text\n---\n# card\n")
+    (out / "README.md").write_text(licensed)
     with FakeHub() as fake:
-        hub.push(out, "someone/licensed", token="hf_fake", endpoint=fake.url, private=False)
+        fake.repos["someone/auto"] = {"private": False, "gated": "auto"}
+        hub.push(out, "someone/private", token="hf_fake", endpoint=fake.url)
+        for _ in range(2):
+            hub.push(out, "someone/licensed", token="hf_fake", endpoint=fake.url, private=False)
+        hub.push(out, "someone/auto", token="hf_fake", endpoint=fake.url, private=False)
         (out / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# a synthetic build's card\n")
-        hub.push(out, "someone/synthetic", token="hf_fake", endpoint=fake.url)
-    assert fake.settings == [("someone/licensed", {"gated": "manual"})]
-    assert len(fake.commits) == 2
+        hub.push(out, "someone/synthetic", token="hf_fake", endpoint=fake.url, private=False)
+        assert fake.settings == [("someone/licensed", {"gated": "manual"})]
+        assert len(fake.commits) == 5 and fake.repos["someone/auto"]["gated"] == "auto"
+        (out / "README.md").write_text(licensed)
+        assert hub.plan(out, "someone/x", private=False, images=False)["access_requests"]
+        assert not hub.plan(out, "someone/x", images=False)["access_requests"]
+
+
+def test_a_card_rendered_again_without_images_keeps_the_builds_templates_and_fingerprint(tmp_path, monkeypatch):
+    """The report names a templates folder of one's own by its name only; `push --no-images` renders the card
+    again from the report, and took that name for a missing folder: the card said `packaged` with the packaged
+    templates' fingerprint, not the one every row carries (or hashed a folder of that name in the current one)."""
+    from unimer_builder import BuildConfig, TextConfig, build, synthesize
+
+    root = synthesize(tmp_path / "src", "casme2", clips=2, subjects=1, seed=3, frames=8)
+    mine = tmp_path / "elsewhere" / "mytpl"
+    shutil.copytree(TextConfig().folder, mine)
+    (mine / "explain.j2").write_text((mine / "explain.j2").read_text() + "\n{# my own #}\n")
+    out = tmp_path / "out"
+    report = build(root, out, BuildConfig(text=TextConfig(templates=str(mine), composite="labels")), "casme2",
+                   workers=1)
+    assert report["config"]["text"]["templates"] == "mytpl"
+    row = f"| `config_fingerprint` | {report['config_fingerprint']} |"
+    assert row in (out / "README.md").read_text()
+    (tmp_path / "mytpl").mkdir()  # a folder of that name where the push runs is not the build's
+    monkeypatch.chdir(tmp_path)
+    with hub.without_images(out) as stage:
+        card = (stage / "README.md").read_text()
+    assert row in card and "| `text.templates` | mytpl |" in card and "No face images" in card
 
 
 def test_push_refuses_incomplete_folder_and_bad_repo(tmp_path, online):
@@ -339,5 +377,6 @@ def test_push_dry_run_lists_what_would_go_and_asks_nothing(small_build, tmp_path
     res = CliRunner().invoke(app, ["push", str(small_build), "--dry-run", "--no-images", "--public"])
     assert res.exit_code == 0, res.output
     assert f"<your account>/{hub.suggested_name(small_build)} (public), without the face images" in res.output
+    assert "data/train-*.parquet not among these would be deleted" in " ".join(res.output.split())
     res = CliRunner().invoke(app, ["push", str(small_build), "no-owner", "--dry-run"])
     assert res.exit_code == 2 and "owner/name" in res.output

@@ -200,18 +200,22 @@ def front_matter(stats: dict, cfg: BuildConfig, licence: dict | None = None, gat
     }
 
 
-def _settings(cfg: BuildConfig) -> list[tuple[str, str]]:
-    """Every setting of the build (``BuildConfig.settings``), the templates by name, and the fingerprint."""
+def _settings(cfg: BuildConfig, report: dict | None = None) -> list[tuple[str, str]]:
+    """Every setting of the build (``BuildConfig.settings``), the templates by name, and the fingerprint; the
+    templates' name and the fingerprint as the build's report recorded them where it did (a card rendered again
+    from the report, ``unimer push --no-images``, has the name of a folder that is not here to hash)."""
+    recorded = report or {}
+    published = ((recorded.get("config") or {}).get("text") or {}).get("templates")
     out = []
     for key, v in cfg.settings():
         if key == "text.templates":
-            v = "packaged" if v is None else Path(v).name
+            v = published if published else "packaged" if v is None else Path(v).resolve().name
         elif key == "regions.shapes":
             v = "; ".join(f"{f} {' '.join(f'{x:g}' for x in rest)}" for f, *rest in v)
         elif isinstance(v, (list, tuple)):
             v = ", ".join(str(x) for x in v)
         out.append((key, str(v)))
-    out.append(("config_fingerprint", cfg.fingerprint()))
+    out.append(("config_fingerprint", recorded.get("config_fingerprint") or cfg.fingerprint()))
     return out
 
 
@@ -275,7 +279,7 @@ def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_di
         front_matter=fm.rstrip("\n"),
         stats=stats,
         cfg=cfg,
-        settings=_settings(cfg),
+        settings=_settings(cfg, report),
         counts=report.get("counts") or {},
         skip_reasons=report.get("skip_reasons") or {},
         unexplained=report.get("unexplained_motion") or {},

@@ -377,6 +377,9 @@ def push(
                           f"{'with' if p['images'] else 'without'} the face images:", soft_wrap=True)
             for f, size in p["files"].items():
                 console.print(f"  {f}  {size:,} bytes", soft_wrap=True)
+            console.print(f"the repo's {p['replaces']} not among these would be deleted"
+                          + ("; access requests would be switched on (manual approval), as the card's form asks"
+                             if p["access_requests"] else ""), soft_wrap=True)
             return
         url = push_folder(out, repo_id, token=token, private=not public, images=images)
     except EnvironmentFailure as e:  # the Hub cannot be reached
@@ -398,11 +401,22 @@ def inspect(
         page = write_report(out, dest, clip)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e).strip('"'))
-    except OSError as e:  # the report's folder cannot be made or written
-        _fail(f"{dest or out / 'inspect'}: cannot write the report ({e.strerror or e})", 3)
+    except OSError as e:
+        _io_failure(e, out, dest or out / "inspect", "the report")
     console.print(f"report: {page}")
     if open_:
         webbrowser.open(page.resolve().as_uri())
+
+
+def _io_failure(err: OSError, build: Path, dest: Path, what: str) -> None:
+    """One line for an ``OSError`` of ``export`` or ``inspect``: a shard pyarrow cannot read (no errno) is the
+    build's fault (exit 2); a file that cannot be made, read or written is the environment's (exit 3), named."""
+    cause = " ".join((err.strerror or str(err) or type(err).__name__).split())
+    if err.errno is None:
+        _fail(f"{build}: a shard cannot be read ({cause}); build it again")
+    where = Path(err.filename) if err.filename else dest
+    writing = where == dest or dest in where.parents
+    _fail(f"{where}: cannot write {what} ({cause})" if writing else f"{where}: {cause}", 3)
 
 
 @app.command()
@@ -419,8 +433,8 @@ def export(
                              name=name)
     except (FileNotFoundError, ValueError, FileExistsError) as e:
         _fail(str(e))
-    except OSError as e:  # the destination cannot be made or written (a file above it, no permission, disk full)
-        _fail(f"{dest}: cannot write the export ({e.strerror or e})", 3)
+    except OSError as e:
+        _io_failure(e, out, dest, "the export")
     console.print(f"{to}: {summary['rows']} rows, {summary['images']} images -> {dest} ({', '.join(summary['files'])})")
 
 

@@ -406,7 +406,8 @@ def _split_top_or(text: str) -> list[str]:
 def _or_of_combinations(s: str) -> tuple[list[AUToken], list[str]] | None:
     """``4+L10 or 4+R10``: an ``or`` between whole combinations, told by an AU the cell repeats on each side (read as
     ``4+L10 or 4`` ``+R10`` it names AU4 twice). The AUs every combination names are certain; the others are paired
-    in order as alternatives, or, where one combination is the other's common part alone (``4+L10 or 4``), uncertain.
+    in order as alternatives where the combinations name as many (uncertain as well where one names only the common
+    part: ``4+L10 or 4``), and are each uncertain where they name different numbers (``12+25 or 12+26+27``).
     Codes FACS does not define come back apart, as :func:`parse_aus` keeps them. ``None``: no such cell (``12+25
     or 26`` keeps the ``or`` within its part, as FACS coders mean it)."""
     combos = [c[1:-1].strip() if c.startswith("(") and c.endswith(")") and _split_top(c[1:-1], "+,;&")[1:] else c
@@ -421,20 +422,23 @@ def _or_of_combinations(s: str) -> tuple[list[AUToken], list[str]] | None:
         unknown += [p[0].raw for _, p in parts if p[0].au not in AUS]
         readings.append([p[0] for _, p in parts if p[0].au in AUS])
     key = lambda t: (t.au, t.side, t.intensity)  # noqa: E731
-    common = [t for t in readings[0] if all(key(t) in {key(u) for u in r} for r in readings[1:])]
-    if not common:
+    shared = {key(t) for t in readings[0]}.intersection(*({key(u) for u in r} for r in readings[1:]))
+    if not shared:
         return None
-    shared = {key(t) for t in common}
+    # an AU every combination names is certain unless one of them marks it uncertain ("(4)+L10 or 4+R10")
+    common = [replace(t, uncertain=any(u.uncertain for r in readings for u in r if key(u) == key(t)))
+              for t in readings[0] if key(t) in shared]
     rest = [[t for t in r if key(t) not in shared] for r in readings]
-    sizes = {len(r) for r in rest}
+    named = [r for r in rest if r]
     unknown = list(dict.fromkeys(unknown))
-    if len(sizes) == 1:
-        n = sizes.pop()
-        return common + [replace(rest[0][i], raw=" or ".join(r[i].raw for r in rest),
-                                 alternatives=tuple(r[i] for r in rest[1:])) for i in range(n)], unknown
-    if len(sizes) == 2 and 0 in sizes and sum(bool(r) for r in rest) == 1:
-        return common + [replace(t, uncertain=True) for t in next(r for r in rest if r)], unknown
-    return None
+    if named and len({len(r) for r in named}) == 1:  # paired in order: "4+L10 or 4+R10" -> L10 or R10
+        maybe = len(named) < len(rest)  # "4+L10 or 4+R10 or 4": perhaps neither
+        return common + [replace(named[0][i], raw=" or ".join(r[i].raw for r in named),
+                                 uncertain=named[0][i].uncertain or maybe,
+                                 alternatives=tuple(r[i] for r in named[1:])) for i in range(len(named[0]))], unknown
+    # combinations of other sizes ("12+25 or 12+26+27"): what they do not share is each uncertain
+    extra = list({key(t): replace(t, uncertain=True) for r in rest for t in r}.values())
+    return common + extra, unknown
 
 
 def parse_aus(text: object) -> ParsedAUs:

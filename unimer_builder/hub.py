@@ -24,7 +24,7 @@ ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
 # A push replaces the repo's shards: an earlier push's shards that this build does not have (another shard count,
 # or shards with the face columns where these have none) would stay beside them, and the card's ``data/train-*``
 # pattern would load both (split sizes that do not match the card, or columns that do not cast).
-DELETE = ["data/*.parquet"]
+DELETE = ["data/train-*.parquet"]  # the build's own shards; a split of the owner's own (data/test-*) stays
 
 
 def gated_form(out_dir: Path | str) -> bool:
@@ -143,7 +143,8 @@ def plan(out_dir: Path | str, repo_id: str | None = None, private: bool = True, 
     files = check_folder(out)
     _check_repo_id(repo_id)
     return {"repo_id": repo_id or f"<your account>/{suggested_name(out)}", "private": private,
-            "images": images and has_images(out), "files": {f: (out / f).stat().st_size for f in files}}
+            "images": images and has_images(out), "files": {f: (out / f).stat().st_size for f in files},
+            "replaces": DELETE[0], "access_requests": not private and gated_form(out)}
 
 
 class PublicRepoError(RuntimeError):
@@ -163,9 +164,10 @@ def push(
 
     Private by default: the source databases' licences rarely allow public redistribution, and a private push
     into an existing *public* repo is refused (:class:`PublicRepoError`). Without ``repo_id`` the repo is
-    ``<your account>/<suggested_name(out_dir)>``. The repo's earlier shards are replaced, not added to; a card with
-    the access-request form (a licensed database) switches the repo's access requests on (manual approval: the
-    owner checks each requester's licence agreement). ``images=False`` uploads the shards without the face pixel
+    ``<your account>/<suggested_name(out_dir)>``. The repo's earlier shards (``data/train-*.parquet``) are
+    replaced, not added to; a public push of a card with the access-request form (a licensed database) switches
+    the repo's access requests on where it has none (manual approval: the owner checks each requester's licence
+    agreement). ``images=False`` uploads the shards without the face pixel
     columns (:data:`.shards.FACE_COLUMNS`) and a card that says so; the build folder is left as it is.
     Raises ``FileNotFoundError`` for an incomplete folder, ``ValueError`` for a bad repo id,
     ``RuntimeError`` when offline or when the Hub refuses, and ``EnvironmentFailure`` when the Hub cannot be
@@ -194,14 +196,20 @@ def _push(out: Path, repo_id: str | None, name: str, token: str | None, private:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     api = HfApi(endpoint=endpoint, token=token)
+    gate = not private and gated_form(out)
+    step = "the upload"
     try:
         if repo_id is None:  # your account, the card's suggested name
             repo_id = f"{api.whoami()['name']}/{name}"
         if private:
             _refuse_public(api, repo_id)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        if gated_form(out):  # the card's form only words the request: the repo's setting switches requests on
+        # The card's form only words the request; the repo's setting switches requests on. A public repo only
+        # (a private one admits nobody), and one that has none yet (an owner's automatic approval stays).
+        if gate and not getattr(api.repo_info(repo_id, repo_type="dataset"), "gated", False):
+            step = "switching access requests on"
             api.update_repo_settings(repo_id, gated="manual", repo_type="dataset")
+            step = "the upload"
         info = api.upload_folder(
             repo_id=repo_id,
             repo_type="dataset",
@@ -213,7 +221,7 @@ def _push(out: Path, repo_id: str | None, name: str, token: str | None, private:
     except OfflineModeIsEnabled as e:
         raise RuntimeError(f"cannot push: offline mode is on ({e})") from e
     except HfHubHTTPError as e:
-        raise RuntimeError(f"the Hub refused the upload to {repo_id}: {e}") from e
+        raise RuntimeError(f"the Hub refused {step} to {repo_id}: {e}") from e
     except _network_errors() as e:  # connection refused, DNS failure, timeouts: the environment, not the input
         raise EnvironmentFailure(f"cannot reach the Hub ({endpoint or 'huggingface.co'}): {e}") from e
     return str(getattr(info, "commit_url", info))

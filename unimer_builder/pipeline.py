@@ -416,12 +416,18 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
         why = skips[0].message if len(skips) == 1 else f"all {len(skips)} skipped"
         raise UnusableInput(f"{root}: no clip could be built ({why})", skipped=skips)
     kept = [s.clip_id for s in ordered if not s.dropped]
-    if not kept and not unfinished:
+    if not kept:
         # Every clip built was dropped by the policy: a dataset of no rows neither loads (`datasets` has no empty
-        # split) nor says anything: exit 2, as when no clip could be built, with what to do instead.
+        # split) nor says anything: exit 2, as when no clip could be built, with what to do instead, and nothing
+        # written (clips a cluster did not finish keep their parts, for the re-run that builds them).
+        pending = sum(isinstance(o, Skip) and o.reason in UNFINISHED for _, o in outcomes.values())
+        if not unfinished and not keep_parts:
+            shutil.rmtree(parts.folder, ignore_errors=True)
         raise UnusableInput(f"{root}: no row left to write: --policy drop dropped every one of the {len(ordered)} "
                             f"clip{'s' * (len(ordered) != 1)} built (a labelled AU contradicted or not seen in each); "
-                            f"build with --policy flag to keep them, marked, with the reasons", skipped=skips)
+                            f"build with --policy flag to keep them, marked, with the reasons"
+                            + (f" ({pending} more not finished: run the build again to measure them)" if pending
+                               else ""), skipped=skips)
     shards = consolidate(parts.folder, out, kept, shard_bytes,
                          parts={c.clip_id: parts.path(c.clip_id, inputs[c.clip_id]) for c in clips},
                          images=images)

@@ -141,7 +141,7 @@ def _published(cfg: BuildConfig) -> dict:
     holds its files' text), not by a path of this machine."""
     d = cfg.to_dict()
     if d["text"].get("templates") is not None:
-        d["text"] = {**d["text"], "templates": Path(str(d["text"]["templates"])).name}
+        d["text"] = {**d["text"], "templates": Path(str(d["text"]["templates"])).resolve().name}  # "." too
     return d
 
 
