@@ -178,6 +178,14 @@ def test_a_destination_that_is_a_file_is_one_error_line(small_build, tmp_path):
     assert f.read_text() == "mine"
 
 
+def test_the_export_names_its_build_by_folder_and_fingerprint_not_by_this_machines_path(small_build, tmp_path):
+    """export.json recorded the build's absolute path, which says nothing on the machine the export goes to."""
+    manifest = _export(small_build, "sharegpt", tmp_path / "ex")
+    report = json.loads((small_build / "build_report.json").read_text())
+    assert manifest["source"] == small_build.name and manifest["config_fingerprint"] == report["config_fingerprint"]
+    assert str(small_build.parent) not in (tmp_path / "ex" / "export.json").read_text()
+
+
 def test_a_destination_that_cannot_be_written_is_one_error_line_and_exit_3(small_build, tmp_path, monkeypatch):
     """An export into a folder it may not write (no permission, a read-only or full disk) ended in a
     PermissionError traceback and exit 1: one line naming the destination, exit 3 (the environment failed), as a

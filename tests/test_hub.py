@@ -316,6 +316,9 @@ def test_private_push_into_an_existing_public_repo_is_refused(tmp_path, online):
         assert not fake.commits and not fake.created
         hub.push(out, "someone/closed", token="hf_fake", endpoint=fake.url)  # private into private: fine
         hub.push(out, "someone/open", token="hf_fake", endpoint=fake.url, private=False)  # asked for: fine
+        # --public into an existing private repo left it private while the dry run said "(public)"
+        with pytest.raises(hub.PublicRepoError, match="someone/closed exists and is private.*settings"):
+            hub.push(out, "someone/closed", token="hf_fake", endpoint=fake.url, private=False)
     assert len(fake.commits) == 2
 
 

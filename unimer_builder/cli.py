@@ -362,7 +362,7 @@ def push(
                                              "(default: your account and the name the card suggests)."),
     token: str = typer.Option(None, envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN or the cached login)."),
     public: bool = typer.Option(False, help="Create the repo public (default private: the source databases are licensed); "
-                                "needed to push into an existing public repo."),
+                                "needed to push into an existing public repo, refused for an existing private one."),
     images: bool = typer.Option(True, "--images/--no-images", help="--no-images: upload the shards without the face "
                                 "pixel columns (onset_image, apex_image, frames) and a card that says so; the build "
                                 "folder is left as it is."),

@@ -156,7 +156,12 @@ def export(out_dir: Path | str, fmt: str, dest: Path | str, images: tuple[str, .
                                              {"role": "assistant", "content": row["answer"]}],
                                 "images": pics})
         files = _write_records(stage, fmt, records, name, bool(images))
-        manifest = {"format": fmt, "source": str(out_dir.resolve()), "rows": len(records), "clips": len(clips),
+        # the build by its folder's name and its settings' fingerprint: the export goes to other machines, and a
+        # path of this one says nothing there
+        report = out_dir / "build_report.json"
+        built = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
+        manifest = {"format": fmt, "source": out_dir.resolve().name,
+                    "config_fingerprint": built.get("config_fingerprint"), "rows": len(records), "clips": len(clips),
                     "images": sum(1 for p in (stage / "images").rglob("*.png")) if images else 0,
                     "pictures": list(images), "files": files}
         if fmt == "megc-vqa":

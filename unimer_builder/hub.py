@@ -113,8 +113,10 @@ def without_images(out_dir: Path | str) -> Iterator[Path]:
         yield stage
 
 
-def _refuse_public(api, repo_id: str) -> None:
-    """A push that was not asked to be public must not add to an existing public repo."""
+def _refuse_other_visibility(api, repo_id: str, private: bool) -> None:
+    """A push that was not asked to be public must not add to an existing public repo; one asked to be public must
+    not leave the build in an existing private repo while saying it is public (``--public`` creates a public repo,
+    it does not change an existing one's visibility)."""
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     try:
@@ -125,9 +127,12 @@ def _refuse_public(api, repo_id: str) -> None:
         if getattr(getattr(e, "response", None), "status_code", None) == 404:
             return
         raise
-    if getattr(info, "private", None) is False:
+    if private and getattr(info, "private", None) is False:
         raise PublicRepoError(f"{repo_id} exists and is public: pushing would publish this build to everyone; pass "
                               f"--public if that is meant, or push to a private repo")
+    if not private and getattr(info, "private", None) is True:
+        raise PublicRepoError(f"{repo_id} exists and is private: --public does not change an existing repo's "
+                              f"visibility; push without --public, or make the repo public in its settings first")
 
 
 def _check_repo_id(repo_id: str | None) -> None:
@@ -148,7 +153,7 @@ def plan(out_dir: Path | str, repo_id: str | None = None, private: bool = True, 
 
 
 class PublicRepoError(RuntimeError):
-    """A private push into an existing public repo, refused."""
+    """A private push into an existing public repo, or a public one into an existing private repo, refused."""
 
 
 def push(
@@ -163,7 +168,8 @@ def push(
     """Create (if needed) the dataset repo ``repo_id`` and upload the build; returns the commit URL.
 
     Private by default: the source databases' licences rarely allow public redistribution, and a private push
-    into an existing *public* repo is refused (:class:`PublicRepoError`). Without ``repo_id`` the repo is
+    into an existing *public* repo is refused (:class:`PublicRepoError`), as is a public push into an existing
+    private one (it would stay private). Without ``repo_id`` the repo is
     ``<your account>/<suggested_name(out_dir)>``. The repo's earlier shards (``data/train-*.parquet``) are
     replaced, not added to; a public push of a card with the access-request form (a licensed database) switches
     the repo's access requests on where it has none (manual approval: the owner checks each requester's licence
@@ -201,8 +207,7 @@ def _push(out: Path, repo_id: str | None, name: str, token: str | None, private:
     try:
         if repo_id is None:  # your account, the card's suggested name
             repo_id = f"{api.whoami()['name']}/{name}"
-        if private:
-            _refuse_public(api, repo_id)
+        _refuse_other_visibility(api, repo_id, private)
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         # The card's form only words the request; the repo's setting switches requests on. A public repo only
         # (a private one admits nobody), and one that has none yet (an owner's automatic approval stays).
