@@ -348,6 +348,26 @@ def test_push_without_images_uploads_shards_without_face_pixels(small_build, tmp
     assert not [p for p in out.iterdir() if p.name.startswith(".push")]
 
 
+def test_a_build_on_storage_it_cannot_write_is_staged_without_images_elsewhere(small_build, tmp_path, monkeypatch):
+    """`push --no-images` staged its copy only inside the build folder: a build on read-only storage could not be
+    pushed without its face images ("Operation not permitted"), although the build folder is only read."""
+    import tempfile
+
+    real = tempfile.TemporaryDirectory
+
+    def refusing(*a, dir=None, **k):
+        if dir is not None and Path(dir) == small_build:
+            raise PermissionError(1, "Operation not permitted", str(dir))
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(hub.tempfile, "TemporaryDirectory", refusing)
+    before = sorted(p.name for p in small_build.iterdir())
+    with hub.without_images(small_build) as stage:
+        assert small_build not in stage.parents and sorted(p.name for p in (stage / "data").iterdir())
+        assert "No face images" in (stage / "README.md").read_text()
+    assert not stage.exists() and sorted(p.name for p in small_build.iterdir()) == before
+
+
 def test_push_without_a_token_says_so_before_any_request(tmp_path, online, monkeypatch):
     """Without --token, $HF_TOKEN or a cached login the push said "cannot reach the Hub (huggingface.co): Token
     is required ..." (with a repo id, after a request that could only fail): it names the missing token and how

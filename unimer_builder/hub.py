@@ -99,10 +99,15 @@ def has_images(out_dir: Path | str) -> bool:
 @contextmanager
 def without_images(out_dir: Path | str) -> Iterator[Path]:
     """A copy of the build to upload without the face pixel columns: the shards stripped of them, the card
-    rendered again (it then says so), the report as it is. Staged in a hidden folder of ``out_dir``, removed
-    after."""
+    rendered again (it then says so), the report as it is. Staged in a hidden folder of ``out_dir`` (the disk
+    the build fitted on), or in the system's temporary folder where ``out_dir`` cannot be written (a build on
+    read-only storage); removed after."""
     out = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix=".push-no-images-", dir=out) as tmp:
+    try:
+        staging = tempfile.TemporaryDirectory(prefix=".push-no-images-", dir=out)
+    except OSError:
+        staging = tempfile.TemporaryDirectory(prefix="unimer-push-no-images-")
+    with staging as tmp:
         stage = Path(tmp)
         (stage / "data").mkdir()
         strip_images(out / "data", stage / "data")
