@@ -401,5 +401,6 @@ def test_push_dry_run_lists_what_would_go_and_asks_nothing(small_build, tmp_path
     assert res.exit_code == 0, res.output
     assert f"<your account>/{hub.suggested_name(small_build)} (public), without the face images" in res.output
     assert "data/train-*.parquet not among these would be deleted" in " ".join(res.output.split())
+    assert "copies without the face columns" in " ".join(res.output.split())  # the sizes listed are the build's
     res = CliRunner().invoke(app, ["push", str(small_build), "no-owner", "--dry-run"])
     assert res.exit_code == 2 and "owner/name" in res.output

@@ -377,6 +377,9 @@ def push(
                           f"{'with' if p['images'] else 'without'} the face images:", soft_wrap=True)
             for f, size in p["files"].items():
                 console.print(f"  {f}  {size:,} bytes", soft_wrap=True)
+            if p["stripped"]:
+                console.print("(the build's sizes: the shards and card pushed are copies without the face columns, "
+                              "the shards smaller)", soft_wrap=True)
             console.print(f"the repo's {p['replaces']} not among these would be deleted"
                           + ("; access requests would be switched on (manual approval), as the card's form asks"
                              if p["access_requests"] else ""), soft_wrap=True)

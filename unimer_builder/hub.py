@@ -154,7 +154,8 @@ def plan(out_dir: Path | str, repo_id: str | None = None, private: bool = True, 
     _check_repo_id(repo_id)
     return {"repo_id": repo_id or f"<your account>/{suggested_name(out)}", "private": private,
             "images": images and has_images(out), "files": {f: (out / f).stat().st_size for f in files},
-            "replaces": DELETE[0], "access_requests": not private and gated_form(out)}
+            "replaces": DELETE[0], "access_requests": not private and gated_form(out),
+            "stripped": not images and has_images(out)}
 
 
 class PublicRepoError(RuntimeError):
