@@ -226,9 +226,9 @@ def test_a_card_with_the_access_request_form_switches_the_repos_requests_on(tmp_
         hub.push(out, "someone/synthetic", token="hf_fake", endpoint=fake.url, private=False)
         assert fake.settings == [("someone/licensed", {"gated": "manual"})]
         assert len(fake.commits) == 5 and fake.repos["someone/auto"]["gated"] == "auto"
-        (out / "README.md").write_text(licensed)
-        assert hub.plan(out, "someone/x", private=False, images=False)["access_requests"]
-        assert not hub.plan(out, "someone/x", images=False)["access_requests"]
+    assert not hub.gated_form(out)
+    (out / "README.md").write_text(licensed)
+    assert hub.gated_form(out)
 
 
 def test_a_card_rendered_again_without_images_keeps_the_builds_templates_and_fingerprint(tmp_path, monkeypatch):
