@@ -402,5 +402,14 @@ def test_push_dry_run_lists_what_would_go_and_asks_nothing(small_build, tmp_path
     assert f"<your account>/{hub.suggested_name(small_build)} (public), without the face images" in res.output
     assert "data/train-*.parquet not among these would be deleted" in " ".join(res.output.split())
     assert "copies without the face columns" in " ".join(res.output.split())  # the sizes listed are the build's
+    assert "access requests" not in res.output  # a synthetic build's card has no form
+    gated = tmp_path / "gated"
+    shutil.copytree(small_build, gated)
+    card = (gated / "README.md").read_text()
+    (gated / "README.md").write_text(card.replace("---\n", "---\nextra_gated_fields:\n  Name: text\n", 1))
+    res = CliRunner().invoke(app, ["push", str(gated), "someone/mer", "--dry-run", "--public"])
+    assert res.exit_code == 0 and "access requests would be switched on" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["push", str(gated), "someone/mer", "--dry-run"])  # private: nothing to switch
+    assert res.exit_code == 0 and "access requests" not in res.output
     res = CliRunner().invoke(app, ["push", str(small_build), "no-owner", "--dry-run"])
     assert res.exit_code == 2 and "owner/name" in res.output
