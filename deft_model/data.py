@@ -7,6 +7,7 @@ resolution: uint8 onset crop, uint8 frame stack, float16 flow. Nothing else is k
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,16 @@ TARGET_COLUMNS = {"canonical": "emotion", "composite": "emotion_composite", "cla
 OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions",
                   "noise_floor", "template_id")
 LIGHT = BASE_COLUMNS + OPTIONAL_LIGHT
+
+
+def data_identity(data_dir: str | Path) -> str:
+    """What a run was trained on beyond its folder's path: each shard's name, size and row count. A dataset built
+    again into the same folder (other clips, labels or settings) gets another identity, so that a resume or a
+    LOSO fold does not reuse a model of the data that was there before."""
+    h = hashlib.sha256()
+    for f in find_shards(data_dir):
+        h.update(f"{f.name}\0{f.stat().st_size}\0{pq.read_metadata(f).num_rows}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def find_shards(data_dir: str | Path) -> list[Path]:

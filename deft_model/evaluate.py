@@ -22,7 +22,7 @@ import numpy as np
 from unimer_builder import COMPOSITE, composite, database_class, parse_answer
 
 from .configuration import load_config
-from .data import DeftDataset, ShardSet
+from .data import DeftDataset, ShardSet, data_identity
 from .predict import build_config_of, explain, head_outputs, predict_dataset
 from .runtime import finished, load_run
 
@@ -300,6 +300,8 @@ def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int, extra_data: Se
         diffs.append(f"it stopped at max_steps {info['max_steps']}")
     if info.get("data") != str(Path(data).resolve()):
         diffs.append(f"data {info.get('data')} != {Path(data).resolve()}")
+    elif info.get("data_identity") and info["data_identity"] != data_identity(data):
+        diffs.append(f"the shards in {Path(data).resolve()} are not the ones it was trained on (built again since)")
     extra = [str(Path(d).resolve()) for d in extra_data]
     if (info.get("extra_data") or []) != extra:
         diffs.append(f"extra training data {info.get('extra_data') or []} != {extra}")

@@ -37,7 +37,7 @@ from .configuration import (
     load_config,
     setting_differences,
 )
-from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings
+from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings, data_identity
 from .errors import FolderRefused, RunError, ShardError
 from .modeling import DeftModel, resolve_image_size
 from .runtime import MODEL_MARK, finished, quiet_hf, set_cpu_threads
@@ -82,6 +82,8 @@ def _resume_epochs(out: Path, run: dict, data, config, overrides, fold, seed, ep
         was = run.get(k) or [] if k == "extra_data" else run.get(k)
         if v is not None and v != was:
             diffs.append((k, was, v))
+    if run.get("data_identity") and data is not None and run["data_identity"] != data_identity(data):
+        diffs.append(("data", "the shards it was trained on", "other shards in that folder (built again since)"))
     want = epochs if epochs is not None else asked.get("training", {}).get("epochs")
     if want is not None and int(want) < run["epochs"]:
         diffs.append(("epochs", run["epochs"], int(want)))
@@ -313,7 +315,8 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
         cfg.instructions = shards.instructions(train_rows)
     if acc.is_main_process and not run_file.exists():
         write_json(run_file, {
-            "data": str(Path(data).resolve()), "extra_data": extra_data, "fold": held_key, "seed": seed, "epochs": epochs,
+            "data": str(Path(data).resolve()), "data_identity": data_identity(data), "extra_data": extra_data,
+            "fold": held_key, "seed": seed, "epochs": epochs,
             "max_steps": max_steps, "batch_size": bs, "held_out": held_key, "train_subjects": train_subjects,
             "n_train_rows": len(train_rows), "n_held_out_rows": len(held_rows),
             "num_processes": acc.num_processes, "request": request, "config": cfg.to_dict()}, indent=1)

@@ -288,6 +288,29 @@ def test_loso_retrains_a_fold_trained_differently(small_shards_dir, tmp_path):
     assert fold_info()[0]["seed"] == res["seed"] == 5 and res["reused_folds"] == []
 
 
+def test_a_dataset_built_again_into_the_same_folder_is_not_taken_for_the_one_a_model_was_trained_on(tmp_path):
+    """Runs and LOSO folds knew their data by its path only: a dataset built again into the same folder (other
+    clips, labels, classes) reused the fold models of the one before, scored as if trained on it, and a resume
+    trained on. The shards' names, sizes and row counts now tell them apart."""
+    import shutil
+
+    from deft_model.errors import RunError
+    from deft_model.evaluate import evaluate_run
+    from deft_model.train import train
+
+    data = write_shards(tmp_path / "data", n_subjects=2, clips_per_class=1, seed=0, n_files=1)
+    kw = dict(data=data, seed=0, folds=["casme2/sub01"], generate=False, verbose=False, epochs=1)
+    assert evaluate_run(tmp_path / "ev", "loso", **kw)["reused_folds"] == []
+    assert evaluate_run(tmp_path / "ev", "loso", **kw)["reused_folds"] == ["casme2/sub01"]  # the same data
+    run = tmp_path / "run"
+    assert train(data, "tiny", run, fold="casme2/sub01", epochs=2, seed=0, verbose=False, stop_after=1) is None
+    shutil.rmtree(data / "data")
+    write_shards(data, n_subjects=2, clips_per_class=2, seed=1, n_files=1)  # built again: other clips
+    assert evaluate_run(tmp_path / "ev", "loso", **kw)["reused_folds"] == []
+    with pytest.raises(RunError, match="built again"):
+        train(data, "tiny", run, fold="casme2/sub01", epochs=2, seed=0, verbose=False, resume=True)
+
+
 @pytest.mark.slow
 def test_loso_smoke_learns_from_motion(shards_dir, tmp_path):
     from deft_model.evaluate import evaluate_run
