@@ -461,7 +461,10 @@ class ShardSet:
             raise ShardError(f"fold {key!r} has no rows to evaluate (emotion target {self.config.emotion_target!r})")
         if not train:
             why = " with a composite label (emotion_composite)" if self.config.emotion_target == "composite" else ""
-            raise ShardError(f"fold {key!r} leaves no training rows{why}")
+            alone = ("; the data holds this one subject only: holding it out leaves nothing to train on (LOSO needs "
+                     "two subjects or more; `deft train` without --fold trains on it)"
+                     if len(self.subjects()) == 1 else "")
+            raise ShardError(f"fold {key!r} leaves no training rows{why}{alone}")
         return train, test
 
 

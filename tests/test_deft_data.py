@@ -146,3 +146,14 @@ def test_reads_datasets_array3d_and_image_features(tmp_path):
     s1.load_visuals()
     assert np.array_equal(s0.flow, s1.flow) and np.array_equal(s0.onset, s1.onset)
     assert np.array_equal(s0.frames, s1.frames)
+
+
+def test_holding_out_the_only_subject_says_the_data_has_one(tmp_path):
+    """A one-subject dataset's LOSO fold said only "leaves no training rows", not that the data holds one subject
+    (the builder says so of such a build)."""
+    data = write_shards(tmp_path / "one", n_subjects=1, clips_per_class=1, seed=0, n_files=1)
+    with pytest.raises(ShardError, match="leaves no training rows; the data holds this one subject only"):
+        ShardSet(data, tiny_config()).split("casme2/sub01")
+    two = write_shards(tmp_path / "two", n_subjects=2, clips_per_class=1, seed=0, n_files=1)
+    train, test = ShardSet(two, tiny_config()).split("casme2/sub01")
+    assert train and test
