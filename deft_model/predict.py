@@ -50,8 +50,9 @@ SOURCES = {
     "emotion": "model: emotion head (probabilities averaged over the clip's task prompts)",
     "aus": "model: AU head (probability > 0.5)",
     "motion": "builder: motion measured on the clip (TV-L1 flow, region statistics): the regions above the "
-              "builder's threshold, and those of predicted AUs above its weak threshold, in its motion template",
-    "reasoning": "model heads (emotion, AUs) over the builder's measured motion, in the builder's explain template",
+              "builder's threshold, and those moving a predicted AU's way above its weak threshold, in its motion template",
+    "reasoning": "model heads (emotion, AUs) over the builder's measured motion, in the builder's explain template: "
+                 "a predicted AU is described as moving only where a label of it would be supported by that motion",
     "generated": "model: the language model's free answers to the task instructions (greedy decoding), reading the "
                  "experts' tokens and, where the model has a recognition token, the heads' probabilities",
 }

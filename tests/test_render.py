@@ -9,6 +9,7 @@ import pytest
 
 from unimer_builder import render
 from unimer_builder.config import BuildConfig, TextConfig
+from unimer_builder.crosscheck import judge_motion
 from unimer_builder.facs import AUS, REGION_BY_NAME, parse_aus
 from unimer_builder.records import (
     Clip,
@@ -298,7 +299,7 @@ def test_a_predicted_au_the_motion_does_not_show_is_not_described_as_moving():
     assert AUS[12].phrase in text  # the left lip corner moves up and out at z 9
     assert AUS[1].phrase not in text and AUS[2].phrase not in text
     assert text.count("predicted, though its regions do not move its way") == 2
-    assert "AU1 and AU2 belong to the typical pattern of surprise, but the motion does not show them" in text
+    assert "AU1 and AU2 belong to the typical pattern of surprise, but the motion does not clearly show them" in text
     assert "consistent with" not in text
     shown = render.render_prediction("explain", ev.regions, [6, 12], "happiness", ev.floor)
     assert "so the motion is consistent with **happiness**" in shown and "predicted, though" not in shown
@@ -442,3 +443,27 @@ def test_the_class_others_is_not_worded_as_an_emotion_word():
     _, answer = render.render_task("emotion", 0, ctx, cfg.text.folder)
     assert answer == "The micro-expression shows an emotion outside the main classes, **others**."
     assert render.parse_answer(answer)["emotion"] == "others"
+
+
+def test_a_predicted_au_is_described_as_moving_only_where_a_label_of_it_would_be_supported():
+    """`deft predict` said "AU6, the cheeks rise" where the builder judged AU6 weak, and named as AU6's region a
+    cheek that moved outward: an AU counted as shown at z_weak, its regions chosen by how far they moved."""
+    def rs(name, dx, dy, noise=0.1):
+        size = float(np.hypot(dx, dy))
+        return RegionStats(name, size, size * 1.5, dx, dy, 0.9, 0.0, size / noise, 0.5, noise=noise)
+
+    regions = [rs("cheek_L", 0.6, 0.0), rs("cheek_R", 0.0, -0.3), rs("brow_inner_L", 0.0, 0.01),
+               rs("lip_corner_L", 0.56, -0.42), rs("lip_corner_R", -0.56, -0.42)]
+    stats = {r.name: r for r in regions}
+    assert judge_motion(6, stats, BuildConfig()).verdict == "weak"  # the right cheek rises at z 3, under z_supported
+    assert judge_motion(12, stats, BuildConfig()).verdict == "supported"
+    ctx = render.prediction_context(regions, [6, 12], "happiness", 0.05)
+    by = {a["au"]: a for a in ctx["aus"]}
+    assert by[6]["phrase"] != AUS[6].phrase and "too little" in by[6]["phrase"]
+    assert by[6]["regions"] == ["the right cheek"] and by[6]["side"] == "right"  # not the cheek pulled outward
+    assert by[12]["phrase"] == AUS[12].phrase and ctx["typical_aus"] == ["AU12"] and ctx["typical_unshown"] == ["AU6"]
+    text = render.render_prediction("explain", regions, [6, 12], "happiness", 0.05)
+    assert AUS[6].phrase not in text and AUS[12].phrase in text
+    assert render.parse_answer(text) == {"emotion": "happiness", "aus": [6, 12]}
+    # the outward cheek is still reported as motion: it moved, only not AU6's way
+    assert "the left cheek" in render.render_prediction("motion", regions, [6, 12], "happiness", 0.05)

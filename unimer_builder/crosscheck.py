@@ -975,6 +975,13 @@ def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats]
     return v
 
 
+def judge_motion(au: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> Verdict:
+    """The verdict a label of ``au`` would get from region statistics alone (a model's prediction over a shard's
+    ``regions``): the label's own test (:func:`_judged_without_the_mouths_shift`) without what needs the frames
+    (landmarks for blinks, jaw and lips; the apex's timing; lost regions)."""
+    return _judged_without_the_mouths_shift(AUToken(au), stats, cfg, None, frozenset())
+
+
 def _coded_expression(clip: Clip) -> bool:
     """The clip carries an emotion class that names an expression (not blank, "none" or "neutral")."""
     return canonical(clip.emotion) not in (None, "neutral")

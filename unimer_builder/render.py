@@ -23,11 +23,12 @@ import functools
 import hashlib
 import math
 import re
+from dataclasses import MISSING
 from pathlib import Path
 
 from . import labels
 from .config import TASKS, BuildConfig, TextConfig  # noqa: F401 - TASKS: readers know it as render.TASKS
-from .crosscheck import floor_too_high, head_motion_words
+from .crosscheck import floor_too_high, head_motion_words, judge_motion
 from .facs import (
     AUS,
     EMOTION_AUS,
@@ -266,22 +267,29 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
 
     ``regions`` are the clip's measured region statistics (:class:`RegionStats` or the shard's
     ``regions`` dicts); ``aus`` and ``emotion`` are what the model predicts. Nothing is checked against
-    labels: the text says "the model predicts" where labelled text says "the annotation gives". A region
-    counts as moved when it is above ``z_supported``, or above ``z_weak`` and one of a predicted AU's
-    regions; an AU's side is the only side whose region moved, if just one did.
+    labels: the text says "the model predicts" where labelled text says "the annotation gives". A predicted AU
+    is described as moving only where a label of it would be supported by these statistics
+    (:func:`~unimer_builder.crosscheck.judge_motion`); one they show weakly, or not at all, is said to be so. Its
+    regions are those that moved its way (:func:`_its_way`); a region counts as moved when it is above
+    ``z_supported`` or is one of those; an AU's side is the only side whose region moved its way, if just one did.
     """
     cfg = cfg or BuildConfig()
+    fields = RegionStats.__dataclass_fields__
     stats = {}
     for r in regions:
         d = r if isinstance(r, dict) else r.__dict__
-        stats[d["name"]] = RegionStats(**{k: d.get(k) for k in RegionStats.__dataclass_fields__})
+        # a shard's regions carry some fields only (deft's region_stat_fields): the rest take their defaults
+        stats[d["name"]] = RegionStats(**{k: f.default if d.get(k) is None and f.default is not MISSING else d.get(k)
+                                          for k, f in fields.items()})
     predicted = sorted({int(a) for a in aus})
     moved_by_au: dict[int, list[str]] = {}
     for au in predicted:
-        moved_by_au[au] = [r.name for r in REGIONS if r.family in (AUS[au].regions if au in AUS else ())
-                           and r.name in stats and stats[r.name].z >= cfg.check.z_weak]
+        own = {r.name for r in regions_for(au)} if au in AUS else set()
+        moved_by_au[au] = [r.name for r in REGIONS if r.name in own and r.name in stats
+                           and _its_way(au, stats[r.name], cfg)]
     carrying = {n for names in moved_by_au.values() for n in names}
-    shown = {au: au not in AUS or _shows(au, stats, cfg) for au in predicted}
+    verdicts = {au: judge_motion(au, stats, cfg).verdict if au in AUS else "unverifiable" for au in predicted}
+    shown = {au: verdicts[au] == "supported" or au not in AUS for au in predicted}
     au_ctx = []
     for au in predicted:
         info = AUS.get(au)
@@ -289,8 +297,8 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         side = _SIDE_WORDS[sides.pop()] if len(sides) == 1 and None not in sides else None
         phrase = info.phrase if info else au_name(au)
         au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au),
-                       "phrase": phrase if shown[au] else _UNSHOWN, "side": side,
-                       "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
+                       "phrase": phrase if shown[au] else _WEAK if verdicts[au] == "weak" else _UNSHOWN,
+                       "side": side, "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
     moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS
              if r.name in stats and (stats[r.name].z >= cfg.check.z_supported or r.name in carrying)]
     emotion = labels.canonical(emotion)
@@ -307,25 +315,23 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     }
 
 
-# What is said of a predicted AU whose regions did not move its way: the head's claim, not the motion's (a model's
-# "AU4, the brows lower and draw together" beside brows at z 0 made its explanation contradict the motion it cites).
+# What is said of a predicted AU that a label of it would not have supported: the head's claim, not the motion's (a
+# model's "AU4, the brows lower and draw together" beside brows at z 0 made its explanation contradict the motion it
+# cites; "AU6, the cheeks rise" beside cheeks the builder judged weak overstated it).
 _UNSHOWN = "predicted, though its regions do not move its way above their noise"
+_WEAK = "predicted, though its regions move its way too little for the motion to confirm it"
 
 
-def _shows(au: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> bool:
-    """Whether a region of ``au`` moved its way: the component along its FACS direction at least ``check.z_weak``
-    over the region's noise, within ``check.cos_supported`` of that direction."""
-    for r in regions_for(au):
-        rs = stats.get(r.name)
-        if rs is None or rs.dx is None or rs.dy is None:
-            continue
-        ex, ey = expected_vector(au, r)
-        along, size = rs.dx * ex + rs.dy * ey, math.hypot(rs.dx, rs.dy)
-        noise = rs.noise if rs.noise else None
-        z_along = along / noise if noise else (rs.z or 0.0) * (along / size if size else 0.0)
-        if size > 0 and along / size >= cfg.check.cos_supported and z_along >= cfg.check.z_weak:
-            return True
-    return False
+def _its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
+    """Whether region ``rs`` of ``au`` moved its way: the component along its FACS direction at least
+    ``check.z_weak`` over the region's noise, within ``check.cos_supported`` of that direction (a cheek pulled
+    outward is no region of a rising cheek's, however far it moved)."""
+    if rs.dx is None or rs.dy is None:
+        return False
+    ex, ey = expected_vector(au, REGION_BY_NAME[rs.name])
+    along, size = rs.dx * ex + rs.dy * ey, math.hypot(rs.dx, rs.dy)
+    z_along = along / rs.noise if rs.noise else (rs.z or 0.0) * (along / size if size else 0.0)
+    return size > 0 and along / size >= cfg.check.cos_supported and z_along >= cfg.check.z_weak
 
 
 def render_prediction(task: str, regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
