@@ -238,6 +238,24 @@ class DeftConfig(PretrainedConfig):
             raise ValueError(f"expert_dropout {self.expert_dropout} must map experts ({list(EXPERTS)}) to "
                              "probabilities in [0, 1)")
         check_augment(self.training.get("augment"))
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Sizes a model can be built with, named here (``stack_len=0`` was stored and failed in the data loader)."""
+        least = {"n_struct_tokens": 1, "n_dyn_tokens": 1, "dyn_dim": 1, "motion_dim": 1, "frame_size": 1,
+                 "flow_size": 1, "lora_r": 1, "disentangle_memory": 0,
+                 "stack_len": 2}  # the dynamic expert reads frame differences: two frames at least
+        for key, low in least.items():
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{key} must be an integer of at least {low}, not {v!r}")
+        for key in ("lora_alpha", "region_sigma", "flow_scale", "image_std"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{key} must be a number above 0, not {v!r}")
+        if isinstance(self.lora_dropout, bool) or not isinstance(self.lora_dropout, (int, float)) \
+                or not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be a number in [0, 1), not {self.lora_dropout!r}")
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
@@ -291,7 +309,8 @@ def setting_differences(old: dict, new: dict, prefix: str = "") -> list[tuple[st
 
 
 # DeftConfig's own settings: what an override may name (PretrainedConfig's generic keys are not settings here).
-_PARAMS = frozenset(inspect.signature(DeftConfig.__init__).parameters) - {"self", "kwargs"}
+_PARAMS_SIG = inspect.signature(DeftConfig.__init__).parameters
+_PARAMS = frozenset(_PARAMS_SIG) - {"self", "kwargs"}
 
 
 # --- presets ---------------------------------------------------------------------------------------
@@ -321,8 +340,30 @@ def check_overrides(overrides: dict) -> dict:
             v = {**out.get("training", {}), **v}
         if head == "experts" and isinstance(v, str):
             v = [e.strip() for e in v.split(",") if e.strip()]
+        _check_value(k, v)
         out[k] = v
     return out
+
+
+# A setting's annotation -> the JSON values it takes (``--set lora_r=abc`` stored "abc" and failed in peft,
+# ``frame_size=abc`` in numpy; both far from the setting named)
+_KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list, tuple),
+          "tuple": (list, tuple), "dict": (dict,), "PretrainedConfig": (PretrainedConfig,), "None": (type(None),)}
+_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list",
+          "tuple": "a list", "dict": "a JSON object", "PretrainedConfig": "a config", "None": "null"}
+
+
+def _check_value(key: str, value) -> None:
+    """A top-level setting given as the type its parameter takes (by :class:`DeftConfig`'s annotation)."""
+    kinds = [part.strip().split("[")[0] for part in str(_PARAMS_SIG[key].annotation).split("|")]
+    kinds = [k for k in kinds if k in _KINDS]
+    if not kinds:
+        return
+    ok = any(isinstance(value, _KINDS[k]) for k in kinds)
+    if isinstance(value, bool) and "bool" not in kinds:  # true is no integer here
+        ok = False
+    if not ok:
+        raise ValueError(f"{key} takes {' or '.join(_WORDS[k] for k in kinds)}, not {value!r}")
 
 
 def _check_training_keys(keys: list[str]) -> None:

@@ -167,6 +167,30 @@ def test_unknown_settings_are_errors_naming_the_key_and_dotted_training_keys_wor
         load_config(p)
 
 
+def test_a_setting_of_the_wrong_type_or_size_is_an_error_naming_it(tmp_path):
+    """`--set lora_r=abc` was stored and failed inside peft, `frame_size=abc` inside numpy, and `stack_len=0` was
+    stored and failed in the data loader: none named the setting."""
+    from deft_model.cli import _overrides
+
+    for given, says in (("lora_r=abc", r"lora_r takes an integer, not 'abc'"),
+                        ("frame_size=abc", r"frame_size takes an integer, not 'abc'"),
+                        ("lora_dropout=high", r"lora_dropout takes a number, not 'high'"),
+                        ("recognition_token=1", r"recognition_token takes true or false, not 1"),
+                        ("llm=3", r"llm takes a string or null, not 3"),
+                        ("stack_len=0", r"stack_len must be an integer of at least 2, not 0"),
+                        ("lora_r=0", r"lora_r must be an integer of at least 1, not 0"),
+                        ("lora_dropout=1", r"lora_dropout must be a number in \[0, 1\), not 1"),
+                        ("flow_scale=-1", r"flow_scale must be a number above 0, not -1")):
+        with pytest.raises(ValueError, match=says):
+            load_config("tiny", **_overrides(None, [given]))
+    p = tmp_path / "c.json"  # a user's own file is checked as --set is
+    p.write_text(json.dumps({"preset": "tiny", "lora_r": "8"}))
+    with pytest.raises(ValueError, match=r"c.json: lora_r takes an integer, not '8'"):
+        load_config(p)
+    cfg = load_config("tiny", **_overrides(None, ["lora_r=16", "lora_dropout=0.1", "stack_len=2", "llm=null"]))
+    assert (cfg.lora_r, cfg.lora_dropout, cfg.stack_len) == (16, 0.1, 2)
+
+
 def test_reference_config_names_hub_models_and_fails_offline_clearly():
     cfg = reference_config(emotion_labels=["a"])
     assert cfg.llm.startswith("Qwen/") and "siglip" in cfg.vision
