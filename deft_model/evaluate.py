@@ -61,7 +61,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str | None],
             recalls.append(rec)
     acc = sum(1 for t, p in zip(y_true, y_pred, strict=False) if t == p) / n
     return {"n": n, "uf1": float(np.mean(f1s)) if f1s else None, "uar": float(np.mean(recalls)) if recalls else None,
-            "acc": acc, "per_class": per}
+            "acc": acc, "per_class": per, "n_classes": len(f1s)}  # n_classes: those the ground truth holds
 
 
 def au_metrics(true_sets: Sequence[Sequence[int]], pred_sets: Sequence[Sequence[int]], au_list: Sequence[int]) -> dict:
@@ -213,6 +213,14 @@ def markdown_table(res: dict, title: str) -> str:
                      f"{_fmt(b['answer'].get('au', {}).get('macro_f1'))} | "
                      f"{_fmt(b['answer'].get('parsed_rate'))} / {_fmt(b['answer'].get('au_parsed_rate'))} | "
                      f"{_fmt(b['answer'].get('truncated_rate'))} |")
+    # UF1 and UAR over one class are 1.000 for a model that always answers it: a scope whose labelled clips are all of
+    # one class is said to be so (a dataset built again with one class scored "1.000" over it, unflagged)
+    one = [(name, next(c for c, v in b["head"]["per_class"].items() if v["n"])) for name, b in rows
+           if b["head"].get("n_classes") == 1]
+    if one:
+        lines += ["", "**One class only**: " + "; ".join(f"in {name} every labelled clip is {c}" for name, c in one)
+                  + ". UF1 and UAR there are over that class alone (always answering it scores 1.000): no measure of "
+                    "telling classes apart."]
     lines += ["", "AU F1 is scored against each clip's AU target, what the AU head learns (`au_target`: the labelled AUs "
                   "by default, or those the motion supports). Answers cut: the share of generated answers that reached "
                   "their token budget (their emotion or AUs may be missing); – where answers were not generated."]

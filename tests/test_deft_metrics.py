@@ -143,3 +143,17 @@ def test_au_f1_is_scored_against_the_aus_the_head_learns(small_shards_dir, monke
     shards.config = cfg_sup
     clips = evaluate.clip_predictions(shards, rows, [{"row": r} for r in rows], cfg_sup, "loso")
     assert all(c["aus_true"] == c["aus_supported"] for c in clips)
+
+
+def test_uf1_over_a_single_class_is_said_to_be_so():
+    """A dataset whose held-out clips were all of one class printed UF1 1.000 and UAR 1.000 without a word: always
+    answering that class scores so, and nothing is measured of telling classes apart."""
+    from deft_model.evaluate import markdown_table, summarise
+
+    one = [_clip("casme2/sub01", 0, "a", "a"), _clip("casme2/sub02", 1, "a", "a")]
+    res = summarise(one, [12], "loso")
+    assert res["head"]["uf1"] == pytest.approx(1.0) and res["head"]["n_classes"] == 1
+    text = markdown_table(res, "t")
+    assert "**One class only**: in all (pooled) every labelled clip is a" in text and "in casme2 every" in text
+    two = summarise(one + [_clip("casme2/sub02", 2, "b", "b")], [12], "loso")
+    assert two["head"]["n_classes"] == 2 and "One class only" not in markdown_table(two, "t")
