@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from unimer_builder import COMPOSITE, canonical, read_shard, shard_files
+from unimer_builder.shards import FACE_COLUMNS
 
 from .configuration import DeftConfig
 from .errors import ShardError
@@ -213,8 +214,11 @@ class ShardSet:
     def _check_columns(names: set[str], need: list[str], config: DeftConfig, what: str) -> None:
         missing = [c for c in need if c not in names]
         if missing:
+            faceless = set(missing) <= set(FACE_COLUMNS) and {"flow", "regions"} <= names
+            hint = ("; the shards hold no face pixels (built with `unimer build --no-images`): the motion expert alone "
+                    "reads them, `--experts motion`" if faceless else "")
             raise ShardError(f"{what} is missing required column(s) {missing} "
-                             f"(needed for experts {config.experts}, target {config.emotion_target!r})")
+                             f"(needed for experts {config.experts}, target {config.emotion_target!r}){hint}")
         if not ({"aus_supported", "aus"} & names):
             raise ShardError(f"{what} is missing required column 'aus_supported' (or its fallback 'aus')")
 

@@ -157,3 +157,18 @@ def test_holding_out_the_only_subject_says_the_data_has_one(tmp_path):
     two = write_shards(tmp_path / "two", n_subjects=2, clips_per_class=1, seed=0, n_files=1)
     train, test = ShardSet(two, tiny_config()).split("casme2/sub01")
     assert train and test
+
+
+def test_a_build_without_face_pixels_is_told_to_train_the_motion_expert(tmp_path, shards_dir):
+    """A `unimer build --no-images` shard failed with "missing required column(s) ['onset_image', 'frames']" and no
+    word of the experts that read it."""
+    import pyarrow.parquet as pq
+
+    from unimer_builder.shards import FACE_COLUMNS
+
+    for f in find_shards(shards_dir):
+        t = pq.read_table(f)
+        pq.write_table(t.drop_columns([c for c in FACE_COLUMNS if c in t.column_names]), tmp_path / f.name)
+    with pytest.raises(ShardError, match=r"no face pixels \(built with `unimer build --no-images`\).*--experts motion"):
+        ShardSet(tmp_path, tiny_config())
+    assert ShardSet(tmp_path, tiny_config(experts=["motion"])).n == ShardSet(shards_dir, tiny_config()).n
