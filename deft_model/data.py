@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from unimer_builder import COMPOSITE, canonical, read_shard, shard_files
-from unimer_builder.shards import FACE_COLUMNS
+from unimer_builder import COMPOSITE, FACE_COLUMNS, canonical, read_shard, shard_files
 
 from .configuration import DeftConfig
 from .errors import ShardError
@@ -291,6 +290,7 @@ class ShardSet:
         lab = table.column("aus").to_pylist()
         src = table.column("aus_source").to_pylist()
         out = []
+        self.aus_labelled_by_motion = [a is None or source == "inferred" for a, source in zip(lab, src, strict=True)]
         for k, (a, source) in enumerate(zip(lab, src, strict=True)):
             if a is None or source == "inferred":
                 out.append(list(self.aus[k]))
@@ -301,6 +301,11 @@ class ShardSet:
     def au_targets(self) -> list[list[int]]:
         """What the AU head learns per row (``DeftConfig.au_target``)."""
         return self.aus_labelled if self.config.au_target == "labelled" else self.aus
+
+    def au_targets_from_motion(self) -> list[bool]:
+        """Per row, whether its AU target comes from the builder's motion rather than a coder's labels (SMIC labels
+        no AUs: its targets are the AUs inferred from motion; ``au_target`` "supported" takes the motion's)."""
+        return list(self.aus_labelled_by_motion) if self.config.au_target == "labelled" else [True] * self.n
 
     def _region_stats(self, table: pa.Table) -> np.ndarray:
         cfg = self.config

@@ -94,6 +94,7 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
     # the AUs scored are those the AU head learns (``au_target``: the labels by default), not always the motion's
     # supported ones: a labelled AU the flow did not support was never counted as missed (AU F1 0.447 vs 0.406)
     au_truth = shards.au_targets()
+    by_motion = shards.au_targets_from_motion()
     by_clip: dict[str, list[dict]] = {}
     for p in preds:
         by_clip.setdefault(shards.clip_ids[p["row"]], []).append(p)
@@ -135,7 +136,8 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
             "answer_aus": gen_aus, "answer_aus_parsed": au_parsed, "generated_by_task": texts,
             "truncated_tasks": sorted(t for t, g in gens.items() if g["truncated"]),
             "emotion_probs": heads["emotion_probs"],
-            "aus_true": sorted(set(au_truth[r0])), "aus_supported": sorted(set(shards.aus[r0])),
+            "aus_true": sorted(set(au_truth[r0])), "aus_true_from_motion": bool(by_motion[r0]),
+            "aus_supported": sorted(set(shards.aus[r0])),
             "aus_pred": heads["aus"],
             "explanation": reasoning, "explanation_emotion": said["emotion"], "explanation_aus": said["aus"],
             "explanation_agrees": (said["emotion"] == heads["emotion"] and said["aus"] == sorted(heads["aus"])
@@ -172,6 +174,7 @@ def summarise(clips: list[dict], au_list: Sequence[int], protocol: str) -> dict:
                 "au": au_metrics([c["aus_true"] for c in ex_cs], [c["explanation_aus"] for c in ex_cs], au_list),
                 "agrees_with_heads_rate": (sum(bool(c["explanation_agrees"]) for c in ex_cs) / len(ex_cs)
                                            if ex_cs else None)}
+        au["n_from_motion"] = sum(bool(c.get("aus_true_from_motion")) for c in cs)
         return {"n_clips": len(cs), "head": head, "answer": ans, "au": au, "explanation": expl}
 
     res = block(clips)
@@ -213,6 +216,12 @@ def markdown_table(res: dict, title: str) -> str:
                      f"{_fmt(b['answer'].get('au', {}).get('macro_f1'))} | "
                      f"{_fmt(b['answer'].get('parsed_rate'))} / {_fmt(b['answer'].get('au_parsed_rate'))} | "
                      f"{_fmt(b['answer'].get('truncated_rate'))} |")
+    # AU F1 against AUs the builder inferred from motion measures agreement with the builder, not with a coder
+    inferred = [(name, b["au"]["n_from_motion"], b["n_clips"]) for name, b in rows if b["au"].get("n_from_motion")]
+    if inferred:
+        lines += ["", "**AU targets from motion**: " + "; ".join(f"in {name}, {k} of {n} clips" for name, k, n in inferred)
+                  + " are scored against the AUs the builder found in the motion (no coder's AU labels: SMIC, or "
+                    "`au_target` \"supported\"), so AU F1 there measures agreement with the builder's measurement."]
     # UF1 and UAR over one class are 1.000 for a model that always answers it: a scope whose labelled clips are all of
     # one class is said to be so (a dataset built again with one class scored "1.000" over it, unflagged)
     one = [(name, next(c for c, v in b["head"]["per_class"].items() if v["n"])) for name, b in rows

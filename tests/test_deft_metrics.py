@@ -157,3 +157,27 @@ def test_uf1_over_a_single_class_is_said_to_be_so():
     assert "**One class only**: in all (pooled) every labelled clip is a" in text and "in casme2 every" in text
     two = summarise(one + [_clip("casme2/sub02", 2, "b", "b")], [12], "loso")
     assert two["head"]["n_classes"] == 2 and "One class only" not in markdown_table(two, "t")
+
+
+def test_au_f1_against_aus_inferred_from_motion_is_said_to_be_so(small_shards_dir, tmp_path):
+    """SMIC labels no AUs: its AU targets are the AUs the builder inferred from motion, and its AU F1 was printed
+    beside CASME II's as if scored against a coder's labels."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from deft_model.data import ShardSet, find_shards
+    from deft_model.evaluate import markdown_table, summarise
+
+    for f in find_shards(small_shards_dir):
+        t = pq.read_table(f)
+        src = ["inferred" if k % 8 < 4 else "label" for k in range(t.num_rows)]  # every other clip (4 task rows)
+        t = t.set_column(t.column_names.index("aus_source"), "aus_source", pa.array(src))
+        pq.write_table(t, tmp_path / f.name)
+    shards = ShardSet(tmp_path, tiny_config(experts=["motion"]))
+    assert shards.au_targets_from_motion() == [k % 8 < 4 for k in range(shards.n)]
+    assert all(ShardSet(tmp_path, tiny_config(experts=["motion"], au_target="supported")).au_targets_from_motion())
+    clips = [dict(_clip("casme2/sub01", 0, "a", "a"), aus_true_from_motion=True), _clip("casme2/sub02", 1, "b", "b")]
+    res = summarise(clips, [12], "loso")
+    assert res["au"]["n_from_motion"] == 1
+    assert "**AU targets from motion**: in all (pooled), 1 of 2 clips" in markdown_table(res, "t")
+    assert "AU targets from motion" not in markdown_table(summarise(clips[1:], [12], "loso"), "t")

@@ -48,14 +48,14 @@ from .labels import COMPOSITE, EMOTIONS, canonical, composite, database_class, d
 from .pipeline import build
 from .records import Clip, ClipSummary, CrossCheck, Evidence, RegionStats, Sample, Skip
 from .render import parse_answer, render_prediction, render_samples, standard_instructions
-from .shards import SCHEMA, clip_rows, flow_numpy, read_shard, rows_to_table, shard_files
+from .shards import FACE_COLUMNS, SCHEMA, clip_rows, flow_numpy, read_shard, rows_to_table, shard_files
 from .sources import FORMATS, clip_from_folder, read_clips
 from .synth.generate import synthesize
 from .tools import Tools
 
 __all__ = [
     "AUS", "BuildConfig", "COMPOSITE", "CheckConfig", "Clip", "ClipSummary", "CrossCheck", "DIRECTION_WORDS",
-    "EMOTIONS", "EMOTION_AUS", "Evidence", "FORMATS", "FaceConfig", "FlowConfig", "HeadConfig", "InputError",
+    "EMOTIONS", "EMOTION_AUS", "Evidence", "FACE_COLUMNS", "FORMATS", "FaceConfig", "FlowConfig", "HeadConfig", "InputError",
     "OutputConfig", "REGIONS", "REGION_BY_NAME", "REGION_NAMES", "RegionConfig", "RegionStats", "SCHEMA", "Sample",
     "Skip", "TASKS", "TextConfig", "Tools", "UnusableInput", "VERIFIABLE_AUS", "__version__", "au_name", "build",
     "build_config_from_dict", "canonical", "clip_from_folder", "clip_rows", "composite", "compute_evidence",
