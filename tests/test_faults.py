@@ -586,6 +586,28 @@ def test_a_kill_between_the_two_renames_of_the_swap_is_repaired(source, finished
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".data")) == []
 
 
+def test_a_build_that_fails_describing_its_new_shards_leaves_the_old_build_whole(source, finished, tmp_path,
+                                                                                  monkeypatch):
+    """The report and the card were made after the new shards were swapped in: a failure or a kill there (the card
+    reads every shard) left the new data under the old card and report until a re-run."""
+    from unimer_builder import card
+
+    out = _copy(finished, tmp_path / "out")
+    before = _digest(out, ("data", "README.md", "build_report.json"))
+
+    def fail(*a, **k):
+        raise RuntimeError("killed while the card was made")
+
+    monkeypatch.setattr(card, "_shard_stats", fail)
+    with pytest.raises(RuntimeError, match="killed while"):
+        pipeline.build(source, out, CFG.with_(**{"text.seed": 8}), "casme2", workers=1)
+    assert _digest(out, ("data", "README.md", "build_report.json")) == before
+    monkeypatch.undo()
+    pipeline.build(source, out, CFG.with_(**{"text.seed": 8}), "casme2", workers=1)
+    after = _digest(out, ("data", "README.md", "build_report.json"))
+    assert after["README.md"] != before["README.md"] and after != before
+
+
 # --- 9-11. publishing -----------------------------------------------------------------------------
 
 

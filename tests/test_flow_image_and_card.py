@@ -134,8 +134,8 @@ def test_card_of_a_users_own_clips_speaks_of_their_licence(small_build, monkeypa
 
     real = card._shard_stats
 
-    def as_manifest(out_dir):
-        stats = real(out_dir)
+    def as_manifest(out_dir, files=None):
+        stats = real(out_dir, files)
         return {**stats, "by_database": {"manifest": sum(stats["by_database"].values())}}
 
     monkeypatch.setattr(card, "_shard_stats", as_manifest)

@@ -51,8 +51,8 @@ def _size_category(n: int) -> str:
     return "n>10M"
 
 
-def _shard_stats(out_dir: Path) -> dict:
-    files = shard_files(out_dir)
+def _shard_stats(out_dir: Path, files: list[Path] | None = None) -> dict:
+    files = files if files is not None else shard_files(out_dir)
     rows = 0
     num_bytes = 0
     download = 0
@@ -262,10 +262,11 @@ def _cell(v) -> str:
 
 
 def render_card(out_dir: Path | str, report: dict, cfg: BuildConfig, template_dir: Path | str | None = None,
-                gated: bool | None = None) -> str:
-    """The card's text; ``gated`` overrides the licence table's choice of an access-request form."""
+                gated: bool | None = None, shards: list[Path] | None = None) -> str:
+    """The card's text; ``gated`` overrides the licence table's choice of an access-request form; ``shards``: the
+    files to describe where they are not yet in ``OUT/data`` (staged by a build)."""
     out_dir = Path(out_dir)
-    stats = _shard_stats(out_dir)
+    stats = _shard_stats(out_dir, shards)
     synthetic = synthetic_profile(report)
     licence = source_licence(list(stats["by_database"]), synthetic or False)
     meta = front_matter(stats, cfg, licence, gated)

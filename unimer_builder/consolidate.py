@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +35,7 @@ def consolidate(
     *,
     parts: Mapping[str, Path] | None = None,
     images: bool = True,
+    before_swap: Callable[[list[Path]], None] | None = None,
 ) -> list[Path]:
     """Stream the clips' parts, in ``clip_order``, into ``OUT/data/train-XXXXX-of-NNNNN.parquet``.
 
@@ -44,6 +45,8 @@ def consolidate(
     reader sees the old complete set or the new complete set, never a half-written shard. Same parts, same order ->
     byte-identical shards. With ``fingerprint`` only parts of those settings are used; ``parts`` names each
     clip's part file outright. ``images=False`` leaves out the face pixel columns (:data:`.shards.FACE_COLUMNS`).
+    ``before_swap`` is given the staged shards before they are swapped in: what describes them (the report, the
+    card) is made there, so that only its writing is left between the swap and a complete build.
     """
     parts_dir, out_dir = Path(parts_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +104,8 @@ def consolidate(
                 elif not group:
                     writer.write_table(schema.empty_table())
             paths.append(out_dir / "data" / name)
+        if before_swap is not None:
+            before_swap([tmp / p.name for p in paths])
         swap_in(tmp, out_dir / "data")
     return paths
 

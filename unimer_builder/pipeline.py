@@ -32,8 +32,8 @@ import cv2
 import pyarrow as pa
 
 from . import labels, render
-from .atomic import write_json
-from .card import write_card
+from .atomic import write_json, write_text
+from .card import render_card
 from .config import BuildConfig
 from .consolidate import SHARD_MAX_BYTES, consolidate
 from .crosscheck import cross_check
@@ -428,21 +428,30 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                             f"build with --policy flag to keep them, marked, with the reasons"
                             + (f" ({pending} more not finished: run the build again to measure them)" if pending
                                else ""), skipped=skips)
+    made: dict = {}
+
+    def describe(staged: list[Path]) -> None:
+        # the report and the card of the staged shards, made before the swap: a kill after it leaves their writing
+        # only (milliseconds), not the card's reading of every shard, between the new data and their description
+        shard_names = [f"data/{p.name}" for p in staged]
+        made["report"] = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
+                                      runner.workers, changed=changed, damaged=sorted(set(parts.damaged)),
+                                      executor=kind, notes=[*read_notes, *subjects_note(fmt, clips, set(summaries))],
+                                      inputs=provided)
+        made["card"] = render_card(out, made["report"], cfg, shards=staged)
+
     shards = consolidate(parts.folder, out, kept, shard_bytes,
                          parts={c.clip_id: parts.path(c.clip_id, inputs[c.clip_id]) for c in clips},
-                         images=images)
+                         images=images, before_swap=describe)
     shard_names = [str(p.relative_to(out)) for p in shards]
-    report = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
-                          runner.workers,
-                          changed=changed, damaged=sorted(set(parts.damaged)), executor=kind,
-                          notes=[*read_notes, *subjects_note(fmt, clips, set(summaries))], inputs=provided)
+    report = made["report"]
     # An inspection report (`unimer inspect`, OUT/inspect/) of the shards just replaced would show clips that are
     # gone and miss new ones: it is removed, and the summary says to make it again.
     if (out / "inspect" / "index.html").is_file():
         shutil.rmtree(out / "inspect", ignore_errors=True)
         report["inspect_removed"] = not (out / "inspect").exists()  # a link, or a file not ours to remove, stays
     write_json(out / "build_report.json", report)
-    write_card(out, report, cfg)
+    write_text(out / "README.md", made["card"])
     # A clip the cluster failed to build (executors_ray) has no part: the build is not finished, and a re-run
     # builds just those clips from the parts kept here.
     if not unfinished:
