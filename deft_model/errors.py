@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .hubaccess import hub_unreachable
+
 
 class ShardError(ValueError):
     """Unusable shards: missing files or columns, empty folds."""
@@ -51,5 +53,7 @@ def offline_message(name: str, what: str, err: BaseException) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     where = "it is not a local folder and not in the local Hugging Face cache"
     hint = (" (HF_HUB_OFFLINE is set: the model cannot be loaded offline; download it once with network"
-            " access or point the config at a local folder)") if offline else ""
+            " access or point the config at a local folder)") if offline else \
+        (" (the Hub cannot be reached from this machine, so only the local cache was read; download it once with "
+         "network access or point the config at a local folder)") if hub_unreachable() else ""
     return f"cannot load {what} {name!r}: {where}{hint}. Underlying error: {type(err).__name__}: {err}"

@@ -35,6 +35,7 @@ from transformers.utils import ModelOutput
 from .configuration import DeftConfig, sub_config
 from .errors import OfflineModelError, offline_message
 from .experts import DynamicExpert, MotionExpert, StructureExpert, SummaryMemory, disentangle_loss
+from .hubaccess import cache_only
 
 WEIGHTS = "model.safetensors"
 ADAPTER_DIR = "adapter"
@@ -72,7 +73,7 @@ def fingerprint(module: nn.Module, samples: int = 4096) -> str:
 
 def load_named_llm(name: str, dtype: torch.dtype):
     try:
-        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **cache_only(name))
     except Exception as e:  # noqa: BLE001 - rewrite to a message that names the model
         raise OfflineModelError(offline_message(name, "LLM", e)) from e
 
@@ -86,14 +87,15 @@ def load_named_vision(name: str, dtype: torch.dtype):
     from transformers.utils import logging as hf_logging
 
     try:
-        cfg = AutoConfig.from_pretrained(name)
+        cfg = AutoConfig.from_pretrained(name, **cache_only(name))
         vcfg = getattr(cfg, "vision_config", None)
         if vcfg is None:
-            return AutoModel.from_pretrained(name, dtype=dtype)
+            return AutoModel.from_pretrained(name, dtype=dtype, **cache_only(name))
         level = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         try:
-            tower, info = MODEL_MAPPING[type(vcfg)].from_pretrained(name, dtype=dtype, output_loading_info=True)
+            tower, info = MODEL_MAPPING[type(vcfg)].from_pretrained(name, dtype=dtype, output_loading_info=True,
+                                                                   **cache_only(name))
         finally:
             hf_logging.set_verbosity(level)
     except Exception as e:  # noqa: BLE001
@@ -112,7 +114,7 @@ def resolve_image_size(config: DeftConfig) -> None:
     vcfg = config.vision_config
     if vcfg is None and config.vision is not None:
         try:
-            cfg = AutoConfig.from_pretrained(config.vision)
+            cfg = AutoConfig.from_pretrained(config.vision, **cache_only(config.vision))
         except Exception as e:  # noqa: BLE001
             raise OfflineModelError(offline_message(config.vision, "vision model", e)) from e
         vcfg = getattr(cfg, "vision_config", None) or cfg
@@ -566,6 +568,6 @@ def _resolve(name_or_path, kwargs: dict) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(str(name_or_path), revision=kwargs.get("revision")))
+        return Path(snapshot_download(str(name_or_path), revision=kwargs.get("revision"), **cache_only(name_or_path)))
     except Exception as e:  # noqa: BLE001
         raise OfflineModelError(offline_message(str(name_or_path), "DEFT model", e)) from e

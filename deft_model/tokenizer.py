@@ -14,6 +14,7 @@ from pathlib import Path
 from unimer_builder import AUS, COMPOSITE, DIRECTION_WORDS, EMOTIONS, REGIONS
 
 from .errors import OfflineModelError, local_folder_message, offline_message
+from .hubaccess import cache_only
 
 PAD = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -62,7 +63,7 @@ def load_hub_tokenizer(name: str, placeholders: Iterable[str]):
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        tok = AutoTokenizer.from_pretrained(name, **cache_only(name))
     except Exception as e:  # noqa: BLE001 - rewrite to a message that names the model
         raise OfflineModelError(offline_message(name, "tokenizer", e)) from e
     if not tok("The lip corners pull up.", add_special_tokens=False)["input_ids"]:

@@ -191,6 +191,38 @@ def test_a_setting_of_the_wrong_type_or_size_is_an_error_naming_it(tmp_path):
     assert (cfg.lora_r, cfg.lora_dropout, cfg.stack_len) == (16, 0.1, 2)
 
 
+def test_a_hub_name_is_read_from_the_cache_only_where_the_hub_cannot_be_reached(monkeypatch, request, tmp_path):
+    """Without HF_HUB_OFFLINE, `deft train --config reference` on a machine that cannot resolve the Hub retried for
+    about a minute (five backoffs) before saying the model was not cached."""
+    import socket
+
+    from deft_model import hubaccess, modeling
+
+    def no_dns(*a, **k):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    seen = {}
+
+    def not_cached(name, **kw):
+        seen.update(kw)
+        raise OSError("couldn't find them in the cached files")
+
+    monkeypatch.setattr(hubaccess.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hubaccess.socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(modeling.AutoModelForCausalLM, "from_pretrained", staticmethod(not_cached))
+    hubaccess.hub_unreachable.cache_clear()
+    request.addfinalizer(hubaccess.hub_unreachable.cache_clear)
+    with pytest.raises(OfflineModelError, match=r"'Qwen/Qwen2\.5-0\.5B-Instruct'.*the Hub cannot be reached from this "
+                                                r"machine, so only the local cache was read"):
+        modeling.load_named_llm("Qwen/Qwen2.5-0.5B-Instruct", torch.float32)
+    assert seen["local_files_only"] is True
+    assert hubaccess.cache_only(tmp_path) == {}  # a local folder is read as it is
+    monkeypatch.setattr(hubaccess.socket, "getaddrinfo", lambda *a, **k: [])  # the Hub resolves: asked as before
+    hubaccess.hub_unreachable.cache_clear()
+    assert hubaccess.cache_only("Qwen/Qwen2.5-0.5B-Instruct") == {}
+
+
 def test_reference_config_names_hub_models_and_fails_offline_clearly():
     cfg = reference_config(emotion_labels=["a"])
     assert cfg.llm.startswith("Qwen/") and "siglip" in cfg.vision
