@@ -169,6 +169,42 @@ def test_a_lost_nodes_clips_are_built_elsewhere_and_a_failed_clip_is_built_by_a_
     _same_rows(local, out)
 
 
+def test_a_failed_clip_beside_clips_the_policy_drops_is_no_empty_dataset(cluster, source, tmp_path):
+    """A cluster failed one clip and --policy drop dropped every other: nothing to write, exit 2, saying that a
+    clip is not finished, and the parts kept for the re-run that measures it."""
+    from unimer_builder import BuildConfig, TextConfig, UnusableInput, build, read_clips
+    from unimer_builder.config import CheckConfig
+    from unimer_builder.pipeline import make_ray_executor
+
+    out = tmp_path / "out"
+    victim = sorted(c.clip_id for c in read_clips(source, "casme2") if hasattr(c, "clip_id"))[0]
+    # no label can be supported at this z: every clip built is flagged, and dropped
+    cfg = BuildConfig(text=TextConfig(seed=7, composite="labels"), check=CheckConfig(z_supported=1000.0, policy="drop"))
+    pool = make_ray_executor(cfg, 2)
+    real_map = pool.map
+
+    def breaking(fn, jobs, then=None):
+        jobs = ((dataclasses.replace(clip, onset="x") if clip.clip_id == victim else clip, key) for clip, key in jobs)
+        return real_map(fn, jobs, then)
+
+    pool.map = breaking
+    try:
+        with pytest.raises(UnusableInput, match=r"--policy drop dropped every one of the 3 clips built.*"
+                                                r"\(1 more not finished: run the build again to measure them\)"):
+            build(source, out, cfg, "casme2", executor=pool)
+    finally:
+        pool.shutdown()
+    assert not (out / "data").exists() and not (out / "README.md").exists()
+    assert len(list((out / ".parts").glob("*.parquet"))) == 3  # kept: the re-run measures the victim only
+    measured = {p.name: p.stat().st_mtime_ns for p in (out / ".parts").glob("*.parquet")}
+    with pytest.raises(UnusableInput, match=r"dropped every one of the 4 clips built \(a labelled AU contradicted or "
+                                            r"not seen in each\); build with --policy flag to keep them, marked, with "
+                                            r"the reasons$"):
+        build(source, out, cfg, "casme2", workers=1, executor="ray", keep_parts=True)
+    now = {p.name: p.stat().st_mtime_ns for p in (out / ".parts").glob("*.parquet")}
+    assert len(now) == 4 and all(now[n] == t for n, t in measured.items())  # the three were not measured again
+
+
 # --- the executor itself: retries and failures (toy work, no models) --------------------------------------
 
 

@@ -348,7 +348,9 @@ def build(
             except OSError as e:
                 raise EnvironmentFailure.from_os(e, str(out)) from None
     except UnusableInput:
-        if made:  # every clip failed as it was measured: the folder this build made goes, as for unreadable input
+        # every clip failed as it was measured: the folder this build made goes, as for unreadable input; unless it
+        # keeps the parts of clips measured for a re-run that finishes the clips a cluster failed
+        if made and not any((out / ".parts").glob("*.parquet")):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
