@@ -126,7 +126,7 @@ class DeftConfig(PretrainedConfig):
         train_embeddings: bool = True,
         base_dtype: str = "float32",
         lora_r: int = 8,
-        lora_alpha: int = 16,
+        lora_alpha: float = 16,
         lora_dropout: float = 0.0,
         lora_target_modules: list[str] | None = None,
         loss_weights: dict[str, float] | None = None,

@@ -257,6 +257,9 @@ class ShardSet:
         self.aus_labelled = self._labelled_aus(table)
         has_regions = table.column("regions").null_count < len(table)
         self.region_stats = self._region_stats(table) if "motion" in config.experts or has_regions else None
+        # the builder's own region records (noise, head, match, ... beside the model's fields): what an explanation
+        # is judged on, as the builder judges a label (deft predict's text)
+        self._regions = table.column("regions").combine_chunks() if has_regions else None
         self.noise_floor = table.column("noise_floor").to_pylist()
         self.template_id = table.column("template_id").to_pylist()
         self.row_of_id = {r: i for i, r in enumerate(self.ids)}
@@ -306,6 +309,14 @@ class ShardSet:
         """Per row, whether its AU target comes from the builder's motion rather than a coder's labels (SMIC labels
         no AUs: its targets are the AUs inferred from motion; ``au_target`` "supported" takes the motion's)."""
         return list(self.aus_labelled_by_motion) if self.config.au_target == "labelled" else [True] * self.n
+
+    def region_records(self, row: int) -> list[dict] | None:
+        """Row ``row``'s region statistics as the builder wrote them (every field), or None without any."""
+        return None if self._regions is None else self._regions[row].as_py()
+
+    def explanation_regions(self, row: int) -> list[dict] | np.ndarray | None:
+        """What an explanation of row ``row`` is judged on: the builder's records, else the model's features."""
+        return self.region_records(row) or (self.region_stats[row] if self.region_stats is not None else None)
 
     def _region_stats(self, table: pa.Table) -> np.ndarray:
         cfg = self.config

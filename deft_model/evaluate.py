@@ -117,7 +117,7 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
         au_task = "au" if "au" in parsed else ("explain" if "explain" in parsed else None)
         gen_aus = parsed[au_task]["aus"] if au_task else None
         au_parsed = None if au_task is None else bool(gen_aus) or not au_truth[r0]
-        stats = shards.region_stats[r0] if shards.region_stats is not None else None
+        stats = shards.explanation_regions(r0)
         reasoning = explain(heads, stats, shards.noise_floor[r0], cfg, bc)["reasoning"]
         said = parse_answer(reasoning) if reasoning else {"emotion": None, "aus": None}
         truth = targets[r0]
@@ -220,8 +220,9 @@ def markdown_table(res: dict, title: str) -> str:
     inferred = [(name, b["au"]["n_from_motion"], b["n_clips"]) for name, b in rows if b["au"].get("n_from_motion")]
     if inferred:
         lines += ["", "**AU targets from motion**: " + "; ".join(f"in {name}, {k} of {n} clips" for name, k, n in inferred)
-                  + " are scored against the AUs the builder found in the motion (no coder's AU labels: SMIC, or "
-                    "`au_target` \"supported\"), so AU F1 there measures agreement with the builder's measurement."]
+                  + " are scored against AUs the builder's motion check gives (SMIC's, inferred from motion: it labels "
+                    "no AUs; with `au_target` \"supported\", the labelled AUs the motion supports), not against a "
+                    "coder's labels alone."]
     # UF1 and UAR over one class are 1.000 for a model that always answers it: a scope whose labelled clips are all of
     # one class is said to be so (a dataset built again with one class scored "1.000" over it, unflagged)
     one = [(name, next(c for c, v in b["head"]["per_class"].items() if v["n"])) for name, b in rows

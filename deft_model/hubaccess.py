@@ -9,17 +9,23 @@ the Hub could not be reached.
 from __future__ import annotations
 
 import functools
+import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from huggingface_hub import constants
 
+_PROXIES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
 
 @functools.lru_cache(maxsize=1)
 def hub_unreachable() -> bool:
-    """The Hub's host does not resolve here (no network, or none but a package mirror)."""
+    """The Hub's host does not resolve here (no network, or none but a package mirror), and no proxy is set to
+    reach it through."""
     if constants.HF_HUB_OFFLINE:  # the libraries read the cache only already
+        return False
+    if any(os.environ.get(k) for k in _PROXIES):  # a proxy resolves the Hub's host for us (cluster nodes)
         return False
     try:
         socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname, 443)

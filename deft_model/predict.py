@@ -148,13 +148,15 @@ def head_outputs(preds: list[dict], cfg: DeftConfig) -> dict:
     }
 
 
-def explain(heads: dict, stats: np.ndarray | None, floor: float | None, cfg: DeftConfig,
+def explain(heads: dict, stats: np.ndarray | list[dict] | None, floor: float | None, cfg: DeftConfig,
             bc: BuildConfig) -> dict[str, str | None]:
     """``motion`` and ``reasoning`` texts: the measured motion and the heads' AUs and emotion, rendered with
-    the builder's templates (variant 0)."""
+    the builder's templates (variant 0). ``stats``: the builder's region records of the clip
+    (:meth:`ShardSet.region_records`: with each region's noise, the builder judges a predicted AU as it judges a
+    label), or the model's (R, S) region features where there are none."""
     if stats is None:
         return {"motion": None, "reasoning": None}
-    regions = region_dicts(stats, cfg)
+    regions = stats if isinstance(stats, list) else region_dicts(stats, cfg)
     fl = float(floor or 0.0)
     return {"motion": render_prediction("motion", regions, heads["aus"], heads["emotion"], fl, bc),
             "reasoning": render_prediction("explain", regions, heads["aus"], heads["emotion"], fl, bc)}
@@ -186,7 +188,7 @@ def predict_clip_rows(model, tok, shards: ShardSet, rows: list[int], bc: BuildCo
     task_preds = preds[: len(rows)]
     heads = head_outputs(task_preds, cfg)
     r0 = rows[0]
-    stats = shards.region_stats[r0] if shards.region_stats is not None else None
+    stats = shards.explanation_regions(r0)
     res = {**heads, **explain(heads, stats, shards.noise_floor[r0], cfg, bc)}
     res["generated"] = _generated(task_preds, [shards.task[r] for r in rows], heads)
     if extra_row is not None:

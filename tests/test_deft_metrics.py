@@ -157,6 +157,11 @@ def test_uf1_over_a_single_class_is_said_to_be_so():
     assert "**One class only**: in all (pooled) every labelled clip is a" in text and "in casme2 every" in text
     two = summarise(one + [_clip("casme2/sub02", 2, "b", "b")], [12], "loso")
     assert two["head"]["n_classes"] == 2 and "One class only" not in markdown_table(two, "t")
+    # the composite protocol scores its three classes whatever the clips hold: the note counts those the clips hold
+    comp = summarise([_clip("casme2/sub01", 0, "negative", "negative"), _clip("samm/006", 1, "negative", "positive")],
+                     [12], "composite")
+    assert len(comp["head"]["per_class"]) == 3 and comp["head"]["n_classes"] == 1
+    assert "every labelled clip is negative" in markdown_table(comp, "t")
 
 
 def test_au_f1_against_aus_inferred_from_motion_is_said_to_be_so(small_shards_dir, tmp_path):

@@ -207,17 +207,36 @@ def test_a_hub_name_is_read_from_the_cache_only_where_the_hub_cannot_be_reached(
         seen.update(kw)
         raise OSError("couldn't find them in the cached files")
 
+    import huggingface_hub
+    import transformers
+
+    from deft_model.configuration import reference_config
+    from deft_model.tokenizer import load_hub_tokenizer
+
     monkeypatch.setattr(hubaccess.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for k in ("HF_HUB_OFFLINE", *hubaccess._PROXIES):
+        monkeypatch.delenv(k, raising=False)
     monkeypatch.setattr(hubaccess.socket, "getaddrinfo", no_dns)
-    monkeypatch.setattr(modeling.AutoModelForCausalLM, "from_pretrained", staticmethod(not_cached))
+    for owner in (modeling.AutoModelForCausalLM, modeling.AutoConfig, transformers.AutoTokenizer):
+        monkeypatch.setattr(owner, "from_pretrained", staticmethod(not_cached))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_cached)
     hubaccess.hub_unreachable.cache_clear()
     request.addfinalizer(hubaccess.hub_unreachable.cache_clear)
-    with pytest.raises(OfflineModelError, match=r"'Qwen/Qwen2\.5-0\.5B-Instruct'.*the Hub cannot be reached from this "
-                                                r"machine, so only the local cache was read"):
-        modeling.load_named_llm("Qwen/Qwen2.5-0.5B-Instruct", torch.float32)
-    assert seen["local_files_only"] is True
+    name = "Qwen/Qwen2.5-0.5B-Instruct"
+    for load in (lambda: modeling.load_named_llm(name, torch.float32), lambda: load_hub_tokenizer(name, []),
+                 lambda: modeling.load_named_vision(name, torch.float32),
+                 lambda: modeling.resolve_image_size(reference_config(emotion_labels=["a"])),
+                 lambda: modeling._resolve(name, {})):
+        seen.clear()
+        with pytest.raises(OfflineModelError, match=r"the Hub cannot be reached from this machine, so only the local "
+                                                    r"cache was read"):
+            load()
+        assert seen["local_files_only"] is True
     assert hubaccess.cache_only(tmp_path) == {}  # a local folder is read as it is
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # a cluster's nodes reach the Hub through it
+    hubaccess.hub_unreachable.cache_clear()
+    assert hubaccess.cache_only(name) == {}
+    monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.setattr(hubaccess.socket, "getaddrinfo", lambda *a, **k: [])  # the Hub resolves: asked as before
     hubaccess.hub_unreachable.cache_clear()
     assert hubaccess.cache_only("Qwen/Qwen2.5-0.5B-Instruct") == {}

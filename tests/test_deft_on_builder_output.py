@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,6 +80,41 @@ def test_a_clip_folder_reaches_the_model_as_its_shard_rows_do(built):
             assert torch.equal(a[key], b[key]), (clip.clip_id, key)
         checked += 1
     assert checked >= 2
+
+
+def test_an_explanation_is_judged_on_the_builders_own_region_records(built, monkeypatch):
+    """`deft predict` judged a predicted AU on the model's region features, which hold no noise: a bilateral AU was
+    never pooled and corners the builder takes as carried or stretched were described as AU12's rise."""
+    import pyarrow.parquet as pq
+
+    from deft_model import evaluate
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+    from deft_model.predict import explain, region_dicts
+
+    _, out = built
+    cfg = tiny_config(experts=["motion"])
+    shards = ShardSet(out, cfg)
+    first = pq.read_table(sorted((out / "data").glob("*.parquet"))[0], columns=["regions"]).column("regions")[0].as_py()
+    assert shards.region_records(0) == first and all(r["noise"] > 0 for r in first)
+    heads = {"aus": [6, 12], "emotion": "happiness"}
+    bc = unimer_builder.BuildConfig()
+    texts = explain(heads, shards.region_records(0), shards.noise_floor[0], cfg, bc)
+    assert texts["reasoning"] == unimer_builder.render_prediction("explain", first, [6, 12], "happiness",
+                                                                  shards.noise_floor[0], bc)
+    assert "noise" not in region_dicts(shards.region_stats[0], cfg)[0]  # the features alone: the fallback
+    seen = []
+    monkeypatch.setattr(evaluate, "explain", lambda heads, stats, *a: seen.append(stats) or {"reasoning": None})
+    rows = [r for r in range(shards.n) if shards.clip_ids[r] == shards.clip_ids[0]]
+    preds = [{"row": r, "emotion_probs": np.full(4, 0.25), "au_probs": np.zeros(len(cfg.au_list)),
+              "generation": None} for r in rows]
+    clips = evaluate.clip_predictions(shards, rows, preds, tiny_config(experts=["motion"], emotion_labels=list("abcd")),
+                                      "loso")
+    assert seen == [first]  # evaluation scores the explanation deft predict gives
+    assert clips[0]["aus_true_from_motion"] is False  # CASME II's coder labelled its AUs
+    by_motion = ShardSet(out, tiny_config(experts=["motion"], au_target="supported"))
+    clips = evaluate.clip_predictions(by_motion, rows, preds, by_motion.config, "loso")
+    assert clips[0]["aus_true_from_motion"] is True
 
 
 def test_the_model_package_imports_only_the_builders_public_surface():

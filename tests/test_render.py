@@ -9,9 +9,10 @@ import pytest
 
 from unimer_builder import render
 from unimer_builder.config import BuildConfig, TextConfig
-from unimer_builder.crosscheck import judge_motion
+from unimer_builder.crosscheck import judge_motion, judge_token
 from unimer_builder.facs import AUS, REGION_BY_NAME, parse_aus
 from unimer_builder.records import (
+    AUToken,
     Clip,
     CrossCheck,
     Evidence,
@@ -298,8 +299,9 @@ def test_a_predicted_au_the_motion_does_not_show_is_not_described_as_moving():
     assert render.parse_answer(text) == {"emotion": "surprise", "aus": [1, 2, 12]}
     assert AUS[12].phrase in text  # the left lip corner moves up and out at z 9
     assert AUS[1].phrase not in text and AUS[2].phrase not in text
-    assert text.count("predicted, though its regions do not move its way") == 2
-    assert "AU1 and AU2 belong to the typical pattern of surprise, but the motion does not clearly show them" in text
+    assert text.count("predicted, though its regions do not move its way") == 1  # AU1: the inner brows at z 0.3-0.5
+    assert "AU2 (outer brow raiser), predicted; no region the flow measured can show it" in text  # none measured
+    assert "AU1 belongs to the typical pattern of surprise, but the motion does not clearly show it" in text
     assert "consistent with" not in text
     shown = render.render_prediction("explain", ev.regions, [6, 12], "happiness", ev.floor)
     assert "so the motion is consistent with **happiness**" in shown and "predicted, though" not in shown
@@ -467,3 +469,28 @@ def test_a_predicted_au_is_described_as_moving_only_where_a_label_of_it_would_be
     assert render.parse_answer(text) == {"emotion": "happiness", "aus": [6, 12]}
     # the outward cheek is still reported as motion: it moved, only not AU6's way
     assert "the left cheek" in render.render_prediction("motion", regions, [6, 12], "happiness", 0.05)
+
+
+def test_a_prediction_is_judged_on_the_shards_regions_without_timing_and_without_lost_regions():
+    """A review found `deft predict` raising on a shard's own regions (a region that peaked before the apex: the
+    timing reason formatted an apex it does not know), and NaN regions raising too; and corners stretched sideways
+    described as AU12's rise where the builder refuses a label of 12."""
+    def rs(name, dx, dy, noise=0.1, **kw):
+        size = float(np.hypot(dx, dy))
+        return RegionStats(name, size, size * 1.5, dx, dy, 0.9, 0.0, size / noise, 0.5, noise=noise, **kw)
+
+    early = [rs("lip_corner_L", 0.4, -0.5, apex_share=0.2), rs("lip_corner_R", -0.4, -0.5, apex_share=0.9)]
+    text = render.render_prediction("explain", [r.__dict__ for r in early], [12], "happiness", 0.05)
+    assert AUS[12].phrase in text  # a prediction has no apex to time: the motion alone is judged
+    weak = {r.name: r for r in [rs("lip_corner_L", 0.2, -0.25, apex_share=0.2)]}  # a label's test, apex unknown
+    assert judge_token(AUToken(12, "L"), weak, BuildConfig(), None).reason.endswith("moved 20% of its most")
+    lost = [rs("lip_corner_L", float("nan"), float("nan")), rs("lip_corner_R", -0.4, -0.5)]
+    ctx = render.prediction_context(lost, [12], "happiness", 0.05)
+    assert ctx["lost"] == ["the left lip corner"] and ctx["aus"][0]["regions"] == ["the right lip corner"]
+    text = render.render_prediction("explain", lost, [12], "happiness", 0.05)
+    assert "cannot follow the left lip corner" in text and "label" not in text
+    stretched = [rs("lip_corner_L", 0.8, -0.2), rs("lip_corner_R", -0.8, -0.2), rs("cheek_L", 0, 0.0),
+                 rs("cheek_R", 0, 0.0)]
+    assert judge_motion(12, {r.name: r for r in stretched}, BuildConfig()).verdict == "contradicted"
+    text = render.render_prediction("explain", stretched, [12], "happiness", 0.05)
+    assert AUS[12].phrase not in text and "better explained by another action" in text

@@ -103,9 +103,11 @@ def _judge(au: int, side: str | None, rs: RegionStats, cfg: BuildConfig, t_apex:
         if cos < cfg.check.cos_supported:
             bits.append(f"direction {went}, expected {want} (cos={cos:.2f})")
         if timing_ok is False:
-            bits.append(f"at the apex it has moved {rs.apex_share:.0%} of its most (peak at {rs.peak_time:.2f} of the "
-                        f"clip, apex at {t_apex:.2f})" if rs.apex_share is not None else
-                        f"peaks at {rs.peak_time:.2f} of the clip, apex at {t_apex:.2f}")
+            # the apex's place is unknown where the clip's offset is (t_apex None): the share alone is said
+            peak = (f"peak at {rs.peak_time:.2f} of the clip, apex at {t_apex:.2f}"
+                    if rs.peak_time is not None and t_apex is not None else None)
+            bits.append(f"at the apex it has moved {rs.apex_share:.0%} of its most" + (f" ({peak})" if peak else "")
+                        if rs.apex_share is not None else peak)
         verdict, reason = "weak", f"{where}: " + "; ".join(bits)
     return Verdict(au=au, side=side, region=rs.name, verdict=verdict, z=float(rs.z), direction_cos=cos,
                    timing_ok=timing_ok, reason=reason)
@@ -978,8 +980,10 @@ def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats]
 def judge_motion(au: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> Verdict:
     """The verdict a label of ``au`` would get from region statistics alone (a model's prediction over a shard's
     ``regions``): the label's own test (:func:`_judged_without_the_mouths_shift`) without what needs the frames
-    (landmarks for blinks, jaw and lips; the apex's timing; lost regions)."""
-    return _judged_without_the_mouths_shift(AUToken(au), stats, cfg, None, frozenset())
+    (landmarks for blinks, jaw and lips; the apex's place in the clip, so no timing test). ``stats`` leave out the
+    regions the flow lost."""
+    untimed = {n: replace(r, peak_time=None, apex_share=None) for n, r in stats.items()}
+    return _judged_without_the_mouths_shift(AUToken(au), untimed, cfg, None, frozenset())
 
 
 def _coded_expression(clip: Clip) -> bool:

@@ -275,12 +275,19 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     """
     cfg = cfg or BuildConfig()
     fields = RegionStats.__dataclass_fields__
-    stats = {}
+    stats, lost = {}, []
     for r in regions:
         d = r if isinstance(r, dict) else r.__dict__
-        # a shard's regions carry some fields only (deft's region_stat_fields): the rest take their defaults
-        stats[d["name"]] = RegionStats(**{k: f.default if d.get(k) is None and f.default is not MISSING else d.get(k)
-                                          for k, f in fields.items()})
+        if d.get("name") not in REGION_BY_NAME:
+            continue
+        # a model's region features carry some fields only (deft's region_stat_fields): the rest take their defaults
+        rs = RegionStats(**{k: f.default if d.get(k) is None and f.default is not MISSING else d.get(k)
+                            for k, f in fields.items()})
+        if not all(v is not None and math.isfinite(v) for v in (rs.mean, rs.dx, rs.dy, rs.z)) \
+                or rs.match < cfg.check.region_match:
+            lost.append(rs.name)  # the flow lost it (as the builder's check.region_match): no evidence either way
+            continue
+        stats[rs.name] = rs
     predicted = sorted({int(a) for a in aus})
     moved_by_au: dict[int, list[str]] = {}
     for au in predicted:
@@ -289,28 +296,31 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
                            and _its_way(au, stats[r.name], cfg)]
     carrying = {n for names in moved_by_au.values() for n in names}
     verdicts = {au: judge_motion(au, stats, cfg).verdict if au in AUS else "unverifiable" for au in predicted}
-    shown = {au: verdicts[au] == "supported" or au not in AUS for au in predicted}
+    # an AU no measured region can show (AU11, or its regions lost) is not described as moving, nor as not moving
+    unchecked = {au for au in predicted if au not in AUS or not any(r.name in stats for r in regions_for(au))}
+    shown = {au: verdicts[au] == "supported" for au in predicted}
     au_ctx = []
     for au in predicted:
         info = AUS.get(au)
         sides = {REGION_BY_NAME[n].side for n in moved_by_au[au]}
         side = _SIDE_WORDS[sides.pop()] if len(sides) == 1 and None not in sides else None
-        phrase = info.phrase if info else au_name(au)
-        au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au),
-                       "phrase": phrase if shown[au] else _WEAK if verdicts[au] == "weak" else _UNSHOWN,
+        phrase = (info.phrase if shown[au] else _UNCHECKED if au in unchecked else _WEAK if verdicts[au] == "weak"
+                  else _OTHERWISE if moved_by_au[au] else _UNSHOWN)
+        au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au), "phrase": phrase,
                        "side": side, "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
     moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS
              if r.name in stats and (stats[r.name].z >= cfg.check.z_supported or r.name in carrying)]
     emotion = labels.canonical(emotion)
     typical = sorted(a for a in predicted if emotion and a in EMOTION_AUS.get(emotion, ()))
     return {
-        "typical_unshown": [f"AU{a}" for a in typical if not shown[a]],
+        "typical_unshown": [f"AU{a}" for a in typical if not shown[a] and a not in unchecked],
         **_KIND_MICRO, "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion, "emotion_label": emotion,
         "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
         "aus": au_ctx, "aus_inferred": False, "labelled_none": False, "predicted": True, "second_opinion": False,
         "inferred_from": "the motion alone", "inferred_by": "the motion",
         "typical_aus": [f"AU{a}" for a in typical if shown[a]],
-        "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [], "lost": [],
+        "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [],
+        "lost": [REGION_BY_NAME[n].phrase for n in lost],
         "floor": _px(floor), "floor_high": floor > cfg.check.max_floor, "head_words": None, "apex_estimated": False,
     }
 
@@ -320,6 +330,10 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
 # cites; "AU6, the cheeks rise" beside cheeks the builder judged weak overstated it).
 _UNSHOWN = "predicted, though its regions do not move its way above their noise"
 _WEAK = "predicted, though its regions move its way too little for the motion to confirm it"
+# its regions moved its way, but as another action carries them (corners the lower lip lifts, brows the eye lifts,
+# corners stretched sideways while the cheeks rise): the builder would not support a label of it there
+_OTHERWISE = "predicted, though the motion of its regions is better explained by another action"
+_UNCHECKED = "predicted; no region the flow measured can show it"
 
 
 def _its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
