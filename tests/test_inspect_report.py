@@ -187,6 +187,28 @@ def test_a_missing_build_folder_is_an_error_and_leaves_nothing_behind(tmp_path):
     assert not missing.exists()
 
 
+def test_a_report_folder_that_holds_anything_else_is_refused_untouched(small_build, report_dir, tmp_path):
+    """`unimer inspect BUILD --dest DIR` replaced DIR whatever it held: a database, a folder of one's own files, the
+    build itself (`--dest BUILD`) were deleted, with exit 0."""
+    mine = tmp_path / "thesis"
+    (mine / "docs").mkdir(parents=True)
+    (mine / "docs" / "thesis.tex").write_text("mine")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for dest, says in ((mine, "holds files no inspection report wrote (docs)"),
+                       (small_build, "holds files no inspection report wrote"),
+                       (a_file, "it is a file, not a folder")):
+        before = sorted(p.relative_to(tmp_path.parent) for p in dest.rglob("*")) if dest.is_dir() else a_file.read_text()
+        for extra in ([], ["--clip", "casme2/sub01/EP02_01f"]):
+            res = runner.invoke(app, ["inspect", str(small_build), "--dest", str(dest), *extra])
+            assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output
+        after = sorted(p.relative_to(tmp_path.parent) for p in dest.rglob("*")) if dest.is_dir() else a_file.read_text()
+        assert after == before
+    # an earlier report is replaced, as before
+    again = runner.invoke(app, ["inspect", str(small_build), "--dest", str(report_dir)], catch_exceptions=False)
+    assert again.exit_code == 0 and (report_dir / "index.html").is_file()
+
+
 def test_a_build_without_face_images_is_reported_from_its_motion(no_images_build, tmp_path):
     """`unimer inspect` on a `--no-images` build (a documented mode, for licences that forbid publishing faces)
     failed on its first clip ("column 'onset_image' has no image"): its flow, arrows and regions are drawn, and

@@ -402,7 +402,7 @@ def inspect(
     """A static HTML report of a build (opens offline): each clip's pictures, regions, verdicts and answers."""
     try:
         page = write_report(out, dest, clip)
-    except (FileNotFoundError, KeyError, ValueError) as e:
+    except (FileNotFoundError, KeyError, ValueError, FileExistsError) as e:
         _fail(str(e).strip('"'))
     except OSError as e:
         _io_failure(e, out, dest or out / "inspect", "the report")

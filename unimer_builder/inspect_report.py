@@ -401,16 +401,36 @@ def _filters(view: ClipView) -> dict[str, str]:
             "subject": info["subject"]}
 
 
+# What a report folder holds: a folder holding anything else is no earlier report, and is not replaced
+_REPORT_ENTRIES = frozenset({"index.html", "clips", "assets", "plots"})
+
+
+def _check_dest(dest: Path) -> None:
+    """A report replaces its folder: refuse one that is a file or holds what no report wrote (``--dest`` naming the
+    database, the build itself or a folder of one's own files deleted them)."""
+    blocking = next((p for p in (dest, *dest.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FileExistsError(f"{dest}: {'it' if blocking == dest else blocking} is a file, not a folder; choose "
+                              "another folder")
+    other = sorted(p.name for p in dest.iterdir() if p.name not in _REPORT_ENTRIES) if dest.is_dir() else []
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise FileExistsError(f"{dest}: holds files no inspection report wrote ({shown}); a report replaces its "
+                              "folder: choose an empty or new one")
+
+
 def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str | None = None) -> Path:
     """Write the report of the build in ``out_dir`` to ``dest`` (default ``OUT/inspect``); returns the page
     to open: ``index.html``, or with ``clip`` that clip's page (only it is written, beside an existing report).
 
-    Raises ``FileNotFoundError`` (no shards), ``KeyError`` (no such clip), ``ValueError`` (unreadable data).
+    Raises ``FileNotFoundError`` (no shards), ``KeyError`` (no such clip), ``ValueError`` (unreadable data),
+    ``FileExistsError`` (``dest`` is a file, or a folder no report wrote).
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():  # before anything is made: a mistyped folder must not be left behind, empty
         raise FileNotFoundError(f"{out_dir}: no such build folder")
     dest = Path(dest) if dest is not None else out_dir / "inspect"
+    _check_dest(dest)
     report = _load_report(out_dir)
     env = _env()
     dest.parent.mkdir(parents=True, exist_ok=True)
