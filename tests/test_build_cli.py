@@ -337,3 +337,18 @@ def test_help_texts_are_plain_words_and_every_option_is_explained():
             assert not re.search(r"``|:(class|func|data|meth|mod):`", text), (where, text)
     shown = CliRunner().invoke(app, ["--help"], terminal_width=120).output
     assert "BuildConfig" not in shown and "this module" not in shown and "synth" in shown
+
+
+def test_synth_and_demo_refuse_bad_arguments_in_one_line(tmp_path):
+    """`unimer demo DIR --clips 0`, `--format foo`, `--seed -1` and `unimer synth FILE` printed tracebacks."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for args, says in ((["demo", tmp_path / "d", "--clips", "0"], "clips and subjects must be at least 1"),
+                       (["demo", tmp_path / "d", "--format", "foo"], "unknown format 'foo'"),
+                       (["demo", tmp_path / "d", "--seed", "-1"], "the seed must be 0 or more, not -1"),
+                       (["demo", a_file], "is a file, not a folder"),
+                       (["synth", a_file, "--clips", "2"], "it is a file, not a folder"),
+                       (["synth", tmp_path / "s", "--seed", "-1"], "the seed must be 0 or more")):
+        res = runner.invoke(app, [str(a) for a in args])
+        assert res.exit_code == 2 and says in res.output, (args, res.output, res.exception)
+    assert not (tmp_path / "d" / "source").exists() and not (tmp_path / "s").exists()

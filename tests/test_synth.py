@@ -257,3 +257,30 @@ def test_real_layouts_are_byte_identical_for_a_seed(tmp_path, fmt):
     for root in (a, b):
         synthesize(root, fmt, clips=3, subjects=2, seed=4, frames=4)
     assert tree_digest(a) == tree_digest(b)
+
+
+def test_synth_replaces_an_earlier_synthetic_database_and_refuses_anything_else(tmp_path):
+    """`unimer synth` wrote into any folder: a user's own sheet and frames were overwritten file by file, and a
+    second seed into the same folder mixed its frames with the first's (builds and truth scores of neither)."""
+
+    def files(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    own = tmp_path / "mine"
+    (own / "sub01").mkdir(parents=True)
+    (own / "CASME2-coding-20190701.xlsx").write_bytes(b"my sheet")
+    with pytest.raises(ValueError, match="holds files no synthetic database wrote"):
+        synthesize(own, "casme2", clips=2, subjects=1, seed=0, frames=4)
+    assert files(own) == {"CASME2-coding-20190701.xlsx": b"my sheet"}
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        synthesize(tmp_path / "a_file" / "db", "casme2", clips=2, subjects=1, seed=0, frames=4)
+    with pytest.raises(ValueError, match="the seed must be 0 or more, not -1"):
+        synthesize(tmp_path / "neg", "casme2", clips=2, subjects=1, seed=-1, frames=4)
+    assert not (tmp_path / "neg").exists()
+    db = synthesize(tmp_path / "db", "smic", clips=4, subjects=2, seed=1, frames=4)
+    again = synthesize(tmp_path / "db", "smic", clips=2, subjects=1, seed=2, frames=4)
+    assert files(again) == files(synthesize(tmp_path / "fresh", "smic", clips=2, subjects=1, seed=2, frames=4))
+    times = {p: p.stat().st_mtime_ns for p in db.rglob("*") if p.is_file()}
+    synthesize(tmp_path / "db", "smic", clips=2, subjects=1, seed=2, frames=4)  # the same database: left as it is
+    assert {p: p.stat().st_mtime_ns for p in db.rglob("*") if p.is_file()} == times

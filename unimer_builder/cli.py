@@ -318,7 +318,10 @@ def demo(
     seed: int = typer.Option(0, help="Seed: the same seed writes the same database and rows."),
 ) -> None:
     """Synthesise a database and build Uni-MER from it: the whole pipeline, offline, in a minute."""
-    root = synthesize(out / "source", format, clips=clips, subjects=subjects, seed=seed)
+    try:
+        root = synthesize(out / "source", format, clips=clips, subjects=subjects, seed=seed)
+    except (ValueError, MediaUnavailable) as e:
+        _fail(str(e))
     console.print(f"synthetic {format} database: {root}")
     # A synthetic database is not the MEGC2019 release: its composite classes come from the labels.
     cfg = _D.with_(**{"text.seed": seed, "text.composite": "labels"})

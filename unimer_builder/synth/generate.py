@@ -88,6 +88,7 @@ AU takes the clip's level too.
 
 from __future__ import annotations
 
+import filecmp
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import facs, labels
-from ..atomic import write_json
+from ..atomic import staged_folder, swap_in, write_json
 from ..records import SynthClip
 from ..sources import write_layout
 from . import identities as ids
@@ -470,8 +471,45 @@ def synthesize(
         prof = _Hard(fmt, seed, subjects, identities)
     if writer is None:
         writer = write_layout
+    if seed < 0:
+        raise ValueError(f"the seed must be 0 or more, not {seed}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # written beside its place and swapped in whole: an earlier synthetic database there is replaced, never merged
+    # (frames of two seeds in one clip folder), and a failure leaves what was there
+    with staged_folder(out) as stage:
+        _write(stage, fmt, clips, subjects, seed, frames, labelled_not_moved, moved_not_labelled, writer, prof)
+        if not _same_files(stage, out):  # the same database again keeps its files (and their times: a build of it
+            swap_in(stage, out)  # stays up to date)
+    return out
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    """Folders ``a`` and ``b`` hold the same files, byte for byte."""
+    if not b.is_dir():
+        return False
+    files = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
+    if files != {p.relative_to(b) for p in b.rglob("*") if p.is_file()}:
+        return False
+    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+
+
+def _check_out(out: Path) -> None:
+    """The folder to write: new, empty, or an earlier synthetic database (its ``ground_truth.json``), which is
+    replaced; anything else is refused (a user's own database there was overwritten file by file)."""
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"{out}: {'it' if blocking == out else blocking} is a file, not a folder; choose another "
+                         "folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / GROUND_TRUTH).is_file():
+        raise ValueError(f"{out}: holds files no synthetic database wrote (no {GROUND_TRUTH}); choose an empty or new "
+                         "folder")
+
+
+def _write(out: Path, fmt: str, clips: int, subjects: int, seed: int, frames: int, labelled_not_moved: float,
+           moved_not_labelled: float, writer: Writer, prof) -> None:
+    """The database's files and its ground truth, into the empty folder ``out``."""
     style = STYLES[fmt]
     rng = np.random.default_rng([seed, 0x5E7])
     pool = distractor_pool(fmt)
@@ -567,7 +605,6 @@ def synthesize(
         "clips": [{"clip_id": t.pop("clip_id"), **t} for t in truths],
     }
     write_json(out / GROUND_TRUTH, doc, indent=1, ensure_ascii=False)
-    return out
 
 
 def _truth(rendered: motion.RenderedClip, plants: list[motion.Plant], labelled_plants: list[motion.Plant],
