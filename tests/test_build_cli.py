@@ -352,3 +352,35 @@ def test_synth_and_demo_refuse_bad_arguments_in_one_line(tmp_path):
         res = runner.invoke(app, [str(a) for a in args])
         assert res.exit_code == 2 and says in res.output, (args, res.output, res.exception)
     assert not (tmp_path / "d" / "source").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("fault,says", [
+    ("syntax", "au.j2: cannot load template: TemplateSyntaxError"),
+    ("missing", "motion.j2: cannot load template: TemplateNotFound"),
+    ("undefined", "explain.j2: variant 0 cannot be rendered: UndefinedError"),
+    ("no_variants", "explain.j2: template must define 'n_variants'"),
+])
+def test_a_broken_template_stops_the_build_before_any_clip(tmp_path, fault, says):
+    """A template with a syntax error or a missing file exited 3 (an "environment failure") naming the output folder
+    and left .parts and a lock; one naming an undefined variable printed a traceback after some clips were written."""
+    from unimer_builder import synthesize
+    from unimer_builder.config import TextConfig
+
+    tpl = tmp_path / "tpl"
+    shutil.copytree(TextConfig().folder, tpl)
+    if fault == "syntax":
+        (tpl / "au.j2").write_text((tpl / "au.j2").read_text() + "{% if %}")
+    elif fault == "missing":
+        (tpl / "motion.j2").unlink()
+    elif fault == "undefined":
+        (tpl / "explain.j2").write_text((tpl / "explain.j2").read_text().replace("{{ c.kind }}", "{{ c.no_such }}"))
+    else:
+        text = (tpl / "explain.j2").read_text()
+        assert "{% set n_variants = 3 %}" in text
+        (tpl / "explain.j2").write_text(text.replace("{% set n_variants = 3 %}", ""))
+    src = synthesize(tmp_path / "src", "casme2", clips=1, subjects=1, seed=1, frames=4)
+    res = runner.invoke(app, ["build", str(src), "--out", str(tmp_path / "out"), "--format", "casme2", "--workers",
+                              "1", "--templates", str(tpl)])
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and says in lines[0], res.output
+    assert not (tmp_path / "out").exists()

@@ -115,13 +115,14 @@ def test_torchvision_that_does_not_pair_with_torch(smic, tmp_path, feat):
         line = _one_line_error(_build(smic, tmp_path / option, "smic", option, "py-feat"))
         assert "operator torchvision::nms does not exist" in line
         assert "torch 2.13.0" in line and "torchvision" in line and "do not pair" in line
-        assert not (tmp_path / option / "data").exists()
+        assert not (tmp_path / option).exists()  # nothing written: not even the folder and its lock
 
 
 def test_pyfeat_not_installed(smic, tmp_path, monkeypatch, feat):
     monkeypatch.setitem(sys.modules, "feat", None)  # import feat -> ModuleNotFoundError
     line = _one_line_error(_build(smic, tmp_path / "out", "smic", "--au-detector", "py-feat"))
     assert "py-feat is not installed" in line and "unimer[pyfeat]" in line and "CUDA torch" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_weights_that_cannot_be_fetched(smic, tmp_path, feat):

@@ -189,6 +189,12 @@ def _build_config(seed, templates, policy, preset, crop_size, flow_backend, devi
         _fail(str(e))
 
 
+def _stop(bar: Progress) -> None:
+    """Stop the progress bar if it ever started (stopping one that never did printed blank lines around errors)."""
+    if bar.live.is_started:
+        bar.stop()
+
+
 def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers: int, limit: int | None,
                keep_parts: bool, images: bool = True, executor: str = "local", ray_address: str | None = None) -> dict:
     """:func:`pipeline.build` with a progress bar; the summary table after; input errors as one line."""
@@ -209,22 +215,22 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
         report = pipeline.build(root, out, cfg, fmt, workers, limit, keep_parts=keep_parts, images=images,
                                 progress=progress, executor=executor, ray_address=ray_address)
     except UnusableInput as e:
-        bar.stop()
+        _stop(bar)
         for s in e.skipped[:20]:
             console.print(f"  skipped {s.clip_id}: {s.message}")
         _fail(str(e))
     except (PyFeatUnavailable, RayUnavailable) as e:
-        bar.stop()
+        _stop(bar)
         _fail(str(e))
     except EnvironmentFailure as e:
-        bar.stop()
+        _stop(bar)
         _fail(str(e), 3)
     except KeyboardInterrupt:
-        bar.stop()
+        _stop(bar)
         _fail(f"interrupted; the clips done so far are kept in {out / '.parts'}: run the same command again to "
               f"resume", 130)
     finally:
-        bar.stop()
+        _stop(bar)
     if report.get("up_to_date"):
         c = report["counts"]
         console.print(f"{out}: up to date (same input, settings and options as its finished build): nothing "

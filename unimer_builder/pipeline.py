@@ -40,12 +40,12 @@ from .crosscheck import cross_check
 from .errors import EnvironmentFailure, InputError, UnusableInput
 from .evidence import compute_evidence
 from .executors import InProcess, WorkerPool
-from .executors_ray import RayPool
+from .executors_ray import RayPool, RayUnavailable
 from .inputs import clip_inputs
 from .node import current_node
 from .output import claim
 from .parts import PartStore, summarize
-from .pyfeat_backend import PyFeat, second_opinion
+from .pyfeat_backend import PyFeat, PyFeatUnavailable, second_opinion
 from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
 from .report import build_report, relative_to_root
 from .shards import clip_rows
@@ -333,6 +333,10 @@ def build(
     root, out = Path(os.path.abspath(root)), Path(out)
     if not cfg.text.folder.is_dir():
         raise UnusableInput(f"{cfg.text.folder}: templates folder not found")
+    try:
+        render.check_templates(cfg)
+    except render.TemplateError as e:
+        raise UnusableInput(str(e)) from None
     kind = executor if isinstance(executor, str) else "local" if executor is None else None
     remote = kind == "ray" or isinstance(executor, RayPool)
     if remote:  # other processes, on other machines, open the clips' frames and write the parts
@@ -347,9 +351,12 @@ def build(
                                       "ray" if remote else "local", ray_address)
             except OSError as e:
                 raise EnvironmentFailure.from_os(e, str(out)) from None
-    except UnusableInput:
-        # every clip failed as it was measured: the folder this build made goes, as for unreadable input; unless it
-        # keeps the parts of clips measured for a re-run that finishes the clips a cluster failed
+            except render.TemplateError as e:  # a branch the check before the build could not reach
+                raise UnusableInput(str(e)) from None
+    except (UnusableInput, PyFeatUnavailable, RayUnavailable):
+        # every clip failed as it was measured, or a tool asked for cannot run: the folder this build made goes, as
+        # for unreadable input; unless it keeps the parts of clips measured for a re-run that finishes the clips a
+        # cluster failed
         if made and not any((out / ".parts").glob("*.parquet")):
             shutil.rmtree(out, ignore_errors=True)
         raise

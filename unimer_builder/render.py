@@ -87,21 +87,42 @@ def environment(templates_dir: str):
     return env
 
 
+class TemplateError(ValueError):
+    """A task template that cannot be loaded or rendered: the user's templates folder is at fault (exit 2)."""
+
+
 @functools.lru_cache(maxsize=64)
 def _module(templates_dir: str, task: str):
     env = environment(templates_dir)
+    path = Path(templates_dir) / f"{task}.j2"
     try:
         tmpl = env.get_template(f"{task}.j2")
-    except Exception as e:  # jinja2.TemplateNotFound, syntax errors
-        raise FileNotFoundError(f"{Path(templates_dir) / (task + '.j2')}: cannot load template: {e}") from e
-    mod = tmpl.module
+        mod = tmpl.module
+    except Exception as e:  # noqa: BLE001 - jinja2.TemplateNotFound, syntax errors, errors at the top level
+        raise TemplateError(f"{path}: cannot load template: {type(e).__name__}: {e}") from e
     for name in ("n_variants", "instruction", "answer"):
         if not hasattr(mod, name):
-            raise ValueError(f"{tmpl.filename}: template must define {name!r}")
-    n = int(mod.n_variants)
+            raise TemplateError(f"{path}: template must define {name!r}")
+    try:
+        n = int(mod.n_variants)
+    except (TypeError, ValueError):
+        n = 0
     if n < 1:
-        raise ValueError(f"{tmpl.filename}: n_variants must be >= 1")
+        raise TemplateError(f"{path}: n_variants must be a whole number of at least 1, not {mod.n_variants!r}")
     return mod
+
+
+def check_templates(cfg: BuildConfig) -> None:
+    """Every variant of every task's template renders, before any clip is measured: a template that fails (a syntax
+    error, a variable no context has) stopped a build after some clips, with a traceback, or skipped every clip on a
+    cluster. Rendered over prediction contexts (AUs shown and not, an emotion and none), which name every key a
+    sample's context has; a branch only a labelled clip takes is checked when it renders."""
+    tdir = str(cfg.text.folder)
+    contexts = [prediction_context([], [12], "happiness", 0.1, cfg), prediction_context([], [], None, 0.1, cfg)]
+    for task in cfg.text.tasks:
+        for v in range(int(_module(tdir, task).n_variants)):
+            for ctx in contexts:
+                render_task(task, v, ctx, tdir)
 
 
 def n_variants(task: str, templates_dir: str | Path | None = None) -> int:
@@ -374,7 +395,11 @@ def standard_instructions(cfg: BuildConfig | None = None) -> dict[str, str]:
 def render_task(task: str, variant: int, ctx: dict, templates_dir: str) -> tuple[str, str]:
     mod = _module(str(templates_dir), task)
     v = variant % int(mod.n_variants)
-    return _tidy(mod.instruction(v, ctx)), _tidy(mod.answer(v, ctx))
+    try:
+        return _tidy(mod.instruction(v, ctx)), _tidy(mod.answer(v, ctx))
+    except Exception as e:  # noqa: BLE001 - jinja2's UndefinedError and the like: the template's, named
+        raise TemplateError(f"{Path(templates_dir) / (task + '.j2')}: variant {v} cannot be rendered: "
+                            f"{type(e).__name__}: {e}") from e
 
 
 def render_samples(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig) -> list[Sample]:
