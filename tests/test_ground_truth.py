@@ -174,6 +174,16 @@ def test_truth_on_a_file_or_build_it_cannot_score_is_one_error_line(small_build,
              (small_build / "build_report.json", small_build, "not a ground truth"),
              (other, small_build, "no clip of"),
              (other, tmp_path, "no shards")]
+    hand_made = []
+    for k, clips in enumerate(([{}], [1], [{"clip_id": "casme2/sub01/EP01_01f"}])):
+        hand_made.append(tmp_path / f"hand{k}.json")
+        hand_made[-1].write_text(json.dumps({"clips": clips}))
+    cases += [(f, small_build, "is not one `unimer synth` writes") for f in hand_made]
+    # another seed's database has the same clip ids: its truth is not this build's (it was scored, exit 0)
+    from unimer_builder import synthesize
+
+    seed_other = synthesize(tmp_path / "seed_other", "casme2", clips=5, subjects=2, seed=4, frames=4)
+    cases.append((seed_other / "ground_truth.json", small_build, "is not a build of the database"))
     for truth, out, says in cases:
         res = CliRunner().invoke(app, ["truth", str(out), "--truth", str(truth)])
         assert res.exit_code == 2, (truth, res.output)

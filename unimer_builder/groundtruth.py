@@ -40,7 +40,8 @@ from pathlib import Path
 from .facs import DIRECTION_WORDS, REGION_BY_NAME, direction_word, motion_twins, out_sign
 from .shards import read_shard, shard_files
 
-_COLUMNS = ["clip_id", "task", "aus_source", "aus_supported", "verdicts", "unexplained", "answer"]
+_COLUMNS = ["clip_id", "task", "aus_source", "aus_supported", "verdicts", "unexplained", "answer", "onset_frame",
+            "offset_frame", "au_text"]
 
 
 def _rate(hits: int, n: int) -> dict:
@@ -121,7 +122,27 @@ def read_truth(truth_file: Path) -> dict:
         raise ValueError(f"{p}: not JSON ({e})") from e
     if not isinstance(truth, dict) or not isinstance(truth.get("clips"), list):
         raise ValueError(f"{p}: not a ground truth written by `unimer synth` (no list of clips)")
+    for i, c in enumerate(truth["clips"]):
+        if not (isinstance(c, dict) and isinstance(c.get("clip_id"), str) and isinstance(c.get("planted"), list)):
+            raise ValueError(f"{p}: clip {i + 1} of its list is not one `unimer synth` writes (a clip_id and its list "
+                             f"of planted AUs)")
     return truth
+
+
+def _same_database(truth: dict, rows: dict[str, dict], truth_file: Path, out: Path) -> None:
+    """The build is of the database the truth describes, clip by clip (its window and its label): every synthetic
+    database of a format has the same clip ids (casme2/sub01/EP02_01f is a real CASME II id too), so a build of
+    another seed, or of the real release, was scored against this truth without a word."""
+    for t in truth["clips"]:
+        r = rows.get(t.get("clip_id"))
+        if r is None:
+            continue
+        for field, mine in (("onset_frame", t.get("onset")), ("offset_frame", t.get("offset")),
+                            ("au_text", t.get("au_text"))):
+            if mine is not None and r.get(field) is not None and str(r[field]) != str(mine):
+                raise ValueError(f"{out} is not a build of the database {truth_file} describes: clip {t['clip_id']} "
+                                 f"has {field} {r[field]!r} there, {mine!r} in the truth; score a build of the database "
+                                 f"`unimer synth` wrote beside that file")
 
 
 def items(truth_file: Path, out: Path) -> list[dict]:
@@ -132,6 +153,7 @@ def items(truth_file: Path, out: Path) -> list[dict]:
     if not any(t["clip_id"] in rows for t in truth["clips"]):  # else an empty table that reads as a score
         raise ValueError(f"no clip of {out} is in {truth_file} ({len(truth['clips'])} clips): score a build of the "
                          f"database `unimer synth` wrote beside that file")
+    _same_database(truth, rows, truth_file, out)
     found: list[dict] = []
 
     for t in truth["clips"]:
