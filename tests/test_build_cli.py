@@ -384,3 +384,22 @@ def test_a_broken_template_stops_the_build_before_any_clip(tmp_path, fault, says
     lines = [x for x in res.output.splitlines() if x.strip()]
     assert res.exit_code == 2 and len(lines) == 1 and says in lines[0], res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_two_databases_sheets_is_not_built_as_one_of_them_unasked(tmp_path):
+    """A folder holding a CASME II and a SAMM sheet was built as CASME II, saying nothing of the SAMM clips."""
+    from unimer_builder import synthesize
+
+    mix = tmp_path / "mix"
+    mix.mkdir()
+    for fmt in ("casme2", "samm"):
+        src = synthesize(tmp_path / fmt, fmt, clips=2, subjects=1, seed=1, frames=4)
+        for p in src.iterdir():
+            if p.name != "ground_truth.json":
+                (shutil.copytree if p.is_dir() else shutil.copy)(p, mix / p.name)
+    res = runner.invoke(app, ["build", str(mix), "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert res.exit_code == 2 and "holds the label sheets of casme2 and samm" in res.output, res.output
+    assert "--format casme2|samm" in res.output and not (tmp_path / "out").exists()
+    res = runner.invoke(app, ["build", str(mix), "--out", str(tmp_path / "out"), "--workers", "1", "--format", "samm",
+                              "--composite", "labels"])
+    assert res.exit_code == 0, res.output

@@ -49,7 +49,7 @@ from .pyfeat_backend import PyFeat, PyFeatUnavailable, second_opinion
 from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
 from .report import build_report, relative_to_root
 from .shards import clip_rows
-from .sources import FORMATS, detect_format, provenance, read_clips, subjects_note
+from .sources import FORMATS, detect_format, provenance, read_clips, sheet_formats, subjects_note
 from .sources.frames import FrameReader
 from .state import read_state, recover_parts, request_key, write_state
 from .tools import Tools
@@ -268,7 +268,12 @@ def read_input(root: Path | str, fmt: str | None = None, limit: int | None = Non
     root = Path(root)
     if not root.exists():
         raise UnusableInput(f"{root}: no such file or folder")
-    fmt = fmt or detect_format(root)
+    if fmt is None:
+        fmt = detect_format(root)
+        found = sheet_formats(root) if fmt != "manifest" else []  # a manifest is the user's choice of clips
+        if len(found) > 1:
+            raise UnusableInput(f"{root}: holds the label sheets of {' and '.join(found)}; pass the one to build: "
+                                f"--format {'|'.join(found)}")
     if fmt is None:
         raise UnusableInput(f"{root}: cannot tell the database format (no label sheet, SMIC folders or manifest.csv "
                             f"found); pass it: --format {'|'.join(FORMATS)} (a manifest of another name: pass the "

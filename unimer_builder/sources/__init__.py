@@ -155,6 +155,16 @@ def provenance(root: Path | str, fmt: str, clips: list[Clip]) -> tuple[dict, lis
     return out, notes
 
 
+def sheet_formats(root: Path | str) -> list[str]:
+    """The databases whose label sheet lies in the folder ``root`` (more than one: which to build is not the
+    detector's to guess; a folder of both a CASME II and a SAMM sheet built one and said nothing of the other)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [name for name, mod in (("casme2", casme2), ("samm", samm), ("casme3", casme3))
+            if mod.find_sheet(root) is not None]
+
+
 def detect_format(root: Path | str) -> str | None:
     """Guess the database format from the files present (a manifest wins, SMIC is a folder pattern)."""
     root = Path(root)
@@ -178,5 +188,6 @@ def detect_format(root: Path | str) -> str | None:
     return None
 
 
-__all__ = ["FORMATS", "clip_from_folder", "read_clips", "write_layout", "detect_format", "subjects_note", "label_file",
+__all__ = ["FORMATS", "clip_from_folder", "read_clips", "write_layout", "detect_format", "sheet_formats", "subjects_note",
+           "label_file",
            "provenance"]
