@@ -226,10 +226,13 @@ def test_a_shard_that_cannot_be_read_is_blamed_on_the_build_not_the_destination(
 
 def test_a_name_that_is_no_plain_file_name_is_refused(small_build, tmp_path):
     """`--name ../x` wrote x.json beside the export folder, outside it, and dataset_info.json pointed there."""
-    for name in ("../escaped", "a/b", ".hidden", ""):
+    # dataset_info and export named the samples file as the descriptor or the marker: written over, exit 0
+    for name in ("../escaped", "a/b", ".hidden", "", "dataset_info", "export", "Export"):
         res = runner.invoke(app, ["export", str(small_build), "--to", "llamafactory", "--name", name,
                                   str(tmp_path / "lf")])
         assert res.exit_code == 2 and "--name" in res.output, (name, res.output)
+    res = runner.invoke(app, ["export", str(small_build), "--to", "sharegpt", "--images", "onset,onset", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "--images names onset more than once" in res.output, res.output
     assert list(tmp_path.iterdir()) == []
     _export(small_build, "llamafactory", tmp_path / "lf", "--name", "casme2_me-v1.0")
     assert (tmp_path / "lf" / "casme2_me-v1.0.json").is_file()

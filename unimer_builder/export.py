@@ -38,6 +38,7 @@ IMAGE_WORDS = {"onset": "the onset frame", "apex": "the apex frame",
                "flow": "the onset-to-apex optical flow as colours"}
 IMAGE_TOKEN = "<image>"  # LLaMA-Factory's IMAGE_PLACEHOLDER and the LLaVA/ShareGPT convention
 MANIFEST = "export.json"
+_RESERVED = frozenset({MANIFEST, "dataset_info.json"})  # files of a LLaMA-Factory export besides NAME.json
 MEGC_QUESTIONS = {
     "coarse": "What is the coarse expression class?",
     "fine": "What is the fine-grained expression class?",
@@ -115,9 +116,15 @@ def export(out_dir: Path | str, fmt: str, dest: Path | str, images: tuple[str, .
     bad = [k for k in images if k not in IMAGE_COLUMNS]
     if bad:
         raise ValueError(f"unknown picture(s) {bad}; choose from {', '.join(IMAGE_COLUMNS)}")
+    twice = sorted({k for k in images if images.count(k) > 1})
+    if twice:  # each sample would show the same picture twice ("the onset frame, the onset frame")
+        raise ValueError(f"--images names {', '.join(twice)} more than once; name each picture once")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names a file in DEST: no path, no hidden file
         raise ValueError(f"--name must be letters, digits, '.', '_' or '-' (it names DEST/NAME.json), "
                          f"not {name!r}")
+    if fmt == "llamafactory" and f"{name}.json".lower() in _RESERVED:  # the samples were written over, exit 0
+        raise ValueError(f"--name {name!r} would name the samples file {name}.json, which the export writes "
+                         f"otherwise ({', '.join(sorted(_RESERVED))}); choose another name")
     if fmt == "megc-vqa":
         images = ()
     blocking = next((p for p in (dest, *dest.parents) if p.exists() and not p.is_dir()), None)
