@@ -217,11 +217,16 @@ def test_a_shard_that_cannot_be_read_is_blamed_on_the_build_not_the_destination(
     data = bytearray(shard.read_bytes())
     data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer's length: beyond the file
     shard.write_bytes(bytes(data))
-    for args in (["export", str(damaged), "--to", "sharegpt", str(tmp_path / "ex")], ["inspect", str(damaged)]):
-        res = runner.invoke(app, args)
-        assert res.exit_code == 2 and "a shard cannot be read" in res.output and "cannot write" not in res.output, \
-            res.output
-        assert "Traceback" not in res.output and len(res.output.strip().splitlines()) <= 2
+    garbage = tmp_path / "garbage"  # written over: pyarrow's "Parquet magic bytes not found" named no file
+    shutil.copytree(small_build, garbage)
+    sorted((garbage / "data").glob("*.parquet"))[0].write_bytes(b"not parquet")
+    for build in (damaged, garbage):
+        for args in (["export", str(build), "--to", "sharegpt", str(tmp_path / "ex")], ["inspect", str(build)],
+                     ["push", str(build), "me/x", "--dry-run"]):
+            res = runner.invoke(app, args)
+            said = "".join(res.output.split("\n"))
+            assert res.exit_code == 2 and f"{shard.name}: not a readable shard" in said, res.output
+            assert "cannot write" not in said and "Traceback" not in said and len(res.output.strip().splitlines()) <= 3
 
 
 def test_a_name_that_is_no_plain_file_name_is_refused(small_build, tmp_path):

@@ -16,13 +16,12 @@ from collections import Counter
 from pathlib import Path
 
 import jinja2
-import pyarrow.parquet as pq
 import yaml
 
 from . import flowviz
 from .atomic import write_text
 from .config import TASKS, BuildConfig, package_folder
-from .shards import FACE_COLUMNS, features, read_shard, shard_files
+from .shards import FACE_COLUMNS, features, open_shard, read_shard, shard_files
 
 PAPER = {
     "title": "DEFT-LLM: Disentangled Expert Feature Tuning for Micro-Expression Recognition",
@@ -63,7 +62,7 @@ def _shard_stats(out_dir: Path, files: list[Path] | None = None) -> dict:
     flow_size = None
     images = True
     for f in files:
-        md = pq.read_metadata(f)
+        md = open_shard(f).metadata
         rows += md.num_rows
         num_bytes += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
         download += f.stat().st_size
@@ -76,8 +75,9 @@ def _shard_stats(out_dir: Path, files: list[Path] | None = None) -> dict:
             if src == "inferred":
                 inferred_clips.add(cid)
         if flow_size is None:
-            images = all(c in pq.read_schema(f).names for c in FACE_COLUMNS)
-            ext = pq.read_schema(f).field("flow").type
+            schema = open_shard(f).schema_arrow
+            images = all(c in schema.names for c in FACE_COLUMNS)
+            ext = schema.field("flow").type
             shape = getattr(ext, "shape", None)
             flow_size = int(shape[-1]) if shape else None
     by_db: Counter = Counter(db for db, _ in clips.values())

@@ -20,9 +20,10 @@ class InputError(Exception):
 class UnusableInput(Exception):
     """The whole input cannot be used (empty root, sheet missing a column): the build exits 2."""
 
-    def __init__(self, message: str, skipped: list | None = None):
+    def __init__(self, message: str, skipped: list | None = None, resumable: bool = False):
         super().__init__(message)
         self.skipped = list(skipped or [])  # the rows that were skipped, when none was usable (records.Skip)
+        self.resumable = resumable  # clips a cluster did not finish: the parts of the others stay for the re-run
 
 
 class EnvironmentFailure(Exception):

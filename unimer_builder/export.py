@@ -25,12 +25,10 @@ import json
 import re
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from . import facs
 from .atomic import staged_folder, swap_in
 from .inspect_report import slug
-from .shards import FACE_COLUMNS, shard_files
+from .shards import FACE_COLUMNS, open_shard, shard_files
 
 FORMATS = ("sharegpt", "llamafactory", "megc-vqa")
 IMAGE_COLUMNS = {"onset": "onset_image", "apex": "apex_image", "flow": "flow_image"}
@@ -79,7 +77,7 @@ def megc_questions(row: dict, aus: str = "supported") -> list[tuple[str, str]]:
 
 def _iter_rows(out_dir: Path, image_columns: list[str]):
     for f in shard_files(out_dir):
-        pf = pq.ParquetFile(f)
+        pf = open_shard(f)
         missing = [c for c in (*TEXT_COLUMNS, *image_columns) if c not in pf.schema_arrow.names]
         if missing and set(missing) <= set(FACE_COLUMNS):  # this version's build, made without the faces
             have = [k for k, c in IMAGE_COLUMNS.items() if c not in FACE_COLUMNS]

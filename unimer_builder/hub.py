@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import yaml
 
 from .card import default_repo_name, is_synthetic, write_card
 from .config import build_config_from_dict
 from .consolidate import strip_images
 from .errors import EnvironmentFailure
-from .shards import FACE_COLUMNS, read_shard, shard_files
+from .shards import FACE_COLUMNS, open_shard, read_shard, shard_files
 
 ALLOW = ["README.md", "build_report.json", "data/*.parquet"]
 # A push replaces the repo's shards: an earlier push's shards that this build does not have (another shard count,
@@ -93,7 +92,7 @@ def suggested_name(out_dir: Path | str) -> str:
 def has_images(out_dir: Path | str) -> bool:
     """Whether the build's shards hold the face pixel columns."""
     shards = sorted((Path(out_dir) / "data").glob("train-*.parquet"))
-    return bool(shards) and all(c in pq.read_schema(shards[0]).names for c in FACE_COLUMNS)
+    return bool(shards) and all(c in open_shard(shards[0]).schema_arrow.names for c in FACE_COLUMNS)
 
 
 @contextmanager

@@ -29,14 +29,13 @@ from pathlib import Path
 import cv2
 import jinja2
 import numpy as np
-import pyarrow.parquet as pq
 from markupsafe import Markup, escape
 
 from . import facs, flowviz
 from .atomic import staged_folder, swap_in
 from .config import FaceConfig
 from .regions import face_mask, region_masks
-from .shards import flow_numpy, shard_files
+from .shards import flow_numpy, open_shard, shard_files
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "inspect_templates"
 VERDICT_ORDER = ("supported", "weak", "contradicted", "unverifiable")
@@ -106,7 +105,7 @@ def iter_clips(out_dir: Path, clip: str | None = None) -> Iterator[tuple[list[di
     rows: list[dict] = []
     visual: dict = {}
     for f in shard_files(out_dir):
-        pf = pq.ParquetFile(f)
+        pf = open_shard(f)
         names = set(pf.schema_arrow.names)
         missing = [c for c in LIGHT_COLUMNS if c not in names]
         if missing:

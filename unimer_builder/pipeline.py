@@ -358,11 +358,11 @@ def build(
                 raise EnvironmentFailure.from_os(e, str(out)) from None
             except render.TemplateError as e:  # a branch the check before the build could not reach
                 raise UnusableInput(str(e)) from None
-    except (UnusableInput, PyFeatUnavailable, RayUnavailable):
+    except (UnusableInput, PyFeatUnavailable, RayUnavailable) as e:
         # every clip failed as it was measured, or a tool asked for cannot run: the folder this build made goes, as
         # for unreadable input; unless it keeps the parts of clips measured for a re-run that finishes the clips a
         # cluster failed
-        if made and not any((out / ".parts").glob("*.parquet")):
+        if made and not getattr(e, "resumable", False):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -441,7 +441,7 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
                             f"clip{'s' * (len(ordered) != 1)} built (a labelled AU contradicted or not seen in each); "
                             f"build with --policy flag to keep them, marked, with the reasons"
                             + (f" ({pending} more not finished: run the build again to measure them)" if pending
-                               else ""), skipped=skips)
+                               else ""), skipped=skips, resumable=unfinished)
     made: dict = {}
 
     def describe(staged: list[Path]) -> None:

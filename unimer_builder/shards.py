@@ -340,6 +340,17 @@ def as_shard_table(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def open_shard(path: Path | str) -> pq.ParquetFile:
+    """A shard opened for reading; one that is no Parquet file (cut short, written over) is a ``ValueError`` naming
+    it (pyarrow's "Parquet magic bytes not found in footer" named no file)."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise  # the file cannot be opened at all: the environment's, as any other
+        raise ValueError(f"{path}: not a readable shard ({e}); build it again") from e
+
+
 def read_shard(path: Path | str, columns: list[str] | None = None) -> pa.Table:
     """One Parquet file, read in the calling thread by the plain Parquet reader.
 
@@ -348,7 +359,7 @@ def read_shard(path: Path | str, columns: list[str] | None = None) -> pa.Table:
     datasets' Array3D); dropped there while the interpreter exits, it needs the GIL that is gone, and
     the process aborts after its work is done ("terminate called without an active exception", exit
     134: `unimer demo` 4 times in 44 under load)."""
-    with pq.ParquetFile(path) as pf:
+    with open_shard(path) as pf:
         return pf.read(columns=columns, use_threads=False)
 
 
