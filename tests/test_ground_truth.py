@@ -171,6 +171,7 @@ def test_truth_on_a_file_or_build_it_cannot_score_is_one_error_line(small_build,
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"clips": [{"clip_id": "samm/006/006_1_2", "planted": []}]}))
     cases = [(tmp_path / "nope.json", small_build, "no such file"),
+             (tmp_path, small_build, "a folder, not the ground truth file"),
              (small_build / "build_report.json", small_build, "not a ground truth"),
              (other, small_build, "no clip of"),
              (other, tmp_path, "no shards")]

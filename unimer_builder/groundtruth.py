@@ -114,6 +114,11 @@ def read_truth(truth_file: Path) -> dict:
     """``ground_truth.json`` as ``unimer synth`` wrote it; a file that is missing or is none is a
     ``FileNotFoundError`` or ``ValueError`` naming it."""
     p = Path(truth_file)
+    if p.is_dir():
+        inside = p / "ground_truth.json"
+        raise FileNotFoundError(f"{p}: a folder, not the ground truth file"
+                                + (f"; give {inside}" if inside.is_file() else " (`unimer synth` writes ground_truth.json "
+                                   "beside the database)"))
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file (the ground_truth.json `unimer synth` writes)")
     try:
