@@ -227,6 +227,35 @@ def test_a_shard_that_cannot_be_read_is_blamed_on_the_build_not_the_destination(
             said = "".join(res.output.split("\n"))
             assert res.exit_code == 2 and f"{shard.name}: not a readable shard" in said, res.output
             assert "cannot write" not in said and "Traceback" not in said and len(res.output.strip().splitlines()) <= 3
+    from unimer_builder import BuildConfig, card
+
+    with pytest.raises(ValueError, match=f"{shard.name}: not a readable shard"):  # the card reads them too
+        card.render_card(garbage, json.loads((garbage / "build_report.json").read_text()), BuildConfig())
+
+
+def test_a_shard_that_cannot_be_opened_is_named_not_the_destination(small_build, tmp_path, monkeypatch):
+    """pyarrow's PermissionError names no file: export and inspect blamed their destination ("cannot write the
+    export"), and `unimer truth` printed a traceback."""
+    import pyarrow.parquet as pq
+
+    real = pq.ParquetFile
+    first = sorted((small_build / "data").glob("*.parquet"))[0]
+
+    def refused(path, *a, **k):
+        if Path(path) == first:
+            raise PermissionError(13, "Failed to open local file. Detail: [errno 13] Permission denied")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(shards.pq, "ParquetFile", refused)
+    truth = tmp_path / "t.json"
+    truth.write_text(json.dumps({"clips": [{"clip_id": "casme2/sub01/EP02_01f", "planted": []}]}))
+    for args in (["export", str(small_build), "--to", "sharegpt", str(tmp_path / "ex")],
+                 ["inspect", str(small_build), "--dest", str(tmp_path / "rep")],
+                 ["truth", str(small_build), "--truth", str(truth)]):
+        res = runner.invoke(app, args)
+        said = "".join(res.output.split("\n"))
+        assert res.exit_code == 3 and f"{first}: " in said and "Permission denied" in said, res.output
+        assert "cannot write" not in said, said
 
 
 def test_a_name_that_is_no_plain_file_name_is_refused(small_build, tmp_path):

@@ -205,6 +205,25 @@ def test_a_failed_clip_beside_clips_the_policy_drops_is_no_empty_dataset(cluster
     assert len(now) == 4 and all(now[n] == t for n, t in measured.items())  # the three were not measured again
 
 
+def test_a_cluster_that_finished_no_clip_says_so_not_that_a_policy_dropped_them(cluster, source, tmp_path):
+    """Every clip failed on the cluster: the message spoke of --policy drop dropping "every one of the 0 clips
+    built" under the default policy."""
+    from unimer_builder import BuildConfig, TextConfig, UnusableInput, build
+    from unimer_builder.pipeline import make_ray_executor
+
+    cfg = BuildConfig(text=TextConfig(seed=7, composite="labels"))
+    pool = make_ray_executor(cfg, 2)
+    real_map = pool.map
+    pool.map = lambda fn, jobs, then=None: real_map(fn, ((dataclasses.replace(c, onset="x"), k) for c, k in jobs), then)
+    try:
+        with pytest.raises(UnusableInput, match=r"no clip was built: the cluster did not finish any of the 4 clips") \
+                as err:
+            build(source, tmp_path / "out", cfg, "casme2", executor=pool)
+    finally:
+        pool.shutdown()
+    assert "policy" not in str(err.value) and len(err.value.skipped) == 4
+
+
 # --- the executor itself: retries and failures (toy work, no models) --------------------------------------
 
 

@@ -492,3 +492,11 @@ def test_a_prediction_is_judged_on_the_shards_regions_without_timing_and_without
     assert judge_motion(12, {r.name: r for r in stretched}, BuildConfig()).verdict == "contradicted"
     text = render.render_prediction("explain", stretched, [12], "happiness", 0.05)
     assert AUS[12].phrase not in text and "better explained by another action" in text
+
+
+def test_a_prediction_context_names_every_key_a_samples_context_has():
+    """`check_templates` renders templates over prediction contexts before a build: a key only a sample's context
+    had (offset_defaulted) made a valid custom template be refused."""
+    clip, ev, check = make_records()
+    sample = set(render.build_context(clip, ev, check, BuildConfig()))
+    assert sample <= set(render.prediction_context(ev.regions, [12], "happiness", 0.1))

@@ -259,7 +259,7 @@ def test_real_layouts_are_byte_identical_for_a_seed(tmp_path, fmt):
     assert tree_digest(a) == tree_digest(b)
 
 
-def test_synth_replaces_an_earlier_synthetic_database_and_refuses_anything_else(tmp_path):
+def test_synth_replaces_an_earlier_synthetic_database_and_refuses_anything_else(tmp_path, monkeypatch):
     """`unimer synth` wrote into any folder: a user's own sheet and frames were overwritten file by file, and a
     second seed into the same folder mixed its frames with the first's (builds and truth scores of neither)."""
 
@@ -284,3 +284,19 @@ def test_synth_replaces_an_earlier_synthetic_database_and_refuses_anything_else(
     times = {p: p.stat().st_mtime_ns for p in db.rglob("*") if p.is_file()}
     synthesize(tmp_path / "db", "smic", clips=2, subjects=1, seed=2, frames=4)  # the same database: left as it is
     assert {p: p.stat().st_mtime_ns for p in db.rglob("*") if p.is_file()} == times
+    # what a user put inside a synthetic database (a build, notes) is never replaced with it
+    (db / "unimer").mkdir()
+    (db / "unimer" / "README.md").write_text("a build")
+    for seed in (2, 3):
+        with pytest.raises(ValueError, match=r"holds files besides the synthetic database it replaces \(unimer\)"):
+            synthesize(tmp_path / "db", "smic", clips=2, subjects=1, seed=seed, frames=4)
+        assert (db / "unimer" / "README.md").read_text() == "a build"
+    # "." (a folder of no name) and a link to an earlier database
+    fresh = tmp_path / "here"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    assert synthesize(".", "casme2", clips=1, subjects=1, seed=0, frames=4) == fresh
+    (tmp_path / "link").symlink_to(fresh)
+    synthesize(tmp_path / "link", "casme2", clips=1, subjects=1, seed=1, frames=4)
+    assert (tmp_path / "link").is_symlink() and json.loads((fresh / GROUND_TRUTH).read_text())["seed"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

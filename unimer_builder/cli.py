@@ -354,6 +354,8 @@ def _print_truth(truth_file: Path, out: Path) -> None:
         s = score(truth_file, out)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
+    except OSError as e:  # a file that cannot be read (permissions): the environment's, named
+        _fail(f"{e.filename or out}: {' '.join(str(e.strerror or e).split())}", 3)
     t = Table(title="against the planted ground truth")
     t.add_column("measure")
     t.add_column("value", justify="right")

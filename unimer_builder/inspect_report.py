@@ -400,22 +400,29 @@ def _filters(view: ClipView) -> dict[str, str]:
             "subject": info["subject"]}
 
 
-# What a report folder holds: a folder holding anything else is no earlier report, and is not replaced
+# What a report folder holds: a folder holding anything else is no earlier report, and is not replaced; what file
+# browsers leave in a folder they showed does not count
 _REPORT_ENTRIES = frozenset({"index.html", "clips", "assets", "plots"})
+_BROWSER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 def _check_dest(dest: Path) -> None:
-    """A report replaces its folder: refuse one that is a file or holds what no report wrote (``--dest`` naming the
-    database, the build itself or a folder of one's own files deleted them)."""
+    """A report replaces its folder: refuse one that is a file, or is not empty and is no earlier report (its pages,
+    and nothing beside them) (``--dest`` naming the database, the build itself or a folder of one's own files deleted
+    them)."""
     blocking = next((p for p in (dest, *dest.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise FileExistsError(f"{dest}: {'it' if blocking == dest else blocking} is a file, not a folder; choose "
                               "another folder")
-    other = sorted(p.name for p in dest.iterdir() if p.name not in _REPORT_ENTRIES) if dest.is_dir() else []
+    if not dest.is_dir():
+        return
+    entries = {p.name for p in dest.iterdir()} - _BROWSER_FILES
+    report = (dest / "index.html").is_file() or any((dest / "clips").glob("*.html"))
+    other = sorted(entries - _REPORT_ENTRIES) if report else sorted(entries)
     if other:
         shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
         raise FileExistsError(f"{dest}: holds files no inspection report wrote ({shown}); a report replaces its "
-                              "folder: choose an empty or new one")
+                              "folder: move them, or give another with --dest")
 
 
 def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str | None = None) -> Path:
@@ -428,7 +435,9 @@ def write_report(out_dir: Path | str, dest: Path | str | None = None, clip: str 
     out_dir = Path(out_dir)
     if not out_dir.is_dir():  # before anything is made: a mistyped folder must not be left behind, empty
         raise FileNotFoundError(f"{out_dir}: no such build folder")
-    dest = Path(dest) if dest is not None else out_dir / "inspect"
+    dest = Path(os.path.abspath(dest)) if dest is not None else out_dir / "inspect"  # "." has no name to stage beside
+    if dest.is_symlink():
+        dest = dest.resolve()  # the report goes where the link points, the link stays
     _check_dest(dest)
     report = _load_report(out_dir)
     env = _env()

@@ -429,6 +429,11 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
             parts.folder.rmdir()
         why = skips[0].message if len(skips) == 1 else f"all {len(skips)} skipped"
         raise UnusableInput(f"{root}: no clip could be built ({why})", skipped=skips)
+    if not ordered:  # every clip is one a cluster did not finish (the others failed as they were read or measured)
+        pending = sum(isinstance(o, Skip) and o.reason in UNFINISHED for _, o in outcomes.values())
+        raise UnusableInput(f"{root}: no clip was built: the cluster did not finish any of the {pending} clip"
+                            f"{'s' * (pending != 1)} it was given (each listed); run the build again to measure them",
+                            skipped=skips)
     kept = [s.clip_id for s in ordered if not s.dropped]
     if not kept:
         # Every clip built was dropped by the policy: a dataset of no rows neither loads (`datasets` has no empty

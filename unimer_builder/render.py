@@ -343,6 +343,7 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [],
         "lost": [REGION_BY_NAME[n].phrase for n in lost],
         "floor": _px(floor), "floor_high": floor > cfg.check.max_floor, "head_words": None, "apex_estimated": False,
+        "offset_defaulted": False,
     }
 
 

@@ -346,8 +346,10 @@ def open_shard(path: Path | str) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as e:
-        if isinstance(e, OSError) and e.errno is not None:
-            raise  # the file cannot be opened at all: the environment's, as any other
+        if isinstance(e, OSError) and e.errno is not None:  # the file cannot be opened at all: the environment's
+            if e.filename is None:  # pyarrow's names no file: the message then blamed the command's destination
+                raise OSError(e.errno, " ".join(str(e.strerror or e).split()), str(path)) from e
+            raise
         raise ValueError(f"{path}: not a readable shard ({e}); build it again") from e
 
 

@@ -89,7 +89,9 @@ AU takes the clip's level too.
 from __future__ import annotations
 
 import filecmp
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -473,16 +475,37 @@ def synthesize(
         writer = write_layout
     if seed < 0:
         raise ValueError(f"the seed must be 0 or more, not {seed}")
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." has no name to stage beside
+    if out.is_symlink():
+        out = out.resolve()  # the database goes where the link points, the link stays
     _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # written beside its place and swapped in whole: an earlier synthetic database there is replaced, never merged
     # (frames of two seeds in one clip folder), and a failure leaves what was there
     with staged_folder(out) as stage:
         _write(stage, fmt, clips, subjects, seed, frames, labelled_not_moved, moved_not_labelled, writer, prof)
+        _check_only_ours(out, stage)
         if not _same_files(stage, out):  # the same database again keeps its files (and their times: a build of it
             swap_in(stage, out)  # stays up to date)
     return out
+
+
+def _check_only_ours(out: Path, stage: Path) -> None:
+    """An earlier synthetic database is replaced only where it holds nothing but what synth wrote there (its
+    ``entries``; before they were recorded, what this database writes): a build or notes put inside it were deleted
+    with it."""
+    if not out.is_dir():
+        return
+    try:
+        ours = set(json.loads((out / GROUND_TRUTH).read_text(encoding="utf-8")).get("entries") or ())
+    except (OSError, ValueError, AttributeError):
+        ours = set()
+    ours = ours or {p.name for p in stage.iterdir()}
+    other = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise ValueError(f"{out}: holds files besides the synthetic database it replaces ({shown}); move them, or "
+                         "choose an empty or new folder")
 
 
 def _same_files(a: Path, b: Path) -> bool:
@@ -604,6 +627,7 @@ def _write(out: Path, fmt: str, clips: int, subjects: int, seed: int, frames: in
         "distractor_pool": list(pool),
         "clips": [{"clip_id": t.pop("clip_id"), **t} for t in truths],
     }
+    doc["entries"] = sorted({p.name for p in out.iterdir()} | {GROUND_TRUTH})  # what may be replaced by a later synth
     write_json(out / GROUND_TRUTH, doc, indent=1, ensure_ascii=False)
 
 
