@@ -403,3 +403,14 @@ def test_a_folder_of_two_databases_sheets_is_not_built_as_one_of_them_unasked(tm
     res = runner.invoke(app, ["build", str(mix), "--out", str(tmp_path / "out"), "--workers", "1", "--format", "samm",
                               "--composite", "labels"])
     assert res.exit_code == 0, res.output
+
+
+def test_a_limited_build_and_a_small_synth_say_what_they_did(tmp_path):
+    """`--limit 1` reported every official clip it did not look at as "not found"; `synth --clips 2 --subjects 5` said
+    "5 subjects" where 2 were written."""
+    res = runner.invoke(app, ["synth", str(tmp_path / "db"), "--clips", "2", "--subjects", "5", "--frames", "4"])
+    assert res.exit_code == 0 and "wrote 2 casme2 clips of 2 subjects" in " ".join(res.output.split()), res.output
+    res = runner.invoke(app, ["build", str(tmp_path / "db"), "--out", str(tmp_path / "out"), "--limit", "1",
+                              "--workers", "1"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "not looked at or not found (--limit 1 builds the first usable clips only" in said

@@ -95,7 +95,8 @@ def synth(
                           identities=identities)
     except (ValueError, MediaUnavailable) as e:
         _fail(str(e))
-    console.print(f"wrote {clips} {format} clips of {subjects} subjects ({profile} profile) to {root} "
+    console.print(f"wrote {_n(clips, f'{format} clip')} of {_n(min(subjects, clips), 'subject')} ({profile} profile) "
+                  f"to {root} "
                   f"(truth: {root / GROUND_TRUTH}); build it with --composite labels (it is not the release)")
 
 
@@ -237,7 +238,7 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
                       f"rebuilt, no file written; {_n(c['built'], 'clip')} built, {c['skipped']} skipped", soft_wrap=True)
         _print_skips([{**s, "clip_id": f"skipped {s['clip_id']}"} for s in report["skipped"]])
         return report
-    _print_summary(report, out)
+    _print_summary(report, out, limit)
     return report
 
 
@@ -252,7 +253,7 @@ def _flow_backend(backend: str, device: str) -> dict[str, str]:
     return {"backend": backend, "device": str(resolve_device(device))}
 
 
-def _print_summary(report: dict, out: Path) -> None:
+def _print_summary(report: dict, out: Path, limit: int | None = None) -> None:
     c = report["counts"]
     t = Table(title=f"Uni-MER build → {out}", show_header=False)
     for k in ("clips", "built", "skipped", "dropped_by_policy", "flagged", "rows", "resumed", "changed",
@@ -274,7 +275,11 @@ def _print_summary(report: dict, out: Path) -> None:
         for b in beyond[:5]:
             console.print(f"  {b['clip_id']}: {b['duration_s']} s ({b['class']})")
     official = report.get("official_composite")
-    if official and official["missing"]:
+    if official and official["missing"] and limit is not None:  # the clips --limit left out are among them
+        console.print(f"[yellow]{len(official['missing'])} of the {official['listed']} clips the official MEGC2019 list "
+                      f"names for this database were not looked at or not found[/yellow] (--limit {limit} builds the "
+                      f"first usable clips only; full list in build_report.json)")
+    elif official and official["missing"]:
         console.print(f"[yellow]{len(official['missing'])} of the {official['listed']} clips the official MEGC2019 list "
                       f"names for this database were not found[/yellow] (neither built nor skipped: no row of the "
                       f"label sheet names them, or for SMIC no folder holds them; full list in build_report.json): "
