@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from transformers import AutoConfig, PretrainedConfig
 
 from unimer_builder import REGION_NAMES, VERIFIABLE_AUS
@@ -340,6 +341,8 @@ def check_overrides(overrides: dict) -> dict:
             v = {**out.get("training", {}), **v}
         if head == "experts" and isinstance(v, str):
             v = [e.strip() for e in v.split(",") if e.strip()]
+        if isinstance(v, np.generic):  # numpy's scalars (a value read from an array) as the Python number they are
+            v = v.item()
         _check_value(k, v)
         out[k] = v
     return out

@@ -403,6 +403,11 @@ def test_a_folder_of_two_databases_sheets_is_not_built_as_one_of_them_unasked(tm
     res = runner.invoke(app, ["build", str(mix), "--out", str(tmp_path / "out"), "--workers", "1", "--format", "samm",
                               "--composite", "labels"])
     assert res.exit_code == 0, res.output
+    # a database's sheet given as a manifest: its columns were listed as near misses of a manifest's
+    sheet = next(mix.glob("CASME2-coding-*.xlsx"))
+    res = runner.invoke(app, ["build", str(sheet), "--format", "manifest", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "is a casme2 label sheet by its name, not a manifest: build it with --format " \
+        "casme2" in " ".join(res.output.split()), res.output
 
 
 def test_a_limited_build_and_a_small_synth_say_what_they_did(tmp_path):

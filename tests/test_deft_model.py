@@ -189,6 +189,10 @@ def test_a_setting_of_the_wrong_type_or_size_is_an_error_naming_it(tmp_path):
         load_config(p)
     cfg = load_config("tiny", **_overrides(None, ["lora_r=16", "lora_dropout=0.1", "stack_len=2", "llm=null"]))
     assert (cfg.lora_r, cfg.lora_dropout, cfg.stack_len) == (16, 0.1, 2)
+    import numpy as np  # a value read from an array is the number it holds, stored as Python's
+
+    cfg = load_config("tiny", stack_len=np.int64(6), lora_alpha=np.float32(8.0))
+    assert (cfg.stack_len, cfg.lora_alpha) == (6, 8.0) and type(cfg.stack_len) is int and json.loads(cfg.to_json_string())
 
 
 def test_a_hub_name_is_read_from_the_cache_only_where_the_hub_cannot_be_reached(monkeypatch, request, tmp_path):

@@ -274,6 +274,9 @@ def read_input(root: Path | str, fmt: str | None = None, limit: int | None = Non
         if len(found) > 1:
             raise UnusableInput(f"{root}: holds the label sheets of {' and '.join(found)}; pass the one to build: "
                                 f"--format {'|'.join(found)}")
+    if fmt == "manifest" and root.is_file() and (db := detect_format(root)) not in (None, "manifest"):
+        # its columns were listed as near misses of a manifest's ("'OnsetFrame' (probably 'onset')")
+        raise UnusableInput(f"{root}: is a {db} label sheet by its name, not a manifest: build it with --format {db}")
     if fmt is None:
         raise UnusableInput(f"{root}: cannot tell the database format (no label sheet, SMIC folders or manifest.csv "
                             f"found); pass it: --format {'|'.join(FORMATS)} (a manifest of another name: pass the "
