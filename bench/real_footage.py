@@ -2,6 +2,7 @@
 
     python bench/real_footage.py [--preset opencv] [--ids sf_smile sf_still ...] [--workers 0] [--keep DIR]
                                  [--set check.z_supported=3.5 ...] [--scale 0.5] [--jpeg 60]
+    python bench/real_footage.py --evidence DIR [--set check.z_weak=2.5 ...]
     python bench/real_footage.py --trace wl_blink_as_12 --frames 380:392 [--regions lip_corner_L ...] [--ref N]
 
 Windows come from ``unimer_builder/validation/real_footage.csv`` (real videos that PyPI packages ship,
@@ -14,6 +15,11 @@ the rows name beyond their labels that no annotation lists (an upper bound on ov
 picks a TV-L1 preset of ``config.TVL1_PRESETS`` (default: the builder's own default). ``--scale`` and
 ``--jpeg`` build from a poorer copy of the footage (``validation.real_footage.Degrade``: frames resized, stored as
 JPEG of that quality, as the MER databases ship them): how far the verdicts hold on other cameras' footage.
+
+``--evidence DIR``: no build; each window's evidence is measured once into DIR (again where the code or a
+measuring setting changed, ``validation.real_footage.evidence_stamp``), then only the cross-check runs: a change
+to ``crosscheck.py`` or a ``check.*`` setting scored on every window in seconds. The figures are a build's, less
+its text.
 
 ``--trace ID --frames A:B``: no build; for the window's video, each region's mean motion from the window's
 onset (or ``--ref``) to every frame asked, by TV-L1 and by DIS (``validation.trace``): how an annotation's
@@ -132,6 +138,8 @@ def main() -> None:
                     help="build from a copy of the footage resized by this factor (frame folders)")
     ap.add_argument("--jpeg", type=int, default=None, metavar="QUALITY",
                     help="build from a copy of the footage stored as JPEG frames of this quality")
+    ap.add_argument("--evidence", default=None, metavar="DIR",
+                    help="no build: measure each window once into DIR, then re-run only the cross-check")
     ap.add_argument("--trace", default=None, metavar="ID", help="trace one window's region motion (no build)")
     ap.add_argument("--frames", default=None, help="with --trace: A:B, A:B:STEP or A,B,C (0-based frames)")
     ap.add_argument("--regions", nargs="+", default=None, help="with --trace: AU regions (default: all)")
@@ -149,8 +157,11 @@ def main() -> None:
     windows = rf.select(rf.load_windows(args.windows or rf.WINDOWS_CSV), args.ids)
     t0 = time.perf_counter()
     degrade = rf.Degrade(args.scale, args.jpeg) if args.scale != 1.0 or args.jpeg is not None else None
-    ev = rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers,
-                     cfg=base, degrade=degrade)
+    if args.evidence and (degrade or args.keep):
+        ap.error("--evidence re-scores stored evidence of the footage as it is: no --keep, --scale or --jpeg")
+    ev = rf.evaluate_stored(args.evidence, windows, preset=args.preset, workers=args.workers, cfg=base) \
+        if args.evidence else rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers,
+                                          cfg=base, degrade=degrade)
     cfg = BuildConfig.from_dict(ev.report["config"])
     flow, z = cfg.flow, cfg.check.z_supported
     print(f"TV-L1 preset {flow.preset} (nscales {flow.nscales}, warps {flow.warps}); "

@@ -157,6 +157,35 @@ def test_a_labelled_au_pools_its_regions_but_each_must_move_its_way():
     assert CFG.check.z_supported > z_each  # each corner alone is below the threshold
 
 
+def test_a_label_is_weak_only_where_its_regions_together_move_its_way():
+    """One lip corner a little up and out (z 3 along AU12) beside a still one is no evidence for a bilateral
+    AU12: the two corners pooled reach z 1.8, under ``z_weak``, so the label is contradicted and the reason
+    says so; a second corner moving a little its way keeps it weak, a one-sided label is judged by its corner,
+    and a corner weak only by its timing keeps its verdict."""
+    from unimer_builder.crosscheck import judge_token
+
+    noise = 0.1
+
+    def corner(name, along_z, **kw):
+        ex, ey = facs.expected_vector(12, facs.REGION_BY_NAME[name])
+        n = math.hypot(ex, ey)
+        dx, dy = along_z * noise * ex / n, along_z * noise * ey / n
+        m = math.hypot(dx, dy)
+        return RegionStats(name, m, 0.5, dx, dy, 0.9, 0.01, m / noise, noise=noise, **kw)
+
+    def judge(text, *stats):
+        (tok,) = facs.parse_aus(text).tokens
+        return judge_token(tok, {s.name: s for s in stats}, CFG, t_apex=0.5)
+
+    alone = judge("12", corner("lip_corner_L", 2.5), corner("lip_corner_R", 0.0))
+    assert alone.verdict == "contradicted" and "together" in alone.reason and "pooled" in alone.reason
+    assert judge("12", corner("lip_corner_L", 2.5), corner("lip_corner_R", 1.0)).verdict == "weak"
+    assert judge("L12", corner("lip_corner_L", 2.5), corner("lip_corner_R", 0.0)).verdict == "weak"
+    late = judge("12", corner("lip_corner_L", 5.0, peak_time=0.95, apex_share=0.1), corner("lip_corner_R", -3.0))
+    assert late.verdict == "weak"  # it moved its way clearly, at the wrong time: not "no motion its way"
+    assert CFG.check.z_weak <= 2.5 < CFG.check.z_supported
+
+
 def test_a_blink_needs_eyes_open_somewhere_in_the_clip(tmp_path, env, monkeypatch):
     """Shut at the apex after open at the onset is a blink (AU45, whatever the label); eyes closed through
     the whole clip (crying, a head tilted back) are not, however their landmarks jitter."""

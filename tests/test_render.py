@@ -492,6 +492,11 @@ def test_a_prediction_is_judged_on_the_shards_regions_without_timing_and_without
     assert judge_motion(12, {r.name: r for r in stretched}, BuildConfig()).verdict == "contradicted"
     text = render.render_prediction("explain", stretched, [12], "happiness", 0.05)
     assert AUS[12].phrase not in text and "better explained by another action" in text
+    # one corner a little its way beside a still one: too little together, not another action's motion
+    alone = [rs("lip_corner_L", 0.2, -0.15), rs("lip_corner_R", 0.0, 0.0), rs("cheek_L", 0, 0.0), rs("cheek_R", 0, 0.0)]
+    assert judge_motion(12, {r.name: r for r in alone}, BuildConfig()).verdict == "contradicted"
+    text = render.render_prediction("explain", alone, [12], "happiness", 0.05)
+    assert "too little" in text and "another action" not in text
 
 
 def test_a_prediction_context_names_every_key_a_samples_context_has():

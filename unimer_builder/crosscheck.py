@@ -127,13 +127,9 @@ def _pooled(au: int, side: str | None, judged: list[Verdict], stats: dict[str, R
     a region alone still decides as before."""
     if len(judged) < 2 or any(v.verdict == "supported" for v in judged):
         return None
-    along = []
-    for v in judged:
-        rs = stats[v.region]
-        if not rs.noise > 0:
-            return None
-        ex, ey = facs.expected_vector(au, facs.REGION_BY_NAME[v.region])
-        along.append((rs.dx * ex + rs.dy * ey) / rs.noise)
+    along = _alongs(au, judged, stats)
+    if along is None:
+        return None
     z = float(sum(along) / math.sqrt(len(along)))
     if (z < cfg.check.z_supported or any(v.direction_cos < cfg.check.cos_supported for v in judged)
             or any(v.timing_ok is False for v in judged)):
@@ -148,6 +144,42 @@ def _pooled(au: int, side: str | None, judged: list[Verdict], stats: dict[str, R
     return Verdict(au=au, side=side, region=top.region, verdict="supported", z=z,
                    direction_cos=min(v.direction_cos for v in judged), timing_ok=top.timing_ok,
                    reason=f"{moves} (pooled z={z:.1f}, each cos >= {min(v.direction_cos for v in judged):.2f})")
+
+
+def _alongs(au: int, judged: list[Verdict], stats: dict[str, RegionStats]) -> list[float] | None:
+    """Each judged region's motion component along ``au`` over its noise; None where a noise is unknown."""
+    along = []
+    for v in judged:
+        rs = stats[v.region]
+        if not rs.noise > 0:
+            return None
+        ex, ey = facs.expected_vector(au, facs.REGION_BY_NAME[v.region])
+        along.append((rs.dx * ex + rs.dy * ey) / rs.noise)
+    return along
+
+
+def _weak_alone(au: int, side: str | None, judged: list[Verdict], stats: dict[str, RegionStats], cfg: BuildConfig
+                ) -> list[Verdict]:
+    """``judged`` with a ``weak`` verdict turned ``contradicted`` where the AU's regions together move its way by
+    less than ``check.z_weak`` (their components along it pooled as :func:`_pooled` pools them), as a region alone
+    under it is judged by :func:`_judge` (``unverifiable`` where its noise is over ``check.max_noise``); a region
+    weak by its direction or timing alone, its component at ``check.z_supported``, keeps its verdict.
+
+    A region alone at ``check.z_weak`` is the best of two or three noisy readings of one AU (both lip corners, both
+    inner brows and the glabella): on real footage wrong labels of still faces, blinks and hands read "little
+    motion" so, one region at z 2-4 its way and the others still or against it (bench/README.md section 6). A
+    one-sided label has one region and is judged by it."""
+    along = _alongs(au, judged, stats) if len(judged) >= 2 else None
+    if along is None or not any(v.verdict == "weak" for v in judged):
+        return judged
+    z = float(sum(along) / math.sqrt(len(along)))
+    if z >= cfg.check.z_weak:
+        return judged
+    together = f"{facs.au_label(au, side)}'s regions together move its way by z={z:.1f} (pooled), under {cfg.check.z_weak:g}"
+    # a region that moved its way clearly, weak only by its direction or timing, keeps its verdict
+    return [replace(v, verdict="unverifiable" if stats[v.region].noise > cfg.check.max_noise else "contradicted",
+                    reason=f"{v.reason}; {together}") if v.verdict == "weak" and a < cfg.check.z_supported else v
+            for v, a in zip(judged, along, strict=True)]
 
 
 def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None,
@@ -166,6 +198,7 @@ def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t
                   if r.name in carried and _raises(choice.au, r.name)
                   else _judge(choice.au, choice.side, stats[r.name], cfg, t_apex)
                   for r in facs.regions_for(choice.au, choice.side) if r.name in stats]
+        judged = _weak_alone(choice.au, choice.side, judged, stats, cfg)
         pooled = None if any(v.verdict == "contradicted" and v.region in carried for v in judged) else \
             _pooled(choice.au, choice.side, judged, stats, cfg)
         for v in judged + ([pooled] if pooled else []):

@@ -18,12 +18,17 @@ coder writes for it and what the builder is expected to say:
   and no AU asserted beyond the labels). Blank: the window must be built.
 
 :func:`evaluate` writes a manifest of the windows, builds it (:func:`run_build`: ``pipeline.build``), reads the shards and the report back and scores every window (:func:`score_window`).
+:func:`evaluate_stored` measures each window once into a folder and re-runs only the cross-check: a change to
+:mod:`..crosscheck` is scored on every window in seconds instead of a build's minutes.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import json
+import pickle
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,8 +38,11 @@ import numpy as np
 import pandas as pd
 
 from .. import pipeline
+from ..atomic import write_bytes
 from ..config import BuildConfig, FlowConfig
+from ..crosscheck import cross_check
 from ..facs import parse_aus
+from ..records import Clip, CrossCheck, Evidence, Skip
 from ..shards import read_shard
 from ..sources.manifest import COLUMNS as MANIFEST_COLUMNS
 from . import media
@@ -254,10 +262,14 @@ def run_build(manifest: Path | str, out: Path | str, preset: str | None = None, 
 
     ``cfg`` (default: the builder's defaults) with ``preset`` (None: its TV-L1 preset) as the flow's.
     """
+    return pipeline.build(manifest, out, _with_preset(cfg, preset), "manifest", workers)
+
+
+def _with_preset(cfg: BuildConfig | None, preset: str | None) -> BuildConfig:
     cfg = cfg if cfg is not None else BuildConfig()
     if preset is not None:
         cfg = cfg.with_(flow=replace(FlowConfig.from_preset(preset), backend=cfg.flow.backend, device=cfg.flow.device))
-    return pipeline.build(manifest, out, cfg, "manifest", workers)
+    return cfg
 
 
 @dataclass
@@ -433,3 +445,82 @@ def evaluate(windows: list[Window] | None = None, workdir: Path | str | None = N
                                                                 skip_message="not in the build's output")), cfg)
               for w in windows]
     return Evaluation(scores=scores, preset=preset, report=report)
+
+
+# --- the cross-check re-run on stored evidence -------------------------------------------------------------
+
+
+def evidence_stamp(cfg: BuildConfig) -> str:
+    """What decides a window's evidence: the builder's code but the cross-check's and this package's, and every
+    setting but the cross-check's (``check.region_residual`` excepted: the regions' own measurement). Evidence
+    stored under another stamp is measured again."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    package = here.parent
+    for path in sorted(package.rglob("*.py")):
+        if path.name != "crosscheck.py" and path.parent != here:
+            h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    settings = cfg.to_dict()
+    settings["check"] = {"region_residual": settings["check"]["region_residual"]}
+    for part in ("text", "output"):  # the samples' text and the shards' images: no measurement
+        settings.pop(part, None)
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _measure_to_store(tools, clip: Clip, cfg: BuildConfig) -> tuple[str, bytes]:
+    """A window measured as a build measures it (:func:`pipeline.measure_clip`), pickled without the images and
+    flow fields the cross-check does not read."""
+    m = pipeline.measure_clip(clip, cfg, tools)
+    if isinstance(m, Skip):
+        return clip.clip, pickle.dumps(m)
+    ev = replace(m.evidence, flow=None, strain=None, onset_crop=None, apex_crop=None, stack=None)
+    return clip.clip, pickle.dumps((m.clip, ev))
+
+
+def _measured_of(check: CrossCheck, ev: Evidence) -> Measured:
+    """The :class:`Measured` a build's row would give (the columns :func:`..shards.clip_rows` writes)."""
+    hm = ev.head_motion or {}
+    return Measured(
+        verdicts=[{"au": v.au, "side": v.side, "region": v.region, "verdict": v.verdict, "z": v.z,
+                   "direction_cos": v.direction_cos, "timing_ok": v.timing_ok, "reason": v.reason}
+                  for v in check.verdicts],
+        unexplained=[{"region": u.region, "au": u.au, "z": u.z, "dx": u.dx, "dy": u.dy} for u in check.unexplained],
+        regions=[{"name": r.name, "mean": r.mean, "dx": r.dx, "dy": r.dy, "z": r.z, "noise": r.noise,
+                  "match": r.match} for r in ev.regions],
+        noise_floor=float(ev.floor), head_motion={k: hm.get(k) for k in ("tx", "ty", "rotation", "scale", "yaw", "pitch")},
+        flagged=bool(check.flagged), aus_source=check.aus_source, aus_supported=sorted(int(a) for a in check.supported),
+        moved_regions=list(check.moved))
+
+
+def evaluate_stored(folder: Path | str, windows: list[Window] | None = None, preset: str | None = None,
+                    workers: int = 0, fetch: bool = True, cfg: BuildConfig | None = None) -> Evaluation:
+    """:func:`evaluate` without the build: each window's evidence is measured once into ``folder`` (under its
+    :func:`evidence_stamp`; those of another stamp are measured again), then the cross-check alone runs on it with
+    ``cfg``'s settings. The scores are those of a build of the same code (no text, no shards): a change to the
+    cross-check or its settings is scored in seconds."""
+    cfg = _with_preset(cfg, preset)
+    windows = load_windows() if windows is None else windows
+    folder = Path(folder)
+    store = folder / f"evidence-{evidence_stamp(cfg)}"
+    store.mkdir(parents=True, exist_ok=True)
+    _, clips, skips = pipeline.read_input(write_manifest(windows, folder / "source", fetch=fetch), "manifest")
+    todo = [c for c in clips if not (store / f"{c.clip}.pkl").exists()]
+    if todo:
+        executor = pipeline.make_executor(cfg, workers)
+        try:
+            for name, blob in executor.map(functools.partial(_measure_to_store, cfg=cfg), todo):
+                write_bytes(store / f"{name}.pkl", blob)
+        finally:
+            pipeline.close_executor(executor)
+    measured = {s.clip_id: Measured(skip_reason=s.reason, skip_message=s.message) for s in skips}
+    for clip in clips:
+        stored = pickle.loads((store / f"{clip.clip}.pkl").read_bytes())
+        if isinstance(stored, Skip):
+            measured[clip.clip_id] = Measured(skip_reason=stored.reason, skip_message=stored.message)
+        else:
+            measured[clip.clip_id] = _measured_of(cross_check(stored[0], stored[1], cfg), stored[1])
+    scores = [score_window(w, measured.get(w.clip_id, Measured(skip_reason="missing",
+                                                                skip_message="not measured")), cfg)
+              for w in windows]
+    return Evaluation(scores=scores, preset=preset, report={"config": cfg.to_dict()})
