@@ -451,14 +451,14 @@ def evaluate(windows: list[Window] | None = None, workdir: Path | str | None = N
 
 
 def evidence_stamp(cfg: BuildConfig) -> str:
-    """What decides a window's evidence: the builder's code but the cross-check's and this package's, and every
-    setting but the cross-check's (``check.region_residual`` excepted: the regions' own measurement). Evidence
-    stored under another stamp is measured again."""
+    """What decides a window's evidence: the builder's code but the cross-check's, the version's and this
+    package's, and every setting but the cross-check's (``check.region_residual`` excepted: the regions' own
+    measurement). Evidence stored under another stamp is measured again."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
     package = here.parent
     for path in sorted(package.rglob("*.py")):
-        if path.name != "crosscheck.py" and path.parent != here:
+        if path.name not in ("crosscheck.py", "_version.py") and path.parent != here:  # a version bump measures alike
             h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     settings = cfg.to_dict()
     settings["check"] = {"region_residual": settings["check"]["region_residual"]}
