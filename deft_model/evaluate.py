@@ -235,10 +235,16 @@ def markdown_table(res: dict, title: str) -> str:
                   "by default, or those the motion supports). Answers cut: the share of generated answers that reached "
                   "their token budget (their emotion or AUs may be missing); – where answers were not generated."]
     # what a figure is worth: the classes scored, and what guessing scores on them
-    classes = list(res.get("head", {}).get("per_class") or res.get("emotion_labels") or [])
-    if classes:
+    per_class = res.get("head", {}).get("per_class") or {}
+    listed = list(per_class or res.get("emotion_labels") or [])
+    # UF1 and UAR average over the classes the labelled clips hold (a class of the set without one adds nothing)
+    classes = [c for c in listed if not per_class or per_class[c]["n"]]
+    absent = [c for c in listed if c not in classes]
+    if len(classes) > 1:
         lines += ["", f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one uniformly at random has "
-                      f"an expected UAR of {1 / len(classes):.2f}, whatever the class balance."]
+                      f"an expected UAR of {1 / len(classes):.2f}, whatever the class balance."
+                      + (f" No labelled clip is {' or '.join(absent)}: {'it is' if len(absent) == 1 else 'they are'} "
+                         f"not scored." if absent else "")]
     if res.get("partial"):
         lines += ["", f"**Partial**: {res.get('n_folds')} held-out subject(s) only (`--max-folds`), not a full "
                       f"{res.get('protocol', '')} figure."]

@@ -162,6 +162,11 @@ def test_uf1_over_a_single_class_is_said_to_be_so():
                      [12], "composite")
     assert len(comp["head"]["per_class"]) == 3 and comp["head"]["n_classes"] == 1
     assert "every labelled clip is negative" in markdown_table(comp, "t")
+    assert "Classes scored" not in markdown_table(comp, "t")  # it said "(3)" beside the note, guessing at 0.33
+    three = summarise([_clip("casme2/sub01", 0, "negative", "negative"), _clip("samm/006", 1, "positive", "positive")],
+                      [12], "composite")
+    assert "Classes scored (2): negative, positive; guessing one uniformly at random has an expected UAR of 0.50" \
+        in markdown_table(three, "t") and "No labelled clip is surprise: it is not scored." in markdown_table(three, "t")
 
 
 def test_au_f1_against_aus_inferred_from_motion_is_said_to_be_so(small_shards_dir, tmp_path):

@@ -146,6 +146,12 @@ def test_megc_vqa_round_trip(small_build, rows, tmp_path):
         assert not qa
 
 
+def test_megc_vqa_refuses_pictures_it_cannot_carry(small_build, tmp_path):
+    """`--to megc-vqa --images flow` wrote no picture and said nothing of it."""
+    res = runner.invoke(app, ["export", str(small_build), "--to", "megc-vqa", str(tmp_path / "m"), "--images", "flow"])
+    assert res.exit_code == 2 and "writes no pictures" in res.output and not (tmp_path / "m").exists(), res.output
+
+
 def test_export_refuses_a_folder_that_is_not_an_export(small_build, tmp_path):
     dest = tmp_path / "mine"
     dest.mkdir()

@@ -300,3 +300,15 @@ def test_synth_replaces_an_earlier_synthetic_database_and_refuses_anything_else(
     synthesize(tmp_path / "link", "casme2", clips=1, subjects=1, seed=1, frames=4)
     assert (tmp_path / "link").is_symlink() and json.loads((fresh / GROUND_TRUTH).read_text())["seed"] == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_failed_synth_leaves_no_folder_it_made(tmp_path):
+    """A synth that failed while writing left the empty parent folders it had made for the database."""
+    def broken_writer(root, fmt, clips):
+        raise OSError(28, "No space left on device")
+
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        synthesize(tmp_path / "kept" / "a" / "b" / "db", "samm", clips=2, subjects=1, seed=0, frames=4,
+                   writer=broken_writer)
+    assert list(tmp_path.rglob("*")) == [tmp_path / "kept"]  # the folder that was there stays

@@ -63,6 +63,9 @@ def test_identities_are_real_faces_dlib_finds_and_the_split_is_disjoint(faces):
     assert identities.resolve("biden,obama") == ("biden", "obama")
     with pytest.raises(ValueError, match="unknown identities"):
         identities.resolve("nobody")
+    with pytest.raises(ValueError, match="heldout and all each name a whole set") as e:  # they were called unknown
+        identities.resolve("heldout,all")
+    assert "unknown" not in str(e.value)
     bases = []
     for name, f in faces.items():
         assert f.split == identities.SOURCE_BY_NAME[name].split

@@ -181,13 +181,18 @@ def _build_config(seed, templates, policy, preset, crop_size, flow_backend, devi
         flow = replace(flow, **_flow_backend(flow_backend or flow.backend, device or "auto"))
     except ValueError as e:
         _fail(str(e))
-    given = {"text.seed": seed, "text.templates": None if templates is None else str(templates),
-             "text.composite": composite, "check.policy": policy, "check.au_detector": au_detector,
-             "face.detector": face_detector, "face.crop_size": crop_size}
+    options = {"text.seed": ("--seed", seed), "text.templates": ("--templates", None if templates is None
+                                                                  else str(templates)),
+               "text.composite": ("--composite", composite), "check.policy": ("--policy", policy),
+               "check.au_detector": ("--au-detector", au_detector), "face.detector": ("--face-detector", face_detector),
+               "face.crop_size": ("--crop-size", crop_size)}
+    given = {k: v for k, (_, v) in options.items() if v is not None}
     try:
-        return _D.with_(flow=flow, **{k: v for k, v in given.items() if v is not None})
-    except ValueError as e:  # a value out of range (--crop-size 0): one line, not a traceback
-        _fail(str(e))
+        return _D.with_(flow=flow, **given)
+    except ValueError as e:  # a value out of range (--crop-size 0): one line naming the option, not a traceback
+        msg = str(e)
+        _fail(next((option + msg[len(name):] for name, (option, _) in options.items()
+                    if name in given and msg.startswith(name)), msg))
 
 
 def _stop(bar: Progress) -> None:
@@ -443,13 +448,17 @@ def export(
     out: Path = typer.Argument(..., help="A built dataset folder."),
     to: str = typer.Option(..., "--to", help="sharegpt | llamafactory | megc-vqa"),
     dest: Path = typer.Argument(..., help="Folder to write the export into (created; replaced if an earlier export)."),
-    images: str = typer.Option("onset,apex,flow", help="Pictures per sample, in order: any of onset, apex, flow."),
+    images: str = typer.Option(None, help="Pictures per sample, in order: any of onset, apex, flow (default "
+                                          "onset,apex,flow; megc-vqa's files carry none)."),
     name: str = typer.Option("unimer", help="Dataset name in LLaMA-Factory's dataset_info.json."),
 ) -> None:
     """Write the build for a trainer: ShareGPT, LLaMA-Factory (dataset_info.json + images) or MEGC ME-VQA."""
+    if to == "megc-vqa" and images:
+        _fail(f"--to megc-vqa writes no pictures (the challenge's files carry none): drop --images {images}")
     try:
-        summary = run_export(out, to, dest, images=tuple(x.strip() for x in images.split(",") if x.strip()),
-                             name=name)
+        summary = run_export(out, to, dest, images=tuple(x.strip() for x in (images if images is not None else
+                                                                              "onset,apex,flow").split(",")
+                                                         if x.strip()), name=name)
     except (FileNotFoundError, ValueError, FileExistsError) as e:
         _fail(str(e))
     except OSError as e:

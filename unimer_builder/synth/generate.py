@@ -479,14 +479,23 @@ def synthesize(
     if out.is_symlink():
         out = out.resolve()  # the database goes where the link points, the link stays
     _check_out(out)
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
     # written beside its place and swapped in whole: an earlier synthetic database there is replaced, never merged
     # (frames of two seeds in one clip folder), and a failure leaves what was there
-    with staged_folder(out) as stage:
-        _write(stage, fmt, clips, subjects, seed, frames, labelled_not_moved, moved_not_labelled, writer, prof)
-        _check_only_ours(out, stage)
-        if not _same_files(stage, out):  # the same database again keeps its files (and their times: a build of it
-            swap_in(stage, out)  # stays up to date)
+    try:
+        with staged_folder(out) as stage:
+            _write(stage, fmt, clips, subjects, seed, frames, labelled_not_moved, moved_not_labelled, writer, prof)
+            _check_only_ours(out, stage)
+            if not _same_files(stage, out):  # the same database again keeps its files (and their times: a build
+                swap_in(stage, out)  # of it stays up to date)
+    except BaseException:
+        for folder in made:  # and no empty folders it made for the database
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return out
 
 

@@ -83,6 +83,11 @@ def resolve(selection: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
             return SPLITS[selection]
         selection = [s.strip() for s in selection.split(",") if s.strip()]
     names = tuple(selection)
+    splits = [n for n in names if n in SPLITS]
+    if splits:  # "heldout,all": each is a whole set of identities already
+        which = splits[0] + " names" if len(splits) == 1 else " and ".join(splits) + " each name"
+        raise ValueError(f"{which} a whole set of identities: give {'it' if len(splits) == 1 else 'one'} alone "
+                         f"(e.g. {splits[0]}), or a list of names from {', '.join(SOURCE_BY_NAME)}")
     unknown = [n for n in names if n not in SOURCE_BY_NAME]
     if unknown or not names:
         raise ValueError(f"unknown identities {unknown or names!r}; choose train, heldout, all or names from "
