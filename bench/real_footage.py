@@ -16,10 +16,10 @@ picks a TV-L1 preset of ``config.TVL1_PRESETS`` (default: the builder's own defa
 ``--jpeg`` build from a poorer copy of the footage (``validation.real_footage.Degrade``: frames resized, stored as
 JPEG of that quality, as the MER databases ship them): how far the verdicts hold on other cameras' footage.
 
-``--evidence DIR``: no build; each window's evidence is measured once into DIR (again where the code or a
-measuring setting changed, ``validation.real_footage.evidence_stamp``), then only the cross-check runs: a change
-to ``crosscheck.py`` or a ``check.*`` setting scored on every window in seconds. The figures are a build's, less
-its text.
+``--evidence DIR``: no build; each window's evidence is measured once into DIR (again where the code, its libraries
+or a measuring setting changed, ``validation.real_footage.evidence_stamp``, or the window's frames or row), then only
+the cross-check runs: a change to ``crosscheck.py`` or a ``check.*`` setting scored on every window in seconds.
+The figures are a build's, less its text.
 
 ``--trace ID --frames A:B``: no build; for the window's video, each region's mean motion from the window's
 onset (or ``--ref``) to every frame asked, by TV-L1 and by DIS (``validation.trace``): how an annotation's

@@ -241,8 +241,8 @@ def markdown_table(res: dict, title: str) -> str:
     classes = [c for c in listed if not per_class or per_class[c]["n"]]
     absent = [c for c in listed if c not in classes]
     if len(classes) > 1:
-        lines += ["", f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one uniformly at random has "
-                      f"an expected UAR of {1 / len(classes):.2f}, whatever the class balance."
+        lines += ["", f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one of these uniformly at random "
+                      f"has an expected UAR of {1 / len(classes):.2f}, whatever the class balance."
                       + (f" No labelled clip is {' or '.join(absent)}: {'it is' if len(absent) == 1 else 'they are'} "
                          f"not scored." if absent else "")]
     if res.get("partial"):

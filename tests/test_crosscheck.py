@@ -179,6 +179,10 @@ def test_a_label_is_weak_only_where_its_regions_together_move_its_way():
 
     alone = judge("12", corner("lip_corner_L", 2.5), corner("lip_corner_R", 0.0))
     assert alone.verdict == "contradicted" and "together" in alone.reason and "pooled" in alone.reason
+    assert alone.too_little
+    # a corner too noisy to read (check.max_noise) cannot contradict the label, pooled or alone
+    noisy = replace(corner("lip_corner_R", 0.0), noise=CFG.check.max_noise * 1.5)
+    assert judge("12", corner("lip_corner_L", 2.5), noisy).verdict == "weak"
     assert judge("12", corner("lip_corner_L", 2.5), corner("lip_corner_R", 1.0)).verdict == "weak"
     assert judge("L12", corner("lip_corner_L", 2.5), corner("lip_corner_R", 0.0)).verdict == "weak"
     late = judge("12", corner("lip_corner_L", 5.0, peak_time=0.95, apex_share=0.1), corner("lip_corner_R", -3.0))

@@ -81,7 +81,7 @@ def test_loso_reports_uf1_pooled_over_folds_not_the_mean_of_folds(small_shards_d
     assert "| all (pooled) | 4 | 0.733 |" in md
     # what a new user could not read off it: the classes scored, guessing's score, and a partial evaluation
     classes = list(res["head"]["per_class"])
-    assert f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one uniformly at random has an " \
+    assert f"Classes scored ({len(classes)}): {', '.join(classes)}; guessing one of these uniformly at random has an " \
            f"expected UAR of {1 / len(classes):.2f}" in md and "Partial" not in md
     assert "| a | 2 | 1.000 | 0.800 |" in md and "| b | 2 | 0.500 | 0.667 |" in md  # the per-class counts
     (tmp_path / "loso" / "loso_baseline_predictions.jsonl").write_text("{}\n")  # an earlier run's, with --baselines
@@ -165,7 +165,7 @@ def test_uf1_over_a_single_class_is_said_to_be_so():
     assert "Classes scored" not in markdown_table(comp, "t")  # it said "(3)" beside the note, guessing at 0.33
     three = summarise([_clip("casme2/sub01", 0, "negative", "negative"), _clip("samm/006", 1, "positive", "positive")],
                       [12], "composite")
-    assert "Classes scored (2): negative, positive; guessing one uniformly at random has an expected UAR of 0.50" \
+    assert "Classes scored (2): negative, positive; guessing one of these uniformly at random has an expected UAR of 0.50" \
         in markdown_table(three, "t") and "No labelled clip is surprise: it is not scored." in markdown_table(three, "t")
 
 

@@ -485,7 +485,8 @@ def test_builder_meets_the_annotation(subset_scores, wid):
 @pytest.mark.slow
 def test_stored_evidence_scores_every_window_as_its_build_does(subset_scores, tmp_path):
     """``bench/real_footage.py --evidence``: the cross-check re-run on stored evidence says what the build's rows
-    say (verdicts and their reasons, unexplained motion, what moved, flags, skips), measured once."""
+    say (verdicts and their reasons, unexplained motion, what moved, flags, skips, regions, the head), measured
+    once; a window whose label changed is measured and judged by its new label."""
     ids = ["sf_smile", "sf_smile_as_4", "sf_still", "fnf_cut", "wl_blink", "tf_smile_micro_unlab"]
     built = {wid: subset_scores[wid] for wid in ids}  # skipped where the media cannot be had
 
@@ -493,27 +494,49 @@ def test_stored_evidence_scores_every_window_as_its_build_does(subset_scores, tm
         m = s.measured
         return (m.skip_reason, [(v["au"], v["verdict"], v["reason"]) for v in m.verdicts],
                 [(u["region"], u["au"]) for u in m.unexplained], m.moved_regions, m.aus_supported, m.aus_source,
-                m.flagged, [(c.name, c.measured, c.passed) for c in s.checks])
+                m.flagged, [r["name"] for r in m.regions], [(c.name, c.measured, c.passed) for c in s.checks])
+
+    def numbers(scores):  # the shards hold float32
+        return {wid: [s.measured.noise_floor, *[r["z"] for r in s.measured.regions],
+                      *[v for k, v in sorted((s.measured.head_motion or {}).items()) if v is not None]]
+                for wid, s in scores.items() if s.measured.skip_reason is None}
 
     windows = rf.select(rf.load_windows(), ids)
     stored = {s.window.id: s for s in rf.evaluate_stored(tmp_path, windows, workers=1).scores}
     assert {wid: said(s) for wid, s in stored.items()} == {wid: said(s) for wid, s in built.items()}
-    floors = {wid: s.measured.noise_floor for wid, s in stored.items() if s.measured.skip_reason is None}
-    assert floors == pytest.approx({wid: s.measured.noise_floor for wid, s in built.items()
-                                    if s.measured.skip_reason is None}, rel=1e-6)  # the shards hold float32
+    assert numbers(stored) == {wid: pytest.approx(v, rel=1e-5) for wid, v in numbers(built).items()}
     (store,) = tmp_path.glob("evidence-*")
-    stamps = {p: p.stat().st_mtime_ns for p in store.glob("*.pkl")}
+    stamps = {p: p.stat().st_mtime_ns for p in store.rglob("*.pkl")}
     assert len(stamps) == len(ids)  # fnf_cut's skip (no face) is stored as well
     again = rf.evaluate_stored(tmp_path, windows, workers=1, cfg=rf.BuildConfig().with_(**{"check.z_supported": 99.0}))
     assert not again.scores[0].passed  # re-scored with the new setting
-    assert {p: p.stat().st_mtime_ns for p in store.glob("*.pkl")} == stamps  # and not measured again
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*.pkl")} == stamps  # and not measured again
+    relabelled = [replace(w, aus="4", verdicts={4: "contradicted"}) if w.id == "sf_smile" else w for w in windows]
+    (smile,) = [s for s in rf.evaluate_stored(tmp_path, relabelled, workers=1).scores if s.window.id == "sf_smile"]
+    assert [v["au"] for v in smile.measured.verdicts] == [4] and smile.passed  # its new label, not the stored one
+    assert len(list(store.rglob("*.pkl"))) == len(ids)  # the old label's evidence replaced, not kept beside
 
 
-def test_the_evidence_stamp_follows_what_the_measurement_reads():
+def test_the_evidence_stamp_follows_what_the_measurement_reads(tmp_path):
     base = rf.BuildConfig()
     assert rf.evidence_stamp(base) == rf.evidence_stamp(base.with_(**{"check.z_weak": 3.0}))
+    assert rf.evidence_stamp(base) == rf.evidence_stamp(base.with_(**{"text.seed": 7}))
     assert rf.evidence_stamp(base) != rf.evidence_stamp(base.with_(**{"check.region_residual": 4.0}))
     assert rf.evidence_stamp(base) != rf.evidence_stamp(rf._with_preset(base, "opencv"))
+    package = tmp_path / "unimer_builder"
+    for name in ("evidence.py", "crosscheck.py", "_version.py", "validation/real_footage.py"):
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text("x = 1\n")
+    first = rf.evidence_stamp(base, package)
+    for name in ("crosscheck.py", "_version.py", "validation/real_footage.py"):  # no part of the measurement
+        (package / name).write_text("x = 2\n")
+        assert rf.evidence_stamp(base, package) == first, name
+    (package / "evidence.py").write_text("x = 2\n")
+    assert rf.evidence_stamp(base, package) != first
+    for setting in ({"check.policy": "drop"}, {"check.au_detector": "py-feat"}):  # a build's, not the cross-check's
+        with pytest.raises(ValueError, match="build the windows"):
+            rf.evaluate_stored(tmp_path / "stored", [], cfg=base.with_(**setting))
+        assert not (tmp_path / "stored").exists()
 
 
 # ---------------------------------------------------------------------------------------------------

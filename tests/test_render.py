@@ -497,6 +497,10 @@ def test_a_prediction_is_judged_on_the_shards_regions_without_timing_and_without
     assert judge_motion(12, {r.name: r for r in alone}, BuildConfig()).verdict == "contradicted"
     text = render.render_prediction("explain", alone, [12], "happiness", 0.05)
     assert "too little" in text and "another action" not in text
+    # brows rising a little with the lids beneath them, which rise more, are the eye's carriage: another action's
+    carried = [rs("brow_outer_L", 0, -0.3), rs("brow_outer_R", 0, -0.3), rs("lower_lid_L", 0, -0.5),
+               rs("lower_lid_R", 0, -0.5), rs("brow_inner_L", 0, 0.0), rs("brow_inner_R", 0, 0.0)]
+    assert "better explained by another action" in render.render_prediction("explain", carried, [2], "surprise", 0.05)
 
 
 def test_a_prediction_context_names_every_key_a_samples_context_has():

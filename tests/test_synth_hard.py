@@ -66,6 +66,10 @@ def test_identities_are_real_faces_dlib_finds_and_the_split_is_disjoint(faces):
     with pytest.raises(ValueError, match="heldout and all each name a whole set") as e:  # they were called unknown
         identities.resolve("heldout,all")
     assert "unknown" not in str(e.value)
+    assert identities.resolve(" heldout") == identities.resolve("heldout,") == identities.resolve(["heldout"]) \
+        == identities.HELD_OUT
+    with pytest.raises(ValueError, match="^train names a whole set"):
+        identities.resolve("train,train")
     bases = []
     for name, f in faces.items():
         assert f.split == identities.SOURCE_BY_NAME[name].split

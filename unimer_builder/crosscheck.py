@@ -7,7 +7,8 @@ For every labelled AU token the regions FACS puts it in (:func:`facs.regions_for
   (by the DIS curves it peaks within ``timing_tolerance`` of the apex, or at the apex it has moved at
   least ``timing_share`` of its most; unknown timing counts as fine);
 * **contradicted**: nothing moved the AU's way: the motion's component along the AU's direction, over the
-  region's noise, is under ``z_weak`` (the region is still, or it moved sideways or the other way);
+  region's noise, is under ``z_weak`` (the region is still, or it moved sideways or the other way), in every
+  region, or in the AU's regions taken together where one alone reached it (:func:`_weak_alone`);
 * **weak**: anything in between (some motion the AU's way, but too little, a loose direction, or a peak
   far from the apex);
 * **unverifiable**: the AU has no region the flow can check (AU8, AU11, head and eye AUs, ...).
@@ -160,26 +161,28 @@ def _alongs(au: int, judged: list[Verdict], stats: dict[str, RegionStats]) -> li
 
 def _weak_alone(au: int, side: str | None, judged: list[Verdict], stats: dict[str, RegionStats], cfg: BuildConfig
                 ) -> list[Verdict]:
-    """``judged`` with a ``weak`` verdict turned ``contradicted`` where the AU's regions together move its way by
-    less than ``check.z_weak`` (their components along it pooled as :func:`_pooled` pools them), as a region alone
-    under it is judged by :func:`_judge` (``unverifiable`` where its noise is over ``check.max_noise``); a region
-    weak by its direction or timing alone, its component at ``check.z_supported``, keeps its verdict.
+    """``judged`` with a ``weak`` verdict turned ``contradicted`` (``too_little``) where the AU's readable regions
+    together move its way by less than ``check.z_weak``: their components along it pooled as :func:`_pooled` pools
+    them, over the regions whose noise is within ``check.max_noise`` (a noisier one cannot contradict a label,
+    :func:`_judge`). A region weak by its direction or timing alone, its component at ``check.z_supported``, keeps
+    its verdict.
 
     A region alone at ``check.z_weak`` is the best of two or three noisy readings of one AU (both lip corners, both
     inner brows and the glabella): on real footage wrong labels of still faces, blinks and hands read "little
     motion" so, one region at z 2-4 its way and the others still or against it (bench/README.md section 6). A
     one-sided label has one region and is judged by it."""
-    along = _alongs(au, judged, stats) if len(judged) >= 2 else None
-    if along is None or not any(v.verdict == "weak" for v in judged):
+    readable = [v for v in judged if 0 < stats[v.region].noise <= cfg.check.max_noise]
+    along = _alongs(au, readable, stats) if len(readable) >= 2 else None
+    if along is None or not any(v.verdict == "weak" for v in readable):
         return judged
     z = float(sum(along) / math.sqrt(len(along)))
     if z >= cfg.check.z_weak:
         return judged
     together = f"{facs.au_label(au, side)}'s regions together move its way by z={z:.1f} (pooled), under {cfg.check.z_weak:g}"
     # a region that moved its way clearly, weak only by its direction or timing, keeps its verdict
-    return [replace(v, verdict="unverifiable" if stats[v.region].noise > cfg.check.max_noise else "contradicted",
-                    reason=f"{v.reason}; {together}") if v.verdict == "weak" and a < cfg.check.z_supported else v
-            for v, a in zip(judged, along, strict=True)]
+    turned = {id(v) for v, a in zip(readable, along, strict=True) if v.verdict == "weak" and a < cfg.check.z_supported}
+    return [replace(v, verdict="contradicted", too_little=True, reason=f"{v.reason}; {together}")
+            if id(v) in turned else v for v in judged]
 
 
 def judge_token(tok: AUToken, stats: dict[str, RegionStats], cfg: BuildConfig, t_apex: float | None,

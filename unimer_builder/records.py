@@ -182,6 +182,9 @@ class Verdict:
     # whether that agrees with this verdict ("agree" / "disagree"; None where either takes no side).
     pyfeat: str | None = None
     agreement: str | None = None
+    # Contradicted because the AU's regions together move its way too little, though one alone reached check.z_weak
+    # (crosscheck._weak_alone): little motion its way, not none, nor another action's.
+    too_little: bool = False
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,8 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         moved_by_au[au] = [r.name for r in REGIONS if r.name in own and r.name in stats
                            and _its_way(au, stats[r.name], cfg)]
     carrying = {n for names in moved_by_au.values() for n in names}
-    verdicts = {au: judge_motion(au, stats, cfg).verdict if au in AUS else "unverifiable" for au in predicted}
+    judged = {au: judge_motion(au, stats, cfg) for au in predicted if au in AUS}
+    verdicts = {au: judged[au].verdict if au in judged else "unverifiable" for au in predicted}
     # an AU no measured region can show (AU11, or its regions lost) is not described as moving, nor as not moving
     unchecked = {au for au in predicted if au not in AUS or not any(r.name in stats for r in regions_for(au))}
     shown = {au: verdicts[au] == "supported" for au in predicted}
@@ -325,10 +326,10 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         info = AUS.get(au)
         sides = {REGION_BY_NAME[n].side for n in moved_by_au[au]}
         side = _SIDE_WORDS[sides.pop()] if len(sides) == 1 and None not in sides else None
-        # regions that moved its way only a little, judged together too little (crosscheck._weak_alone), are weak
-        clear = any(_its_way(au, stats[n], cfg, cfg.check.z_supported) for n in moved_by_au[au])
-        phrase = (info.phrase if shown[au] else _UNCHECKED if au in unchecked else _WEAK if verdicts[au] == "weak"
-                  else _OTHERWISE if clear else _WEAK if moved_by_au[au] else _UNSHOWN)
+        # one region a little its way, the regions together too little (crosscheck._weak_alone): weak, not another's
+        little = verdicts[au] == "weak" or (au in judged and judged[au].too_little)
+        phrase = (info.phrase if shown[au] else _UNCHECKED if au in unchecked else _WEAK if little
+                  else _OTHERWISE if moved_by_au[au] else _UNSHOWN)
         au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au), "phrase": phrase,
                        "side": side, "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
     moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS
@@ -360,17 +361,16 @@ _OTHERWISE = "predicted, though the motion of its regions is better explained by
 _UNCHECKED = "predicted; no region the flow measured can show it"
 
 
-def _its_way(au: int, rs: RegionStats, cfg: BuildConfig, z_need: float | None = None) -> bool:
+def _its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
     """Whether region ``rs`` of ``au`` moved its way: the component along its FACS direction at least
-    ``z_need`` (default ``check.z_weak``) over the region's noise, within ``check.cos_supported`` of that direction
-    (a cheek pulled outward is no region of a rising cheek's, however far it moved)."""
+    ``check.z_weak`` over the region's noise, within ``check.cos_supported`` of that direction (a cheek pulled
+    outward is no region of a rising cheek's, however far it moved)."""
     if rs.dx is None or rs.dy is None:
         return False
     ex, ey = expected_vector(au, REGION_BY_NAME[rs.name])
     along, size = rs.dx * ex + rs.dy * ey, math.hypot(rs.dx, rs.dy)
     z_along = along / rs.noise if rs.noise else (rs.z or 0.0) * (along / size if size else 0.0)
-    return size > 0 and along / size >= cfg.check.cos_supported \
-        and z_along >= (cfg.check.z_weak if z_need is None else z_need)
+    return size > 0 and along / size >= cfg.check.cos_supported and z_along >= cfg.check.z_weak
 
 
 def render_prediction(task: str, regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,

@@ -79,11 +79,11 @@ def resolve(selection: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
     if selection is None:
         return TRAIN
     if isinstance(selection, str):
-        if selection in SPLITS:
-            return SPLITS[selection]
         selection = [s.strip() for s in selection.split(",") if s.strip()]
     names = tuple(selection)
-    splits = [n for n in names if n in SPLITS]
+    if len(names) == 1 and names[0] in SPLITS:  # "heldout", " heldout" and "heldout," alike
+        return SPLITS[names[0]]
+    splits = list(dict.fromkeys(n for n in names if n in SPLITS))
     if splits:  # "heldout,all": each is a whole set of identities already
         which = splits[0] + " names" if len(splits) == 1 else " and ".join(splits) + " each name"
         raise ValueError(f"{which} a whole set of identities: give {'it' if len(splits) == 1 else 'one'} alone "

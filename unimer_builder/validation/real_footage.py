@@ -28,20 +28,25 @@ import csv
 import functools
 import hashlib
 import json
+import os
 import pickle
+import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
+import dlib
 import numpy as np
 import pandas as pd
+import scipy
 
 from .. import pipeline
 from ..atomic import write_bytes
 from ..config import BuildConfig, FlowConfig
 from ..crosscheck import cross_check
 from ..facs import parse_aus
+from ..inputs import clip_inputs
 from ..records import Clip, CrossCheck, Evidence, Skip
 from ..shards import read_shard
 from ..sources.manifest import COLUMNS as MANIFEST_COLUMNS
@@ -450,32 +455,35 @@ def evaluate(windows: list[Window] | None = None, workdir: Path | str | None = N
 # --- the cross-check re-run on stored evidence -------------------------------------------------------------
 
 
-def evidence_stamp(cfg: BuildConfig) -> str:
-    """What decides a window's evidence: the builder's code but the cross-check's, the version's and this
-    package's, and every setting but the cross-check's (``check.region_residual`` excepted: the regions' own
-    measurement). Evidence stored under another stamp is measured again."""
+def evidence_stamp(cfg: BuildConfig, package: Path | None = None) -> str:
+    """What decides a window's evidence: the builder's code (``package``: this one) but the cross-check's, the
+    version's and this folder's, the libraries that measure it (OpenCV, dlib, NumPy, SciPy), and every setting but the
+    cross-check's (``check.region_residual`` excepted: the regions' own measurement). Evidence stored under another
+    stamp is measured again."""
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    package = here.parent
+    package = Path(package) if package is not None else Path(__file__).resolve().parent.parent
     for path in sorted(package.rglob("*.py")):
-        if path.name not in ("crosscheck.py", "_version.py") and path.parent != here:  # a version bump measures alike
+        if path.name not in ("crosscheck.py", "_version.py") and path.parent.name != "validation":
             h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     settings = cfg.to_dict()
     settings["check"] = {"region_residual": settings["check"]["region_residual"]}
     for part in ("text", "output"):  # the samples' text and the shards' images: no measurement
         settings.pop(part, None)
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    libraries = {"opencv": cv2.__version__, "dlib": dlib.__version__, "numpy": np.__version__,
+                 "scipy": scipy.__version__}
+    h.update(json.dumps([settings, libraries], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
 def _measure_to_store(tools, clip: Clip, cfg: BuildConfig) -> tuple[str, bytes]:
     """A window measured as a build measures it (:func:`pipeline.measure_clip`), pickled without the images and
-    flow fields the cross-check does not read."""
+    flow fields the cross-check does not read (or its ``Skip``), with its clip id (a pool returns them as they
+    finish)."""
     m = pipeline.measure_clip(clip, cfg, tools)
     if isinstance(m, Skip):
-        return clip.clip, pickle.dumps(m)
+        return clip.clip_id, pickle.dumps(m)
     ev = replace(m.evidence, flow=None, strain=None, onset_crop=None, apex_crop=None, stack=None)
-    return clip.clip, pickle.dumps((m.clip, ev))
+    return clip.clip_id, pickle.dumps(ev)
 
 
 def _measured_of(check: CrossCheck, ev: Evidence) -> Measured:
@@ -496,30 +504,42 @@ def _measured_of(check: CrossCheck, ev: Evidence) -> Measured:
 def evaluate_stored(folder: Path | str, windows: list[Window] | None = None, preset: str | None = None,
                     workers: int = 0, fetch: bool = True, cfg: BuildConfig | None = None) -> Evaluation:
     """:func:`evaluate` without the build: each window's evidence is measured once into ``folder`` (under its
-    :func:`evidence_stamp`; those of another stamp are measured again), then the cross-check alone runs on it with
-    ``cfg``'s settings. The scores are those of a build of the same code (no text, no shards): a change to the
-    cross-check or its settings is scored in seconds."""
+    :func:`evidence_stamp`, and each window under its inputs, :func:`..inputs.clip_inputs`: a window whose frames or
+    label row changed is measured again, and the stores of other stamps are removed), then the cross-check alone
+    runs on it with ``cfg``'s settings. The scores are those of a build of the same code (no text, no shards): a
+    change to the cross-check or its settings is scored in seconds. ``workers`` 0: one per core. A build's second
+    opinion (``check.au_detector``) and ``check.policy=drop`` have no stored counterpart: they are refused."""
     cfg = _with_preset(cfg, preset)
+    if cfg.check.au_detector != BuildConfig().check.au_detector or cfg.check.policy == "drop":
+        raise ValueError("stored evidence is re-scored by the cross-check alone: build the windows "
+                         "(no --evidence) for check.au_detector or check.policy=drop")
     windows = load_windows() if windows is None else windows
     folder = Path(folder)
-    store = folder / f"evidence-{evidence_stamp(cfg)}"
-    store.mkdir(parents=True, exist_ok=True)
+    stamp = f"evidence-{evidence_stamp(cfg)}"
+    for stale in folder.glob("evidence-*") if folder.is_dir() else ():
+        if stale.name != stamp:
+            shutil.rmtree(stale, ignore_errors=True)
+    store = folder / stamp
     _, clips, skips = pipeline.read_input(write_manifest(windows, folder / "source", fetch=fetch), "manifest")
-    todo = [c for c in clips if not (store / f"{c.clip}.pkl").exists()]
+    where = {c.clip_id: store / c.clip / f"{clip_inputs(c)}.pkl" for c in clips}
+    todo = [c for c in clips if not where[c.clip_id].exists()]
     if todo:
-        executor = pipeline.make_executor(cfg, workers)
+        executor = pipeline.make_executor(cfg, min(workers or os.cpu_count() or 1, len(todo)))
         try:
-            for name, blob in executor.map(functools.partial(_measure_to_store, cfg=cfg), todo):
-                write_bytes(store / f"{name}.pkl", blob)
+            for clip_id, blob in executor.map(functools.partial(_measure_to_store, cfg=cfg), todo):
+                path = where[clip_id]
+                shutil.rmtree(path.parent, ignore_errors=True)  # the window's evidence of earlier inputs
+                path.parent.mkdir(parents=True)
+                write_bytes(path, blob)
         finally:
             pipeline.close_executor(executor)
     measured = {s.clip_id: Measured(skip_reason=s.reason, skip_message=s.message) for s in skips}
     for clip in clips:
-        stored = pickle.loads((store / f"{clip.clip}.pkl").read_bytes())
+        stored = pickle.loads(where[clip.clip_id].read_bytes())
         if isinstance(stored, Skip):
             measured[clip.clip_id] = Measured(skip_reason=stored.reason, skip_message=stored.message)
         else:
-            measured[clip.clip_id] = _measured_of(cross_check(stored[0], stored[1], cfg), stored[1])
+            measured[clip.clip_id] = _measured_of(cross_check(clip, stored, cfg), stored)
     scores = [score_window(w, measured.get(w.clip_id, Measured(skip_reason="missing",
                                                                 skip_message="not measured")), cfg)
               for w in windows]
