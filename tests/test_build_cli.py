@@ -419,4 +419,6 @@ def test_a_limited_build_and_a_small_synth_say_what_they_did(tmp_path):
     res = runner.invoke(app, ["build", str(tmp_path / "db"), "--out", str(tmp_path / "out"), "--limit", "1",
                               "--workers", "1"])
     said = " ".join(res.output.split())
-    assert res.exit_code == 0 and "not looked at or not found (--limit 1 builds the first usable clips only" in said
+    official = json.loads((tmp_path / "out" / "build_report.json").read_text())["official_composite"]
+    assert res.exit_code == 0 and official["beyond_limit"] == [] and len(official["missing"]) == official["listed"]
+    assert "not looked at" not in said and "were not found" in said  # no official clip is in this database at all

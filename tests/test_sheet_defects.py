@@ -232,6 +232,19 @@ def test_a_label_the_official_list_classes_otherwise_is_noted(tmp_path):
     assert labels.composite_note(b) == [] and labels.composite_note(a, "labels") == []
 
 
+def test_a_limited_build_tells_official_clips_it_left_out_from_those_its_source_lacks():
+    """The JSON report of a `--limit` build listed every official clip past the limit as missing from the source."""
+    from types import SimpleNamespace
+
+    from unimer_builder.report import _official
+
+    built = [SimpleNamespace(clip_id="casme2/sub01/EP02_01f")]
+    got = _official("casme2", built, [], BuildConfig(), unread=["casme2/sub01/EP19_05f", "casme2/sub99/EP00_00"])
+    assert got["listed"] == 145 and got["found"] == 2 and got["beyond_limit"] == ["sub01/EP19_05f"]
+    assert len(got["missing"]) == 143 and "sub01/EP19_05f" not in got["missing"]
+    assert "beyond_limit" not in _official("casme2", built, [], BuildConfig())  # a build of every clip
+
+
 def test_official_clips_a_copy_lacks_are_listed_in_the_report(tmp_path):
     """Common SMIC copies lack folders of clips the MEGC2019 list names (s3_ne_03, s9_sur_02, ...; a public
     MEGC2019 entry's README lists five): the SMIC reader walks folders and never sees them, so a composite

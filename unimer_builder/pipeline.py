@@ -349,14 +349,17 @@ def build(
     remote = kind == "ray" or isinstance(executor, RayPool)
     if remote:  # other processes, on other machines, open the clips' frames and write the parts
         out = out.resolve()
-    fmt, clips, skips = read_input(root, fmt, limit)
+    fmt, clips, skips = read_input(root, fmt)
+    # the usable clips past --limit are not built, but they are there: the report does not call them missing
+    unread = [c.clip_id for c in clips[limit:]] if limit is not None else []
+    clips = clips[:limit] if limit is not None else clips
     made = not out.exists()
     try:
         with claim(out):
             try:
                 return _build_claimed(root, out, cfg, fmt, clips, skips, workers, keep_parts, shard_bytes, images,
                                       progress, executor if kind is None else None, threads,
-                                      "ray" if remote else "local", ray_address)
+                                      "ray" if remote else "local", ray_address, unread)
             except OSError as e:
                 raise EnvironmentFailure.from_os(e, str(out)) from None
             except render.TemplateError as e:  # a branch the check before the build could not reach
@@ -372,8 +375,9 @@ def build(
 
 def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: list[Clip], skips: list[Skip],
                    workers: int, keep_parts: bool, shard_bytes: int, images: bool, progress, executor,
-                   threads: int | None, kind: str = "local", ray_address: str | None = None) -> dict:
-    """:func:`build` once the output folder is held."""
+                   threads: int | None, kind: str = "local", ray_address: str | None = None,
+                   unread: list[str] = ()) -> dict:
+    """:func:`build` once the output folder is held; ``unread``: the usable clips ``--limit`` left out."""
     t0 = time.perf_counter()
     settings = cfg.fingerprint()
     inputs = {c.clip_id: clip_inputs(c) for c in clips}
@@ -459,7 +463,7 @@ def _build_claimed(root: Path, out: Path, cfg: BuildConfig, fmt: str, clips: lis
         made["report"] = build_report(ordered, skips, cfg, root, fmt, shard_names, time.perf_counter() - t0,
                                       runner.workers, changed=changed, damaged=sorted(set(parts.damaged)),
                                       executor=kind, notes=[*read_notes, *subjects_note(fmt, clips, set(summaries))],
-                                      inputs=provided)
+                                      inputs=provided, unread=unread)
         made["card"] = render_card(out, made["report"], cfg, shards=staged)
 
     shards = consolidate(parts.folder, out, kept, shard_bytes,

@@ -6,6 +6,7 @@ import os
 import platform
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -80,13 +81,19 @@ def _durations(summaries: list[ClipSummary]) -> dict:
     }
 
 
-def _official(fmt: str, summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig) -> dict | None:
+def _official(fmt: str, summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, unread: Sequence[str] = ()
+              ) -> dict | None:
     """With ``--composite official``, for a database of the MEGC2019 list: how many of its official clips the
-    build saw (built or skipped), and which it did not find at all."""
+    source holds (built, skipped, or past ``--limit``), which it does not hold at all, and, for a ``--limit``
+    build (``unread``: the usable clips it left out), those it did not look at."""
     if cfg.text.composite != "official" or fmt not in labels.official_databases():
         return None
-    total, missing = labels.official_missing(fmt, [s.clip_id for s in summaries] + [s.clip_id for s in skips])
-    return {"listed": total, "found": total - len(missing), "missing": missing}
+    seen = [s.clip_id for s in summaries] + [s.clip_id for s in skips]
+    total, missing = labels.official_missing(fmt, [*seen, *unread])
+    out = {"listed": total, "found": total - len(missing), "missing": missing}
+    if unread:
+        out["beyond_limit"] = sorted(set(labels.official_missing(fmt, seen)[1]) - set(missing))
+    return out
 
 
 def _prefixes(root: Path | str) -> list[tuple[str, str]]:
@@ -148,13 +155,13 @@ def _published(cfg: BuildConfig) -> dict:
 def build_report(
     summaries: list[ClipSummary], skips: list[Skip], cfg: BuildConfig, root: Path | str, fmt: str,
     shards: list[str], seconds: float, workers: int, changed: list[str] = (), damaged: list[str] = (),
-    executor: str = "local", notes: list[str] = (), inputs: dict | None = None,
+    executor: str = "local", notes: list[str] = (), inputs: dict | None = None, unread: Sequence[str] = (),
 ) -> dict:
     """The report of a build of ``root``. It names the database by its folder's name only, and every file
     relative to it. ``changed``: clips measured again because their inputs changed since their part or shard
     was made; ``damaged``: clips whose part file could not be read (measured again); ``notes``: what the
     build as a whole should say (``label_notes`` are each clip's); ``inputs``: the label file read, its SHA-256 and
-    the frames' folder (:func:`.sources.provenance`)."""
+    the frames' folder (:func:`.sources.provenance`); ``unread``: the usable clips ``--limit`` left out."""
     root = Path(root)
     base = root if root.is_dir() else root.parent  # a label sheet or manifest given itself: its folder
     prefixes = _prefixes(root)
@@ -189,7 +196,7 @@ def build_report(
             "label_notes": sum(bool(s.label_notes) for s in summaries),
         },
         "durations": _durations(summaries),
-        "official_composite": _official(fmt, summaries, skips, cfg),
+        "official_composite": _official(fmt, summaries, skips, cfg, unread),
         "notes": list(notes),
         "label_notes": [{"clip_id": s.clip_id, "notes": [_relative(n, prefixes) for n in s.label_notes]}
                         for s in sorted(summaries, key=lambda s: s.clip_id) if s.label_notes],
