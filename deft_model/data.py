@@ -27,7 +27,7 @@ BASE_COLUMNS = ("id", "clip_id", "database", "subject", "task", "instruction", "
 EXPERT_COLUMNS = {"structure": ("onset_image",), "dynamic": ("frames",), "motion": ("flow", "regions")}
 TARGET_COLUMNS = {"canonical": "emotion", "composite": "emotion_composite", "class": "emotion_class"}
 OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions",
-                  "noise_floor", "template_id")
+                  "noise_floor", "template_id", "unexplained")
 LIGHT = BASE_COLUMNS + OPTIONAL_LIGHT
 
 
@@ -255,6 +255,9 @@ class ShardSet:
         self.folds: list[str] = [fold_key(d, s) for d, s in zip(self.database, self.subject, strict=False)]
         self.aus = self._au_lists(table)
         self.aus_labelled = self._labelled_aus(table)
+        # the AUs the builder's unexplained motion names (a parting, a jaw's drop, a blink its landmarks measured)
+        self._unexplained_aus = [sorted({int(u["au"]) for u in us or () if u and u.get("au") is not None})
+                                 for us in table.column("unexplained").to_pylist()]
         has_regions = table.column("regions").null_count < len(table)
         self.region_stats = self._region_stats(table) if "motion" in config.experts or has_regions else None
         # the builder's own region records (noise, head, match, ... beside the model's fields): what an explanation
@@ -313,6 +316,11 @@ class ShardSet:
     def region_records(self, row: int) -> list[dict] | None:
         """Row ``row``'s region statistics as the builder wrote them (every field), or None without any."""
         return None if self._regions is None else self._regions[row].as_py()
+
+    def measured_aus(self, row: int) -> list[int]:
+        """The AUs row ``row``'s clip shows by the builder's measurement: those label and motion support (or inferred
+        ones) and those its unexplained motion names; what an explanation says of AUs the landmarks measure."""
+        return sorted(set(self.aus[row]) | set(self._unexplained_aus[row]))
 
     def explanation_regions(self, row: int) -> list[dict] | np.ndarray | None:
         """What an explanation of row ``row`` is judged on: the builder's records, else the model's features."""

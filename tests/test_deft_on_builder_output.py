@@ -117,6 +117,23 @@ def test_an_explanation_is_judged_on_the_builders_own_region_records(built, monk
     assert clips[0]["aus_true_from_motion"] is True
 
 
+def test_an_explanation_is_told_what_the_builder_measured_by_landmarks(built):
+    """A predicted AU25 on a clip whose lips parted by their landmarks was said not to move (the flow alone judged
+    it): the explanation is given the AUs the clip's row shows, label-and-motion supported or named as unexplained."""
+    import pyarrow.parquet as pq
+
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+
+    _, out = built
+    shards = ShardSet(out, tiny_config(experts=["motion"]))
+    rows = pq.read_table(sorted((out / "data").glob("*.parquet")), columns=["aus_supported", "unexplained"]).to_pylist()
+    want = [sorted(set(r["aus_supported"] or []) | {u["au"] for u in r["unexplained"] or [] if u["au"] is not None})
+            for r in rows]
+    assert [shards.measured_aus(k) for k in range(shards.n)] == want
+    assert any(set(w) - set(shards.aus[k]) for k, w in enumerate(want))  # unexplained motion adds AUs somewhere
+
+
 def test_the_model_package_imports_only_the_builders_public_surface():
     public = set(unimer_builder.__all__)
     for f in sorted((ROOT / "deft_model").glob("*.py")):

@@ -503,6 +503,25 @@ def test_a_prediction_is_judged_on_the_shards_regions_without_timing_and_without
     assert "better explained by another action" in render.render_prediction("explain", carried, [2], "surprise", 0.05)
 
 
+def test_a_predicted_au_the_builder_measures_by_landmarks_is_shown_where_the_clip_showed_it():
+    """Lips parting (AU25), a jaw's drop and a blink are measured by the face's landmarks, which a prediction's
+    region statistics lack: "AU25 predicted, though its regions do not move its way" was said of lips that parted."""
+    def rs(name, dx, dy, noise=0.1):
+        size = float(np.hypot(dx, dy))
+        return RegionStats(name, size, size * 1.5, dx, dy, 0.9, 0.0, size / noise, 0.5, noise=noise)
+
+    regions = [rs("upper_lip", 0.0, 0.0), rs("lower_lip", 0.0, 0.05), rs("lip_corner_L", 0.0, 0.0),
+               rs("lip_corner_R", 0.0, 0.0), rs("upper_lid_L", 0.0, 0.0)]
+    alone = {a["au"]: a["phrase"] for a in render.prediction_context(regions, [12, 25, 45], None, 0.05)["aus"]}
+    assert alone[25] != AUS[25].phrase and alone[45] != AUS[45].phrase
+    told = {a["au"]: a["phrase"] for a in render.prediction_context(regions, [12, 25, 45], None, 0.05,
+                                                                      measured=[12, 25, 45])["aus"]}
+    assert told[25] == AUS[25].phrase and told[45] == AUS[45].phrase
+    assert told[12] == alone[12] != AUS[12].phrase  # a flow-measured AU is judged on the regions, whatever the row
+    text = render.render_prediction("explain", regions, [25], None, 0.05, measured=[25])
+    assert AUS[25].phrase in text
+
+
 def test_a_prediction_context_names_every_key_a_samples_context_has():
     """`check_templates` renders templates over prediction contexts before a build: a key only a sample's context
     had (offset_defaulted) made a valid custom template be refused."""

@@ -1013,6 +1013,12 @@ def _judged_without_the_mouths_shift(tok: AUToken, stats: dict[str, RegionStats]
     return v
 
 
+# AUs the builder measures by the face's landmarks where the flow alone cannot show them: the lips' gap (AU25), the
+# jaw's drop (AU26, AU27), the eyes' opening (AU43, AU45). :func:`judge_motion` has no landmarks: for these a
+# prediction is taken as shown where the clip's row shows them (``aus_supported``, or unexplained motion naming them).
+BY_LANDMARKS = frozenset({25, 26, 27, 43, 45})
+
+
 def judge_motion(au: int, stats: dict[str, RegionStats], cfg: BuildConfig) -> Verdict:
     """The verdict a label of ``au`` would get from region statistics alone (a model's prediction over a shard's
     ``regions``): the label's own test (:func:`_judged_without_the_mouths_shift`) without what needs the frames

@@ -23,12 +23,13 @@ import functools
 import hashlib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import MISSING
 from pathlib import Path
 
 from . import labels
 from .config import TASKS, BuildConfig, TextConfig  # noqa: F401 - TASKS: readers know it as render.TASKS
-from .crosscheck import floor_too_high, head_motion_words, judge_motion
+from .crosscheck import BY_LANDMARKS, floor_too_high, head_motion_words, judge_motion
 from .facs import (
     AUS,
     EMOTION_AUS,
@@ -283,7 +284,8 @@ _KIND_MICRO = {"kind": "micro-expression", "micro": True, "duration": None, "dur
                "micro_max": f"{labels.MICRO_MAX_S:g}", "macro_max": f"{labels.MACRO_MAX_S:g}"}
 
 
-def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None) -> dict:
+def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
+                       measured: Iterable[int] = ()) -> dict:
     """The template context for a model's prediction: its AUs and emotion over the measured motion.
 
     ``regions`` are the clip's measured region statistics (:class:`RegionStats` or the shard's
@@ -293,6 +295,9 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     (:func:`~unimer_builder.crosscheck.judge_motion`); one they show weakly, or not at all, is said to be so. Its
     regions are those that moved its way (:func:`_its_way`); a region counts as moved when it is above
     ``z_supported`` or is one of those; an AU's side is the only side whose region moved its way, if just one did.
+    ``measured``: the AUs the clip's row shows (its ``aus_supported`` and the AUs its unexplained motion names): of
+    those the builder measures by the face's landmarks (:data:`~unimer_builder.crosscheck.BY_LANDMARKS`: lips parting,
+    the jaw's drop, a blink), which region statistics alone cannot show, a predicted one is described as shown.
     """
     cfg = cfg or BuildConfig()
     fields = RegionStats.__dataclass_fields__
@@ -319,8 +324,10 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     judged = {au: judge_motion(au, stats, cfg) for au in predicted if au in AUS}
     verdicts = {au: judged[au].verdict if au in judged else "unverifiable" for au in predicted}
     # an AU no measured region can show (AU11, or its regions lost) is not described as moving, nor as not moving
-    unchecked = {au for au in predicted if au not in AUS or not any(r.name in stats for r in regions_for(au))}
-    shown = {au: verdicts[au] == "supported" for au in predicted}
+    by_landmarks = BY_LANDMARKS & {int(a) for a in measured}  # the lips', jaw's and eyes' own measurement
+    unchecked = {au for au in predicted if au not in by_landmarks
+                 and (au not in AUS or not any(r.name in stats for r in regions_for(au)))}
+    shown = {au: verdicts[au] == "supported" or au in by_landmarks for au in predicted}
     au_ctx = []
     for au in predicted:
         info = AUS.get(au)
@@ -374,10 +381,11 @@ def _its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
 
 
 def render_prediction(task: str, regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
-                      variant: int = 0) -> str:
-    """A task's answer for a model's prediction, in the builder's own template wording (variant 0)."""
+                      variant: int = 0, measured: Iterable[int] = ()) -> str:
+    """A task's answer for a model's prediction, in the builder's own template wording (variant 0); ``measured`` as
+    :func:`prediction_context`."""
     cfg = cfg or BuildConfig()
-    ctx = prediction_context(regions, aus, emotion, floor, cfg)
+    ctx = prediction_context(regions, aus, emotion, floor, cfg, measured)
     return render_task(task, variant, ctx, str(cfg.text.folder))[1]
 
 
