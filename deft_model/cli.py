@@ -128,7 +128,7 @@ def evaluate(
     epochs: int = typer.Option(None, "--epochs", help="epochs of each fold trained here (default: the config's)"),
     seed: int = typer.Option(0, "--seed", help="seed of the folds trained here"),
     generate: bool = typer.Option(True, "--generate/--no-generate", help="also parse greedy answers"),
-    max_folds: int = typer.Option(None, "--max-folds", help="only the first K subjects (quick look; partial)"),
+    max_folds: int = typer.Option(None, "--max-folds", min=1, help="only the first K subjects (quick look; partial)"),
     experts: str = typer.Option(None, "--experts", help="comma list, e.g. structure,dynamic (ablation)"),
     set_: list[str] = typer.Option(None, "--set", help=_SET_HELP),
     baselines: bool = typer.Option(False, "--baselines", help="also score logistic regression on region statistics "

@@ -154,6 +154,20 @@ def _resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
                      for c in flow]).astype(np.float16)
 
 
+def _check_extra(data_dir: Path, extra: list[Path]) -> None:
+    """Extra training data must be other builds than ``data_dir`` and than each other: the same build (or a copy of
+    it, by :func:`data_identity`) given again trained every LOSO fold on its own held-out subject, under the
+    extra data's own names, which no leak check sees."""
+    seen = {data_dir.resolve(): ("--data", data_identity(data_dir))}
+    for d in extra:
+        ident = data_identity(d)
+        same = seen.get(d.resolve()) or next((v for v in seen.values() if v[1] == ident), None)
+        if same is not None:
+            raise ShardError(f"--extra-data {d} is the build {same[0]} gives (the same shards): its subjects would "
+                             f"train their own held-out folds; give another build")
+        seen[d.resolve()] = (f"--extra-data {d}", ident)
+
+
 def _mark_extra(table: pa.Table, k: int) -> pa.Table:
     """Rows of the k-th extra training database, renamed so that they can never collide with the data's own
     (``extra<k>:`` before id, clip id and subject: a clip or subject of the same name stays another one)."""
@@ -177,6 +191,7 @@ class ShardSet:
         self.data_dir = Path(data_dir)
         self.extra_dirs = [Path(d) for d in extra]
         main_files = find_shards(data_dir)
+        _check_extra(self.data_dir, self.extra_dirs)
         extra_files = [(k, f) for k, d in enumerate(self.extra_dirs) for f in find_shards(d)]
         self.files = main_files + [f for _, f in extra_files]
         self._table: pa.Table | None = None

@@ -22,9 +22,19 @@ MODEL_MARK = "config.json"
 def model_dir(run: str | Path) -> Path:
     run = Path(run)
     for d in (run, run / "model"):
-        if (d / MODEL_MARK).exists() and json.loads((d / MODEL_MARK).read_text()).get("model_type") == "deft":
+        if (d / MODEL_MARK).exists() and _model_type(d / MODEL_MARK) == "deft":
             return d
     raise FileNotFoundError(_no_model(run))
+
+
+def _model_type(path: Path) -> str | None:
+    """The ``model_type`` a model's ``config.json`` names; a file that is no JSON object (a user's own, a folder of
+    that name) is no deft model, named as such."""
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(f"{path}: not a model's config.json ({e})") from None
+    return cfg.get("model_type") if isinstance(cfg, dict) else None
 
 
 def _no_model(run: Path) -> str:

@@ -53,13 +53,29 @@ def _latest_checkpoint(out: Path) -> Path | None:
 
 def _check_out_folder(out: Path) -> None:
     """The run folder, and the nearest existing path above it, must be folders: a file there made ``mkdir``
-    fail with a traceback."""
+    fail with a traceback. A folder that is no run must not hold files a run writes (its ``config.json``, weights,
+    tokenizer and code): training wrote over a user's own files of those names (``--out .``, a model folder)
+    without a word; other files (notes) stay beside the run."""
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
                 where = f"run folder {out}" if p == out else f"{p} (above run folder {out})"
                 raise RunError(f"{where} is an existing file, not a folder; give --out a new folder or a run's")
-            return
+            break
+    if out.is_dir() and not (out / "run.json").exists() and not finished(out):
+        clash = sorted(p.name for p in out.iterdir() if p.name in _FINAL_FILES or p.suffix == ".safetensors"
+                       or p.name in _CODE_FILES)
+        if clash:
+            shown = ", ".join(clash[:3]) + (f" and {len(clash) - 3} more" if len(clash) > 3 else "")
+            raise RunError(f"run folder {out} holds files a run writes ({shown}) and no deft run; give --out a new "
+                           f"or empty folder, or a run's")
+
+
+# What a finished run writes at its root besides the run files (save_pretrained: its config, weights, tokenizer and
+# the model's own code, for trust_remote_code)
+_FINAL_FILES = frozenset({MODEL_MARK, "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                          "special_tokens_map.json", "chat_template.jinja", "pytorch_model.bin"})
+_CODE_FILES = frozenset(p.name for p in Path(__file__).parent.glob("*.py"))
 
 
 def _resume_epochs(out: Path, run: dict, data, config, overrides, fold, seed, epochs, batch_size, max_steps,

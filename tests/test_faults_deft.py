@@ -205,3 +205,54 @@ def test_ctrl_c_in_training_says_where_the_checkpoint_is_and_how_to_resume(small
     assert (run["seed"], run["epochs"], run["held_out"]) == (3, 2, "casme2/sub01")
     assert [json.loads(ln)["step"] for ln in (out / "log.jsonl").read_text().splitlines()
             if "epoch_end" in ln] == [2, 4]
+
+
+def test_train_refuses_a_folder_whose_files_a_run_would_write_over(small_shards_dir, tmp_path):
+    """`deft train --out` into a model folder (or `--out .`) replaced its config.json, weights and tokenizer without
+    a word; notes beside a run stay allowed."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"a": 1}')
+    (out / "notes.txt").write_text("mine")
+    line = _error_line(CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(out)]))
+    assert "holds files a run writes (config.json)" in line
+    assert (out / "config.json").read_text() == '{"a": 1}' and sorted(p.name for p in out.iterdir()) == \
+        ["config.json", "notes.txt"]
+
+
+def test_a_run_folder_with_a_broken_config_json_is_named(tmp_path):
+    """A `config.json` that is no JSON object (not JSON, a list, a folder) gave a traceback or a message naming no
+    file."""
+    from deft_model.runtime import finished, model_dir
+
+    for i, how in enumerate(["not json", "[1, 2]", None]):
+        run = tmp_path / f"r{i}"
+        run.mkdir()
+        if how is None:
+            (run / "config.json").mkdir()
+        else:
+            (run / "config.json").write_text(how)
+        assert not finished(run)
+        with pytest.raises(FileNotFoundError) as e:
+            model_dir(run)
+        assert str(run) in str(e.value)
+
+
+def test_extra_data_that_is_the_data_itself_is_refused(small_shards_dir, tmp_path):
+    """`--extra-data` of the build `--data` gives (or a copy) trained each LOSO fold on its own held-out subject
+    under the extra data's names, which the leak check never saw."""
+    import shutil
+
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+    from deft_model.errors import ShardError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_shards_dir, copy)
+    for extra in (small_shards_dir, copy):
+        with pytest.raises(ShardError, match="is the build --data gives"):
+            ShardSet(small_shards_dir, tiny_config(), extra=[extra])
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "ev"), "--data", str(small_shards_dir),
+                                 "--max-folds", "-1"])
+    said = " ".join(r.output.replace("│", " ").split())
+    assert r.exit_code == 2 and "greater than or equal to 1" in said  # -1 ran every fold but the last, as "Partial"
