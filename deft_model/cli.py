@@ -124,9 +124,10 @@ def evaluate(
     run: Path = typer.Option(..., "--run", help="a `deft train --fold` run, or a folder for LOSO fold runs"),
     protocol: str = typer.Option("loso", "--protocol", help="loso | composite"),
     data: Path = typer.Option(None, "--data", help="shards (needed to train missing LOSO folds)"),
-    config: str = typer.Option("tiny", "--config", help="tiny | reference | FILE.json, for folds trained here"),
+    config: str = typer.Option(None, "--config", help="tiny | reference | FILE.json, for folds trained here "
+                                                     "(default tiny)"),
     epochs: int = typer.Option(None, "--epochs", help="epochs of each fold trained here (default: the config's)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the folds trained here"),
+    seed: int = typer.Option(None, "--seed", help="seed of the folds trained here (default 0)"),
     generate: bool = typer.Option(True, "--generate/--no-generate", help="also parse greedy answers"),
     max_folds: int = typer.Option(None, "--max-folds", min=1, help="only the first K subjects (quick look; partial)"),
     experts: str = typer.Option(None, "--experts", help="comma list, e.g. structure,dynamic (ablation)"),
@@ -138,9 +139,20 @@ def evaluate(
 ):
     """LOSO / composite evaluation; UF1 and UAR on predictions pooled over folds; JSON + Markdown."""
     from .evaluate import evaluate_run
+    from .runtime import _no_model, finished
 
+    if finished(run):  # a trained --fold run is evaluated as it was trained: these were ignored without a word
+        given = [name for name, v in (("--config", config), ("--epochs", epochs), ("--seed", seed),
+                                      ("--max-folds", max_folds), ("--experts", experts)) if v is not None]
+        given += [name for name, v in (("--set", set_), ("--extra-data", extra_data)) if v]
+        if given:
+            _fail(f"{', '.join(given)} set the folds a LOSO evaluation trains; {run} is a trained run, evaluated as "
+                  f"it was trained (a LOSO evaluation needs a folder of its own: --run NEW --data DIR)")
+    elif (run / "run.json").exists():  # an unfinished `deft train` run: a LOSO evaluation was started inside it
+        _fail(_no_model(run))
     try:
-        res = evaluate_run(run, protocol, data=data, config=config, epochs=epochs, seed=seed, generate=generate,
+        res = evaluate_run(run, protocol, data=data, config=config or "tiny", epochs=epochs,
+                           seed=seed if seed is not None else 0, generate=generate,
                            max_folds=max_folds, overrides=_overrides(experts, set_), baselines=baselines,
                            extra_data=extra_data or [])
     except _user_errors() as e:
@@ -170,8 +182,14 @@ def predict(
                 _fail(f"give a clip ({clip}) or --row, not both")
             if data is None:
                 _fail("--row needs --data DIR")
+            marks = [name for name, v in (("--onset", onset), ("--apex", apex), ("--offset", offset)) if v is not None]
+            if marks:  # a row's window is the one its build measured: they were ignored without a word
+                _fail(f"{', '.join(marks)} apply to a clip folder or video; --row {row} is predicted on the window "
+                      f"its build measured")
             res = predict_row(run, data, row)
         elif clip is not None:
+            if data is not None:
+                _fail(f"--data applies to --row; a clip ({clip}) is measured from its own frames")
             res = predict_clip(run, clip, onset, apex, offset)
         else:
             _fail("give a clip folder or a video file, or --row ID --data DIR")

@@ -98,7 +98,8 @@ def _resume_epochs(out: Path, run: dict, data, config, overrides, fold, seed, ep
         was = run.get(k) or [] if k == "extra_data" else run.get(k)
         if v is not None and v != was:
             diffs.append((k, was, v))
-    if run.get("data_identity") and data is not None and run["data_identity"] != data_identity(data):
+    if run.get("data_identity") and data is not None and given["data"] == run.get("data") \
+            and run["data_identity"] != data_identity(data):  # the same folder, built again (another is named above)
         diffs.append(("data", "the shards it was trained on", "other shards in that folder (built again since)"))
     want = epochs if epochs is not None else asked.get("training", {}).get("epochs")
     if want is not None and int(want) < run["epochs"]:

@@ -256,3 +256,27 @@ def test_extra_data_that_is_the_data_itself_is_refused(small_shards_dir, tmp_pat
                                  "--max-folds", "-1"])
     said = " ".join(r.output.replace("│", " ").split())
     assert r.exit_code == 2 and "greater than or equal to 1" in said  # -1 ran every fold but the last, as "Partial"
+
+
+def test_options_a_command_cannot_use_are_refused_not_ignored(trained_run, shards_dir, tmp_path):
+    """`evaluate` of a trained --fold run took --epochs, --seed, --config, --experts and --set and evaluated the run as
+    it was; `predict --row` took --onset and --apex; an unfinished run given to `evaluate --data` got a LOSO evaluation
+    started inside it."""
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(trained_run), "--epochs", "50", "--seed", "9"])
+    line = _error_line(r)
+    assert "--epochs, --seed set the folds a LOSO evaluation trains" in line
+    r = CliRunner().invoke(app, ["predict", "--run", str(trained_run), "--row", "casme2/sub01/EP01_01#explain",
+                                 "--data", str(shards_dir), "--onset", "1", "--apex", "5"])
+    assert "--onset, --apex apply to a clip folder or video" in _error_line(r)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "run.json").write_text(json.dumps({"data": str(shards_dir)}))
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(unfinished), "--data", str(shards_dir), "--max-folds", "1"])
+    assert "is an unfinished run" in _error_line(r) and sorted(p.name for p in unfinished.iterdir()) == ["run.json"]
+
+
+def test_a_resume_on_another_data_folder_names_that_alone(trained_run, small_shards_dir):
+    """A resume given another --data folder also said "other shards in that folder (built again since)"."""
+    r = CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(trained_run), "--resume"])
+    line = _error_line(r)
+    assert "trained with other settings than given: data" in line and "built again" not in line
