@@ -111,6 +111,17 @@ def _interrupted(data: Path, out: Path) -> str:
     return f"interrupted; {where}: continue with {cmd}"
 
 
+def _run_folder(run: Path, what: str) -> None:
+    """``--run`` names a folder (or one to be made): a file there failed as "holds no trained model (expected
+    FILE/config.json)" or told to "give --out" a folder, an option the command lacks."""
+    for p in (run, *run.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == run else f" (above {run})"
+                _fail(f"--run {p}{where} is a file, not a folder; give --run {what}")
+            return
+
+
 def _end_distributed() -> None:
     """Tear the process group down before exit (a gloo group left to the interpreter's exit can abort it)."""
     import torch.distributed as dist
@@ -141,6 +152,7 @@ def evaluate(
     from .evaluate import evaluate_run
     from .runtime import _no_model, finished
 
+    _run_folder(run, "a `deft train --fold` run folder, or a folder for LOSO fold runs")
     if finished(run):  # a trained --fold run is evaluated as it was trained: these were ignored without a word
         given = [name for name, v in (("--config", config), ("--epochs", epochs), ("--seed", seed),
                                       ("--max-folds", max_folds), ("--experts", experts)) if v is not None]
@@ -157,6 +169,10 @@ def evaluate(
                            extra_data=extra_data or [])
     except _user_errors() as e:
         _fail(str(e))
+    except KeyboardInterrupt:  # the folds finished are kept; the one in training resumes from its checkpoint
+        _fail("interrupted; nothing was evaluated" if finished(run) else
+              f"interrupted; the LOSO folds trained so far are kept under {run / protocol / 'folds'} (the one in "
+              f"training from its last checkpoint): run the same command again to go on", 130)
     d = Path(res["results_dir"])
     typer.echo((d / f"{protocol}_results.md").read_text())
     typer.echo(f"results: {d / f'{protocol}_results.json'}")
@@ -176,6 +192,7 @@ def predict(
     the language model's own answers, as JSON (its "sources" says which field comes from where)."""
     from .predict import predict_clip, predict_row
 
+    _run_folder(run, "the run folder of `deft train`")
     try:
         if row is not None:
             if clip is not None:
@@ -195,6 +212,8 @@ def predict(
             _fail("give a clip folder or a video file, or --row ID --data DIR")
     except _user_errors() as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was predicted", 130)
     for note in res.get("notes") or []:
         typer.echo(f"note: {note}", err=True)
     json.dump(res, sys.stdout, indent=1, default=float)

@@ -17,6 +17,7 @@ import copy
 import difflib
 import inspect
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,9 @@ class DeftConfig(PretrainedConfig):
             raise ValueError(f"unknown expert(s) {bad}; choose from {list(EXPERTS)}")
         if not self.experts:
             raise ValueError("at least one expert must be switched on (experts: structure, dynamic, motion)")
+        twice = sorted({e for e in self.experts if list(self.experts).count(e) > 1})
+        if twice:  # each expert has one set of tokens in the prompt: a second copy failed counting them
+            raise ValueError(f"expert(s) {twice} listed more than once in experts {list(self.experts)}")
         if self.emotion_target not in EMOTION_TARGETS:
             raise ValueError(f"emotion_target {self.emotion_target!r} is not one of {list(EMOTION_TARGETS)}")
         if self.llm_mode not in LLM_MODES:
@@ -239,6 +243,8 @@ class DeftConfig(PretrainedConfig):
             raise ValueError(f"expert_dropout {self.expert_dropout} must map experts ({list(EXPERTS)}) to "
                              "probabilities in [0, 1)")
         check_augment(self.training.get("augment"))
+        for key, value in self.training.items():
+            _check_training_value(key, value)
         self._check_sizes()
 
     def _check_sizes(self) -> None:
@@ -377,13 +383,39 @@ def _check_training_keys(keys: list[str]) -> None:
             raise ValueError(f"unknown training key {sub!r}{hint}")
 
 
+# The least value of each numeric training setting (an integer where the second item says so) and whether it may
+# equal it: ``--set training.lr=-1`` failed in torch's optimiser ("Invalid learning rate: -1.0"), naming no setting
+_TRAINING_RANGES = {"epochs": (1, True, True), "batch_size": (1, True, True), "lr": (0, False, False),
+                    "weight_decay": (0, False, True), "warmup_steps": (0, True, True),
+                    "max_grad_norm": (0, False, True), "log_every": (0, True, True), "save_every": (0, True, True),
+                    "keep_checkpoints": (0, True, True), "max_length": (1, True, True),
+                    "max_new_tokens": (1, True, True), "num_threads": (1, True, True)}
+
+
 def _check_training_value(key: str, value) -> None:
-    """A numeric training setting given as a number (``--set training.lr=abc`` failed deep in the optimiser with
-    "could not convert string to float: 'abc'", naming no setting)."""
-    default = DEFAULT_TRAINING[key]
-    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    """A training setting given as the kind and range it takes (``--set training.lr=abc`` failed deep in the
+    optimiser with "could not convert string to float: 'abc'", ``training.lr=-1`` with "Invalid learning rate"; both
+    named no setting). Settings a config does not know are left to :func:`_check_training_keys`."""
+    default = DEFAULT_TRAINING.get(key)
+    numeric = key in _TRAINING_RANGES or isinstance(default, (int, float)) and not isinstance(default, bool)
+    if key in ("max_new_tokens", "num_threads") and value is None:  # None: from the data / torch's own
+        return
     if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ValueError(f"training.{key} takes a number, not {value!r}")
+    if numeric and not math.isfinite(value):
+        raise ValueError(f"training.{key} takes a finite number, not {value!r}")
+    if key in _TRAINING_RANGES:
+        low, integer, inclusive = _TRAINING_RANGES[key]
+        if integer and value != int(value):
+            raise ValueError(f"training.{key} takes a whole number, not {value!r}")
+        if not (value >= low if inclusive else value > low):
+            raise ValueError(f"training.{key} must be {'at least' if inclusive else 'above'} {low}, not {value!r}")
+    if key == "betas" and (not isinstance(value, (list, tuple)) or len(value) != 2
+                           or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                      for b in value)):
+        raise ValueError(f"training.betas takes two numbers in [0, 1) (Adam's), not {value!r}")
+    if key in ("group_by_length", "class_balance") and not isinstance(value, bool):
+        raise ValueError(f"training.{key} takes true or false, not {value!r}")
 
 
 def _did_you_mean(key: str) -> str:

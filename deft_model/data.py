@@ -229,8 +229,9 @@ class ShardSet:
         missing = [c for c in need if c not in names]
         if missing:
             faceless = set(missing) <= set(FACE_COLUMNS) and {"flow", "regions"} <= names
-            hint = ("; the shards hold no face pixels (built with `unimer build --no-images`): the motion expert alone "
-                    "reads them, `--experts motion`" if faceless else "")
+            hint = ("; the shards hold no face pixels (built with `unimer build --no-images`): a model of the motion "
+                    "expert alone reads them (`deft train` or `deft evaluate` with `--experts motion`)" if faceless
+                    else "")
             raise ShardError(f"{what} is missing required column(s) {missing} "
                              f"(needed for experts {config.experts}, target {config.emotion_target!r}){hint}")
         if not ({"aus_supported", "aus"} & names):

@@ -287,7 +287,8 @@ def predict_clip(run: str | Path, folder: str | Path, onset: int | None = None, 
     res.update({"id": None, "clip_id": clip.clip_id, "database": None, "subject": None, "instruction": None,
                 "answer": None, "reference_answer": None, "label": None})
     res.update({"clip": str(folder), "onset": clip.onset, "apex": ev.apex, "apex_estimated": ev.apex_estimated,
-                "offset": clip.offset, "head_motion": ev.head_motion, "notes": notes,
+                "offset": clip.offset if clip.offset is not None else ev.offset, "head_motion": ev.head_motion,
+                "notes": notes,
                 "build_settings": "as recorded from the training data's build_report.json" if recorded else
                 "builder defaults (the training data had no build_report.json)"})
     return res

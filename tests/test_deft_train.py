@@ -477,3 +477,23 @@ def test_composite_evaluation_of_a_build_without_composite_labels_says_how_to_bu
     said = " ".join(r.output.split())
     assert r.exit_code == 2 and "has a composite label (emotion_composite is empty)" in said, r.output
     assert "--composite labels" in said and not (tmp_path / "runs" / "composite").exists()
+
+
+def test_composite_evaluation_names_the_clips_without_a_composite_label(tmp_path):
+    """A synthetic build without --composite whose ids match a few clips of the official list scored those few
+    alone, and said nothing of the rest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = write_shards(tmp_path / "d", n_subjects=2, clips_per_class=1, n_files=1)
+    for f in (d / "data").glob("*.parquet"):
+        t = pq.read_table(f)
+        keep = [c.endswith("_01") or c.endswith("_02") for c in t.column("clip").to_pylist()]
+        comp = [v if k else None for v, k in zip(t.column("emotion_composite").to_pylist(), keep, strict=True)]
+        i = t.schema.get_field_index("emotion_composite")
+        pq.write_table(t.set_column(i, "emotion_composite", pa.array(comp, pa.string())), f)
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "runs"), "--protocol", "composite",
+                                 "--data", str(d), "--epochs", "1", "--max-folds", "1", "--no-generate"])
+    said = " ".join(r.output.split())
+    assert "note: 4 of 8 clips have no composite label and are not scored" in said, r.output
+    assert "--composite labels" in said

@@ -442,6 +442,7 @@ def test_a_video_read_past_its_memory_budget_measures_the_same(tmp_path, base_fa
     ev2 = compute_evidence(clip, cfg, tools, reader=small)
     assert len(whole._cache) == 12 and len(small._cache) < 12
     assert ev2.apex == ev.apex == 8 and ev2.stack_frames == ev.stack_frames
+    assert ev2.offset == ev.offset == 14  # the video's last frame, which `deft predict` reports (it said null)
     assert np.array_equal(ev2.flow, ev.flow) and np.array_equal(ev2.stack, ev.stack)
 
 

@@ -280,3 +280,72 @@ def test_a_resume_on_another_data_folder_names_that_alone(trained_run, small_sha
     r = CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(trained_run), "--resume"])
     line = _error_line(r)
     assert "trained with other settings than given: data" in line and "built again" not in line
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+@pytest.mark.parametrize("below", [False, True])
+def test_a_run_that_is_a_file_is_named_as_the_run_option(trained_run, shards_dir, command, below):
+    """`evaluate --run FILE` was told to "give --out" (an option it lacks), `predict --run FILE` that FILE "holds
+    no trained model (expected FILE/config.json)"."""
+    f = trained_run / "config.json"
+    run = f / "x" if below else f
+    extra = ["--data", str(shards_dir)] + (["--row", "casme2/sub01/EP01_01#emotion"] if command == "predict" else [])
+    before = f.read_bytes()
+    line = _error_line(CliRunner().invoke(app, [command, "--run", str(run), *extra]))
+    assert f"--run {f}" in line and "is a file, not a folder" in line and "--out" not in line
+    assert f.read_bytes() == before
+
+
+@pytest.mark.parametrize("setting, named", [
+    ("training.lr=-1", "training.lr must be above 0"),
+    ("training.lr=0", "training.lr must be above 0"),
+    ("training.epochs=2.5", "training.epochs takes a whole number"),
+    ("training.warmup_steps=-2", "training.warmup_steps must be at least 0"),
+    ("training.betas=[0.9]", "training.betas takes two numbers"),
+    ("training.max_length=0", "training.max_length must be at least 1"),
+    ("training.group_by_length=3", "training.group_by_length takes true or false"),
+])
+def test_a_training_setting_out_of_range_names_its_key(small_shards_dir, tmp_path, setting, named):
+    """`--set training.lr=-1` failed in torch's optimiser with "Invalid learning rate: -1.0", naming no setting."""
+    out = tmp_path / "run"
+    line = _error_line(CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(out),
+                                                "--set", setting]))
+    assert named in line, line
+    assert not out.exists()
+
+
+def test_a_config_file_with_a_training_setting_out_of_range_names_it(small_shards_dir, tmp_path):
+    cfg = tmp_path / "mine.json"
+    cfg.write_text(json.dumps({"preset": "tiny", "training": {"lr": -0.001}}))
+    line = _error_line(CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out",
+                                                str(tmp_path / "run"), "--config", str(cfg)]))
+    assert str(cfg) in line and "training.lr must be above 0" in line
+
+
+def test_an_expert_named_twice_is_refused(small_shards_dir, tmp_path):
+    """`--experts motion,motion` failed in the collator: "the prompts hold 288 <motion> tokens, expected 18 ..."."""
+    out = tmp_path / "run"
+    line = _error_line(CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(out),
+                                                "--experts", "motion,motion"]))
+    assert "['motion'] listed more than once" in line and not out.exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_ctrl_c_in_evaluate_or_predict_says_so(trained_run, shards_dir, tmp_path, monkeypatch, command):
+    """Ctrl-C exited 130 without a word (train says where its run stands)."""
+    import deft_model.evaluate
+    import deft_model.predict
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deft_model.evaluate, "evaluate_run", stop)
+    monkeypatch.setattr(deft_model.predict, "predict_row", stop)
+    args = (["evaluate", "--run", str(tmp_path / "loso"), "--data", str(shards_dir)] if command == "evaluate" else
+            ["predict", "--run", str(trained_run), "--data", str(shards_dir), "--row", "casme2/sub01/EP01_01#emotion"])
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 130, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error: interrupted")]
+    assert len(lines) == 1, r.output
+    if command == "evaluate":
+        assert str(tmp_path / "loso" / "loso" / "folds") in lines[0] and "same command again" in lines[0]

@@ -59,7 +59,8 @@ def compute_evidence(clip: Clip, cfg: BuildConfig, tools: Tools | None = None, r
         ev = _measure_regions(clip, offset, apex, f, frames, geo, curves, cfg)
     return Evidence(
         face=frames.face, apex=int(apex), apex_estimated=clip.apex is None, stack=stack,
-        stack_frames=[int(n) for n in stack_frames], flow_scales=flow.nscales, timings=timer.seconds, **ev,
+        stack_frames=[int(n) for n in stack_frames], flow_scales=flow.nscales, timings=timer.seconds,
+        offset=int(offset), **ev,
     )
 
 

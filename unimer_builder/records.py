@@ -239,6 +239,7 @@ class Evidence:
     # The chin's depth below the nose per examined frame, IOD (face.jaw_opening: it grows as the jaw drops).
     jaw: dict[int, float] = field(default_factory=dict)
     flow_scales: int = 0  # TV-L1 pyramid levels used (deeper for larger motion)
+    offset: int | None = None  # the last frame measured: the label's, else the clip's last (a video's, once decoded)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
