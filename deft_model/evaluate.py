@@ -433,6 +433,11 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         if not fold_keys:
             raise ValueError(f"no subjects to evaluate in {data} under protocol {protocol!r}")
         out_dir = run / protocol
+        mine = {_safe(k) for k in shards.subjects()}
+        stale = sorted(p.name for p in (out_dir / "folds").glob("*") if p.is_dir() and p.name not in mine)
+        if stale:  # an evaluation of other data in this folder: its folds stay, and are not pooled here
+            say(f"[{protocol}] note: {out_dir / 'folds'} also holds {len(stale)} fold(s) of subjects not in {data} "
+                f"({', '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}): left as they are, not pooled")
         want_epochs = int(epochs if epochs is not None else cfg.training["epochs"])
         by_fold, used, reused = loso_clips(run, protocol, data, config, extra, shards, fold_keys, want_epochs, seed,
                                            generate, say, extra_data)

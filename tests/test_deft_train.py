@@ -497,3 +497,15 @@ def test_composite_evaluation_names_the_clips_without_a_composite_label(tmp_path
     said = " ".join(r.output.split())
     assert "note: 4 of 8 clips have no composite label and are not scored" in said, r.output
     assert "--composite labels" in said
+
+
+def test_loso_names_fold_folders_of_subjects_the_data_does_not_hold(small_shards_dir, tmp_path):
+    """An evaluation of other data in the same --run folder left its folds there without a word (not pooled)."""
+    other = tmp_path / "runs" / "loso" / "folds" / "samm__007"
+    other.mkdir(parents=True)
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "runs"), "--data", str(small_shards_dir),
+                                 "--epochs", "1", "--max-folds", "1", "--no-generate"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "also holds 1 fold(s) of subjects not in" in said and "samm__007" in said and other.is_dir()
+    assert "samm/007" not in json.loads((tmp_path / "runs" / "loso" / "loso_results.json").read_text())["folds"]
