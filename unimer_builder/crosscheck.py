@@ -627,15 +627,29 @@ def head_motion_words(evidence: Evidence) -> str | None:
     return " and ".join(words) or None
 
 
+def noise_level(evidence: Evidence) -> float:
+    """The noise the window's motion is read against: its floor, or the regions' median noise where the head's
+    removal leaves more (``head.error`` times the head's displacement, :func:`..regions.region_stats`). A face
+    that slid 60-150 px across the frame left every region's noise at 5-15 px and its smile unverifiable, while
+    the floor (0.8 px) let the text call the face still."""
+    noises = [r.noise for r in evidence.regions if r.noise > 0]
+    return max(float(evidence.floor), float(np.median(noises)) if noises else 0.0)
+
+
 def floor_too_high(evidence: Evidence, cfg: BuildConfig) -> str | None:
-    """Why the window's noise floor leaves only large motion readable (``check.max_floor``), or None. The text
-    says so; calling the face still there would claim what the flow cannot see."""
-    if not evidence.floor > cfg.check.max_floor:
+    """Why the window's noise (:func:`noise_level`) leaves only large motion readable (``check.max_floor``), or
+    None. The text says so; calling the face still there would claim what the flow cannot see."""
+    level = noise_level(evidence)
+    if not level > cfg.check.max_floor:
         return None
     how = head_motion_words(evidence)
     why = f"the head {how}" if how else "the head barely moved: a noisy video (compression, blur, lighting)"
-    return (f"the noise floor is {evidence.floor:.2f} px, over check.max_floor ({cfg.check.max_floor:g} px): "
-            f"{why}; a region must move about {cfg.check.z_supported * evidence.floor:.1f} px to count as moved here")
+    what = f"the noise floor is {evidence.floor:.2f} px" if evidence.floor >= level else \
+        f"the regions' noise is {level:.2f} px (median; the noise floor {evidence.floor:.2f} px)"
+    if evidence.floor < level:
+        why += f", and its removal is trusted to {cfg.head.error:.0%} of the head's displacement"
+    return (f"{what}, over check.max_floor ({cfg.check.max_floor:g} px): {why}; a region must move about "
+            f"{cfg.check.z_supported * level:.1f} px to count as moved here")
 
 
 def cross_check(clip: Clip, evidence: Evidence, cfg: BuildConfig) -> CrossCheck:

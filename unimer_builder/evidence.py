@@ -120,16 +120,24 @@ def _align_onset(clip: Clip, reader: FrameReader, aligner: FaceAligner, cfg: Bui
     except InputError as e:
         if e.reason != "no_face":
             raise
+        with timer("face"):  # a frame stored turned: its later frames hold no upright face either, only weak boxes
+            turn = _turn_hint(clip, aligner.turned(onset_img))
+        if turn:
+            raise clip.error("no_face", f"no face found upright in onset frame {clip.onset}{turn}", str(where),
+                             "onset") from None
         n, box = _face_nearby(clip, reader, aligner, span, cfg.face.detect_nearby, timer)
         with timer("face"):
             if box is None:
                 later = min(cfg.face.detect_nearby, sum(k > clip.onset for k in span))
                 nor = f" or the {later} frame{'s' if later > 1 else ''} after it" if later else ""
-                hint = _turn_hint(clip, aligner, onset_img) or _dark_hint(onset_img)
-                upright = " upright" if hint else ""
-                raise clip.error("no_face", f"no face found{upright} in onset frame {clip.onset}{nor}{hint}",
+                raise clip.error("no_face", f"no face found in onset frame {clip.onset}{nor}{_dark_hint(onset_img)}",
                                  str(where), "onset") from None
             face = replace(aligner.align(onset_img, where=str(where), box=box[0]), found_in=n, others=box[1])
+    with timer("face"):
+        turn = _turn_hint(clip, aligner.turn_of(onset_img, face.box))
+    if turn:
+        raise clip.error("no_face", f"the face found in onset frame {clip.onset} is not upright (upside down or "
+                         f"sideways){turn}", str(where), "onset")
     return _Frames(reader, aligner, face, clip.onset, onset_img, cfg.output.stack_size, timer,
                    cfg.flow.match_brightness)
 
@@ -184,9 +192,9 @@ def _sharpness(crop: np.ndarray, mask: np.ndarray) -> float:
 _FFMPEG_TURN = {"90° clockwise": "transpose=1", "90° anticlockwise": "transpose=2", "180°": "hflip,vflip"}
 
 
-def _turn_hint(clip: Clip, aligner: FaceAligner, onset_img: np.ndarray) -> str:
-    """The end of a no-face reason where the onset frame shows a face turned (:meth:`FaceAligner.turned`)."""
-    how = aligner.turned(onset_img)
+def _turn_hint(clip: Clip, how: str | None) -> str:
+    """The end of a no-face reason where the onset frame shows a face upright only turned ``how``
+    (:meth:`FaceAligner.turned`, :meth:`FaceAligner.turn_of`)."""
     if how is None:
         return ""
     fix = f"rotate the video losslessly (ffmpeg -i IN -vf {_FFMPEG_TURN[how]} -c:v ffv1 OUT.mkv)" if clip.video else \

@@ -173,13 +173,41 @@ class FaceAligner:
         """Where no face is found upright: how the frame must be turned to show one ("90° clockwise", "90°
         anticlockwise", "180°"), or None. A video stored sideways without a rotation tag (phones) otherwise
         says only "no face". Cheap: one detection per turn, at the scale :meth:`detect_all` starts at; the
-        build never turns frames itself."""
+        build never turns frames itself. Of the turns the one whose face scores best (the detector also fires,
+        weakly, on a face turned the other way: a sideways clip was told to turn the wrong way)."""
+        grey = _grey_u8(grey)
         scale = min(1.0, self.cfg.detect_max_side / min(grey.shape[:2]))
-        for k, how in ((-1, "90° clockwise"), (1, "90° anticlockwise"), (2, "180°")):
-            img = np.ascontiguousarray(np.rot90(grey, k))
-            if (self._finder(img) is not None) if self._finder is not None else self._detect_at(img, scale):
-                return how
-        return None
+        if self._finder is not None:
+            return next((how for k, how in _TURNS if self._finder(np.ascontiguousarray(np.rot90(grey, k))) is not None),
+                        None)
+        img = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return self._clear_turn(self._turn_scores(img), 0.0)
+
+    def turn_of(self, grey: np.ndarray, box: tuple[int, int, int, int]) -> str | None:
+        """How the frame must be turned for the face found in ``box`` (x, y, width, height; original px) to stand
+        upright, or None where it stands upright: its neighbourhood (twice the box, the face at 100 px) scored by
+        dlib's detector as it is and turned each way (``face.turn_margin``). The detector and its predictor accept
+        a face upside down; what is measured then is a face whose "eyes" are its mouth."""
+        x, y, w, h = box
+        side = max(w, h, 1)
+        s = 100.0 / side
+        m = np.float32([[s, 0, 100 - s * (x + w / 2)], [0, s, 100 - s * (y + h / 2)]])
+        patch = cv2.warpAffine(_grey_u8(grey), m, (200, 200), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        return self._clear_turn(self._turn_scores(patch), self.cfg.turn_margin)
+
+    def _turn_scores(self, img: np.ndarray) -> dict[str | None, float]:
+        """The detector's best score in ``img`` as it is (key None) and turned each way of :data:`_TURNS`."""
+        out: dict[str | None, float] = {}
+        for k, how in ((0, None), *_TURNS):
+            _, scores, _ = self._detector.run(np.ascontiguousarray(np.rot90(img, k)), 0, -1.0)
+            out[how] = max(scores, default=-math.inf)
+        return out
+
+    def _clear_turn(self, scores: dict[str | None, float], least: float) -> str | None:
+        """The turn whose face scores best, where it scores at least ``least`` and ``face.turn_margin`` more than
+        the frame as it is."""
+        how = max((h for _, h in _TURNS), key=lambda h: scores[h])
+        return how if scores[how] >= max(least, scores[None] + self.cfg.turn_margin) else None
 
     def landmarks(self, grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68x2 float64 landmarks in original px."""
@@ -303,6 +331,9 @@ class FaceAligner:
         if all(int(round(a)) == int(round(b)) for a, b in zip(box, moved, strict=True)):
             return lm
         return self.landmarks(crop, moved)
+
+
+_TURNS = ((-1, "90° clockwise"), (1, "90° anticlockwise"), (2, "180°"))  # np.rot90's k for each turn of a frame
 
 
 def _grey_u8(img: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import labels
 from .config import TASKS, BuildConfig, TextConfig  # noqa: F401 - TASKS: readers know it as render.TASKS
-from .crosscheck import BY_LANDMARKS, floor_too_high, head_motion_words, judge_motion
+from .crosscheck import BY_LANDMARKS, floor_too_high, head_motion_words, judge_motion, noise_level
 from .facs import (
     AUS,
     EMOTION_AUS,
@@ -271,8 +271,8 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
         "unexplained": unexplained,
         # Regions the flow lost: the text names them instead of calling the rest of the face still.
         "lost": [REGION_BY_NAME[n].phrase for n in check.lost if n in REGION_BY_NAME],
-        "floor": _px(ev.floor),
-        # A floor too high to read small motion (check.max_floor): the text says so instead of calling the face still.
+        # A noise too high to read small motion (check.max_floor): the text says so instead of calling the face still.
+        "floor": _px(noise_level(ev) if floor_too_high(ev, cfg) else ev.floor),
         "floor_high": floor_too_high(ev, cfg) is not None,
         "head_words": head_motion_words(ev),
         "apex_estimated": bool(ev.apex_estimated),
