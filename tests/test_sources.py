@@ -986,6 +986,33 @@ def test_a_label_sheet_saved_as_csv_is_read(tmp_path, fmt):
         [(w.onset, w.apex, w.offset, w.au_text, w.emotion, w.source_row) for w in workbook.values()]
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_semicolon_or_tab_sheet_whose_title_row_has_a_comma_is_read(tmp_path, sep):
+    """SAMM's sheet opens with a title row above its 13-row key (``"?" = some AU's continue for a while and have
+    unclear offset``) and the header on row 14. Exported by Excel in a comma-decimal locale (semicolons) or as
+    "Unicode Text" (tabs), a title with a comma made line 1 decide "comma": the sheet had "no column 'Filename' in
+    its first 25 rows"."""
+    import csv
+
+    from unimer_builder.sources._common import read_table, separator
+
+    ids = sources.write_layout(tmp_path, "samm", synth("samm"))
+    rows = [["" if v is None else v for v in r] for _, r in read_table(tmp_path / samm.SHEET_FILE, samm.SHEET_NAME)[1]]
+    (tmp_path / samm.SHEET_FILE).unlink()
+    rows[0][0] = "SAMM - Spontaneous Actions and Micro-Movements, FACS codes"
+    width = max(map(len, rows))
+    book = tmp_path / "SAMM_Micro_FACS_Codes_v2.csv"
+    with book.open("w", newline="", encoding="cp1252") as f:  # Excel pads every row to the table's width
+        csv.writer(f, delimiter=sep).writerows([r + [""] * (width - len(r)) for r in rows])
+    assert separator(book.read_text(encoding="cp1252")) == sep
+    got, skips = read_all(tmp_path, "samm")
+    assert skips == [] and [c.clip_id for c in got] == ids
+    assert [c.source_row for c in got] == [15, 16, 17]  # the rows as the workbook numbers them
+    # unpadded rows (a hand-made export) are judged by the records that agree, the title's comma notwithstanding
+    assert separator("SAMM, FACS codes\nKey:\nSubject;Filename;Onset Frame\n6;006_1_2;5562\n7;007_3_1;4678\n") == ";"
+    assert separator("path,onset\n") == "," and separator("") == ","
+
+
 def read_all_from(rows, fmt, tmp_path):
     """The clips of the same rows written back as the workbook the layout writer makes."""
     from unimer_builder.sources._layout import write_xlsx

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 import re
@@ -353,11 +354,21 @@ def decode_text(path: Path, what: str) -> str:
         return raw.decode("cp1252")
 
 
-def separator(text: str) -> str:
-    """A CSV's separator: a comma, or a semicolon or tab where the header has those and no comma (Excel's CSV in a
-    locale whose decimal mark is a comma)."""
-    header = text.splitlines()[0] if text else ""
-    return next((s for s in (",", ";", "\t") if s in header), ",")
+def separator(text: str, lines: int = 50) -> str:
+    """A CSV's separator (comma, semicolon or tab: Excel's CSV in a locale whose decimal mark is a comma, its
+    "Unicode Text"): the one that splits most of the first ``lines`` records into one same number (above one) of
+    fields; a comma on a tie. Line 1 alone does not tell: SAMM's title row, a sentence, may hold a comma in a
+    semicolon export."""
+    def agreeing(sep: str) -> int:
+        counts: Counter[int] = Counter()
+        try:
+            for r in itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), lines):
+                counts[len(r)] += bool(r)  # a blank line says nothing
+        except csv.Error:  # a field over csv's size limit: judge by the records before it
+            pass
+        return max((n for k, n in counts.items() if k > 1), default=0)
+
+    return max((",", ";", "\t"), key=lambda s: (agreeing(s), s == ","))
 
 
 def _xls_cell(xlrd, book, cell) -> Any:

@@ -142,8 +142,8 @@ def _load(path: Path) -> list[dict[str, Any]]:
 def _read_csv(path: Path) -> pd.DataFrame:
     """A CSV as spreadsheet programs save it: UTF-16 with its byte-order mark (Excel's "Unicode Text", tab
     separated), UTF-8 (with or without a BOM) or, failing that, Windows' cp1252 (Excel's "CSV"); separated by commas,
-    or by semicolons or tabs where the header has those and no comma (Excel's CSV in a locale whose decimal mark is a
-    comma)."""
+    semicolons or tabs (Excel's CSV in a locale whose decimal mark is a comma), as its first lines agree
+    (:func:`_common.separator`)."""
     text = c.decode_text(path, "manifest")
     sep = c.separator(text)
     df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
