@@ -761,6 +761,48 @@ def test_a_preferred_base_is_searched_in_any_case_before_the_next_base(tmp_path)
     assert Path(got[1].frames[got[1].onset]).parent.name == "ep02_01F"
 
 
+# the real header and rows of cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx (as HTNet's cas(me)3_part_A_edited.csv
+# copies them)
+CASME3_HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
+CASME3_ROWS = [["spNO.1", "b", 166, 175, 179, "4", "III", "disgust"], ["spNO.1", "j", 28, 33, 49, "24", "VII", "happy"],
+               ["spNO.1", "j", 102, 105, 113, "26+25", "II", "surprise"]]
+
+
+def _casme3_frames(folder: Path, onset: int, offset: int, ext: str = ".jpg", value: int = 90) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(onset, offset + 1):
+        cv2.imwrite(str(folder / f"{n}{ext}"), np.full((8, 8), value, np.uint8))
+
+
+def test_casme3_as_meb_unpacks_it_from_the_folder_above_part_a(tmp_path):
+    """CAS(ME)^3 as MEB unpacks it (tools/README: data/casme3/part_a/data/part_A_split/part_A/): the sheet in
+    part_A/annotation, the frames in part_A/data/part_A_split/part_A/<Subject>/<Filename>/color. Given the folder above
+    part_A, the sheet was found and the frames were not (four levels below), and every row named an invented
+    CASME3/part_A/spNO.1/b/color."""
+    from unimer_builder.sources._layout import write_xlsx
+
+    top = tmp_path / "CASME3"
+    write_xlsx(top / "part_A" / "annotation" / casme3.SHEET_FILE, [("label", [CASME3_HEADER, *CASME3_ROWS])])
+    frames = top / "part_A" / "data" / "part_A_split" / "part_A"
+    for sub, stim, on, _, off, *_ in CASME3_ROWS:
+        _casme3_frames(frames / sub / stim / "color", on, off)
+    ids = ["casme3/spNO.1/b/166", "casme3/spNO.1/j/28", "casme3/spNO.1/j/102"]
+    for given in (top, top / "part_A"):
+        got, skips = read_all(given, "casme3")
+        assert skips == [] and [c.clip_id for c in got] == ids, (given, skips)
+        assert Path(got[0].frames[175]) == frames / "spNO.1/b/color/175.jpg"
+    shutil.rmtree(frames / "spNO.1" / "b")  # the subject's folder is there, the clip's is not: that folder is named
+    (s, ) = read_all(top, "casme3")[1]
+    assert s.message.endswith(f"clip folder {frames / 'spNO.1' / 'b'} does not exist")
+    (frames / "spNO.1").rename(frames / "spNO.2")  # no subject folder anywhere: where it was looked for, no guess
+    _, skips = read_all(top, "casme3")
+    assert [s.row for s in skips] == [2, 3, 4] and all(s.reason == "missing_path" for s in skips)
+    assert skips[0].message.endswith(f"no folder 'spNO.1' holding a folder 'b' (the release's part_A/<subject>/<clip>)"
+                                     f" in {top} and up to 3 folder levels below it, and "
+                                     f"as deep below {top / 'part_A'}")
+    assert str(top / "part_A" / "spNO.1") not in skips[0].message
+
+
 def test_casme3_frame_drop(tmp_path):
     ids = sources.write_layout(tmp_path, "casme3", synth("casme3"))
     got, _ = read_all(tmp_path, "casme3")

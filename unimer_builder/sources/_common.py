@@ -186,15 +186,17 @@ def find_files(root: Path, pattern: re.Pattern[str], depth: int = 2) -> list[Pat
 class FolderFinder:
     """Finds ``<base>/<subject folder>/<clip folder>`` under a root whose top levels vary between copies.
 
-    The bases are the root and the folders up to ``depth`` below it; ``prefer(path relative to root)``
-    orders them (lower first), e.g. raw frames before official crops. Listings are cached, so each row costs a few stats.
+    The bases are the root and the folders up to ``depth`` below it, and as deep below each of ``also`` (folders
+    inside the root: a release that keeps its sheet in ``part_A/annotation`` keeps its frames in
+    ``part_A/data/part_A_split/part_A``, beyond ``depth`` from the folder above ``part_A``). ``prefer(path relative
+    to root)`` orders them (lower first), e.g. raw frames before official crops. Listings are cached, so each row costs a few stats.
     """
 
-    def __init__(self, root: Path, depth: int = 3, prefer=None):
-        bases = dirs_below(root, depth)
+    def __init__(self, root: Path, depth: int = 3, prefer=None, also: Sequence[Path] = ()):
+        bases = list(dict.fromkeys(dirs_below(root, depth) + [d for top in also for d in dirs_below(top, depth)]))
         if prefer is not None:
             bases = sorted(bases, key=lambda b: (prefer(b.relative_to(root)), len(b.relative_to(root).parts)))
-        self.root, self.bases = root, bases
+        self.root, self.depth, self.also, self.bases = root, depth, list(also), bases
         self._names: dict[Path, set[str]] = {}
 
     def _children(self, d: Path) -> set[str]:
@@ -236,12 +238,20 @@ class FolderFinder:
                     out += [base / sub / k for k in self._children(base / sub) if k.casefold() == clip.casefold()]
         return sorted(set(out)) if len(set(out)) > 1 else []
 
-    def expected(self, default_base: str, subject: str, clip: str) -> Path:
-        """Where the clip folder was looked for first, for the error message."""
+    def expected(self, subject_names: Sequence[str], clip: str) -> Path | None:
+        """Where the clip folder was looked for in the first base holding the subject's folder, for the message;
+        ``None`` where no base holds it (:meth:`searched` then says where it was looked for)."""
         for base in self.bases:
-            if subject in self._children(base):
-                return base / subject / clip
-        return self.root / default_base / subject / clip
+            for s in subject_names:
+                sub = self._named(base, s, False)
+                if sub is not None:
+                    return base / sub / clip
+        return None
+
+    def searched(self) -> str:
+        """Where the folders were looked for, in words."""
+        below = f"in {self.root} and up to {self.depth} folder levels below it"
+        return below + "".join(f", and as deep below {top}" for top in self.also)
 
 
 # --- cells ----------------------------------------------------------------------------------------
@@ -701,7 +711,7 @@ class SheetLayout:
     described: str  # the sheet as a message describes it ("CASME2-coding*.xlsx")
     sheet_name: str | None  # the sheet holding the labels (None: the first)
     required: dict[str, tuple[str, ...]]  # key -> header spellings: subject, filename, onset, apex, offset, aus, emotion
-    frames_dir: str  # the folder of subject folders in the release (where a missing clip was expected)
+    frames_dir: str  # the folder of subject folders in the release (named where a clip's folder is found nowhere)
     # The subject cell -> (subject as Clip.subject spells it, the folder spellings to look for), or a
     # message saying why the cell is no subject.
     subject: Callable[[str | None], tuple[str, tuple[str, ...]] | str]
@@ -723,7 +733,11 @@ def read_sheet(root: Path, layout: SheetLayout) -> Iterator[Clip | Skip]:
 def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layout: SheetLayout
                ) -> Iterator[Clip | Skip]:
     """One Clip or Skip per non-blank row: subject and clip name, label fixes, then :func:`build_clip`."""
-    finder = FolderFinder(root, depth=3, prefer=layout.prefer)
+    # the frames also from the folder above the sheet's own, where that lies inside the root: a release keeps its
+    # sheet in part_A/annotation and its frames in part_A/data/part_A_split/part_A (CAS(ME)^3 as MEB unpacks it)
+    top = sheet.path.parent.parent
+    inside = Path(os.path.abspath(root)) in Path(os.path.abspath(top)).parents
+    finder = FolderFinder(root, depth=3, prefer=layout.prefer, also=[top] if inside else [])
     names = {k: v[1] for k, v in cols.items()}
     used = {j for j, _ in cols.values()}
     file = str(sheet.path)
@@ -762,9 +776,12 @@ def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layou
                 if alike:
                     return r.skip("missing_path", f"clip folder {subject}/{clip} is none of {len(alike)} folders that "
                                   f"differ from it only in case: {', '.join(map(str, alike))}", names["filename"])
-                where = finder.expected(layout.frames_dir, subject, clip)
-                where = where / layout.frames_subdir if layout.frames_subdir else where
-                return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
+                where = finder.expected(spellings, clip)
+                if where is not None:  # the subject's folder is there, the clip's is not
+                    return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
+                return r.skip("missing_path", f"no folder {' or '.join(map(repr, spellings))} holding a folder "
+                              f"{clip!r} (the release's {layout.frames_dir}/<subject>/<clip>) "
+                              f"{finder.searched()}", names["filename"])
             inner = found / layout.frames_subdir if layout.frames_subdir else found
             return inner if inner.is_dir() else found
 
