@@ -774,6 +774,37 @@ def _casme3_frames(folder: Path, onset: int, offset: int, ext: str = ".jpg", val
         cv2.imwrite(str(folder / f"{n}{ext}"), np.full((8, 8), value, np.uint8))
 
 
+def test_casme3_me_clip_release_one_folder_per_clip(tmp_path):
+    """The ME-clip release (rainkaze/MicroExpression audit_casme3.py, build_casme3_manifest.py --clip-root
+    data/raw/CAS(ME)^3/Part_A_ME_clip): annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx and one folder per clip,
+    Part_A_ME_clip/frame/<Subject>_<Filename>_<Onset>/<n>.jpg, with depth/ (named alike) and video/ beside frame/.
+    Every row was skipped as missing_path ("part_A/spNO.1/b/color does not exist")."""
+    from unimer_builder.sources._layout import write_xlsx
+
+    root = tmp_path / "CAS(ME)^3"
+    write_xlsx(root / "annotation" / casme3.SHEET_FILE, [("label", [CASME3_HEADER, *CASME3_ROWS]), ("Sheet1", [])])
+    for sub, stim, on, _, off, *_ in CASME3_ROWS:
+        _casme3_frames(root / "Part_A_ME_clip" / "frame" / f"{sub}_{stim}_{on}", on, off)
+        _casme3_frames(root / "Part_A_ME_clip" / "depth" / f"{sub}_{stim}_{on}", on, off, ".png", 0)
+    (root / "Part_A_ME_clip" / "video").mkdir()
+    (root / "Part_A_ME_clip" / "video" / "spNO.1_b_166.mp4").write_bytes(b"")
+    assert sources.detect_format(root) == "casme3"
+    for given in (root, tmp_path):  # the release's folder, or the one above it
+        got, skips = read_all(given, "casme3")
+        assert skips == [] and [c.clip_id for c in got] == ["casme3/spNO.1/b/166", "casme3/spNO.1/j/28",
+                                                             "casme3/spNO.1/j/102"]
+        assert [(c.onset, c.apex, c.offset, c.au_text, c.emotion) for c in got] == \
+            [(on, ap, off, au, emo) for _, _, on, ap, off, au, _, emo in CASME3_ROWS]
+        assert Path(got[0].frames[166]).relative_to(root).as_posix() == "Part_A_ME_clip/frame/spNO.1_b_166/166.jpg"
+        assert sorted(got[2].frames) == list(range(102, 114))  # its own folder's frames, not the depth maps
+    shutil.rmtree(root / "Part_A_ME_clip" / "frame" / "spNO.1_j_28")  # its depth maps are no frames
+    got, skips = read_all(root, "casme3")
+    (s,) = skips
+    assert s.reason == "missing_path" and s.clip_id == "casme3/spNO.1/j/28"
+    assert_names(s, root / "annotation" / casme3.SHEET_FILE, 3, "Filename")
+    assert "'spNO.1_j_28'" in s.message and f"in {root} and up to 3 folder levels below it" in s.message
+
+
 def test_casme3_as_meb_unpacks_it_from_the_folder_above_part_a(tmp_path):
     """CAS(ME)^3 as MEB unpacks it (tools/README: data/casme3/part_a/data/part_A_split/part_A/): the sheet in
     part_A/annotation, the frames in part_A/data/part_A_split/part_A/<Subject>/<Filename>/color. Given the folder above
@@ -797,8 +828,8 @@ def test_casme3_as_meb_unpacks_it_from_the_folder_above_part_a(tmp_path):
     (frames / "spNO.1").rename(frames / "spNO.2")  # no subject folder anywhere: where it was looked for, no guess
     _, skips = read_all(top, "casme3")
     assert [s.row for s in skips] == [2, 3, 4] and all(s.reason == "missing_path" for s in skips)
-    assert skips[0].message.endswith(f"no folder 'spNO.1' holding a folder 'b' (the release's part_A/<subject>/<clip>)"
-                                     f" in {top} and up to 3 folder levels below it, and "
+    assert skips[0].message.endswith(f"no folder 'spNO.1' holding a folder 'b' (the release's part_A/<subject>/<clip>),"
+                                     f" nor a folder 'spNO.1_b_166', in {top} and up to 3 folder levels below it, and "
                                      f"as deep below {top / 'part_A'}")
     assert str(top / "part_A" / "spNO.1") not in skips[0].message
 

@@ -184,18 +184,22 @@ def find_files(root: Path, pattern: re.Pattern[str], depth: int = 2) -> list[Pat
 
 
 class FolderFinder:
-    """Finds ``<base>/<subject folder>/<clip folder>`` under a root whose top levels vary between copies.
+    """Finds ``<base>/<subject folder>/<clip folder>``, or a clip's own folder (:meth:`find_named`), under a root
+    whose top levels vary between copies.
 
     The bases are the root and the folders up to ``depth`` below it, and as deep below each of ``also`` (folders
     inside the root: a release that keeps its sheet in ``part_A/annotation`` keeps its frames in
     ``part_A/data/part_A_split/part_A``, beyond ``depth`` from the folder above ``part_A``). ``prefer(path relative
-    to root)`` orders them (lower first), e.g. raw frames before official crops. Listings are cached, so each row costs a few stats.
+    to root)`` orders them (lower first), e.g. raw frames before official crops; ``None`` leaves a base out
+    (CAS(ME)^3's ``depth`` maps, named as its frames are). Listings are cached, so each row costs a few stats.
     """
 
     def __init__(self, root: Path, depth: int = 3, prefer=None, also: Sequence[Path] = ()):
         bases = list(dict.fromkeys(dirs_below(root, depth) + [d for top in also for d in dirs_below(top, depth)]))
         if prefer is not None:
-            bases = sorted(bases, key=lambda b: (prefer(b.relative_to(root)), len(b.relative_to(root).parts)))
+            ranked = [(prefer(b.relative_to(root)), b) for b in bases]
+            bases = [b for _, b in sorted(((r, b) for r, b in ranked if r is not None),
+                                          key=lambda rb: (rb[0], len(rb[1].relative_to(root).parts)))]
         self.root, self.depth, self.also, self.bases = root, depth, list(also), bases
         self._names: dict[Path, set[str]] = {}
 
@@ -225,6 +229,17 @@ class FolderFinder:
                     name = None if sub is None else self._named(base / sub, clip, exact)
                     if name is not None:
                         return base / sub / name
+        return None
+
+    def find_named(self, names: Sequence[str]) -> Path | None:
+        """A folder called one of ``names`` (in any case, as :meth:`find`) in a base: a clip's own folder, named
+        for its subject, clip and onset (CAS(ME)^3's ``Part_A_ME_clip/frame/spNO.1_b_166``)."""
+        for base in self.bases:
+            for exact in (True, False):
+                for n in names:
+                    name = self._named(base, n, exact)
+                    if name is not None:
+                        return base / name
         return None
 
     def ambiguous(self, subject_names: Sequence[str], clip: str) -> list[Path]:
@@ -716,11 +731,14 @@ class SheetLayout:
     # message saying why the cell is no subject.
     subject: Callable[[str | None], tuple[str, tuple[str, ...]] | str]
     clip_is: str = "the clip name"  # what the Filename cell names, for messages
-    prefer: Callable[[Path], int] | None = None  # order of the folders clip folders are looked for in
+    prefer: Callable[[Path], int | None] | None = None  # order of the bases clip folders are looked in (None: never)
     frames_subdir: str | None = None  # frames in <clip folder>/<this> when it exists (CAS(ME)^3: color)
     # One folder holds several clips (a stimulus video), told apart by onset: a clip keeps only its own
     # onset..offset frames and the folder is listed once.
     shared_folders: bool = False
+    # A clip's own folder, looked for where no <subject>/<clip> folder is: its name from the row's subject, clip
+    # and onset cells (CAS(ME)^3's ME-clip release, ``Part_A_ME_clip/frame/spNO.1_b_166``: "{subject}_{clip}_{onset}").
+    clip_folder: str | None = None
 
 
 def read_sheet(root: Path, layout: SheetLayout) -> Iterator[Clip | Skip]:
@@ -769,8 +787,11 @@ def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layou
             yield r.skip("bad_label", f"{layout.clip_is} is missing", names["filename"])
             continue
 
-        def folder(spellings=spellings, subject=subject, clip=clip, r=r):
-            found = finder.find(spellings, clip)
+        own = [] if layout.clip_folder is None else list(dict.fromkeys(
+            layout.clip_folder.format(subject=s, clip=clip, onset=text(cells["onset"])) for s in spellings))
+
+        def folder(spellings=spellings, subject=subject, clip=clip, r=r, own=own):
+            found = finder.find(spellings, clip) or (finder.find_named(own) if own else None)
             if found is None:
                 alike = finder.ambiguous(spellings, clip)
                 if alike:
@@ -779,8 +800,9 @@ def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layou
                 where = finder.expected(spellings, clip)
                 if where is not None:  # the subject's folder is there, the clip's is not
                     return r.skip("missing_path", f"clip folder {where} does not exist", names["filename"])
+                also = "".join(f" nor a folder {n!r}," for n in own)
                 return r.skip("missing_path", f"no folder {' or '.join(map(repr, spellings))} holding a folder "
-                              f"{clip!r} (the release's {layout.frames_dir}/<subject>/<clip>) "
+                              f"{clip!r} (the release's {layout.frames_dir}/<subject>/<clip>),{also} "
                               f"{finder.searched()}", names["filename"])
             inner = found / layout.frames_subdir if layout.frames_subdir else found
             return inner if inner.is_dir() else found

@@ -1,11 +1,14 @@
-"""CAS(ME)^3 Part A: ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` + ``part_A/spNO.1/b/color/175.jpg``.
+"""CAS(ME)^3 Part A: ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` + ``part_A/spNO.1/b/color/175.jpg``, or the
+ME-clip release's ``Part_A_ME_clip/frame/spNO.1_b_166/166.jpg`` (one folder per clip: subject_stimulus_onset).
 
 Layout facts (shared/research/databases-and-peers.md §1.4): data on sheet ``label``; columns
 ``Subject, Filename, Onset, Apex, Offset, AU, Objective class, emotion``; ``Subject`` like
 ``spNO.1``; ``Filename`` is a stimulus letter; many rows share (Subject, Filename) and are distinct
 clips of one stimulus video, told apart by onset (``Clip.clip_id`` adds it); frames are unpadded
 ``<n>.jpg`` under ``color/`` (``depth/`` beside it); ``Others``/``others`` casing both occur and are
-kept verbatim; frame drops happen. 30 fps.
+kept verbatim; frame drops happen. 30 fps. The ME-clip release (rainkaze/MicroExpression
+``scripts/analyze/audit_casme3.py``, ``build_casme3_manifest.py``) keeps the sheet in ``annotation/`` and each clip's
+frames in ``Part_A_ME_clip/frame/<Subject>_<Filename>_<Onset>/``, its depth maps in ``depth/`` beside ``frame/``.
 """
 
 from __future__ import annotations
@@ -46,10 +49,17 @@ def _subject(raw: str | None) -> tuple[str, tuple[str, ...]] | str:
     return (raw, (raw,)) if raw else "the subject is missing"
 
 
+def _prefer(base: Path) -> int | None:
+    """Never a folder of depth maps: the ME-clip release's ``depth/spNO.1_b_166/166.png`` are named as the
+    frames in ``frame/`` beside it (and sort before them)."""
+    return None if any(p.casefold() == "depth" for p in base.parts) else 0
+
+
 LAYOUT = c.SheetLayout(
     database=DATABASE, what="CAS(ME)^3", fps=FPS, find_sheet=find_sheet,
     described="cas(me)3_part_A_ME_label*.xlsx", sheet_name=SHEET_NAME, required=REQUIRED, frames_dir=FRAMES_DIR,
-    subject=_subject, clip_is="the stimulus (clip) name", frames_subdir="color", shared_folders=True)
+    subject=_subject, clip_is="the stimulus (clip) name", prefer=_prefer, frames_subdir="color",
+    shared_folders=True, clip_folder="{subject}_{clip}_{onset}")
 
 
 def read(root: Path) -> Iterator[Clip | Skip]:
