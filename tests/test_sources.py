@@ -15,7 +15,7 @@ import pytest
 from unimer_builder import sources
 from unimer_builder.errors import InputError, UnusableInput
 from unimer_builder.records import Clip, Skip, SynthClip
-from unimer_builder.sources import _common, casme2, casme3, fixes, manifest, samm, smic
+from unimer_builder.sources import _common, _layout, casme2, casme3, fixes, manifest, samm, smic
 from unimer_builder.sources.frames import FrameReader
 
 EMOTIONS = {
@@ -236,6 +236,54 @@ def test_the_label_sheet_given_itself_beside_or_under_another_name(tmp_path):
     assert inputs["frames"] == casme2.FRAMES_DIR
     assert notes == [f"the label sheet read is {renamed.name}; also present, not read: CASME2-coding-20140508.xlsx "
                      f"(give the sheet itself as the root to read another; its folder holds the frames)"]
+
+
+def test_a_database_sheet_under_another_name_is_told_by_its_columns_not_called_a_manifest_with_typos(tmp_path):
+    """HTNet commits CAS(ME)^3's sheet as cas(me)3_part_A_edited.csv (header below, real rows); given without
+    --format it was read as a manifest and the user told to rename "'Filename' (probably 'path'), 'AU' (probably
+    'aus')". CAS(ME)^3 Part C's CAS(ME)3_part_C_ME.xlsx (sub, count, au, onset, offset) was told to rename 'sub', and
+    with --format casme3 had "no column 'Filename'"."""
+    from unimer_builder.pipeline import read_input
+
+    header = ("Subject,Filename,Onset,Apex,Offset,AU,Objective class,emotion,label_for_7,label_for_3,imagename_apex,"
+              "imagename_onset,imagename_apex_offset")
+    rows = ["spNO.1,b,166,175,179,4,III,disgust,4,0,spNO.1/b/color/175.jpg,spNO.1/b/color/166.jpg,"
+            "spNO.1/b/color/179.jpg",
+            "spNO.10,k,735,737,743,L2,VII,surprise,2,2,spNO.10/k/color/737.jpg,spNO.10/k/color/735.jpg,"
+            "spNO.10/k/color/743.jpg"]
+    for row in rows:
+        sub, stim, on, _, off = row.split(",")[:5]
+        _casme3_frames(tmp_path / "part_A" / sub / stim / "color", int(on), int(off))
+    sheet = tmp_path / "cas(me)3_part_A_edited.csv"
+    sheet.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    told = re.escape(f"{sheet}: not a manifest but a CAS(ME)^3 label sheet by its columns (Subject, Filename, Onset, "
+                     f"Apex, Offset, AU, emotion): build it with --format casme3 (its folder holds the frames)")
+    for fmt in (None, "manifest"):
+        with pytest.raises(UnusableInput, match=f"^{told}$"):
+            read_input(sheet, fmt)
+    got, skips = read_all(sheet, "casme3")  # and with it, built
+    assert skips == [] and [c.clip_id for c in got] == ["casme3/spNO.1/b/166", "casme3/spNO.10/k/735"]
+    # CASME II and SAMM spell their columns alike: a renamed coding sheet names both
+    ids, coding = _casme2(tmp_path / "c2")
+    renamed = coding.rename(coding.with_name("labels.xlsx"))
+    with pytest.raises(UnusableInput, match="label sheet by its columns .*--format casme2 or --format samm"):
+        read_input(renamed)
+    # a manifest's own header is a manifest's, whatever else it holds
+    (tmp_path / "m.csv").write_text("path,Subject,Filename,Onset,Apex,Offset,AU,emotion\npart_A/spNO.1/b/color,"
+                                    "spNO.1,b,166,175,179,4,disgust\n")
+    with pytest.raises(UnusableInput, match=r"'AU' \(probably 'aus'\)"):
+        read_input(tmp_path / "m.csv")
+    # Part C, by its name or by its columns alone, with or without --format casme3, or in the folder given
+    part_c = tmp_path / "C" / "CAS(ME)3_part_C_ME.xlsx"
+    _layout.write_xlsx(part_c, [("Sheet1", [["sub", "count", "au", "onset", "offset"], [1, 1, "4,7", 100, 120]])])
+    shutil.copy(part_c, tmp_path / "part_c_copy.xlsx")
+    for given, fmt in ((part_c, None), (part_c, "casme3"), (part_c.parent, "casme3"),
+                       (tmp_path / "part_c_copy.xlsx", None)):
+        with pytest.raises(UnusableInput) as e:
+            read_input(given, fmt)
+        msg = str(e.value)
+        assert "Part C's label sheet (sub, count, au, onset, offset): Part C is not supported" in msg, (given, msg)
+        assert "Filename'" not in msg and "probably" not in msg
 
 
 def test_a_sentence_under_the_table_is_no_row(tmp_path):

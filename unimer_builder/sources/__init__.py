@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError, UnusableInput
 from ..records import Clip, Skip
-from . import casme2, casme3, manifest, samm, smic
+from . import _common, casme2, casme3, manifest, samm, smic
 from ._common import VIDEO_EXTS, Row, check_frames, find_files, list_frames, locate_sheet
 
 MODULES = {"casme2": casme2, "samm": samm, "smic": smic, "casme3": casme3, "manifest": manifest}
@@ -31,7 +31,42 @@ def _module(fmt: str):
 
 def read_clips(root: Path | str, fmt: str) -> Iterator[Clip | Skip]:
     """Clips and skips of the database at ``root`` in the sheet's row order (folders: natural sort)."""
-    return _module(fmt).read(Path(root))
+    if fmt != "manifest":
+        return _module(fmt).read(Path(root))
+    try:
+        return manifest.read(Path(root))
+    except UnusableInput:
+        table = manifest.find_manifest(Path(root)) if Path(root).exists() else None
+        sheet = None if table is None else database_sheet(table)
+        if sheet is None:
+            raise
+        raise UnusableInput(f"{table}: {sheet}") from None
+
+
+def database_sheet(table: Path) -> str | None:
+    """What to say of a table that fails as a manifest and is a database's label sheet by its columns: a copy
+    under another name (HTNet's ``cas(me)3_part_A_edited.csv``: Subject, Filename, Onset, ...) was told to rename
+    its columns "'Filename' (probably 'path')", CAS(ME)^3 Part C's to rename 'sub'. The database is the one whose
+    own spellings the header uses most (CASME II and SAMM spell theirs alike: both are named); a header with a
+    ``path`` column is a manifest's."""
+    if casme3.part_c_sheet(table) is not None:
+        return casme3.PART_C_UNREAD
+    norm = _common.norm_col
+    found: dict[str, tuple[int, str, list[str]]] = {}  # format -> (own spellings used, name, the columns it read)
+    for fmt, mod, what in (("casme2", casme2, "CASME II"), ("samm", samm, "SAMM"), ("casme3", casme3, "CAS(ME)^3")):
+        header = _common.table_header(table, mod.REQUIRED.values())
+        if header is None or "path" in map(norm, header):
+            continue
+        keys = set(map(norm, header))
+        cols = [next(h for h in header if norm(h) in set(map(norm, aliases))) for aliases in mod.REQUIRED.values()]
+        found[fmt] = (sum(norm(aliases[0]) in keys for aliases in mod.REQUIRED.values()), what, cols)
+    if not found:
+        return None
+    best = max(n for n, _, _ in found.values())
+    fmts = [f for f, (n, _, _) in found.items() if n == best]
+    return (f"not a manifest but a {' or '.join(found[f][1] for f in fmts)} label sheet by its columns "
+            f"({', '.join(found[fmts[0]][2])}): build it with {' or '.join(f'--format {f}' for f in fmts)} (its "
+            f"folder holds the frames)")
 
 
 def write_layout(root: Path | str, fmt: str, clips: list) -> list[str]:

@@ -450,6 +450,23 @@ def open_sheet(path: Path, sheet: str | None, header_has: str, search_rows: int 
     raise UnusableInput(f"{path}: sheet {name!r} has no column {header_has!r} in its first {search_rows} rows")
 
 
+def table_header(path: Path, columns: Iterable[Sequence[str]], search_rows: int = 25) -> list[str] | None:
+    """The header cells of the table ``path`` (its first sheet) where one of its first rows has a column of each
+    group of spellings (compared by :func:`norm_col`), else ``None`` (also for what is no readable sheet): what a
+    table is, told by its columns rather than its name."""
+    try:
+        _, rows = read_table(Path(path))
+    except UnusableInput:
+        return None
+    groups = [{norm_col(a) for a in g} for g in columns]
+    for _, values in rows[:search_rows]:
+        cells = [t for t in map(text, values) if t is not None]
+        keys = {norm_col(t) for t in cells}
+        if all(g & keys for g in groups):
+            return [str(t) for t in cells]
+    return None
+
+
 # --- rows -> clips --------------------------------------------------------------------------------
 
 def make_skip(clip_id: str, reason: str, message: str, file: str | Path = "", row: int | None = None,

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import UnusableInput
 from ..records import Clip, Skip, SynthClip, clip_id
 from . import _common as c
 from ._layout import write_frame, write_xlsx
@@ -28,6 +29,13 @@ SHEET_NAME = "label"
 FRAMES_DIR = "part_A"
 LETTERS = "abcdefghijklmnop"
 SHEET = re.compile(r"cas\(me\)\^?3_part_?A_ME_label.*\.(xlsx?|csv)$", re.IGNORECASE)
+# Part C (``CAS(ME)3_part_C_ME.xlsx``, columns sub, count, au, onset, offset; shared/research §1.4): no reader
+PART_C = re.compile(r"cas\(me\)\^?3_part_?C.*\.(xlsx?|csv)$", re.IGNORECASE)
+PART_C_COLUMNS = ("sub", "count", "au", "onset", "offset")
+PART_C_UNREAD = ("is CAS(ME)^3 Part C's label sheet (sub, count, au, onset, offset): Part C is not supported "
+                 "(its sheet gives no stimulus name, apex or emotion, and its frame folders are no layout the "
+                 "builder reads); --format casme3 reads Part A: cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx with "
+                 "part_A/<Subject>/<Filename>/color or Part_A_ME_clip/frame/<Subject>_<Filename>_<Onset>")
 
 REQUIRED = {
     "subject": ("Subject",),
@@ -62,8 +70,29 @@ LAYOUT = c.SheetLayout(
     shared_folders=True, clip_folder="{subject}_{clip}_{onset}")
 
 
+def part_c_sheet(root: Path) -> Path | None:
+    """Part C's label sheet: ``root`` itself where its name or its columns say so, else, where the folder holds no
+    Part A sheet (:func:`_common.locate_sheet`), the first in it or two levels below, by name."""
+    root = Path(root)
+    if root.is_file():
+        named = PART_C.search(root.name) or c.table_header(root, [(col,) for col in PART_C_COLUMNS]) is not None
+        return root if named else None
+    if not root.is_dir() or c.locate_sheet(root, find_sheet) is not None:
+        return None
+    found = c.find_files(root, PART_C, depth=2)
+    return found[0] if found else None
+
+
 def read(root: Path) -> Iterator[Clip | Skip]:
-    return c.read_sheet(root, LAYOUT)
+    """Part A's clips; a root that is, or holds instead, Part C's sheet is refused as such: it had "no column
+    'Filename'", or "no CAS(ME)^3 label sheet" in a folder holding one."""
+    try:
+        return c.read_sheet(root, LAYOUT)
+    except UnusableInput:
+        part_c = part_c_sheet(root)
+        if part_c is None:
+            raise
+        raise UnusableInput(f"{part_c}: {PART_C_UNREAD}") from None
 
 
 def stimulus(index: int) -> str:
