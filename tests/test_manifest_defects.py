@@ -473,3 +473,24 @@ def test_an_offset_not_given_is_written_as_an_apex_not_given_is(tmp_path, video)
                         "takes/single_face.avi,16,/,/,a\ntakes/single_face.avi,16,23,-,b\n")
     got, skips = _read(tmp_path)
     assert skips == [] and [(c.apex, c.offset) for c in got] == [(None, None), (23, None)]
+
+
+# --- a second trial -------------------------------------------------------------------------------
+
+def test_an_aus_cell_none_is_no_au_acting_as_in_a_sheet(tmp_path, video):
+    """``none`` left the AUs unlabelled (inferred from motion) while ``0``, ``-`` and ``n/a`` said no AU acted, and a
+    database's sheet reads ``none`` as no AU too; only an empty cell or ``NA`` labels nothing."""
+    cells = ["none", "None", " NONE ", "0", "-", "n/a", "", "NA", "12"]
+    _manifest(tmp_path, "path,onset,offset,aus,clip\n"
+                        + "".join(f"takes/single_face.avi,16,24,{a},c{k}\n" for k, a in enumerate(cells)))
+    got, skips = _read(tmp_path)
+    assert skips == []
+    assert [c.au_labelled for c in got] == [True] * 6 + [False, False, True]
+    assert all(c.aus.tokens == () and "label_notes" not in c.extra for c in got[:6])
+    assert got[0].au_text == "none" and got[6].au_text is None and got[7].au_text is None
+    pq_root = tmp_path / "pq"  # a parquet's missing value (None) is no label; the word is
+    _video(pq_root / "v.avi")
+    pd.DataFrame({"path": ["v.avi", "v.avi"], "onset": [16, 16], "offset": [24, 24], "aus": [None, "none"],
+                  "clip": ["x", "y"]}).to_parquet(pq_root / "manifest.parquet")
+    (x, y), _ = _read(pq_root)
+    assert not x.au_labelled and y.au_labelled

@@ -30,8 +30,8 @@ is a duplicate (the second row is skipped), as is a ``clip`` value given twice. 
 holding ``/`` or ``\\`` is refused (``s1`` + ``a/b`` and ``s1/a`` + ``b`` would be one id).
 
 AUs: :func:`facs.parse_aus` reads the ``aus`` cell as it reads a database's sheet (``6+12``, ``12 25``,
-``12.0``); ``0`` (FACS's neutral face), ``-`` or ``n/a`` label the clip with no AU acting, while a blank
-cell labels nothing (the AUs are then inferred from motion); text that is no AU code is listed in the
+``12.0``); ``0`` (FACS's neutral face), ``none``, ``-`` or ``n/a`` label the clip with no AU acting, while a blank
+cell (or ``NA``) labels nothing (the AUs are then inferred from motion); text that is no AU code is listed in the
 clip's label notes.
 
 An ``fps`` must be a finite number above 0 and at most :data:`MAX_FPS`; an ``apex`` on the onset frame carries
@@ -282,7 +282,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             yield marks
             continue
         onset, apex, offset = marks
-        au = c.parse_au_cell(r, rec.get("aus"), "aus") if not c.is_blank(rec.get("aus")) else (None, ParsedAUs())
+        au = c.parse_au_cell(r, rec.get("aus"), "aus") if _au_given(rec.get("aus")) else (None, ParsedAUs())
         if isinstance(au, Skip):
             yield au
             continue
@@ -332,6 +332,13 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             frames=frames, video=video, emotion=c.emotion_text(rec.get("emotion")), au_text=au_text, aus=aus,
             fps=fps, source_file=file, source_row=rownum, extra=extra,
         )
+
+
+def _au_given(raw: Any) -> bool:
+    """Whether the ``aus`` cell labels the clip: ``none`` says no AU acted, as in a database's sheet
+    (:func:`facs.parse_aus`), although :func:`_common.is_blank` reads it as blank (a subject or clip ``none``);
+    only an empty cell or a missing-value marker (``NA``, ``nan``) leaves the AUs to be inferred from motion."""
+    return not c.is_blank(raw) or (isinstance(raw, str) and raw.strip().lower() == "none")
 
 
 def _apex_on_onset(raw: Any, onset: int) -> bool:
