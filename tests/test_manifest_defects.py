@@ -494,3 +494,22 @@ def test_an_aus_cell_none_is_no_au_acting_as_in_a_sheet(tmp_path, video):
                   "clip": ["x", "y"]}).to_parquet(pq_root / "manifest.parquet")
     (x, y), _ = _read(pq_root)
     assert not x.au_labelled and y.au_labelled
+
+
+@pytest.mark.parametrize("lines, row", [
+    (["v.avi,10,20,30,6,12,happiness"], 2),  # every row one field more: pandas made the paths an index
+    (["v.avi,10,20,30,12,happiness", "v.avi,40,50,60,6,12,happiness"], 3),
+])
+def test_a_row_with_more_fields_than_the_header_names_file_row_and_counts(tmp_path, lines, row):
+    """An AU list ``6,12`` unquoted: the row read "row 2, field 'path': .../10 does not exist" (its first field an
+    index), or pandas' "Error tokenizing data"."""
+    _video(tmp_path / "v.avi")
+    m = _manifest(tmp_path, "path,onset,apex,offset,aus,emotion\n" + "\n".join(lines) + "\n")
+    with pytest.raises(UnusableInput) as e:
+        sources.read_clips(tmp_path, "manifest")
+    assert str(e.value).startswith(f"{m}: row {row} holds 7 fields where the header names 6 columns"), str(e.value)
+    assert "6+12" in str(e.value)
+    # empty fields past the header (an export's trailing separators) are no cells
+    _manifest(tmp_path, "path,onset,apex,offset\nv.avi,10,20,30,,\nv.avi,11,20,30\n")
+    got, skips = _read(tmp_path)
+    assert skips == [] and [c.onset for c in got] == [10, 11]

@@ -40,12 +40,14 @@ no timing: it is estimated from motion, and the clip's label notes say so.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import io
 import math
 import os
 import re
 import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,12 +148,33 @@ def _read_csv(path: Path) -> pd.DataFrame:
     (:func:`_common.separator`)."""
     text = c.decode_text(path, "manifest")
     sep = c.separator(text)
-    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
-                     skipinitialspace=True)
+    _check_field_counts(path, text, sep)
+    # index_col=False: pandas took the first column for an index where rows hold one field more than the header;
+    # what it drops then (its warning) is empty, as checked
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
+                         skipinitialspace=True, index_col=False)
     if sep != ",":  # a locale that separates by semicolons or tabs writes its frame rates with a decimal comma
         for col in [c for c in df.columns if str(c).strip().lower() == "fps"]:
             df[col] = df[col].str.replace(r"^\s*(\d+),(\d+)\s*$", r"\1.\2", regex=True)
     return df
+
+
+def _check_field_counts(path: Path, text: str, sep: str) -> None:
+    """``UnusableInput`` naming the first row that holds more fields than the header: a cell holding the separator
+    unquoted (an AU list ``6,12``) shifts the row's cells by a column, and pandas had read its first column as an
+    index (``row 2, field 'path': .../10 does not exist``). Empty fields past the header (an export's trailing
+    separators) are no cells."""
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
+    header = next(rows, [])
+    for rownum, fields in enumerate(rows, start=2):
+        if len(fields) > len(header) and any(f.strip() for f in fields[len(header):]):
+            what, au_list = {",": ("a comma", "6,12"), ";": ("a semicolon", "6;12")}.get(sep, ("a tab", "6,12"))
+            raise UnusableInput(
+                f"{path}: row {rownum} holds {len(fields)} fields where the header names {len(header)} columns: "
+                f"a cell holding {what} unquoted shifts the row's cells by a column (an AU list {au_list}: write "
+                f"6+12, or quote the cell)")
 
 
 def check_columns(path: Path, given: list[str]) -> None:
