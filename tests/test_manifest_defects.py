@@ -513,3 +513,11 @@ def test_a_row_with_more_fields_than_the_header_names_file_row_and_counts(tmp_pa
     _manifest(tmp_path, "path,onset,apex,offset\nv.avi,10,20,30,,\nv.avi,11,20,30\n")
     got, skips = _read(tmp_path)
     assert skips == [] and [c.onset for c in got] == [10, 11]
+
+
+def test_rows_after_a_blank_line_keep_the_numbers_a_spreadsheet_shows(tmp_path, video):
+    """pandas skipped the blank line: the row below it was named as the one above it (row 3 for row 4)."""
+    m = _manifest(tmp_path, "path,onset,offset\ntakes/single_face.avi,16,24\n\ntakes/gone.avi,16,24\n\n\n")
+    got, skips = _read(tmp_path)
+    assert [c.source_row for c in got] == [2]
+    _named(skips[0], m, 4, "path")

@@ -150,11 +150,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
     sep = c.separator(text)
     _check_field_counts(path, text, sep)
     # index_col=False: pandas took the first column for an index where rows hold one field more than the header;
-    # what it drops then (its warning) is empty, as checked
+    # what it drops then (its warning) is empty, as checked. A blank line stays a (blank) row, so that the rows
+    # after it keep the numbers a spreadsheet program shows.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pd.errors.ParserWarning)
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_MISSING,
-                         skipinitialspace=True, index_col=False)
+                         skipinitialspace=True, index_col=False, skip_blank_lines=False)
     if sep != ",":  # a locale that separates by semicolons or tabs writes its frame rates with a decimal comma
         for col in [c for c in df.columns if str(c).strip().lower() == "fps"]:
             df[col] = df[col].str.replace(r"^\s*(\d+),(\d+)\s*$", r"\1.\2", regex=True)
