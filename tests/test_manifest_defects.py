@@ -521,3 +521,37 @@ def test_rows_after_a_blank_line_keep_the_numbers_a_spreadsheet_shows(tmp_path, 
     got, skips = _read(tmp_path)
     assert [c.source_row for c in got] == [2]
     _named(skips[0], m, 4, "path")
+
+
+def test_an_emotion_that_is_no_known_word_is_noted_and_a_number_refused(tmp_path, video):
+    """``hapiness`` became a class of its own without a word; ``12`` (a row shifted by a column: ``6,12`` unquoted in
+    its ``aus`` cell under a header with a ``subject``) built as emotion 12 of subject ``happiness``."""
+    m = _manifest(tmp_path, "path,onset,offset,aus,emotion,subject,clip\n"
+                            "takes/single_face.avi,16,24,12,hapiness,s1,a\n"
+                            "takes/single_face.avi,16,24,12,Neutral,s1,b\n"
+                            "takes/single_face.avi,16,24,12,Angry,s1,c\n"  # known words: no note
+                            "takes/single_face.avi,16,24,12,?,s1,d\n"
+                            "takes/single_face.avi,16,24,6,12,happiness\n"
+                            "takes/single_face.avi,16,24,6,12.5,s1,f\n"
+                            "takes/single_face.avi,16,24,6,AU12,s1,g\n"
+                            "takes/single_face.avi,16,24,6,6+12,s1,h\n")
+    got, skips = _read(tmp_path)
+    typo, neutral, angry, unknown = got
+    assert typo.emotion == "hapiness" and typo.extra["label_notes"] == [
+        f"{m}, row 2, field 'emotion': 'hapiness' is no emotion word the builder knows, so it is a class of its own "
+        f"(did you mean 'happiness'?)"]
+    assert "row 3, field 'emotion': 'Neutral' is no emotion word" in neutral.extra["label_notes"][0]
+    assert "did you mean" not in neutral.extra["label_notes"][0]
+    assert "label_notes" not in angry.extra and "label_notes" not in unknown.extra
+    assert [(s.reason, s.row) for s in skips] == [("bad_label", n) for n in (6, 7, 8, 9)]
+    for s in skips:
+        _named(s, m, s.row, "emotion")
+        assert "shifted by a column" in s.message
+    assert "'12' is a number" in skips[0].message and "'AU12' is an AU code" in skips[2].message
+    # a number in a parquet's emotion column too
+    pq_root = tmp_path / "pq"
+    _video(pq_root / "v.avi")
+    pd.DataFrame({"path": ["v.avi"], "onset": [16], "offset": [24], "emotion": [12.0]}).to_parquet(
+        pq_root / "manifest.parquet")
+    got, (skip,) = _read(pq_root)
+    assert got == [] and "'12' is a number" in skip.message

@@ -12,6 +12,7 @@ CAS(ME)^3 3-class as in wangzhifengharrison/HTNet (see ``shared/research/databas
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import re
 from collections.abc import Iterable
@@ -68,6 +69,16 @@ def canonical(label: object) -> str | None:
     if s in ("", "nan", "none") or s in NO_EMOTION:
         return None
     return _CANONICAL.get(s, s)
+
+
+def nearest_emotion(label: object) -> str | None:
+    """The canonical emotion of the word :func:`canonical` reads that is closest in spelling to ``label``
+    (``hapiness``: ``happiness``, ``angy``: ``anger``), or ``None`` where none is close
+    (:func:`difflib.get_close_matches`, cutoff 0.8), for a note on a label that is no known word: kept as it is, it
+    is a class of its own."""
+    s = " ".join(str(label).strip().lower().split())
+    close = difflib.get_close_matches(s, list(_CANONICAL), n=1, cutoff=0.8)
+    return _CANONICAL[close[0]] if close else None
 
 
 def composite(database: str, label: object) -> str | None:

@@ -56,7 +56,9 @@ from typing import Any
 import cv2
 import pandas as pd
 
+from .. import labels
 from ..errors import UnusableInput
+from ..facs import parse_aus
 from ..records import Clip, ParsedAUs, Skip, SynthClip, clip_id
 from . import _common as c
 from ._layout import write_frame
@@ -311,6 +313,13 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             yield au
             continue
         au_text, aus = au
+        emotion = c.emotion_text(rec.get("emotion"))
+        not_word = _not_a_word(emotion)
+        if not_word:
+            yield r.skip("bad_label", f"emotion {emotion!r} is {not_word}, no emotion: the row's cells are probably "
+                                      f"shifted by a column (a cell holding the separator unquoted, or one left out); "
+                                      f"write the emotion as a word", "emotion")
+            continue
         fps = None
         if not c.is_blank(rec.get("fps")):
             try:
@@ -346,16 +355,39 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         extra = {k: c.text(v) for k, v in rec.items() if k not in COLUMNS and not c.is_blank(v)}
         if defaulted:
             extra["offset_defaulted"] = True
-        notes = c.unparsed_note("aus", au_text, aus) + c.ignored_note(frames)
+        notes = c.unparsed_note("aus", au_text, aus) + _emotion_note(r, emotion) + c.ignored_note(frames)
         if apex is None and _apex_on_onset(rec.get("apex"), onset):
             notes.insert(0, f"apex {onset} is the onset frame ({onset}): the apex is estimated from motion")
         if notes:
             extra["label_notes"] = notes
         yield Clip(
             database=DATABASE, subject=subject, clip=clip, onset=onset, apex=apex, offset=offset,
-            frames=frames, video=video, emotion=c.emotion_text(rec.get("emotion")), au_text=au_text, aus=aus,
+            frames=frames, video=video, emotion=emotion, au_text=au_text, aus=aus,
             fps=fps, source_file=file, source_row=rownum, extra=extra,
         )
+
+
+def _not_a_word(emotion: str | None) -> str | None:
+    """What an emotion cell holds where it is a number or an AU code (``12``, ``AU12``, ``6+12``) rather than a
+    word: a row's cells shifted by a column (``6,12`` unquoted in the ``aus`` cell) had built as emotion ``12``,
+    the subject ``happiness``."""
+    if emotion is None:
+        return None
+    if re.fullmatch(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)", emotion):
+        return "a number"
+    aus = parse_aus(emotion)
+    return "an AU code" if (aus.tokens and not aus.unparsed) or aus.unknown else None
+
+
+def _emotion_note(r: c.Row, emotion: str | None) -> list[str]:
+    """A label note for an emotion that is no word :func:`labels.canonical` reads (``hapiness``): it stays a class of
+    its own, and its answers say it; the note names the closest known word where one is close."""
+    if emotion is None or labels.canonical(emotion) in labels.EMOTIONS:
+        return []
+    near = labels.nearest_emotion(emotion)
+    hint = f"did you mean {near!r}?" if near else f"the words it knows: {', '.join(labels.EMOTIONS)}"
+    return [f"{r.file}, row {r.row}, field 'emotion': {emotion!r} is no emotion word the builder knows, so it is a "
+            f"class of its own ({hint})"]
 
 
 def _au_given(raw: Any) -> bool:
