@@ -555,3 +555,23 @@ def test_an_emotion_that_is_no_known_word_is_noted_and_a_number_refused(tmp_path
         pq_root / "manifest.parquet")
     got, (skip,) = _read(pq_root)
     assert got == [] and "'12' is a number" in skip.message
+
+
+def test_names_in_either_unicode_normal_form_are_one_subject(tmp_path):
+    """A subject typed in the manifest (NFC) and the same name read from a folder copied from macOS (NFD) were two
+    subjects that print alike (``manifest/Sujet é/take 1`` twice); a clip named after an NFD file too."""
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(f, "Sujet é") for f in ("NFC", "NFD"))
+    take = unicodedata.normalize("NFD", "prise é")
+    _video(tmp_path / nfd / f"{take}.avi")
+    _manifest(tmp_path, "path,onset,offset,subject,clip\n"
+                        f"{nfc}/{take}.avi,10,20,{nfc},\n"
+                        f"{nfc}/{take}.avi,16,24,,\n"
+                        f"{nfd}/{take}.avi,5,9,{nfd},{nfd}\n")
+    got, skips = _read(tmp_path)
+    assert skips == [] and {c.subject for c in got} == {nfc}
+    take = unicodedata.normalize("NFC", take)
+    assert [c.clip_id for c in got] == [f"manifest/{nfc}/{take}_10", f"manifest/{nfc}/{take}_16",
+                                        f"manifest/{nfc}/{nfc}"]
+    assert all(c.clip_id == unicodedata.normalize("NFC", c.clip_id) for c in got)

@@ -233,16 +233,23 @@ def _on_disk(target: Path) -> Path:
     return target
 
 
+def _nfc(name: str) -> str:
+    """A name in Unicode's composed form (NFC): a subject typed in the manifest and the same name read from a
+    folder copied from macOS (decomposed, NFD) print alike and must be one subject, not two."""
+    return unicodedata.normalize("NFC", name)
+
+
 def _names(base: Path, rec: dict[str, Any]) -> tuple[Path | None, str, str, bool]:
-    """The row's target (``None``: no path), subject, clip name, and whether that clip name is the default."""
+    """The row's target (``None``: no path), subject, clip name (both NFC, :func:`_nfc`), and whether that clip
+    name is the default."""
     raw_path = c.text(rec.get("path"))
     target = None if raw_path is None else _on_disk(Path(raw_path) if Path(raw_path).is_absolute()
                                                      else base / raw_path)
-    subject = c.text(rec.get("subject")) or (target.parent.name if target else "")
+    subject = _nfc(c.text(rec.get("subject")) or (target.parent.name if target else ""))
     clip = c.text(rec.get("clip"))
     if clip:
-        return target, subject, clip, False
-    return target, subject, (target.name if target.is_dir() else target.stem) if target else "", True
+        return target, subject, _nfc(clip), False
+    return target, subject, _nfc((target.name if target.is_dir() else target.stem) if target else ""), True
 
 
 def _onset_text(v: Any) -> str:
