@@ -575,3 +575,29 @@ def test_names_in_either_unicode_normal_form_are_one_subject(tmp_path):
     assert [c.clip_id for c in got] == [f"manifest/{nfc}/{take}_10", f"manifest/{nfc}/{take}_16",
                                         f"manifest/{nfc}/{nfc}"]
     assert all(c.clip_id == unicodedata.normalize("NFC", c.clip_id) for c in got)
+
+
+def test_files_of_one_name_in_folders_of_one_name_are_different_clips(tmp_path):
+    """``day1/s01/smile.avi`` and ``day2/s01/smile.avi``, one window each: one id, the second row skipped as
+    "repeats row 2" although it names another video. Each default name gets the folders that tell them apart."""
+    for rel in ("day1/s01/smile.avi", "day2/s01/smile.avi", "s02/smile.avi", "s02/smile.mp4", "s03/smile.avi"):
+        _video(tmp_path / rel)
+    (tmp_path / "again").symlink_to(tmp_path / "day1")  # the same video by another path
+    m = _manifest(tmp_path, "path,onset,offset,clip\n"
+                            "day1/s01/smile.avi,0,20,\n"
+                            "day2/s01/smile.avi,0,20,\n"
+                            "day1/s01/smile.avi,10,30,\n"
+                            "again/s01/smile.avi,10,30,\n"  # one window listed twice: a repeat
+                            "s02/smile.avi,0,20,\n"
+                            "s02/smile.mp4,0,20,\n"  # names that differ in their extension only
+                            "s03/smile.avi,0,20,\n"  # no collision: the id as before
+                            "day1/s01/smile.avi,0,20,x\n"
+                            "day2/s01/smile.avi,0,20,x\n")  # a clip named twice for two videos
+    got, skips = _read(tmp_path)
+    assert [c.clip_id for c in got] == ["manifest/s01/day1_smile_0", "manifest/s01/day2_smile",
+                                        "manifest/s01/day1_smile_10", "manifest/s02/smile.avi",
+                                        "manifest/s02/smile.mp4", "manifest/s03/smile", "manifest/s01/x"]
+    assert [(s.reason, s.row, s.field) for s in skips] == [("duplicate_clip", 5, ""), ("duplicate_clip", 10, "clip")]
+    assert "repeats row 4" in skips[0].message
+    assert "repeats" not in skips[1].message and f"also the id of row 9 of {m}" in skips[1].message
+    assert all(str(tmp_path / d / "s01" / "smile.avi") in skips[1].message for d in ("day1", "day2"))

@@ -576,12 +576,28 @@ def unparsed_note(field: str, au_text: str | None, aus: ParsedAUs) -> list[str]:
     return [f"{field} {au_text!r}: {', '.join(repr(u) for u in aus.unparsed)} {verb} ({what})"]
 
 
+def media(clip: Clip) -> str | None:
+    """The real path of the video or frame folder a clip is cut from."""
+    if clip.video:
+        return os.path.realpath(clip.video)
+    first = next(iter(clip.frames.values()), None)
+    return os.path.realpath(os.path.dirname(first)) if first else None
+
+
 def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
-    """Pass clips through once; a second clip with the same id becomes a Skip naming both rows."""
+    """Pass clips through once; a second clip with the same id becomes a Skip naming both rows. Manifest rows that
+    name different videos or folders are no repeats of each other (a ``clip`` given twice): the message says so."""
     seen: dict[str, Clip] = {}
     for it in items:
         if isinstance(it, Clip):
             first = seen.get(it.clip_id)
+            if first is not None and it.database == "manifest" and media(it) != media(first):
+                yield make_skip(it.clip_id, "duplicate_clip",
+                                f"clip {it.clip_id} is also the id of row {first.source_row} of {first.source_file}, "
+                                f"which names another {'video' if first.video else 'folder'} ({media(first)}; this "
+                                f"row: {media(it)}): give each its own name in a 'clip' column",
+                                it.source_file, it.source_row, "clip")
+                continue
             if first is not None:
                 why = f"clip {it.clip_id} repeats row {first.source_row} of {first.source_file}"
                 # a new user's two windows of one video from the same onset, named alike: not a repeat at all

@@ -23,10 +23,12 @@ probably means: read as a note, it would lose its label without a word (the apex
 defaulted, the AUs unlabelled). A near miss of a column the header also has (``offset_ms`` beside ``offset``)
 is the user's own.
 
-Ids: ``manifest/<subject>/<clip>``. Where the default clip name (the file or folder name) would give rows of
-different onsets one id (windows of one video), each of those rows' clip name gets ``_<onset>``
-(``single_face_16``, ``single_face_24``); a video with one window keeps its name, and one window listed twice
-is a duplicate (the second row is skipped), as is a ``clip`` value given twice. A ``subject`` or ``clip``
+Ids: ``manifest/<subject>/<clip>``, names in Unicode's composed form (NFC). Where the default clip name (the
+file or folder name) would give different files or folders one id (``day1/s01/smile.mp4``,
+``day2/s01/smile.mp4``), each gets the folders that tell them apart (``day1_smile``, ``day2_smile``); where it
+would give rows of different onsets one id (windows of one video), each of those rows' clip name gets
+``_<onset>`` (``single_face_16``, ``single_face_24``); a video with one window keeps its name, and one window
+listed twice is a duplicate (the second row is skipped), as is a ``clip`` value given twice. A ``subject`` or ``clip``
 holding ``/`` or ``\\`` is refused (``s1`` + ``a/b`` and ``s1/a`` + ``b`` would be one id).
 
 AUs: :func:`facs.parse_aus` reads the ``aus`` cell as it reads a database's sheet (``6+12``, ``12 25``,
@@ -275,12 +277,45 @@ def _not_found(target: Path, base: Path, manifest: Path) -> str:
             f"given; {there}, beside the file the manifest links to, does)")
 
 
+def _apart(rows: list[tuple]) -> list[tuple]:
+    """``rows`` (row, record, target, subject, clip, clip defaulted) with the default clip names that rows naming
+    different files or folders would share told apart (:func:`_told_apart`): ``day1/s01/smile.mp4`` and
+    ``day2/s01/smile.mp4`` were one id, the second skipped as a repeat of the first. Other names stay."""
+    real = [os.path.realpath(t) if d and t is not None else None for _, _, t, _, _, d in rows]
+    media: dict[str, dict[str, Path]] = {}  # default id -> real path -> the path as given
+    for (_, _, target, subject, clip, _), r in zip(rows, real, strict=True):
+        if r is not None:
+            media.setdefault(clip_id(DATABASE, subject, clip), {}).setdefault(r, target)
+    named = {(cid, r): name for cid, group in media.items() if len(group) > 1
+             for r, name in _told_apart(group).items()}
+    return [(n, rec, t, s, named.get((clip_id(DATABASE, s, clip), r), clip), d)
+            for (n, rec, t, s, clip, d), r in zip(rows, real, strict=True)]
+
+
+def _told_apart(group: dict[str, Path]) -> dict[str, str]:
+    """Clip names for the files or folders (real path -> path as given) one default clip name would name: the
+    name, after the nearest folders of their paths that tell them apart past those they share (``day1_smile``,
+    ``day2_smile``), with its extension where the names differ in it (``smile.mp4``, ``smile.avi``)."""
+    paths = {r: Path(os.path.normpath(p)) for r, p in group.items()}
+    whole = len({p.name for p in paths.values()}) > 1
+    stems = {r: _nfc(p.name if whole or p.is_dir() else p.stem) for r, p in paths.items()}
+    ups = {r: [_nfc(part) for part in reversed(p.parent.parts)] for r, p in paths.items()}  # nearest first
+    shared = 0
+    while all(len(u) > shared and u[shared] == next(iter(ups.values()))[shared] for u in ups.values()):
+        shared += 1
+    for k in range(shared, max(map(len, ups.values())) + 1):
+        keys = {r: (tuple(u[shared:k]), stems[r]) for r, u in ups.items()}
+        if len(set(keys.values())) == len(keys):
+            return {r: "_".join([*reversed(folders), stem]) for r, (folders, stem) in keys.items()}
+    return stems  # unreachable: real paths that differ differ in a folder or a name
+
+
 def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
     base = Path(os.path.abspath(path)).parent  # not resolved: a linked manifest's paths are the link's
     file = str(path)
     names = {k: k for k in COLUMNS}
-    rows = [(i + 2, rec, *_names(base, rec)) for i, rec in enumerate(records)  # row 1 is the header
-            if not all(c.is_blank(v) for v in rec.values())]
+    rows = _apart([(i + 2, rec, *_names(base, rec)) for i, rec in enumerate(records)  # row 1 is the header
+                   if not all(c.is_blank(v) for v in rec.values())])
     # A default clip name that rows of different onsets would share (windows of one video): each gets its
     # onset. Rows of one onset are one window listed twice, a duplicate under the plain name.
     onsets: dict[str, set[str]] = {}
