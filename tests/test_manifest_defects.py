@@ -9,6 +9,10 @@
 6. a manifest whose every window failed as it was measured (a video window past its end, no face) wrote an
    empty dataset with a card and exited 1, where the same window of a frame folder stops the build (exit 2,
    nothing written).
+
+A second trial: an ``aus`` cell ``none`` left the AUs unlabelled; an emotion ``hapiness`` or ``12`` (a row shifted by
+a column) passed unremarked; a row holding a field more than the header made its path an index; two ``smile.mp4``
+under same-named folders were one id; a subject in NFC and a folder in NFD were two subjects.
 """
 
 from __future__ import annotations

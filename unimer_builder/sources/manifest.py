@@ -37,7 +37,9 @@ cell (or ``NA``) labels nothing (the AUs are then inferred from motion); text th
 clip's label notes.
 
 An ``fps`` must be a finite number above 0 and at most :data:`MAX_FPS`; an ``apex`` on the onset frame carries
-no timing: it is estimated from motion, and the clip's label notes say so.
+no timing: it is estimated from motion, and the clip's label notes say so. An ``emotion`` that is no word
+:func:`labels.canonical` knows stays a class of its own, with a label note naming the closest known word; a number
+or AU code there (a row shifted by a column) is refused, as is a CSV row holding more fields than the header.
 """
 
 from __future__ import annotations
