@@ -527,7 +527,7 @@ def test_rows_after_a_blank_line_keep_the_numbers_a_spreadsheet_shows(tmp_path, 
     _named(skips[0], m, 4, "path")
 
 
-def test_an_emotion_that_is_no_known_word_is_noted_and_a_number_refused(tmp_path, video):
+def test_an_emotion_that_is_no_known_word_is_noted_and_a_shifted_row_refused(tmp_path, video):
     """``hapiness`` became a class of its own without a word; ``12`` (a row shifted by a column: ``6,12`` unquoted in
     its ``aus`` cell under a header with a ``subject``) built as emotion 12 of subject ``happiness``."""
     m = _manifest(tmp_path, "path,onset,offset,aus,emotion,subject,clip\n"
@@ -540,25 +540,29 @@ def test_an_emotion_that_is_no_known_word_is_noted_and_a_number_refused(tmp_path
                             "takes/single_face.avi,16,24,6,AU12,s1,g\n"
                             "takes/single_face.avi,16,24,6,6+12,s1,h\n")
     got, skips = _read(tmp_path)
-    typo, neutral, angry, unknown = got
+    typo, neutral, angry, unknown, number, code, codes = got
     assert typo.emotion == "hapiness" and typo.extra["label_notes"] == [
         f"{m}, row 2, field 'emotion': 'hapiness' is no emotion word the builder knows, so it is a class of its own "
         f"(did you mean 'happiness'?)"]
     assert "row 3, field 'emotion': 'Neutral' is no emotion word" in neutral.extra["label_notes"][0]
     assert "did you mean" not in neutral.extra["label_notes"][0]
     assert "label_notes" not in angry.extra and "label_notes" not in unknown.extra
-    assert [(s.reason, s.row) for s in skips] == [("bad_label", n) for n in (6, 7, 8, 9)]
-    for s in skips:
-        _named(s, m, s.row, "emotion")
-        assert "shifted by a column" in s.message
-    assert "'12' is a number" in skips[0].message and "'AU12' is an AU code" in skips[2].message
-    # a number in a parquet's emotion column too
+    # the shifted row, whose subject cell holds the emotion word, is refused
+    (skip,) = skips
+    _named(skip, m, 6, "emotion")
+    assert skip.reason == "bad_label" and "'12' is a number while the row's 'subject' cell holds the emotion word " \
+        "'happiness'" in skip.message and "shifted by a column" in skip.message
+    # a number or an AU code with no emotion word beside it (classes coded by number, columns swapped) is noted
+    assert "row 7, field 'emotion': '12.5' is a number, a class of its own" in number.extra["label_notes"][0]
+    assert "'AU12' is an AU code" in code.extra["label_notes"][0] and "swapped" in code.extra["label_notes"][0]
+    assert "'6+12' is an AU code" in codes.extra["label_notes"][0]
+    # a number in a parquet's emotion column, a subject's beside it
     pq_root = tmp_path / "pq"
     _video(pq_root / "v.avi")
-    pd.DataFrame({"path": ["v.avi"], "onset": [16], "offset": [24], "emotion": [12.0]}).to_parquet(
+    pd.DataFrame({"path": ["v.avi"], "onset": [16], "offset": [24], "emotion": [12.0], "subject": ["sad"]}).to_parquet(
         pq_root / "manifest.parquet")
     got, (skip,) = _read(pq_root)
-    assert got == [] and "'12' is a number" in skip.message
+    assert got == [] and "'12' is a number while the row's 'subject' cell" in skip.message
 
 
 def test_names_in_either_unicode_normal_form_are_one_subject(tmp_path):

@@ -359,10 +359,12 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         au_text, aus = au
         emotion = c.emotion_text(rec.get("emotion"))
         not_word = _not_a_word(emotion)
-        if not_word:
-            yield r.skip("bad_label", f"emotion {emotion!r} is {not_word}, no emotion: the row's cells are probably "
-                                      f"shifted by a column (a cell holding the separator unquoted, or one left out); "
-                                      f"write the emotion as a word", "emotion")
+        moved_to = next((k for k, v in rec.items() if k != "emotion" and not c.is_blank(v)
+                         and labels.canonical(c.text(v)) in labels.EMOTIONS), None) if not_word else None
+        if moved_to:
+            yield r.skip("bad_label", f"emotion {emotion!r} is {not_word} while the row's {moved_to!r} cell holds the "
+                                      f"emotion word {c.text(rec[moved_to])!r}: the row's cells are shifted by a column "
+                                      f"(a cell holding the separator unquoted, or one left out)", "emotion")
             continue
         fps = None
         if not c.is_blank(rec.get("fps")):
@@ -425,9 +427,16 @@ def _not_a_word(emotion: str | None) -> str | None:
 
 def _emotion_note(r: c.Row, emotion: str | None) -> list[str]:
     """A label note for an emotion that is no word :func:`labels.canonical` reads (``hapiness``): it stays a class of
-    its own, and its answers say it; the note names the closest known word where one is close."""
+    its own, and its answers say it; the note names the closest known word where one is close. A number or an AU
+    code (a manifest coding its classes by number, or its emotion and AU columns swapped) is noted as such; where
+    the row's other cells hold an emotion word, :func:`_rows` refuses it as shifted instead."""
     if emotion is None or labels.canonical(emotion) in labels.EMOTIONS:
         return []
+    not_word = _not_a_word(emotion)
+    if not_word:
+        return [f"{r.file}, row {r.row}, field 'emotion': {emotion!r} is {not_word}, a class of its own, and the "
+                f"answers say it as it is: write the class's word (or check that the emotion and AU columns are not "
+                f"swapped)"]
     near = labels.nearest_emotion(emotion)
     hint = f"did you mean {near!r}?" if near else f"the words it knows: {', '.join(labels.EMOTIONS)}"
     return [f"{r.file}, row {r.row}, field 'emotion': {emotion!r} is no emotion word the builder knows, so it is a "
