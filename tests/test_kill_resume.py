@@ -63,3 +63,32 @@ def test_a_ctrl_c_reaches_the_build_not_its_workers():
     finally:
         pool.shutdown()
         signal.signal(signal.SIGINT, runner)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_terminate_signal_ends_the_build_as_ctrl_c_does(tmp_path, sig):
+    """SIGTERM (a batch scheduler's time limit, `timeout`) or SIGHUP (a closed terminal) killed the build without a
+    word, its workers' semaphores leaked; now the build ends as on Ctrl-C: a line saying how to resume, exit 128 +
+    the signal, and the same command finishes the build."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = synthesize(tmp_path / "src", "casme2", clips=3, subjects=1, seed=5, frames=8)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "unimer_builder.cli", "build", str(root), "--out", str(out), "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / ".parts").is_dir() and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.1)
+    assert p.poll() is None, p.communicate()[0]  # still building
+    p.send_signal(getattr(signal, sig))
+    said = p.communicate(timeout=120)[0]
+    assert p.returncode == 128 + getattr(signal, sig), said
+    assert f"interrupted by {sig}" in " ".join(said.split()) and "run the same command again" in said
+    assert "leaked" not in said and "Traceback" not in said
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -9,7 +9,10 @@ one line naming the path and the cause, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import webbrowser
 from dataclasses import replace
 from pathlib import Path
@@ -201,6 +204,28 @@ def _stop(bar: Progress) -> None:
         bar.stop()
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt(stopped_by: list[int]):
+    """SIGTERM and SIGHUP (a batch scheduler's time limit, `timeout`, a closed terminal) end the build as Ctrl-C
+    does: its workers ended, the clips done kept, a line saying how to resume, exit 128 + the signal. They killed
+    the process outright, with no word and the workers' semaphores leaked. Main thread only (where Python can set
+    handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        stopped_by.append(signum)
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers: int, limit: int | None,
                keep_parts: bool, images: bool = True, executor: str = "local", ray_address: str | None = None) -> dict:
     """:func:`pipeline.build` with a progress bar; the summary table after; input errors as one line."""
@@ -217,9 +242,11 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
         note = f"[yellow]skipped {outcome.clip_id}: {outcome.reason}" if isinstance(outcome, Skip) else outcome.clip_id
         bar.update(task, advance=1, note=note)
 
+    stopped_by: list[int] = []
     try:
-        report = pipeline.build(root, out, cfg, fmt, workers, limit, keep_parts=keep_parts, images=images,
-                                progress=progress, executor=executor, ray_address=ray_address)
+        with _terminate_as_interrupt(stopped_by):
+            report = pipeline.build(root, out, cfg, fmt, workers, limit, keep_parts=keep_parts, images=images,
+                                    progress=progress, executor=executor, ray_address=ray_address)
     except UnusableInput as e:
         _stop(bar)
         for s in e.skipped[:20]:
@@ -233,8 +260,9 @@ def _run_build(root: Path, out: Path, cfg: BuildConfig, fmt: str | None, workers
         _fail(str(e), 3)
     except KeyboardInterrupt:
         _stop(bar)
-        _fail(f"interrupted; the clips done so far are kept in {out / '.parts'}: run the same command again to "
-              f"resume", 130)
+        how = f" by {signal.Signals(stopped_by[0]).name}" if stopped_by else ""
+        _fail(f"interrupted{how}; the clips done so far are kept in {out / '.parts'}: run the same command again to "
+              f"resume", 128 + (stopped_by[0] if stopped_by else signal.SIGINT))
     finally:
         _stop(bar)
     if report.get("up_to_date"):
