@@ -609,3 +609,16 @@ def test_files_of_one_name_in_folders_of_one_name_are_different_clips(tmp_path):
     assert "repeats row 4" in skips[0].message
     assert "repeats" not in skips[1].message and f"also the id of row 9 of {m}" in skips[1].message
     assert all(str(tmp_path / d / "s01" / "smile.avi") in skips[1].message for d in ("day1", "day2"))
+
+
+def test_aus_joined_by_a_slash_are_noted_as_one_or_the_other(tmp_path, video):
+    """``12/25`` is SAMM's "12 or 25": in a manifest it was read so without a word, and only one AU was judged."""
+    _manifest(tmp_path, "path,onset,offset,aus,clip\n"
+                        "takes/single_face.avi,16,24,6+12/25,a\n"
+                        "takes/single_face.avi,16,24,R12/L12,b\n"
+                        "takes/single_face.avi,16,24,6+12,c\n")
+    (either, sides, both), skips = _read(tmp_path)
+    assert skips == []
+    assert either.extra["label_notes"] == ["aus '6+12/25': '12/25' is read as one AU or the other (SAMM's notation), "
+                                           "judged by whichever the motion supports; write 12+25 where both acted"]
+    assert "label_notes" not in sides.extra and "label_notes" not in both.extra  # one AU either side: no choice

@@ -401,7 +401,8 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         extra = {k: c.text(v) for k, v in rec.items() if k not in COLUMNS and not c.is_blank(v)}
         if defaulted:
             extra["offset_defaulted"] = True
-        notes = c.unparsed_note("aus", au_text, aus) + _emotion_note(r, emotion) + c.ignored_note(frames)
+        notes = (c.unparsed_note("aus", au_text, aus) + _slash_note(au_text, aus) + _emotion_note(r, emotion)
+                 + c.ignored_note(frames))
         if apex is None and _apex_on_onset(rec.get("apex"), onset):
             notes.insert(0, f"apex {onset} is the onset frame ({onset}): the apex is estimated from motion")
         if notes:
@@ -423,6 +424,16 @@ def _not_a_word(emotion: str | None) -> str | None:
         return "a number"
     aus = parse_aus(emotion)
     return "an AU code" if (aus.tokens and not aus.unparsed) or aus.unknown else None
+
+
+def _slash_note(au_text: str | None, aus: ParsedAUs) -> list[str]:
+    """A label note where ``/`` joins two AUs (``12/25``): read as SAMM's sheets mean it, one or the other, judged by
+    whichever the motion supports, while a manifest's author may have meant both."""
+    either = [t.raw for t in aus.tokens if "/" in t.raw and any(a.au != t.au for a in t.alternatives)]
+    if not either:
+        return []
+    return [f"aus {au_text!r}: {', '.join(repr(e) for e in either)} is read as one AU or the other (SAMM's "
+            f"notation), judged by whichever the motion supports; write 12+25 where both acted"]
 
 
 def _emotion_note(r: c.Row, emotion: str | None) -> list[str]:
