@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import struct
 from dataclasses import replace
 
 import cv2
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from skimage import data
 
@@ -444,6 +447,75 @@ def test_a_video_read_past_its_memory_budget_measures_the_same(tmp_path, base_fa
     assert ev2.apex == ev.apex == 8 and ev2.stack_frames == ev.stack_frames
     assert ev2.offset == ev.offset == 14  # the video's last frame, which `deft predict` reports (it said null)
     assert np.array_equal(ev2.flow, ev.flow) and np.array_equal(ev2.stack, ev.stack)
+
+
+def mov_video(path, frames, fps=30, steps=None, sar=None, matrix=None):
+    """A lossless MOV of grey ``frames`` written by OpenCV, then edited in its boxes where OpenCV writes no such
+    thing: ``steps``, each frame's duration in periods of ``fps`` (a varying rate); ``sar``, its pixels' aspect
+    ratio (a ``pasp`` box); ``matrix``, its display matrix (a rotation tag). No ffmpeg needed: the muxer writes the
+    ``moov`` box after the samples, so none of their offsets moves."""
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"png "), fps, (w, h), isColor=False)
+    for f in frames:
+        vw.write(f)
+    vw.release()
+
+    def edit(kind, body):
+        if kind == b"edts" and steps is not None:  # its edit list would end the retimed track at the old duration
+            return None
+        if kind == b"stts" and steps is not None:  # one entry as written: every frame one period
+            period = struct.unpack(">I", body[12:16])[0]
+            runs = [(len(list(g)), k) for k, g in itertools.groupby(steps)]
+            return body[:4] + struct.pack(">I", len(runs)) + b"".join(struct.pack(">II", n, k * period)
+                                                                      for n, k in runs)
+        if kind == b"stsd" and sar is not None:  # its one sample entry, the pasp box added to its children
+            entry = body[8:] + struct.pack(">I4sII", 16, b"pasp", *sar)
+            return body[:8] + struct.pack(">I", len(entry)) + entry[4:]
+        if kind == b"tkhd" and matrix is not None:
+            return body[:40] + struct.pack(">9i", *matrix) + body[76:]
+        return body
+
+    def rebuild(data):
+        out, at = b"", 0
+        while at < len(data):
+            size, kind = struct.unpack(">I4s", data[at:at + 8])
+            body = data[at + 8:at + size]
+            body = rebuild(body) if kind in (b"moov", b"trak", b"mdia", b"minf", b"stbl") else edit(kind, body)
+            if body is not None:
+                out += struct.pack(">I4s", 8 + len(body), kind) + body
+            at += size
+        return out
+
+    path.write_bytes(rebuild(path.read_bytes()))
+    return path
+
+
+def test_a_varying_rate_video_is_timed_by_its_timestamps(tmp_path, base_face):
+    """A phone's video runs at 60 fps, then 10 fps; its container declares the average, 17.1 fps. A window of the
+    fast part, 0.18 s by its timestamps, was timed at that average (0.64 s, macro: "longer than a micro-expression")
+    without a word. Its duration is its timestamps', and a note says where they and the declared rate disagree."""
+    from unimer_builder import build
+    from unimer_builder.sources.frames import FrameReader
+
+    clip = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], n=12, apex=8)
+    imgs = [cv2.imread(clip.frames[n], cv2.IMREAD_GRAYSCALE) for n in sorted(clip.frames)]
+    (tmp_path / "v").mkdir()
+    mov_video(tmp_path / "v" / "phone.mov", imgs + imgs[-1:] * 12, fps=60, steps=[1] * 12 + [6] * 12)
+    (tmp_path / "v" / "manifest.csv").write_text("path,onset,apex,offset,aus,subject\nphone.mov,0,8,11,12,s1\n")
+    out = tmp_path / "out"
+    report = build(tmp_path / "v" / "manifest.csv", out, CFG, "manifest", workers=1)
+    rows = pq.read_table(out / "data").to_pylist()
+    assert rows and all(r["fps"] == pytest.approx(24 / 1.4, abs=1e-3) for r in rows)  # the declared rate, kept
+    assert {(round(r["duration_s"], 3), r["duration_class"]) for r in rows} == {(round(11 / 60, 3), "micro")}
+    assert not any("longer than a micro-expression" in r["answer"] for r in rows)
+    assert report["durations"]["beyond_micro"] == [] and report["durations"]["counts"]["micro"] == 1
+    (note,) = [n for r in report["label_notes"] for n in r["notes"]]
+    assert note == ("the video's timestamps put 0.183 s between frames 0 and 11, where its declared 17.143 fps "
+                    "gives 0.642 s (its frame rate varies, or frames were dropped): the duration is the timestamps'")
+    # an fps column other than the declared rate (a slow-motion video's camera rate) is the clip's clock, not the file's
+    slow = FrameReader(replace(clip, onset=0, apex=8, offset=11, frames={}, fps=240.0,
+                               video=str(tmp_path / "v" / "phone.mov")))
+    assert slow.numbers == list(range(12)) and slow.times == {} and slow.notes == []
 
 
 def test_registration_errors_do_not_add_up_along_the_clip(tmp_path):

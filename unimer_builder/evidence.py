@@ -60,7 +60,7 @@ def compute_evidence(clip: Clip, cfg: BuildConfig, tools: Tools | None = None, r
     return Evidence(
         face=frames.face, apex=int(apex), apex_estimated=clip.apex is None, stack=stack,
         stack_frames=[int(n) for n in stack_frames], flow_scales=flow.nscales, timings=timer.seconds,
-        offset=int(offset), **ev,
+        offset=int(offset), times=reader.times, **ev,
     )
 
 

@@ -15,7 +15,7 @@ import csv
 import difflib
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .records import Clip
@@ -192,27 +192,34 @@ MACRO_MAX_S = 4.0
 DURATION_CLASSES = ("micro", "macro", "long")
 
 
-def duration_s(onset: int, offset: int | None, fps: float | None) -> float | None:
-    """Onset -> offset in seconds; ``None`` when the offset or the frame rate is unknown."""
-    if offset is None or not fps or offset < onset:
+def duration_s(onset: int, offset: int | None, fps: float | None, times: Mapping[int, float] | None = None
+               ) -> float | None:
+    """Onset -> offset in seconds; ``None`` when the offset or the frame rate is unknown. ``times``: frame -> its
+    timestamp, s (a video's, :attr:`.sources.frames.FrameReader.times`, carried as ``Evidence.times``), which decide
+    where they hold both ends: a varying-rate video runs at its declared (average) rate nowhere."""
+    if offset is None or offset < onset:
         return None
-    return (offset - onset) / float(fps)
+    if times and onset in times and offset in times:
+        return times[offset] - times[onset]
+    return (offset - onset) / float(fps) if fps else None
 
 
-def duration_class(onset: int, apex: int | None, offset: int | None, fps: float | None) -> str | None:
+def duration_class(onset: int, apex: int | None, offset: int | None, fps: float | None,
+                   times: Mapping[int, float] | None = None) -> str | None:
     """``micro`` within the micro-expression bounds, ``macro`` up to 4 s, ``long`` beyond; ``None`` unknown.
 
     ``apex`` is the labelled apex (not an estimate): it decides CASME II's onset-phase criterion, which
-    applies only up to the macro-expression bound.
+    applies only up to the macro-expression bound. ``times``: as :func:`duration_s`'s.
     """
-    total = duration_s(onset, offset, fps)
+    total = duration_s(onset, offset, fps, times)
     if total is None:
         return None
     if total <= MICRO_MAX_S + 1e-9:
         return "micro"
     if total > MACRO_MAX_S + 1e-9:
         return "long"  # whatever its onset phase: a span of many seconds is no micro-expression
-    if apex is not None and onset < apex and (apex - onset) / float(fps) <= MICRO_ONSET_MAX_S + 1e-9:
+    rise = duration_s(onset, apex, fps, times) if apex is not None and onset < apex else None
+    if rise is not None and rise <= MICRO_ONSET_MAX_S + 1e-9:
         return "micro"
     return "macro"
 

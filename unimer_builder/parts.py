@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,12 +92,14 @@ def part_meta(path: Path) -> dict:
     return meta
 
 
-def summarize(clip: Clip, face: Face | None = None, notes: Sequence[str] = (), **fields) -> ClipSummary:
+def summarize(clip: Clip, face: Face | None = None, notes: Sequence[str] = (), times: Mapping[int, float] | None = None,
+              **fields) -> ClipSummary:
     """A clip's summary, its duration taken from its labelled frames (``face``: its measured alignment;
-    ``notes``: what reading its frames found, :attr:`.sources.frames.FrameReader.notes`)."""
+    ``notes``: what reading its frames found, :attr:`.sources.frames.FrameReader.notes`; ``times``: their
+    timestamps, ``Evidence.times``)."""
     return ClipSummary(clip_id=clip.clip_id, database=clip.database,
-                       duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps),
-                       duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps),
+                       duration_s=labels.duration_s(clip.onset, clip.offset, clip.fps, times),
+                       duration_class=labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps, times),
                        label_notes=[*clip.extra.get("label_fixes", []), *clip.extra.get("label_notes", []),
                                     *_gaps(clip), *notes, *_other_faces(clip, face), *_found_nearby(clip, face),
                                     *_small_face(face)],

@@ -110,7 +110,7 @@ def write_clip(measured: Measured | Skip, cfg: BuildConfig, parts: PartStore, in
     if not dropped:
         rows = clip_rows(clip, ev, check, render.render_samples(clip, ev, check, cfg), cfg)
     summary = summarize(
-        clip, ev.face, [*measured.notes, *labels.composite_note(clip, cfg.text.composite)], rows=len(rows),
+        clip, ev.face, [*measured.notes, *labels.composite_note(clip, cfg.text.composite)], ev.times, rows=len(rows),
         flagged=check.flagged and cfg.check.policy == "flag", dropped=dropped,
         aus_source=check.aus_source, apex_source="estimated" if ev.apex_estimated else "label",
         verdicts=[(v.au, v.verdict) for v in check.verdicts], unexplained=[u.au for u in check.unexplained],

@@ -240,6 +240,9 @@ class Evidence:
     jaw: dict[int, float] = field(default_factory=dict)
     flow_scales: int = 0  # TV-L1 pyramid levels used (deeper for larger motion)
     offset: int | None = None  # the last frame measured: the label's, else the clip's last (a video's, once decoded)
+    # The labelled frames' timestamps, s, where the video's clock times the clip (FrameReader.times): its duration is
+    # taken from them (labels.duration_s); empty: counted at the clip's fps (a folder of frames)
+    times: dict[int, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 

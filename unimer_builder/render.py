@@ -233,8 +233,8 @@ def build_context(clip: Clip, ev: Evidence, check: CrossCheck, cfg: BuildConfig)
     emotion = labels.canonical(clip.emotion)
     class_set = labels.default_class_set(clip.database)
     typical = sorted(a for a in supported if emotion and a in EMOTION_AUS.get(emotion, ()))
-    duration = labels.duration_s(clip.onset, clip.offset, clip.fps)
-    duration_class = labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps)
+    duration = labels.duration_s(clip.onset, clip.offset, clip.fps, ev.times)
+    duration_class = labels.duration_class(clip.onset, clip.apex, clip.offset, clip.fps, ev.times)
     micro = duration_class == "micro" or (duration_class is None and clip.database != "manifest")
     kind = "micro-expression" if micro else "expression"
     return {

@@ -19,6 +19,9 @@ decodes may be cut off, so it is not used either, and the reader's ``notes`` say
 Every frame is read as it displays: a file stored sideways or mirrored with an EXIF orientation tag (phones
 and some cameras write them) is turned upright, as OpenCV does for the other formats; simplejpeg ignores
 the tag, and a mirrored face read as stored swaps its left and right AUs without a word.
+
+A video's frames keep their timestamps: a window's duration is taken from them (:attr:`FrameReader.times`), not
+from the frame count at the declared rate, which a varying-rate video (a phone's) keeps only on average.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ COUNTED = frozenset({".avi", ".mp4", ".mov", ".m4v"})
 MISCOUNT = 2
 # FFmpeg's log level the CLIs set (AV_LOG_QUIET): OpenCV reads OPENCV_FFMPEG_LOGLEVEL at a process's first video.
 FFMPEG_QUIET = {"OPENCV_FFMPEG_LOGLEVEL": "-8"}
+# Above this a declared rate is more likely a container's time base (WebM and variable-rate files report 1000)
+# than a camera's: MER cameras run at 25-200 fps (SMIC 100, CASME II and SAMM 200), phones' slow motion at 240-480.
+MAX_DECLARED_FPS = 500.0
 
 JPEG_MAGIC = b"\xff\xd8"
 EXIF_MARK = b"Exif\x00\x00"
@@ -104,6 +110,13 @@ def to_8bit(img: np.ndarray, shift: int | None = None) -> np.ndarray:
     return np.clip(img >> shift, 0, 255).astype(np.uint8)
 
 
+def declared_fps(cap: cv2.VideoCapture) -> float | None:
+    """The frame rate an open video declares (its header's), or None where it declares none or an implausible one
+    (``MAX_DECLARED_FPS``); rounded, so that a clip's rate taken from it compares equal (:attr:`FrameReader.times`)."""
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    return round(fps, 3) if 1.0 <= fps <= MAX_DECLARED_FPS else None
+
+
 def read_frame(path: str | Path) -> np.ndarray:
     """:func:`decode_frame` of a file; ``OSError`` when it cannot be read."""
     return decode_frame(Path(path).read_bytes())
@@ -133,6 +146,7 @@ class FrameReader:
         self._held = 0  # bytes of video frames held that nobody asked for yet
         self._declared = 0  # the frame count the video's container records (COUNTED), 0: none
         self._notes: list[str] = []  # what the clip's label notes should say of its frames (a truncated video)
+        self._rate: float | None = None  # the video's declared rate (declared_fps)
         self._period = 0.0  # ms between frames at the video's declared rate, 0: unknown
         self._times: dict[int, float] = {}  # frame -> its timestamp, ms (the frames grabbed so far)
         marks = [m for m in (clip.offset, clip.apex) if m is not None]
@@ -140,16 +154,43 @@ class FrameReader:
 
     @property
     def notes(self) -> list[str]:
-        """What the clip's label notes should say of its frames: a truncated video, timestamps that skip frames."""
+        """What the clip's label notes should say of its frames: a truncated video, timestamps that skip frames or
+        that time the window otherwise than the declared rate."""
+        notes = [*self._notes, *self._clock_note()]
         gaps = self._gaps()
         if not gaps:
-            return list(self._notes)
+            return notes
         where = ", ".join(f"{k} before frame {n}" for n, k in sorted(gaps.items())[:5])
         more = f" and {len(gaps) - 5} more gaps" if len(gaps) > 5 else ""
         total = sum(gaps.values())
-        return [*self._notes, f"the video's timestamps skip {total} frame{'s' if total > 1 else ''} ({where}{more}): "
-                              f"frames dropped in recording, or a varying frame rate; frame numbers count the frames "
-                              f"that decode, so after a gap they run behind a count by time (a player's clock)"]
+        return [*notes, f"the video's timestamps skip {total} frame{'s' if total > 1 else ''} ({where}{more}): "
+                        f"frames dropped in recording, or a varying frame rate; frame numbers count the frames "
+                        f"that decode, so after a gap they run behind a count by time (a player's clock)"]
+
+    @property
+    def times(self) -> dict[int, float]:
+        """The clip's onset, apex and offset frames (those read) -> their timestamps, s, which
+        ``labels.duration_s`` prefers to a count at the clip's rate: a varying-rate video runs at its declared
+        (average) rate nowhere. Empty for a folder of images; where the timestamps do not advance (none recorded); and
+        where the clip's ``fps`` is not the video's declared rate (an ``fps`` column for slow motion: the file's
+        clock is then the playback's, not the camera's)."""
+        if not self.clip.video or (self.clip.fps is not None and self.clip.fps != self._rate):
+            return {}
+        marks = sorted({m for m in (self.clip.onset, self.clip.apex, self.clip.offset) if m in self._times})
+        t = [self._times[m] / 1000.0 for m in marks]
+        return dict(zip(marks, t, strict=True)) if all(a < b for a, b in zip(t, t[1:], strict=False)) else {}
+
+    def _clock_note(self) -> list[str]:
+        """A note where the timestamps time the window more than half a frame otherwise than its declared rate."""
+        t, fps, onset, offset = self.times, self.clip.fps, self.clip.onset, self.clip.offset
+        if not fps or onset not in t or offset not in t:
+            return []
+        by_time, by_count = t[offset] - t[onset], (offset - onset) / fps
+        if abs(by_time - by_count) <= 0.5 / fps:
+            return []
+        return [f"the video's timestamps put {by_time:.3f} s between frames {onset} and {offset}, where its declared "
+                f"{fps:g} fps gives {by_count:.3f} s (its frame rate varies, or frames were dropped): the duration is "
+                f"the timestamps'"]
 
     @property
     def numbers(self) -> list[int]:
@@ -235,8 +276,8 @@ class FrameReader:
                 raise self.clip.error("bad_frame", "cannot open video", self.clip.video, "path")
             if Path(self.clip.video).suffix.lower() in COUNTED:
                 self._declared = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            fps = self._cap.get(cv2.CAP_PROP_FPS)
-            self._period = 1000.0 / fps if 0 < fps <= 500 else 0.0
+            self._rate = declared_fps(self._cap)
+            self._period = 1000.0 / self._rate if self._rate else 0.0
         cap = self._cap
         while to is None or self._pos <= to:
             if not cap.grab():

@@ -66,6 +66,7 @@ from ..facs import parse_aus
 from ..records import Clip, ParsedAUs, Skip, SynthClip, clip_id
 from . import _common as c
 from ._layout import write_frame
+from .frames import declared_fps
 
 DATABASE = "manifest"
 NAMES = ("manifest.csv", "manifest.parquet", "manifest.xlsx")
@@ -93,7 +94,7 @@ _CLOSE = 0.8
 # An fps above this is no camera's: high-speed cameras used for micro-expressions run at 100-200 fps (SMIC
 # 100, CASME II and SAMM 200) and a few at 1000; ten times that leaves room for any real camera, while a
 # typo, a time base or a frame count (1e9, 90000) is refused rather than making every clip last 0 s. (A rate
-# the video file declares is trusted only up to ``MAX_DECLARED_FPS``: a container's time base reads 1000.)
+# the video file declares is trusted only up to ``frames.MAX_DECLARED_FPS``: a container's time base reads 1000.)
 MAX_FPS = 10000.0
 
 
@@ -469,21 +470,15 @@ def _apex_on_onset(raw: Any, onset: int) -> bool:
         return False
 
 
-# Above this a declared rate is more likely a container's time base (WebM and variable-rate files report 1000)
-# than a camera's: MER cameras run at 25-200 fps (SMIC 100, CASME II and SAMM 200), phones' slow motion at 240-480.
-MAX_DECLARED_FPS = 500.0
-
-
 def container_fps(video: Path) -> float | None:
     """The frame rate a video file declares (its header; nothing is decoded), or None where it declares none
-    or an implausible one (``MAX_DECLARED_FPS``): a window's duration, and whether it is a micro-expression,
+    or an implausible one (:func:`.frames.declared_fps`): a window's duration, and whether it is a micro-expression,
     depend on it; give the ``fps`` column where the file's rate is not the camera's."""
     cap = cv2.VideoCapture(str(video))
     try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
+        return declared_fps(cap) if cap.isOpened() else None
     finally:
         cap.release()
-    return round(fps, 3) if 1.0 <= fps <= MAX_DECLARED_FPS else None
 
 
 def check_video_marks(r: c.Row, onset: int, apex: int | None, offset: int | None) -> Skip | None:
