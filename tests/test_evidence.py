@@ -518,6 +518,41 @@ def test_a_varying_rate_video_is_timed_by_its_timestamps(tmp_path, base_face):
     assert slow.numbers == list(range(12)) and slow.times == {} and slow.notes == []
 
 
+def test_a_video_of_non_square_pixels_is_measured_square(tmp_path, base_face, tools):
+    """An anamorphic video (DV, HDV: pixels 8:5 as wide as tall) was measured as stored, its face 1.6 times too
+    narrow, and a smile judged contradicted where the square original's is supported. Its frames are scaled to
+    square pixels, as a player shows them, before the face is found, and a note says so."""
+    from unimer_builder.crosscheck import cross_check
+    from unimer_builder.sources.frames import FrameReader
+
+    clip = make_clip(tmp_path, base_face, [(12, None, 2.0, None)], au_text="12")
+    imgs = [cv2.imread(clip.frames[n], cv2.IMREAD_GRAYSCALE) for n in sorted(clip.frames)]
+    narrow = [cv2.resize(img, (320, 512), interpolation=cv2.INTER_AREA) for img in imgs]
+    window = dict(onset=0, apex=4, offset=8, frames={}, fps=30.0)
+
+    def measure(video):
+        c = replace(clip, **window, video=str(video))
+        reader = FrameReader(c)
+        ev = compute_evidence(c, CFG, tools, reader=reader)
+        return reader, ev, cross_check(c, ev, CFG)
+
+    _, square, square_check = measure(mov_video(tmp_path / "square.mov", imgs))
+    reader, ev, check = measure(mov_video(tmp_path / "anamorphic.mov", narrow, sar=(8, 5)))
+    assert reader.get(0).shape == (512, 512)
+    assert reader.notes == ["the video's pixels are not square (sample aspect ratio 8:5): its 320x512 frames are "
+                            "scaled to 512x512, as a player shows them, before the face is found; frame px (the face "
+                            "box, the eyes' distance) are those square pixels, and the crop px of the flow are of the "
+                            "face in its true shape"]
+    assert np.abs(ev.face.landmarks - square.face.landmarks).mean() < 1.5  # crop px: the same face, not a narrow one
+    assert [v.verdict for v in check.verdicts] == [v.verdict for v in square_check.verdicts] == ["supported"]
+    # a video turned by its rotation tag: the ratio is of the pixels as stored, which display turned
+    stored = [cv2.resize(np.rot90(img, 1), (320, 512), interpolation=cv2.INTER_AREA) for img in imgs]  # sideways
+    turned = mov_video(tmp_path / "turned.mov", stored, sar=(8, 5), matrix=[0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30])
+    reader = FrameReader(replace(clip, **window, video=str(turned)))
+    assert reader.get(0).shape == (512, 512) and "its 512x320 frames are scaled to 512x512" in reader.notes[0]
+    assert np.abs(reader.get(0).astype(float) - imgs[0]).mean() < 6  # upright, as tall as wide, as filmed
+
+
 def test_registration_errors_do_not_add_up_along_the_clip(tmp_path):
     """dlib's landmarks do not settle on a noisy face: each registration errs by a percent or two of scale.
     Started from the previous frame's registration, those errors would add up frame after frame (a lossless

@@ -18,7 +18,9 @@ decodes may be cut off, so it is not used either, and the reader's ``notes`` say
 
 Every frame is read as it displays: a file stored sideways or mirrored with an EXIF orientation tag (phones
 and some cameras write them) is turned upright, as OpenCV does for the other formats; simplejpeg ignores
-the tag, and a mirrored face read as stored swaps its left and right AUs without a word.
+the tag, and a mirrored face read as stored swaps its left and right AUs without a word. A video whose pixels
+are not square (DV, HDV, anamorphic: its stream's sample aspect ratio) is scaled to square pixels, as a player
+shows it, and the reader's ``notes`` say so: the face is found and measured in its true shape.
 
 A video's frames keep their timestamps: a window's duration is taken from them (:attr:`FrameReader.times`), not
 from the frame count at the declared rate, which a varying-rate video (a phone's) keeps only on average.
@@ -148,6 +150,9 @@ class FrameReader:
         self._notes: list[str] = []  # what the clip's label notes should say of its frames (a truncated video)
         self._rate: float | None = None  # the video's declared rate (declared_fps)
         self._period = 0.0  # ms between frames at the video's declared rate, 0: unknown
+        self._sar: tuple[int, int] | None = None  # the video's sample aspect ratio where its pixels are not square
+        self._turned = False  # the video's rotation tag turns its frames a quarter turn (stored rows display upright)
+        self._sizes: tuple[tuple[int, int], tuple[int, int]] | None = None  # a frame's (w, h) as read and made square
         self._times: dict[int, float] = {}  # frame -> its timestamp, ms (the frames grabbed so far)
         marks = [m for m in (clip.offset, clip.apex) if m is not None]
         self._stop = max(marks) if clip.offset is not None else None  # the last frame a window reads
@@ -155,8 +160,8 @@ class FrameReader:
     @property
     def notes(self) -> list[str]:
         """What the clip's label notes should say of its frames: a truncated video, timestamps that skip frames or
-        that time the window otherwise than the declared rate."""
-        notes = [*self._notes, *self._clock_note()]
+        that time the window otherwise than the declared rate, pixels made square."""
+        notes = [*self._notes, *self._clock_note(), *self._square_note()]
         gaps = self._gaps()
         if not gaps:
             return notes
@@ -191,6 +196,15 @@ class FrameReader:
         return [f"the video's timestamps put {by_time:.3f} s between frames {onset} and {offset}, where its declared "
                 f"{fps:g} fps gives {by_count:.3f} s (its frame rate varies, or frames were dropped): the duration is "
                 f"the timestamps'"]
+
+    def _square_note(self) -> list[str]:
+        """A note where the frames were made square (:meth:`_square`), naming the pixels that measures are in."""
+        if self._sizes is None:
+            return []
+        (num, den), ((w, h), (w2, h2)) = self._sar, self._sizes
+        return [f"the video's pixels are not square (sample aspect ratio {num}:{den}): its {w}x{h} frames are scaled "
+                f"to {w2}x{h2}, as a player shows them, before the face is found; frame px (the face box, the eyes' "
+                f"distance) are those square pixels, and the crop px of the flow are of the face in its true shape"]
 
     @property
     def numbers(self) -> list[int]:
@@ -278,6 +292,11 @@ class FrameReader:
                 self._declared = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
             self._rate = declared_fps(self._cap)
             self._period = 1000.0 / self._rate if self._rate else 0.0
+            num, den = int(self._cap.get(cv2.CAP_PROP_SAR_NUM)), int(self._cap.get(cv2.CAP_PROP_SAR_DEN))
+            self._sar = (num, den) if num > 0 and den > 0 and abs(num / den - 1) >= 0.01 else None
+            # OpenCV turns a frame by the video's rotation tag; the ratio is of the pixels as stored
+            self._turned = bool(self._cap.get(cv2.CAP_PROP_ORIENTATION_AUTO)) and \
+                int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90
         cap = self._cap
         while to is None or self._pos <= to:
             if not cap.grab():
@@ -298,8 +317,19 @@ class FrameReader:
                 self._close()
                 return
             img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+            img = self._square(img) if self._sar else img
             self._cache[n] = img
             self._held += img.nbytes
+
+    def _square(self, img: np.ndarray) -> np.ndarray:
+        """A frame of non-square pixels scaled along its stored rows by its sample aspect ratio (widened 1.6 times at
+        8:5; a frame turned by its rotation tag, heightened): measured as stored, the face is 1.6 times too narrow
+        for the landmark model, and its smile was judged contradicted."""
+        (num, den), (h, w) = self._sar, img.shape
+        size = (w, max(1, round(h * num / den))) if self._turned else (max(1, round(w * num / den)), h)
+        self._sizes = ((w, h), size)
+        # bicubic where it enlarges, as FFmpeg's scaler (a player's); bilinear blurred the lids a blink's flow follows
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA if num < den else cv2.INTER_CUBIC)
 
     def _gaps(self) -> dict[int, int]:
         """Frame -> how many frames the timestamps skip just before it: a step of more than 1.5 frame periods. A
