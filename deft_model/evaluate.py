@@ -422,9 +422,10 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
                                  f"MEGC2019 list names only the real databases' clips; build with `unimer build ... "
                                  f"--composite labels` to take it from the emotion labels")
             fold_keys = [k for k in fold_keys if k in comp]
-            held_out = {c for c, e in zip(shards.clip_ids, shards.emotion_composite, strict=True) if e is None}
+            mine = {c for c, x in zip(shards.clip_ids, shards.is_extra, strict=True) if not x}  # --extra-data: unscored
+            held_out = {c for c, e in zip(shards.clip_ids, shards.emotion_composite, strict=True) if e is None} & mine
             if held_out:  # a synthetic build whose ids happen to match a few listed clips scored those few alone
-                say(f"[{protocol}] note: {len(held_out)} of {len(shards.clip_index)} clips have no composite label "
+                say(f"[{protocol}] note: {len(held_out)} of {len(mine)} clips have no composite label "
                     f"and are not scored (the official MEGC2019 list does not name them); for a database the list "
                     f"does not cover (your own, a synthetic one), `unimer build ... --composite labels` takes each "
                     f"clip's from its emotion label")

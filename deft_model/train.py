@@ -286,6 +286,9 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
     _check_counts(epochs=epochs, batch_size=bs, max_steps=max_steps)
     log_every = int(log_every if log_every is not None else tr["log_every"])
     save_every = int(save_every if save_every is not None else tr["save_every"])
+    for name, n, zero in (("log_every", log_every, "no log"), ("save_every", save_every, "a checkpoint per epoch")):
+        if n < 0:  # g % -1 == 0: a log line and a checkpoint at every step
+            raise ValueError(f"{name} must be at least 0 (0: {zero}), not {n}")
 
     extra_data = [str(Path(d).resolve()) for d in extra_data or []]
     if shards is not None and [str(d.resolve()) for d in shards.extra_dirs] != extra_data:

@@ -184,6 +184,17 @@ def test_clip_folder_prediction(trained_run, tmp_path, shards_dir):
     res = predict_clip(trained_run, folder, onset=gt["onset"], apex=gt["onset"], offset=gt["offset"])
     assert res["apex_estimated"] and res["notes"] == [
         f"the apex given ({gt['onset']}) is the onset frame: it was estimated from the motion ({res['apex']})"]
+    # a video without an offset runs to its last frame, and says which (it said "offset": null)
+    import cv2
+
+    frames = [cv2.imread(str(p)) for p in sorted(folder.iterdir())]
+    video = tmp_path / "c01.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 30, frames[0].shape[1::-1])
+    for f in frames:
+        vw.write(f)
+    vw.release()
+    res = predict_clip(trained_run, video, onset=0)
+    assert res["offset"] == len(frames) - 1
 
 
 def test_lora_training_changes_only_adapters_and_experts(small_shards_dir, tmp_path):
@@ -492,8 +503,14 @@ def test_composite_evaluation_names_the_clips_without_a_composite_label(tmp_path
         comp = [v if k else None for v, k in zip(t.column("emotion_composite").to_pylist(), keep, strict=True)]
         i = t.schema.get_field_index("emotion_composite")
         pq.write_table(t.set_column(i, "emotion_composite", pa.array(comp, pa.string())), f)
+    extra = write_shards(tmp_path / "x", n_subjects=1, clips_per_class=1, n_files=1, seed=3)
+    for f in (extra / "data").glob("*.parquet"):  # never scored: its clips are not counted either way
+        t = pq.read_table(f)
+        i = t.schema.get_field_index("emotion_composite")
+        pq.write_table(t.set_column(i, "emotion_composite", pa.nulls(t.num_rows, pa.string())), f)
     r = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "runs"), "--protocol", "composite",
-                                 "--data", str(d), "--epochs", "1", "--max-folds", "1", "--no-generate"])
+                                 "--data", str(d), "--epochs", "1", "--max-folds", "1", "--no-generate",
+                                 "--extra-data", str(extra)])
     said = " ".join(r.output.split())
     assert "note: 4 of 8 clips have no composite label and are not scored" in said, r.output
     assert "--composite labels" in said

@@ -692,3 +692,18 @@ def test_a_face_panned_across_the_frame_is_flagged_and_not_called_still(tmp_path
     still = make_clip(tmp_path / "still", base_face, [(12, None, 2.0, None)], au_text="12")
     ev = compute_evidence(still, CFG, tools)
     assert noise_level(ev) < CFG.check.max_floor and not cross_check(still, ev, CFG).flagged
+
+
+def test_the_turn_named_is_the_best_scoring_and_must_clear_the_margin(aligner):
+    """``FaceAligner._clear_turn``: the detector also fires weakly on a face turned the wrong way (a sideways clip
+    was told to turn it clockwise, 0.22, where anticlockwise scored 1.63); a turn scoring less than
+    ``face.turn_margin`` above the frame as it stands is no turn (an upright face that scores a little better turned
+    is measured); with no face upright, a turn must still score at least ``least``."""
+    inf = float("inf")
+    cw, acw, half = "90° clockwise", "90° anticlockwise", "180°"
+    m = CFG.face.turn_margin
+    assert aligner._clear_turn({None: -inf, cw: 0.22, acw: 1.63, half: -inf}, 0.0) == acw
+    assert aligner._clear_turn({None: 0.43, cw: -inf, acw: -inf, half: 2.23}, m) == half
+    assert aligner._clear_turn({None: 1.0, cw: 1.0 + m * 0.9, acw: -inf, half: 0.0}, m) is None
+    assert aligner._clear_turn({None: 1.0, cw: 1.0 + m * 1.1, acw: -inf, half: 0.0}, m) == cw
+    assert aligner._clear_turn({None: -inf, cw: -0.2, acw: -inf, half: -inf}, 0.0) is None

@@ -349,3 +349,22 @@ def test_ctrl_c_in_evaluate_or_predict_says_so(trained_run, shards_dir, tmp_path
     assert len(lines) == 1, r.output
     if command == "evaluate":
         assert str(tmp_path / "loso" / "loso" / "folds") in lines[0] and "same command again" in lines[0]
+
+
+@pytest.mark.parametrize("opt", ["--log-every", "--save-every"])
+def test_a_negative_log_or_save_interval_is_refused(small_shards_dir, tmp_path, opt):
+    """``--save-every -1`` checkpointed (and ``--log-every -1`` logged) at every step: ``g % -1 == 0``."""
+    out = tmp_path / "run"
+    line = _error_line(CliRunner().invoke(app, ["train", "--data", str(small_shards_dir), "--out", str(out), opt, "-1"]))
+    assert f"{opt.lstrip('-').replace('-', '_')} must be at least 0" in line and not out.exists()
+
+
+def test_a_config_files_training_settings_are_checked_by_the_config_itself():
+    """A saved or hand-made config read by ``from_dict`` (no ``--set``) is range-checked too."""
+    from deft_model.configuration import DeftConfig, tiny_config
+
+    d = tiny_config().to_dict()
+    with pytest.raises(ValueError, match=r"training\.lr must be above 0"):
+        DeftConfig.from_dict({**d, "training": {**d["training"], "lr": -0.1}})
+    with pytest.raises(ValueError, match=r"training\.save_every must be at least 0"):
+        DeftConfig.from_dict({**d, "training": {**d["training"], "save_every": -1}})

@@ -588,7 +588,8 @@ def test_names_in_either_unicode_normal_form_are_one_subject(tmp_path):
 def test_files_of_one_name_in_folders_of_one_name_are_different_clips(tmp_path):
     """``day1/s01/smile.avi`` and ``day2/s01/smile.avi``, one window each: one id, the second row skipped as
     "repeats row 2" although it names another video. Each default name gets the folders that tell them apart."""
-    for rel in ("day1/s01/smile.avi", "day2/s01/smile.avi", "s02/smile.avi", "s02/smile.mp4", "s03/smile.avi"):
+    for rel in ("day1/s01/smile.avi", "day2/s01/smile.avi", "s02/smile.avi", "s02/smile.mp4", "s03/smile.avi",
+                "t1/p/take.avi", "t2/p/take.avi"):
         _video(tmp_path / rel)
     (tmp_path / "again").symlink_to(tmp_path / "day1")  # the same video by another path
     m = _manifest(tmp_path, "path,onset,offset,clip\n"
@@ -600,11 +601,14 @@ def test_files_of_one_name_in_folders_of_one_name_are_different_clips(tmp_path):
                             "s02/smile.mp4,0,20,\n"  # names that differ in their extension only
                             "s03/smile.avi,0,20,\n"  # no collision: the id as before
                             "day1/s01/smile.avi,0,20,x\n"
-                            "day2/s01/smile.avi,0,20,x\n")  # a clip named twice for two videos
+                            "day2/s01/smile.avi,0,20,x\n"  # a clip named twice for two videos
+                            "t1/p/take.avi,0,20,\n"  # two videos of one name, told apart by their onsets:
+                            "t2/p/take.avi,10,30,\n")  # the ids they were built under before
     got, skips = _read(tmp_path)
     assert [c.clip_id for c in got] == ["manifest/s01/day1_smile_0", "manifest/s01/day2_smile",
                                         "manifest/s01/day1_smile_10", "manifest/s02/smile.avi",
-                                        "manifest/s02/smile.mp4", "manifest/s03/smile", "manifest/s01/x"]
+                                        "manifest/s02/smile.mp4", "manifest/s03/smile", "manifest/s01/x",
+                                        "manifest/p/take_0", "manifest/p/take_10"]
     assert [(s.reason, s.row, s.field) for s in skips] == [("duplicate_clip", 5, ""), ("duplicate_clip", 10, "clip")]
     assert "repeats row 4" in skips[0].message
     assert "repeats" not in skips[1].message and f"also the id of row 9 of {m}" in skips[1].message
@@ -622,3 +626,23 @@ def test_aus_joined_by_a_slash_are_noted_as_one_or_the_other(tmp_path, video):
     assert either.extra["label_notes"] == ["aus '6+12/25': '12/25' is read as one AU or the other (SAMM's notation), "
                                            "judged by whichever the motion supports; write 12+25 where both acted"]
     assert "label_notes" not in sides.extra and "label_notes" not in both.extra  # one AU either side: no choice
+
+
+def test_classes_coded_by_number_beside_their_names_are_not_a_shifted_row(tmp_path, video):
+    """A manifest coding its emotions by number, with their names in a column of its own (or a comment holding an
+    emotion word), lost every row as "shifted by a column"; only a word in the manifest column after ``emotion``
+    (where a shifted row puts it) is a shift."""
+    _manifest(tmp_path, "path,onset,offset,emotion,emotion_name,subject,clip,note\n"
+                        "takes/single_face.avi,16,24,1,happiness,s1,a,\n"
+                        "takes/single_face.avi,16,24,2,surprise,s1,b,other\n")
+    got, skips = _read(tmp_path)
+    assert skips == [] and [c.emotion for c in got] == ["1", "2"]
+    assert all("is a number, a class of its own" in c.extra["label_notes"][0] for c in got)
+
+
+def test_a_tab_separated_row_with_more_fields_names_a_tab_in_its_example(tmp_path, video):
+    m = _manifest(tmp_path, "path\tonset\toffset\taus\n" "takes/single_face.avi\t16\t24\t6\t12\n")
+    with pytest.raises(UnusableInput) as e:
+        sources.read_clips(tmp_path, "manifest")
+    assert str(e.value).startswith(f"{m}: row 2 holds 5 fields") and "a tab unquoted" in str(e.value)
+    assert "6,12" not in str(e.value)

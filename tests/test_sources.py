@@ -284,6 +284,13 @@ def test_a_database_sheet_under_another_name_is_told_by_its_columns_not_called_a
         msg = str(e.value)
         assert "Part C's label sheet (sub, count, au, onset, offset): Part C is not supported" in msg, (given, msg)
         assert "Filename'" not in msg and "probably" not in msg
+    # a manifest (it has a path column) whose other columns are named as Part C's is told to rename them
+    mine = tmp_path / "M" / "mine.csv"
+    mine.parent.mkdir()
+    mine.write_text("path,sub,count,au,onset,offset\nv.mp4,1,1,4,100,120\n")
+    with pytest.raises(UnusableInput, match=r"'sub' \(probably 'subject'\)") as e:
+        read_input(mine, None)
+    assert "Part C" not in str(e.value)
 
 
 def test_a_sentence_under_the_table_is_no_row(tmp_path):
@@ -1178,3 +1185,18 @@ def test_frame_numbers_beyond_a_video_name_its_frames(tmp_path):
         clip_from_folder(video, 8, 2)
     with pytest.raises(InputError, match="video file .*nope.mp4 does not exist"):
         clip_from_folder(tmp_path / "nope.mp4", 0, 3)
+
+
+def test_casme3_me_clip_folders_are_found_from_a_csv_sheet_of_float_onsets(tmp_path):
+    """pandas' ``to_csv`` writes a float column's 166 as ``166.0``: the ME-clip folder was looked for as
+    ``spNO.1_b_166.0`` and every row skipped as missing_path, while the part_A layout built them."""
+    root = tmp_path / "CAS(ME)^3"
+    sheet = root / "annotation" / casme3.SHEET_FILE.replace(".xlsx", ".csv")
+    sheet.parent.mkdir(parents=True)
+    rows = [[sub, stim, f"{on:.1f}", f"{ap:.1f}", f"{off:.1f}", au, cls, emo]
+            for sub, stim, on, ap, off, au, cls, emo in CASME3_ROWS]
+    sheet.write_text("\n".join(",".join(map(str, r)) for r in [CASME3_HEADER, *rows]) + "\n")
+    for sub, stim, on, _, off, *_ in CASME3_ROWS:
+        _casme3_frames(root / "Part_A_ME_clip" / "frame" / f"{sub}_{stim}_{on}", on, off)
+    got, skips = read_all(root, "casme3")
+    assert skips == [] and [(c.onset, c.offset) for c in got] == [(on, off) for _, _, on, _, off, *_ in CASME3_ROWS]

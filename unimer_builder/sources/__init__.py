@@ -49,6 +49,8 @@ def database_sheet(table: Path) -> str | None:
     its columns "'Filename' (probably 'path')", CAS(ME)^3 Part C's to rename 'sub'. The database is the one whose
     own spellings the header uses most (CASME II and SAMM spell theirs alike: both are named); a header with a
     ``path`` column is a manifest's."""
+    if _common.table_header(table, [("path",)]) is not None:  # a manifest, whatever else its columns are called
+        return None
     if casme3.part_c_sheet(table) is not None:
         return casme3.PART_C_UNREAD
     norm = _common.norm_col

@@ -820,8 +820,11 @@ def sheet_rows(root: Path, sheet: Sheet, cols: dict[str, tuple[int, str]], layou
             yield r.skip("bad_label", f"{layout.clip_is} is missing", names["filename"])
             continue
 
+        # the onset as the folder names it: a whole number (a sheet saved by pandas writes 166 as "166.0")
+        onset_name = to_int_or_none(cells["onset"])
+        onset_name = text(cells["onset"]) if onset_name is None else str(onset_name)
         own = [] if layout.clip_folder is None else list(dict.fromkeys(
-            layout.clip_folder.format(subject=s, clip=clip, onset=text(cells["onset"])) for s in spellings))
+            layout.clip_folder.format(subject=s, clip=clip, onset=onset_name) for s in spellings))
 
         def folder(spellings=spellings, subject=subject, clip=clip, r=r, own=own):
             found = finder.find(spellings, clip) or (finder.find_named(own) if own else None)

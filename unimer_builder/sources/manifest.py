@@ -178,7 +178,7 @@ def _check_field_counts(path: Path, text: str, sep: str) -> None:
     header = next(rows, [])
     for rownum, fields in enumerate(rows, start=2):
         if len(fields) > len(header) and any(f.strip() for f in fields[len(header):]):
-            what, au_list = {",": ("a comma", "6,12"), ";": ("a semicolon", "6;12")}.get(sep, ("a tab", "6,12"))
+            what, au_list = {",": ("a comma", "6,12"), ";": ("a semicolon", "6;12")}.get(sep, ("a tab", "6<tab>12"))
             raise UnusableInput(
                 f"{path}: row {rownum} holds {len(fields)} fields where the header names {len(header)} columns: "
                 f"a cell holding {what} unquoted shifts the row's cells by a column (an AU list {au_list}: write "
@@ -286,10 +286,16 @@ def _apart(rows: list[tuple]) -> list[tuple]:
     ``day2/s01/smile.mp4`` were one id, the second skipped as a repeat of the first. Other names stay."""
     real = [os.path.realpath(t) if d and t is not None else None for _, _, t, _, _, d in rows]
     media: dict[str, dict[str, Path]] = {}  # default id -> real path -> the path as given
-    for (_, _, target, subject, clip, _), r in zip(rows, real, strict=True):
+    onsets: dict[str, dict[str, set[str]]] = {}  # default id -> onset cell -> real paths
+    for (_, rec, target, subject, clip, _), r in zip(rows, real, strict=True):
         if r is not None:
-            media.setdefault(clip_id(DATABASE, subject, clip), {}).setdefault(r, target)
-    named = {(cid, r): name for cid, group in media.items() if len(group) > 1
+            cid = clip_id(DATABASE, subject, clip)
+            media.setdefault(cid, {}).setdefault(r, target)
+            onsets.setdefault(cid, {}).setdefault(str(c.text(rec.get("onset"))), set()).add(r)
+    # only where files would share an id even with their onsets in it (the ids of windows the onset tells apart,
+    # smile_0 and smile_10 of two takes, stay as they were built)
+    named = {(cid, r): name for cid, group in media.items()
+             if len(group) > 1 and any(len(paths) > 1 for paths in onsets[cid].values())
              for r, name in _told_apart(group).items()}
     return [(n, rec, t, s, named.get((clip_id(DATABASE, s, clip), r), clip), d)
             for (n, rec, t, s, clip, d), r in zip(rows, real, strict=True)]
@@ -360,8 +366,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         au_text, aus = au
         emotion = c.emotion_text(rec.get("emotion"))
         not_word = _not_a_word(emotion)
-        moved_to = next((k for k, v in rec.items() if k != "emotion" and not c.is_blank(v)
-                         and labels.canonical(c.text(v)) in labels.EMOTIONS), None) if not_word else None
+        moved_to = _shifted_into(rec) if not_word else None
         if moved_to:
             yield r.skip("bad_label", f"emotion {emotion!r} is {not_word} while the row's {moved_to!r} cell holds the "
                                       f"emotion word {c.text(rec[moved_to])!r}: the row's cells are shifted by a column "
@@ -425,6 +430,17 @@ def _not_a_word(emotion: str | None) -> str | None:
         return "a number"
     aus = parse_aus(emotion)
     return "an AU code" if (aus.tokens and not aus.unparsed) or aus.unknown else None
+
+
+def _shifted_into(rec: dict[str, Any]) -> str | None:
+    """The manifest column after ``emotion`` (``subject``, ``clip``, ...) where it holds an emotion word: the row's
+    cells moved one column on (an AU list ``6,12`` unquoted). A word in a column of the user's own (an
+    ``emotion_name`` beside class numbers, a comment) is no shift."""
+    keys = list(rec)
+    after = keys[keys.index("emotion") + 1] if "emotion" in keys and keys.index("emotion") + 1 < len(keys) else None
+    if after not in COLUMNS or c.is_blank(rec[after]):
+        return None
+    return after if labels.canonical(c.text(rec[after])) in labels.EMOTIONS else None
 
 
 def _slash_note(au_text: str | None, aus: ParsedAUs) -> list[str]:
