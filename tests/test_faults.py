@@ -546,8 +546,13 @@ def test_a_second_build_into_a_held_folder_exits_3_naming_the_holder(source, tmp
     assert (out / ".unimer.lock").read_text() == ""  # and the holder's, once it is done, names no build
 
 
-def test_pool_workers_exit_when_the_build_is_killed(source, tmp_path):
+def test_pool_workers_exit_when_the_build_is_killed(tmp_path):
+    """Killed a few seconds into the workers' work, the build's workers exit too. Twelve clips: the module's three
+    were built in under 4 s of the workers' start on an idle machine, and the test found no worker to watch."""
+    from unimer_builder import synthesize
+
     psutil = pytest.importorskip("psutil")
+    source = synthesize(tmp_path / "src", "casme2", clips=12, subjects=2, seed=5, frames=8)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "unimer_builder.cli", "build", str(source), "--out", str(out),
                              *map(str, ARGS[:2]), "--workers", "2", "--composite", "labels"],

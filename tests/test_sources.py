@@ -263,6 +263,10 @@ def test_a_database_sheet_under_another_name_is_told_by_its_columns_not_called_a
             read_input(sheet, fmt)
     got, skips = read_all(sheet, "casme3")  # and with it, built
     assert skips == [] and [c.clip_id for c in got] == ["casme3/spNO.1/b/166", "casme3/spNO.10/k/735"]
+    # its folder given: the format cannot be told by file names, and the error names the sheet its columns tell
+    with pytest.raises(UnusableInput, match="cannot tell the database format") as e:
+        read_input(tmp_path)
+    assert f"{sheet} is a CAS(ME)^3 label sheet by its columns" in str(e.value) and "give that file itself" in str(e.value)
     # CASME II and SAMM spell their columns alike: a renamed coding sheet names both
     ids, coding = _casme2(tmp_path / "c2")
     renamed = coding.rename(coding.with_name("labels.xlsx"))

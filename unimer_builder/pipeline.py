@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -49,7 +50,16 @@ from .pyfeat_backend import PyFeat, PyFeatUnavailable, second_opinion
 from .records import Clip, ClipSummary, CrossCheck, Evidence, Skip
 from .report import build_report, relative_to_root
 from .shards import clip_rows
-from .sources import FORMATS, detect_format, provenance, read_clips, sheet_formats, subjects_note
+from .sources import (
+    FORMATS,
+    database_sheet,
+    detect_format,
+    find_files,
+    provenance,
+    read_clips,
+    sheet_formats,
+    subjects_note,
+)
 from .sources.frames import FrameReader
 from .state import read_state, recover_parts, request_key, write_state
 from .tools import Tools
@@ -261,6 +271,20 @@ class _OnDemand:
 # --- a whole build ---------------------------------------------------------------------------------
 
 
+_TABLE = re.compile(r"\.(csv|xlsx|xls)$", re.IGNORECASE)
+
+
+def _sheets_by_columns(root: Path) -> str:
+    """The end of a "cannot tell the format" error where a table in the folder (or two below) is a database's label
+    sheet by its columns under a name the readers do not look for (HTNet's ``cas(me)3_part_A_edited.csv``): what
+    it is, and to give it itself (:func:`..sources.database_sheet`)."""
+    if not root.is_dir():
+        return ""
+    said = [(t, what) for t in find_files(root, _TABLE, depth=2)[:20] if (what := database_sheet(t))]
+    return "".join(f"; {t} {what}" if what.startswith("is ") else
+                   f"; {t} is {what.removeprefix('not a manifest but ')} (give that file itself)" for t, what in said[:3])
+
+
 def read_input(root: Path | str, fmt: str | None = None, limit: int | None = None
                ) -> tuple[str, list[Clip], list[Skip]]:
     """The format (detected when None), the usable clips (the first ``limit``) and the skipped rows;
@@ -280,7 +304,7 @@ def read_input(root: Path | str, fmt: str | None = None, limit: int | None = Non
     if fmt is None:
         raise UnusableInput(f"{root}: cannot tell the database format (no label sheet, SMIC folders or manifest.csv "
                             f"found); pass it: --format {'|'.join(FORMATS)} (a manifest of another name: pass the "
-                            f"file itself with --format manifest)")
+                            f"file itself with --format manifest){_sheets_by_columns(root)}")
     clips: list[Clip] = []
     skips: list[Skip] = []
     for item in read_clips(root, fmt):
