@@ -1204,3 +1204,22 @@ def test_casme3_me_clip_folders_are_found_from_a_csv_sheet_of_float_onsets(tmp_p
         _casme3_frames(root / "Part_A_ME_clip" / "frame" / f"{sub}_{stim}_{on}", on, off)
     got, skips = read_all(root, "casme3")
     assert skips == [] and [(c.onset, c.offset) for c in got] == [(on, off) for _, _, on, _, off, *_ in CASME3_ROWS]
+
+
+def test_a_copy_of_a_smic_clip_folder_is_named_by_the_folder_it_repeats(tmp_path):
+    """SMIC's clips are folders, not rows: a copied clip folder was skipped as "repeats row None of ..."."""
+    from unimer_builder.records import Clip, Skip
+    from unimer_builder.sources._common import dedupe
+
+    def clip(folder):
+        (tmp_path / folder).mkdir(parents=True)
+        frame = tmp_path / folder / "reg_image000001.bmp"
+        frame.write_bytes(b"")
+        return Clip(database="smic", subject="s1", clip="s1_po_01", onset=1, apex=None, offset=1,
+                    frames={1: str(frame)}, source_file=str(tmp_path / folder))
+
+    first, copy = clip("HS/s1/micro/positive/s1_po_01"), clip("copy/HS/s1/micro/positive/s1_po_01")
+    got = list(dedupe([first, copy]))
+    assert got[0] is first and isinstance(got[1], Skip) and got[1].reason == "duplicate_clip"
+    assert "row None" not in got[1].message
+    assert f"repeats the clip read from {tmp_path / 'HS/s1/micro/positive/s1_po_01'}" in got[1].message

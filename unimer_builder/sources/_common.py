@@ -599,7 +599,10 @@ def dedupe(items: Iterable[Clip | Skip]) -> Iterator[Clip | Skip]:
                                 it.source_file, it.source_row, "clip")
                 continue
             if first is not None:
-                why = f"clip {it.clip_id} repeats row {first.source_row} of {first.source_file}"
+                # SMIC's clips are folders, no rows: a copy of a clip's folder repeats that folder
+                why = (f"clip {it.clip_id} repeats row {first.source_row} of {first.source_file}"
+                       if first.source_row is not None else
+                       f"clip {it.clip_id} repeats the clip read from {media(first) or first.source_file}")
                 # a new user's two windows of one video from the same onset, named alike: not a repeat at all
                 other = any(getattr(it, k) != getattr(first, k) for k in ("onset", "apex", "offset", "au_text",
                                                                           "emotion"))
