@@ -79,3 +79,15 @@ def test_a_small_face_is_noted_with_how_much_the_crop_enlarges_it(tmp_path):
     k = float(notes[small_id].split("enlarges it ")[1].split(" times")[0])
     assert 2.0 < k < 10.0
     assert not any("small in the frame" in text for cid, text in notes.items() if cid != small_id)
+
+
+def test_a_frame_cut_by_slicing_is_searched_as_its_pixels_lie():
+    """dlib's detector read a numpy view's rows as if they were packed: the astronaut cut out of her picture by
+    slicing had no face (run again, at times a face from the pixels past each row), though a copy of the same
+    pixels has one. Callers need not copy."""
+    view = ASTRONAUT[20:300, 100:330]
+    aligner = FaceAligner(FaceConfig(detect_pad=0))
+    found = [aligner.detect_all(view) for _ in range(3)]
+    boxes = aligner.detect_all(np.ascontiguousarray(view))
+    assert len(boxes) == 1 and not view.flags["C_CONTIGUOUS"]
+    assert found == [boxes] * 3

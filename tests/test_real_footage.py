@@ -929,3 +929,47 @@ def test_a_face_upside_down_is_no_face_though_the_detector_fires_on_it(tmp_path)
         assert skip.message.endswith("one is found with the frame turned 180°: rotate the frames"), skip.message
         upright = pipeline.measure_clip(clip_from_folder(tmp_path / "upright", 0, 5, 7), cfg, tools)
         assert not isinstance(upright, Skip), upright
+
+
+def test_a_face_cropped_to_its_frame_as_a_cropped_release_stores_it_is_found(tmp_path):
+    """CASME II's, SAMM's and SMIC's ``Cropped`` releases cut each frame to the face: vitallens' bearded man, frames
+    65-70 (``vl1_lidclose_64``, the lids closing), cut at the onset's landmarks (a brow margin above, none at the
+    sides or below), leaves dlib's detector no margin around the face, and the clip was skipped as no_face. The frame
+    widened by its edge pixels is searched last; the face found there is the face (its landmarks where the uncut
+    frame's lie), and the lids' closing is measured as on the uncut video."""
+    import cv2
+    import numpy as np
+
+    from unimer_builder.config import BuildConfig, FaceConfig
+    from unimer_builder.crosscheck import cross_check
+    from unimer_builder.errors import InputError
+    from unimer_builder.evidence import compute_evidence
+    from unimer_builder.face import FaceAligner, interocular
+    from unimer_builder.facs import parse_aus
+
+    try:
+        video = media.media_file("vitallens", "sample_video_1.mp4")
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    cap = cv2.VideoCapture(str(video))
+    greys = [cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2GRAY) for _ in range(71)]
+    cap.release()
+    aligner = FaceAligner()
+    _, pts = aligner.find(greys[65])
+    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+    left, top, right, bottom = int(x0), int(y0 - 0.25 * (y1 - y0)), int(x1), int(y1)
+    frames: dict[int, str] = {}
+    for n in range(65, 71):
+        frames[n] = str(tmp_path / f"reg_img{n}.png")
+        cv2.imwrite(frames[n], greys[n][top:bottom, left:right])
+    crop = cv2.imread(frames[65], cv2.IMREAD_GRAYSCALE)
+    assert FaceAligner(FaceConfig(detect_pad=0)).detect_all(crop) == []  # as stored: no face
+    _, found = aligner.find(crop)
+    assert np.median(np.hypot(*(found + (left, top) - pts).T)) < 0.05 * interocular(pts)
+    clip = Clip(database="manifest", subject="s", clip="cropped", onset=65, apex=68, offset=70, frames=frames,
+                au_text="45", aus=parse_aus("45"), source_file=str(tmp_path / "manifest.csv"), source_row=2)
+    with pytest.raises(InputError) as e:
+        compute_evidence(clip, BuildConfig().with_(**{"face.detect_pad": 0}))
+    assert e.value.reason == "no_face"
+    check = cross_check(clip, compute_evidence(clip, BuildConfig()), BuildConfig())
+    assert [(v.au, v.verdict) for v in check.verdicts] == [(45, "supported")]

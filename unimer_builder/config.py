@@ -85,6 +85,7 @@ class FaceConfig:
     crop_size: int = 224  # aligned face crop, px: the flow is computed, and measured, in its pixels
     detect_max_side: int = 360  # px: the first detection attempt on a large frame runs at this short side
     detect_score_share: float = 0.5  # detections scoring under this share of the best one are not the face
+    detect_pad: float = 0.25  # the last detection attempt widens the frame by this share of its long side, each side
     # Where the detector finds no face in the onset frame, the clip's next frames are searched for it, nearest
     # first, at most this many; the box found is carried back to the onset, where the landmarks are predicted,
     # if the onset's crop matches that frame's (face_match). A real laugh's head tilted back scored -0.004 to
@@ -169,6 +170,9 @@ class FaceConfig:
         _positive(self.jaw_drop, "face.jaw_drop", "IOD")
         _positive(self.carried_sharpness, "face.carried_sharpness", "share of the found frame's gradient energy")
         _positive(self.turn_margin, "face.turn_margin", "dlib HOG detection score")
+        if isinstance(self.detect_pad, bool) or not (isinstance(self.detect_pad, (int, float)) and 0 <= self.detect_pad <= 1):
+            raise ValueError(f"face.detect_pad (the share of a frame's long side its last detection attempt adds each "
+                             f"side; 0: none) must be from 0 to 1, not {self.detect_pad!r}")
         if not (isinstance(self.crop_size, int) and CROP_SIZES[0] <= self.crop_size <= CROP_SIZES[1]):
             raise ValueError(f"face.crop_size must be a whole number of px from {CROP_SIZES[0]} to {CROP_SIZES[1]} (the "
                              f"flow is measured in its pixels; default 224), not {self.crop_size!r}")
