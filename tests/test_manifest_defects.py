@@ -646,3 +646,31 @@ def test_a_tab_separated_row_with_more_fields_names_a_tab_in_its_example(tmp_pat
         sources.read_clips(tmp_path, "manifest")
     assert str(e.value).startswith(f"{m}: row 2 holds 5 fields") and "a tab unquoted" in str(e.value)
     assert "6,12" not in str(e.value)
+
+
+def test_paths_written_on_windows_or_on_another_machine_are_found(tmp_path, video):
+    """A manifest written on Windows (``takes\\single_face.avi``) had every row skipped as missing: ``\\`` is no
+    separator here. An absolute path of the machine it was written on (a drive, or another user's home) is read
+    by its last parts that exist under the manifest's folder, and a label note says which file was read."""
+    frames = tmp_path / "sub01" / "EP02_01f"
+    frames.mkdir(parents=True)
+    for n in range(3):
+        cv2.imwrite(str(frames / f"img{n + 1}.jpg"), np.full((16, 16), 40 * n, np.uint8))
+    _manifest(tmp_path, "path,onset,apex,subject,clip\n"
+                        "takes\\single_face.avi,1,5,s1,a\n"
+                        "sub01\\EP02_01f,1,2,s1,b\n"
+                        "D:\\MER\\CASME2\\sub01\\EP02_01f,1,2,s1,c\n"
+                        "/home/alice/study/takes/single_face.avi,2,6,s1,d\n"
+                        "\\\\lab-nas\\mer\\takes\\single_face.avi,3,7,s1,e\n"
+                        "D:\\MER\\CASME2\\sub09\\EP01_01,1,2,s1,f\n")
+    clips, skips = _read(tmp_path)
+    by = {c.clip: c for c in clips}
+    assert sorted(by) == ["a", "b", "c", "d", "e"]
+    assert by["a"].video == str(video.resolve()) == by["d"].video == by["e"].video
+    assert set(by["b"].frames) == {1, 2, 3} and by["b"].frames == by["c"].frames
+    assert not by["a"].extra.get("label_notes") and not by["b"].extra.get("label_notes")
+    note = by["c"].extra["label_notes"][0]
+    assert "row 4, field 'path'" in note and "'sub01/EP02_01f'" in note and "D:\\\\MER" in note
+    assert "'takes/single_face.avi'" in by["d"].extra["label_notes"][0]
+    # nothing of it here: missing, as before
+    assert [(s.reason, s.row, s.field) for s in skips] == [("missing_path", 7, "path")]

@@ -1,7 +1,9 @@
 """A user's own clips, listed in ``manifest.csv`` (or ``manifest.parquet``, ``manifest.xlsx``).
 
 Columns: ``path`` (required: a folder of frames or a video file, relative to the folder of the manifest's path
-as given, a link's own folder rather than its target's, or absolute), ``onset`` (required), and optionally
+as given, a link's own folder rather than its target's, or absolute; ``\\`` separates folders as ``/`` does, as a
+manifest written on Windows has it, and an absolute path of another machine that does not exist here is read by its
+last parts that exist under the manifest's folder, with a label note), ``onset`` (required), and optionally
 ``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
 ``clip``, ``fps``. Header names are read without regard to case or surrounding spaces (``Emotion`` is
 ``emotion``); a name given twice that way is an error. In a folder, each
@@ -238,6 +240,42 @@ def _on_disk(target: Path) -> Path:
     return target
 
 
+# A path written on Windows: a drive (``D:\\`` or ``D:/``) or a network share (``\\\\server``)
+_WINDOWS_ROOT = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
+def _locate(raw: str, base: Path) -> tuple[Path, str | None]:
+    """A row's path on this machine, and the last parts of it read there where it is not the path as written. A
+    manifest written on
+    Windows separates folders with ``\\`` (``sub01\\EP02_01f``), which is no separator here: the path is read
+    with ``/``. An absolute path of another machine (``D:\\MER\\CASME2\\sub01\\EP02_01f``,
+    ``/home/alice/CASME2/...``) that does not exist here is looked for by its last parts under the manifest's
+    folder, the longest that exists: the data moved with its manifest."""
+    given = _on_disk(Path(raw) if Path(raw).is_absolute() else base / raw)
+    if given.exists():
+        return given, None
+    text = raw.replace("\\", "/")
+    foreign = bool(_WINDOWS_ROOT.match(raw)) or Path(text).is_absolute()
+    if not foreign:
+        return (_on_disk(base / text) if "\\" in raw else given), None
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    for k in range(1, len(parts)):
+        found = _on_disk(base.joinpath(*parts[k:]))
+        if found.exists():
+            return found, "/".join(parts[k:])
+    return given, None
+
+
+def _moved_note(r: c.Row, raw: str, base: Path) -> list[str]:
+    """A label note where the row's path was read by its last parts (:func:`_locate`): another file of that name
+    could be meant, so the build says which it read."""
+    last = _locate(raw, base)[1]
+    if last is None:
+        return []
+    return [f"{r.file}, row {r.row}, field 'path': {raw!r} does not exist on this machine; its last parts {last!r} do, "
+            f"in the manifest's folder ({base}), and are read"]
+
+
 def _nfc(name: str) -> str:
     """A name in Unicode's composed form (NFC): a subject typed in the manifest and the same name read from a
     folder copied from macOS (decomposed, NFD) print alike and must be one subject, not two."""
@@ -248,8 +286,7 @@ def _names(base: Path, rec: dict[str, Any]) -> tuple[Path | None, str, str, bool
     """The row's target (``None``: no path), subject, clip name (both NFC, :func:`_nfc`), and whether that clip
     name is the default."""
     raw_path = c.text(rec.get("path"))
-    target = None if raw_path is None else _on_disk(Path(raw_path) if Path(raw_path).is_absolute()
-                                                     else base / raw_path)
+    target = None if raw_path is None else _locate(raw_path, base)[0]
     subject = _nfc(c.text(rec.get("subject")) or (target.parent.name if target else ""))
     clip = c.text(rec.get("clip"))
     if clip:
@@ -407,8 +444,8 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         extra = {k: c.text(v) for k, v in rec.items() if k not in COLUMNS and not c.is_blank(v)}
         if defaulted:
             extra["offset_defaulted"] = True
-        notes = (c.unparsed_note("aus", au_text, aus) + _slash_note(au_text, aus) + _emotion_note(r, emotion)
-                 + c.ignored_note(frames))
+        notes = (_moved_note(r, c.text(rec.get("path")), base) + c.unparsed_note("aus", au_text, aus)
+                 + _slash_note(au_text, aus) + _emotion_note(r, emotion) + c.ignored_note(frames))
         if apex is None and _apex_on_onset(rec.get("apex"), onset):
             notes.insert(0, f"apex {onset} is the onset frame ({onset}): the apex is estimated from motion")
         if notes:
