@@ -674,3 +674,25 @@ def test_paths_written_on_windows_or_on_another_machine_are_found(tmp_path, vide
     assert "'takes/single_face.avi'" in by["d"].extra["label_notes"][0]
     # nothing of it here: missing, as before
     assert [(s.reason, s.row, s.field) for s in skips] == [("missing_path", 7, "path")]
+
+
+def test_marks_written_as_times_say_to_write_frames(tmp_path, video):
+    """A window timed in a video player (``00:00:01.5``) or in seconds (``1.5``) was "not a frame number" without
+    saying what is: the message says the marks are frames and how to get them."""
+    import datetime
+
+    from unimer_builder.sources import _common
+
+    _manifest(tmp_path, "path,onset,apex,offset\n"
+                        "takes/single_face.avi,00:00:00.5,00:00:00.8,00:00:01.0\n"
+                        "takes/single_face.avi,0,1.5,2\n"
+                        "takes/single_face.avi,0,4,soon\n")
+    _, skips = _read(tmp_path)
+    why = {(s.row, s.field): s.message for s in skips}
+    assert "'00:00:00.5' is not a frame number: marks are frame numbers, not times" in why[(2, "onset")]
+    assert "'1.5' is not a frame number: marks are frame numbers, not times" in why[(3, "apex")]
+    assert why[(4, "offset")].endswith("offset 'soon' is not a frame number")
+    # an Excel time cell, as pandas reads it
+    r = _common.Row("manifest", "m.xlsx", 2, "manifest/s/c")
+    skip = _common.parse_frames(r, {"onset": datetime.time(0, 0, 1)}, {"onset": "onset"})
+    assert "not times" in skip.message

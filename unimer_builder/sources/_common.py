@@ -10,6 +10,7 @@ layout (synthetic clips) is :mod:`._layout`'s.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import itertools
 import math
@@ -496,6 +497,17 @@ def to_int_or_none(v: Any) -> int | None:
         return None
 
 
+def _not_a_frame(name: str, v: Any) -> str:
+    """Why a mark's cell is no frame number, with what to write where it holds a time (``00:01:23.5``, an Excel
+    time cell, ``2.35``): a window timed in a video player or an annotation tool (ELAN) is read as no frame."""
+    text = str(v).strip()
+    timed = isinstance(v, (datetime.time, datetime.timedelta)) or re.fullmatch(r"\d+(:\d{1,2}){1,2}([.,]\d+)?", text)
+    fraction = re.fullmatch(r"[+-]?\d*[.,]\d*[1-9]\d*", text)
+    hint = (": marks are frame numbers, not times; write the frame (seconds x the frame rate, the first frame 0 for a "
+            "video)" if timed or fraction else "")
+    return f"{name} {v!r} is not a frame number{hint}"
+
+
 def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offset: bool = True
                  ) -> tuple[int, int | None, int | None] | Skip:
     """Onset, apex, offset from their cells; ``/`` or blank apex -> ``None``; apex == onset -> ``None``; a clip
@@ -503,7 +515,7 @@ def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offs
     try:
         onset = to_int(cells.get("onset"))
     except ValueError:
-        return r.skip("bad_label", f"onset {cells.get('onset')!r} is not a frame number", names["onset"])
+        return r.skip("bad_label", _not_a_frame("onset", cells.get("onset")), names["onset"])
     if onset is None:
         return r.skip("bad_label", "onset frame is missing", names["onset"])
     raw_apex = cells.get("apex")
@@ -512,12 +524,12 @@ def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offs
         try:
             apex = to_int(raw_apex)
         except ValueError:
-            return r.skip("bad_label", f"apex {raw_apex!r} is not a frame number", names.get("apex", "apex"))
+            return r.skip("bad_label", _not_a_frame("apex", raw_apex), names.get("apex", "apex"))
     raw_offset = cells.get("offset")
     try:  # "/" or "-" says "not given" here as in the apex: a manifest's offset then defaults to the last frame
         offset = None if str(raw_offset).strip().lower() in NO_APEX else to_int(raw_offset)
     except ValueError:
-        return r.skip("bad_label", f"offset {cells.get('offset')!r} is not a frame number",
+        return r.skip("bad_label", _not_a_frame("offset", cells.get("offset")),
                       names.get("offset", "offset"))
     if offset is None and need_offset:
         return r.skip("bad_label", "offset frame is missing", names.get("offset", "offset"))
