@@ -551,6 +551,13 @@ def test_a_video_of_non_square_pixels_is_measured_square(tmp_path, base_face, to
     reader = FrameReader(replace(clip, **window, video=str(turned)))
     assert reader.get(0).shape == (512, 512) and "its 512x320 frames are scaled to 512x512" in reader.notes[0]
     assert np.abs(reader.get(0).astype(float) - imgs[0]).mean() < 6  # upright, as tall as wide, as filmed
+    # the real-footage bench's degraded copies write frames as the builder reads the video: square (they were stored
+    # 320x512, the face 1.6 times too narrow)
+    from unimer_builder.validation import real_footage as rf
+
+    rf._write_frames(tmp_path / "anamorphic.mov", {"w": (0, 1)}, tmp_path / "copy", rf.Degrade())
+    copy = cv2.imread(str(tmp_path / "copy" / "w" / "frame_000000.png"), cv2.IMREAD_GRAYSCALE)
+    assert copy.shape == (512, 512) and np.abs(copy.astype(float) - imgs[0]).mean() < 6
 
 
 def test_registration_errors_do_not_add_up_along_the_clip(tmp_path):

@@ -124,6 +124,27 @@ def read_frame(path: str | Path) -> np.ndarray:
     return decode_frame(Path(path).read_bytes())
 
 
+def pixel_shape(cap: cv2.VideoCapture) -> tuple[tuple[int, int] | None, bool]:
+    """An open video's sample aspect ratio where its pixels are not square (else None), and whether its rotation tag
+    turns its frames a quarter turn (OpenCV turns them; the ratio is of the pixels as stored)."""
+    num, den = int(cap.get(cv2.CAP_PROP_SAR_NUM)), int(cap.get(cv2.CAP_PROP_SAR_DEN))
+    sar = (num, den) if num > 0 and den > 0 and abs(num / den - 1) >= 0.01 else None
+    turned = bool(cap.get(cv2.CAP_PROP_ORIENTATION_AUTO)) and int(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90
+    return sar, turned
+
+
+def square_pixels(img: np.ndarray, sar: tuple[int, int] | None, turned: bool = False) -> np.ndarray:
+    """A frame of non-square pixels (:func:`pixel_shape`) scaled along its stored rows by its sample aspect ratio
+    (widened 1.6 times at 8:5; a frame turned by its rotation tag, heightened): measured as stored, the face is 1.6
+    times too narrow for the landmark model, and its smile was judged contradicted. Square pixels: ``img``."""
+    if sar is None:
+        return img
+    (num, den), (h, w) = sar, img.shape[:2]
+    size = (w, max(1, round(h * num / den))) if turned else (max(1, round(w * num / den)), h)
+    # bicubic where it enlarges, as FFmpeg's scaler (a player's); bilinear blurred the lids a blink's flow follows
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if num < den else cv2.INTER_CUBIC)
+
+
 class FrameReader:
     """A clip's frames, decoded on demand. Of a video, frames are read in order (a seek lands on the nearest
     key frame in many codecs, so counting frames is the one exact numbering) and held from ``first`` on while
@@ -292,11 +313,7 @@ class FrameReader:
                 self._declared = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
             self._rate = declared_fps(self._cap)
             self._period = 1000.0 / self._rate if self._rate else 0.0
-            num, den = int(self._cap.get(cv2.CAP_PROP_SAR_NUM)), int(self._cap.get(cv2.CAP_PROP_SAR_DEN))
-            self._sar = (num, den) if num > 0 and den > 0 and abs(num / den - 1) >= 0.01 else None
-            # OpenCV turns a frame by the video's rotation tag; the ratio is of the pixels as stored
-            self._turned = bool(self._cap.get(cv2.CAP_PROP_ORIENTATION_AUTO)) and \
-                int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90
+            self._sar, self._turned = pixel_shape(self._cap)
         cap = self._cap
         while to is None or self._pos <= to:
             if not cap.grab():
@@ -322,14 +339,10 @@ class FrameReader:
             self._held += img.nbytes
 
     def _square(self, img: np.ndarray) -> np.ndarray:
-        """A frame of non-square pixels scaled along its stored rows by its sample aspect ratio (widened 1.6 times at
-        8:5; a frame turned by its rotation tag, heightened): measured as stored, the face is 1.6 times too narrow
-        for the landmark model, and its smile was judged contradicted."""
-        (num, den), (h, w) = self._sar, img.shape
-        size = (w, max(1, round(h * num / den))) if self._turned else (max(1, round(w * num / den)), h)
-        self._sizes = ((w, h), size)
-        # bicubic where it enlarges, as FFmpeg's scaler (a player's); bilinear blurred the lids a blink's flow follows
-        return cv2.resize(img, size, interpolation=cv2.INTER_AREA if num < den else cv2.INTER_CUBIC)
+        """:func:`square_pixels`, noting the frame's size as read and as made square."""
+        out = square_pixels(img, self._sar, self._turned)
+        self._sizes = ((img.shape[1], img.shape[0]), (out.shape[1], out.shape[0]))
+        return out
 
     def _gaps(self) -> dict[int, int]:
         """Frame -> how many frames the timestamps skip just before it: a step of more than 1.5 frame periods. A

@@ -49,6 +49,7 @@ from ..facs import parse_aus
 from ..inputs import clip_inputs
 from ..records import Clip, CrossCheck, Evidence, Skip
 from ..shards import read_shard
+from ..sources.frames import pixel_shape, square_pixels
 from ..sources.manifest import COLUMNS as MANIFEST_COLUMNS
 from . import media
 
@@ -220,11 +221,13 @@ def _write_frames(video: Path, wanted: dict[str, tuple[int, int]], folder: Path,
     degraded; each file named by its frame number, as the manifest reads a folder."""
     stop = max(last for _, last in wanted.values())
     cap = cv2.VideoCapture(str(video))
+    sar, turned = pixel_shape(cap)  # frames written square, as the builder reads the video (DV, HDV)
     try:
         for n in range(stop + 1):
             ok, frame = cap.read()
             if not ok:
                 break
+            frame = square_pixels(frame, sar, turned)
             for wid, (first, last) in wanted.items():
                 if first <= n <= last:
                     out = folder / wid
