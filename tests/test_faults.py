@@ -282,9 +282,11 @@ def test_a_face_stored_sideways_is_named_in_the_no_face_reason(source, tmp_path)
                 cv2.imwrite(str(folder / Path(p).name), np.rot90(cv2.imread(p), k))
             turned = replace(clip, frames={n: str(folder / Path(p).name) for n, p in window.items()})
             skip = pipeline.measure_clip(turned, CFG, tools)
+            flipped = (" or, where the recording was flipped top to bottom rather than turned, flip it back: turned, "
+                       "a flipped face stays mirrored, its left and right sides swapped") if k == 2 else ""
             assert skip.reason == "no_face" and skip.message.endswith(
                 f"no face found upright in onset frame {clip.onset}; one is found with the frame turned {how}: "
-                f"rotate the frames"), skip
+                f"rotate the frames{flipped}"), skip
         first = cv2.imread(window[clip.onset])
         video = tmp_path / "sideways.avi"
         vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, first.shape[:2])
@@ -686,3 +688,16 @@ def test_a_folder_no_build_wrote_is_refused_and_left_as_it_was(source, tmp_path)
     assert _cli("build", source, "--out", empty, *ARGS, "--limit", 1).exit_code in (0, 1)
     assert (empty / "build_report.json").is_file()
     assert _cli("build", source, "--out", empty, *ARGS, "--limit", 1).exit_code in (0, 1)
+
+
+def test_a_video_upside_down_is_told_both_fixes_a_turn_and_a_flip():
+    """A video flipped top to bottom (not turned) shows its face upside down as a turned one does, and dlib cannot tell
+    them apart: told only to turn it 180°, it would be built mirrored, its left and right AUs swapped."""
+    from unimer_builder.evidence import _turn_hint
+    from unimer_builder.records import Clip
+
+    clip = Clip(database="manifest", subject="s", clip="c", onset=0, apex=None, offset=None, video="/v/c.mp4",
+                source_file="/v/manifest.csv", source_row=2)
+    hint = _turn_hint(clip, "180°")
+    assert "ffmpeg -i IN -vf hflip,vflip -c:v ffv1 OUT.mkv" in hint and "flip it back (-vf vflip)" in hint
+    assert "vflip)" not in _turn_hint(clip, "90° clockwise")

@@ -926,7 +926,9 @@ def test_a_face_upside_down_is_no_face_though_the_detector_fires_on_it(tmp_path)
         skip = pipeline.measure_clip(clip_from_folder(tmp_path / "turned", 0, 5, 7), cfg, tools)
         assert isinstance(skip, Skip) and skip.reason == "no_face", skip
         assert "the face found in onset frame 0 is not upright" in skip.message
-        assert skip.message.endswith("one is found with the frame turned 180°: rotate the frames"), skip.message
+        assert skip.message.endswith("one is found with the frame turned 180°: rotate the frames or, where the "
+                                     "recording was flipped top to bottom rather than turned, flip it back: turned, a "
+                                     "flipped face stays mirrored, its left and right sides swapped"), skip.message
         upright = pipeline.measure_clip(clip_from_folder(tmp_path / "upright", 0, 5, 7), cfg, tools)
         assert not isinstance(upright, Skip), upright
 

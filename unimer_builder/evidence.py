@@ -199,6 +199,10 @@ def _turn_hint(clip: Clip, how: str | None) -> str:
         return ""
     fix = f"rotate the video losslessly (ffmpeg -i IN -vf {_FFMPEG_TURN[how]} -c:v ffv1 OUT.mkv)" if clip.video else \
         "rotate the frames"
+    if how == "180°":  # the detector cannot tell a face upside down from one flipped top to bottom, mirrored
+        fix += (" or, where the recording was flipped top to bottom rather than turned, flip it back"
+                + (" (-vf vflip)" if clip.video else "") + ": turned, a flipped face stays mirrored, its left and "
+                "right sides swapped")
     return f"; one is found with the frame turned {how}: {fix}"
 
 
