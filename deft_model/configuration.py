@@ -130,7 +130,7 @@ class DeftConfig(PretrainedConfig):
         lora_r: int = 8,
         lora_alpha: float = 16,
         lora_dropout: float = 0.0,
-        lora_target_modules: list[str] | None = None,
+        lora_target_modules: list[str] | str | None = None,
         loss_weights: dict[str, float] | None = None,
         disentangle_memory: int = 32,
         expert_dropout: dict[str, float] | None = None,
@@ -185,7 +185,10 @@ class DeftConfig(PretrainedConfig):
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
-        self.lora_target_modules = list(lora_target_modules or ["q_proj", "k_proj", "v_proj", "o_proj"])
+        # None: peft's default for the LLM's architecture; "all-linear": every linear layer of its blocks
+        # (modeling.lora_targets); either is replaced by the layers chosen once the model is built
+        self.lora_target_modules = (list(lora_target_modules) if isinstance(lora_target_modules, (list, tuple))
+                                    else lora_target_modules)
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         self.disentangle_memory = int(disentangle_memory)
         self.expert_dropout = {str(k): float(v) for k, v in (expert_dropout or {}).items()}
@@ -467,7 +470,7 @@ def reference_config(**overrides) -> DeftConfig:
         n_struct_tokens=8, n_dyn_tokens=8, dyn_dim=256, motion_dim=256,
         stack_len=8, frame_size=112, flow_size=56, llm_mode="lora", vision_mode="frozen",
         train_embeddings=False, base_dtype="bfloat16", lora_r=16, lora_alpha=32, lora_dropout=0.05,
-        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_target_modules="all-linear",  # Qwen2's q/k/v/o and gate/up/down_proj; another LLM's own layers
         training={**DEFAULT_TRAINING, "epochs": 3, "batch_size": 8, "lr": 2e-4, "max_length": 512,
                   "warmup_steps": 50},
         system_prompt="You are an expert in facial micro-expressions and the Facial Action Coding System.",

@@ -1,0 +1,105 @@
+# ruff: noqa: F811  (pytest fixtures imported from deft_fixtures are redefined as arguments)
+"""Other base LLMs than the presets' Qwen2: the real architecture classes of well-known families at a tiny size
+(random weights, local folders), each with a tokenizer as its family ships it (GPT-2's: no pad, no chat template;
+Llama's: a start token before every text; Gemma's: a template that refuses a system message)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from deft_fixtures import small_shards_dir  # noqa: F401
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from deft_model.configuration import reference_config, tiny_config
+from deft_model.modeling import DeftModel
+from deft_model.tokenizer import load_hub_tokenizer
+
+SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             max_position_embeddings=256, vocab_size=300)
+GEMMA_TEMPLATE = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+                  "{{ raise_exception('System role not supported') }}{% endif %}"
+                  "{% for message in messages %}{{ '<start_of_turn>' + message['role'] + '\n' + message['content'] "
+                  "+ '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}"
+                  "{% endif %}")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _lora_layers(model: DeftModel) -> set[str]:
+    return {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A." in n}
+
+
+def _lora_model(config_fn, text_config: dict, **over) -> DeftModel:
+    """A LoRA model over an inline LLM of another family (dynamic and motion experts: no tower needed)."""
+    cfg = config_fn(llm=None, text_config=text_config, vision=None, vision_config=None, experts=["dynamic", "motion"],
+                    n_dyn_tokens=2, dyn_dim=16, motion_dim=16, llm_mode="lora", base_dtype="float32", **over)
+    return DeftModel(cfg)
+
+
+def _bpe(special: list[str], bos: str, eos: str, starts_with_bos: bool) -> PreTrainedTokenizerFast:
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(["What emotion does this face show?", "The lip corners pull up."],
+                           trainers.BpeTrainer(vocab_size=300, special_tokens=special, show_progress=False,
+                                               initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    if starts_with_bos:
+        tk.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tk.token_to_id(bos))])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=bos, eos_token=eos)
+
+
+def test_lora_targets_left_unset_are_peft_s_choice_for_the_architecture():
+    # GPT-2's attention is one Conv1D c_attn: the former default q/k/v/o_proj matched nothing ("Target modules ...
+    # not found in the base model"); peft's default for the model type is recorded for the saved model
+    model = _lora_model(tiny_config, dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, n_positions=256,
+                                          vocab_size=300))
+    assert _lora_layers(model) == {"c_attn"} and model.config.lora_target_modules == ["c_attn"]
+    neox = _lora_model(tiny_config, dict(model_type="gpt_neox", **SMALL))
+    assert _lora_layers(neox) == {"query_key_value"}
+
+
+@pytest.mark.parametrize("text_config, want", [
+    # the preset's seven Qwen2 layers, as before
+    (dict(model_type="qwen2", num_key_value_heads=2, **SMALL),
+     {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}),
+    # Phi-3's fused qkv_proj and gate_up_proj were left without LoRA (only o_proj and down_proj matched)
+    (dict(model_type="phi3", bos_token_id=1, eos_token_id=2, pad_token_id=2, **SMALL), {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}),
+    # OPT's out_proj, fc1 and fc2 were left without LoRA (only q/k/v_proj matched)
+    (dict(model_type="opt", hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+          word_embed_proj_dim=64, max_position_embeddings=256, vocab_size=300),
+     {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"}),
+])
+def test_the_reference_preset_adapts_every_linear_layer_of_another_llm(text_config, want):
+    model = _lora_model(reference_config, text_config)
+    assert _lora_layers(model) == want and set(model.config.lora_target_modules) == want
+
+
+def test_lora_target_names_matching_no_layer_are_an_error_naming_the_layers_there_are():
+    opt = dict(model_type="opt", hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+               word_embed_proj_dim=64, max_position_embeddings=256, vocab_size=300)
+    # peft adapted q/k/v_proj and said nothing of o_proj (OPT's is out_proj)
+    with pytest.raises(ValueError, match=r"lora_target_modules \['o_proj'\] name no layer of the LLM \(opt\); its "
+                                         r"linear layers are \['k_proj', 'v_proj', 'q_proj', 'out_proj', 'fc1'"):
+        _lora_model(tiny_config, opt, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+def test_a_gpt2_folder_with_its_own_tokenizer_builds_with_lora_and_grows_its_tied_vocabulary(tmp_path):
+    tok = _bpe(["<|endoftext|>"], "<|endoftext|>", "<|endoftext|>", False)
+    GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=256, vocab_size=len(tok))).save_pretrained(
+        tmp_path / "gpt2")
+    tok.save_pretrained(tmp_path / "gpt2")
+    cfg = reference_config(llm=str(tmp_path / "gpt2"), vision=None, experts=["dynamic", "motion"], n_dyn_tokens=2,
+                           dyn_dim=16, motion_dim=16, base_dtype="float32", system_prompt=None)
+    tok = load_hub_tokenizer(cfg.llm, list(cfg.placeholders.values()))
+    model = DeftModel.from_components(cfg, tok)
+    assert _lora_layers(model) == {"c_attn", "c_proj", "c_fc"}
+    lm = model.language_model
+    assert lm.get_input_embeddings().num_embeddings == len(tok) and lm.get_output_embeddings().weight is \
+        lm.get_input_embeddings().weight
