@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from jinja2.exceptions import TemplateError
 
 from unimer_builder import COMPOSITE, FACE_COLUMNS, canonical, read_shard, shard_files
 
@@ -520,11 +521,18 @@ def placeholder_text(config: DeftConfig) -> str:
 
 
 def render_prompt(tokenizer, config: DeftConfig, instruction: str) -> str:
-    msgs = []
+    """The prompt in the tokenizer's chat format. A template that refuses a system message (Gemma's "System role not
+    supported", Mistral's "Conversation roles must alternate") gets the system prompt at the head of the user turn,
+    as those models are instructed."""
+    user = f"{placeholder_text(config)}\n{instruction}"
     if config.system_prompt:
-        msgs.append({"role": "system", "content": config.system_prompt})
-    msgs.append({"role": "user", "content": f"{placeholder_text(config)}\n{instruction}"})
-    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        msgs = [{"role": "system", "content": config.system_prompt}, {"role": "user", "content": user}]
+        try:
+            return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        except TemplateError:
+            user = f"{config.system_prompt}\n\n{user}"
+    return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                         add_generation_prompt=True)
 
 
 class DeftDataset(torch.utils.data.Dataset):

@@ -12,7 +12,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from deft_model.configuration import reference_config, tiny_config
+from deft_model.data import render_prompt
 from deft_model.modeling import DeftModel
+from deft_model.testing import base_tokenizer
 from deft_model.tokenizer import load_hub_tokenizer
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -88,6 +90,15 @@ def test_lora_target_names_matching_no_layer_are_an_error_naming_the_layers_ther
     with pytest.raises(ValueError, match=r"lora_target_modules \['o_proj'\] name no layer of the LLM \(opt\); its "
                                          r"linear layers are \['k_proj', 'v_proj', 'q_proj', 'out_proj', 'fc1'"):
         _lora_model(tiny_config, opt, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+def test_a_chat_template_refusing_a_system_message_gets_the_system_prompt_in_the_user_turn():
+    tok = base_tokenizer()
+    tok.chat_template = GEMMA_TEMPLATE  # Gemma's: raise_exception('System role not supported')
+    cfg = reference_config(system_prompt="You are a FACS coder.")
+    prompt = render_prompt(tok, cfg, "What emotion is shown?")
+    assert prompt.startswith("<start_of_turn>user\nYou are a FACS coder.\n\n<struct>")
+    assert prompt.endswith("What emotion is shown?<end_of_turn>\n<start_of_turn>model\n")
 
 
 def test_a_gpt2_folder_with_its_own_tokenizer_builds_with_lora_and_grows_its_tied_vocabulary(tmp_path):
