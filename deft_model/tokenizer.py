@@ -79,7 +79,11 @@ def load_hub_tokenizer(name: str, placeholders: Iterable[str]):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if tok.chat_template is None:
-        tok.chat_template = CHAT_TEMPLATE
+        # prompts are encoded without special tokens (the template places them): the start token a tokenizer puts
+        # before every text (Llama's <s>, OPT's </s>) goes in the template, or the base model never saw a prompt
+        # without it
+        starts = tok.bos_token_id is not None and tok("a")["input_ids"][:1] == [tok.bos_token_id]
+        tok.chat_template = ("{{ bos_token }}" if starts else "") + CHAT_TEMPLATE
     tok.padding_side = "right"
     return tok
 

@@ -101,6 +101,19 @@ def test_a_chat_template_refusing_a_system_message_gets_the_system_prompt_in_the
     assert prompt.endswith("What emotion is shown?<end_of_turn>\n<start_of_turn>model\n")
 
 
+def test_a_tokenizer_without_chat_template_keeps_the_start_token_it_puts_before_every_text(tmp_path):
+    placeholders = list(reference_config().placeholders.values())
+    cfg = reference_config(system_prompt=None)
+    for name, starts in (("llama", True), ("gpt2", False)):
+        special = ["<unk>", "<s>", "</s>"] if starts else ["<|endoftext|>"]
+        _bpe(special, special[-2 if starts else 0], special[-1], starts).save_pretrained(tmp_path / name)
+        tok = load_hub_tokenizer(str(tmp_path / name), placeholders)
+        ids = tok(render_prompt(tok, cfg, "What emotion does this face show?"), add_special_tokens=False).input_ids
+        # Llama's <s> was lost: prompts are encoded without special tokens and the fallback template had none
+        assert (ids[0] == tok.bos_token_id) == starts, name
+        assert ids.count(tok.bos_token_id) == int(starts)
+
+
 def test_a_gpt2_folder_with_its_own_tokenizer_builds_with_lora_and_grows_its_tied_vocabulary(tmp_path):
     tok = _bpe(["<|endoftext|>"], "<|endoftext|>", "<|endoftext|>", False)
     GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=256, vocab_size=len(tok))).save_pretrained(
