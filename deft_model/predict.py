@@ -93,8 +93,10 @@ def predict_dataset(model, tok, ds: DeftDataset, generate_rows: set[int] | None 
     coll = DeftCollator(tok.pad_token_id, max_length=int(cfg.training["max_length"]), image_mean=cfg.image_mean,
                         image_std=cfg.image_std, generation=True)
     vocab = model.language_model.get_input_embeddings().num_embeddings
-    # rows the tokenizer has no token for, and whatever the caller suppresses
-    suppress = list(range(len(tok), vocab)) + list(generate_kwargs.pop("suppress_tokens", None) or [])
+    # rows the tokenizer has no token for, the experts' placeholders (a generated one has no expert input to take its
+    # place: "the prompts hold 1 <dyn> tokens but no input for expert 'dynamic'"), and whatever the caller suppresses
+    placeholders = [t for t in tok.convert_tokens_to_ids(list(cfg.placeholders.values())) if t not in (None, tok.unk_token_id)]
+    suppress = list(range(len(tok), vocab)) + placeholders + list(generate_kwargs.pop("suppress_tokens", None) or [])
     out: list[dict] = []
     for i in range(0, len(ds), batch_size):
         items = [ds[j] for j in range(i, min(len(ds), i + batch_size))]

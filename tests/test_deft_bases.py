@@ -12,10 +12,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from deft_model.configuration import reference_config, tiny_config
-from deft_model.data import render_prompt
+from deft_model.data import DeftDataset, ShardSet, render_prompt
 from deft_model.modeling import DeftModel
+from deft_model.predict import predict_dataset
 from deft_model.testing import base_tokenizer
-from deft_model.tokenizer import load_hub_tokenizer
+from deft_model.tokenizer import build_tiny_tokenizer, load_hub_tokenizer
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
              max_position_embeddings=256, vocab_size=300)
@@ -127,3 +128,25 @@ def test_a_gpt2_folder_with_its_own_tokenizer_builds_with_lora_and_grows_its_tie
     lm = model.language_model
     assert lm.get_input_embeddings().num_embeddings == len(tok) and lm.get_output_embeddings().weight is \
         lm.get_input_embeddings().weight
+
+
+def test_generation_never_emits_an_expert_placeholder(small_shards_dir):
+    # an untrained or drifting LLM that picks <dyn> failed the next step: "the prompts hold 1 <dyn> tokens but no
+    # input for expert 'dynamic' was given"
+    cfg = tiny_config(experts=["dynamic", "motion"])
+    shards = ShardSet(small_shards_dir, cfg)
+    cfg.emotion_labels = shards.emotion_labels()
+    tok = build_tiny_tokenizer(list(shards.answer), list(cfg.placeholders.values()))
+    torch.manual_seed(0)
+    model = DeftModel.from_components(cfg, tok).eval()
+    dyn = cfg.placeholder_ids["dynamic"]
+
+    def prefer_dyn(module, args, out):
+        out = out.clone()
+        out[..., dyn] += 1e4
+        return out
+
+    model.llm.get_output_embeddings().register_forward_hook(prefer_dyn)
+    ds = DeftDataset(shards, [0], tok, with_answer=False)
+    g = predict_dataset(model, tok, ds, {0}, max_new_tokens=3)[0]["generation"]
+    assert g["tokens"] > 0
