@@ -185,8 +185,8 @@ class DeftConfig(PretrainedConfig):
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
-        # None: peft's default for the LLM's architecture; "all-linear": every linear layer of its blocks
-        # (modeling.lora_targets); either is replaced by the layers chosen once the model is built
+        # None: the LLM's attention projections (q/k/v/o_proj, or peft's default for its architecture);
+        # "all-linear": every linear layer of its blocks (modeling.lora_targets)
         self.lora_target_modules = (list(lora_target_modules) if isinstance(lora_target_modules, (list, tuple))
                                     else lora_target_modules)
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}

@@ -107,25 +107,33 @@ def load_named_vision(name: str, dtype: torch.dtype):
     return tower
 
 
+# LoRA's layers where lora_target_modules is unset and the LLM has them: the attention projections of Qwen2, Llama,
+# Mistral, Gemma (the project's default from the start); another family's are peft's choice for its model type
+ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
 def lora_targets(llm: nn.Module, wanted: list[str] | str | None) -> list[str] | str:
-    """The ``target_modules`` for peft: ``None`` is peft's default for the LLM's model type (``c_attn`` for GPT-2,
-    ``query_key_value`` for GPT-NeoX, ...) or every linear layer where peft has none (Phi-3); a name of the list
-    that matches no layer is an error naming the layers there are (peft wrapped whatever else matched: ``o_proj``
-    on OPT, whose attention output is ``out_proj``, or Phi-3's fused ``qkv_proj`` were left without LoRA)."""
+    """The ``target_modules`` for peft. ``None``: :data:`ATTENTION_PROJECTIONS` where the LLM has all four, else
+    peft's default for its model type (``c_attn`` for GPT-2, ``query_key_value`` for GPT-NeoX; q/k/v_proj alone
+    matched nothing there) or every linear layer where peft has none (Phi-3's fused ``qkv_proj``). A name of a list
+    that matches no layer is an error naming the layers there are: peft wrapped whatever else matched (``o_proj`` on
+    OPT, whose attention output is ``out_proj``, was left without LoRA, without a word)."""
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
     model_type = llm.config.model_type
+    names = [n for n, _ in llm.named_modules()]
     if wanted is None:
+        if set(ATTENTION_PROJECTIONS) <= {n.rsplit(".", 1)[-1] for n in names}:
+            return list(ATTENTION_PROJECTIONS)
         return TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type, "all-linear")
     if isinstance(wanted, str):  # "all-linear" or a regular expression, peft's own
         return wanted
-    names = [n for n, _ in llm.named_modules()]
     missing = [t for t in wanted if not any(n == t or n.endswith(f".{t}") for n in names)]
     if missing:
         linear = dict.fromkeys(n.rsplit(".", 1)[-1] for n, m in llm.named_modules() if isinstance(m, (nn.Linear, Conv1D)))
         raise ValueError(f"lora_target_modules {missing} name no layer of the LLM ({model_type}); its linear layers are "
                          f"{list(linear)}: set lora_target_modules to some of them, to \"all-linear\", or leave it "
-                         f"unset (peft's default for {model_type})")
+                         f"unset (its attention projections)")
     return list(wanted)
 
 
@@ -219,16 +227,14 @@ class DeftModel(PreTrainedModel, GenerationMixin):
         return
 
     def _wrap_lora(self):
-        """LoRA on the layers ``lora_target_modules`` names; the layers peft chose for ``None`` or ``"all-linear"``
-        are recorded there, so that a saved model says which layers it adapted and reloads onto the same ones."""
+        """LoRA on the layers ``lora_target_modules`` names (:func:`lora_targets`); the setting stays as asked (a
+        run's request is compared with a resumed one's), and the layers chosen are peft's adapter config's."""
         from peft import LoraConfig, get_peft_model
 
         cfg = self.config
         lc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                         target_modules=lora_targets(self.llm, cfg.lora_target_modules), bias="none")
         self.llm = get_peft_model(self.llm, lc, autocast_adapter_dtype=True)
-        if not isinstance(cfg.lora_target_modules, list):
-            cfg.lora_target_modules = sorted({n.rsplit(".", 1)[-1] for n in self.llm.peft_config["default"].target_modules})
 
     @property
     def language_model(self) -> nn.Module:

@@ -58,14 +58,17 @@ def _bpe(special: list[str], bos: str, eos: str, starts_with_bos: bool) -> PreTr
     return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=bos, eos_token=eos)
 
 
-def test_lora_targets_left_unset_are_peft_s_choice_for_the_architecture():
+def test_lora_targets_left_unset_are_the_attention_projections_of_the_architecture():
     # GPT-2's attention is one Conv1D c_attn: the former default q/k/v/o_proj matched nothing ("Target modules ...
-    # not found in the base model"); peft's default for the model type is recorded for the saved model
+    # not found in the base model"); peft's default for the model type is taken there, and the setting stays unset
     model = _lora_model(tiny_config, dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, n_positions=256,
                                           vocab_size=300))
-    assert _lora_layers(model) == {"c_attn"} and model.config.lora_target_modules == ["c_attn"]
+    assert _lora_layers(model) == {"c_attn"} and model.config.lora_target_modules is None
     neox = _lora_model(tiny_config, dict(model_type="gpt_neox", **SMALL))
     assert _lora_layers(neox) == {"query_key_value"}
+    # a family that has them keeps q/k/v/o_proj, as before (peft's own default for Qwen2 is q/v_proj alone)
+    qwen = _lora_model(tiny_config, dict(model_type="qwen2", num_key_value_heads=2, **SMALL))
+    assert _lora_layers(qwen) == {"q_proj", "k_proj", "v_proj", "o_proj"}
 
 
 @pytest.mark.parametrize("text_config, want", [
@@ -81,7 +84,7 @@ def test_lora_targets_left_unset_are_peft_s_choice_for_the_architecture():
 ])
 def test_the_reference_preset_adapts_every_linear_layer_of_another_llm(text_config, want):
     model = _lora_model(reference_config, text_config)
-    assert _lora_layers(model) == want and set(model.config.lora_target_modules) == want
+    assert _lora_layers(model) == want and model.config.lora_target_modules == "all-linear"
 
 
 def test_lora_target_names_matching_no_layer_are_an_error_naming_the_layers_there_are():
