@@ -104,8 +104,8 @@ class DeftConfig(PretrainedConfig):
         dyn_dim: int = 64,
         motion_dim: int = 64,
         image_size: int | None = None,
-        image_mean: float = 0.5,
-        image_std: float = 0.5,
+        image_mean: float | list[float] | None = None,
+        image_std: float | list[float] | None = None,
         stack_len: int = 8,
         frame_size: int = 56,
         flow_size: int = 56,
@@ -159,8 +159,9 @@ class DeftConfig(PretrainedConfig):
         self.motion_dim = motion_dim
         # the tower's own size unless set (a named tower's is read when it is loaded: resolve_image_size)
         self.image_size = image_size or getattr(self.vision_config, "image_size", None)
-        self.image_mean = image_mean
-        self.image_std = image_std
+        # unset: the vision tower's own, from its image processor's config (modeling.resolve_image_size)
+        self.image_mean = list(image_mean) if isinstance(image_mean, (list, tuple)) else image_mean
+        self.image_std = list(image_std) if isinstance(image_std, (list, tuple)) else image_std
         self.stack_len = stack_len
         self.frame_size = frame_size
         self.flow_size = flow_size
@@ -259,10 +260,18 @@ class DeftConfig(PretrainedConfig):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"{key} must be an integer of at least {low}, not {v!r}")
-        for key in ("lora_alpha", "region_sigma", "flow_scale", "image_std"):
+        for key in ("lora_alpha", "region_sigma", "flow_scale"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"{key} must be a number above 0, not {v!r}")
+        for key, low in (("image_mean", -math.inf), ("image_std", 0.0)):  # one number, or one per channel (RGB)
+            v = getattr(self, key)
+            values = v if isinstance(v, list) else [v]
+            if v is not None and (len(values) not in (1, 3) or any(
+                    isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or not x > low
+                    for x in values)):
+                raise ValueError(f"{key} must be a number{' above 0' if low == 0 else ''} or a list of three (one per "
+                                 f"colour channel), or unset (the vision tower's own), not {v!r}")
         if isinstance(self.lora_dropout, bool) or not isinstance(self.lora_dropout, (int, float)) \
                 or not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be a number in [0, 1), not {self.lora_dropout!r}")

@@ -618,8 +618,8 @@ class DeftCollator:
 
     pad_token_id: int
     max_length: int = 384
-    image_mean: float = 0.5
-    image_std: float = 0.5
+    image_mean: float | list[float] = 0.5  # one number, or one per colour channel
+    image_std: float | list[float] = 0.5
     generation: bool = False
 
     def __call__(self, items: list[dict]) -> dict:
@@ -656,8 +656,8 @@ class DeftCollator:
             batch["labels"] = labels
         if "onset" in items[0]:
             x = torch.from_numpy(np.stack([it["onset"] for it in items])).float().div_(255.0)
-            x = (x - self.image_mean) / self.image_std
-            batch["pixel_values"] = x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+            mean, std = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1, 1) for v in (self.image_mean, self.image_std))
+            batch["pixel_values"] = (x.unsqueeze(1).expand(-1, 3, -1, -1) - mean) / std  # grey, as three channels
         if "frames" in items[0]:
             batch["frames"] = torch.from_numpy(np.stack([it["frames"] for it in items])).float().div_(255.0)
         if "flow" in items[0]:

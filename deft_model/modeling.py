@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.image_processing_base import ImageProcessingMixin
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import ModelOutput
 
@@ -137,11 +138,36 @@ def lora_targets(llm: nn.Module, wanted: list[str] | str | None) -> list[str] | 
     return list(wanted)
 
 
+# The pixel normalisation of a tower whose image processor says none (an inline config, a folder without
+# preprocessor_config.json): SigLIP's, the presets' tower
+DEFAULT_IMAGE_NORM = 0.5
+
+
+def resolve_image_norm(config: DeftConfig) -> None:
+    """Fill an unset ``config.image_mean`` / ``image_std`` with the vision tower's own, as its image processor's config
+    gives them (per colour channel): CLIP's and DINOv2's are ImageNet-like (mean 0.48, std 0.27), not SigLIP's 0.5/0.5,
+    and a frozen tower fed pixels normalised otherwise sees other images than it was trained on."""
+    if config.image_mean is not None and config.image_std is not None:
+        return
+    norm: dict = {}
+    if config.vision is not None:
+        try:
+            norm, _ = ImageProcessingMixin.get_image_processor_dict(config.vision, **cache_only(config.vision))
+        except OSError:  # no preprocessor_config.json: the default
+            norm = {}
+    for key in ("image_mean", "image_std"):
+        if getattr(config, key) is None:
+            value = norm.get(key, DEFAULT_IMAGE_NORM)
+            setattr(config, key, [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value))
+
+
 def resolve_image_size(config: DeftConfig) -> None:
     """Fill ``config.image_size`` with the vision tower's own (from its config; a named tower's config is
-    read, not its weights); an explicit size that differs from the tower's is an error (``validate``)."""
+    read, not its weights); an explicit size that differs from the tower's is an error (``validate``); and the
+    pixel normalisation (:func:`resolve_image_norm`)."""
     if "structure" not in config.experts:
         return
+    resolve_image_norm(config)
     vcfg = config.vision_config
     if vcfg is None and config.vision is not None:
         try:

@@ -5,6 +5,7 @@ Llama's: a start token before every text; Gemma's: a template that refuses a sys
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from deft_fixtures import small_shards_dir  # noqa: F401
@@ -153,3 +154,42 @@ def test_generation_never_emits_an_expert_placeholder(small_shards_dir):
     ds = DeftDataset(shards, [0], tok, with_answer=False)
     g = predict_dataset(model, tok, ds, {0}, max_new_tokens=3)[0]["generation"]
     assert g["tokens"] > 0
+
+
+def test_a_tower_s_own_pixel_normalisation_is_read_from_its_image_processor(tmp_path):
+    """Every tower's pixels were normalised by SigLIP's 0.5/0.5: a CLIP or DINOv2 tower (ImageNet-like, per channel)
+    saw other images than it was trained on. Left unset, the normalisation is the tower's image processor's, per
+    colour channel; a tower folder without one keeps 0.5."""
+    import json
+
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from deft_model.data import DeftCollator
+    from deft_model.modeling import resolve_image_size
+
+    clip_mean, clip_std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+    tower = tmp_path / "clip"
+    CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                     image_size=32, patch_size=8)).save_pretrained(tower)
+    bare = tmp_path / "bare"
+    CLIPVisionModel.from_pretrained(tower).save_pretrained(bare)
+    (tower / "preprocessor_config.json").write_text(json.dumps(
+        {"image_processor_type": "CLIPImageProcessor", "image_mean": clip_mean, "image_std": clip_std}))
+    cfg = tiny_config(vision=str(tower), vision_config=None)
+    resolve_image_size(cfg)
+    assert (cfg.image_size, cfg.image_mean, cfg.image_std) == (32, clip_mean, clip_std)
+    own = tiny_config(vision=str(tower), vision_config=None, image_mean=0.5, image_std=0.25)  # set: kept
+    resolve_image_size(own)
+    assert (own.image_mean, own.image_std) == (0.5, 0.25)
+    plain = tiny_config(vision=str(bare), vision_config=None)
+    resolve_image_size(plain)
+    assert (plain.image_mean, plain.image_std) == (0.5, 0.5)
+    # per channel in the batch: a grey onset becomes three channels, each normalised by its own mean and std
+    item = {"prompt_ids": [1], "answer_ids": [2], "emotion": 0, "au": np.zeros(3, np.float32),
+            "row": 0, "onset": np.full((32, 32), 128, np.uint8)}
+    px = DeftCollator(0, image_mean=cfg.image_mean, image_std=cfg.image_std)([item])["pixel_values"]
+    want = [(128 / 255 - m) / s for m, s in zip(clip_mean, clip_std, strict=True)]
+    assert px.shape == (1, 3, 32, 32) and torch.allclose(px[0, :, 0, 0], torch.tensor(want), atol=1e-5)
+    for bad in ({"image_std": [0.2, 0.0, 0.2]}, {"image_mean": [0.5, 0.5]}, {"image_std": "wide"}):
+        with pytest.raises(ValueError, match=r"image_(mean|std) (must be a number|takes a number)"):
+            tiny_config(**bad)
