@@ -91,3 +91,43 @@ def test_a_frame_cut_by_slicing_is_searched_as_its_pixels_lie():
     boxes = aligner.detect_all(np.ascontiguousarray(view))
     assert len(boxes) == 1 and not view.flags["C_CONTIGUOUS"]
     assert found == [boxes] * 3
+
+
+def test_the_detector_is_given_contiguous_pixels(monkeypatch):
+    """dlib's detector reads a view's rows as if packed, and what it finds then depends on memory beyond each row:
+    a test of its result passes or fails by what ran before it. What it is given is checked instead."""
+    aligner = FaceAligner(FaceConfig(detect_pad=0))
+    given = []
+    real = aligner._detector
+
+    class Recording:
+        def run(self, img, up, threshold):
+            given.append(img.flags["C_CONTIGUOUS"])
+            return real.run(np.ascontiguousarray(img), up, threshold)
+
+    monkeypatch.setattr(aligner, "_detector", Recording())
+    view = ASTRONAUT[20:300, 100:330]
+    assert not view.flags["C_CONTIGUOUS"]
+    aligner.detect_all(view)
+    assert given and all(given)
+
+
+def test_the_widened_frame_s_search_keeps_only_a_face_its_edge_cuts(monkeypatch):
+    """A face the ladder missed inside the frame, found on the widened frame's other scales, got another box than
+    a neighbouring frame lends (a laughing face in a 1280x720 frame): the widened search is for faces the frame cuts."""
+    aligner = FaceAligner()
+    small = cv2.resize(ASTRONAUT, (256, 256), interpolation=cv2.INTER_AREA)
+    pad = int(round(aligner.cfg.detect_pad * 256))
+    inside = (pad + 60, pad + 40, pad + 160, pad + 140)  # wholly inside the frame, in the widened frame's px
+    monkeypatch.setattr(aligner, "_detect_at", lambda img, scale, up: [inside] if img.shape[0] > 256 else [])
+    assert aligner.detect_all(small) == []
+    cut = (pad + 60, pad - 30, pad + 160, pad + 70)  # beyond the top edge
+    monkeypatch.setattr(aligner, "_detect_at", lambda img, scale, up: [cut] if img.shape[0] > 256 else [])
+    monkeypatch.setattr(aligner, "landmarks", lambda img, box: np.tile([pad + 100.0, pad + 50.0], (68, 1)))
+    assert aligner.detect_all(small) == [(60, -30, 160, 70)]
+
+
+@pytest.mark.parametrize("pad", [-0.1, 1.5, float("nan"), True, "0.3"])
+def test_the_widened_search_s_pad_is_a_share_from_0_to_1(pad):
+    with pytest.raises(ValueError, match="face.detect_pad"):
+        FaceConfig(detect_pad=pad)

