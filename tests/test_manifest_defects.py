@@ -650,30 +650,52 @@ def test_a_tab_separated_row_with_more_fields_names_a_tab_in_its_example(tmp_pat
 
 def test_paths_written_on_windows_or_on_another_machine_are_found(tmp_path, video):
     """A manifest written on Windows (``takes\\single_face.avi``) had every row skipped as missing: ``\\`` is no
-    separator here. An absolute path of the machine it was written on (a drive, or another user's home) is read
-    by its last parts that exist under the manifest's folder, and a label note says which file was read."""
+    separator here. An absolute path of the machine it was written on (a drive, a share, another user's home) is read
+    by its last parts that exist under the manifest's folder, with a label note saying which file was read and the
+    subject the folder it was written in; two written paths read as one file are neither (a review: day 1's row was
+    built from day 2's video)."""
     frames = tmp_path / "sub01" / "EP02_01f"
     frames.mkdir(parents=True)
     for n in range(3):
         cv2.imwrite(str(frames / f"img{n + 1}.jpg"), np.full((16, 16), 40 * n, np.uint8))
+    _video(tmp_path / "takes" / "other.avi")
+    _video(tmp_path / "clipx.avi")
+    _video(tmp_path / "smile.avi")
+    (tmp_path / "sub02" / "EP03_01f").mkdir(parents=True)
+    for n in range(3):
+        cv2.imwrite(str(tmp_path / "sub02" / "EP03_01f" / f"img{n + 1}.jpg"), np.full((16, 16), 40 * n, np.uint8))
     _manifest(tmp_path, "path,onset,apex,subject,clip\n"
                         "takes\\single_face.avi,1,5,s1,a\n"
                         "sub01\\EP02_01f,1,2,s1,b\n"
                         "D:\\MER\\CASME2\\sub01\\EP02_01f,1,2,s1,c\n"
                         "/home/alice/study/takes/single_face.avi,2,6,s1,d\n"
-                        "\\\\lab-nas\\mer\\takes\\single_face.avi,3,7,s1,e\n"
-                        "D:\\MER\\CASME2\\sub09\\EP01_01,1,2,s1,f\n")
+                        "\\\\lab-nas\\mer\\takes\\other.avi,3,7,s1,e\n"
+                        "D:\\MER\\CASME2\\sub09\\EP01_01,1,2,s1,f\n"
+                        f"{tmp_path}/sub01\\EP02_01f,1,2,s1,g\n"
+                        "\\sub02\\EP03_01f,1,2,s1,h\n"
+                        "E:\\data\\s07\\clipx.avi,1,2,,\n"
+                        "D:\\study\\day1\\s01\\smile.avi,2,6,,\n"
+                        "D:\\study\\day2\\s01\\smile.avi,10,14,,\n")
     clips, skips = _read(tmp_path)
     by = {c.clip: c for c in clips}
-    assert sorted(by) == ["a", "b", "c", "d", "e"]
-    assert by["a"].video == str(video.resolve()) == by["d"].video == by["e"].video
-    assert set(by["b"].frames) == {1, 2, 3} and by["b"].frames == by["c"].frames
-    assert not by["a"].extra.get("label_notes") and not by["b"].extra.get("label_notes")
-    note = by["c"].extra["label_notes"][0]
-    assert "row 4, field 'path'" in note and "'sub01/EP02_01f'" in note and "D:\\\\MER" in note
-    assert "'takes/single_face.avi'" in by["d"].extra["label_notes"][0]
-    # nothing of it here: missing, as before
-    assert [(s.reason, s.row, s.field) for s in skips] == [("missing_path", 7, "path")]
+    assert sorted(by) == ["a", "b", "c", "clipx", "d", "e", "g", "h"]
+    assert by["a"].video == str(video.resolve()) == by["d"].video
+    assert by["e"].video == str((tmp_path / "takes" / "other.avi").resolve())
+    assert set(by["b"].frames) == {1, 2, 3} and by["b"].frames == by["c"].frames == by["g"].frames
+    assert set(by["h"].frames) == {1, 2, 3} and "'sub02/EP03_01f'" in by["h"].extra["label_notes"][0]
+    for k in "abg":  # the path as written, read with '/'
+        assert not by[k].extra.get("label_notes"), k
+    assert by["c"].extra["label_notes"] == [
+        f"{tmp_path / 'manifest.csv'}, row 4, field 'path': 'D:\\MER\\CASME2\\sub01\\EP02_01f' does not exist on "
+        f"this machine; its last parts 'sub01/EP02_01f' do, in the manifest's folder, and are read"]
+    assert "its last part 'clipx.avi' does, in the manifest's folder, and is read" in by["clipx"].extra["label_notes"][0]
+    assert by["clipx"].subject == "s07"  # the folder it was written in, not the manifest's
+    why = {s.row: s.message for s in skips}
+    assert sorted(why) == [7, 11, 12] and {s.reason for s in skips} == {"missing_path"}
+    assert why[7].endswith("'D:\\MER\\CASME2\\sub09\\EP01_01' is an absolute path that does not exist on this machine, "
+                      f"and none of its last parts exist in the manifest's folder ({tmp_path})")
+    assert "'smile.avi' in the manifest's folder, which its last part names, is what 'D:\\study\\day2\\s01\\smile.avi' would be read as too" in why[11]
+    assert "'D:\\study\\day1\\s01\\smile.avi' would be read as too" in why[12]
 
 
 def test_marks_written_as_times_say_to_write_frames(tmp_path, video):
@@ -695,4 +717,9 @@ def test_marks_written_as_times_say_to_write_frames(tmp_path, video):
     # an Excel time cell, as pandas reads it
     r = _common.Row("manifest", "m.xlsx", 2, "manifest/s/c")
     skip = _common.parse_frames(r, {"onset": datetime.time(0, 0, 1)}, {"onset": "onset"})
-    assert "not times" in skip.message
+    assert "onset '00:00:01' is not a frame number: marks are frame numbers, not times" in skip.message
+    # an editor's timecode, seconds with a unit, a date-time cell; a frame number with a thousands separator
+    for cell in ("00:00:01:12", "1.5s", datetime.datetime(2026, 1, 1, 0, 0, 1)):
+        assert "not times" in _common.parse_frames(r, {"onset": cell}, {"onset": "onset"}).message, cell
+    assert "if it is frame 4534 written with a thousands separator, write it without one" in _common.parse_frames(
+        r, {"onset": "4,534"}, {"onset": "onset"}).message

@@ -498,14 +498,17 @@ def to_int_or_none(v: Any) -> int | None:
 
 
 def _not_a_frame(name: str, v: Any) -> str:
-    """Why a mark's cell is no frame number, with what to write where it holds a time (``00:01:23.5``, an Excel
-    time cell, ``2.35``): a window timed in a video player or an annotation tool (ELAN) is read as no frame."""
+    """Why a mark's cell is no frame number, with what to write where it holds a time (``00:01:23.5``, an editor's
+    timecode ``00:00:01:12``, ``2.35``, ``1.5s``, an Excel time or date cell): a window timed in a video player or an
+    annotation tool (ELAN) is read as no frame; or a frame number with a thousands separator (Excel's ``#,##0``)."""
     text = str(v).strip()
-    timed = isinstance(v, (datetime.time, datetime.timedelta)) or re.fullmatch(r"\d+(:\d{1,2}){1,2}([.,]\d+)?", text)
-    fraction = re.fullmatch(r"[+-]?\d*[.,]\d*[1-9]\d*", text)
-    hint = (": marks are frame numbers, not times; write the frame (seconds x the frame rate, the first frame 0 for a "
-            "video)" if timed or fraction else "")
-    return f"{name} {v!r} is not a frame number{hint}"
+    thousands = re.fullmatch(r"[+-]?\d{1,3}([.,]\d{3})+", text)
+    timed = isinstance(v, (datetime.date, datetime.time, datetime.timedelta)) or re.fullmatch(
+        r"\d+(:\d{1,2}){1,3}([.,]\d+)?|[+-]?\d*[.,]?\d+\s*s|[+-]?\d*[.,]\d*[1-9]\d*", text)
+    frames = ": marks are frame numbers, not times; write the frame (seconds x the frame rate, the first frame 0 for a video)"
+    hint = (f": if it is frame {re.sub('[.,]', '', text)} written with a thousands separator, write it without one"
+            f"{frames.replace(':', ';', 1)}" if thousands else frames if timed else "")
+    return f"{name} '{text}' is not a frame number{hint}"
 
 
 def parse_frames(r: Row, cells: dict[str, Any], names: dict[str, str], need_offset: bool = True

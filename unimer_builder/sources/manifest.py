@@ -3,7 +3,8 @@
 Columns: ``path`` (required: a folder of frames or a video file, relative to the folder of the manifest's path
 as given, a link's own folder rather than its target's, or absolute; ``\\`` separates folders as ``/`` does, as a
 manifest written on Windows has it, and an absolute path of another machine that does not exist here is read by its
-last parts that exist under the manifest's folder, with a label note), ``onset`` (required), and optionally
+last parts that exist under the manifest's folder, with a label note, its subject the folder it was written in; two
+such paths read as one file are both refused), ``onset`` (required), and optionally
 ``apex``, ``offset``, ``aus``, ``emotion``, ``subject``,
 ``clip``, ``fps``. Header names are read without regard to case or surrounding spaces (``Emotion`` is
 ``emotion``); a name given twice that way is an error. In a folder, each
@@ -244,36 +245,42 @@ def _on_disk(target: Path) -> Path:
 _WINDOWS_ROOT = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
 
 
+def _foreign(raw: str) -> bool:
+    """Whether a path as written is absolute, here or on Windows (``D:\\``, ``\\\\server``, ``\\sub01``)."""
+    return bool(_WINDOWS_ROOT.match(raw)) or Path(raw.replace("\\", "/")).is_absolute()
+
+
 def _locate(raw: str, base: Path) -> tuple[Path, str | None]:
     """A row's path on this machine, and the last parts of it read there where it is not the path as written. A
-    manifest written on
-    Windows separates folders with ``\\`` (``sub01\\EP02_01f``), which is no separator here: the path is read
-    with ``/``. An absolute path of another machine (``D:\\MER\\CASME2\\sub01\\EP02_01f``,
+    manifest written on Windows separates folders with ``\\`` (``sub01\\EP02_01f``), which is no separator here:
+    the path is read with ``/``. An absolute path of another machine (``D:\\MER\\CASME2\\sub01\\EP02_01f``,
     ``/home/alice/CASME2/...``) that does not exist here is looked for by its last parts under the manifest's
-    folder, the longest that exists: the data moved with its manifest."""
+    folder, the longest that exists: the data moved with its manifest (:func:`_rows` refuses two paths read as one)."""
     given = _on_disk(Path(raw) if Path(raw).is_absolute() else base / raw)
     if given.exists():
         return given, None
     text = raw.replace("\\", "/")
-    foreign = bool(_WINDOWS_ROOT.match(raw)) or Path(text).is_absolute()
-    if not foreign:
+    if not _foreign(raw):
         return (_on_disk(base / text) if "\\" in raw else given), None
+    if Path(text).is_absolute() and "\\" in raw:  # this machine's own path, written with '\\'
+        here = _on_disk(Path(text))
+        if here.exists():
+            return here, None
     parts = [p for p in text.split("/") if p not in ("", ".")]
-    for k in range(1, len(parts)):
+    drive = bool(parts) and re.fullmatch(r"[A-Za-z]:", parts[0]) is not None
+    for k in range(1 if drive else 0, len(parts)):  # a drive is no folder under the manifest's; \\sub01\\x may be
         found = _on_disk(base.joinpath(*parts[k:]))
         if found.exists():
             return found, "/".join(parts[k:])
-    return given, None
+    return Path(text), None
 
 
-def _moved_note(r: c.Row, raw: str, base: Path) -> list[str]:
+def _moved_note(r: c.Row, raw: str, last: str) -> str:
     """A label note where the row's path was read by its last parts (:func:`_locate`): another file of that name
     could be meant, so the build says which it read."""
-    last = _locate(raw, base)[1]
-    if last is None:
-        return []
-    return [f"{r.file}, row {r.row}, field 'path': {raw!r} does not exist on this machine; its last parts {last!r} do, "
-            f"in the manifest's folder ({base}), and are read"]
+    what = f"its last part '{last}' does" if "/" not in last else f"its last parts '{last}' do"
+    return (f"{r.file}, row {r.row}, field 'path': '{raw}' does not exist on this machine; {what}, in the manifest's "
+            f"folder, and {'is' if '/' not in last else 'are'} read")
 
 
 def _nfc(name: str) -> str:
@@ -286,8 +293,12 @@ def _names(base: Path, rec: dict[str, Any]) -> tuple[Path | None, str, str, bool
     """The row's target (``None``: no path), subject, clip name (both NFC, :func:`_nfc`), and whether that clip
     name is the default."""
     raw_path = c.text(rec.get("path"))
-    target = None if raw_path is None else _locate(raw_path, base)[0]
-    subject = _nfc(c.text(rec.get("subject")) or (target.parent.name if target else ""))
+    target, last = (None, None) if raw_path is None else _locate(raw_path, base)
+    # a path read by its last parts: the subject is the folder it was written in (day1/s01/smile.avi found as
+    # smile.avi beside the manifest is s01's), not the manifest's
+    written = raw_path.replace("\\", "/").rstrip("/").split("/") if last else []
+    parent = written[-2] if len(written) > 1 else (target.parent.name if target else "")
+    subject = _nfc(c.text(rec.get("subject")) or parent)
     clip = c.text(rec.get("clip"))
     if clip:
         return target, subject, _nfc(clip), False
@@ -367,6 +378,12 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
     onsets: dict[str, set[str]] = {}
     for _, rec, _, subject, clip, _ in rows:
         onsets.setdefault(clip_id(DATABASE, subject, clip), set()).add(_onset_text(rec.get("onset")))
+    # paths of another machine read by their last parts: two written paths read as one file are neither
+    located = {n: _locate(c.text(rec.get("path")), base) for n, rec, *_ in rows if c.text(rec.get("path"))}
+    read_as: dict[str, set[str]] = {}
+    for n, (found, last) in located.items():
+        if last is not None:
+            read_as.setdefault(os.path.realpath(found), set()).add(c.text(records[n - 2].get("path")))
     for rownum, rec, target, subject, clip, defaulted_clip in rows:
         if defaulted_clip and target is not None and len(onsets[clip_id(DATABASE, subject, clip)]) > 1:
             clip = f"{clip}_{_onset_text(rec.get('onset'))}"
@@ -383,8 +400,18 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         if target is None:
             yield r.skip("bad_label", "the path of the clip is missing", "path")
             continue
+        raw, last = c.text(rec.get("path")), located[rownum][1]
+        if last is not None and len(read_as[os.path.realpath(target)]) > 1:
+            others = " and ".join(f"'{o}'" for o in sorted(read_as[os.path.realpath(target)] - {raw}))
+            parts = "its last parts name" if "/" in last else "its last part names"
+            yield r.skip("missing_path", f"'{raw}' does not exist on this machine, and '{last}' in the manifest's folder, "
+                                         f"which {parts}, is what {others} would be read as too: give the paths relative "
+                                         f"to the manifest", "path")
+            continue
         if not target.exists():
-            yield r.skip("missing_path", _not_found(target, base, Path(path)), "path")
+            yield r.skip("missing_path", f"'{raw}' is an absolute path that does not exist on this machine, and none of "
+                                         f"its last parts exist in the manifest's folder ({base})" if _foreign(raw)
+                         else _not_found(target, base, Path(path)), "path")
             continue
         is_video = target.is_file()
         if is_video and target.suffix.lower() not in c.VIDEO_EXTS:
@@ -444,7 +471,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         extra = {k: c.text(v) for k, v in rec.items() if k not in COLUMNS and not c.is_blank(v)}
         if defaulted:
             extra["offset_defaulted"] = True
-        notes = (_moved_note(r, c.text(rec.get("path")), base) + c.unparsed_note("aus", au_text, aus)
+        notes = (([_moved_note(r, raw, last)] if last else []) + c.unparsed_note("aus", au_text, aus)
                  + _slash_note(au_text, aus) + _emotion_note(r, emotion) + c.ignored_note(frames))
         if apex is None and _apex_on_onset(rec.get("apex"), onset):
             notes.insert(0, f"apex {onset} is the onset frame ({onset}): the apex is estimated from motion")
