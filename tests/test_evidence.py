@@ -714,3 +714,58 @@ def test_the_turn_named_is_the_best_scoring_and_must_clear_the_margin(aligner):
     assert aligner._clear_turn({None: 1.0, cw: 1.0 + m * 0.9, acw: -inf, half: 0.0}, m) is None
     assert aligner._clear_turn({None: 1.0, cw: 1.0 + m * 1.1, acw: -inf, half: 0.0}, m) == cw
     assert aligner._clear_turn({None: -inf, cw: -0.2, acw: -inf, half: -inf}, 0.0) is None
+
+
+def _numbered(n: int, size: int = 48) -> list[np.ndarray]:
+    """``n`` grey frames, each telling its number by its pixels."""
+    return [np.full((size, size), k % 251, np.uint8) + np.arange(size, dtype=np.uint8)[None, :] // 8 for k in range(n)]
+
+
+def _read_both(clip, frames, monkeypatch):
+    """The clip's frames and clock read with seeking (every seek) and without, and where the seek landed."""
+    from unimer_builder.sources.frames import FrameReader
+
+    landings = []
+    real = FrameReader._seek
+
+    def seek(self, start):
+        real(self, start)
+        landings.append(self._pos if self._landed else None)
+
+    monkeypatch.setattr(FrameReader, "_seek", seek)
+    sought, counted = FrameReader(clip), FrameReader(clip)
+    sought.seek_after, counted.seek_after = 0, float("inf")
+    read = [[r.get(n) for n in frames] for r in (sought, counted)]
+    assert all(np.array_equal(a, b) for a, b in zip(*read, strict=True))
+    assert (sought.times, sought.notes, sought.numbers) == (counted.times, counted.notes, counted.numbers)
+    return landings, sought
+
+
+def test_a_window_deep_in_a_video_is_sought_not_decoded_to(tmp_path, monkeypatch):
+    """A window an hour into a video was reached by decoding the hour (8 min at 720p here). The capture seeks near
+    it; the frame it lands on is told by its timestamp among the packets', so the frames read, their numbers and
+    the clock notes are those of decoding from frame 0: a varying-rate video (OpenCV's seek lands up to 8 frames off
+    on a phone's) and an AVI; where the timestamps cannot tell the landing, or the decoder leaves them, frame 0."""
+    from unimer_builder.sources.frames import FrameReader
+
+    frames = _numbered(300)
+    steps = [1] * 100 + [3] * 100 + [1, 2] * 50  # 30 fps, then 10, then alternating
+    for video in (mov_video(tmp_path / "phone.mov", frames, fps=30, steps=steps), tmp_path / "take.avi"):
+        if video.suffix == ".avi":
+            vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (48, 48), isColor=False)
+            for f in frames:
+                vw.write(f)
+            vw.release()
+        clip = Clip(database="manifest", subject="s", clip="c", onset=240, apex=250, offset=260, video=str(video),
+                    source_file=str(tmp_path / "manifest.csv"), source_row=2)
+        landings, sought = _read_both(clip, range(240, 261), monkeypatch)
+        assert landings and all(lnd is not None and 0 < lnd <= 240 for lnd in landings), (video, landings)
+        assert sought.seek_after == 0  # no frame left the packets' timestamps
+    # the packets' timestamps shifted: no landing is told, and the reader decodes from frame 0
+    real = FrameReader._packet_times
+    monkeypatch.setattr(FrameReader, "_packet_times", lambda self: [t + 0.5 for t in real(self)])
+    assert _read_both(clip, range(240, 261), monkeypatch)[0][-1] is None
+    # the packets' timestamps leave the decoded ones after the landing (a frame that does not decode): from frame 0
+    monkeypatch.setattr(FrameReader, "_packet_times", lambda self: [*real(self)[:245], *(t + 0.5 for t in real(self)[245:])])
+    landings, sought = _read_both(clip, range(240, 261), monkeypatch)
+    assert landings[0] is not None and sought.seek_after == float("inf")
