@@ -205,6 +205,7 @@ def write_shards(out: str | Path, n_subjects: int = 4, clips_per_class: int = 2,
 
 # --- pytest fixtures (import them into a test module to use them) ------------------------------------
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -233,3 +234,13 @@ def trained_run(tmp_path_factory, shards_dir) -> Path:
     out = tmp_path_factory.mktemp("deft_run") / "run"
     train(shards_dir, "tiny", out, fold="casme2/sub01", epochs=2, seed=0, verbose=False)
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """Small models run fastest on one thread, and do not fight the other tests for the cores (a module imports it
+    and uses it in every test with ``pytestmark``)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

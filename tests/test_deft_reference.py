@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from deft_fixtures import small_shards_dir  # noqa: F401
+from deft_fixtures import one_thread, small_shards_dir  # noqa: F401
 from safetensors.torch import load_file
 from transformers import AutoModel
 
@@ -21,14 +21,7 @@ from deft_model.modeling import DeftModel
 from deft_model.testing import reference_bases, reference_shaped_config
 from deft_model.tokenizer import load_hub_tokenizer
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run fastest on one thread, and do not fight the other tests for the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
