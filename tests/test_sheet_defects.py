@@ -173,6 +173,21 @@ def test_casme2_question_mark_cell_means_unknown_aus_inferred_from_motion(tmp_pa
     assert row["aus_source"] == "inferred" and row["au_text"] == "?" and row["aus"] == []
 
 
+def test_a_sheet_s_emotion_no_word_the_builder_knows_is_noted_as_a_manifest_s_is(tmp_path):
+    """A sheet edited by hand (``happpiness``, a class number) built its emotion as a class of its own without a word,
+    where a manifest's got a label note naming the nearest word; the official sheets' words are no note."""
+    root = _casme2_sheet(tmp_path, [[1, "EP02_01f", 46, 59, 86, "12", "happpiness"],
+                                    [1, "EP03_02", 10, 20, 30, "4", "3"],
+                                    *([1, f"EP0{k}_01", 10, 20, 30, "4", e] for k, e in
+                                      enumerate(("repression", "others", "disgust", "sadness"), start=4))])
+    notes = {c.clip: c.extra.get("label_notes", []) for c in read_clips(root, "casme2")}
+    assert notes["EP02_01f"] == [f"{root / casme2.SHEET_NAME}, row 2, field 'Estimated Emotion': 'happpiness' is no "
+                                 f"emotion word the builder knows, so it is a class of its own (did you mean "
+                                 f"'happiness'?)"]
+    assert "'3' is a number, a class of its own" in notes["EP03_02"][0]
+    assert [notes[f"EP0{k}_01"] for k in range(4, 8)] == [[]] * 4
+
+
 # --- MEGC2019 composite membership ---------------------------------------------------------------------
 
 def test_official_composite_list_counts_per_database_and_class():

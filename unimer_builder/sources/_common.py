@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import openpyxl
 
+from .. import labels
 from ..errors import InputError, UnusableInput
 from ..facs import parse_aus
 from ..labels import NO_EMOTION
@@ -284,6 +285,36 @@ def emotion_text(v: Any) -> str | None:
     """An emotion cell as text, ``None`` for blanks and for cells that say no emotion was given (:data:`NO_EMOTION`)."""
     t = text(v)
     return None if t is None or t.lower() in NO_EMOTION else t
+
+
+def not_a_word(emotion: str | None) -> str | None:
+    """What an emotion cell holds where it is a number or an AU code (``12``, ``AU12``, ``6+12``) rather than a
+    word: a manifest row's cells shifted by a column (``6,12`` unquoted in the ``aus`` cell) had built as emotion
+    ``12``, the subject ``happiness``."""
+    if emotion is None:
+        return None
+    if re.fullmatch(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)", emotion):
+        return "a number"
+    aus = parse_aus(emotion)
+    return "an AU code" if (aus.tokens and not aus.unparsed) or aus.unknown else None
+
+
+def emotion_note(r: Row, emotion: str | None, field: str) -> list[str]:
+    """A label note for an emotion that is no word :func:`labels.canonical` reads (``hapiness``, a sheet edited by
+    hand): it stays a class of its own, and its answers say it; the note names the closest known word where one is
+    close. A number or an AU code (classes coded by number, or the emotion and AU columns swapped) is noted as such;
+    where a manifest row's other cells hold an emotion word, the manifest reader refuses it as shifted instead."""
+    if emotion is None or labels.canonical(emotion) in labels.EMOTIONS:
+        return []
+    what = not_a_word(emotion)
+    if what:
+        return [f"{r.file}, row {r.row}, field '{field}': {emotion!r} is {what}, a class of its own, and the "
+                f"answers say it as it is: write the class's word (or check that the emotion and AU columns are not "
+                f"swapped)"]
+    near = labels.nearest_emotion(emotion)
+    hint = f"did you mean {near!r}?" if near else f"the words it knows: {', '.join(labels.EMOTIONS)}"
+    return [f"{r.file}, row {r.row}, field '{field}': {emotion!r} is no emotion word the builder knows, so it is a "
+            f"class of its own ({hint})"]
 
 
 def text(v: Any) -> str | None:
@@ -740,6 +771,8 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
     if bad is not None:
         return bad
     notes += ignored_note(frames)
+    emotion = emotion_text(cells.get("emotion"))
+    notes += emotion_note(r, emotion, names.get("emotion", "emotion"))
     if restrict and offset is not None:
         frames = {n: p for n, p in frames.items() if onset <= n <= offset}
     if cells.get("_fixes"):
@@ -748,7 +781,7 @@ def build_clip(r: Row, *, subject: str, clip: str, cells: dict[str, Any], names:
         extra = {**extra, "label_notes": notes}
     return Clip(
         database=r.database, subject=subject, clip=clip, onset=onset, apex=apex, offset=offset,
-        frames=frames, emotion=emotion_text(cells.get("emotion")), au_text=au_text, aus=aus, fps=fps,
+        frames=frames, emotion=emotion, au_text=au_text, aus=aus, fps=fps,
         source_file=r.file, source_row=r.row, extra=extra,
     )
 

@@ -65,7 +65,6 @@ import pandas as pd
 
 from .. import labels
 from ..errors import UnusableInput
-from ..facs import parse_aus
 from ..records import Clip, ParsedAUs, Skip, SynthClip, clip_id
 from . import _common as c
 from ._layout import write_frame
@@ -429,7 +428,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             continue
         au_text, aus = au
         emotion = c.emotion_text(rec.get("emotion"))
-        not_word = _not_a_word(emotion)
+        not_word = c.not_a_word(emotion)
         moved_to = _shifted_into(rec) if not_word else None
         if moved_to:
             yield r.skip("bad_label", f"emotion {emotion!r} is {not_word} while the row's {moved_to!r} cell holds the "
@@ -472,7 +471,7 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
         if defaulted:
             extra["offset_defaulted"] = True
         notes = (([_moved_note(r, raw, last)] if last else []) + c.unparsed_note("aus", au_text, aus)
-                 + _slash_note(au_text, aus) + _emotion_note(r, emotion) + c.ignored_note(frames))
+                 + _slash_note(au_text, aus) + c.emotion_note(r, emotion, "emotion") + c.ignored_note(frames))
         if apex is None and _apex_on_onset(rec.get("apex"), onset):
             notes.insert(0, f"apex {onset} is the onset frame ({onset}): the apex is estimated from motion")
         if notes:
@@ -482,18 +481,6 @@ def _rows(path: Path, records: list[dict[str, Any]]) -> Iterator[Clip | Skip]:
             frames=frames, video=video, emotion=emotion, au_text=au_text, aus=aus,
             fps=fps, source_file=file, source_row=rownum, extra=extra,
         )
-
-
-def _not_a_word(emotion: str | None) -> str | None:
-    """What an emotion cell holds where it is a number or an AU code (``12``, ``AU12``, ``6+12``) rather than a
-    word: a row's cells shifted by a column (``6,12`` unquoted in the ``aus`` cell) had built as emotion ``12``,
-    the subject ``happiness``."""
-    if emotion is None:
-        return None
-    if re.fullmatch(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)", emotion):
-        return "a number"
-    aus = parse_aus(emotion)
-    return "an AU code" if (aus.tokens and not aus.unparsed) or aus.unknown else None
 
 
 def _shifted_into(rec: dict[str, Any]) -> str | None:
@@ -515,24 +502,6 @@ def _slash_note(au_text: str | None, aus: ParsedAUs) -> list[str]:
         return []
     return [f"aus {au_text!r}: {', '.join(repr(e) for e in either)} is read as one AU or the other (SAMM's "
             f"notation), judged by whichever the motion supports; write 12+25 where both acted"]
-
-
-def _emotion_note(r: c.Row, emotion: str | None) -> list[str]:
-    """A label note for an emotion that is no word :func:`labels.canonical` reads (``hapiness``): it stays a class of
-    its own, and its answers say it; the note names the closest known word where one is close. A number or an AU
-    code (a manifest coding its classes by number, or its emotion and AU columns swapped) is noted as such; where
-    the row's other cells hold an emotion word, :func:`_rows` refuses it as shifted instead."""
-    if emotion is None or labels.canonical(emotion) in labels.EMOTIONS:
-        return []
-    not_word = _not_a_word(emotion)
-    if not_word:
-        return [f"{r.file}, row {r.row}, field 'emotion': {emotion!r} is {not_word}, a class of its own, and the "
-                f"answers say it as it is: write the class's word (or check that the emotion and AU columns are not "
-                f"swapped)"]
-    near = labels.nearest_emotion(emotion)
-    hint = f"did you mean {near!r}?" if near else f"the words it knows: {', '.join(labels.EMOTIONS)}"
-    return [f"{r.file}, row {r.row}, field 'emotion': {emotion!r} is no emotion word the builder knows, so it is a "
-            f"class of its own ({hint})"]
 
 
 def _au_given(raw: Any) -> bool:
