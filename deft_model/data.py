@@ -656,7 +656,9 @@ class DeftCollator:
             batch["labels"] = labels
         if "onset" in items[0]:
             x = torch.from_numpy(np.stack([it["onset"] for it in items])).float().div_(255.0)
-            mean, std = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1, 1) for v in (self.image_mean, self.image_std))
+            # a config whose tower was never resolved (a model built directly, DeftModel(config)): SigLIP's 0.5
+            mean, std = (torch.tensor(0.5 if v is None else v, dtype=torch.float32).reshape(-1, 1, 1)
+                         for v in (self.image_mean, self.image_std))
             batch["pixel_values"] = (x.unsqueeze(1).expand(-1, 3, -1, -1) - mean) / std  # grey, as three channels
         if "frames" in items[0]:
             batch["frames"] = torch.from_numpy(np.stack([it["frames"] for it in items])).float().div_(255.0)

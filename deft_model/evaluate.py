@@ -23,6 +23,7 @@ from unimer_builder import COMPOSITE, composite, database_class, parse_answer
 
 from .configuration import load_config
 from .data import DeftDataset, ShardSet, data_identity
+from .modeling import as_requested_now
 from .predict import build_config_of, explain, head_outputs, predict_dataset
 from .runtime import finished, load_run
 
@@ -330,7 +331,7 @@ def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int, extra_data: Se
     if (info.get("extra_data") or []) != extra:
         diffs.append(f"extra training data {info.get('extra_data') or []} != {extra}")
     if info.get("request") is not None:
-        old, new, skip = _jsonable(info["request"]), _jsonable(cfg.request_dict()), ()
+        old, new, skip = _jsonable(as_requested_now(info["request"], cfg)), _jsonable(cfg.request_dict()), ()
     else:  # runs from before run.json kept the request
         old, new, skip = _jsonable(info.get("config", {})), _jsonable(cfg.to_dict()), _FILLED_AT_TRAIN
     for k in sorted(set(old) | set(new)):

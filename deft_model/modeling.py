@@ -20,16 +20,26 @@ loaded by name on reload and checked against the fingerprint recorded when the r
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForCausalLM,
+    GenerationMixin,
+    PreTrainedModel,
+)
 from transformers.image_processing_base import ImageProcessingMixin
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import ModelOutput
@@ -127,9 +137,13 @@ def lora_targets(llm: nn.Module, wanted: list[str] | str | None) -> list[str] | 
         if set(ATTENTION_PROJECTIONS) <= {n.rsplit(".", 1)[-1] for n in names}:
             return list(ATTENTION_PROJECTIONS)
         return TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type, "all-linear")
-    if isinstance(wanted, str):  # "all-linear" or a regular expression, peft's own
-        return wanted
-    missing = [t for t in wanted if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if isinstance(wanted, str):  # "all-linear" or a regular expression peft matches against whole module names
+        if wanted != "all-linear" and not any(re.fullmatch(wanted, n) for n in names):
+            missing = [wanted]
+        else:
+            return wanted
+    else:
+        missing = [t for t in wanted if not any(n == t or n.endswith(f".{t}") for n in names)]
     if missing:
         linear = dict.fromkeys(n.rsplit(".", 1)[-1] for n, m in llm.named_modules() if isinstance(m, (nn.Linear, Conv1D)))
         raise ValueError(f"lora_target_modules {missing} name no layer of the LLM ({model_type}); its linear layers are "
@@ -143,22 +157,58 @@ def lora_targets(llm: nn.Module, wanted: list[str] | str | None) -> list[str] | 
 DEFAULT_IMAGE_NORM = 0.5
 
 
+def _tower_norm(name: str) -> tuple | None:
+    """A vision tower's pixel normalisation as its image processor applies it (its class fills what its config leaves
+    out; ``do_normalize`` false is mean 0, std 1), or None where its folder or repo has no image processor."""
+    try:
+        proc = AutoImageProcessor.from_pretrained(name, **cache_only(name))
+    except OSError:  # no preprocessor_config.json
+        return None
+    except (ImportError, ValueError, KeyError):  # a processor class this install cannot build: its config's values
+        d, _ = ImageProcessingMixin.get_image_processor_dict(name, **cache_only(name))
+        proc = SimpleNamespace(do_normalize=d.get("do_normalize", True), image_mean=d.get("image_mean", DEFAULT_IMAGE_NORM),
+                               image_std=d.get("image_std", DEFAULT_IMAGE_NORM))
+    if not getattr(proc, "do_normalize", True):
+        return 0.0, 1.0
+    return proc.image_mean, proc.image_std
+
+
 def resolve_image_norm(config: DeftConfig) -> None:
-    """Fill an unset ``config.image_mean`` / ``image_std`` with the vision tower's own, as its image processor's config
-    gives them (per colour channel): CLIP's and DINOv2's are ImageNet-like (mean 0.48, std 0.27), not SigLIP's 0.5/0.5,
+    """Fill an unset ``config.image_mean`` / ``image_std`` with the vision tower's own, as its image processor applies
+    them (per colour channel): CLIP's and DINOv2's are ImageNet-like (mean 0.48, std 0.27), not SigLIP's 0.5/0.5,
     and a frozen tower fed pixels normalised otherwise sees other images than it was trained on."""
     if config.image_mean is not None and config.image_std is not None:
         return
-    norm: dict = {}
-    if config.vision is not None:
-        try:
-            norm, _ = ImageProcessingMixin.get_image_processor_dict(config.vision, **cache_only(config.vision))
-        except OSError:  # no preprocessor_config.json: the default
-            norm = {}
-    for key in ("image_mean", "image_std"):
+    norm = _tower_norm(config.vision) if config.vision is not None else None
+    for key, value in zip(("image_mean", "image_std"), norm or (DEFAULT_IMAGE_NORM, DEFAULT_IMAGE_NORM), strict=True):
         if getattr(config, key) is None:
-            value = norm.get(key, DEFAULT_IMAGE_NORM)
             setattr(config, key, [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value))
+
+
+# LoRA target lists a request of before 2026-12-04 spelled out that today's presets leave unset (the tiny preset's
+# q/k/v/o, still what an unset list gives where the LLM has them) or name "all-linear" (the reference preset's
+# seven Qwen2 layers, the same layers)
+_FORMER_LORA = {("q_proj", "k_proj", "v_proj", "o_proj"): None,
+                ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"): "all-linear"}
+
+
+def as_requested_now(old: dict, new: DeftConfig) -> dict:
+    """An older run's request (``request_dict``) in today's spelling where it asks for what ``new`` asks for: its
+    LoRA target list where ``new`` names the same layers the way today's presets do, its 0.5/0.5 normalisation where
+    ``new`` leaves it to a tower whose own is 0.5 (the presets' towers). Compared as spelled, every LOSO fold of
+    such a run was trained again and a resume with its own command refused, for settings that did not change."""
+    out = dict(old)
+    lora = out.get("lora_target_modules")
+    if isinstance(lora, list) and tuple(lora) in _FORMER_LORA and _FORMER_LORA[tuple(lora)] == new.lora_target_modules:
+        out["lora_target_modules"] = new.lora_target_modules
+    if new.image_mean is None or new.image_std is None:
+        probe = copy.deepcopy(new)
+        resolve_image_norm(probe)
+        for key in ("image_mean", "image_std"):
+            if getattr(new, key) is None and out.get(key) == DEFAULT_IMAGE_NORM and \
+                    getattr(probe, key) in (DEFAULT_IMAGE_NORM, [DEFAULT_IMAGE_NORM] * 3):
+                out[key] = None
+    return out
 
 
 def resolve_image_size(config: DeftConfig) -> None:

@@ -39,7 +39,7 @@ from .configuration import (
 )
 from .data import DeftCollator, DeftDataset, EpochSampler, ShardSet, build_settings, data_identity
 from .errors import FolderRefused, RunError, ShardError
-from .modeling import DeftModel, resolve_image_size
+from .modeling import DeftModel, as_requested_now, resolve_image_size
 from .runtime import MODEL_MARK, finished, quiet_hf, set_cpu_threads
 
 __all__ = ["RunError", "ShardError", "build_tokenizer", "train"]
@@ -88,7 +88,8 @@ def _resume_epochs(out: Path, run: dict, data, config, overrides, fold, seed, ep
     if (config is not None or asked) and run.get("request") is not None:  # (older runs kept no request)
         saved = DeftConfig(**config_kwargs({**LEGACY_DEFAULTS, **run["request"]}))
         new = load_config(config if config is not None else saved, **(overrides or {}))
-        diffs += [d for d in setting_differences(saved.request_dict(), new.request_dict()) if d[0] != "training.epochs"]
+        diffs += [d for d in setting_differences(as_requested_now(saved.request_dict(), new), new.request_dict())
+                  if d[0] != "training.epochs"]
     saved_fold = run.get("fold")
     if fold is not None and fold not in (saved_fold, (saved_fold or "").partition("/")[2]):
         diffs.append(("fold", saved_fold, fold))

@@ -179,6 +179,12 @@ def test_a_tower_s_own_pixel_normalisation_is_read_from_its_image_processor(tmp_
     plain = tiny_config(vision=str(bare), vision_config=None)
     resolve_image_size(plain)
     assert (plain.image_mean, plain.image_std) == (0.5, 0.5)
+    # what the config leaves out is the processor class's own (CLIP's std); a processor that does not normalise: 0/1
+    for held, want in (({"image_mean": [0.1, 0.2, 0.3]}, ([0.1, 0.2, 0.3], clip_std)), ({"do_normalize": False}, (0.0, 1.0))):
+        (bare / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "CLIPImageProcessor", **held}))
+        part = tiny_config(vision=str(bare), vision_config=None)
+        resolve_image_size(part)
+        assert np.allclose(part.image_mean, want[0]) and np.allclose(part.image_std, want[1]), held
     # per channel in the batch: a grey onset becomes three channels, each normalised by its own mean and std
     item = {"prompt_ids": [1], "answer_ids": [2], "emotion": 0, "au": np.zeros(3, np.float32),
             "row": 0, "onset": np.full((32, 32), 128, np.uint8)}
@@ -188,3 +194,48 @@ def test_a_tower_s_own_pixel_normalisation_is_read_from_its_image_processor(tmp_
     for bad in ({"image_std": [0.2, 0.0, 0.2]}, {"image_mean": [0.5, 0.5]}, {"image_std": "wide"}):
         with pytest.raises(ValueError, match=r"image_(mean|std) (must be a number|takes a number)"):
             tiny_config(**bad)
+
+
+def test_a_target_pattern_matching_no_layer_is_an_error_naming_the_layers_there_are():
+    opt = dict(model_type="opt", hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+               word_embed_proj_dim=64, max_position_embeddings=256, vocab_size=300)
+    with pytest.raises(ValueError, match=r"lora_target_modules \['q_proj,v_proj'\] name no layer of the LLM \(opt\)"):
+        _lora_model(tiny_config, opt, lora_target_modules="q_proj,v_proj")  # peft's "Target modules ... not found"
+    assert _lora_layers(_lora_model(tiny_config, opt, lora_target_modules=r".*\.(q_proj|v_proj)")) == {"q_proj", "v_proj"}
+
+
+def test_runs_requested_before_the_presets_spelled_their_settings_anew_are_the_same_request(tmp_path):
+    """The tiny and reference presets once spelled out their LoRA targets and a 0.5/0.5 normalisation that they now
+    leave to the LLM and the tower (the same layers, the same numbers): compared as spelled, every LOSO fold of an
+    earlier run was trained again and a resume with the run's own command refused."""
+    import json
+
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from deft_model.configuration import setting_differences
+    from deft_model.modeling import as_requested_now
+
+    for preset, lora in ((tiny_config, ["q_proj", "k_proj", "v_proj", "o_proj"]),
+                         (reference_config, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])):
+        new = preset()
+        old = {**new.request_dict(), "lora_target_modules": lora, "image_mean": 0.5, "image_std": 0.5}
+        assert setting_differences(old, new.request_dict())  # as spelled: three differences
+        assert setting_differences(as_requested_now(old, new), new.request_dict()) == []
+    # a tower normalised otherwise was fed other pixels then: that stays a difference
+    tower = tmp_path / "clip"
+    CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                     image_size=32, patch_size=8)).save_pretrained(tower)
+    (tower / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "CLIPImageProcessor"}))
+    clip = tiny_config(vision=str(tower), vision_config=None)
+    old = {**clip.request_dict(), "image_mean": 0.5, "image_std": 0.5}
+    assert [d[0] for d in setting_differences(as_requested_now(old, clip), clip.request_dict())] == ["image_mean",
+                                                                                                      "image_std"]
+
+
+def test_a_batch_of_a_model_whose_tower_was_never_resolved_is_normalised_as_siglip_s():
+    from deft_model.data import DeftCollator
+
+    item = {"prompt_ids": [1], "answer_ids": [2], "emotion": 0, "au": np.zeros(3, np.float32), "row": 0,
+            "onset": np.full((8, 8), 255, np.uint8)}
+    px = DeftCollator(0, image_mean=None, image_std=None)([item])["pixel_values"]  # tiny_config() before resolving
+    assert torch.allclose(px, torch.ones(1, 3, 8, 8))
