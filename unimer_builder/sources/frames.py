@@ -152,9 +152,9 @@ class FrameReader:
     more. A first frame more than ``seek_after`` frames in is reached by a seek (:meth:`_seek`), the frame landed
     on told by its timestamp among the packets' (a seek lands near a time, not on a frame); where that cannot be
     told, or the decoded frames leave the packets' timestamps, the video is decoded from frame 0. A frame before the
-    landing that does not decode goes unseen (decoded from frame 0, the video ends there, as a truncated one). A window with no
-    offset runs to the video's end, and the frames it needs (the apex search's, the stack's) are a few dozen of
-    them: an hour of video costs passes of decoding, not the hour in memory."""
+    landing that does not decode goes unseen (decoded from frame 0, the video ends there, as a truncated one). A
+    window with no offset runs to the video's end, and the frames it needs (the apex search's, the stack's) are a
+    few dozen of them: an hour of video costs passes of decoding, not the hour in memory."""
 
     video_budget = 512 * 2**20  # bytes of decoded video frames held beyond those asked for
     seek_after = 250  # frames: a first frame further than this from the start is sought (:meth:`_seek`), not decoded to
