@@ -999,3 +999,6 @@ def test_half_a_face_leaning_out_of_the_frame_is_no_face_for_the_widened_search(
     assert aligner.detect_all(half) == []
     (x0, y0, x1, y1), = aligner._detect_at(cv2.copyMakeBorder(half, 93, 93, 93, 93, cv2.BORDER_REPLICATE), 1.0, 0)
     assert y1 - 93 > half.shape[0] + 50  # what the widened search sees: a face leaning out of the frame's lower edge
+    # nor is the frame a face turned: its upside-down score (0.13) is the detector firing weakly, and the no-face
+    # reason told the user to turn an upright frame 180 degrees
+    assert aligner.turned(half) is None

@@ -93,6 +93,12 @@ def similarity_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, size: int)
 PADDED_INSIDE = 0.95
 
 
+# The detector's least score for a face found only turned (:meth:`FaceAligner.turned`): the first frames of the 23
+# real-footage videos turned each way score 0.41 or more where they score at all (median 1.47); an upright frame cut
+# below the eyes scored 0.13 upside down and was told to turn 180 degrees
+TURNED_LEAST = 0.3
+
+
 class FaceAligner:
     """Face detection + 68 landmarks, loaded once; eye-based similarity alignment.
 
@@ -220,7 +226,7 @@ class FaceAligner:
             return next((how for k, how in _TURNS if self._finder(np.ascontiguousarray(np.rot90(grey, k))) is not None),
                         None)
         img = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        return self._clear_turn(self._turn_scores(img), 0.0)
+        return self._clear_turn(self._turn_scores(img), TURNED_LEAST)
 
     def turn_of(self, grey: np.ndarray, box: tuple[int, int, int, int]) -> str | None:
         """How the frame must be turned for the face found in ``box`` (x, y, width, height; original px) to stand
