@@ -761,6 +761,12 @@ def test_a_window_deep_in_a_video_is_sought_not_decoded_to(tmp_path, monkeypatch
         landings, sought = _read_both(clip, range(240, 261), monkeypatch)
         assert landings and all(lnd is not None and 0 < lnd <= 240 for lnd in landings), (video, landings)
         assert sought.seek_after == 0  # no frame left the packets' timestamps
+    # windows of one video are clips of their own: its packets are read once per process while the file stands
+    from unimer_builder.sources import frames as fr
+
+    fr.packet_times.cache_clear()
+    assert FrameReader(clip)._packet_times() == FrameReader(replace(clip, onset=100))._packet_times()
+    assert (fr.packet_times.cache_info().misses, fr.packet_times.cache_info().hits) == (1, 1)
     # the packets' timestamps shifted: no landing is told, and the reader decodes from frame 0
     real = FrameReader._packet_times
     monkeypatch.setattr(FrameReader, "_packet_times", lambda self: [t + 0.5 for t in real(self)])

@@ -28,6 +28,7 @@ from the frame count at the declared rate, which a varying-rate video (a phone's
 
 from __future__ import annotations
 
+import functools
 import io
 from collections import Counter
 from pathlib import Path
@@ -143,6 +144,24 @@ def square_pixels(img: np.ndarray, sar: tuple[int, int] | None, turned: bool = F
     size = (w, max(1, round(h * num / den))) if turned else (max(1, round(w * num / den)), h)
     # bicubic where it enlarges, as FFmpeg's scaler (a player's); bilinear blurred the lids a blink's flow follows
     return cv2.resize(img, size, interpolation=cv2.INTER_AREA if num < den else cv2.INTER_CUBIC)
+
+
+@functools.lru_cache(maxsize=16)
+def packet_times(video: str, size: int, mtime_ns: int) -> tuple[float, ...]:
+    """Every frame's timestamp, ms, in display order, read from the video's packets without decoding them (a hundred
+    times faster: an hour of 720p in about 2 s, against 8 min to decode); on the 23 real-footage videos they are the
+    decoded frames' timestamps, one for one. Empty where they cannot number the frames: OpenCV cannot read packets,
+    or two frames share a time. ``size`` and ``mtime_ns`` key the cache to the file as it stands."""
+    cap = cv2.VideoCapture(video, cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
+    times = []
+    try:
+        if cap.isOpened() and cap.get(cv2.CAP_PROP_FORMAT) == -1:
+            while cap.grab():
+                times.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+    finally:
+        cap.release()
+    times.sort()
+    return tuple(times) if len(set(times)) == len(times) else ()
 
 
 class FrameReader:
@@ -355,21 +374,11 @@ class FrameReader:
             self._held += img.nbytes
 
     def _packet_times(self) -> list[float]:
-        """Every frame's timestamp, ms, in display order, read from the video's packets without decoding them (a
-        hundred times faster: an hour of 720p in about 2 s, against 8 min to decode); on the 23 real-footage videos
-        they are the decoded frames' timestamps, one for one. Empty where they cannot number the frames: OpenCV
-        cannot read packets, or two frames share a time."""
+        """:func:`packet_times` of the clip's video (once per process for one file as it stands: windows of one long
+        video are clips of their own)."""
         if self._scan is None:
-            cap = cv2.VideoCapture(str(self.clip.video), cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
-            times = []
-            try:
-                if cap.isOpened() and cap.get(cv2.CAP_PROP_FORMAT) == -1:
-                    while cap.grab():
-                        times.append(cap.get(cv2.CAP_PROP_POS_MSEC))
-            finally:
-                cap.release()
-            times.sort()
-            self._scan = times if len(set(times)) == len(times) else []
+            st = Path(self.clip.video).stat()
+            self._scan = list(packet_times(str(self.clip.video), st.st_size, st.st_mtime_ns))
         return self._scan
 
     def _seek(self, start: int) -> None:
