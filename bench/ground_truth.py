@@ -2,6 +2,7 @@
 
     python bench/ground_truth.py [--clips 40] [--subjects 5] [--formats casme2 samm smic casme3 manifest]
                                  [--profile default|hard] [--identities train|heldout|all|NAME,...] [--frames 14]
+                                 [--framing frame|cropped]
 
 Synthesises each format (seeded), builds it with `unimer build`, scores the build against
 `ground_truth.json` and prints one row per format with the figures of issue 8 (moved labelled AUs
@@ -57,6 +58,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--profile", default="default", choices=["default", "hard"])
     ap.add_argument("--identities", default=None, help="hard profile: train | heldout | all | NAME,...")
+    ap.add_argument("--framing", default="frame", choices=["frame", "cropped"],
+                    help="hard profile: 640x480 frames, or cut to the face as a Cropped release")
     ap.add_argument("--formats", nargs="+", default=["casme2", "samm", "smic", "casme3", "manifest"])
     ap.add_argument("--preset", default=None, help="TV-L1 preset of the builds (default: BuildConfig's)")
     ap.add_argument("--edges", type=float, nargs="+", default=[0.5, 1.0, 2.0, 5.0],
@@ -74,7 +77,7 @@ def main() -> None:
     keys = [*TARGETS, "moved_labelled_not_contradicted", "inferred_aus_planted", "unexplained_aus_planted",
             "blinks_at_apex_reported_as_au45"]
     print(f"profile {args.profile}, identities {args.identities or ('train' if args.profile == 'hard' else '-')}, "
-          f"{args.clips} clips x {args.frames} frames, {args.subjects} subjects, seed {args.seed}\n")
+          f"framing {args.framing}, {args.clips} clips x {args.frames} frames, {args.subjects} subjects, seed {args.seed}\n")
     header = " | ".join(f"{SHORT[k]} (≥{v:.2f})" for k, v in TARGETS.items())
     print(f"| format | clips built | {header} | moved labelled not contradicted | SMIC inferred AUs planted "
           "| unexplained AUs planted "
@@ -87,7 +90,7 @@ def main() -> None:
             src, out = Path(d) / fmt, Path(d) / f"{fmt}-out"
             t = time.perf_counter()
             u.synthesize(src, fmt, clips=args.clips, subjects=args.subjects, seed=args.seed, frames=args.frames,
-                         profile=args.profile, identities=args.identities)
+                         profile=args.profile, identities=args.identities, framing=args.framing)
             u.build(src, out, cfg, fmt, args.workers)
             found = items(src / "ground_truth.json", out)
             for it in found:

@@ -349,7 +349,10 @@ def test_synth_and_demo_refuse_bad_arguments_in_one_line(tmp_path):
                        (["demo", tmp_path / "d", "--seed", "-1"], "the seed must be 0 or more, not -1"),
                        (["demo", a_file], "is a file, not a folder"),
                        (["synth", a_file, "--clips", "2"], "it is a file, not a folder"),
-                       (["synth", tmp_path / "s", "--seed", "-1"], "the seed must be 0 or more")):
+                       (["synth", tmp_path / "s", "--seed", "-1"], "the seed must be 0 or more"),
+                       (["synth", tmp_path / "s", "--framing", "cropped"], "--framing needs --profile hard"),
+                       (["synth", tmp_path / "s", "--profile", "hard", "--framing", "tight"],
+                        "unknown framing 'tight'; choose one of frame, cropped")):
         res = runner.invoke(app, [str(a) for a in args])
         assert res.exit_code == 2 and says in res.output, (args, res.output, res.exception)
     assert not (tmp_path / "d" / "source").exists() and not (tmp_path / "s").exists()

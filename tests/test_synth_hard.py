@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from unimer_builder import facs
+from unimer_builder.face import FaceAligner, eye_centres
 from unimer_builder.records import SynthClip
 from unimer_builder.synth import identities, motion, scene
 from unimer_builder.synth.generate import GROUND_TRUTH, amplitude_bin, synthesize
@@ -324,6 +325,44 @@ def test_onset_faces_are_found_by_dlib_in_every_clip(tmp_path, faces):
                writer=keep)
     for c in clips:
         assert motion.detect_landmarks(grey(c.frames[0]), upsample=1) is not None, (c.subject, c.index)
+
+
+def test_a_cropped_database_is_the_same_database_cut_to_the_face(tmp_path, faces):
+    """framing="cropped" (a Cropped release): every clip's frames are its 640x480 frames cut to one box round the
+    face, the labels and motion are those of the same seed's frames, and positions move with the cut."""
+    got: dict[str, list[SynthClip]] = {"frame": [], "cropped": []}
+    for framing, out in got.items():
+        def keep(root, fmt, cs, out=out):
+            out.extend(cs)
+            return ids_only_writer(root, fmt, cs)
+
+        synthesize(tmp_path / framing, "casme2", clips=4, subjects=2, seed=4, frames=3, profile="hard",
+                   identities="biden,group_left", writer=keep, framing=framing)
+    truth = {f: json.loads((tmp_path / f / GROUND_TRUTH).read_text()) for f in got}
+    assert truth["cropped"]["framing"] == "cropped" and truth["frame"]["framing"] == "frame"
+    aligner = FaceAligner()
+    for whole, cut, tw, tc in zip(got["frame"], got["cropped"], truth["frame"]["clips"], truth["cropped"]["clips"],
+                                  strict=True):
+        x0, y0, x1, y1 = tc["framing"]["box"]
+        assert 0 < x1 - x0 < 0.6 * scene.FRAME_W and 0 < y1 - y0 < 0.7 * scene.FRAME_H
+        assert len(whole.frames) == len(cut.frames)
+        for a, b in zip(whole.frames, cut.frames, strict=True):
+            assert np.array_equal(a[y0:y1, x0:x1], b)
+        assert (whole.au_text, whole.emotion, whole.first_frame) == (cut.au_text, cut.emotion, cut.first_frame)
+        assert tc["pose"]["position"] == pytest.approx([tw["pose"]["position"][0] - x0, tw["pose"]["position"][1] - y0])
+        for pw, pc in zip(tw["planted"], tc["planted"], strict=True):
+            assert pw["amplitude_crop_px"] == pc["amplitude_crop_px"]
+            for name, (x, y) in pw["centres"].items():
+                assert pc["centres"][name] == pytest.approx([x - x0, y - y0])
+        assert tw["region_motion_crop"] == tc["region_motion_crop"]
+        # the face fills the cut, and the builder finds it there
+        found = aligner.find(grey(cut.frames[0]))
+        assert found is not None, tc["clip_id"]
+        eyes = np.array(eye_centres(found[1]))
+        assert eyes[:, 0].min() > 0 and eyes[:, 0].max() < x1 - x0 and eyes[:, 1].min() > 0
+    for framing, says in (("cropped", "framing needs profile='hard'"), ("tight", "unknown framing 'tight'")):
+        with pytest.raises(ValueError, match=says):
+            synthesize(tmp_path / "x", "casme2", clips=2, framing=framing, writer=ids_only_writer)
 
 
 def test_write_frame_applies_the_clips_jpeg_quality(tmp_path):

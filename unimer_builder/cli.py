@@ -52,7 +52,7 @@ from .pyfeat_backend import PyFeatUnavailable
 from .records import Skip
 from .sources import FORMATS
 from .sources.frames import FFMPEG_QUIET
-from .synth.generate import GROUND_TRUTH, PROFILES, synthesize
+from .synth.generate import FRAMINGS, GROUND_TRUTH, PROFILES, synthesize
 from .validation.media import MediaUnavailable
 
 # The user's help, not the module docstring above (it is for developers: Sphinx roles would show as typed).
@@ -85,6 +85,8 @@ def synth(
                                 "faces in 640x480 frames: pose, head motion, blinks, flicker, noise, JPEG)."),
     identities: str = typer.Option(None, help="hard profile: train | heldout | all | comma-separated names "
                                    "(one per subject; default train)."),
+    framing: str = typer.Option("frame", help="hard profile: frame (640x480, as recorded) | cropped (each clip's "
+                                "frames cut to the face, as the databases' Cropped releases)."),
 ) -> None:
     """Write a small database in a real on-disk format, with planted micro-movements and ground truth."""
     if format not in FORMATS:
@@ -93,12 +95,17 @@ def synth(
         _fail(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     if identities is not None and profile != "hard":
         _fail("--identities needs --profile hard")
+    if framing not in FRAMINGS:
+        _fail(f"unknown framing {framing!r}; choose one of {', '.join(FRAMINGS)}")
+    if framing != "frame" and profile != "hard":
+        _fail("--framing needs --profile hard")
     try:
         root = synthesize(out, format, clips=clips, subjects=subjects, seed=seed, frames=frames, profile=profile,
-                          identities=identities)
+                          identities=identities, framing=framing)
     except (ValueError, MediaUnavailable) as e:
         _fail(str(e))
-    console.print(f"wrote {_n(clips, f'{format} clip')} of {_n(min(subjects, clips), 'subject')} ({profile} profile) "
+    framed = ", cut to the face" if framing == "cropped" else ""
+    console.print(f"wrote {_n(clips, f'{format} clip')} of {_n(min(subjects, clips), 'subject')} ({profile} profile{framed}) "
                   f"to {root} "
                   f"(truth: {root / GROUND_TRUTH}); build it with --composite labels (it is not the release)")
 

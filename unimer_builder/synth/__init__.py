@@ -9,7 +9,7 @@ noise and JPEG compression, and amplitudes from micro to macro.
 
 from __future__ import annotations
 
-from .generate import GROUND_TRUTH, PROFILES, PROTOTYPES, synthesize
+from .generate import FRAMINGS, GROUND_TRUTH, PROFILES, PROTOTYPES, synthesize
 from .motion import Plant, render_clip, subject_face
 
-__all__ = ["GROUND_TRUTH", "PROFILES", "PROTOTYPES", "Plant", "render_clip", "subject_face", "synthesize"]
+__all__ = ["FRAMINGS", "GROUND_TRUTH", "PROFILES", "PROTOTYPES", "Plant", "render_clip", "subject_face", "synthesize"]

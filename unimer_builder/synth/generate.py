@@ -107,6 +107,7 @@ from . import motion, scene
 
 GROUND_TRUTH = "ground_truth.json"
 PROFILES = ("default", "hard")
+FRAMINGS = ("frame", "cropped")  # hard profile: 640x480 frames as recorded, or cut to the face as a Cropped release
 
 
 @dataclass(frozen=True)
@@ -312,13 +313,16 @@ def amplitude_bin(crop_px: float) -> str:
 class _Hard(_Profile):
     """Real identities in posed, moving 640x480 scenes (:mod:`.scene`); amplitudes in face coordinates."""
 
-    def __init__(self, fmt: str, seed: int, subjects: int, identities: str | Sequence[str] | None):
+    def __init__(self, fmt: str, seed: int, subjects: int, identities: str | Sequence[str] | None,
+                 framing: str = "frame"):
         names = ids.resolve(identities)
         if subjects > len(names):
             raise ValueError(f"{subjects} subjects need {subjects} identities, but {identities or 'train'!r} "
                              f"has {len(names)} ({', '.join(names)}); ask for fewer subjects or more identities")
         self.names = names[:subjects]
         self.seed = seed
+        self.framing = framing
+        self._rendered = 0  # clips rendered: the n-th clip's cut draws from its own generator
         self.grey = fmt == "samm"  # SAMM is filmed in grey
         self._ids = ids
         self._sessions: dict[int, object] = {}
@@ -357,7 +361,13 @@ class _Hard(_Profile):
         return largest / (scene.MAX_STRAIN * math.sqrt(math.e))
 
     def render(self, subject: int, plants: list[motion.Plant], rng: np.random.Generator, frames: int):
-        return scene.render_clip(self.session(subject), plants, rng, frames=frames)
+        clip = scene.render_clip(self.session(subject), plants, rng, frames=frames)
+        self._rendered += 1
+        if self.framing != "cropped":
+            return clip
+        # its own generator: the clip's stream (labels, first frame) is drawn on as for framing="frame", so that a
+        # cropped database is the same database, cut
+        return scene.crop_to_face(clip, np.random.default_rng([self.seed, 0xC209, self._rendered]))
 
     def jpeg_quality(self, rendered) -> int | None:
         return rendered.jpeg_quality
@@ -371,6 +381,7 @@ class _Hard(_Profile):
             "identities": {str(s): n for s, n in enumerate(self.names, 1)},
             "identity_splits": {"train": list(self._ids.TRAIN), "heldout": list(self._ids.HELD_OUT)},
             "frame_size": [scene.FRAME_W, scene.FRAME_H],
+            "framing": self.framing,  # cropped: each clip's frames cut to its truth's framing.box of that frame
             "crop": {"size": scene.CROP_SIZE, "interocular_px": _r(scene.CROP_IOD, 2)},
             "amplitude_bins_crop_px": {name: [lo, None if math.isinf(hi) else hi] for name, lo, hi in AMPLITUDE_BINS},
         }
@@ -378,7 +389,8 @@ class _Hard(_Profile):
 
 def _hard_truth(t: dict, c, identity: str) -> dict:
     """Replace the face-coordinate geometry of a default-style truth by frame and crop px; add identity,
-    pose, head motion, appearance and blinks."""
+    pose, head motion, appearance and blinks. Positions (bump centres, the pose's position, the head's centre)
+    are in the frames as written: a clip cut to its face (``framing.box``) has them moved with the cut."""
     def vec(v) -> list[float]:
         return [_r(v[0]), _r(v[1])]
 
@@ -435,6 +447,13 @@ def _hard_truth(t: dict, c, identity: str) -> dict:
                             "closed": [t["onset"] + k for k in closed], "closure": _r(b.closure, 3),
                             "closure_at_apex": _r(at_apex, 3), "apex_motion": drop_frame, "apex_motion_crop": drop_crop,
                             "labelled": False})
+    if c.box is not None:
+        ox, oy = c.box[:2]
+        for p in t["planted"]:
+            p["centres"] = {n: [_r(x - ox, 2), _r(y - oy, 2)] for n, (x, y) in p["centres"].items()}
+        t["pose"]["position"] = [_r(t["pose"]["position"][0] - ox, 2), _r(t["pose"]["position"][1] - oy, 2)]
+        t["head"]["centre"] = [_r(t["head"]["centre"][0] - ox, 2), _r(t["head"]["centre"][1] - oy, 2)]
+        t["framing"] = {"box": [int(v) for v in c.box]}  # x0, y0, x1, y1 of the 640x480 frame the clip was cut from
     return t
 
 
@@ -451,13 +470,15 @@ def synthesize(
     writer: Writer | None = None,
     profile: str = "default",
     identities: str | Sequence[str] | None = None,
+    framing: str = "frame",
 ) -> Path:
     """Write a synthetic ``fmt`` database of ``clips`` clips under ``out``; returns the root to read.
 
     ``ground_truth.json`` in ``out`` records, per clip id, what was planted and what was labelled.
     The same arguments give byte-identical files. ``writer`` replaces ``sources.write_layout``.
     ``profile="hard"`` renders real people's faces (``identities``: ``"train"`` (default),
-    ``"heldout"``, ``"all"`` or a list of names, one per subject) in 640x480 frames (:mod:`.scene`).
+    ``"heldout"``, ``"all"`` or a list of names, one per subject) in 640x480 frames (:mod:`.scene`), or with
+    ``framing="cropped"`` in those frames cut to the face, as the databases' ``Cropped`` releases store them.
     """
     if fmt not in STYLES:
         raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(STYLES)}")
@@ -465,12 +486,16 @@ def synthesize(
         raise ValueError("clips and subjects must be at least 1")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown framing {framing!r}; choose one of {', '.join(FRAMINGS)}")
     if profile == "default":
         if identities is not None:
             raise ValueError("the default profile draws one face photo; identities need profile='hard'")
+        if framing != "frame":
+            raise ValueError("the default profile's frames are its face photo; framing needs profile='hard'")
         prof: _Profile = _Profile()
     else:
-        prof = _Hard(fmt, seed, subjects, identities)
+        prof = _Hard(fmt, seed, subjects, identities, framing)
     if writer is None:
         writer = write_layout
     if seed < 0:

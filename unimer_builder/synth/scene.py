@@ -15,6 +15,7 @@ Geometry, from the identity's photo to a frame (all in one resampling of the pho
   perspective warp of the face plane, a roll, a scale and a position off the frame centre.
 * *head motion* (per clip, zero at the onset): a similarity (translation of a few px, roll up to
   ``MAX_HEAD_DEG``, scale change up to ``MAX_HEAD_SCALE``) about the face centre in the frame.
+* optionally the frames *cut to the face* (:func:`crop_to_face`), as the databases' ``Cropped`` releases store them.
 
 Appearance: the face is cut out with a feathered ellipse and laid over a static synthetic wall; a fixed
 colour balance, gain and gamma per subject; per-frame illumination flicker (gain and offset); Gaussian
@@ -61,6 +62,8 @@ GREY_SHARE = 0.3  # subjects filmed in grey (SAMM: every subject)
 ELLIPSE = (1.55, 1.95, 0.12)  # head-and-neck cut-out: half axes and downward shift of the centre, IOD
 MOUTH_INSIDE = 0.35  # brightness share of the inside of parted lips
 BLINK_FOLD = 0.12  # fall-off of the lid skin above a closing margin, share of the IOD
+# a Cropped release's box round the face: a margin (negative: into the face) and the forehead above the brows, IOD
+CROPPED_MARGIN, CROPPED_FOREHEAD = (-0.05, 0.1), (0.0, 0.4)
 
 # How far each region family can move, as a share of a clip's macro amplitude (lids and nose move less).
 REACH: dict[str, float] = {"upper_lid": 0.35, "lower_lid": 0.4, "nose": 0.6, "glabella": 0.7}
@@ -404,6 +407,7 @@ class HardClip:
     flicker: list[tuple[float, float]] = field(default_factory=list)  # per frame (gain, offset)
     smooth: np.ndarray | None = None  # the part of ``field`` from two-sided bumps (None: all of it)
     openings: list[motion.Bump] = field(default_factory=list)  # one-sided lip bumps (is_opening)
+    box: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) of the frame the frames were cut to (crop_to_face)
 
     @property
     def pose_h(self) -> np.ndarray:
@@ -544,6 +548,25 @@ def render_clip(s: Session, plants: Sequence[motion.Plant], rng: np.random.Gener
         img[y0:y1, x0:x1] = alpha[..., None] * face + (1 - alpha[..., None]) * img[y0:y1, x0:x1]
         clip.frames.append(_photometric(img, s, flicker[t], noise, rng))
     return clip
+
+
+def crop_to_face(clip: HardClip, rng: np.random.Generator) -> HardClip:
+    """``clip`` as a database's ``Cropped`` release stores it (CASME II's, SAMM's and SMIC's): every frame cut to
+    one box round the onset's face, from the brows or a little above (``CROPPED_FOREHEAD``) to the chin and between
+    the jaw's sides, with a margin of ``CROPPED_MARGIN`` IOD (from a little into the face to a little beyond); the
+    head still moves inside it (up to ``MAX_HEAD_PX``), so the face touches or crosses the box's edge as in the
+    releases, and the detector may need the builder's widened search (``face.detect_pad``). The box is in
+    ``clip.box``."""
+    lm = apply_h(clip.pose_h, clip.face.landmarks)
+    iod = interocular(lm)
+    m = float(rng.uniform(*CROPPED_MARGIN)) * iod
+    forehead = float(rng.uniform(*CROPPED_FOREHEAD)) * iod
+    x0, x1 = lm[:17, 0].min() - m, lm[:17, 0].max() + m
+    y0, y1 = lm[17:27, 1].min() - forehead - m, lm[8, 1] + m
+    h, w = clip.frames[0].shape[:2]
+    box = (max(0, int(math.floor(x0))), max(0, int(math.floor(y0))), min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1))))
+    frames = [np.ascontiguousarray(f[box[1]:box[3], box[0]:box[2]]) for f in clip.frames]
+    return replace(clip, frames=frames, box=box)
 
 
 def _face_box(clip: HardClip) -> tuple[int, int, int, int]:
