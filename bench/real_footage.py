@@ -1,7 +1,7 @@
 """The builder on real footage: expected vs measured verdicts for every annotated window.
 
     python bench/real_footage.py [--preset opencv] [--ids sf_smile sf_still ...] [--workers 0] [--keep DIR]
-                                 [--set check.z_supported=3.5 ...] [--scale 0.5] [--jpeg 60]
+                                 [--set check.z_supported=3.5 ...] [--scale 0.5] [--jpeg 60] [--crop]
     python bench/real_footage.py --evidence DIR [--set check.z_weak=2.5 ...]
     python bench/real_footage.py --trace wl_blink_as_12 --frames 380:392 [--regions lip_corner_L ...] [--ref N]
 
@@ -15,6 +15,7 @@ the rows name beyond their labels that no annotation lists (an upper bound on ov
 picks a TV-L1 preset of ``config.TVL1_PRESETS`` (default: the builder's own default). ``--scale`` and
 ``--jpeg`` build from a poorer copy of the footage (``validation.real_footage.Degrade``: frames resized, stored as
 JPEG of that quality, as the MER databases ship them): how far the verdicts hold on other cameras' footage.
+``--crop`` cuts each window's frames to its onset's face first, as the databases' ``Cropped`` releases store them.
 
 ``--evidence DIR``: no build; each window's evidence is measured once into DIR (again where the code, its libraries
 or a measuring setting changed, ``validation.real_footage.evidence_stamp``, or the window's frames or row), then only
@@ -138,6 +139,8 @@ def main() -> None:
                     help="build from a copy of the footage resized by this factor (frame folders)")
     ap.add_argument("--jpeg", type=int, default=None, metavar="QUALITY",
                     help="build from a copy of the footage stored as JPEG frames of this quality")
+    ap.add_argument("--crop", action="store_true",
+                    help="build from a copy of each window cut to its onset's face, as a Cropped release (frame folders)")
     ap.add_argument("--evidence", default=None, metavar="DIR",
                     help="no build: measure each window once into DIR, then re-run only the cross-check")
     ap.add_argument("--trace", default=None, metavar="ID", help="trace one window's region motion (no build)")
@@ -156,9 +159,10 @@ def main() -> None:
         return
     windows = rf.select(rf.load_windows(args.windows or rf.WINDOWS_CSV), args.ids)
     t0 = time.perf_counter()
-    degrade = rf.Degrade(args.scale, args.jpeg) if args.scale != 1.0 or args.jpeg is not None else None
+    degrade = rf.Degrade(args.scale, args.jpeg, args.crop) if args.scale != 1.0 or args.jpeg is not None or args.crop \
+        else None
     if args.evidence and (degrade or args.keep):
-        ap.error("--evidence re-scores stored evidence of the footage as it is: no --keep, --scale or --jpeg")
+        ap.error("--evidence re-scores stored evidence of the footage as it is: no --keep, --scale, --jpeg or --crop")
     ev = rf.evaluate_stored(args.evidence, windows, preset=args.preset, workers=args.workers, cfg=base) \
         if args.evidence else rf.evaluate(windows, workdir=args.keep, preset=args.preset, workers=args.workers,
                                           cfg=base, degrade=degrade)
@@ -167,7 +171,7 @@ def main() -> None:
     print(f"TV-L1 preset {flow.preset} (nscales {flow.nscales}, warps {flow.warps}); "
           f"{len(windows)} windows; z_supported {z:g}{'; ' + ' '.join(args.set) if args.set else ''}"
           f"{f'; footage x{args.scale:g}' if args.scale != 1.0 else ''}"
-          f"{f', JPEG {args.jpeg}' if args.jpeg is not None else ''}; "
+          f"{f', JPEG {args.jpeg}' if args.jpeg is not None else ''}{', cut to the face' if args.crop else ''}; "
           f"{time.perf_counter() - t0:.0f} s\n")
     print_table(ev, z)
 

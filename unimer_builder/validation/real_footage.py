@@ -45,6 +45,7 @@ from .. import pipeline
 from ..atomic import write_bytes
 from ..config import BuildConfig, FlowConfig
 from ..crosscheck import cross_check
+from ..face import FaceAligner, interocular
 from ..facs import parse_aus
 from ..inputs import clip_inputs
 from ..records import Clip, CrossCheck, Evidence, Skip
@@ -184,14 +185,21 @@ def _fps(video: Path) -> float | None:
     return float(fps) if fps and fps > 0 else None
 
 
+CROP_MARGIN = 0.1  # IOD round the landmarks of a window cut to its face (Degrade.crop)
+
+
 @dataclass(frozen=True)
 class Degrade:
-    """A poorer copy of the footage, as other cameras and databases deliver it: every frame resized by
-    ``scale`` (area interpolation) and, with ``jpeg``, stored as JPEG of that quality (CASME II, SAMM and
-    SMIC ship JPEG or BMP frames); the windows are then built from frame folders."""
+    """A poorer copy of the footage, as other cameras and databases deliver it: with ``crop``, each window's frames
+    cut to one box round its onset's face (dlib's 68 landmarks: from the brows to the chin and between the jaw's
+    sides, ``CROP_MARGIN`` IOD round them), as the databases' ``Cropped`` releases store them (a window whose onset
+    shows no face is kept whole); every frame resized by ``scale`` (area interpolation) and, with ``jpeg``, stored as
+    JPEG of that quality (CASME II, SAMM and SMIC ship JPEG or BMP frames); the windows are then built from frame
+    folders."""
 
     scale: float = 1.0
     jpeg: int | None = None
+    crop: bool = False
 
     def __post_init__(self):
         if not 0.1 <= self.scale <= 4.0:
@@ -211,6 +219,22 @@ class Degrade:
         if not cv2.imwrite(str(path), self.apply(frame), params):
             raise OSError(f"could not write {path}")
 
+    @staticmethod
+    def face_box(frame: np.ndarray, aligner: FaceAligner) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) of the box a Cropped release would cut round the frame's face (:attr:`crop`); None: no
+        face."""
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        found = aligner.find(np.ascontiguousarray(grey))
+        if found is None:
+            return None
+        lm = found[1]
+        m = CROP_MARGIN * interocular(lm)
+        h, w = grey.shape
+        x0, x1 = lm[:17, 0].min() - m, lm[:17, 0].max() + m
+        y0, y1 = lm[17:27, 1].min() - m, lm[8, 1] + m
+        box = (max(0, int(np.floor(x0))), max(0, int(np.floor(y0))), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1))))
+        return box if box[2] > box[0] and box[3] > box[1] else None
+
     @property
     def suffix(self) -> str:
         return ".jpg" if self.jpeg is not None else ".png"
@@ -222,6 +246,8 @@ def _write_frames(video: Path, wanted: dict[str, tuple[int, int]], folder: Path,
     stop = max(last for _, last in wanted.values())
     cap = cv2.VideoCapture(str(video))
     sar, turned = pixel_shape(cap)  # frames written square, as the builder reads the video (DV, HDV)
+    aligner = FaceAligner() if degrade.crop else None
+    boxes: dict[str, tuple[int, int, int, int] | None] = {}
     try:
         for n in range(stop + 1):
             ok, frame = cap.read()
@@ -232,7 +258,11 @@ def _write_frames(video: Path, wanted: dict[str, tuple[int, int]], folder: Path,
                 if first <= n <= last:
                     out = folder / wid
                     out.mkdir(parents=True, exist_ok=True)
-                    degrade.write(out / f"frame_{n:06d}{degrade.suffix}", frame)
+                    if aligner is not None and wid not in boxes:
+                        boxes[wid] = Degrade.face_box(frame, aligner)  # the window's first frame: its onset
+                    box = boxes.get(wid)
+                    cut = frame if box is None else np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]])
+                    degrade.write(out / f"frame_{n:06d}{degrade.suffix}", cut)
     finally:
         cap.release()
 
