@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a build setting by its dotted name, the value as JSON, e.g. --set check.z_supported=3.5")
     args = ap.parse_args()
+    if args.profile != "hard" and (args.identities is not None or args.framing != "frame"):
+        ap.error("--identities and --framing need --profile hard")
     # A synthetic database is not the MEGC2019 release: its composite classes come from the labels.
     cfg = u.BuildConfig().with_(**{"text.composite": "labels"})
     if args.preset:

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from unimer_builder.face import FaceAligner, interocular
@@ -476,27 +477,41 @@ def test_a_degraded_copy_lists_frame_folders_of_each_window_at_its_own_frame_num
 
 
 def test_a_copy_cut_to_the_face_holds_the_onsets_face_and_only_it(tmp_path):
-    """Degrade(crop=True), as a Cropped release: every frame of a window cut to one box round its onset's landmarks,
-    in which the builder finds the face; a window whose onset shows no face is kept whole (and stays no_face)."""
+    """Degrade(crop=True), as a Cropped release: every frame of a window is its video frame cut to one box, the one
+    round the landmarks of that window's own onset (two windows of one video whose head moves between them get their
+    own boxes), in which the builder finds the face; a window whose onset shows no face is kept whole."""
     import cv2
 
-    windows = rf.select(rf.load_windows(), ["sf_smile", "nff_no_face"])
+    windows = rf.select(rf.load_windows(), ["wl_smile", "wl_blink", "nff_no_face"])
     try:
         path = rf.write_manifest(windows, tmp_path, degrade=rf.Degrade(crop=True))
+        video = media.media_file(windows[0].media, windows[0].member)
     except media.MediaUnavailable as e:
         pytest.skip(f"real footage unavailable (package registry unreachable?): {e}")
     clips = {c.clip_id: c for c in manifest_source.read(path)}
-    smile = clips[windows[0].clip_id]
-    frames = [cv2.imread(str(smile.frames[n])) for n in sorted(smile.frames)]
-    assert len({f.shape for f in frames}) == 1 and frames[0].shape[0] < 300 and frames[0].shape[1] < 300
+    cap = cv2.VideoCapture(str(video))
+    whole = {}
+    for n in range(max(w.offset for w in windows[:2]) + 1):
+        ok, frame = cap.read()
+        assert ok
+        whole[n] = frame
+    cap.release()
     aligner = FaceAligner()
-    found = aligner.find(cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY))
-    assert found is not None
-    lm = found[1]  # the cut holds the face from the brows to the chin, CROP_MARGIN round it
-    h, w = frames[0].shape[:2]
-    margin = rf.CROP_MARGIN * interocular(lm)
-    assert lm[:17, 0].min() == pytest.approx(margin, abs=0.05 * w) and lm[8, 1] == pytest.approx(h - margin, abs=0.05 * h)
-    blank = clips[windows[1].clip_id]
+    boxes = []
+    for w in windows[:2]:
+        box = rf.Degrade.face_box(whole[w.onset], aligner)
+        boxes.append(box)
+        clip = clips[w.clip_id]
+        for n in (w.onset, w.offset):
+            cut = cv2.imread(str(clip.frames[n]))
+            assert np.array_equal(cut, whole[n][box[1]:box[3], box[0]:box[2]]), (w.id, n)
+        lm = aligner.find(cv2.cvtColor(whole[w.onset], cv2.COLOR_BGR2GRAY))[1]
+        m = rf.CROP_MARGIN * interocular(lm)  # the box: from the brows to the chin, the jaw's sides, CROP_MARGIN round
+        assert box == pytest.approx((lm[:17, 0].min() - m, lm[17:27, 1].min() - m, lm[:17, 0].max() + m, lm[8, 1] + m),
+                                    abs=1.0)
+        assert aligner.find(cv2.cvtColor(cv2.imread(str(clip.frames[w.onset])), cv2.COLOR_BGR2GRAY)) is not None
+    assert boxes[0] != boxes[1]  # the head moved between the two onsets
+    blank = clips[windows[2].clip_id]
     assert cv2.imread(str(blank.frames[min(blank.frames)])).shape[:2] == (540, 960)  # noface_face.mov, whole
 
 

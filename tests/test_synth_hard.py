@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -350,6 +351,7 @@ def test_a_cropped_database_is_the_same_database_cut_to_the_face(tmp_path, faces
             assert np.array_equal(a[y0:y1, x0:x1], b)
         assert (whole.au_text, whole.emotion, whole.first_frame) == (cut.au_text, cut.emotion, cut.first_frame)
         assert tc["pose"]["position"] == pytest.approx([tw["pose"]["position"][0] - x0, tw["pose"]["position"][1] - y0])
+        assert tc["head"]["centre"] == pytest.approx([tw["head"]["centre"][0] - x0, tw["head"]["centre"][1] - y0])
         for pw, pc in zip(tw["planted"], tc["planted"], strict=True):
             assert pw["amplitude_crop_px"] == pc["amplitude_crop_px"]
             for name, (x, y) in pw["centres"].items():
@@ -360,6 +362,10 @@ def test_a_cropped_database_is_the_same_database_cut_to_the_face(tmp_path, faces
         assert found is not None, tc["clip_id"]
         eyes = np.array(eye_centres(found[1]))
         assert eyes[:, 0].min() > 0 and eyes[:, 0].max() < x1 - x0 and eyes[:, 1].min() > 0
+    # a face the frame does not hold has nothing to cut (the generator keeps faces in the frame; the cut says so)
+    clip = scene.render_clip(session_of(faces, "biden"), [], np.random.default_rng(2), frames=3, blinks=False)
+    with pytest.raises(ValueError, match="outside the 640x480 frame"):
+        scene.crop_to_face(replace(clip, pose=replace(clip.pose, position=(-400.0, 240.0))), np.random.default_rng(0))
     for framing, says in (("cropped", "framing needs profile='hard'"), ("tight", "unknown framing 'tight'")):
         with pytest.raises(ValueError, match=says):
             synthesize(tmp_path / "x", "casme2", clips=2, framing=framing, writer=ids_only_writer)

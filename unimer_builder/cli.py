@@ -86,7 +86,7 @@ def synth(
     identities: str = typer.Option(None, help="hard profile: train | heldout | all | comma-separated names "
                                    "(one per subject; default train)."),
     framing: str = typer.Option("frame", help="hard profile: frame (640x480, as recorded) | cropped (each clip's "
-                                "frames cut to the face, as the databases' Cropped releases)."),
+                                "frames cut to the face, as the databases' Cropped releases store them)."),
 ) -> None:
     """Write a small database in a real on-disk format, with planted micro-movements and ground truth."""
     if format not in FORMATS:

@@ -565,6 +565,8 @@ def crop_to_face(clip: HardClip, rng: np.random.Generator) -> HardClip:
     y0, y1 = lm[17:27, 1].min() - forehead - m, lm[8, 1] + m
     h, w = clip.frames[0].shape[:2]
     box = (max(0, int(math.floor(x0))), max(0, int(math.floor(y0))), min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1))))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(f"the face's box {box} lies outside the {w}x{h} frame: nothing to cut")
     frames = [np.ascontiguousarray(f[box[1]:box[3], box[0]:box[2]]) for f in clip.frames]
     return replace(clip, frames=frames, box=box)
 
