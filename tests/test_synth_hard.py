@@ -362,6 +362,16 @@ def test_a_cropped_database_is_the_same_database_cut_to_the_face(tmp_path, faces
         assert found is not None, tc["clip_id"]
         eyes = np.array(eye_centres(found[1]))
         assert eyes[:, 0].min() > 0 and eyes[:, 0].max() < x1 - x0 and eyes[:, 1].min() > 0
+    # CASME II's cut clips are laid out as its official crops, and read back from there
+    from unimer_builder.sources import read_clips
+
+    root = synthesize(tmp_path / "release", "casme2", clips=2, subjects=1, seed=4, frames=3, profile="hard",
+                      identities="biden", framing="cropped")
+    got = [c for c in read_clips(root, "casme2") if not hasattr(c, "reason")]
+    assert len(got) == 2 and not (root / "CASME2_RAW_selected").exists()
+    for c in got:
+        assert all(Path(f).parent.parent.parent.name == "Cropped" and Path(f).name.startswith("reg_img")
+                   for f in c.frames.values())
     # a face the frame does not hold has nothing to cut (the generator keeps faces in the frame; the cut says so)
     clip = scene.render_clip(session_of(faces, "biden"), [], np.random.default_rng(2), frames=3, blinks=False)
     with pytest.raises(ValueError, match="outside the 640x480 frame"):

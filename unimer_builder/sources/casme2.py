@@ -82,18 +82,24 @@ def clip_name(index: int) -> str:
     return f"EP{index:02d}_01f"
 
 
+CROPPED_DIR = "Cropped"  # the official crops' folder (its frames reg_img<N>.jpg)
+
+
 def write(root: Path, clips: list[SynthClip]) -> list[str]:
-    """The real layout: coding sheet (blank columns 3 and 7, Sheet2/Sheet3 empty) + ``img<N>.jpg``."""
+    """The real layout: coding sheet (blank columns 3 and 7, Sheet2/Sheet3 empty) + ``img<N>.jpg``; clips cut to the
+    face (``extra["cropped"]``, every one) as the official crops are laid out, ``Cropped/sub01/EP02_01f/reg_img<N>.jpg``."""
     root = Path(root)
+    cropped = bool(clips) and all(s.extra.get("cropped") for s in clips)
+    frames_dir, prefix = (CROPPED_DIR, "reg_img") if cropped else (FRAMES_DIR, "img")
     header = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
               "Action Units", "Estimated Emotion"]
     rows: list[list] = [header]
     ids = []
     for s in clips:
         name = clip_name(s.index)
-        folder = root / FRAMES_DIR / f"sub{s.subject:02d}" / name
+        folder = root / frames_dir / f"sub{s.subject:02d}" / name
         for i, img in enumerate(s.frames):
-            write_frame(folder / f"img{s.first_frame + i}.jpg", img, s.jpeg_quality)
+            write_frame(folder / f"{prefix}{s.first_frame + i}.jpg", img, s.jpeg_quality)
         rows.append([s.subject, name, None, s.onset, s.apex, s.offset, None, s.au_text, s.emotion])
         ids.append(clip_id(DATABASE, f"sub{s.subject:02d}", name))
     write_xlsx(root / SHEET_NAME, [("Sheet1", rows), ("Sheet2", []), ("Sheet3", [])])

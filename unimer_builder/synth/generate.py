@@ -627,6 +627,8 @@ def _write(out: Path, fmt: str, clips: int, subjects: int, seed: int, frames: in
             else style.first_frame[0]
         counters[subject] = counters.get(subject, 0) + 1
         extra = {}
+        if getattr(prof, "framing", "frame") == "cropped":
+            extra["cropped"] = True  # a layout with a Cropped release's own names writes them (CASME II's)
         if fmt == "samm":
             extra["objective_class"] = _OBJECTIVE.get(canon, 7)
         elif fmt == "casme3":
