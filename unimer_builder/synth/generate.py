@@ -264,6 +264,8 @@ class _Profile:
     """The default profile: variations of one face photo (:mod:`.motion`). Its random draws are the
     generator's original ones, in the original order, so a seed gives the same bytes as it always did."""
 
+    framing = "frame"  # its frames as drawn (FRAMINGS)
+
     def clip_level(self, rng: np.random.Generator) -> float | None:
         return None
 
@@ -627,7 +629,7 @@ def _write(out: Path, fmt: str, clips: int, subjects: int, seed: int, frames: in
             else style.first_frame[0]
         counters[subject] = counters.get(subject, 0) + 1
         extra = {}
-        if getattr(prof, "framing", "frame") == "cropped":
+        if prof.framing == "cropped":
             extra["cropped"] = True  # a layout with a Cropped release's own names writes them (CASME II's)
         if fmt == "samm":
             extra["objective_class"] = _OBJECTIVE.get(canon, 7)
