@@ -555,8 +555,8 @@ def crop_to_face(clip: HardClip, rng: np.random.Generator) -> HardClip:
     one box round the onset's face, from the brows or a little above (``CROPPED_FOREHEAD``) to the chin and between
     the jaw's sides, with a margin of ``CROPPED_MARGIN`` IOD (from a little into the face to a little beyond); the
     head still moves inside it (up to ``MAX_HEAD_PX``), so the face touches or crosses the box's edge as in the
-    releases, and the detector may need the builder's widened search (``face.detect_pad``). The box is in
-    ``clip.box``."""
+    releases (dlib finds these faces without the builder's widened search, ``face.detect_pad``: the box keeps the
+    brows and jaw whole, bench/README.md section 5d). The box is in ``clip.box``."""
     lm = apply_h(clip.pose_h, clip.face.landmarks)
     iod = interocular(lm)
     m = float(rng.uniform(*CROPPED_MARGIN)) * iod
