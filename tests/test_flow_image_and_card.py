@@ -164,3 +164,23 @@ def test_suggested_repo_name_from_a_build(small_build):
     assert suggested_name(small_build) == "micro-expression-instructions-synthetic"
     assert card.default_repo_name(["casme2", "samm"]) == "micro-expression-instructions-casme2-samm"
     assert Path(small_build / "README.md").read_text().count("micro-expression-instructions-synthetic") == 1
+
+
+def test_only_a_truth_unimer_synth_wrote_makes_a_database_synthetic(tmp_path):
+    """A ``ground_truth.json`` of a researcher's own beside a licensed release (a list of their annotations, a
+    dict of another tool's, a broken file) made the card public domain and ungated, and `unimer push --public`
+    would have published licensed faces without an access request."""
+    from unimer_builder import synthesize
+
+    real = tmp_path / "real"
+    real.mkdir()
+    assert card.synthetic_profile_of(real) is None
+    for text in ('[{"clip": "sub01/EP01_01f", "my_annotation": "AU12"}]',
+                 '{"clips": [{"clip": "sub01/EP01_01f", "aus": "12"}]}',
+                 '{"clips": [], "annotator": "me"}', '{"clips": [', ""):
+        (real / "ground_truth.json").write_text(text, encoding="utf-8")
+        assert card.synthetic_profile_of(real) is None, text
+        lic = card.source_licence(["casme2"], synthetic=card.synthetic_profile_of(real))
+        assert lic["gated"] and lic["name"] == "casme2-license-agreement"
+    src = synthesize(tmp_path / "synth", "casme2", clips=2, subjects=1, seed=3, frames=6)
+    assert card.synthetic_profile_of(src) == "default"

@@ -11,7 +11,6 @@ skip reasons come from the build report.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -105,15 +104,23 @@ def _licence_table() -> dict:
 
 
 def synthetic_profile_of(root: Path | str | None) -> str | None:
-    """For a database root: ``None`` (not one `unimer synth` wrote: no ground_truth.json in it), ``"default"``
-    (one public-domain photo) or the profile its ground_truth.json names."""
+    """For a database root: ``None`` (not one `unimer synth` wrote), ``"default"`` (one public-domain photo) or
+    the profile its ground_truth.json names.
+
+    Only a ground truth `unimer synth` writes counts (read as ``unimer truth`` reads it, with the format and seed
+    it records): a ``ground_truth.json`` of a researcher's own beside a licensed release made its card public
+    domain and ungated. Anything else, unreadable included, leaves the database's own licence, gated."""
+    from .groundtruth import read_truth
+
     if not root or not (Path(root) / "ground_truth.json").is_file():
         return None
     try:
-        truth = json.loads((Path(root) / "ground_truth.json").read_text(encoding="utf-8"))
+        truth = read_truth(Path(root) / "ground_truth.json")
     except (OSError, ValueError):
-        return "default"
-    return str(truth.get("profile") or "default") if isinstance(truth, dict) else "default"
+        return None
+    if not (isinstance(truth.get("format"), str) and isinstance(truth.get("seed"), int)):
+        return None
+    return str(truth.get("profile") or "default")
 
 
 def synthetic_profile(report: dict) -> str | None:
