@@ -276,3 +276,21 @@ def test_a_name_that_is_no_plain_file_name_is_refused(small_build, tmp_path):
     assert list(tmp_path.iterdir()) == []
     _export(small_build, "llamafactory", tmp_path / "lf", "--name", "casme2_me-v1.0")
     assert (tmp_path / "lf" / "casme2_me-v1.0.json").is_file()
+
+
+def test_megc_vqa_names_each_clip_once_and_answers_aus_only_from_labels():
+    """Two CAS(ME)^3 clips of one stimulus (``a`` at onsets 978 and 1179) were both ``filename: a``, each question
+    twice with two answers; SMIC's AUs, inferred from the motion alone, were answered as if annotated."""
+    from unimer_builder.export import megc_filename, megc_questions
+
+    base = {"database": "casme3", "subject": "spNO.1", "clip": "a", "emotion": "happy", "emotion_composite": "positive",
+            "aus": [{"au": 12, "side": None}], "aus_supported": [12], "aus_source": "label"}
+    one, two = ({**base, "clip_id": f"casme3/spNO.1/a/{n}"} for n in (978, 1179))
+    assert [megc_filename(one), megc_filename(two)] == ["a_978", "a_1179"]
+    for db, cid, clip in (("casme2", "casme2/sub01/EP02_01f", "EP02_01f"), ("smic", "smic/HS/s3/s3_sur_07", "s3_sur_07"),
+                          ("samm", "samm/006/006_1_2", "006_1_2")):
+        assert megc_filename({"database": db, "clip_id": cid, "clip": clip}) == clip
+    assert (MEGC_QUESTIONS["au_one"], "lip corner puller") in megc_questions(one)
+    smic = {**base, "database": "smic", "aus": [], "aus_supported": [4, 9], "aus_source": "inferred"}
+    for aus in ("supported", "labelled"):
+        assert [q for q, _ in megc_questions(smic, aus)] == [MEGC_QUESTIONS["coarse"], MEGC_QUESTIONS["fine"]]

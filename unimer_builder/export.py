@@ -1,7 +1,7 @@
 """``unimer export``: a build in the formats that trainers and challenges read.
 
 * ``sharegpt``: ``sharegpt.json``, a JSON list of ``{"id", "clip_id", "task", "conversations": [{"from":
-  "human", "value"}, {"from": "gpt", "value"}], "images": [...]}`` (the ShareGPT/LLaVA layout); the human
+  "human", "value"}, {"from": "gpt", "value"}], "images": [...]}`` (ShareGPT's turns, with LLaMA-Factory's ``images`` list); the human
   turn starts with one ``<image>`` per picture.
 * ``llamafactory``: ``<name>.json`` in LLaMA-Factory's ``sharegpt`` formatting with OpenAI-style tags
   (``messages`` of ``{"role", "content"}``, ``images``) and ``dataset_info.json`` describing it, so that
@@ -12,7 +12,11 @@
   question, answer``): per clip the coarse class, the fine class and the action units (FACS names,
   lowercase, comma-separated: "cheek raiser, lip corner puller"), in the challenge's question wording.
   The AU answer lists the AUs label and motion both support (``aus_supported``), or with
-  ``megc_aus="labelled"`` every labelled AU. No pictures: the challenge's files carry none.
+  ``megc_aus="labelled"`` every labelled AU; a clip without AU labels (SMIC) gets no AU question, as in the
+  challenge's own files (AUs inferred from motion alone are no annotation). ``filename`` is the clip's name,
+  with its onset where the database's ids need it (CAS(ME)^3's ``a`` at 978 and 1179 are ``a_978``,
+  ``a_1179``), so that dataset, subject and filename name one clip. No pictures: the challenge's files carry
+  none.
 
 Pictures (``images/<clip slug>/{onset,apex,flow}.png``) are written once per clip and shared by its rows.
 The export is written beside DEST and swapped in; an existing DEST is replaced only if it holds an
@@ -63,16 +67,24 @@ def megc_questions(row: dict, aus: str = "supported") -> list[tuple[str, str]]:
         qa.append((MEGC_QUESTIONS["coarse"], row["emotion_composite"].lower()))
     if row.get("emotion"):
         qa.append((MEGC_QUESTIONS["fine"], row["emotion"].strip().lower()))
-    if aus == "supported":
-        codes = list(row.get("aus_supported") or [])
-    elif aus == "labelled":
-        codes = [t["au"] for t in row.get("aus") or []] if row.get("aus_source") == "label" else []
-    else:
+    if aus not in ("supported", "labelled"):
         raise ValueError(f"megc_aus must be 'supported' or 'labelled', not {aus!r}")
+    if row.get("aus_source") != "label":  # inferred from the motion alone: no annotation to answer with
+        codes = []
+    elif aus == "supported":
+        codes = list(row.get("aus_supported") or [])
+    else:
+        codes = [t["au"] for t in row.get("aus") or []]
     names = list(dict.fromkeys(facs.au_name(int(a)).lower() for a in codes))
     if names:
         qa.append((MEGC_QUESTIONS["au_one" if len(names) == 1 else "au_many"], ", ".join(names)))
     return qa
+
+
+def megc_filename(row: dict) -> str:
+    """The clip's name, and what its id adds after it (CAS(ME)^3's onset: clips of one stimulus share a name)."""
+    clip, cid = row["clip"], row["clip_id"]
+    return clip if cid.endswith(f"/{clip}") else f"{clip}_{cid.rsplit('/', 1)[-1]}"
 
 
 def _iter_rows(out_dir: Path, image_columns: list[str]):
@@ -144,7 +156,7 @@ def export(out_dir: Path | str, fmt: str, dest: Path | str, images: tuple[str, .
                 if row["clip_id"] in clips:
                     continue
                 clips.add(row["clip_id"])
-                records += [{"dataset": row["database"], "subject": row["subject"], "filename": row["clip"],
+                records += [{"dataset": row["database"], "subject": row["subject"], "filename": megc_filename(row),
                              "question": q, "answer": a} for q, a in megc_questions(row, megc_aus)]
                 continue
             clips.add(row["clip_id"])
