@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -283,6 +284,19 @@ def test_push_unreachable_endpoint_is_a_clear_error(tmp_path, online):
         dead = fake.url  # the port is closed once the server stops
     with pytest.raises(EnvironmentFailure, match="cannot reach the Hub"):
         hub.push(out, "a/b", token="hf_fake", endpoint=dead)
+
+
+def test_an_unreachable_hub_set_by_hf_endpoint_is_named_as_set(tmp_path, online, monkeypatch):
+    """With $HF_ENDPOINT (read by huggingface_hub into its constants) the error named huggingface.co, a host the push
+    never tried."""
+    import huggingface_hub.constants
+
+    out = _built_folder(tmp_path)
+    with FakeHub() as fake:
+        dead = fake.url
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", dead)
+    with pytest.raises(EnvironmentFailure, match=re.escape(f"cannot reach the Hub ({dead})")):
+        hub.push(out, "a/b", token="hf_fake")
 
 
 def test_a_push_that_cannot_reach_the_hub_exits_3_as_an_environment_failure(tmp_path, monkeypatch):

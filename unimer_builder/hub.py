@@ -233,5 +233,5 @@ def _push(out: Path, repo_id: str | None, name: str, token: str | None, private:
     except HfHubHTTPError as e:
         raise RuntimeError(f"the Hub refused {step} to {repo_id}: {e}") from e
     except _network_errors() as e:  # connection refused, DNS failure, timeouts: the environment, not the input
-        raise EnvironmentFailure(f"cannot reach the Hub ({endpoint or 'huggingface.co'}): {e}") from e
+        raise EnvironmentFailure(f"cannot reach the Hub ({api.endpoint}): {e}") from e  # HF_ENDPOINT's, if set
     return str(getattr(info, "commit_url", info))
