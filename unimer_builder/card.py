@@ -20,6 +20,7 @@ import yaml
 from . import flowviz
 from .atomic import write_text
 from .config import TASKS, BuildConfig, package_folder
+from .groundtruth import read_truth
 from .shards import FACE_COLUMNS, features, open_shard, read_shard, shard_files
 
 PAPER = {
@@ -110,8 +111,6 @@ def synthetic_profile_of(root: Path | str | None) -> str | None:
     Only a ground truth `unimer synth` writes counts (read as ``unimer truth`` reads it, with the format and seed
     it records): a ``ground_truth.json`` of a researcher's own beside a licensed release made its card public
     domain and ungated. Anything else, unreadable included, leaves the database's own licence, gated."""
-    from .groundtruth import read_truth
-
     if not root or not (Path(root) / "ground_truth.json").is_file():
         return None
     try:
