@@ -166,7 +166,66 @@ def _check_extra(data_dir: Path, extra: list[Path]) -> None:
         if same is not None:
             raise ShardError(f"--extra-data {d} is the build {same[0]} gives (the same shards): its subjects would "
                              f"train their own held-out folds; give another build")
+        clip = _same_footage(data_dir, d)
+        if clip is not None:
+            raise ShardError(f"--extra-data {d} holds the clips --data gives, built again (clip {clip}: the same window, "
+                             f"label and face): its subjects would train their own held-out folds; give a build of "
+                             f"other footage")
         seen[d.resolve()] = (f"--extra-data {d}", ident)
+
+
+_WINDOW = ("clip_id", "onset_frame", "apex_frame", "offset_frame", "au_text")
+
+
+def _clip_faces(data_dir: Path) -> dict[tuple, dict]:
+    """One row per clip: its window and label (the key) and what shows its face at the onset (normalised
+    landmarks, the onset crop), where the shards carry them."""
+    out: dict[tuple, dict] = {}
+    for f in find_shards(data_dir):
+        names = pq.read_schema(f).names
+        if not set(_WINDOW) <= set(names):
+            continue
+        cols = [*_WINDOW, *(c for c in ("landmarks", "crop_size", "onset_image") if c in names)]
+        for r in pq.read_table(f, columns=cols).to_pylist():
+            out.setdefault(tuple(r[c] for c in _WINDOW), r)
+    return out
+
+
+def _same_face(a: dict, b: dict) -> bool | None:
+    """Whether two clips of one window and label show the same face at their onsets: their landmarks (over the
+    crop) within 1 % of the crop, or their onset crops correlating at 0.95 (32 px); None: nothing to compare."""
+    import cv2
+
+    if a.get("landmarks") is not None and b.get("landmarks") is not None and a.get("crop_size") and b.get("crop_size"):
+        la = np.asarray(a["landmarks"], float) / float(a["crop_size"])
+        lb = np.asarray(b["landmarks"], float) / float(b["crop_size"])
+        if la.shape == lb.shape:
+            return bool(np.median(np.hypot(*(la - lb).T)) < 0.01)
+    pics = [(r.get("onset_image") or {}).get("bytes") for r in (a, b)]
+    if all(pics):
+        imgs = [cv2.resize(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_GRAYSCALE), (32, 32),
+                           interpolation=cv2.INTER_AREA).astype(float).ravel() for p in pics]
+        x, y = (i - i.mean() for i in imgs)
+        return bool((x @ y) / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-9) >= 0.95)
+    return None
+
+
+def _same_footage(data_dir: Path, extra_dir: Path) -> str | None:
+    """A clip of ``data_dir`` that ``extra_dir`` holds again (the same window, label and face: a rebuild with other
+    settings, a Cropped copy), where most of its subject's clips the two share by window and label show the same
+    face; else None. Other people (the hard profile's other identities) share windows and labels for a seed, never
+    faces; one subject seen again is a leak into its own fold."""
+    mine, theirs = _clip_faces(data_dir), _clip_faces(extra_dir)
+    votes: dict[str, list[tuple[str, bool]]] = {}
+    for k in sorted(set(mine) & set(theirs), key=str)[:400]:
+        same = _same_face(mine[k], theirs[k])
+        if same is not None:
+            votes.setdefault(k[0].rsplit("/", 1)[0], []).append((k[0], same))
+    for subject_votes in votes.values():
+        same = [clip for clip, v in subject_votes if v]
+        if 2 * len(same) > len(subject_votes):
+            return same[0]
+    return None
 
 
 def _mark_extra(table: pa.Table, k: int) -> pa.Table:

@@ -145,3 +145,17 @@ def test_the_model_package_imports_only_the_builders_public_surface():
             if isinstance(node, ast.Import):
                 bad = [a.name for a in node.names if a.name.startswith("unimer_builder.")]
                 assert not bad, f"{f.name}:{node.lineno} imports {bad}"
+
+
+def test_a_rebuild_of_the_data_with_other_settings_is_no_extra_training_data(built, tmp_path):
+    """Read by the faces' landmarks where the rebuild keeps no pictures (--no-images, another crop size)."""
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+    from deft_model.errors import ShardError
+
+    src, out = built
+    again = tmp_path / "again"
+    cfg = unimer_builder.BuildConfig(text=unimer_builder.TextConfig(composite="labels")).with_(**{"face.crop_size": 160})
+    unimer_builder.build(src, again, cfg, "casme2", workers=1, images=False)
+    with pytest.raises(ShardError, match="built again"):
+        ShardSet(out, tiny_config(), extra=[again])

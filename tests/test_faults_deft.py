@@ -368,3 +368,19 @@ def test_a_config_files_training_settings_are_checked_by_the_config_itself():
         DeftConfig.from_dict({**d, "training": {**d["training"], "lr": -0.1}})
     with pytest.raises(ValueError, match=r"training\.save_every must be at least 0"):
         DeftConfig.from_dict({**d, "training": {**d["training"], "save_every": -1}})
+
+
+def test_extra_data_that_rebuilds_the_datas_clips_is_refused(small_shards_dir, tmp_path):
+    """A rebuild of the `--data` database with other settings (another crop or image size, a Cropped copy) passed
+    the check on the shards' names and sizes and trained each LOSO fold on its own held-out subject's clips."""
+    from deft_fixtures import write_shards
+
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+    from deft_model.errors import ShardError
+
+    again = write_shards(tmp_path / "again", n_subjects=2, clips_per_class=1, seed=0, n_files=1, image_size=48)
+    with pytest.raises(ShardError, match="holds the clips --data gives, built again"):
+        ShardSet(small_shards_dir, tiny_config(), extra=[again])
+    other = write_shards(tmp_path / "other", n_subjects=2, clips_per_class=1, seed=5, n_files=1, image_size=48)
+    assert ShardSet(small_shards_dir, tiny_config(), extra=[other]).n == 2 * 32  # other faces, the same names
