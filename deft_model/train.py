@@ -17,6 +17,7 @@ Epochs are fixed (no checkpoint selection on held-out data).
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -298,8 +299,20 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
         shards = ShardSet(data, cfg, extra=extra_data)
     else:
         shards.config = cfg
+    own = shards.emotion_labels()
+    if cfg.emotion_labels and sorted(cfg.emotion_labels) != sorted(own):
+        # a typo, or a list of another database's classes: the head learnt the classes both name, and the
+        # evaluation scored every class of the data, without a word (UF1 0.08)
+        missing, unknown = sorted(set(own) - set(cfg.emotion_labels)), sorted(set(cfg.emotion_labels) - set(own))
+        near = {u: difflib.get_close_matches(u, own, 1) for u in unknown}
+        raise ValueError(
+            f"emotion_labels {list(cfg.emotion_labels)} (the config) are not the classes of {data} for target "
+            f"{cfg.emotion_target!r} {own}: " + "; ".join(
+                [*([f"missing {missing}"] if missing else []),
+                 *[f"{u!r} is no class there" + (f" (did you mean {near[u][0]!r}?)" if near[u] else "")
+                   for u in unknown]]) + "; leave emotion_labels out to take the data's own")
     if not cfg.emotion_labels:
-        cfg.emotion_labels = shards.emotion_labels()
+        cfg.emotion_labels = own
     if not cfg.emotion_labels:
         raise ShardError(f"no emotion labels found in {data} for target {cfg.emotion_target!r}")
     foreign = shards.foreign_targets(cfg.emotion_labels)

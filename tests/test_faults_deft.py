@@ -384,3 +384,19 @@ def test_extra_data_that_rebuilds_the_datas_clips_is_refused(small_shards_dir, t
         ShardSet(small_shards_dir, tiny_config(), extra=[again])
     other = write_shards(tmp_path / "other", n_subjects=2, clips_per_class=1, seed=5, n_files=1, image_size=48)
     assert ShardSet(small_shards_dir, tiny_config(), extra=[other]).n == 2 * 32  # other faces, the same names
+
+
+def test_emotion_labels_a_config_lists_must_be_the_datas_classes(small_shards_dir, tmp_path):
+    """A config whose emotion_labels held a typo ("sadnes") and missed the data's other classes trained a head of
+    the one class both named and scored it over every class of the data (UF1 0.08), without a word."""
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+    from deft_model.train import train
+
+    own = ShardSet(small_shards_dir, tiny_config()).emotion_labels()
+    typo = own[1][:-1]
+    with pytest.raises(ValueError, match=rf"missing .*{typo!r} is no class there \(did you mean {own[1]!r}\?\)"):
+        train(small_shards_dir, tiny_config(emotion_labels=[own[0], typo]), tmp_path / "r", epochs=1, verbose=False)
+    assert not (tmp_path / "r").exists()
+    done = train(small_shards_dir, tiny_config(emotion_labels=own[::-1]), tmp_path / "ok", max_steps=1, verbose=False)
+    assert done is not None  # the data's classes in another order are the data's classes
