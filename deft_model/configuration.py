@@ -438,12 +438,26 @@ def _did_you_mean(key: str) -> str:
 
 
 def _merge(kw: dict, overrides: dict) -> None:
-    """Overrides replace preset values; a ``training`` dict is merged key by key."""
+    """Overrides replace preset values; a ``training`` dict is merged key by key, and so is a sub-model's config
+    (``text_config``, ``vision_config``) of the preset's model type: one field changed in a file turned the tiny
+    LLM into a default Qwen2 of 32 layers and a 151,936-token vocabulary, and a misspelt field was taken."""
     for k, v in overrides.items():
         if k == "llm_config":
             k = "text_config"
         if k == "training" and isinstance(v, dict):
             kw["training"] = {**kw.get("training", DEFAULT_TRAINING), **v}
+        elif k in ("text_config", "vision_config") and isinstance(v, dict) and isinstance(kw.get(k), dict) \
+                and v.get("model_type", kw[k].get("model_type")) == kw[k].get("model_type"):
+            known = set(kw[k]) | set(AutoConfig.for_model(kw[k]["model_type"]).to_dict())
+            for field in v:
+                if field not in known:
+                    near = difflib.get_close_matches(field, sorted(known), n=1)
+                    raise ValueError(f"{k}.{field}: a {kw[k]['model_type']} config has no such field"
+                                     + (f" (did you mean {k}.{near[0]}?)" if near else ""))
+            base = dict(kw[k])
+            if "num_hidden_layers" in v and "layer_types" not in v:
+                base.pop("layer_types", None)  # one per layer, derived from the count: made again for the new one
+            kw[k] = {**base, **v}
         else:
             kw[k] = v
 
@@ -516,6 +530,9 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
         d = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"config file {p} is not valid JSON: {e}") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"config file {p}: a JSON object of settings ({{\"preset\": \"tiny\", ...}}), not a "
+                         f"{type(d).__name__}")
     preset = d.pop("preset", None)
     saved = d.get("model_type") == DeftConfig.model_type
     if saved:  # a saved model's config
@@ -533,6 +550,9 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
         kw = config_kwargs(PRESETS[preset]().to_dict())
     # the file's keys, then the call's overrides; a ``training`` dict is merged key by key onto the
     # preset's training (or onto DEFAULT_TRAINING without a preset)
-    _merge(kw, d)
+    try:
+        _merge(kw, d)
+    except ValueError as e:
+        raise ValueError(f"config file {p}: {e}") from None
     _merge(kw, check_overrides(overrides))
     return DeftConfig(**kw)

@@ -400,3 +400,30 @@ def test_emotion_labels_a_config_lists_must_be_the_datas_classes(small_shards_di
     assert not (tmp_path / "r").exists()
     done = train(small_shards_dir, tiny_config(emotion_labels=own[::-1]), tmp_path / "ok", max_steps=1, verbose=False)
     assert done is not None  # the data's classes in another order are the data's classes
+
+
+def test_a_config_file_changes_the_presets_llm_field_by_field(tmp_path):
+    """One field of the tiny LLM in a file replaced its whole config: a default Qwen2 of 32 layers and a 151,936-token
+    vocabulary, which stalled a CPU; a misspelt field was taken; a JSON list printed a traceback."""
+    from deft_model.configuration import load_config, tiny_config
+
+    tiny = tiny_config().text_config
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"preset": "tiny", "text_config": {"model_type": "qwen2", "hidden_size": 96}}))
+    t = load_config(one).text_config
+    assert (t.hidden_size, t.num_hidden_layers, t.vocab_size) == (96, tiny.num_hidden_layers, tiny.vocab_size)
+    bare = tmp_path / "bare.json"  # no model_type: the preset's
+    bare.write_text(json.dumps({"preset": "tiny", "llm_config": {"num_hidden_layers": 1}}))
+    assert load_config(bare).text_config.num_hidden_layers == 1 and load_config(bare).text_config.vocab_size == tiny.vocab_size
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"preset": "tiny", "text_config": {"hidden_sizee": 64}}))
+    with pytest.raises(ValueError, match=r"typo.json: text_config.hidden_sizee: .* \(did you mean text_config.hidden_size\?\)"):
+        load_config(typo)
+    listed = tmp_path / "list.json"
+    listed.write_text('["tiny"]')
+    with pytest.raises(ValueError, match=r"list.json: a JSON object of settings"):
+        load_config(listed)
+    other = tmp_path / "other.json"  # another model type is another model: replaced whole
+    other.write_text(json.dumps({"preset": "tiny", "text_config": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32,
+                                                                   "n_head": 2, "vocab_size": 64}}))
+    assert load_config(other).text_config.model_type == "gpt2"
