@@ -8,13 +8,38 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="DEFT-LLM: train, evaluate and predict micro-expressions from Uni-MER shards.")
+_STOPPED: list[int] = []  # the signal (SIGTERM, SIGHUP) that ended the command as Ctrl-C does
+
+
+@app.callback()
+def _stop_as_ctrl_c(ctx: typer.Context) -> None:
+    """SIGTERM and SIGHUP (`timeout`, a scheduler's limit, a closed terminal) end a command as Ctrl-C does: a run
+    stopped before its first checkpoint takes back what it wrote, and the line says how to go on; they killed it
+    without a word, its half-made run folder refusing the same command. Main thread only; restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, _frame):
+        _STOPPED.append(signum)
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    ctx.call_on_close(lambda: [signal.signal(sig, h) for sig, h in old.items()])
+
+
+def _interrupted_by(msg: str) -> None:
+    """Fail with ``msg`` after Ctrl-C or a stop signal: exit 128 + the signal."""
+    how = f" by {signal.Signals(_STOPPED[0]).name}" if _STOPPED else ""
+    _fail(msg.replace("interrupted", f"interrupted{how}", 1), 128 + (_STOPPED[0] if _STOPPED else signal.SIGINT))
 
 
 _SET_HELP = ("config override KEY=VALUE (JSON or text), repeatable: lora_r=16, training.lr=1e-4, "
@@ -79,7 +104,7 @@ def train(
     except _user_errors() as e:
         _fail(str(e))
     except KeyboardInterrupt:
-        _fail(_interrupted(data, out), 130)
+        _interrupted_by(_interrupted(data, out))
     finally:
         _end_distributed()
     if before is not None and before == _model_stamp(out):  # a finished run resumed: nothing was trained
@@ -170,9 +195,9 @@ def evaluate(
     except _user_errors() as e:
         _fail(str(e))
     except KeyboardInterrupt:  # the folds finished are kept; the one in training resumes from its checkpoint
-        _fail("interrupted; nothing was evaluated" if finished(run) else
-              f"interrupted; the LOSO folds trained so far are kept under {run / protocol / 'folds'} (the one in "
-              f"training from its last checkpoint): run the same command again to go on", 130)
+        _interrupted_by("interrupted; nothing was evaluated" if finished(run) else
+                        f"interrupted; the LOSO folds trained so far are kept under {run / protocol / 'folds'} (the "
+                        f"one in training from its last checkpoint): run the same command again to go on")
     d = Path(res["results_dir"])
     typer.echo((d / f"{protocol}_results.md").read_text())
     typer.echo(f"results: {d / f'{protocol}_results.json'}")
@@ -213,7 +238,7 @@ def predict(
     except _user_errors() as e:
         _fail(str(e))
     except KeyboardInterrupt:
-        _fail("interrupted; nothing was predicted", 130)
+        _interrupted_by("interrupted; nothing was predicted")
     for note in res.get("notes") or []:
         typer.echo(f"note: {note}", err=True)
     json.dump(res, sys.stdout, indent=1, default=float)

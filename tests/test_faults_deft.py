@@ -427,3 +427,31 @@ def test_a_config_file_changes_the_presets_llm_field_by_field(tmp_path):
     other.write_text(json.dumps({"preset": "tiny", "text_config": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32,
                                                                    "n_head": 2, "vocab_size": 64}}))
     assert load_config(other).text_config.model_type == "gpt2"
+
+
+def test_a_stop_signal_ends_training_as_ctrl_c_does(small_shards_dir, tmp_path):
+    """SIGTERM (`timeout`, a scheduler's limit) killed `deft train` without a word, and a run stopped before its first
+    checkpoint left run.json behind, so the same command was refused ("already holds a run")."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deft_model.cli", "train", "--data", str(small_shards_dir), "--out", str(out),
+           "--epochs", "500", "--save-every", "100000", "--log-every", "1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and p.poll() is None and not (
+            (out / "log.jsonl").is_file() and (out / "log.jsonl").read_text().count("\n") >= 2):
+        time.sleep(0.1)
+    assert p.poll() is None, p.communicate()[0]  # still training, before any checkpoint
+    p.send_signal(signal.SIGTERM)
+    said = " ".join(p.communicate(timeout=120)[0].split())
+    assert p.returncode == 128 + signal.SIGTERM, said
+    assert "interrupted by SIGTERM before the first checkpoint; nothing was kept" in said and "Traceback" not in said
+    assert not out.exists() or not any(out.iterdir())
+    again = subprocess.run([*cmd[:-6], "--max-steps", "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
