@@ -19,6 +19,7 @@ PACKAGE = ROOT / "unimer_builder"
 OTHER_CHOICE = {
     "face.detector": "py-feat", "flow.backend": "torch", "flow.dis_preset": "fast", "head.model": "similarity",
     "check.policy": "drop", "check.au_detector": "py-feat", "text.composite": "labels", "text.tasks": ("au",),
+    "regions.motion": "landmarks",
 }
 
 

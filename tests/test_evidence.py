@@ -809,3 +809,46 @@ def test_a_real_video_s_windows_sought_read_as_decoded_from_frame_0(tmp_path, mo
         reader.seek_after = seek_after
         with pytest.raises(InputError, match="frame 600 is outside the video's 472 frames"):
             reader.get(600)
+
+
+def test_the_landmark_baseline_reads_each_regions_own_points_after_the_head():
+    """``regions.motion = "landmarks"`` (the bench's baseline): a region's motion is its own landmarks' mean
+    displacement once the head's similarity, fitted at the stable points, is removed; its noise is the scatter the
+    fit leaves there over the root of its point count; the flow's match and head are kept, its timing dropped."""
+    rng = np.random.default_rng(0)
+    onset = np.array(
+        [(30 + 164 * i / 16, 90 + 90 * math.sin(math.pi * i / 16)) for i in range(17)]  # jaw 0-16
+        + [(50 + 12 * i, 70) for i in range(5)] + [(118 + 12 * i, 70) for i in range(5)]  # brows 17-26
+        + [(112, 80 + 12 * i) for i in range(4)] + [(96 + 8 * i, 132) for i in range(5)]  # nose 27-35
+        + [(60 + 8 * (i % 4), 90 + 4 * (i // 4)) for i in range(6)] + [(140 + 8 * (i % 4), 90 + 4 * (i // 4))
+                                                                       for i in range(6)]  # eyes 36-47
+        + [(80 + 64 * i / 11, 165 + 8 * math.sin(math.pi * i / 11)) for i in range(12)]  # outer lips 48-59
+        + [(88 + 48 * i / 7, 166) for i in range(8)], float)  # inner lips 60-67
+    assert onset.shape == (68, 2)
+    theta, scale, shift = math.radians(3), 1.04, np.array([5.0, -3.0])
+    rot = scale * np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    moved = onset.copy()
+    moved[48] += (-2.0, -3.0)  # the right lip corner pulled up and out
+    moved[[20, 21]] += (0.0, -1.5)  # the right inner brow raised
+    jitter = 0.1
+    apex = (moved - 112) @ rot.T + 112 + shift + rng.normal(0, jitter, moved.shape)  # the head moved
+    flow = [RegionStatsFor(r.name) for r in facs.REGIONS]
+    stats, floor, spread = rg.landmark_stats(flow, onset, apex, BuildConfig().face.head_landmarks, least=0.01)
+    got = {r.name: r for r in stats}
+    assert [r.name for r in stats] == [r.name for r in facs.REGIONS]
+    assert got["lip_corner_R"].dx == pytest.approx(-2.0, abs=0.35) and got["lip_corner_R"].dy == pytest.approx(-3.0, abs=0.35)
+    assert got["brow_inner_R"].dy == pytest.approx(-1.5, abs=0.3) and abs(got["brow_inner_R"].dx) < 0.3
+    assert got["lip_corner_R"].z > 10 and got["brow_inner_R"].z > 6
+    still = [r for n, r in got.items() if not n.startswith(("lip_corner_R", "brow_inner_R", "glabella"))]
+    assert max(math.hypot(r.dx, r.dy) for r in still) < 0.4 and max(r.z for r in still) < 4
+    assert 0.5 * jitter < spread < 2 * jitter and floor < 3 * jitter
+    assert got["lip_corner_R"].noise == pytest.approx(spread) and got["lip_corner_L"].match == 0.9
+    assert all(r.peak_time is None and r.dis_dx is None and r.head == 2.0 for r in stats)
+    _, _, floor_spread = rg.landmark_stats(flow, onset, onset, BuildConfig().face.head_landmarks, least=0.05)
+    assert floor_spread == 0.05  # no scatter at all: the least noise
+
+
+def RegionStatsFor(name: str):
+    from unimer_builder.records import RegionStats
+
+    return RegionStats(name, 9.0, 9.0, 9.0, 9.0, 0.5, 0.1, 9.0, 0.4, 2.0, 1.0, 0.9, 0.8, 0.3, 0.3)

@@ -46,6 +46,7 @@ DIS_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV's DIS presets by name (f
 AU_DETECTORS = ("flow", "py-feat")  # py-feat: a second, appearance-based opinion (second_opinion.py)
 FACE_DETECTORS = ("dlib", "py-feat")
 HEAD_MODELS = ("similarity", "head")
+REGION_MOTIONS = ("flow", "landmarks")
 POLICIES = ("keep", "flag", "drop")
 TASKS = ("emotion", "au", "motion", "explain")
 
@@ -310,6 +311,12 @@ class RegionConfig:
     min_floor_patches: int = 6
     floor_gap: float = 0.15  # IOD kept between a region that moved and the skin the floor is re-measured on
     floor_exclude_z: float = 4.0  # regions this far above the floor count as moved when it is re-measured
+    # "flow": the regions' motion from the onset->apex flow; "landmarks": a baseline for benches, each region's own
+    # dlib landmarks' displacement instead (regions.landmark_stats), the rules as they are
+    motion: str = "flow"
+
+    def __post_init__(self):
+        _choice(self.motion, REGION_MOTIONS, "regions.motion", "region motion source")
 
     def shape(self) -> dict[str, tuple[float, float, float, float]]:
         return {family: tuple(v) for family, *v in self.shapes}

@@ -451,6 +451,9 @@ def _measure_regions(clip: Clip, offset: int, apex: int, f: np.ndarray, frames: 
     # (the cross-check reads a lid closing over the eye by it where TV-L1 reads the lid rising)
     second = curves.vectors(apex)
     stats = [replace(r, dis_dx=second[r.name][0], dis_dy=second[r.name][1]) if r.name in second else r for r in stats]
+    if cfg.regions.motion == "landmarks":  # the baseline: dlib's points in place of the flow
+        stats, floor, spread = rg.landmark_stats(stats, geo.landmarks, frames.landmarks[apex], cfg.face.head_landmarks,
+                                                 cfg.regions.min_spread * max(1.0, frames.face.enlargement))
     eyes = frames.eyes(cfg.face.open_ear)
     size = cfg.output.image_size
     if size != s:

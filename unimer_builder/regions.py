@@ -232,6 +232,38 @@ def mouth_opening(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out.astype(bool)
 
 
+def landmark_stats(stats: list[RegionStats], onset: np.ndarray, apex: np.ndarray, stable: tuple[int, ...],
+                   least: float) -> tuple[list[RegionStats], float, float]:
+    """A baseline's region statistics (``regions.motion = "landmarks"``): each region's motion is its own
+    landmarks' (:data:`facs.REGIONS`) mean displacement onset -> apex instead of the flow's, the head's similarity
+    fitted robustly at the ``stable`` landmarks (the registration's) and removed, every landmark's noise the
+    scatter left there (at least ``least`` px). ``stats`` are the flow's, whose appearance match and head
+    displacement are kept; the timing and the second flow, the flow's own, are dropped.
+
+    What it answers: how much of the verdicts the flow earns, beside what dlib's points alone show under the same
+    rules (bench/README.md section 6); the rules were set on the flow, so read it as a lower bound for landmarks.
+    Returns ``(stats, floor, spread)``: floor the median displacement left at the stable landmarks."""
+    lm0, lm1 = np.asarray(onset, np.float64), np.asarray(apex, np.float64)
+    s = list(stable)
+    m, _ = cv2.estimateAffinePartial2D(lm1[s].astype(np.float32), lm0[s].astype(np.float32), method=cv2.LMEDS)
+    if m is None:
+        m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    d = lm1 @ m[:, :2].T + m[:, 2] - lm0
+    r2 = (d[s] ** 2).sum(axis=1)
+    # a 2-D Gaussian's squared length has median 2 ln 2 sigma^2; the fit's four parameters absorbed some of it
+    sigma = max(math.sqrt(float(np.median(r2)) / (2 * math.log(2)) * 2 * len(s) / max(1, 2 * len(s) - 4)), least)
+    out = []
+    for r in stats:
+        idx = list(facs.REGION_BY_NAME[r.name].landmarks)
+        v = d[idx].mean(axis=0)
+        noise = sigma / math.sqrt(len(idx))
+        mag = float(np.hypot(*v))
+        z = (mag - noise * math.sqrt(math.pi / 2)) / noise  # over a still region's expected length (Rayleigh mean)
+        out.append(RegionStats(r.name, mag, mag, float(v[0]), float(v[1]), 1.0, 0.0, float(z), None, r.head, noise,
+                               r.match))
+    return out, float(np.median(np.sqrt(r2))), sigma
+
+
 def region_stats(flow: np.ndarray, strain: np.ndarray, masks: dict[str, np.ndarray], face: np.ndarray,
                  peak_times: dict[str, float] | None = None, landmarks: np.ndarray | None = None,
                  floor_allowed: np.ndarray | None = None, head: np.ndarray | None = None,
