@@ -63,6 +63,11 @@ def _check_out_folder(out: Path) -> None:
                 where = f"run folder {out}" if p == out else f"{p} (above run folder {out})"
                 raise RunError(f"{where} is an existing file, not a folder; give --out a new folder or a run's")
             break
+    if out.is_dir() and not (out / "run.json").exists():
+        folds = sorted(p.parent for pattern in ("folds/*/run.json", "*/folds/*/run.json") for p in out.glob(pattern))
+        if folds:  # a LOSO/composite evaluation: a model trained beside its folds left neither usable
+            raise RunError(f"run folder {out} holds an evaluation's folds ({folds[0].relative_to(out)}, ...), not a "
+                           f"run; give --out a new or empty folder, or a run's")
     if out.is_dir() and not (out / "run.json").exists() and not finished(out):
         clash = sorted(p.name for p in out.iterdir() if p.name in _FINAL_FILES or p.suffix == ".safetensors"
                        or p.name in _CODE_FILES)

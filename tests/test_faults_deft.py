@@ -455,3 +455,17 @@ def test_a_stop_signal_ends_training_as_ctrl_c_does(small_shards_dir, tmp_path):
     assert not out.exists() or not any(out.iterdir())
     again = subprocess.run([*cmd[:-6], "--max-steps", "1"], capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_training_into_an_evaluations_folder_is_refused(small_shards_dir, tmp_path):
+    """`deft train --out` an evaluation's folder trained a model beside its LOSO folds: the evaluation could no longer
+    go on, and a plain `deft evaluate --run` wrote the one model's results beside the folds'."""
+    from deft_model.errors import RunError
+    from deft_model.train import train
+
+    ev = tmp_path / "ev"
+    (ev / "loso" / "folds" / "casme2__sub01").mkdir(parents=True)
+    (ev / "loso" / "folds" / "casme2__sub01" / "run.json").write_text("{}")
+    with pytest.raises(RunError, match=r"holds an evaluation's folds \(loso/folds/casme2__sub01"):
+        train(small_shards_dir, "tiny", ev, max_steps=1, verbose=False)
+    assert sorted(p.name for p in ev.iterdir()) == ["loso"]
