@@ -455,7 +455,9 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
                 "emotion_labels": list(cfg.emotion_labels or (used[0].get("config", {}).get("emotion_labels") or [])
                                        if used else cfg.emotion_labels),
                 "experts": list(ex[0]) if len(ex) == 1 else [list(e) for e in ex],
-                "reused_folds": reused, "extra_data": [str(Path(d).resolve()) for d in extra_data]})
+                "reused_folds": reused, "extra_data": [str(Path(d).resolve()) for d in extra_data],
+                # which data the figures are of: another build evaluated into the same run replaced them silently
+                "data": str(Path(data).resolve()), "data_identity": data_identity(data)})
     if baselines:
         from .baselines import evaluate_baselines
 

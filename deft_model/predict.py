@@ -20,6 +20,7 @@ because nothing ties free text to what the heads predict.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -240,9 +241,31 @@ def predict_row(run: str | Path, data: str | Path, row_id: str) -> dict:
                 "reference_answer": shards.answer[r], "label": shards.emotion[r], "clip": None,
                 "onset": rec["onset_frame"], "apex": rec["apex_frame"],
                 "apex_estimated": rec["apex_source"] == "estimated", "offset": rec["offset_frame"],
-                "head_motion": rec["head_motion"], "notes": [],
+                "head_motion": rec["head_motion"], "notes": _other_build(data, cfg),
                 "build_settings": "the row's own, as built into the shards"})
     return res
+
+
+def _other_build(data: str | Path, cfg: DeftConfig) -> list[str]:
+    """A note where the row's build measured with other settings than the model's training data (its
+    build_report.json's against the run's record; text settings aside): the experts then read motion on another
+    scale (a row built at crop 112 read its lip corner at 1.10 px, 2.69 px at the training build's 224), and the
+    prediction was given without a word."""
+    report = Path(data) / "build_report.json"
+    if not cfg.build_config or not report.is_file():
+        return []
+    try:
+        theirs = dict(build_config_from_dict(json.loads(report.read_text(encoding="utf-8"))["config"]).settings())
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    mine = dict(build_config_from_dict(cfg.build_config).settings())
+    differ = [k for k in mine if not k.startswith("text.") and k in theirs and theirs[k] != mine[k]]
+    if not differ:
+        return []
+    shown = ", ".join(f"{k} {theirs[k]!r} (trained on {mine[k]!r})" for k in differ[:3])
+    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+    return [f"{data} was built with other settings than the model's training data: {shown}{more}; the experts read "
+            f"its motion as measured there"]
 
 
 def _read_row(shards: ShardSet, r: int) -> pa.Table:

@@ -13,7 +13,7 @@ from deft_fixtures import shards_dir, write_shards  # noqa: F401
 
 from deft_model.augment import Augmenter, check_augment, mirror_index, mirror_text
 from deft_model.configuration import REGION_STAT_FIELDS, tiny_config
-from deft_model.data import DeftDataset, ShardSet, placeholder_text
+from deft_model.data import DeftDataset, ShardSet, data_identity, placeholder_text
 from deft_model.experts import MotionExpert
 from deft_model.modeling import DeftModel
 from deft_model.tokenizer import build_tiny_tokenizer
@@ -360,5 +360,6 @@ def test_loso_with_extra_training_data_records_it_and_retrains_a_fold_trained_wi
     res = evaluate_run(tmp_path / "run", extra_data=[other], **kw)
     info = json.loads(next((tmp_path / "run" / "loso" / "folds").iterdir()).joinpath("run.json").read_text())
     assert res["reused_folds"] == [] and info["extra_data"] == [str(other.resolve())]
+    assert res["data"] == str(main.resolve()) and res["data_identity"] == data_identity(main)  # what was scored
     assert info["n_train_rows"] == n0["n_train_rows"] + ShardSet(other, tiny_config(experts=["motion"])).n
     assert res["n_clips"] == res["per_fold"]["folds"]["casme2/sub01"]["n_clips"]

@@ -159,3 +159,20 @@ def test_a_rebuild_of_the_data_with_other_settings_is_no_extra_training_data(bui
     unimer_builder.build(src, again, cfg, "casme2", workers=1, images=False)
     with pytest.raises(ShardError, match="built again"):
         ShardSet(out, tiny_config(), extra=[again])
+
+
+def test_a_row_of_a_build_with_other_settings_is_predicted_with_a_note(built, tmp_path):
+    """`deft predict --row ... --data OTHER` of a build at another crop size read its motion on another scale (a lip
+    corner 1.10 px, 2.69 px at the training build's) with no note."""
+    from deft_model.configuration import tiny_config
+    from deft_model.predict import _other_build
+
+    src, out = built
+    cfg = tiny_config()
+    cfg.build_config = json.loads((out / "build_report.json").read_text())["config"]
+    assert _other_build(out, cfg) == []
+    other = tmp_path / "other"
+    unimer_builder.build(src, other, unimer_builder.BuildConfig(text=unimer_builder.TextConfig(composite="labels"))
+                         .with_(**{"face.crop_size": 160}), "casme2", workers=1, limit=1)
+    (note,) = _other_build(other, cfg)
+    assert "face.crop_size 160 (trained on 224)" in note and "text." not in note
