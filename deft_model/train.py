@@ -276,6 +276,10 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
         request = run.get("request")
         data, fold, seed, extra_data = run["data"], run["fold"], run["seed"], run.get("extra_data") or []
         max_steps, batch_size = run.get("max_steps"), run.get("batch_size", batch_size)
+        # the run's own cadence where the resume does not set one (a run saved every 5 steps fell back to one
+        # checkpoint an epoch)
+        log_every = log_every if log_every is not None else run.get("log_every")
+        save_every = save_every if save_every is not None else run.get("save_every")
         if epochs != run["epochs"]:
             say(f"{out}: training on to {epochs} epochs (it was trained for {run['epochs']})")
             if acc.is_main_process:
@@ -356,7 +360,8 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
         write_json(run_file, {
             "data": str(Path(data).resolve()), "data_identity": data_identity(data), "extra_data": extra_data,
             "fold": held_key, "seed": seed, "epochs": epochs,
-            "max_steps": max_steps, "batch_size": bs, "held_out": held_key, "train_subjects": train_subjects,
+            "max_steps": max_steps, "batch_size": bs, "log_every": log_every, "save_every": save_every,
+            "held_out": held_key, "train_subjects": train_subjects,
             "n_train_rows": len(train_rows), "n_held_out_rows": len(held_rows),
             "num_processes": acc.num_processes, "request": request, "config": cfg.to_dict()}, indent=1)
 

@@ -469,3 +469,16 @@ def test_training_into_an_evaluations_folder_is_refused(small_shards_dir, tmp_pa
     with pytest.raises(RunError, match=r"holds an evaluation's folds \(loso/folds/casme2__sub01"):
         train(small_shards_dir, "tiny", ev, max_steps=1, verbose=False)
     assert sorted(p.name for p in ev.iterdir()) == ["loso"]
+
+
+def test_a_resume_keeps_the_runs_own_log_and_checkpoint_cadence(small_shards_dir, tmp_path):
+    """`--save-every` and `--log-every` were not recorded: a run saved every 2 steps, resumed without them, fell back
+    to one checkpoint an epoch and a log line every 10 steps."""
+    from deft_model.train import train
+
+    out = tmp_path / "r"
+    assert train(small_shards_dir, "tiny", out, epochs=3, save_every=2, log_every=1, stop_after=3, verbose=False) is None
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
+    train(small_shards_dir, "tiny", out, resume=True, verbose=False)
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] >= 4  # every step logged, none twice
