@@ -184,3 +184,14 @@ def test_only_a_truth_unimer_synth_wrote_makes_a_database_synthetic(tmp_path):
         assert lic["gated"] and lic["name"] == "casme2-license-agreement"
     src = synthesize(tmp_path / "synth", "casme2", clips=2, subjects=1, seed=3, frames=6)
     assert card.synthetic_profile_of(src) == "default"
+
+
+def test_a_card_without_face_images_says_stack_frames_numbers_frames_it_left_out(small_build, no_images_build):
+    """The --no-images card described `stack_frames` as numbering the items of `frames`, a column it says is left out."""
+    row = "| `stack_frames` | list of int32 | the database frame number of each item of `frames`"
+    report = json.loads((small_build / "build_report.json").read_text())
+    with_images = card.render_card(small_build, report, BuildConfig())
+    without = card.render_card(no_images_build, report, BuildConfig())  # its shards hold no face pixels
+    assert "No face images" in without and "No face images" not in with_images
+    assert f"{row} |" in with_images
+    assert f"{row} (the frames a build with images holds; this copy leaves them out) |" in without
