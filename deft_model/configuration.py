@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from transformers import AutoConfig, PretrainedConfig
 
-from unimer_builder import REGION_NAMES, VERIFIABLE_AUS
+from unimer_builder import AUS, REGION_NAMES, VERIFIABLE_AUS
 
 from .augment import check_augment
 
@@ -246,6 +246,10 @@ class DeftConfig(PretrainedConfig):
         if bad or any(not 0.0 <= p < 1.0 for p in self.expert_dropout.values()):
             raise ValueError(f"expert_dropout {self.expert_dropout} must map experts ({list(EXPERTS)}) to "
                              "probabilities in [0, 1)")
+        unknown = [a for a in self.au_list if a not in AUS]
+        if unknown or len(set(self.au_list)) != len(self.au_list):  # an AU999 head trained on no label, unseen
+            raise ValueError(f"au_list {self.au_list} must list FACS action units once each"
+                             + (f" ({unknown} {'is' if len(unknown) == 1 else 'are'} none)" if unknown else ""))
         check_augment(self.training.get("augment"))
         for key, value in self.training.items():
             _check_training_value(key, value)
@@ -555,4 +559,7 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
     except ValueError as e:
         raise ValueError(f"config file {p}: {e}") from None
     _merge(kw, check_overrides(overrides))
-    return DeftConfig(**kw)
+    try:
+        return DeftConfig(**kw)
+    except ValueError as e:  # validate()'s: the field named, and now the file
+        raise ValueError(f"config file {p}: {e}") from None

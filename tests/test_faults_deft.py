@@ -482,3 +482,20 @@ def test_a_resume_keeps_the_runs_own_log_and_checkpoint_cadence(small_shards_dir
     train(small_shards_dir, "tiny", out, resume=True, verbose=False)
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
     assert steps == list(range(1, steps[-1] + 1)) and steps[-1] >= 4  # every step logged, none twice
+
+
+def test_a_config_files_invalid_value_names_the_file_and_au_list_holds_facs_aus(tmp_path):
+    """`stack_len: 1` in a file was named without the file; `au_list: [1, 2, 999]` trained an AU999 head on no label."""
+    from deft_model.configuration import load_config, tiny_config
+
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"preset": "tiny", "stack_len": 1}))
+    with pytest.raises(ValueError, match=r"short.json: stack_len must be an integer of at least 2"):
+        load_config(short)
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"preset": "tiny", "au_list": [1, 2, 999]}))
+    with pytest.raises(ValueError, match=r"odd.json: au_list \[1, 2, 999\] must list FACS action units once each \(\[999\] is none\)"):
+        load_config(odd)
+    with pytest.raises(ValueError, match="once each"):
+        tiny_config(au_list=[12, 12])
+    assert tiny_config(au_list=[12, 6, 43]).au_list == [12, 6, 43]
