@@ -418,6 +418,10 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         fold_keys = list(folds) if folds else shards.subjects()
         if protocol == "composite":
             comp = {shards.folds[r] for r in range(shards.n) if shards.emotion_composite[r] is not None}
+            if not comp and not any(e for e, x in zip(shards.emotion, shards.is_extra, strict=True) if not x):
+                raise ValueError(f"no row of {data} has an emotion label: the composite classes are mapped from "
+                                 f"emotions (a manifest without an emotion column has none): give the clips their "
+                                 f"emotions and build again")
             if not comp:  # a synthetic or own build without --composite: it failed as "leaves no training rows"
                 raise ValueError(f"no row of {data} has a composite label (emotion_composite is empty): the official "
                                  f"MEGC2019 list names only the real databases' clips; build with `unimer build ... "

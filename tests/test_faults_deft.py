@@ -499,3 +499,22 @@ def test_a_config_files_invalid_value_names_the_file_and_au_list_holds_facs_aus(
     with pytest.raises(ValueError, match="once each"):
         tiny_config(au_list=[12, 12])
     assert tiny_config(au_list=[12, 6, 43]).au_list == [12, 6, 43]
+
+
+def test_composite_on_a_build_without_emotions_says_so(tmp_path):
+    """A manifest build without an emotion column, built with --composite labels, was told to build with
+    `--composite labels`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deft_fixtures import write_shards
+
+    from deft_model.evaluate import evaluate_run
+
+    d = write_shards(tmp_path / "d", n_subjects=2, clips_per_class=1, seed=0, n_files=1)
+    for f in (d / "data").glob("*.parquet"):
+        t = pq.read_table(f)
+        for col in ("emotion", "emotion_composite", "emotion_class"):
+            t = t.set_column(t.schema.get_field_index(col), col, pa.nulls(t.num_rows, pa.string()))
+        pq.write_table(t, f)
+    with pytest.raises(ValueError, match="has an emotion label: the composite classes are mapped from emotions"):
+        evaluate_run(tmp_path / "ev", protocol="composite", data=d, epochs=1, generate=False, verbose=False)
