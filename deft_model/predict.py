@@ -241,9 +241,18 @@ def predict_row(run: str | Path, data: str | Path, row_id: str) -> dict:
                 "reference_answer": shards.answer[r], "label": shards.emotion[r], "clip": None,
                 "onset": rec["onset_frame"], "apex": rec["apex_frame"],
                 "apex_estimated": rec["apex_source"] == "estimated", "offset": rec["offset_frame"],
-                "head_motion": rec["head_motion"], "notes": _other_build(data, cfg),
+                "head_motion": rec["head_motion"], "notes": _other_build(data, cfg) + _unknown_class(shards, r, cfg),
                 "build_settings": "the row's own, as built into the shards"})
     return res
+
+
+def _unknown_class(shards: ShardSet, r: int, cfg: DeftConfig) -> list[str]:
+    """A note where the row's label is no class the model knows (a CASME II model asked of a SAMM clip's fear)."""
+    target = shards.targets()[r]
+    if not target or target in (cfg.emotion_labels or []):
+        return []
+    return [f"the row's label {target!r} is not among the model's classes {list(cfg.emotion_labels)}: its emotion "
+            f"cannot come out right"]
 
 
 def _other_build(data: str | Path, cfg: DeftConfig) -> list[str]:

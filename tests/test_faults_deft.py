@@ -518,3 +518,17 @@ def test_composite_on_a_build_without_emotions_says_so(tmp_path):
         pq.write_table(t, f)
     with pytest.raises(ValueError, match="has an emotion label: the composite classes are mapped from emotions"):
         evaluate_run(tmp_path / "ev", protocol="composite", data=d, epochs=1, generate=False, verbose=False)
+
+
+def test_a_row_whose_label_the_model_does_not_know_is_predicted_with_a_note(small_shards_dir):
+    """`deft predict --row` of a clip labelled fear, a class the model was never given, said nothing of it."""
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+    from deft_model.predict import _unknown_class
+
+    shards = ShardSet(small_shards_dir, tiny_config())
+    own = shards.emotion_labels()
+    r = shards.targets().index(own[0])
+    assert _unknown_class(shards, r, tiny_config(emotion_labels=own)) == []
+    (note,) = _unknown_class(shards, r, tiny_config(emotion_labels=own[1:]))
+    assert f"the row's label {own[0]!r} is not among the model's classes" in note
