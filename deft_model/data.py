@@ -186,7 +186,7 @@ def _clip_faces(data_dir: Path) -> dict[tuple, dict]:
         if not set(_WINDOW) <= set(names):
             continue
         cols = [*_WINDOW, *(c for c in ("landmarks", "crop_size", "onset_image") if c in names)]
-        for r in pq.read_table(f, columns=cols).to_pylist():
+        for r in read_shard(f, columns=cols).to_pylist():
             out.setdefault(tuple(r[c] for c in _WINDOW), r)
     return out
 
