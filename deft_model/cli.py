@@ -24,7 +24,10 @@ _STOPPED: list[int] = []  # the signal (SIGTERM, SIGHUP) that ended the command 
 def _stop_as_ctrl_c(ctx: typer.Context) -> None:
     """SIGTERM and SIGHUP (`timeout`, a scheduler's limit, a closed terminal) end a command as Ctrl-C does: a run
     stopped before its first checkpoint takes back what it wrote, and the line says how to go on; they killed it
-    without a word, its half-made run folder refusing the same command. Main thread only; restored after."""
+    without a word, its half-made run folder refusing the same command. Main thread only; restored after. A signal
+    the process was started ignoring stays ignored (`nohup deft train ... &` goes on after the terminal closes), and
+    a platform without SIGHUP (Windows) handles SIGTERM alone."""
+    _STOPPED.clear()
     if threading.current_thread() is not threading.main_thread():
         return
 
@@ -32,7 +35,9 @@ def _stop_as_ctrl_c(ctx: typer.Context) -> None:
         _STOPPED.append(signum)
         raise KeyboardInterrupt
 
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None))
+            if s is not None and signal.getsignal(s) is not signal.SIG_IGN]
+    old = {sig: signal.signal(sig, stop) for sig in sigs}
     ctx.call_on_close(lambda: [signal.signal(sig, h) for sig, h in old.items()])
 
 

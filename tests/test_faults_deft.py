@@ -440,7 +440,7 @@ def test_a_stop_signal_ends_training_as_ctrl_c_does(small_shards_dir, tmp_path):
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "deft_model.cli", "train", "--data", str(small_shards_dir), "--out", str(out),
-           "--epochs", "500", "--save-every", "100000", "--log-every", "1"]
+           "--batch-size", "1", "--epochs", "500", "--save-every", "100000", "--log-every", "1"]  # 32 steps an epoch
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 180
@@ -453,7 +453,7 @@ def test_a_stop_signal_ends_training_as_ctrl_c_does(small_shards_dir, tmp_path):
     assert p.returncode == 128 + signal.SIGTERM, said
     assert "interrupted by SIGTERM before the first checkpoint; nothing was kept" in said and "Traceback" not in said
     assert not out.exists() or not any(out.iterdir())
-    again = subprocess.run([*cmd[:-6], "--max-steps", "1"], capture_output=True, text=True, env=env, timeout=300)
+    again = subprocess.run([*cmd[:-8], "--max-steps", "1"], capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
 
 
@@ -532,3 +532,35 @@ def test_a_row_whose_label_the_model_does_not_know_is_predicted_with_a_note(smal
     assert _unknown_class(shards, r, tiny_config(emotion_labels=own)) == []
     (note,) = _unknown_class(shards, r, tiny_config(emotion_labels=own[1:]))
     assert f"the row's label {own[0]!r} is not among the model's classes" in note
+
+
+def test_a_hangup_the_process_was_started_ignoring_stays_ignored(small_shards_dir, tmp_path, monkeypatch):
+    """`nohup deft train ... &` ignores SIGHUP so that the run goes on after the terminal closes: the stop handler
+    replaced that and ended it. Where a platform has no SIGHUP (Windows) every command, --help included, crashed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deft_model.cli", "train", "--data", str(small_shards_dir), "--out", str(out),
+           "--batch-size", "1", "--epochs", "500", "--save-every", "100000", "--log-every", "1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and p.poll() is None and not (
+                (out / "log.jsonl").is_file() and (out / "log.jsonl").read_text().count("\n") >= 2):
+            time.sleep(0.1)
+        p.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        assert p.poll() is None  # still training
+    finally:
+        p.send_signal(signal.SIGTERM)
+        said = p.communicate(timeout=120)[0]
+    assert p.returncode == 128 + signal.SIGTERM, said
+    monkeypatch.delattr(signal, "SIGHUP")
+    r = CliRunner().invoke(app, ["predict", "--help"])
+    assert r.exit_code == 0, r.output
