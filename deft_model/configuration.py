@@ -558,8 +558,13 @@ def load_config(spec: str | Path | DeftConfig, **overrides) -> DeftConfig:
         _merge(kw, d)
     except ValueError as e:
         raise ValueError(f"config file {p}: {e}") from None
+    own = dict(kw)
     _merge(kw, check_overrides(overrides))
     try:
         return DeftConfig(**kw)
-    except ValueError as e:  # validate()'s: the field named, and now the file
-        raise ValueError(f"config file {p}: {e}") from None
+    except ValueError as e:  # validate()'s, naming the field: and the file, where the file's own values fail
+        try:
+            DeftConfig(**own)
+        except ValueError:
+            raise ValueError(f"config file {p}: {e}") from None
+        raise

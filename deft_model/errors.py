@@ -51,9 +51,11 @@ def offline_message(name: str, what: str, err: BaseException) -> str:
     if Path(name).is_dir():
         return local_folder_message(Path(name), what, f"{type(err).__name__}: {err}")
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if Path(name).is_absolute() or name.startswith((".", "~")):  # a folder's path, not a Hub id: it moved or went
-        return (f"cannot load {what} {name!r}: no such folder (moved or deleted?); a trained run names its base "
-                f"models in its config.json (`llm`, `vision`): point them at the folder where they are now")
+    if Path(name).is_absolute() or name.startswith("."):  # a folder's path, not a Hub id: it moved or went
+        what_is = "a file, not a model folder" if Path(name).exists() else "no such folder (moved or deleted?)"
+        return (f"cannot load {what} {name!r}: {what_is}; a config names its base models by `llm` and `vision` (a "
+                f"trained run in its config.json): point them at the model's folder. Underlying error: "
+                f"{type(err).__name__}: {err}")
     where = "it is not a local folder and not in the local Hugging Face cache"
     hint = (" (HF_HUB_OFFLINE is set: the model cannot be loaded offline; download it once with network"
             " access or point the config at a local folder)") if offline else \

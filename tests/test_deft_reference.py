@@ -125,7 +125,7 @@ def test_reference_config_errors_name_the_model_and_the_size(bases, tmp_path):
     cfg = reference_shaped_config(tmp_path / "no_such_llm", bases[1])
     tok = load_hub_tokenizer(str(bases[0]), list(cfg.placeholders.values()))
     with pytest.raises(OfflineModelError, match=r"cannot load LLM .*no_such_llm'?: no such folder \(moved or deleted\?\); "
-                                                r"a trained run names its base models in its config.json"):
+                                                r"a config names its base models by `llm` and `vision`"):
         DeftModel.from_components(cfg, tok)
 
 

@@ -564,3 +564,14 @@ def test_a_hangup_the_process_was_started_ignoring_stays_ignored(small_shards_di
     monkeypatch.delattr(signal, "SIGHUP")
     r = CliRunner().invoke(app, ["predict", "--help"])
     assert r.exit_code == 0, r.output
+
+
+def test_a_bad_override_is_not_blamed_on_a_sound_config_file(tmp_path):
+    """`--config ok.json --set stack_len=1` said "config file ok.json: stack_len ...": the file was fine."""
+    from deft_model.configuration import load_config
+
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps({"preset": "tiny", "lora_r": 4}))
+    with pytest.raises(ValueError, match=r"stack_len must be an integer of at least 2") as e:
+        load_config(ok, stack_len=1)
+    assert "ok.json" not in str(e.value)
