@@ -575,3 +575,25 @@ def test_a_bad_override_is_not_blamed_on_a_sound_config_file(tmp_path):
     with pytest.raises(ValueError, match=r"stack_len must be an integer of at least 2") as e:
         load_config(ok, stack_len=1)
     assert "ok.json" not in str(e.value)
+
+
+def test_the_same_face_is_told_by_the_onset_crop_or_the_landmarks():
+    """Rebuilt clips are told from other people under the same clip ids by either signal a build keeps (a build
+    without images keeps the landmarks only)."""
+    import cv2
+
+    from deft_model.data import _same_face
+
+    rng = np.random.default_rng(0)
+    lm = rng.uniform(40, 180, (68, 2))
+
+    def png(seed):
+        img = cv2.GaussianBlur(np.random.default_rng(seed).uniform(0, 255, (64, 64)).astype(np.float32), (0, 0), 3)
+        return {"bytes": cv2.imencode(".png", cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8))[1].tobytes()}
+
+    face = {"landmarks": lm.tolist(), "crop_size": 224}
+    assert _same_face(face, {"landmarks": (lm * 160 / 224 + 0.3).tolist(), "crop_size": 160})  # another crop size
+    assert not _same_face(face, {"landmarks": (lm + rng.normal(0, 0.04 * 224, lm.shape)).tolist(), "crop_size": 224})
+    assert _same_face({"onset_image": png(1)}, {"onset_image": png(1)})
+    assert not _same_face({"onset_image": png(1)}, {"onset_image": png(2)})
+    assert _same_face({"onset_image": png(1)}, {}) is None
