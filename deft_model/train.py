@@ -278,8 +278,12 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
         max_steps, batch_size = run.get("max_steps"), run.get("batch_size", batch_size)
         # the run's own cadence where the resume does not set one (a run saved every 5 steps fell back to one
         # checkpoint an epoch)
+        cadence = {k: v for k, v in (("log_every", log_every), ("save_every", save_every)) if v is not None}
         log_every = log_every if log_every is not None else run.get("log_every")
         save_every = save_every if save_every is not None else run.get("save_every")
+        if any(run.get(k) != v for k, v in cadence.items()) and acc.is_main_process:  # the run's from now on
+            run = {**run, **cadence}
+            write_json(run_file, run, indent=1)
         if epochs != run["epochs"]:
             say(f"{out}: training on to {epochs} epochs (it was trained for {run['epochs']})")
             if acc.is_main_process:

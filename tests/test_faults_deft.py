@@ -398,6 +398,8 @@ def test_emotion_labels_a_config_lists_must_be_the_datas_classes(small_shards_di
     with pytest.raises(ValueError, match=rf"missing .*{typo!r} is no class there \(did you mean {own[1]!r}\?\)"):
         train(small_shards_dir, tiny_config(emotion_labels=[own[0], typo]), tmp_path / "r", epochs=1, verbose=False)
     assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match=rf"missing \[{own[-1]!r}\]; leave emotion_labels out"):  # a subset alone
+        train(small_shards_dir, tiny_config(emotion_labels=own[:-1]), tmp_path / "r", epochs=1, verbose=False)
     done = train(small_shards_dir, tiny_config(emotion_labels=own[::-1]), tmp_path / "ok", max_steps=1, verbose=False)
     assert done is not None  # the data's classes in another order are the data's classes
 
@@ -479,9 +481,14 @@ def test_a_resume_keeps_the_runs_own_log_and_checkpoint_cadence(small_shards_dir
     out = tmp_path / "r"
     assert train(small_shards_dir, "tiny", out, epochs=3, save_every=2, log_every=1, stop_after=3, verbose=False) is None
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
+    assert train(small_shards_dir, "tiny", out, resume=True, stop_after=5, verbose=False) is None
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    # a cadence given on a resume is the run's from then on
+    assert train(small_shards_dir, "tiny", out, resume=True, save_every=3, stop_after=7, verbose=False) is None
+    assert json.loads((out / "run.json").read_text())["save_every"] == 3
     train(small_shards_dir, "tiny", out, resume=True, verbose=False)
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
-    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] >= 4  # every step logged, none twice
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] >= 8  # every step logged, none twice
 
 
 def test_a_config_files_invalid_value_names_the_file_and_au_list_holds_facs_aus(tmp_path):
