@@ -474,21 +474,29 @@ def test_training_into_an_evaluations_folder_is_refused(small_shards_dir, tmp_pa
 
 
 def test_a_resume_keeps_the_runs_own_log_and_checkpoint_cadence(small_shards_dir, tmp_path):
-    """`--save-every` and `--log-every` were not recorded: a run saved every 2 steps, resumed without them, fell back
+    """`--save-every` and `--log-every` were not recorded: a run saved every 3 steps, resumed without them, fell back
     to one checkpoint an epoch and a log line every 10 steps."""
     from deft_model.train import train
 
     out = tmp_path / "r"
-    assert train(small_shards_dir, "tiny", out, epochs=3, save_every=2, log_every=1, stop_after=3, verbose=False) is None
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
-    assert train(small_shards_dir, "tiny", out, resume=True, stop_after=5, verbose=False) is None
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+
+    def saved():
+        return {int(p.name.split("-")[1]) for p in (out / "checkpoints").iterdir()}
+
+    kw = dict(verbose=False)
+    assert train(small_shards_dir, "tiny", out, epochs=1, batch_size=1, save_every=3, log_every=1, stop_after=4,
+                 **kw) is None  # 32 steps an epoch
+    assert saved() == {3}
+    assert train(small_shards_dir, "tiny", out, resume=True, stop_after=7, **kw) is None
+    assert 6 in saved()
     # a cadence given on a resume is the run's from then on
-    assert train(small_shards_dir, "tiny", out, resume=True, save_every=3, stop_after=7, verbose=False) is None
-    assert json.loads((out / "run.json").read_text())["save_every"] == 3
-    train(small_shards_dir, "tiny", out, resume=True, verbose=False)
+    assert train(small_shards_dir, "tiny", out, resume=True, save_every=5, stop_after=11, **kw) is None
+    assert json.loads((out / "run.json").read_text())["save_every"] == 5
+    assert train(small_shards_dir, "tiny", out, resume=True, stop_after=16, **kw) is None
+    assert 15 in saved()
+    assert train(small_shards_dir, "tiny", out, resume=True, stop_after=18, **kw) is None
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
-    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] >= 8  # every step logged, none twice
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] >= 16  # every step logged, none twice
 
 
 def test_a_config_files_invalid_value_names_the_file_and_au_list_holds_facs_aus(tmp_path):
