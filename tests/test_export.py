@@ -294,3 +294,25 @@ def test_megc_vqa_names_each_clip_once_and_answers_aus_only_from_labels():
     smic = {**base, "database": "smic", "aus": [], "aus_supported": [4, 9], "aus_source": "inferred"}
     for aus in ("supported", "labelled"):
         assert [q for q, _ in megc_questions(smic, aus)] == [MEGC_QUESTIONS["coarse"], MEGC_QUESTIONS["fine"]]
+
+
+def test_megc_vqa_lines_name_one_clip_each_through_the_export(small_build, tmp_path, monkeypatch):
+    """The export itself, not only its helper: CAS(ME)^3 clips of one stimulus and SMIC's cameras of one clip each get
+    lines of their own (one dataset, subject and filename per clip)."""
+    import pandas as pd
+
+    from unimer_builder import export as ex
+
+    base = {"id": "x#au", "task": "au", "instruction": "q", "answer": "a", "emotion": "happy",
+            "emotion_composite": "positive", "aus": [{"au": 12, "side": None}], "aus_supported": [12],
+            "aus_source": "label"}
+    rows = [{**base, "clip_id": f"casme3/spNO.1/a/{n}", "database": "casme3", "subject": "spNO.1", "clip": "a"}
+            for n in (978, 1179)]
+    rows += [{**base, "clip_id": f"smic/{v}/s3/s3_sur_07", "database": "smic", "subject": "s3", "clip": "s3_sur_07",
+              "aus": [], "aus_supported": [], "aus_source": "inferred"} for v in ("HS", "VIS", "NIR")]
+    monkeypatch.setattr(ex, "_iter_rows", lambda out_dir, cols: ((Path("s.parquet"), i, r) for i, r in enumerate(rows)))
+    ex.export(small_build, "megc-vqa", tmp_path / "m", images=())
+    df = pd.read_json(tmp_path / "m" / "me_vqa.jsonl", lines=True, dtype=False)
+    keys = df.groupby(["dataset", "subject", "filename"]).size()
+    assert sorted(k[2] for k in keys.index) == ["a_1179", "a_978", "s3_sur_07", "s3_sur_07_NIR", "s3_sur_07_VIS"]
+    assert (keys == 3).sum() == 2 and (keys == 2).sum() == 3  # coarse, fine and AUs; SMIC's no AU question

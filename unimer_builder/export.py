@@ -15,8 +15,8 @@
   ``megc_aus="labelled"`` every labelled AU; a clip without AU labels (SMIC) gets no AU question, as in the
   challenge's own files (AUs inferred from motion alone are no annotation). ``filename`` is the clip's name,
   with its onset where the database's ids need it (CAS(ME)^3's ``a`` at 978 and 1179 are ``a_978``,
-  ``a_1179``), so that dataset, subject and filename name one clip. No pictures: the challenge's files carry
-  none.
+  ``a_1179``; SMIC's other cameras are ``s3_sur_07_VIS``), so that dataset, subject and filename name one
+  clip. No pictures: the challenge's files carry none.
 
 Pictures (``images/<clip slug>/{onset,apex,flow}.png``) are written once per clip and shared by its rows.
 The export is written beside DEST and swapped in; an existing DEST is replaced only if it holds an
@@ -82,9 +82,13 @@ def megc_questions(row: dict, aus: str = "supported") -> list[tuple[str, str]]:
 
 
 def megc_filename(row: dict) -> str:
-    """The clip's name, and what its id adds after it (CAS(ME)^3's onset: clips of one stimulus share a name)."""
+    """The clip's name, and what its id adds to it: CAS(ME)^3's onset (clips of one stimulus share a name) and
+    SMIC's camera where it is not the high-speed one the challenge lists (``s3_sur_07_VIS``)."""
     clip, cid = row["clip"], row["clip_id"]
-    return clip if cid.endswith(f"/{clip}") else f"{clip}_{cid.rsplit('/', 1)[-1]}"
+    if not cid.endswith(f"/{clip}"):
+        return f"{clip}_{cid.rsplit('/', 1)[-1]}"
+    parts = cid.split("/")  # database/variant/subject/clip for a database of several cameras (records.clip_id)
+    return f"{clip}_{parts[1]}" if len(parts) == 4 and parts[1] != "HS" else clip
 
 
 def _iter_rows(out_dir: Path, image_columns: list[str]):
