@@ -427,3 +427,24 @@ def test_push_dry_run_lists_what_would_go_and_asks_nothing(small_build, tmp_path
     assert res.exit_code == 0 and "access requests" not in res.output
     res = CliRunner().invoke(app, ["push", str(small_build), "no-owner", "--dry-run"])
     assert res.exit_code == 2 and "owner/name" in res.output
+
+
+def test_a_public_push_of_an_old_build_calling_itself_synthetic_is_refused(small_build, tmp_path):
+    """Builders before 0.1.95 took any ground_truth.json beside a database for a synthetic one's and wrote its card
+    public-domain without the access form; the report keeps only the database folder's name, so a public push of
+    such a build is refused until it is built again (a private one goes)."""
+    from typer.testing import CliRunner
+
+    from unimer_builder.cli import app
+
+    old = tmp_path / "old"
+    shutil.copytree(small_build, old)
+    report = json.loads((old / "build_report.json").read_text())
+    assert report["synthetic"] == "default"
+    for version, refused in (("0.1.94", True), ("0.1.95", False)):
+        (old / "build_report.json").write_text(json.dumps({**report, "builder_version": version}))
+        public = CliRunner().invoke(app, ["push", str(old), "a/b", "--dry-run", "--public"])
+        said = " ".join(public.output.split())
+        assert (public.exit_code, "build it again with this version before a public push" in said) == (
+            (2, True) if refused else (0, False)), public.output
+        assert CliRunner().invoke(app, ["push", str(old), "a/b", "--dry-run"]).exit_code == 0

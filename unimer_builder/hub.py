@@ -144,6 +144,26 @@ def _check_repo_id(repo_id: str | None) -> None:
         raise ValueError(f"repo id must look like 'owner/name', not {repo_id!r}")
 
 
+def _check_public_synthetic(out: Path, private: bool) -> None:
+    """A public push of a build whose card calls its data synthetic, made by a builder before 0.1.95, is refused:
+    those took any ``ground_truth.json`` in the database's folder (a researcher's own annotations under that name)
+    for a synthetic database's, and wrote a licensed release's card public-domain and without its access form. The
+    report keeps only the database folder's name, so the claim cannot be checked again here; a build made again
+    can."""
+    report = out / "build_report.json"
+    if private or not report.is_file():
+        return
+    try:
+        rep = json.loads(report.read_text(encoding="utf-8"))
+        version = tuple(int(x) for x in str(rep.get("builder_version", "0")).split(".")[:3])
+    except (OSError, ValueError):
+        return
+    if is_synthetic(rep) and version < (0, 1, 95):
+        raise ValueError(f"{out}: its card calls the data synthetic (public domain, no access form), as builder "
+                         f"{rep.get('builder_version')} decided from any ground_truth.json beside the database; build "
+                         f"it again with this version before a public push (a private push is not refused)")
+
+
 def plan(out_dir: Path | str, repo_id: str | None = None, private: bool = True, images: bool = True) -> dict:
     """What :func:`push` would upload, asking the Hub nothing (``unimer push --dry-run``): the repo, its
     visibility, whether the face pixel columns go, and each file with its size in the build folder (shards
@@ -151,6 +171,7 @@ def plan(out_dir: Path | str, repo_id: str | None = None, private: bool = True, 
     out = Path(out_dir)
     files = check_folder(out)
     _check_repo_id(repo_id)
+    _check_public_synthetic(out, private)
     return {"repo_id": repo_id or f"<your account>/{suggested_name(out)}", "private": private,
             "images": images and has_images(out), "files": {f: (out / f).stat().st_size for f in files},
             "replaces": DELETE[0], "access_requests": not private and gated_form(out),
@@ -187,6 +208,7 @@ def push(
     out = Path(out_dir)
     check_folder(out)
     _check_repo_id(repo_id)
+    _check_public_synthetic(out, private)
     if _offline():
         raise RuntimeError(
             "cannot push: Hugging Face Hub offline mode is on (HF_HUB_OFFLINE=1); unset it to upload"
