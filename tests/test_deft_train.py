@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from deft_fixtures import shards_dir, small_shards_dir, trained_run, write_shards  # noqa: F401
+from deft_fixtures import shards_dir, small_shards_dir, trained_run, two_db_dir, write_shards  # noqa: F401
 from typer.testing import CliRunner
 
 from deft_model.cli import app
@@ -526,3 +526,16 @@ def test_loso_names_fold_folders_of_subjects_the_data_does_not_hold(small_shards
     assert r.exit_code == 0, r.output
     assert "also holds 1 fold(s) of subjects not in" in said and "samm__007" in said and other.is_dir()
     assert "samm/007" not in json.loads((tmp_path / "runs" / "loso" / "loso_results.json").read_text())["folds"]
+
+
+def test_a_predicted_row_carries_the_note_on_its_label(trained_run, two_db_dir):
+    """The notes reach the prediction itself (the builds' settings note is held by
+    tests/test_deft_on_builder_output.py): a SAMM row labelled anger, no class of this CASME II model."""
+    from deft_model.configuration import tiny_config
+    from deft_model.data import ShardSet
+    from deft_model.predict import predict_row
+
+    samm = ShardSet(two_db_dir, tiny_config())
+    row = next(i for i, (d, e) in enumerate(zip(samm.database, samm.emotion, strict=True)) if d == "samm" and e == "anger")
+    res = predict_row(trained_run, two_db_dir, samm.ids[row])
+    assert any("'anger' is not among the model's classes" in n for n in res["notes"]), res["notes"]

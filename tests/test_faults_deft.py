@@ -470,7 +470,9 @@ def test_training_into_an_evaluations_folder_is_refused(small_shards_dir, tmp_pa
     (ev / "loso" / "folds" / "casme2__sub01" / "run.json").write_text("{}")
     with pytest.raises(RunError, match=r"holds an evaluation's folds \(loso/folds/casme2__sub01"):
         train(small_shards_dir, "tiny", ev, max_steps=1, verbose=False)
-    assert sorted(p.name for p in ev.iterdir()) == ["loso"]
+    with pytest.raises(RunError, match=r"holds an evaluation's folds \(folds/casme2__sub01"):  # its protocol's folder
+        train(small_shards_dir, "tiny", ev / "loso", max_steps=1, verbose=False)
+    assert sorted(p.name for p in ev.iterdir()) == ["loso"] and sorted(p.name for p in (ev / "loso").iterdir()) == ["folds"]
 
 
 def test_a_resume_keeps_the_runs_own_log_and_checkpoint_cadence(small_shards_dir, tmp_path):
