@@ -459,8 +459,8 @@ def _merge(kw: dict, overrides: dict) -> None:
                     raise ValueError(f"{k}.{field}: a {kw[k]['model_type']} config has no such field"
                                      + (f" (did you mean {k}.{near[0]}?)" if near else ""))
             base = dict(kw[k])
-            if "num_hidden_layers" in v and "layer_types" not in v:
-                base.pop("layer_types", None)  # one per layer, derived from the count: made again for the new one
+            if "layer_types" not in v:  # derived from the layer count and the sliding window: made again from them
+                base.pop("layer_types", None)
             kw[k] = {**base, **v}
         else:
             kw[k] = v

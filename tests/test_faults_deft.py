@@ -417,6 +417,10 @@ def test_a_config_file_changes_the_presets_llm_field_by_field(tmp_path):
     bare = tmp_path / "bare.json"  # no model_type: the preset's
     bare.write_text(json.dumps({"preset": "tiny", "llm_config": {"num_hidden_layers": 1}}))
     assert load_config(bare).text_config.num_hidden_layers == 1 and load_config(bare).text_config.vocab_size == tiny.vocab_size
+    window = tmp_path / "window.json"  # the per-layer attention kinds follow the window asked for
+    window.write_text(json.dumps({"preset": "tiny", "text_config": {"use_sliding_window": True, "max_window_layers": 1,
+                                                                    "sliding_window": 8}}))
+    assert load_config(window).text_config.layer_types == ["full_attention", "sliding_attention"]
     typo = tmp_path / "typo.json"
     typo.write_text(json.dumps({"preset": "tiny", "text_config": {"hidden_sizee": 64}}))
     with pytest.raises(ValueError, match=r"typo.json: text_config.hidden_sizee: .* \(did you mean text_config.hidden_size\?\)"):
