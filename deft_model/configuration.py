@@ -351,6 +351,10 @@ def check_overrides(overrides: dict) -> dict:
             _check_training_value(sub, v)
             out["training"] = {**out.get("training", {}), sub: v}
             continue
+        if dot and head in ("text_config", "llm_config", "vision_config"):  # one field, merged onto the preset's
+            head = "text_config" if head == "llm_config" else head
+            out[head] = {**out.get(head, {}), sub: v}
+            continue
         if dot or head not in _PARAMS:
             raise ValueError(f"unknown config key {k!r}{_did_you_mean(k)}")
         if head == "training":

@@ -618,3 +618,15 @@ def test_the_same_face_is_told_by_the_onset_crop_or_the_landmarks():
     assert _same_face({"onset_image": png(1)}, {"onset_image": png(1)})
     assert not _same_face({"onset_image": png(1)}, {"onset_image": png(2)})
     assert _same_face({"onset_image": png(1)}, {}) is None
+
+
+def test_set_changes_one_field_of_a_sub_models_config():
+    """`--set text_config.hidden_size=96` was refused ("did you mean text_config?") while `training.lr=...` worked."""
+    from deft_model.configuration import load_config, tiny_config
+
+    cfg = load_config("tiny", **{"text_config.hidden_size": 96, "llm_config.num_hidden_layers": 1,
+                                 "vision_config.hidden_size": 48})
+    assert (cfg.text_config.hidden_size, cfg.text_config.num_hidden_layers, cfg.vision_config.hidden_size) == (96, 1, 48)
+    assert cfg.text_config.vocab_size == tiny_config().text_config.vocab_size
+    with pytest.raises(ValueError, match=r"text_config.hidden_sizee: .*did you mean text_config.hidden_size"):
+        load_config("tiny", **{"text_config.hidden_sizee": 96})
