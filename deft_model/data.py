@@ -177,17 +177,30 @@ def _check_extra(data_dir: Path, extra: list[Path]) -> None:
 _WINDOW = ("clip_id", "onset_frame", "apex_frame", "offset_frame", "au_text")
 
 
-def _clip_faces(data_dir: Path) -> dict[tuple, dict]:
-    """One row per clip: its window and label (the key) and what shows its face at the onset (normalised
-    landmarks, the onset crop), where the shards carry them."""
+def _clip_faces(data_dir: Path, images_of: set[tuple] | None = None) -> dict[tuple, dict]:
+    """One row per clip: its window and label (the key), its subject, and what shows its face at the onset where the
+    shards carry it (normalised landmarks; with ``images_of``, the onset crops of those clips only: a build's crops
+    are most of its bytes)."""
+    import pyarrow.compute as pc
+
     out: dict[tuple, dict] = {}
+    if images_of is not None and not images_of:
+        return out
     for f in find_shards(data_dir):
         names = pq.read_schema(f).names
         if not set(_WINDOW) <= set(names):
             continue
-        cols = [*_WINDOW, *(c for c in ("landmarks", "crop_size", "onset_image") if c in names)]
-        for r in read_shard(f, columns=cols).to_pylist():
-            out.setdefault(tuple(r[c] for c in _WINDOW), r)
+        extra = ("onset_image",) if images_of is not None else ("database", "subject", "landmarks", "crop_size")
+        table = read_shard(f, columns=[*_WINDOW, *(c for c in extra if c in names)])
+        if images_of is not None:
+            if "onset_image" not in names:
+                continue
+            ids = pa.array(sorted({k[0] for k in images_of}), pa.string())
+            table = table.filter(pc.is_in(table.column("clip_id"), value_set=ids))
+        for r in table.to_pylist():
+            key = tuple(r[c] for c in _WINDOW)
+            if images_of is None or key in images_of:
+                out.setdefault(key, r)
     return out
 
 
@@ -219,11 +232,13 @@ def _same_footage(data_dir: Path, extra_dir: Path) -> str | None:
     face; else None. Other people (the hard profile's other identities) share windows and labels for a seed, never
     faces; one subject seen again is a leak into its own fold."""
     mine, theirs = _clip_faces(data_dir), _clip_faces(extra_dir)
-    votes: dict[str, list[tuple[str, bool]]] = {}
-    for k in sorted(set(mine) & set(theirs), key=str)[:400]:
-        same = _same_face(mine[k], theirs[k])
+    shared = set(sorted(set(mine) & set(theirs), key=str)[:400])
+    pics = [_clip_faces(d, shared) for d in (data_dir, extra_dir)]
+    votes: dict[tuple, list[tuple[str, bool]]] = {}
+    for k in sorted(shared, key=str):
+        same = _same_face({**mine[k], **pics[0].get(k, {})}, {**theirs[k], **pics[1].get(k, {})})
         if same is not None:
-            votes.setdefault(k[0].rsplit("/", 1)[0], []).append((k[0], same))
+            votes.setdefault((mine[k].get("database"), mine[k].get("subject")), []).append((k[0], same))
     for subject_votes in votes.values():
         same = [clip for clip, v in subject_votes if v]
         if 2 * len(same) > len(subject_votes):
