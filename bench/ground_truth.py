@@ -4,6 +4,8 @@
                                  [--profile default|hard] [--identities train|heldout|all|NAME,...] [--frames 14]
                                  [--framing frame|cropped]
 
+    python bench/ground_truth.py --evidence DIR [same options] [--set check.z_weak=3 ...]
+
 Synthesises each format (seeded), builds it with `unimer build`, scores the build against
 `ground_truth.json` and prints one row per format with the figures of issue 8 (moved labelled AUs
 supported; unmoved labelled AUs not supported; unlabelled planted motion reported; SMIC inferred-AU
@@ -12,6 +14,11 @@ wrong although its AU moved), how many of SMIC's inferred AUs and of the AUs the
 planted, blinks at the apex reported as AU45, then the same figures per amplitude bin (micro / mid / macro,
 hard profile), per band of planted amplitude (``--edges``, crop px: where detection
 stops), per identity and per AU, over all formats together.
+
+``--evidence DIR``: no build; each database is synthesised once into DIR and each clip's evidence measured once
+beside it (again where the code or a measuring setting changed: ``validation.real_footage.measure_stored``), then
+only the cross-check runs: a ``check.*`` setting is scored on every clip in seconds. The figures are a build's, less
+its text (text direction n/a).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pathlib import Path
 import unimer_builder as u
 from unimer_builder.config import parse_setting
 from unimer_builder.groundtruth import aggregate, amplitude_band, items, load_rows
+from unimer_builder.validation.real_footage import stored_rows
 
 TARGETS = {"moved_labelled_supported": 0.95, "unmoved_labelled_not_supported": 0.90,
            "unlabelled_motion_reported": 0.90, "inferred_aus_recovered": 0.90, "text_direction_correct": 0.95}
@@ -64,6 +72,8 @@ def main() -> None:
     ap.add_argument("--preset", default=None, help="TV-L1 preset of the builds (default: BuildConfig's)")
     ap.add_argument("--edges", type=float, nargs="+", default=[0.5, 1.0, 2.0, 5.0],
                     help="band edges of the planted amplitude, crop px (hard profile)")
+    ap.add_argument("--evidence", type=Path, default=None, metavar="DIR",
+                    help="keep the databases and each clip's evidence in DIR and re-run only the cross-check")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a build setting by its dotted name, the value as JSON, e.g. --set check.z_supported=3.5")
     args = ap.parse_args()
@@ -89,12 +99,22 @@ def main() -> None:
     everything: list[dict] = []
     with tempfile.TemporaryDirectory() as d:
         for fmt in args.formats:
-            src, out = Path(d) / fmt, Path(d) / f"{fmt}-out"
             t = time.perf_counter()
-            u.synthesize(src, fmt, clips=args.clips, subjects=args.subjects, seed=args.seed, frames=args.frames,
-                         profile=args.profile, identities=args.identities, framing=args.framing)
-            u.build(src, out, cfg, fmt, args.workers)
-            found = items(src / "ground_truth.json", out)
+            if args.evidence is None:
+                src, out = Path(d) / fmt, Path(d) / f"{fmt}-out"
+                u.synthesize(src, fmt, clips=args.clips, subjects=args.subjects, seed=args.seed, frames=args.frames,
+                             profile=args.profile, identities=args.identities, framing=args.framing)
+                u.build(src, out, cfg, fmt, args.workers)
+                rows = load_rows(out)
+                found = items(src / "ground_truth.json", out, rows)
+            else:
+                src = args.evidence / (f"{fmt}-{args.profile}-{args.identities or 'default'}-{args.framing}-seed{args.seed}"
+                                       f"-{args.clips}x{args.frames}-{args.subjects}")
+                if not (src / "ground_truth.json").is_file():
+                    u.synthesize(src, fmt, clips=args.clips, subjects=args.subjects, seed=args.seed, frames=args.frames,
+                                 profile=args.profile, identities=args.identities, framing=args.framing)
+                rows = stored_rows(src, fmt, cfg, args.workers)
+                found = items(src / "ground_truth.json", src, rows)
             for it in found:
                 it["format"] = fmt
             everything += found
@@ -102,7 +122,7 @@ def main() -> None:
             cells = " | ".join(cell(s[k]) for k in keys)
             e = s["text_direction_exact_word"]
             exact = "n/a" if e["rate"] is None else f"{e['rate']:.3f}"
-            built = f"{len(load_rows(out))}/{args.clips}"  # a clip not built (no face, ...) is in no figure
+            built = f"{len(rows)}/{args.clips}"  # a clip not built (no face, ...) is in no figure
             print(f"| {fmt} | {built} | {cells} | {exact} | {time.perf_counter() - t:.0f} |", flush=True)
 
     edges = sorted(args.edges)

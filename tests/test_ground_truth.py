@@ -189,3 +189,30 @@ def test_truth_on_a_file_or_build_it_cannot_score_is_one_error_line(small_build,
         res = CliRunner().invoke(app, ["truth", str(out), "--truth", str(truth)])
         assert res.exit_code == 2, (truth, res.output)
         assert says in res.output and "Traceback" not in res.output, res.output
+
+
+def test_figures_from_stored_evidence_are_the_builds(tmp_path):
+    """bench/ground_truth.py --evidence scores a synthetic database from each clip's evidence measured once: its
+    figures must be the build's (text aside), every clip kept apart (a database's clip names repeat across its
+    subjects: sub01/EP01_01f and sub02/EP01_01f), and a cross-check setting re-scored without measuring again."""
+    from unimer_builder.groundtruth import aggregate, items
+    from unimer_builder.validation.real_footage import stored_rows
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    synthesize(src, "casme2", clips=6, subjects=2, seed=11)
+    cfg = BuildConfig(text=TextConfig(composite="labels"))
+    build(src, out, cfg, "casme2", workers=1)
+    built = aggregate(items(src / "ground_truth.json", out))
+    rows = stored_rows(src, "casme2", cfg, workers=1)
+    assert len(rows) == 6
+    stored = aggregate(items(src / "ground_truth.json", out, rows))
+    text = {"text_direction_correct", "text_direction_exact_word"}
+    assert {k: v for k, v in stored.items() if k not in text} == {k: v for k, v in built.items() if k not in text}
+    assert built["moved_labelled_supported"]["n"] > 0 and stored["text_direction_correct"]["n"] == 0
+    pickles = sorted((tmp_path / "src-evidence").rglob("*.pkl"))
+    assert len(pickles) == 6
+    times = [p.stat().st_mtime_ns for p in pickles]
+    strict = stored_rows(src, "casme2", cfg.with_(**{"check.z_supported": 99.0}), workers=1)
+    assert sum(map(len, (r["aus_supported"] for r in strict.values()))) < \
+        sum(map(len, (r["aus_supported"] for r in rows.values())))
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "src-evidence").rglob("*.pkl"))] == times

@@ -150,11 +150,13 @@ def _same_database(truth: dict, rows: dict[str, dict], truth_file: Path, out: Pa
                                  f"`unimer synth` wrote beside that file")
 
 
-def items(truth_file: Path, out: Path) -> list[dict]:
+def items(truth_file: Path, out: Path, rows: dict[str, dict] | None = None) -> list[dict]:
     """Every scored item: ``{"key", "ok", "clip_id", "identity", "au", "bin", "amplitude"}`` (``bin``: the
-    planted AU's amplitude bin, ``amplitude``: its crop px at the apex; None where the truth has none)."""
+    planted AU's amplitude bin, ``amplitude``: its crop px at the apex; None where the truth has none). ``rows``:
+    the clips' rows as :func:`load_rows` reads them from the build ``out`` (given: scored without reading ``out``; a
+    row without ``answers`` scores no text)."""
     truth = read_truth(truth_file)
-    rows = load_rows(out)
+    rows = load_rows(out) if rows is None else rows
     if not any(t["clip_id"] in rows for t in truth["clips"]):  # else an empty table that reads as a score
         raise ValueError(f"no clip of {out} is in {truth_file} ({len(truth['clips'])} clips): score a build of the "
                          f"database `unimer synth` wrote beside that file")
@@ -209,7 +211,8 @@ def items(truth_file: Path, out: Path) -> list[dict]:
             lid = max((math.hypot(*v) for v in b.get("apex_motion_crop", {}).values()), default=0.0)
             if lid >= BLINK_VISIBLE_CROP_PX:
                 count("blinks_at_apex_reported_as_au45", 45 in named, 45)
-        motion = r["answers"].get("motion") or r["answers"].get("explain") or ""
+        answers = r.get("answers") or {}
+        motion = answers.get("motion") or answers.get("explain") or ""
         supported = set(r["aus_supported"])
         true_motion = t.get("region_motion_crop") or t.get("region_motion", {})
         for au, p in planted.items():

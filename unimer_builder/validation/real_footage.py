@@ -32,6 +32,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -534,6 +535,54 @@ def _measured_of(check: CrossCheck, ev: Evidence) -> Measured:
         moved_regions=list(check.moved))
 
 
+def measure_stored(folder: Path | str, clips: list[Clip], cfg: BuildConfig, workers: int = 0
+                   ) -> dict[str, Evidence | Skip]:
+    """Each clip's evidence (or its ``Skip``) as a build measures it, kept in ``folder`` under its
+    :func:`evidence_stamp` and its inputs (:func:`..inputs.clip_inputs`) and measured only where missing: a clip
+    whose frames or label row changed is measured again, and the stores of other stamps are removed.
+    ``workers`` 0: one per core."""
+    folder = Path(folder)
+    stamp = f"evidence-{evidence_stamp(cfg)}"
+    for stale in folder.glob("evidence-*") if folder.is_dir() else ():
+        if stale.name != stamp:
+            shutil.rmtree(stale, ignore_errors=True)
+    store = folder / stamp
+    # one folder per clip id (a database's clip names repeat across subjects)
+    where = {c.clip_id: store / urllib.parse.quote(c.clip_id, safe="") / f"{clip_inputs(c)}.pkl" for c in clips}
+    todo = [c for c in clips if not where[c.clip_id].exists()]
+    if todo:
+        executor = pipeline.make_executor(cfg, min(workers or os.cpu_count() or 1, len(todo)))
+        try:
+            for clip_id, blob in executor.map(functools.partial(_measure_to_store, cfg=cfg), todo):
+                path = where[clip_id]
+                shutil.rmtree(path.parent, ignore_errors=True)  # the clip's evidence of earlier inputs
+                path.parent.mkdir(parents=True)
+                write_bytes(path, blob)
+        finally:
+            pipeline.close_executor(executor)
+    return {c.clip_id: pickle.loads(where[c.clip_id].read_bytes()) for c in clips}
+
+
+def stored_rows(src: Path, fmt: str, cfg: BuildConfig, workers: int = 0) -> dict[str, dict]:
+    """The rows (``groundtruth.load_rows``' fields, no text) a build of the database ``src`` would be scored by, each
+    clip's evidence measured once into a folder beside ``src`` (:func:`measure_stored`): a synthetic database's
+    figures (``bench/ground_truth.py --evidence``) for a change to the cross-check, in seconds."""
+    src = Path(src)
+    _, clips, _ = pipeline.read_input(src, fmt)
+    evidence = measure_stored(src.with_name(src.name + "-evidence"), clips, cfg, workers)
+    rows = {}
+    for clip in clips:
+        ev = evidence[clip.clip_id]
+        if isinstance(ev, Skip):
+            continue
+        chk = cross_check(clip, ev, cfg)
+        rows[clip.clip_id] = {"clip_id": clip.clip_id, "aus_source": chk.aus_source,
+                              "aus_supported": sorted(int(a) for a in chk.supported),
+                              "verdicts": [{"au": v.au, "verdict": v.verdict} for v in chk.verdicts],
+                              "unexplained": [{"region": x.region, "au": x.au} for x in chk.unexplained]}
+    return rows
+
+
 def evaluate_stored(folder: Path | str, windows: list[Window] | None = None, preset: str | None = None,
                     workers: int = 0, fetch: bool = True, cfg: BuildConfig | None = None) -> Evaluation:
     """:func:`evaluate` without the build: each window's evidence is measured once into ``folder`` (under its
@@ -548,27 +597,11 @@ def evaluate_stored(folder: Path | str, windows: list[Window] | None = None, pre
                          "(no --evidence) for check.au_detector or check.policy=drop")
     windows = load_windows() if windows is None else windows
     folder = Path(folder)
-    stamp = f"evidence-{evidence_stamp(cfg)}"
-    for stale in folder.glob("evidence-*") if folder.is_dir() else ():
-        if stale.name != stamp:
-            shutil.rmtree(stale, ignore_errors=True)
-    store = folder / stamp
     _, clips, skips = pipeline.read_input(write_manifest(windows, folder / "source", fetch=fetch), "manifest")
-    where = {c.clip_id: store / c.clip / f"{clip_inputs(c)}.pkl" for c in clips}
-    todo = [c for c in clips if not where[c.clip_id].exists()]
-    if todo:
-        executor = pipeline.make_executor(cfg, min(workers or os.cpu_count() or 1, len(todo)))
-        try:
-            for clip_id, blob in executor.map(functools.partial(_measure_to_store, cfg=cfg), todo):
-                path = where[clip_id]
-                shutil.rmtree(path.parent, ignore_errors=True)  # the window's evidence of earlier inputs
-                path.parent.mkdir(parents=True)
-                write_bytes(path, blob)
-        finally:
-            pipeline.close_executor(executor)
+    evidence = measure_stored(folder, clips, cfg, workers)
     measured = {s.clip_id: Measured(skip_reason=s.reason, skip_message=s.message) for s in skips}
     for clip in clips:
-        stored = pickle.loads(where[clip.clip_id].read_bytes())
+        stored = evidence[clip.clip_id]
         if isinstance(stored, Skip):
             measured[clip.clip_id] = Measured(skip_reason=stored.reason, skip_message=stored.message)
         else:
