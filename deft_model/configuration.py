@@ -88,6 +88,12 @@ def sub_config(d: dict | PretrainedConfig | None) -> PretrainedConfig | None:
     return AutoConfig.for_model(model_type, **d)
 
 
+def home_expanded(name: str | None) -> str | None:
+    """A base model's folder written from the home folder (``~/models/qwen``): no shell expands it inside a config file
+    or after ``--set llm=``, and a Hub id never starts with ``~``."""
+    return str(Path(name).expanduser()) if isinstance(name, str) and name.startswith("~") else name
+
+
 class DeftConfig(PretrainedConfig):
     model_type = "deft"
     _auto_class = "AutoConfig"  # save_pretrained writes auto_map and the code file (trust_remote_code)
@@ -148,9 +154,9 @@ class DeftConfig(PretrainedConfig):
     ):
         kwargs.setdefault("tie_word_embeddings", False)
         super().__init__(**kwargs)
-        self.llm = llm
+        self.llm = home_expanded(llm)
         self.text_config = sub_config(text_config if text_config is not None else llm_config)
-        self.vision = vision
+        self.vision = home_expanded(vision)
         self.vision_config = sub_config(vision_config)
         self.experts = list(experts)
         self.n_struct_tokens = n_struct_tokens

@@ -143,3 +143,16 @@ def test_a_model_folder_without_its_tokenizer_files_is_an_error_naming_it(bases,
             shutil.copy(f, bare / f.name)
     with pytest.raises(OfflineModelError, match=r"local folder .*llm_weights_only: it has no tokenizer files"):
         load_hub_tokenizer(str(bare), ["<struct>"])
+
+
+def test_a_base_model_folder_written_from_home_is_found(bases, tmp_path, monkeypatch):
+    """`llm: ~/models/qwen` in a config file (or `--set llm=~/...`, which no shell expands) was read as a Hub id."""
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    for base in bases:
+        (home / "models" / base.name).symlink_to(base, target_is_directory=True)
+    monkeypatch.setenv("HOME", str(home))
+    cfg = reference_shaped_config(f"~/models/{bases[0].name}", f"~/models/{bases[1].name}")
+    assert cfg.llm == str(home / "models" / bases[0].name) and cfg.vision == str(home / "models" / bases[1].name)
+    tok = load_hub_tokenizer(cfg.llm, list(cfg.placeholders.values()))
+    assert DeftModel.from_components(cfg, tok).config.llm == cfg.llm
