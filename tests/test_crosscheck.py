@@ -1320,6 +1320,25 @@ def test_lip_corners_a_rising_lower_lip_carries_are_no_smile():
     assert verdicts(still)[12].verdict == "contradicted", verdicts(still)[12]
 
 
+def test_corners_pulled_apart_as_they_rise_are_no_carriage():
+    """A closed-lip smile (franck.mp4 1806 -> 1822, held-out set 18): the lips close, the lower lip pushes up 4.6 px and
+    both corners rise 3.7-4.1 px, less than it, the cheeks bulging outward rather than up; AU12 was contradicted as
+    the lower lip's carriage and, unlabelled, AU17+24 were inferred without it. A lower lip that rises carries the
+    corners up, not apart; corners pulled 1.7 and 2.4 px outward (the mouth 4.1 px wider, z 26) are pulled. The lip
+    press whose whole mouth shifts sideways (h9_fr_press_1939: both corners 1.5-2.3 px to one side) stays carried
+    (test above)."""
+    clip, ev = _measured("h18_fr_smile_1806", "12")
+    v = verdicts(cross_check(clip, ev, CFG))[12]
+    assert v.verdict == "supported", v
+    clip, ev = _measured("h18_fr_smile_1806")
+    assert 12 in cross_check(clip, ev, CFG).supported
+    # the same corners rising without moving apart: the lower lip's carriage again
+    clip, ev = _measured("h18_fr_smile_1806", "12", lip_corner_R=(3.7, -0.05, -3.68, 0.11),
+                         lip_corner_L=(4.1, 0.05, -4.05, 0.11))
+    v = verdicts(cross_check(clip, ev, CFG))[12]
+    assert v.verdict == "contradicted" and "carries" in v.reason, v
+
+
 def test_brows_the_eye_carries_up_in_a_smile_are_no_brow_raise():
     """Real footage (wl_smile, the Pexels man's broad laughing smile): the cheeks rise 4-5 px and the skin around
     the eye rises with them, the lower lids 1.2 px and the left outer brow 0.9 px (z 5.3). That rise supported a
