@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -274,7 +275,24 @@ def test_a_models_prediction_is_stated_in_the_templates_wording(aus, emotion):
         assert "The model predicts no action unit." in texts["au"]
     # the motion part is the measurement: the strongly moving regions, whatever was predicted
     for phrase in ("the left cheek", "the left lip corner", "the chin"):
-        assert phrase in texts["motion"] and phrase in texts["explain"].lower()
+        assert phrase in texts["motion"].lower() and phrase in texts["explain"].lower()
+
+
+def test_a_prediction_says_a_region_moved_only_where_the_build_would():
+    """`deft predict` named regions at z 4-6 that the build's own row did not report as moving (a still window's
+    glabella, nose and upper lip at z 4.9-6.0, while the model predicted no AU), and a cheek moving 6.4 px where the
+    build said the noise was too high to read motion: its motion text used check.z_supported and the floor alone,
+    the build check.z_unexplained and the regions' noise (crosscheck._moved, noise_level)."""
+    _, ev, _ = make_records()
+    ctx = render.prediction_context(ev.regions, [], "disgust", ev.floor)
+    named = {m["phrase"] for m in ctx["moved"]}
+    assert "the right cheek" not in named and "the right lip corner" not in named  # z 5.5 and 4.5, no AU of them
+    assert {"the left cheek", "the left lip corner", "the chin"} <= named  # z 6-9
+    smile = {m["phrase"] for m in render.prediction_context(ev.regions, [12], "happiness", ev.floor)["moved"]}
+    assert "the right lip corner" in smile  # a predicted AU's own region, moving its way
+    noisy = [replace(r, noise=1.4, z=(r.mean - ev.floor) / 1.4) for r in ev.regions]
+    text = render.render_prediction("motion", noisy, [], "disgust", 0.3)
+    assert "motion of a few pixels cannot be read" in text and "1.40 px" in text, text
 
 
 def test_prediction_sides_and_regions_come_from_the_measured_motion():
@@ -452,7 +470,7 @@ def test_a_predicted_au_is_described_as_moving_only_where_a_label_of_it_would_be
         size = float(np.hypot(dx, dy))
         return RegionStats(name, size, size * 1.5, dx, dy, 0.9, 0.0, size / noise, 0.5, noise=noise)
 
-    regions = [rs("cheek_L", 0.6, 0.0), rs("cheek_R", 0.0, -0.3), rs("brow_inner_L", 0.0, 0.01),
+    regions = [rs("cheek_L", 0.65, 0.0), rs("cheek_R", 0.0, -0.3), rs("brow_inner_L", 0.0, 0.01),
                rs("lip_corner_L", 0.56, -0.42), rs("lip_corner_R", -0.56, -0.42)]
     stats = {r.name: r for r in regions}
     assert judge_motion(6, stats, BuildConfig()).verdict == "weak"  # the right cheek rises at z 3, under z_supported
@@ -465,7 +483,7 @@ def test_a_predicted_au_is_described_as_moving_only_where_a_label_of_it_would_be
     text = render.render_prediction("explain", regions, [6, 12], "happiness", 0.05)
     assert AUS[6].phrase not in text and AUS[12].phrase in text
     assert render.parse_answer(text) == {"emotion": "happiness", "aus": [6, 12]}
-    # the outward cheek is still reported as motion: it moved, only not AU6's way
+    # the outward cheek (z 6.5: strong motion, as the build reports it) is still reported: it moved, only not AU6's way
     assert "the left cheek" in render.render_prediction("motion", regions, [6, 12], "happiness", 0.05)
 
 

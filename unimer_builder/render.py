@@ -23,6 +23,7 @@ import functools
 import hashlib
 import math
 import re
+import statistics
 from collections.abc import Iterable
 from dataclasses import MISSING
 from pathlib import Path
@@ -293,8 +294,9 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     labels: the text says "the model predicts" where labelled text says "the annotation gives". A predicted AU
     is described as moving only where a label of it would be supported by these statistics
     (:func:`~unimer_builder.crosscheck.judge_motion`); one they show weakly, or not at all, is said to be so. Its
-    regions are those that moved its way (:func:`_its_way`); a region counts as moved when it is above
-    ``z_supported`` or is one of those; an AU's side is the only side whose region moved its way, if just one did.
+    regions are those that moved its way (:func:`_its_way`); a region counts as moved when it is one of those or, as
+    the build reports motion (``crosscheck._moved``), above ``z_unexplained`` with no region lost; the noise is the
+    build's too (the floor, or the regions' median noise where higher: ``crosscheck.noise_level``); an AU's side is the only side whose region moved its way, if just one did.
     ``measured``: the AUs the clip's row shows (its ``aus_supported`` and the AUs its unexplained motion names): of
     those the builder measures by the face's landmarks (:data:`~unimer_builder.crosscheck.BY_LANDMARKS`: lips parting,
     the jaw's drop, a blink), which region statistics alone cannot show, a predicted one is described as shown.
@@ -339,8 +341,12 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
                   else _OTHERWISE if moved_by_au[au] else _UNSHOWN)
         au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au), "phrase": phrase,
                        "side": side, "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
-    moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS
-             if r.name in stats and (stats[r.name].z >= cfg.check.z_supported or r.name in carrying)]
+    # the build's own rule (crosscheck._moved): beyond the regions an AU moves its way, a region is said to move where
+    # it moved strongly (check.z_unexplained), and not beside a region the flow lost
+    moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS if r.name in stats and (
+        r.name in carrying or (not lost and stats[r.name].z >= cfg.check.z_unexplained))]
+    noises = [rs.noise for rs in stats.values() if rs.noise and rs.noise > 0]
+    level = max(float(floor), float(statistics.median(noises)) if noises else 0.0)  # crosscheck.noise_level
     emotion = labels.canonical(emotion)
     typical = sorted(a for a in predicted if emotion and a in EMOTION_AUS.get(emotion, ()))
     return {
@@ -352,7 +358,8 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         "typical_aus": [f"AU{a}" for a in typical if shown[a]],
         "has_pattern": emotion in EMOTION_AUS if emotion else False, "moved": moved, "unexplained": [],
         "lost": [REGION_BY_NAME[n].phrase for n in lost],
-        "floor": _px(floor), "floor_high": floor > cfg.check.max_floor, "head_words": None, "apex_estimated": False,
+        "floor": _px(level if level > cfg.check.max_floor else floor), "floor_high": level > cfg.check.max_floor,
+        "head_words": None, "apex_estimated": False,
         "offset_defaulted": False,
     }
 
