@@ -47,12 +47,14 @@ class FlowCNN(nn.Module):
         return self.fc(self.pool(torch.cat([b(x) for b in self.branches], 1)).flatten(1))
 
 
-def clip_data(data: str | Path, protocol: str = "loso", extra_data: Sequence[str | Path] = ()) -> dict:
+def clip_data(data: str | Path, protocol: str = "loso", extra_data: Sequence[str | Path] = (),
+              emotion_target: str = "canonical") -> dict:
     """One entry per clip (its first row) that has a target: region statistics, flow, label, fold, and whether it
     comes from extra training data (always trained on, never held out). Extra clips whose target is not among
-    the data's classes are left out (the baselines have no AU head they could train)."""
+    the data's classes are left out (the baselines have no AU head they could train). ``emotion_target``: the
+    model's (a database's own class set, ``class``, scores other clips on other classes than ``canonical``)."""
     cfg = tiny_config(experts=["motion"], flow_size=FLOW_CNN["size"],
-                      emotion_target="composite" if protocol == "composite" else "canonical")
+                      emotion_target="composite" if protocol == "composite" else emotion_target)
     shards = ShardSet(data, cfg, extra=extra_data)
     targets = shards.targets()
     own = set(shards.emotion_labels())
@@ -82,6 +84,8 @@ def _logreg(train_x, train_y, test_x, seed: int) -> list[str]:
     except ImportError as e:
         raise RuntimeError("the logistic-regression baseline needs scikit-learn: pip install 'unimer[eval]'") from e
 
+    if len(set(train_y)) < 2:  # a fold whose training clips hold one class: the classifier can only say it
+        return [train_y[0]] * len(test_x)
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=LOGREG["C"], max_iter=LOGREG["max_iter"],
                                                              random_state=seed))
     clf.fit(train_x, train_y)
@@ -125,18 +129,21 @@ def _train_flow_cnn(train_x, train_y, test_x, classes: list[str], seed: int) -> 
 
 
 def evaluate_baselines(data: str | Path, folds: Sequence[str] | None = None, protocol: str = "loso", seed: int = 0,
-                       out_dir: str | Path | None = None, extra_data: Sequence[str | Path] = ()) -> dict:
+                       out_dir: str | Path | None = None, extra_data: Sequence[str | Path] = (),
+                       emotion_target: str = "canonical") -> dict:
     """Both baselines over ``folds`` (default: every subject), pooled UF1/UAR per baseline; with ``out_dir``
     the per-clip predictions go to ``<protocol>_baseline_predictions.jsonl`` there. ``extra_data``: builds
-    every fold also trains on, as DEFT-LLM's folds do."""
+    every fold also trains on, as DEFT-LLM's folds do; ``emotion_target``: the model's, so that both score the
+    same clips on the same classes. A fold with no clip that has a target (a subject without emotion labels, which
+    DEFT-LLM scores for its AUs only) has nothing to score and is left out."""
     from .evaluate import classification_metrics, per_fold_scores
 
-    d = clip_data(data, protocol, extra_data)
+    d = clip_data(data, protocol, extra_data, emotion_target)
     fold_of = np.array(d["fold"])
     keys = list(folds) if folds else sorted(set(fold_of[~d["extra"]]))
-    missing = [k for k in keys if k not in set(d["fold"])]
-    if missing:
-        raise ShardError(f"fold(s) {missing} have no clip with a target in {data}")
+    keys = [k for k in keys if k in set(fold_of[~d["extra"]])]
+    if not keys:
+        raise ShardError(f"no fold of {data} asked for has a clip with a target for protocol {protocol!r}")
     labels = np.array(d["label"], dtype=object)
     preds = {name: {} for name in TITLES}
     for i, key in enumerate(keys):

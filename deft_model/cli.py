@@ -206,6 +206,8 @@ def evaluate(
     d = Path(res["results_dir"])
     typer.echo((d / f"{protocol}_results.md").read_text())
     typer.echo(f"results: {d / f'{protocol}_results.json'}")
+    if res.get("baselines_error"):  # DEFT-LLM's results are written; what --baselines asked for is not
+        _fail(f"--baselines: {res['baselines_error']} (DEFT-LLM's results are written without them)")
 
 
 @app.command()

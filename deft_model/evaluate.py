@@ -261,11 +261,15 @@ def markdown_table(res: dict, title: str) -> str:
                       + f"; their mean {_fmt(pf['mean_uf1_not_pooled'])}."]
     base = res.get("baselines")
     if base:
-        lines += ["", "| same folds | UF1 | UAR | Acc |", "|---|---|---|---|",
-                  f"| DEFT-LLM (emotion head, experts: {', '.join(res.get('experts') or [])}) | "
+        lines += ["", "| same folds | clips | UF1 | UAR | Acc |", "|---|---|---|---|---|",
+                  f"| DEFT-LLM (emotion head, experts: {', '.join(res.get('experts') or [])}) | {res['head'].get('n')} | "
                   f"{_fmt(res['head']['uf1'])} | {_fmt(res['head']['uar'])} | {_fmt(res['head']['acc'])} |"]
         for b in base.values():
-            lines.append(f"| {b['title']} | {_fmt(b['uf1'])} | {_fmt(b['uar'])} | {_fmt(b['acc'])} |")
+            lines.append(f"| {b['title']} | {b.get('n_clips')} | {_fmt(b['uf1'])} | {_fmt(b['uar'])} | {_fmt(b['acc'])} |")
+        if any(b.get("n_clips") != res["head"].get("n") for b in base.values()):
+            lines += ["", "The baselines scored other clips than DEFT-LLM (see `clips`): the rows do not compare."]
+    if res.get("baselines_error"):
+        lines += ["", f"The baselines could not be scored: {res['baselines_error']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -368,8 +372,11 @@ def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: Shar
         assert key not in info["train_subjects"], f"fold {key} leaked into its own training set"
         used.append(info)
         by_fold[key] = predict_fold(fdir, shards, held, protocol, generate)
-        ok = sum(c["head"] == c["label"] for c in by_fold[key])
-        say(f"[{protocol}] fold {i + 1}/{len(fold_keys)} {key}: {ok}/{len(by_fold[key])} clips right (head)")
+        labelled = [c for c in by_fold[key] if c["label"] is not None]  # the rest count for their AUs only
+        ok = sum(c["head"] == c["label"] for c in labelled)
+        rest = len(by_fold[key]) - len(labelled)
+        say(f"[{protocol}] fold {i + 1}/{len(fold_keys)} {key}: {ok}/{len(labelled)} clips right (head)"
+            + (f"; {rest} without an emotion target" if rest else ""))
     return by_fold, used, reused
 
 
@@ -462,14 +469,20 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
                 "reused_folds": reused, "extra_data": [str(Path(d).resolve()) for d in extra_data],
                 # which data the figures are of: another build evaluated into the same run replaced them silently
                 "data": str(Path(data).resolve()), "data_identity": data_identity(data)})
+    # an earlier run's baseline predictions would stand beside results that no longer hold them
+    (out_dir / f"{protocol}_baseline_predictions.jsonl").unlink(missing_ok=True)
     if baselines:
         from .baselines import evaluate_baselines
 
         say(f"[{protocol}] baselines on the same {len(fold_keys)} fold(s)")
-        res["baselines"] = evaluate_baselines(data, fold_keys, protocol=protocol, seed=int(sd[0] if sd else seed),
-                                              out_dir=out_dir, extra_data=extra_data)
-    else:  # an earlier run's baseline predictions would stand beside results that no longer hold them
-        (out_dir / f"{protocol}_baseline_predictions.jsonl").unlink(missing_ok=True)
+        try:
+            res["baselines"] = evaluate_baselines(data, fold_keys, protocol=protocol, seed=int(sd[0] if sd else seed),
+                                                  out_dir=out_dir, extra_data=extra_data,
+                                                  emotion_target=cfg.emotion_target)
+        except (ValueError, RuntimeError) as e:  # every fold model is trained: its results still count
+            res["baselines_error"] = str(e)
+            say(f"[{protocol}] note: the baselines could not be scored ({e}); DEFT-LLM's results are written "
+                f"without them")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{protocol}_results.json").write_text(json.dumps(res, indent=1, default=float))
     (out_dir / f"{protocol}_results.md").write_text(markdown_table(res, f"DEFT-LLM, {protocol} protocol "

@@ -191,3 +191,88 @@ def test_au_f1_against_aus_inferred_from_motion_is_said_to_be_so(small_shards_di
     assert res["au"]["n_from_motion"] == 1
     assert "**AU targets from motion**: in all (pooled), 1 of 2 clips" in markdown_table(res, "t")
     assert "AU targets from motion" not in markdown_table(summarise(clips[1:], [12], "loso"), "t")
+
+
+def _relabel(shards, clip_id: str, emotion: str | None) -> None:
+    """Give one clip of a fixture build another emotion (every column derived from it too)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unimer_builder import labels
+
+    for f in sorted((shards / "data").glob("*.parquet")):
+        t = pq.read_table(f)
+        mine = [c == clip_id for c in t.column("clip_id").to_pylist()]
+        db = clip_id.split("/")[0]
+        new = {"emotion": emotion, "emotion_class": labels.database_class(db, emotion) if emotion else None,
+               "emotion_composite": labels.composite(db, emotion) if emotion else None}
+        for name, value in new.items():
+            col = [value if m else v for m, v in zip(mine, t.column(name).to_pylist(), strict=True)]
+            t = t.set_column(t.schema.get_field_index(name), name, pa.array(col, t.schema.field(name).type))
+        pq.write_table(t, f)
+
+
+def test_the_baselines_score_the_clips_and_classes_the_model_scores(tmp_path, monkeypatch):
+    """`deft evaluate --baselines --set emotion_target=class` (CASME II's 5-class protocol) scored DEFT-LLM on the
+    class set (a fear clip counts for its AUs only) and the baselines on the canonical emotions (the fear clip
+    scored, and a class no fold could learn): a "same folds" table that compared different clips and classes."""
+    from deft_fixtures import write_shards
+
+    from deft_model import baselines, evaluate
+
+    data = write_shards(tmp_path / "b", n_subjects=3, clips_per_class=1, seed=0, n_files=1, tasks=("emotion", "au"))
+    fear = "casme2/sub01/" + sorted(c.split("/")[-1] for c in _clip_ids(data) if c.startswith("casme2/sub01/"))[0]
+    _relabel(data, fear, "fear")
+    assert fear in baselines.clip_data(data)["clip_id"]
+    assert fear not in baselines.clip_data(data, emotion_target="class")["clip_id"]
+    asked = {}
+    monkeypatch.setattr(baselines, "evaluate_baselines", lambda *a, **k: asked.update(k) or {})
+    evaluate.evaluate_run(tmp_path / "run", "loso", data=data, epochs=1, generate=False, verbose=False, max_folds=1,
+                          overrides={"emotion_target": "class"}, baselines=True)
+    assert asked["emotion_target"] == "class"
+
+
+def _clip_ids(shards) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return {c for f in (shards / "data").glob("*.parquet") for c in pq.read_table(f, columns=["clip_id"]).column(
+        "clip_id").to_pylist()}
+
+
+def test_baselines_that_cannot_be_scored_leave_the_models_results_written(tmp_path, monkeypatch):
+    """A fold whose training clips hold one class (scikit-learn: "needs samples of at least 2 classes"), or a subject
+    without emotion labels ("fold(s) [...] have no clip with a target"), aborted `deft evaluate --baselines` after every
+    fold had trained, with no results written. Such a fold's logistic regression says its one class; a fold with no
+    clip to score is left out; and anything else the baselines fail on is recorded beside DEFT-LLM's results."""
+    import json
+
+    import numpy as np
+    from deft_fixtures import write_shards
+
+    from deft_model import baselines, evaluate
+
+    assert baselines._logreg(np.zeros((3, 2)), ["a", "a", "a"], np.zeros((2, 2)), 0) == ["a", "a"]
+    data = write_shards(tmp_path / "b", n_subjects=3, clips_per_class=1, seed=0, n_files=1, tasks=("emotion", "au"))
+    for c in _clip_ids(data):
+        if c.startswith("casme2/sub03/"):
+            _relabel(data, c, None)  # a subject without emotion labels: its clips count for their AUs only
+    res = baselines.evaluate_baselines(data, ["casme2/sub01", "casme2/sub02", "casme2/sub03"], seed=0)
+    assert res["logreg_regions"]["n_clips"] == 8  # sub01's and sub02's four clips each; sub03 has none to score
+
+    def fail(*a, **k):
+        raise RuntimeError("the logistic-regression baseline needs scikit-learn")
+
+    monkeypatch.setattr(baselines, "evaluate_baselines", fail)
+    res = evaluate.evaluate_run(tmp_path / "run", "loso", data=data, epochs=1, generate=False, verbose=False,
+                                max_folds=1, baselines=True)
+    written = json.loads((tmp_path / "run" / "loso" / "loso_results.json").read_text())
+    assert written["head"]["n"] == res["head"]["n"] and "scikit-learn" in written["baselines_error"]
+    assert "The baselines could not be scored" in (tmp_path / "run" / "loso" / "loso_results.md").read_text()
+    from typer.testing import CliRunner
+
+    from deft_model.cli import app
+
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "run"), "--data", str(data), "--epochs", "1",
+                                 "--max-folds", "1", "--no-generate", "--baselines"])
+    assert r.exit_code == 2 and "--baselines: the logistic-regression baseline needs scikit-learn" in r.output, r.output
+    assert "DEFT-LLM's results are written" in r.output
