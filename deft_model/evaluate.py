@@ -12,6 +12,7 @@ scores ``deft_model.baselines`` on the same folds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from unimer_builder import COMPOSITE, composite, database_class, parse_answer
 
 from .configuration import load_config
 from .data import DeftDataset, ShardSet, data_identity
+from .errors import RunError
 from .modeling import as_requested_now
 from .predict import build_config_of, explain, head_outputs, predict_dataset
 from .runtime import finished, load_run
@@ -279,6 +281,15 @@ def _safe(key: str) -> str:
     return key.replace("/", "__").replace(" ", "_")
 
 
+def fold_dirs(keys) -> dict[str, str]:
+    """Each subject's fold folder name: its key made path-safe, and where two keys make the same name (subjects
+    ``p 1`` and ``p_1``) each of those with its key's hash, so that no fold finds another's model as its own."""
+    keys = sorted(set(keys))
+    names = {k: _safe(k) for k in keys}
+    clash = {n for n in names.values() if list(names.values()).count(n) > 1}
+    return {k: f"{n}-{hashlib.sha1(k.encode()).hexdigest()[:8]}" if n in clash else n for k, n in names.items()}
+
+
 def predict_fold(model_path: Path, shards, held_rows: Sequence[int], protocol: str, generate: bool = True,
                  batch_size: int = 16) -> list[dict]:
     """The clips of ``held_rows`` predicted by the model of ``model_path`` (heads, explanations, answers)."""
@@ -355,8 +366,9 @@ def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: Shar
 
     by_fold: dict[str, list[dict]] = {}
     used, reused = [], []
+    dirs = fold_dirs([*shards.subjects(), *fold_keys])
     for i, key in enumerate(fold_keys):
-        fdir = run / protocol / "folds" / _safe(key)
+        fdir = run / protocol / "folds" / dirs[key]
         _, held = shards.split(key)
         fold_cfg = load_config(config, **extra)
         why = _fold_mismatch(fdir, data, fold_cfg, epochs, seed, extra_data)
@@ -369,7 +381,9 @@ def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: Shar
             train(data, fold_cfg, fdir, fold=key, epochs=epochs, seed=seed, resume=(fdir / "run.json").exists(),
                   shards=shards, verbose=False, extra_data=list(extra_data))
         info = json.loads((fdir / "run.json").read_text())
-        assert key not in info["train_subjects"], f"fold {key} leaked into its own training set"
+        if info.get("fold") != key or key in info["train_subjects"]:  # not an assert: `python -O` drops those
+            raise RunError(f"{fdir} holds the model of fold {info.get('fold')!r}, not of {key!r} (its training "
+                           f"subjects: {info['train_subjects']}): remove the folder and evaluate again")
         used.append(info)
         by_fold[key] = predict_fold(fdir, shards, held, protocol, generate)
         labelled = [c for c in by_fold[key] if c["label"] is not None]  # the rest count for their AUs only
@@ -446,7 +460,7 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         if not fold_keys:
             raise ValueError(f"no subjects to evaluate in {data} under protocol {protocol!r}")
         out_dir = run / protocol
-        mine = {_safe(k) for k in shards.subjects()}
+        mine = set(fold_dirs(shards.subjects()).values())
         stale = sorted(p.name for p in (out_dir / "folds").glob("*") if p.is_dir() and p.name not in mine)
         if stale:  # an evaluation of other data in this folder: its folds stay, and are not pooled here
             say(f"[{protocol}] note: {out_dir / 'folds'} also holds {len(stale)} fold(s) of subjects not in {data} "

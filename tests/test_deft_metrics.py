@@ -276,3 +276,25 @@ def test_baselines_that_cannot_be_scored_leave_the_models_results_written(tmp_pa
                                  "--max-folds", "1", "--no-generate", "--baselines"])
     assert r.exit_code == 2 and "--baselines: the logistic-regression baseline needs scikit-learn" in r.output, r.output
     assert "DEFT-LLM's results are written" in r.output
+
+
+def test_subjects_whose_names_make_one_folder_get_a_fold_folder_each(tmp_path, small_shards_dir):  # noqa: F811
+    """Subjects `p 1` and `p_1` both had the fold folder `manifest__p_1`: the second fold reused the first's model,
+    trained on its own held-out subject (an assert caught it, with a traceback; under `python -O`, nothing did)."""
+    import shutil
+
+    from deft_model import evaluate
+    from deft_model.errors import RunError
+
+    dirs = evaluate.fold_dirs(["manifest/p 1", "manifest/p_1", "manifest/p3", "casme2/sub01"])
+    assert len(set(dirs.values())) == 4
+    assert dirs["manifest/p3"] == "manifest__p3" and dirs["casme2/sub01"] == "casme2__sub01"  # as before: reused
+    assert dirs["manifest/p 1"].startswith("manifest__p_1-") and dirs["manifest/p_1"].startswith("manifest__p_1-")
+    assert evaluate.fold_dirs(["manifest/p_1", "manifest/p 1"]) == evaluate.fold_dirs(["manifest/p 1", "manifest/p_1"])
+    # a fold folder holding another fold's model (a copy, or a folder named by an older version) is refused
+    run = tmp_path / "run"
+    evaluate.evaluate_run(run, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False, max_folds=1)
+    folds = run / "loso" / "folds"
+    shutil.copytree(folds / "casme2__sub01", folds / "casme2__sub02")
+    with pytest.raises(RunError, match=r"casme2__sub02 holds the model of fold 'casme2/sub01', not of 'casme2/sub02'"):
+        evaluate.evaluate_run(run, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False)
