@@ -449,9 +449,17 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
                                  f"--composite labels` to take it from the emotion labels")
             fold_keys = [k for k in fold_keys if k in comp]
             mine = {c for c, x in zip(shards.clip_ids, shards.is_extra, strict=True) if not x}  # --extra-data: unscored
-            held_out = {c for c, e in zip(shards.clip_ids, shards.emotion_composite, strict=True) if e is None} & mine
-            if held_out:  # a synthetic build whose ids happen to match a few listed clips scored those few alone
-                say(f"[{protocol}] note: {len(held_out)} of {len(mine)} clips have no composite label "
+            unscored = {c: (d, e) for c, d, e, comp_label in zip(shards.clip_ids, shards.database, shards.emotion,
+                                                                  shards.emotion_composite, strict=True)
+                        if comp_label is None and c in mine}
+            # an emotion with no composite class (others, a blank one) has none under any rule; the rest are clips the
+            # official list does not name (a synthetic build whose ids happen to match a few listed clips scored those)
+            classless = {c for c, (d, e) in unscored.items() if not e or composite(d, e) is None}
+            if classless:
+                say(f"[{protocol}] note: {len(classless)} of {len(mine)} clips are not scored: their emotion (blank, "
+                    f"others, ...) has no composite class (negative, positive, surprise)")
+            if len(unscored) > len(classless):
+                say(f"[{protocol}] note: {len(unscored) - len(classless)} of {len(mine)} clips have no composite label "
                     f"and are not scored (the official MEGC2019 list does not name them); for a database the list "
                     f"does not cover (your own, a synthetic one), `unimer build ... --composite labels` takes each "
                     f"clip's from its emotion label")

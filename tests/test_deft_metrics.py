@@ -298,3 +298,21 @@ def test_subjects_whose_names_make_one_folder_get_a_fold_folder_each(tmp_path, s
     shutil.copytree(folds / "casme2__sub01", folds / "casme2__sub02")
     with pytest.raises(RunError, match=r"casme2__sub02 holds the model of fold 'casme2/sub01', not of 'casme2/sub02'"):
         evaluate.evaluate_run(run, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False)
+
+
+def test_composite_evaluation_says_why_a_clip_of_others_is_not_scored(tmp_path):
+    """A build made with `--composite labels` whose `others` clips have no composite class was told those clips were
+    missing from the official MEGC2019 list, and to build with `--composite labels`, which it had done."""
+    from deft_fixtures import write_shards
+    from typer.testing import CliRunner
+
+    from deft_model.cli import app
+
+    data = write_shards(tmp_path / "b", n_subjects=2, clips_per_class=1, seed=0, n_files=1, tasks=("emotion", "au"))
+    _relabel(data, sorted(c for c in _clip_ids(data) if c.startswith("casme2/sub02/"))[0], "others")
+    r = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path / "run"), "--protocol", "composite", "--data",
+                                 str(data), "--epochs", "1", "--max-folds", "1", "--no-generate"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "1 of 8 clips are not scored: their emotion (blank, others, ...) has no composite class" in said, said
+    assert "--composite labels" not in said and "official MEGC2019 list" not in said
