@@ -251,6 +251,9 @@ def markdown_table(res: dict, title: str) -> str:
     if res.get("partial"):
         lines += ["", f"**Partial**: {res.get('n_folds')} held-out subject(s) only (`--max-folds`), not a full "
                       f"{res.get('protocol', '')} figure."]
+    if res.get("max_steps"):
+        lines += ["", f"**Stopped early**: the model was trained for {res['max_steps']} step(s) (`--max-steps`), not "
+                      f"its {res.get('epochs')} epochs."]
     per = res.get("head", {}).get("per_class") or {}
     if per:  # which classes the pooled figures come from (the JSON holds the same counts)
         lines += ["", "| class (emotion head, pooled) | clips | recall | F1 |", "|---|---|---|---|"]
@@ -419,7 +422,8 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
             raise ValueError(f"{run} was trained on every subject (no --fold): nothing is held out to evaluate")
         model, _ = load_run(run)
         cfg = model.config
-        used = [{"epochs": info.get("epochs"), "seed": info.get("seed"), "config": {"experts": list(cfg.experts)}}]
+        used = [{"epochs": info.get("epochs"), "seed": info.get("seed"), "max_steps": info.get("max_steps"),
+                 "config": {"experts": list(cfg.experts)}}]
         data = data or info["data"]
         shards = ShardSet(data, cfg)
         _, held = shards.split(info["fold"])
@@ -485,6 +489,8 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
     res.update({"protocol": protocol, "folds": fold_keys, "n_folds": len(fold_keys),
                 "partial": bool(max_folds) and not single,
                 "epochs": ep[0] if len(ep) == 1 else ep, "seed": sd[0] if len(sd) == 1 else sd,
+                # a single fold run stopped by --max-steps (LOSO refuses such folds): its epochs were never reached
+                "max_steps": next((u["max_steps"] for u in used if u.get("max_steps")), None),
                 "emotion_labels": list(cfg.emotion_labels or (used[0].get("config", {}).get("emotion_labels") or [])
                                        if used else cfg.emotion_labels),
                 "experts": list(ex[0]) if len(ex) == 1 else [list(e) for e in ex],

@@ -316,3 +316,19 @@ def test_composite_evaluation_says_why_a_clip_of_others_is_not_scored(tmp_path):
     assert r.exit_code == 0, r.output
     assert "1 of 8 clips are not scored: their emotion (blank, others, ...) has no composite class" in said, said
     assert "--composite labels" not in said and "official MEGC2019 list" not in said
+
+
+def test_a_fold_run_stopped_by_max_steps_is_evaluated_as_such(tmp_path, small_shards_dir):  # noqa: F811
+    """`deft train --fold ... --max-steps 2` then `deft evaluate --run` reported the config's 12 epochs, as if the
+    model had been trained that long."""
+    import json
+
+    from deft_model import evaluate
+    from deft_model.train import train
+
+    run = tmp_path / "fold"
+    train(small_shards_dir, "tiny", run, fold="casme2/sub01", max_steps=2, seed=0, verbose=False)
+    res = evaluate.evaluate_run(run, "loso", generate=False, verbose=False)
+    assert res["max_steps"] == 2
+    assert json.loads((run / "loso_results.json").read_text())["max_steps"] == 2
+    assert "**Stopped early**: the model was trained for 2 step(s)" in (run / "loso_results.md").read_text()
