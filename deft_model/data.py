@@ -28,7 +28,7 @@ BASE_COLUMNS = ("id", "clip_id", "database", "subject", "task", "instruction", "
 EXPERT_COLUMNS = {"structure": ("onset_image",), "dynamic": ("frames",), "motion": ("flow", "regions")}
 TARGET_COLUMNS = {"canonical": "emotion", "composite": "emotion_composite", "class": "emotion_class"}
 OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions",
-                  "noise_floor", "template_id", "unexplained")
+                  "noise_floor", "template_id", "unexplained", "duration_s", "duration_class")
 LIGHT = BASE_COLUMNS + OPTIONAL_LIGHT
 
 
@@ -358,6 +358,10 @@ class ShardSet:
         # is judged on, as the builder judges a label (deft predict's text)
         self._regions = table.column("regions").combine_chunks() if has_regions else None
         self.noise_floor = table.column("noise_floor").to_pylist()
+        # the clip's length and its class (micro, macro, long; None where the build did not know or record it): a
+        # prediction's text calls a clip a micro-expression only where the build would
+        self.duration = list(zip(table.column("duration_s").to_pylist(), table.column("duration_class").to_pylist(),
+                                 strict=True))
         self.template_id = table.column("template_id").to_pylist()
         self.row_of_id = {r: i for i, r in enumerate(self.ids)}
         self.clip_index: dict[str, int] = {}

@@ -153,18 +153,19 @@ def head_outputs(preds: list[dict], cfg: DeftConfig) -> dict:
 
 
 def explain(heads: dict, stats: np.ndarray | list[dict] | None, floor: float | None, cfg: DeftConfig,
-            bc: BuildConfig, measured: Sequence[int] = ()) -> dict[str, str | None]:
+            bc: BuildConfig, measured: Sequence[int] = (), duration: tuple | None = None) -> dict[str, str | None]:
     """``motion`` and ``reasoning`` texts: the measured motion and the heads' AUs and emotion, rendered with
     the builder's templates (variant 0). ``stats``: the builder's region records of the clip
     (:meth:`ShardSet.region_records`: with each region's noise, the builder judges a predicted AU as it judges a
     label), or the model's (R, S) region features where there are none. ``measured``: the AUs the clip's row shows
-    (:meth:`ShardSet.measured_aus`), for those the builder measures by the face's landmarks (lips, jaw, eyes)."""
+    (:meth:`ShardSet.measured_aus`), for those the builder measures by the face's landmarks (lips, jaw, eyes);
+    ``duration``: the clip's (seconds, class) as its row records them (a macro clip is no micro-expression)."""
     if stats is None:
         return {"motion": None, "reasoning": None}
     regions = stats if isinstance(stats, list) else region_dicts(stats, cfg)
     fl = float(floor or 0.0)
     return {task: render_prediction("motion" if task == "motion" else "explain", regions, heads["aus"],
-                                    heads["emotion"], fl, bc, measured=measured)
+                                    heads["emotion"], fl, bc, measured=measured, duration=duration)
             for task in ("motion", "reasoning")}
 
 
@@ -195,7 +196,8 @@ def predict_clip_rows(model, tok, shards: ShardSet, rows: list[int], bc: BuildCo
     heads = head_outputs(task_preds, cfg)
     r0 = rows[0]
     stats = shards.explanation_regions(r0)
-    res = {**heads, **explain(heads, stats, shards.noise_floor[r0], cfg, bc, shards.measured_aus(r0))}
+    res = {**heads, **explain(heads, stats, shards.noise_floor[r0], cfg, bc, shards.measured_aus(r0),
+                              shards.duration[r0])}
     res["generated"] = _generated(task_preds, [shards.task[r] for r in rows], heads)
     if extra_row is not None:
         g = preds[-1]["generation"]

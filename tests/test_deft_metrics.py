@@ -332,3 +332,22 @@ def test_a_fold_run_stopped_by_max_steps_is_evaluated_as_such(tmp_path, small_sh
     assert res["max_steps"] == 2
     assert json.loads((run / "loso_results.json").read_text())["max_steps"] == 2
     assert "**Stopped early**: the model was trained for 2 step(s)" in (run / "loso_results.md").read_text()
+
+
+def test_a_rows_duration_reaches_the_prediction_text(tmp_path):
+    """The shards' duration columns (a macro window) are read with the rows, for `deft predict`'s wording; a build
+    without them reads as unknown."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deft_fixtures import write_shards
+
+    from deft_model.data import ShardSet
+
+    data = write_shards(tmp_path / "b", n_subjects=2, clips_per_class=1, seed=0, n_files=1, tasks=("emotion", "au"))
+    assert set(ShardSet(data, tiny_config()).duration) == {(None, None)}
+    for f in (data / "data").glob("*.parquet"):
+        t = pq.read_table(f)
+        t = t.append_column("duration_s", pa.array([0.9] * len(t), pa.float32()))
+        pq.write_table(t.append_column("duration_class", pa.array(["macro"] * len(t))), f)
+    (seconds, klass), = set(ShardSet(data, tiny_config()).duration)
+    assert klass == "macro" and seconds == pytest.approx(0.9)

@@ -546,3 +546,14 @@ def test_a_prediction_context_names_every_key_a_samples_context_has():
     clip, ev, check = make_records()
     sample = set(render.build_context(clip, ev, check, BuildConfig()))
     assert sample <= set(render.prediction_context(ev.regions, [12], "happiness", 0.1))
+
+
+def test_a_prediction_on_a_clip_longer_than_a_micro_expression_is_worded_as_the_build_words_it():
+    """`deft predict` called every clip a micro-expression, a 0.9 s window the build marks macro included."""
+    _, ev, _ = make_records()
+    micro = render.render_prediction("explain", ev.regions, [12], "happiness", ev.floor)
+    longer = render.render_prediction("explain", ev.regions, [12], "happiness", ev.floor, duration=(0.9, "macro"))
+    assert "longer than a micro-expression" not in micro
+    assert "lasts 0.90 s" in longer and "longer than a micro-expression" in longer, longer
+    assert render.prediction_context(ev.regions, [12], "happiness", ev.floor, duration=(0.3, "micro"))["micro"]
+    assert render.prediction_context(ev.regions, [12], "happiness", ev.floor, duration=(None, None))["micro"]

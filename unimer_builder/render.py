@@ -285,8 +285,17 @@ _KIND_MICRO = {"kind": "micro-expression", "micro": True, "duration": None, "dur
                "micro_max": f"{labels.MICRO_MAX_S:g}", "macro_max": f"{labels.MACRO_MAX_S:g}"}
 
 
+def _kind(duration: tuple | None) -> dict:
+    """The clip's kind words for a prediction: a micro-expression unless its recorded duration class says longer."""
+    seconds, klass = duration or (None, None)
+    if klass not in ("macro", "long"):
+        return dict(_KIND_MICRO)
+    return {**_KIND_MICRO, "kind": "expression", "micro": False, "duration_class": klass,
+            "duration": None if seconds is None else _seconds(float(seconds))}
+
+
 def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
-                       measured: Iterable[int] = ()) -> dict:
+                       measured: Iterable[int] = (), duration: tuple | None = None) -> dict:
     """The template context for a model's prediction: its AUs and emotion over the measured motion.
 
     ``regions`` are the clip's measured region statistics (:class:`RegionStats` or the shard's
@@ -296,10 +305,13 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     (:func:`~unimer_builder.crosscheck.judge_motion`); one they show weakly, or not at all, is said to be so. Its
     regions are those that moved its way (:func:`_its_way`); a region counts as moved when it is one of those or, as
     the build reports motion (``crosscheck._moved``), above ``z_unexplained`` with no region lost; the noise is the
-    build's too (the floor, or the regions' median noise where higher: ``crosscheck.noise_level``); an AU's side is the only side whose region moved its way, if just one did.
+    build's too (the floor, or the regions' median noise where higher: ``crosscheck.noise_level``); an AU's side is
+    the only side whose region moved its way, if just one did.
     ``measured``: the AUs the clip's row shows (its ``aus_supported`` and the AUs its unexplained motion names): of
     those the builder measures by the face's landmarks (:data:`~unimer_builder.crosscheck.BY_LANDMARKS`: lips parting,
     the jaw's drop, a blink), which region statistics alone cannot show, a predicted one is described as shown.
+    ``duration``: the clip's (seconds, class: ``labels.duration_class``) where known: a clip longer than a
+    micro-expression is worded as the build words it (an expression, with its duration), not as a micro-expression.
     """
     cfg = cfg or BuildConfig()
     fields = RegionStats.__dataclass_fields__
@@ -351,7 +363,8 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     typical = sorted(a for a in predicted if emotion and a in EMOTION_AUS.get(emotion, ()))
     return {
         "typical_unshown": [f"AU{a}" for a in typical if not shown[a] and a not in unchecked],
-        **_KIND_MICRO, "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion, "emotion_label": emotion,
+        **_kind(duration), "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion,
+        "emotion_label": emotion,
         "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
         "aus": au_ctx, "aus_inferred": False, "labelled_none": False, "predicted": True, "second_opinion": False,
         "inferred_from": "the motion alone", "inferred_by": "the motion",
@@ -388,11 +401,11 @@ def _its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
 
 
 def render_prediction(task: str, regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
-                      variant: int = 0, measured: Iterable[int] = ()) -> str:
+                      variant: int = 0, measured: Iterable[int] = (), duration: tuple | None = None) -> str:
     """A task's answer for a model's prediction, in the builder's own template wording (variant 0); ``measured`` as
     :func:`prediction_context`."""
     cfg = cfg or BuildConfig()
-    ctx = prediction_context(regions, aus, emotion, floor, cfg, measured)
+    ctx = prediction_context(regions, aus, emotion, floor, cfg, measured, duration)
     return render_task(task, variant, ctx, str(cfg.text.folder))[1]
 
 
