@@ -1337,6 +1337,13 @@ def test_corners_pulled_apart_as_they_rise_are_no_carriage():
                          lip_corner_L=(4.1, 0.05, -4.05, 0.11))
     v = verdicts(cross_check(clip, ev, CFG))[12]
     assert v.verdict == "contradicted" and "carries" in v.reason, v
+    # a press whose whole mouth shifts sideways (both corners the same way, by 1.5 and 2.3 px) measured as quietly as
+    # this smile (corner noise 0.11 px): the corners' sideways motions differ by more than their noise, but neither
+    # moves outward; still the lower lip's carriage
+    clip, ev = _measured("h9_fr_press_1939", "12", lip_corner_R=(3.75, 1.51, -3.44, 0.11),
+                         lip_corner_L=(5.4, 2.25, -4.91, 0.11), cheek_L=(2.55, 2.36, 0.77, 0.11))
+    v = verdicts(cross_check(clip, ev, CFG))[12]
+    assert v.verdict == "contradicted" and "carries" in v.reason, v
 
 
 def test_brows_the_eye_carries_up_in_a_smile_are_no_brow_raise():

@@ -916,9 +916,10 @@ def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig, shuts: boo
     closings of five people were supported by carried corners (bench/README.md section 6). A corner that rises
     alone is its own (a one-sided AU12 beside a lip presser), and one whose cheek or other corner was not
     measured is left as it is; so are corners pulled apart, the mouth widening by ``check.z_supported`` over the two
-    corners' noise: a lower lip carries them up, not apart (a closed-lip smile whose lower lip pushed up 4.6 px and
-    whose corners rose 3.7-4.1 px as they moved 1.7-2.4 px outward was read as the lip's carriage; a press that
-    shifts the whole mouth sideways moves both corners one way and does not widen it). Where a mouth open wide closes (``shuts``, :func:`_jaw_closes`) the jaw carries the
+    corners' noise, each corner moving outward: a lower lip carries them up, not apart (a closed-lip smile whose lower
+    lip pushed up 4.6 px and whose corners rose 3.7-4.1 px as they moved 1.7-2.4 px outward was read as the lip's
+    carriage; a press that shifts the whole mouth sideways moves both corners the same way, by unequal amounts, and
+    pulls neither outward). Where a mouth open wide closes (``shuts``, :func:`_jaw_closes`) the jaw carries the
     whole mouth up: a corner that rises less than the lower lip is carried whatever the other corner does, unless its
     cheek rises as strongly as motion beyond the labels must (``check.z_unexplained``): the closing pushes the lower
     face up (a cheek rose 0.47 px, z 4.0, under a 19 px rise of the lower lip) and takes a corner's appearance as an
@@ -928,8 +929,10 @@ def _carried_corners(stats: dict[str, RegionStats], cfg: BuildConfig, shuts: boo
     if lower is None or not lower.noise > 0 or -lower.dy / lower.noise < cfg.check.z_supported:
         return {}
     right, left = stats.get("lip_corner_R"), stats.get("lip_corner_L")
+    # both corners outward (the subject's right one to the image's left), their gap widening clearly: a mouth shifted
+    # sideways moves both one way, by unequal amounts, and widens nothing
     widens = right is not None and left is not None and right.noise > 0 and left.noise > 0 and \
-        left.dx - right.dx >= cfg.check.z_supported * math.hypot(right.noise, left.noise)
+        right.dx < 0 < left.dx and left.dx - right.dx >= cfg.check.z_supported * math.hypot(right.noise, left.noise)
     out = {}
     for name, other in zip(_CORNERS, reversed(_CORNERS), strict=True):
         rs, cheek, twin = stats.get(name), stats.get("cheek_" + name[-1]), stats.get(other)
