@@ -28,7 +28,7 @@ BASE_COLUMNS = ("id", "clip_id", "database", "subject", "task", "instruction", "
 EXPERT_COLUMNS = {"structure": ("onset_image",), "dynamic": ("frames",), "motion": ("flow", "regions")}
 TARGET_COLUMNS = {"canonical": "emotion", "composite": "emotion_composite", "class": "emotion_class"}
 OPTIONAL_LIGHT = ("emotion_composite", "emotion_class", "aus_supported", "aus", "aus_source", "regions",
-                  "noise_floor", "template_id", "unexplained", "duration_s", "duration_class")
+                  "noise_floor", "template_id", "unexplained", "duration_s", "duration_class", "moved_regions")
 LIGHT = BASE_COLUMNS + OPTIONAL_LIGHT
 
 
@@ -358,10 +358,9 @@ class ShardSet:
         # is judged on, as the builder judges a label (deft predict's text)
         self._regions = table.column("regions").combine_chunks() if has_regions else None
         self.noise_floor = table.column("noise_floor").to_pylist()
-        # the clip's length and its class (micro, macro, long; None where the build did not know or record it): a
-        # prediction's text calls a clip a micro-expression only where the build would
-        self.duration = list(zip(table.column("duration_s").to_pylist(), table.column("duration_class").to_pylist(),
-                                 strict=True))
+        # what the build's row says of its clip beyond the model's inputs: its length and class, the regions it
+        # reports as moving (None in builds that predate a column): a prediction's text follows the build's
+        self._built = {c: table.column(c).to_pylist() for c in ("duration_s", "duration_class", "moved_regions")}
         self.template_id = table.column("template_id").to_pylist()
         self.row_of_id = {r: i for i, r in enumerate(self.ids)}
         self.clip_index: dict[str, int] = {}
@@ -419,6 +418,12 @@ class ShardSet:
         """The AUs row ``row``'s clip shows by the builder's measurement: those label and motion support (or inferred
         ones) and those its unexplained motion names; what an explanation says of AUs the landmarks measure."""
         return sorted(set(self.aus[row]) | set(self._unexplained_aus[row]))
+
+
+    def built(self, r: int) -> dict:
+        """What row ``r``'s build says of its clip for a prediction's text (``render.prediction_context``'s
+        ``built``): the database, the clip's duration and class, the regions reported as moving."""
+        return {"database": self.database[r], **{c: v[r] for c, v in self._built.items()}}
 
     def explanation_regions(self, row: int) -> list[dict] | np.ndarray | None:
         """What an explanation of row ``row`` is judged on: the builder's records, else the model's features."""

@@ -121,7 +121,8 @@ def clip_predictions(shards, rows: Sequence[int], preds: list[dict], cfg, protoc
         gen_aus = parsed[au_task]["aus"] if au_task else None
         au_parsed = None if au_task is None else bool(gen_aus) or not au_truth[r0]
         stats = shards.explanation_regions(r0)
-        reasoning = explain(heads, stats, shards.noise_floor[r0], cfg, bc, shards.measured_aus(r0))["reasoning"]
+        reasoning = explain(heads, stats, shards.noise_floor[r0], cfg, bc, shards.measured_aus(r0),
+                            shards.built(r0))["reasoning"]
         said = parse_answer(reasoning) if reasoning else {"emotion": None, "aus": None}
         truth = targets[r0]
         if protocol == "composite":

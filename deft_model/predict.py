@@ -153,19 +153,20 @@ def head_outputs(preds: list[dict], cfg: DeftConfig) -> dict:
 
 
 def explain(heads: dict, stats: np.ndarray | list[dict] | None, floor: float | None, cfg: DeftConfig,
-            bc: BuildConfig, measured: Sequence[int] = (), duration: tuple | None = None) -> dict[str, str | None]:
+            bc: BuildConfig, measured: Sequence[int] = (), built: dict | None = None) -> dict[str, str | None]:
     """``motion`` and ``reasoning`` texts: the measured motion and the heads' AUs and emotion, rendered with
     the builder's templates (variant 0). ``stats``: the builder's region records of the clip
     (:meth:`ShardSet.region_records`: with each region's noise, the builder judges a predicted AU as it judges a
     label), or the model's (R, S) region features where there are none. ``measured``: the AUs the clip's row shows
     (:meth:`ShardSet.measured_aus`), for those the builder measures by the face's landmarks (lips, jaw, eyes);
-    ``duration``: the clip's (seconds, class) as its row records them (a macro clip is no micro-expression)."""
+    ``built``: what the clip's row says (:meth:`ShardSet.built`: the regions the build reports as moving, the clip's
+    duration class), so that the text says what the build says."""
     if stats is None:
         return {"motion": None, "reasoning": None}
     regions = stats if isinstance(stats, list) else region_dicts(stats, cfg)
     fl = float(floor or 0.0)
     return {task: render_prediction("motion" if task == "motion" else "explain", regions, heads["aus"],
-                                    heads["emotion"], fl, bc, measured=measured, duration=duration)
+                                    heads["emotion"], fl, bc, measured=measured, built=built)
             for task in ("motion", "reasoning")}
 
 
@@ -197,7 +198,7 @@ def predict_clip_rows(model, tok, shards: ShardSet, rows: list[int], bc: BuildCo
     r0 = rows[0]
     stats = shards.explanation_regions(r0)
     res = {**heads, **explain(heads, stats, shards.noise_floor[r0], cfg, bc, shards.measured_aus(r0),
-                              shards.duration[r0])}
+                              shards.built(r0))}
     res["generated"] = _generated(task_preds, [shards.task[r] for r in rows], heads)
     if extra_row is not None:
         g = preds[-1]["generation"]

@@ -344,10 +344,21 @@ def test_a_rows_duration_reaches_the_prediction_text(tmp_path):
     from deft_model.data import ShardSet
 
     data = write_shards(tmp_path / "b", n_subjects=2, clips_per_class=1, seed=0, n_files=1, tasks=("emotion", "au"))
-    assert set(ShardSet(data, tiny_config()).duration) == {(None, None)}
+    shards = ShardSet(data, tiny_config())
+    assert {(b["duration_s"], b["duration_class"], b["moved_regions"]) for b in map(shards.built, range(shards.n))} \
+        == {(None, None, None)}
     for f in (data / "data").glob("*.parquet"):
         t = pq.read_table(f)
         t = t.append_column("duration_s", pa.array([0.9] * len(t), pa.float32()))
         pq.write_table(t.append_column("duration_class", pa.array(["macro"] * len(t))), f)
-    (seconds, klass), = set(ShardSet(data, tiny_config()).duration)
+    shards = ShardSet(data, tiny_config())
+    (seconds, klass), = {(b["duration_s"], b["duration_class"]) for b in map(shards.built, range(shards.n))}
     assert klass == "macro" and seconds == pytest.approx(0.9)
+    # and reaches the text: `deft predict --row` on a fold model of these shards words the clip as the build does
+    from deft_model.predict import predict_row
+    from deft_model.train import train
+
+    run = tmp_path / "run"
+    train(data, "tiny", run, fold="casme2/sub01", max_steps=1, seed=0, verbose=False)
+    out = predict_row(run, data, shards.ids[[i for i in range(shards.n) if shards.folds[i] == "casme2/sub01"][0]])
+    assert "longer than a micro-expression" in out["reasoning"], out["reasoning"]

@@ -278,6 +278,24 @@ def test_a_models_prediction_is_stated_in_the_templates_wording(aus, emotion):
         assert phrase in texts["motion"].lower() and phrase in texts["explain"].lower()
 
 
+def test_a_prediction_names_the_regions_the_builds_row_reports_and_reads_a_blink_as_the_build_does():
+    """With the row's moved_regions the text names those (beside a predicted AU's own regions); without them (an older
+    build) a blink's lost lids or an opening's lost mouth do not silence the rest of the face, as in the build, while
+    another loss does (a review's finding: every loss silenced it)."""
+    _, ev, _ = make_records()
+
+    def named(regions=ev.regions, aus=(), measured=(), **built):
+        return {m["phrase"] for m in render.prediction_context(regions, list(aus), "disgust", ev.floor,
+                                                               measured=measured, built=built)["moved"]}
+
+    assert named(moved_regions=["chin"]) == {"the chin"}
+    assert named(moved_regions=["chin"], aus=[12]) >= {"the chin", "the left lip corner"}
+    brow = next(r for r in ev.regions if r.name == "brow_inner_L")
+    shut = [*ev.regions, *(replace(brow, name=n, match=0.2) for n in ("upper_lid_R", "upper_lid_L"))]
+    assert named(shut, measured=(45,)) == named()  # the blink's lids: the face is read as it is
+    assert named(shut) == set()  # lids lost to something else: nothing is said beside the loss
+
+
 def test_a_prediction_says_a_region_moved_only_where_the_build_would():
     """`deft predict` named regions at z 4-6 that the build's own row did not report as moving (a still window's
     glabella, nose and upper lip at z 4.9-6.0, while the model predicted no AU), and a cheek moving 6.4 px where the
@@ -552,8 +570,15 @@ def test_a_prediction_on_a_clip_longer_than_a_micro_expression_is_worded_as_the_
     """`deft predict` called every clip a micro-expression, a 0.9 s window the build marks macro included."""
     _, ev, _ = make_records()
     micro = render.render_prediction("explain", ev.regions, [12], "happiness", ev.floor)
-    longer = render.render_prediction("explain", ev.regions, [12], "happiness", ev.floor, duration=(0.9, "macro"))
+    longer = render.render_prediction("explain", ev.regions, [12], "happiness", ev.floor,
+                                      built={"duration_s": 0.9, "duration_class": "macro", "database": "casme2"})
     assert "longer than a micro-expression" not in micro
     assert "lasts 0.90 s" in longer and "longer than a micro-expression" in longer, longer
-    assert render.prediction_context(ev.regions, [12], "happiness", ev.floor, duration=(0.3, "micro"))["micro"]
-    assert render.prediction_context(ev.regions, [12], "happiness", ev.floor, duration=(None, None))["micro"]
+
+    def micro_(**built):
+        return render.prediction_context(ev.regions, [12], "happiness", ev.floor, built=built)["micro"]
+
+    assert micro_(duration_s=0.3, duration_class="micro", database="manifest")
+    assert micro_(duration_class=None, database="casme2")  # a database's clip: a micro-expression by selection
+    assert not micro_(duration_class=None, database="manifest")  # a user's window of unknown length, as the build
+    assert micro_()  # no row: a new clip asked as the model was trained

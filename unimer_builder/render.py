@@ -24,7 +24,7 @@ import hashlib
 import math
 import re
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING
 from pathlib import Path
 
@@ -285,17 +285,19 @@ _KIND_MICRO = {"kind": "micro-expression", "micro": True, "duration": None, "dur
                "micro_max": f"{labels.MICRO_MAX_S:g}", "macro_max": f"{labels.MACRO_MAX_S:g}"}
 
 
-def _kind(duration: tuple | None) -> dict:
-    """The clip's kind words for a prediction: a micro-expression unless its recorded duration class says longer."""
-    seconds, klass = duration or (None, None)
-    if klass not in ("macro", "long"):
+def _kind(built: Mapping) -> dict:
+    """The clip's kind words for a prediction, by the build's rule (:func:`build_context`): a micro-expression where its
+    row's duration class says so, or where it is unknown on a database's clip; without a row (``built`` empty), as asked
+    of a new clip."""
+    seconds, klass, database = built.get("duration_s"), built.get("duration_class"), built.get("database")
+    if klass == "micro" or (klass is None and database != "manifest"):
         return dict(_KIND_MICRO)
     return {**_KIND_MICRO, "kind": "expression", "micro": False, "duration_class": klass,
             "duration": None if seconds is None else _seconds(float(seconds))}
 
 
 def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
-                       measured: Iterable[int] = (), duration: tuple | None = None) -> dict:
+                       measured: Iterable[int] = (), built: Mapping | None = None) -> dict:
     """The template context for a model's prediction: its AUs and emotion over the measured motion.
 
     ``regions`` are the clip's measured region statistics (:class:`RegionStats` or the shard's
@@ -310,12 +312,17 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
     ``measured``: the AUs the clip's row shows (its ``aus_supported`` and the AUs its unexplained motion names): of
     those the builder measures by the face's landmarks (:data:`~unimer_builder.crosscheck.BY_LANDMARKS`: lips parting,
     the jaw's drop, a blink), which region statistics alone cannot show, a predicted one is described as shown.
-    ``duration``: the clip's (seconds, class: ``labels.duration_class``) where known: a clip longer than a
-    micro-expression is worded as the build words it (an expression, with its duration), not as a micro-expression.
+    ``built``: what the clip's row of the build says (``moved_regions``, ``database``, ``duration_s``,
+    ``duration_class``): the regions it reports as moving are those the text names beside a predicted AU's own, and a
+    clip it would not call a micro-expression (longer, or a user's window of unknown length) is not called one. Without
+    the row's ``moved_regions`` (an older build) the build's rule is applied to ``regions``: a region moving above
+    ``z_unexplained``, none where the flow lost a region (but the lids a blink closes, or the mouth an opening changes,
+    as ``measured`` says).
     """
     cfg = cfg or BuildConfig()
+    built = dict(built or {})
     fields = RegionStats.__dataclass_fields__
-    stats, lost = {}, []
+    stats, lost, noises = {}, [], []
     for r in regions:
         d = r if isinstance(r, dict) else r.__dict__
         if d.get("name") not in REGION_BY_NAME:
@@ -323,6 +330,8 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
         # a model's region features carry some fields only (deft's region_stat_fields): the rest take their defaults
         rs = RegionStats(**{k: f.default if d.get(k) is None and f.default is not MISSING else d.get(k)
                             for k, f in fields.items()})
+        if rs.noise is not None and rs.noise > 0:
+            noises.append(float(rs.noise))  # every region's, lost ones too (crosscheck.noise_level)
         if not all(v is not None and math.isfinite(v) for v in (rs.mean, rs.dx, rs.dy, rs.z)) \
                 or rs.match < cfg.check.region_match:
             lost.append(rs.name)  # the flow lost it (as the builder's check.region_match): no evidence either way
@@ -353,17 +362,25 @@ def prediction_context(regions, aus, emotion: str | None, floor: float, cfg: Bui
                   else _OTHERWISE if moved_by_au[au] else _UNSHOWN)
         au_ctx.append({"au": au, "code": f"AU{au}", "name": info.name if info else au_name(au), "phrase": phrase,
                        "side": side, "regions": [REGION_BY_NAME[n].phrase for n in moved_by_au[au]]})
-    # the build's own rule (crosscheck._moved): beyond the regions an AU moves its way, a region is said to move where
-    # it moved strongly (check.z_unexplained), and not beside a region the flow lost
+    # beyond the regions a predicted AU moves its way, those the build reports as moving (its row's moved_regions), or
+    # by the build's own rule (crosscheck._moved): strong motion (check.z_unexplained), none beside a region the flow
+    # lost, the lids a blink closes and the mouth an opening changes not counted as lost (crosscheck's ``occluded``)
+    if built.get("moved_regions") is not None:
+        strong = set(built["moved_regions"])
+    else:
+        seen = {int(a) for a in measured}
+        occluded = {n for n in lost if not (
+            (45 in seen and REGION_BY_NAME[n].family in ("upper_lid", "lower_lid"))
+            or (seen & {25, 26, 27} and n in ("upper_lip", "lip_corner_R", "lip_corner_L", "lower_lip", "chin")))}
+        strong = set() if occluded else {n for n, rs in stats.items() if rs.z >= cfg.check.z_unexplained}
     moved = [_region_ctx(stats[r.name], cfg) for r in REGIONS if r.name in stats and (
-        r.name in carrying or (not lost and stats[r.name].z >= cfg.check.z_unexplained))]
-    noises = [rs.noise for rs in stats.values() if rs.noise and rs.noise > 0]
+        r.name in carrying or r.name in strong)]
     level = max(float(floor), float(statistics.median(noises)) if noises else 0.0)  # crosscheck.noise_level
     emotion = labels.canonical(emotion)
     typical = sorted(a for a in predicted if emotion and a in EMOTION_AUS.get(emotion, ()))
     return {
         "typical_unshown": [f"AU{a}" for a in typical if not shown[a] and a not in unchecked],
-        **_kind(duration), "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion,
+        **_kind(built), "database": None, "crop_size": cfg.face.crop_size, "emotion": emotion,
         "emotion_label": emotion,
         "emotion_composite": labels.composite("", emotion), "emotion_class": emotion, "class_set": None,
         "aus": au_ctx, "aus_inferred": False, "labelled_none": False, "predicted": True, "second_opinion": False,
@@ -401,11 +418,11 @@ def _its_way(au: int, rs: RegionStats, cfg: BuildConfig) -> bool:
 
 
 def render_prediction(task: str, regions, aus, emotion: str | None, floor: float, cfg: BuildConfig | None = None,
-                      variant: int = 0, measured: Iterable[int] = (), duration: tuple | None = None) -> str:
+                      variant: int = 0, measured: Iterable[int] = (), built: Mapping | None = None) -> str:
     """A task's answer for a model's prediction, in the builder's own template wording (variant 0); ``measured`` as
     :func:`prediction_context`."""
     cfg = cfg or BuildConfig()
-    ctx = prediction_context(regions, aus, emotion, floor, cfg, measured, duration)
+    ctx = prediction_context(regions, aus, emotion, floor, cfg, measured, built)
     return render_task(task, variant, ctx, str(cfg.text.folder))[1]
 
 
