@@ -27,7 +27,7 @@ from .data import DeftDataset, ShardSet, data_identity
 from .errors import RunError
 from .modeling import as_requested_now
 from .predict import build_config_of, explain, head_outputs, predict_dataset
-from .runtime import finished, load_run
+from .runtime import finished, load_run, stopped_early
 
 NONE_LABEL = "<none>"
 PROTOCOLS = ("loso", "composite")
@@ -253,8 +253,8 @@ def markdown_table(res: dict, title: str) -> str:
         lines += ["", f"**Partial**: {res.get('n_folds')} held-out subject(s) only (`--max-folds`), not a full "
                       f"{res.get('protocol', '')} figure."]
     if res.get("max_steps"):
-        lines += ["", f"**Stopped early**: the model was trained for {res['max_steps']} step(s) (`--max-steps`), not "
-                      f"its {res.get('epochs')} epochs."]
+        lines += ["", f"**Stopped early**: the model was trained for {res['max_steps']} step(s) (`--max-steps`), "
+                      f"short of its {res.get('epochs')} epochs."]
     per = res.get("head", {}).get("per_class") or {}
     if per:  # which classes the pooled figures come from (the JSON holds the same counts)
         lines += ["", "| class (emotion head, pooled) | clips | recall | F1 |", "|---|---|---|---|"]
@@ -340,7 +340,7 @@ def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int, extra_data: Se
         diffs.append(f"epochs {info.get('epochs')} != {epochs}")
     if info.get("seed") != seed:
         diffs.append(f"seed {info.get('seed')} != {seed}")
-    if info.get("max_steps") is not None:
+    if (stopped_early(info) if finished(fdir) else info.get("max_steps")) is not None:
         diffs.append(f"it stopped at max_steps {info['max_steps']}")
     if info.get("data") != str(Path(data).resolve()):
         diffs.append(f"data {info.get('data')} != {Path(data).resolve()}")
@@ -423,7 +423,7 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
             raise ValueError(f"{run} was trained on every subject (no --fold): nothing is held out to evaluate")
         model, _ = load_run(run)
         cfg = model.config
-        used = [{"epochs": info.get("epochs"), "seed": info.get("seed"), "max_steps": info.get("max_steps"),
+        used = [{"epochs": info.get("epochs"), "seed": info.get("seed"), "max_steps": stopped_early(info),
                  "config": {"experts": list(cfg.experts)}}]
         data = data or info["data"]
         shards = ShardSet(data, cfg)

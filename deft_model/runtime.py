@@ -89,3 +89,11 @@ def load_run(run: str | Path):
     except Exception as e:  # noqa: BLE001
         raise RunError(f"{d}: the run's tokenizer cannot be loaded ({e})") from e
     return model, tok
+
+
+def stopped_early(run: dict) -> int | None:
+    """The steps a finished run trained where ``--max-steps`` stopped it short of its epochs (its run.json); None
+    where it trained them all. A run from before the steps were recorded: its ``max_steps``, if any."""
+    if run.get("steps") is not None and run.get("steps_planned") is not None:
+        return int(run["steps"]) if run["steps"] < run["steps_planned"] else None
+    return run.get("max_steps")

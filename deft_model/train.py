@@ -503,9 +503,14 @@ def _train(data, config, out: Path, fold, epochs, seed, resume, max_steps, batch
                 return None
     acc.wait_for_everyone()
     if acc.is_main_process:
+        # how far it went: a --max-steps larger than the epochs' steps never stopped it (stopped_early)
+        info = json.loads(run_file.read_text())
+        info.update({"steps": g, "steps_planned": epochs * steps_per_epoch})
+        write_json(run_file, info, indent=1)
         _save_final(acc.unwrap_model(model), tok, out)
     acc.wait_for_everyone()
     return out
+
 
 
 def _checkpoint_only_stored_weights(acc) -> None:

@@ -332,6 +332,11 @@ def test_a_fold_run_stopped_by_max_steps_is_evaluated_as_such(tmp_path, small_sh
     assert res["max_steps"] == 2
     assert json.loads((run / "loso_results.json").read_text())["max_steps"] == 2
     assert "**Stopped early**: the model was trained for 2 step(s)" in (run / "loso_results.md").read_text()
+    # a --max-steps its epochs never reach did not stop it (a review's finding: "trained for 10000 step(s)")
+    whole = tmp_path / "whole"
+    train(small_shards_dir, "tiny", whole, fold="casme2/sub01", epochs=1, max_steps=10000, seed=0, verbose=False)
+    assert evaluate.evaluate_run(whole, "loso", generate=False, verbose=False)["max_steps"] is None
+    assert "Stopped early" not in (whole / "loso_results.md").read_text()
 
 
 def test_a_rows_duration_reaches_the_prediction_text(tmp_path):
