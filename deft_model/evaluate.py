@@ -290,7 +290,8 @@ def fold_dirs(keys) -> dict[str, str]:
     ``p 1`` and ``p_1``) each of those with its key's hash, so that no fold finds another's model as its own."""
     keys = sorted(set(keys))
     names = {k: _safe(k) for k in keys}
-    clash = {n for n in names.values() if list(names.values()).count(n) > 1}
+    folded = [n.casefold() for n in names.values()]  # one folder on a case-insensitive disk (macOS, Windows)
+    clash = {n for n in names.values() if folded.count(n.casefold()) > 1}
     return {k: f"{n}-{hashlib.sha1(k.encode()).hexdigest()[:8]}" if n in clash else n for k, n in names.items()}
 
 
@@ -326,7 +327,8 @@ def _jsonable(x):
     return json.loads(json.dumps(x, default=str))
 
 
-def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int, extra_data: Sequence = ()) -> str | None:
+def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int, extra_data: Sequence = (), key: str | None = None
+                   ) -> str | None:
     """Why the fold folder ``fdir`` (finished or partial) does not hold the requested training; None if it
     does or holds nothing yet. Configs are compared as requested (run.json's ``request``), not as
     training filled them in."""
@@ -336,6 +338,8 @@ def _fold_mismatch(fdir: Path, data, cfg, epochs: int, seed: int, extra_data: Se
         return None
     info = json.loads((fdir / "run.json").read_text())
     diffs = []
+    if key is not None and info.get("fold") not in (None, key):  # a folder another fold's model took (renamed since)
+        diffs.append(f"it holds fold {info.get('fold')!r}")
     if info.get("epochs") != epochs:
         diffs.append(f"epochs {info.get('epochs')} != {epochs}")
     if info.get("seed") != seed:
@@ -375,7 +379,7 @@ def loso_clips(run: Path, protocol: str, data, config, extra: dict, shards: Shar
         fdir = run / protocol / "folds" / dirs[key]
         _, held = shards.split(key)
         fold_cfg = load_config(config, **extra)
-        why = _fold_mismatch(fdir, data, fold_cfg, epochs, seed, extra_data)
+        why = _fold_mismatch(fdir, data, fold_cfg, epochs, seed, extra_data, key)
         if why:
             say(f"[{protocol}] fold {key}: {why}; retraining it")
             shutil.rmtree(fdir)
@@ -406,7 +410,8 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
 
     * ``run`` holds a finished ``deft train --fold`` model: evaluate it on its held-out subject.
     * otherwise: leave-one-subject-out over ``data``: train (or reuse) one model per subject under
-      ``run/<protocol>/folds/<db>__<subject>/`` and pool every fold's held-out predictions.
+      ``run/<protocol>/folds/<db>__<subject>/`` (:func:`fold_dirs`: with a hash where two subjects would share a
+      folder) and pool every fold's held-out predictions.
     ``baselines``: also score the baselines (``deft_model.baselines``) on the same folds and seed.
     ``extra_data``: further builds every fold (and the baselines) also trains on; never held out or scored.
     Writes ``<protocol>_results.json``, ``.md`` and ``_predictions.jsonl``.

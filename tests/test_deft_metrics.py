@@ -280,24 +280,43 @@ def test_baselines_that_cannot_be_scored_leave_the_models_results_written(tmp_pa
 
 def test_subjects_whose_names_make_one_folder_get_a_fold_folder_each(tmp_path, small_shards_dir):  # noqa: F811
     """Subjects `p 1` and `p_1` both had the fold folder `manifest__p_1`: the second fold reused the first's model,
-    trained on its own held-out subject (an assert caught it, with a traceback; under `python -O`, nothing did)."""
+    trained on its own held-out subject (an assert caught it, with a traceback; under `python -O`, nothing did). A
+    folder holding another fold's model is that fold's mismatch, trained again."""
+    import json
     import shutil
 
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from deft_model import evaluate
-    from deft_model.errors import RunError
 
     dirs = evaluate.fold_dirs(["manifest/p 1", "manifest/p_1", "manifest/p3", "casme2/sub01"])
     assert len(set(dirs.values())) == 4
     assert dirs["manifest/p3"] == "manifest__p3" and dirs["casme2/sub01"] == "casme2__sub01"  # as before: reused
     assert dirs["manifest/p 1"].startswith("manifest__p_1-") and dirs["manifest/p_1"].startswith("manifest__p_1-")
     assert evaluate.fold_dirs(["manifest/p_1", "manifest/p 1"]) == evaluate.fold_dirs(["manifest/p 1", "manifest/p_1"])
-    # a fold folder holding another fold's model (a copy, or a folder named by an older version) is refused
+    assert len(set(evaluate.fold_dirs(["manifest/Sub01", "manifest/sub01"]).values())) == 2  # case-insensitive disks
+    # a fold folder holding another fold's model (a copy, or a folder an older version named) is trained again
     run = tmp_path / "run"
     evaluate.evaluate_run(run, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False, max_folds=1)
     folds = run / "loso" / "folds"
     shutil.copytree(folds / "casme2__sub01", folds / "casme2__sub02")
-    with pytest.raises(RunError, match=r"casme2__sub02 holds the model of fold 'casme2/sub01', not of 'casme2/sub02'"):
-        evaluate.evaluate_run(run, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False)
+    evaluate.evaluate_run(run, "loso", data=small_shards_dir, epochs=1, generate=False, verbose=False)
+    assert json.loads((folds / "casme2__sub02" / "run.json").read_text())["fold"] == "casme2/sub02"
+    # end to end: subjects `p 1` and `p_1` (one folder before) each get their own model, trained without themselves
+    data = tmp_path / "collide"
+    shutil.copytree(small_shards_dir, data)
+    for f in (data / "data").glob("*.parquet"):
+        t = pq.read_table(f)
+        for name in ("subject", "clip_id", "id"):
+            col = [v.replace("sub01", "p 1").replace("sub02", "p_1") for v in t.column(name).to_pylist()]
+            t = t.set_column(t.schema.get_field_index(name), name, pa.array(col, pa.string()))
+        pq.write_table(t, f)
+    other = tmp_path / "other"
+    evaluate.evaluate_run(other, "loso", data=data, epochs=1, generate=False, verbose=False)
+    runs = [json.loads(p.read_text()) for p in sorted((other / "loso" / "folds").glob("*/run.json"))]
+    assert sorted(r["fold"] for r in runs) == ["casme2/p 1", "casme2/p_1"]
+    assert all(r["fold"] not in r["train_subjects"] for r in runs)
 
 
 def test_composite_evaluation_says_why_a_clip_of_others_is_not_scored(tmp_path):
