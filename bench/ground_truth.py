@@ -15,15 +15,17 @@ planted, blinks at the apex reported as AU45, then the same figures per amplitud
 hard profile), per band of planted amplitude (``--edges``, crop px: where detection
 stops), per identity and per AU, over all formats together.
 
-``--evidence DIR``: no build; each database is synthesised once into DIR and each clip's evidence measured once
-beside it (again where the code or a measuring setting changed: ``validation.real_footage.measure_stored``), then
-only the cross-check runs: a ``check.*`` setting is scored on every clip in seconds. The figures are a build's, less
-its text (text direction n/a).
+``--evidence DIR``: no build; each database is synthesised once into DIR (again where the generator's code changed)
+and each clip's evidence measured once beside it (again where the builder's code or a measuring setting changed:
+``validation.real_footage.measure_stored``), then only the cross-check runs: a ``check.*`` setting is scored on every
+clip in seconds. The figures are a build's, less its text (text direction n/a); a second opinion
+(``check.au_detector``) and ``check.policy=drop`` need a build and are refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import tempfile
 import time
 from collections import defaultdict
@@ -43,6 +45,18 @@ SHORT = {"moved_labelled_supported": "moved labelled supported",
          "inferred_aus_planted": "SMIC inferred AUs planted",
          "unexplained_aus_planted": "unexplained AUs planted",
          "blinks_at_apex_reported_as_au45": "blinks at apex as AU45"}
+
+
+def _synth_stamp() -> str:
+    """A hash of the synthetic generator's code (``unimer_builder/synth``) and the media list it draws faces from."""
+    h = hashlib.sha256()
+    root = Path(u.__file__).parent
+    for path in sorted([*(root / "synth").rglob("*.py"), root / "validation" / "media.py"]):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+SYNTH_STAMP = _synth_stamp()
 
 
 def cell(f: dict) -> str:
@@ -108,8 +122,9 @@ def main() -> None:
                 rows = load_rows(out)
                 found = items(src / "ground_truth.json", out, rows)
             else:
+                # the generator's code in the name: a database it would now make otherwise is made again
                 src = args.evidence / (f"{fmt}-{args.profile}-{args.identities or 'default'}-{args.framing}-seed{args.seed}"
-                                       f"-{args.clips}x{args.frames}-{args.subjects}")
+                                       f"-{args.clips}x{args.frames}-{args.subjects}-{SYNTH_STAMP}")
                 if not (src / "ground_truth.json").is_file():
                     u.synthesize(src, fmt, clips=args.clips, subjects=args.subjects, seed=args.seed, frames=args.frames,
                                  profile=args.profile, identities=args.identities, framing=args.framing)

@@ -216,3 +216,5 @@ def test_figures_from_stored_evidence_are_the_builds(tmp_path):
     assert sum(map(len, (r["aus_supported"] for r in strict.values()))) < \
         sum(map(len, (r["aus_supported"] for r in rows.values())))
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "src-evidence").rglob("*.pkl"))] == times
+    with pytest.raises(ValueError, match="check.au_detector or check.policy=drop"):  # a build's, not the stored
+        stored_rows(src, "casme2", cfg.with_(**{"check.policy": "drop"}), workers=1)

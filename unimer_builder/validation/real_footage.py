@@ -563,10 +563,19 @@ def measure_stored(folder: Path | str, clips: list[Clip], cfg: BuildConfig, work
     return {c.clip_id: pickle.loads(where[c.clip_id].read_bytes()) for c in clips}
 
 
+def _stored_scoring_can(cfg: BuildConfig, what: str) -> None:
+    """Stored evidence is re-scored by the cross-check alone: a build's second opinion (``check.au_detector``) and
+    ``check.policy=drop`` (which drops flagged clips) have no stored counterpart, and are refused."""
+    if cfg.check.au_detector != BuildConfig().check.au_detector or cfg.check.policy == "drop":
+        raise ValueError(f"stored evidence is re-scored by the cross-check alone: build {what} (no --evidence) for "
+                         f"check.au_detector or check.policy=drop")
+
+
 def stored_rows(src: Path, fmt: str, cfg: BuildConfig, workers: int = 0) -> dict[str, dict]:
     """The rows (``groundtruth.load_rows``' fields, no text) a build of the database ``src`` would be scored by, each
     clip's evidence measured once into a folder beside ``src`` (:func:`measure_stored`): a synthetic database's
     figures (``bench/ground_truth.py --evidence``) for a change to the cross-check, in seconds."""
+    _stored_scoring_can(cfg, "the database")
     src = Path(src)
     _, clips, _ = pipeline.read_input(src, fmt)
     evidence = measure_stored(src.with_name(src.name + "-evidence"), clips, cfg, workers)
@@ -592,9 +601,7 @@ def evaluate_stored(folder: Path | str, windows: list[Window] | None = None, pre
     change to the cross-check or its settings is scored in seconds. ``workers`` 0: one per core. A build's second
     opinion (``check.au_detector``) and ``check.policy=drop`` have no stored counterpart: they are refused."""
     cfg = _with_preset(cfg, preset)
-    if cfg.check.au_detector != BuildConfig().check.au_detector or cfg.check.policy == "drop":
-        raise ValueError("stored evidence is re-scored by the cross-check alone: build the windows "
-                         "(no --evidence) for check.au_detector or check.policy=drop")
+    _stored_scoring_can(cfg, "the windows")
     windows = load_windows() if windows is None else windows
     folder = Path(folder)
     _, clips, skips = pipeline.read_input(write_manifest(windows, folder / "source", fetch=fetch), "manifest")
