@@ -140,13 +140,14 @@ def evaluate_baselines(data: str | Path, folds: Sequence[str] | None = None, pro
 
     d = clip_data(data, protocol, extra_data, emotion_target)
     fold_of = np.array(d["fold"])
-    keys = list(folds) if folds else sorted(set(fold_of[~d["extra"]]))
-    keys = [k for k in keys if k in set(fold_of[~d["extra"]])]
+    asked = list(folds) if folds else sorted(set(fold_of[~d["extra"]]))
+    keys = [k for k in asked if k in set(fold_of[~d["extra"]])]
     if not keys:
         raise ShardError(f"no fold of {data} asked for has a clip with a target for protocol {protocol!r}")
     labels = np.array(d["label"], dtype=object)
     preds = {name: {} for name in TITLES}
-    for i, key in enumerate(keys):
+    for key in keys:
+        i = asked.index(key)  # each fold's seed by its place among the folds asked: the same whichever are left out
         test = np.nonzero((fold_of == key) & ~d["extra"])[0]
         train = np.nonzero((fold_of != key) | d["extra"])[0]
         if not len(train):

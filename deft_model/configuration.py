@@ -91,7 +91,12 @@ def sub_config(d: dict | PretrainedConfig | None) -> PretrainedConfig | None:
 def home_expanded(name: str | None) -> str | None:
     """A base model's folder written from the home folder (``~/models/qwen``): no shell expands it inside a config file
     or after ``--set llm=``, and a Hub id never starts with ``~``."""
-    return str(Path(name).expanduser()) if isinstance(name, str) and name.startswith("~") else name
+    if not (isinstance(name, str) and name.startswith("~")):
+        return name
+    try:
+        return str(Path(name).expanduser())
+    except RuntimeError as e:  # ~nosuchuser/..., or no home folder
+        raise ValueError(f"base model {name!r}: {e} (write the folder's full path)") from e
 
 
 class DeftConfig(PretrainedConfig):

@@ -509,12 +509,14 @@ def evaluate_run(run: str | Path, protocol: str = "loso", data: str | Path | Non
         from .baselines import evaluate_baselines
 
         say(f"[{protocol}] baselines on the same {len(fold_keys)} fold(s)")
+        # a single fold run trained beside its own extra data: the baselines train on it too
+        base_extra = list(extra_data) or (list(info.get("extra_data") or []) if single else [])
         try:
             res["baselines"] = evaluate_baselines(data, fold_keys, protocol=protocol, seed=int(sd[0] if sd else seed),
-                                                  out_dir=out_dir, extra_data=extra_data,
+                                                  out_dir=out_dir, extra_data=base_extra,
                                                   emotion_target=cfg.emotion_target)
-        except (ValueError, RuntimeError) as e:  # every fold model is trained: its results still count
-            res["baselines_error"] = str(e)
+        except Exception as e:  # noqa: BLE001 - every fold model is trained: its results are written whatever failed
+            res["baselines_error"] = str(e) if isinstance(e, (ValueError, RuntimeError)) else f"{type(e).__name__}: {e}"
             say(f"[{protocol}] note: the baselines could not be scored ({e}); DEFT-LLM's results are written "
                 f"without them")
     out_dir.mkdir(parents=True, exist_ok=True)

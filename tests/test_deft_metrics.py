@@ -277,6 +277,15 @@ def test_baselines_that_cannot_be_scored_leave_the_models_results_written(tmp_pa
     assert r.exit_code == 2 and "--baselines: the logistic-regression baseline needs scikit-learn" in r.output, r.output
     assert "DEFT-LLM's results are written" in r.output
 
+    def broken(*a, **k):
+        raise KeyError("region")  # any fault of the baselines' own: the trained folds' results are still written
+
+    monkeypatch.setattr(baselines, "evaluate_baselines", broken)
+    evaluate.evaluate_run(tmp_path / "run", "loso", data=data, epochs=1, generate=False, verbose=False, max_folds=1,
+                          baselines=True)
+    written = json.loads((tmp_path / "run" / "loso" / "loso_results.json").read_text())
+    assert written["baselines_error"] == "KeyError: 'region'"
+
 
 def test_subjects_whose_names_make_one_folder_get_a_fold_folder_each(tmp_path, small_shards_dir):  # noqa: F811
     """Subjects `p 1` and `p_1` both had the fold folder `manifest__p_1`: the second fold reused the first's model,

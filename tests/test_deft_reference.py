@@ -156,3 +156,11 @@ def test_a_base_model_folder_written_from_home_is_found(bases, tmp_path, monkeyp
     assert cfg.llm == str(home / "models" / bases[0].name) and cfg.vision == str(home / "models" / bases[1].name)
     tok = load_hub_tokenizer(cfg.llm, list(cfg.placeholders.values()))
     assert DeftModel.from_components(cfg, tok).config.llm == cfg.llm
+
+
+def test_a_home_folder_that_cannot_be_found_is_named():
+    from deft_model.configuration import home_expanded
+
+    with pytest.raises(ValueError, match=r"base model '~no_such_user_here/x'"):
+        home_expanded("~no_such_user_here/x")
+    assert home_expanded("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
